@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds (release and ASan+UBSan), and runs the whole suite:
+# C unit tests (ctest) in both builds, then the black-box tests (node --test) against
+# the real binaries. Exit status is non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+scripts/deps.sh --test
+
+echo "== build (release)"
+scripts/build.sh release
+echo "== build (asan+ubsan)"
+scripts/build.sh asan
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "== unit tests (release)"
+(cd build && ctest --output-on-failure -j2)
+echo "== unit tests (asan+ubsan)"
+(cd build-asan && ctest --output-on-failure -j2)
+
+shopt -s nullglob
+node_tests=(tests/blackbox/*.test.mjs)
+if [ ${#node_tests[@]} -gt 0 ]; then
+  echo "== black-box tests (release binary)"
+  SHARDVAULT_BIN="$PWD/build/shardvault" node --test --test-concurrency=2 "${node_tests[@]}"
+  asan_tests=(tests/blackbox/*.asan.test.mjs)
+  if [ ${#asan_tests[@]} -gt 0 ]; then
+    echo "== black-box tests (asan+ubsan binary)"
+    SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"
+  fi
+fi
+echo "== suite finished in $(( $(date +%s) - start ))s"

@@ -1,0 +1,162 @@
+/* core — errors, logging, UUIDs, time, growable buffers, name validation,
+ * hashing and environment configuration. Knows nothing of the rest of
+ * shardvault; every other module may include it.
+ *
+ * Conventions used everywhere:
+ *  - fallible functions return 0 or a negative SV_E* code and take
+ *    `sv_err *err` last (may be NULL); the message says what to fix.
+ *  - memory returned by a function named *_new / *_dup / *_take is owned by
+ *    the caller and released with the matching *_free / free().
+ */
+#ifndef SV_CORE_H
+#define SV_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define SV_VERSION "0.1.0"
+#ifndef SV_GIT_SHA
+#define SV_GIT_SHA "unknown"
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+    SV_OK = 0,
+    SV_EINVAL = -1,       /* the input is invalid: 422 (or 400 for syntax) */
+    SV_EPARSE = -2,       /* malformed input that could not be parsed: 400 */
+    SV_ENOTFOUND = -3,    /* 404 */
+    SV_EEXIST = -4,       /* already exists: 409 */
+    SV_ECONFLICT = -5,    /* state conflict (busy, already running): 409 */
+    SV_ESTATE = -6,       /* valid request, wrong state (inactive tenant): 422 */
+    SV_ETOOBIG = -7,      /* 413 */
+    SV_EUNAVAIL = -8,     /* shutting down / not ready: 503 */
+    SV_EIO = -9,          /* disk or network failure: 500 */
+    SV_ENOMEM = -10,      /* 500 */
+    SV_ECORRUPT = -11,    /* stored data failed a check: 500 */
+    SV_ECANCELED = -12,   /* the operation was canceled */
+    SV_EUNSUPPORTED = -13,/* the backend cannot do this: 422/501 */
+    SV_ETIMEOUT = -14,    /* 504/500 */
+    SV_EINTERNAL = -15,   /* a bug: 500 */
+    SV_EDENIED = -16,     /* 403 */
+};
+
+typedef struct sv_err {
+    int code;
+    char msg[512];
+} sv_err;
+
+/* Sets err (if non-NULL) and returns code, so `return sv_fail(err, ...)`. */
+int sv_fail(sv_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefixes an existing message: "context: old message". Returns err->code. */
+int sv_err_wrap(sv_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sv_err_clear(sv_err *err);
+const char *sv_strerror(int code); /* short name of a code, e.g. "not found" */
+
+/* ---- logging ------------------------------------------------------------ */
+/* One line per event on stderr: `ts=... level=info msg="..." key=value`,
+ * or JSON lines when format is "json". Thread-safe. */
+
+typedef enum { SV_LOG_DEBUG, SV_LOG_INFO, SV_LOG_WARN, SV_LOG_ERROR, SV_LOG_OFF } sv_log_level;
+
+int sv_log_set_level_name(const char *name); /* "debug"|"info"|"warn"|"error"|"off"; -EINVAL otherwise */
+void sv_log_set_level(sv_log_level level);
+void sv_log_set_json(bool json);
+bool sv_log_enabled(sv_log_level level);
+/* kv is a preformatted `key=value key2="x y"` string, may be NULL. */
+void sv_log(sv_log_level level, const char *msg, const char *kvfmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define sv_debug(msg, ...) sv_log(SV_LOG_DEBUG, msg, __VA_ARGS__)
+#define sv_info(msg, ...) sv_log(SV_LOG_INFO, msg, __VA_ARGS__)
+#define sv_warn(msg, ...) sv_log(SV_LOG_WARN, msg, __VA_ARGS__)
+#define sv_error(msg, ...) sv_log(SV_LOG_ERROR, msg, __VA_ARGS__)
+
+/* ---- time --------------------------------------------------------------- */
+
+int64_t sv_now_ms(void);        /* wall clock, ms since epoch */
+int64_t sv_mono_ns(void);       /* monotonic, for durations */
+void sv_sleep_ms(int64_t ms);
+/* ISO-8601 UTC with milliseconds, "2026-11-21T16:18:15.123Z"; out >= 32 bytes. */
+void sv_format_time_ms(int64_t ms, char *out, size_t outlen);
+
+/* ---- UUID --------------------------------------------------------------- */
+
+typedef struct sv_uuid { uint8_t b[16]; } sv_uuid;
+
+/* Accepts the canonical 8-4-4-4-12 hex form, either case. len = strlen. */
+int sv_uuid_parse(const char *s, size_t len, sv_uuid *out);
+void sv_uuid_format(const sv_uuid *u, char out[37]); /* lower case + NUL */
+void sv_uuid_v4(sv_uuid *out);                        /* random (getrandom) */
+int sv_uuid_cmp(const sv_uuid *a, const sv_uuid *b);
+
+/* ---- hashing ------------------------------------------------------------ */
+
+uint64_t sv_hash64(const void *data, size_t len); /* xxh3, stable across versions */
+
+/* ---- growable buffer ---------------------------------------------------- */
+
+typedef struct sv_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} sv_buf;
+
+/* All return 0 or SV_ENOMEM. A zeroed sv_buf is a valid empty buffer. */
+int sv_buf_reserve(sv_buf *b, size_t extra);
+int sv_buf_append(sv_buf *b, const void *data, size_t len);
+int sv_buf_append_str(sv_buf *b, const char *s);
+int sv_buf_printf(sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sv_buf_putc(sv_buf *b, uint8_t c);
+void sv_buf_reset(sv_buf *b);  /* len = 0, keeps memory */
+void sv_buf_free(sv_buf *b);   /* releases memory, leaves b zeroed */
+/* NUL-terminates (not counted in len) and returns data; NULL on ENOMEM. */
+char *sv_buf_cstr(sv_buf *b);
+
+/* ---- names -------------------------------------------------------------- */
+/* Every externally supplied name is checked before it touches a key or a
+ * path. Each returns 0 or SV_EINVAL with a message naming the rule. */
+
+/* Collection: ^[A-Za-z][A-Za-z0-9_]{0,127}$ (as Weaviate classes). */
+int sv_check_collection_name(const char *s, sv_err *err);
+/* Tenant / property / vector name: ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$ */
+int sv_check_tenant_name(const char *s, sv_err *err);
+int sv_check_property_name(const char *s, sv_err *err);
+/* Export id: ^[a-z0-9_-]{1,128}$ */
+int sv_check_export_id(const char *s, sv_err *err);
+/* Snapshot name: ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$ */
+int sv_check_snapshot_name(const char *s, sv_err *err);
+
+/* ---- files -------------------------------------------------------------- */
+
+int sv_mkdirs(const char *path, sv_err *err);           /* mkdir -p, 0755 */
+int sv_rmtree(const char *path, sv_err *err);           /* rm -rf; missing is fine */
+int sv_fsync_dir(const char *path, sv_err *err);
+/* Writes data to path atomically: temp file, fsync, rename, fsync dir. */
+int sv_write_file_atomic(const char *path, const void *data, size_t len, sv_err *err);
+/* Reads a whole file (NUL-terminated, *len excludes the NUL). Caller frees. */
+int sv_read_file(const char *path, char **data, size_t *len, sv_err *err);
+int64_t sv_dir_bytes(const char *path); /* total size of regular files below path, <0 on error */
+bool sv_path_exists(const char *path);
+
+/* ---- configuration from the environment --------------------------------- */
+
+const char *sv_env_str(const char *name, const char *dflt);
+/* Parses an integer with optional K/M/G/Ki/Mi/Gi suffix; dflt if unset.
+ * Returns SV_EINVAL (with message naming the variable) if set but malformed. */
+int sv_env_int(const char *name, int64_t dflt, int64_t *out, sv_err *err);
+int sv_env_bool(const char *name, bool dflt, bool *out, sv_err *err);
+/* Same parsing for flag values: "64Mi", "1000", "2G". */
+int sv_parse_size(const char *s, int64_t *out);
+int sv_parse_bool(const char *s, bool *out);
+
+/* ---- misc --------------------------------------------------------------- */
+
+int sv_cpu_count(void);
+/* Peak resident set size of this process in bytes (getrusage). */
+int64_t sv_peak_rss_bytes(void);
+
+#endif

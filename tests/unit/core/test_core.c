@@ -1,0 +1,115 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "core.h"
+
+static void uuid_roundtrip(void **state)
+{
+    sv_uuid u;
+    const char *s = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
+    assert_int_equal(sv_uuid_parse(s, strlen(s), &u), 0);
+    char out[37];
+    sv_uuid_format(&u, out);
+    assert_string_equal(out, "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+    assert_int_equal(sv_uuid_parse("6f9619ff8b86-d011-b42d-00c04fc964ff0", 36, &u), SV_EINVAL);
+    assert_int_equal(sv_uuid_parse("6f9619ff-8b86-d011-b42d-00c04fc964fg", 36, &u), SV_EINVAL);
+    assert_int_equal(sv_uuid_parse("short", 5, &u), SV_EINVAL);
+    sv_uuid a, b;
+    sv_uuid_v4(&a);
+    sv_uuid_v4(&b);
+    assert_int_not_equal(sv_uuid_cmp(&a, &b), 0);
+    assert_int_equal(a.b[6] >> 4, 4);
+}
+
+static void names(void **state)
+{
+    sv_err err = {0};
+    assert_int_equal(sv_check_collection_name("Article_2", &err), 0);
+    assert_int_equal(sv_check_collection_name("2Article", &err), SV_EINVAL);
+    assert_non_null(strstr(err.msg, "first character"));
+    assert_int_equal(sv_check_collection_name("../etc", &err), SV_EINVAL);
+    assert_int_equal(sv_check_collection_name("", &err), SV_EINVAL);
+    assert_int_equal(sv_check_export_id("my-export_1", &err), 0);
+    assert_int_equal(sv_check_export_id("My", &err), SV_EINVAL);
+    assert_int_equal(sv_check_tenant_name("tenant-1", &err), 0);
+    assert_int_equal(sv_check_tenant_name("a/b", &err), SV_EINVAL);
+    assert_int_equal(sv_check_snapshot_name("-x", &err), SV_EINVAL);
+    assert_int_equal(sv_check_snapshot_name("snap-1", &err), 0);
+    char longname[200];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[199] = 0;
+    assert_int_equal(sv_check_collection_name(longname, &err), SV_EINVAL);
+}
+
+static void buffers(void **state)
+{
+    sv_buf b = {0};
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(sv_buf_printf(&b, "%d,", i), 0);
+    assert_true(b.len > 1000);
+    assert_memory_equal(b.data, "0,1,2,", 6);
+    assert_string_equal(sv_buf_cstr(&b) + b.len - 4, "999,");
+    sv_buf_free(&b);
+    assert_null(b.data);
+}
+
+static void sizes(void **state)
+{
+    int64_t v;
+    assert_int_equal(sv_parse_size("64Mi", &v), 0);
+    assert_int_equal(v, 64 * 1024 * 1024);
+    assert_int_equal(sv_parse_size("2G", &v), 0);
+    assert_int_equal(v, 2000000000LL);
+    assert_int_equal(sv_parse_size("12x", &v), SV_EINVAL);
+    assert_int_equal(sv_parse_size("", &v), SV_EINVAL);
+    bool b;
+    assert_int_equal(sv_parse_bool("false", &b), 0);
+    assert_false(b);
+    assert_int_equal(sv_parse_bool("nah", &b), SV_EINVAL);
+}
+
+static void errors(void **state)
+{
+    sv_err err = {0};
+    assert_int_equal(sv_fail(&err, SV_ENOTFOUND, "collection %s", "X"), SV_ENOTFOUND);
+    assert_int_equal(sv_err_wrap(&err, "get"), SV_ENOTFOUND);
+    assert_string_equal(err.msg, "get: collection X");
+    assert_int_equal(sv_fail(NULL, SV_EIO, "ignored"), SV_EIO);
+}
+
+static void files(void **state)
+{
+    const char *base = getenv("SV_TEST_TMP") ? getenv("SV_TEST_TMP") : "/tmp";
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/core_files/a/b", base);
+    sv_err err = {0};
+    assert_int_equal(sv_mkdirs(dir, &err), 0);
+    snprintf(path, sizeof path, "%s/x.json", dir);
+    assert_int_equal(sv_write_file_atomic(path, "{\"a\":1}", 7, &err), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(sv_read_file(path, &data, &len, &err), 0);
+    assert_int_equal(len, 7);
+    assert_string_equal(data, "{\"a\":1}");
+    free(data);
+    assert_int_equal(sv_dir_bytes(dir), 7);
+    snprintf(dir, sizeof dir, "%s/core_files", base);
+    assert_int_equal(sv_rmtree(dir, &err), 0);
+    assert_false(sv_path_exists(dir));
+    assert_int_equal(sv_read_file(path, &data, &len, &err), SV_ENOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(uuid_roundtrip), cmocka_unit_test(names), cmocka_unit_test(buffers),
+        cmocka_unit_test(sizes),          cmocka_unit_test(errors), cmocka_unit_test(files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
