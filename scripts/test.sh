@@ -24,11 +24,11 @@ shopt -s nullglob
 node_tests=(tests/blackbox/*.test.mjs)
 if [ ${#node_tests[@]} -gt 0 ]; then
   echo "== black-box tests (release binary)"
-  SHARDVAULT_BIN="$PWD/build/shardvault" node --test --test-concurrency=2 "${node_tests[@]}"
+  SV_BUILD_DIR="$PWD/build" SHARDVAULT_BIN="$PWD/build/shardvault" node --test --test-concurrency=2 "${node_tests[@]}"
   asan_tests=(tests/blackbox/*.asan.test.mjs)
   if [ ${#asan_tests[@]} -gt 0 ]; then
     echo "== black-box tests (asan+ubsan binary)"
-    SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"
+    SV_BUILD_DIR="$PWD/build-asan" SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"
   fi
 fi
 echo "== suite finished in $(( $(date +%s) - start ))s"
