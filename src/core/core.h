@@ -115,6 +115,9 @@ void sv_buf_reset(sv_buf *b);  /* len = 0, keeps memory */
 void sv_buf_free(sv_buf *b);   /* releases memory, leaves b zeroed */
 /* NUL-terminates (not counted in len) and returns data; NULL on ENOMEM. */
 char *sv_buf_cstr(sv_buf *b);
+/* Appends s as a quoted JSON string, escaping quotes, backslashes and
+ * control bytes (other bytes are copied as they are). */
+int sv_buf_json_string(sv_buf *b, const char *s, size_t len);
 
 /* ---- names -------------------------------------------------------------- */
 /* Every externally supplied name is checked before it touches a key or a

@@ -186,6 +186,36 @@ char *sv_buf_cstr(sv_buf *b)
     return (char *)b->data;
 }
 
+int sv_buf_json_string(sv_buf *b, const char *s, size_t len)
+{
+    static const char hx[] = "0123456789abcdef";
+    if (sv_buf_reserve(b, len + 2))
+        return SV_ENOMEM;
+    b->data[b->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            if (sv_buf_putc(b, c))
+                return SV_ENOMEM;
+            continue;
+        }
+        char esc[7] = {'\\', (char)c, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hx[c >> 4]; esc[5] = hx[c & 15];
+            n = 6;
+        }
+        if (sv_buf_append(b, esc, n))
+            return SV_ENOMEM;
+    }
+    return sv_buf_putc(b, '"');
+}
+
 /* ---- names ---- */
 
 static int check_name(const char *what, const char *rule, const char *s, size_t maxlen,

@@ -55,6 +55,9 @@ static void buffers(void **state)
     assert_true(b.len > 1000);
     assert_memory_equal(b.data, "0,1,2,", 6);
     assert_string_equal(sv_buf_cstr(&b) + b.len - 4, "999,");
+    sv_buf_reset(&b);
+    assert_int_equal(sv_buf_json_string(&b, "a\"b\\c\n\x01", 7), 0);
+    assert_string_equal(sv_buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
     sv_buf_free(&b);
     assert_null(b.data);
 }

@@ -1,0 +1,98 @@
+/* store — collections, tenants, shards and objects.
+ *
+ * Collections, tenants and shard placement persist in the catalog before the
+ * in-memory view changes; at open the view is rebuilt from the catalog. Each
+ * shard is one RocksDB (engine) under <data>/shards/<collection uid>/<shard>.
+ * Objects map to shards by a stable hash of the UUID, or to their tenant.
+ *
+ * Control-plane answers are jansson values in the API's JSON shapes (caller
+ * owns them: json_decref). Object answers are appended to an sv_buf as JSON.
+ * Thread-safe: any number of threads may call any function concurrently.
+ */
+#ifndef SV_STORE_H
+#define SV_STORE_H
+
+#include <jansson.h>
+
+#include "catalog.h"
+#include "core.h"
+#include "record.h"
+
+typedef struct sv_store sv_store;
+
+typedef struct sv_store_opts {
+    const char *data_dir;          /* required */
+    int64_t block_cache_bytes;     /* 0 = engine default */
+    int64_t write_buffer_bytes;    /* 0 = engine default */
+    bool sync_writes;              /* fsync every write (power-loss durability) */
+    const char *node_name;         /* shard placement; NULL = "node1" */
+} sv_store_opts;
+
+/* cat is borrowed and must outlive the store. */
+int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv_err *err);
+/* Flushes and closes every shard. NULL is fine. */
+void sv_store_close(sv_store *st);
+
+/* ---- collections -------------------------------------------------------- */
+
+int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err);
+int sv_store_get_collection(sv_store *st, const char *name, json_t **out, sv_err *err);
+int sv_store_list_collections(sv_store *st, json_t **out, sv_err *err);
+int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err);
+/* A copy of a collection's schema (caller frees with sv_schema_free). */
+int sv_store_schema(sv_store *st, const char *name, sv_schema **out, sv_err *err);
+
+/* ---- tenants and shards ------------------------------------------------- */
+
+/* body: {"tenants":[{"name":"t1","status"?:"ACTIVE"|"INACTIVE"}]} */
+int sv_store_add_tenants(sv_store *st, const char *collection, json_t *body, json_t **out, sv_err *err);
+/* body: {"tenants":[{"name":"t1","status":"INACTIVE"}]} */
+int sv_store_update_tenants(sv_store *st, const char *collection, json_t *body, json_t **out, sv_err *err);
+/* body: {"tenants":["t1","t2"]} */
+int sv_store_delete_tenants(sv_store *st, const char *collection, json_t *body, sv_err *err);
+int sv_store_list_tenants(sv_store *st, const char *collection, json_t **out, sv_err *err);
+int sv_store_list_shards(sv_store *st, const char *collection, json_t **out, sv_err *err);
+
+/* ---- objects ------------------------------------------------------------ */
+
+/* Creates or replaces one object (the API shape). path_id, when non-NULL,
+ * is the id from the URL and must match the body's id if it has one.
+ * query_tenant (may be NULL) is ?tenant=. Appends the stored object's JSON. */
+int sv_store_put_object(sv_store *st, const char *collection, const char *path_id, const char *query_tenant,
+                        const char *json, size_t len, sv_buf *out, sv_err *err);
+int sv_store_get_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_buf *out,
+                        sv_err *err);
+int sv_store_delete_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_err *err);
+/* Appends {"objects":[...],"next":<uuid>|null}; ordered by id within each
+ * shard, shards in order (the cursor is "<shard-index>:<uuid>" encoded as the
+ * uuid of the last object; see docs/api.md). after may be NULL. */
+int sv_store_list_objects(sv_store *st, const char *collection, const char *tenant, const char *after, int limit,
+                          sv_buf *out, sv_err *err);
+
+/* ---- batch import ------------------------------------------------------- */
+
+/* A batch accumulates objects from one request and writes them shard by
+ * shard in groups; each object gets its own result, so one bad object does
+ * not fail the others. An object's result is final (and its write durable
+ * per the store's durability) once sv_batch_flush or sv_batch_end returned. */
+typedef struct sv_batch sv_batch;
+
+sv_batch *sv_batch_begin(sv_store *st);
+/* Adds one object's JSON (with "collection"); never fails the batch: a bad
+ * object is recorded as an error result. Returns SV_ENOMEM only. */
+int sv_batch_add(sv_batch *b, const char *json, size_t len);
+/* Appends {"results":[...],"ok":n,"failed":m} and frees the batch. */
+int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
+void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
+
+/* ---- introspection (metrics) -------------------------------------------- */
+
+typedef struct sv_store_stats {
+    int64_t collections;
+    int64_t shards_open;
+    int64_t objects_written; /* since start */
+    int64_t objects_deleted;
+} sv_store_stats;
+void sv_store_get_stats(sv_store *st, sv_store_stats *out);
+
+#endif
