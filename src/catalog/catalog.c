@@ -1,0 +1,126 @@
+/* catalog front: URL parsing, argument checks, dispatch to a driver. */
+#include "catalog_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int sv_catalog_open(const char *url, sv_catalog **out, sv_err *err)
+{
+    *out = NULL;
+    if (!url || !*url)
+        return sv_fail(err, SV_EINVAL, "catalog URL is empty; use embedded:///path/to/dir or a directory path");
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return sv_catalog_embedded_open(url, out, err);
+    size_t slen = (size_t)(sep - url);
+    const char *rest = sep + 3;
+    if (slen == 8 && !strncmp(url, "embedded", 8)) {
+        /* embedded:///abs -> /abs ; embedded://./rel -> ./rel */
+        if (!*rest)
+            return sv_fail(err, SV_EINVAL, "catalog URL %s has no directory; use embedded:///abs/dir", url);
+        if (rest[0] != '/' && rest[0] != '.')
+            return sv_fail(err, SV_EINVAL,
+                           "catalog URL %s: the directory must be absolute (embedded:///abs/dir) or relative "
+                           "(embedded://./rel/dir)",
+                           url);
+        return sv_catalog_embedded_open(rest, out, err);
+    }
+    if (slen == 4 && !strncmp(url, "etcd", 4))
+        return sv_fail(err, SV_EUNSUPPORTED,
+                       "catalog URL %s: the etcd catalog driver is not built yet; use the embedded catalog "
+                       "(embedded:///path/to/dir)",
+                       url);
+    return sv_fail(err, SV_EUNSUPPORTED, "catalog URL %s: unknown scheme %.*s; supported: embedded://", url, (int)slen,
+                   url);
+}
+
+void sv_catalog_close(sv_catalog *cat)
+{
+    if (cat)
+        cat->drv->close(cat);
+}
+
+static int check_key(const char *key, sv_err *err)
+{
+    if (!key || !*key)
+        return sv_fail(err, SV_EINVAL, "catalog key must be a non-empty string");
+    return 0;
+}
+
+int sv_catalog_get(sv_catalog *cat, const char *key, char **val, size_t *len, int64_t *rev, sv_err *err)
+{
+    *val = NULL;
+    if (len)
+        *len = 0;
+    if (rev)
+        *rev = 0;
+    if (check_key(key, err))
+        return SV_EINVAL;
+    return cat->drv->get(cat, key, val, len, rev, err);
+}
+
+int sv_catalog_put(sv_catalog *cat, const char *key, const void *val, size_t len, int64_t lease_id, sv_err *err)
+{
+    sv_catalog_op op = {.key = key, .val = val ? val : "", .len = val ? len : 0, .lease_id = lease_id};
+    return sv_catalog_txn(cat, NULL, 0, &op, 1, err);
+}
+
+int sv_catalog_delete(sv_catalog *cat, const char *key, sv_err *err)
+{
+    sv_catalog_op op = {.key = key, .val = NULL};
+    return sv_catalog_txn(cat, NULL, 0, &op, 1, err);
+}
+
+int sv_catalog_scan(sv_catalog *cat, const char *prefix, sv_catalog_scan_fn fn, void *ud, sv_err *err)
+{
+    if (!fn)
+        return sv_fail(err, SV_EINVAL, "catalog scan needs a callback");
+    return cat->drv->scan(cat, prefix ? prefix : "", fn, ud, err);
+}
+
+int sv_catalog_txn(sv_catalog *cat, const sv_catalog_cond *conds, size_t nconds, const sv_catalog_op *ops,
+                   size_t nops, sv_err *err)
+{
+    if ((nconds && !conds) || (nops && !ops))
+        return sv_fail(err, SV_EINVAL, "catalog txn: NULL condition or op array");
+    for (size_t i = 0; i < nconds; i++) {
+        if (check_key(conds[i].key, err))
+            return SV_EINVAL;
+        if (conds[i].expect_rev < -1)
+            return sv_fail(err, SV_EINVAL, "catalog txn: condition on %s has expect_rev %lld; use -1, 0 or a revision",
+                           conds[i].key, (long long)conds[i].expect_rev);
+    }
+    for (size_t i = 0; i < nops; i++) {
+        if (check_key(ops[i].key, err))
+            return SV_EINVAL;
+        if (ops[i].lease_id < 0)
+            return sv_fail(err, SV_EINVAL, "catalog txn: negative lease id on %s", ops[i].key);
+        /* As etcd: one key once per txn, so the outcome never depends on op order. */
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(ops[i].key, ops[j].key))
+                return sv_fail(err, SV_EINVAL, "catalog txn: key %s appears in more than one op", ops[i].key);
+    }
+    return cat->drv->txn(cat, conds, nconds, ops, nops, err);
+}
+
+int sv_catalog_lease_grant(sv_catalog *cat, int64_t ttl_ms, int64_t *lease_id, sv_err *err)
+{
+    *lease_id = 0;
+    if (ttl_ms <= 0)
+        return sv_fail(err, SV_EINVAL, "lease TTL must be positive (got %lld ms)", (long long)ttl_ms);
+    return cat->drv->lease_grant(cat, ttl_ms, lease_id, err);
+}
+
+int sv_catalog_lease_keepalive(sv_catalog *cat, int64_t lease_id, sv_err *err)
+{
+    if (lease_id <= 0)
+        return sv_fail(err, SV_EINVAL, "lease id must be positive");
+    return cat->drv->lease_keepalive(cat, lease_id, err);
+}
+
+int sv_catalog_lease_revoke(sv_catalog *cat, int64_t lease_id, sv_err *err)
+{
+    if (lease_id <= 0)
+        return sv_fail(err, SV_EINVAL, "lease id must be positive");
+    return cat->drv->lease_revoke(cat, lease_id, err);
+}
