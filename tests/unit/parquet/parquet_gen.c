@@ -20,6 +20,10 @@
 #include "parquet.h"
 
 static sv_pq_writer *W;
+
+/* Loaded with JSON_DECODE_INT_AS_REAL: doubles like 1e19 print as integers. */
+static int64_t jnum(const json_t *j) { return (int64_t)json_number_value(j); }
+
 static sv_err E;
 
 #define DIE(...) do { fprintf(stderr, "parquet_gen: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
@@ -48,7 +52,7 @@ static void build(sv_pq_schema *s, int parent, json_t *f)
     const char *name = json_string_value(json_object_get(f, "name"));
     unsigned flags = (json_is_true(json_object_get(f, "optional")) ? SV_PQ_OPTIONAL : 0) |
                      (json_is_true(json_object_get(f, "dict")) ? SV_PQ_DICT : 0);
-    int len = (int)json_integer_value(json_object_get(f, "len"));
+    int len = (int)jnum(json_object_get(f, "len"));
     json_t *kids = json_object_get(f, "children"), *el = json_object_get(f, "element");
     int id;
     if (kids) {
@@ -67,19 +71,19 @@ static void build(sv_pq_schema *s, int parent, json_t *f)
             DIE("field '%s': unknown type", name ? name : "?");
         CHECK(id = sv_pq_schema_leaf(s, parent, name, pt, lt, len, flags, &E));
     }
-    json_object_set_new(f, "_id", json_integer(id));
+    json_object_set_new(f, "_id", json_real(id));
 }
 
-static int node_of(json_t *f) { return (int)json_integer_value(json_object_get(f, "_id")); }
+static int node_of(json_t *f) { return (int)jnum(json_object_get(f, "_id")); }
 
 /* A leaf value as bytes: fixed-width in the API layout, or byte arrays. */
 static size_t leaf_bytes(json_t *f, json_t *v, uint8_t *out, size_t cap)
 {
     const char *t = json_string_value(json_object_get(f, "type"));
     if (!strcmp(t, "boolean")) { out[0] = json_is_true(v); return 1; }
-    if (!strcmp(t, "int32")) { int32_t x = (int32_t)json_integer_value(v); memcpy(out, &x, 4); return 4; }
+    if (!strcmp(t, "int32")) { int32_t x = (int32_t)jnum(v); memcpy(out, &x, 4); return 4; }
     if (!strcmp(t, "int64") || !strcmp(t, "timestamp")) {
-        int64_t x = json_is_string(v) ? strtoll(json_string_value(v), NULL, 10) : json_integer_value(v);
+        int64_t x = json_is_string(v) ? strtoll(json_string_value(v), NULL, 10) : jnum(v);
         memcpy(out, &x, 8);
         return 8;
     }
@@ -120,6 +124,7 @@ static bool is_fixed(json_t *f)
 }
 
 static uint8_t *scratch;
+static json_t *ZERO;
 #define SCRATCH (64u << 20)
 
 static void write_field(json_t *f, json_t *v)
@@ -165,7 +170,7 @@ static void write_field(json_t *f, json_t *v)
             valid[i] = !json_is_null(x);
             any_null |= !valid[i];
             uint8_t tmp[8] = {0};
-            w = leaf_bytes(el, valid[i] ? x : json_integer(0), tmp, 8);
+            w = leaf_bytes(el, valid[i] ? x : ZERO, tmp, 8);
             memcpy(scratch + off, tmp, w);
             off += w;
         }
@@ -222,20 +227,21 @@ int main(int argc, char **argv)
     if (argc != 3)
         DIE("usage: parquet_gen IN.json OUT.parquet");
     json_error_t je;
-    json_t *root = json_load_file(argv[1], 0, &je);
+    json_t *root = json_load_file(argv[1], JSON_DECODE_INT_AS_REAL, &je);
     if (!root)
         DIE("%s:%d: %s", argv[1], je.line, je.text);
     scratch = malloc(SCRATCH);
+    ZERO = json_real(0);
     json_t *o = json_object_get(root, "options");
     sv_pq_options opt = {0};
     const char *codec = json_string_value(json_object_get(o, "codec"));
     opt.codec = !codec || !strcmp(codec, "none") ? SV_PQ_CODEC_NONE
               : !strcmp(codec, "zstd") ? SV_PQ_CODEC_ZSTD : SV_PQ_CODEC_SNAPPY;
-    opt.level = (int)json_integer_value(json_object_get(o, "level"));
-    opt.row_group_rows = json_integer_value(json_object_get(o, "row_group_rows"));
-    opt.row_group_bytes = json_integer_value(json_object_get(o, "row_group_bytes"));
-    opt.page_bytes = json_integer_value(json_object_get(o, "page_bytes"));
-    opt.dict_bytes = json_integer_value(json_object_get(o, "dict_bytes"));
+    opt.level = (int)jnum(json_object_get(o, "level"));
+    opt.row_group_rows = jnum(json_object_get(o, "row_group_rows"));
+    opt.row_group_bytes = jnum(json_object_get(o, "row_group_bytes"));
+    opt.page_bytes = jnum(json_object_get(o, "page_bytes"));
+    opt.dict_bytes = jnum(json_object_get(o, "dict_bytes"));
     json_t *kv = json_object_get(o, "kv");
     sv_pq_kv kvs[32];
     const char *k;
@@ -266,6 +272,7 @@ int main(int argc, char **argv)
     CHECK(sv_pq_writer_close(W, &E));
     sv_pq_writer_free(W);
     json_decref(root);
+    json_decref(ZERO);
     free(scratch);
     return 0;
 }
