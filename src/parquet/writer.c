@@ -128,7 +128,8 @@ static bool utf8_valid(const uint8_t *s, size_t n)
 
 static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-    int r = memcmp(a, b, al < bl ? al : bl);
+    size_t n = al < bl ? al : bl;
+    int r = n ? memcmp(a, b, n) : 0; /* an empty buffer may have data == NULL */
     if (r)
         return r;
     return al < bl ? -1 : al > bl;
@@ -544,7 +545,8 @@ static bool truncate_stats(pq_col *c, size_t *minlen, uint8_t *maxbuf, size_t *m
     }
     *maxlen = c->bmax.len;
     if (*maxlen <= STAT_MAX_BYTES) {
-        memcpy(maxbuf, c->bmax.data, *maxlen);
+        if (*maxlen)
+            memcpy(maxbuf, c->bmax.data, *maxlen);
         return true;
     }
     for (size_t k = STAT_MAX_BYTES; k > 0; k--) {
