@@ -98,13 +98,16 @@ export async function startS3({ dir } = {}) {
 // of requests it answers 500 (failRate), 503 SlowDown (slowDownRate) or resets
 // the connection (resetRate); delayMs holds every response back.
 // `onlyMethods` (e.g. ['PUT','POST']) limits faults to those methods.
+// truncateRate cuts a GET response off after half its body; completeErrors
+// answers that many CompleteMultipartUpload requests with 200 + <Error>.
 export async function startFaultProxy({ target, failRate = 0, resetRate = 0, slowDownRate = 0, delayMs = 0,
-  onlyMethods = null, seed = 1 } = {}) {
+  truncateRate = 0, completeErrors = 0, onlyMethods = null, seed = 1 } = {}) {
   const t = new URL(target);
   let s = seed >>> 0 || 1;
   const rnd = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
   // log: "METHOD /path?query" per request; maxInFlight: most requests open at once.
-  const stats = { requests: 0, failed: 0, reset: 0, slowdown: 0, passed: 0, log: [], inFlight: 0, maxInFlight: 0 };
+  const stats = { requests: 0, failed: 0, reset: 0, slowdown: 0, passed: 0, truncated: 0, completeErrors: 0,
+    log: [], inFlight: 0, maxInFlight: 0 };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
     stats.requests++;
@@ -137,13 +140,34 @@ export async function startFaultProxy({ target, failRate = 0, resetRate = 0, slo
             '<Message>injected slow down</Message></Error>');
           return;
         }
+        if (req.method === 'POST' && /[?&]uploadId=/.test(req.url) && stats.completeErrors < completeErrors) {
+          stats.completeErrors++;
+          res.writeHead(200, { 'content-type': 'application/xml' });
+          res.end('<?xml version="1.0" encoding="UTF-8"?>\n\n<Error><Code>InternalError</Code>' +
+            '<Message>injected error in a 200 response</Message></Error>');
+          return;
+        }
+        const truncate = req.method === 'GET' && rnd() < truncateRate;
         stats.passed++;
         const up = http.request({
           host: t.hostname, port: t.port, method: req.method, path: req.url,
           headers: { ...req.headers, host: t.host },
         }, (ur) => {
           res.writeHead(ur.statusCode, ur.headers);
-          ur.pipe(res);
+          const len = Number(ur.headers['content-length'] ?? 0);
+          if (!truncate || ur.statusCode >= 300 || len < 2) {
+            ur.pipe(res);
+            return;
+          }
+          stats.truncated++;
+          let sent = 0;
+          ur.on('data', (c) => {
+            if (sent >= len / 2) return;
+            const part = c.subarray(0, Math.max(0, Math.min(c.length, Math.ceil(len / 2) - sent)));
+            sent += part.length;
+            res.write(part);
+            if (sent >= len / 2) res.once('drain', () => {}), setTimeout(() => req.socket.destroy(), 20);
+          });
         });
         up.on('error', () => req.socket.destroy());
         up.end(Buffer.concat(chunks));
