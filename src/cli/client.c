@@ -1,0 +1,377 @@
+/* Client commands: thin wrappers over the HTTP API. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+typedef struct client {
+    const char *base;
+    CURL *curl;
+} client;
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    return sv_buf_append(ud, p, size * n) ? 0 : size * n;
+}
+
+/* Sends one request; returns the HTTP status, or -1 when the server could not
+ * be reached (message printed). */
+static long http(client *c, const char *method, const char *path, const char *body, size_t len, const char *ctype,
+                 sv_buf *resp)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", c->base, path);
+    curl_easy_reset(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, resp);
+    struct curl_slist *h = NULL;
+    if (body) {
+        char ct[128];
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+        h = curl_slist_append(h, ct);
+        h = curl_slist_append(h, "Expect:");
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+    }
+    CURLcode cc = curl_easy_perform(c->curl);
+    curl_slist_free_all(h);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "shardvault: cannot reach %s: %s (is the server running? set --url or SHARDVAULT_URL)\n",
+                c->base, curl_easy_strerror(cc));
+        return -1;
+    }
+    long status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+/* Prints a response: pretty JSON on success, the error message otherwise. */
+static int finish(long status, sv_buf *resp)
+{
+    if (status < 0)
+        return 1;
+    json_t *j = resp->len ? json_loadb((const char *)resp->data, resp->len, 0, NULL) : NULL;
+    if (status >= 400) {
+        json_t *e = j ? json_array_get(json_object_get(j, "error"), 0) : NULL;
+        const char *msg = e ? json_string_value(json_object_get(e, "message")) : NULL;
+        fprintf(stderr, "error (HTTP %ld): %s\n", status, msg ? msg : (resp->len ? sv_buf_cstr(resp) : "no message"));
+        json_decref(j);
+        return 1;
+    }
+    if (j) {
+        char *s = json_dumps(j, JSON_INDENT(2));
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else if (resp->len) {
+        fwrite(resp->data, 1, resp->len, stdout);
+    }
+    return 0;
+}
+
+static int simple(client *c, const char *method, const char *path, const char *body)
+{
+    sv_buf resp = {0};
+    long st = http(c, method, path, body, body ? strlen(body) : 0, NULL, &resp);
+    int rc = finish(st, &resp);
+    sv_buf_free(&resp);
+    return rc;
+}
+
+static char *read_all(const char *arg)
+{
+    /* "-" = stdin; a path to a file; otherwise the argument itself is JSON. */
+    if (arg[0] == '{' || arg[0] == '[')
+        return strdup(arg);
+    FILE *f = strcmp(arg, "-") ? fopen(arg, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "shardvault: cannot open %s\n", arg);
+        return NULL;
+    }
+    sv_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sv_buf_append(&b, chunk, n);
+    if (f != stdin)
+        fclose(f);
+    return sv_buf_cstr(&b);
+}
+
+static int cmd_collections(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    if (!strcmp(sub, "list"))
+        return simple(c, "GET", "/v1/collections", NULL);
+    if (!strcmp(sub, "create") && argc == 3) {
+        char *body = read_all(argv[2]);
+        int rc = body ? simple(c, "POST", "/v1/collections", body) : 1;
+        free(body);
+        return rc;
+    }
+    if ((!strcmp(sub, "get") || !strcmp(sub, "delete")) && argc == 3) {
+        char path[512];
+        snprintf(path, sizeof path, "/v1/collections/%s", argv[2]);
+        return simple(c, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL);
+    }
+    fputs("usage: shardvault collections create FILE|-|JSON\n"
+          "       shardvault collections list\n"
+          "       shardvault collections get NAME\n"
+          "       shardvault collections delete NAME\n",
+          strcmp(sub, "--help") ? stderr : stdout);
+    return strcmp(sub, "--help") ? 2 : 0;
+}
+
+static int cmd_tenants(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    if (argc >= 3) {
+        char path[512];
+        snprintf(path, sizeof path, "/v1/collections/%s/tenants", argv[2]);
+        if (!strcmp(sub, "list"))
+            return simple(c, "GET", path, NULL);
+        if (argc >= 4) {
+            json_t *arr = json_array();
+            bool del = !strcmp(sub, "delete");
+            const char *status = !strcmp(sub, "activate") ? "ACTIVE" : !strcmp(sub, "deactivate") ? "INACTIVE" : NULL;
+            for (int i = 3; i < argc; i++)
+                json_array_append_new(arr, del ? json_string(argv[i])
+                                               : status ? json_pack("{s:s,s:s}", "name", argv[i], "status", status)
+                                                        : json_pack("{s:s}", "name", argv[i]));
+            json_t *body = json_pack("{s:o}", "tenants", arr);
+            char *s = json_dumps(body, JSON_COMPACT);
+            json_decref(body);
+            const char *method = del ? "DELETE" : status ? "PUT" : !strcmp(sub, "add") ? "POST" : NULL;
+            int rc = method ? simple(c, method, path, s) : 2;
+            free(s);
+            if (method)
+                return rc;
+        }
+    }
+    fputs("usage: shardvault tenants list COLLECTION\n"
+          "       shardvault tenants add|activate|deactivate|delete COLLECTION TENANT...\n",
+          strcmp(sub, "--help") ? stderr : stdout);
+    return strcmp(sub, "--help") ? 2 : 0;
+}
+
+/* Parses "--name value" options after the positional arguments. */
+static const char *opt(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name))
+            return argv[i + 1];
+    return NULL;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return true;
+    return false;
+}
+
+static int cmd_object(client *c, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    if (argc < 3 || wants_help(argc, argv)) {
+        fprintf(wants_help(argc, argv) ? stdout : stderr, "usage: shardvault %s COLLECTION ID [--tenant T]\n", cmd);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    char path[700];
+    const char *tenant = opt(argc, argv, "--tenant");
+    snprintf(path, sizeof path, "/v1/collections/%s/objects/%s%s%s", argv[1], argv[2], tenant ? "?tenant=" : "",
+             tenant ? tenant : "");
+    return simple(c, !strcmp(cmd, "get") ? "GET" : "DELETE", path, NULL);
+}
+
+static int cmd_list(client *c, int argc, char **argv)
+{
+    if (argc < 2 || wants_help(argc, argv)) {
+        fprintf(wants_help(argc, argv) ? stdout : stderr,
+                "usage: shardvault list COLLECTION [--limit N] [--after ID] [--tenant T]\n");
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    char path[900];
+    const char *limit = opt(argc, argv, "--limit"), *after = opt(argc, argv, "--after"),
+               *tenant = opt(argc, argv, "--tenant");
+    snprintf(path, sizeof path, "/v1/collections/%s/objects?limit=%s%s%s%s%s", argv[1], limit ? limit : "100",
+             after ? "&after=" : "", after ? after : "", tenant ? "&tenant=" : "", tenant ? tenant : "");
+    return simple(c, "GET", path, NULL);
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+typedef struct progress {
+    bool tty;
+    int64_t total_bytes, done_bytes, ok, failed;
+    int64_t start_ns, last_ns;
+} progress;
+
+static void progress_show(progress *p, bool final)
+{
+    int64_t now = sv_mono_ns();
+    if (!final && now - p->last_ns < 200000000LL)
+        return;
+    p->last_ns = now;
+    double secs = (double)(now - p->start_ns) / 1e9;
+    double rate = secs > 0 ? (double)(p->ok + p->failed) / secs : 0;
+    if (p->tty) {
+        double frac = p->total_bytes > 0 ? (double)p->done_bytes / (double)p->total_bytes : 0;
+        if (frac > 1)
+            frac = 1;
+        int width = 30, fill = (int)(frac * width);
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        double eta = frac > 0 ? secs / frac - secs : 0;
+        fprintf(stderr, "\r[%s] %5.1f%%  %lld ok  %lld failed  %.0f obj/s  ETA %.0fs   ", bar, frac * 100,
+                (long long)p->ok, (long long)p->failed, rate, eta);
+        if (final)
+            fputc('\n', stderr);
+    } else if (final || now - p->start_ns > 0) {
+        fprintf(stderr, "import: %lld ok, %lld failed, %.0f objects/s\n", (long long)p->ok, (long long)p->failed, rate);
+    }
+}
+
+static int send_batch(client *c, sv_buf *body, progress *p, int *errors_shown)
+{
+    sv_buf resp = {0};
+    long st = http(c, "POST", "/v1/batch/objects", (const char *)body->data, body->len, "application/x-ndjson", &resp);
+    if (st != 200) {
+        int rc = finish(st, &resp);
+        sv_buf_free(&resp);
+        return rc ? rc : 1;
+    }
+    json_t *j = json_loadb((const char *)resp.data, resp.len, 0, NULL);
+    p->ok += json_integer_value(json_object_get(j, "ok"));
+    int64_t failed = json_integer_value(json_object_get(j, "failed"));
+    p->failed += failed;
+    if (failed) {
+        json_t *results = json_object_get(j, "results"), *r;
+        size_t i;
+        json_array_foreach(results, i, r)
+        {
+            const char *e = json_string_value(json_object_get(r, "error"));
+            if (e && (*errors_shown)++ < 10)
+                fprintf(stderr, "%sobject %s: %s\n", p->tty ? "\n" : "",
+                        json_is_string(json_object_get(r, "id")) ? json_string_value(json_object_get(r, "id")) : "(no id)", e);
+        }
+    }
+    json_decref(j);
+    sv_buf_free(&resp);
+    return 0;
+}
+
+static int cmd_import(client *c, int argc, char **argv)
+{
+    const char *collection = opt(argc, argv, "--collection"), *tenant = opt(argc, argv, "--tenant"),
+               *bs = opt(argc, argv, "--batch-size");
+    if (argc < 2 || wants_help(argc, argv) || !collection || argv[1][0] == '-') {
+        fprintf(wants_help(argc, argv) ? stdout : stderr,
+                "usage: shardvault import FILE.ndjson|- --collection C [--tenant T] [--batch-size N]\n"
+                "Streams one JSON object per line to POST /v1/batch/objects in batches (default 1000).\n"
+                "Lines without a \"collection\" get --collection (and --tenant) added.\n");
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    int64_t batch_size = 1000;
+    if (bs && (sv_parse_size(bs, &batch_size) || batch_size < 1)) {
+        fprintf(stderr, "shardvault import: --batch-size must be a positive integer\n");
+        return 2;
+    }
+    FILE *f = strcmp(argv[1], "-") ? fopen(argv[1], "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "shardvault import: cannot open %s\n", argv[1]);
+        return 1;
+    }
+    progress p = {.tty = isatty(2), .start_ns = sv_mono_ns()};
+    struct stat sb;
+    if (f != stdin && fstat(fileno(f), &sb) == 0)
+        p.total_bytes = sb.st_size;
+    char prefix[400];
+    snprintf(prefix, sizeof prefix, "{\"collection\":\"%s\"%s%s%s,", collection, tenant ? ",\"tenant\":\"" : "",
+             tenant ? tenant : "", tenant ? "\"" : "");
+    sv_buf body = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int64_t in_batch = 0;
+    int rc = 0, errors_shown = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        p.done_bytes += n;
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '\n' || *s == '\r' || *s == '\0')
+            continue;
+        if (*s == '{' && !strstr(s, "\"collection\"")) {
+            const char *rest = s + 1;
+            while (*rest == ' ')
+                rest++;
+            size_t pl = strlen(prefix);
+            sv_buf_append(&body, prefix, *rest == '}' ? pl - 1 : pl); /* "{}" takes no comma */
+            sv_buf_append_str(&body, rest);
+        } else {
+            sv_buf_append_str(&body, s);
+        }
+        if (body.len && body.data[body.len - 1] != '\n')
+            sv_buf_putc(&body, '\n');
+        if (++in_batch == batch_size) {
+            rc = send_batch(c, &body, &p, &errors_shown);
+            sv_buf_reset(&body);
+            in_batch = 0;
+            progress_show(&p, false);
+        }
+    }
+    if (rc == 0 && in_batch)
+        rc = send_batch(c, &body, &p, &errors_shown);
+    free(line);
+    sv_buf_free(&body);
+    if (f != stdin)
+        fclose(f);
+    p.done_bytes = p.total_bytes;
+    progress_show(&p, true);
+    double secs = (double)(sv_mono_ns() - p.start_ns) / 1e9;
+    printf("imported %lld, failed %lld, %.0f objects/s (%.1f s)\n", (long long)p.ok, (long long)p.failed,
+           secs > 0 ? (double)(p.ok + p.failed) / secs : 0, secs);
+    return rc ? rc : (p.failed ? 1 : 0);
+}
+
+int sv_cli_client(const char *url, int argc, char **argv)
+{
+    client c = {.base = url};
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    c.curl = curl_easy_init();
+    if (!c.curl)
+        return 1;
+    const char *cmd = argv[0];
+    int rc;
+    if (!strcmp(cmd, "collections"))
+        rc = cmd_collections(&c, argc, argv);
+    else if (!strcmp(cmd, "tenants"))
+        rc = cmd_tenants(&c, argc, argv);
+    else if (!strcmp(cmd, "import"))
+        rc = cmd_import(&c, argc, argv);
+    else if (!strcmp(cmd, "get") || !strcmp(cmd, "delete"))
+        rc = cmd_object(&c, argc, argv);
+    else if (!strcmp(cmd, "list"))
+        rc = cmd_list(&c, argc, argv);
+    else if (!strcmp(cmd, "meta"))
+        rc = simple(&c, "GET", "/v1/meta", NULL);
+    else {
+        fprintf(stderr, "shardvault: unknown command '%s' (see shardvault --help)\n", cmd);
+        rc = 2;
+    }
+    curl_easy_cleanup(c.curl);
+    curl_global_cleanup();
+    return rc;
+}

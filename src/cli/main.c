@@ -1,0 +1,55 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "shardvault " SV_VERSION " — a sharded object store for vector-database records\n"
+    "\n"
+    "usage: shardvault [--url URL] COMMAND [ARGS]\n"
+    "\n"
+    "Server:\n"
+    "  serve                          start the server in the foreground (serve --help)\n"
+    "\n"
+    "Client (talks to a running server at --url or $SHARDVAULT_URL, default http://127.0.0.1:8080):\n"
+    "  collections create FILE|-|JSON  create a collection from its JSON definition\n"
+    "  collections list | get NAME | delete NAME\n"
+    "  tenants list C | add C T... | activate C T... | deactivate C T... | delete C T...\n"
+    "  import FILE.ndjson --collection C [--tenant T] [--batch-size N]\n"
+    "                                 stream objects in batches, with a progress bar on a terminal\n"
+    "  get C ID [--tenant T]          print one object\n"
+    "  delete C ID [--tenant T]       delete one object\n"
+    "  list C [--limit N] [--after ID] [--tenant T]\n"
+    "  meta                           server version\n"
+    "\n"
+    "Every command accepts --help. Docs: README.md and docs/.\n";
+
+int main(int argc, char **argv)
+{
+    const char *url = sv_env_str("SHARDVAULT_URL", "http://127.0.0.1:8080");
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("shardvault %s (build %s)\n", SV_VERSION, SV_GIT_SHA);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--url") && i + 1 < argc) {
+            url = argv[i + 1];
+            i += 2;
+            continue;
+        }
+        fprintf(stderr, "shardvault: unknown option '%s'\n\n%s", argv[i], usage);
+        return 2;
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[i], "serve"))
+        return sv_cli_serve(argc - i - 1, argv + i + 1);
+    return sv_cli_client(url, argc - i, argv + i);
+}

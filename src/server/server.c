@@ -1,0 +1,640 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "record.h"
+
+/* ---- errors -> status: the one table ------------------------------------ */
+
+int sv_http_status(int code)
+{
+    switch (code) {
+    case SV_OK: return 200;
+    case SV_EPARSE: return 400;
+    case SV_EINVAL: return 422;
+    case SV_ESTATE: return 422;
+    case SV_EUNSUPPORTED: return 422;
+    case SV_EDENIED: return 403;
+    case SV_ENOTFOUND: return 404;
+    case SV_EEXIST: return 409;
+    case SV_ECONFLICT: return 409;
+    case SV_ETOOBIG: return 413;
+    case SV_EUNAVAIL: return 503;
+    case SV_ETIMEOUT: return 504;
+    default: return 500;
+    }
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+typedef enum { PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE } perm;
+static const char *perm_names[] = {"read", "write", "manage", "operate"};
+
+#define MAX_PARAMS 4
+
+typedef struct request {
+    sv_server *srv;
+    struct MHD_Connection *con;
+    const struct route *route;
+    const char *method;
+    char params[MAX_PARAMS][256];
+    int nparams;
+    sv_buf body;           /* buffered bodies */
+    bool body_too_big;
+    /* streamed batch bodies */
+    sv_batch *batch;
+    sv_batch_splitter *splitter;
+    int stream_rc;
+    sv_err stream_err;
+    /* response */
+    int status;
+    sv_buf out;
+    const char *content_type;
+    int64_t started_ns;
+} request;
+
+typedef int (*handler_fn)(request *rq);
+
+typedef struct route {
+    const char *method;
+    const char *pattern; /* "{}" matches one path segment */
+    handler_fn fn;
+    perm perm;
+    bool stream_body;
+} route;
+
+#define N_CODES 16
+static const int tracked_codes[N_CODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503, 504, 0};
+
+struct sv_server {
+    struct MHD_Daemon *daemon;
+    sv_store *store;
+    int64_t max_body;
+    int port;
+    char node[64];
+    atomic_bool quiescing;
+    atomic_int in_flight;
+    pthread_mutex_t metrics_mu;
+    struct metrics_hook {
+        sv_metrics_fn fn;
+        void *ud;
+    } metrics[16];
+    int nmetrics;
+    /* per route x code; one extra route slot for "unmatched" */
+    atomic_llong counts[64][N_CODES];
+    atomic_llong dur_us[64];
+};
+
+static const route routes[];
+static const size_t nroutes;
+
+static int reply_json(request *rq, int status, json_t *j)
+{
+    rq->status = status;
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s || sv_buf_append_str(&rq->out, s)) {
+        free(s);
+        return SV_ENOMEM;
+    }
+    free(s);
+    return 0;
+}
+
+static int reply_error(request *rq, int status, const char *msg)
+{
+    rq->status = status;
+    sv_buf_reset(&rq->out);
+    sv_buf_append_str(&rq->out, "{\"error\":[{\"message\":");
+    sv_buf_json_string(&rq->out, msg, strlen(msg));
+    sv_buf_append_str(&rq->out, "}]}");
+    return 0;
+}
+
+static int reply_err(request *rq, int rc, const sv_err *err)
+{
+    const char *msg = err->msg[0] ? err->msg : sv_strerror(rc);
+    int status = sv_http_status(rc);
+    if (status >= 500)
+        sv_error("request failed", "method=%s route=\"%s\" status=%d error=\"%s\"", rq->method,
+                 rq->route ? rq->route->pattern : "?", status, msg);
+    return reply_error(rq, status, msg);
+}
+
+static int parse_body(request *rq, json_t **out, sv_err *err)
+{
+    if (rq->body.len == 0)
+        return sv_fail(err, SV_EPARSE, "the request needs a JSON body");
+    json_error_t je;
+    *out = json_loadb((const char *)rq->body.data, rq->body.len, 0, &je);
+    if (!*out)
+        return sv_fail(err, SV_EPARSE, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+    return 0;
+}
+
+static const char *query(request *rq, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, name);
+    return v && *v ? v : NULL;
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static int h_live(request *rq) { return reply_json(rq, 200, json_pack("{s:s}", "status", "ok")); }
+
+static int h_ready(request *rq)
+{
+    if (atomic_load(&rq->srv->quiescing))
+        return reply_error(rq, 503, "shutting down");
+    return reply_json(rq, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static int h_meta(request *rq)
+{
+    return reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:s}", "name", "shardvault", "version", SV_VERSION, "gitSha",
+                                         SV_GIT_SHA, "node", rq->srv->node));
+}
+
+static int h_metrics(request *rq)
+{
+    sv_server *srv = rq->srv;
+    sv_buf *o = &rq->out;
+    rq->content_type = "text/plain; version=0.0.4";
+    sv_buf_append_str(o, "# HELP shardvault_http_requests_total HTTP requests by route, method and status code.\n"
+                         "# TYPE shardvault_http_requests_total counter\n");
+    for (size_t r = 0; r <= nroutes; r++) {
+        for (int c = 0; c < N_CODES; c++) {
+            long long n = atomic_load(&srv->counts[r][c]);
+            if (!n)
+                continue;
+            sv_buf_printf(o, "shardvault_http_requests_total{route=\"%s\",method=\"%s\",code=\"%s%d\"} %lld\n",
+                          r < nroutes ? routes[r].pattern : "unmatched", r < nroutes ? routes[r].method : "any",
+                          tracked_codes[c] ? "" : "other", tracked_codes[c], n);
+        }
+    }
+    sv_buf_append_str(o, "# HELP shardvault_http_request_duration_seconds_total Time spent serving each route.\n"
+                         "# TYPE shardvault_http_request_duration_seconds_total counter\n");
+    for (size_t r = 0; r < nroutes; r++) {
+        long long us = atomic_load(&srv->dur_us[r]);
+        if (us)
+            sv_buf_printf(o, "shardvault_http_request_duration_seconds_total{route=\"%s\",method=\"%s\"} %.6f\n",
+                          routes[r].pattern, routes[r].method, (double)us / 1e6);
+    }
+    sv_store_stats s;
+    sv_store_get_stats(srv->store, &s);
+    sv_buf_printf(o,
+                  "# HELP shardvault_objects_written_total Objects created or replaced since start.\n"
+                  "# TYPE shardvault_objects_written_total counter\nshardvault_objects_written_total %lld\n"
+                  "# HELP shardvault_objects_deleted_total Objects deleted since start.\n"
+                  "# TYPE shardvault_objects_deleted_total counter\nshardvault_objects_deleted_total %lld\n"
+                  "# HELP shardvault_shards_open Shards whose RocksDB is open.\n"
+                  "# TYPE shardvault_shards_open gauge\nshardvault_shards_open %lld\n"
+                  "# HELP shardvault_collections Collections.\n"
+                  "# TYPE shardvault_collections gauge\nshardvault_collections %lld\n"
+                  "# HELP shardvault_process_peak_rss_bytes Peak resident set size.\n"
+                  "# TYPE shardvault_process_peak_rss_bytes gauge\nshardvault_process_peak_rss_bytes %lld\n",
+                  (long long)s.objects_written, (long long)s.objects_deleted, (long long)s.shards_open,
+                  (long long)s.collections, (long long)sv_peak_rss_bytes());
+    pthread_mutex_lock(&srv->metrics_mu);
+    for (int i = 0; i < srv->nmetrics; i++)
+        srv->metrics[i].fn(o, srv->metrics[i].ud);
+    pthread_mutex_unlock(&srv->metrics_mu);
+    rq->status = 200;
+    return 0;
+}
+
+static int h_collections_create(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_create_collection(rq->srv->store, (const char *)rq->body.data, rq->body.len, &out, &err);
+    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+}
+
+static int h_collections_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_collections(rq->srv->store, &out, &err);
+    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+}
+
+static int h_collection_get(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_get_collection(rq->srv->store, rq->params[0], &out, &err);
+    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+}
+
+static int h_collection_delete(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_store_delete_collection(rq->srv->store, rq->params[0], &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 204;
+    return 0;
+}
+
+typedef int (*tenant_op)(sv_store *, const char *, json_t *, json_t **, sv_err *);
+
+static int tenants_with_body(request *rq, tenant_op op)
+{
+    sv_err err = {0};
+    json_t *body = NULL, *out = NULL;
+    int rc = parse_body(rq, &body, &err);
+    if (rc == 0)
+        rc = op(rq->srv->store, rq->params[0], body, &out, &err);
+    json_decref(body);
+    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+}
+
+static int h_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
+static int h_tenants_update(request *rq) { return tenants_with_body(rq, sv_store_update_tenants); }
+
+static int h_tenants_delete(request *rq)
+{
+    sv_err err = {0};
+    json_t *body = NULL;
+    int rc = parse_body(rq, &body, &err);
+    if (rc == 0)
+        rc = sv_store_delete_tenants(rq->srv->store, rq->params[0], body, &err);
+    json_decref(body);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 204;
+    return 0;
+}
+
+static int h_tenants_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_tenants(rq->srv->store, rq->params[0], &out, &err);
+    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+}
+
+static int h_shards_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_shards(rq->srv->store, rq->params[0], &out, &err);
+    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+}
+
+static int h_object_create(request *rq)
+{
+    sv_err err = {0};
+    if (rq->body.len == 0)
+        return reply_error(rq, 400, "the request needs a JSON object body");
+    int rc = sv_store_put_object(rq->srv->store, rq->params[0], NULL, query(rq, "tenant"), (const char *)rq->body.data,
+                                 rq->body.len, &rq->out, &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+static int h_object_put(request *rq)
+{
+    sv_err err = {0};
+    if (rq->body.len == 0)
+        return reply_error(rq, 400, "the request needs a JSON object body");
+    int rc = sv_store_put_object(rq->srv->store, rq->params[0], rq->params[1], query(rq, "tenant"),
+                                 (const char *)rq->body.data, rq->body.len, &rq->out, &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+static int h_object_get(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_store_get_object(rq->srv->store, rq->params[0], query(rq, "tenant"), rq->params[1], &rq->out, &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+static int h_object_delete(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_store_delete_object(rq->srv->store, rq->params[0], query(rq, "tenant"), rq->params[1], &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 204;
+    return 0;
+}
+
+static int h_objects_list(request *rq)
+{
+    sv_err err = {0};
+    int64_t limit = 100;
+    const char *l = query(rq, "limit");
+    if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
+        return reply_error(rq, 422, "limit must be an integer between 1 and 10000");
+    int rc = sv_store_list_objects(rq->srv->store, rq->params[0], query(rq, "tenant"), query(rq, "after"),
+                                   (int)limit, &rq->out, &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+/* Batch bodies are streamed: each complete object goes to the batch as soon
+ * as the splitter sees it, so memory is bounded by a write group, not by the
+ * request. */
+static int batch_object(const char *json, size_t len, void *ud)
+{
+    request *rq = ud;
+    return sv_batch_add(rq->batch, json, len);
+}
+
+static int h_batch(request *rq)
+{
+    if (rq->stream_rc)
+        return reply_err(rq, rq->stream_rc, &rq->stream_err);
+    sv_err err = {0};
+    int rc = sv_batch_splitter_finish(rq->splitter, batch_object, rq, &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    sv_batch *b = rq->batch;
+    rq->batch = NULL;
+    rc = sv_batch_end(b, &rq->out, &err);
+    if (rc)
+        return reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+static const route routes[] = {
+    {"GET", "/v1/.well-known/live", h_live, PERM_READ, false},
+    {"GET", "/v1/.well-known/ready", h_ready, PERM_READ, false},
+    {"GET", "/v1/meta", h_meta, PERM_READ, false},
+    {"GET", "/metrics", h_metrics, PERM_OPERATE, false},
+    {"POST", "/v1/collections", h_collections_create, PERM_MANAGE, false},
+    {"GET", "/v1/collections", h_collections_list, PERM_READ, false},
+    {"GET", "/v1/collections/{}", h_collection_get, PERM_READ, false},
+    {"DELETE", "/v1/collections/{}", h_collection_delete, PERM_MANAGE, false},
+    {"GET", "/v1/collections/{}/tenants", h_tenants_list, PERM_READ, false},
+    {"POST", "/v1/collections/{}/tenants", h_tenants_add, PERM_MANAGE, false},
+    {"PUT", "/v1/collections/{}/tenants", h_tenants_update, PERM_MANAGE, false},
+    {"DELETE", "/v1/collections/{}/tenants", h_tenants_delete, PERM_MANAGE, false},
+    {"GET", "/v1/collections/{}/shards", h_shards_list, PERM_READ, false},
+    {"POST", "/v1/collections/{}/objects", h_object_create, PERM_WRITE, false},
+    {"GET", "/v1/collections/{}/objects", h_objects_list, PERM_READ, false},
+    {"GET", "/v1/collections/{}/objects/{}", h_object_get, PERM_READ, false},
+    {"PUT", "/v1/collections/{}/objects/{}", h_object_put, PERM_WRITE, false},
+    {"DELETE", "/v1/collections/{}/objects/{}", h_object_delete, PERM_WRITE, false},
+    {"POST", "/v1/batch/objects", h_batch, PERM_WRITE, true},
+};
+static const size_t nroutes = sizeof routes / sizeof routes[0];
+
+/* Matches path against pattern, capturing "{}" segments. */
+static bool match(const char *pattern, const char *path, request *rq)
+{
+    int np = 0;
+    const char *p = pattern, *u = path;
+    while (*p && *u) {
+        if (p[0] == '{' && p[1] == '}') {
+            const char *end = strchr(u, '/');
+            size_t n = end ? (size_t)(end - u) : strlen(u);
+            if (n == 0 || n >= sizeof rq->params[0] || np == MAX_PARAMS)
+                return false;
+            memcpy(rq->params[np], u, n);
+            rq->params[np][n] = '\0';
+            np++;
+            u += n;
+            p += 2;
+        } else if (*p == *u) {
+            p++;
+            u++;
+        } else {
+            return false;
+        }
+    }
+    /* tolerate one trailing slash */
+    if (*p == '\0' && (u[0] == '\0' || (u[0] == '/' && u[1] == '\0'))) {
+        rq->nparams = np;
+        return true;
+    }
+    return false;
+}
+
+static int code_slot(int status)
+{
+    for (int i = 0; i < N_CODES - 1; i++)
+        if (tracked_codes[i] == status)
+            return i;
+    return N_CODES - 1;
+}
+
+static enum MHD_Result send_response(request *rq)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(rq->out.len, rq->out.data, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    if (rq->out.len || rq->status != 204)
+        MHD_add_response_header(resp, "Content-Type", rq->content_type ? rq->content_type : "application/json");
+    enum MHD_Result r = MHD_queue_response(rq->con, (unsigned)rq->status, resp);
+    MHD_destroy_response(resp);
+    size_t slot = rq->route ? (size_t)(rq->route - routes) : nroutes;
+    atomic_fetch_add(&rq->srv->counts[slot][code_slot(rq->status)], 1);
+    if (rq->route)
+        atomic_fetch_add(&rq->srv->dur_us[slot], (sv_mono_ns() - rq->started_ns) / 1000);
+    if (sv_log_enabled(SV_LOG_DEBUG))
+        sv_debug("request", "method=%s route=\"%s\" permission=%s status=%d us=%lld", rq->method,
+                 rq->route ? rq->route->pattern : "unmatched", rq->route ? perm_names[rq->route->perm] : "-",
+                 rq->status,
+                 (long long)((sv_mono_ns() - rq->started_ns) / 1000));
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    sv_server *srv = cls;
+    request *rq = *con_cls;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+            return MHD_NO;
+        rq->srv = srv;
+        rq->con = con;
+        rq->method = method;
+        rq->started_ns = sv_mono_ns();
+        *con_cls = rq;
+        atomic_fetch_add(&srv->in_flight, 1);
+        bool path_known = false;
+        for (size_t i = 0; i < nroutes; i++) {
+            if (match(routes[i].pattern, url, rq)) {
+                path_known = true;
+                if (strcmp(routes[i].method, method) == 0) {
+                    rq->route = &routes[i];
+                    break;
+                }
+            }
+        }
+        if (!rq->route) {
+            if (path_known) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "method %.16s is not allowed on %.100s", method, url);
+                reply_error(rq, 405, msg);
+            } else {
+                char msg[256];
+                snprintf(msg, sizeof msg, "no such endpoint: %.16s %.150s (see docs/api.md)", method, url);
+                reply_error(rq, 404, msg);
+            }
+            return MHD_YES;
+        }
+        if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ) {
+            reply_error(rq, 503, "the server is shutting down; retry against another node or after restart");
+            return MHD_YES;
+        }
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!rq->route->stream_body && cl && strtoll(cl, NULL, 10) > srv->max_body) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "request body of %s bytes is over the limit of %lld bytes (--max-body-bytes)", cl,
+                     (long long)srv->max_body);
+            reply_error(rq, 413, msg);
+            rq->body_too_big = true;
+            return MHD_YES;
+        }
+        if (rq->route->stream_body) {
+            const char *ct = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            bool ndjson = ct && (strstr(ct, "ndjson") || strstr(ct, "jsonl") || strstr(ct, "json-seq"));
+            rq->splitter = sv_batch_splitter_new(ndjson, (size_t)srv->max_body);
+            rq->batch = sv_batch_begin(srv->store);
+            if (!rq->splitter || !rq->batch)
+                return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rq->status) /* an answer is already decided: discard the body */
+            return MHD_YES;
+        if (rq->route->stream_body) {
+            if (rq->stream_rc == 0)
+                rq->stream_rc =
+                    sv_batch_splitter_feed(rq->splitter, upload_data, n, batch_object, rq, &rq->stream_err);
+            return MHD_YES;
+        }
+        if (rq->body.len + n > (size_t)srv->max_body) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "request body is over the limit of %lld bytes (--max-body-bytes)",
+                     (long long)srv->max_body);
+            reply_error(rq, 413, msg);
+            sv_buf_free(&rq->body);
+            return MHD_YES;
+        }
+        if (sv_buf_append(&rq->body, upload_data, n))
+            return MHD_NO;
+        return MHD_YES;
+    }
+    if (!rq->status) {
+        if (rq->route->fn(rq) != 0 && !rq->status)
+            reply_error(rq, 500, "out of memory");
+    }
+    return send_response(rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    sv_server *srv = cls;
+    request *rq = *con_cls;
+    if (!rq)
+        return;
+    if (rq->batch) {
+        /* The client went away mid-batch: objects already flushed stay
+         * written (each group is atomic), the rest are dropped. */
+        sv_batch_abort(rq->batch);
+    }
+    sv_batch_splitter_free(rq->splitter);
+    sv_buf_free(&rq->body);
+    sv_buf_free(&rq->out);
+    free(rq);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+int sv_server_start(const sv_server_opts *opts, sv_store *store, sv_server **out, sv_err *err)
+{
+    sv_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    srv->store = store;
+    srv->max_body = opts->max_body_bytes > 0 ? opts->max_body_bytes : 64 << 20;
+    snprintf(srv->node, sizeof srv->node, "%s", opts->node_name ? opts->node_name : "node1");
+    pthread_mutex_init(&srv->metrics_mu, NULL);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
+    if (inet_pton(AF_INET, opts->host ? opts->host : "127.0.0.1", &addr.sin_addr) != 1) {
+        free(srv);
+        return sv_fail(err, SV_EINVAL, "listen address '%s' is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)",
+                       opts->host);
+    }
+    srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                       MHD_USE_ERROR_LOG,
+                                   0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+                                   (unsigned)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!srv->daemon) {
+        free(srv);
+        return sv_fail(err, SV_EIO, "cannot listen on %s:%d (address in use or not permitted?)",
+                       opts->host ? opts->host : "127.0.0.1", opts->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : opts->port;
+    *out = srv;
+    return 0;
+}
+
+int sv_server_port(const sv_server *srv) { return srv->port; }
+
+int sv_server_add_metrics(sv_server *srv, sv_metrics_fn fn, void *ud)
+{
+    pthread_mutex_lock(&srv->metrics_mu);
+    int rc = 0;
+    if (srv->nmetrics == (int)(sizeof srv->metrics / sizeof srv->metrics[0]))
+        rc = SV_ENOMEM;
+    else
+        srv->metrics[srv->nmetrics++] = (struct metrics_hook){fn, ud};
+    pthread_mutex_unlock(&srv->metrics_mu);
+    return rc;
+}
+
+void sv_server_quiesce(sv_server *srv)
+{
+    atomic_store(&srv->quiescing, true);
+}
+
+void sv_server_stop(sv_server *srv, int64_t timeout_ms)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->quiescing, true);
+    MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    int64_t deadline = sv_mono_ns() + timeout_ms * 1000000LL;
+    while (atomic_load(&srv->in_flight) > 0 && sv_mono_ns() < deadline)
+        sv_sleep_ms(20);
+    if (atomic_load(&srv->in_flight) > 0)
+        sv_warn("stopping with requests still in flight", "count=%d", atomic_load(&srv->in_flight));
+    MHD_stop_daemon(srv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    pthread_mutex_destroy(&srv->metrics_mu);
+    free(srv);
+}

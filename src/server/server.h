@@ -1,0 +1,38 @@
+/* server — the HTTP API (libmicrohttpd + jansson). Maps routes to service
+ * calls and service errors to status codes in one table each; holds no
+ * business logic. Every route names the permission it needs (read, write,
+ * manage, operate) so authentication can be enforced in one place later.
+ *
+ * Ownership: the services passed in are borrowed and must outlive the server.
+ */
+#ifndef SV_SERVER_H
+#define SV_SERVER_H
+
+#include "core.h"
+#include "store.h"
+
+typedef struct sv_server sv_server;
+
+typedef struct sv_server_opts {
+    const char *host;       /* "127.0.0.1" */
+    int port;               /* 0 = any free port (see sv_server_port) */
+    int64_t max_body_bytes; /* buffered (non-batch) bodies and each batch object; 0 = 64 MiB */
+    const char *node_name;
+} sv_server_opts;
+
+/* Extra /metrics text from a service (Prometheus exposition format). */
+typedef void (*sv_metrics_fn)(sv_buf *out, void *ud);
+
+int sv_server_start(const sv_server_opts *opts, sv_store *store, sv_server **out, sv_err *err);
+int sv_server_port(const sv_server *srv);
+/* Registers a metrics writer; call before requests arrive. */
+int sv_server_add_metrics(sv_server *srv, sv_metrics_fn fn, void *ud);
+/* Stops accepting connections; /ready answers 503 from now on. */
+void sv_server_quiesce(sv_server *srv);
+/* Waits (up to timeout_ms) for in-flight requests, then stops and frees. */
+void sv_server_stop(sv_server *srv, int64_t timeout_ms);
+
+/* Maps an SV_E* code to the HTTP status the API answers with. */
+int sv_http_status(int code);
+
+#endif
