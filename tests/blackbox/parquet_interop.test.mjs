@@ -93,6 +93,13 @@ for (const codec of ['none', 'snappy', 'zstd']) {
   });
 }
 
+test('batch appends: flat columns one call each, one end_rows for all rows', async () => {
+  const rows = randomRows(rng(99), ALL, 500, { maxList: 5 });
+  const file = writeParquet(dir, 'batch', { options: { codec: 'zstd', batch: true, page_bytes: 2048 },
+    schema: ALL, rows });
+  await checkAllReaders(file, ALL, rows);
+});
+
 test('strings longer than a page, dictionary fallback to PLAIN mid-chunk', async () => {
   const r = rng(42);
   const schema = [
