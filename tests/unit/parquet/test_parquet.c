@@ -223,6 +223,75 @@ static void test_writer_sink_failure_sticks(void **st)
     sv_pq_schema_free(s);
 }
 
+
+/* The docs/parquet.md example, compiled: the export's typed row shape. */
+static void test_typed_row_example(void **st)
+{
+    (void)st;
+    sv_err err = {0};
+    sv_pq_schema *s = sv_pq_schema_new();
+    int id  = sv_pq_schema_leaf(s, SV_PQ_ROOT, "id", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, 0, &err);
+    int ct  = sv_pq_schema_leaf(s, SV_PQ_ROOT, "creation_time", SV_PQ_INT64, SV_PQ_LT_TIMESTAMP_MS, 0, 0, &err);
+    int ut  = sv_pq_schema_leaf(s, SV_PQ_ROOT, "update_time", SV_PQ_INT64, SV_PQ_LT_TIMESTAMP_MS, 0, 0, &err);
+    int vec = sv_pq_schema_list(s, SV_PQ_ROOT, "vector", SV_PQ_OPTIONAL, 768, &err);
+    assert_true(sv_pq_schema_leaf(s, vec, "element", SV_PQ_FLOAT, 0, 0, 0, &err) > 0);
+    int nv = sv_pq_schema_group(s, SV_PQ_ROOT, "named_vectors", SV_PQ_OPTIONAL, &err);
+    int nv_title = sv_pq_schema_list(s, nv, "title", SV_PQ_OPTIONAL, 384, &err);
+    assert_true(sv_pq_schema_leaf(s, nv_title, "element", SV_PQ_FLOAT, 0, 0, 0, &err) > 0);
+    int mv = sv_pq_schema_group(s, SV_PQ_ROOT, "multi_vectors", SV_PQ_OPTIONAL, &err);
+    int colbert = sv_pq_schema_list(s, mv, "colbert", SV_PQ_OPTIONAL, 0, &err);
+    int tok = sv_pq_schema_list(s, colbert, "element", 0, 128, &err);
+    assert_true(sv_pq_schema_leaf(s, tok, "element", SV_PQ_FLOAT, 0, 0, 0, &err) > 0);
+    int props = sv_pq_schema_group(s, SV_PQ_ROOT, "properties", SV_PQ_OPTIONAL, &err);
+    int title = sv_pq_schema_leaf(s, props, "title", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0,
+                                  SV_PQ_OPTIONAL | SV_PQ_DICT, &err);
+    int count = sv_pq_schema_leaf(s, props, "count", SV_PQ_INT64, 0, 0, SV_PQ_OPTIONAL, &err);
+    int tags  = sv_pq_schema_list(s, props, "tags", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, tags, "element", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, 0, &err) > 0);
+    int pj = sv_pq_schema_leaf(s, SV_PQ_ROOT, "properties_json", SV_PQ_BYTE_ARRAY, SV_PQ_LT_JSON, 0,
+                               SV_PQ_OPTIONAL, &err);
+    assert_true(id > 0 && ct > 0 && ut > 0 && vec > 0 && nv > 0 && nv_title > 0 && mv > 0 &&
+                colbert > 0 && tok > 0 && props > 0 && title > 0 && count > 0 && tags > 0 && pj > 0);
+
+    mem_sink ms = {0};
+    sv_pq_sink sink = {mem_write, mem_close, &ms};
+    sv_pq_options o = {.codec = SV_PQ_CODEC_ZSTD, .row_group_rows = 3};
+    sv_pq_writer *w;
+    assert_int_equal(sv_pq_writer_new(s, &o, &sink, &w, &err), 0);
+    sv_pq_schema_free(s);
+    static float v768[768], v384[384], colb[3 * 128];
+    const void *tag_ptrs[2] = {"a", "bé"};
+    uint32_t tag_lens[2] = {1, 3}, lens[3] = {128, 128, 128};
+    for (int r = 0; r < 10; r++) {
+        bool odd = r & 1;
+        assert_int_equal(sv_pq_append_str(w, id, "0f0e0d0c-0b0a-0908-0706-050403020100", 36, &err), 0);
+        assert_int_equal(sv_pq_append_i64(w, ct, 1700000000000 + r, &err), 0);
+        assert_int_equal(sv_pq_append_i64(w, ut, 1700000000000 + r, &err), 0);
+        assert_int_equal(odd ? sv_pq_append_null(w, vec, &err)
+                             : sv_pq_append_list(w, vec, v768, NULL, 768, &err), 0);
+        assert_int_equal(odd ? sv_pq_append_null(w, nv_title, &err)
+                             : sv_pq_append_list(w, nv_title, v384, NULL, 384, &err), 0);
+        assert_int_equal(sv_pq_append_list2(w, colbert, colb, lens, odd ? 0 : 3, &err), 0);
+        if (!odd) {
+            assert_int_equal(sv_pq_append_str(w, title, "t", 1, &err), 0);
+            assert_int_equal(sv_pq_append_i64(w, count, r, &err), 0);
+            assert_int_equal(sv_pq_append_list_bytes(w, tags, tag_ptrs, tag_lens, 2, &err), 0);
+        } else {
+            assert_int_equal(sv_pq_append_null(w, props, &err), 0);
+        }
+        assert_int_equal(sv_pq_append_str(w, pj, "{}", 2, &err), 0);
+        assert_int_equal(sv_pq_writer_end_row(w, &err), 0);
+    }
+    /* a wrongly sized token vector is refused */
+    uint32_t bad[1] = {127};
+    assert_int_equal(sv_pq_append_list2(w, colbert, colb, bad, 1, &err), SV_EINVAL);
+    assert_int_equal(sv_pq_writer_close(w, &err), 0);
+    assert_int_equal(sv_pq_writer_rows(w), 10);
+    assert_int_equal(sv_pq_writer_bytes(w), (int64_t)ms.out.len);
+    sv_pq_writer_free(w);
+    sv_buf_free(&ms.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_levels_v1),
         cmocka_unit_test(test_writer_refusals),
         cmocka_unit_test(test_writer_sink_failure_sticks),
+        cmocka_unit_test(test_typed_row_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
