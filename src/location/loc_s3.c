@@ -1005,9 +1005,12 @@ static int sw_write(sv_location_writer *bw, const void *data, size_t len, sv_err
                 return rc;
             continue;
         }
-        if (w->cur.cap < limit && sv_buf_reserve(&w->cur, limit - w->cur.len))
-            return sv_fail(err, SV_ENOMEM, "write %s: out of memory for a %zu-byte buffer", bw->key, limit);
         size_t n = limit - w->cur.len < len ? limit - w->cur.len : len;
+        /* Grow with the data (small objects stay small); a multipart part
+         * buffer is sized once. */
+        size_t want = w->upload_id ? limit - w->cur.len : n;
+        if (sv_buf_reserve(&w->cur, want))
+            return sv_fail(err, SV_ENOMEM, "write %s: out of memory for a %zu-byte buffer", bw->key, limit);
         memcpy(w->cur.data + w->cur.len, p, n);
         w->cur.len += n;
         p += n;
@@ -1180,6 +1183,31 @@ static int s3_put_file(sv_location *loc, const char *key, const char *path, sv_e
     if (fd < 0)
         return sv_fail(err, errno == ENOENT ? SV_ENOTFOUND : SV_EIO, "put_file %s at %s: cannot open %s: %s", key,
                        loc->describe, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= loc->o.multipart_threshold) {
+        /* Small file: one exact-size buffer, one PUT. */
+        size_t sz = (size_t)st.st_size;
+        char *data = malloc(sz ? sz : 1);
+        size_t got = 0;
+        while (data && got < sz) {
+            ssize_t n = pread(fd, data + got, sz - got, (off_t)got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        close(fd);
+        int rc;
+        if (!data)
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        else if (got != sz)
+            rc = sv_fail(err, SV_EIO, "put_file %s at %s: reading %s: short read", key, loc->describe, path);
+        else
+            rc = s3_put_bytes(loc, "put_file", key, data, sz, NULL, err);
+        free(data);
+        return rc;
+    }
     sv_location_writer *w;
     int rc = sv_location_writer_open(loc, key, &w, err);
     if (rc) {

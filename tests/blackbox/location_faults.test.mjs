@@ -125,6 +125,19 @@ describe('through a fault-injecting proxy', () => {
     }
   });
 
+  test('connection pool: many small requests reuse a few connections', async () => {
+    const proxy = await startFaultProxy({ target: s3.endpoint });
+    try {
+      const r = await runTool(['--endpoint', proxy.endpoint, 's3://faults', 'bench-put', 'pool', '200', '100', '4'],
+        { env: s3.env });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(proxy.stats.requests, 200);
+      assert.ok(proxy.stats.connections <= 8, `${proxy.stats.connections} TCP connections for 200 requests`);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   test('4xx answers are not retried', async () => {
     const proxy = await startFaultProxy({ target: s3.endpoint });
     try {

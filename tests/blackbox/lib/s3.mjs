@@ -107,7 +107,7 @@ export async function startFaultProxy({ target, failRate = 0, resetRate = 0, slo
   const rnd = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
   // log: "METHOD /path?query" per request; maxInFlight: most requests open at once.
   const stats = { requests: 0, failed: 0, reset: 0, slowdown: 0, passed: 0, truncated: 0, completeErrors: 0,
-    log: [], inFlight: 0, maxInFlight: 0 };
+    log: [], inFlight: 0, maxInFlight: 0, connections: 0 };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
     stats.requests++;
@@ -175,7 +175,7 @@ export async function startFaultProxy({ target, failRate = 0, resetRate = 0, slo
       if (delayMs > 0) setTimeout(go, delayMs); else go();
     });
   });
-  server.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
+  server.on('connection', (sock) => { stats.connections++; sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const port = server.address().port;
   return {

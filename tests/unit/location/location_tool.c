@@ -7,10 +7,13 @@
  * get KEY [OFFSET LENGTH], get-file KEY PATH, head KEY,
  * list [PREFIX] [--delim /] [--start-after KEY], delete KEY,
  * delete-many KEY... (or "-" = keys on stdin), copy SRC DST,
- * check-key KEY, bench-put PREFIX COUNT SIZE THREADS, bench-get PREFIX COUNT THREADS.
+ * check-key KEY, bench-put PREFIX COUNT SIZE THREADS, bench-get PREFIX COUNT THREADS,
+ * sync-up DIR PREFIX THREADS (put_file every regular file of DIR, flat),
+ * sync-down PREFIX DIR THREADS (get_to_file every object under PREFIX/).
  *
  * Exit status: 0, or 10 + (-SV_E code) with "error[<name>]: <message>" on stderr.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -138,6 +141,110 @@ static int run_bench(sv_location *loc, bool put, char **a, int n, sv_err *err)
         return fail(b.rc, err);
     }
     printf("{\"objects\":%ld,\"bytes\":%lld,\"seconds\":%.3f}\n", b.count, (long long)b.bytes, s);
+    return 0;
+}
+
+/* ---- sync-up / sync-down: many files with a thread pool (benchmark peer of
+ * `aws s3 sync`) ---- */
+
+typedef struct sync_job {
+    sv_location *loc;
+    bool up;
+    const char *dir, *prefix;
+    char **names;
+    size_t n, next;
+    pthread_mutex_t mu;
+    int rc;
+    sv_err err;
+} sync_job;
+
+static void *sync_worker(void *arg)
+{
+    sync_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t i = j->rc ? j->n : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n)
+            break;
+        char key[1200], path[1200];
+        snprintf(key, sizeof key, "%s/%s", j->prefix, j->names[i]);
+        snprintf(path, sizeof path, "%s/%s", j->dir, j->names[i]);
+        sv_err e = {0};
+        int rc = j->up ? sv_location_put_file(j->loc, key, path, &e) : sv_location_get_to_file(j->loc, key, path, &e);
+        if (rc) {
+            pthread_mutex_lock(&j->mu);
+            if (!j->rc) {
+                j->rc = rc;
+                j->err = e;
+            }
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    return NULL;
+}
+
+static int name_collect(void *ctx, const sv_location_entry *e)
+{
+    sync_job *j = ctx;
+    if (e->is_prefix)
+        return 0;
+    const char *base = e->key + strlen(j->prefix) + 1;
+    if ((j->n & 1023) == 0)
+        j->names = realloc(j->names, (j->n + 1024) * sizeof *j->names);
+    j->names[j->n++] = strdup(base);
+    return 0;
+}
+
+static int run_sync(sv_location *loc, bool up, char **a, int n, sv_err *err)
+{
+    if (n < 3) {
+        fprintf(stderr, "usage: sync-up DIR PREFIX THREADS | sync-down PREFIX DIR THREADS\n");
+        return 2;
+    }
+    sync_job j = {.loc = loc, .up = up, .dir = up ? a[0] : a[1], .prefix = up ? a[1] : a[0]};
+    pthread_mutex_init(&j.mu, NULL);
+    int threads = atoi(a[2]);
+    if (threads < 1 || threads > 256)
+        threads = 1;
+    int64_t t0 = sv_mono_ns();
+    if (up) {
+        DIR *d = opendir(j.dir);
+        if (!d) {
+            perror(j.dir);
+            return 2;
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.' || de->d_type != DT_REG)
+                continue;
+            if ((j.n & 1023) == 0)
+                j.names = realloc(j.names, (j.n + 1024) * sizeof *j.names);
+            j.names[j.n++] = strdup(de->d_name);
+        }
+        closedir(d);
+    } else {
+        char pfx[1100];
+        snprintf(pfx, sizeof pfx, "%s/", j.prefix);
+        int rc = sv_location_list(loc, pfx, "/", NULL, name_collect, &j, err);
+        if (rc)
+            return fail(rc, err);
+        sv_mkdirs(j.dir, NULL);
+    }
+    pthread_t th[256];
+    for (int i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, sync_worker, &j);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    double s = (double)(sv_mono_ns() - t0) / 1e9;
+    for (size_t i = 0; i < j.n; i++)
+        free(j.names[i]);
+    free(j.names);
+    if (j.rc) {
+        *err = j.err;
+        return fail(j.rc, err);
+    }
+    printf("{\"objects\":%zu,\"seconds\":%.3f}\n", j.n, s);
     return 0;
 }
 
@@ -306,6 +413,9 @@ int main(int argc, char **argv)
         rc = sv_location_copy(loc, a[0], a[1], &err);
     } else if (!strcmp(cmd, "describe")) {
         printf("%s\n", sv_location_describe(loc));
+    } else if (!strcmp(cmd, "sync-up") || !strcmp(cmd, "sync-down")) {
+        status = run_sync(loc, !strcmp(cmd, "sync-up"), a, n, &err);
+        goto out;
     } else if (!strcmp(cmd, "bench-put") || !strcmp(cmd, "bench-get")) {
         status = run_bench(loc, !strcmp(cmd, "bench-put"), a, n, &err);
         goto out;
