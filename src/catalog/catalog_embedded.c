@@ -71,7 +71,7 @@ static void put64be(uint8_t *p, int64_t v)
 static int rocks_fail(sv_err *err, char *rerr, const char *what)
 {
     int code = !strncmp(rerr, "Corruption", 10) ? SV_ECORRUPT : SV_EIO;
-    if (strstr(rerr, "lock"))
+    if (strstr(rerr, "lock file") || strstr(rerr, "/LOCK"))
         code = SV_ECONFLICT;
     sv_fail(err, code, "catalog %s: %s", what, rerr);
     free(rerr);
