@@ -155,6 +155,22 @@ describe('through a fault-injecting proxy', () => {
     }
   });
 
+  test('a wrong secret is refused as denied, without retries', async () => {
+    const proxy = await startFaultProxy({ target: s3.endpoint, verifySecret: 'S3RVER' });
+    try {
+      const r = await runTool(['--endpoint', proxy.endpoint, 's3://faults', 'put', 'k', '-'],
+        { env: { ...s3.env, AWS_SECRET_ACCESS_KEY: 'wrong' }, input: Buffer.from('x') });
+      assert.equal(r.code, 'denied', r.stderr);
+      assert.match(r.stderr, /SignatureDoesNotMatch/);
+      assert.equal(proxy.stats.requests, 1);
+      const ok = await runTool(['--endpoint', proxy.endpoint, 's3://faults', 'put', 'k', '-'],
+        { env: s3.env, input: Buffer.from('x') });
+      assert.equal(ok.status, 0, ok.stderr);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   test('a slow server hits the request timeout', async () => {
     const proxy = await startFaultProxy({ target: s3.endpoint, delayMs: 3000 });
     try {

@@ -72,7 +72,7 @@ function suite(name, setup) {
     test('multipart streaming writer (s3: parts in parallel)', async () => {
       const data = pattern(3 * 1024 * 1024 + 777, 9);
       // On s3:// go through a counting proxy to see the parts and their parallelism.
-      const proxy = ctx.scheme === 's3' ? await startFaultProxy({ target: ctx.env.AWS_ENDPOINT_URL, delayMs: 30 }) : null;
+      const proxy = ctx.scheme === 's3' ? await startFaultProxy({ target: ctx.direct.AWS_ENDPOINT_URL, delayMs: 30, verifySecret: 'S3RVER' }) : null;
       const flags = ['--part-size', '512Ki', '--threshold', '512Ki', '--concurrency', '3'];
       if (proxy) flags.push('--endpoint', proxy.endpoint);
       let r = await t([...flags, 'put', 'mp/big', '-'], { input: data });
@@ -174,10 +174,22 @@ function suite(name, setup) {
   });
 }
 
-suite('s3:// against s3rver', async () => {
+// Requests go through a proxy that verifies every SigV4 signature as S3
+// would (s3rver itself does not), so signing bugs fail here.
+suite('s3:// against s3rver (signatures verified)', async () => {
   const s3 = await startS3();
   await s3.createBucket('suite');
-  return { scheme: 's3', url: 's3://suite/some/prefix', env: s3.env, stop: () => s3.stop() };
+  const proxy = await startFaultProxy({ target: s3.endpoint, verifySecret: 'S3RVER' });
+  return {
+    scheme: 's3', url: 's3://suite/some/prefix', env: { ...s3.env, AWS_ENDPOINT_URL: proxy.endpoint },
+    direct: s3.env, proxy,
+    stop: async () => {
+      await proxy.stop();
+      await s3.stop();
+      assert.deepEqual(proxy.stats.sigFailures, [], 'every request carried a valid SigV4 signature');
+      assert.ok(proxy.stats.sigChecked > 100);
+    },
+  };
 });
 
 suite('file://', async () => {

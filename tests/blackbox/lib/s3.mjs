@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import crypto from 'node:crypto';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
@@ -94,6 +95,44 @@ export async function startS3({ dir } = {}) {
   return s3;
 }
 
+// AWS Signature V4 as S3 checks it (s3rver does not): rebuilds the canonical
+// request from what arrived (path and query decoded and re-encoded strictly,
+// pairs sorted), checks x-amz-content-sha256 against the body, and compares
+// signatures. Returns null when valid, else a reason.
+const enc = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+export function checkSigV4(req, body, secret) {
+  const auth = req.headers.authorization;
+  if (!auth) return 'no Authorization header';
+  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(auth);
+  if (!m) return `malformed Authorization: ${auth}`;
+  const [, , date, region, signedHeaders, signature] = m;
+  const sha = req.headers['x-amz-content-sha256'];
+  if (!sha) return 'x-amz-content-sha256 missing';
+  const bodyHash = crypto.createHash('sha256').update(body).digest('hex');
+  if (sha !== bodyHash && sha !== 'UNSIGNED-PAYLOAD') return `x-amz-content-sha256 ${sha} != sha256(body) ${bodyHash}`;
+  const [rawPath, rawQuery = ''] = req.url.split(/\?(.*)/s);
+  const canonPath = rawPath.split('/').map((seg) => enc(decodeURIComponent(seg))).join('/');
+  const pairs = rawQuery === '' ? [] : rawQuery.split('&').map((kv) => {
+    const i = kv.indexOf('=');
+    const k = i < 0 ? kv : kv.slice(0, i);
+    const v = i < 0 ? '' : kv.slice(i + 1);
+    return [enc(decodeURIComponent(k)), enc(decodeURIComponent(v))];
+  });
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  const canonQuery = pairs.map(([k, v]) => `${k}=${v}`).join('&');
+  const names = signedHeaders.split(';');
+  if (!names.includes('host') || !names.includes('x-amz-content-sha256')) return `SignedHeaders lacks host or x-amz-content-sha256: ${signedHeaders}`;
+  const canonHeaders = names.map((n) => `${n}:${String(req.headers[n] ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
+  const creq = [req.method, canonPath, canonQuery, canonHeaders, signedHeaders, sha].join('\n');
+  const amzDate = req.headers['x-amz-date'];
+  const scope = `${date}/${region}/s3/aws4_request`;
+  const sts = ['AWS4-HMAC-SHA256', amzDate, scope, crypto.createHash('sha256').update(creq).digest('hex')].join('\n');
+  const h = (k, d) => crypto.createHmac('sha256', k).update(d).digest();
+  const key = h(h(h(h('AWS4' + secret, date), region), 's3'), 'aws4_request');
+  const want = crypto.createHmac('sha256', key).update(sts).digest('hex');
+  return want === signature ? null : `signature mismatch; canonical request was:\n${creq}`;
+}
+
 // An HTTP proxy in front of an S3 endpoint that injects faults: for a fraction
 // of requests it answers 500 (failRate), 503 SlowDown (slowDownRate) or resets
 // the connection (resetRate); delayMs holds every response back.
@@ -101,13 +140,13 @@ export async function startS3({ dir } = {}) {
 // truncateRate cuts a GET response off after half its body; completeErrors
 // answers that many CompleteMultipartUpload requests with 200 + <Error>.
 export async function startFaultProxy({ target, failRate = 0, resetRate = 0, slowDownRate = 0, delayMs = 0,
-  truncateRate = 0, completeErrors = 0, onlyMethods = null, seed = 1 } = {}) {
+  truncateRate = 0, completeErrors = 0, onlyMethods = null, seed = 1, verifySecret = null } = {}) {
   const t = new URL(target);
   let s = seed >>> 0 || 1;
   const rnd = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
   // log: "METHOD /path?query" per request; maxInFlight: most requests open at once.
   const stats = { requests: 0, failed: 0, reset: 0, slowdown: 0, passed: 0, truncated: 0, completeErrors: 0,
-    log: [], inFlight: 0, maxInFlight: 0, connections: 0 };
+    log: [], inFlight: 0, maxInFlight: 0, connections: 0, sigChecked: 0, sigFailures: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
     stats.requests++;
@@ -120,6 +159,17 @@ export async function startFaultProxy({ target, failRate = 0, resetRate = 0, slo
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
+      if (verifySecret) {
+        const why = checkSigV4(req, Buffer.concat(chunks), verifySecret);
+        stats.sigChecked++;
+        if (why) {
+          stats.sigFailures.push(`${req.method} ${req.url}: ${why}`);
+          res.writeHead(403, { 'content-type': 'application/xml' });
+          res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code>' +
+            '<Message>The request signature we calculated does not match the signature you provided.</Message></Error>');
+          return;
+        }
+      }
       const go = () => {
         if (r < resetRate) {
           stats.reset++;
