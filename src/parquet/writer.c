@@ -16,6 +16,7 @@
 typedef struct pq_col {
     int node;
     int max_def, max_rep;
+    int def_bw, rep_bw; /* bit widths of the levels */
     sv_pq_type type;
     sv_pq_logical lt;
     int width; /* bytes per value in the API / plain layout; 0 for BYTE_ARRAY */
@@ -495,7 +496,10 @@ static int begin_row(sv_pq_writer *w, pq_col *c, sv_err *err)
 static int end_row(sv_pq_writer *w, pq_col *c, sv_err *err)
 {
     c->rows++;
-    if ((int64_t)(c->vals.len + c->def.len + c->rep.len) >= w->opt.page_bytes)
+    /* levels counted at their bit width: what bit-packing would take, an
+     * upper bound on the RLE hybrid, so a page is close to page_bytes */
+    if ((int64_t)(c->vals.len + (c->def.len * (size_t)c->def_bw + c->rep.len * (size_t)c->rep_bw) / 8) >=
+        w->opt.page_bytes)
         return finish_page(w, c, err);
     return 0;
 }
@@ -825,6 +829,8 @@ int sv_pq_writer_new(const sv_pq_schema *schema, const sv_pq_options *opt,
         c->node = i;
         c->max_def = n->def;
         c->max_rep = n->rep;
+        c->def_bw = sv_pq_bit_width((uint32_t)n->def);
+        c->rep_bw = sv_pq_bit_width((uint32_t)n->rep);
         c->type = n->type;
         c->lt = n->lt;
         c->width = value_width(n->type, n->type_length);

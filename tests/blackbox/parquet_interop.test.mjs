@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  READERS, canonRows, duckdb, hyparquetMetadata, randomRows, rng, tmpDir, writeParquet,
+  READERS, canonRows, duckdb, hyparquetMetadata, pageHeaders, randomRows, rng, tmpDir, writeParquet,
   writeParquetFails,
 } from './lib/parquet.mjs';
 
@@ -98,6 +98,34 @@ test('batch appends: flat columns one call each, one end_rows for all rows', asy
   const file = writeParquet(dir, 'batch', { options: { codec: 'zstd', batch: true, page_bytes: 2048 },
     schema: ALL, rows });
   await checkAllReaders(file, ALL, rows);
+});
+
+test('pages are about page_bytes and never split a row', async () => {
+  const schema = [
+    { name: 'id', type: 'string' },
+    { name: 'vec', len: 100, element: { name: 'element', type: 'float' } },
+  ];
+  const rows = randomRows(rng(3), schema, 600);
+  const pageBytes = 16384;
+  const file = writeParquet(dir, 'pages', { options: { codec: 'snappy', page_bytes: pageBytes,
+    row_group_rows: 300 }, schema, rows });
+  await checkAllReaders(file, schema, rows);
+  const groups = await pageHeaders(file);
+  assert.equal(groups.length, 2);
+  for (const cols of groups) {
+    for (const c of cols) {
+      const data = c.pages.filter((p) => p.type === 0);
+      assert.equal(data.reduce((a, p) => a + p.num_values, 0), c.num_values, `${c.column}: values`);
+      if (c.column !== 'vec.list.element') continue;
+      assert.ok(data.length >= 6, `vec: ${data.length} pages`);
+      for (const p of data) {
+        assert.equal(p.num_values % 100, 0, 'a page ends on a row boundary');
+        // levels + values of one row are at most ~600 bytes: a page closes past page_bytes
+        assert.ok(p.uncompressed <= pageBytes + 700, `page of ${p.uncompressed} bytes`);
+        assert.ok(p.uncompressed >= pageBytes * 0.9 || p === data[data.length - 1], `small page ${p.uncompressed}`);
+      }
+    }
+  }
 });
 
 test('strings longer than a page, dictionary fallback to PLAIN mid-chunk', async () => {

@@ -247,3 +247,28 @@ export function hyparquetMetadata(file) {
 }
 
 export const READERS = { duckdb: readDuckDB, hyparquet: readHyparquet, arrow: readArrow };
+
+// Page headers of every column chunk, decoded with hyparquet's own Thrift
+// reader (an implementation independent of ours): [{column, pages: [{type,
+// uncompressed, compressed, num_values}]}] per row group.
+export async function pageHeaders(file) {
+  const thriftUrl = new URL('./thrift.js', import.meta.resolve('hyparquet'));
+  const { deserializeTCompactProtocol } = await import(thriftUrl);
+  const buf = fs.readFileSync(file);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const meta = hyparquetMetadata(file);
+  return meta.row_groups.map((rg) => rg.columns.map((c) => {
+    const md = c.meta_data;
+    let offset = Number(md.dictionary_page_offset ?? md.data_page_offset);
+    const end = offset + Number(md.total_compressed_size);
+    const pages = [];
+    while (offset < end) {
+      const reader = { view, offset };
+      const h = deserializeTCompactProtocol(reader);
+      pages.push({ type: h.field_1, uncompressed: h.field_2, compressed: h.field_3,
+        num_values: h.field_5?.field_1 ?? h.field_7?.field_1 });
+      offset = reader.offset + h.field_3;
+    }
+    return { column: md.path_in_schema.join('.'), num_values: Number(md.num_values), pages };
+  }));
+}
