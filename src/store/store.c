@@ -1,11 +1,13 @@
 #include "store.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -46,6 +48,7 @@ typedef struct collection {
 
 struct sv_store {
     char data_dir[1024];
+    char tmp_dir[1100];
     char node[64];
     bool sync;
     sv_catalog *cat;
@@ -458,7 +461,14 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     pthread_mutex_init(&st->ddl_mu, NULL);
     char shards_dir[1100];
     snprintf(shards_dir, sizeof shards_dir, "%s/shards", st->data_dir);
+    snprintf(st->tmp_dir, sizeof st->tmp_dir, "%s/tmp", st->data_dir);
     int rc = sv_mkdirs(shards_dir, err);
+    /* Scratch from before a restart (half-finished captures, restores) is
+     * never resumed from here: services that resume keep their own state. */
+    if (rc == 0)
+        rc = sv_rmtree(st->tmp_dir, err);
+    if (rc == 0)
+        rc = sv_mkdirs(st->tmp_dir, err);
     sv_engine_opts eo = {.block_cache_bytes = opts->block_cache_bytes, .write_buffer_bytes = opts->write_buffer_bytes};
     if (rc == 0)
         rc = sv_engine_new(&eo, &st->engine, err);
@@ -502,6 +512,62 @@ static json_t *collection_json(const collection *c)
     return j;
 }
 
+static void new_uid(char uid[17])
+{
+    sv_uuid u;
+    sv_uuid_v4(&u);
+    for (int i = 0; i < 8; i++)
+        snprintf(uid + 2 * i, 3, "%02x", u.b[i]);
+}
+
+/* Writes a new collection's record, its fixed shards' placement and its
+ * tenants in one catalog transaction that fails if the name is taken. */
+static int persist_new_collection(sv_store *st, collection *c, sv_err *err)
+{
+    char *rec = coll_record(c);
+    char key[256];
+    snprintf(key, sizeof key, "collections/%s", c->name);
+    bool mt = c->schema->multi_tenancy;
+    sv_catalog_op *ops = calloc(c->nshards + 1, sizeof *ops);
+    char (*skeys)[300] = calloc(c->nshards + 1, sizeof *skeys);
+    char **vals = calloc(c->nshards + 1, sizeof *vals);
+    sv_catalog_cond cond = {key, 0};
+    size_t nops = 0;
+    int rc = 0;
+    if (!rec || !ops || !skeys || !vals) {
+        rc = oom(err);
+        goto done;
+    }
+    ops[nops++] = (sv_catalog_op){key, rec, strlen(rec), 0};
+    for (size_t i = 0; i < c->nshards; i++) {
+        if (mt) {
+            snprintf(skeys[i], sizeof skeys[i], "tenants/%s/%s", c->name, c->shards[i]->name);
+            vals[i] = tenant_record(c->shards[i]->name, c->shards[i]->status);
+        } else {
+            snprintf(skeys[i], sizeof skeys[i], "shards/%s/%s", c->name, c->shards[i]->name);
+            json_t *pj = json_pack("{s:i,s:s}", "format_version", 1, "node", st->node);
+            vals[i] = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+            json_decref(pj);
+        }
+        if (!vals[i]) {
+            rc = oom(err);
+            goto done;
+        }
+        ops[nops++] = (sv_catalog_op){skeys[i], vals[i], strlen(vals[i]), 0};
+    }
+    rc = sv_catalog_txn(st->cat, &cond, 1, ops, nops, err);
+    if (rc == SV_ECONFLICT)
+        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", c->name);
+done:
+    for (size_t i = 0; vals && i < c->nshards; i++)
+        free(vals[i]);
+    free(vals);
+    free(skeys);
+    free(ops);
+    free(rec);
+    return rc;
+}
+
 int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err)
 {
     sv_schema *schema = NULL;
@@ -517,49 +583,21 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
         sv_schema_free(schema);
         return rc;
     }
-    sv_uuid u;
-    sv_uuid_v4(&u);
     char uid[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(uid + 2 * i, 3, "%02x", u.b[i]);
+    new_uid(uid);
     collection *c = collection_new(st, schema->name, uid, sv_now_ms(), schema);
     if (!c) {
         pthread_mutex_unlock(&st->ddl_mu);
         sv_schema_free(schema);
         return oom(err);
     }
-    char *rec = coll_record(c);
-    char key[256];
-    snprintf(key, sizeof key, "collections/%s", c->name);
-    /* Persist before memory: the record and the shard placement in one txn
-     * that also fails if the name appeared meanwhile (another node). */
-    sv_catalog_op ops[1 + 1024];
-    char (*skeys)[300] = calloc(c->nshards, sizeof *skeys);
-    char *placement = NULL;
-    sv_catalog_cond cond = {key, 0};
-    size_t nops = 0;
-    if (!rec || (c->nshards && !skeys)) {
-        rc = oom(err);
-    } else {
-        ops[nops++] = (sv_catalog_op){key, rec, strlen(rec), 0};
-        json_t *pj = json_pack("{s:i,s:s}", "format_version", 1, "node", st->node);
-        placement = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
-        json_decref(pj);
-        for (size_t i = 0; placement && i < c->nshards; i++) {
-            snprintf(skeys[i], sizeof skeys[i], "shards/%s/%s", c->name, c->shards[i]->name);
-            ops[nops++] = (sv_catalog_op){skeys[i], placement, strlen(placement), 0};
-        }
-        rc = placement ? sv_catalog_txn(st->cat, &cond, 1, ops, nops, err) : oom(err);
-    }
-    free(rec);
-    free(placement);
-    free(skeys);
+    rc = persist_new_collection(st, c, err);
     if (rc == 0)
         rc = add_collection_to_view(st, c) ? oom(err) : 0;
     if (rc) {
         collection_free(st, c);
         pthread_mutex_unlock(&st->ddl_mu);
-        return rc == SV_ECONFLICT ? sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name) : rc;
+        return rc;
     }
     pthread_mutex_unlock(&st->ddl_mu);
     sv_info("collection created", "collection=%s shards=%zu multi_tenancy=%s", c->name, c->nshards,
@@ -1604,6 +1642,208 @@ void sv_batch_abort(sv_batch *b)
     sv_record_free(b->rec);
     sv_record_free(b->scratch);
     free(b);
+}
+
+/* ---- capture and adoption ---------------------------------------------- */
+
+const char *sv_store_tmp_dir(const sv_store *st) { return st->tmp_dir; }
+
+void sv_capture_free(sv_capture *cap)
+{
+    if (!cap)
+        return;
+    sv_schema_free(cap->schema);
+    free(cap->shards);
+    free(cap);
+}
+
+int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_capture **out, sv_err *err)
+{
+    collection *c;
+    int rc = coll_get(st, name, &c, err);
+    if (rc)
+        return rc;
+    if (sv_path_exists(dst_dir)) {
+        coll_release(st, c);
+        return sv_fail(err, SV_EEXIST, "capture directory %s already exists", dst_dir);
+    }
+    if ((rc = sv_mkdirs(dst_dir, err)) != 0) {
+        coll_release(st, c);
+        return rc;
+    }
+    sv_capture *cap = calloc(1, sizeof *cap);
+    /* The shard set cannot change while we hold tenants_lock (adding and
+     * deleting tenants take it for writing). */
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    size_t n = c->nshards;
+    bool *entered = calloc(n + 1, sizeof *entered);
+    if (!cap || !entered || !(cap->shards = calloc(n + 1, sizeof *cap->shards)) ||
+        !(cap->schema = sv_schema_dup(c->schema)))
+        rc = oom(err);
+    /* Enter every shard: open ACTIVE ones, pin INACTIVE ones (a reader lock
+     * keeps anyone from opening them meanwhile). */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        shard *s = c->shards[i];
+        sv_shard_capture *sc = &cap->shards[i];
+        snprintf(sc->name, sizeof sc->name, "%s", s->name);
+        sc->is_tenant = c->schema->multi_tenancy;
+        sc->objects = -1;
+        pthread_rwlock_rdlock(&s->use);
+        if (!s->db && s->status == SHARD_ACTIVE && sv_path_exists(s->dir)) {
+            pthread_rwlock_unlock(&s->use);
+            sv_err e2 = {0};
+            if (shard_enter(st, c, s, &e2) != 0) {
+                if (e2.code != SV_ESTATE) {
+                    rc = sv_fail(err, e2.code, "%s", e2.msg);
+                    break;
+                }
+                pthread_rwlock_rdlock(&s->use); /* it just went INACTIVE: capture from disk */
+            }
+        }
+        entered[i] = true;
+    }
+    /* Hold every writer out, so all shards are captured at one instant. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (c->shards[i]->db)
+            pthread_mutex_lock(&c->shards[i]->write_mu);
+    cap->captured_at = sv_now_ms();
+    int rc2 = rc;
+    for (size_t i = 0; rc2 == 0 && i < n; i++) {
+        shard *s = c->shards[i];
+        sv_shard_capture *sc = &cap->shards[i];
+        if ((size_t)snprintf(sc->dir, sizeof sc->dir, "%s/%s", dst_dir, s->name) >= sizeof sc->dir) {
+            rc2 = sv_fail(err, SV_EINVAL, "capture directory path too long");
+            break;
+        }
+        sc->was_active = s->db != NULL;
+        if (s->db) {
+            sc->objects = s->objects;
+            rc2 = sv_db_checkpoint(s->db, sc->dir, err);
+        } else if (sv_path_exists(s->dir)) {
+            rc2 = sv_db_checkpoint_closed(s->dir, sc->dir, err);
+        } else {
+            sc->status = SV_CAPTURE_EMPTY;
+            sc->objects = 0;
+            sc->dir[0] = '\0';
+        }
+        if (rc2)
+            sv_err_wrap(err, "capturing shard %s of %s", s->name, c->name);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (c->shards[i]->db)
+            pthread_mutex_unlock(&c->shards[i]->write_mu);
+    for (size_t i = 0; i < n; i++)
+        if (entered && entered[i])
+            pthread_rwlock_unlock(&c->shards[i]->use);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    free(entered);
+    if (rc == 0)
+        rc = rc2;
+    if (cap) {
+        snprintf(cap->collection, sizeof cap->collection, "%s", c->name);
+        cap->nshards = n;
+    }
+    coll_release(st, c);
+    if (rc) {
+        sv_capture_free(cap);
+        sv_err ignored;
+        sv_rmtree(dst_dir, &ignored);
+        return rc;
+    }
+    sv_info("collection captured", "collection=%s shards=%zu dir=%s", name, n, dst_dir);
+    *out = cap;
+    return 0;
+}
+
+int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
+                              const char *const *dirs, size_t n, json_t **out, sv_err *err)
+{
+    sv_schema *schema = NULL;
+    int rc = sv_schema_parse(schema_json, len, &schema, err);
+    if (rc)
+        return rc;
+    /* The names must be exactly the schema's shards, or valid distinct tenants. */
+    if (!schema->multi_tenancy && n != schema->shards)
+        rc = sv_fail(err, SV_EINVAL, "collection '%s' has %u shards but %zu were given", schema->name, schema->shards, n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (schema->multi_tenancy) {
+            rc = sv_check_tenant_name(names[i], err);
+        } else {
+            char want[32];
+            snprintf(want, sizeof want, "shard%04zu", i);
+            if (strcmp(names[i], want) != 0)
+                rc = sv_fail(err, SV_EINVAL, "shard %zu must be named %s, not '%.64s'", i, want, names[i]);
+        }
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (strcmp(names[i], names[j]) == 0)
+                rc = sv_fail(err, SV_EINVAL, "shard '%s' given twice", names[i]);
+        if (rc == 0 && !sv_path_exists(dirs[i]))
+            rc = sv_fail(err, SV_ENOTFOUND, "shard directory %s does not exist", dirs[i]);
+    }
+    if (rc) {
+        sv_schema_free(schema);
+        return rc;
+    }
+    pthread_mutex_lock(&st->ddl_mu);
+    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
+    if (existing) {
+        coll_release(st, existing);
+        pthread_mutex_unlock(&st->ddl_mu);
+        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
+        sv_schema_free(schema);
+        return rc;
+    }
+    char uid[17];
+    new_uid(uid);
+    collection *c = collection_new(st, schema->name, uid, sv_now_ms(), schema);
+    if (!c) {
+        pthread_mutex_unlock(&st->ddl_mu);
+        sv_schema_free(schema);
+        return oom(err);
+    }
+    char root[1100];
+    coll_dir(st, c, root, sizeof root);
+    for (size_t i = 0; rc == 0 && schema->multi_tenancy && i < n; i++) {
+        shard *s = shard_new(root, names[i], SHARD_ACTIVE);
+        if (!s || insert_tenant(c, s) != 0) {
+            shard_free(st, s);
+            rc = oom(err);
+        }
+    }
+    if (rc == 0)
+        rc = sv_mkdirs(root, err);
+    size_t moved = 0;
+    for (; rc == 0 && moved < n; moved++) {
+        char identity[1300], target[1200];
+        /* A fresh identity: RocksDB writes a new IDENTITY when it is missing. */
+        snprintf(identity, sizeof identity, "%s/IDENTITY", dirs[moved]);
+        unlink(identity);
+        snprintf(target, sizeof target, "%s/%s", root, names[moved]);
+        if (rename(dirs[moved], target) != 0)
+            rc = sv_fail(err, SV_EIO, "cannot move %s to %s: %s", dirs[moved], target, strerror(errno));
+    }
+    if (rc == 0)
+        rc = persist_new_collection(st, c, err);
+    if (rc == 0)
+        rc = add_collection_to_view(st, c) ? oom(err) : 0;
+    if (rc) {
+        /* Put back what was moved so the caller can retry or clean up. */
+        for (size_t i = 0; i < moved; i++) {
+            char target[1200];
+            snprintf(target, sizeof target, "%s/%s", root, names[i]);
+            rename(target, dirs[i]);
+        }
+        sv_err ignored;
+        sv_rmtree(root, &ignored);
+        collection_free(st, c);
+        pthread_mutex_unlock(&st->ddl_mu);
+        return rc;
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    sv_info("collection adopted", "collection=%s shards=%zu", c->name, n);
+    if (out)
+        *out = collection_json(c);
+    return 0;
 }
 
 void sv_store_get_stats(sv_store *st, sv_store_stats *out)

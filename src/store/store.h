@@ -85,6 +85,49 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len);
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
 void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
 
+/* ---- point-in-time capture and adoption (export, snapshots, restore) ---- */
+
+typedef enum { SV_CAPTURE_OK, SV_CAPTURE_EMPTY } sv_capture_status;
+
+typedef struct sv_shard_capture {
+    char name[72];            /* "shard0000"… or the tenant name */
+    bool is_tenant;
+    bool was_active;          /* false: captured from disk without loading */
+    sv_capture_status status; /* EMPTY: the shard never held data (no directory) */
+    char dir[1200];           /* the checkpoint: a RocksDB directory (when OK) */
+    int64_t objects;          /* exact count at capture; -1 if the shard was not loaded */
+} sv_shard_capture;
+
+typedef struct sv_capture {
+    char collection[129];
+    sv_schema *schema;
+    sv_shard_capture *shards;
+    size_t nshards;
+    int64_t captured_at; /* ms since epoch */
+} sv_capture;
+
+/* Captures every shard of a collection (INACTIVE tenants from disk, without
+ * loading them) as RocksDB checkpoints under dst_dir/<shard>/, which must not
+ * exist and should be on the data dir's filesystem so files are hard links.
+ * Writes to the collection are held for the duration, so the capture is one
+ * consistent point in time across all its shards. The caller owns the
+ * directories (removes them when done) and frees the capture. */
+int sv_store_capture(sv_store *st, const char *collection, const char *dst_dir, sv_capture **out, sv_err *err);
+void sv_capture_free(sv_capture *cap); /* does not touch the directories */
+
+/* Creates a collection from complete shard directories (e.g. restored from
+ * a snapshot). schema_json names the new collection; names[i] is a fixed
+ * shard name ("shard0000"…, all of them) or a tenant name, dirs[i] its
+ * RocksDB directory on the data dir's filesystem. Each directory gets a fresh
+ * RocksDB identity and is moved into the store; the collection appears only
+ * when everything is in place. SV_EEXIST if the name is taken. On failure
+ * nothing is created and the directories are left where they were. */
+int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
+                              const char *const *dirs, size_t n, json_t **out, sv_err *err);
+
+/* <data-dir>/tmp: scratch space on the data dir's filesystem, emptied at start. */
+const char *sv_store_tmp_dir(const sv_store *st);
+
 /* ---- introspection (metrics) -------------------------------------------- */
 
 typedef struct sv_store_stats {
