@@ -503,7 +503,10 @@ static void run_openers(sv_engine *e, sv_db **dbs, bool close)
 
 static void many_shards(void **state)
 {
-    sv_engine *e = new_engine();
+    /* default options: what a server uses */
+    sv_engine *e = NULL;
+    sv_err err = {0};
+    assert_int_equal(sv_engine_new(NULL, &e, &err), 0);
     static sv_db *dbs[NSHARDS];
     int64_t rss0 = rss_bytes(), t0 = sv_mono_ns();
     run_openers(e, dbs, false);
