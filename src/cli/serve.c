@@ -151,7 +151,8 @@ int sv_cli_serve(int argc, char **argv)
     }
     if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        rc = sv_server_start(&o, st, &srv, &err);
+        sv_services svc = {.store = st};
+        rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);

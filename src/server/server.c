@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "record.h"
+#include "server_internal.h"
 
 /* ---- errors -> status: the one table ------------------------------------ */
 
@@ -35,47 +36,14 @@ int sv_http_status(int code)
 
 /* ---- requests ----------------------------------------------------------- */
 
-typedef enum { PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE } perm;
-static const char *perm_names[] = {"read", "write", "manage", "operate"};
-
-#define MAX_PARAMS 4
-
-typedef struct request {
-    sv_server *srv;
-    struct MHD_Connection *con;
-    const struct route *route;
-    const char *method;
-    char params[MAX_PARAMS][256];
-    int nparams;
-    sv_buf body;           /* buffered bodies */
-    bool body_too_big;
-    /* streamed batch bodies */
-    sv_batch *batch;
-    sv_batch_splitter *splitter;
-    int stream_rc;
-    sv_err stream_err;
-    /* response */
-    int status;
-    sv_buf out;
-    const char *content_type;
-    int64_t started_ns;
-} request;
-
-typedef int (*handler_fn)(request *rq);
-
-typedef struct route {
-    const char *method;
-    const char *pattern; /* "{}" matches one path segment */
-    handler_fn fn;
-    perm perm;
-    bool stream_body;
-} route;
+static const char *const perm_names[] = {"read", "write", "manage", "operate"};
 
 #define N_CODES 16
 static const int tracked_codes[N_CODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503, 504, 0};
 
 struct sv_server {
     struct MHD_Daemon *daemon;
+    sv_services svc;
     sv_store *store;
     int64_t max_body;
     int port;
@@ -96,7 +64,9 @@ struct sv_server {
 static const route routes[];
 static const size_t nroutes;
 
-static int reply_json(request *rq, int status, json_t *j)
+const sv_services *sv_request_services(const request *rq) { return &rq->srv->svc; }
+
+int sv_reply_json(request *rq, int status, json_t *j)
 {
     rq->status = status;
     char *s = json_dumps(j, JSON_COMPACT);
@@ -109,7 +79,7 @@ static int reply_json(request *rq, int status, json_t *j)
     return 0;
 }
 
-static int reply_error(request *rq, int status, const char *msg)
+int sv_reply_error(request *rq, int status, const char *msg)
 {
     rq->status = status;
     sv_buf_reset(&rq->out);
@@ -119,17 +89,17 @@ static int reply_error(request *rq, int status, const char *msg)
     return 0;
 }
 
-static int reply_err(request *rq, int rc, const sv_err *err)
+int sv_reply_err(request *rq, int rc, const sv_err *err)
 {
     const char *msg = err->msg[0] ? err->msg : sv_strerror(rc);
     int status = sv_http_status(rc);
     if (status >= 500)
         sv_error("request failed", "method=%s route=\"%s\" status=%d error=\"%s\"", rq->method,
                  rq->route ? rq->route->pattern : "?", status, msg);
-    return reply_error(rq, status, msg);
+    return sv_reply_error(rq, status, msg);
 }
 
-static int parse_body(request *rq, json_t **out, sv_err *err)
+int sv_parse_body(request *rq, json_t **out, sv_err *err)
 {
     if (rq->body.len == 0)
         return sv_fail(err, SV_EPARSE, "the request needs a JSON body");
@@ -140,7 +110,7 @@ static int parse_body(request *rq, json_t **out, sv_err *err)
     return 0;
 }
 
-static const char *query(request *rq, const char *name)
+const char *sv_query(request *rq, const char *name)
 {
     const char *v = MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, name);
     return v && *v ? v : NULL;
@@ -148,18 +118,18 @@ static const char *query(request *rq, const char *name)
 
 /* ---- handlers ----------------------------------------------------------- */
 
-static int h_live(request *rq) { return reply_json(rq, 200, json_pack("{s:s}", "status", "ok")); }
+static int h_live(request *rq) { return sv_reply_json(rq, 200, json_pack("{s:s}", "status", "ok")); }
 
 static int h_ready(request *rq)
 {
     if (atomic_load(&rq->srv->quiescing))
-        return reply_error(rq, 503, "shutting down");
-    return reply_json(rq, 200, json_pack("{s:s}", "status", "ready"));
+        return sv_reply_error(rq, 503, "shutting down");
+    return sv_reply_json(rq, 200, json_pack("{s:s}", "status", "ready"));
 }
 
 static int h_meta(request *rq)
 {
-    return reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:s}", "name", "shardvault", "version", SV_VERSION, "gitSha",
+    return sv_reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:s}", "name", "shardvault", "version", SV_VERSION, "gitSha",
                                          SV_GIT_SHA, "node", rq->srv->node));
 }
 
@@ -216,7 +186,7 @@ static int h_collections_create(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_create_collection(rq->srv->store, (const char *)rq->body.data, rq->body.len, &out, &err);
-    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
 }
 
 static int h_collections_list(request *rq)
@@ -224,7 +194,7 @@ static int h_collections_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_list_collections(rq->srv->store, &out, &err);
-    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
 }
 
 static int h_collection_get(request *rq)
@@ -232,7 +202,7 @@ static int h_collection_get(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_get_collection(rq->srv->store, rq->params[0], &out, &err);
-    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
 }
 
 static int h_collection_delete(request *rq)
@@ -240,7 +210,7 @@ static int h_collection_delete(request *rq)
     sv_err err = {0};
     int rc = sv_store_delete_collection(rq->srv->store, rq->params[0], &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 204;
     return 0;
 }
@@ -251,11 +221,11 @@ static int tenants_with_body(request *rq, tenant_op op)
 {
     sv_err err = {0};
     json_t *body = NULL, *out = NULL;
-    int rc = parse_body(rq, &body, &err);
+    int rc = sv_parse_body(rq, &body, &err);
     if (rc == 0)
         rc = op(rq->srv->store, rq->params[0], body, &out, &err);
     json_decref(body);
-    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
 }
 
 static int h_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
@@ -265,12 +235,12 @@ static int h_tenants_delete(request *rq)
 {
     sv_err err = {0};
     json_t *body = NULL;
-    int rc = parse_body(rq, &body, &err);
+    int rc = sv_parse_body(rq, &body, &err);
     if (rc == 0)
         rc = sv_store_delete_tenants(rq->srv->store, rq->params[0], body, &err);
     json_decref(body);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 204;
     return 0;
 }
@@ -280,7 +250,7 @@ static int h_tenants_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_list_tenants(rq->srv->store, rq->params[0], &out, &err);
-    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
 }
 
 static int h_shards_list(request *rq)
@@ -288,18 +258,18 @@ static int h_shards_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_list_shards(rq->srv->store, rq->params[0], &out, &err);
-    return rc ? reply_err(rq, rc, &err) : reply_json(rq, 200, out);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
 }
 
 static int h_object_create(request *rq)
 {
     sv_err err = {0};
     if (rq->body.len == 0)
-        return reply_error(rq, 400, "the request needs a JSON object body");
-    int rc = sv_store_put_object(rq->srv->store, rq->params[0], NULL, query(rq, "tenant"), (const char *)rq->body.data,
+        return sv_reply_error(rq, 400, "the request needs a JSON object body");
+    int rc = sv_store_put_object(rq->srv->store, rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
                                  rq->body.len, &rq->out, &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 200;
     return 0;
 }
@@ -308,11 +278,11 @@ static int h_object_put(request *rq)
 {
     sv_err err = {0};
     if (rq->body.len == 0)
-        return reply_error(rq, 400, "the request needs a JSON object body");
-    int rc = sv_store_put_object(rq->srv->store, rq->params[0], rq->params[1], query(rq, "tenant"),
+        return sv_reply_error(rq, 400, "the request needs a JSON object body");
+    int rc = sv_store_put_object(rq->srv->store, rq->params[0], rq->params[1], sv_query(rq, "tenant"),
                                  (const char *)rq->body.data, rq->body.len, &rq->out, &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 200;
     return 0;
 }
@@ -320,9 +290,9 @@ static int h_object_put(request *rq)
 static int h_object_get(request *rq)
 {
     sv_err err = {0};
-    int rc = sv_store_get_object(rq->srv->store, rq->params[0], query(rq, "tenant"), rq->params[1], &rq->out, &err);
+    int rc = sv_store_get_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &rq->out, &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 200;
     return 0;
 }
@@ -330,9 +300,9 @@ static int h_object_get(request *rq)
 static int h_object_delete(request *rq)
 {
     sv_err err = {0};
-    int rc = sv_store_delete_object(rq->srv->store, rq->params[0], query(rq, "tenant"), rq->params[1], &err);
+    int rc = sv_store_delete_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 204;
     return 0;
 }
@@ -341,13 +311,13 @@ static int h_objects_list(request *rq)
 {
     sv_err err = {0};
     int64_t limit = 100;
-    const char *l = query(rq, "limit");
+    const char *l = sv_query(rq, "limit");
     if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
-        return reply_error(rq, 422, "limit must be an integer between 1 and 10000");
-    int rc = sv_store_list_objects(rq->srv->store, rq->params[0], query(rq, "tenant"), query(rq, "after"),
+        return sv_reply_error(rq, 422, "limit must be an integer between 1 and 10000");
+    int rc = sv_store_list_objects(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), sv_query(rq, "after"),
                                    (int)limit, &rq->out, &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 200;
     return 0;
 }
@@ -364,16 +334,16 @@ static int batch_object(const char *json, size_t len, void *ud)
 static int h_batch(request *rq)
 {
     if (rq->stream_rc)
-        return reply_err(rq, rq->stream_rc, &rq->stream_err);
+        return sv_reply_err(rq, rq->stream_rc, &rq->stream_err);
     sv_err err = {0};
     int rc = sv_batch_splitter_finish(rq->splitter, batch_object, rq, &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     sv_batch *b = rq->batch;
     rq->batch = NULL;
     rc = sv_batch_end(b, &rq->out, &err);
     if (rc)
-        return reply_err(rq, rc, &err);
+        return sv_reply_err(rq, rc, &err);
     rq->status = 200;
     return 0;
 }
@@ -490,16 +460,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             if (path_known) {
                 char msg[160];
                 snprintf(msg, sizeof msg, "method %.16s is not allowed on %.100s", method, url);
-                reply_error(rq, 405, msg);
+                sv_reply_error(rq, 405, msg);
             } else {
                 char msg[256];
                 snprintf(msg, sizeof msg, "no such endpoint: %.16s %.150s (see docs/api.md)", method, url);
-                reply_error(rq, 404, msg);
+                sv_reply_error(rq, 404, msg);
             }
             return MHD_YES;
         }
         if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ) {
-            reply_error(rq, 503, "the server is shutting down; retry against another node or after restart");
+            sv_reply_error(rq, 503, "the server is shutting down; retry against another node or after restart");
             return MHD_YES;
         }
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -507,7 +477,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             char msg[160];
             snprintf(msg, sizeof msg, "request body of %s bytes is over the limit of %lld bytes (--max-body-bytes)", cl,
                      (long long)srv->max_body);
-            reply_error(rq, 413, msg);
+            sv_reply_error(rq, 413, msg);
             rq->body_too_big = true;
             return MHD_YES;
         }
@@ -536,7 +506,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             char msg[160];
             snprintf(msg, sizeof msg, "request body is over the limit of %lld bytes (--max-body-bytes)",
                      (long long)srv->max_body);
-            reply_error(rq, 413, msg);
+            sv_reply_error(rq, 413, msg);
             sv_buf_free(&rq->body);
             return MHD_YES;
         }
@@ -546,7 +516,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     }
     if (!rq->status) {
         if (rq->route->fn(rq) != 0 && !rq->status)
-            reply_error(rq, 500, "out of memory");
+            sv_reply_error(rq, 500, "out of memory");
     }
     return send_response(rq);
 }
@@ -570,12 +540,13 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     atomic_fetch_sub(&srv->in_flight, 1);
 }
 
-int sv_server_start(const sv_server_opts *opts, sv_store *store, sv_server **out, sv_err *err)
+int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_server **out, sv_err *err)
 {
     sv_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return sv_fail(err, SV_ENOMEM, "out of memory");
-    srv->store = store;
+    srv->svc = *svc;
+    srv->store = svc->store;
     srv->max_body = opts->max_body_bytes > 0 ? opts->max_body_bytes : 64 << 20;
     snprintf(srv->node, sizeof srv->node, "%s", opts->node_name ? opts->node_name : "node1");
     pthread_mutex_init(&srv->metrics_mu, NULL);

@@ -13,6 +13,11 @@
 
 typedef struct sv_server sv_server;
 
+/* The services the API fronts (borrowed; NULL for a service not running). */
+typedef struct sv_services {
+    sv_store *store;
+} sv_services;
+
 typedef struct sv_server_opts {
     const char *host;       /* "127.0.0.1" */
     int port;               /* 0 = any free port (see sv_server_port) */
@@ -23,7 +28,7 @@ typedef struct sv_server_opts {
 /* Extra /metrics text from a service (Prometheus exposition format). */
 typedef void (*sv_metrics_fn)(sv_buf *out, void *ud);
 
-int sv_server_start(const sv_server_opts *opts, sv_store *store, sv_server **out, sv_err *err);
+int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_server **out, sv_err *err);
 int sv_server_port(const sv_server *srv);
 /* Registers a metrics writer; call before requests arrive. */
 int sv_server_add_metrics(sv_server *srv, sv_metrics_fn fn, void *ud);

@@ -1,0 +1,56 @@
+/* Internal to the server module: what route handlers in routes_*.c see.
+ * One route table lives in server.c; each service's handlers live in their
+ * own file and are declared here. */
+#ifndef SV_SERVER_INTERNAL_H
+#define SV_SERVER_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "record.h"
+#include "server.h"
+
+typedef enum { PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE } perm;
+
+#define MAX_PARAMS 4
+
+typedef struct request {
+    struct sv_server *srv;
+    struct MHD_Connection *con;
+    const struct route *route;
+    const char *method;
+    char params[MAX_PARAMS][256];
+    int nparams;
+    sv_buf body;           /* buffered bodies */
+    bool body_too_big;
+    /* streamed batch bodies */
+    sv_batch *batch;
+    sv_batch_splitter *splitter;
+    int stream_rc;
+    sv_err stream_err;
+    /* response */
+    int status;
+    sv_buf out;
+    const char *content_type;
+    int64_t started_ns;
+} request;
+
+typedef int (*handler_fn)(request *rq);
+
+typedef struct route {
+    const char *method;
+    const char *pattern; /* "{}" matches one path segment */
+    handler_fn fn;
+    perm perm;
+    bool stream_body;
+} route;
+
+/* Answers: each returns 0 (or SV_ENOMEM). */
+int sv_reply_json(request *rq, int status, json_t *j); /* steals j */
+int sv_reply_error(request *rq, int status, const char *msg);
+int sv_reply_err(request *rq, int rc, const sv_err *err); /* status from sv_http_status */
+int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE with line/column */
+const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
+const sv_services *sv_request_services(const request *rq);
+
+#endif
