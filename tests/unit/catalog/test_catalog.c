@@ -104,6 +104,11 @@ static void basic_crud_scan(void **state)
     char *v = NULL;
     size_t n;
     int64_t rev;
+    char url[1200];
+    snprintf(url, sizeof url, "%s/crud", g_root);
+    sv_catalog *c2 = NULL;
+    assert_int_equal(sv_catalog_open(url, &c2, &err), SV_ECONFLICT); /* already open */
+    assert_null(c2);
     assert_int_equal(sv_catalog_get(c, "nope", &v, &n, &rev, &err), SV_ENOTFOUND);
     assert_null(v);
     assert_int_equal(sv_catalog_put(c, "col/b", "2", 1, 0, &err), 0);
