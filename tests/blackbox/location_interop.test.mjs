@@ -90,6 +90,16 @@ function suite(name, setup) {
       }
     });
 
+    test('an aborted writer leaves nothing under the key (single and multipart)', async () => {
+      let r = await t(['put-abort', 'ab/small', '-'], { input: Buffer.from('x') });
+      assert.equal(r.status, 0, r.stderr);
+      r = await t(['--part-size', '256Ki', '--threshold', '256Ki', 'put-abort', 'ab/multi', '-'],
+        { input: pattern(1024 * 1024, 21) });
+      assert.equal(r.status, 0, r.stderr);
+      for (const k of ['ab/small', 'ab/multi']) assert.equal((await t(['head', k])).code, 'not found');
+      assert.equal((await t(['list', 'ab/'])).stdout.length, 0);
+    });
+
     test('list: prefix, delimiter, pagination, start-after', async () => {
       const keys = ['l/a/1', 'l/a/2', 'l/b', 'l/c/d/e', 'l/c/f', 'lz'];
       for (const k of keys) assert.equal((await t(['put', k, '-'], { input: Buffer.from(k) })).status, 0);
@@ -103,6 +113,10 @@ function suite(name, setup) {
       assert.deepEqual(lines(r), ['l/c/d/', 'l/c/f']);
       r = await t(['--page', '1', 'list', 'l', '--start-after', 'l/b']);
       assert.deepEqual(lines(r), ['l/c/d/e', 'l/c/f', 'lz']);
+      r = await t(['list', 'l/', '--delim', '/', '--start-after', 'l/c/d/e']);
+      assert.deepEqual(lines(r), ['l/c/'], 'a prefix holding keys after start-after is listed');
+      r = await t(['list', 'l/', '--delim', '/', '--start-after', 'l/c/f']);
+      assert.deepEqual(lines(r), []);
       r = await t(['list', 'nothing/here/']);
       assert.equal(r.status, 0);
       assert.equal(r.stdout.length, 0);

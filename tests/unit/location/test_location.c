@@ -265,6 +265,10 @@ static void file_roundtrip(void **state)
     struct stat st;
     assert_int_equal(stat(local, &st), 0);
     assert_int_equal(st.st_nlink, 2);
+    /* Putting the very same file again must not leave a temp link behind. */
+    assert_int_equal(sv_location_put_file(loc, "blobs/ab/abcd", local, &err), 0);
+    assert_int_equal(stat(local, &st), 0);
+    assert_int_equal(st.st_nlink, 2);
     char out[700];
     snprintf(out, sizeof out, "%s-out.sst", root);
     assert_int_equal(sv_location_get_to_file(loc, "blobs/ab/abcd", out, &err), 0);
@@ -292,6 +296,12 @@ static void file_roundtrip(void **state)
     memset(&n, 0, sizeof n);
     assert_int_equal(sv_location_list(loc, "", NULL, "copy/c", collect, &n, &err), 0);
     assert_string_equal(n.buf, "lock/x,w/obj");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sv_location_list(loc, "", "/", "blobs/ab/a", collect, &n, &err), 0);
+    assert_string_equal(n.buf, "blobs/,copy/,lock/,w/");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sv_location_list(loc, "", "/", "blobs/ab/abcd", collect, &n, &err), 0);
+    assert_string_equal(n.buf, "copy/,lock/,w/");
 
     /* a key cannot be both object and prefix on file:// */
     assert_int_equal(sv_location_put(loc, "w/obj/sub", "x", 1, &err), SV_ECONFLICT);
