@@ -128,6 +128,19 @@ test('pages are about page_bytes and never split a row', async () => {
   }
 });
 
+test('dictionary with thousands of entries (wide bit-packed indices)', async () => {
+  const schema = [
+    { name: 'k', type: 'int64', dict: true },
+    { name: 's', type: 'string', dict: true, optional: true },
+  ];
+  const rows = [];
+  for (let i = 0; i < 6000; i++) rows.push({ k: String((i * 7919) % 5003 - 2500), s: i % 11 ? `s${(i * 31) % 4099}` : null });
+  const file = writeParquet(dir, 'widedict', { options: { codec: 'zstd', dict_bytes: 1 << 20 }, schema, rows });
+  await checkAllReaders(file, schema, rows);
+  const enc = hyparquetMetadata(file).row_groups[0].columns.map((c) => c.meta_data.encodings);
+  assert.ok(enc.every((e) => e.includes('RLE_DICTIONARY')), JSON.stringify(enc));
+});
+
 test('strings longer than a page, dictionary fallback to PLAIN mid-chunk', async () => {
   const r = rng(42);
   const schema = [
