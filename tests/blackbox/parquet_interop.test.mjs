@@ -1,6 +1,6 @@
 // Files written by the parquet module, read back by DuckDB, Arrow's Rust
 // reader (parquet-wasm) and hyparquet; every value compared exactly.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +10,8 @@ import {
 } from './lib/parquet.mjs';
 
 const dir = tmpDir('interop');
+let failed = false;
+after(() => { if (!failed) fs.rmSync(dir, { recursive: true, force: true }); });
 
 // Every supported shape: each leaf type required and optional, lists of
 // each, list<list<>>, groups holding all of these.
@@ -45,6 +47,12 @@ const ALL = [
 ];
 
 async function checkAllReaders(file, schema, rows) {
+  failed = true; // until this check passes; a failure keeps the files in ${dir}
+  await compareAll(file, schema, rows);
+  failed = false;
+}
+
+async function compareAll(file, schema, rows) {
   const want = canonRows(schema, rows);
   for (const [name, read] of Object.entries(READERS)) {
     const got = canonRows(schema, await read(file));
