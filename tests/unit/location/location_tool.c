@@ -429,5 +429,18 @@ int main(int argc, char **argv)
         status = fail(rc, &err);
 out:
     sv_location_close(loc);
+    if (getenv("LOCATION_TOOL_RSS")) { /* tests: bounded writer memory */
+        /* VmHWM, not getrusage: ru_maxrss survives execve and would report
+         * the spawning process's size. */
+        long long kb = -1;
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmHWM:", 6))
+                kb = atoll(line + 6);
+        if (f)
+            fclose(f);
+        fprintf(stderr, "peak_rss_bytes=%lld\n", kb * 1024);
+    }
     return status;
 }
