@@ -425,8 +425,8 @@ static void path_fmt(char *buf, size_t n, const char *sect, const char *name, lo
 
 static inline int read_float(rd *R, float *out, const char *sect, const char *name, long i, long j)
 {
-    sv_jnum n;
-    const char *e = sv_scan_number(R->p, R->end, &n);
+    double d;
+    const char *e = sv_scan_double(R->p, R->end, &d);
     if (!e) {
         char path[200];
         path_fmt(path, sizeof path, sect, name, i, j);
@@ -434,7 +434,6 @@ static inline int read_float(rd *R, float *out, const char *sect, const char *na
             return sv_fail(R->err, SV_EPARSE, "%s: invalid JSON number at byte %zu", path, off(R));
         return sv_fail(R->err, SV_EINVAL, "%s: expected a number, got %s", path, kind_of(R));
     }
-    double d = sv_jnum_to_double(&n);
     float f = (float)d;
     if (!isfinite(f)) {
         char path[200];
