@@ -18,24 +18,13 @@ typedef struct rd {
     sv_err *err;
 } rd;
 
-/* Characters that stop the fast string scan. */
-static unsigned char str_stop[256];
-static unsigned char ws_tab[256];
-static void init_tables(void)
-{
-    for (int c = 0; c < 256; c++) {
-        str_stop[c] = (c < 0x20 || c >= 0x80 || c == '"' || c == '\\');
-        ws_tab[c] = (c == ' ' || c == '\t' || c == '\n' || c == '\r');
-    }
-}
-static void tables_once(void)
-{
-    static int done; /* benign race: every thread writes the same bytes */
-    if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-        init_tables();
-        __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
-    }
-}
+/* Characters that stop the fast string scan: controls, '"', '\\' and
+ * non-ASCII (validated as UTF-8 on the slow path). Constant tables, so no
+ * initialization races between threads. */
+static const unsigned char str_stop[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+static const unsigned char ws_tab[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
 static inline void skip_ws(rd *R)
 {
@@ -394,7 +383,6 @@ static int skip_value(rd *R)
 
 bool sv_json_valid(const char *s, size_t len)
 {
-    tables_once();
     struct sv_record_arena a;
     memset(&a, 0, sizeof a);
     rd R = {.p = s, .end = s + len, .base = s, .a = &a, .err = NULL};
@@ -1010,7 +998,7 @@ static int read_route_name(rd *R, sv_str *out, const char *field)
     int rc = read_string(R, out, false);
     if (rc)
         return rc;
-    if (out->ptr < s || out->ptr > R->p) /* decoded into the arena: it had escapes */
+    if ((size_t)(R->p - s) - 2 != out->len) /* escapes always shorten: it had some */
         return sv_fail(R->err, SV_EINVAL, "%s: must be a plain name without escapes", field);
     return 0;
 }
@@ -1024,7 +1012,6 @@ static int match_key(const sv_str *k, const char *lit)
 int sv_record_parse_json(sv_record *r, const sv_schema *s, const char *json, size_t len, sv_object_route *route,
                          sv_err *err)
 {
-    tables_once();
     int rc = sv_record_reset(r, s);
     if (rc)
         return sv_fail(err, rc, "out of memory");
@@ -1137,7 +1124,6 @@ out:
 
 int sv_record_peek_route(const char *json, size_t len, sv_object_route *route, sv_err *err)
 {
-    tables_once();
     struct sv_record_arena a;
     memset(&a, 0, sizeof a);
     rd R = {.p = json, .end = json + len, .base = json, .a = &a, .err = err};
