@@ -485,8 +485,10 @@ static inline void put_digits(char *out, uint32_t v, uint32_t n)
 static size_t layout(char *out, bool neg, uint64_t digits, uint32_t nd, int32_t exp)
 {
     char d[24];
-    /* digits has at most 17 decimal digits here. */
-    {
+    /* digits has at most 17 decimal digits here; float32 needs at most 9. */
+    if (digits <= UINT32_MAX) {
+        put_digits(d, (uint32_t)digits, nd);
+    } else {
         char *p = d + nd;
         uint64_t v = digits;
         for (uint32_t i = 0; i < nd; i++) {
