@@ -687,11 +687,8 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
         return sv_fail(R->err, SV_EINVAL, "properties.%s[%ld]: null is not allowed inside arrays (remove the element)",
                        d->name, i);
     }
-    char ib[24];
-    if (i >= 0)
-        snprintf(ib, sizeof ib, "[%ld]", i);
-    else
-        ib[0] = '\0';
+    char ib[24]; /* "[i]" for messages, formatted only on the error paths */
+#define IB() (i >= 0 ? (snprintf(ib, sizeof ib, "[%ld]", i), ib) : "")
     switch (d->type) {
     case SV_TYPE_TEXT:
         if (c != '"')
@@ -703,7 +700,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
         const char *e = (c == '-' || (c >= '0' && c <= '9')) ? sv_scan_number(R->p, R->end, &n) : NULL;
         if (!e) {
             if (c == '-' || (c >= '0' && c <= '9'))
-                return sv_fail(R->err, SV_EPARSE, "properties.%s%s: invalid JSON number at byte %zu", d->name, ib,
+                return sv_fail(R->err, SV_EPARSE, "properties.%s%s: invalid JSON number at byte %zu", d->name, IB(),
                                off(R));
             return type_error(R, d, i, elem_name(d->type));
         }
@@ -712,14 +709,14 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             rc = sv_jnum_to_int64(&n, (int64_t *)slot);
             if (rc == SV_EINVAL)
                 return sv_fail(R->err, SV_EINVAL, "properties.%s%s: expected int, got %.*s (not an integer)",
-                               d->name, ib, tl, R->p);
+                               d->name, IB(), tl, R->p);
             if (rc)
-                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the int64 range", d->name, ib,
+                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the int64 range", d->name, IB(),
                                tl, R->p);
         } else {
             double v = sv_jnum_to_double(&n);
             if (!isfinite(v))
-                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the double range", d->name, ib,
+                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the double range", d->name, IB(),
                                tl, R->p);
             *(double *)slot = v;
         }
@@ -746,7 +743,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             return sv_fail(R->err, SV_EINVAL,
                            "properties.%s%s: \"%.*s\" is not an RFC 3339 date-time between years 0000 and 9999 "
                            "(e.g. 2024-01-02T03:04:05.678Z or 2024-01-02T03:04:05+02:00)",
-                           d->name, ib, (int)(s.len > 60 ? 60 : s.len), s.ptr);
+                           d->name, IB(), (int)(s.len > 60 ? 60 : s.len), s.ptr);
         return 0;
     }
     case SV_TYPE_UUID: {
@@ -757,7 +754,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             return rc;
         if (sv_uuid_parse(s.ptr, s.len, (sv_uuid *)slot))
             return sv_fail(R->err, SV_EINVAL,
-                           "properties.%s%s: \"%.*s\" is not a UUID (8-4-4-4-12 hex digits)", d->name, ib,
+                           "properties.%s%s: \"%.*s\" is not a UUID (8-4-4-4-12 hex digits)", d->name, IB(),
                            (int)(s.len > 60 ? 60 : s.len), s.ptr);
         return 0;
     }
@@ -783,6 +780,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
     }
     }
     return sv_fail(R->err, SV_EINTERNAL, "properties.%s: unknown type in schema", d->name);
+#undef IB
 }
 
 static size_t elem_size(sv_prop_type t)
