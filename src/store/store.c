@@ -568,6 +568,28 @@ done:
     return rc;
 }
 
+/* With ddl_mu held: a new collection object for schema (not yet persisted
+ * nor in the view), or SV_EEXIST if the name is taken. Takes schema (frees it
+ * on failure). */
+static int new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err)
+{
+    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
+    if (existing) {
+        coll_release(st, existing);
+        int rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
+        sv_schema_free(schema);
+        return rc;
+    }
+    char uid[17];
+    new_uid(uid);
+    *out = collection_new(st, schema->name, uid, sv_now_ms(), schema);
+    if (!*out) {
+        sv_schema_free(schema);
+        return oom(err);
+    }
+    return 0;
+}
+
 int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err)
 {
     sv_schema *schema = NULL;
@@ -575,21 +597,10 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
     if (rc)
         return rc;
     pthread_mutex_lock(&st->ddl_mu);
-    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
-    if (existing) {
-        coll_release(st, existing);
+    collection *c;
+    if ((rc = new_collection_locked(st, schema, &c, err)) != 0) {
         pthread_mutex_unlock(&st->ddl_mu);
-        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
-        sv_schema_free(schema);
         return rc;
-    }
-    char uid[17];
-    new_uid(uid);
-    collection *c = collection_new(st, schema->name, uid, sv_now_ms(), schema);
-    if (!c) {
-        pthread_mutex_unlock(&st->ddl_mu);
-        sv_schema_free(schema);
-        return oom(err);
     }
     rc = persist_new_collection(st, c, err);
     if (rc == 0)
@@ -1785,21 +1796,10 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
         return rc;
     }
     pthread_mutex_lock(&st->ddl_mu);
-    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
-    if (existing) {
-        coll_release(st, existing);
+    collection *c;
+    if ((rc = new_collection_locked(st, schema, &c, err)) != 0) {
         pthread_mutex_unlock(&st->ddl_mu);
-        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
-        sv_schema_free(schema);
         return rc;
-    }
-    char uid[17];
-    new_uid(uid);
-    collection *c = collection_new(st, schema->name, uid, sv_now_ms(), schema);
-    if (!c) {
-        pthread_mutex_unlock(&st->ddl_mu);
-        sv_schema_free(schema);
-        return oom(err);
     }
     char root[1100];
     coll_dir(st, c, root, sizeof root);
