@@ -961,10 +961,16 @@ static json_t *job_api(sv_snapshot *s, const sv_restore_job *j)
     sv_restore_task *tasks = NULL;
     size_t nt = 0;
     int64_t copied = 0;
+    json_t *tj = json_array();
     if (sv_restore_meta_tasks_of_job(s->meta, j->id, &tasks, &nt) == 0) {
-        for (size_t i = 0; i < nt; i++)
+        for (size_t i = 0; i < nt; i++) {
             if (tasks[i].state == SV_JOB_COMPLETED)
                 copied += tasks[i].bytes_total;
+            json_array_append_new(tj, json_pack("{s:s,s:s,s:I,s:I}", "shard", tasks[i].shard, "state",
+                                                sv_job_state_name(tasks[i].state), "bytes",
+                                                (json_int_t)tasks[i].bytes_total, "objects",
+                                                (json_int_t)tasks[i].objects));
+        }
         free(tasks);
     }
     pthread_mutex_lock(&s->mu);
@@ -982,11 +988,12 @@ static json_t *job_api(sv_snapshot *s, const sv_restore_job *j)
     if (progress > 99 && j->state != SV_JOB_COMPLETED)
         progress = 99;
     int64_t took = j->started_at ? (j->finished_at ? j->finished_at : sv_now_ms()) - j->started_at : 0;
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:I,s:I,s:I}", "jobId", j->id, "snapshot", j->snapshot,
-                     "collection", j->collection, "target", j->target, "state", sv_job_state_name(j->state),
-                     "progress", progress, "bytesCopied", (json_int_t)copied, "bytesTotal", (json_int_t)j->bytes_total,
-                     "reason", j->reason, "startedAt", (json_int_t)j->started_at, "tookInMs", (json_int_t)took,
-                     "createdAt", (json_int_t)j->created_at);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:I,s:I,s:I,s:o}", "jobId", j->id, "snapshot",
+                     j->snapshot, "collection", j->collection, "target", j->target, "state",
+                     sv_job_state_name(j->state), "progress", progress, "bytesCopied", (json_int_t)copied,
+                     "bytesTotal", (json_int_t)j->bytes_total, "reason", j->reason, "startedAt",
+                     (json_int_t)j->started_at, "tookInMs", (json_int_t)took, "createdAt", (json_int_t)j->created_at,
+                     "tasks", tj);
 }
 
 int sv_snapshot_job_get(sv_snapshot *s, const char *id, json_t **out, sv_err *err)
@@ -1104,7 +1111,7 @@ typedef struct job_ctx {
     sv_manifest *m;
     sv_restore_task *tasks;
     size_t ntasks;
-    char root[PATH_MAX + 64];
+    char root[PATH_MAX + 128];
     _Atomic size_t next;
     pthread_mutex_t mu;
     sv_err err;
@@ -1123,7 +1130,7 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     if (t->index < 0 || (size_t)t->index >= jc->m->nshards || strcmp(jc->m->shards[t->index].name, t->shard))
         return sv_fail(err, SV_ECORRUPT, "restore task %s does not match the manifest", t->shard);
     const sv_manifest_shard *ms = &jc->m->shards[t->index];
-    char dir[PATH_MAX + 200], part[PATH_MAX + 200];
+    char dir[PATH_MAX + 300], part[PATH_MAX + 300];
     task_dirs(jc, t, dir, part, sizeof dir);
     t->state = SV_JOB_EXECUTING;
     int rc = sv_restore_meta_update_task(s->meta, t, err);
@@ -1249,7 +1256,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     bool all_done = jc->ntasks > 0 || j->ntasks == 0;
     bool dirs_present = false;
     for (size_t i = 0; i < jc->ntasks; i++) {
-        char dir[PATH_MAX + 200], part[PATH_MAX + 200];
+        char dir[PATH_MAX + 300], part[PATH_MAX + 300];
         task_dirs(jc, &jc->tasks[i], dir, part, sizeof dir);
         bool present = sv_path_exists(dir);
         dirs_present |= present;
@@ -1266,7 +1273,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
         return;
     }
     for (size_t i = 0; i < jc->ntasks; i++) {
-        char dir[PATH_MAX + 200], part[PATH_MAX + 200];
+        char dir[PATH_MAX + 300], part[PATH_MAX + 300];
         task_dirs(jc, &jc->tasks[i], dir, part, sizeof dir);
         if (jc->tasks[i].state == SV_JOB_COMPLETED && !sv_path_exists(dir))
             jc->tasks[i].state = SV_JOB_PENDING;
@@ -1310,12 +1317,12 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     json_decref(schema);
     const char **names = calloc(jc->ntasks + 1, sizeof *names);
     const char **dirs = calloc(jc->ntasks + 1, sizeof *dirs);
-    char(*dirbuf)[PATH_MAX + 200] = calloc(jc->ntasks + 1, sizeof *dirbuf);
+    char(*dirbuf)[PATH_MAX + 300] = calloc(jc->ntasks + 1, sizeof *dirbuf);
     if (!sj || !names || !dirs || !dirbuf) {
         rc = oom(&err);
     } else {
         for (size_t i = 0; i < jc->ntasks; i++) {
-            char part[PATH_MAX + 200];
+            char part[PATH_MAX + 300];
             task_dirs(jc, &jc->tasks[i], dirbuf[i], part, sizeof part);
             names[i] = jc->tasks[i].shard;
             dirs[i] = dirbuf[i];
