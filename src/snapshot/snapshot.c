@@ -63,6 +63,8 @@ struct sv_snapshot {
     char boot[37];
     int64_t gc_interval_ms, gc_grace_ms, pending_timeout_ms, test_delay_ms;
     int workers;
+    bool link_restore; /* file:// restores hard-link immutable files */
+    bool verify_count; /* restore iterates each shard to count; else the store's count after adoption */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cond;
@@ -366,11 +368,13 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
     snprintf(cx->capture_dir, sizeof cx->capture_dir, "%s/snapshot-%s", sv_store_tmp_dir(s->st), us);
 
     /* The point in time. */
+    int64_t t0 = sv_mono_ns();
     int rc = sv_store_capture(s->st, coll, cx->capture_dir, capp, err);
     if (rc)
         return rc;
     sv_capture *cap = *capp;
     json_object_set_new(cx->rec, "capturedAt", json_integer(cap->captured_at));
+    int64_t t_capture = sv_mono_ns();
 
     size_t cap_files = 0;
     for (size_t i = 0; rc == 0 && i < cap->nshards; i++)
@@ -388,7 +392,7 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
         rc = oom(err);
     if (rc == 0 && cl.n)
         qsort(cl.v, cl.n, sizeof *cl.v, cmp_cache);
-    int64_t total = 0;
+    int64_t total = 0, cached_bytes = 0;
     for (size_t i = 0; rc == 0 && i < cx->nfiles; i++) {
         cfile *f = &cx->files[i];
         total += f->id.size;
@@ -399,12 +403,14 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
             e->seen = true;
             if (sv_hash_cache_match(e->val, e->len, &f->id, f->hex)) {
                 f->cached = true;
+                cached_bytes += f->id.size;
                 atomic_fetch_add(&op->bytes_hashed, f->id.size);
             }
         }
     }
     atomic_store(&op->bytes_total, total);
 
+    int64_t t_hash0 = sv_mono_ns();
     if (rc == 0) {
         run_parallel(s->workers, hash_worker, cx);
         if ((rc = atomic_load(&cx->rc)) != 0) {
@@ -425,6 +431,7 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
         }
     }
 
+    int64_t t_hash = sv_mono_ns();
     /* Announce the blobs before looking at the location, so a concurrent GC
      * never deletes one we found present and are about to reference. */
     char(*blobs)[65] = NULL;
@@ -555,6 +562,15 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
         json_object_set_new(cx->rec, "bytesUploaded", json_integer(atomic_load(&op->bytes_uploaded)));
         json_object_set_new(cx->rec, "shards", shards_api);
         shards_api = NULL;
+        /* Where the time went: capture (checkpoints, memtable flush), hashing
+         * (files not in the hash cache), storing (blobs, manifest). */
+        int64_t now = sv_mono_ns();
+        json_object_set_new(cx->rec, "timings",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I}", "captureMs", (json_int_t)((t_capture - t0) / 1000000),
+                                      "hashMs", (json_int_t)((t_hash - t_hash0) / 1000000), "bytesHashedFresh",
+                                      (json_int_t)(atomic_load(&op->bytes_hashed) - cached_bytes), "storeMs",
+                                      (json_int_t)((now - t_hash) / 1000000), "totalMs",
+                                      (json_int_t)((now - t0) / 1000000)));
     }
     json_decref(shards_api);
     sv_manifest_free(m);
@@ -1066,6 +1082,34 @@ static int fetch_write(void *ctx, const void *data, size_t len)
     return 0;
 }
 
+/* On a file:// location on the data dir's filesystem, an immutable shard file
+ * (SST, blob file) is restored as a hard link of its blob, as create stored
+ * it, and verified by reading it back: no bytes are copied. The layout
+ * <root>/<key> is the file driver's documented contract. Mutable files
+ * (MANIFEST, WAL, CURRENT, OPTIONS) are always copied: RocksDB may append. */
+static bool link_blob(sv_snapshot *s, const sv_manifest_file *mf, const char *path, _Atomic int64_t *progress,
+                      int *rc, sv_err *err)
+{
+    size_t n = strlen(mf->name);
+    bool immutable = (n > 4 && !strcmp(mf->name + n - 4, ".sst")) || (n > 5 && !strcmp(mf->name + n - 5, ".blob"));
+    if (!immutable || strcmp(sv_location_scheme(s->loc), "file") != 0 || !s->link_restore)
+        return false;
+    char key[80], src[PATH_MAX + 200];
+    sv_blob_key(mf->blob, key);
+    snprintf(src, sizeof src, "%s/%s", s->url + 7, key);
+    if (link(src, path) != 0)
+        return false; /* other filesystem, missing blob...: the copy path says why */
+    char hex[65];
+    int64_t size = 0;
+    *rc = sv_sha256_file(path, hex, &size, progress, err);
+    if (*rc == 0 && (size != mf->size || memcmp(hex, mf->blob, 64) != 0))
+        *rc = sv_fail(err, SV_ECORRUPT,
+                      "blob %s (file %s) is corrupt: %lld bytes with sha256 %s, the manifest expects %lld bytes with "
+                      "sha256 %s",
+                      key, mf->name, (long long)size, hex, (long long)mf->size, mf->blob);
+    return true;
+}
+
 /* Fetches one blob into path, verifying size and sha256 on the way. */
 static int fetch_blob(sv_snapshot *s, const sv_manifest_shard *ms, const sv_manifest_file *mf, const char *path,
                       _Atomic int64_t *progress, sv_err *err)
@@ -1137,6 +1181,7 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     if (rc)
         return rc;
     _Atomic int64_t copied = 0;
+    int64_t t0 = sv_mono_ns();
     if ((rc = sv_rmtree(part, err)) != 0 || (rc = sv_rmtree(dir, err)) != 0 || (rc = sv_mkdirs(part, err)) != 0)
         return rc;
     for (size_t k = 0; rc == 0 && k < ms->nfiles; k++) {
@@ -1148,13 +1193,24 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
         char path[PATH_MAX + 600];
         snprintf(path, sizeof path, "%s/%s", part, ms->files[k].name);
         int64_t before = atomic_load(&copied);
-        rc = fetch_blob(s, ms, &ms->files[k], path, &copied, err);
+        if (!link_blob(s, &ms->files[k], path, &copied, &rc, err))
+            rc = fetch_blob(s, ms, &ms->files[k], path, &copied, err);
         atomic_fetch_add(&jc->run->bytes_running, atomic_load(&copied) - before);
     }
     if (rc == 0)
         rc = sv_fsync_dir(part, err);
+    int64_t t_fetch = sv_mono_ns();
     int64_t objects = 0;
-    if (rc == 0 && !ms->empty) {
+    if (rc == 0 && !ms->empty && !s->verify_count) {
+        /* Every byte is already verified; opening checks the files form a
+         * database. Objects are counted by the store after adoption. */
+        sv_db *db = NULL;
+        rc = sv_db_open_readonly(s->engine, part, &db, err);
+        if (rc)
+            sv_err_wrap(err, "opening restored shard %s", ms->name);
+        sv_db_close(db);
+        objects = ms->objects;
+    } else if (rc == 0 && !ms->empty) {
         rc = count_objects(s, part, &objects, err);
         if (rc)
             sv_err_wrap(err, "opening restored shard %s", ms->name);
@@ -1169,6 +1225,9 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     atomic_fetch_sub(&jc->run->bytes_running, atomic_load(&copied));
     if (rc)
         return rc;
+    sv_debug("restore task done", "job=%s shard=%s bytes=%lld fetch_ms=%lld count_ms=%lld", t->job_id, t->shard,
+             (long long)atomic_load(&copied), (long long)((t_fetch - t0) / 1000000),
+             (long long)((sv_mono_ns() - t_fetch) / 1000000));
     t->state = SV_JOB_COMPLETED;
     t->objects = objects;
     return sv_restore_meta_update_task(s->meta, t, err);
@@ -1239,6 +1298,38 @@ static bool collection_exists(sv_snapshot *s, const char *name)
     int rc = sv_store_get_collection(s->st, name, &cj, NULL);
     json_decref(cj);
     return rc == 0;
+}
+
+/* The adopted collection's exact per-shard counts (the store opens each
+ * shard and reads its count) must equal the manifest's. */
+static int check_counts(sv_snapshot *s, job_ctx *jc, sv_err *err)
+{
+    json_t *out = NULL;
+    int rc = sv_store_list_shards(s->st, jc->job.target, &out, err);
+    if (rc)
+        return rc;
+    json_t *arr = json_object_get(out, "shards");
+    for (size_t i = 0; rc == 0 && i < jc->ntasks; i++) {
+        const sv_manifest_shard *ms = &jc->m->shards[jc->tasks[i].index];
+        int64_t got = -1;
+        json_t *sh;
+        size_t k;
+        json_array_foreach(arr, k, sh)
+        {
+            if (!strcmp(json_string_value(json_object_get(sh, "name")), ms->name))
+                got = json_is_integer(json_object_get(sh, "objects")) ? json_integer_value(json_object_get(sh, "objects"))
+                                                                     : -1;
+        }
+        if (ms->objects >= 0 && got != ms->objects)
+            rc = sv_fail(err, SV_ECORRUPT, "restored shard %s holds %lld objects, the manifest says %lld", ms->name,
+                         (long long)got, (long long)ms->objects);
+        else
+            jc->tasks[i].objects = got;
+    }
+    json_decref(out);
+    for (size_t i = 0; rc == 0 && i < jc->ntasks; i++)
+        sv_restore_meta_update_task(s->meta, &jc->tasks[i], NULL);
+    return rc;
 }
 
 static void run_job(sv_snapshot *s, job_ctx *jc)
@@ -1335,6 +1426,13 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     free(dirbuf);
     if (rc) {
         sv_err_wrap(&err, "creating collection '%s'", j->target);
+        job_fail(s, jc, err.msg);
+        return;
+    }
+    if (!s->verify_count && (rc = check_counts(s, jc, &err)) != 0) {
+        sv_err e2 = {0};
+        if (sv_store_delete_collection(s->st, j->target, &e2) != 0)
+            sv_error("cannot roll back restored collection", "collection=%s error=\"%s\"", j->target, e2.msg);
         job_fail(s, jc, err.msg);
         return;
     }
@@ -1867,6 +1965,12 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
         rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_SNAPSHOT_WORKERS must be between 1 and 16, not %lld",
                      (long long)workers);
     s->workers = (int)workers;
+    if (rc == 0)
+        rc = sv_env_bool("SHARDVAULT_SNAPSHOT_RESTORE_LINK", true, &s->link_restore, err);
+    const char *verify = sv_env_str("SHARDVAULT_SNAPSHOT_RESTORE_VERIFY", "open");
+    if (rc == 0 && strcmp(verify, "open") && strcmp(verify, "count"))
+        rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_SNAPSHOT_RESTORE_VERIFY must be open or count, not '%s'", verify);
+    s->verify_count = !strcmp(verify, "count");
     if (s->gc_grace_ms < 0)
         s->gc_grace_ms = 0;
     if (rc == 0) {

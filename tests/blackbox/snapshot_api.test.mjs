@@ -205,7 +205,8 @@ test('drop + GC removes exactly the blobs no remaining snapshot needs; drop is r
 });
 
 test('drop is refused (409) while a restore reads the snapshot', async () => {
-  const srv = await startServer({ env: { ...GC_ENV, SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '150' } });
+  // Copies instead of hard links (the path any other filesystem takes).
+  const srv = await startServer({ env: { ...GC_ENV, SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '150', SHARDVAULT_SNAPSHOT_RESTORE_LINK: 'false' } });
   try {
     await createCollection(srv, 'Busy', 2);
     await load(srv, 'Busy', 500, 31);

@@ -54,7 +54,9 @@ test('kill -9 during create: FAILED after restart, and GC reclaims its blobs', a
 });
 
 test('kill -9 during restore: the job resumes after restart and the result equals the source', async () => {
-  let srv = await startServer({ env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '250', SHARDVAULT_SNAPSHOT_WORKERS: '1' } });
+  // VERIFY=count: each laid-out shard is counted by iteration before adoption.
+  const env = { SHARDVAULT_SNAPSHOT_RESTORE_VERIFY: 'count' };
+  let srv = await startServer({ env: { ...env, SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '250', SHARDVAULT_SNAPSHOT_WORKERS: '1' } });
   await createCollection(srv, 'Src', 4);
   await load(srv, 'Src', 6000, 8);
   const snap = await srv.req('POST', '/v1/collections/Src/snapshots?wait=true', { name: 's' });
@@ -76,7 +78,7 @@ test('kill -9 during restore: the job resumes after restart and the result equal
   await srv.kill9();
 
   // Still slow after the restart, so redoing a finished shard would show.
-  srv = await startServer({ dataDir: srv.dataDir, env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '250' } });
+  srv = await startServer({ dataDir: srv.dataDir, env: { ...env, SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '250' } });
   try {
     // Resumed from its tasks' state: the shard finished before the kill is
     // not redone (its task is COMPLETED from the start).
