@@ -18,24 +18,13 @@ typedef struct rd {
     sv_err *err;
 } rd;
 
-/* Characters that stop the fast string scan. */
-static unsigned char str_stop[256];
-static unsigned char ws_tab[256];
-static void init_tables(void)
-{
-    for (int c = 0; c < 256; c++) {
-        str_stop[c] = (c < 0x20 || c >= 0x80 || c == '"' || c == '\\');
-        ws_tab[c] = (c == ' ' || c == '\t' || c == '\n' || c == '\r');
-    }
-}
-static void tables_once(void)
-{
-    static int done; /* benign race: every thread writes the same bytes */
-    if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-        init_tables();
-        __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
-    }
-}
+/* Characters that stop the fast string scan: controls, '"', '\\' and
+ * non-ASCII (validated as UTF-8 on the slow path). Constant tables, so no
+ * initialization races between threads. */
+static const unsigned char str_stop[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+static const unsigned char ws_tab[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
 static inline void skip_ws(rd *R)
 {
@@ -394,7 +383,6 @@ static int skip_value(rd *R)
 
 bool sv_json_valid(const char *s, size_t len)
 {
-    tables_once();
     struct sv_record_arena a;
     memset(&a, 0, sizeof a);
     rd R = {.p = s, .end = s + len, .base = s, .a = &a, .err = NULL};
@@ -425,8 +413,8 @@ static void path_fmt(char *buf, size_t n, const char *sect, const char *name, lo
 
 static inline int read_float(rd *R, float *out, const char *sect, const char *name, long i, long j)
 {
-    sv_jnum n;
-    const char *e = sv_scan_number(R->p, R->end, &n);
+    double d;
+    const char *e = sv_scan_double(R->p, R->end, &d);
     if (!e) {
         char path[200];
         path_fmt(path, sizeof path, sect, name, i, j);
@@ -434,7 +422,6 @@ static inline int read_float(rd *R, float *out, const char *sect, const char *na
             return sv_fail(R->err, SV_EPARSE, "%s: invalid JSON number at byte %zu", path, off(R));
         return sv_fail(R->err, SV_EINVAL, "%s: expected a number, got %s", path, kind_of(R));
     }
-    double d = sv_jnum_to_double(&n);
     float f = (float)d;
     if (!isfinite(f)) {
         char path[200];
@@ -700,11 +687,8 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
         return sv_fail(R->err, SV_EINVAL, "properties.%s[%ld]: null is not allowed inside arrays (remove the element)",
                        d->name, i);
     }
-    char ib[24];
-    if (i >= 0)
-        snprintf(ib, sizeof ib, "[%ld]", i);
-    else
-        ib[0] = '\0';
+    char ib[24]; /* "[i]" for messages, formatted only on the error paths */
+#define IB() (i >= 0 ? (snprintf(ib, sizeof ib, "[%ld]", i), ib) : "")
     switch (d->type) {
     case SV_TYPE_TEXT:
         if (c != '"')
@@ -716,7 +700,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
         const char *e = (c == '-' || (c >= '0' && c <= '9')) ? sv_scan_number(R->p, R->end, &n) : NULL;
         if (!e) {
             if (c == '-' || (c >= '0' && c <= '9'))
-                return sv_fail(R->err, SV_EPARSE, "properties.%s%s: invalid JSON number at byte %zu", d->name, ib,
+                return sv_fail(R->err, SV_EPARSE, "properties.%s%s: invalid JSON number at byte %zu", d->name, IB(),
                                off(R));
             return type_error(R, d, i, elem_name(d->type));
         }
@@ -725,14 +709,14 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             rc = sv_jnum_to_int64(&n, (int64_t *)slot);
             if (rc == SV_EINVAL)
                 return sv_fail(R->err, SV_EINVAL, "properties.%s%s: expected int, got %.*s (not an integer)",
-                               d->name, ib, tl, R->p);
+                               d->name, IB(), tl, R->p);
             if (rc)
-                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the int64 range", d->name, ib,
+                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the int64 range", d->name, IB(),
                                tl, R->p);
         } else {
             double v = sv_jnum_to_double(&n);
             if (!isfinite(v))
-                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the double range", d->name, ib,
+                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the double range", d->name, IB(),
                                tl, R->p);
             *(double *)slot = v;
         }
@@ -759,7 +743,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             return sv_fail(R->err, SV_EINVAL,
                            "properties.%s%s: \"%.*s\" is not an RFC 3339 date-time between years 0000 and 9999 "
                            "(e.g. 2024-01-02T03:04:05.678Z or 2024-01-02T03:04:05+02:00)",
-                           d->name, ib, (int)(s.len > 60 ? 60 : s.len), s.ptr);
+                           d->name, IB(), (int)(s.len > 60 ? 60 : s.len), s.ptr);
         return 0;
     }
     case SV_TYPE_UUID: {
@@ -770,7 +754,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             return rc;
         if (sv_uuid_parse(s.ptr, s.len, (sv_uuid *)slot))
             return sv_fail(R->err, SV_EINVAL,
-                           "properties.%s%s: \"%.*s\" is not a UUID (8-4-4-4-12 hex digits)", d->name, ib,
+                           "properties.%s%s: \"%.*s\" is not a UUID (8-4-4-4-12 hex digits)", d->name, IB(),
                            (int)(s.len > 60 ? 60 : s.len), s.ptr);
         return 0;
     }
@@ -796,6 +780,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
     }
     }
     return sv_fail(R->err, SV_EINTERNAL, "properties.%s: unknown type in schema", d->name);
+#undef IB
 }
 
 static size_t elem_size(sv_prop_type t)
@@ -1011,7 +996,7 @@ static int read_route_name(rd *R, sv_str *out, const char *field)
     int rc = read_string(R, out, false);
     if (rc)
         return rc;
-    if (out->ptr < s || out->ptr > R->p) /* decoded into the arena: it had escapes */
+    if ((size_t)(R->p - s) - 2 != out->len) /* escapes always shorten: it had some */
         return sv_fail(R->err, SV_EINVAL, "%s: must be a plain name without escapes", field);
     return 0;
 }
@@ -1025,7 +1010,6 @@ static int match_key(const sv_str *k, const char *lit)
 int sv_record_parse_json(sv_record *r, const sv_schema *s, const char *json, size_t len, sv_object_route *route,
                          sv_err *err)
 {
-    tables_once();
     int rc = sv_record_reset(r, s);
     if (rc)
         return sv_fail(err, rc, "out of memory");
@@ -1138,7 +1122,6 @@ out:
 
 int sv_record_peek_route(const char *json, size_t len, sv_object_route *route, sv_err *err)
 {
-    tables_once();
     struct sv_record_arena a;
     memset(&a, 0, sizeof a);
     rd R = {.p = json, .end = json + len, .base = json, .a = &a, .err = err};

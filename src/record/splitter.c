@@ -184,11 +184,21 @@ int sv_batch_splitter_feed(sv_batch_splitter *sp, const char *data, size_t len, 
             /* The opening bracket was consumed by the state machine: copy
              * from it when the object started in this chunk. */
             size_t start = sp->obj_start >= sp->offset ? (size_t)(sp->obj_start - sp->offset) : i;
-            long e = scan_struct(sp, data, i, len, err);
+            /* Scan no further than the limit allows, so the first problem
+             * in byte order is reported however the body is chunked. */
+            size_t lim = len;
+            if (!sp->skipping && sp->max <= UINT64_MAX - sp->obj_start) {
+                uint64_t lim_abs = sp->obj_start + sp->max; /* first byte past the limit */
+                if (lim_abs - sp->offset < lim)
+                    lim = (size_t)(lim_abs - sp->offset);
+            }
+            long e = scan_struct(sp, data, i, lim, err);
             if (e < 0)
                 return sp->failed;
             size_t end = (size_t)e;
             uint64_t total = sp->offset + end - sp->obj_start;
+            if (sp->in_obj && end < len)
+                return too_big(sp, err);
             if (!sp->skipping && total > sp->max)
                 return too_big(sp, err);
             if (sp->in_obj) { /* chunk ended inside */

@@ -383,6 +383,32 @@ static void parse_edge_ok(void **st)
     sv_schema_free(s);
 }
 
+static void no_vectors_schema(void **st)
+{
+    (void)st;
+    const char *sj = "{\"name\":\"Plain\",\"multiTenancy\":true}";
+    sv_schema *s;
+    sv_err err;
+    assert_int_equal(sv_schema_parse(sj, strlen(sj), &s, &err), 0);
+    expect_obj_error(s, "{\"vector\":[1]}", SV_EINVAL, "vector: collection Plain has no default vector");
+    expect_obj_error(s, "{\"namedVectors\":{\"a\":[1]}}", SV_EINVAL, "namedVectors.a: collection Plain declares no such");
+    sv_record *r = sv_record_new();
+    const char *o = "{\"vector\":[ ],\"properties\":{\"x\":\"y\"},\"tenant\":\"t-1\"}";
+    sv_object_route rt;
+    assert_int_equal(sv_record_parse_json(r, s, o, strlen(o), &rt, &err), 0);
+    assert_null(r->vector);
+    assert_int_equal(rt.tenant.len, 3);
+    sv_buf out = {0};
+    assert_int_equal(sv_record_to_json(r, s, NULL, "t-1", &out), 0);
+    sv_buf_cstr(&out);
+    assert_string_equal((char *)out.data, "{\"id\":\"00000000-0000-0000-0000-000000000000\",\"collection\":\"Plain\","
+                                          "\"tenant\":\"t-1\",\"creationTime\":0,\"updateTime\":0,"
+                                          "\"properties\":{\"x\":\"y\"}}");
+    sv_buf_free(&out);
+    sv_record_free(r);
+    sv_schema_free(s);
+}
+
 static void peek_route(void **st)
 {
     (void)st;
@@ -556,7 +582,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(schema_ok),      cmocka_unit_test(schema_roundtrip),  cmocka_unit_test(schema_errors),
         cmocka_unit_test(parse_full),     cmocka_unit_test(parse_errors),      cmocka_unit_test(parse_edge_ok),
-        cmocka_unit_test(peek_route),     cmocka_unit_test(extra_shadowed_by_schema),
+        cmocka_unit_test(peek_route),     cmocka_unit_test(no_vectors_schema),     cmocka_unit_test(extra_shadowed_by_schema),
         cmocka_unit_test(vector_maps_sorted), cmocka_unit_test(dates),       cmocka_unit_test(floats_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
