@@ -20,6 +20,8 @@ static const char usage[] =
     "  get C ID [--tenant T]          print one object\n"
     "  delete C ID [--tenant T]       delete one object\n"
     "  list C [--limit N] [--after ID] [--tenant T]\n"
+    "  snapshot create|list|describe|drop|restore|job|jobs|gc\n"
+    "                                 collection snapshots and restore jobs (snapshot --help)\n"
     "  meta                           server version\n"
     "\n"
     "Every command accepts --help. Docs: README.md and docs/.\n";

@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "cli.h"
 #include "server.h"
+#include "snapshot.h"
 #include "store.h"
 
 static const char serve_usage[] =
@@ -26,6 +27,8 @@ static const char serve_usage[] =
     "  --sync-writes BOOL        SHARDVAULT_SYNC_WRITES     fsync every write, default false\n"
     "  --node-name NAME          SHARDVAULT_NODE_NAME       default node1\n"
     "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog\n"
+    "  --snapshot-location URL   SHARDVAULT_SNAPSHOT_LOCATION  default file://<data-dir>/location\n"
+    "                            (more snapshot settings: docs/snapshot.md)\n"
     "\n"
     "Sizes accept suffixes: 64Mi, 2G, 512K. Acknowledged writes survive kill -9;\n"
     "--sync-writes adds an fsync per write for power loss.\n";
@@ -41,6 +44,7 @@ typedef struct serve_cfg {
     bool sync;
     const char *node;
     const char *catalog;
+    const char *snapshot_location;
 } serve_cfg;
 
 static int parse_listen(const char *s, serve_cfg *cfg)
@@ -75,6 +79,7 @@ int sv_cli_serve(int argc, char **argv)
     cfg.log_format = sv_env_str("SHARDVAULT_LOG_FORMAT", "text");
     cfg.node = sv_env_str("SHARDVAULT_NODE_NAME", "node1");
     cfg.catalog = sv_env_str("SHARDVAULT_CATALOG", NULL);
+    cfg.snapshot_location = sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL);
     const char *max_body = sv_env_str("SHARDVAULT_MAX_BODY_BYTES", "64Mi");
     const char *cache = sv_env_str("SHARDVAULT_BLOCK_CACHE_BYTES", "256Mi");
     const char *sync = sv_env_str("SHARDVAULT_SYNC_WRITES", "false");
@@ -94,6 +99,7 @@ int sv_cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--sync-writes")) slot = &sync;
         else if (!strcmp(a, "--node-name")) slot = &cfg.node;
         else if (!strcmp(a, "--catalog")) slot = &cfg.catalog;
+        else if (!strcmp(a, "--snapshot-location")) slot = &cfg.snapshot_location;
         if (!slot) {
             fprintf(stderr, "shardvault serve: unknown flag '%s'\n\n%s", a, serve_usage);
             return 2;
@@ -143,6 +149,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_catalog *cat = NULL;
     sv_store *st = NULL;
     sv_server *srv = NULL;
+    sv_snapshot *snap = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0) {
         sv_store_opts so = {.data_dir = cfg.data_dir, .block_cache_bytes = cfg.block_cache, .sync_writes = cfg.sync,
@@ -150,13 +157,21 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_store_open(&so, cat, &st, &err);
     }
     if (rc == 0) {
+        sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.snapshot_location,
+                               .node_name = cfg.node};
+        rc = sv_snapshot_open(&so, st, cat, &snap, &err);
+    }
+    if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        sv_services svc = {.store = st};
+        sv_services svc = {.store = st, .snapshot = snap};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
+    if (rc == 0)
+        sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
+        sv_snapshot_close(snap);
         sv_store_close(st);
         sv_catalog_close(cat);
         return 1;
@@ -178,6 +193,7 @@ int sv_cli_serve(int argc, char **argv)
     sigwait(&sigs, &sig);
     sv_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     sv_server_stop(srv, 30000);
+    sv_snapshot_close(snap);
     sv_store_close(st);
     sv_catalog_close(cat);
     sv_info("stopped", "%s", "");

@@ -16,6 +16,7 @@ typedef struct sv_server sv_server;
 /* The services the API fronts (borrowed; NULL for a service not running). */
 typedef struct sv_services {
     sv_store *store;
+    struct sv_snapshot *snapshot;
 } sv_services;
 
 typedef struct sv_server_opts {

@@ -53,4 +53,14 @@ int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE with lin
 const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
 const sv_services *sv_request_services(const request *rq);
 
+/* routes_snapshot.c */
+int sv_h_snapshot_create(request *rq);
+int sv_h_snapshot_list(request *rq);
+int sv_h_snapshot_get(request *rq);
+int sv_h_snapshot_drop(request *rq);
+int sv_h_snapshot_restore(request *rq);
+int sv_h_restore_job_get(request *rq);
+int sv_h_restore_job_list(request *rq);
+int sv_h_snapshot_gc(request *rq);
+
 #endif
