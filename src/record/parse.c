@@ -8,6 +8,10 @@
 
 #include "record_internal.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 size_t sv_utf8_seq_len(const unsigned char *s, size_t avail);
 
 typedef struct rd {
@@ -25,6 +29,26 @@ static const unsigned char str_stop[256] = {
     [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
 };
 static const unsigned char ws_tab[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
+
+/* First byte at or after p that ends the fast string scan (see str_stop). */
+static inline const char *find_str_stop(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed compare: bytes >= 0x80 are negative, so < 0x20 too */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp));
+        int mask = _mm_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && !str_stop[(unsigned char)*p])
+        p++;
+    return p;
+}
 
 static inline void skip_ws(rd *R)
 {
@@ -223,9 +247,7 @@ static int read_string(rd *R, sv_str *out, bool copy)
 {
     if (R->p >= R->end || *R->p != '"')
         return syntax(R, "a string");
-    const char *s = R->p + 1, *q = s;
-    while (q < R->end && !str_stop[(unsigned char)*q])
-        q++;
+    const char *s = R->p + 1, *q = find_str_stop(s, R->end);
     if (q < R->end && *q == '"') {
         size_t n = (size_t)(q - s);
         if (n > UINT32_MAX)
@@ -272,9 +294,7 @@ static int compact_value(rd *R, sv_buf *out, int depth);
 /* Copies a string in canonical escaping. */
 static int compact_string(rd *R, sv_buf *out)
 {
-    const char *s = R->p + 1, *q = s;
-    while (q < R->end && !str_stop[(unsigned char)*q])
-        q++;
+    const char *s = R->p + 1, *q = find_str_stop(s, R->end);
     if (q < R->end && *q == '"') {
         if (sv_buf_append(out, s - 1, (size_t)(q - s) + 2))
             return sv_fail(R->err, SV_ENOMEM, "out of memory");
@@ -379,6 +399,82 @@ static int skip_value(rd *R)
     int rc = compact_value(R, &scratch, 0);
     sv_buf_free(&scratch);
     return rc;
+}
+
+/* Skips one value without validating or copying it (route peeking only
+ * needs to find the next key; the full parse validates later). Containers
+ * are skipped by counting brackets outside strings. */
+static const unsigned char skip_stop[256] = {['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1};
+
+static inline const char *find_struct(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}');
+    const __m128i x20 = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i lo = _mm_or_si128(v, x20); /* '[' -> '{', ']' -> '}' */
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_or_si128(_mm_cmpeq_epi8(lo, open), _mm_cmpeq_epi8(lo, close)));
+        int mask = _mm_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && !skip_stop[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+static int skip_fast(rd *R)
+{
+    skip_ws(R);
+    if (R->p >= R->end)
+        return syntax(R, "a JSON value");
+    char c = *R->p;
+    if (c == '"') {
+        const char *e = string_end(R->p + 1, R->end);
+        if (!e) {
+            R->p = R->end;
+            return syntax(R, "the end of the string");
+        }
+        R->p = e + 1;
+        return 0;
+    }
+    if (c != '{' && c != '[') {
+        /* scalar: up to the next delimiter */
+        const char *p = R->p;
+        while (p < R->end && *p != ',' && *p != '}' && *p != ']' && !ws_tab[(unsigned char)*p])
+            p++;
+        if (p == R->p)
+            return syntax(R, "a JSON value");
+        R->p = p;
+        return 0;
+    }
+    size_t depth = 0;
+    const char *p = R->p;
+    while (p < R->end) {
+        p = find_struct(p, R->end);
+        if (p >= R->end)
+            break;
+        c = *p;
+        if (c == '"') {
+            const char *e = string_end(p + 1, R->end);
+            if (!e)
+                break;
+            p = e + 1;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (--depth == 0) {
+            R->p = p + 1;
+            return 0;
+        }
+        p++;
+    }
+    R->p = R->end;
+    return syntax(R, "the end of an object or array");
 }
 
 bool sv_json_valid(const char *s, size_t len)
@@ -1150,7 +1246,7 @@ int sv_record_peek_route(const char *json, size_t len, sv_object_route *route, s
         else if (plain && (match_key(&k, "collection") || match_key(&k, "class")))
             rc = read_route_name(&R, &rt.collection, "collection");
         else
-            rc = skip_value(&R);
+            rc = skip_fast(&R);
         if (rc)
             goto out;
         skip_ws(&R);
