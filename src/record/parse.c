@@ -1237,13 +1237,12 @@ int sv_record_peek_route(const char *json, size_t len, sv_object_route *route, s
             rc = syntax(&R, "a field name (string)");
             goto out;
         }
-        const char *ks = R.p;
+        /* keys are compared unescaped, exactly as the full parse does */
         if ((rc = read_string(&R, &k, false)) || (rc = expect(&R, ':', "':'")))
             goto out;
-        bool plain = k.ptr == ks + 1;
-        if (plain && match_key(&k, "tenant"))
+        if (match_key(&k, "tenant"))
             rc = read_route_name(&R, &rt.tenant, "tenant");
-        else if (plain && (match_key(&k, "collection") || match_key(&k, "class")))
+        else if (match_key(&k, "collection") || match_key(&k, "class"))
             rc = read_route_name(&R, &rt.collection, "collection");
         else
             rc = skip_fast(&R);

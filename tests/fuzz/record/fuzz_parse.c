@@ -13,10 +13,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const sv_schema *s = fuzz_schema();
     sv_err err;
-    sv_object_route rt;
-    sv_record_peek_route((const char *)data, size, &rt, &err);
+    sv_object_route peek, rt;
+    int prc = sv_record_peek_route((const char *)data, size, &peek, &err);
     if (sv_record_parse_json(r, s, (const char *)data, size, &rt, &err))
         return 0;
+    /* what the full parse accepts, the peek must route the same way */
+    if (prc || peek.tenant.len != rt.tenant.len || peek.tenant.ptr != rt.tenant.ptr ||
+        peek.collection.len != rt.collection.len || peek.collection.ptr != rt.collection.ptr) {
+        fprintf(stderr, "peek_route disagrees with parse_json (rc %d)\n", prc);
+        abort();
+    }
     enc.len = out.len = enc2.len = 0;
     if (sv_record_encode(r, s, &enc, &err))
         abort();

@@ -423,6 +423,10 @@ static void peek_route(void **st)
     assert_int_equal(sv_record_peek_route(j, strlen(j), &rt, &err), 0);
     assert_int_equal(rt.collection.len, 0);
     assert_int_equal(rt.tenant.len, 0);
+    j = "{\"\\u0074enant\":\"t2\",\"cl\\u0061ss\":\"C\"}"; /* escaped keys count, like in the parse */
+    assert_int_equal(sv_record_peek_route(j, strlen(j), &rt, &err), 0);
+    assert_int_equal(rt.tenant.len, 2);
+    assert_int_equal(rt.collection.len, 1);
     j = "{\"tenant\":}";
     assert_int_equal(sv_record_peek_route(j, strlen(j), &rt, &err), SV_EINVAL);
     j = "{\"a\":[}";
