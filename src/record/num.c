@@ -244,9 +244,11 @@ static double slow_strtod(const sv_jnum *n)
 static inline __attribute__((always_inline)) double jnum_to_double(const sv_jnum *n)
 {
     if (!n->truncated) {
-        if (n->w <= (1ULL << 53) && n->exp10 >= -22 && n->exp10 <= 22) {
+        /* Clinger only for non-negative powers: a division costs more than
+         * Eisel-Lemire's multiplication, which is exact for <= 19 digits. */
+        if (n->w <= (1ULL << 53) && n->exp10 >= 0 && n->exp10 <= 22) {
             double d = (double)n->w;
-            d = n->exp10 < 0 ? d / pow10_exact[-n->exp10] : d * pow10_exact[n->exp10];
+            d *= pow10_exact[n->exp10];
             return n->neg ? -d : d;
         }
         return bits_to_double(eisel_lemire(n->exp10, n->w), n->neg);
