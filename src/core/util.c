@@ -42,12 +42,16 @@ void sv_sleep_ms(int64_t ms)
 
 void sv_format_time_ms(int64_t ms, char *out, size_t outlen)
 {
-    time_t secs = (time_t)(ms / 1000);
+    /* Floor division, so times before 1970 keep a positive millisecond part. */
+    int64_t frac = ms % 1000;
+    if (frac < 0)
+        frac += 1000;
+    time_t secs = (time_t)((ms - frac) / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     char base[24];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outlen, "%s.%03dZ", base, (int)(ms % 1000));
+    snprintf(out, outlen, "%s.%03dZ", base, (int)frac);
 }
 
 /* ---- uuid ---- */

@@ -77,6 +77,17 @@ static void sizes(void **state)
     assert_int_equal(sv_parse_bool("nah", &b), SV_EINVAL);
 }
 
+static void times(void **state)
+{
+    char out[40];
+    sv_format_time_ms(0, out, sizeof out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+    sv_format_time_ms(1700000000123LL, out, sizeof out);
+    assert_string_equal(out, "2023-11-14T22:13:20.123Z");
+    sv_format_time_ms(-1, out, sizeof out);
+    assert_string_equal(out, "1969-12-31T23:59:59.999Z");
+}
+
 static void errors(void **state)
 {
     sv_err err = {0};
@@ -112,7 +123,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(uuid_roundtrip), cmocka_unit_test(names), cmocka_unit_test(buffers),
-        cmocka_unit_test(sizes),          cmocka_unit_test(errors), cmocka_unit_test(files),
+        cmocka_unit_test(sizes), cmocka_unit_test(times),          cmocka_unit_test(errors), cmocka_unit_test(files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
