@@ -8,6 +8,7 @@
 
 #include "catalog.h"
 #include "cli.h"
+#include "export.h"
 #include "server.h"
 #include "store.h"
 
@@ -143,6 +144,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_catalog *cat = NULL;
     sv_store *st = NULL;
     sv_server *srv = NULL;
+    sv_export *ex = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0) {
         sv_store_opts so = {.data_dir = cfg.data_dir, .block_cache_bytes = cfg.block_cache, .sync_writes = cfg.sync,
@@ -150,13 +152,21 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_store_open(&so, cat, &st, &err);
     }
     if (rc == 0) {
+        sv_export_opts eo = {.store = st, .catalog = cat, .data_dir = cfg.data_dir, .node_name = cfg.node};
+        rc = sv_export_open(&eo, &ex, &err);
+    }
+    if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        sv_services svc = {.store = st};
+        sv_services svc = {.store = st, .export = ex};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_export_metrics, ex);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
+        sv_server_stop(srv, 0);
+        sv_export_close(ex);
         sv_store_close(st);
         sv_catalog_close(cat);
         return 1;
@@ -177,7 +187,13 @@ int sv_cli_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     sv_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* New writes and exports get 503 from here on; a running export ends
+     * FAILED "shutting down" (final status written, slot released) before the
+     * store it reads from closes. */
+    sv_server_quiesce(srv);
+    sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
+    sv_export_close(ex);
     sv_store_close(st);
     sv_catalog_close(cat);
     sv_info("stopped", "%s", "");

@@ -368,6 +368,10 @@ static const route routes[] = {
     {"PUT", "/v1/collections/{}/objects/{}", h_object_put, PERM_WRITE, false},
     {"DELETE", "/v1/collections/{}/objects/{}", h_object_delete, PERM_WRITE, false},
     {"POST", "/v1/batch/objects", h_batch, PERM_WRITE, true},
+    {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false},
+    {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false},
+    {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false},
+    {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 
