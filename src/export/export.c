@@ -168,22 +168,29 @@ static int configure(sv_export *ex, const sv_export_opts *o, sv_err *err)
         ex->max_rows_per_sec = v;
     if (rc)
         return rc;
+    /* EXPORT_DEFAULT_PATH is the filesystem root and, within the bucket, the
+     * S3 prefix (as Weaviate's); EXPORT_FILESYSTEM_PATH / EXPORT_S3_PATH
+     * override one backend each. */
     const char *path = sv_env_str("EXPORT_DEFAULT_PATH", NULL);
+    const char *fs_path = sv_env_str("EXPORT_FILESYSTEM_PATH", path);
+    const char *s3_path = sv_env_str("EXPORT_S3_PATH", path);
     const char *bucket = sv_env_str("EXPORT_DEFAULT_BUCKET", "");
     if (strlen(bucket) >= sizeof ex->s3_bucket)
         return sv_fail(err, SV_EINVAL, "EXPORT_DEFAULT_BUCKET is too long");
     snprintf(ex->s3_bucket, sizeof ex->s3_bucket, "%s", bucket);
-    /* EXPORT_DEFAULT_PATH is the filesystem root and, within the bucket, the
-     * S3 prefix (as Weaviate's backup/export path). */
     char root[1100];
-    if (path && *path) {
-        if ((size_t)snprintf(root, sizeof root, "%s", path) >= sizeof root)
-            return sv_fail(err, SV_EINVAL, "EXPORT_DEFAULT_PATH is too long");
-        snprintf(ex->s3_prefix, sizeof ex->s3_prefix, "%s", path);
-        trim_slashes(ex->s3_prefix);
+    if (fs_path && *fs_path) {
+        if ((size_t)snprintf(root, sizeof root, "%s", fs_path) >= sizeof root)
+            return sv_fail(err, SV_EINVAL, "EXPORT_FILESYSTEM_PATH / EXPORT_DEFAULT_PATH is too long");
     } else {
         snprintf(root, sizeof root, "%s/exports", o->data_dir);
     }
+    if (s3_path && strlen(s3_path) >= sizeof ex->s3_prefix)
+        return sv_fail(err, SV_EINVAL, "EXPORT_S3_PATH / EXPORT_DEFAULT_PATH is too long");
+    snprintf(ex->s3_prefix, sizeof ex->s3_prefix, "%s", s3_path ? s3_path : "");
+    trim_slashes(ex->s3_prefix);
+    if (ex->s3_prefix[0] && sv_location_check_key(ex->s3_prefix, err))
+        return sv_err_wrap(err, "EXPORT_S3_PATH / EXPORT_DEFAULT_PATH is not a valid S3 prefix");
     if ((rc = sv_mkdirs(root, err)) != 0)
         return sv_err_wrap(err, "export filesystem root (EXPORT_DEFAULT_PATH)");
     char *real = realpath(root, NULL);
