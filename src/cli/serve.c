@@ -28,6 +28,12 @@ static const char serve_usage[] =
     "  --node-name NAME          SHARDVAULT_NODE_NAME       default node1\n"
     "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog\n"
     "\n"
+    "\n"
+    "Export (environment only; see docs/export.md):\n"
+    "  EXPORT_ENABLED (true), EXPORT_DEFAULT_PATH (<data-dir>/exports; also the S3 prefix),\n"
+    "  EXPORT_DEFAULT_BUCKET, EXPORT_PARALLELISM (cores), EXPORT_ROWS_PER_FILE (1000000),\n"
+    "  EXPORT_RESERVATION_TIMEOUT_MS (120000), EXPORT_MAX_ROWS_PER_SECOND (0 = unlimited)\n"
+    "\n"
     "Sizes accept suffixes: 64Mi, 2G, 512K. Acknowledged writes survive kill -9;\n"
     "--sync-writes adds an fsync per write for power loss.\n";
 

@@ -118,9 +118,12 @@ static json_t *status_from_meta(json_t *meta)
         if (v)
             json_object_set(o, keys[i], v);
     }
-    json_t *took = json_object_get(meta, "tookInMs");
-    if (took)
-        json_object_set(o, "tookInMs", took);
+    static const char *const extra[] = {"tookInMs", "objectsTotal"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(meta, extra[i]);
+        if (v)
+            json_object_set(o, extra[i], v);
+    }
     if (!json_object_get(o, "shardStatus"))
         json_object_set_new(o, "shardStatus", json_object());
     return o;

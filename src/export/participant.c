@@ -118,6 +118,13 @@ static json_t *meta_json(exp_job *j, bool live)
                           "options", json_object_get(r, "options"), "shardStatus", shard_status_json(j));
     if (m && j->error[0])
         json_object_set_new(m, "error", json_string(j->error));
+    /* Objects at the point in time, once every shard's count is known (ones
+     * captured from disk are counted when the scan starts): progress bars. */
+    int64_t total = 0;
+    for (size_t i = 0; i < j->nshards && total >= 0; i++)
+        total = j->shards[i].known < 0 ? -1 : total + j->shards[i].known;
+    if (m && total >= 0)
+        json_object_set_new(m, "objectsTotal", json_integer(total));
     if (m && j->completed_ms && exp_status_terminal(exp_status_name(status))) {
         json_object_set_new(m, "completedAt", exp_time_json(j->completed_ms));
         json_object_set_new(m, "tookInMs", json_integer(j->completed_ms - j->started_ms));
@@ -456,9 +463,13 @@ static int plan(exp_job *j, sv_err *err)
         if (!s->dir[0]) {
             s->known = 0;
         } else if (s->known < 0) {
-            int rc = count_objects(j->ex, s->dir, &s->known, err);
+            int64_t n = 0;
+            int rc = count_objects(j->ex, s->dir, &n, err);
             if (rc)
                 return sv_err_wrap(err, "collection %s shard %s", j->colls[s->coll].name, s->name);
+            pthread_mutex_lock(&j->mu);
+            s->known = n;
+            pthread_mutex_unlock(&j->mu);
         }
         pthread_mutex_lock(&j->mu);
         if (s->known == 0) {
