@@ -145,6 +145,10 @@ for (const n of SIZES) {
   rmSync(sv.dataDir, { recursive: true, force: true });
   delete sv.dir; delete sv.dataDir;
   results.push({ objects: n, rows: [sv, duck], ratio: sv.objects_per_s / duck.objects_per_s });
+  process.stderr.write(`${n}: shardvault ${sv.objects_per_s.toFixed(0)} objects/s, peak RSS ${sv.peak_rss_mb.toFixed(0)} MB; `
+    + `DuckDB ${duck.objects_per_s.toFixed(0)} rows/s\n`);
+  // Results so far, in case a later (bigger) size does not finish.
+  writeFileSync(path.join(out, 'export.json'), JSON.stringify({ generated: new Date().toISOString(), results }, null, 2));
 }
 console.log(`\nexport to filesystem, zstd level 3, 128-d vector + ~300 B properties, EXPORT_PARALLELISM=${process.env.EXPORT_PARALLELISM || 'cores'} on ${(await import('node:os')).cpus().length} cores\n`);
 console.log('objects   system                                   objects/s     MB/s   seconds  peak RSS MB');

@@ -897,7 +897,9 @@ json_t *exp_participant_live_meta(sv_export *ex, int backend, const char *id)
     pthread_mutex_lock(&ex->mu);
     exp_job *j = ex->slot;
     json_t *m = NULL;
-    if (j && j->backend == backend && !strcmp(j->id, id))
+    /* While prepare fills in the shards nothing is published yet: the
+     * caller answers from the location (not found). */
+    if (j && j->backend == backend && !strcmp(j->id, id) && j->state != J_PREPARING)
         m = meta_json(j, true);
     pthread_mutex_unlock(&ex->mu);
     return m;

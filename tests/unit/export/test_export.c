@@ -365,6 +365,24 @@ static void crash_recovery(void **state)
     sv_export_close(ex);
 }
 
+static void shutdown_refuses(void **state)
+{
+    sv_export *ex = open_svc();
+    sv_export_shutdown(ex);
+    sv_err err = {0};
+    json_t *body = json_pack("{s:s}", "id", "late"), *out = NULL;
+    assert_int_equal(sv_export_create(ex, "filesystem", body, &out, &err), SV_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "shutting down"));
+    sv_export_participant p = sv_export_local_participant(ex);
+    json_t *req = prep_req("late");
+    assert_int_equal(p.prepare(p.self, req, &err), SV_EUNAVAIL);
+    /* status still answers (from the location) */
+    assert_int_equal(sv_export_status(ex, "filesystem", "late", &out, &err), SV_ENOTFOUND);
+    json_decref(req);
+    json_decref(body);
+    sv_export_close(ex);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_and_status, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(reservation_times_out, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(crash_recovery, svc_setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(shutdown_refuses, svc_setup, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
