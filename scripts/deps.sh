@@ -33,6 +33,6 @@ fi
 if [ "${1:-}" = "--test" ]; then
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     echo "deps: installing npm packages (test tools)"
-    npm ci --no-audit --no-fund --loglevel=error
+    npm install --no-audit --no-fund --loglevel=error
   fi
 fi

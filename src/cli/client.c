@@ -524,6 +524,189 @@ static int cmd_export(client *c, int argc, char **argv)
     return h ? 0 : 2;
 }
 
+/* ---- snapshots ------------------------------------------------------------ */
+
+static json_t *get_json(client *c, const char *path, long *status)
+{
+    sv_buf resp = {0};
+    *status = http(c, "GET", path, NULL, 0, NULL, &resp);
+    json_t *j = *status == 200 ? json_loadb((const char *)resp.data, resp.len, 0, NULL) : NULL;
+    if (*status != 200 && *status > 0)
+        finish(*status, &resp);
+    sv_buf_free(&resp);
+    return j;
+}
+
+static void bar(bool tty, const char *what, int64_t done, int64_t total, const char *extra, int64_t start_ns,
+                bool final)
+{
+    double frac = total > 0 ? (double)done / (double)total : (final ? 1 : 0);
+    if (frac > 1)
+        frac = 1;
+    double secs = (double)(sv_mono_ns() - start_ns) / 1e9;
+    double mbs = secs > 0 ? (double)done / 1e6 / secs : 0;
+    if (tty) {
+        char b[40];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++)
+            b[i] = i < fill ? '#' : '.';
+        b[30] = '\0';
+        fprintf(stderr, "\r%-9s [%s] %5.1f%%  %.1f/%.1f MB  %.0f MB/s%s   ", what, b, frac * 100, (double)done / 1e6,
+                (double)total / 1e6, mbs, extra);
+        if (final)
+            fputc('\n', stderr);
+    } else if (final) {
+        fprintf(stderr, "%s: %.1f MB in %.1f s%s\n", what, (double)done / 1e6, secs, extra);
+    }
+}
+
+/* Polls a snapshot until it leaves PENDING, with a bar for bytes hashed and
+ * uploaded. Returns the final record. */
+static json_t *follow_snapshot(client *c, const char *path)
+{
+    bool tty = isatty(2);
+    int64_t start = sv_mono_ns();
+    for (;;) {
+        long st;
+        json_t *j = get_json(c, path, &st);
+        if (!j)
+            return NULL;
+        const char *status = json_string_value(json_object_get(j, "status"));
+        bool pending = status && !strcmp(status, "PENDING");
+        char extra[64];
+        snprintf(extra, sizeof extra, "  uploaded %.1f MB",
+                 (double)json_integer_value(json_object_get(j, "bytesUploaded")) / 1e6);
+        int64_t total = json_integer_value(json_object_get(j, "bytes"));
+        int64_t hashed = pending ? json_integer_value(json_object_get(j, "bytesHashed")) : total;
+        bar(tty, "snapshot", hashed, total, extra, start, !pending);
+        if (!pending)
+            return j;
+        json_decref(j);
+        sv_sleep_ms(200);
+    }
+}
+
+static json_t *follow_job(client *c, const char *id)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/v1/restore-jobs/%s", id);
+    bool tty = isatty(2);
+    int64_t start = sv_mono_ns();
+    for (;;) {
+        long st;
+        json_t *j = get_json(c, path, &st);
+        if (!j)
+            return NULL;
+        const char *state = json_string_value(json_object_get(j, "state"));
+        bool done = state && (!strcmp(state, "COMPLETED") || !strcmp(state, "FAILED"));
+        bar(tty, "restore", json_integer_value(json_object_get(j, "bytesCopied")),
+            json_integer_value(json_object_get(j, "bytesTotal")), "", start, done);
+        if (done)
+            return j;
+        json_decref(j);
+        sv_sleep_ms(200);
+    }
+}
+
+static int print_final(json_t *j, const char *field, const char *ok)
+{
+    if (!j)
+        return 1;
+    char *s = json_dumps(j, JSON_INDENT(2));
+    puts(s);
+    free(s);
+    const char *v = json_string_value(json_object_get(j, field));
+    int rc = v && !strcmp(v, ok) ? 0 : 1;
+    if (rc) {
+        const char *why = json_string_value(json_object_get(j, !strcmp(field, "state") ? "reason" : "error"));
+        fprintf(stderr, "failed: %s\n", why ? why : "(no reason)");
+    }
+    json_decref(j);
+    return rc;
+}
+
+static bool has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag))
+            return true;
+    return false;
+}
+
+static int cmd_snapshot(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    bool wait = has_flag(argc, argv, "--wait");
+    char path[900];
+    if (!strcmp(sub, "list") && argc >= 3 && argv[2][0] != '-') {
+        snprintf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]);
+        return simple(c, "GET", path, NULL);
+    }
+    if ((!strcmp(sub, "describe") || !strcmp(sub, "drop")) && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-') {
+        snprintf(path, sizeof path, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]);
+        return simple(c, !strcmp(sub, "drop") ? "DELETE" : "GET", path, NULL);
+    }
+    if (!strcmp(sub, "create") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-') {
+        const char *desc = opt(argc, argv, "--description");
+        json_t *body = json_pack("{s:s,s:s}", "name", argv[3], "description", desc ? desc : "");
+        char *b = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        snprintf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]);
+        sv_buf resp = {0};
+        long st = http(c, "POST", path, b, strlen(b), NULL, &resp);
+        free(b);
+        if (st != 202 || !wait) {
+            int rc = finish(st, &resp);
+            sv_buf_free(&resp);
+            return rc;
+        }
+        sv_buf_free(&resp);
+        snprintf(path, sizeof path, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]);
+        return print_final(follow_snapshot(c, path), "status", "COMMITTED");
+    }
+    if (!strcmp(sub, "restore") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-' && opt(argc, argv, "--target")) {
+        json_t *body = json_pack("{s:s}", "target", opt(argc, argv, "--target"));
+        char *b = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        snprintf(path, sizeof path, "/v1/collections/%s/snapshots/%s/restore", argv[2], argv[3]);
+        sv_buf resp = {0};
+        long st = http(c, "POST", path, b, strlen(b), NULL, &resp);
+        free(b);
+        if (st != 202 || !wait) {
+            int rc = finish(st, &resp);
+            sv_buf_free(&resp);
+            return rc;
+        }
+        json_t *j = json_loadb((const char *)resp.data, resp.len, 0, NULL);
+        sv_buf_free(&resp);
+        const char *id = json_string_value(json_object_get(j, "jobId"));
+        int rc = id ? print_final(follow_job(c, id), "state", "COMPLETED") : 1;
+        json_decref(j);
+        return rc;
+    }
+    if (!strcmp(sub, "job") && argc >= 3 && argv[2][0] != '-') {
+        snprintf(path, sizeof path, "/v1/restore-jobs/%s", argv[2]);
+        if (wait)
+            return print_final(follow_job(c, argv[2]), "state", "COMPLETED");
+        return simple(c, "GET", path, NULL);
+    }
+    if (!strcmp(sub, "jobs"))
+        return simple(c, "GET", "/v1/restore-jobs", NULL);
+    if (!strcmp(sub, "gc"))
+        return simple(c, "POST", "/v1/snapshots/gc", NULL);
+    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
+    fputs("usage: shardvault snapshot create COLLECTION NAME [--description TEXT] [--wait]\n"
+          "       shardvault snapshot list COLLECTION\n"
+          "       shardvault snapshot describe COLLECTION NAME\n"
+          "       shardvault snapshot drop COLLECTION NAME\n"
+          "       shardvault snapshot restore COLLECTION NAME --target NEW_COLLECTION [--wait]\n"
+          "       shardvault snapshot job ID [--wait] | jobs | gc\n"
+          "--wait follows the operation with a progress bar (bytes hashed/uploaded, bytes copied)\n"
+          "and exits 1 if it ends FAILED.\n",
+          help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
 int sv_cli_client(const char *url, int argc, char **argv)
 {
     client c = {.base = url};
@@ -545,6 +728,8 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_list(&c, argc, argv);
     else if (!strcmp(cmd, "export"))
         rc = cmd_export(&c, argc, argv);
+    else if (!strcmp(cmd, "snapshot"))
+        rc = cmd_snapshot(&c, argc, argv);
     else if (!strcmp(cmd, "meta"))
         rc = simple(&c, "GET", "/v1/meta", NULL);
     else {

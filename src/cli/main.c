@@ -20,6 +20,8 @@ static const char usage[] =
     "  get C ID [--tenant T]          print one object\n"
     "  delete C ID [--tenant T]       delete one object\n"
     "  list C [--limit N] [--after ID] [--tenant T]\n"
+    "  snapshot create|list|describe|drop|restore|job|jobs|gc\n"
+    "                                 collection snapshots and restore jobs (snapshot --help)\n"
     "  export create ID [--backend B] [--include C,..|--exclude C,..] [--wait]\n"
     "  export status ID | cancel ID | list      point-in-time export to Parquet (export --help)\n"
     "  meta                           server version\n"

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "export.h"
 #include "server.h"
+#include "snapshot.h"
 #include "store.h"
 
 static const char serve_usage[] =
@@ -27,6 +28,8 @@ static const char serve_usage[] =
     "  --sync-writes BOOL        SHARDVAULT_SYNC_WRITES     fsync every write, default false\n"
     "  --node-name NAME          SHARDVAULT_NODE_NAME       default node1\n"
     "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog\n"
+    "  --snapshot-location URL   SHARDVAULT_SNAPSHOT_LOCATION  default file://<data-dir>/location\n"
+    "                            (more snapshot settings: docs/snapshot.md)\n"
     "\n"
     "\n"
     "Export (environment only; see docs/export.md):\n"
@@ -48,6 +51,7 @@ typedef struct serve_cfg {
     bool sync;
     const char *node;
     const char *catalog;
+    const char *snapshot_location;
 } serve_cfg;
 
 static int parse_listen(const char *s, serve_cfg *cfg)
@@ -82,6 +86,7 @@ int sv_cli_serve(int argc, char **argv)
     cfg.log_format = sv_env_str("SHARDVAULT_LOG_FORMAT", "text");
     cfg.node = sv_env_str("SHARDVAULT_NODE_NAME", "node1");
     cfg.catalog = sv_env_str("SHARDVAULT_CATALOG", NULL);
+    cfg.snapshot_location = sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL);
     const char *max_body = sv_env_str("SHARDVAULT_MAX_BODY_BYTES", "64Mi");
     const char *cache = sv_env_str("SHARDVAULT_BLOCK_CACHE_BYTES", "256Mi");
     const char *sync = sv_env_str("SHARDVAULT_SYNC_WRITES", "false");
@@ -101,6 +106,7 @@ int sv_cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--sync-writes")) slot = &sync;
         else if (!strcmp(a, "--node-name")) slot = &cfg.node;
         else if (!strcmp(a, "--catalog")) slot = &cfg.catalog;
+        else if (!strcmp(a, "--snapshot-location")) slot = &cfg.snapshot_location;
         if (!slot) {
             fprintf(stderr, "shardvault serve: unknown flag '%s'\n\n%s", a, serve_usage);
             return 2;
@@ -151,6 +157,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_store *st = NULL;
     sv_server *srv = NULL;
     sv_export *ex = NULL;
+    sv_snapshot *snap = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0) {
         sv_store_opts so = {.data_dir = cfg.data_dir, .block_cache_bytes = cfg.block_cache, .sync_writes = cfg.sync,
@@ -162,17 +169,25 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_export_open(&eo, &ex, &err);
     }
     if (rc == 0) {
+        sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.snapshot_location,
+                               .node_name = cfg.node};
+        rc = sv_snapshot_open(&so, st, cat, &snap, &err);
+    }
+    if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        sv_services svc = {.store = st, .export = ex};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_export_metrics, ex);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
         sv_export_close(ex);
+        sv_snapshot_close(snap);
         sv_store_close(st);
         sv_catalog_close(cat);
         return 1;
@@ -200,6 +215,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
     sv_export_close(ex);
+    sv_snapshot_close(snap);
     sv_store_close(st);
     sv_catalog_close(cat);
     sv_info("stopped", "%s", "");

@@ -159,7 +159,7 @@ int sv_parse_bool(const char *s, bool *out);
 /* ---- misc --------------------------------------------------------------- */
 
 int sv_cpu_count(void);
-/* Peak resident set size of this process in bytes (getrusage). */
+/* Peak resident set size of this process image in bytes (VmHWM), -1 if unknown. */
 int64_t sv_peak_rss_bytes(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,8 +512,16 @@ int sv_cpu_count(void)
 
 int64_t sv_peak_rss_bytes(void)
 {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
+    /* VmHWM, not getrusage's ru_maxrss: the latter survives execve, so a
+     * process started by a large parent (node) would report the parent. */
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
         return -1;
-    return (int64_t)ru.ru_maxrss * 1024;
+    char line[256];
+    int64_t kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %" SCNd64 " kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
 }

@@ -350,10 +350,12 @@ static int place_file(sv_location *loc, const char *op, const char *key, const c
         close(sfd);
         if (rename(tmp, path)) {
             rc = fail_errno(loc, err, errno, op, key, "rename into place");
-            unlink(tmp);
         } else {
             rc = sync_parent(loc, path, err);
         }
+        /* rename() between two links of one inode (the key already holds
+         * this very file) succeeds without removing tmp. */
+        unlink(tmp);
         free(tmp);
         free(path);
         return rc;
@@ -616,7 +618,10 @@ static int f_list(sv_location *loc, const char *prefix, const char *delim, const
     else
         start[0] = 0;
     keyvec kv = {0};
-    int rc = walk(F(loc)->root, start, prefix, delim != NULL, &kv, 0);
+    /* With start_after, a rolled-up prefix is listed only if it holds a key
+     * after start_after, so walk every key and roll up afterwards. */
+    bool shortcut = delim && !start_after;
+    int rc = walk(F(loc)->root, start, prefix, shortcut, &kv, 0);
     free(start);
     if (rc) {
         for (size_t i = 0; i < kv.n; i++)
@@ -626,10 +631,22 @@ static int f_list(sv_location *loc, const char *prefix, const char *delim, const
     }
     if (kv.n)
         qsort(kv.v, kv.n, sizeof *kv.v, strp_cmp);
+    size_t plen = strlen(prefix);
+    char *last_prefix = NULL;
     for (size_t i = 0; i < kv.n && rc == 0; i++) {
-        const char *k = kv.v[i];
+        char *k = kv.v[i];
         if (start_after && strcmp(k, start_after) <= 0)
             continue;
+        if (delim && !shortcut) {
+            char *slash = strchr(k + plen, '/');
+            if (slash) {
+                slash[1] = 0; /* roll up in place: keys are sorted, so the
+                                 first key of a prefix marks its position */
+                if (last_prefix && !strcmp(last_prefix, k))
+                    continue;
+                last_prefix = k;
+            }
+        }
         sv_location_entry e = {.key = k};
         size_t kl = strlen(k);
         e.is_prefix = kl && k[kl - 1] == '/';

@@ -771,9 +771,9 @@ static int s3_list(sv_location *loc, const char *prefix, const char *delim, cons
             if (strlen(e.key) < strip)
                 continue;
             e.key += strip;
-            /* start_after is exclusive; with a delimiter S3 may still return
-             * the common prefix containing it. */
-            if (start_after && strcmp(e.key, start_after) <= 0)
+            /* The store applies start-after itself; a common prefix that
+             * sorts before it is still listed when it holds later keys. */
+            if (start_after && !e.is_prefix && strcmp(e.key, start_after) <= 0)
                 continue;
             int cr = fn(ctx, &e);
             if (cr > 0)

@@ -170,13 +170,18 @@ static int put_varint(sv_buf *out, uint64_t v)
                 if (sv_buf_reserve(out, nbytes))                                      \
                     return SV_ENOMEM;                                                 \
                 uint8_t *p = out->data + out->len;                                    \
-                memset(p, 0, nbytes);                                                 \
-                uint64_t bit = 0;                                                     \
-                for (size_t k = 0; k < lit_n; k++, bit += (uint64_t)width) {          \
-                    uint64_t x = (uint64_t)v[lit_start + k];                          \
-                    for (int b = 0; b < width; b++)                                   \
-                        if (x >> b & 1)                                               \
-                            p[(bit + b) >> 3] |= (uint8_t)(1u << ((bit + b) & 7));    \
+                uint64_t acc = 0, mask = width < 32 ? (1ull << width) - 1 : 0xFFFFFFFFull; \
+                int nbits = 0;                                                        \
+                size_t o = 0;                                                         \
+                for (size_t k = 0; k < groups * 8; k++) {                             \
+                    uint64_t x = k < lit_n ? (uint64_t)v[lit_start + k] & mask : 0;   \
+                    acc |= x << nbits;                                                \
+                    nbits += width;                                                   \
+                    while (nbits >= 8) {                                              \
+                        p[o++] = (uint8_t)acc;                                        \
+                        acc >>= 8;                                                    \
+                        nbits -= 8;                                                   \
+                    }                                                                 \
                 }                                                                     \
                 out->len += nbytes;                                                   \
                 lit_n = 0;                                                            \

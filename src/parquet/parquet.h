@@ -18,6 +18,9 @@
  * column, wrong length) is refused with SV_EINVAL and leaves the writer
  * unchanged, so the caller may append something else (e.g. a null) instead.
  * Any other failure (sink, memory) is sticky: every later call fails.
+ *
+ * Threads: writers share nothing; one writer must not be used by two
+ * threads at once.
  */
 #ifndef SV_PARQUET_H
 #define SV_PARQUET_H

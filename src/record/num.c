@@ -20,7 +20,31 @@
 
 static inline bool is_digit(unsigned char c) { return (unsigned)(c - '0') < 10; }
 
-const char *sv_scan_number(const char *p, const char *end, sv_jnum *n)
+/* Eight ASCII digits at once (fast_float's SWAR trick): vector floats carry
+ * 8-17 digits each, so this is most of the scanning work. */
+static inline uint64_t load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static inline bool is_8digits(uint64_t v)
+{
+    return (((v & 0xF0F0F0F0F0F0F0F0ULL) | (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ==
+            0x3333333333333333ULL);
+}
+static inline uint32_t parse_8digits(uint64_t v)
+{
+    const uint64_t mask = 0x000000FF000000FFULL;
+    const uint64_t mul1 = 0x000F424000000064ULL; /* 100 + (1000000 << 32) */
+    const uint64_t mul2 = 0x0000271000000001ULL; /* 1 + (10000 << 32) */
+    v -= 0x3030303030303030ULL;
+    v = (v * 10) + (v >> 8);
+    v = (((v & mask) * mul1) + (((v >> 16) & mask) * mul2)) >> 32;
+    return (uint32_t)v;
+}
+
+static inline __attribute__((always_inline)) const char *scan_number(const char *p, const char *end, sv_jnum *n)
 {
     n->start = p;
     n->neg = false;
@@ -38,8 +62,12 @@ const char *sv_scan_number(const char *p, const char *end, sv_jnum *n)
         if (p < end && is_digit((unsigned char)*p))
             return NULL; /* leading zeros are not JSON */
     } else {
+        while (end - p >= 8 && is_8digits(load8(p))) {
+            w = w * 100000000 + parse_8digits(load8(p)); /* may wrap; recomputed below */
+            p += 8;
+        }
         while (p < end && is_digit((unsigned char)*p)) {
-            w = w * 10 + (uint64_t)(*p - '0'); /* may wrap; recomputed below */
+            w = w * 10 + (uint64_t)(*p - '0');
             p++;
         }
     }
@@ -50,6 +78,10 @@ const char *sv_scan_number(const char *p, const char *end, sv_jnum *n)
     if (p < end && *p == '.') {
         p++;
         frac_start = p;
+        while (end - p >= 8 && is_8digits(load8(p))) {
+            w = w * 100000000 + parse_8digits(load8(p));
+            p += 8;
+        }
         while (p < end && is_digit((unsigned char)*p)) {
             w = w * 10 + (uint64_t)(*p - '0');
             p++;
@@ -209,7 +241,7 @@ static double slow_strtod(const sv_jnum *n)
     return d;
 }
 
-double sv_jnum_to_double(const sv_jnum *n)
+static inline __attribute__((always_inline)) double jnum_to_double(const sv_jnum *n)
 {
     if (!n->truncated) {
         if (n->w <= (1ULL << 53) && n->exp10 >= -22 && n->exp10 <= 22) {
@@ -225,6 +257,19 @@ double sv_jnum_to_double(const sv_jnum *n)
     if (a == b)
         return bits_to_double(a, n->neg);
     return slow_strtod(n);
+}
+
+const char *sv_scan_number(const char *p, const char *end, sv_jnum *n) { return scan_number(p, end, n); }
+double sv_jnum_to_double(const sv_jnum *n) { return jnum_to_double(n); }
+
+/* The vector hot path: one call per element. */
+const char *sv_scan_double(const char *p, const char *end, double *out)
+{
+    sv_jnum n;
+    const char *e = scan_number(p, end, &n);
+    if (e)
+        *out = jnum_to_double(&n);
+    return e;
 }
 
 int sv_jnum_to_int64(const sv_jnum *n, int64_t *out)
@@ -265,11 +310,9 @@ int sv_jnum_to_int64(const sv_jnum *n, int64_t *out)
 
 int sv_parse_double(const char *s, size_t len, double *out)
 {
-    sv_jnum n;
-    const char *e = sv_scan_number(s, s + len, &n);
+    const char *e = sv_scan_double(s, s + len, out);
     if (!e || e != s + len)
         return SV_EINVAL;
-    *out = sv_jnum_to_double(&n);
     return 0;
 }
 
@@ -442,8 +485,10 @@ static inline void put_digits(char *out, uint32_t v, uint32_t n)
 static size_t layout(char *out, bool neg, uint64_t digits, uint32_t nd, int32_t exp)
 {
     char d[24];
-    /* digits has at most 17 decimal digits here. */
-    {
+    /* digits has at most 17 decimal digits here; float32 needs at most 9. */
+    if (digits <= UINT32_MAX) {
+        put_digits(d, (uint32_t)digits, nd);
+    } else {
         char *p = d + nd;
         uint64_t v = digits;
         for (uint32_t i = 0; i < nd; i++) {

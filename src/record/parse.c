@@ -8,6 +8,10 @@
 
 #include "record_internal.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 size_t sv_utf8_seq_len(const unsigned char *s, size_t avail);
 
 typedef struct rd {
@@ -18,23 +22,32 @@ typedef struct rd {
     sv_err *err;
 } rd;
 
-/* Characters that stop the fast string scan. */
-static unsigned char str_stop[256];
-static unsigned char ws_tab[256];
-static void init_tables(void)
+/* Characters that stop the fast string scan: controls, '"', '\\' and
+ * non-ASCII (validated as UTF-8 on the slow path). Constant tables, so no
+ * initialization races between threads. */
+static const unsigned char str_stop[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+static const unsigned char ws_tab[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
+
+/* First byte at or after p that ends the fast string scan (see str_stop). */
+static inline const char *find_str_stop(const char *p, const char *end)
 {
-    for (int c = 0; c < 256; c++) {
-        str_stop[c] = (c < 0x20 || c >= 0x80 || c == '"' || c == '\\');
-        ws_tab[c] = (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed compare: bytes >= 0x80 are negative, so < 0x20 too */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp));
+        int mask = _mm_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
     }
-}
-static void tables_once(void)
-{
-    static int done; /* benign race: every thread writes the same bytes */
-    if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-        init_tables();
-        __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
-    }
+#endif
+    while (p < end && !str_stop[(unsigned char)*p])
+        p++;
+    return p;
 }
 
 static inline void skip_ws(rd *R)
@@ -234,9 +247,7 @@ static int read_string(rd *R, sv_str *out, bool copy)
 {
     if (R->p >= R->end || *R->p != '"')
         return syntax(R, "a string");
-    const char *s = R->p + 1, *q = s;
-    while (q < R->end && !str_stop[(unsigned char)*q])
-        q++;
+    const char *s = R->p + 1, *q = find_str_stop(s, R->end);
     if (q < R->end && *q == '"') {
         size_t n = (size_t)(q - s);
         if (n > UINT32_MAX)
@@ -283,9 +294,7 @@ static int compact_value(rd *R, sv_buf *out, int depth);
 /* Copies a string in canonical escaping. */
 static int compact_string(rd *R, sv_buf *out)
 {
-    const char *s = R->p + 1, *q = s;
-    while (q < R->end && !str_stop[(unsigned char)*q])
-        q++;
+    const char *s = R->p + 1, *q = find_str_stop(s, R->end);
     if (q < R->end && *q == '"') {
         if (sv_buf_append(out, s - 1, (size_t)(q - s) + 2))
             return sv_fail(R->err, SV_ENOMEM, "out of memory");
@@ -392,9 +401,84 @@ static int skip_value(rd *R)
     return rc;
 }
 
+/* Skips one value without validating or copying it (route peeking only
+ * needs to find the next key; the full parse validates later). Containers
+ * are skipped by counting brackets outside strings. */
+static const unsigned char skip_stop[256] = {['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1};
+
+static inline const char *find_struct(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}');
+    const __m128i x20 = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i lo = _mm_or_si128(v, x20); /* '[' -> '{', ']' -> '}' */
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_or_si128(_mm_cmpeq_epi8(lo, open), _mm_cmpeq_epi8(lo, close)));
+        int mask = _mm_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && !skip_stop[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+static int skip_fast(rd *R)
+{
+    skip_ws(R);
+    if (R->p >= R->end)
+        return syntax(R, "a JSON value");
+    char c = *R->p;
+    if (c == '"') {
+        const char *e = string_end(R->p + 1, R->end);
+        if (!e) {
+            R->p = R->end;
+            return syntax(R, "the end of the string");
+        }
+        R->p = e + 1;
+        return 0;
+    }
+    if (c != '{' && c != '[') {
+        /* scalar: up to the next delimiter */
+        const char *p = R->p;
+        while (p < R->end && *p != ',' && *p != '}' && *p != ']' && !ws_tab[(unsigned char)*p])
+            p++;
+        if (p == R->p)
+            return syntax(R, "a JSON value");
+        R->p = p;
+        return 0;
+    }
+    size_t depth = 0;
+    const char *p = R->p;
+    while (p < R->end) {
+        p = find_struct(p, R->end);
+        if (p >= R->end)
+            break;
+        c = *p;
+        if (c == '"') {
+            const char *e = string_end(p + 1, R->end);
+            if (!e)
+                break;
+            p = e + 1;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (--depth == 0) {
+            R->p = p + 1;
+            return 0;
+        }
+        p++;
+    }
+    R->p = R->end;
+    return syntax(R, "the end of an object or array");
+}
+
 bool sv_json_valid(const char *s, size_t len)
 {
-    tables_once();
     struct sv_record_arena a;
     memset(&a, 0, sizeof a);
     rd R = {.p = s, .end = s + len, .base = s, .a = &a, .err = NULL};
@@ -425,8 +509,8 @@ static void path_fmt(char *buf, size_t n, const char *sect, const char *name, lo
 
 static inline int read_float(rd *R, float *out, const char *sect, const char *name, long i, long j)
 {
-    sv_jnum n;
-    const char *e = sv_scan_number(R->p, R->end, &n);
+    double d;
+    const char *e = sv_scan_double(R->p, R->end, &d);
     if (!e) {
         char path[200];
         path_fmt(path, sizeof path, sect, name, i, j);
@@ -434,7 +518,6 @@ static inline int read_float(rd *R, float *out, const char *sect, const char *na
             return sv_fail(R->err, SV_EPARSE, "%s: invalid JSON number at byte %zu", path, off(R));
         return sv_fail(R->err, SV_EINVAL, "%s: expected a number, got %s", path, kind_of(R));
     }
-    double d = sv_jnum_to_double(&n);
     float f = (float)d;
     if (!isfinite(f)) {
         char path[200];
@@ -700,11 +783,8 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
         return sv_fail(R->err, SV_EINVAL, "properties.%s[%ld]: null is not allowed inside arrays (remove the element)",
                        d->name, i);
     }
-    char ib[24];
-    if (i >= 0)
-        snprintf(ib, sizeof ib, "[%ld]", i);
-    else
-        ib[0] = '\0';
+    char ib[24]; /* "[i]" for messages, formatted only on the error paths */
+#define IB() (i >= 0 ? (snprintf(ib, sizeof ib, "[%ld]", i), ib) : "")
     switch (d->type) {
     case SV_TYPE_TEXT:
         if (c != '"')
@@ -716,7 +796,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
         const char *e = (c == '-' || (c >= '0' && c <= '9')) ? sv_scan_number(R->p, R->end, &n) : NULL;
         if (!e) {
             if (c == '-' || (c >= '0' && c <= '9'))
-                return sv_fail(R->err, SV_EPARSE, "properties.%s%s: invalid JSON number at byte %zu", d->name, ib,
+                return sv_fail(R->err, SV_EPARSE, "properties.%s%s: invalid JSON number at byte %zu", d->name, IB(),
                                off(R));
             return type_error(R, d, i, elem_name(d->type));
         }
@@ -725,14 +805,14 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             rc = sv_jnum_to_int64(&n, (int64_t *)slot);
             if (rc == SV_EINVAL)
                 return sv_fail(R->err, SV_EINVAL, "properties.%s%s: expected int, got %.*s (not an integer)",
-                               d->name, ib, tl, R->p);
+                               d->name, IB(), tl, R->p);
             if (rc)
-                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the int64 range", d->name, ib,
+                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the int64 range", d->name, IB(),
                                tl, R->p);
         } else {
             double v = sv_jnum_to_double(&n);
             if (!isfinite(v))
-                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the double range", d->name, ib,
+                return sv_fail(R->err, SV_EINVAL, "properties.%s%s: %.*s is outside the double range", d->name, IB(),
                                tl, R->p);
             *(double *)slot = v;
         }
@@ -759,7 +839,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             return sv_fail(R->err, SV_EINVAL,
                            "properties.%s%s: \"%.*s\" is not an RFC 3339 date-time between years 0000 and 9999 "
                            "(e.g. 2024-01-02T03:04:05.678Z or 2024-01-02T03:04:05+02:00)",
-                           d->name, ib, (int)(s.len > 60 ? 60 : s.len), s.ptr);
+                           d->name, IB(), (int)(s.len > 60 ? 60 : s.len), s.ptr);
         return 0;
     }
     case SV_TYPE_UUID: {
@@ -770,7 +850,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
             return rc;
         if (sv_uuid_parse(s.ptr, s.len, (sv_uuid *)slot))
             return sv_fail(R->err, SV_EINVAL,
-                           "properties.%s%s: \"%.*s\" is not a UUID (8-4-4-4-12 hex digits)", d->name, ib,
+                           "properties.%s%s: \"%.*s\" is not a UUID (8-4-4-4-12 hex digits)", d->name, IB(),
                            (int)(s.len > 60 ? 60 : s.len), s.ptr);
         return 0;
     }
@@ -796,6 +876,7 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
     }
     }
     return sv_fail(R->err, SV_EINTERNAL, "properties.%s: unknown type in schema", d->name);
+#undef IB
 }
 
 static size_t elem_size(sv_prop_type t)
@@ -1011,7 +1092,7 @@ static int read_route_name(rd *R, sv_str *out, const char *field)
     int rc = read_string(R, out, false);
     if (rc)
         return rc;
-    if (out->ptr < s || out->ptr > R->p) /* decoded into the arena: it had escapes */
+    if ((size_t)(R->p - s) - 2 != out->len) /* escapes always shorten: it had some */
         return sv_fail(R->err, SV_EINVAL, "%s: must be a plain name without escapes", field);
     return 0;
 }
@@ -1025,7 +1106,6 @@ static int match_key(const sv_str *k, const char *lit)
 int sv_record_parse_json(sv_record *r, const sv_schema *s, const char *json, size_t len, sv_object_route *route,
                          sv_err *err)
 {
-    tables_once();
     int rc = sv_record_reset(r, s);
     if (rc)
         return sv_fail(err, rc, "out of memory");
@@ -1138,7 +1218,6 @@ out:
 
 int sv_record_peek_route(const char *json, size_t len, sv_object_route *route, sv_err *err)
 {
-    tables_once();
     struct sv_record_arena a;
     memset(&a, 0, sizeof a);
     rd R = {.p = json, .end = json + len, .base = json, .a = &a, .err = err};
@@ -1158,16 +1237,15 @@ int sv_record_peek_route(const char *json, size_t len, sv_object_route *route, s
             rc = syntax(&R, "a field name (string)");
             goto out;
         }
-        const char *ks = R.p;
+        /* keys are compared unescaped, exactly as the full parse does */
         if ((rc = read_string(&R, &k, false)) || (rc = expect(&R, ':', "':'")))
             goto out;
-        bool plain = k.ptr == ks + 1;
-        if (plain && match_key(&k, "tenant"))
+        if (match_key(&k, "tenant"))
             rc = read_route_name(&R, &rt.tenant, "tenant");
-        else if (plain && (match_key(&k, "collection") || match_key(&k, "class")))
+        else if (match_key(&k, "collection") || match_key(&k, "class"))
             rc = read_route_name(&R, &rt.collection, "collection");
         else
-            rc = skip_value(&R);
+            rc = skip_fast(&R);
         if (rc)
             goto out;
         skip_ws(&R);

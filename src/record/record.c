@@ -574,7 +574,7 @@ int sv_record_decode(sv_record *r, const sv_schema *s, const void *data, size_t 
 
 static int put_floats(sv_buf *out, const float *f, size_t n)
 {
-    if (sv_buf_reserve(out, n * 17 + 2))
+    if (n > (SIZE_MAX - 2) / 24 || sv_buf_reserve(out, n * 24 + 2)) /* longest float: "-100000000000000000000," */
         return SV_ENOMEM;
     char *o = (char *)out->data + out->len;
     *o++ = '[';

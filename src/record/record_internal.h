@@ -57,6 +57,8 @@ const char *sv_scan_number(const char *p, const char *end, sv_jnum *n);
 double sv_jnum_to_double(const sv_jnum *n);
 /* 0, or SV_EINVAL (not integral) / SV_ETOOBIG (outside int64). */
 int sv_jnum_to_int64(const sv_jnum *n, int64_t *out);
+/* Scans a number and converts it exactly; returns the end or NULL. */
+const char *sv_scan_double(const char *p, const char *end, double *out);
 /* Convenience for tests: parses a whole string as a JSON number. */
 int sv_parse_double(const char *s, size_t len, double *out);
 

@@ -7,7 +7,55 @@
 
 #include "record_internal.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define MAX_DEPTH 4096 /* bits in `stack` */
+
+/* Bytes that matter outside strings, and inside them. Everything else
+ * (digits of vectors, text) is skipped 16 bytes at a time. */
+static const unsigned char out_stop[256] = {['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1, ['\n'] = 1};
+static const unsigned char in_stop[256] = {['"'] = 1, ['\\'] = 1, ['\n'] = 1};
+
+static inline size_t skip_plain(const char *d, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), nl = _mm_set1_epi8('\n');
+    const __m128i open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}'), x20 = _mm_set1_epi8(0x20);
+    while (i + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        __m128i lo = _mm_or_si128(v, x20); /* '[' -> '{', ']' -> '}' */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, nl)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(lo, open), _mm_cmpeq_epi8(lo, close)));
+        int mask = _mm_movemask_epi8(m);
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
+    while (i < len && !out_stop[(unsigned char)d[i]])
+        i++;
+    return i;
+}
+
+static inline size_t skip_in_string(const char *d, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), nl = _mm_set1_epi8('\n');
+    while (i + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)), _mm_cmpeq_epi8(v, nl));
+        int mask = _mm_movemask_epi8(m);
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
+    while (i < len && !in_stop[(unsigned char)d[i]])
+        i++;
+    return i;
+}
 
 enum {
     /* JSON envelope */
@@ -104,11 +152,10 @@ static void begin_struct(sv_batch_splitter *sp, char c, uint64_t at, bool skippi
 static long scan_struct(sv_batch_splitter *sp, const char *data, size_t i, size_t len, sv_err *err)
 {
     while (i < len) {
-        char c = data[i];
+        char c;
         if (sp->in_str) {
-            /* Fast path over ordinary string bytes. */
-            while (i < len && data[i] != '"' && data[i] != '\\' && data[i] != '\n' && !sp->esc)
-                i++;
+            if (!sp->esc)
+                i = skip_in_string(data, i, len);
             if (i >= len)
                 break;
             c = data[i];
@@ -125,6 +172,10 @@ static long scan_struct(sv_batch_splitter *sp, const char *data, size_t i, size_
             i++;
             continue;
         }
+        i = skip_plain(data, i, len);
+        if (i >= len)
+            break;
+        c = data[i];
         switch (c) {
         case '"': sp->in_str = true; break;
         case '{':
@@ -184,11 +235,21 @@ int sv_batch_splitter_feed(sv_batch_splitter *sp, const char *data, size_t len, 
             /* The opening bracket was consumed by the state machine: copy
              * from it when the object started in this chunk. */
             size_t start = sp->obj_start >= sp->offset ? (size_t)(sp->obj_start - sp->offset) : i;
-            long e = scan_struct(sp, data, i, len, err);
+            /* Scan no further than the limit allows, so the first problem
+             * in byte order is reported however the body is chunked. */
+            size_t lim = len;
+            if (!sp->skipping && sp->max <= UINT64_MAX - sp->obj_start) {
+                uint64_t lim_abs = sp->obj_start + sp->max; /* first byte past the limit */
+                if (lim_abs - sp->offset < lim)
+                    lim = (size_t)(lim_abs - sp->offset);
+            }
+            long e = scan_struct(sp, data, i, lim, err);
             if (e < 0)
                 return sp->failed;
             size_t end = (size_t)e;
             uint64_t total = sp->offset + end - sp->obj_start;
+            if (sp->in_obj && end < len)
+                return too_big(sp, err);
             if (!sp->skipping && total > sp->max)
                 return too_big(sp, err);
             if (sp->in_obj) { /* chunk ended inside */

@@ -372,6 +372,14 @@ static const route routes[] = {
     {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false},
     {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false},
     {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false},
+    {"POST", "/v1/collections/{}/snapshots", sv_h_snapshot_create, PERM_MANAGE, false},
+    {"GET", "/v1/collections/{}/snapshots", sv_h_snapshot_list, PERM_READ, false},
+    {"GET", "/v1/collections/{}/snapshots/{}", sv_h_snapshot_get, PERM_READ, false},
+    {"DELETE", "/v1/collections/{}/snapshots/{}", sv_h_snapshot_drop, PERM_MANAGE, false},
+    {"POST", "/v1/collections/{}/snapshots/{}/restore", sv_h_snapshot_restore, PERM_MANAGE, false},
+    {"GET", "/v1/restore-jobs", sv_h_restore_job_list, PERM_READ, false},
+    {"GET", "/v1/restore-jobs/{}", sv_h_restore_job_get, PERM_READ, false},
+    {"POST", "/v1/snapshots/gc", sv_h_snapshot_gc, PERM_OPERATE, false},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 

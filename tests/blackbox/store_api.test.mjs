@@ -233,6 +233,27 @@ test('batch: JSON shape and NDJSON, one bad object does not fail the rest', asyn
   errMsg(garbage);
 });
 
+test('batch: the same id twice in one request is one object, the later wins', async () => {
+  const c = await srv.req('POST', '/v1/collections', { name: 'Dup', vectors: { default: { dim: 1 } }, properties: [{ name: 'v', type: 'int' }] });
+  assert.equal(c.status, 200, c.text);
+  const id = '11111111-2222-4333-8444-555555555555';
+  const objs = [];
+  for (let i = 0; i < 50; i++) objs.push({ collection: 'Dup', id: i % 2 ? id : undefined, vector: [i], properties: { v: i } });
+  const r = await srv.req('POST', '/v1/batch/objects', { objects: objs });
+  assert.equal(r.json.ok, 50);
+  const got = await srv.req('GET', `/v1/collections/Dup/objects/${id}`);
+  assert.equal(got.json.properties.v, 49);
+  const shards = await srv.req('GET', '/v1/collections/Dup/shards');
+  assert.equal(shards.json.shards[0].objects, 26, '25 generated ids + 1 repeated id');
+  const again = await srv.req('POST', '/v1/batch/objects', { objects: [{ collection: 'Dup', id, vector: [7], properties: { v: 7 } }] });
+  assert.equal(again.json.ok, 1);
+  const after = await srv.req('GET', '/v1/collections/Dup/shards');
+  assert.equal(after.json.shards[0].objects, 26, 'a replace does not change the count');
+  const replaced = await srv.req('GET', `/v1/collections/Dup/objects/${id}`);
+  assert.equal(replaced.json.creationTime, got.json.creationTime, 'replace in a batch keeps creationTime');
+  assert.equal(replaced.json.properties.v, 7);
+});
+
 test('tenants: add, list, inactive gives 422, reactivate, delete', async () => {
   const c = await srv.req('POST', '/v1/collections', {
     name: 'Tenanted', multiTenancy: true, vectors: { default: { dim: 2 } },

@@ -104,6 +104,11 @@ static void basic_crud_scan(void **state)
     char *v = NULL;
     size_t n;
     int64_t rev;
+    char url[1200];
+    snprintf(url, sizeof url, "%s/crud", g_root);
+    sv_catalog *c2 = NULL;
+    assert_int_equal(sv_catalog_open(url, &c2, &err), SV_ECONFLICT); /* already open */
+    assert_null(c2);
     assert_int_equal(sv_catalog_get(c, "nope", &v, &n, &rev, &err), SV_ENOTFOUND);
     assert_null(v);
     assert_int_equal(sv_catalog_put(c, "col/b", "2", 1, 0, &err), 0);
@@ -208,7 +213,8 @@ static void leases(void **state)
     int64_t l1, l2, l3;
     assert_int_equal(sv_catalog_lease_grant(c, 0, &l1, &err), SV_EINVAL);
     assert_int_equal(sv_catalog_lease_grant(c, 200, &l1, &err), 0);
-    assert_int_equal(sv_catalog_lease_grant(c, 200, &l2, &err), 0);
+    /* l2's TTL leaves room for the fsynced puts below on a loaded machine. */
+    assert_int_equal(sv_catalog_lease_grant(c, 1500, &l2, &err), 0);
     assert_int_equal(sv_catalog_lease_grant(c, 60000, &l3, &err), 0);
     assert_true(l1 > 0 && l2 > l1 && l3 > l2);
     assert_int_equal(sv_catalog_put(c, "eph/1", "a", 1, l1, &err), 0);
@@ -220,12 +226,15 @@ static void leases(void **state)
     assert_int_equal(sv_catalog_put(c, "eph/freed", "f2", 2, 0, &err), 0); /* detached */
     assert_int_equal(sv_catalog_put(c, "keep", "k", 1, 0, &err), 0);
 
-    /* keep l2 alive past its TTL; let l1 lapse */
-    for (int i = 0; i < 6; i++) {
-        sv_sleep_ms(60);
+    /* keep l2 alive well past its TTL while l1 lapses */
+    int64_t t0 = sv_mono_ns();
+    while (sv_mono_ns() - t0 < 2000000000LL) {
+        sv_sleep_ms(40);
         assert_int_equal(sv_catalog_lease_keepalive(c, l2, &err), 0);
     }
-    sv_sleep_ms(100); /* l1 is now >= 400 ms old */
+    t0 = sv_mono_ns();
+    while (rev_of(c, "eph/1") != 0 && sv_mono_ns() - t0 < 5000000000LL)
+        sv_sleep_ms(10);
     char *v;
     size_t n;
     assert_int_equal(sv_catalog_get(c, "eph/1", &v, &n, NULL, &err), SV_ENOTFOUND);
@@ -243,8 +252,8 @@ static void leases(void **state)
     assert_int_equal(sv_catalog_lease_revoke(c, l3, &err), SV_ENOTFOUND);
 
     /* stop keeping l2 alive: it expires on its own */
-    int64_t t0 = sv_mono_ns();
-    while (rev_of(c, "eph/2") != 0 && sv_mono_ns() - t0 < 2000000000LL)
+    t0 = sv_mono_ns();
+    while (rev_of(c, "eph/2") != 0 && sv_mono_ns() - t0 < 5000000000LL)
         sv_sleep_ms(10);
     assert_int_equal(rev_of(c, "eph/2"), 0);
     sv_catalog_close(c);
@@ -256,15 +265,17 @@ static void reopen_persists(void **state)
     sv_err err = {0};
     int64_t short_l, long_l;
     assert_int_equal(sv_catalog_put(c, "a", "1", 1, 0, &err), 0);
-    assert_int_equal(sv_catalog_lease_grant(c, 150, &short_l, &err), 0);
+    assert_int_equal(sv_catalog_lease_grant(c, 400, &short_l, &err), 0);
     assert_int_equal(sv_catalog_lease_grant(c, 60000, &long_l, &err), 0);
     assert_int_equal(sv_catalog_put(c, "s", "short", 5, short_l, &err), 0);
     assert_int_equal(sv_catalog_put(c, "l", "long", 4, long_l, &err), 0);
     int64_t r1 = rev_of(c, "l");
+    /* on a very loaded machine the lease may already have run out here */
+    bool alive_at_close = rev_of(c, "s") != 0;
     sv_catalog_close(c);
 
     /* the short lease runs out while closed; its key is gone at open */
-    sv_sleep_ms(250);
+    sv_sleep_ms(500);
     c = open_cat("reopen");
     char *v;
     size_t n;
@@ -276,7 +287,10 @@ static void reopen_persists(void **state)
     assert_int_equal(sv_catalog_lease_keepalive(c, short_l, &err), SV_ENOTFOUND);
     /* revisions keep increasing across reopen (the expiry itself was one) */
     assert_int_equal(sv_catalog_put(c, "b", "2", 1, 0, &err), 0);
-    assert_int_equal(rev_of(c, "b"), r1 + 2);
+    int64_t rb = rev_of(c, "b");
+    assert_true(rb > r1);
+    if (alive_at_close)
+        assert_int_equal(rb, r1 + 2);
     /* lease ids are not reused */
     int64_t l3;
     assert_int_equal(sv_catalog_lease_grant(c, 1000, &l3, &err), 0);
@@ -285,7 +299,7 @@ static void reopen_persists(void **state)
 
     c = open_cat("reopen");
     assert_int_equal(sv_catalog_put(c, "c", "3", 1, 0, &err), 0);
-    assert_int_equal(rev_of(c, "c"), r1 + 3);
+    assert_int_equal(rev_of(c, "c"), rb + 1);
     sv_catalog_close(c);
 }
 

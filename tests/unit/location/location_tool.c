@@ -3,7 +3,7 @@
  *
  *   location_tool [options] URL COMMAND ARGS...
  *
- * Commands: put KEY [FILE|-], put-file KEY PATH, create KEY [FILE|-],
+ * Commands: put KEY [FILE|-], put-abort KEY [FILE|-] (write, then abort), put-file KEY PATH, create KEY [FILE|-],
  * get KEY [OFFSET LENGTH], get-file KEY PATH, head KEY,
  * list [PREFIX] [--delim /] [--start-after KEY], delete KEY,
  * delete-many KEY... (or "-" = keys on stdin), copy SRC DST,
@@ -313,8 +313,9 @@ int main(int argc, char **argv)
         status = 2;                                               \
         goto out;                                                 \
     }
-    if (!strcmp(cmd, "put")) {
+    if (!strcmp(cmd, "put") || !strcmp(cmd, "put-abort")) {
         NEED(1);
+        bool abort_at_end = !strcmp(cmd, "put-abort"); /* tests: writer abort */
         int fd = (n < 2 || !strcmp(a[1], "-")) ? 0 : open(a[1], O_RDONLY);
         if (fd < 0) {
             perror(a[1]);
@@ -338,7 +339,7 @@ int main(int argc, char **argv)
                 if ((rc = sv_location_writer_write(w, buf, (size_t)r, &err)))
                     break;
             }
-            if (rc)
+            if (rc || abort_at_end)
                 sv_location_writer_abort(w);
             else
                 rc = sv_location_writer_commit(w, &err);
@@ -428,5 +429,18 @@ int main(int argc, char **argv)
         status = fail(rc, &err);
 out:
     sv_location_close(loc);
+    if (getenv("LOCATION_TOOL_RSS")) { /* tests: bounded writer memory */
+        /* VmHWM, not getrusage: ru_maxrss survives execve and would report
+         * the spawning process's size. */
+        long long kb = -1;
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmHWM:", 6))
+                kb = atoll(line + 6);
+        if (f)
+            fclose(f);
+        fprintf(stderr, "peak_rss_bytes=%lld\n", kb * 1024);
+    }
     return status;
 }

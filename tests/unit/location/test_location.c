@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -265,6 +266,10 @@ static void file_roundtrip(void **state)
     struct stat st;
     assert_int_equal(stat(local, &st), 0);
     assert_int_equal(st.st_nlink, 2);
+    /* Putting the very same file again must not leave a temp link behind. */
+    assert_int_equal(sv_location_put_file(loc, "blobs/ab/abcd", local, &err), 0);
+    assert_int_equal(stat(local, &st), 0);
+    assert_int_equal(st.st_nlink, 2);
     char out[700];
     snprintf(out, sizeof out, "%s-out.sst", root);
     assert_int_equal(sv_location_get_to_file(loc, "blobs/ab/abcd", out, &err), 0);
@@ -292,6 +297,12 @@ static void file_roundtrip(void **state)
     memset(&n, 0, sizeof n);
     assert_int_equal(sv_location_list(loc, "", NULL, "copy/c", collect, &n, &err), 0);
     assert_string_equal(n.buf, "lock/x,w/obj");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sv_location_list(loc, "", "/", "blobs/ab/a", collect, &n, &err), 0);
+    assert_string_equal(n.buf, "blobs/,copy/,lock/,w/");
+    memset(&n, 0, sizeof n);
+    assert_int_equal(sv_location_list(loc, "", "/", "blobs/ab/abcd", collect, &n, &err), 0);
+    assert_string_equal(n.buf, "copy/,lock/,w/");
 
     /* a key cannot be both object and prefix on file:// */
     assert_int_equal(sv_location_put(loc, "w/obj/sub", "x", 1, &err), SV_ECONFLICT);
@@ -305,6 +316,76 @@ static void file_roundtrip(void **state)
     assert_int_equal(sv_location_list(loc, "", "/", NULL, collect, &n, &err), 0);
     assert_string_equal(n.buf, "blobs/");
     assert_int_equal(sv_location_delete(loc, "../etc/passwd", &err), SV_EINVAL);
+    sv_location_close(loc);
+}
+
+/* Many threads on one location: writers replace one key while readers read
+ * it; a reader must always see one writer's complete content. */
+typedef struct race { sv_location *loc; int id; int bad; } race;
+
+static void *race_writer(void *arg)
+{
+    race *r = arg;
+    char buf[8192];
+    memset(buf, 'A' + r->id, sizeof buf);
+    for (int i = 0; i < 40; i++) {
+        sv_err err = {0};
+        if (sv_location_put(r->loc, "race/key", buf, sizeof buf, &err))
+            r->bad++;
+        char k[32];
+        snprintf(k, sizeof k, "race/own-%d-%d", r->id, i);
+        if (sv_location_put(r->loc, k, buf, 10, &err))
+            r->bad++;
+    }
+    return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+    race *r = arg;
+    for (int i = 0; i < 80; i++) {
+        sv_buf b = {0};
+        sv_err err = {0};
+        int rc = sv_location_get_buf(r->loc, "race/key", &b, &err);
+        if (rc == 0) {
+            if (b.len != 8192)
+                r->bad++;
+            for (size_t j = 1; j < b.len; j++)
+                if (b.data[j] != b.data[0]) {
+                    r->bad++;
+                    break;
+                }
+        } else if (rc != SV_ENOTFOUND) {
+            r->bad++;
+        }
+        sv_buf_free(&b);
+    }
+    return NULL;
+}
+
+static int count_fn(void *ctx, const sv_location_entry *e)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void file_threads(void **state)
+{
+    sv_location *loc = open_root();
+    pthread_t th[8];
+    race rs[8];
+    for (int i = 0; i < 8; i++) {
+        rs[i] = (race){.loc = loc, .id = i};
+        pthread_create(&th[i], NULL, i < 4 ? race_writer : race_reader, &rs[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(rs[i].bad, 0);
+    }
+    int n = 0;
+    sv_err err = {0};
+    assert_int_equal(sv_location_list(loc, "race/", NULL, NULL, count_fn, &n, &err), 0);
+    assert_int_equal(n, 1 + 4 * 40); /* no temp files listed */
     sv_location_close(loc);
 }
 
@@ -338,6 +419,7 @@ int main(void)
         cmocka_unit_test(xml_errors),
         cmocka_unit_test(backoff),
         cmocka_unit_test_setup_teardown(file_roundtrip, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(file_threads, setup_dir, teardown_dir),
         cmocka_unit_test(bad_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

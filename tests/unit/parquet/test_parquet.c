@@ -282,6 +282,9 @@ static void test_typed_row_example(void **st)
         assert_int_equal(sv_pq_append_str(w, pj, "{}", 2, &err), 0);
         assert_int_equal(sv_pq_writer_end_row(w, &err), 0);
     }
+    /* row groups of 3 rows went to the sink as they closed, before close */
+    assert_true(ms.out.len > 4);
+    assert_int_equal(ms.closed, 0);
     /* a wrongly sized token vector is refused */
     uint32_t bad[1] = {127};
     assert_int_equal(sv_pq_append_list2(w, colbert, colb, bad, 1, &err), SV_EINVAL);

@@ -383,6 +383,62 @@ static void parse_edge_ok(void **st)
     sv_schema_free(s);
 }
 
+static void no_vectors_schema(void **st)
+{
+    (void)st;
+    const char *sj = "{\"name\":\"Plain\",\"multiTenancy\":true}";
+    sv_schema *s;
+    sv_err err;
+    assert_int_equal(sv_schema_parse(sj, strlen(sj), &s, &err), 0);
+    expect_obj_error(s, "{\"vector\":[1]}", SV_EINVAL, "vector: collection Plain has no default vector");
+    expect_obj_error(s, "{\"namedVectors\":{\"a\":[1]}}", SV_EINVAL, "namedVectors.a: collection Plain declares no such");
+    sv_record *r = sv_record_new();
+    const char *o = "{\"vector\":[ ],\"properties\":{\"x\":\"y\"},\"tenant\":\"t-1\"}";
+    sv_object_route rt;
+    assert_int_equal(sv_record_parse_json(r, s, o, strlen(o), &rt, &err), 0);
+    assert_null(r->vector);
+    assert_int_equal(rt.tenant.len, 3);
+    sv_buf out = {0};
+    assert_int_equal(sv_record_to_json(r, s, NULL, "t-1", &out), 0);
+    sv_buf_cstr(&out);
+    assert_string_equal((char *)out.data, "{\"id\":\"00000000-0000-0000-0000-000000000000\",\"collection\":\"Plain\","
+                                          "\"tenant\":\"t-1\",\"creationTime\":0,\"updateTime\":0,"
+                                          "\"properties\":{\"x\":\"y\"}}");
+    sv_buf_free(&out);
+    sv_record_free(r);
+    sv_schema_free(s);
+}
+
+/* The longest float texts ("-123456790000000000000") must fit what
+ * to_json reserves (a heap overflow before the fix; ASan build catches it). */
+static void long_float_texts(void **st)
+{
+    (void)st;
+    const char *sj = "{\"name\":\"Wide\",\"vectors\":{\"default\":{\"dim\":1000}}}";
+    sv_schema *s;
+    sv_err err;
+    assert_int_equal(sv_schema_parse(sj, strlen(sj), &s, &err), 0);
+    sv_buf in = {0}, out = {0};
+    sv_buf_append_str(&in, "{\"vector\":[");
+    for (int i = 0; i < 1000; i++)
+        sv_buf_append_str(&in, i ? ",-1.2345679e20" : "-1.2345679e20");
+    sv_buf_append_str(&in, "]}");
+    sv_record *r = sv_record_new();
+    assert_int_equal(sv_record_parse_json(r, s, (char *)in.data, in.len, NULL, &err), 0);
+    for (size_t pre = 15000; pre < 17000; pre += 500) {
+        out.len = 0;
+        for (size_t i = 0; i < pre; i++)
+            sv_buf_putc(&out, ' ');
+        assert_int_equal(sv_record_to_json(r, s, NULL, NULL, &out), 0);
+        assert_true(sv_json_valid((char *)out.data + pre, out.len - pre));
+        assert_non_null(memmem(out.data, out.len, "[-123456790000000000000,", 24));
+    }
+    sv_buf_free(&in);
+    sv_buf_free(&out);
+    sv_record_free(r);
+    sv_schema_free(s);
+}
+
 static void peek_route(void **st)
 {
     (void)st;
@@ -397,6 +453,10 @@ static void peek_route(void **st)
     assert_int_equal(sv_record_peek_route(j, strlen(j), &rt, &err), 0);
     assert_int_equal(rt.collection.len, 0);
     assert_int_equal(rt.tenant.len, 0);
+    j = "{\"\\u0074enant\":\"t2\",\"cl\\u0061ss\":\"C\"}"; /* escaped keys count, like in the parse */
+    assert_int_equal(sv_record_peek_route(j, strlen(j), &rt, &err), 0);
+    assert_int_equal(rt.tenant.len, 2);
+    assert_int_equal(rt.collection.len, 1);
     j = "{\"tenant\":}";
     assert_int_equal(sv_record_peek_route(j, strlen(j), &rt, &err), SV_EINVAL);
     j = "{\"a\":[}";
@@ -556,7 +616,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(schema_ok),      cmocka_unit_test(schema_roundtrip),  cmocka_unit_test(schema_errors),
         cmocka_unit_test(parse_full),     cmocka_unit_test(parse_errors),      cmocka_unit_test(parse_edge_ok),
-        cmocka_unit_test(peek_route),     cmocka_unit_test(extra_shadowed_by_schema),
+        cmocka_unit_test(peek_route),     cmocka_unit_test(no_vectors_schema),
+        cmocka_unit_test(long_float_texts),     cmocka_unit_test(extra_shadowed_by_schema),
         cmocka_unit_test(vector_maps_sorted), cmocka_unit_test(dates),       cmocka_unit_test(floats_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -124,6 +124,11 @@ static void errors(void **st)
     expect_err(false, "{\"objects\":[{\"a\":\"0123456789\"}]}", 10, SV_ETOOBIG, "object starting at byte 12");
     expect_err(false, "{\"objects\" [] }", 100, SV_EPARSE, "expected ':'");
     expect_err(false, "{\"objects\":[{\"a\":1}]", 100, SV_EPARSE, "body ends");
+    /* the first problem in byte order wins, however the body is chunked
+     * (found by fuzz_splitter) */
+    expect_err(true, "{\"a\":\"0123456789\n\"}", 8, SV_ETOOBIG, "larger than the limit of 8 bytes");
+    expect_err(true, "{\"a\":\"0123456789\n\"}", 100, SV_EPARSE, "line ends inside a string (objects must be on one line) at byte 16");
+    expect_err(true, "{\"a\":1}\n{", 1, SV_ETOOBIG, "object starting at byte 0");
     /* the callback's code stops the feed */
     collect c = {.stop_after = 2};
     sv_err err;

@@ -1,0 +1,68 @@
+/* snapshot — named, immutable, point-in-time copies of a collection in the
+ * location, restore jobs that rebuild a collection from one, and garbage
+ * collection of the content-addressed blobs they share.
+ *
+ *   {location}/blobs/{sha256[0:2]}/{sha256}                 shard files, shared
+ *   {location}/snapshots/{collection}/{name}/manifest.json   one per COMMITTED snapshot
+ *
+ * Snapshot records (`snapshots/<collection>/<name>`), restore jobs
+ * (`restore-jobs/<id>`) and their per-shard tasks (`restore-tasks/<id>/<shard>`)
+ * live in the catalog and are persisted before memory changes. See
+ * docs/snapshot.md for states, manifest format, GC rules and crash behaviour.
+ *
+ * Every answer is a jansson value in the API's JSON shape; the caller owns it
+ * (json_decref). All functions are thread-safe. Names from requests are
+ * validated here before they touch a key or a path.
+ */
+#ifndef SV_SNAPSHOT_H
+#define SV_SNAPSHOT_H
+
+#include <jansson.h>
+
+#include "catalog.h"
+#include "core.h"
+#include "store.h"
+
+typedef struct sv_snapshot sv_snapshot;
+
+/* Zero / NULL fields mean "from the environment, else the default"
+ * (variables in brackets, documented in docs/snapshot.md). */
+typedef struct sv_snapshot_opts {
+    const char *data_dir;        /* required: restore staging lives below it */
+    const char *location_url;    /* [SHARDVAULT_SNAPSHOT_LOCATION] file://<data>/location */
+    int64_t gc_interval_ms;      /* [SHARDVAULT_SNAPSHOT_GC_INTERVAL_MS] 15 min; <0 = never */
+    int64_t gc_grace_ms;         /* [SHARDVAULT_SNAPSHOT_GC_GRACE_MS] 1 h; <0 = 0 */
+    int64_t pending_timeout_ms;  /* [SHARDVAULT_SNAPSHOT_PENDING_TIMEOUT_MS] 1 h */
+    int workers;                 /* [SHARDVAULT_SNAPSHOT_WORKERS] 2: hashing and restore threads */
+    const char *node_name;       /* owner of PENDING records; NULL = "node1" */
+} sv_snapshot_opts;
+
+/* st and cat are borrowed and must outlive the service. Opening finishes what
+ * a previous process left: PENDING snapshots of this node become FAILED,
+ * DELETING ones are deleted, unfinished restore jobs resume. */
+int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat, sv_snapshot **out, sv_err *err);
+/* Stops background work (running creates end FAILED, running restores are
+ * left to resume at the next open) and frees. NULL is fine. */
+void sv_snapshot_close(sv_snapshot *s);
+
+/* body: {"name", "description"?}. Answers {name, collection, status, createdAt}
+ * at once, or — with wait — the full record once COMMITTED or FAILED. */
+int sv_snapshot_create(sv_snapshot *s, const char *collection, json_t *body, bool wait, json_t **out, sv_err *err);
+int sv_snapshot_get(sv_snapshot *s, const char *collection, const char *name, json_t **out, sv_err *err);
+int sv_snapshot_list(sv_snapshot *s, const char *collection, json_t **out, sv_err *err);
+/* SV_ECONFLICT while a restore reads it or while it is being created. */
+int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, sv_err *err);
+
+/* body: {"target": "NewCollection"}. Answers {jobId}. */
+int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name, json_t *body, json_t **out,
+                        sv_err *err);
+int sv_snapshot_job_get(sv_snapshot *s, const char *job_id, json_t **out, sv_err *err);
+int sv_snapshot_job_list(sv_snapshot *s, json_t **out, sv_err *err);
+
+/* Runs garbage collection now: {blobsDeleted, bytesFreed, ...}. */
+int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err);
+
+/* Prometheus text for /metrics (signature of sv_metrics_fn). */
+void sv_snapshot_metrics(sv_buf *out, void *snapshot);
+
+#endif
