@@ -346,6 +346,184 @@ static int cmd_import(client *c, int argc, char **argv)
     return rc ? rc : (p.failed ? 1 : 0);
 }
 
+
+/* ---- export ------------------------------------------------------------- */
+
+static json_t *split_names(const char *csv)
+{
+    json_t *arr = json_array();
+    const char *p = csv;
+    while (p && *p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n)
+            json_array_append_new(arr, json_stringn(p, n));
+        p = comma ? comma + 1 : NULL;
+    }
+    return arr;
+}
+
+/* Sums objectsExported / bytesWritten over every shard of a status answer. */
+static void export_totals(json_t *st, int64_t *objects, int64_t *bytes)
+{
+    *objects = *bytes = 0;
+    const char *c, *sh;
+    json_t *shards, *p;
+    json_object_foreach(json_object_get(st, "shardStatus"), c, shards)
+    {
+        json_object_foreach(shards, sh, p)
+        {
+            *objects += json_integer_value(json_object_get(p, "objectsExported"));
+            *bytes += json_integer_value(json_object_get(p, "bytesWritten"));
+        }
+    }
+}
+
+static void export_bar(json_t *st, int64_t start_ns, bool tty, bool final)
+{
+    int64_t objects, bytes;
+    export_totals(st, &objects, &bytes);
+    int64_t total = json_integer_value(json_object_get(st, "objectsTotal"));
+    double secs = (double)(sv_mono_ns() - start_ns) / 1e9;
+    double rate = secs > 0 ? (double)objects / secs : 0;
+    double frac = total > 0 ? (double)objects / (double)total : 0;
+    if (frac > 1)
+        frac = 1;
+    char eta[32] = "-";
+    if (rate > 0 && total > 0)
+        snprintf(eta, sizeof eta, "%.0fs", (double)(total - objects) / rate);
+    const char *status = json_string_value(json_object_get(st, "status"));
+    if (tty) {
+        int width = 30, fill = (int)(frac * width);
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %5.1f%%  %lld/%lld objects  %.1f MB  %.0f obj/s  ETA %s  %s   ", bar, frac * 100,
+                (long long)objects, (long long)total, (double)bytes / 1e6, rate, eta, status ? status : "?");
+        if (final)
+            fputc('\n', stderr);
+    } else if (final) {
+        fprintf(stderr, "export: %s, %lld objects, %.1f MB, %.0f objects/s\n", status ? status : "?",
+                (long long)objects, (double)bytes / 1e6, rate);
+    }
+}
+
+static bool terminal(const char *s)
+{
+    return s && (!strcmp(s, "SUCCESS") || !strcmp(s, "FAILED") || !strcmp(s, "CANCELED"));
+}
+
+static int export_wait(client *c, const char *backend, const char *id)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/v1/export/%s/%s", backend, id);
+    int64_t start = sv_mono_ns();
+    bool tty = isatty(2);
+    for (;;) {
+        sv_buf resp = {0};
+        long st = http(c, "GET", path, NULL, 0, NULL, &resp);
+        if (st != 200) {
+            int rc = finish(st, &resp);
+            sv_buf_free(&resp);
+            return rc ? rc : 1;
+        }
+        json_t *j = json_loadb((const char *)resp.data, resp.len, 0, NULL);
+        sv_buf_free(&resp);
+        const char *status = json_string_value(json_object_get(j, "status"));
+        bool done = terminal(status);
+        export_bar(j, start, tty, done);
+        if (done) {
+            char *s = json_dumps(j, JSON_INDENT(2));
+            puts(s);
+            free(s);
+            int rc = !strcmp(status, "SUCCESS") ? 0 : 1;
+            if (rc && json_string_value(json_object_get(j, "error")))
+                fprintf(stderr, "export %s: %s\n", status, json_string_value(json_object_get(j, "error")));
+            json_decref(j);
+            return rc;
+        }
+        json_decref(j);
+        sv_sleep_ms(250);
+    }
+}
+
+static int cmd_export(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    const char *backend = opt(argc, argv, "--backend");
+    if (!backend)
+        backend = "filesystem";
+    bool help = wants_help(argc, argv);
+    bool has_id = argc > 2 && argv[2][0] != '-';
+    if (!help && !strcmp(sub, "create") && has_id) {
+        const char *inc = opt(argc, argv, "--include"), *exc = opt(argc, argv, "--exclude"),
+                   *schema = opt(argc, argv, "--schema"), *codec = opt(argc, argv, "--compression"),
+                   *level = opt(argc, argv, "--compression-level");
+        bool wait = false;
+        for (int i = 3; i < argc; i++)
+            wait |= !strcmp(argv[i], "--wait");
+        json_t *body = json_pack("{s:s,s:s}", "id", argv[2], "file_format", "parquet");
+        if (inc)
+            json_object_set_new(body, "include", split_names(inc));
+        if (exc)
+            json_object_set_new(body, "exclude", split_names(exc));
+        json_t *o = json_object();
+        if (schema)
+            json_object_set_new(o, "schema", json_string(schema));
+        if (codec)
+            json_object_set_new(o, "compression", json_string(codec));
+        if (level)
+            json_object_set_new(o, "compression_level", json_integer(strtoll(level, NULL, 10)));
+        if (json_object_size(o))
+            json_object_set_new(body, "options", o);
+        else
+            json_decref(o);
+        char *s = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        char path[256];
+        snprintf(path, sizeof path, "/v1/export/%s", backend);
+        sv_buf resp = {0};
+        long st = http(c, "POST", path, s, strlen(s), NULL, &resp);
+        free(s);
+        int rc;
+        if (st == 200 && wait) {
+            sv_buf_free(&resp);
+            return export_wait(c, backend, argv[2]);
+        }
+        rc = finish(st, &resp);
+        sv_buf_free(&resp);
+        return rc;
+    }
+    if (!help && (!strcmp(sub, "status") || !strcmp(sub, "cancel")) && has_id) {
+        char path[512];
+        snprintf(path, sizeof path, "/v1/export/%s/%s", backend, argv[2]);
+        for (int i = 3; i < argc; i++)
+            if (!strcmp(argv[i], "--wait") && !strcmp(sub, "status"))
+                return export_wait(c, backend, argv[2]);
+        int rc = simple(c, !strcmp(sub, "status") ? "GET" : "DELETE", path, NULL);
+        if (rc == 0 && !strcmp(sub, "cancel"))
+            printf("export %s canceled\n", argv[2]);
+        return rc;
+    }
+    if (!help && !strcmp(sub, "list")) {
+        char path[256];
+        snprintf(path, sizeof path, "/v1/export/%s", backend);
+        return simple(c, "GET", path, NULL);
+    }
+    bool h = help || !strcmp(sub, "--help");
+    fputs("usage: shardvault export create ID [--backend filesystem|s3] [--include C1,C2 | --exclude C1,C2]\n"
+          "                                [--schema typed|weaviate] [--compression zstd|snappy|none]\n"
+          "                                [--compression-level N] [--wait]\n"
+          "       shardvault export status ID [--backend B] [--wait]\n"
+          "       shardvault export cancel ID [--backend B]\n"
+          "       shardvault export list [--backend B]\n"
+          "Exports collections to Parquet at the point in time of the request (see docs/export.md).\n"
+          "--wait follows the export with a progress bar (objects, MB, rate, ETA) and exits 0 on SUCCESS.\n",
+          h ? stdout : stderr);
+    return h ? 0 : 2;
+}
+
 /* ---- snapshots ------------------------------------------------------------ */
 
 static json_t *get_json(client *c, const char *path, long *status)
@@ -548,6 +726,8 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_object(&c, argc, argv);
     else if (!strcmp(cmd, "list"))
         rc = cmd_list(&c, argc, argv);
+    else if (!strcmp(cmd, "export"))
+        rc = cmd_export(&c, argc, argv);
     else if (!strcmp(cmd, "snapshot"))
         rc = cmd_snapshot(&c, argc, argv);
     else if (!strcmp(cmd, "meta"))

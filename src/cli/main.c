@@ -22,6 +22,8 @@ static const char usage[] =
     "  list C [--limit N] [--after ID] [--tenant T]\n"
     "  snapshot create|list|describe|drop|restore|job|jobs|gc\n"
     "                                 collection snapshots and restore jobs (snapshot --help)\n"
+    "  export create ID [--backend B] [--include C,..|--exclude C,..] [--wait]\n"
+    "  export status ID | cancel ID | list      point-in-time export to Parquet (export --help)\n"
     "  meta                           server version\n"
     "\n"
     "Every command accepts --help. Docs: README.md and docs/.\n";

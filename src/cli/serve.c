@@ -8,6 +8,7 @@
 
 #include "catalog.h"
 #include "cli.h"
+#include "export.h"
 #include "server.h"
 #include "snapshot.h"
 #include "store.h"
@@ -29,6 +30,12 @@ static const char serve_usage[] =
     "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog\n"
     "  --snapshot-location URL   SHARDVAULT_SNAPSHOT_LOCATION  default file://<data-dir>/location\n"
     "                            (more snapshot settings: docs/snapshot.md)\n"
+    "\n"
+    "\n"
+    "Export (environment only; see docs/export.md):\n"
+    "  EXPORT_ENABLED (true), EXPORT_DEFAULT_PATH (<data-dir>/exports; also the S3 prefix),\n"
+    "  EXPORT_DEFAULT_BUCKET, EXPORT_PARALLELISM (cores), EXPORT_ROWS_PER_FILE (1000000),\n"
+    "  EXPORT_RESERVATION_TIMEOUT_MS (120000), EXPORT_MAX_ROWS_PER_SECOND (0 = unlimited)\n"
     "\n"
     "Sizes accept suffixes: 64Mi, 2G, 512K. Acknowledged writes survive kill -9;\n"
     "--sync-writes adds an fsync per write for power loss.\n";
@@ -149,6 +156,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_catalog *cat = NULL;
     sv_store *st = NULL;
     sv_server *srv = NULL;
+    sv_export *ex = NULL;
     sv_snapshot *snap = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0) {
@@ -157,20 +165,28 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_store_open(&so, cat, &st, &err);
     }
     if (rc == 0) {
+        sv_export_opts eo = {.store = st, .catalog = cat, .data_dir = cfg.data_dir, .node_name = cfg.node};
+        rc = sv_export_open(&eo, &ex, &err);
+    }
+    if (rc == 0) {
         sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.snapshot_location,
                                .node_name = cfg.node};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
     }
     if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        sv_services svc = {.store = st, .snapshot = snap};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
-        sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
+        rc = sv_server_add_metrics(srv, sv_export_metrics, ex);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
+        sv_server_stop(srv, 0);
+        sv_export_close(ex);
         sv_snapshot_close(snap);
         sv_store_close(st);
         sv_catalog_close(cat);
@@ -192,7 +208,13 @@ int sv_cli_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     sv_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* New writes and exports get 503 from here on; a running export ends
+     * FAILED "shutting down" (final status written, slot released) before the
+     * store it reads from closes. */
+    sv_server_quiesce(srv);
+    sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
+    sv_export_close(ex);
     sv_snapshot_close(snap);
     sv_store_close(st);
     sv_catalog_close(cat);

@@ -14,8 +14,11 @@
 typedef struct sv_server sv_server;
 
 /* The services the API fronts (borrowed; NULL for a service not running). */
+struct sv_export;
+
 typedef struct sv_services {
     sv_store *store;
+    struct sv_export *export;
     struct sv_snapshot *snapshot;
 } sv_services;
 

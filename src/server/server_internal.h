@@ -53,6 +53,12 @@ int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE with lin
 const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
 const sv_services *sv_request_services(const request *rq);
 
+/* routes_export.c */
+int sv_route_export_create(request *rq);
+int sv_route_export_status(request *rq);
+int sv_route_export_list(request *rq);
+int sv_route_export_cancel(request *rq);
+
 /* routes_snapshot.c */
 int sv_h_snapshot_create(request *rq);
 int sv_h_snapshot_list(request *rq);

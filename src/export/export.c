@@ -1,0 +1,822 @@
+/* Export service: configuration, the scheduler (create / status / list /
+ * cancel), metadata documents, crash recovery and metrics. The participant
+ * (prepare / commit / abort and the scan) lives in participant.c. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export_priv.h"
+
+/* ---- small helpers --------------------------------------------------------- */
+
+const char *exp_status_name(int st)
+{
+    static const char *const n[] = {"STARTED", "TRANSFERRING", "SUCCESS", "FAILED", "CANCELED"};
+    return st >= 0 && st <= EXP_CANCELED ? n[st] : "FAILED";
+}
+
+const char *exp_shard_status_name(int st)
+{
+    static const char *const n[] = {"TRANSFERRING", "SUCCESS", "FAILED", "SKIPPED"};
+    return st >= 0 && st <= SH_SKIPPED ? n[st] : "FAILED";
+}
+
+bool exp_status_terminal(const char *s)
+{
+    return s && (!strcmp(s, "SUCCESS") || !strcmp(s, "FAILED") || !strcmp(s, "CANCELED"));
+}
+
+json_t *exp_time_json(int64_t ms)
+{
+    char t[40];
+    sv_format_time_ms(ms, t, sizeof t);
+    return json_string(t);
+}
+
+static int backend_index(const char *b)
+{
+    if (b && !strcmp(b, "filesystem"))
+        return EXP_BACKEND_FS;
+    if (b && !strcmp(b, "s3"))
+        return EXP_BACKEND_S3;
+    return -1;
+}
+
+void exp_key(char *out, size_t n, const char *id, const char *file) { snprintf(out, n, "%s/%s", id, file); }
+
+void exp_export_path(const sv_export *ex, int backend, const char *id, char *out, size_t n)
+{
+    if (backend == EXP_BACKEND_FS)
+        snprintf(out, n, "%s/%s", ex->fs_root, id);
+    else
+        snprintf(out, n, "s3://%s/%s%s%s", ex->s3_bucket, ex->s3_prefix, ex->s3_prefix[0] ? "/" : "", id);
+}
+
+/* Opens a backend's location on first use (S3 may be unconfigured or down
+ * when the server starts; that must not stop the filesystem backend). */
+int exp_location(sv_export *ex, int backend, sv_location **out, sv_err *err)
+{
+    pthread_mutex_lock(&ex->loc_mu);
+    int rc = 0;
+    if (!ex->locs[backend]) {
+        char url[1500];
+        if (backend == EXP_BACKEND_FS) {
+            snprintf(url, sizeof url, "file://%s", ex->fs_root);
+        } else if (!ex->s3_bucket[0]) {
+            rc = sv_fail(err, SV_EINVAL, "the s3 backend needs EXPORT_DEFAULT_BUCKET set on the server");
+        } else {
+            snprintf(url, sizeof url, "s3://%s%s%s", ex->s3_bucket, ex->s3_prefix[0] ? "/" : "", ex->s3_prefix);
+        }
+        if (rc == 0)
+            rc = sv_location_open(url, NULL, &ex->locs[backend], err);
+    }
+    *out = ex->locs[backend];
+    pthread_mutex_unlock(&ex->loc_mu);
+    return rc;
+}
+
+int exp_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!s)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    int rc = sv_location_put(loc, key, s, strlen(s), err);
+    free(s);
+    return rc;
+}
+
+int exp_get_json(sv_location *loc, const char *key, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    sv_buf b = {0};
+    int rc = sv_location_get_buf(loc, key, &b, err);
+    if (rc == 0) {
+        json_error_t je;
+        *out = json_loadb((const char *)b.data, b.len, 0, &je);
+        if (!*out || !json_is_object(*out)) {
+            json_decref(*out);
+            *out = NULL;
+            rc = sv_fail(err, SV_ECORRUPT, "%s is not a JSON object: %s", key, je.text);
+        }
+    }
+    sv_buf_free(&b);
+    return rc;
+}
+
+/* ---- the metadata document and the API's status shape ---------------------- */
+
+/* The API answer from a metadata document: the same fields, minus the ones
+ * only files need, plus tookInMs. */
+static json_t *status_from_meta(json_t *meta)
+{
+    json_t *o = json_object();
+    static const char *const keys[] = {"id", "backend", "path", "status", "startedAt", "completedAt",
+                                       "classes", "error", "shardStatus"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(meta, keys[i]);
+        if (v)
+            json_object_set(o, keys[i], v);
+    }
+    static const char *const extra[] = {"tookInMs", "objectsTotal"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(meta, extra[i]);
+        if (v)
+            json_object_set(o, extra[i], v);
+    }
+    if (!json_object_get(o, "shardStatus"))
+        json_object_set_new(o, "shardStatus", json_object());
+    return o;
+}
+
+/* ---- configuration ----------------------------------------------------------- */
+
+static int env_int(const char *name, int64_t dflt, int64_t min, int64_t max, int64_t *out, sv_err *err)
+{
+    int rc = sv_env_int(name, dflt, out, err);
+    if (rc)
+        return rc;
+    if (*out < min || *out > max)
+        return sv_fail(err, SV_EINVAL, "%s=%lld is out of range (%lld..%lld)", name, (long long)*out, (long long)min,
+                       (long long)max);
+    return 0;
+}
+
+static void trim_slashes(char *s)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && s[i] == '/')
+        i++;
+    memmove(s, s + i, n - i + 1);
+    n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = '\0';
+}
+
+static int configure(sv_export *ex, const sv_export_opts *o, sv_err *err)
+{
+    int rc = sv_env_bool("EXPORT_ENABLED", true, &ex->enabled, err);
+    int64_t v;
+    if (rc == 0 && (rc = env_int("EXPORT_PARALLELISM", sv_cpu_count(), 1, 256, &v, err)) == 0)
+        ex->parallelism = (int)v;
+    if (rc == 0 && (rc = env_int("EXPORT_ROWS_PER_FILE", 1000000, 1, INT64_MAX, &v, err)) == 0)
+        ex->rows_per_file = v;
+    if (rc == 0 && (rc = env_int("EXPORT_RESERVATION_TIMEOUT_MS", 120000, 100, INT64_MAX, &v, err)) == 0)
+        ex->reservation_ms = v;
+    if (rc == 0 && (rc = env_int("EXPORT_STATUS_INTERVAL_MS", 2000, 50, INT64_MAX, &v, err)) == 0)
+        ex->status_interval_ms = v;
+    if (rc == 0 && (rc = env_int("EXPORT_ROW_GROUP_BYTES", 32 << 20, 1 << 16, 1LL << 32, &v, err)) == 0)
+        ex->row_group_bytes = v;
+    if (rc == 0 && (rc = env_int("EXPORT_MAX_ROWS_PER_SECOND", 0, 0, INT64_MAX, &v, err)) == 0)
+        ex->max_rows_per_sec = v;
+    if (rc)
+        return rc;
+    /* EXPORT_DEFAULT_PATH is the filesystem root and, within the bucket, the
+     * S3 prefix (as Weaviate's); EXPORT_FILESYSTEM_PATH / EXPORT_S3_PATH
+     * override one backend each. */
+    const char *path = sv_env_str("EXPORT_DEFAULT_PATH", NULL);
+    const char *fs_path = sv_env_str("EXPORT_FILESYSTEM_PATH", path);
+    const char *s3_path = sv_env_str("EXPORT_S3_PATH", path);
+    const char *bucket = sv_env_str("EXPORT_DEFAULT_BUCKET", "");
+    if (strlen(bucket) >= sizeof ex->s3_bucket)
+        return sv_fail(err, SV_EINVAL, "EXPORT_DEFAULT_BUCKET is too long");
+    snprintf(ex->s3_bucket, sizeof ex->s3_bucket, "%s", bucket);
+    char root[1100];
+    if (fs_path && *fs_path) {
+        if ((size_t)snprintf(root, sizeof root, "%s", fs_path) >= sizeof root)
+            return sv_fail(err, SV_EINVAL, "EXPORT_FILESYSTEM_PATH / EXPORT_DEFAULT_PATH is too long");
+    } else {
+        snprintf(root, sizeof root, "%s/exports", o->data_dir);
+    }
+    if (s3_path && strlen(s3_path) >= sizeof ex->s3_prefix)
+        return sv_fail(err, SV_EINVAL, "EXPORT_S3_PATH / EXPORT_DEFAULT_PATH is too long");
+    snprintf(ex->s3_prefix, sizeof ex->s3_prefix, "%s", s3_path ? s3_path : "");
+    trim_slashes(ex->s3_prefix);
+    if (ex->s3_prefix[0] && sv_location_check_key(ex->s3_prefix, err))
+        return sv_err_wrap(err, "EXPORT_S3_PATH / EXPORT_DEFAULT_PATH is not a valid S3 prefix");
+    if ((rc = sv_mkdirs(root, err)) != 0)
+        return sv_err_wrap(err, "export filesystem root (EXPORT_DEFAULT_PATH)");
+    char *real = realpath(root, NULL);
+    if (!real)
+        return sv_fail(err, SV_EIO, "cannot resolve export root %s", root);
+    size_t n = strlen(real);
+    if (n >= sizeof ex->fs_root) {
+        free(real);
+        return sv_fail(err, SV_EINVAL, "export root %s is too long", root);
+    }
+    memcpy(ex->fs_root, real, n + 1);
+    free(real);
+    return 0;
+}
+
+/* ---- crash recovery ------------------------------------------------------------ */
+
+typedef struct marker_list {
+    char **vals;
+    char **keys;
+    size_t n;
+} marker_list;
+
+static int collect_marker(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    marker_list *m = ud;
+    char **v = realloc(m->vals, (m->n + 1) * sizeof *v);
+    if (!v)
+        return SV_ENOMEM;
+    m->vals = v;
+    char **k = realloc(m->keys, (m->n + 1) * sizeof *k);
+    if (!k)
+        return SV_ENOMEM;
+    m->keys = k;
+    m->vals[m->n] = strndup(val, len);
+    m->keys[m->n] = strdup(key);
+    m->n++;
+    return 0;
+}
+
+/* Marks an export this node was running when it died FAILED, in its node
+ * status and (when no other node still runs) in its metadata. */
+static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
+{
+    const char *id = json_string_value(json_object_get(mark, "id"));
+    int backend = backend_index(json_string_value(json_object_get(mark, "backend")));
+    if (!id || sv_check_export_id(id, NULL) || backend < 0)
+        return 0; /* not ours to interpret: drop it */
+    sv_location *loc;
+    int rc = exp_location(ex, backend, &loc, err);
+    if (rc)
+        return rc;
+    const char *reason = "the node stopped while the export was running (crash or kill); files already "
+                         "written are kept";
+    char key[300];
+    exp_key(key, sizeof key, id, "export_metadata.json");
+    json_t *meta = NULL;
+    rc = exp_get_json(loc, key, &meta, err);
+    if (rc == SV_ENOTFOUND)
+        return 0; /* died during prepare: nothing was published */
+    if (rc)
+        return rc;
+    if (exp_status_terminal(json_string_value(json_object_get(meta, "status")))) {
+        json_decref(meta);
+        return 0;
+    }
+    int64_t now = sv_now_ms();
+    /* Every shard not finished is FAILED with the same reason. */
+    json_t *ss = json_object_get(meta, "shardStatus");
+    if (!json_is_object(ss)) {
+        ss = json_object();
+        json_object_set_new(meta, "shardStatus", ss);
+    }
+    json_t *assign = json_object_get(json_object_get(meta, "nodeAssignments"), ex->node);
+    const char *coll;
+    json_t *shards;
+    json_object_foreach(assign, coll, shards)
+    {
+        json_t *cs = json_object_get(ss, coll);
+        if (!cs) {
+            cs = json_object();
+            json_object_set_new(ss, coll, cs);
+        }
+        size_t i;
+        json_t *sh;
+        json_array_foreach(shards, i, sh)
+        {
+            const char *name = json_string_value(sh);
+            if (!name)
+                continue;
+            json_t *p = json_object_get(cs, name);
+            const char *st = json_string_value(json_object_get(p, "status"));
+            if (st && (!strcmp(st, "SUCCESS") || !strcmp(st, "SKIPPED")))
+                continue;
+            json_t *np = json_pack("{s:s,s:I,s:I,s:s}", "status", "FAILED", "objectsExported",
+                                   (json_int_t)json_integer_value(json_object_get(p, "objectsExported")),
+                                   "bytesWritten", (json_int_t)json_integer_value(json_object_get(p, "bytesWritten")),
+                                   "error", reason);
+            json_object_set_new(cs, name, np);
+        }
+    }
+    json_t *node = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:s}", "format_version", 1, "nodeName", ex->node, "status",
+                             "FAILED", "shardProgress", ss, "error", reason, "completedAt", exp_time_json(now),
+                             "version", SV_VERSION);
+    char nkey[300], fname[120];
+    snprintf(fname, sizeof fname, "node_%s_status.json", ex->node);
+    exp_key(nkey, sizeof nkey, id, fname);
+    rc = exp_put_json(loc, nkey, node, err);
+    json_decref(node);
+    if (rc == 0) {
+        json_object_set_new(meta, "status", json_string("FAILED"));
+        json_object_set_new(meta, "error", json_string(reason));
+        json_object_set_new(meta, "completedAt", exp_time_json(now));
+        int64_t started = json_integer_value(json_object_get(meta, "startedAtMs"));
+        if (started > 0)
+            json_object_set_new(meta, "tookInMs", json_integer(now - started));
+        rc = exp_put_json(loc, key, meta, err);
+    }
+    json_decref(meta);
+    if (rc == 0)
+        sv_warn("export marked FAILED after restart", "id=%s reason=\"%s\"", id, reason);
+    return rc;
+}
+
+static void recover(sv_export *ex)
+{
+    marker_list m = {0};
+    sv_err err = {0};
+    if (sv_catalog_scan(ex->cat, EXP_MARKER_PREFIX, collect_marker, &m, &err))
+        sv_warn("export recovery: cannot scan the catalog", "error=\"%s\"", err.msg);
+    for (size_t i = 0; i < m.n; i++) {
+        json_t *mark = m.vals[i] ? json_loads(m.vals[i], 0, NULL) : NULL;
+        sv_err e = {0};
+        int rc = mark ? recover_one(ex, mark, &e) : 0;
+        if (rc == 0)
+            sv_catalog_delete(ex->cat, m.keys[i], &e);
+        else /* keep the marker: the next start tries again */
+            sv_warn("export recovery failed; will retry at next start", "key=%s error=\"%s\"", m.keys[i], e.msg);
+        json_decref(mark);
+        free(m.vals[i]);
+        free(m.keys[i]);
+    }
+    free(m.vals);
+    free(m.keys);
+}
+
+/* ---- open / close --------------------------------------------------------------- */
+
+int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
+{
+    *out = NULL;
+    if (!o || !o->store || !o->catalog || !o->data_dir)
+        return sv_fail(err, SV_EINVAL, "export service needs a store, a catalog and a data dir");
+    sv_export *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    ex->store = o->store;
+    ex->cat = o->catalog;
+    snprintf(ex->node, sizeof ex->node, "%s", o->node_name ? o->node_name : "node1");
+    pthread_mutex_init(&ex->loc_mu, NULL);
+    pthread_mutex_init(&ex->sched_mu, NULL);
+    pthread_mutex_init(&ex->mu, NULL);
+    pthread_cond_init(&ex->cv, NULL);
+    int rc = configure(ex, o, err);
+    if (rc == 0) {
+        /* Scans read each block once: a small cache is enough. */
+        sv_engine_opts eo = {.block_cache_bytes = 8 << 20, .write_buffer_bytes = 1 << 20,
+                             .total_write_buffer_bytes = 4 << 20, .max_background_jobs = 1};
+        rc = sv_engine_new(&eo, &ex->engine, err);
+    }
+    if (rc == 0)
+        rc = exp_participant_start(ex, err);
+    if (rc) {
+        sv_export_close(ex);
+        return rc;
+    }
+    recover(ex);
+    sv_info("export service ready", "enabled=%s root=%s bucket=%s parallelism=%d rows_per_file=%lld",
+            ex->enabled ? "true" : "false", ex->fs_root, ex->s3_bucket[0] ? ex->s3_bucket : "-", ex->parallelism,
+            (long long)ex->rows_per_file);
+    *out = ex;
+    return 0;
+}
+
+void sv_export_shutdown(sv_export *ex)
+{
+    if (!ex)
+        return;
+    /* Taking the scheduler lock waits for a create in progress. */
+    pthread_mutex_lock(&ex->sched_mu);
+    ex->shutting_down = true;
+    pthread_mutex_unlock(&ex->sched_mu);
+    exp_participant_shutdown(ex);
+}
+
+void sv_export_close(sv_export *ex)
+{
+    if (!ex)
+        return;
+    sv_export_shutdown(ex);
+    exp_participant_stop(ex);
+    for (int i = 0; i < 2; i++)
+        sv_location_close(ex->locs[i]);
+    sv_engine_free(ex->engine);
+    pthread_mutex_destroy(&ex->loc_mu);
+    pthread_mutex_destroy(&ex->sched_mu);
+    pthread_mutex_destroy(&ex->mu);
+    pthread_cond_destroy(&ex->cv);
+    free(ex);
+}
+
+/* ---- scheduler --------------------------------------------------------------------- */
+
+static int check_backend(sv_export *ex, const char *backend, sv_err *err)
+{
+    if (!ex->enabled)
+        return sv_fail(err, SV_EINVAL, "export is disabled on this server (EXPORT_ENABLED=false)");
+    int b = backend_index(backend);
+    if (b < 0)
+        return sv_fail(err, SV_EINVAL, "unknown export backend '%.64s' (use filesystem or s3)", backend);
+    return b;
+}
+
+static int string_list(json_t *body, const char *name, json_t **out, sv_err *err)
+{
+    json_t *v = json_object_get(body, name);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return sv_fail(err, SV_EINVAL, "\"%s\" must be an array of collection names", name);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e))
+            return sv_fail(err, SV_EINVAL, "\"%s\"[%zu] must be a collection name", name, i);
+    }
+    *out = json_array_size(v) ? v : NULL;
+    return 0;
+}
+
+static bool in_list(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        if (!strcmp(json_string_value(e), s))
+            return true;
+    }
+    return false;
+}
+
+/* The collections to export, in the store's order. */
+static int resolve_classes(sv_export *ex, json_t *include, json_t *exclude, json_t **out, sv_err *err)
+{
+    json_t *all = NULL;
+    int rc = sv_store_list_collections(ex->store, &all, err);
+    if (rc)
+        return rc;
+    json_t *colls = json_object_get(all, "collections");
+    json_t *names = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(colls, i, c)
+    {
+        const char *n = json_string_value(json_object_get(c, "name"));
+        if (!n)
+            continue;
+        if (include && !in_list(include, n))
+            continue;
+        if (exclude && in_list(exclude, n))
+            continue;
+        json_array_append_new(names, json_string(n));
+    }
+    /* Every named collection must exist: a typo should not silently export
+     * less than asked. */
+    json_t *named = include ? include : exclude;
+    json_array_foreach(named, i, c)
+    {
+        const char *n = json_string_value(c);
+        bool found = false;
+        size_t k;
+        json_t *x;
+        json_array_foreach(colls, k, x)
+        {
+            if (!strcmp(json_string_value(json_object_get(x, "name")), n))
+                found = true;
+        }
+        if (!found && rc == 0)
+            rc = sv_fail(err, SV_EINVAL, "collection '%.128s' in \"%s\" does not exist", n,
+                         include ? "include" : "exclude");
+    }
+    if (rc == 0 && json_array_size(names) == 0)
+        rc = sv_fail(err, SV_EINVAL, "nothing to export: %s", json_array_size(colls) ? "every collection is excluded"
+                                                                                  : "there are no collections");
+    json_decref(all);
+    if (rc) {
+        json_decref(names);
+        return rc;
+    }
+    *out = names;
+    return 0;
+}
+
+static int shard_names(sv_export *ex, const char *coll, json_t **out, sv_err *err)
+{
+    json_t *j = NULL;
+    int rc = sv_store_list_shards(ex->store, coll, &j, err);
+    if (rc)
+        return rc;
+    json_t *names = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(j, "shards"), i, s)
+    {
+        const char *n = json_string_value(json_object_get(s, "name"));
+        if (n)
+            json_array_append_new(names, json_string(n));
+    }
+    json_decref(j);
+    *out = names;
+    return 0;
+}
+
+int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    int b = check_backend(ex, backend, err);
+    if (b < 0)
+        return b;
+    if (!json_is_object(body))
+        return sv_fail(err, SV_EINVAL, "the body must be a JSON object {\"id\":...}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "id") && strcmp(k, "file_format") && strcmp(k, "include") && strcmp(k, "exclude") &&
+            strcmp(k, "options"))
+            return sv_fail(err, SV_EINVAL,
+                           "\"%.64s\" is not a field of an export request (id, file_format, include, exclude, "
+                           "options); paths are set by the server (EXPORT_DEFAULT_PATH, EXPORT_DEFAULT_BUCKET)",
+                           k);
+    }
+    const char *id = json_string_value(json_object_get(body, "id"));
+    if (!id)
+        return sv_fail(err, SV_EINVAL, "\"id\" is required: a string matching ^[a-z0-9_-]{1,128}$");
+    int rc = sv_check_export_id(id, err);
+    if (rc)
+        return rc;
+    json_t *ff = json_object_get(body, "file_format");
+    if (ff && !json_is_null(ff) && (!json_is_string(ff) || strcmp(json_string_value(ff), "parquet")))
+        return sv_fail(err, SV_EINVAL, "file_format must be \"parquet\" (the only format supported)");
+    json_t *include, *exclude;
+    if ((rc = string_list(body, "include", &include, err)) || (rc = string_list(body, "exclude", &exclude, err)))
+        return rc;
+    if (include && exclude)
+        return sv_fail(err, SV_EINVAL, "give either \"include\" or \"exclude\", not both");
+    exp_options opt;
+    if ((rc = exp_options_parse(json_object_get(body, "options"), &opt, err)))
+        return rc;
+
+    pthread_mutex_lock(&ex->sched_mu);
+    json_t *classes = NULL, *req = NULL;
+    sv_location *loc = NULL;
+    char path[1400];
+    exp_export_path(ex, b, id, path, sizeof path);
+    sv_export_participant p = sv_export_local_participant(ex);
+    if (ex->shutting_down) {
+        rc = sv_fail(err, SV_EUNAVAIL, "the server is shutting down; retry after restart");
+        goto done;
+    }
+    if ((rc = exp_location(ex, b, &loc, err)))
+        goto done;
+    if ((rc = resolve_classes(ex, include, exclude, &classes, err)))
+        goto done;
+    char running[EXP_ID_MAX + 1];
+    if (exp_participant_running_id(ex, running, sizeof running)) {
+        rc = sv_fail(err, SV_ECONFLICT, "export '%s' is already running on this node; wait for it or cancel it",
+                     running);
+        goto done;
+    }
+    char key[300];
+    exp_key(key, sizeof key, id, "export_metadata.json");
+    sv_location_info info;
+    sv_err herr = {0};
+    rc = sv_location_head(loc, key, &info, &herr);
+    if (rc == 0) {
+        rc = sv_fail(err, SV_EEXIST, "export id '%s' is already used (%s exists); choose another id", id, path);
+        goto done;
+    }
+    if (rc != SV_ENOTFOUND) {
+        rc = sv_fail(err, rc, "%s", herr.msg);
+        goto done;
+    }
+    int64_t started = sv_now_ms();
+    json_t *shards = json_object();
+    size_t i;
+    json_t *c;
+    json_array_foreach(classes, i, c)
+    {
+        json_t *names = NULL;
+        if ((rc = shard_names(ex, json_string_value(c), &names, err))) {
+            json_decref(shards);
+            goto done;
+        }
+        json_object_set_new(shards, json_string_value(c), names);
+    }
+    /* One node today: it owns every shard. */
+    json_t *assign = json_pack("{s:O}", ex->node, shards);
+    req = json_pack("{s:s,s:s,s:O,s:o,s:s,s:I,s:o,s:o,s:s}", "id", id, "backend", backend, "classes", classes,
+                    "shards", shards, "nodeName", ex->node, "startedAtMs", (json_int_t)started, "nodeAssignments",
+                    assign, "options", exp_options_json(&opt), "path", path);
+    if (!req) {
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = p.prepare(p.self, req, err)))
+        goto done;
+    json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id,
+                             "backend", backend, "path", path, "status", "STARTED", "startedAt", exp_time_json(started),
+                             "startedAtMs", (json_int_t)started, "classes", classes, "nodeAssignments", assign,
+                             "options", json_object_get(req, "options"), "shardStatus", json_object());
+    rc = meta ? exp_put_json(loc, key, meta, err) : sv_fail(err, SV_ENOMEM, "out of memory");
+    json_decref(meta);
+    if (rc) {
+        p.abort(p.self, id, NULL);
+        goto done;
+    }
+    if ((rc = p.commit(p.self, id, err))) {
+        p.abort(p.self, id, NULL);
+        /* The metadata is published: it must not stay STARTED. */
+        json_t *m = NULL;
+        sv_err e2 = {0};
+        if (exp_get_json(loc, key, &m, &e2) == 0) {
+            json_object_set_new(m, "status", json_string("FAILED"));
+            json_object_set_new(m, "error", json_string(err->msg));
+            json_object_set_new(m, "completedAt", exp_time_json(sv_now_ms()));
+            exp_put_json(loc, key, m, &e2);
+            json_decref(m);
+        }
+        goto done;
+    }
+    *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O}", "id", id, "backend", backend, "path", path, "status", "STARTED",
+                     "startedAt", exp_time_json(started), "classes", classes);
+    sv_info("export started", "id=%s backend=%s path=%s", id, backend, path);
+done:
+    pthread_mutex_unlock(&ex->sched_mu);
+    json_decref(classes);
+    json_decref(req);
+    return rc;
+}
+
+/* The status of one export: live from the participant while it runs, else
+ * the metadata document. */
+static int status_of(sv_export *ex, int b, sv_location *loc, const char *id, json_t **out, sv_err *err)
+{
+    json_t *live = exp_participant_live_meta(ex, b, id);
+    if (live) {
+        *out = status_from_meta(live);
+        json_decref(live);
+        return 0;
+    }
+    char key[300];
+    exp_key(key, sizeof key, id, "export_metadata.json");
+    json_t *meta = NULL;
+    int rc = exp_get_json(loc, key, &meta, err);
+    if (rc == SV_ENOTFOUND)
+        return sv_fail(err, SV_ENOTFOUND, "export '%s' not found on backend %s", id,
+                       b == EXP_BACKEND_FS ? "filesystem" : "s3");
+    if (rc)
+        return rc;
+    *out = status_from_meta(meta);
+    json_decref(meta);
+    return 0;
+}
+
+int sv_export_status(sv_export *ex, const char *backend, const char *id, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    int b = check_backend(ex, backend, err);
+    if (b < 0)
+        return b;
+    if (sv_check_export_id(id, NULL))
+        return sv_fail(err, SV_ENOTFOUND, "export '%.128s' not found (ids match ^[a-z0-9_-]{1,128}$)", id);
+    sv_location *loc;
+    int rc = exp_location(ex, b, &loc, err);
+    return rc ? rc : status_of(ex, b, loc, id, out, err);
+}
+
+typedef struct list_ctx {
+    sv_export *ex;
+    sv_location *loc;
+    int backend;
+    json_t *arr;
+} list_ctx;
+
+static int list_one(void *ud, const sv_location_entry *e)
+{
+    list_ctx *lc = ud;
+    if (!e->is_prefix)
+        return 0;
+    char id[EXP_ID_MAX + 2];
+    size_t n = strlen(e->key);
+    if (n < 2 || n > EXP_ID_MAX + 1)
+        return 0;
+    memcpy(id, e->key, n - 1); /* drop the trailing '/' */
+    id[n - 1] = '\0';
+    if (sv_check_export_id(id, NULL))
+        return 0;
+    json_t *st = NULL;
+    sv_err err = {0};
+    if (status_of(lc->ex, lc->backend, lc->loc, id, &st, &err) == 0)
+        json_array_append_new(lc->arr, st);
+    return 0;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "startedAt"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "startedAt"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+int sv_export_list(sv_export *ex, const char *backend, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    int b = check_backend(ex, backend, err);
+    if (b < 0)
+        return b;
+    sv_location *loc;
+    int rc = exp_location(ex, b, &loc, err);
+    if (rc)
+        return rc;
+    list_ctx lc = {ex, loc, b, json_array()};
+    rc = sv_location_list(loc, "", "/", NULL, list_one, &lc, err);
+    if (rc) {
+        json_decref(lc.arr);
+        return rc;
+    }
+    size_t n = json_array_size(lc.arr);
+    json_t **items = calloc(n + 1, sizeof *items);
+    for (size_t i = 0; items && i < n; i++)
+        items[i] = json_incref(json_array_get(lc.arr, i));
+    if (items) {
+        qsort(items, n, sizeof *items, by_start);
+        json_array_clear(lc.arr);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(lc.arr, items[i]);
+        free(items);
+    }
+    *out = lc.arr;
+    return 0;
+}
+
+int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err *err)
+{
+    int b = check_backend(ex, backend, err);
+    if (b < 0)
+        return b;
+    if (sv_check_export_id(id, NULL))
+        return sv_fail(err, SV_ENOTFOUND, "export '%.128s' not found", id);
+    sv_export_participant p = sv_export_local_participant(ex);
+    if (exp_participant_owns(ex, b, id)) {
+        p.abort(p.self, id, NULL);
+        sv_info("export canceled", "id=%s", id);
+        return 0;
+    }
+    json_t *st = NULL;
+    sv_location *loc;
+    int rc = exp_location(ex, b, &loc, err);
+    if (rc == 0)
+        rc = status_of(ex, b, loc, id, &st, err);
+    if (rc)
+        return rc;
+    const char *s = json_string_value(json_object_get(st, "status"));
+    rc = sv_fail(err, SV_ECONFLICT, "export '%s' has already finished (%s); nothing to cancel", id, s ? s : "?");
+    json_decref(st);
+    return rc;
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+const double exp_duration_buckets[EXP_NBUCKETS] = {1, 5, 15, 60, 300, 900, 3600, 14400};
+
+void exp_metrics_finish(sv_export *ex, int status, int64_t took_ms)
+{
+    int k = status == EXP_SUCCESS ? 0 : status == EXP_CANCELED ? 2 : 1;
+    atomic_fetch_add(&ex->m_ops[k], 1);
+    double s = (double)took_ms / 1000.0;
+    for (int i = 0; i < EXP_NBUCKETS; i++)
+        if (s <= exp_duration_buckets[i])
+            atomic_fetch_add(&ex->m_dur_bucket[i], 1);
+    atomic_fetch_add(&ex->m_dur_ms, took_ms);
+    atomic_fetch_add(&ex->m_dur_count, 1);
+}
+
+void sv_export_metrics(sv_buf *o, void *ud)
+{
+    sv_export *ex = ud;
+    sv_buf_printf(o,
+                  "# HELP shardvault_export_objects_total Objects written to export files.\n"
+                  "# TYPE shardvault_export_objects_total counter\nshardvault_export_objects_total %lld\n"
+                  "# HELP shardvault_export_bytes_total Bytes of export files written.\n"
+                  "# TYPE shardvault_export_bytes_total counter\nshardvault_export_bytes_total %lld\n"
+                  "# HELP shardvault_export_operations_total Exports finished, by outcome.\n"
+                  "# TYPE shardvault_export_operations_total counter\n"
+                  "shardvault_export_operations_total{status=\"success\"} %lld\n"
+                  "shardvault_export_operations_total{status=\"failed\"} %lld\n"
+                  "shardvault_export_operations_total{status=\"canceled\"} %lld\n"
+                  "# HELP shardvault_export_duration_seconds Duration of finished exports (commit to end).\n"
+                  "# TYPE shardvault_export_duration_seconds histogram\n",
+                  (long long)atomic_load(&ex->m_objects), (long long)atomic_load(&ex->m_bytes),
+                  (long long)atomic_load(&ex->m_ops[0]), (long long)atomic_load(&ex->m_ops[1]),
+                  (long long)atomic_load(&ex->m_ops[2]));
+    for (int i = 0; i < EXP_NBUCKETS; i++)
+        sv_buf_printf(o, "shardvault_export_duration_seconds_bucket{le=\"%g\"} %lld\n", exp_duration_buckets[i],
+                      (long long)atomic_load(&ex->m_dur_bucket[i]));
+    long long cnt = atomic_load(&ex->m_dur_count);
+    sv_buf_printf(o,
+                  "shardvault_export_duration_seconds_bucket{le=\"+Inf\"} %lld\n"
+                  "shardvault_export_duration_seconds_sum %.3f\n"
+                  "shardvault_export_duration_seconds_count %lld\n",
+                  cnt, (double)atomic_load(&ex->m_dur_ms) / 1000.0, cnt);
+}

@@ -1,0 +1,906 @@
+/* The local participant: one export slot per node; prepare captures the
+ * shards (the point in time), commit scans the checkpoints with parallel
+ * workers, each key range streaming one Parquet file into the location. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "export_priv.h"
+
+enum { J_PREPARING, J_PREPARED, J_RUNNING, J_FINISHING };
+
+typedef struct exp_shard {
+    int coll;
+    char name[72];
+    bool is_tenant;
+    int status; /* SH_*, under job->mu */
+    atomic_llong objects, bytes;
+    char error[600];
+    char skip[160];
+    char dir[1200]; /* the checkpoint, "" when there is none */
+    int64_t known;  /* objects at capture, -1 = unknown (captured from disk) */
+    uint32_t nranges;
+    atomic_uint ranges_done;
+} exp_shard;
+
+typedef struct exp_coll {
+    char name[129];
+    sv_capture *cap;
+    exp_layout *layout;
+} exp_coll;
+
+typedef struct exp_task {
+    int shard;
+    uint32_t range;
+} exp_task;
+
+typedef struct exp_job {
+    sv_export *ex;
+    char id[EXP_ID_MAX + 1];
+    int backend;
+    sv_location *loc;
+    json_t *req;
+    exp_options opt;
+    uint64_t gen;
+    int state; /* J_*, under ex->mu */
+    int64_t started_ms, completed_ms, prepared_ns, committed_ns;
+    char capture_root[1200];
+    char marker_key[200];
+    exp_coll *colls;
+    size_t ncolls;
+    exp_shard *shards;
+    size_t nshards;
+    exp_task *tasks;
+    size_t ntasks;
+    atomic_size_t next_task;
+    atomic_bool stop;
+    atomic_llong rows_total; /* for EXPORT_MAX_ROWS_PER_SECOND */
+    pthread_mutex_t mu; /* status, error, shard status, workers_left */
+    pthread_cond_t cv;
+    int status;       /* EXP_*: what the live view shows */
+    int final_status; /* -1 until decided */
+    int stop_status; /* what a stop ends as: EXP_CANCELED or EXP_FAILED */
+    char error[1024];
+    int workers_left;
+} exp_job;
+
+/* ---- documents ---------------------------------------------------------------- */
+
+/* {collection: {shard: progress}}; caller holds j->mu. */
+static json_t *shard_status_json(exp_job *j)
+{
+    json_t *all = json_object();
+    for (size_t i = 0; i < j->ncolls; i++)
+        json_object_set_new(all, j->colls[i].name, json_object());
+    for (size_t i = 0; i < j->nshards; i++) {
+        exp_shard *s = &j->shards[i];
+        json_t *p = json_pack("{s:s,s:I,s:I}", "status", exp_shard_status_name(s->status), "objectsExported",
+                              (json_int_t)atomic_load(&s->objects), "bytesWritten",
+                              (json_int_t)atomic_load(&s->bytes));
+        if (s->error[0])
+            json_object_set_new(p, "error", json_string(s->error));
+        if (s->skip[0])
+            json_object_set_new(p, "skipReason", json_string(s->skip));
+        json_object_set_new(json_object_get(all, j->colls[s->coll].name), s->name, p);
+    }
+    return all;
+}
+
+/* The status documents show final_status once it is decided, while the live
+ * view (j->status) turns terminal only after they are written: a client that
+ * sees SUCCESS can rely on the metadata file saying so too. */
+static int doc_status(exp_job *j) { return j->final_status >= 0 ? j->final_status : j->status; }
+
+static json_t *node_status_json(exp_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    json_t *d = json_pack("{s:i,s:s,s:s,s:o,s:s}", "format_version", 1, "nodeName", j->ex->node, "status",
+                          exp_status_name(doc_status(j)), "shardProgress", shard_status_json(j), "version", SV_VERSION);
+    if (j->error[0])
+        json_object_set_new(d, "error", json_string(j->error));
+    if (j->completed_ms)
+        json_object_set_new(d, "completedAt", exp_time_json(j->completed_ms));
+    pthread_mutex_unlock(&j->mu);
+    return d;
+}
+
+static json_t *meta_json(exp_job *j, bool live)
+{
+    json_t *r = j->req;
+    pthread_mutex_lock(&j->mu);
+    int status = live ? j->status : doc_status(j);
+    json_t *m = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", j->id,
+                          "backend", json_string_value(json_object_get(r, "backend")), "path",
+                          json_object_get(r, "path"), "status", exp_status_name(status), "startedAt",
+                          exp_time_json(j->started_ms), "startedAtMs", (json_int_t)j->started_ms, "classes",
+                          json_object_get(r, "classes"), "nodeAssignments", json_object_get(r, "nodeAssignments"),
+                          "options", json_object_get(r, "options"), "shardStatus", shard_status_json(j));
+    if (m && j->error[0])
+        json_object_set_new(m, "error", json_string(j->error));
+    /* Objects at the point in time, once every shard's count is known (ones
+     * captured from disk are counted when the scan starts): progress bars. */
+    int64_t total = 0;
+    for (size_t i = 0; i < j->nshards && total >= 0; i++)
+        total = j->shards[i].known < 0 ? -1 : total + j->shards[i].known;
+    if (m && total >= 0)
+        json_object_set_new(m, "objectsTotal", json_integer(total));
+    if (m && j->completed_ms && exp_status_terminal(exp_status_name(status))) {
+        json_object_set_new(m, "completedAt", exp_time_json(j->completed_ms));
+        json_object_set_new(m, "tookInMs", json_integer(j->completed_ms - j->started_ms));
+    }
+    pthread_mutex_unlock(&j->mu);
+    return m;
+}
+
+static void flush_node_status(exp_job *j)
+{
+    char key[300], name[120];
+    snprintf(name, sizeof name, "node_%s_status.json", j->ex->node);
+    exp_key(key, sizeof key, j->id, name);
+    json_t *d = node_status_json(j);
+    sv_err err = {0};
+    if (!d || exp_put_json(j->loc, key, d, &err))
+        sv_warn("export: cannot write node status", "id=%s error=\"%s\"", j->id, err.msg);
+    json_decref(d);
+}
+
+/* Writes the final metadata once every participant has finished: this node's
+ * status is known; other nodes' come from their status files. */
+static void promote_metadata(exp_job *j)
+{
+    json_t *meta = meta_json(j, false);
+    json_t *ss = json_object_get(meta, "shardStatus");
+    const char *node;
+    json_t *v;
+    bool complete = true, failed = false, canceled = false;
+    const char *first_error = NULL;
+    json_t *others = json_array(); /* keeps other nodes' documents alive */
+    json_object_foreach(json_object_get(j->req, "nodeAssignments"), node, v)
+    {
+        if (!strcmp(node, j->ex->node))
+            continue;
+        char key[300], name[120];
+        snprintf(name, sizeof name, "node_%s_status.json", node);
+        exp_key(key, sizeof key, j->id, name);
+        json_t *d = NULL;
+        sv_err err = {0};
+        const char *st = NULL;
+        if (exp_get_json(j->loc, key, &d, &err) == 0) {
+            json_array_append_new(others, d);
+            st = json_string_value(json_object_get(d, "status"));
+        }
+        if (!exp_status_terminal(st)) {
+            complete = false;
+            continue;
+        }
+        failed |= !strcmp(st, "FAILED");
+        canceled |= !strcmp(st, "CANCELED");
+        if (!first_error)
+            first_error = json_string_value(json_object_get(d, "error"));
+        json_object_update(ss, json_object_get(d, "shardProgress"));
+    }
+    if (complete) {
+        const char *mine = json_string_value(json_object_get(meta, "status"));
+        if (failed && strcmp(mine, "FAILED")) {
+            json_object_set_new(meta, "status", json_string("FAILED"));
+            if (first_error && !json_object_get(meta, "error"))
+                json_object_set_new(meta, "error", json_string(first_error));
+        } else if (canceled && !strcmp(mine, "SUCCESS")) {
+            json_object_set_new(meta, "status", json_string("CANCELED"));
+        }
+        char key[300];
+        exp_key(key, sizeof key, j->id, "export_metadata.json");
+        sv_err err = {0};
+        if (exp_put_json(j->loc, key, meta, &err))
+            sv_error("export: cannot write final metadata", "id=%s error=\"%s\"", j->id, err.msg);
+    }
+    json_decref(others);
+    json_decref(meta);
+}
+
+/* ---- job lifetime ---------------------------------------------------------------- */
+
+static void job_free(exp_job *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->ncolls; i++) {
+        sv_capture_free(j->colls[i].cap);
+        exp_layout_free(j->colls[i].layout);
+    }
+    free(j->colls);
+    free(j->shards);
+    free(j->tasks);
+    json_decref(j->req);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static void job_remove_checkpoints(exp_job *j)
+{
+    sv_err err = {0};
+    if (j->capture_root[0] && sv_rmtree(j->capture_root, &err))
+        sv_warn("export: cannot remove checkpoints", "dir=%s error=\"%s\"", j->capture_root, err.msg);
+    j->capture_root[0] = '\0';
+}
+
+/* Removes what prepare created: checkpoints and the running marker. */
+static void job_cleanup(exp_job *j)
+{
+    sv_err err = {0};
+    job_remove_checkpoints(j);
+    if (j->marker_key[0] && sv_catalog_delete(j->ex->cat, j->marker_key, &err))
+        sv_warn("export: cannot clear the running marker", "key=%s error=\"%s\"", j->marker_key, err.msg);
+}
+
+/* Caller holds ex->mu and owns j (it is or was in the slot). */
+static void slot_release(sv_export *ex, exp_job *j)
+{
+    if (ex->slot == j) {
+        ex->slot = NULL;
+        pthread_cond_broadcast(&ex->cv);
+    }
+}
+
+static void request_stop(exp_job *j, int status, const char *why)
+{
+    pthread_mutex_lock(&j->mu);
+    if (!atomic_load(&j->stop)) {
+        j->stop_status = status;
+        if (why && !j->error[0])
+            snprintf(j->error, sizeof j->error, "%s", why);
+        atomic_store(&j->stop, true);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ---- the scan ----------------------------------------------------------------------- */
+
+typedef struct sink_ctx {
+    sv_location_writer *lw;
+    exp_shard *shard;
+    int64_t bytes;
+} sink_ctx;
+
+static int sink_write(void *ud, const void *data, size_t len, sv_err *err)
+{
+    sink_ctx *c = ud;
+    int rc = sv_location_writer_write(c->lw, data, len, err);
+    if (rc == 0) {
+        c->bytes += (int64_t)len;
+        atomic_fetch_add(&c->shard->bytes, (long long)len);
+    }
+    return rc;
+}
+
+static int sink_close(void *ud, sv_err *err)
+{
+    sink_ctx *c = ud;
+    sv_location_writer *lw = c->lw;
+    c->lw = NULL; /* commit frees it whatever the outcome */
+    return sv_location_writer_commit(lw, err);
+}
+
+/* EXPORT_MAX_ROWS_PER_SECOND: keeps a node's export from saturating its
+ * disks or uplink; sleeps in short steps so a stop is still seen quickly. */
+static void throttle(exp_job *j, int64_t rows)
+{
+    int64_t rate = j->ex->max_rows_per_sec;
+    int64_t done = atomic_fetch_add(&j->rows_total, rows) + rows;
+    if (rate <= 0)
+        return;
+    for (;;) {
+        int64_t due_ns = j->committed_ns + done * 1000000000LL / rate;
+        int64_t wait = due_ns - sv_mono_ns();
+        if (wait <= 0 || atomic_load(&j->stop))
+            return;
+        sv_sleep_ms(wait > 50000000LL ? 50 : wait / 1000000 + 1);
+    }
+}
+
+static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x, sv_err *err)
+{
+    sv_export *ex = j->ex;
+    exp_shard *sh = &j->shards[t->shard];
+    exp_coll *c = &j->colls[sh->coll];
+    uint8_t start[16], end[16];
+    bool has_end;
+    exp_range_bounds(t->range, sh->nranges, start, end, &has_end);
+    char key[400];
+    snprintf(key, sizeof key, "%s/%s_%s_%04u.parquet", j->id, c->name, sh->name, t->range);
+    sv_db *db = NULL;
+    sv_db_iter *it = NULL;
+    sv_pq_writer *w = NULL;
+    sink_ctx sc = {.shard = sh};
+    int64_t rows = 0, counted = 0;
+    int rc = sv_db_open_readonly(ex->engine, sh->dir, &db, err);
+    if (rc == 0)
+        rc = sv_location_writer_open(j->loc, key, &sc.lw, err);
+    if (rc == 0) {
+        char range[16];
+        snprintf(range, sizeof range, "%04u", t->range);
+        sv_pq_kv kv[6] = {{"collection", c->name},
+                          {"shardvault.export_id", j->id},
+                          {"shardvault.schema", exp_layout_description(c->layout)},
+                          {"shardvault.shard", sh->name},
+                          {"shardvault.range", range},
+                          {"tenant", sh->name}};
+        sv_pq_options o = {.codec = j->opt.codec, .level = j->opt.level, .row_group_bytes = ex->row_group_bytes,
+                           .kv = kv, .n_kv = sh->is_tenant ? 6 : 5};
+        sv_pq_sink sink = {sink_write, sink_close, &sc};
+        rc = sv_pq_writer_new(exp_layout_pq(c->layout), &o, &sink, &w, err);
+    }
+    if (rc == 0 && !(it = sv_db_iter_new(db)))
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    if (rc == 0)
+        sv_db_iter_seek(it, start, 16);
+    while (rc == 0 && sv_db_iter_valid(it)) {
+        size_t klen, vlen;
+        const char *k = sv_db_iter_key(it, &klen);
+        if (klen == 16) { /* longer keys are bookkeeping */
+            if (has_end && memcmp(k, end, 16) >= 0)
+                break;
+            memcpy(r->id.b, k, 16);
+            const char *v = sv_db_iter_value(it, &vlen);
+            if ((rc = sv_record_decode(r, c->cap->schema, v, vlen, err)) != 0) {
+                char u[37];
+                sv_uuid_format(&r->id, u);
+                sv_err_wrap(err, "object %s", u);
+                break;
+            }
+            if ((rc = exp_layout_append(c->layout, x, w, r, err)) != 0)
+                break;
+            if ((++rows & 127) == 0) {
+                atomic_fetch_add(&sh->objects, 128);
+                counted += 128;
+                throttle(j, 128);
+                if (atomic_load(&j->stop)) {
+                    rc = sv_fail(err, SV_ECANCELED, "stopped");
+                    break;
+                }
+            }
+        }
+        sv_db_iter_next(it);
+    }
+    if (rc == 0 && it)
+        rc = sv_db_iter_status(it, err);
+    if (rc == 0) {
+        atomic_fetch_add(&sh->objects, rows - counted);
+        counted = rows;
+        rc = sv_pq_writer_close(w, err);
+    }
+    if (rc) {
+        /* Only files that were published count. */
+        atomic_fetch_sub(&sh->objects, counted);
+        atomic_fetch_sub(&sh->bytes, sc.bytes);
+        sv_err_wrap(err, "%s", key);
+    } else {
+        atomic_fetch_add(&ex->m_objects, rows);
+        atomic_fetch_add(&ex->m_bytes, sc.bytes);
+    }
+    if (sc.lw)
+        sv_location_writer_abort(sc.lw);
+    sv_pq_writer_free(w);
+    sv_db_iter_free(it);
+    sv_db_close(db);
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    exp_job *j = arg;
+    sv_record *r = sv_record_new();
+    exp_scratch x = {0};
+    for (;;) {
+        if (atomic_load(&j->stop))
+            break;
+        size_t t = atomic_fetch_add(&j->next_task, 1);
+        if (t >= j->ntasks)
+            break;
+        exp_shard *sh = &j->shards[j->tasks[t].shard];
+        sv_err err = {0};
+        int rc = r ? run_range(j, &j->tasks[t], r, &x, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
+        pthread_mutex_lock(&j->mu);
+        if (rc == 0) {
+            if (atomic_fetch_add(&sh->ranges_done, 1) + 1 == sh->nranges && sh->status == SH_TRANSFERRING)
+                sh->status = SH_SUCCESS;
+        } else if (rc != SV_ECANCELED) {
+            sh->status = SH_FAILED;
+            snprintf(sh->error, sizeof sh->error, "%s", err.msg);
+        }
+        pthread_mutex_unlock(&j->mu);
+        if (rc && rc != SV_ECANCELED) {
+            char why[1024];
+            snprintf(why, sizeof why, "collection %s shard %s: %s", j->colls[sh->coll].name, sh->name, err.msg);
+            sv_error("export shard failed", "id=%s error=\"%s\"", j->id, why);
+            request_stop(j, EXP_FAILED, why);
+        }
+    }
+    sv_record_free(r);
+    exp_scratch_free(&x);
+    pthread_mutex_lock(&j->mu);
+    j->workers_left--;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Objects in a checkpoint captured from disk (its count is not kept). */
+static int count_objects(sv_export *ex, const char *dir, int64_t *out, sv_err *err)
+{
+    sv_db *db;
+    int rc = sv_db_open_readonly(ex->engine, dir, &db, err);
+    if (rc)
+        return rc;
+    sv_db_iter *it = sv_db_iter_new(db);
+    int64_t n = 0;
+    if (!it) {
+        sv_db_close(db);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    for (sv_db_iter_seek_first(it); sv_db_iter_valid(it); sv_db_iter_next(it)) {
+        size_t klen;
+        sv_db_iter_key(it, &klen);
+        n += klen == 16;
+    }
+    rc = sv_db_iter_status(it, err);
+    sv_db_iter_free(it);
+    sv_db_close(db);
+    *out = n;
+    return rc;
+}
+
+/* Splits every shard with data into key ranges of about rows_per_file. */
+static int plan(exp_job *j, sv_err *err)
+{
+    size_t ntasks = 0;
+    for (size_t i = 0; i < j->nshards; i++) {
+        exp_shard *s = &j->shards[i];
+        if (s->status != SH_TRANSFERRING)
+            continue;
+        if (!s->dir[0]) {
+            s->known = 0;
+        } else if (s->known < 0) {
+            int64_t n = 0;
+            int rc = count_objects(j->ex, s->dir, &n, err);
+            if (rc)
+                return sv_err_wrap(err, "collection %s shard %s", j->colls[s->coll].name, s->name);
+            pthread_mutex_lock(&j->mu);
+            s->known = n;
+            pthread_mutex_unlock(&j->mu);
+        }
+        pthread_mutex_lock(&j->mu);
+        if (s->known == 0) {
+            s->status = SH_SKIPPED;
+            snprintf(s->skip, sizeof s->skip, "no data");
+        }
+        pthread_mutex_unlock(&j->mu);
+        if (s->status == SH_TRANSFERRING) {
+            s->nranges = exp_range_count(s->known, j->ex->rows_per_file);
+            ntasks += s->nranges;
+        }
+    }
+    j->tasks = calloc(ntasks + 1, sizeof *j->tasks);
+    if (!j->tasks)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    /* Range 0 of every shard first, so small shards finish early and every
+     * shard shows progress. */
+    for (uint32_t r = 0;; r++) {
+        bool any = false;
+        for (size_t i = 0; i < j->nshards; i++) {
+            exp_shard *s = &j->shards[i];
+            if (s->status == SH_TRANSFERRING && r < s->nranges) {
+                j->tasks[j->ntasks++] = (exp_task){(int)i, r};
+                any = true;
+            }
+        }
+        if (!any)
+            break;
+    }
+    return 0;
+}
+
+static void *runner(void *arg)
+{
+    exp_job *j = arg;
+    sv_export *ex = j->ex;
+    sv_err err = {0};
+    flush_node_status(j);
+    int rc = plan(j, &err);
+    if (rc)
+        request_stop(j, EXP_FAILED, err.msg);
+    int nw = 0;
+    pthread_t *th = NULL;
+    if (rc == 0 && j->ntasks) {
+        nw = ex->parallelism < (int)j->ntasks ? ex->parallelism : (int)j->ntasks;
+        th = calloc((size_t)nw, sizeof *th);
+        int started = 0;
+        pthread_mutex_lock(&j->mu);
+        j->workers_left = nw;
+        pthread_mutex_unlock(&j->mu);
+        for (int i = 0; th && i < nw; i++, started++)
+            if (pthread_create(&th[i], NULL, worker, j))
+                break;
+        if (started < nw) {
+            pthread_mutex_lock(&j->mu);
+            j->workers_left -= nw - started;
+            pthread_mutex_unlock(&j->mu);
+            if (started == 0)
+                request_stop(j, EXP_FAILED, "cannot start export worker threads");
+        }
+        nw = started;
+    }
+    /* Wait for the workers, writing this node's status every interval. */
+    pthread_mutex_lock(&j->mu);
+    while (j->workers_left > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (ex->status_interval_ms % 1000) * 1000000LL;
+        ts.tv_sec += ex->status_interval_ms / 1000 + ns / 1000000000LL;
+        ts.tv_nsec = ns % 1000000000LL;
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) != 0 && j->workers_left > 0) {
+            pthread_mutex_unlock(&j->mu);
+            flush_node_status(j);
+            pthread_mutex_lock(&j->mu);
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    for (int i = 0; i < nw; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+
+    pthread_mutex_lock(&ex->mu);
+    j->state = J_FINISHING;
+    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_lock(&j->mu);
+    int status = atomic_load(&j->stop) ? j->stop_status : EXP_SUCCESS;
+    for (size_t i = 0; i < j->nshards; i++) {
+        exp_shard *s = &j->shards[i];
+        if (s->status != SH_TRANSFERRING)
+            continue;
+        s->status = SH_FAILED;
+        snprintf(s->error, sizeof s->error, "%.590s",
+                 status == EXP_CANCELED ? "export canceled" : j->error[0] ? j->error : "not exported");
+    }
+    j->completed_ms = sv_now_ms();
+    j->final_status = status;
+    pthread_mutex_unlock(&j->mu);
+    /* Checkpoints go first; the running marker goes last, so a crash in
+     * between still ends with the metadata marked FAILED at restart. */
+    job_remove_checkpoints(j);
+    flush_node_status(j);
+    promote_metadata(j);
+    pthread_mutex_lock(&j->mu);
+    j->status = status;
+    pthread_mutex_unlock(&j->mu);
+    exp_metrics_finish(ex, status, j->completed_ms - j->started_ms);
+    job_cleanup(j);
+    sv_info("export finished", "id=%s status=%s took_ms=%lld error=\"%s\"", j->id, exp_status_name(status),
+            (long long)(j->completed_ms - j->started_ms), j->error);
+    pthread_mutex_lock(&ex->mu);
+    slot_release(ex, j);
+    pthread_mutex_unlock(&ex->mu);
+    job_free(j);
+    return NULL;
+}
+
+/* ---- participant operations ------------------------------------------------------------ */
+
+static int find_capture_shard(const sv_capture *cap, const char *name)
+{
+    for (size_t i = 0; i < cap->nshards; i++)
+        if (!strcmp(cap->shards[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+static int do_prepare(exp_job *j, sv_err *err)
+{
+    sv_export *ex = j->ex;
+    json_t *shards = json_object_get(j->req, "shards");
+    json_t *mark = json_pack("{s:s,s:s,s:s,s:I}", "id", j->id, "backend",
+                             json_string_value(json_object_get(j->req, "backend")), "node", ex->node, "startedAtMs",
+                             (json_int_t)j->started_ms);
+    char *ms = mark ? json_dumps(mark, JSON_COMPACT) : NULL;
+    json_decref(mark);
+    snprintf(j->marker_key, sizeof j->marker_key, EXP_MARKER_PREFIX "%s", j->id);
+    int rc = ms ? sv_catalog_put(ex->cat, j->marker_key, ms, strlen(ms), 0, err) : sv_fail(err, SV_ENOMEM, "oom");
+    free(ms);
+    if (rc) {
+        j->marker_key[0] = '\0';
+        return rc;
+    }
+    snprintf(j->capture_root, sizeof j->capture_root, "%s/export-%s-%llu", sv_store_tmp_dir(ex->store), j->id,
+             (unsigned long long)j->gen);
+    if ((rc = sv_mkdirs(j->capture_root, err)))
+        return rc;
+    j->ncolls = json_object_size(shards);
+    size_t total = 0;
+    const char *coll;
+    json_t *names;
+    json_object_foreach(shards, coll, names) total += json_array_size(names);
+    j->colls = calloc(j->ncolls + 1, sizeof *j->colls);
+    j->shards = calloc(total + 1, sizeof *j->shards);
+    if (!j->colls || !j->shards)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    size_t ci = 0;
+    json_object_foreach(shards, coll, names)
+    {
+        exp_coll *c = &j->colls[ci];
+        snprintf(c->name, sizeof c->name, "%s", coll);
+        char dir[1300];
+        snprintf(dir, sizeof dir, "%s/%zu", j->capture_root, ci);
+        if ((rc = sv_store_capture(ex->store, coll, dir, &c->cap, err)))
+            return sv_err_wrap(err, "capturing collection %s", coll);
+        size_t k;
+        json_t *n;
+        json_array_foreach(names, k, n)
+        {
+            exp_shard *s = &j->shards[j->nshards++];
+            s->coll = (int)ci;
+            s->status = SH_TRANSFERRING;
+            snprintf(s->name, sizeof s->name, "%s", json_string_value(n));
+            int idx = find_capture_shard(c->cap, s->name);
+            if (idx < 0) {
+                s->status = SH_SKIPPED;
+                snprintf(s->skip, sizeof s->skip, "the shard no longer exists");
+                continue;
+            }
+            const sv_shard_capture *sc = &c->cap->shards[idx];
+            s->is_tenant = sc->is_tenant;
+            s->known = sc->status == SV_CAPTURE_EMPTY ? 0 : sc->objects;
+            if (sc->status == SV_CAPTURE_OK)
+                snprintf(s->dir, sizeof s->dir, "%s", sc->dir);
+        }
+        ci++;
+        if (atomic_load(&j->stop))
+            return sv_fail(err, SV_ECANCELED, "export '%s' was aborted during prepare", j->id);
+    }
+    return 0;
+}
+
+static int p_prepare(void *self, json_t *req, sv_err *err)
+{
+    sv_export *ex = self;
+    const char *id = json_string_value(json_object_get(req, "id"));
+    const char *backend = json_string_value(json_object_get(req, "backend"));
+    int b = backend && !strcmp(backend, "s3") ? EXP_BACKEND_S3 : EXP_BACKEND_FS;
+    if (!id || sv_check_export_id(id, err) || !json_is_object(json_object_get(req, "shards")))
+        return sv_fail(err, SV_EINVAL, "prepare: the request needs a valid id and shards");
+    exp_options opt = {0};
+    int rc = exp_options_parse(json_object_get(req, "options"), &opt, err);
+    sv_location *loc = NULL;
+    if (rc == 0)
+        rc = exp_location(ex, b, &loc, err);
+    if (rc)
+        return rc;
+    exp_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    j->ex = ex;
+    j->final_status = -1;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->backend = b;
+    j->loc = loc;
+    j->req = json_deep_copy(req);
+    j->opt = opt;
+    j->started_ms = json_integer_value(json_object_get(req, "startedAtMs"));
+    if (j->started_ms <= 0)
+        j->started_ms = sv_now_ms();
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    pthread_mutex_lock(&ex->mu);
+    /* An export that is only writing its final documents frees the slot in
+     * moments: wait rather than refuse the next one. */
+    while (ex->slot && ex->slot->state == J_FINISHING && !ex->part_shutdown)
+        pthread_cond_wait(&ex->cv, &ex->mu);
+    if (ex->part_shutdown)
+        rc = sv_fail(err, SV_EUNAVAIL, "the server is shutting down; retry after restart");
+    else if (ex->slot)
+        rc = sv_fail(err, SV_ECONFLICT, "export '%s' is already running on node %s; wait for it or cancel it",
+                     ex->slot->id, ex->node);
+    else {
+        ex->slot = j;
+        j->gen = ++ex->slot_gen;
+        j->state = J_PREPARING;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (rc) {
+        job_free(j);
+        return rc;
+    }
+    rc = do_prepare(j, err);
+    pthread_mutex_lock(&ex->mu);
+    if (rc == 0 && atomic_load(&j->stop))
+        rc = sv_fail(err, SV_ECANCELED, "export '%s' was aborted during prepare", j->id);
+    if (rc) {
+        slot_release(ex, j);
+        pthread_mutex_unlock(&ex->mu);
+        job_cleanup(j);
+        job_free(j);
+        return rc;
+    }
+    j->state = J_PREPARED;
+    j->prepared_ns = sv_mono_ns();
+    pthread_mutex_unlock(&ex->mu);
+    sv_info("export prepared", "id=%s collections=%zu shards=%zu", j->id, j->ncolls, j->nshards);
+    return 0;
+}
+
+static int p_commit(void *self, const char *id, sv_err *err)
+{
+    sv_export *ex = self;
+    pthread_mutex_lock(&ex->mu);
+    exp_job *j = ex->slot;
+    int rc = 0;
+    if (!j || strcmp(j->id, id))
+        rc = sv_fail(err, SV_ENOTFOUND, "no prepared export '%s' on node %s (the reservation may have timed out)",
+                     id, ex->node);
+    else if (j->state != J_PREPARED)
+        rc = sv_fail(err, SV_ECONFLICT, "export '%s' is not in the prepared state", id);
+    bool join = rc == 0 && ex->runner_joinable;
+    pthread_t prev = ex->runner;
+    if (join)
+        ex->runner_joinable = false;
+    pthread_mutex_unlock(&ex->mu);
+    if (rc)
+        return rc;
+    if (join) /* that runner already left the slot; it is only returning */
+        pthread_join(prev, NULL);
+    /* Layouts are built before the state changes, so a failure here leaves
+     * a prepared export the scheduler can abort. */
+    for (size_t i = 0; rc == 0 && i < j->ncolls; i++)
+        if (!j->colls[i].layout)
+            rc = exp_layout_new(j->colls[i].cap->schema, j->opt.schema, &j->colls[i].layout, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&ex->mu);
+    pthread_mutex_lock(&j->mu);
+    j->status = EXP_TRANSFERRING;
+    pthread_mutex_unlock(&j->mu);
+    j->state = J_RUNNING;
+    j->committed_ns = sv_mono_ns();
+    if (pthread_create(&ex->runner, NULL, runner, j)) {
+        j->state = J_PREPARED;
+        rc = sv_fail(err, SV_ENOMEM, "cannot start the export thread");
+    } else {
+        ex->runner_joinable = true;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return rc;
+}
+
+/* Caller holds ex->mu. Releases a prepared export or stops a running one and
+ * waits until it has left the slot. */
+static void abort_locked(sv_export *ex, exp_job *j, int status, const char *reason)
+{
+    uint64_t gen = j->gen;
+    if (j->state == J_PREPARED) {
+        slot_release(ex, j);
+        pthread_mutex_unlock(&ex->mu);
+        job_cleanup(j);
+        sv_info("export reservation released", "id=%s reason=\"%s\"", j->id, reason ? reason : "aborted");
+        job_free(j);
+        pthread_mutex_lock(&ex->mu);
+        return;
+    }
+    request_stop(j, status, reason);
+    while (ex->slot && ex->slot_gen == gen)
+        pthread_cond_wait(&ex->cv, &ex->mu);
+}
+
+static void p_abort(void *self, const char *id, const char *reason)
+{
+    sv_export *ex = self;
+    pthread_mutex_lock(&ex->mu);
+    exp_job *j = ex->slot;
+    if (j && !strcmp(j->id, id))
+        abort_locked(ex, j, reason ? EXP_FAILED : EXP_CANCELED, reason);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+static bool p_is_running(void *self, const char *id)
+{
+    sv_export *ex = self;
+    pthread_mutex_lock(&ex->mu);
+    bool r = ex->slot && !strcmp(ex->slot->id, id) && ex->slot->state >= J_RUNNING;
+    pthread_mutex_unlock(&ex->mu);
+    return r;
+}
+
+sv_export_participant sv_export_local_participant(sv_export *ex)
+{
+    return (sv_export_participant){ex, p_prepare, p_commit, p_abort, p_is_running};
+}
+
+/* ---- service hooks ----------------------------------------------------------------------- */
+
+static void *ticker(void *arg)
+{
+    sv_export *ex = arg;
+    pthread_mutex_lock(&ex->mu);
+    while (!ex->ticker_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ex->cv, &ex->mu, &ts);
+        exp_job *j = ex->slot;
+        if (j && j->state == J_PREPARED && sv_mono_ns() - j->prepared_ns > ex->reservation_ms * 1000000LL)
+            abort_locked(ex, j, EXP_FAILED, "reservation timed out: no commit arrived");
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return NULL;
+}
+
+int exp_participant_start(sv_export *ex, sv_err *err)
+{
+    if (pthread_create(&ex->ticker, NULL, ticker, ex))
+        return sv_fail(err, SV_ENOMEM, "cannot start the export reservation thread");
+    ex->ticker_started = true;
+    return 0;
+}
+
+void exp_participant_shutdown(sv_export *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    ex->part_shutdown = true;
+    pthread_cond_broadcast(&ex->cv);
+    exp_job *j = ex->slot;
+    if (j) {
+        sv_warn("export stopped by shutdown", "id=%s", j->id);
+        abort_locked(ex, j, EXP_FAILED, "shutting down");
+    }
+    pthread_mutex_unlock(&ex->mu);
+}
+
+void exp_participant_stop(sv_export *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    ex->ticker_stop = true;
+    pthread_cond_broadcast(&ex->cv);
+    bool join = ex->runner_joinable;
+    ex->runner_joinable = false;
+    pthread_mutex_unlock(&ex->mu);
+    if (ex->ticker_started)
+        pthread_join(ex->ticker, NULL);
+    ex->ticker_started = false;
+    if (join)
+        pthread_join(ex->runner, NULL);
+}
+
+bool exp_participant_running_id(sv_export *ex, char *id, size_t n)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool r = ex->slot && ex->slot->state != J_FINISHING;
+    if (r)
+        snprintf(id, n, "%s", ex->slot->id);
+    pthread_mutex_unlock(&ex->mu);
+    return r;
+}
+
+bool exp_participant_owns(sv_export *ex, int backend, const char *id)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool r = ex->slot && ex->slot->backend == backend && !strcmp(ex->slot->id, id) && ex->slot->state != J_FINISHING;
+    pthread_mutex_unlock(&ex->mu);
+    return r;
+}
+
+json_t *exp_participant_live_meta(sv_export *ex, int backend, const char *id)
+{
+    pthread_mutex_lock(&ex->mu);
+    exp_job *j = ex->slot;
+    json_t *m = NULL;
+    /* While prepare fills in the shards nothing is published yet: the
+     * caller answers from the location (not found). */
+    if (j && j->backend == backend && !strcmp(j->id, id) && j->state != J_PREPARING)
+        m = meta_json(j, true);
+    pthread_mutex_unlock(&ex->mu);
+    return m;
+}

@@ -1,0 +1,55 @@
+/* Export routes: /v1/export/{backend}[/{id}] -> the export service. */
+#include "export.h"
+#include "server_internal.h"
+
+static sv_export *svc(request *rq) { return sv_request_services(rq)->export; }
+
+static int unavailable(request *rq)
+{
+    return sv_reply_error(rq, 503, "the export service is not running on this server");
+}
+
+int sv_route_export_create(request *rq)
+{
+    if (!svc(rq))
+        return unavailable(rq);
+    sv_err err = {0};
+    json_t *body = NULL, *out = NULL;
+    int rc = sv_parse_body(rq, &body, &err);
+    if (rc == 0)
+        rc = sv_export_create(svc(rq), rq->params[0], body, &out, &err);
+    json_decref(body);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+}
+
+int sv_route_export_status(request *rq)
+{
+    if (!svc(rq))
+        return unavailable(rq);
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_export_status(svc(rq), rq->params[0], rq->params[1], &out, &err);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+}
+
+int sv_route_export_list(request *rq)
+{
+    if (!svc(rq))
+        return unavailable(rq);
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_export_list(svc(rq), rq->params[0], &out, &err);
+    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+}
+
+int sv_route_export_cancel(request *rq)
+{
+    if (!svc(rq))
+        return unavailable(rq);
+    sv_err err = {0};
+    int rc = sv_export_cancel(svc(rq), rq->params[0], rq->params[1], &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 204;
+    return 0;
+}
