@@ -18,11 +18,19 @@ const out = path.join(root, 'bench/out');
 mkdirSync(out, { recursive: true });
 
 // ---- data (not timed) ----
-const dataFile = path.join(out, `ingest-${N}.ndjson`);
+const dataFile = path.join(out, `ingest-v2-${N}.ndjson`);
 if (!existsSync(dataFile)) {
   process.stderr.write(`generating ${N} objects into ${dataFile}\n`);
+  // mulberry32: a plain JS multiply would lose the low bits past 2^53 and
+  // repeat after a few thousand ids.
   let seed = 12345;
-  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296; };
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const seen = new Set();
   const fd = openSync(dataFile, 'w');
   const words = 'vector database shard export parquet snapshot restore tenant collection object storage'.split(' ');
   let chunk = [];
@@ -31,6 +39,8 @@ if (!existsSync(dataFile)) {
     for (let d = 0; d < 128; d++) v[d] = (rand() * 2 - 1).toFixed(6);
     const hex = Array.from({ length: 32 }, () => Math.floor(rand() * 16).toString(16)).join('');
     const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
+    if (seen.has(id)) throw new Error(`generator repeated id ${id}`);
+    seen.add(id);
     const title = Array.from({ length: 8 }, () => words[Math.floor(rand() * words.length)]).join(' ');
     const body = Array.from({ length: 24 }, () => words[Math.floor(rand() * words.length)]).join(' ');
     chunk.push(`{"collection":"Bench","id":"${id}","vector":[${v.join(',')}],"properties":{"title":"${title}","body":"${body}","views":${Math.floor(rand() * 1e6)},"score":${rand().toFixed(4)},"published":${rand() < 0.5},"tags":["a","b","c"]}}`);
@@ -71,6 +81,9 @@ async function runShardvault() {
   }));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const rss = peakRss(proc.pid);
+  const shards = await (await fetch(`${url}/v1/collections/Bench/shards`)).json();
+  const stored = shards.shards.reduce((a, s) => a + s.objects, 0);
+  if (stored !== N) throw new Error(`${stored} objects stored, expected ${N} distinct`);
   proc.kill('SIGTERM');
   await new Promise((r) => proc.on('exit', r));
   if (ok !== N) throw new Error(`shardvault imported ${ok}, failed ${failed}`);
