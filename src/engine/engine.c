@@ -99,8 +99,19 @@ static rocksdb_options_t *make_options(const sv_engine_opts *o, rocksdb_cache_t 
     rocksdb_options_set_write_buffer_size(opts, (size_t)wb);
     rocksdb_options_set_max_write_buffer_number(opts, 2);
     rocksdb_options_set_arena_block_size(opts, (size_t)(wb / 16 < MIB ? wb / 16 : MIB));
-    rocksdb_options_set_compression(opts, rocksdb_lz4_compression);
-    rocksdb_options_set_bottommost_compression(opts, rocksdb_zstd_compression);
+    /* Vectors are random floats: compression saves little and costs CPU on
+     * every flush, compaction and scan (ingest and export are CPU-bound on
+     * two cores). L0/L1 stay raw, deeper levels get cheap LZ4. */
+    int per_level[7] = {rocksdb_no_compression, rocksdb_no_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression, rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression};
+    rocksdb_options_set_num_levels(opts, 7);
+    /* Writers look a key up before writing it (to keep counts exact and
+     * creation times on replace); most imported keys are new, and a memtable
+     * bloom filter answers "absent" without walking the skiplist. */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(opts, 0.05);
+    rocksdb_options_set_memtable_whole_key_filtering(opts, 1);
+    rocksdb_options_set_compression_per_level(opts, per_level, 7);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(opts, 1);
     rocksdb_options_set_max_open_files(opts, 256);
     /* The default reserves 4 MiB of disk per open MANIFEST; a shard's

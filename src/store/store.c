@@ -1064,11 +1064,10 @@ typedef struct pending {
     sv_uuid id;
     size_t result;    /* index into the batch's results */
     size_t enc_off, enc_len;
-    size_t json_off, json_len;
 } pending;
 
 static int write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
-                         const sv_buf *jsonbuf, sv_record *scratch, sv_err *err)
+                         sv_record *scratch, sv_err *err)
 {
     sv_db_batch *b = sv_db_batch_new();
     /* Ids already in this group (a later one replaces an earlier one and
@@ -1105,18 +1104,16 @@ static int write_objects(sv_store *st, const collection *c, shard *s, pending *i
         size_t oldlen = 0;
         int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get(s->db, p->id.b, 16, &old, &oldlen, err);
         if (g == 0) {
-            /* Replace: keep the original creation time, re-encode. */
+            /* Replace: keep the original creation time, re-encode the new
+             * record with it (decoding our own encoding is exact). */
             int64_t created = 0;
             if (sv_record_decode(scratch, c->schema, old, oldlen, NULL) == 0)
                 created = scratch->creation_time;
             free(old);
-            sv_object_route r;
             sv_buf_reset(&re);
-            if (created && sv_record_parse_json(scratch, c->schema, (const char *)jsonbuf->data + p->json_off,
-                                                p->json_len, &r, NULL) == 0) {
+            if (created && sv_record_decode(scratch, c->schema, enc->data + p->enc_off, p->enc_len, NULL) == 0) {
                 scratch->id = p->id;
                 scratch->has_id = true;
-                scratch->update_time = sv_now_ms();
                 scratch->creation_time = created;
                 if (sv_record_encode(scratch, c->schema, &re, NULL) == 0) {
                     sv_db_batch_put(b, p->id.b, 16, re.data, re.len);
@@ -1166,7 +1163,7 @@ int sv_store_put_object(sv_store *st, const char *collection_name, const char *p
     sv_record *r = sv_record_new();
     sv_record *scratch = sv_record_new();
     sv_object_route route_info = {0};
-    sv_buf enc = {0}, jb = {0};
+    sv_buf enc = {0};
     shard *s = NULL;
     if (!r || !scratch) {
         rc = oom(err);
@@ -1211,14 +1208,10 @@ int sv_store_put_object(sv_store *st, const char *collection_name, const char *p
     r->creation_time = r->update_time = sv_now_ms();
     if ((rc = sv_record_encode(r, c->schema, &enc, err)) != 0)
         goto done;
-    if ((rc = sv_buf_append(&jb, json, len)) != 0) {
-        rc = oom(err);
-        goto done;
-    }
     if ((rc = shard_enter(st, c, s, err)) != 0)
         goto done;
-    pending p = {.id = r->id, .enc_off = 0, .enc_len = enc.len, .json_off = 0, .json_len = len};
-    rc = write_objects(st, c, s, &p, 1, &enc, &jb, scratch, err);
+    pending p = {.id = r->id, .enc_off = 0, .enc_len = enc.len};
+    rc = write_objects(st, c, s, &p, 1, &enc, scratch, err);
     if (rc == 0) {
         char *stored = NULL;
         size_t slen = 0;
@@ -1234,7 +1227,6 @@ int sv_store_put_object(sv_store *st, const char *collection_name, const char *p
     shard_leave(s);
 done:
     sv_buf_free(&enc);
-    sv_buf_free(&jb);
     sv_record_free(r);
     sv_record_free(scratch);
     coll_release(st, c);
@@ -1454,7 +1446,7 @@ struct sv_batch {
     size_t nresults, capresults;
     group_item *items;
     size_t nitems, capitems;
-    sv_buf enc, json;
+    sv_buf enc;
     sv_record *rec, *scratch;
     collection *cached[8]; /* acquired collections, released at the end */
     size_t ncached;
@@ -1527,7 +1519,7 @@ static void batch_flush(sv_batch *b)
         if (rc == 0) {
             for (size_t k = i; k < j; k++)
                 ps[k - i] = b->items[k].p;
-            rc = write_objects(b->st, c, s, ps, j - i, &b->enc, &b->json, b->scratch, &err);
+            rc = write_objects(b->st, c, s, ps, j - i, &b->enc, b->scratch, &err);
             shard_leave(s);
         }
         if (rc)
@@ -1547,7 +1539,6 @@ static void batch_flush(sv_batch *b)
     }
     b->nitems = 0;
     sv_buf_reset(&b->enc);
-    sv_buf_reset(&b->json);
 }
 
 int sv_batch_add(sv_batch *b, const char *json, size_t len)
@@ -1590,13 +1581,11 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len)
     shard *s = NULL;
     if (rc == 0)
         rc = route(c, &b->rec->id, ro.tenant.ptr, ro.tenant.len, &s, &err);
-    size_t enc_off = b->enc.len, json_off = b->json.len;
+    size_t enc_off = b->enc.len;
     if (rc == 0) {
         b->rec->creation_time = b->rec->update_time = sv_now_ms();
         rc = sv_record_encode(b->rec, c->schema, &b->enc, &err);
     }
-    if (rc == 0 && sv_buf_append(&b->json, json, len))
-        rc = sv_fail(&err, SV_ENOMEM, "out of memory");
     if (rc == 0 && b->nitems == b->capitems) {
         size_t cap = b->capitems ? b->capitems * 2 : 256;
         group_item *p = realloc(b->items, cap * sizeof *p);
@@ -1612,7 +1601,7 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len)
             coll_release(b->st, c);
         return set_result(b, idx, err.msg);
     }
-    b->items[b->nitems++] = (group_item){c, s, {b->rec->id, idx, enc_off, b->enc.len - enc_off, json_off, len}};
+    b->items[b->nitems++] = (group_item){c, s, {b->rec->id, idx, enc_off, b->enc.len - enc_off}};
     if (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES || !cached)
         batch_flush(b);
     return 0;
@@ -1668,7 +1657,6 @@ void sv_batch_abort(sv_batch *b)
     free(b->results);
     free(b->items);
     sv_buf_free(&b->enc);
-    sv_buf_free(&b->json);
     sv_record_free(b->rec);
     sv_record_free(b->scratch);
     free(b);
