@@ -19,7 +19,7 @@ int sv_route_export_create(request *rq)
     if (rc == 0)
         rc = sv_export_create(svc(rq), rq->params[0], body, &out, &err);
     json_decref(body);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_route_export_status(request *rq)
@@ -29,7 +29,7 @@ int sv_route_export_status(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_export_status(svc(rq), rq->params[0], rq->params[1], &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_route_export_list(request *rq)
@@ -39,7 +39,7 @@ int sv_route_export_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_export_list(svc(rq), rq->params[0], &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_route_export_cancel(request *rq)
@@ -48,8 +48,5 @@ int sv_route_export_cancel(request *rq)
         return unavailable(rq);
     sv_err err = {0};
     int rc = sv_export_cancel(svc(rq), rq->params[0], rq->params[1], &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 204;
-    return 0;
+    return sv_reply(rq, rc, &err, 204, NULL);
 }

@@ -9,11 +9,6 @@ static int unavailable(request *rq)
     return sv_reply_error(rq, 503, "the snapshot service is not running on this server");
 }
 
-static int answer(request *rq, int rc, const sv_err *err, int status, json_t *out)
-{
-    return rc ? sv_reply_err(rq, rc, err) : sv_reply_json(rq, status, out);
-}
-
 int sv_h_snapshot_create(request *rq)
 {
     if (!svc(rq))
@@ -29,7 +24,7 @@ int sv_h_snapshot_create(request *rq)
         rc = sv_snapshot_create(svc(rq), rq->params[0], body, wait, &out, &err);
     json_decref(body);
     /* With wait the answer is the finished record, COMMITTED or FAILED. */
-    return answer(rq, rc, &err, wait ? 200 : 202, out);
+    return sv_reply(rq, rc, &err, wait ? 200 : 202, out);
 }
 
 int sv_h_snapshot_list(request *rq)
@@ -39,7 +34,7 @@ int sv_h_snapshot_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_list(svc(rq), rq->params[0], &out, &err);
-    return answer(rq, rc, &err, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_h_snapshot_get(request *rq)
@@ -49,7 +44,7 @@ int sv_h_snapshot_get(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_get(svc(rq), rq->params[0], rq->params[1], &out, &err);
-    return answer(rq, rc, &err, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_h_snapshot_drop(request *rq)
@@ -58,10 +53,7 @@ int sv_h_snapshot_drop(request *rq)
         return unavailable(rq);
     sv_err err = {0};
     int rc = sv_snapshot_drop(svc(rq), rq->params[0], rq->params[1], &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 204;
-    return 0;
+    return sv_reply(rq, rc, &err, 204, NULL);
 }
 
 int sv_h_snapshot_restore(request *rq)
@@ -74,7 +66,7 @@ int sv_h_snapshot_restore(request *rq)
     if (rc == 0)
         rc = sv_snapshot_restore(svc(rq), rq->params[0], rq->params[1], body, &out, &err);
     json_decref(body);
-    return answer(rq, rc, &err, 202, out);
+    return sv_reply(rq, rc, &err, 202, out);
 }
 
 int sv_h_restore_job_get(request *rq)
@@ -84,7 +76,7 @@ int sv_h_restore_job_get(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_job_get(svc(rq), rq->params[0], &out, &err);
-    return answer(rq, rc, &err, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_h_restore_job_list(request *rq)
@@ -94,7 +86,7 @@ int sv_h_restore_job_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_job_list(svc(rq), &out, &err);
-    return answer(rq, rc, &err, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 int sv_h_snapshot_gc(request *rq)
@@ -104,5 +96,5 @@ int sv_h_snapshot_gc(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_gc(svc(rq), &out, &err);
-    return answer(rq, rc, &err, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }

@@ -99,6 +99,19 @@ int sv_reply_err(request *rq, int rc, const sv_err *err)
     return sv_reply_error(rq, status, msg);
 }
 
+int sv_reply(request *rq, int rc, const sv_err *err, int status, json_t *j)
+{
+    if (rc) {
+        json_decref(j);
+        return sv_reply_err(rq, rc, err);
+    }
+    if (!j) {
+        rq->status = status;
+        return 0;
+    }
+    return sv_reply_json(rq, status, j);
+}
+
 int sv_parse_body(request *rq, json_t **out, sv_err *err)
 {
     if (rq->body.len == 0)
@@ -186,7 +199,7 @@ static int h_collections_create(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_create_collection(rq->srv->store, (const char *)rq->body.data, rq->body.len, &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 static int h_collections_list(request *rq)
@@ -194,7 +207,7 @@ static int h_collections_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_list_collections(rq->srv->store, &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 static int h_collection_get(request *rq)
@@ -202,17 +215,14 @@ static int h_collection_get(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_get_collection(rq->srv->store, rq->params[0], &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 static int h_collection_delete(request *rq)
 {
     sv_err err = {0};
     int rc = sv_store_delete_collection(rq->srv->store, rq->params[0], &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 204;
-    return 0;
+    return sv_reply(rq, rc, &err, 204, NULL);
 }
 
 typedef int (*tenant_op)(sv_store *, const char *, json_t *, json_t **, sv_err *);
@@ -225,7 +235,7 @@ static int tenants_with_body(request *rq, tenant_op op)
     if (rc == 0)
         rc = op(rq->srv->store, rq->params[0], body, &out, &err);
     json_decref(body);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 static int h_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
@@ -239,10 +249,7 @@ static int h_tenants_delete(request *rq)
     if (rc == 0)
         rc = sv_store_delete_tenants(rq->srv->store, rq->params[0], body, &err);
     json_decref(body);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 204;
-    return 0;
+    return sv_reply(rq, rc, &err, 204, NULL);
 }
 
 static int h_tenants_list(request *rq)
@@ -250,7 +257,7 @@ static int h_tenants_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_list_tenants(rq->srv->store, rq->params[0], &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 static int h_shards_list(request *rq)
@@ -258,7 +265,7 @@ static int h_shards_list(request *rq)
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_store_list_shards(rq->srv->store, rq->params[0], &out, &err);
-    return rc ? sv_reply_err(rq, rc, &err) : sv_reply_json(rq, 200, out);
+    return sv_reply(rq, rc, &err, 200, out);
 }
 
 static int h_object_create(request *rq)
@@ -301,10 +308,7 @@ static int h_object_delete(request *rq)
 {
     sv_err err = {0};
     int rc = sv_store_delete_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 204;
-    return 0;
+    return sv_reply(rq, rc, &err, 204, NULL);
 }
 
 static int h_objects_list(request *rq)

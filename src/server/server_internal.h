@@ -49,6 +49,9 @@ typedef struct route {
 int sv_reply_json(request *rq, int status, json_t *j); /* steals j */
 int sv_reply_error(request *rq, int status, const char *msg);
 int sv_reply_err(request *rq, int rc, const sv_err *err); /* status from sv_http_status */
+/* rc == 0: answers status with j (NULL: no body, e.g. 204); else the error.
+ * Steals j either way. */
+int sv_reply(request *rq, int rc, const sv_err *err, int status, json_t *j);
 int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE with line/column */
 const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
 const sv_services *sv_request_services(const request *rq);
