@@ -1477,10 +1477,9 @@ static collection *batch_collection(sv_batch *b, const sv_str *name)
     if (!c)
         return NULL;
     if (b->ncached == sizeof b->cached / sizeof b->cached[0]) {
-        /* Keep the reference count bounded: drop the oldest cached. It is
-         * only released after its pending objects are flushed, so flush is
-         * forced by the caller when the cache is full (see sv_batch_add). */
-        return c; /* caller releases after flush */
+        /* The cache is full: an uncached reference, which sv_batch_add
+         * flushes at once and batch_flush then releases. */
+        return c;
     }
     b->cached[b->ncached++] = c;
     return c;
