@@ -254,6 +254,22 @@ test('batch: the same id twice in one request is one object, the later wins', as
   assert.equal(replaced.json.properties.v, 7);
 });
 
+test('batch: objects for more collections than the batch caches (12) all land', async () => {
+  const names = Array.from({ length: 12 }, (_, i) => `Many${i}`);
+  for (const name of names) {
+    assert.equal((await srv.req('POST', '/v1/collections', { name, vectors: { default: { dim: 1 } } })).status, 200);
+  }
+  const objects = [];
+  for (let round = 0; round < 3; round++) names.forEach((collection, i) => objects.push({ collection, vector: [round * 100 + i] }));
+  const r = await srv.req('POST', '/v1/batch/objects', { objects });
+  assert.equal(r.json.ok, 36, r.text);
+  for (const name of names) {
+    const l = await srv.req('GET', `/v1/collections/${name}/objects`);
+    assert.equal(l.json.objects.length, 3, name);
+  }
+  for (const name of names) assert.equal((await srv.req('DELETE', `/v1/collections/${name}`)).status, 204);
+});
+
 test('tenants: add, list, inactive gives 422, reactivate, delete', async () => {
   const c = await srv.req('POST', '/v1/collections', {
     name: 'Tenanted', multiTenancy: true, vectors: { default: { dim: 2 } },
