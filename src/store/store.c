@@ -803,16 +803,32 @@ static json_t *tenant_json(sv_store *st, const collection *c, shard *s)
     return j;
 }
 
+/* Acquires a multi-tenant collection and the body's "tenants" array (at
+ * least one entry). On failure nothing is held. */
+static int tenants_request(sv_store *st, const char *name, json_t *body, collection **c, json_t **arr, size_t *n,
+                           sv_err *err)
+{
+    int rc = coll_get(st, name, c, err);
+    if (rc)
+        return rc;
+    if ((rc = need_mt(*c, err)) == 0 && !(*arr = tenants_array(body, err)))
+        rc = SV_EINVAL;
+    if (rc) {
+        coll_release(st, *c);
+        return rc;
+    }
+    *n = json_array_size(*arr);
+    return 0;
+}
+
 int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body, json_t **out, sv_err *err)
 {
     collection *c;
-    int rc = coll_get(st, collection_name, &c, err);
+    json_t *arr;
+    size_t n;
+    int rc = tenants_request(st, collection_name, body, &c, &arr, &n, err);
     if (rc)
         return rc;
-    json_t *arr = NULL;
-    if ((rc = need_mt(c, err)) == 0 && !(arr = tenants_array(body, err)))
-        rc = err ? err->code : SV_EINVAL;
-    size_t n = arr ? json_array_size(arr) : 0;
     /* Validate everything first: a request adds all its tenants or none. */
     int *statuses = calloc(n + 1, sizeof *statuses);
     if (rc == 0 && !statuses)
@@ -889,13 +905,11 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
 int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *body, json_t **out, sv_err *err)
 {
     collection *c;
-    int rc = coll_get(st, collection_name, &c, err);
+    json_t *arr;
+    size_t n;
+    int rc = tenants_request(st, collection_name, body, &c, &arr, &n, err);
     if (rc)
         return rc;
-    json_t *arr = NULL;
-    if ((rc = need_mt(c, err)) == 0 && !(arr = tenants_array(body, err)))
-        rc = err ? err->code : SV_EINVAL;
-    size_t n = arr ? json_array_size(arr) : 0;
     int *statuses = calloc(n + 1, sizeof *statuses);
     shard **targets = calloc(n + 1, sizeof *targets);
     if (rc == 0 && (!statuses || !targets))
@@ -951,13 +965,11 @@ int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *b
 int sv_store_delete_tenants(sv_store *st, const char *collection_name, json_t *body, sv_err *err)
 {
     collection *c;
-    int rc = coll_get(st, collection_name, &c, err);
+    json_t *arr;
+    size_t n;
+    int rc = tenants_request(st, collection_name, body, &c, &arr, &n, err);
     if (rc)
         return rc;
-    json_t *arr = NULL;
-    if ((rc = need_mt(c, err)) == 0 && !(arr = tenants_array(body, err)))
-        rc = err ? err->code : SV_EINVAL;
-    size_t n = arr ? json_array_size(arr) : 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *name = json_string_value(json_array_get(arr, i));
         if (!name)
