@@ -4,15 +4,8 @@
 
 static sv_export *svc(request *rq) { return sv_request_services(rq)->export; }
 
-static int unavailable(request *rq)
-{
-    return sv_reply_error(rq, 503, "the export service is not running on this server");
-}
-
 int sv_route_export_create(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *body = NULL, *out = NULL;
     int rc = sv_parse_body(rq, &body, &err);
@@ -24,8 +17,6 @@ int sv_route_export_create(request *rq)
 
 int sv_route_export_status(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_export_status(svc(rq), rq->params[0], rq->params[1], &out, &err);
@@ -34,8 +25,6 @@ int sv_route_export_status(request *rq)
 
 int sv_route_export_list(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_export_list(svc(rq), rq->params[0], &out, &err);
@@ -44,8 +33,6 @@ int sv_route_export_list(request *rq)
 
 int sv_route_export_cancel(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     int rc = sv_export_cancel(svc(rq), rq->params[0], rq->params[1], &err);
     return sv_reply(rq, rc, &err, 204, NULL);

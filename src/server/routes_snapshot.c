@@ -4,15 +4,8 @@
 
 static sv_snapshot *svc(request *rq) { return sv_request_services(rq)->snapshot; }
 
-static int unavailable(request *rq)
+int sv_route_snapshot_create(request *rq)
 {
-    return sv_reply_error(rq, 503, "the snapshot service is not running on this server");
-}
-
-int sv_h_snapshot_create(request *rq)
-{
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *body = NULL, *out = NULL;
     const char *w = sv_query(rq, "wait");
@@ -27,39 +20,31 @@ int sv_h_snapshot_create(request *rq)
     return sv_reply(rq, rc, &err, wait ? 200 : 202, out);
 }
 
-int sv_h_snapshot_list(request *rq)
+int sv_route_snapshot_list(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_list(svc(rq), rq->params[0], &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-int sv_h_snapshot_get(request *rq)
+int sv_route_snapshot_get(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_get(svc(rq), rq->params[0], rq->params[1], &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-int sv_h_snapshot_drop(request *rq)
+int sv_route_snapshot_drop(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     int rc = sv_snapshot_drop(svc(rq), rq->params[0], rq->params[1], &err);
     return sv_reply(rq, rc, &err, 204, NULL);
 }
 
-int sv_h_snapshot_restore(request *rq)
+int sv_route_snapshot_restore(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *body = NULL, *out = NULL;
     int rc = sv_parse_body(rq, &body, &err);
@@ -69,30 +54,24 @@ int sv_h_snapshot_restore(request *rq)
     return sv_reply(rq, rc, &err, 202, out);
 }
 
-int sv_h_restore_job_get(request *rq)
+int sv_route_restore_job_get(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_job_get(svc(rq), rq->params[0], &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-int sv_h_restore_job_list(request *rq)
+int sv_route_restore_job_list(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_job_list(svc(rq), &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-int sv_h_snapshot_gc(request *rq)
+int sv_route_snapshot_gc(request *rq)
 {
-    if (!svc(rq))
-        return unavailable(rq);
     sv_err err = {0};
     json_t *out = NULL;
     int rc = sv_snapshot_gc(svc(rq), &out, &err);

@@ -353,37 +353,37 @@ static int h_batch(request *rq)
 }
 
 static const route routes[] = {
-    {"GET", "/v1/.well-known/live", h_live, PERM_READ, false},
-    {"GET", "/v1/.well-known/ready", h_ready, PERM_READ, false},
-    {"GET", "/v1/meta", h_meta, PERM_READ, false},
-    {"GET", "/metrics", h_metrics, PERM_OPERATE, false},
-    {"POST", "/v1/collections", h_collections_create, PERM_MANAGE, false},
-    {"GET", "/v1/collections", h_collections_list, PERM_READ, false},
-    {"GET", "/v1/collections/{}", h_collection_get, PERM_READ, false},
-    {"DELETE", "/v1/collections/{}", h_collection_delete, PERM_MANAGE, false},
-    {"GET", "/v1/collections/{}/tenants", h_tenants_list, PERM_READ, false},
-    {"POST", "/v1/collections/{}/tenants", h_tenants_add, PERM_MANAGE, false},
-    {"PUT", "/v1/collections/{}/tenants", h_tenants_update, PERM_MANAGE, false},
-    {"DELETE", "/v1/collections/{}/tenants", h_tenants_delete, PERM_MANAGE, false},
-    {"GET", "/v1/collections/{}/shards", h_shards_list, PERM_READ, false},
-    {"POST", "/v1/collections/{}/objects", h_object_create, PERM_WRITE, false},
-    {"GET", "/v1/collections/{}/objects", h_objects_list, PERM_READ, false},
-    {"GET", "/v1/collections/{}/objects/{}", h_object_get, PERM_READ, false},
-    {"PUT", "/v1/collections/{}/objects/{}", h_object_put, PERM_WRITE, false},
-    {"DELETE", "/v1/collections/{}/objects/{}", h_object_delete, PERM_WRITE, false},
-    {"POST", "/v1/batch/objects", h_batch, PERM_WRITE, true},
-    {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false},
-    {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false},
-    {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false},
-    {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false},
-    {"POST", "/v1/collections/{}/snapshots", sv_h_snapshot_create, PERM_MANAGE, false},
-    {"GET", "/v1/collections/{}/snapshots", sv_h_snapshot_list, PERM_READ, false},
-    {"GET", "/v1/collections/{}/snapshots/{}", sv_h_snapshot_get, PERM_READ, false},
-    {"DELETE", "/v1/collections/{}/snapshots/{}", sv_h_snapshot_drop, PERM_MANAGE, false},
-    {"POST", "/v1/collections/{}/snapshots/{}/restore", sv_h_snapshot_restore, PERM_MANAGE, false},
-    {"GET", "/v1/restore-jobs", sv_h_restore_job_list, PERM_READ, false},
-    {"GET", "/v1/restore-jobs/{}", sv_h_restore_job_get, PERM_READ, false},
-    {"POST", "/v1/snapshots/gc", sv_h_snapshot_gc, PERM_OPERATE, false},
+    {"GET", "/v1/.well-known/live", h_live, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/.well-known/ready", h_ready, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/meta", h_meta, PERM_READ, false, SVC_STORE},
+    {"GET", "/metrics", h_metrics, PERM_OPERATE, false, SVC_STORE},
+    {"POST", "/v1/collections", h_collections_create, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections", h_collections_list, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/collections/{}", h_collection_get, PERM_READ, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}", h_collection_delete, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/tenants", h_tenants_list, PERM_READ, false, SVC_STORE},
+    {"POST", "/v1/collections/{}/tenants", h_tenants_add, PERM_MANAGE, false, SVC_STORE},
+    {"PUT", "/v1/collections/{}/tenants", h_tenants_update, PERM_MANAGE, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}/tenants", h_tenants_delete, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/shards", h_shards_list, PERM_READ, false, SVC_STORE},
+    {"POST", "/v1/collections/{}/objects", h_object_create, PERM_WRITE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/objects", h_objects_list, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/objects/{}", h_object_get, PERM_READ, false, SVC_STORE},
+    {"PUT", "/v1/collections/{}/objects/{}", h_object_put, PERM_WRITE, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}/objects/{}", h_object_delete, PERM_WRITE, false, SVC_STORE},
+    {"POST", "/v1/batch/objects", h_batch, PERM_WRITE, true, SVC_STORE},
+    {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false, SVC_EXPORT},
+    {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT},
+    {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT},
+    {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false, SVC_EXPORT},
+    {"POST", "/v1/collections/{}/snapshots", sv_route_snapshot_create, PERM_MANAGE, false, SVC_SNAPSHOT},
+    {"GET", "/v1/collections/{}/snapshots", sv_route_snapshot_list, PERM_READ, false, SVC_SNAPSHOT},
+    {"GET", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_get, PERM_READ, false, SVC_SNAPSHOT},
+    {"DELETE", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_drop, PERM_MANAGE, false, SVC_SNAPSHOT},
+    {"POST", "/v1/collections/{}/snapshots/{}/restore", sv_route_snapshot_restore, PERM_MANAGE, false, SVC_SNAPSHOT},
+    {"GET", "/v1/restore-jobs", sv_route_restore_job_list, PERM_READ, false, SVC_SNAPSHOT},
+    {"GET", "/v1/restore-jobs/{}", sv_route_restore_job_get, PERM_READ, false, SVC_SNAPSHOT},
+    {"POST", "/v1/snapshots/gc", sv_route_snapshot_gc, PERM_OPERATE, false, SVC_SNAPSHOT},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 
@@ -482,6 +482,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
                 snprintf(msg, sizeof msg, "no such endpoint: %.16s %.150s (see docs/api.md)", method, url);
                 sv_reply_error(rq, 404, msg);
             }
+            return MHD_YES;
+        }
+        if ((rq->route->svc == SVC_EXPORT && !srv->svc.export) ||
+            (rq->route->svc == SVC_SNAPSHOT && !srv->svc.snapshot)) {
+            sv_reply_error(rq, 503, rq->route->svc == SVC_EXPORT
+                                        ? "the export service is not running on this server"
+                                        : "the snapshot service is not running on this server");
             return MHD_YES;
         }
         if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ) {

@@ -37,12 +37,17 @@ typedef struct request {
 
 typedef int (*handler_fn)(request *rq);
 
+/* The service a route fronts; the server answers 503 for a service that is
+ * not running, so handlers can assume theirs is. */
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT } service;
+
 typedef struct route {
     const char *method;
     const char *pattern; /* "{}" matches one path segment */
     handler_fn fn;
     perm perm;
     bool stream_body;
+    service svc;
 } route;
 
 /* Answers: each returns 0 (or SV_ENOMEM). */
@@ -63,13 +68,13 @@ int sv_route_export_list(request *rq);
 int sv_route_export_cancel(request *rq);
 
 /* routes_snapshot.c */
-int sv_h_snapshot_create(request *rq);
-int sv_h_snapshot_list(request *rq);
-int sv_h_snapshot_get(request *rq);
-int sv_h_snapshot_drop(request *rq);
-int sv_h_snapshot_restore(request *rq);
-int sv_h_restore_job_get(request *rq);
-int sv_h_restore_job_list(request *rq);
-int sv_h_snapshot_gc(request *rq);
+int sv_route_snapshot_create(request *rq);
+int sv_route_snapshot_list(request *rq);
+int sv_route_snapshot_get(request *rq);
+int sv_route_snapshot_drop(request *rq);
+int sv_route_snapshot_restore(request *rq);
+int sv_route_restore_job_get(request *rq);
+int sv_route_restore_job_list(request *rq);
+int sv_route_snapshot_gc(request *rq);
 
 #endif
