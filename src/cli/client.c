@@ -210,6 +210,21 @@ static int cmd_list(client *c, int argc, char **argv)
 
 /* ---- import ------------------------------------------------------------- */
 
+/* Fills b with a 30-column bar for frac (clamped to 0..1); returns frac as
+ * clamped. Every progress display of the CLI draws with it. */
+static double fill_bar(double frac, char b[31])
+{
+    if (frac < 0)
+        frac = 0;
+    if (frac > 1)
+        frac = 1;
+    int fill = (int)(frac * 30);
+    for (int i = 0; i < 30; i++)
+        b[i] = i < fill ? '#' : '.';
+    b[30] = '\0';
+    return frac;
+}
+
 typedef struct progress {
     bool tty;
     int64_t total_bytes, done_bytes, ok, failed;
@@ -225,14 +240,8 @@ static void progress_show(progress *p, bool final)
     double secs = (double)(now - p->start_ns) / 1e9;
     double rate = secs > 0 ? (double)(p->ok + p->failed) / secs : 0;
     if (p->tty) {
-        double frac = p->total_bytes > 0 ? (double)p->done_bytes / (double)p->total_bytes : 0;
-        if (frac > 1)
-            frac = 1;
-        int width = 30, fill = (int)(frac * width);
-        char bar[64];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = '\0';
+        char bar[31];
+        double frac = fill_bar(p->total_bytes > 0 ? (double)p->done_bytes / (double)p->total_bytes : 0, bar);
         double eta = frac > 0 ? secs / frac - secs : 0;
         fprintf(stderr, "\r[%s] %5.1f%%  %lld ok  %lld failed  %.0f obj/s  ETA %.0fs   ", bar, frac * 100,
                 (long long)p->ok, (long long)p->failed, rate, eta);
@@ -386,19 +395,13 @@ static void export_bar(json_t *st, int64_t start_ns, bool tty, bool final)
     int64_t total = json_integer_value(json_object_get(st, "objectsTotal"));
     double secs = (double)(sv_mono_ns() - start_ns) / 1e9;
     double rate = secs > 0 ? (double)objects / secs : 0;
-    double frac = total > 0 ? (double)objects / (double)total : 0;
-    if (frac > 1)
-        frac = 1;
+    char bar[31];
+    double frac = fill_bar(total > 0 ? (double)objects / (double)total : 0, bar);
     char eta[32] = "-";
     if (rate > 0 && total > 0)
         snprintf(eta, sizeof eta, "%.0fs", (double)(total - objects) / rate);
     const char *status = json_string_value(json_object_get(st, "status"));
     if (tty) {
-        int width = 30, fill = (int)(frac * width);
-        char bar[64];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = '\0';
         fprintf(stderr, "\r[%s] %5.1f%%  %lld/%lld objects  %.1f MB  %.0f obj/s  ETA %s  %s   ", bar, frac * 100,
                 (long long)objects, (long long)total, (double)bytes / 1e6, rate, eta, status ? status : "?");
         if (final)
@@ -540,17 +543,11 @@ static json_t *get_json(client *c, const char *path, long *status)
 static void bar(bool tty, const char *what, int64_t done, int64_t total, const char *extra, int64_t start_ns,
                 bool final)
 {
-    double frac = total > 0 ? (double)done / (double)total : (final ? 1 : 0);
-    if (frac > 1)
-        frac = 1;
+    char b[31];
+    double frac = fill_bar(total > 0 ? (double)done / (double)total : (final ? 1 : 0), b);
     double secs = (double)(sv_mono_ns() - start_ns) / 1e9;
     double mbs = secs > 0 ? (double)done / 1e6 / secs : 0;
     if (tty) {
-        char b[40];
-        int fill = (int)(frac * 30);
-        for (int i = 0; i < 30; i++)
-            b[i] = i < fill ? '#' : '.';
-        b[30] = '\0';
         fprintf(stderr, "\r%-9s [%s] %5.1f%%  %.1f/%.1f MB  %.0f MB/s%s   ", what, b, frac * 100, (double)done / 1e6,
                 (double)total / 1e6, mbs, extra);
         if (final)
