@@ -335,14 +335,28 @@ static int batch_object(const char *json, size_t len, void *ud)
     return sv_batch_add(rq->batch, json, len);
 }
 
+/* A body that breaks off or turns malformed midway is refused, but groups
+ * written before that point stay written: the answer says how many. */
+static int batch_refused(request *rq, int rc, sv_err *err)
+{
+    size_t written = sv_batch_written(rq->batch);
+    if (written) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n,
+                 "; the first %zu objects of the body were written: correct the body and resend the objects after them",
+                 written);
+    }
+    return sv_reply_err(rq, rc, err);
+}
+
 static int h_batch(request *rq)
 {
     if (rq->stream_rc)
-        return sv_reply_err(rq, rq->stream_rc, &rq->stream_err);
+        return batch_refused(rq, rq->stream_rc, &rq->stream_err);
     sv_err err = {0};
     int rc = sv_batch_splitter_finish(rq->splitter, batch_object, rq, &err);
     if (rc)
-        return sv_reply_err(rq, rc, &err);
+        return batch_refused(rq, rc, &err);
     sv_batch *b = rq->batch;
     rq->batch = NULL;
     rc = sv_batch_end(b, &rq->out, &err);

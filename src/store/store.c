@@ -1460,6 +1460,7 @@ struct sv_batch {
     size_t nitems, capitems;
     sv_buf enc;
     sv_record *rec, *scratch;
+    size_t written;        /* objects flushed to their shards so far */
     collection *cached[8]; /* acquired collections, released at the end */
     size_t ncached;
     int oom;
@@ -1536,6 +1537,8 @@ static void batch_flush(sv_batch *b)
         if (rc)
             for (size_t k = i; k < j; k++)
                 set_result(b, b->items[k].p.result, err.msg);
+        else
+            b->written += j - i;
         i = j;
     }
     free(ps);
@@ -1649,6 +1652,8 @@ int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err)
         return sv_fail(err, SV_ENOMEM, "out of memory building the batch response");
     return 0;
 }
+
+size_t sv_batch_written(const sv_batch *b) { return b->written; }
 
 void sv_batch_abort(sv_batch *b)
 {

@@ -84,6 +84,8 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len);
 /* Appends {"results":[...],"ok":n,"failed":m} and frees the batch. */
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
 void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
+/* Objects written so far (a batch writes in groups while it is filled). */
+size_t sv_batch_written(const sv_batch *b);
 
 /* ---- point-in-time capture and adoption (export, snapshots, restore) ---- */
 

@@ -233,6 +233,18 @@ test('batch: JSON shape and NDJSON, one bad object does not fail the rest', asyn
   errMsg(garbage);
 });
 
+test('batch: a body malformed midway says how many objects before it were written', async () => {
+  assert.equal((await srv.req('POST', '/v1/collections', { name: 'Broken', vectors: { default: { dim: 1 } } })).status, 200);
+  const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ collection: 'Broken', vector: [i] }));
+  lines.push('{not json');
+  const r = await srv.req('POST', '/v1/batch/objects', lines.join('\n'), { 'content-type': 'application/x-ndjson' });
+  assert.equal(r.status, 400);
+  const m = errMsg(r).match(/the first (\d+) objects of the body were written/);
+  assert.ok(m, errMsg(r));
+  const shards = await srv.req('GET', '/v1/collections/Broken/shards');
+  assert.equal(shards.json.shards[0].objects, Number(m[1]));
+});
+
 test('batch: the same id twice in one request is one object, the later wins', async () => {
   const c = await srv.req('POST', '/v1/collections', { name: 'Dup', vectors: { default: { dim: 1 } }, properties: [{ name: 'v', type: 'int' }] });
   assert.equal(c.status, 200, c.text);
