@@ -433,6 +433,11 @@ static int export_wait(client *c, const char *backend, const char *id)
         }
         json_t *j = json_loadb((const char *)resp.data, resp.len, 0, NULL);
         sv_buf_free(&resp);
+        if (!j) {
+            fprintf(stderr, "shardvault: %s answered something that is not JSON; is --url a shardvault server?\n",
+                    c->base);
+            return 1;
+        }
         const char *status = json_string_value(json_object_get(j, "status"));
         bool done = terminal(status);
         export_bar(j, start, tty, done);

@@ -624,18 +624,24 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
         p.abort(p.self, id, NULL);
         goto done;
     }
-    if ((rc = p.commit(p.self, id, err))) {
-        p.abort(p.self, id, NULL);
-        /* The metadata is published: it must not stay STARTED. */
+    sv_err cerr = {0};
+    if ((rc = p.commit(p.self, id, &cerr))) {
+        /* The metadata is published: it must not stay STARTED. Mark it FAILED
+         * before abort releases the slot and clears the running marker. */
         json_t *m = NULL;
         sv_err e2 = {0};
-        if (exp_get_json(loc, key, &m, &e2) == 0) {
+        int wrc = exp_get_json(loc, key, &m, &e2);
+        if (wrc == 0) {
             json_object_set_new(m, "status", json_string("FAILED"));
-            json_object_set_new(m, "error", json_string(err->msg));
+            json_object_set_new(m, "error", json_string(cerr.msg));
             json_object_set_new(m, "completedAt", exp_time_json(sv_now_ms()));
-            exp_put_json(loc, key, m, &e2);
+            wrc = exp_put_json(loc, key, m, &e2);
             json_decref(m);
         }
+        if (wrc)
+            sv_error("export: cannot mark a failed commit FAILED", "id=%s error=\"%s\"", id, e2.msg);
+        p.abort(p.self, id, NULL);
+        sv_fail(err, rc, "%s", cerr.msg);
         goto done;
     }
     *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O}", "id", id, "backend", backend, "path", path, "status", "STARTED",

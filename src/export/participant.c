@@ -19,7 +19,7 @@ typedef struct exp_shard {
     char error[600];
     char skip[160];
     char dir[1200]; /* the checkpoint, "" when there is none */
-    int64_t known;  /* objects at capture, -1 = unknown (captured from disk) */
+    int64_t known;  /* objects at capture (the store keeps exact counts) */
     uint32_t nranges;
     atomic_uint ranges_done;
 } exp_shard;
@@ -118,8 +118,7 @@ static json_t *meta_json(exp_job *j, bool live)
                           "options", json_object_get(r, "options"), "shardStatus", shard_status_json(j));
     if (m && j->error[0])
         json_object_set_new(m, "error", json_string(j->error));
-    /* Objects at the point in time, once every shard's count is known (ones
-     * captured from disk are counted when the scan starts): progress bars. */
+    /* Objects at the point in time, for progress bars and ETAs. */
     int64_t total = 0;
     for (size_t i = 0; i < j->nshards && total >= 0; i++)
         total = j->shards[i].known < 0 ? -1 : total + j->shards[i].known;
@@ -146,9 +145,11 @@ static void flush_node_status(exp_job *j)
 }
 
 /* Writes the final metadata once every participant has finished: this node's
- * status is known; other nodes' come from their status files. */
-static void promote_metadata(exp_job *j)
+ * status is known; other nodes' come from their status files. Returns false
+ * if the final document could not be written. */
+static bool promote_metadata(exp_job *j)
 {
+    bool written = true;
     json_t *meta = meta_json(j, false);
     json_t *ss = json_object_get(meta, "shardStatus");
     const char *node;
@@ -192,11 +193,16 @@ static void promote_metadata(exp_job *j)
         char key[300];
         exp_key(key, sizeof key, j->id, "export_metadata.json");
         sv_err err = {0};
-        if (exp_put_json(j->loc, key, meta, &err))
-            sv_error("export: cannot write final metadata", "id=%s error=\"%s\"", j->id, err.msg);
+        if (exp_put_json(j->loc, key, meta, &err)) {
+            sv_error("export: cannot write final metadata; the running marker stays so the next start marks it "
+                     "FAILED",
+                     "id=%s error=\"%s\"", j->id, err.msg);
+            written = false;
+        }
     }
     json_decref(others);
     json_decref(meta);
+    return written;
 }
 
 /* ---- job lifetime ---------------------------------------------------------------- */
@@ -427,31 +433,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Objects in a checkpoint captured from disk (its count is not kept). */
-static int count_objects(sv_export *ex, const char *dir, int64_t *out, sv_err *err)
-{
-    sv_db *db;
-    int rc = sv_db_open_readonly(ex->engine, dir, &db, err);
-    if (rc)
-        return rc;
-    sv_db_iter *it = sv_db_iter_new(db);
-    int64_t n = 0;
-    if (!it) {
-        sv_db_close(db);
-        return sv_fail(err, SV_ENOMEM, "out of memory");
-    }
-    for (sv_db_iter_seek_first(it); sv_db_iter_valid(it); sv_db_iter_next(it)) {
-        size_t klen;
-        sv_db_iter_key(it, &klen);
-        n += klen == 16;
-    }
-    rc = sv_db_iter_status(it, err);
-    sv_db_iter_free(it);
-    sv_db_close(db);
-    *out = n;
-    return rc;
-}
-
 /* Splits every shard with data into key ranges of about rows_per_file. */
 static int plan(exp_job *j, sv_err *err)
 {
@@ -460,17 +441,8 @@ static int plan(exp_job *j, sv_err *err)
         exp_shard *s = &j->shards[i];
         if (s->status != SH_TRANSFERRING)
             continue;
-        if (!s->dir[0]) {
+        if (!s->dir[0])
             s->known = 0;
-        } else if (s->known < 0) {
-            int64_t n = 0;
-            int rc = count_objects(j->ex, s->dir, &n, err);
-            if (rc)
-                return sv_err_wrap(err, "collection %s shard %s", j->colls[s->coll].name, s->name);
-            pthread_mutex_lock(&j->mu);
-            s->known = n;
-            pthread_mutex_unlock(&j->mu);
-        }
         pthread_mutex_lock(&j->mu);
         if (s->known == 0) {
             s->status = SH_SKIPPED;
@@ -571,7 +543,8 @@ static void *runner(void *arg)
      * between still ends with the metadata marked FAILED at restart. */
     job_remove_checkpoints(j);
     flush_node_status(j);
-    promote_metadata(j);
+    if (!promote_metadata(j))
+        j->marker_key[0] = '\0'; /* keep it: recovery repairs the metadata at the next start */
     pthread_mutex_lock(&j->mu);
     j->status = status;
     pthread_mutex_unlock(&j->mu);
@@ -667,8 +640,11 @@ static int p_prepare(void *self, json_t *req, sv_err *err)
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *backend = json_string_value(json_object_get(req, "backend"));
     int b = backend && !strcmp(backend, "s3") ? EXP_BACKEND_S3 : EXP_BACKEND_FS;
-    if (!id || sv_check_export_id(id, err) || !json_is_object(json_object_get(req, "shards")))
-        return sv_fail(err, SV_EINVAL, "prepare: the request needs a valid id and shards");
+    if (!id || !json_is_object(json_object_get(req, "shards")))
+        return sv_fail(err, SV_EINVAL, "prepare: the request needs an id and shards");
+    int idrc = sv_check_export_id(id, err); /* its message names the rule */
+    if (idrc)
+        return idrc;
     exp_options opt = {0};
     int rc = exp_options_parse(json_object_get(req, "options"), &opt, err);
     sv_location *loc = NULL;

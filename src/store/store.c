@@ -1755,6 +1755,12 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
             rc2 = sv_db_checkpoint(s->db, sc->dir, err);
         } else if (sv_path_exists(s->dir)) {
             rc2 = sv_db_checkpoint_closed(s->dir, sc->dir, err);
+            /* The exact count is in the checkpoint: one point read, no scan. */
+            sv_db *db = NULL;
+            if (rc2 == 0 && (rc2 = sv_db_open_readonly(st->engine, sc->dir, &db, err)) == 0) {
+                sc->objects = read_count(db);
+                sv_db_close(db);
+            }
         } else {
             sc->status = SV_CAPTURE_EMPTY;
             sc->objects = 0;

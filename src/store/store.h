@@ -97,7 +97,7 @@ typedef struct sv_shard_capture {
     bool was_active;          /* false: captured from disk without loading */
     sv_capture_status status; /* EMPTY: the shard never held data (no directory) */
     char dir[1200];           /* the checkpoint: a RocksDB directory (when OK) */
-    int64_t objects;          /* exact count at capture; -1 if the shard was not loaded */
+    int64_t objects;          /* exact count at capture */
 } sv_shard_capture;
 
 typedef struct sv_capture {
