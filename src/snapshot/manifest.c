@@ -243,12 +243,12 @@ int sv_manifest_parse(const char *json, size_t len, sv_manifest **out, sv_err *e
     m->captured_at = json_integer_value(json_object_get(o, "capturedAt"));
     m->objects = json_integer_value(json_object_get(o, "objects"));
     m->bytes = json_integer_value(json_object_get(o, "bytes"));
-    m->nshards = json_array_size(shards);
-    m->shards = calloc(m->nshards + 1, sizeof *m->shards);
+    m->shards = calloc(json_array_size(shards) + 1, sizeof *m->shards);
     if (!m->shards) {
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
         goto done;
     }
+    m->nshards = json_array_size(shards); /* only now: sv_manifest_free walks shards */
     for (size_t i = 0; i < m->nshards; i++) {
         json_t *sj = json_array_get(shards, i);
         sv_manifest_shard *s = &m->shards[i];

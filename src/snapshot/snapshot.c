@@ -38,7 +38,6 @@ typedef struct create_op {
     _Atomic int64_t bytes_total, bytes_hashed, bytes_uploaded;
     char (*blobs)[65]; /* sorted; set under s->mu */
     size_t nblobs;
-    bool done;
     struct create_op *next;
 } create_op;
 
@@ -421,15 +420,6 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
         }
     }
 
-    /* Object counts of shards captured from disk (not loaded). */
-    for (size_t i = 0; rc == 0 && i < cap->nshards; i++) {
-        sv_shard_capture *sc = &cap->shards[i];
-        if (sc->status == SV_CAPTURE_OK && sc->objects < 0) {
-            rc = count_objects(s, sc->dir, &sc->objects, err);
-            if (rc)
-                sv_err_wrap(err, "counting objects of shard %s", sc->name);
-        }
-    }
 
     int64_t t_hash = sv_mono_ns();
     /* Announce the blobs before looking at the location, so a concurrent GC
@@ -498,25 +488,32 @@ static int do_create(create_ctx *cx, sv_capture **capp, sv_err *err)
         if (!m->schema)
             rc = oom(err);
         m->nshards = cap->nshards;
+        /* Each shard's file array sized by its own files: thousands of
+         * tenants times all of the collection's files would not fit. */
+        size_t *per_shard = rc == 0 ? calloc(cap->nshards + 1, sizeof *per_shard) : NULL;
+        if (rc == 0 && !per_shard)
+            rc = oom(err);
+        for (size_t k = 0; rc == 0 && k < cx->nfiles; k++)
+            per_shard[cx->files[k].shard]++;
         for (size_t i = 0; rc == 0 && i < cap->nshards; i++) {
             sv_manifest_shard *ms = &m->shards[i];
             snprintf(ms->name, sizeof ms->name, "%s", cap->shards[i].name);
             ms->empty = cap->shards[i].status == SV_CAPTURE_EMPTY;
             ms->objects = cap->shards[i].objects;
-            ms->files = calloc(cx->nfiles + 1, sizeof *ms->files);
-            if (!ms->files) {
+            if (!(ms->files = calloc(per_shard[i] + 1, sizeof *ms->files)))
                 rc = oom(err);
-                break;
-            }
-            for (size_t k = 0; k < cx->nfiles; k++) {
-                if (cx->files[k].shard != (int)i)
-                    continue;
-                sv_manifest_file *mf = &ms->files[ms->nfiles++];
-                snprintf(mf->name, sizeof mf->name, "%s", cx->files[k].name);
-                memcpy(mf->blob, cx->files[k].hex, 65);
-                mf->size = cx->files[k].id.size;
-                ms->bytes += mf->size;
-            }
+        }
+        free(per_shard);
+        for (size_t k = 0; rc == 0 && k < cx->nfiles; k++) {
+            sv_manifest_shard *ms = &m->shards[cx->files[k].shard];
+            sv_manifest_file *mf = &ms->files[ms->nfiles++];
+            snprintf(mf->name, sizeof mf->name, "%s", cx->files[k].name);
+            memcpy(mf->blob, cx->files[k].hex, 65);
+            mf->size = cx->files[k].id.size;
+            ms->bytes += mf->size;
+        }
+        for (size_t i = 0; rc == 0 && i < cap->nshards; i++) {
+            sv_manifest_shard *ms = &m->shards[i];
             m->objects += ms->objects;
             m->bytes += ms->bytes;
             json_array_append_new(shards_api, json_pack("{s:s,s:I,s:I,s:I}", "name", ms->name, "objects",
@@ -589,7 +586,6 @@ static void op_finish(sv_snapshot *s, create_op *op)
             break;
         }
     }
-    op->done = true;
     if (s->gc_running) {
         op->next = s->retired;
         s->retired = op;
@@ -1160,6 +1156,7 @@ typedef struct job_ctx {
     pthread_mutex_t mu;
     sv_err err;
     int rc;
+    long failed_task; /* index of the task whose error failed the job, -1 if none */
 } job_ctx;
 
 static void task_dirs(job_ctx *jc, const sv_restore_task *t, char *dir, char *part, size_t n)
@@ -1252,6 +1249,7 @@ static void *task_worker(void *arg)
             if (jc->rc == 0 || jc->rc == SV_ECANCELED) {
                 jc->rc = rc;
                 jc->err = e;
+                jc->failed_task = (long)i;
                 sv_err_wrap(&jc->err, "shard %s", t->shard);
             }
             pthread_mutex_unlock(&jc->mu);
@@ -1273,7 +1271,7 @@ static int job_fail(sv_snapshot *s, job_ctx *jc, const char *why)
         if (jc->tasks[i].state != SV_JOB_FAILED) {
             jc->tasks[i].state = SV_JOB_FAILED;
             snprintf(jc->tasks[i].reason, sizeof jc->tasks[i].reason, "%s",
-                     strstr(why, jc->tasks[i].shard) ? why : "the job failed");
+                     (long)i == jc->failed_task ? why : "the job failed");
             sv_restore_meta_update_task(s->meta, &jc->tasks[i], NULL);
         }
     }
@@ -1482,6 +1480,7 @@ static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_err *err)
     jc->s = s;
     jc->job = *j;
     jc->run = r;
+    jc->failed_task = -1;
     pthread_mutex_init(&jc->mu, NULL);
     snprintf(r->id, sizeof r->id, "%s", j->id);
     pthread_mutex_lock(&s->mu);
@@ -1501,6 +1500,15 @@ static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_err *err)
         pthread_mutex_destroy(&jc->mu);
         free(r);
         free(jc);
+        /* The job is persisted: leave it FAILED, not PENDING, or it would
+         * run at the next start after the caller was told it failed. */
+        sv_restore_job failed = *j;
+        failed.state = SV_JOB_FAILED;
+        failed.finished_at = sv_now_ms();
+        snprintf(failed.reason, sizeof failed.reason, "could not start: %.400s", err ? err->msg : "no thread");
+        sv_err e2 = {0};
+        if (sv_restore_meta_update_job(s->meta, &failed, &e2))
+            sv_error("cannot mark restore job FAILED", "job=%s error=\"%s\"", j->id, e2.msg);
     }
     return rc;
 }
@@ -1605,7 +1613,6 @@ static int hexset_add(hexset *h, const char *hex)
 typedef struct key_list {
     char **v;
     size_t n, cap;
-    int64_t *sizes, *mtimes;
 } key_list;
 
 static int collect_manifest_key(void *ctx, const sv_location_entry *e)
@@ -1630,7 +1637,6 @@ static int collect_manifest_key(void *ctx, const sv_location_entry *e)
 }
 
 typedef struct blob_scan {
-    sv_snapshot *s;
     hexset *refs;
     int64_t now, grace;
     char **cands;
@@ -1723,7 +1729,10 @@ static int check_committed(const char *key, const char *val, size_t len, int64_t
         bool found = false;
         for (size_t i = 0; i < cc->manifests->n && !found; i++)
             found = !strcmp(cc->manifests->v[i], mk);
-        if (!found)
+        /* Committed after the listing: its manifest is there now, and its
+         * blobs are protected as in flight for this run. */
+        sv_location_info info;
+        if (!found && sv_location_head(cc->s->loc, mk, &info, NULL) != 0)
             snprintf(cc->missing, sizeof cc->missing, "%s", mk);
     }
     json_decref(rec);
@@ -1756,7 +1765,7 @@ int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
 
     key_list manifests = {0};
     hexset refs = {0};
-    blob_scan bs = {.s = s, .refs = &refs, .now = sv_now_ms(), .grace = s->gc_grace_ms};
+    blob_scan bs = {.refs = &refs, .now = sv_now_ms(), .grace = s->gc_grace_ms};
     int64_t deleted = 0, freed = 0;
     if (rc == 0) {
         rc = sv_location_list(s->loc, "snapshots/", NULL, NULL, collect_manifest_key, &manifests, err);
