@@ -19,6 +19,7 @@ typedef struct exp_shard {
     char error[600];
     char skip[160];
     char dir[1200]; /* the checkpoint, "" when there is none */
+    sv_db *db;      /* the checkpoint opened by its first range, shared by all (under job->mu) */
     int64_t known;  /* objects at capture (the store keeps exact counts) */
     uint32_t nranges;
     atomic_uint ranges_done;
@@ -224,8 +225,13 @@ static void job_free(exp_job *j)
     free(j);
 }
 
+/* Called once no worker scans any more. */
 static void job_remove_checkpoints(exp_job *j)
 {
+    for (size_t i = 0; i < j->nshards; i++) {
+        sv_db_close(j->shards[i].db);
+        j->shards[i].db = NULL;
+    }
     sv_err err = {0};
     if (j->capture_root[0] && sv_rmtree(j->capture_root, &err))
         sv_warn("export: cannot remove checkpoints", "dir=%s error=\"%s\"", j->capture_root, err.msg);
@@ -316,12 +322,14 @@ static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x
     exp_range_bounds(t->range, sh->nranges, start, end, &has_end);
     char key[400];
     snprintf(key, sizeof key, "%s/%s_%s_%04u.parquet", j->id, c->name, sh->name, t->range);
-    sv_db *db = NULL;
     sv_db_iter *it = NULL;
     sv_pq_writer *w = NULL;
     sink_ctx sc = {.shard = sh};
     int64_t rows = 0, counted = 0;
-    int rc = sv_db_open_readonly(ex->engine, sh->dir, &db, err);
+    pthread_mutex_lock(&j->mu);
+    int rc = sh->db ? 0 : sv_db_open_readonly(ex->engine, sh->dir, &sh->db, err);
+    sv_db *db = sh->db;
+    pthread_mutex_unlock(&j->mu);
     if (rc == 0)
         rc = sv_location_writer_open(j->loc, key, &sc.lw, err);
     if (rc == 0) {
@@ -390,7 +398,6 @@ static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x
         sv_location_writer_abort(sc.lw);
     sv_pq_writer_free(w);
     sv_db_iter_free(it);
-    sv_db_close(db);
     return rc;
 }
 
