@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "cli.h"
 #include "export.h"
+#include "jobs.h"
 #include "server.h"
 #include "snapshot.h"
 #include "store.h"
@@ -28,8 +29,12 @@ static const char serve_usage[] =
     "  --sync-writes BOOL        SHARDVAULT_SYNC_WRITES     fsync every write, default false\n"
     "  --node-name NAME          SHARDVAULT_NODE_NAME       default node1\n"
     "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog\n"
-    "  --snapshot-location URL   SHARDVAULT_SNAPSHOT_LOCATION  default file://<data-dir>/location\n"
-    "                            (more snapshot settings: docs/snapshot.md)\n"
+    "  --location URL            SHARDVAULT_LOCATION        where snapshots (and later offloaded tenants\n"
+    "                            and catalog checkpoints) live: file:///dir or s3://bucket/prefix,\n"
+    "                            default file://<data-dir>/location (alias: --snapshot-location,\n"
+    "                            SHARDVAULT_SNAPSHOT_LOCATION; more settings: docs/snapshot.md)\n"
+    "  --jobs-keep N             SHARDVAULT_JOBS_KEEP       finished jobs kept per kind, default 1000\n"
+    "  --jobs-keep-days N        SHARDVAULT_JOBS_KEEP_DAYS  finished jobs kept at most N days, default 30\n"
     "\n"
     "\n"
     "Export (environment only; see docs/export.md):\n"
@@ -51,7 +56,8 @@ typedef struct serve_cfg {
     bool sync;
     const char *node;
     const char *catalog;
-    const char *snapshot_location;
+    const char *location;
+    const char *jobs_keep, *jobs_keep_days;
 } serve_cfg;
 
 static int parse_listen(const char *s, serve_cfg *cfg)
@@ -86,7 +92,9 @@ int sv_cli_serve(int argc, char **argv)
     cfg.log_format = sv_env_str("SHARDVAULT_LOG_FORMAT", "text");
     cfg.node = sv_env_str("SHARDVAULT_NODE_NAME", "node1");
     cfg.catalog = sv_env_str("SHARDVAULT_CATALOG", NULL);
-    cfg.snapshot_location = sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL);
+    cfg.location = sv_env_str("SHARDVAULT_LOCATION", sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL));
+    cfg.jobs_keep = sv_env_str("SHARDVAULT_JOBS_KEEP", "1000");
+    cfg.jobs_keep_days = sv_env_str("SHARDVAULT_JOBS_KEEP_DAYS", "30");
     const char *max_body = sv_env_str("SHARDVAULT_MAX_BODY_BYTES", "64Mi");
     const char *cache = sv_env_str("SHARDVAULT_BLOCK_CACHE_BYTES", "256Mi");
     const char *sync = sv_env_str("SHARDVAULT_SYNC_WRITES", "false");
@@ -106,7 +114,9 @@ int sv_cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--sync-writes")) slot = &sync;
         else if (!strcmp(a, "--node-name")) slot = &cfg.node;
         else if (!strcmp(a, "--catalog")) slot = &cfg.catalog;
-        else if (!strcmp(a, "--snapshot-location")) slot = &cfg.snapshot_location;
+        else if (!strcmp(a, "--location") || !strcmp(a, "--snapshot-location")) slot = &cfg.location;
+        else if (!strcmp(a, "--jobs-keep")) slot = &cfg.jobs_keep;
+        else if (!strcmp(a, "--jobs-keep-days")) slot = &cfg.jobs_keep_days;
         if (!slot) {
             fprintf(stderr, "shardvault serve: unknown flag '%s'\n\n%s", a, serve_usage);
             return 2;
@@ -130,6 +140,11 @@ int sv_cli_serve(int argc, char **argv)
         return bad("block-cache-bytes", cache, "expected a size of at least 1Mi, e.g. 256Mi");
     if (sv_parse_bool(sync, &cfg.sync))
         return bad("sync-writes", sync, "expected true or false");
+    int64_t jobs_keep = 0, jobs_keep_days = 0;
+    if (sv_parse_size(cfg.jobs_keep, &jobs_keep) || jobs_keep < 1)
+        return bad("jobs-keep", cfg.jobs_keep, "expected a whole number of at least 1");
+    if (sv_parse_size(cfg.jobs_keep_days, &jobs_keep_days) || jobs_keep_days < 1)
+        return bad("jobs-keep-days", cfg.jobs_keep_days, "expected a whole number of days, at least 1");
     if (sv_check_property_name(cfg.node, NULL))
         return bad("node-name", cfg.node, "expected letters, digits, _ or -");
 
@@ -158,36 +173,49 @@ int sv_cli_serve(int argc, char **argv)
     sv_server *srv = NULL;
     sv_export *ex = NULL;
     sv_snapshot *snap = NULL;
+    sv_jobs *jobs = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
+    if (rc == 0) {
+        sv_jobs_opts jo = {.node_name = cfg.node, .keep = jobs_keep, .keep_days = jobs_keep_days};
+        rc = sv_jobs_open(&jo, cat, &jobs, &err);
+    }
     if (rc == 0) {
         sv_store_opts so = {.data_dir = cfg.data_dir, .block_cache_bytes = cfg.block_cache, .sync_writes = cfg.sync,
                             .node_name = cfg.node};
         rc = sv_store_open(&so, cat, &st, &err);
     }
     if (rc == 0) {
-        sv_export_opts eo = {.store = st, .catalog = cat, .data_dir = cfg.data_dir, .node_name = cfg.node};
+        sv_export_opts eo = {.store = st, .catalog = cat, .jobs = jobs, .data_dir = cfg.data_dir,
+                             .node_name = cfg.node};
         rc = sv_export_open(&eo, &ex, &err);
     }
     if (rc == 0) {
-        sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.snapshot_location,
-                               .node_name = cfg.node};
+        sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.location, .node_name = cfg.node,
+                               .jobs = jobs};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
     }
+    /* Every service has claimed the jobs it resumes: the rest end FAILED. */
+    if (rc == 0)
+        rc = sv_jobs_recover(jobs, &err);
     if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        sv_services svc = {.store = st, .export = ex, .snapshot = snap};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_export_metrics, ex);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
         sv_export_close(ex);
+        sv_jobs_shutdown(jobs);
         sv_snapshot_close(snap);
+        sv_jobs_close(jobs);
         sv_store_close(st);
         sv_catalog_close(cat);
         return 1;
@@ -212,10 +240,12 @@ int sv_cli_serve(int argc, char **argv)
      * FAILED "shutting down" (final status written, slot released) before the
      * store it reads from closes. */
     sv_server_quiesce(srv);
+    sv_jobs_shutdown(jobs); /* no new scheduled runs */
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
     sv_export_close(ex);
     sv_snapshot_close(snap);
+    sv_jobs_close(jobs);
     sv_store_close(st);
     sv_catalog_close(cat);
     sv_info("stopped", "%s", "");

@@ -31,6 +31,7 @@ typedef struct sv_export sv_export;
 typedef struct sv_export_opts {
     sv_store *store;       /* borrowed, must outlive the service */
     sv_catalog *catalog;   /* borrowed: records the running export for crash recovery */
+    struct sv_jobs *jobs;  /* borrowed, may be NULL: every export is also a job of kind "export" */
     const char *data_dir;  /* default filesystem root is <data_dir>/exports */
     const char *node_name; /* NULL = "node1" */
 } sv_export_opts;

@@ -398,6 +398,14 @@ static const route routes[] = {
     {"GET", "/v1/restore-jobs", sv_route_restore_job_list, PERM_READ, false, SVC_SNAPSHOT},
     {"GET", "/v1/restore-jobs/{}", sv_route_restore_job_get, PERM_READ, false, SVC_SNAPSHOT},
     {"POST", "/v1/snapshots/gc", sv_route_snapshot_gc, PERM_OPERATE, false, SVC_SNAPSHOT},
+    {"GET", "/v1/jobs", sv_route_jobs_list, PERM_READ, false, SVC_JOBS},
+    {"GET", "/v1/jobs/{}", sv_route_job_get, PERM_READ, false, SVC_JOBS},
+    {"POST", "/v1/jobs/{}/cancel", sv_route_job_cancel, PERM_OPERATE, false, SVC_JOBS},
+    {"POST", "/v1/schedules", sv_route_schedule_create, PERM_MANAGE, false, SVC_JOBS},
+    {"GET", "/v1/schedules", sv_route_schedule_list, PERM_READ, false, SVC_JOBS},
+    {"GET", "/v1/schedules/{}", sv_route_schedule_get, PERM_READ, false, SVC_JOBS},
+    {"PUT", "/v1/schedules/{}", sv_route_schedule_update, PERM_MANAGE, false, SVC_JOBS},
+    {"DELETE", "/v1/schedules/{}", sv_route_schedule_delete, PERM_MANAGE, false, SVC_JOBS},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 
@@ -498,11 +506,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             }
             return MHD_YES;
         }
-        if ((rq->route->svc == SVC_EXPORT && !srv->svc.export) ||
-            (rq->route->svc == SVC_SNAPSHOT && !srv->svc.snapshot)) {
-            sv_reply_error(rq, 503, rq->route->svc == SVC_EXPORT
-                                        ? "the export service is not running on this server"
-                                        : "the snapshot service is not running on this server");
+        const char *down = rq->route->svc == SVC_EXPORT && !srv->svc.export       ? "export"
+                           : rq->route->svc == SVC_SNAPSHOT && !srv->svc.snapshot ? "snapshot"
+                           : rq->route->svc == SVC_JOBS && !srv->svc.jobs         ? "jobs"
+                                                                                  : NULL;
+        if (down) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the %s service is not running on this server", down);
+            sv_reply_error(rq, 503, msg);
             return MHD_YES;
         }
         if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ) {

@@ -20,6 +20,7 @@ typedef struct sv_services {
     sv_store *store;
     struct sv_export *export;
     struct sv_snapshot *snapshot;
+    struct sv_jobs *jobs;
 } sv_services;
 
 typedef struct sv_server_opts {

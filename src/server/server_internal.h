@@ -39,7 +39,7 @@ typedef int (*handler_fn)(request *rq);
 
 /* The service a route fronts; the server answers 503 for a service that is
  * not running, so handlers can assume theirs is. */
-typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT } service;
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS } service;
 
 typedef struct route {
     const char *method;
@@ -76,5 +76,15 @@ int sv_route_snapshot_restore(request *rq);
 int sv_route_restore_job_get(request *rq);
 int sv_route_restore_job_list(request *rq);
 int sv_route_snapshot_gc(request *rq);
+
+/* routes_jobs.c */
+int sv_route_jobs_list(request *rq);
+int sv_route_job_get(request *rq);
+int sv_route_job_cancel(request *rq);
+int sv_route_schedule_create(request *rq);
+int sv_route_schedule_list(request *rq);
+int sv_route_schedule_get(request *rq);
+int sv_route_schedule_update(request *rq);
+int sv_route_schedule_delete(request *rq);
 
 #endif

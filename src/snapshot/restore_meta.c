@@ -11,8 +11,8 @@
 
 static const char *const job_states[] = {"PENDING", "EXECUTING", "COMPLETED", "FAILED"};
 
-const char *sv_job_state_name(int state) { return state >= 0 && state <= 3 ? job_states[state] : "UNKNOWN"; }
-bool sv_job_state_final(int state) { return state == SV_JOB_COMPLETED || state == SV_JOB_FAILED; }
+const char *sv_restore_state_name(int state) { return state >= 0 && state <= 3 ? job_states[state] : "UNKNOWN"; }
+bool sv_restore_state_final(int state) { return state == SV_RESTORE_COMPLETED || state == SV_RESTORE_FAILED; }
 
 static int state_parse(const char *s)
 {
@@ -161,7 +161,7 @@ static char *job_json(const sv_restore_job *j)
 {
     json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:i}", "format_version", 1, "jobId", j->id,
                           "collection", j->collection, "snapshot", j->snapshot, "target", j->target, "state",
-                          sv_job_state_name(j->state), "reason", j->reason, "createdAt", (json_int_t)j->created_at,
+                          sv_restore_state_name(j->state), "reason", j->reason, "createdAt", (json_int_t)j->created_at,
                           "startedAt", (json_int_t)j->started_at, "finishedAt", (json_int_t)j->finished_at,
                           "bytesTotal", (json_int_t)j->bytes_total, "tasks", j->ntasks);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -173,7 +173,7 @@ static char *task_json(const sv_restore_task *t)
 {
     json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:i,s:s,s:I,s:I,s:s}", "format_version", 1, "jobId", t->job_id, "shard",
                           t->shard, "collection", t->collection, "index", t->index, "state",
-                          sv_job_state_name(t->state), "bytesTotal", (json_int_t)t->bytes_total, "objects",
+                          sv_restore_state_name(t->state), "bytesTotal", (json_int_t)t->bytes_total, "objects",
                           (json_int_t)t->objects, "reason", t->reason);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

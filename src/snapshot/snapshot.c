@@ -898,7 +898,7 @@ static int readers_of(sv_snapshot *s, const char *collection, const char *name, 
         return -1;
     int count = 0;
     for (size_t i = 0; i < nj; i++) {
-        if (!sv_job_state_final(jobs[i].state) && !strcmp(jobs[i].collection, collection) &&
+        if (!sv_restore_state_final(jobs[i].state) && !strcmp(jobs[i].collection, collection) &&
             !strcmp(jobs[i].snapshot, name)) {
             if (count++ == 0)
                 snprintf(job_id, n, "%s", jobs[i].id);
@@ -976,10 +976,10 @@ static json_t *job_api(sv_snapshot *s, const sv_restore_job *j)
     json_t *tj = json_array();
     if (sv_restore_meta_tasks_of_job(s->meta, j->id, &tasks, &nt) == 0) {
         for (size_t i = 0; i < nt; i++) {
-            if (tasks[i].state == SV_JOB_COMPLETED)
+            if (tasks[i].state == SV_RESTORE_COMPLETED)
                 copied += tasks[i].bytes_total;
             json_array_append_new(tj, json_pack("{s:s,s:s,s:I,s:I}", "shard", tasks[i].shard, "state",
-                                                sv_job_state_name(tasks[i].state), "bytes",
+                                                sv_restore_state_name(tasks[i].state), "bytes",
                                                 (json_int_t)tasks[i].bytes_total, "objects",
                                                 (json_int_t)tasks[i].objects));
         }
@@ -990,19 +990,19 @@ static json_t *job_api(sv_snapshot *s, const sv_restore_job *j)
     if (r)
         copied += atomic_load(&r->bytes_running);
     pthread_mutex_unlock(&s->mu);
-    if (j->state == SV_JOB_COMPLETED)
+    if (j->state == SV_RESTORE_COMPLETED)
         copied = j->bytes_total;
     if (copied > j->bytes_total)
         copied = j->bytes_total;
-    int progress = j->state == SV_JOB_COMPLETED ? 100
+    int progress = j->state == SV_RESTORE_COMPLETED ? 100
                    : j->bytes_total > 0         ? (int)(copied * 100 / j->bytes_total)
                                                 : 0;
-    if (progress > 99 && j->state != SV_JOB_COMPLETED)
+    if (progress > 99 && j->state != SV_RESTORE_COMPLETED)
         progress = 99;
     int64_t took = j->started_at ? (j->finished_at ? j->finished_at : sv_now_ms()) - j->started_at : 0;
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:I,s:I,s:I,s:o}", "jobId", j->id, "snapshot",
                      j->snapshot, "collection", j->collection, "target", j->target, "state",
-                     sv_job_state_name(j->state), "progress", progress, "bytesCopied", (json_int_t)copied,
+                     sv_restore_state_name(j->state), "progress", progress, "bytesCopied", (json_int_t)copied,
                      "bytesTotal", (json_int_t)j->bytes_total, "reason", j->reason, "startedAt",
                      (json_int_t)j->started_at, "tookInMs", (json_int_t)took, "createdAt", (json_int_t)j->created_at,
                      "tasks", tj);
@@ -1173,7 +1173,7 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     const sv_manifest_shard *ms = &jc->m->shards[t->index];
     char dir[PATH_MAX + 300], part[PATH_MAX + 300];
     task_dirs(jc, t, dir, part, sizeof dir);
-    t->state = SV_JOB_EXECUTING;
+    t->state = SV_RESTORE_EXECUTING;
     int rc = sv_restore_meta_update_task(s->meta, t, err);
     if (rc)
         return rc;
@@ -1225,7 +1225,7 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     sv_debug("restore task done", "job=%s shard=%s bytes=%lld fetch_ms=%lld count_ms=%lld", t->job_id, t->shard,
              (long long)atomic_load(&copied), (long long)((t_fetch - t0) / 1000000),
              (long long)((sv_mono_ns() - t_fetch) / 1000000));
-    t->state = SV_JOB_COMPLETED;
+    t->state = SV_RESTORE_COMPLETED;
     t->objects = objects;
     return sv_restore_meta_update_task(s->meta, t, err);
 }
@@ -1238,7 +1238,7 @@ static void *task_worker(void *arg)
         if (i >= jc->ntasks || atomic_load(&jc->run->failed) || stopping(jc->s))
             break;
         sv_restore_task *t = &jc->tasks[i];
-        if (t->state == SV_JOB_COMPLETED)
+        if (t->state == SV_RESTORE_COMPLETED)
             continue;
         sv_err e = {0};
         int rc = run_task(jc, t, &e);
@@ -1268,14 +1268,14 @@ static int job_fail(sv_snapshot *s, job_ctx *jc, const char *why)
     sv_err ignored;
     sv_rmtree(jc->root, &ignored);
     for (size_t i = 0; i < jc->ntasks; i++) {
-        if (jc->tasks[i].state != SV_JOB_FAILED) {
-            jc->tasks[i].state = SV_JOB_FAILED;
+        if (jc->tasks[i].state != SV_RESTORE_FAILED) {
+            jc->tasks[i].state = SV_RESTORE_FAILED;
             snprintf(jc->tasks[i].reason, sizeof jc->tasks[i].reason, "%s",
                      (long)i == jc->failed_task ? why : "the job failed");
             sv_restore_meta_update_task(s->meta, &jc->tasks[i], NULL);
         }
     }
-    j->state = SV_JOB_FAILED;
+    j->state = SV_RESTORE_FAILED;
     snprintf(j->reason, sizeof j->reason, "%s", why);
     j->finished_at = sv_now_ms();
     if (!j->started_at)
@@ -1349,13 +1349,13 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
         task_dirs(jc, &jc->tasks[i], dir, part, sizeof dir);
         bool present = sv_path_exists(dir);
         dirs_present |= present;
-        if (jc->tasks[i].state != SV_JOB_COMPLETED)
+        if (jc->tasks[i].state != SV_RESTORE_COMPLETED)
             all_done = false;
     }
     if (all_done && jc->ntasks > 0 && !dirs_present && collection_exists(s, j->target)) {
         /* The previous process adopted the shards and stopped before it
          * could record COMPLETED. */
-        j->state = SV_JOB_COMPLETED;
+        j->state = SV_RESTORE_COMPLETED;
         j->finished_at = sv_now_ms();
         if (sv_restore_meta_update_job(s->meta, j, &err) == 0)
             atomic_fetch_add(&s->m_restored, 1);
@@ -1364,11 +1364,11 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     for (size_t i = 0; i < jc->ntasks; i++) {
         char dir[PATH_MAX + 300], part[PATH_MAX + 300];
         task_dirs(jc, &jc->tasks[i], dir, part, sizeof dir);
-        if (jc->tasks[i].state == SV_JOB_COMPLETED && !sv_path_exists(dir))
-            jc->tasks[i].state = SV_JOB_PENDING;
+        if (jc->tasks[i].state == SV_RESTORE_COMPLETED && !sv_path_exists(dir))
+            jc->tasks[i].state = SV_RESTORE_PENDING;
     }
-    if (j->state == SV_JOB_PENDING) {
-        j->state = SV_JOB_EXECUTING;
+    if (j->state == SV_RESTORE_PENDING) {
+        j->state = SV_RESTORE_EXECUTING;
         j->started_at = sv_now_ms();
         if ((rc = sv_restore_meta_update_job(s->meta, j, &err)) != 0) {
             sv_error("cannot start restore job", "job=%s error=\"%s\"", j->id, err.msg);
@@ -1394,7 +1394,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     }
     bool done = true;
     for (size_t i = 0; i < jc->ntasks; i++)
-        done &= jc->tasks[i].state == SV_JOB_COMPLETED;
+        done &= jc->tasks[i].state == SV_RESTORE_COMPLETED;
     if (!done || stopping(s)) {
         sv_info("restore paused; it resumes at the next start", "job=%s", j->id);
         return;
@@ -1436,7 +1436,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     }
     sv_err ignored;
     sv_rmtree(jc->root, &ignored);
-    j->state = SV_JOB_COMPLETED;
+    j->state = SV_RESTORE_COMPLETED;
     j->finished_at = sv_now_ms();
     if (sv_restore_meta_update_job(s->meta, j, &err) != 0)
         sv_error("cannot mark restore job COMPLETED", "job=%s error=\"%s\"", j->id, err.msg);
@@ -1503,7 +1503,7 @@ static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_err *err)
         /* The job is persisted: leave it FAILED, not PENDING, or it would
          * run at the next start after the caller was told it failed. */
         sv_restore_job failed = *j;
-        failed.state = SV_JOB_FAILED;
+        failed.state = SV_RESTORE_FAILED;
         failed.finished_at = sv_now_ms();
         snprintf(failed.reason, sizeof failed.reason, "could not start: %.400s", err ? err->msg : "no thread");
         sv_err e2 = {0};
@@ -1540,7 +1540,7 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
     if (rc == 0 && sv_restore_meta_jobs_of_collection(s->meta, target, &others, &nothers) != 0)
         rc = oom(err);
     for (size_t i = 0; rc == 0 && i < nothers; i++)
-        if (!sv_job_state_final(others[i].state) && !strcmp(others[i].target, target))
+        if (!sv_restore_state_final(others[i].state) && !strcmp(others[i].target, target))
             rc = sv_fail(err, SV_ECONFLICT, "restore job %s is already restoring into '%s'", others[i].id, target);
     if (rc == 0 && stopping(s))
         rc = sv_fail(err, SV_EUNAVAIL, "the server is shutting down");
@@ -1554,7 +1554,7 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
         snprintf(job.collection, sizeof job.collection, "%s", collection);
         snprintf(job.snapshot, sizeof job.snapshot, "%s", name);
         snprintf(job.target, sizeof job.target, "%s", target);
-        job.state = SV_JOB_PENDING;
+        job.state = SV_RESTORE_PENDING;
         job.created_at = sv_now_ms();
         job.ntasks = (int)m->nshards;
         tasks = calloc(m->nshards + 1, sizeof *tasks);
@@ -1566,7 +1566,7 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
             snprintf(t->shard, sizeof t->shard, "%s", m->shards[i].name);
             snprintf(t->collection, sizeof t->collection, "%s", target);
             t->index = (int)i;
-            t->state = SV_JOB_PENDING;
+            t->state = SV_RESTORE_PENDING;
             t->objects = -1;
             t->bytes_total = m->shards[i].bytes;
             job.bytes_total += t->bytes_total;
@@ -2033,7 +2033,7 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
     size_t nj = 0;
     if (sv_restore_meta_list_jobs(s->meta, &jobs, &nj) == 0) {
         for (size_t i = 0; i < nj; i++) {
-            if (sv_job_state_final(jobs[i].state))
+            if (sv_restore_state_final(jobs[i].state))
                 continue;
             sv_info("resuming restore job", "job=%s target=%s", jobs[i].id, jobs[i].target);
             sv_err e2 = {0};

@@ -35,6 +35,8 @@ typedef struct sv_snapshot_opts {
     int64_t pending_timeout_ms;  /* [SHARDVAULT_SNAPSHOT_PENDING_TIMEOUT_MS] 1 h */
     int workers;                 /* [SHARDVAULT_SNAPSHOT_WORKERS] 2: hashing and restore threads */
     const char *node_name;       /* owner of PENDING records; NULL = "node1" */
+    struct sv_jobs *jobs;        /* borrowed, may be NULL: creates, restores and GC runs are also jobs
+                                    (kinds "snapshot", "restore", "gc") and snapshots can be scheduled */
 } sv_snapshot_opts;
 
 /* st and cat are borrowed and must outlive the service. Opening finishes what

@@ -16,9 +16,9 @@
  * and tasks are indexed by job and jobs by collection (source and target).
  * Callers get copies, never pointers into the manager. */
 
-typedef enum { SV_JOB_PENDING, SV_JOB_EXECUTING, SV_JOB_COMPLETED, SV_JOB_FAILED } sv_job_state;
-const char *sv_job_state_name(int state);
-bool sv_job_state_final(int state);
+typedef enum { SV_RESTORE_PENDING, SV_RESTORE_EXECUTING, SV_RESTORE_COMPLETED, SV_RESTORE_FAILED } sv_restore_state;
+const char *sv_restore_state_name(int state);
+bool sv_restore_state_final(int state);
 
 typedef struct sv_restore_job {
     char id[37];

@@ -60,7 +60,7 @@ static sv_restore_job mkjob(const char *id, const char *src, const char *target,
     snprintf(j.collection, sizeof j.collection, "%s", src);
     snprintf(j.snapshot, sizeof j.snapshot, "snap");
     snprintf(j.target, sizeof j.target, "%s", target);
-    j.state = SV_JOB_PENDING;
+    j.state = SV_RESTORE_PENDING;
     j.created_at = sv_now_ms();
     j.ntasks = ntasks;
     return j;
@@ -91,10 +91,10 @@ static void meta_persist_reload_indexes(void **state)
     assert_int_equal(count_prefix("restore-tasks/"), 3);
 
     /* Updates land in the catalog, so a fresh manager sees them. */
-    t[1].state = SV_JOB_COMPLETED;
+    t[1].state = SV_RESTORE_COMPLETED;
     t[1].objects = 42;
     assert_int_equal(sv_restore_meta_update_task(m, &t[1], &err), 0);
-    j1.state = SV_JOB_EXECUTING;
+    j1.state = SV_RESTORE_EXECUTING;
     j1.started_at = 1234;
     assert_int_equal(sv_restore_meta_update_job(m, &j1, &err), 0);
     sv_restore_job unknown = mkjob("33333333-3333-4333-8333-333333333333", "A", "B", 0);
@@ -105,7 +105,7 @@ static void meta_persist_reload_indexes(void **state)
     assert_int_equal(sv_restore_meta_open(cat, &m, &err), 0);
     sv_restore_job got;
     assert_int_equal(sv_restore_meta_get_job(m, id1, &got), 0);
-    assert_int_equal(got.state, SV_JOB_EXECUTING);
+    assert_int_equal(got.state, SV_RESTORE_EXECUTING);
     assert_int_equal(got.started_at, 1234);
     assert_string_equal(got.target, "Dst1");
     sv_restore_task *tasks = NULL;
@@ -114,9 +114,9 @@ static void meta_persist_reload_indexes(void **state)
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(tasks[i].index, (int)i); /* ordered by index */
-    assert_int_equal(tasks[1].state, SV_JOB_COMPLETED);
+    assert_int_equal(tasks[1].state, SV_RESTORE_COMPLETED);
     assert_int_equal(tasks[1].objects, 42);
-    assert_int_equal(tasks[0].state, SV_JOB_PENDING);
+    assert_int_equal(tasks[0].state, SV_RESTORE_PENDING);
     free(tasks);
 
     /* Collection index: by source and by target. */
