@@ -194,198 +194,26 @@ static int h_metrics(request *rq)
     return 0;
 }
 
-static int h_collections_create(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_create_collection(rq->srv->store, (const char *)rq->body.data, rq->body.len, &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_collections_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_collections(rq->srv->store, &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_collection_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_get_collection(rq->srv->store, rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_collection_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_delete_collection(rq->srv->store, rq->params[0], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-typedef int (*tenant_op)(sv_store *, const char *, json_t *, json_t **, sv_err *);
-
-static int tenants_with_body(request *rq, tenant_op op)
-{
-    sv_err err = {0};
-    json_t *body = NULL, *out = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = op(rq->srv->store, rq->params[0], body, &out, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
-static int h_tenants_update(request *rq) { return tenants_with_body(rq, sv_store_update_tenants); }
-
-static int h_tenants_delete(request *rq)
-{
-    sv_err err = {0};
-    json_t *body = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = sv_store_delete_tenants(rq->srv->store, rq->params[0], body, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-static int h_tenants_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_tenants(rq->srv->store, rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_shards_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_shards(rq->srv->store, rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_object_create(request *rq)
-{
-    sv_err err = {0};
-    if (rq->body.len == 0)
-        return sv_reply_error(rq, 400, "the request needs a JSON object body");
-    int rc = sv_store_put_object(rq->srv->store, rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
-                                 rq->body.len, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-static int h_object_put(request *rq)
-{
-    sv_err err = {0};
-    if (rq->body.len == 0)
-        return sv_reply_error(rq, 400, "the request needs a JSON object body");
-    int rc = sv_store_put_object(rq->srv->store, rq->params[0], rq->params[1], sv_query(rq, "tenant"),
-                                 (const char *)rq->body.data, rq->body.len, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-static int h_object_get(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_get_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-static int h_object_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_delete_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-static int h_objects_list(request *rq)
-{
-    sv_err err = {0};
-    int64_t limit = 100;
-    const char *l = sv_query(rq, "limit");
-    if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
-        return sv_reply_error(rq, 422, "limit must be an integer between 1 and 10000");
-    int rc = sv_store_list_objects(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), sv_query(rq, "after"),
-                                   (int)limit, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-/* Batch bodies are streamed: each complete object goes to the batch as soon
- * as the splitter sees it, so memory is bounded by a write group, not by the
- * request. */
-static int batch_object(const char *json, size_t len, void *ud)
-{
-    request *rq = ud;
-    return sv_batch_add(rq->batch, json, len);
-}
-
-/* A body that breaks off or turns malformed midway is refused, but groups
- * written before that point stay written: the answer says how many. */
-static int batch_refused(request *rq, int rc, sv_err *err)
-{
-    size_t written = sv_batch_written(rq->batch);
-    if (written) {
-        size_t n = strlen(err->msg);
-        snprintf(err->msg + n, sizeof err->msg - n,
-                 "; the first %zu objects of the body were written: correct the body and resend the objects after them",
-                 written);
-    }
-    return sv_reply_err(rq, rc, err);
-}
-
-static int h_batch(request *rq)
-{
-    if (rq->stream_rc)
-        return batch_refused(rq, rq->stream_rc, &rq->stream_err);
-    sv_err err = {0};
-    int rc = sv_batch_splitter_finish(rq->splitter, batch_object, rq, &err);
-    if (rc)
-        return batch_refused(rq, rc, &err);
-    sv_batch *b = rq->batch;
-    rq->batch = NULL;
-    rc = sv_batch_end(b, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
 static const route routes[] = {
     {"GET", "/v1/.well-known/live", h_live, PERM_READ, false, SVC_STORE},
     {"GET", "/v1/.well-known/ready", h_ready, PERM_READ, false, SVC_STORE},
     {"GET", "/v1/meta", h_meta, PERM_READ, false, SVC_STORE},
     {"GET", "/metrics", h_metrics, PERM_OPERATE, false, SVC_STORE},
-    {"POST", "/v1/collections", h_collections_create, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections", h_collections_list, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/collections/{}", h_collection_get, PERM_READ, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}", h_collection_delete, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/tenants", h_tenants_list, PERM_READ, false, SVC_STORE},
-    {"POST", "/v1/collections/{}/tenants", h_tenants_add, PERM_MANAGE, false, SVC_STORE},
-    {"PUT", "/v1/collections/{}/tenants", h_tenants_update, PERM_MANAGE, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}/tenants", h_tenants_delete, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/shards", h_shards_list, PERM_READ, false, SVC_STORE},
-    {"POST", "/v1/collections/{}/objects", h_object_create, PERM_WRITE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/objects", h_objects_list, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/objects/{}", h_object_get, PERM_READ, false, SVC_STORE},
-    {"PUT", "/v1/collections/{}/objects/{}", h_object_put, PERM_WRITE, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}/objects/{}", h_object_delete, PERM_WRITE, false, SVC_STORE},
-    {"POST", "/v1/batch/objects", h_batch, PERM_WRITE, true, SVC_STORE},
+    {"POST", "/v1/collections", sv_route_collections_create, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections", sv_route_collections_list, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/collections/{}", sv_route_collection_get, PERM_READ, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}", sv_route_collection_delete, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/tenants", sv_route_tenants_list, PERM_READ, false, SVC_STORE},
+    {"POST", "/v1/collections/{}/tenants", sv_route_tenants_add, PERM_MANAGE, false, SVC_STORE},
+    {"PUT", "/v1/collections/{}/tenants", sv_route_tenants_update, PERM_MANAGE, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}/tenants", sv_route_tenants_delete, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/shards", sv_route_shards_list, PERM_READ, false, SVC_STORE},
+    {"POST", "/v1/collections/{}/objects", sv_route_object_create, PERM_WRITE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/objects", sv_route_objects_list, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/objects/{}", sv_route_object_get, PERM_READ, false, SVC_STORE},
+    {"PUT", "/v1/collections/{}/objects/{}", sv_route_object_put, PERM_WRITE, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}/objects/{}", sv_route_object_delete, PERM_WRITE, false, SVC_STORE},
+    {"POST", "/v1/batch/objects", sv_route_batch, PERM_WRITE, true, SVC_STORE},
     {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false, SVC_EXPORT},
     {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT},
     {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT},
@@ -521,9 +349,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (rq->route->stream_body) {
             const char *ct = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
             bool ndjson = ct && (strstr(ct, "ndjson") || strstr(ct, "jsonl") || strstr(ct, "json-seq"));
-            rq->splitter = sv_batch_splitter_new(ndjson, (size_t)srv->max_body);
-            rq->batch = sv_batch_begin(srv->store);
-            if (!rq->splitter || !rq->batch)
+            if (sv_route_batch_begin(rq, ndjson, (size_t)srv->max_body))
                 return MHD_NO;
         }
         return MHD_YES;
@@ -534,9 +360,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (rq->status) /* an answer is already decided: discard the body */
             return MHD_YES;
         if (rq->route->stream_body) {
-            if (rq->stream_rc == 0)
-                rq->stream_rc =
-                    sv_batch_splitter_feed(rq->splitter, upload_data, n, batch_object, rq, &rq->stream_err);
+            sv_route_batch_feed(rq, upload_data, n);
             return MHD_YES;
         }
         if (rq->body.len + n > (size_t)srv->max_body) {

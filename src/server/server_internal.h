@@ -61,6 +61,27 @@ int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE with lin
 const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
 const sv_services *sv_request_services(const request *rq);
 
+/* routes_store.c */
+int sv_route_collections_create(request *rq);
+int sv_route_collections_list(request *rq);
+int sv_route_collection_get(request *rq);
+int sv_route_collection_delete(request *rq);
+int sv_route_tenants_list(request *rq);
+int sv_route_tenants_add(request *rq);
+int sv_route_tenants_update(request *rq);
+int sv_route_tenants_delete(request *rq);
+int sv_route_shards_list(request *rq);
+int sv_route_object_create(request *rq);
+int sv_route_object_put(request *rq);
+int sv_route_object_get(request *rq);
+int sv_route_object_delete(request *rq);
+int sv_route_objects_list(request *rq);
+int sv_route_batch(request *rq);
+/* The batch route streams its body: begin when the headers are in (0 or
+ * SV_ENOMEM), feed each chunk; sv_route_batch answers at the end. */
+int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object);
+void sv_route_batch_feed(request *rq, const char *data, size_t n);
+
 /* routes_export.c */
 int sv_route_export_create(request *rq);
 int sv_route_export_status(request *rq);
