@@ -10,6 +10,8 @@ static sv_store *store(request *rq) { return sv_request_services(rq)->store; }
 int sv_route_collections_create(request *rq)
 {
     sv_err err = {0};
+    if (sv_body_empty(rq))
+        return 0;
     json_t *out = NULL;
     int rc = sv_store_create_collection(store(rq), (const char *)rq->body.data, rq->body.len, &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
@@ -84,8 +86,8 @@ int sv_route_shards_list(request *rq)
 int sv_route_object_create(request *rq)
 {
     sv_err err = {0};
-    if (rq->body.len == 0)
-        return sv_reply_error(rq, 400, "the request needs a JSON object body");
+    if (sv_body_empty(rq))
+        return 0;
     int rc = sv_store_put_object(store(rq), rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
                                  rq->body.len, &rq->out, &err);
     if (rc)
@@ -97,8 +99,8 @@ int sv_route_object_create(request *rq)
 int sv_route_object_put(request *rq)
 {
     sv_err err = {0};
-    if (rq->body.len == 0)
-        return sv_reply_error(rq, 400, "the request needs a JSON object body");
+    if (sv_body_empty(rq))
+        return 0;
     int rc = sv_store_put_object(store(rq), rq->params[0], rq->params[1], sv_query(rq, "tenant"),
                                  (const char *)rq->body.data, rq->body.len, &rq->out, &err);
     if (rc)
