@@ -1,6 +1,7 @@
 /* Client commands: thin wrappers over the HTTP API. */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,77 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
     return sv_buf_append(ud, p, size * n) ? 0 : size * n;
 }
 
+/* Room for a request path with its query (user values percent-encoded). */
+#define PATH_LEN 2048
+
+/* Writes fmt at out + at; each %s argument is a user-supplied path segment or
+ * query value and is percent-encoded (all but A-Z a-z 0-9 - . _ ~), so that
+ * "a b", "x?y", "c/d" or "t&limit=1" reach the server as that one value and
+ * never as another path or another parameter. Returns 0, or 2 (message
+ * printed) when the path would not fit. */
+static int vpathf(char *out, size_t cap, size_t at, const char *fmt, va_list ap)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    size_t n = at;
+    for (const char *f = fmt; *f; f++) {
+        if (f[0] == '%' && f[1] == 's') {
+            f++;
+            for (const unsigned char *v = (const unsigned char *)va_arg(ap, const char *); *v; v++) {
+                bool plain = (*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9') ||
+                             *v == '-' || *v == '.' || *v == '_' || *v == '~';
+                if (n + 4 > cap)
+                    goto too_long;
+                if (plain) {
+                    out[n++] = (char)*v;
+                } else {
+                    out[n++] = '%';
+                    out[n++] = hx[*v >> 4];
+                    out[n++] = hx[*v & 15];
+                }
+            }
+        } else {
+            if (n + 2 > cap)
+                goto too_long;
+            out[n++] = *f;
+        }
+    }
+    out[n] = '\0';
+    return 0;
+too_long:
+    out[at] = '\0';
+    fprintf(stderr, "shardvault: an argument is too long for a request URL (over %zu bytes encoded)\n", cap);
+    return 2;
+}
+
+static int pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vpathf(out, cap, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Like pathf, appending to the path already in out. */
+static int pathf_add(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vpathf(out, cap, strlen(out), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 /* Sends one request; returns the HTTP status, or -1 when the server could not
  * be reached (message printed). */
 static long http(client *c, const char *method, const char *path, const char *body, size_t len, const char *ctype,
                  sv_buf *resp)
 {
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", c->base, path);
+    char url[PATH_LEN + 1024];
+    if ((size_t)snprintf(url, sizeof url, "%s%s", c->base, path) >= sizeof url) {
+        fprintf(stderr, "shardvault: the request URL is too long (over %zu bytes)\n", sizeof url);
+        return -1;
+    }
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
@@ -118,8 +183,9 @@ static int cmd_collections(client *c, int argc, char **argv)
         return rc;
     }
     if ((!strcmp(sub, "get") || !strcmp(sub, "delete")) && argc == 3) {
-        char path[512];
-        snprintf(path, sizeof path, "/v1/collections/%s", argv[2]);
+        char path[PATH_LEN];
+        if (pathf(path, sizeof path, "/v1/collections/%s", argv[2]))
+            return 2;
         return simple(c, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL);
     }
     fputs("usage: shardvault collections create FILE|-|JSON\n"
@@ -134,8 +200,9 @@ static int cmd_tenants(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
     if (argc >= 3) {
-        char path[512];
-        snprintf(path, sizeof path, "/v1/collections/%s/tenants", argv[2]);
+        char path[PATH_LEN];
+        if (pathf(path, sizeof path, "/v1/collections/%s/tenants", argv[2]))
+            return 2;
         if (!strcmp(sub, "list"))
             return simple(c, "GET", path, NULL);
         if (argc >= 4) {
@@ -186,10 +253,11 @@ static int cmd_object(client *c, int argc, char **argv)
         fprintf(wants_help(argc, argv) ? stdout : stderr, "usage: shardvault %s COLLECTION ID [--tenant T]\n", cmd);
         return wants_help(argc, argv) ? 0 : 2;
     }
-    char path[700];
+    char path[PATH_LEN];
     const char *tenant = opt(argc, argv, "--tenant");
-    snprintf(path, sizeof path, "/v1/collections/%s/objects/%s%s%s", argv[1], argv[2], tenant ? "?tenant=" : "",
-             tenant ? tenant : "");
+    if (pathf(path, sizeof path, "/v1/collections/%s/objects/%s", argv[1], argv[2]) ||
+        (tenant && pathf_add(path, sizeof path, "?tenant=%s", tenant)))
+        return 2;
     return simple(c, !strcmp(cmd, "get") ? "GET" : "DELETE", path, NULL);
 }
 
@@ -200,11 +268,13 @@ static int cmd_list(client *c, int argc, char **argv)
                 "usage: shardvault list COLLECTION [--limit N] [--after ID] [--tenant T]\n");
         return wants_help(argc, argv) ? 0 : 2;
     }
-    char path[900];
+    char path[PATH_LEN];
     const char *limit = opt(argc, argv, "--limit"), *after = opt(argc, argv, "--after"),
                *tenant = opt(argc, argv, "--tenant");
-    snprintf(path, sizeof path, "/v1/collections/%s/objects?limit=%s%s%s%s%s", argv[1], limit ? limit : "100",
-             after ? "&after=" : "", after ? after : "", tenant ? "&tenant=" : "", tenant ? tenant : "");
+    if (pathf(path, sizeof path, "/v1/collections/%s/objects?limit=%s", argv[1], limit ? limit : "100") ||
+        (after && pathf_add(path, sizeof path, "&after=%s", after)) ||
+        (tenant && pathf_add(path, sizeof path, "&tenant=%s", tenant)))
+        return 2;
     return simple(c, "GET", path, NULL);
 }
 
@@ -306,9 +376,15 @@ static int cmd_import(client *c, int argc, char **argv)
     struct stat sb;
     if (f != stdin && fstat(fileno(f), &sb) == 0)
         p.total_bytes = sb.st_size;
-    char prefix[400];
-    snprintf(prefix, sizeof prefix, "{\"collection\":\"%s\"%s%s%s,", collection, tenant ? ",\"tenant\":\"" : "",
-             tenant ? tenant : "", tenant ? "\"" : "");
+    /* {"collection":C[,"tenant":T], with both as JSON strings (escaped) */
+    sv_buf prefix = {0};
+    sv_buf_append_str(&prefix, "{\"collection\":");
+    sv_buf_json_string(&prefix, collection, strlen(collection));
+    if (tenant) {
+        sv_buf_append_str(&prefix, ",\"tenant\":");
+        sv_buf_json_string(&prefix, tenant, strlen(tenant));
+    }
+    sv_buf_putc(&prefix, ',');
     sv_buf body = {0};
     char *line = NULL;
     size_t cap = 0;
@@ -326,8 +402,7 @@ static int cmd_import(client *c, int argc, char **argv)
             const char *rest = s + 1;
             while (*rest == ' ')
                 rest++;
-            size_t pl = strlen(prefix);
-            sv_buf_append(&body, prefix, *rest == '}' ? pl - 1 : pl); /* "{}" takes no comma */
+            sv_buf_append(&body, prefix.data, *rest == '}' ? prefix.len - 1 : prefix.len); /* "{}" takes no comma */
             sv_buf_append_str(&body, rest);
         } else {
             sv_buf_append_str(&body, s);
@@ -345,6 +420,7 @@ static int cmd_import(client *c, int argc, char **argv)
         rc = send_batch(c, &body, &p, &errors_shown);
     free(line);
     sv_buf_free(&body);
+    sv_buf_free(&prefix);
     if (f != stdin)
         fclose(f);
     p.done_bytes = p.total_bytes;
@@ -419,8 +495,9 @@ static bool terminal(const char *s)
 
 static int export_wait(client *c, const char *backend, const char *id)
 {
-    char path[512];
-    snprintf(path, sizeof path, "/v1/export/%s/%s", backend, id);
+    char path[PATH_LEN];
+    if (pathf(path, sizeof path, "/v1/export/%s/%s", backend, id))
+        return 2;
     int64_t start = sv_mono_ns();
     bool tty = isatty(2);
     for (;;) {
@@ -489,8 +566,11 @@ static int cmd_export(client *c, int argc, char **argv)
             json_decref(o);
         char *s = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        char path[256];
-        snprintf(path, sizeof path, "/v1/export/%s", backend);
+        char path[PATH_LEN];
+        if (pathf(path, sizeof path, "/v1/export/%s", backend)) {
+            free(s);
+            return 2;
+        }
         sv_buf resp = {0};
         long st = http(c, "POST", path, s, strlen(s), NULL, &resp);
         free(s);
@@ -504,8 +584,9 @@ static int cmd_export(client *c, int argc, char **argv)
         return rc;
     }
     if (!help && (!strcmp(sub, "status") || !strcmp(sub, "cancel")) && has_id) {
-        char path[512];
-        snprintf(path, sizeof path, "/v1/export/%s/%s", backend, argv[2]);
+        char path[PATH_LEN];
+        if (pathf(path, sizeof path, "/v1/export/%s/%s", backend, argv[2]))
+            return 2;
         for (int i = 3; i < argc; i++)
             if (!strcmp(argv[i], "--wait") && !strcmp(sub, "status"))
                 return export_wait(c, backend, argv[2]);
@@ -515,8 +596,9 @@ static int cmd_export(client *c, int argc, char **argv)
         return rc;
     }
     if (!help && !strcmp(sub, "list")) {
-        char path[256];
-        snprintf(path, sizeof path, "/v1/export/%s", backend);
+        char path[PATH_LEN];
+        if (pathf(path, sizeof path, "/v1/export/%s", backend))
+            return 2;
         return simple(c, "GET", path, NULL);
     }
     bool h = help || !strcmp(sub, "--help");
@@ -590,8 +672,9 @@ static json_t *follow_snapshot(client *c, const char *path)
 
 static json_t *follow_job(client *c, const char *id)
 {
-    char path[200];
-    snprintf(path, sizeof path, "/v1/restore-jobs/%s", id);
+    char path[PATH_LEN];
+    if (pathf(path, sizeof path, "/v1/restore-jobs/%s", id))
+        return NULL;
     bool tty = isatty(2);
     int64_t start = sv_mono_ns();
     for (;;) {
@@ -639,21 +722,26 @@ static int cmd_snapshot(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
     bool wait = has_flag(argc, argv, "--wait");
-    char path[900];
+    char path[PATH_LEN];
     if (!strcmp(sub, "list") && argc >= 3 && argv[2][0] != '-') {
-        snprintf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]);
+        if (pathf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]))
+            return 2;
         return simple(c, "GET", path, NULL);
     }
     if ((!strcmp(sub, "describe") || !strcmp(sub, "drop")) && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-') {
-        snprintf(path, sizeof path, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]);
+        if (pathf(path, sizeof path, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]))
+            return 2;
         return simple(c, !strcmp(sub, "drop") ? "DELETE" : "GET", path, NULL);
     }
     if (!strcmp(sub, "create") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-') {
         const char *desc = opt(argc, argv, "--description");
+        char follow[PATH_LEN];
+        if (pathf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]) ||
+            pathf(follow, sizeof follow, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]))
+            return 2;
         json_t *body = json_pack("{s:s,s:s}", "name", argv[3], "description", desc ? desc : "");
         char *b = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        snprintf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]);
         sv_buf resp = {0};
         long st = http(c, "POST", path, b, strlen(b), NULL, &resp);
         free(b);
@@ -663,14 +751,16 @@ static int cmd_snapshot(client *c, int argc, char **argv)
             return rc;
         }
         sv_buf_free(&resp);
-        snprintf(path, sizeof path, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]);
-        return print_final(follow_snapshot(c, path), "status", "COMMITTED");
+        return print_final(follow_snapshot(c, follow), "status", "COMMITTED");
     }
     if (!strcmp(sub, "restore") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-' && opt(argc, argv, "--target")) {
         json_t *body = json_pack("{s:s}", "target", opt(argc, argv, "--target"));
+        if (pathf(path, sizeof path, "/v1/collections/%s/snapshots/%s/restore", argv[2], argv[3])) {
+            json_decref(body);
+            return 2;
+        }
         char *b = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        snprintf(path, sizeof path, "/v1/collections/%s/snapshots/%s/restore", argv[2], argv[3]);
         sv_buf resp = {0};
         long st = http(c, "POST", path, b, strlen(b), NULL, &resp);
         free(b);
@@ -687,7 +777,8 @@ static int cmd_snapshot(client *c, int argc, char **argv)
         return rc;
     }
     if (!strcmp(sub, "job") && argc >= 3 && argv[2][0] != '-') {
-        snprintf(path, sizeof path, "/v1/restore-jobs/%s", argv[2]);
+        if (pathf(path, sizeof path, "/v1/restore-jobs/%s", argv[2]))
+            return 2;
         if (wait)
             return print_final(follow_job(c, argv[2]), "state", "COMPLETED");
         return simple(c, "GET", path, NULL);

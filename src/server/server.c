@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -38,7 +39,13 @@ int sv_http_status(int code)
 
 static const char *const perm_names[] = {"read", "write", "manage", "operate"};
 
+/* Counters are per route-table row; the table may grow to MAX_ROUTES - 1
+ * rows (one slot is for unmatched requests). */
+#define MAX_ROUTES 64
 #define N_CODES 16
+/* Upper bounds of the latency histogram buckets, in seconds. */
+static const double latency_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define N_BUCKETS (sizeof latency_le / sizeof latency_le[0])
 static const int tracked_codes[N_CODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503, 504, 0};
 
 struct sv_server {
@@ -57,8 +64,11 @@ struct sv_server {
     } metrics[16];
     int nmetrics;
     /* per route x code; one extra route slot for "unmatched" */
-    atomic_llong counts[64][N_CODES];
-    atomic_llong dur_us[64];
+    atomic_llong counts[MAX_ROUTES][N_CODES];
+    atomic_llong dur_us[MAX_ROUTES];
+    /* latency histogram per route: requests per bucket (not cumulative);
+     * the last slot is +Inf */
+    atomic_llong latency[MAX_ROUTES][N_BUCKETS + 1];
 };
 
 static const route routes[];
@@ -112,10 +122,20 @@ int sv_reply(request *rq, int rc, const sv_err *err, int status, json_t *j)
     return sv_reply_json(rq, status, j);
 }
 
+#define EMPTY_BODY_MSG "request body is empty: send a JSON object (Content-Type: application/json)"
+
+bool sv_body_empty(request *rq)
+{
+    if (rq->body.len)
+        return false;
+    sv_reply_error(rq, 400, EMPTY_BODY_MSG);
+    return true;
+}
+
 int sv_parse_body(request *rq, json_t **out, sv_err *err)
 {
     if (rq->body.len == 0)
-        return sv_fail(err, SV_EPARSE, "the request needs a JSON body");
+        return sv_fail(err, SV_EPARSE, EMPTY_BODY_MSG);
     json_error_t je;
     *out = json_loadb((const char *)rq->body.data, rq->body.len, 0, &je);
     if (!*out)
@@ -146,6 +166,42 @@ static int h_meta(request *rq)
                                          SV_GIT_SHA, "node", rq->srv->node));
 }
 
+/* One histogram per route pattern: rows that share a pattern (GET and POST
+ * /v1/collections) are summed into one series. */
+static void latency_histogram(sv_server *srv, sv_buf *o)
+{
+    sv_buf_append_str(o, "# HELP shardvault_request_duration_seconds Time from request line to answer, by route.\n"
+                         "# TYPE shardvault_request_duration_seconds histogram\n");
+    for (size_t r = 0; r < nroutes; r++) {
+        bool seen = false;
+        for (size_t e = 0; e < r && !seen; e++)
+            seen = !strcmp(routes[e].pattern, routes[r].pattern);
+        if (seen)
+            continue;
+        long long buckets[N_BUCKETS + 1] = {0}, us = 0;
+        for (size_t e = r; e < nroutes; e++) {
+            if (strcmp(routes[e].pattern, routes[r].pattern))
+                continue;
+            for (size_t b = 0; b <= N_BUCKETS; b++)
+                buckets[b] += atomic_load(&srv->latency[e][b]);
+            us += atomic_load(&srv->dur_us[e]);
+        }
+        long long cum = 0;
+        for (size_t b = 0; b <= N_BUCKETS; b++) {
+            cum += buckets[b];
+            if (b < N_BUCKETS)
+                sv_buf_printf(o, "shardvault_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %lld\n",
+                              routes[r].pattern, latency_le[b], cum);
+            else
+                sv_buf_printf(o, "shardvault_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %lld\n",
+                              routes[r].pattern, cum);
+        }
+        sv_buf_printf(o, "shardvault_request_duration_seconds_sum{route=\"%s\"} %.6f\n", routes[r].pattern,
+                      (double)us / 1e6);
+        sv_buf_printf(o, "shardvault_request_duration_seconds_count{route=\"%s\"} %lld\n", routes[r].pattern, cum);
+    }
+}
+
 static int h_metrics(request *rq)
 {
     sv_server *srv = rq->srv;
@@ -171,6 +227,7 @@ static int h_metrics(request *rq)
             sv_buf_printf(o, "shardvault_http_request_duration_seconds_total{route=\"%s\",method=\"%s\"} %.6f\n",
                           routes[r].pattern, routes[r].method, (double)us / 1e6);
     }
+    latency_histogram(srv, o);
     sv_store_stats s;
     sv_store_get_stats(srv->store, &s);
     sv_buf_printf(o,
@@ -194,198 +251,26 @@ static int h_metrics(request *rq)
     return 0;
 }
 
-static int h_collections_create(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_create_collection(rq->srv->store, (const char *)rq->body.data, rq->body.len, &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_collections_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_collections(rq->srv->store, &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_collection_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_get_collection(rq->srv->store, rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_collection_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_delete_collection(rq->srv->store, rq->params[0], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-typedef int (*tenant_op)(sv_store *, const char *, json_t *, json_t **, sv_err *);
-
-static int tenants_with_body(request *rq, tenant_op op)
-{
-    sv_err err = {0};
-    json_t *body = NULL, *out = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = op(rq->srv->store, rq->params[0], body, &out, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
-static int h_tenants_update(request *rq) { return tenants_with_body(rq, sv_store_update_tenants); }
-
-static int h_tenants_delete(request *rq)
-{
-    sv_err err = {0};
-    json_t *body = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = sv_store_delete_tenants(rq->srv->store, rq->params[0], body, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-static int h_tenants_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_tenants(rq->srv->store, rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_shards_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_shards(rq->srv->store, rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-static int h_object_create(request *rq)
-{
-    sv_err err = {0};
-    if (rq->body.len == 0)
-        return sv_reply_error(rq, 400, "the request needs a JSON object body");
-    int rc = sv_store_put_object(rq->srv->store, rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
-                                 rq->body.len, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-static int h_object_put(request *rq)
-{
-    sv_err err = {0};
-    if (rq->body.len == 0)
-        return sv_reply_error(rq, 400, "the request needs a JSON object body");
-    int rc = sv_store_put_object(rq->srv->store, rq->params[0], rq->params[1], sv_query(rq, "tenant"),
-                                 (const char *)rq->body.data, rq->body.len, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-static int h_object_get(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_get_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-static int h_object_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_delete_object(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-static int h_objects_list(request *rq)
-{
-    sv_err err = {0};
-    int64_t limit = 100;
-    const char *l = sv_query(rq, "limit");
-    if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
-        return sv_reply_error(rq, 422, "limit must be an integer between 1 and 10000");
-    int rc = sv_store_list_objects(rq->srv->store, rq->params[0], sv_query(rq, "tenant"), sv_query(rq, "after"),
-                                   (int)limit, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
-/* Batch bodies are streamed: each complete object goes to the batch as soon
- * as the splitter sees it, so memory is bounded by a write group, not by the
- * request. */
-static int batch_object(const char *json, size_t len, void *ud)
-{
-    request *rq = ud;
-    return sv_batch_add(rq->batch, json, len);
-}
-
-/* A body that breaks off or turns malformed midway is refused, but groups
- * written before that point stay written: the answer says how many. */
-static int batch_refused(request *rq, int rc, sv_err *err)
-{
-    size_t written = sv_batch_written(rq->batch);
-    if (written) {
-        size_t n = strlen(err->msg);
-        snprintf(err->msg + n, sizeof err->msg - n,
-                 "; the first %zu objects of the body were written: correct the body and resend the objects after them",
-                 written);
-    }
-    return sv_reply_err(rq, rc, err);
-}
-
-static int h_batch(request *rq)
-{
-    if (rq->stream_rc)
-        return batch_refused(rq, rq->stream_rc, &rq->stream_err);
-    sv_err err = {0};
-    int rc = sv_batch_splitter_finish(rq->splitter, batch_object, rq, &err);
-    if (rc)
-        return batch_refused(rq, rc, &err);
-    sv_batch *b = rq->batch;
-    rq->batch = NULL;
-    rc = sv_batch_end(b, &rq->out, &err);
-    if (rc)
-        return sv_reply_err(rq, rc, &err);
-    rq->status = 200;
-    return 0;
-}
-
 static const route routes[] = {
     {"GET", "/v1/.well-known/live", h_live, PERM_READ, false, SVC_STORE},
     {"GET", "/v1/.well-known/ready", h_ready, PERM_READ, false, SVC_STORE},
     {"GET", "/v1/meta", h_meta, PERM_READ, false, SVC_STORE},
     {"GET", "/metrics", h_metrics, PERM_OPERATE, false, SVC_STORE},
-    {"POST", "/v1/collections", h_collections_create, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections", h_collections_list, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/collections/{}", h_collection_get, PERM_READ, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}", h_collection_delete, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/tenants", h_tenants_list, PERM_READ, false, SVC_STORE},
-    {"POST", "/v1/collections/{}/tenants", h_tenants_add, PERM_MANAGE, false, SVC_STORE},
-    {"PUT", "/v1/collections/{}/tenants", h_tenants_update, PERM_MANAGE, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}/tenants", h_tenants_delete, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/shards", h_shards_list, PERM_READ, false, SVC_STORE},
-    {"POST", "/v1/collections/{}/objects", h_object_create, PERM_WRITE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/objects", h_objects_list, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/objects/{}", h_object_get, PERM_READ, false, SVC_STORE},
-    {"PUT", "/v1/collections/{}/objects/{}", h_object_put, PERM_WRITE, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}/objects/{}", h_object_delete, PERM_WRITE, false, SVC_STORE},
-    {"POST", "/v1/batch/objects", h_batch, PERM_WRITE, true, SVC_STORE},
+    {"POST", "/v1/collections", sv_route_collections_create, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections", sv_route_collections_list, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/collections/{}", sv_route_collection_get, PERM_READ, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}", sv_route_collection_delete, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/tenants", sv_route_tenants_list, PERM_READ, false, SVC_STORE},
+    {"POST", "/v1/collections/{}/tenants", sv_route_tenants_add, PERM_MANAGE, false, SVC_STORE},
+    {"PUT", "/v1/collections/{}/tenants", sv_route_tenants_update, PERM_MANAGE, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}/tenants", sv_route_tenants_delete, PERM_MANAGE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/shards", sv_route_shards_list, PERM_READ, false, SVC_STORE},
+    {"POST", "/v1/collections/{}/objects", sv_route_object_create, PERM_WRITE, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/objects", sv_route_objects_list, PERM_READ, false, SVC_STORE},
+    {"GET", "/v1/collections/{}/objects/{}", sv_route_object_get, PERM_READ, false, SVC_STORE},
+    {"PUT", "/v1/collections/{}/objects/{}", sv_route_object_put, PERM_WRITE, false, SVC_STORE},
+    {"DELETE", "/v1/collections/{}/objects/{}", sv_route_object_delete, PERM_WRITE, false, SVC_STORE},
+    {"POST", "/v1/batch/objects", sv_route_batch, PERM_WRITE, true, SVC_STORE},
     {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false, SVC_EXPORT},
     {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT},
     {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT},
@@ -408,6 +293,7 @@ static const route routes[] = {
     {"DELETE", "/v1/schedules/{}", sv_route_schedule_delete, PERM_MANAGE, false, SVC_JOBS},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
+_Static_assert(sizeof routes / sizeof routes[0] < MAX_ROUTES, "raise MAX_ROUTES: the metrics have a slot per route");
 
 /* Matches path against pattern, capturing "{}" segments. */
 static bool match(const char *pattern, const char *path, request *rq)
@@ -455,12 +341,20 @@ static enum MHD_Result send_response(request *rq)
         return MHD_NO;
     if (rq->out.len || rq->status != 204)
         MHD_add_response_header(resp, "Content-Type", rq->content_type ? rq->content_type : "application/json");
+    if (rq->status == 405 && rq->allow[0])
+        MHD_add_response_header(resp, "Allow", rq->allow);
     enum MHD_Result r = MHD_queue_response(rq->con, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);
     size_t slot = rq->route ? (size_t)(rq->route - routes) : nroutes;
     atomic_fetch_add(&rq->srv->counts[slot][code_slot(rq->status)], 1);
-    if (rq->route)
-        atomic_fetch_add(&rq->srv->dur_us[slot], (sv_mono_ns() - rq->started_ns) / 1000);
+    if (rq->route) {
+        int64_t ns = sv_mono_ns() - rq->started_ns;
+        atomic_fetch_add(&rq->srv->dur_us[slot], ns / 1000);
+        size_t b = 0;
+        while (b < N_BUCKETS && (double)ns / 1e9 > latency_le[b])
+            b++;
+        atomic_fetch_add(&rq->srv->latency[slot][b], 1);
+    }
     if (sv_log_enabled(SV_LOG_DEBUG))
         sv_debug("request", "method=%s route=\"%s\" permission=%s status=%d us=%lld", rq->method,
                  rq->route ? rq->route->pattern : "unmatched", rq->route ? perm_names[rq->route->perm] : "-",
@@ -469,21 +363,113 @@ static enum MHD_Result send_response(request *rq)
     return r;
 }
 
+/* The methods the path supports, for the Allow header of a 405. */
+static void set_allow(request *rq, const char *url)
+{
+    request scratch = {0};
+    size_t n = 0;
+    for (size_t i = 0; i < nroutes; i++) {
+        if (!match(routes[i].pattern, url, &scratch) || strstr(rq->allow, routes[i].method))
+            continue;
+        n += (size_t)snprintf(rq->allow + n, sizeof rq->allow - n, "%s%s", n ? ", " : "", routes[i].method);
+        if (n >= sizeof rq->allow)
+            break;
+    }
+}
+
+/* "%00", "%2F" and "%5C" at s (any hex case): '/' or '\\' for those two,
+ * '0' for NUL; 0 for anything else. */
+static char encoded_separator(const char *s)
+{
+    if (s[0] != '%' || !s[1] || !s[2])
+        return 0;
+    char hi = s[1], lo = (char)tolower((unsigned char)s[2]);
+    if (hi == '0' && lo == '0')
+        return '0';
+    if (hi == '2' && lo == 'f')
+        return '/';
+    if (hi == '5' && lo == 'c')
+        return '\\';
+    return 0;
+}
+
+static const char *separator_name(char c)
+{
+    return c == '0' ? "an encoded NUL (%00)" : c == '/' ? "an encoded '/' (%2F)" : "an encoded '\\' (%5C)";
+}
+
+/* Checks the undecoded request target. MHD decodes the path and the query
+ * values before on_request sees them, so "%00" would cut a name short
+ * ("Prod%00-not-prod" -> "Prod") and "%2F" would turn into a segment
+ * separator: such URLs are refused here, before routing. Writes the problem
+ * into msg (empty when the URL is fine). */
+static void check_raw_url(const char *uri, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    const char *q = strchr(uri, '?');
+    size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
+    for (size_t i = 0; i < path_len; i++) {
+        char c = encoded_separator(uri + i);
+        if (c) {
+            snprintf(msg, cap, "the URL path has %s in a segment: no name can contain it; remove it from the URL",
+                     separator_name(c));
+            return;
+        }
+    }
+    if (!q)
+        return;
+    const char *param = q + 1;
+    for (const char *p = q + 1; *p; p++) {
+        if (*p == '&') {
+            param = p + 1;
+            continue;
+        }
+        char c = encoded_separator(p);
+        if (!c)
+            continue;
+        size_t klen = strcspn(param, "=&");
+        bool plain = klen > 0 && klen <= 40;
+        for (size_t k = 0; plain && k < klen; k++)
+            plain = (param[k] >= 'a' && param[k] <= 'z') || (param[k] >= 'A' && param[k] <= 'Z') ||
+                    (param[k] >= '0' && param[k] <= '9') || param[k] == '_' || param[k] == '-' || param[k] == '.';
+        if (plain)
+            snprintf(msg, cap, "the query parameter '%.*s' has %s in its value: no parameter accepts it; remove it",
+                     (int)klen, param, separator_name(c));
+        else
+            snprintf(msg, cap, "the URL query has %s: no parameter accepts it; remove it", separator_name(c));
+        return;
+    }
+}
+
+/* MHD's URI log callback: called with the request target as sent, before
+ * any decoding. The request starts here so the raw URL can be checked. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    sv_server *srv = cls;
+    request *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->srv = srv;
+    rq->con = con;
+    rq->started_ns = sv_mono_ns();
+    check_raw_url(uri, rq->url_problem, sizeof rq->url_problem);
+    atomic_fetch_add(&srv->in_flight, 1);
+    return rq;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     sv_server *srv = cls;
     request *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq)
-            return MHD_NO;
-        rq->srv = srv;
-        rq->con = con;
+    if (!rq) /* on_uri could not allocate it; without it the raw URL went unchecked */
+        return MHD_NO;
+    if (!rq->method) {
         rq->method = method;
-        rq->started_ns = sv_mono_ns();
-        *con_cls = rq;
-        atomic_fetch_add(&srv->in_flight, 1);
+        if (rq->url_problem[0]) {
+            sv_reply_error(rq, 400, rq->url_problem);
+            return MHD_YES;
+        }
         bool path_known = false;
         for (size_t i = 0; i < nroutes; i++) {
             if (match(routes[i].pattern, url, rq)) {
@@ -499,6 +485,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
                 char msg[160];
                 snprintf(msg, sizeof msg, "method %.16s is not allowed on %.100s", method, url);
                 sv_reply_error(rq, 405, msg);
+                set_allow(rq, url);
             } else {
                 char msg[256];
                 snprintf(msg, sizeof msg, "no such endpoint: %.16s %.150s (see docs/api.md)", method, url);
@@ -532,9 +519,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (rq->route->stream_body) {
             const char *ct = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
             bool ndjson = ct && (strstr(ct, "ndjson") || strstr(ct, "jsonl") || strstr(ct, "json-seq"));
-            rq->splitter = sv_batch_splitter_new(ndjson, (size_t)srv->max_body);
-            rq->batch = sv_batch_begin(srv->store);
-            if (!rq->splitter || !rq->batch)
+            if (sv_route_batch_begin(rq, ndjson, (size_t)srv->max_body))
                 return MHD_NO;
         }
         return MHD_YES;
@@ -545,9 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (rq->status) /* an answer is already decided: discard the body */
             return MHD_YES;
         if (rq->route->stream_body) {
-            if (rq->stream_rc == 0)
-                rq->stream_rc =
-                    sv_batch_splitter_feed(rq->splitter, upload_data, n, batch_object, rq, &rq->stream_err);
+            sv_route_batch_feed(rq, upload_data, n);
             return MHD_YES;
         }
         if (rq->body.len + n > (size_t)srv->max_body) {
@@ -607,7 +590,8 @@ int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_serve
     srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                        MHD_USE_ERROR_LOG,
                                    0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK,
+                                   on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT,
                                    (unsigned)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                                    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!srv->daemon) {

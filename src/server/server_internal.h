@@ -18,7 +18,9 @@ typedef struct request {
     struct sv_server *srv;
     struct MHD_Connection *con;
     const struct route *route;
-    const char *method;
+    const char *method;  /* NULL until on_request first sees the request */
+    char url_problem[200]; /* why the raw URL is refused (400), or empty */
+    char allow[64];        /* a 405's Allow header */
     char params[MAX_PARAMS][256];
     int nparams;
     sv_buf body;           /* buffered bodies */
@@ -57,9 +59,33 @@ int sv_reply_err(request *rq, int rc, const sv_err *err); /* status from sv_http
 /* rc == 0: answers status with j (NULL: no body, e.g. 204); else the error.
  * Steals j either way. */
 int sv_reply(request *rq, int rc, const sv_err *err, int status, json_t *j);
-int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE with line/column */
+int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE: empty, or line/column */
+/* For handlers that pass the raw body on: true (after answering 400 with
+ * what to send) when the body is empty. */
+bool sv_body_empty(request *rq);
 const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
 const sv_services *sv_request_services(const request *rq);
+
+/* routes_store.c */
+int sv_route_collections_create(request *rq);
+int sv_route_collections_list(request *rq);
+int sv_route_collection_get(request *rq);
+int sv_route_collection_delete(request *rq);
+int sv_route_tenants_list(request *rq);
+int sv_route_tenants_add(request *rq);
+int sv_route_tenants_update(request *rq);
+int sv_route_tenants_delete(request *rq);
+int sv_route_shards_list(request *rq);
+int sv_route_object_create(request *rq);
+int sv_route_object_put(request *rq);
+int sv_route_object_get(request *rq);
+int sv_route_object_delete(request *rq);
+int sv_route_objects_list(request *rq);
+int sv_route_batch(request *rq);
+/* The batch route streams its body: begin when the headers are in (0 or
+ * SV_ENOMEM), feed each chunk; sv_route_batch answers at the end. */
+int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object);
+void sv_route_batch_feed(request *rq, const char *data, size_t n);
 
 /* routes_export.c */
 int sv_route_export_create(request *rq);

@@ -69,3 +69,56 @@ test('collections, import, get, delete through the CLI', async () => {
   await srv.stop();
   srv.cleanup();
 });
+
+test('user arguments are percent-encoded: they reach the server as one value, never as another URL', async () => {
+  const srv = await startServer();
+  const env = { SHARDVAULT_URL: srv.url };
+  try {
+    for (const body of [{ name: 'Enc', vectors: { default: { dim: 1 } } },
+      { name: 'EncT', multiTenancy: true, vectors: { default: { dim: 1 } } }]) {
+      assert.equal((await srv.req('POST', '/v1/collections', body)).status, 200);
+    }
+    assert.equal((await srv.req('POST', '/v1/collections/EncT/tenants', { tenants: [{ name: 't1' }] })).status, 200);
+    const id = '00000000-0000-4000-8000-0000000000aa';
+    assert.equal((await srv.req('PUT', `/v1/collections/Enc/objects/${id}`, { vector: [1] })).status, 200);
+    assert.equal((await srv.req('PUT', `/v1/collections/EncT/objects/${id}?tenant=t1`, { vector: [1] })).status, 200);
+
+    // A '?' in the id used to start a query: the CLI fetched and deleted object <id>.
+    const got = run(['get', 'Enc', `${id}?x=1`], env);
+    assert.equal(got.status, 1, got.stdout);
+    assert.match(got.stderr, /HTTP 422.*UUID/);
+    const del = run(['delete', 'Enc', `${id}#frag`], env);
+    assert.equal(del.status, 1, del.stdout);
+    assert.match(del.stderr, /HTTP 422/);
+    assert.equal((await srv.req('GET', `/v1/collections/Enc/objects/${id}`)).status, 200, 'the object is still there');
+
+    // A '/' in a name used to reach another endpoint (/v1/collections/Enc/tenants).
+    const slash = run(['collections', 'get', 'Enc/tenants'], env);
+    assert.equal(slash.status, 1, slash.stdout);
+    assert.match(slash.stderr, /HTTP 400.*%2F/);
+
+    // A tenant with a space and '&' is one value (a bad tenant), not tenant "t1" plus a parameter.
+    const ten = run(['get', 'EncT', id, '--tenant', 't1&limit=1'], env);
+    assert.equal(ten.status, 1, ten.stdout);
+    assert.match(ten.stderr, /HTTP 4\d\d.*tenant/i);
+    const sp = run(['list', 'EncT', '--tenant', 't1 x'], env);
+    assert.equal(sp.status, 1, sp.stdout);
+    assert.match(sp.stderr, /HTTP 4\d\d.*tenant/i);
+    const ok = run(['get', 'EncT', id, '--tenant', 't1'], env);
+    assert.equal(ok.status, 0, ok.stderr);
+
+    // import puts --collection and --tenant into JSON: a '"' in them is escaped, not spliced.
+    const file = path.join(srv.dataDir, 'enc.ndjson');
+    writeFileSync(file, `${JSON.stringify({ vector: [1] })}\n${JSON.stringify({ vector: [2] })}\n`);
+    // (Unescaped, this name imported both objects into EncT's tenant t1.)
+    const imp = run(['import', file, '--collection', 'EncT","tenant":"t1'], env);
+    assert.equal(imp.status, 1);
+    assert.match(imp.stdout, /imported 0, failed 2/, imp.stderr);
+    assert.match(imp.stderr, /collection/);
+    const listed = await srv.req('GET', '/v1/collections/EncT/objects?tenant=t1');
+    assert.equal(listed.json.objects.length, 1, 'only the object put above');
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});

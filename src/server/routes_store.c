@@ -1,0 +1,196 @@
+/* Store routes: collections, tenants, shards, objects and batch -> sv_store_* calls. */
+#include <stdio.h>
+#include <string.h>
+
+#include "server_internal.h"
+#include "store.h"
+
+static sv_store *store(request *rq) { return sv_request_services(rq)->store; }
+
+int sv_route_collections_create(request *rq)
+{
+    sv_err err = {0};
+    if (sv_body_empty(rq))
+        return 0;
+    json_t *out = NULL;
+    int rc = sv_store_create_collection(store(rq), (const char *)rq->body.data, rq->body.len, &out, &err);
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_collections_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_collections(store(rq), &out, &err);
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_collection_get(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_get_collection(store(rq), rq->params[0], &out, &err);
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_collection_delete(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_store_delete_collection(store(rq), rq->params[0], &err);
+    return sv_reply(rq, rc, &err, 204, NULL);
+}
+
+typedef int (*tenant_op)(sv_store *, const char *, json_t *, json_t **, sv_err *);
+
+static int tenants_with_body(request *rq, tenant_op op)
+{
+    sv_err err = {0};
+    json_t *body = NULL, *out = NULL;
+    int rc = sv_parse_body(rq, &body, &err);
+    if (rc == 0)
+        rc = op(store(rq), rq->params[0], body, &out, &err);
+    json_decref(body);
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
+int sv_route_tenants_update(request *rq) { return tenants_with_body(rq, sv_store_update_tenants); }
+
+int sv_route_tenants_delete(request *rq)
+{
+    sv_err err = {0};
+    json_t *body = NULL;
+    int rc = sv_parse_body(rq, &body, &err);
+    if (rc == 0)
+        rc = sv_store_delete_tenants(store(rq), rq->params[0], body, &err);
+    json_decref(body);
+    return sv_reply(rq, rc, &err, 204, NULL);
+}
+
+int sv_route_tenants_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_tenants(store(rq), rq->params[0], &out, &err);
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_shards_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_shards(store(rq), rq->params[0], &out, &err);
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_object_create(request *rq)
+{
+    sv_err err = {0};
+    if (sv_body_empty(rq))
+        return 0;
+    int rc = sv_store_put_object(store(rq), rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
+                                 rq->body.len, &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+int sv_route_object_put(request *rq)
+{
+    sv_err err = {0};
+    if (sv_body_empty(rq))
+        return 0;
+    int rc = sv_store_put_object(store(rq), rq->params[0], rq->params[1], sv_query(rq, "tenant"),
+                                 (const char *)rq->body.data, rq->body.len, &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+int sv_route_object_get(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_store_get_object(store(rq), rq->params[0], sv_query(rq, "tenant"), rq->params[1], &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+int sv_route_object_delete(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_store_delete_object(store(rq), rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
+    return sv_reply(rq, rc, &err, 204, NULL);
+}
+
+int sv_route_objects_list(request *rq)
+{
+    sv_err err = {0};
+    int64_t limit = 100;
+    const char *l = sv_query(rq, "limit");
+    if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
+        return sv_reply_error(rq, 422, "limit must be an integer between 1 and 10000");
+    int rc = sv_store_list_objects(store(rq), rq->params[0], sv_query(rq, "tenant"), sv_query(rq, "after"),
+                                   (int)limit, &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+/* Batch bodies are streamed: each complete object goes to the batch as soon
+ * as the splitter sees it, so memory is bounded by a write group, not by the
+ * request. */
+static int batch_object(const char *json, size_t len, void *ud)
+{
+    request *rq = ud;
+    return sv_batch_add(rq->batch, json, len);
+}
+
+/* A body that breaks off or turns malformed midway is refused, but groups
+ * written before that point stay written: the answer says how many. */
+int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object)
+{
+    rq->splitter = sv_batch_splitter_new(ndjson, max_object);
+    rq->batch = sv_batch_begin(store(rq));
+    return rq->splitter && rq->batch ? 0 : SV_ENOMEM;
+}
+
+void sv_route_batch_feed(request *rq, const char *data, size_t n)
+{
+    if (rq->stream_rc == 0)
+        rq->stream_rc = sv_batch_splitter_feed(rq->splitter, data, n, batch_object, rq, &rq->stream_err);
+}
+
+static int batch_refused(request *rq, int rc, sv_err *err)
+{
+    size_t written = sv_batch_written(rq->batch);
+    if (written) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n,
+                 "; the first %zu objects of the body were written: correct the body and resend the objects after them",
+                 written);
+    }
+    return sv_reply_err(rq, rc, err);
+}
+
+int sv_route_batch(request *rq)
+{
+    if (rq->stream_rc)
+        return batch_refused(rq, rq->stream_rc, &rq->stream_err);
+    sv_err err = {0};
+    int rc = sv_batch_splitter_finish(rq->splitter, batch_object, rq, &err);
+    if (rc)
+        return batch_refused(rq, rc, &err);
+    sv_batch *b = rq->batch;
+    rq->batch = NULL;
+    rc = sv_batch_end(b, &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
