@@ -800,6 +800,117 @@ static int cmd_snapshot(client *c, int argc, char **argv)
     return help ? 0 : 2;
 }
 
+/* ---- jobs and schedules ----------------------------------------------------------- */
+
+static int cmd_jobs(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    char path[PATH_LEN];
+    if (!strcmp(sub, "list") && !wants_help(argc, argv)) {
+        static const char *const filters[] = {"kind", "state", "collection", "limit", "after"};
+        snprintf(path, sizeof path, "/v1/jobs");
+        char sep = '?';
+        for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+            char flag[32];
+            snprintf(flag, sizeof flag, "--%s", filters[i]);
+            const char *v = opt(argc, argv, flag);
+            if (!v)
+                continue;
+            char fmt[48];
+            snprintf(fmt, sizeof fmt, "%c%s=%%s", sep, filters[i]);
+            if (pathf_add(path, sizeof path, fmt, v))
+                return 2;
+            sep = '&';
+        }
+        return simple(c, "GET", path, NULL);
+    }
+    if ((!strcmp(sub, "get") || !strcmp(sub, "cancel")) && argc >= 3 && argv[2][0] != '-') {
+        if (pathf(path, sizeof path, !strcmp(sub, "get") ? "/v1/jobs/%s" : "/v1/jobs/%s/cancel", argv[2]))
+            return 2;
+        return simple(c, !strcmp(sub, "get") ? "GET" : "POST", path, NULL);
+    }
+    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
+    fputs("usage: shardvault jobs list [--kind K] [--state S] [--collection C] [--limit N] [--after ID]\n"
+          "       shardvault jobs get ID\n"
+          "       shardvault jobs cancel ID\n"
+          "Every long operation (export, snapshot, restore, gc) is a job; states are PENDING, RUNNING,\n"
+          "SUCCEEDED, FAILED and CANCELED. Lists are newest first; --after takes the previous page's next.\n",
+          help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
+/* schedules create NAME --kind K (--cron EXPR | --every D) [--collection C] [--backend B]
+ * [--include C,..] [--keep-last N] [--keep-daily N] ... */
+static int schedule_create(client *c, int argc, char **argv)
+{
+    json_t *b = json_pack("{s:s}", "name", argv[2]);
+    static const char *const strs[][2] = {{"--kind", "kind"}, {"--cron", "cron"}, {"--every", "every"},
+                                          {"--collection", "collection"}, {"--backend", "backend"}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        const char *v = opt(argc, argv, strs[i][0]);
+        if (v)
+            json_object_set_new(b, strs[i][1], json_string(v));
+    }
+    const char *inc = opt(argc, argv, "--include");
+    if (inc)
+        json_object_set_new(b, "include", split_names(inc));
+    static const char *const keeps[][2] = {{"--keep-last", "keepLast"},     {"--keep-hourly", "keepHourly"},
+                                           {"--keep-daily", "keepDaily"},   {"--keep-weekly", "keepWeekly"},
+                                           {"--keep-monthly", "keepMonthly"}, {"--keep-yearly", "keepYearly"}};
+    json_t *ret = json_object();
+    for (size_t i = 0; i < sizeof keeps / sizeof keeps[0]; i++) {
+        const char *v = opt(argc, argv, keeps[i][0]);
+        if (!v)
+            continue;
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 0) {
+            fprintf(stderr, "shardvault: %s needs a whole number, got '%s'\n", keeps[i][0], v);
+            json_decref(ret);
+            json_decref(b);
+            return 2;
+        }
+        json_object_set_new(ret, keeps[i][1], json_integer(n));
+    }
+    json_object_set_new(b, "retention", ret);
+    char *txt = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    int rc = simple(c, "POST", "/v1/schedules", txt);
+    free(txt);
+    return rc;
+}
+
+static int cmd_schedules(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    char path[PATH_LEN];
+    bool named = argc >= 3 && argv[2][0] != '-';
+    if (!strcmp(sub, "list") && !wants_help(argc, argv))
+        return simple(c, "GET", "/v1/schedules", NULL);
+    if (!strcmp(sub, "create") && named && !wants_help(argc, argv))
+        return schedule_create(c, argc, argv);
+    if (named && (!strcmp(sub, "get") || !strcmp(sub, "delete") || !strcmp(sub, "pause") || !strcmp(sub, "resume"))) {
+        if (pathf(path, sizeof path, "/v1/schedules/%s", argv[2]))
+            return 2;
+        if (!strcmp(sub, "get"))
+            return simple(c, "GET", path, NULL);
+        if (!strcmp(sub, "delete"))
+            return simple(c, "DELETE", path, NULL);
+        return simple(c, "PUT", path, !strcmp(sub, "pause") ? "{\"paused\":true}" : "{\"paused\":false}");
+    }
+    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
+    fputs("usage: shardvault schedules create NAME --kind snapshot|export (--cron 'M H DOM MON DOW' | --every 6h)\n"
+          "                 [--collection C] [--backend filesystem|s3] [--include C,..]\n"
+          "                 [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
+          "                 [--keep-monthly N] [--keep-yearly N]\n"
+          "       shardvault schedules list | get NAME | pause NAME | resume NAME | delete NAME\n"
+          "A schedule creates a snapshot (of --collection) or an export (of --include, to --backend) at\n"
+          "each cron slot (UTC) or interval, then keeps what the --keep-* rules keep (a snapshot kept by\n"
+          "any rule is kept) and deletes the rest of what it created. Deleting a schedule keeps them.\n",
+          help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
 int sv_cli_client(const char *url, int argc, char **argv)
 {
     client c = {.base = url};
@@ -823,6 +934,10 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_export(&c, argc, argv);
     else if (!strcmp(cmd, "snapshot"))
         rc = cmd_snapshot(&c, argc, argv);
+    else if (!strcmp(cmd, "jobs"))
+        rc = cmd_jobs(&c, argc, argv);
+    else if (!strcmp(cmd, "schedules"))
+        rc = cmd_schedules(&c, argc, argv);
     else if (!strcmp(cmd, "meta"))
         rc = simple(&c, "GET", "/v1/meta", NULL);
     else {
