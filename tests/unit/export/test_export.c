@@ -23,7 +23,7 @@ static void ranges_cover_key_space(void **state)
         for (uint32_t i = 0; i < n; i++) {
             uint8_t s[16], e[16];
             bool has_end;
-            exp_range_bounds(i, n, s, e, &has_end);
+            sv_export_range_bounds(i, n, s, e, &has_end);
             /* contiguous: each range starts where the previous ended */
             assert_memory_equal(s, prev_end, 16);
             assert_int_equal(has_end, i + 1 < n);
@@ -34,10 +34,10 @@ static void ranges_cover_key_space(void **state)
     }
     uint8_t s[16], e[16], zero[16] = {0};
     bool has_end;
-    exp_range_bounds(0, 1, s, e, &has_end);
+    sv_export_range_bounds(0, 1, s, e, &has_end);
     assert_memory_equal(s, zero, 16);
     assert_false(has_end);
-    exp_range_bounds(1, 2, s, e, &has_end);
+    sv_export_range_bounds(1, 2, s, e, &has_end);
     assert_int_equal(s[0], 0x80);
     assert_int_equal(s[1], 0);
 }
@@ -53,7 +53,7 @@ static void random_uuids_spread_evenly(void **state)
         for (uint32_t i = 0; i < N; i++) {
             uint8_t s[16], e[16];
             bool has_end;
-            exp_range_bounds(i, N, s, e, &has_end);
+            sv_export_range_bounds(i, N, s, e, &has_end);
             if (memcmp(u.b, s, 16) >= 0 && (!has_end || memcmp(u.b, e, 16) < 0)) {
                 assert_int_equal(found, -1); /* exactly one range */
                 found = (int)i;
@@ -68,33 +68,33 @@ static void random_uuids_spread_evenly(void **state)
 
 static void range_count(void **state)
 {
-    assert_int_equal(exp_range_count(0, 1000), 1);
-    assert_int_equal(exp_range_count(-1, 1000), 1);
-    assert_int_equal(exp_range_count(1000, 1000), 1);
-    assert_int_equal(exp_range_count(1001, 1000), 2);
-    assert_int_equal(exp_range_count(4000000, 1000000), 4);
-    assert_int_equal(exp_range_count(INT64_MAX / 2, 1), 9999); /* four-digit file names */
+    assert_int_equal(sv_export_range_count(0, 1000), 1);
+    assert_int_equal(sv_export_range_count(-1, 1000), 1);
+    assert_int_equal(sv_export_range_count(1000, 1000), 1);
+    assert_int_equal(sv_export_range_count(1001, 1000), 2);
+    assert_int_equal(sv_export_range_count(4000000, 1000000), 4);
+    assert_int_equal(sv_export_range_count(INT64_MAX / 2, 1), 9999); /* four-digit file names */
 }
 
 /* ---- options ------------------------------------------------------------------ */
 
-static int parse_opts(const char *json, exp_options *o, sv_err *err)
+static int parse_opts(const char *json, sv_export_file_opts *o, sv_err *err)
 {
     json_t *j = json ? json_loads(json, 0, NULL) : NULL;
-    int rc = exp_options_parse(j, o, err);
+    int rc = sv_export_file_opts_parse(j, o, err);
     json_decref(j);
     return rc;
 }
 
 static void options(void **state)
 {
-    exp_options o;
+    sv_export_file_opts o;
     sv_err err = {0};
     assert_int_equal(parse_opts(NULL, &o, &err), 0);
-    assert_int_equal(o.schema, EXP_SCHEMA_TYPED);
+    assert_int_equal(o.schema, SV_EXPORT_SCHEMA_TYPED);
     assert_int_equal(o.codec, SV_PQ_CODEC_ZSTD);
     assert_int_equal(parse_opts("{\"schema\":\"weaviate\",\"compression\":\"snappy\"}", &o, &err), 0);
-    assert_int_equal(o.schema, EXP_SCHEMA_WEAVIATE);
+    assert_int_equal(o.schema, SV_EXPORT_SCHEMA_WEAVIATE);
     assert_int_equal(o.codec, SV_PQ_CODEC_SNAPPY);
     assert_int_equal(parse_opts("{\"compression\":\"zstd\",\"compression_level\":19}", &o, &err), 0);
     assert_int_equal(o.level, 19);
@@ -108,7 +108,7 @@ static void options(void **state)
         assert_int_equal(parse_opts(bad[i], &o, &err), SV_EINVAL);
         assert_true(strlen(err.msg) > 10);
     }
-    json_t *j = exp_options_json(&(exp_options){EXP_SCHEMA_WEAVIATE, SV_PQ_CODEC_ZSTD, 7});
+    json_t *j = sv_export_file_opts_json(&(sv_export_file_opts){SV_EXPORT_SCHEMA_WEAVIATE, SV_PQ_CODEC_ZSTD, 7});
     char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(s, "{\"compression\":\"zstd\",\"compression_level\":7,\"schema\":\"weaviate\"}");
     free(s);
@@ -129,25 +129,26 @@ static int mem_write(void *ud, const void *data, size_t len, sv_err *err)
     return sv_buf_append(ud, data, len);
 }
 
-static void layout_rows(exp_schema_kind kind)
+static void layout_rows(sv_export_schema_kind kind)
 {
     sv_err err = {0};
     sv_schema *s = NULL;
     assert_int_equal(sv_schema_parse(FULL_SCHEMA, strlen(FULL_SCHEMA), &s, &err), 0);
-    exp_layout *l = NULL;
-    assert_int_equal(exp_layout_new(s, kind, &l, &err), 0);
-    json_t *d = json_loads(exp_layout_description(l), 0, NULL);
+    sv_export_layout *l = NULL;
+    assert_int_equal(sv_export_layout_new(s, kind, &l, &err), 0);
+    json_t *d = json_loads(sv_export_layout_description(l), 0, NULL);
     assert_non_null(d);
-    assert_string_equal(json_string_value(json_object_get(d, "schema")), kind == EXP_SCHEMA_TYPED ? "typed" : "weaviate");
+    assert_string_equal(json_string_value(json_object_get(d, "schema")),
+                        kind == SV_EXPORT_SCHEMA_TYPED ? "typed" : "weaviate");
     assert_string_equal(json_string_value(json_object_get(json_object_get(d, "collection"), "name")), "Full");
-    assert_int_equal(json_array_size(json_object_get(d, "columns")), kind == EXP_SCHEMA_TYPED ? 17 : 7);
+    assert_int_equal(json_array_size(json_object_get(d, "columns")), kind == SV_EXPORT_SCHEMA_TYPED ? 17 : 7);
     json_decref(d);
 
     sv_buf file = {0};
     sv_pq_sink sink = {mem_write, NULL, &file};
     sv_pq_writer *w = NULL;
     sv_pq_options o = {.codec = SV_PQ_CODEC_ZSTD};
-    assert_int_equal(sv_pq_writer_new(exp_layout_pq(l), &o, &sink, &w, &err), 0);
+    assert_int_equal(sv_pq_writer_new(sv_export_layout_pq(l), &o, &sink, &w, &err), 0);
     const char *objs[] = {
         "{\"id\":\"6b3f4c70-0000-4000-8000-000000000001\",\"vector\":[1,2,3],\"namedVectors\":{\"a\":[1,2]},"
         "\"multiVectors\":{\"m\":[[1,2],[3,4],[5,6]]},\"properties\":{\"t\":\"h\\u00e9llo\",\"i\":-5,\"n\":1.5,"
@@ -158,7 +159,7 @@ static void layout_rows(exp_schema_kind kind)
         "{\"id\":\"6b3f4c70-0000-4000-8000-000000000003\",\"properties\":{\"ts\":[],\"us\":[],\"is\":[]}}",
     };
     sv_record *r = sv_record_new();
-    exp_scratch x = {0};
+    sv_export_scratch x = {0};
     sv_buf enc = {0};
     for (size_t i = 0; i < 3; i++) {
         sv_object_route route;
@@ -170,7 +171,7 @@ static void layout_rows(exp_schema_kind kind)
         r->id = id;
         assert_int_equal(sv_record_decode(r, s, enc.data, enc.len, &err), 0);
         r->creation_time = r->update_time = 1700000000000 + (int64_t)i;
-        if (exp_layout_append(l, &x, w, r, &err) != 0)
+        if (sv_export_layout_append(l, &x, w, r, &err) != 0)
             fail_msg("append %zu: %s", i, err.msg);
     }
     assert_int_equal(sv_pq_writer_rows(w), 3);
@@ -181,14 +182,14 @@ static void layout_rows(exp_schema_kind kind)
     sv_pq_writer_free(w);
     sv_buf_free(&enc);
     sv_buf_free(&file);
-    exp_scratch_free(&x);
+    sv_export_scratch_free(&x);
     sv_record_free(r);
-    exp_layout_free(l);
+    sv_export_layout_free(l);
     sv_schema_free(s);
 }
 
-static void layout_typed(void **state) { layout_rows(EXP_SCHEMA_TYPED); }
-static void layout_weaviate(void **state) { layout_rows(EXP_SCHEMA_WEAVIATE); }
+static void layout_typed(void **state) { layout_rows(SV_EXPORT_SCHEMA_TYPED); }
+static void layout_weaviate(void **state) { layout_rows(SV_EXPORT_SCHEMA_WEAVIATE); }
 
 static void layout_minimal_schema(void **state)
 {
@@ -197,12 +198,12 @@ static void layout_minimal_schema(void **state)
     sv_err err = {0};
     sv_schema *s = NULL;
     assert_int_equal(sv_schema_parse(js, strlen(js), &s, &err), 0);
-    exp_layout *l = NULL;
-    assert_int_equal(exp_layout_new(s, EXP_SCHEMA_TYPED, &l, &err), 0);
-    json_t *d = json_loads(exp_layout_description(l), 0, NULL);
+    sv_export_layout *l = NULL;
+    assert_int_equal(sv_export_layout_new(s, SV_EXPORT_SCHEMA_TYPED, &l, &err), 0);
+    json_t *d = json_loads(sv_export_layout_description(l), 0, NULL);
     assert_int_equal(json_array_size(json_object_get(d, "columns")), 5); /* id, 2 times, vector, properties_json */
     json_decref(d);
-    exp_layout_free(l);
+    sv_export_layout_free(l);
     sv_schema_free(s);
 }
 
