@@ -61,6 +61,21 @@ void sv_export_range_bounds(uint32_t i, uint32_t n, uint8_t start[16], uint8_t e
 /* Number of ranges for a shard of `objects` objects (>= 1). */
 uint32_t sv_export_range_count(int64_t objects, int64_t rows_per_file);
 
+/* ---- file names (names.c) ------------------------------------------------ */
+
+/* {collection}_{shard}_{range:04d}.parquet with every '_' inside the two names
+ * written as '.' (names never hold '.'), so different (collection, shard,
+ * range) never share a file name; names without '_' keep Weaviate's layout.
+ * SV_EINVAL for a name outside the collection / shard patterns. */
+#define SV_EXPORT_STEM_MAX 200 /* 128 + '_' + 64 + NUL, rounded up */
+/* "{collection}_{shard}": the file name without "_{range}.parquet". */
+int sv_export_file_stem(char *out, size_t n, const char *collection, const char *shard, sv_err *err);
+int sv_export_file_name(char *out, size_t n, const char *collection, const char *shard, uint32_t range,
+                        sv_err *err);
+/* 1 and the indexes (a < b in input order) of two equal names, 0 if all
+ * differ, or a negative SV_E* code. */
+int sv_export_first_duplicate(const char *const *names, size_t n, size_t *a, size_t *b, sv_err *err);
+
 /* ---- the service (export.c) and the local participant (participant.c) ---- */
 
 #define SV_EXPORT_ID_MAX 128

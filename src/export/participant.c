@@ -13,6 +13,7 @@ enum { J_PREPARING, J_PREPARED, J_RUNNING, J_FINISHING };
 typedef struct sv_export_shard {
     int coll;
     char name[72];
+    char stem[SV_EXPORT_STEM_MAX]; /* its files are {stem}_{range:04d}.parquet */
     bool is_tenant;
     int status; /* SV_EXPORT_SHARD_*, under job->mu */
     atomic_llong objects, bytes;
@@ -328,7 +329,7 @@ static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv
     bool has_end;
     sv_export_range_bounds(t->range, sh->nranges, start, end, &has_end);
     char key[400];
-    snprintf(key, sizeof key, "%s/%s_%s_%04u.parquet", j->id, c->name, sh->name, t->range);
+    snprintf(key, sizeof key, "%s/%s_%04u.parquet", j->id, sh->stem, t->range);
     sv_db_iter *it = NULL;
     sv_pq_writer *w = NULL;
     sink_ctx sc = {.shard = sh};
@@ -447,6 +448,38 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Names the files of every shard that has data and refuses an export in
+ * which two of them would share a name: the second would replace the first
+ * and the export would report rows that are not in its files. File names are
+ * {stem}_{range}.parquet with a decimal range, so two files share a name
+ * exactly when their shards share a stem. */
+static int check_file_names(sv_export_job *j, sv_err *err)
+{
+    const char **stems = calloc(j->nshards + 1, sizeof *stems);
+    size_t *owner = calloc(j->nshards + 1, sizeof *owner);
+    size_t n = 0;
+    int rc = stems && owner ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < j->nshards; i++) {
+        sv_export_shard *s = &j->shards[i];
+        if (s->status != SV_EXPORT_SHARD_TRANSFERRING)
+            continue;
+        rc = sv_export_file_stem(s->stem, sizeof s->stem, j->colls[s->coll].name, s->name, err);
+        stems[n] = s->stem;
+        owner[n++] = i;
+    }
+    size_t a = 0, b = 0;
+    if (rc == 0 && (rc = sv_export_first_duplicate(stems, n, &a, &b, err)) == 1) {
+        const sv_export_shard *x = &j->shards[owner[a]], *y = &j->shards[owner[b]];
+        rc = sv_fail(err, SV_ECONFLICT,
+                     "export files would collide: collection %s shard %s and collection %s shard %s both write "
+                     "%s_NNNN.parquet; nothing was written",
+                     j->colls[x->coll].name, x->name, j->colls[y->coll].name, y->name, x->stem);
+    }
+    free(stems);
+    free(owner);
+    return rc;
+}
+
 /* Splits every shard with data into key ranges of about rows_per_file. */
 static int plan(sv_export_job *j, sv_err *err)
 {
@@ -468,6 +501,9 @@ static int plan(sv_export_job *j, sv_err *err)
             ntasks += s->nranges;
         }
     }
+    int rc = check_file_names(j, err);
+    if (rc)
+        return rc;
     j->tasks = calloc(ntasks + 1, sizeof *j->tasks);
     if (!j->tasks)
         return sv_fail(err, SV_ENOMEM, "out of memory");
@@ -542,6 +578,20 @@ static void *runner(void *arg)
     pthread_mutex_unlock(&ex->mu);
     pthread_mutex_lock(&j->mu);
     int status = atomic_load(&j->stop) ? j->stop_status : SV_EXPORT_SUCCESS;
+    /* Never SUCCESS for rows that are not in the files: every shard's
+     * published rows must be the rows captured at the point in time. */
+    for (size_t i = 0; status == SV_EXPORT_SUCCESS && i < j->nshards; i++) {
+        sv_export_shard *s = &j->shards[i];
+        int64_t rows = atomic_load(&s->objects);
+        if (s->status != SV_EXPORT_SHARD_SUCCESS || rows == s->known)
+            continue;
+        s->status = SV_EXPORT_SHARD_FAILED;
+        snprintf(s->error, sizeof s->error, "its files hold %lld rows but %lld objects were captured",
+                 (long long)rows, (long long)s->known);
+        snprintf(j->error, sizeof j->error, "collection %s shard %s: %s", j->colls[s->coll].name, s->name, s->error);
+        sv_error("export shard incomplete", "id=%s error=\"%s\"", j->id, j->error);
+        status = SV_EXPORT_FAILED;
+    }
     for (size_t i = 0; i < j->nshards; i++) {
         sv_export_shard *s = &j->shards[i];
         if (s->status != SV_EXPORT_SHARD_TRANSFERRING)

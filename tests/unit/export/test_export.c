@@ -207,6 +207,143 @@ static void layout_minimal_schema(void **state)
     sv_schema_free(s);
 }
 
+/* ---- file names ---------------------------------------------------------------- */
+
+/* Inverse of sv_export_file_name, as a reader would do it: split the stem at
+ * '_' (exactly three fields), then '.' -> '_'. A name that decodes back to
+ * its inputs cannot be shared by two different inputs. */
+static void decode_name(const char *file, char *coll, char *shard, unsigned *range)
+{
+    char stem[400];
+    size_t n = strlen(file);
+    assert_true(n > 8 && !strcmp(file + n - 8, ".parquet"));
+    memcpy(stem, file, n - 8);
+    stem[n - 8] = '\0';
+    char *u1 = strchr(stem, '_');
+    assert_non_null(u1);
+    char *u2 = strchr(u1 + 1, '_');
+    assert_non_null(u2);
+    assert_null(strchr(u2 + 1, '_'));
+    *u1 = *u2 = '\0';
+    for (char *p = u2 + 1; *p; p++)
+        assert_true(*p >= '0' && *p <= '9');
+    assert_true(strlen(u2 + 1) >= 4);
+    *range = (unsigned)strtoul(u2 + 1, NULL, 10);
+    strcpy(coll, stem);
+    strcpy(shard, u1 + 1);
+    for (char *p = coll; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    for (char *p = shard; *p; p++)
+        if (*p == '.')
+            *p = '_';
+}
+
+static void check_round_trip(const char *c, const char *s, uint32_t r, char *out, size_t n)
+{
+    sv_err err = {0};
+    if (sv_export_file_name(out, n, c, s, r, &err))
+        fail_msg("%s / %s: %s", c, s, err.msg);
+    char dc[200], ds[200];
+    unsigned dr;
+    decode_name(out, dc, ds, &dr);
+    assert_string_equal(dc, c);
+    assert_string_equal(ds, s);
+    assert_int_equal(dr, r);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void file_names_injective(void **state)
+{
+    (void)state;
+    char f[300];
+    sv_err err = {0};
+    /* Names that need no escaping keep Weaviate's layout. */
+    assert_int_equal(sv_export_file_name(f, sizeof f, "Article", "shard0000", 0, &err), 0);
+    assert_string_equal(f, "Article_shard0000_0000.parquet");
+    assert_int_equal(sv_export_file_name(f, sizeof f, "Tenanted", "customer-42", 12, &err), 0);
+    assert_string_equal(f, "Tenanted_customer-42_0012.parquet");
+    assert_int_equal(sv_export_file_name(f, sizeof f, "C", "shard0001", 12345, &err), 0);
+    assert_string_equal(f, "C_shard0001_12345.parquet");
+    /* The collision: X + tenant y_shard0000 vs X_y + shard0000. */
+    char a[300], b[300];
+    assert_int_equal(sv_export_file_name(a, sizeof a, "X", "y_shard0000", 0, &err), 0);
+    assert_int_equal(sv_export_file_name(b, sizeof b, "X_y", "shard0000", 0, &err), 0);
+    assert_string_not_equal(a, b);
+    assert_string_equal(a, "X_y.shard0000_0000.parquet");
+    assert_string_equal(b, "X.y_shard0000_0000.parquet");
+    /* Tricky pairs: leading / trailing / doubled '_', '-' runs, digit-only
+     * tenants, names that look like ranges or whole file names. Every
+     * (collection, shard, range) gets its own name, and decodes back. */
+    static const char *const colls[] = {"X", "X_", "X__", "X_y", "X__y", "Xy", "X_y_shard0000", "X_y_shard0000_0000",
+                                        "A_b_c", "A_b", "a", "A1_", "Z_0000", "X_y_"};
+    static const char *const shards[] = {"y", "_y", "y_", "__y", "y__", "_", "__", "y_shard0000", "shard0000",
+                                         "_shard0000", "shard0000_", "a-b", "a--b", "a-_b", "a_-b", "a_b", "ab-",
+                                         "0000", "_0000", "x_0000", "0000_0000", "y-", "_-_", "b_c", "c"};
+    static const uint32_t ranges[] = {0, 1, 10, 9999, 10000};
+    size_t nc = sizeof colls / sizeof *colls, ns = sizeof shards / sizeof *shards, nr = sizeof ranges / sizeof *ranges;
+    size_t total = nc * ns * nr, k = 0;
+    char **names = calloc(total, sizeof *names);
+    assert_non_null(names);
+    for (size_t i = 0; i < nc; i++)
+        for (size_t j = 0; j < ns; j++)
+            for (size_t r = 0; r < nr; r++) {
+                check_round_trip(colls[i], shards[j], ranges[r], f, sizeof f);
+                names[k++] = strdup(f);
+            }
+    qsort(names, total, sizeof *names, cmp_str);
+    for (size_t i = 1; i < total; i++)
+        if (!strcmp(names[i - 1], names[i]))
+            fail_msg("two inputs share the file name %s", names[i]);
+    size_t x = 0, y = 0;
+    assert_int_equal(sv_export_first_duplicate((const char *const *)names, total, &x, &y, &err), 0);
+    for (size_t i = 0; i < total; i++)
+        free(names[i]);
+    free(names);
+    /* Random names over the full alphabets, '_' and '-' frequent. */
+    srand(7);
+    const char *calpha = "aZ09____", *salpha = "aZ09___---";
+    for (int it = 0; it < 20000; it++) {
+        char c[129], s[65];
+        int cl = 1 + rand() % 12, sl = 1 + rand() % 12;
+        c[0] = 'A' + rand() % 26;
+        for (int i = 1; i < cl; i++)
+            c[i] = calpha[rand() % 8];
+        c[cl] = '\0';
+        for (int i = 0; i < sl; i++)
+            s[i] = salpha[rand() % 10];
+        if (s[0] == '-')
+            s[0] = '_';
+        s[sl] = '\0';
+        check_round_trip(c, s, (uint32_t)(rand() % 20000), f, sizeof f);
+    }
+    /* Names outside the patterns are refused, not written ambiguously. */
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X.y", "shard0000", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "y.z", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "-y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "_X", "y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X-y", "y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "a/b", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "", "y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, 10, "Article", "shard0000", 0, &err), SV_EINVAL);
+}
+
+static void first_duplicate(void **state)
+{
+    (void)state;
+    sv_err err = {0};
+    size_t a = 99, b = 99;
+    const char *none[] = {"a", "b", "c"};
+    assert_int_equal(sv_export_first_duplicate(none, 3, &a, &b, &err), 0);
+    assert_int_equal(sv_export_first_duplicate(none, 0, &a, &b, &err), 0);
+    const char *dup[] = {"x", "b", "c", "d", "b"};
+    assert_int_equal(sv_export_first_duplicate(dup, 5, &a, &b, &err), 1);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 4);
+}
+
 /* ---- the service on a real store -------------------------------------------------- */
 
 static char base[512];
@@ -366,6 +503,35 @@ static void crash_recovery(void **state)
     sv_export_close(ex);
 }
 
+/* A request naming the same shard twice (a scheduler bug, or any future name
+ * clash) would write the same files twice: the export fails before writing
+ * anything instead of reporting SUCCESS for rows its files do not hold. */
+static void colliding_files_fail(void **state)
+{
+    sv_export *ex = open_svc();
+    sv_export_participant p = sv_export_local_participant(ex);
+    sv_err err = {0};
+    json_t *req = json_pack("{s:s,s:s,s:[s],s:{s:[s,s]},s:s,s:s,s:I,s:{s:{s:[s]}},s:{s:s,s:s}}", "id", "dup",
+                            "backend", "filesystem", "classes", "C", "shards", "C", "shard0000", "shard0000",
+                            "nodeName", "n1", "path", "/x", "startedAtMs", (json_int_t)sv_now_ms(), "nodeAssignments",
+                            "n1", "C", "shard0000", "options", "schema", "typed", "compression", "zstd");
+    assert_non_null(req);
+    assert_int_equal(p.prepare(p.self, req, &err), 0);
+    assert_int_equal(p.commit(p.self, "dup", &err), 0);
+    json_t *s = wait_done(ex, "dup");
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "FAILED");
+    const char *why = json_string_value(json_object_get(s, "error"));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "would collide"));
+    assert_non_null(strstr(why, "C_shard0000"));
+    json_decref(s);
+    char f[800];
+    snprintf(f, sizeof f, "%s/exports/dup/C_shard0000_0000.parquet", base);
+    assert_false(sv_path_exists(f)); /* nothing was written */
+    json_decref(req);
+    sv_export_close(ex);
+}
+
 static void shutdown_refuses(void **state)
 {
     sv_export *ex = open_svc();
@@ -394,9 +560,12 @@ int main(void)
         cmocka_unit_test(layout_typed),
         cmocka_unit_test(layout_weaviate),
         cmocka_unit_test(layout_minimal_schema),
+        cmocka_unit_test(file_names_injective),
+        cmocka_unit_test(first_duplicate),
         cmocka_unit_test_setup_teardown(create_and_status, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(reservation_times_out, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(crash_recovery, svc_setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(colliding_files_fail, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(shutdown_refuses, svc_setup, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
