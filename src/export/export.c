@@ -261,6 +261,27 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
         ss = json_object();
         json_object_set_new(meta, "shardStatus", ss);
     }
+    /* The metadata holds no progress while an export runs (it is rewritten
+     * at the end); this node's status file has the progress it last flushed:
+     * shards that had finished, with their rows and bytes. */
+    char nkey[300], fname[120];
+    snprintf(fname, sizeof fname, "node_%s_status.json", ex->node);
+    sv_export_key(nkey, sizeof nkey, id, fname);
+    json_t *last = NULL;
+    sv_err nerr = {0};
+    if (sv_export_get_json(loc, nkey, &last, &nerr) == 0) {
+        const char *c;
+        json_t *shards;
+        json_object_foreach(json_object_get(last, "shardProgress"), c, shards)
+        {
+            json_t *cs = json_object_get(ss, c);
+            if (!json_is_object(cs) && json_is_object(shards))
+                json_object_set(ss, c, shards);
+            else if (json_is_object(shards))
+                json_object_update_missing(cs, shards);
+        }
+        json_decref(last);
+    }
     json_t *assign = json_object_get(json_object_get(meta, "nodeAssignments"), ex->node);
     const char *coll;
     json_t *shards;
@@ -292,9 +313,6 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
     json_t *node = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:s}", "format_version", 1, "nodeName", ex->node, "status",
                              "FAILED", "shardProgress", ss, "error", reason, "completedAt", sv_export_time_json(now),
                              "version", SV_VERSION);
-    char nkey[300], fname[120];
-    snprintf(fname, sizeof fname, "node_%s_status.json", ex->node);
-    sv_export_key(nkey, sizeof nkey, id, fname);
     rc = sv_export_put_json(loc, nkey, node, err);
     json_decref(node);
     if (rc == 0) {

@@ -16,7 +16,11 @@ typedef struct sv_export_shard {
     char stem[SV_EXPORT_STEM_MAX]; /* its files are {stem}_{range:04d}.parquet */
     bool is_tenant;
     int status; /* SV_EXPORT_SHARD_*, under job->mu */
-    atomic_llong objects, bytes;
+    /* Rows and bytes of the shard's files, published or being written (a
+     * range that fails takes its own back out). bytes counts what reached
+     * the location; pending estimates the row groups still in the writers'
+     * memory, so the status grows with the rows (0 once every range ended). */
+    atomic_llong objects, bytes, pending;
     char error[600];
     char skip[160];
     char dir[1200]; /* the checkpoint, "" when there is none */
@@ -58,6 +62,9 @@ typedef struct sv_export_job {
     atomic_size_t next_task;
     atomic_bool stop;
     atomic_llong rows_total; /* for EXPORT_MAX_ROWS_PER_SECOND */
+    /* Encoded record bytes of row groups handed to the location, and the
+     * bytes they became: the ratio behind the pending estimates. */
+    atomic_llong flushed_rec_bytes, flushed_file_bytes;
     pthread_mutex_t mu; /* status, error, shard status, workers_left */
     pthread_cond_t cv;
     int status;       /* SV_EXPORT_*: what the live view shows */
@@ -85,7 +92,7 @@ static json_t *shard_status_json(sv_export_job *j)
         sv_export_shard *s = &j->shards[i];
         json_t *p = json_pack("{s:s,s:I,s:I}", "status", shard_status_name(s->status), "objectsExported",
                               (json_int_t)atomic_load(&s->objects), "bytesWritten",
-                              (json_int_t)atomic_load(&s->bytes));
+                              (json_int_t)(atomic_load(&s->bytes) + atomic_load(&s->pending)));
         if (s->error[0])
             json_object_set_new(p, "error", json_string(s->error));
         if (s->skip[0])
@@ -280,17 +287,45 @@ static void request_stop(sv_export_job *j, int status, const char *why)
 
 typedef struct sink_ctx {
     sv_location_writer *lw;
+    sv_export_job *job;
     sv_export_shard *shard;
-    int64_t bytes;
+    int64_t bytes;     /* handed to the location */
+    int64_t rec_bytes; /* encoded size of the rows appended since the writer last wrote */
+    int64_t estimate;  /* what this range adds to shard->pending now */
 } sink_ctx;
+
+static void set_estimate(sink_ctx *c, int64_t est)
+{
+    atomic_fetch_add(&c->shard->pending, est - c->estimate);
+    c->estimate = est;
+}
+
+/* The bytes the rows appended since the last write will take once written:
+ * their encoded size scaled by what earlier row groups of this export became
+ * (until the first one is written: uncompressed about 1:1; compressed,
+ * vectors shrink little and text much, 3/4 is a middle). */
+static void update_estimate(sink_ctx *c)
+{
+    double rec = (double)atomic_load(&c->job->flushed_rec_bytes);
+    double file = (double)atomic_load(&c->job->flushed_file_bytes);
+    double ratio = rec > 0 && file > 0 ? file / rec : c->job->opt.codec == SV_PQ_CODEC_NONE ? 1.0 : 0.75;
+    set_estimate(c, (int64_t)((double)c->rec_bytes * ratio));
+}
 
 static int sink_write(void *ud, const void *data, size_t len, sv_err *err)
 {
     sink_ctx *c = ud;
     int rc = sv_location_writer_write(c->lw, data, len, err);
     if (rc == 0) {
+        /* A row group (or the footer) went out: real bytes replace the estimate. */
+        if (c->rec_bytes) {
+            atomic_fetch_add(&c->job->flushed_rec_bytes, c->rec_bytes);
+            c->rec_bytes = 0;
+        }
+        atomic_fetch_add(&c->job->flushed_file_bytes, (long long)len);
         c->bytes += (int64_t)len;
         atomic_fetch_add(&c->shard->bytes, (long long)len);
+        set_estimate(c, 0);
     }
     return rc;
 }
@@ -332,7 +367,7 @@ static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv
     snprintf(key, sizeof key, "%s/%s_%04u.parquet", j->id, sh->stem, t->range);
     sv_db_iter *it = NULL;
     sv_pq_writer *w = NULL;
-    sink_ctx sc = {.shard = sh};
+    sink_ctx sc = {.job = j, .shard = sh};
     int64_t rows = 0, counted = 0;
     pthread_mutex_lock(&j->mu);
     int rc = sh->db ? 0 : sv_db_open_readonly(ex->engine, sh->dir, &sh->db, err);
@@ -374,9 +409,11 @@ static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv
             }
             if ((rc = sv_export_layout_append(c->layout, x, w, r, err)) != 0)
                 break;
+            sc.rec_bytes += (int64_t)(klen + vlen);
             if ((++rows & 127) == 0) {
                 atomic_fetch_add(&sh->objects, 128);
                 counted += 128;
+                update_estimate(&sc);
                 throttle(j, 128);
                 if (atomic_load(&j->stop)) {
                     rc = sv_fail(err, SV_ECANCELED, "stopped");
@@ -402,6 +439,7 @@ static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv
         atomic_fetch_add(&ex->m_objects, rows);
         atomic_fetch_add(&ex->m_bytes, sc.bytes);
     }
+    set_estimate(&sc, 0);
     if (sc.lw)
         sv_location_writer_abort(sc.lw);
     sv_pq_writer_free(w);

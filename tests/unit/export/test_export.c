@@ -503,6 +503,43 @@ static void crash_recovery(void **state)
     sv_export_close(ex);
 }
 
+/* What a crash really leaves: the metadata as created (STARTED, no shard
+ * progress: it is rewritten only at the end) and the node status file last
+ * flushed while running. Shards that had finished stay SUCCESS with their
+ * rows and bytes. */
+static void crash_recovery_keeps_finished_shards(void **state)
+{
+    sv_err err = {0};
+    char dir[700], file[800];
+    snprintf(dir, sizeof dir, "%s/exports/dead2", base);
+    assert_int_equal(sv_mkdirs(dir, &err), 0);
+    snprintf(file, sizeof file, "%s/export_metadata.json", dir);
+    const char *meta = "{\"format_version\":1,\"id\":\"dead2\",\"backend\":\"filesystem\",\"status\":\"STARTED\","
+                       "\"startedAtMs\":1700000000000,\"classes\":[\"C\"],\"nodeAssignments\":{\"n1\":{\"C\":["
+                       "\"shard0000\",\"shard0001\"]}},\"shardStatus\":{}}";
+    assert_int_equal(sv_write_file_atomic(file, meta, strlen(meta), &err), 0);
+    snprintf(file, sizeof file, "%s/node_n1_status.json", dir);
+    const char *node = "{\"format_version\":1,\"nodeName\":\"n1\",\"status\":\"TRANSFERRING\",\"shardProgress\":{\"C\":{"
+                       "\"shard0000\":{\"status\":\"SUCCESS\",\"objectsExported\":3,\"bytesWritten\":1234},"
+                       "\"shard0001\":{\"status\":\"TRANSFERRING\",\"objectsExported\":1,\"bytesWritten\":50}}}}";
+    assert_int_equal(sv_write_file_atomic(file, node, strlen(node), &err), 0);
+    const char *mark = "{\"id\":\"dead2\",\"backend\":\"filesystem\",\"node\":\"n1\"}";
+    assert_int_equal(sv_catalog_put(cat, "export/running/dead2", mark, strlen(mark), 0, &err), 0);
+    sv_export *ex = open_svc();
+    json_t *s = NULL;
+    assert_int_equal(sv_export_status(ex, "filesystem", "dead2", &s, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "FAILED");
+    json_t *ss = json_object_get(json_object_get(s, "shardStatus"), "C");
+    json_t *s0 = json_object_get(ss, "shard0000"), *s1 = json_object_get(ss, "shard0001");
+    assert_string_equal(json_string_value(json_object_get(s0, "status")), "SUCCESS");
+    assert_int_equal(json_integer_value(json_object_get(s0, "objectsExported")), 3);
+    assert_int_equal(json_integer_value(json_object_get(s0, "bytesWritten")), 1234);
+    assert_string_equal(json_string_value(json_object_get(s1, "status")), "FAILED");
+    assert_non_null(strstr(json_string_value(json_object_get(s1, "error")), "crash"));
+    json_decref(s);
+    sv_export_close(ex);
+}
+
 /* A request naming the same shard twice (a scheduler bug, or any future name
  * clash) would write the same files twice: the export fails before writing
  * anything instead of reporting SUCCESS for rows its files do not hold. */
@@ -565,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_and_status, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(reservation_times_out, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(crash_recovery, svc_setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(crash_recovery_keeps_finished_shards, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(colliding_files_fail, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(shutdown_refuses, svc_setup, svc_teardown),
     };
