@@ -6,28 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export_priv.h"
+#include "export_internal.h"
 
 /* ---- small helpers --------------------------------------------------------- */
 
-const char *exp_status_name(int st)
+const char *sv_export_status_name(int st)
 {
     static const char *const n[] = {"STARTED", "TRANSFERRING", "SUCCESS", "FAILED", "CANCELED"};
-    return st >= 0 && st <= EXP_CANCELED ? n[st] : "FAILED";
+    return st >= 0 && st <= SV_EXPORT_CANCELED ? n[st] : "FAILED";
 }
 
-const char *exp_shard_status_name(int st)
-{
-    static const char *const n[] = {"TRANSFERRING", "SUCCESS", "FAILED", "SKIPPED"};
-    return st >= 0 && st <= SH_SKIPPED ? n[st] : "FAILED";
-}
-
-bool exp_status_terminal(const char *s)
+bool sv_export_status_terminal(const char *s)
 {
     return s && (!strcmp(s, "SUCCESS") || !strcmp(s, "FAILED") || !strcmp(s, "CANCELED"));
 }
 
-json_t *exp_time_json(int64_t ms)
+json_t *sv_export_time_json(int64_t ms)
 {
     char t[40];
     sv_format_time_ms(ms, t, sizeof t);
@@ -37,17 +31,17 @@ json_t *exp_time_json(int64_t ms)
 static int backend_index(const char *b)
 {
     if (b && !strcmp(b, "filesystem"))
-        return EXP_BACKEND_FS;
+        return SV_EXPORT_BACKEND_FS;
     if (b && !strcmp(b, "s3"))
-        return EXP_BACKEND_S3;
+        return SV_EXPORT_BACKEND_S3;
     return -1;
 }
 
-void exp_key(char *out, size_t n, const char *id, const char *file) { snprintf(out, n, "%s/%s", id, file); }
+void sv_export_key(char *out, size_t n, const char *id, const char *file) { snprintf(out, n, "%s/%s", id, file); }
 
-void exp_export_path(const sv_export *ex, int backend, const char *id, char *out, size_t n)
+static void export_path(const sv_export *ex, int backend, const char *id, char *out, size_t n)
 {
-    if (backend == EXP_BACKEND_FS)
+    if (backend == SV_EXPORT_BACKEND_FS)
         snprintf(out, n, "%s/%s", ex->fs_root, id);
     else
         snprintf(out, n, "s3://%s/%s%s%s", ex->s3_bucket, ex->s3_prefix, ex->s3_prefix[0] ? "/" : "", id);
@@ -55,13 +49,13 @@ void exp_export_path(const sv_export *ex, int backend, const char *id, char *out
 
 /* Opens a backend's location on first use (S3 may be unconfigured or down
  * when the server starts; that must not stop the filesystem backend). */
-int exp_location(sv_export *ex, int backend, sv_location **out, sv_err *err)
+int sv_export_location(sv_export *ex, int backend, sv_location **out, sv_err *err)
 {
     pthread_mutex_lock(&ex->loc_mu);
     int rc = 0;
     if (!ex->locs[backend]) {
         char url[1500];
-        if (backend == EXP_BACKEND_FS) {
+        if (backend == SV_EXPORT_BACKEND_FS) {
             snprintf(url, sizeof url, "file://%s", ex->fs_root);
         } else if (!ex->s3_bucket[0]) {
             rc = sv_fail(err, SV_EINVAL, "the s3 backend needs EXPORT_DEFAULT_BUCKET set on the server");
@@ -76,7 +70,7 @@ int exp_location(sv_export *ex, int backend, sv_location **out, sv_err *err)
     return rc;
 }
 
-int exp_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err)
+int sv_export_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     if (!s)
@@ -86,7 +80,7 @@ int exp_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err)
     return rc;
 }
 
-int exp_get_json(sv_location *loc, const char *key, json_t **out, sv_err *err)
+int sv_export_get_json(sv_location *loc, const char *key, json_t **out, sv_err *err)
 {
     *out = NULL;
     sv_buf b = {0};
@@ -243,20 +237,20 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
     if (!id || sv_check_export_id(id, NULL) || backend < 0)
         return 0; /* not ours to interpret: drop it */
     sv_location *loc;
-    int rc = exp_location(ex, backend, &loc, err);
+    int rc = sv_export_location(ex, backend, &loc, err);
     if (rc)
         return rc;
     const char *reason = "the node stopped while the export was running (crash or kill); files already "
                          "written are kept";
     char key[300];
-    exp_key(key, sizeof key, id, "export_metadata.json");
+    sv_export_key(key, sizeof key, id, "export_metadata.json");
     json_t *meta = NULL;
-    rc = exp_get_json(loc, key, &meta, err);
+    rc = sv_export_get_json(loc, key, &meta, err);
     if (rc == SV_ENOTFOUND)
         return 0; /* died during prepare: nothing was published */
     if (rc)
         return rc;
-    if (exp_status_terminal(json_string_value(json_object_get(meta, "status")))) {
+    if (sv_export_status_terminal(json_string_value(json_object_get(meta, "status")))) {
         json_decref(meta);
         return 0;
     }
@@ -266,6 +260,27 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
     if (!json_is_object(ss)) {
         ss = json_object();
         json_object_set_new(meta, "shardStatus", ss);
+    }
+    /* The metadata holds no progress while an export runs (it is rewritten
+     * at the end); this node's status file has the progress it last flushed:
+     * shards that had finished, with their rows and bytes. */
+    char nkey[300], fname[120];
+    snprintf(fname, sizeof fname, "node_%s_status.json", ex->node);
+    sv_export_key(nkey, sizeof nkey, id, fname);
+    json_t *last = NULL;
+    sv_err nerr = {0};
+    if (sv_export_get_json(loc, nkey, &last, &nerr) == 0) {
+        const char *c;
+        json_t *shards;
+        json_object_foreach(json_object_get(last, "shardProgress"), c, shards)
+        {
+            json_t *cs = json_object_get(ss, c);
+            if (!json_is_object(cs) && json_is_object(shards))
+                json_object_set(ss, c, shards);
+            else if (json_is_object(shards))
+                json_object_update_missing(cs, shards);
+        }
+        json_decref(last);
     }
     json_t *assign = json_object_get(json_object_get(meta, "nodeAssignments"), ex->node);
     const char *coll;
@@ -296,21 +311,18 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
         }
     }
     json_t *node = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:s}", "format_version", 1, "nodeName", ex->node, "status",
-                             "FAILED", "shardProgress", ss, "error", reason, "completedAt", exp_time_json(now),
+                             "FAILED", "shardProgress", ss, "error", reason, "completedAt", sv_export_time_json(now),
                              "version", SV_VERSION);
-    char nkey[300], fname[120];
-    snprintf(fname, sizeof fname, "node_%s_status.json", ex->node);
-    exp_key(nkey, sizeof nkey, id, fname);
-    rc = exp_put_json(loc, nkey, node, err);
+    rc = sv_export_put_json(loc, nkey, node, err);
     json_decref(node);
     if (rc == 0) {
         json_object_set_new(meta, "status", json_string("FAILED"));
         json_object_set_new(meta, "error", json_string(reason));
-        json_object_set_new(meta, "completedAt", exp_time_json(now));
+        json_object_set_new(meta, "completedAt", sv_export_time_json(now));
         int64_t started = json_integer_value(json_object_get(meta, "startedAtMs"));
         if (started > 0)
             json_object_set_new(meta, "tookInMs", json_integer(now - started));
-        rc = exp_put_json(loc, key, meta, err);
+        rc = sv_export_put_json(loc, key, meta, err);
     }
     json_decref(meta);
     if (rc == 0)
@@ -322,7 +334,7 @@ static void recover(sv_export *ex)
 {
     marker_list m = {0};
     sv_err err = {0};
-    if (sv_catalog_scan(ex->cat, EXP_MARKER_PREFIX, collect_marker, &m, &err))
+    if (sv_catalog_scan(ex->cat, SV_EXPORT_MARKER_PREFIX, collect_marker, &m, &err))
         sv_warn("export recovery: cannot scan the catalog", "error=\"%s\"", err.msg);
     for (size_t i = 0; i < m.n; i++) {
         json_t *mark = m.vals[i] ? json_loads(m.vals[i], 0, NULL) : NULL;
@@ -365,7 +377,7 @@ int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
         rc = sv_engine_new(&eo, &ex->engine, err);
     }
     if (rc == 0)
-        rc = exp_participant_start(ex, err);
+        rc = sv_export_local_start(ex, err);
     if (rc) {
         sv_export_close(ex);
         return rc;
@@ -386,7 +398,7 @@ void sv_export_shutdown(sv_export *ex)
     pthread_mutex_lock(&ex->sched_mu);
     ex->shutting_down = true;
     pthread_mutex_unlock(&ex->sched_mu);
-    exp_participant_shutdown(ex);
+    sv_export_local_shutdown(ex);
 }
 
 void sv_export_close(sv_export *ex)
@@ -394,7 +406,7 @@ void sv_export_close(sv_export *ex)
     if (!ex)
         return;
     sv_export_shutdown(ex);
-    exp_participant_stop(ex);
+    sv_export_local_stop(ex);
     for (int i = 0; i < 2; i++)
         sv_location_close(ex->locs[i]);
     sv_engine_free(ex->engine);
@@ -553,32 +565,32 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
         return rc;
     if (include && exclude)
         return sv_fail(err, SV_EINVAL, "give either \"include\" or \"exclude\", not both");
-    exp_options opt;
-    if ((rc = exp_options_parse(json_object_get(body, "options"), &opt, err)))
+    sv_export_file_opts opt;
+    if ((rc = sv_export_file_opts_parse(json_object_get(body, "options"), &opt, err)))
         return rc;
 
     pthread_mutex_lock(&ex->sched_mu);
     json_t *classes = NULL, *req = NULL;
     sv_location *loc = NULL;
     char path[1400];
-    exp_export_path(ex, b, id, path, sizeof path);
+    export_path(ex, b, id, path, sizeof path);
     sv_export_participant p = sv_export_local_participant(ex);
     if (ex->shutting_down) {
         rc = sv_fail(err, SV_EUNAVAIL, "the server is shutting down; retry after restart");
         goto done;
     }
-    if ((rc = exp_location(ex, b, &loc, err)))
+    if ((rc = sv_export_location(ex, b, &loc, err)))
         goto done;
     if ((rc = resolve_classes(ex, include, exclude, &classes, err)))
         goto done;
-    char running[EXP_ID_MAX + 1];
-    if (exp_participant_running_id(ex, running, sizeof running)) {
+    char running[SV_EXPORT_ID_MAX + 1];
+    if (sv_export_local_running_id(ex, running, sizeof running)) {
         rc = sv_fail(err, SV_ECONFLICT, "export '%s' is already running on this node; wait for it or cancel it",
                      running);
         goto done;
     }
     char key[300];
-    exp_key(key, sizeof key, id, "export_metadata.json");
+    sv_export_key(key, sizeof key, id, "export_metadata.json");
     sv_location_info info;
     sv_err herr = {0};
     rc = sv_location_head(loc, key, &info, &herr);
@@ -607,18 +619,18 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
     json_t *assign = json_pack("{s:O}", ex->node, shards);
     req = json_pack("{s:s,s:s,s:O,s:o,s:s,s:I,s:o,s:o,s:s}", "id", id, "backend", backend, "classes", classes,
                     "shards", shards, "nodeName", ex->node, "startedAtMs", (json_int_t)started, "nodeAssignments",
-                    assign, "options", exp_options_json(&opt), "path", path);
+                    assign, "options", sv_export_file_opts_json(&opt), "path", path);
     if (!req) {
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
         goto done;
     }
     if ((rc = p.prepare(p.self, req, err)))
         goto done;
-    json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id,
-                             "backend", backend, "path", path, "status", "STARTED", "startedAt", exp_time_json(started),
+    json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id, "backend",
+                             backend, "path", path, "status", "STARTED", "startedAt", sv_export_time_json(started),
                              "startedAtMs", (json_int_t)started, "classes", classes, "nodeAssignments", assign,
                              "options", json_object_get(req, "options"), "shardStatus", json_object());
-    rc = meta ? exp_put_json(loc, key, meta, err) : sv_fail(err, SV_ENOMEM, "out of memory");
+    rc = meta ? sv_export_put_json(loc, key, meta, err) : sv_fail(err, SV_ENOMEM, "out of memory");
     json_decref(meta);
     if (rc) {
         p.abort(p.self, id, NULL);
@@ -630,12 +642,12 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
          * before abort releases the slot and clears the running marker. */
         json_t *m = NULL;
         sv_err e2 = {0};
-        int wrc = exp_get_json(loc, key, &m, &e2);
+        int wrc = sv_export_get_json(loc, key, &m, &e2);
         if (wrc == 0) {
             json_object_set_new(m, "status", json_string("FAILED"));
             json_object_set_new(m, "error", json_string(cerr.msg));
-            json_object_set_new(m, "completedAt", exp_time_json(sv_now_ms()));
-            wrc = exp_put_json(loc, key, m, &e2);
+            json_object_set_new(m, "completedAt", sv_export_time_json(sv_now_ms()));
+            wrc = sv_export_put_json(loc, key, m, &e2);
             json_decref(m);
         }
         if (wrc)
@@ -645,7 +657,7 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
         goto done;
     }
     *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O}", "id", id, "backend", backend, "path", path, "status", "STARTED",
-                     "startedAt", exp_time_json(started), "classes", classes);
+                     "startedAt", sv_export_time_json(started), "classes", classes);
     sv_info("export started", "id=%s backend=%s path=%s", id, backend, path);
 done:
     pthread_mutex_unlock(&ex->sched_mu);
@@ -658,19 +670,19 @@ done:
  * the metadata document. */
 static int status_of(sv_export *ex, int b, sv_location *loc, const char *id, json_t **out, sv_err *err)
 {
-    json_t *live = exp_participant_live_meta(ex, b, id);
+    json_t *live = sv_export_local_live_meta(ex, b, id);
     if (live) {
         *out = status_from_meta(live);
         json_decref(live);
         return 0;
     }
     char key[300];
-    exp_key(key, sizeof key, id, "export_metadata.json");
+    sv_export_key(key, sizeof key, id, "export_metadata.json");
     json_t *meta = NULL;
-    int rc = exp_get_json(loc, key, &meta, err);
+    int rc = sv_export_get_json(loc, key, &meta, err);
     if (rc == SV_ENOTFOUND)
         return sv_fail(err, SV_ENOTFOUND, "export '%s' not found on backend %s", id,
-                       b == EXP_BACKEND_FS ? "filesystem" : "s3");
+                       b == SV_EXPORT_BACKEND_FS ? "filesystem" : "s3");
     if (rc)
         return rc;
     *out = status_from_meta(meta);
@@ -687,7 +699,7 @@ int sv_export_status(sv_export *ex, const char *backend, const char *id, json_t 
     if (sv_check_export_id(id, NULL))
         return sv_fail(err, SV_ENOTFOUND, "export '%.128s' not found (ids match ^[a-z0-9_-]{1,128}$)", id);
     sv_location *loc;
-    int rc = exp_location(ex, b, &loc, err);
+    int rc = sv_export_location(ex, b, &loc, err);
     return rc ? rc : status_of(ex, b, loc, id, out, err);
 }
 
@@ -703,9 +715,9 @@ static int list_one(void *ud, const sv_location_entry *e)
     list_ctx *lc = ud;
     if (!e->is_prefix)
         return 0;
-    char id[EXP_ID_MAX + 2];
+    char id[SV_EXPORT_ID_MAX + 2];
     size_t n = strlen(e->key);
-    if (n < 2 || n > EXP_ID_MAX + 1)
+    if (n < 2 || n > SV_EXPORT_ID_MAX + 1)
         return 0;
     memcpy(id, e->key, n - 1); /* drop the trailing '/' */
     id[n - 1] = '\0';
@@ -732,7 +744,7 @@ int sv_export_list(sv_export *ex, const char *backend, json_t **out, sv_err *err
     if (b < 0)
         return b;
     sv_location *loc;
-    int rc = exp_location(ex, b, &loc, err);
+    int rc = sv_export_location(ex, b, &loc, err);
     if (rc)
         return rc;
     list_ctx lc = {ex, loc, b, json_array()};
@@ -764,14 +776,14 @@ int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err 
     if (sv_check_export_id(id, NULL))
         return sv_fail(err, SV_ENOTFOUND, "export '%.128s' not found", id);
     sv_export_participant p = sv_export_local_participant(ex);
-    if (exp_participant_owns(ex, b, id)) {
+    if (sv_export_local_owns(ex, b, id)) {
         p.abort(p.self, id, NULL);
         sv_info("export canceled", "id=%s", id);
         return 0;
     }
     json_t *st = NULL;
     sv_location *loc;
-    int rc = exp_location(ex, b, &loc, err);
+    int rc = sv_export_location(ex, b, &loc, err);
     if (rc == 0)
         rc = status_of(ex, b, loc, id, &st, err);
     if (rc)
@@ -784,15 +796,15 @@ int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err 
 
 /* ---- metrics ------------------------------------------------------------------------ */
 
-const double exp_duration_buckets[EXP_NBUCKETS] = {1, 5, 15, 60, 300, 900, 3600, 14400};
+static const double duration_buckets[SV_EXPORT_NBUCKETS] = {1, 5, 15, 60, 300, 900, 3600, 14400};
 
-void exp_metrics_finish(sv_export *ex, int status, int64_t took_ms)
+void sv_export_metrics_finish(sv_export *ex, int status, int64_t took_ms)
 {
-    int k = status == EXP_SUCCESS ? 0 : status == EXP_CANCELED ? 2 : 1;
+    int k = status == SV_EXPORT_SUCCESS ? 0 : status == SV_EXPORT_CANCELED ? 2 : 1;
     atomic_fetch_add(&ex->m_ops[k], 1);
     double s = (double)took_ms / 1000.0;
-    for (int i = 0; i < EXP_NBUCKETS; i++)
-        if (s <= exp_duration_buckets[i])
+    for (int i = 0; i < SV_EXPORT_NBUCKETS; i++)
+        if (s <= duration_buckets[i])
             atomic_fetch_add(&ex->m_dur_bucket[i], 1);
     atomic_fetch_add(&ex->m_dur_ms, took_ms);
     atomic_fetch_add(&ex->m_dur_count, 1);
@@ -816,8 +828,8 @@ void sv_export_metrics(sv_buf *o, void *ud)
                   (long long)atomic_load(&ex->m_objects), (long long)atomic_load(&ex->m_bytes),
                   (long long)atomic_load(&ex->m_ops[0]), (long long)atomic_load(&ex->m_ops[1]),
                   (long long)atomic_load(&ex->m_ops[2]));
-    for (int i = 0; i < EXP_NBUCKETS; i++)
-        sv_buf_printf(o, "shardvault_export_duration_seconds_bucket{le=\"%g\"} %lld\n", exp_duration_buckets[i],
+    for (int i = 0; i < SV_EXPORT_NBUCKETS; i++)
+        sv_buf_printf(o, "shardvault_export_duration_seconds_bucket{le=\"%g\"} %lld\n", duration_buckets[i],
                       (long long)atomic_load(&ex->m_dur_bucket[i]));
     long long cnt = atomic_load(&ex->m_dur_count);
     sv_buf_printf(o,

@@ -1,58 +1,142 @@
-/* Internal to the export module (and its unit tests): Parquet row layouts,
- * key ranges, request options. */
+/* Internal to the export module (and its unit tests): request options,
+ * Parquet row layouts, key ranges, file names, and the service structure
+ * shared by the scheduler (export.c) and the local participant
+ * (participant.c). */
 #ifndef SV_EXPORT_INTERNAL_H
 #define SV_EXPORT_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "core.h"
+#include "engine.h"
+#include "export.h"
+#include "location.h"
 #include "parquet.h"
 #include "record.h"
 
-typedef enum { EXP_SCHEMA_TYPED = 0, EXP_SCHEMA_WEAVIATE = 1 } exp_schema_kind;
+typedef enum { SV_EXPORT_SCHEMA_TYPED = 0, SV_EXPORT_SCHEMA_WEAVIATE = 1 } sv_export_schema_kind;
 
-typedef struct exp_options {
-    exp_schema_kind schema;
+typedef struct sv_export_file_opts {
+    sv_export_schema_kind schema;
     sv_pq_codec codec;
     int level; /* 0 = codec default */
-} exp_options;
+} sv_export_file_opts;
 
 /* Parses the request's "options" (may be NULL). SV_EINVAL names the field. */
-int exp_options_parse(json_t *opts, exp_options *out, sv_err *err);
-json_t *exp_options_json(const exp_options *o);
-const char *exp_schema_name(exp_schema_kind k);
-const char *exp_codec_name(sv_pq_codec c);
+int sv_export_file_opts_parse(json_t *opts, sv_export_file_opts *out, sv_err *err);
+json_t *sv_export_file_opts_json(const sv_export_file_opts *o);
 
 /* ---- row layout ---------------------------------------------------------- */
 
 /* The Parquet schema of one collection in one layout, and how a record maps
- * onto it. Owned by the caller (exp_layout_free). */
-typedef struct exp_layout exp_layout;
+ * onto it. Owned by the caller (sv_export_layout_free). */
+typedef struct sv_export_layout sv_export_layout;
 
-int exp_layout_new(const sv_schema *s, exp_schema_kind kind, exp_layout **out, sv_err *err);
-void exp_layout_free(exp_layout *l);
-const sv_pq_schema *exp_layout_pq(const exp_layout *l);
+int sv_export_layout_new(const sv_schema *s, sv_export_schema_kind kind, sv_export_layout **out, sv_err *err);
+void sv_export_layout_free(sv_export_layout *l);
+const sv_pq_schema *sv_export_layout_pq(const sv_export_layout *l);
 /* The JSON description stored as "shardvault.schema" (NUL-terminated). */
-const char *exp_layout_description(const exp_layout *l);
+const char *sv_export_layout_description(const sv_export_layout *l);
 /* Per-thread scratch space for appending (a layout is shared by the workers
- * of a collection and never written after exp_layout_new). Zeroed = empty. */
-typedef struct exp_scratch {
+ * of a collection and never written after sv_export_layout_new). Zeroed = empty. */
+typedef struct sv_export_scratch {
     sv_buf buf;
     const void **ptrs;
     uint32_t *lens;
     size_t cap;
-} exp_scratch;
-void exp_scratch_free(exp_scratch *x);
+} sv_export_scratch;
+void sv_export_scratch_free(sv_export_scratch *x);
 /* Appends one record as one row (including sv_pq_writer_end_row). */
-int exp_layout_append(const exp_layout *l, exp_scratch *x, sv_pq_writer *w, const sv_record *r, sv_err *err);
+int sv_export_layout_append(const sv_export_layout *l, sv_export_scratch *x, sv_pq_writer *w, const sv_record *r,
+                            sv_err *err);
 
 /* ---- key ranges ---------------------------------------------------------- */
 
 /* Range i of n splits the 128-bit UUID key space evenly: [start, end), with
  * has_end false for the last range (it runs to the end of the keys). Random
  * (v4) UUIDs therefore spread evenly over ranges. */
-void exp_range_bounds(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16], bool *has_end);
+void sv_export_range_bounds(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16], bool *has_end);
 /* Number of ranges for a shard of `objects` objects (>= 1). */
-uint32_t exp_range_count(int64_t objects, int64_t rows_per_file);
+uint32_t sv_export_range_count(int64_t objects, int64_t rows_per_file);
+
+/* ---- file names (names.c) ------------------------------------------------ */
+
+/* {collection}_{shard}_{range:04d}.parquet with every '_' inside the two names
+ * written as '.' (names never hold '.'), so different (collection, shard,
+ * range) never share a file name; names without '_' keep Weaviate's layout.
+ * SV_EINVAL for a name outside the collection / shard patterns. */
+#define SV_EXPORT_STEM_MAX 200 /* 128 + '_' + 64 + NUL, rounded up */
+/* "{collection}_{shard}": the file name without "_{range}.parquet". */
+int sv_export_file_stem(char *out, size_t n, const char *collection, const char *shard, sv_err *err);
+int sv_export_file_name(char *out, size_t n, const char *collection, const char *shard, uint32_t range,
+                        sv_err *err);
+/* 1 and the indexes (a < b in input order) of two equal names, 0 if all
+ * differ, or a negative SV_E* code. */
+int sv_export_first_duplicate(const char *const *names, size_t n, size_t *a, size_t *b, sv_err *err);
+
+/* ---- the service (export.c) and the local participant (participant.c) ---- */
+
+#define SV_EXPORT_ID_MAX 128
+#define SV_EXPORT_MARKER_PREFIX "export/running/"
+#define SV_EXPORT_NBUCKETS 8
+
+enum { SV_EXPORT_BACKEND_FS = 0, SV_EXPORT_BACKEND_S3 = 1 };
+enum { SV_EXPORT_STARTED, SV_EXPORT_TRANSFERRING, SV_EXPORT_SUCCESS, SV_EXPORT_FAILED, SV_EXPORT_CANCELED };
+enum { SV_EXPORT_SHARD_TRANSFERRING, SV_EXPORT_SHARD_SUCCESS, SV_EXPORT_SHARD_FAILED, SV_EXPORT_SHARD_SKIPPED };
+
+struct sv_export_job;
+
+struct sv_export {
+    sv_store *store;
+    sv_catalog *cat;
+    sv_engine *engine; /* read-only scans of checkpoints */
+    char node[64];
+    /* configuration (EXPORT_*) */
+    bool enabled;
+    int parallelism;
+    int64_t rows_per_file, reservation_ms, status_interval_ms, row_group_bytes, max_rows_per_sec;
+    char fs_root[1024];
+    char s3_bucket[256];
+    char s3_prefix[1024];
+    /* backends, opened on first use */
+    pthread_mutex_t loc_mu;
+    sv_location *locs[2];
+    /* serializes create against create and shutdown */
+    pthread_mutex_t sched_mu;
+    bool shutting_down;
+    /* the participant's single export slot */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct sv_export_job *slot;
+    uint64_t slot_gen; /* bumped per reservation: waiters compare it, not pointers */
+    bool part_shutdown, ticker_stop;
+    pthread_t ticker;
+    bool ticker_started;
+    pthread_t runner; /* of the last committed export; joined before the next */
+    bool runner_joinable;
+    /* metrics */
+    atomic_llong m_objects, m_bytes, m_ops[3], m_dur_bucket[SV_EXPORT_NBUCKETS], m_dur_ms, m_dur_count;
+};
+
+const char *sv_export_status_name(int st);
+bool sv_export_status_terminal(const char *s);
+json_t *sv_export_time_json(int64_t ms);
+void sv_export_key(char *out, size_t n, const char *id, const char *file);
+int sv_export_location(sv_export *ex, int backend, sv_location **out, sv_err *err);
+int sv_export_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err);
+int sv_export_get_json(sv_location *loc, const char *key, json_t **out, sv_err *err);
+void sv_export_metrics_finish(sv_export *ex, int status, int64_t took_ms);
+
+/* participant.c */
+int sv_export_local_start(sv_export *ex, sv_err *err);
+void sv_export_local_shutdown(sv_export *ex); /* ends the running export FAILED "shutting down" */
+void sv_export_local_stop(sv_export *ex);     /* joins threads; after shutdown */
+bool sv_export_local_running_id(sv_export *ex, char *id, size_t n);
+bool sv_export_local_owns(sv_export *ex, int backend, const char *id);
+/* The metadata document as it would be written now, for a running export
+ * with this id (NULL if none). */
+json_t *sv_export_local_live_meta(sv_export *ex, int backend, const char *id);
 
 #endif

@@ -6,16 +6,19 @@
 
 /* ---- options ------------------------------------------------------------- */
 
-const char *exp_schema_name(exp_schema_kind k) { return k == EXP_SCHEMA_WEAVIATE ? "weaviate" : "typed"; }
+static const char *schema_name(sv_export_schema_kind k)
+{
+    return k == SV_EXPORT_SCHEMA_WEAVIATE ? "weaviate" : "typed";
+}
 
-const char *exp_codec_name(sv_pq_codec c)
+static const char *codec_name(sv_pq_codec c)
 {
     return c == SV_PQ_CODEC_ZSTD ? "zstd" : c == SV_PQ_CODEC_SNAPPY ? "snappy" : "none";
 }
 
-int exp_options_parse(json_t *o, exp_options *out, sv_err *err)
+int sv_export_file_opts_parse(json_t *o, sv_export_file_opts *out, sv_err *err)
 {
-    *out = (exp_options){.schema = EXP_SCHEMA_TYPED, .codec = SV_PQ_CODEC_ZSTD, .level = 0};
+    *out = (sv_export_file_opts){.schema = SV_EXPORT_SCHEMA_TYPED, .codec = SV_PQ_CODEC_ZSTD, .level = 0};
     if (!o || json_is_null(o))
         return 0;
     if (!json_is_object(o))
@@ -27,9 +30,9 @@ int exp_options_parse(json_t *o, exp_options *out, sv_err *err)
         if (!strcmp(k, "schema")) {
             const char *s = json_string_value(v);
             if (s && !strcmp(s, "typed"))
-                out->schema = EXP_SCHEMA_TYPED;
+                out->schema = SV_EXPORT_SCHEMA_TYPED;
             else if (s && !strcmp(s, "weaviate"))
-                out->schema = EXP_SCHEMA_WEAVIATE;
+                out->schema = SV_EXPORT_SCHEMA_WEAVIATE;
             else
                 return sv_fail(err, SV_EINVAL, "options.schema must be \"typed\" or \"weaviate\"");
         } else if (!strcmp(k, "compression")) {
@@ -56,9 +59,9 @@ int exp_options_parse(json_t *o, exp_options *out, sv_err *err)
     return 0;
 }
 
-json_t *exp_options_json(const exp_options *o)
+json_t *sv_export_file_opts_json(const sv_export_file_opts *o)
 {
-    json_t *j = json_pack("{s:s,s:s}", "schema", exp_schema_name(o->schema), "compression", exp_codec_name(o->codec));
+    json_t *j = json_pack("{s:s,s:s}", "schema", schema_name(o->schema), "compression", codec_name(o->codec));
     if (j && o->level)
         json_object_set_new(j, "compression_level", json_integer(o->level));
     return j;
@@ -74,7 +77,7 @@ static void be64(uint8_t *p, uint64_t v)
     }
 }
 
-void exp_range_bounds(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16], bool *has_end)
+void sv_export_range_bounds(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16], bool *has_end)
 {
     /* Splitting on the top 64 bits is exact enough: ranges differ by at most
      * 2^64 keys out of 2^128. */
@@ -88,7 +91,7 @@ void exp_range_bounds(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16]
         be64(end, (uint64_t)(((unsigned __int128)(i + 1) << 64) / n));
 }
 
-uint32_t exp_range_count(int64_t objects, int64_t rows_per_file)
+uint32_t sv_export_range_count(int64_t objects, int64_t rows_per_file)
 {
     if (objects <= 0 || rows_per_file <= 0)
         return 1;
@@ -98,8 +101,8 @@ uint32_t exp_range_count(int64_t objects, int64_t rows_per_file)
 
 /* ---- layouts -------------------------------------------------------------- */
 
-struct exp_layout {
-    exp_schema_kind kind;
+struct sv_export_layout {
+    sv_export_schema_kind kind;
     const sv_schema *s; /* borrowed: the capture's schema outlives the layout */
     sv_pq_schema *pq;
     char *description;
@@ -108,7 +111,7 @@ struct exp_layout {
     int named_json, multi_json, props_blob; /* weaviate layout */
 };
 
-void exp_scratch_free(exp_scratch *x)
+void sv_export_scratch_free(sv_export_scratch *x)
 {
     sv_buf_free(&x->buf);
     free(x->ptrs);
@@ -116,7 +119,7 @@ void exp_scratch_free(exp_scratch *x)
     memset(x, 0, sizeof *x);
 }
 
-void exp_layout_free(exp_layout *l)
+void sv_export_layout_free(sv_export_layout *l)
 {
     if (!l)
         return;
@@ -128,8 +131,8 @@ void exp_layout_free(exp_layout *l)
     free(l);
 }
 
-const sv_pq_schema *exp_layout_pq(const exp_layout *l) { return l->pq; }
-const char *exp_layout_description(const exp_layout *l) { return l->description; }
+const sv_pq_schema *sv_export_layout_pq(const sv_export_layout *l) { return l->pq; }
+const char *sv_export_layout_description(const sv_export_layout *l) { return l->description; }
 
 static json_t *col(const char *name, const char *type) { return json_pack("{s:s,s:s}", "name", name, "type", type); }
 
@@ -172,7 +175,7 @@ static int prop_leaf(sv_pq_schema *pq, int parent, const char *name, sv_prop_typ
             goto fail;                                                                                                 \
     } while (0)
 
-static int build_typed(exp_layout *l, json_t *cols, sv_err *err)
+static int build_typed(sv_export_layout *l, json_t *cols, sv_err *err)
 {
     const sv_schema *s = l->s;
     sv_pq_schema *pq = l->pq;
@@ -243,7 +246,7 @@ fail:
     return rc;
 }
 
-static int build_weaviate(exp_layout *l, json_t *cols, sv_err *err)
+static int build_weaviate(sv_export_layout *l, json_t *cols, sv_err *err)
 {
     sv_pq_schema *pq = l->pq;
     int rc;
@@ -251,7 +254,8 @@ static int build_weaviate(exp_layout *l, json_t *cols, sv_err *err)
     CHECK(l->id = sv_pq_schema_leaf(pq, SV_PQ_ROOT, "id", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, SV_PQ_DICT, err));
     CHECK(l->ct = sv_pq_schema_leaf(pq, SV_PQ_ROOT, "creation_time", SV_PQ_INT64, SV_PQ_LT_NONE, 0, 0, err));
     CHECK(l->ut = sv_pq_schema_leaf(pq, SV_PQ_ROOT, "update_time", SV_PQ_INT64, SV_PQ_LT_NONE, 0, 0, err));
-    CHECK(l->vec = sv_pq_schema_leaf(pq, SV_PQ_ROOT, "vector", SV_PQ_BYTE_ARRAY, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, err));
+    CHECK(l->vec =
+              sv_pq_schema_leaf(pq, SV_PQ_ROOT, "vector", SV_PQ_BYTE_ARRAY, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, err));
     CHECK(l->named_json = sv_pq_schema_leaf(pq, SV_PQ_ROOT, "named_vectors", SV_PQ_BYTE_ARRAY, SV_PQ_LT_NONE, 0,
                                             SV_PQ_OPTIONAL, err));
     CHECK(l->multi_json = sv_pq_schema_leaf(pq, SV_PQ_ROOT, "multi_vectors", SV_PQ_BYTE_ARRAY, SV_PQ_LT_NONE, 0,
@@ -270,10 +274,10 @@ fail:
     return rc;
 }
 
-int exp_layout_new(const sv_schema *s, exp_schema_kind kind, exp_layout **out, sv_err *err)
+int sv_export_layout_new(const sv_schema *s, sv_export_schema_kind kind, sv_export_layout **out, sv_err *err)
 {
     *out = NULL;
-    exp_layout *l = calloc(1, sizeof *l);
+    sv_export_layout *l = calloc(1, sizeof *l);
     if (!l)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     l->kind = kind;
@@ -285,15 +289,15 @@ int exp_layout_new(const sv_schema *s, exp_schema_kind kind, exp_layout **out, s
     json_t *cols = json_array();
     if (!l->pq || !l->named || !l->multi || !l->props || !cols) {
         json_decref(cols);
-        exp_layout_free(l);
+        sv_export_layout_free(l);
         return sv_fail(err, SV_ENOMEM, "out of memory");
     }
-    int rc = kind == EXP_SCHEMA_TYPED ? build_typed(l, cols, err) : build_weaviate(l, cols, err);
+    int rc = kind == SV_EXPORT_SCHEMA_TYPED ? build_typed(l, cols, err) : build_weaviate(l, cols, err);
     if (rc == 0) {
         char *sj = sv_schema_to_json(s);
         json_t *coll = sj ? json_loads(sj, 0, NULL) : NULL;
         free(sj);
-        json_t *d = json_pack("{s:i,s:s,s:o,s:o*}", "format_version", 1, "schema", exp_schema_name(kind), "columns",
+        json_t *d = json_pack("{s:i,s:s,s:o,s:o*}", "format_version", 1, "schema", schema_name(kind), "columns",
                               cols, "collection", coll);
         cols = NULL;
         l->description = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -303,7 +307,7 @@ int exp_layout_new(const sv_schema *s, exp_schema_kind kind, exp_layout **out, s
     }
     json_decref(cols);
     if (rc) {
-        exp_layout_free(l);
+        sv_export_layout_free(l);
         return rc < 0 ? rc : SV_EINTERNAL;
     }
     *out = l;
@@ -312,7 +316,7 @@ int exp_layout_new(const sv_schema *s, exp_schema_kind kind, exp_layout **out, s
 
 /* ---- appending ------------------------------------------------------------- */
 
-static int grow_ptrs(exp_scratch *l, size_t n)
+static int grow_ptrs(sv_export_scratch *l, size_t n)
 {
     if (n <= l->cap)
         return 0;
@@ -331,7 +335,7 @@ static int grow_ptrs(exp_scratch *l, size_t n)
     return 0;
 }
 
-static int append_prop(exp_scratch *l, sv_pq_writer *w, int node, const sv_prop_def *d, const sv_prop_value *v,
+static int append_prop(sv_export_scratch *l, sv_pq_writer *w, int node, const sv_prop_def *d, const sv_prop_value *v,
                        sv_err *err)
 {
     if (!v->present)
@@ -383,7 +387,8 @@ static int append_prop(exp_scratch *l, sv_pq_writer *w, int node, const sv_prop_
     return sv_fail(err, SV_EINTERNAL, "unknown property type");
 }
 
-static int append_typed(const exp_layout *l, exp_scratch *x, sv_pq_writer *w, const sv_record *r, sv_err *err)
+static int append_typed(const sv_export_layout *l, sv_export_scratch *x, sv_pq_writer *w, const sv_record *r,
+                        sv_err *err)
 {
     const sv_schema *s = l->s;
     int rc = 0;
@@ -427,7 +432,8 @@ static int append_blob(sv_pq_writer *w, int node, sv_buf *b, size_t from, sv_err
     return sv_pq_append_str(w, node, b->data + from, b->len - from, err);
 }
 
-static int append_weaviate(const exp_layout *l, exp_scratch *x, sv_pq_writer *w, const sv_record *r, sv_err *err)
+static int append_weaviate(const sv_export_layout *l, sv_export_scratch *x, sv_pq_writer *w, const sv_record *r,
+                           sv_err *err)
 {
     const sv_schema *s = l->s;
     int rc = 0;
@@ -456,7 +462,8 @@ fail:
     return rc;
 }
 
-int exp_layout_append(const exp_layout *l, exp_scratch *x, sv_pq_writer *w, const sv_record *r, sv_err *err)
+int sv_export_layout_append(const sv_export_layout *l, sv_export_scratch *x, sv_pq_writer *w, const sv_record *r,
+                            sv_err *err)
 {
     char id[37];
     sv_uuid_format(&r->id, id);
@@ -464,7 +471,7 @@ int exp_layout_append(const exp_layout *l, exp_scratch *x, sv_pq_writer *w, cons
     CHECK(sv_pq_append_str(w, l->id, id, 36, err));
     CHECK(sv_pq_append_i64(w, l->ct, r->creation_time, err));
     CHECK(sv_pq_append_i64(w, l->ut, r->update_time, err));
-    CHECK(l->kind == EXP_SCHEMA_TYPED ? append_typed(l, x, w, r, err) : append_weaviate(l, x, w, r, err));
+    CHECK(l->kind == SV_EXPORT_SCHEMA_TYPED ? append_typed(l, x, w, r, err) : append_weaviate(l, x, w, r, err));
     return sv_pq_writer_end_row(w, err);
 fail:
     return rc;

@@ -6,16 +6,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "export_priv.h"
+#include "export_internal.h"
 
 enum { J_PREPARING, J_PREPARED, J_RUNNING, J_FINISHING };
 
-typedef struct exp_shard {
+typedef struct sv_export_shard {
     int coll;
     char name[72];
+    char stem[SV_EXPORT_STEM_MAX]; /* its files are {stem}_{range:04d}.parquet */
     bool is_tenant;
-    int status; /* SH_*, under job->mu */
-    atomic_llong objects, bytes;
+    int status; /* SV_EXPORT_SHARD_*, under job->mu */
+    /* Rows and bytes of the shard's files, published or being written (a
+     * range that fails takes its own back out). bytes counts what reached
+     * the location; pending estimates the row groups still in the writers'
+     * memory, so the status grows with the rows (0 once every range ended). */
+    atomic_llong objects, bytes, pending;
     char error[600];
     char skip[160];
     char dir[1200]; /* the checkpoint, "" when there is none */
@@ -23,62 +28,71 @@ typedef struct exp_shard {
     int64_t known;  /* objects at capture (the store keeps exact counts) */
     uint32_t nranges;
     atomic_uint ranges_done;
-} exp_shard;
+} sv_export_shard;
 
-typedef struct exp_coll {
+typedef struct sv_export_coll {
     char name[129];
     sv_capture *cap;
-    exp_layout *layout;
-} exp_coll;
+    sv_export_layout *layout;
+} sv_export_coll;
 
-typedef struct exp_task {
+typedef struct sv_export_task {
     int shard;
     uint32_t range;
-} exp_task;
+} sv_export_task;
 
-typedef struct exp_job {
+typedef struct sv_export_job {
     sv_export *ex;
-    char id[EXP_ID_MAX + 1];
+    char id[SV_EXPORT_ID_MAX + 1];
     int backend;
     sv_location *loc;
     json_t *req;
-    exp_options opt;
+    sv_export_file_opts opt;
     uint64_t gen;
     int state; /* J_*, under ex->mu */
     int64_t started_ms, completed_ms, prepared_ns, committed_ns;
     char capture_root[1200];
     char marker_key[200];
-    exp_coll *colls;
+    sv_export_coll *colls;
     size_t ncolls;
-    exp_shard *shards;
+    sv_export_shard *shards;
     size_t nshards;
-    exp_task *tasks;
+    sv_export_task *tasks;
     size_t ntasks;
     atomic_size_t next_task;
     atomic_bool stop;
     atomic_llong rows_total; /* for EXPORT_MAX_ROWS_PER_SECOND */
+    /* Encoded record bytes of row groups handed to the location, and the
+     * bytes they became: the ratio behind the pending estimates. */
+    atomic_llong flushed_rec_bytes, flushed_file_bytes;
     pthread_mutex_t mu; /* status, error, shard status, workers_left */
     pthread_cond_t cv;
-    int status;       /* EXP_*: what the live view shows */
+    int status;       /* SV_EXPORT_*: what the live view shows */
     int final_status; /* -1 until decided */
-    int stop_status; /* what a stop ends as: EXP_CANCELED or EXP_FAILED */
+    int stop_status; /* what a stop ends as: SV_EXPORT_CANCELED or SV_EXPORT_FAILED */
     char error[1024];
     int workers_left;
-} exp_job;
+} sv_export_job;
 
 /* ---- documents ---------------------------------------------------------------- */
 
+static const char *shard_status_name(int st)
+{
+    static const char *const n[] = {"TRANSFERRING", "SUCCESS", "FAILED", "SKIPPED"};
+    return st >= 0 && st <= SV_EXPORT_SHARD_SKIPPED ? n[st] : "FAILED";
+}
+
 /* {collection: {shard: progress}}; caller holds j->mu. */
-static json_t *shard_status_json(exp_job *j)
+static json_t *shard_status_json(sv_export_job *j)
 {
     json_t *all = json_object();
     for (size_t i = 0; i < j->ncolls; i++)
         json_object_set_new(all, j->colls[i].name, json_object());
     for (size_t i = 0; i < j->nshards; i++) {
-        exp_shard *s = &j->shards[i];
-        json_t *p = json_pack("{s:s,s:I,s:I}", "status", exp_shard_status_name(s->status), "objectsExported",
+        sv_export_shard *s = &j->shards[i];
+        json_t *p = json_pack("{s:s,s:I,s:I}", "status", shard_status_name(s->status), "objectsExported",
                               (json_int_t)atomic_load(&s->objects), "bytesWritten",
-                              (json_int_t)atomic_load(&s->bytes));
+                              (json_int_t)(atomic_load(&s->bytes) + atomic_load(&s->pending)));
         if (s->error[0])
             json_object_set_new(p, "error", json_string(s->error));
         if (s->skip[0])
@@ -91,30 +105,31 @@ static json_t *shard_status_json(exp_job *j)
 /* The status documents show final_status once it is decided, while the live
  * view (j->status) turns terminal only after they are written: a client that
  * sees SUCCESS can rely on the metadata file saying so too. */
-static int doc_status(exp_job *j) { return j->final_status >= 0 ? j->final_status : j->status; }
+static int doc_status(sv_export_job *j) { return j->final_status >= 0 ? j->final_status : j->status; }
 
-static json_t *node_status_json(exp_job *j)
+static json_t *node_status_json(sv_export_job *j)
 {
     pthread_mutex_lock(&j->mu);
-    json_t *d = json_pack("{s:i,s:s,s:s,s:o,s:s}", "format_version", 1, "nodeName", j->ex->node, "status",
-                          exp_status_name(doc_status(j)), "shardProgress", shard_status_json(j), "version", SV_VERSION);
+    json_t *d =
+        json_pack("{s:i,s:s,s:s,s:o,s:s}", "format_version", 1, "nodeName", j->ex->node, "status",
+                  sv_export_status_name(doc_status(j)), "shardProgress", shard_status_json(j), "version", SV_VERSION);
     if (j->error[0])
         json_object_set_new(d, "error", json_string(j->error));
     if (j->completed_ms)
-        json_object_set_new(d, "completedAt", exp_time_json(j->completed_ms));
+        json_object_set_new(d, "completedAt", sv_export_time_json(j->completed_ms));
     pthread_mutex_unlock(&j->mu);
     return d;
 }
 
-static json_t *meta_json(exp_job *j, bool live)
+static json_t *meta_json(sv_export_job *j, bool live)
 {
     json_t *r = j->req;
     pthread_mutex_lock(&j->mu);
     int status = live ? j->status : doc_status(j);
     json_t *m = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", j->id,
                           "backend", json_string_value(json_object_get(r, "backend")), "path",
-                          json_object_get(r, "path"), "status", exp_status_name(status), "startedAt",
-                          exp_time_json(j->started_ms), "startedAtMs", (json_int_t)j->started_ms, "classes",
+                          json_object_get(r, "path"), "status", sv_export_status_name(status), "startedAt",
+                          sv_export_time_json(j->started_ms), "startedAtMs", (json_int_t)j->started_ms, "classes",
                           json_object_get(r, "classes"), "nodeAssignments", json_object_get(r, "nodeAssignments"),
                           "options", json_object_get(r, "options"), "shardStatus", shard_status_json(j));
     if (m && j->error[0])
@@ -125,22 +140,22 @@ static json_t *meta_json(exp_job *j, bool live)
         total = j->shards[i].known < 0 ? -1 : total + j->shards[i].known;
     if (m && total >= 0)
         json_object_set_new(m, "objectsTotal", json_integer(total));
-    if (m && j->completed_ms && exp_status_terminal(exp_status_name(status))) {
-        json_object_set_new(m, "completedAt", exp_time_json(j->completed_ms));
+    if (m && j->completed_ms && sv_export_status_terminal(sv_export_status_name(status))) {
+        json_object_set_new(m, "completedAt", sv_export_time_json(j->completed_ms));
         json_object_set_new(m, "tookInMs", json_integer(j->completed_ms - j->started_ms));
     }
     pthread_mutex_unlock(&j->mu);
     return m;
 }
 
-static void flush_node_status(exp_job *j)
+static void flush_node_status(sv_export_job *j)
 {
     char key[300], name[120];
     snprintf(name, sizeof name, "node_%s_status.json", j->ex->node);
-    exp_key(key, sizeof key, j->id, name);
+    sv_export_key(key, sizeof key, j->id, name);
     json_t *d = node_status_json(j);
     sv_err err = {0};
-    if (!d || exp_put_json(j->loc, key, d, &err))
+    if (!d || sv_export_put_json(j->loc, key, d, &err))
         sv_warn("export: cannot write node status", "id=%s error=\"%s\"", j->id, err.msg);
     json_decref(d);
 }
@@ -148,7 +163,7 @@ static void flush_node_status(exp_job *j)
 /* Writes the final metadata once every participant has finished: this node's
  * status is known; other nodes' come from their status files. Returns false
  * if the final document could not be written. */
-static bool promote_metadata(exp_job *j)
+static bool promote_metadata(sv_export_job *j)
 {
     bool written = true;
     json_t *meta = meta_json(j, false);
@@ -164,15 +179,15 @@ static bool promote_metadata(exp_job *j)
             continue;
         char key[300], name[120];
         snprintf(name, sizeof name, "node_%s_status.json", node);
-        exp_key(key, sizeof key, j->id, name);
+        sv_export_key(key, sizeof key, j->id, name);
         json_t *d = NULL;
         sv_err err = {0};
         const char *st = NULL;
-        if (exp_get_json(j->loc, key, &d, &err) == 0) {
+        if (sv_export_get_json(j->loc, key, &d, &err) == 0) {
             json_array_append_new(others, d);
             st = json_string_value(json_object_get(d, "status"));
         }
-        if (!exp_status_terminal(st)) {
+        if (!sv_export_status_terminal(st)) {
             complete = false;
             continue;
         }
@@ -192,9 +207,9 @@ static bool promote_metadata(exp_job *j)
             json_object_set_new(meta, "status", json_string("CANCELED"));
         }
         char key[300];
-        exp_key(key, sizeof key, j->id, "export_metadata.json");
+        sv_export_key(key, sizeof key, j->id, "export_metadata.json");
         sv_err err = {0};
-        if (exp_put_json(j->loc, key, meta, &err)) {
+        if (sv_export_put_json(j->loc, key, meta, &err)) {
             sv_error("export: cannot write final metadata; the running marker stays so the next start marks it "
                      "FAILED",
                      "id=%s error=\"%s\"", j->id, err.msg);
@@ -208,13 +223,13 @@ static bool promote_metadata(exp_job *j)
 
 /* ---- job lifetime ---------------------------------------------------------------- */
 
-static void job_free(exp_job *j)
+static void job_free(sv_export_job *j)
 {
     if (!j)
         return;
     for (size_t i = 0; i < j->ncolls; i++) {
         sv_capture_free(j->colls[i].cap);
-        exp_layout_free(j->colls[i].layout);
+        sv_export_layout_free(j->colls[i].layout);
     }
     free(j->colls);
     free(j->shards);
@@ -226,7 +241,7 @@ static void job_free(exp_job *j)
 }
 
 /* Called once no worker scans any more. */
-static void job_remove_checkpoints(exp_job *j)
+static void job_remove_checkpoints(sv_export_job *j)
 {
     for (size_t i = 0; i < j->nshards; i++) {
         sv_db_close(j->shards[i].db);
@@ -239,7 +254,7 @@ static void job_remove_checkpoints(exp_job *j)
 }
 
 /* Removes what prepare created: checkpoints and the running marker. */
-static void job_cleanup(exp_job *j)
+static void job_cleanup(sv_export_job *j)
 {
     sv_err err = {0};
     job_remove_checkpoints(j);
@@ -248,7 +263,7 @@ static void job_cleanup(exp_job *j)
 }
 
 /* Caller holds ex->mu and owns j (it is or was in the slot). */
-static void slot_release(sv_export *ex, exp_job *j)
+static void slot_release(sv_export *ex, sv_export_job *j)
 {
     if (ex->slot == j) {
         ex->slot = NULL;
@@ -256,7 +271,7 @@ static void slot_release(sv_export *ex, exp_job *j)
     }
 }
 
-static void request_stop(exp_job *j, int status, const char *why)
+static void request_stop(sv_export_job *j, int status, const char *why)
 {
     pthread_mutex_lock(&j->mu);
     if (!atomic_load(&j->stop)) {
@@ -272,17 +287,45 @@ static void request_stop(exp_job *j, int status, const char *why)
 
 typedef struct sink_ctx {
     sv_location_writer *lw;
-    exp_shard *shard;
-    int64_t bytes;
+    sv_export_job *job;
+    sv_export_shard *shard;
+    int64_t bytes;     /* handed to the location */
+    int64_t rec_bytes; /* encoded size of the rows appended since the writer last wrote */
+    int64_t estimate;  /* what this range adds to shard->pending now */
 } sink_ctx;
+
+static void set_estimate(sink_ctx *c, int64_t est)
+{
+    atomic_fetch_add(&c->shard->pending, est - c->estimate);
+    c->estimate = est;
+}
+
+/* The bytes the rows appended since the last write will take once written:
+ * their encoded size scaled by what earlier row groups of this export became
+ * (until the first one is written: uncompressed about 1:1; compressed,
+ * vectors shrink little and text much, 3/4 is a middle). */
+static void update_estimate(sink_ctx *c)
+{
+    double rec = (double)atomic_load(&c->job->flushed_rec_bytes);
+    double file = (double)atomic_load(&c->job->flushed_file_bytes);
+    double ratio = rec > 0 && file > 0 ? file / rec : c->job->opt.codec == SV_PQ_CODEC_NONE ? 1.0 : 0.75;
+    set_estimate(c, (int64_t)((double)c->rec_bytes * ratio));
+}
 
 static int sink_write(void *ud, const void *data, size_t len, sv_err *err)
 {
     sink_ctx *c = ud;
     int rc = sv_location_writer_write(c->lw, data, len, err);
     if (rc == 0) {
+        /* A row group (or the footer) went out: real bytes replace the estimate. */
+        if (c->rec_bytes) {
+            atomic_fetch_add(&c->job->flushed_rec_bytes, c->rec_bytes);
+            c->rec_bytes = 0;
+        }
+        atomic_fetch_add(&c->job->flushed_file_bytes, (long long)len);
         c->bytes += (int64_t)len;
         atomic_fetch_add(&c->shard->bytes, (long long)len);
+        set_estimate(c, 0);
     }
     return rc;
 }
@@ -297,7 +340,7 @@ static int sink_close(void *ud, sv_err *err)
 
 /* EXPORT_MAX_ROWS_PER_SECOND: keeps a node's export from saturating its
  * disks or uplink; sleeps in short steps so a stop is still seen quickly. */
-static void throttle(exp_job *j, int64_t rows)
+static void throttle(sv_export_job *j, int64_t rows)
 {
     int64_t rate = j->ex->max_rows_per_sec;
     int64_t done = atomic_fetch_add(&j->rows_total, rows) + rows;
@@ -312,19 +355,19 @@ static void throttle(exp_job *j, int64_t rows)
     }
 }
 
-static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x, sv_err *err)
+static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv_export_scratch *x, sv_err *err)
 {
     sv_export *ex = j->ex;
-    exp_shard *sh = &j->shards[t->shard];
-    exp_coll *c = &j->colls[sh->coll];
+    sv_export_shard *sh = &j->shards[t->shard];
+    sv_export_coll *c = &j->colls[sh->coll];
     uint8_t start[16], end[16];
     bool has_end;
-    exp_range_bounds(t->range, sh->nranges, start, end, &has_end);
+    sv_export_range_bounds(t->range, sh->nranges, start, end, &has_end);
     char key[400];
-    snprintf(key, sizeof key, "%s/%s_%s_%04u.parquet", j->id, c->name, sh->name, t->range);
+    snprintf(key, sizeof key, "%s/%s_%04u.parquet", j->id, sh->stem, t->range);
     sv_db_iter *it = NULL;
     sv_pq_writer *w = NULL;
-    sink_ctx sc = {.shard = sh};
+    sink_ctx sc = {.job = j, .shard = sh};
     int64_t rows = 0, counted = 0;
     pthread_mutex_lock(&j->mu);
     int rc = sh->db ? 0 : sv_db_open_readonly(ex->engine, sh->dir, &sh->db, err);
@@ -337,14 +380,14 @@ static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x
         snprintf(range, sizeof range, "%04u", t->range);
         sv_pq_kv kv[6] = {{"collection", c->name},
                           {"shardvault.export_id", j->id},
-                          {"shardvault.schema", exp_layout_description(c->layout)},
+                          {"shardvault.schema", sv_export_layout_description(c->layout)},
                           {"shardvault.shard", sh->name},
                           {"shardvault.range", range},
                           {"tenant", sh->name}};
         sv_pq_options o = {.codec = j->opt.codec, .level = j->opt.level, .row_group_bytes = ex->row_group_bytes,
                            .kv = kv, .n_kv = sh->is_tenant ? 6 : 5};
         sv_pq_sink sink = {sink_write, sink_close, &sc};
-        rc = sv_pq_writer_new(exp_layout_pq(c->layout), &o, &sink, &w, err);
+        rc = sv_pq_writer_new(sv_export_layout_pq(c->layout), &o, &sink, &w, err);
     }
     if (rc == 0 && !(it = sv_db_iter_new(db)))
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
@@ -364,11 +407,13 @@ static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x
                 sv_err_wrap(err, "object %s", u);
                 break;
             }
-            if ((rc = exp_layout_append(c->layout, x, w, r, err)) != 0)
+            if ((rc = sv_export_layout_append(c->layout, x, w, r, err)) != 0)
                 break;
+            sc.rec_bytes += (int64_t)(klen + vlen);
             if ((++rows & 127) == 0) {
                 atomic_fetch_add(&sh->objects, 128);
                 counted += 128;
+                update_estimate(&sc);
                 throttle(j, 128);
                 if (atomic_load(&j->stop)) {
                     rc = sv_fail(err, SV_ECANCELED, "stopped");
@@ -394,6 +439,7 @@ static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x
         atomic_fetch_add(&ex->m_objects, rows);
         atomic_fetch_add(&ex->m_bytes, sc.bytes);
     }
+    set_estimate(&sc, 0);
     if (sc.lw)
         sv_location_writer_abort(sc.lw);
     sv_pq_writer_free(w);
@@ -403,24 +449,24 @@ static int run_range(exp_job *j, const exp_task *t, sv_record *r, exp_scratch *x
 
 static void *worker(void *arg)
 {
-    exp_job *j = arg;
+    sv_export_job *j = arg;
     sv_record *r = sv_record_new();
-    exp_scratch x = {0};
+    sv_export_scratch x = {0};
     for (;;) {
         if (atomic_load(&j->stop))
             break;
         size_t t = atomic_fetch_add(&j->next_task, 1);
         if (t >= j->ntasks)
             break;
-        exp_shard *sh = &j->shards[j->tasks[t].shard];
+        sv_export_shard *sh = &j->shards[j->tasks[t].shard];
         sv_err err = {0};
         int rc = r ? run_range(j, &j->tasks[t], r, &x, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
         pthread_mutex_lock(&j->mu);
         if (rc == 0) {
-            if (atomic_fetch_add(&sh->ranges_done, 1) + 1 == sh->nranges && sh->status == SH_TRANSFERRING)
-                sh->status = SH_SUCCESS;
+            if (atomic_fetch_add(&sh->ranges_done, 1) + 1 == sh->nranges && sh->status == SV_EXPORT_SHARD_TRANSFERRING)
+                sh->status = SV_EXPORT_SHARD_SUCCESS;
         } else if (rc != SV_ECANCELED) {
-            sh->status = SH_FAILED;
+            sh->status = SV_EXPORT_SHARD_FAILED;
             snprintf(sh->error, sizeof sh->error, "%s", err.msg);
         }
         pthread_mutex_unlock(&j->mu);
@@ -428,11 +474,11 @@ static void *worker(void *arg)
             char why[1024];
             snprintf(why, sizeof why, "collection %s shard %s: %s", j->colls[sh->coll].name, sh->name, err.msg);
             sv_error("export shard failed", "id=%s error=\"%s\"", j->id, why);
-            request_stop(j, EXP_FAILED, why);
+            request_stop(j, SV_EXPORT_FAILED, why);
         }
     }
     sv_record_free(r);
-    exp_scratch_free(&x);
+    sv_export_scratch_free(&x);
     pthread_mutex_lock(&j->mu);
     j->workers_left--;
     pthread_cond_broadcast(&j->cv);
@@ -440,27 +486,62 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Names the files of every shard that has data and refuses an export in
+ * which two of them would share a name: the second would replace the first
+ * and the export would report rows that are not in its files. File names are
+ * {stem}_{range}.parquet with a decimal range, so two files share a name
+ * exactly when their shards share a stem. */
+static int check_file_names(sv_export_job *j, sv_err *err)
+{
+    const char **stems = calloc(j->nshards + 1, sizeof *stems);
+    size_t *owner = calloc(j->nshards + 1, sizeof *owner);
+    size_t n = 0;
+    int rc = stems && owner ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < j->nshards; i++) {
+        sv_export_shard *s = &j->shards[i];
+        if (s->status != SV_EXPORT_SHARD_TRANSFERRING)
+            continue;
+        rc = sv_export_file_stem(s->stem, sizeof s->stem, j->colls[s->coll].name, s->name, err);
+        stems[n] = s->stem;
+        owner[n++] = i;
+    }
+    size_t a = 0, b = 0;
+    if (rc == 0 && (rc = sv_export_first_duplicate(stems, n, &a, &b, err)) == 1) {
+        const sv_export_shard *x = &j->shards[owner[a]], *y = &j->shards[owner[b]];
+        rc = sv_fail(err, SV_ECONFLICT,
+                     "export files would collide: collection %s shard %s and collection %s shard %s both write "
+                     "%s_NNNN.parquet; nothing was written",
+                     j->colls[x->coll].name, x->name, j->colls[y->coll].name, y->name, x->stem);
+    }
+    free(stems);
+    free(owner);
+    return rc;
+}
+
 /* Splits every shard with data into key ranges of about rows_per_file. */
-static int plan(exp_job *j, sv_err *err)
+static int plan(sv_export_job *j, sv_err *err)
 {
     size_t ntasks = 0;
     for (size_t i = 0; i < j->nshards; i++) {
-        exp_shard *s = &j->shards[i];
-        if (s->status != SH_TRANSFERRING)
+        sv_export_shard *s = &j->shards[i];
+        if (s->status != SV_EXPORT_SHARD_TRANSFERRING)
             continue;
         if (!s->dir[0])
             s->known = 0;
         pthread_mutex_lock(&j->mu);
         if (s->known == 0) {
-            s->status = SH_SKIPPED;
+            s->status = SV_EXPORT_SHARD_SKIPPED;
             snprintf(s->skip, sizeof s->skip, "no data");
         }
         pthread_mutex_unlock(&j->mu);
-        if (s->status == SH_TRANSFERRING) {
-            s->nranges = exp_range_count(s->known, j->ex->rows_per_file);
+        if (s->status == SV_EXPORT_SHARD_TRANSFERRING) {
+            s->nranges = sv_export_range_count(s->known, j->ex->rows_per_file);
             ntasks += s->nranges;
         }
     }
+    int rc = check_file_names(j, err);
+    if (rc)
+        return rc;
     j->tasks = calloc(ntasks + 1, sizeof *j->tasks);
     if (!j->tasks)
         return sv_fail(err, SV_ENOMEM, "out of memory");
@@ -469,9 +550,9 @@ static int plan(exp_job *j, sv_err *err)
     for (uint32_t r = 0;; r++) {
         bool any = false;
         for (size_t i = 0; i < j->nshards; i++) {
-            exp_shard *s = &j->shards[i];
-            if (s->status == SH_TRANSFERRING && r < s->nranges) {
-                j->tasks[j->ntasks++] = (exp_task){(int)i, r};
+            sv_export_shard *s = &j->shards[i];
+            if (s->status == SV_EXPORT_SHARD_TRANSFERRING && r < s->nranges) {
+                j->tasks[j->ntasks++] = (sv_export_task){(int)i, r};
                 any = true;
             }
         }
@@ -483,13 +564,13 @@ static int plan(exp_job *j, sv_err *err)
 
 static void *runner(void *arg)
 {
-    exp_job *j = arg;
+    sv_export_job *j = arg;
     sv_export *ex = j->ex;
     sv_err err = {0};
     flush_node_status(j);
     int rc = plan(j, &err);
     if (rc)
-        request_stop(j, EXP_FAILED, err.msg);
+        request_stop(j, SV_EXPORT_FAILED, err.msg);
     int nw = 0;
     pthread_t *th = NULL;
     if (rc == 0 && j->ntasks) {
@@ -507,7 +588,7 @@ static void *runner(void *arg)
             j->workers_left -= nw - started;
             pthread_mutex_unlock(&j->mu);
             if (started == 0)
-                request_stop(j, EXP_FAILED, "cannot start export worker threads");
+                request_stop(j, SV_EXPORT_FAILED, "cannot start export worker threads");
         }
         nw = started;
     }
@@ -534,14 +615,28 @@ static void *runner(void *arg)
     j->state = J_FINISHING;
     pthread_mutex_unlock(&ex->mu);
     pthread_mutex_lock(&j->mu);
-    int status = atomic_load(&j->stop) ? j->stop_status : EXP_SUCCESS;
-    for (size_t i = 0; i < j->nshards; i++) {
-        exp_shard *s = &j->shards[i];
-        if (s->status != SH_TRANSFERRING)
+    int status = atomic_load(&j->stop) ? j->stop_status : SV_EXPORT_SUCCESS;
+    /* Never SUCCESS for rows that are not in the files: every shard's
+     * published rows must be the rows captured at the point in time. */
+    for (size_t i = 0; status == SV_EXPORT_SUCCESS && i < j->nshards; i++) {
+        sv_export_shard *s = &j->shards[i];
+        int64_t rows = atomic_load(&s->objects);
+        if (s->status != SV_EXPORT_SHARD_SUCCESS || rows == s->known)
             continue;
-        s->status = SH_FAILED;
+        s->status = SV_EXPORT_SHARD_FAILED;
+        snprintf(s->error, sizeof s->error, "its files hold %lld rows but %lld objects were captured",
+                 (long long)rows, (long long)s->known);
+        snprintf(j->error, sizeof j->error, "collection %s shard %s: %s", j->colls[s->coll].name, s->name, s->error);
+        sv_error("export shard incomplete", "id=%s error=\"%s\"", j->id, j->error);
+        status = SV_EXPORT_FAILED;
+    }
+    for (size_t i = 0; i < j->nshards; i++) {
+        sv_export_shard *s = &j->shards[i];
+        if (s->status != SV_EXPORT_SHARD_TRANSFERRING)
+            continue;
+        s->status = SV_EXPORT_SHARD_FAILED;
         snprintf(s->error, sizeof s->error, "%.590s",
-                 status == EXP_CANCELED ? "export canceled" : j->error[0] ? j->error : "not exported");
+                 status == SV_EXPORT_CANCELED ? "export canceled" : j->error[0] ? j->error : "not exported");
     }
     j->completed_ms = sv_now_ms();
     j->final_status = status;
@@ -555,9 +650,9 @@ static void *runner(void *arg)
     pthread_mutex_lock(&j->mu);
     j->status = status;
     pthread_mutex_unlock(&j->mu);
-    exp_metrics_finish(ex, status, j->completed_ms - j->started_ms);
+    sv_export_metrics_finish(ex, status, j->completed_ms - j->started_ms);
     job_cleanup(j);
-    sv_info("export finished", "id=%s status=%s took_ms=%lld error=\"%s\"", j->id, exp_status_name(status),
+    sv_info("export finished", "id=%s status=%s took_ms=%lld error=\"%s\"", j->id, sv_export_status_name(status),
             (long long)(j->completed_ms - j->started_ms), j->error);
     pthread_mutex_lock(&ex->mu);
     slot_release(ex, j);
@@ -576,7 +671,7 @@ static int find_capture_shard(const sv_capture *cap, const char *name)
     return -1;
 }
 
-static int do_prepare(exp_job *j, sv_err *err)
+static int do_prepare(sv_export_job *j, sv_err *err)
 {
     sv_export *ex = j->ex;
     json_t *shards = json_object_get(j->req, "shards");
@@ -585,7 +680,7 @@ static int do_prepare(exp_job *j, sv_err *err)
                              (json_int_t)j->started_ms);
     char *ms = mark ? json_dumps(mark, JSON_COMPACT) : NULL;
     json_decref(mark);
-    snprintf(j->marker_key, sizeof j->marker_key, EXP_MARKER_PREFIX "%s", j->id);
+    snprintf(j->marker_key, sizeof j->marker_key, SV_EXPORT_MARKER_PREFIX "%s", j->id);
     int rc = ms ? sv_catalog_put(ex->cat, j->marker_key, ms, strlen(ms), 0, err) : sv_fail(err, SV_ENOMEM, "oom");
     free(ms);
     if (rc) {
@@ -608,7 +703,7 @@ static int do_prepare(exp_job *j, sv_err *err)
     size_t ci = 0;
     json_object_foreach(shards, coll, names)
     {
-        exp_coll *c = &j->colls[ci];
+        sv_export_coll *c = &j->colls[ci];
         snprintf(c->name, sizeof c->name, "%s", coll);
         char dir[1300];
         snprintf(dir, sizeof dir, "%s/%zu", j->capture_root, ci);
@@ -618,13 +713,13 @@ static int do_prepare(exp_job *j, sv_err *err)
         json_t *n;
         json_array_foreach(names, k, n)
         {
-            exp_shard *s = &j->shards[j->nshards++];
+            sv_export_shard *s = &j->shards[j->nshards++];
             s->coll = (int)ci;
-            s->status = SH_TRANSFERRING;
+            s->status = SV_EXPORT_SHARD_TRANSFERRING;
             snprintf(s->name, sizeof s->name, "%s", json_string_value(n));
             int idx = find_capture_shard(c->cap, s->name);
             if (idx < 0) {
-                s->status = SH_SKIPPED;
+                s->status = SV_EXPORT_SHARD_SKIPPED;
                 snprintf(s->skip, sizeof s->skip, "the shard no longer exists");
                 continue;
             }
@@ -646,20 +741,20 @@ static int p_prepare(void *self, json_t *req, sv_err *err)
     sv_export *ex = self;
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *backend = json_string_value(json_object_get(req, "backend"));
-    int b = backend && !strcmp(backend, "s3") ? EXP_BACKEND_S3 : EXP_BACKEND_FS;
+    int b = backend && !strcmp(backend, "s3") ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
     if (!id || !json_is_object(json_object_get(req, "shards")))
         return sv_fail(err, SV_EINVAL, "prepare: the request needs an id and shards");
     int idrc = sv_check_export_id(id, err); /* its message names the rule */
     if (idrc)
         return idrc;
-    exp_options opt = {0};
-    int rc = exp_options_parse(json_object_get(req, "options"), &opt, err);
+    sv_export_file_opts opt = {0};
+    int rc = sv_export_file_opts_parse(json_object_get(req, "options"), &opt, err);
     sv_location *loc = NULL;
     if (rc == 0)
-        rc = exp_location(ex, b, &loc, err);
+        rc = sv_export_location(ex, b, &loc, err);
     if (rc)
         return rc;
-    exp_job *j = calloc(1, sizeof *j);
+    sv_export_job *j = calloc(1, sizeof *j);
     if (!j)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     j->ex = ex;
@@ -716,7 +811,7 @@ static int p_commit(void *self, const char *id, sv_err *err)
 {
     sv_export *ex = self;
     pthread_mutex_lock(&ex->mu);
-    exp_job *j = ex->slot;
+    sv_export_job *j = ex->slot;
     int rc = 0;
     if (!j || strcmp(j->id, id))
         rc = sv_fail(err, SV_ENOTFOUND, "no prepared export '%s' on node %s (the reservation may have timed out)",
@@ -736,12 +831,12 @@ static int p_commit(void *self, const char *id, sv_err *err)
      * a prepared export the scheduler can abort. */
     for (size_t i = 0; rc == 0 && i < j->ncolls; i++)
         if (!j->colls[i].layout)
-            rc = exp_layout_new(j->colls[i].cap->schema, j->opt.schema, &j->colls[i].layout, err);
+            rc = sv_export_layout_new(j->colls[i].cap->schema, j->opt.schema, &j->colls[i].layout, err);
     if (rc)
         return rc;
     pthread_mutex_lock(&ex->mu);
     pthread_mutex_lock(&j->mu);
-    j->status = EXP_TRANSFERRING;
+    j->status = SV_EXPORT_TRANSFERRING;
     pthread_mutex_unlock(&j->mu);
     j->state = J_RUNNING;
     j->committed_ns = sv_mono_ns();
@@ -757,7 +852,7 @@ static int p_commit(void *self, const char *id, sv_err *err)
 
 /* Caller holds ex->mu. Releases a prepared export or stops a running one and
  * waits until it has left the slot. */
-static void abort_locked(sv_export *ex, exp_job *j, int status, const char *reason)
+static void abort_locked(sv_export *ex, sv_export_job *j, int status, const char *reason)
 {
     uint64_t gen = j->gen;
     if (j->state == J_PREPARED) {
@@ -778,9 +873,9 @@ static void p_abort(void *self, const char *id, const char *reason)
 {
     sv_export *ex = self;
     pthread_mutex_lock(&ex->mu);
-    exp_job *j = ex->slot;
+    sv_export_job *j = ex->slot;
     if (j && !strcmp(j->id, id))
-        abort_locked(ex, j, reason ? EXP_FAILED : EXP_CANCELED, reason);
+        abort_locked(ex, j, reason ? SV_EXPORT_FAILED : SV_EXPORT_CANCELED, reason);
     pthread_mutex_unlock(&ex->mu);
 }
 
@@ -813,15 +908,15 @@ static void *ticker(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&ex->cv, &ex->mu, &ts);
-        exp_job *j = ex->slot;
+        sv_export_job *j = ex->slot;
         if (j && j->state == J_PREPARED && sv_mono_ns() - j->prepared_ns > ex->reservation_ms * 1000000LL)
-            abort_locked(ex, j, EXP_FAILED, "reservation timed out: no commit arrived");
+            abort_locked(ex, j, SV_EXPORT_FAILED, "reservation timed out: no commit arrived");
     }
     pthread_mutex_unlock(&ex->mu);
     return NULL;
 }
 
-int exp_participant_start(sv_export *ex, sv_err *err)
+int sv_export_local_start(sv_export *ex, sv_err *err)
 {
     if (pthread_create(&ex->ticker, NULL, ticker, ex))
         return sv_fail(err, SV_ENOMEM, "cannot start the export reservation thread");
@@ -829,20 +924,20 @@ int exp_participant_start(sv_export *ex, sv_err *err)
     return 0;
 }
 
-void exp_participant_shutdown(sv_export *ex)
+void sv_export_local_shutdown(sv_export *ex)
 {
     pthread_mutex_lock(&ex->mu);
     ex->part_shutdown = true;
     pthread_cond_broadcast(&ex->cv);
-    exp_job *j = ex->slot;
+    sv_export_job *j = ex->slot;
     if (j) {
         sv_warn("export stopped by shutdown", "id=%s", j->id);
-        abort_locked(ex, j, EXP_FAILED, "shutting down");
+        abort_locked(ex, j, SV_EXPORT_FAILED, "shutting down");
     }
     pthread_mutex_unlock(&ex->mu);
 }
 
-void exp_participant_stop(sv_export *ex)
+void sv_export_local_stop(sv_export *ex)
 {
     pthread_mutex_lock(&ex->mu);
     ex->ticker_stop = true;
@@ -857,7 +952,7 @@ void exp_participant_stop(sv_export *ex)
         pthread_join(ex->runner, NULL);
 }
 
-bool exp_participant_running_id(sv_export *ex, char *id, size_t n)
+bool sv_export_local_running_id(sv_export *ex, char *id, size_t n)
 {
     pthread_mutex_lock(&ex->mu);
     bool r = ex->slot && ex->slot->state != J_FINISHING;
@@ -867,7 +962,7 @@ bool exp_participant_running_id(sv_export *ex, char *id, size_t n)
     return r;
 }
 
-bool exp_participant_owns(sv_export *ex, int backend, const char *id)
+bool sv_export_local_owns(sv_export *ex, int backend, const char *id)
 {
     pthread_mutex_lock(&ex->mu);
     bool r = ex->slot && ex->slot->backend == backend && !strcmp(ex->slot->id, id) && ex->slot->state != J_FINISHING;
@@ -875,10 +970,10 @@ bool exp_participant_owns(sv_export *ex, int backend, const char *id)
     return r;
 }
 
-json_t *exp_participant_live_meta(sv_export *ex, int backend, const char *id)
+json_t *sv_export_local_live_meta(sv_export *ex, int backend, const char *id)
 {
     pthread_mutex_lock(&ex->mu);
-    exp_job *j = ex->slot;
+    sv_export_job *j = ex->slot;
     json_t *m = NULL;
     /* While prepare fills in the shards nothing is published yet: the
      * caller answers from the location (not found). */

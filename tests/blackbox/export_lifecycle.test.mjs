@@ -157,3 +157,42 @@ test('SIGTERM during an export: FAILED "shutting down", slot released', async ()
     srv.cleanup();
   }
 });
+
+test('bytesWritten grows while a file is being written and ends as the size of the files', async (t) => {
+  // One file per shard (a single row group): bytes reach the location only
+  // when it closes, yet the status must show them growing with the rows.
+  const srv = await startServer({ env: { ...ENV, EXPORT_MAX_ROWS_PER_SECOND: '1500', EXPORT_ROWS_PER_FILE: '100000' } });
+  t.after(async () => { await srv.stop(); srv.cleanup(); });
+  await setup(srv);
+  assert.equal((await srv.req('POST', '/v1/export/filesystem', { id: 'bytes-1' })).status, 200);
+  const samples = []; // [shard, objectsExported, bytesWritten] while TRANSFERRING
+  for (;;) {
+    const r = await srv.req('GET', '/v1/export/filesystem/bytes-1');
+    assert.equal(r.status, 200, r.text);
+    if (r.json.status !== 'TRANSFERRING' && r.json.status !== 'STARTED') break;
+    for (const [name, s] of Object.entries(r.json.shardStatus.Life ?? {})) {
+      if (s.status === 'TRANSFERRING') samples.push([name, s.objectsExported, s.bytesWritten]);
+    }
+    await sleep(50);
+  }
+  const moving = samples.filter(([, o]) => o > 0);
+  assert.ok(moving.length >= 10, `progress seen ${moving.length} times`);
+  for (const [name, o, b] of moving) assert.ok(b > 0, `${name}: ${o} objects exported, bytesWritten ${b}`);
+  for (const name of ['shard0000', 'shard0001']) {
+    const bs = moving.filter(([n]) => n === name).map(([, , b]) => b);
+    assert.ok(bs.length >= 2 && bs[bs.length - 1] > bs[0], `${name} bytes grow: ${bs.slice(0, 3)}…${bs.slice(-3)}`);
+  }
+  const done = await waitExport(srv, 'filesystem', 'bytes-1');
+  assert.equal(done.status, 'SUCCESS');
+  assert.equal(exported(done), N);
+  // At the end: exactly the bytes of the published files (live and in the metadata file).
+  const dir = path.join(srv.dataDir, 'exports', 'bytes-1');
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'export_metadata.json'), 'utf8'));
+  for (const name of ['shard0000', 'shard0001']) {
+    const size = parquetFiles(dir).filter((f) => f.startsWith(`Life_${name}_`))
+      .reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);
+    assert.ok(size > 0);
+    assert.equal(done.shardStatus.Life[name].bytesWritten, size, name);
+    assert.equal(meta.shardStatus.Life[name].bytesWritten, size, name);
+  }
+});

@@ -23,7 +23,7 @@ static void ranges_cover_key_space(void **state)
         for (uint32_t i = 0; i < n; i++) {
             uint8_t s[16], e[16];
             bool has_end;
-            exp_range_bounds(i, n, s, e, &has_end);
+            sv_export_range_bounds(i, n, s, e, &has_end);
             /* contiguous: each range starts where the previous ended */
             assert_memory_equal(s, prev_end, 16);
             assert_int_equal(has_end, i + 1 < n);
@@ -34,10 +34,10 @@ static void ranges_cover_key_space(void **state)
     }
     uint8_t s[16], e[16], zero[16] = {0};
     bool has_end;
-    exp_range_bounds(0, 1, s, e, &has_end);
+    sv_export_range_bounds(0, 1, s, e, &has_end);
     assert_memory_equal(s, zero, 16);
     assert_false(has_end);
-    exp_range_bounds(1, 2, s, e, &has_end);
+    sv_export_range_bounds(1, 2, s, e, &has_end);
     assert_int_equal(s[0], 0x80);
     assert_int_equal(s[1], 0);
 }
@@ -53,7 +53,7 @@ static void random_uuids_spread_evenly(void **state)
         for (uint32_t i = 0; i < N; i++) {
             uint8_t s[16], e[16];
             bool has_end;
-            exp_range_bounds(i, N, s, e, &has_end);
+            sv_export_range_bounds(i, N, s, e, &has_end);
             if (memcmp(u.b, s, 16) >= 0 && (!has_end || memcmp(u.b, e, 16) < 0)) {
                 assert_int_equal(found, -1); /* exactly one range */
                 found = (int)i;
@@ -68,33 +68,33 @@ static void random_uuids_spread_evenly(void **state)
 
 static void range_count(void **state)
 {
-    assert_int_equal(exp_range_count(0, 1000), 1);
-    assert_int_equal(exp_range_count(-1, 1000), 1);
-    assert_int_equal(exp_range_count(1000, 1000), 1);
-    assert_int_equal(exp_range_count(1001, 1000), 2);
-    assert_int_equal(exp_range_count(4000000, 1000000), 4);
-    assert_int_equal(exp_range_count(INT64_MAX / 2, 1), 9999); /* four-digit file names */
+    assert_int_equal(sv_export_range_count(0, 1000), 1);
+    assert_int_equal(sv_export_range_count(-1, 1000), 1);
+    assert_int_equal(sv_export_range_count(1000, 1000), 1);
+    assert_int_equal(sv_export_range_count(1001, 1000), 2);
+    assert_int_equal(sv_export_range_count(4000000, 1000000), 4);
+    assert_int_equal(sv_export_range_count(INT64_MAX / 2, 1), 9999); /* four-digit file names */
 }
 
 /* ---- options ------------------------------------------------------------------ */
 
-static int parse_opts(const char *json, exp_options *o, sv_err *err)
+static int parse_opts(const char *json, sv_export_file_opts *o, sv_err *err)
 {
     json_t *j = json ? json_loads(json, 0, NULL) : NULL;
-    int rc = exp_options_parse(j, o, err);
+    int rc = sv_export_file_opts_parse(j, o, err);
     json_decref(j);
     return rc;
 }
 
 static void options(void **state)
 {
-    exp_options o;
+    sv_export_file_opts o;
     sv_err err = {0};
     assert_int_equal(parse_opts(NULL, &o, &err), 0);
-    assert_int_equal(o.schema, EXP_SCHEMA_TYPED);
+    assert_int_equal(o.schema, SV_EXPORT_SCHEMA_TYPED);
     assert_int_equal(o.codec, SV_PQ_CODEC_ZSTD);
     assert_int_equal(parse_opts("{\"schema\":\"weaviate\",\"compression\":\"snappy\"}", &o, &err), 0);
-    assert_int_equal(o.schema, EXP_SCHEMA_WEAVIATE);
+    assert_int_equal(o.schema, SV_EXPORT_SCHEMA_WEAVIATE);
     assert_int_equal(o.codec, SV_PQ_CODEC_SNAPPY);
     assert_int_equal(parse_opts("{\"compression\":\"zstd\",\"compression_level\":19}", &o, &err), 0);
     assert_int_equal(o.level, 19);
@@ -108,7 +108,7 @@ static void options(void **state)
         assert_int_equal(parse_opts(bad[i], &o, &err), SV_EINVAL);
         assert_true(strlen(err.msg) > 10);
     }
-    json_t *j = exp_options_json(&(exp_options){EXP_SCHEMA_WEAVIATE, SV_PQ_CODEC_ZSTD, 7});
+    json_t *j = sv_export_file_opts_json(&(sv_export_file_opts){SV_EXPORT_SCHEMA_WEAVIATE, SV_PQ_CODEC_ZSTD, 7});
     char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(s, "{\"compression\":\"zstd\",\"compression_level\":7,\"schema\":\"weaviate\"}");
     free(s);
@@ -129,25 +129,26 @@ static int mem_write(void *ud, const void *data, size_t len, sv_err *err)
     return sv_buf_append(ud, data, len);
 }
 
-static void layout_rows(exp_schema_kind kind)
+static void layout_rows(sv_export_schema_kind kind)
 {
     sv_err err = {0};
     sv_schema *s = NULL;
     assert_int_equal(sv_schema_parse(FULL_SCHEMA, strlen(FULL_SCHEMA), &s, &err), 0);
-    exp_layout *l = NULL;
-    assert_int_equal(exp_layout_new(s, kind, &l, &err), 0);
-    json_t *d = json_loads(exp_layout_description(l), 0, NULL);
+    sv_export_layout *l = NULL;
+    assert_int_equal(sv_export_layout_new(s, kind, &l, &err), 0);
+    json_t *d = json_loads(sv_export_layout_description(l), 0, NULL);
     assert_non_null(d);
-    assert_string_equal(json_string_value(json_object_get(d, "schema")), kind == EXP_SCHEMA_TYPED ? "typed" : "weaviate");
+    assert_string_equal(json_string_value(json_object_get(d, "schema")),
+                        kind == SV_EXPORT_SCHEMA_TYPED ? "typed" : "weaviate");
     assert_string_equal(json_string_value(json_object_get(json_object_get(d, "collection"), "name")), "Full");
-    assert_int_equal(json_array_size(json_object_get(d, "columns")), kind == EXP_SCHEMA_TYPED ? 17 : 7);
+    assert_int_equal(json_array_size(json_object_get(d, "columns")), kind == SV_EXPORT_SCHEMA_TYPED ? 17 : 7);
     json_decref(d);
 
     sv_buf file = {0};
     sv_pq_sink sink = {mem_write, NULL, &file};
     sv_pq_writer *w = NULL;
     sv_pq_options o = {.codec = SV_PQ_CODEC_ZSTD};
-    assert_int_equal(sv_pq_writer_new(exp_layout_pq(l), &o, &sink, &w, &err), 0);
+    assert_int_equal(sv_pq_writer_new(sv_export_layout_pq(l), &o, &sink, &w, &err), 0);
     const char *objs[] = {
         "{\"id\":\"6b3f4c70-0000-4000-8000-000000000001\",\"vector\":[1,2,3],\"namedVectors\":{\"a\":[1,2]},"
         "\"multiVectors\":{\"m\":[[1,2],[3,4],[5,6]]},\"properties\":{\"t\":\"h\\u00e9llo\",\"i\":-5,\"n\":1.5,"
@@ -158,7 +159,7 @@ static void layout_rows(exp_schema_kind kind)
         "{\"id\":\"6b3f4c70-0000-4000-8000-000000000003\",\"properties\":{\"ts\":[],\"us\":[],\"is\":[]}}",
     };
     sv_record *r = sv_record_new();
-    exp_scratch x = {0};
+    sv_export_scratch x = {0};
     sv_buf enc = {0};
     for (size_t i = 0; i < 3; i++) {
         sv_object_route route;
@@ -170,7 +171,7 @@ static void layout_rows(exp_schema_kind kind)
         r->id = id;
         assert_int_equal(sv_record_decode(r, s, enc.data, enc.len, &err), 0);
         r->creation_time = r->update_time = 1700000000000 + (int64_t)i;
-        if (exp_layout_append(l, &x, w, r, &err) != 0)
+        if (sv_export_layout_append(l, &x, w, r, &err) != 0)
             fail_msg("append %zu: %s", i, err.msg);
     }
     assert_int_equal(sv_pq_writer_rows(w), 3);
@@ -181,14 +182,14 @@ static void layout_rows(exp_schema_kind kind)
     sv_pq_writer_free(w);
     sv_buf_free(&enc);
     sv_buf_free(&file);
-    exp_scratch_free(&x);
+    sv_export_scratch_free(&x);
     sv_record_free(r);
-    exp_layout_free(l);
+    sv_export_layout_free(l);
     sv_schema_free(s);
 }
 
-static void layout_typed(void **state) { layout_rows(EXP_SCHEMA_TYPED); }
-static void layout_weaviate(void **state) { layout_rows(EXP_SCHEMA_WEAVIATE); }
+static void layout_typed(void **state) { layout_rows(SV_EXPORT_SCHEMA_TYPED); }
+static void layout_weaviate(void **state) { layout_rows(SV_EXPORT_SCHEMA_WEAVIATE); }
 
 static void layout_minimal_schema(void **state)
 {
@@ -197,13 +198,150 @@ static void layout_minimal_schema(void **state)
     sv_err err = {0};
     sv_schema *s = NULL;
     assert_int_equal(sv_schema_parse(js, strlen(js), &s, &err), 0);
-    exp_layout *l = NULL;
-    assert_int_equal(exp_layout_new(s, EXP_SCHEMA_TYPED, &l, &err), 0);
-    json_t *d = json_loads(exp_layout_description(l), 0, NULL);
+    sv_export_layout *l = NULL;
+    assert_int_equal(sv_export_layout_new(s, SV_EXPORT_SCHEMA_TYPED, &l, &err), 0);
+    json_t *d = json_loads(sv_export_layout_description(l), 0, NULL);
     assert_int_equal(json_array_size(json_object_get(d, "columns")), 5); /* id, 2 times, vector, properties_json */
     json_decref(d);
-    exp_layout_free(l);
+    sv_export_layout_free(l);
     sv_schema_free(s);
+}
+
+/* ---- file names ---------------------------------------------------------------- */
+
+/* Inverse of sv_export_file_name, as a reader would do it: split the stem at
+ * '_' (exactly three fields), then '.' -> '_'. A name that decodes back to
+ * its inputs cannot be shared by two different inputs. */
+static void decode_name(const char *file, char *coll, char *shard, unsigned *range)
+{
+    char stem[400];
+    size_t n = strlen(file);
+    assert_true(n > 8 && !strcmp(file + n - 8, ".parquet"));
+    memcpy(stem, file, n - 8);
+    stem[n - 8] = '\0';
+    char *u1 = strchr(stem, '_');
+    assert_non_null(u1);
+    char *u2 = strchr(u1 + 1, '_');
+    assert_non_null(u2);
+    assert_null(strchr(u2 + 1, '_'));
+    *u1 = *u2 = '\0';
+    for (char *p = u2 + 1; *p; p++)
+        assert_true(*p >= '0' && *p <= '9');
+    assert_true(strlen(u2 + 1) >= 4);
+    *range = (unsigned)strtoul(u2 + 1, NULL, 10);
+    strcpy(coll, stem);
+    strcpy(shard, u1 + 1);
+    for (char *p = coll; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    for (char *p = shard; *p; p++)
+        if (*p == '.')
+            *p = '_';
+}
+
+static void check_round_trip(const char *c, const char *s, uint32_t r, char *out, size_t n)
+{
+    sv_err err = {0};
+    if (sv_export_file_name(out, n, c, s, r, &err))
+        fail_msg("%s / %s: %s", c, s, err.msg);
+    char dc[200], ds[200];
+    unsigned dr;
+    decode_name(out, dc, ds, &dr);
+    assert_string_equal(dc, c);
+    assert_string_equal(ds, s);
+    assert_int_equal(dr, r);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void file_names_injective(void **state)
+{
+    (void)state;
+    char f[300];
+    sv_err err = {0};
+    /* Names that need no escaping keep Weaviate's layout. */
+    assert_int_equal(sv_export_file_name(f, sizeof f, "Article", "shard0000", 0, &err), 0);
+    assert_string_equal(f, "Article_shard0000_0000.parquet");
+    assert_int_equal(sv_export_file_name(f, sizeof f, "Tenanted", "customer-42", 12, &err), 0);
+    assert_string_equal(f, "Tenanted_customer-42_0012.parquet");
+    assert_int_equal(sv_export_file_name(f, sizeof f, "C", "shard0001", 12345, &err), 0);
+    assert_string_equal(f, "C_shard0001_12345.parquet");
+    /* The collision: X + tenant y_shard0000 vs X_y + shard0000. */
+    char a[300], b[300];
+    assert_int_equal(sv_export_file_name(a, sizeof a, "X", "y_shard0000", 0, &err), 0);
+    assert_int_equal(sv_export_file_name(b, sizeof b, "X_y", "shard0000", 0, &err), 0);
+    assert_string_not_equal(a, b);
+    assert_string_equal(a, "X_y.shard0000_0000.parquet");
+    assert_string_equal(b, "X.y_shard0000_0000.parquet");
+    /* Tricky pairs: leading / trailing / doubled '_', '-' runs, digit-only
+     * tenants, names that look like ranges or whole file names. Every
+     * (collection, shard, range) gets its own name, and decodes back. */
+    static const char *const colls[] = {"X", "X_", "X__", "X_y", "X__y", "Xy", "X_y_shard0000", "X_y_shard0000_0000",
+                                        "A_b_c", "A_b", "a", "A1_", "Z_0000", "X_y_"};
+    static const char *const shards[] = {"y", "_y", "y_", "__y", "y__", "_", "__", "y_shard0000", "shard0000",
+                                         "_shard0000", "shard0000_", "a-b", "a--b", "a-_b", "a_-b", "a_b", "ab-",
+                                         "0000", "_0000", "x_0000", "0000_0000", "y-", "_-_", "b_c", "c"};
+    static const uint32_t ranges[] = {0, 1, 10, 9999, 10000};
+    size_t nc = sizeof colls / sizeof *colls, ns = sizeof shards / sizeof *shards, nr = sizeof ranges / sizeof *ranges;
+    size_t total = nc * ns * nr, k = 0;
+    char **names = calloc(total, sizeof *names);
+    assert_non_null(names);
+    for (size_t i = 0; i < nc; i++)
+        for (size_t j = 0; j < ns; j++)
+            for (size_t r = 0; r < nr; r++) {
+                check_round_trip(colls[i], shards[j], ranges[r], f, sizeof f);
+                names[k++] = strdup(f);
+            }
+    qsort(names, total, sizeof *names, cmp_str);
+    for (size_t i = 1; i < total; i++)
+        if (!strcmp(names[i - 1], names[i]))
+            fail_msg("two inputs share the file name %s", names[i]);
+    size_t x = 0, y = 0;
+    assert_int_equal(sv_export_first_duplicate((const char *const *)names, total, &x, &y, &err), 0);
+    for (size_t i = 0; i < total; i++)
+        free(names[i]);
+    free(names);
+    /* Random names over the full alphabets, '_' and '-' frequent. */
+    srand(7);
+    const char *calpha = "aZ09____", *salpha = "aZ09___---";
+    for (int it = 0; it < 20000; it++) {
+        char c[129], s[65];
+        int cl = 1 + rand() % 12, sl = 1 + rand() % 12;
+        c[0] = 'A' + rand() % 26;
+        for (int i = 1; i < cl; i++)
+            c[i] = calpha[rand() % 8];
+        c[cl] = '\0';
+        for (int i = 0; i < sl; i++)
+            s[i] = salpha[rand() % 10];
+        if (s[0] == '-')
+            s[0] = '_';
+        s[sl] = '\0';
+        check_round_trip(c, s, (uint32_t)(rand() % 20000), f, sizeof f);
+    }
+    /* Names outside the patterns are refused, not written ambiguously. */
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X.y", "shard0000", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "y.z", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "-y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "_X", "y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X-y", "y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "a/b", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "", "y", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, sizeof f, "X", "", 0, &err), SV_EINVAL);
+    assert_int_equal(sv_export_file_name(f, 10, "Article", "shard0000", 0, &err), SV_EINVAL);
+}
+
+static void first_duplicate(void **state)
+{
+    (void)state;
+    sv_err err = {0};
+    size_t a = 99, b = 99;
+    const char *none[] = {"a", "b", "c"};
+    assert_int_equal(sv_export_first_duplicate(none, 3, &a, &b, &err), 0);
+    assert_int_equal(sv_export_first_duplicate(none, 0, &a, &b, &err), 0);
+    const char *dup[] = {"x", "b", "c", "d", "b"};
+    assert_int_equal(sv_export_first_duplicate(dup, 5, &a, &b, &err), 1);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 4);
 }
 
 /* ---- the service on a real store -------------------------------------------------- */
@@ -365,6 +503,72 @@ static void crash_recovery(void **state)
     sv_export_close(ex);
 }
 
+/* What a crash really leaves: the metadata as created (STARTED, no shard
+ * progress: it is rewritten only at the end) and the node status file last
+ * flushed while running. Shards that had finished stay SUCCESS with their
+ * rows and bytes. */
+static void crash_recovery_keeps_finished_shards(void **state)
+{
+    sv_err err = {0};
+    char dir[700], file[800];
+    snprintf(dir, sizeof dir, "%s/exports/dead2", base);
+    assert_int_equal(sv_mkdirs(dir, &err), 0);
+    snprintf(file, sizeof file, "%s/export_metadata.json", dir);
+    const char *meta = "{\"format_version\":1,\"id\":\"dead2\",\"backend\":\"filesystem\",\"status\":\"STARTED\","
+                       "\"startedAtMs\":1700000000000,\"classes\":[\"C\"],\"nodeAssignments\":{\"n1\":{\"C\":["
+                       "\"shard0000\",\"shard0001\"]}},\"shardStatus\":{}}";
+    assert_int_equal(sv_write_file_atomic(file, meta, strlen(meta), &err), 0);
+    snprintf(file, sizeof file, "%s/node_n1_status.json", dir);
+    const char *node = "{\"format_version\":1,\"nodeName\":\"n1\",\"status\":\"TRANSFERRING\",\"shardProgress\":{\"C\":{"
+                       "\"shard0000\":{\"status\":\"SUCCESS\",\"objectsExported\":3,\"bytesWritten\":1234},"
+                       "\"shard0001\":{\"status\":\"TRANSFERRING\",\"objectsExported\":1,\"bytesWritten\":50}}}}";
+    assert_int_equal(sv_write_file_atomic(file, node, strlen(node), &err), 0);
+    const char *mark = "{\"id\":\"dead2\",\"backend\":\"filesystem\",\"node\":\"n1\"}";
+    assert_int_equal(sv_catalog_put(cat, "export/running/dead2", mark, strlen(mark), 0, &err), 0);
+    sv_export *ex = open_svc();
+    json_t *s = NULL;
+    assert_int_equal(sv_export_status(ex, "filesystem", "dead2", &s, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "FAILED");
+    json_t *ss = json_object_get(json_object_get(s, "shardStatus"), "C");
+    json_t *s0 = json_object_get(ss, "shard0000"), *s1 = json_object_get(ss, "shard0001");
+    assert_string_equal(json_string_value(json_object_get(s0, "status")), "SUCCESS");
+    assert_int_equal(json_integer_value(json_object_get(s0, "objectsExported")), 3);
+    assert_int_equal(json_integer_value(json_object_get(s0, "bytesWritten")), 1234);
+    assert_string_equal(json_string_value(json_object_get(s1, "status")), "FAILED");
+    assert_non_null(strstr(json_string_value(json_object_get(s1, "error")), "crash"));
+    json_decref(s);
+    sv_export_close(ex);
+}
+
+/* A request naming the same shard twice (a scheduler bug, or any future name
+ * clash) would write the same files twice: the export fails before writing
+ * anything instead of reporting SUCCESS for rows its files do not hold. */
+static void colliding_files_fail(void **state)
+{
+    sv_export *ex = open_svc();
+    sv_export_participant p = sv_export_local_participant(ex);
+    sv_err err = {0};
+    json_t *req = json_pack("{s:s,s:s,s:[s],s:{s:[s,s]},s:s,s:s,s:I,s:{s:{s:[s]}},s:{s:s,s:s}}", "id", "dup",
+                            "backend", "filesystem", "classes", "C", "shards", "C", "shard0000", "shard0000",
+                            "nodeName", "n1", "path", "/x", "startedAtMs", (json_int_t)sv_now_ms(), "nodeAssignments",
+                            "n1", "C", "shard0000", "options", "schema", "typed", "compression", "zstd");
+    assert_non_null(req);
+    assert_int_equal(p.prepare(p.self, req, &err), 0);
+    assert_int_equal(p.commit(p.self, "dup", &err), 0);
+    json_t *s = wait_done(ex, "dup");
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "FAILED");
+    const char *why = json_string_value(json_object_get(s, "error"));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "would collide"));
+    assert_non_null(strstr(why, "C_shard0000"));
+    json_decref(s);
+    char f[800];
+    snprintf(f, sizeof f, "%s/exports/dup/C_shard0000_0000.parquet", base);
+    assert_false(sv_path_exists(f)); /* nothing was written */
+    json_decref(req);
+    sv_export_close(ex);
+}
+
 static void shutdown_refuses(void **state)
 {
     sv_export *ex = open_svc();
@@ -393,9 +597,13 @@ int main(void)
         cmocka_unit_test(layout_typed),
         cmocka_unit_test(layout_weaviate),
         cmocka_unit_test(layout_minimal_schema),
+        cmocka_unit_test(file_names_injective),
+        cmocka_unit_test(first_duplicate),
         cmocka_unit_test_setup_teardown(create_and_status, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(reservation_times_out, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(crash_recovery, svc_setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(crash_recovery_keeps_finished_shards, svc_setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(colliding_files_fail, svc_setup, svc_teardown),
         cmocka_unit_test_setup_teardown(shutdown_refuses, svc_setup, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
