@@ -354,6 +354,11 @@ static void recover(sv_export *ex)
 
 /* ---- open / close --------------------------------------------------------------- */
 
+/* The "export" job kind (below the scheduler). */
+static void kind_cancel(void *self, sv_job *job);
+static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_err *err);
+static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err);
+
 int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
 {
     *out = NULL;
@@ -364,6 +369,7 @@ int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     ex->store = o->store;
     ex->cat = o->catalog;
+    ex->jobs = o->jobs;
     snprintf(ex->node, sizeof ex->node, "%s", o->node_name ? o->node_name : "node1");
     pthread_mutex_init(&ex->loc_mu, NULL);
     pthread_mutex_init(&ex->sched_mu, NULL);
@@ -383,6 +389,14 @@ int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
         return rc;
     }
     recover(ex);
+    if (ex->jobs) {
+        sv_job_kind k = {.name = "export", .self = ex, .cancel = kind_cancel, .run_scheduled = kind_run,
+                         .forget = kind_forget};
+        if ((rc = sv_jobs_register_kind(ex->jobs, &k, err))) {
+            sv_export_close(ex);
+            return rc;
+        }
+    }
     sv_info("export service ready", "enabled=%s root=%s bucket=%s parallelism=%d rows_per_file=%lld",
             ex->enabled ? "true" : "false", ex->fs_root, ex->s3_bucket[0] ? ex->s3_bucket : "-", ex->parallelism,
             (long long)ex->rows_per_file);
@@ -407,6 +421,8 @@ void sv_export_close(sv_export *ex)
         return;
     sv_export_shutdown(ex);
     sv_export_local_stop(ex);
+    if (ex->jobs) /* the kind no longer points at this service */
+        sv_jobs_register_kind(ex->jobs, &(sv_job_kind){.name = "export"}, NULL);
     for (int i = 0; i < 2; i++)
         sv_location_close(ex->locs[i]);
     sv_engine_free(ex->engine);
@@ -532,7 +548,24 @@ static int shard_names(sv_export *ex, const char *coll, json_t **out, sv_err *er
     return 0;
 }
 
-int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **out, sv_err *err)
+/* A job record for an export that is about to be prepared. */
+static int export_job(sv_export *ex, const char *backend, const char *id, json_t *classes, const char *schedule,
+                      sv_job **out, sv_err *err)
+{
+    *out = NULL;
+    if (!ex->jobs)
+        return 0;
+    char link[300];
+    snprintf(link, sizeof link, "/v1/export/%s/%s", backend, id);
+    /* The collection field names the collection when the export has one. */
+    const char *coll = json_array_size(classes) == 1 ? json_string_value(json_array_get(classes, 0)) : NULL;
+    sv_job_spec spec = {.kind = "export", .collection = coll, .target = id, .backend = backend,
+                        .schedule = schedule, .link = link};
+    return sv_jobs_create(ex->jobs, &spec, out, err);
+}
+
+static int export_create(sv_export *ex, const char *backend, json_t *body, const char *schedule, char job_id[64],
+                         json_t **out, sv_err *err)
 {
     *out = NULL;
     int b = check_backend(ex, backend, err);
@@ -571,6 +604,7 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
 
     pthread_mutex_lock(&ex->sched_mu);
     json_t *classes = NULL, *req = NULL;
+    sv_job *job = NULL; /* ours until the prepared export takes it */
     sv_location *loc = NULL;
     char path[1400];
     export_path(ex, b, id, path, sizeof path);
@@ -624,8 +658,21 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
         goto done;
     }
+    if ((rc = export_job(ex, backend, id, classes, schedule, &job, err)))
+        goto done;
+    if (job && job_id)
+        snprintf(job_id, 64, "%s", sv_job_id(job));
     if ((rc = p.prepare(p.self, req, err)))
         goto done;
+    if (job && (rc = sv_export_local_attach_job(ex, id, job, err)) == 0) {
+        sv_job *attached = job;
+        job = NULL; /* the participant finishes and releases it now */
+        sv_job_start(attached, NULL);
+    }
+    if (rc) {
+        p.abort(p.self, id, NULL);
+        goto done;
+    }
     json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id, "backend",
                              backend, "path", path, "status", "STARTED", "startedAt", sv_export_time_json(started),
                              "startedAtMs", (json_int_t)started, "classes", classes, "nodeAssignments", assign,
@@ -661,9 +708,18 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
     sv_info("export started", "id=%s backend=%s path=%s", id, backend, path);
 done:
     pthread_mutex_unlock(&ex->sched_mu);
+    if (job) {
+        sv_job_finish(job, SV_JOB_FAILED, err && err->msg[0] ? err->msg : "export did not start", NULL, NULL);
+        sv_job_release(job);
+    }
     json_decref(classes);
     json_decref(req);
     return rc;
+}
+
+int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **out, sv_err *err)
+{
+    return export_create(ex, backend, body, NULL, NULL, out, err);
 }
 
 /* The status of one export: live from the participant while it runs, else
@@ -791,6 +847,88 @@ int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err 
     const char *s = json_string_value(json_object_get(st, "status"));
     rc = sv_fail(err, SV_ECONFLICT, "export '%s' has already finished (%s); nothing to cancel", id, s ? s : "?");
     json_decref(st);
+    return rc;
+}
+
+/* ---- the "export" job kind ------------------------------------------------------------ */
+
+static void kind_cancel(void *self, sv_job *job) { sv_export_local_cancel_job(self, job); }
+
+static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_err *err)
+{
+    json_t *inc = json_array();
+    for (size_t i = 0; inc && i < run->ninclude; i++)
+        json_array_append_new(inc, json_string(run->include[i]));
+    json_t *body = json_pack("{s:s}", "id", run->name), *out = NULL;
+    if (body && inc && run->ninclude)
+        json_object_set(body, "include", inc);
+    json_decref(inc);
+    if (!body)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    int rc = export_create(self, run->backend, body, run->schedule, job_id, &out, err);
+    json_decref(body);
+    json_decref(out);
+    return rc;
+}
+
+typedef struct forget_ctx {
+    char (*keys)[400];
+    size_t n, cap;
+} forget_ctx;
+
+static int forget_key(void *ud, const sv_location_entry *e)
+{
+    forget_ctx *fc = ud;
+    if (e->is_prefix)
+        return 0;
+    if (fc->n == fc->cap) {
+        size_t cap = fc->cap ? fc->cap * 2 : 64;
+        void *k = realloc(fc->keys, cap * sizeof *fc->keys);
+        if (!k)
+            return SV_ENOMEM;
+        fc->keys = k;
+        fc->cap = cap;
+    }
+    snprintf(fc->keys[fc->n++], sizeof fc->keys[0], "%s", e->key);
+    return 0;
+}
+
+/* Retention: deletes every file of a finished export (metadata last, so an
+ * interrupted delete still lists the export). */
+static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err)
+{
+    sv_export *ex = self;
+    int b = check_backend(ex, backend ? backend : "", err);
+    if (b < 0)
+        return b;
+    if (sv_check_export_id(target, err))
+        return SV_EINVAL;
+    if (sv_export_local_owns(ex, b, target))
+        return sv_fail(err, SV_ECONFLICT, "export '%s' is running", target);
+    sv_location *loc;
+    int rc = sv_export_location(ex, b, &loc, err);
+    char prefix[SV_EXPORT_ID_MAX + 2];
+    snprintf(prefix, sizeof prefix, "%s/", target);
+    forget_ctx fc = {0};
+    if (rc == 0)
+        rc = sv_location_list(loc, prefix, NULL, NULL, forget_key, &fc, err);
+    if (rc == SV_ENOMEM)
+        sv_fail(err, rc, "out of memory");
+    const char **keys = rc == 0 ? calloc(fc.n + 1, sizeof *keys) : NULL;
+    size_t n = 0;
+    char meta[400];
+    sv_export_key(meta, sizeof meta, target, "export_metadata.json");
+    for (size_t i = 0; keys && i < fc.n; i++)
+        if (strcmp(fc.keys[i], meta))
+            keys[n++] = fc.keys[i];
+    if (rc == 0 && !keys)
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    if (rc == 0 && n)
+        rc = sv_location_delete_many(loc, keys, n, err);
+    if (rc == 0)
+        rc = sv_location_delete(loc, meta, err);
+    free(keys);
+    free(fc.keys);
     return rc;
 }
 

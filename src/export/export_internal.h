@@ -12,6 +12,7 @@
 #include "core.h"
 #include "engine.h"
 #include "export.h"
+#include "jobs.h"
 #include "location.h"
 #include "parquet.h"
 #include "record.h"
@@ -92,6 +93,7 @@ struct sv_export {
     sv_store *store;
     sv_catalog *cat;
     sv_engine *engine; /* read-only scans of checkpoints */
+    sv_jobs *jobs;     /* borrowed, may be NULL */
     char node[64];
     /* configuration (EXPORT_*) */
     bool enabled;
@@ -135,6 +137,11 @@ void sv_export_local_shutdown(sv_export *ex); /* ends the running export FAILED 
 void sv_export_local_stop(sv_export *ex);     /* joins threads; after shutdown */
 bool sv_export_local_running_id(sv_export *ex, char *id, size_t n);
 bool sv_export_local_owns(sv_export *ex, int backend, const char *id);
+/* Hands a job handle to the prepared export `id`: its counters follow the
+ * scan and it is finished (and released) with the export. */
+int sv_export_local_attach_job(sv_export *ex, const char *id, sv_job *job, sv_err *err);
+/* Stops the running export that carries this job (it ends CANCELED). */
+void sv_export_local_cancel_job(sv_export *ex, const sv_job *job);
 /* The metadata document as it would be written now, for a running export
  * with this id (NULL if none). */
 json_t *sv_export_local_live_meta(sv_export *ex, int backend, const char *id);

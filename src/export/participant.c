@@ -72,6 +72,7 @@ typedef struct sv_export_job {
     int stop_status; /* what a stop ends as: SV_EXPORT_CANCELED or SV_EXPORT_FAILED */
     char error[1024];
     int workers_left;
+    sv_job *job; /* the jobs service's record (may be NULL); finished with the export */
 } sv_export_job;
 
 /* ---- documents ---------------------------------------------------------------- */
@@ -223,10 +224,26 @@ static bool promote_metadata(sv_export_job *j)
 
 /* ---- job lifetime ---------------------------------------------------------------- */
 
+/* The export's outcome in the jobs vocabulary (SUCCESS -> SUCCEEDED). */
+static void job_finish(sv_export_job *j, int status, const char *reason)
+{
+    if (!j->job)
+        return;
+    sv_job_state st = status == SV_EXPORT_SUCCESS    ? SV_JOB_SUCCEEDED
+                      : status == SV_EXPORT_CANCELED ? SV_JOB_CANCELED
+                                                     : SV_JOB_FAILED;
+    sv_err e = {0};
+    if (sv_job_finish(j->job, st, st == SV_JOB_FAILED ? reason : NULL, NULL, &e))
+        sv_warn("export: job record not updated", "id=%s error=\"%s\"", j->id, e.msg);
+    sv_job_release(j->job);
+    j->job = NULL;
+}
+
 static void job_free(sv_export_job *j)
 {
     if (!j)
         return;
+    job_finish(j, SV_EXPORT_FAILED, "export released before it ran"); /* no-op once finished */
     for (size_t i = 0; i < j->ncolls; i++) {
         sv_capture_free(j->colls[i].cap);
         sv_export_layout_free(j->colls[i].layout);
@@ -294,6 +311,17 @@ typedef struct sink_ctx {
     int64_t estimate;  /* what this range adds to shard->pending now */
 } sink_ctx;
 
+/* Published rows and bytes, in the shard's status and in the job's counters. */
+static void count(sv_export_job *j, sv_export_shard *sh, int64_t rows, int64_t bytes)
+{
+    if (rows)
+        atomic_fetch_add(&sh->objects, rows);
+    if (bytes)
+        atomic_fetch_add(&sh->bytes, bytes);
+    if (j->job)
+        sv_job_add_done(j->job, rows, bytes);
+}
+
 static void set_estimate(sink_ctx *c, int64_t est)
 {
     atomic_fetch_add(&c->shard->pending, est - c->estimate);
@@ -324,7 +352,7 @@ static int sink_write(void *ud, const void *data, size_t len, sv_err *err)
         }
         atomic_fetch_add(&c->job->flushed_file_bytes, (long long)len);
         c->bytes += (int64_t)len;
-        atomic_fetch_add(&c->shard->bytes, (long long)len);
+        count(c->job, c->shard, 0, (int64_t)len);
         set_estimate(c, 0);
     }
     return rc;
@@ -411,7 +439,7 @@ static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv
                 break;
             sc.rec_bytes += (int64_t)(klen + vlen);
             if ((++rows & 127) == 0) {
-                atomic_fetch_add(&sh->objects, 128);
+                count(j, sh, 128, 0);
                 counted += 128;
                 update_estimate(&sc);
                 throttle(j, 128);
@@ -426,14 +454,13 @@ static int run_range(sv_export_job *j, const sv_export_task *t, sv_record *r, sv
     if (rc == 0 && it)
         rc = sv_db_iter_status(it, err);
     if (rc == 0) {
-        atomic_fetch_add(&sh->objects, rows - counted);
+        count(j, sh, rows - counted, 0);
         counted = rows;
         rc = sv_pq_writer_close(w, err);
     }
     if (rc) {
         /* Only files that were published count. */
-        atomic_fetch_sub(&sh->objects, counted);
-        atomic_fetch_sub(&sh->bytes, sc.bytes);
+        count(j, sh, -counted, -sc.bytes);
         sv_err_wrap(err, "%s", key);
     } else {
         atomic_fetch_add(&ex->m_objects, rows);
@@ -542,6 +569,13 @@ static int plan(sv_export_job *j, sv_err *err)
     int rc = check_file_names(j, err);
     if (rc)
         return rc;
+    if (j->job) {
+        int64_t total = 0;
+        for (size_t i = 0; i < j->nshards; i++)
+            if (j->shards[i].status == SV_EXPORT_SHARD_TRANSFERRING)
+                total += j->shards[i].known;
+        sv_job_set_totals(j->job, total, 0);
+    }
     j->tasks = calloc(ntasks + 1, sizeof *j->tasks);
     if (!j->tasks)
         return sv_fail(err, SV_ENOMEM, "out of memory");
@@ -651,6 +685,7 @@ static void *runner(void *arg)
     j->status = status;
     pthread_mutex_unlock(&j->mu);
     sv_export_metrics_finish(ex, status, j->completed_ms - j->started_ms);
+    job_finish(j, status, j->error[0] ? j->error : "export failed");
     job_cleanup(j);
     sv_info("export finished", "id=%s status=%s took_ms=%lld error=\"%s\"", j->id, sv_export_status_name(status),
             (long long)(j->completed_ms - j->started_ms), j->error);
@@ -886,6 +921,26 @@ static bool p_is_running(void *self, const char *id)
     bool r = ex->slot && !strcmp(ex->slot->id, id) && ex->slot->state >= J_RUNNING;
     pthread_mutex_unlock(&ex->mu);
     return r;
+}
+
+int sv_export_local_attach_job(sv_export *ex, const char *id, sv_job *job, sv_err *err)
+{
+    pthread_mutex_lock(&ex->mu);
+    sv_export_job *j = ex->slot;
+    bool ok = j && !strcmp(j->id, id) && !j->job;
+    if (ok)
+        j->job = job;
+    pthread_mutex_unlock(&ex->mu);
+    return ok ? 0 : sv_fail(err, SV_ENOTFOUND, "no prepared export '%s' to attach a job to", id);
+}
+
+void sv_export_local_cancel_job(sv_export *ex, const sv_job *job)
+{
+    pthread_mutex_lock(&ex->mu);
+    sv_export_job *j = ex->slot;
+    if (j && j->job == job)
+        abort_locked(ex, j, SV_EXPORT_CANCELED, NULL);
+    pthread_mutex_unlock(&ex->mu);
 }
 
 sv_export_participant sv_export_local_participant(sv_export *ex)
