@@ -42,6 +42,7 @@ struct sv_location {
     const sv_loc_driver *drv;
     char *describe;
     sv_location_opts o; /* resolved: no zero fields left, strings owned */
+    int64_t test_delete_delay_ms; /* SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS (tests only) */
 };
 
 /* Resolves opts against the environment into out (strings duplicated). */

@@ -135,6 +135,18 @@ static int create_announce(create_ctx *cx, sv_err *err)
     pthread_mutex_lock(&s->mu);
     cx->op->blobs = blobs;
     cx->op->nblobs = nb;
+    /* A GC batch being deleted right now (without s->mu) may hold one of
+     * them: wait until that delete is over, so the location check that
+     * follows sees the blob gone and uploads it again. Later batches see
+     * this op in flight and keep its blobs. */
+    for (;;) {
+        bool hit = false;
+        for (size_t i = 0; i < nb && !hit && s->gc_ndeleting; i++)
+            hit = sv_snap_hex_in(s->gc_deleting, s->gc_ndeleting, blobs[i]);
+        if (!hit)
+            break;
+        pthread_cond_wait(&s->cond, &s->mu);
+    }
     pthread_mutex_unlock(&s->mu);
     return 0;
 }

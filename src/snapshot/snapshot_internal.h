@@ -194,6 +194,8 @@ struct sv_snapshot {
     create_op *creates;
     create_op *retired; /* finished while a GC ran: still protected until it ends */
     bool gc_running;
+    char (*gc_deleting)[65]; /* sorted: the batch GC is deleting without s->mu */
+    size_t gc_ndeleting;
     job_run *runs;
 
     pthread_mutex_t ddl_mu; /* serializes create/drop/restore starts */
