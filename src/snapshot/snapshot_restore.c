@@ -571,6 +571,59 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
     return rc;
 }
 
+/* Checks that the catalog gave back every task of the job, each once and
+ * consistent with it; writes what is wrong into why. */
+static bool tasks_consistent(const sv_restore_job *j, const sv_restore_task *t, size_t nt, char *why, size_t n)
+{
+    if (j->ntasks < 0 || nt != (size_t)j->ntasks) {
+        snprintf(why, n,
+                 "cannot load the job's tasks from the catalog: %zu of its %d task records (restore-tasks/%s/) are "
+                 "there and readable",
+                 nt, j->ntasks, j->id);
+        return false;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = t[k].index == t[i].index;
+        if (t[i].index < 0 || t[i].index >= j->ntasks || dup) {
+            snprintf(why, n,
+                     "cannot load the job's tasks from the catalog: task record restore-tasks/%s/%s has index %d, "
+                     "%s",
+                     j->id, t[i].shard, t[i].index, dup ? "which another task has" : "outside the job's tasks");
+            return false;
+        }
+        if (strcmp(t[i].collection, j->target)) {
+            snprintf(why, n,
+                     "cannot load the job's tasks from the catalog: task record restore-tasks/%s/%s restores into "
+                     "'%s', not the job's target '%s'",
+                     j->id, t[i].shard, t[i].collection, j->target);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A job whose tasks cannot be loaded, or do not fit it, can neither run nor
+ * resume: it is marked FAILED (with what could not be loaded) instead of
+ * staying PENDING or EXECUTING for ever. Returns true if it was. */
+static bool fail_if_tasks_unloadable(sv_snapshot *s, const sv_restore_job *j)
+{
+    job_ctx jc = {.s = s, .job = *j, .failed_task = -1};
+    if (sv_restore_meta_tasks_of_job(s->meta, j->id, &jc.tasks, &jc.ntasks) != 0) {
+        sv_error("cannot load restore tasks (out of memory); the job resumes at the next start", "job=%s", j->id);
+        return true;
+    }
+    char why[512];
+    bool ok = tasks_consistent(j, jc.tasks, jc.ntasks, why, sizeof why);
+    if (!ok) {
+        snprintf(jc.root, sizeof jc.root, "%s/%s", s->staging, j->id);
+        job_fail(s, &jc, why);
+    }
+    free(jc.tasks);
+    return !ok;
+}
+
 void sv_snap_resume_jobs(sv_snapshot *s)
 {
     /* Staging directories of jobs that are gone (finished or removed). */
@@ -592,6 +645,8 @@ void sv_snap_resume_jobs(sv_snapshot *s)
     if (sv_restore_meta_list_jobs(s->meta, &jobs, &nj) == 0) {
         for (size_t i = 0; i < nj; i++) {
             if (sv_job_state_final(jobs[i].state))
+                continue;
+            if (fail_if_tasks_unloadable(s, &jobs[i]))
                 continue;
             sv_info("resuming restore job", "job=%s target=%s", jobs[i].id, jobs[i].target);
             sv_err e2 = {0};

@@ -537,6 +537,68 @@ static void gc_delete_does_not_block_status(void **state)
     unsetenv("SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS");
 }
 
+/* ---- jobs whose tasks cannot be loaded ---------------------------------------------- */
+
+static void open_with_damaged_tasks(const char *id, bool corrupt)
+{
+    sv_err err = {0};
+    sv_restore_meta *m = NULL;
+    assert_int_equal(sv_restore_meta_open(cat, &m, &err), 0);
+    sv_restore_job jb = mkjob(id, "Src", "Dst", 2);
+    sv_restore_task t[2];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 2; i++) {
+        snprintf(t[i].job_id, sizeof t[i].job_id, "%s", id);
+        snprintf(t[i].shard, sizeof t[i].shard, "shard%d", i);
+        snprintf(t[i].collection, sizeof t[i].collection, "Dst");
+        t[i].index = i;
+        t[i].objects = -1;
+    }
+    assert_int_equal(sv_restore_meta_add_job(m, &jb, t, 2, &err), 0);
+    sv_restore_meta_free(m);
+    char key[200];
+    snprintf(key, sizeof key, "restore-tasks/%s/shard1", id);
+    if (corrupt)
+        assert_int_equal(sv_catalog_put(cat, key, "{not json", 9, 0, &err), 0);
+    else
+        assert_int_equal(sv_catalog_delete(cat, key, &err), 0);
+
+    sv_store *st = NULL;
+    sv_store_opts so = {.data_dir = base};
+    assert_int_equal(sv_store_open(&so, cat, &st, &err), 0);
+    sv_snapshot *s = NULL;
+    sv_snapshot_opts o = {.data_dir = base, .gc_interval_ms = -1};
+    if (sv_snapshot_open(&o, st, cat, &s, &err))
+        fail_msg("open: %s", err.msg);
+    json_t *j = NULL;
+    assert_int_equal(sv_snapshot_job_get(s, id, &j, &err), 0); /* decided at open: no waiting */
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "FAILED");
+    const char *reason = json_string_value(json_object_get(j, "reason"));
+    char want[100];
+    snprintf(want, sizeof want, "restore-tasks/%s/", id);
+    if (!strstr(reason, want) || !strstr(reason, "1 of its 2 task records"))
+        fail_msg("reason does not name the task records: %s", reason);
+    json_decref(j);
+    sv_snapshot_close(s);
+    sv_store_close(st);
+    /* Persisted: a second open finds it FAILED and leaves it. */
+    assert_int_equal(sv_restore_meta_open(cat, &m, &err), 0);
+    sv_restore_job got;
+    assert_int_equal(sv_restore_meta_get_job(m, id, &got), 0);
+    assert_int_equal(got.state, SV_JOB_FAILED);
+    sv_restore_meta_free(m);
+}
+
+static void job_with_missing_task_fails_at_open(void **state)
+{
+    open_with_damaged_tasks("33333333-3333-4333-8333-333333333333", false);
+}
+
+static void job_with_corrupt_task_fails_at_open(void **state)
+{
+    open_with_damaged_tasks("44444444-4444-4444-8444-444444444444", true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +608,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(sha256_and_hash_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(service_multi_tenant_inactive, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_delete_does_not_block_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(job_with_missing_task_fails_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(job_with_corrupt_task_fails_at_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
