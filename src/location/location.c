@@ -413,6 +413,17 @@ int sv_location_get_to_file(sv_location *loc, const char *key, const char *local
     return rc;
 }
 
+int sv_location_link_to_file(sv_location *loc, const char *key, const char *local_path, sv_err *err)
+{
+    CHECK_KEY("link_to_file", key);
+    if (loc->drv->link_to_file) {
+        int rc = loc->drv->link_to_file(loc, key, local_path, err);
+        if (rc != SV_EUNSUPPORTED)
+            return rc;
+    }
+    return sv_location_get_to_file(loc, key, local_path, err);
+}
+
 int sv_location_head(sv_location *loc, const char *key, sv_location_info *info, sv_err *err)
 {
     CHECK_KEY("head", key);

@@ -251,9 +251,11 @@ static int fetch_write(void *ctx, const void *data, size_t len)
 
 /* On a file:// location on the data dir's filesystem, an immutable shard file
  * (SST, blob file) is restored as a hard link of its blob, as create stored
- * it, and verified by reading it back: no bytes are copied. The layout
- * <root>/<key> is the file driver's documented contract. Mutable files
- * (MANIFEST, WAL, CURRENT, OPTIONS) are always copied: RocksDB may append. */
+ * it (sv_location_link_to_file; a copy on another filesystem), and verified
+ * by reading it back. Mutable files (MANIFEST, WAL, CURRENT, OPTIONS) are
+ * always copied: RocksDB may append, and a linked file must never be
+ * modified in place. s3:// restores stream every file (fetch_blob): one pass
+ * that hashes while it writes. */
 static bool link_blob(sv_snapshot *s, const sv_manifest_file *mf, const char *path, _Atomic int64_t *progress,
                       int *rc, sv_err *err)
 {
@@ -261,11 +263,11 @@ static bool link_blob(sv_snapshot *s, const sv_manifest_file *mf, const char *pa
     bool immutable = (n > 4 && !strcmp(mf->name + n - 4, ".sst")) || (n > 5 && !strcmp(mf->name + n - 5, ".blob"));
     if (!immutable || strcmp(sv_location_scheme(s->loc), "file") != 0 || !s->link_restore)
         return false;
-    char key[80], src[PATH_MAX + 200];
+    char key[80];
     sv_blob_key(mf->blob, key);
-    snprintf(src, sizeof src, "%s/%s", s->url + 7, key);
-    if (link(src, path) != 0)
-        return false; /* other filesystem, missing blob...: the copy path says why */
+    sv_err e = {0};
+    if (sv_location_link_to_file(s->loc, key, path, &e) != 0)
+        return false; /* missing blob, local error...: the fetch path says why */
     char hex[65];
     int64_t size = 0;
     *rc = sv_sha256_file(path, hex, &size, progress, err);
