@@ -1,5 +1,5 @@
 /* Internal to the snapshot module (and its unit tests): the restore-job
- * metadata manager, the manifest, SHA-256 helpers, the hash cache, and the
+ * metadata manager, the manifest, blob keys, the hash cache, and the
  * service's shared state and cross-file helpers. The service is split by
  * concern:
  *   snapshot.c          records, get/list/drop answers, open/close, metrics
@@ -79,17 +79,8 @@ int sv_restore_meta_jobs_of_collection(sv_restore_meta *m, const char *collectio
 /* Removes a job and its tasks (catalog, then memory). */
 int sv_restore_meta_remove_job(sv_restore_meta *m, const char *id, sv_err *err);
 
-/* ---- SHA-256 ------------------------------------------------------------- */
+/* ---- blob keys (SHA-256 itself is in core.h) ------------------------------ */
 
-typedef struct sv_sha256_ctx sv_sha256_ctx;
-sv_sha256_ctx *sv_sha256_new(void);
-void sv_sha256_update(sv_sha256_ctx *c, const void *data, size_t len);
-void sv_sha256_final_hex(sv_sha256_ctx *c, char hex[65]); /* also frees c */
-void sv_sha256_free(sv_sha256_ctx *c);
-/* Hashes a local file; *progress (may be NULL) is incremented atomically as
- * bytes are read. */
-int sv_sha256_file(const char *path, char hex[65], int64_t *size, _Atomic int64_t *progress, sv_err *err);
-bool sv_sha256_valid_hex(const char *s);
 /* "blobs/ab/abcdef…" */
 void sv_blob_key(const char *hex, char key[80]);
 
