@@ -170,6 +170,64 @@ static bool in_flight(sv_snapshot *s, const char *hex)
     return false;
 }
 
+static int gc_delete(sv_snapshot *s, blob_scan *bs, int64_t *deleted, int64_t *freed, sv_err *err)
+{
+    /* Delete in batches, deciding under s->mu and deleting without it, so a
+     * slow location (S3 retries and backoff) never stalls status calls,
+     * creates or restores waiting for s->mu.
+     *
+     * Why no blob still wanted is deleted (fail closed):
+     * - A blob named by a manifest GC loaded is never a candidate.
+     * - A create announces its blobs under s->mu (create_op, then retired
+     *   until this GC ends) before it checks the location for them. A create
+     *   that announced before the batch is chosen is seen by in_flight() and
+     *   its blobs stay.
+     * - A create that announces while a batch is being deleted finds its
+     *   blobs in s->gc_deleting and waits (create_announce) until the delete
+     *   has finished, then checks the location: the blob is gone and is
+     *   uploaded again. Later batches see it in flight.
+     * - Blobs younger than the grace period are never candidates, which
+     *   covers writers this process does not know about (another node, a
+     *   create whose upload started before its record was visible). */
+    char(*batch_hex)[65] = calloc(256, sizeof *batch_hex);
+    if (!batch_hex)
+        return sv_snap_oom(err);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < bs->n;) {
+        const char *batch[256];
+        int64_t bytes = 0;
+        size_t nb = 0;
+        pthread_mutex_lock(&s->mu);
+        for (; i < bs->n && nb < 256; i++) {
+            const char *slash = strrchr(bs->cands[i], '/');
+            if (in_flight(s, slash + 1)) {
+                bs->kept++;
+                continue;
+            }
+            memcpy(batch_hex[nb], slash + 1, 65);
+            batch[nb++] = bs->cands[i];
+            bytes += bs->sizes[i];
+        }
+        qsort(batch_hex, nb, 65, sv_snap_cmp_hex);
+        s->gc_deleting = batch_hex;
+        s->gc_ndeleting = nb;
+        pthread_mutex_unlock(&s->mu);
+        if (nb)
+            rc = sv_location_delete_many(s->loc, batch, nb, err);
+        pthread_mutex_lock(&s->mu);
+        s->gc_deleting = NULL;
+        s->gc_ndeleting = 0;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->mu);
+        if (rc == 0) {
+            *deleted += (int64_t)nb;
+            *freed += bytes;
+        }
+    }
+    free(batch_hex);
+    return rc;
+}
+
 int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
 {
     pthread_mutex_lock(&s->gc_mu);
@@ -233,58 +291,8 @@ int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
         if (rc == SV_ENOMEM)
             rc = sv_snap_oom(err);
     }
-    /* Delete in batches, deciding under s->mu and deleting without it, so a
-     * slow location (S3 retries and backoff) never stalls status calls,
-     * creates or restores waiting for s->mu.
-     *
-     * Why no blob still wanted is deleted (fail closed):
-     * - A blob named by a manifest listed above is never a candidate.
-     * - A create announces its blobs under s->mu (create_op, then retired
-     *   until this GC ends) before it checks the location for them. A create
-     *   that announced before the batch is chosen is seen by in_flight() and
-     *   its blobs stay.
-     * - A create that announces while a batch is being deleted finds its
-     *   blobs in s->gc_deleting and waits (create_announce) until the delete
-     *   has finished, then checks the location: the blob is gone and is
-     *   uploaded again. Later batches see it in flight.
-     * - Blobs younger than the grace period are never candidates, which
-     *   covers writers this process does not know about (another node, a
-     *   create whose upload started before its record was visible). */
-    char(*batch_hex)[65] = calloc(256, sizeof *batch_hex);
-    if (!batch_hex && rc == 0)
-        rc = sv_snap_oom(err);
-    for (size_t i = 0; rc == 0 && i < bs.n;) {
-        const char *batch[256];
-        int64_t bytes = 0;
-        size_t nb = 0;
-        pthread_mutex_lock(&s->mu);
-        for (; i < bs.n && nb < 256; i++) {
-            const char *slash = strrchr(bs.cands[i], '/');
-            if (in_flight(s, slash + 1)) {
-                bs.kept++;
-                continue;
-            }
-            memcpy(batch_hex[nb], slash + 1, 65);
-            batch[nb++] = bs.cands[i];
-            bytes += bs.sizes[i];
-        }
-        qsort(batch_hex, nb, 65, sv_snap_cmp_hex);
-        s->gc_deleting = batch_hex;
-        s->gc_ndeleting = nb;
-        pthread_mutex_unlock(&s->mu);
-        if (nb)
-            rc = sv_location_delete_many(s->loc, batch, nb, err);
-        pthread_mutex_lock(&s->mu);
-        s->gc_deleting = NULL;
-        s->gc_ndeleting = 0;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->mu);
-        if (rc == 0) {
-            deleted += (int64_t)nb;
-            freed += bytes;
-        }
-    }
-    free(batch_hex);
+    if (rc == 0)
+        rc = gc_delete(s, &bs, &deleted, &freed, err);
     pthread_mutex_lock(&s->mu);
     s->gc_running = false;
     for (create_op *op = s->retired, *next; op; op = next) {
