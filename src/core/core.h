@@ -156,6 +156,19 @@ int sv_env_bool(const char *name, bool dflt, bool *out, sv_err *err);
 int sv_parse_size(const char *s, int64_t *out);
 int sv_parse_bool(const char *s, bool *out);
 
+/* ---- SHA-256 (sha256.c, OpenSSL) ------------------------------------------ */
+
+typedef struct sv_sha256_ctx sv_sha256_ctx;
+sv_sha256_ctx *sv_sha256_new(void); /* NULL when out of memory */
+void sv_sha256_update(sv_sha256_ctx *c, const void *data, size_t len);
+void sv_sha256_final_hex(sv_sha256_ctx *c, char hex[65]); /* lowercase; also frees c */
+void sv_sha256_free(sv_sha256_ctx *c);                    /* NULL is fine */
+/* Hashes a local file; *size (may be NULL) gets its length, *progress (may be
+ * NULL) is incremented atomically as bytes are read. */
+int sv_sha256_file(const char *path, char hex[65], int64_t *size, _Atomic int64_t *progress, sv_err *err);
+/* 64 lowercase hex digits. */
+bool sv_sha256_valid_hex(const char *s);
+
 /* ---- misc --------------------------------------------------------------- */
 
 int sv_cpu_count(void);

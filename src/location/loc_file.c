@@ -333,8 +333,12 @@ static int place_file(sv_location *loc, const char *op, const char *key, const c
     }
     /* The caller's file may never have been synced; a link would publish
      * whatever is still only in the page cache. */
-    if (!src_is_object && !loc->o.no_fsync)
-        fsync(sfd);
+    if (!src_is_object && !loc->o.no_fsync && fsync(sfd)) {
+        int e = errno;
+        close(sfd);
+        free(path);
+        return fail_errno(loc, err, e, op, key, "fsync of the source file");
+    }
     char *tmp = NULL;
     int fd = -1;
     int rc = open_tmp(loc, op, key, path, &tmp, &fd, err);
@@ -734,6 +738,46 @@ static void f_close(sv_location *loc)
     free(loc);
 }
 
+/* Hard-links the object at key to local_path (replacing it): the local
+ * file then shares the object's inode. SV_EUNSUPPORTED when no link can be
+ * made (another filesystem, no hard links): the caller copies instead. */
+static int f_link_to_file(sv_location *loc, const char *key, const char *local, sv_err *err)
+{
+    char *path = key_path(loc, key);
+    if (!path)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    struct stat st;
+    int e = stat(path, &st) ? errno : 0;
+    if (e || !S_ISREG(st.st_mode)) {
+        free(path);
+        if (e == ENOENT || e == ENOTDIR || e == 0)
+            return sv_fail(err, SV_ENOTFOUND, "link_to_file %s at %s: no such object", key, loc->describe);
+        return fail_errno(loc, err, e, "link_to_file", key, "stat");
+    }
+    sv_uuid u;
+    sv_uuid_v4(&u);
+    char us[37];
+    sv_uuid_format(&u, us);
+    size_t n = strlen(local) + 64;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        free(path);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    snprintf(tmp, n, "%s.sv-tmp-%s", local, us);
+    int rc = 0;
+    if (link(path, tmp)) {
+        rc = SV_EUNSUPPORTED;
+    } else if (rename(tmp, local)) {
+        rc = sv_fail(err, SV_EIO, "link_to_file %s at %s: rename to %s: %s", key, loc->describe, local,
+                     strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+    return rc;
+}
+
 static const sv_loc_driver file_driver = {
     .scheme = "file",
     .close = f_close,
@@ -746,6 +790,7 @@ static const sv_loc_driver file_driver = {
     .list = f_list,
     .del = f_del,
     .delete_many = f_delete_many,
+    .link_to_file = f_link_to_file,
 };
 
 int sv_loc_file_open(const char *path, const sv_location_opts *o, sv_location **out, sv_err *err)

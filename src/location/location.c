@@ -246,6 +246,11 @@ int sv_location_open(const char *url, const sv_location_opts *opts, sv_location 
         sv_loc_free_opts(&o);
         return rc;
     }
+    /* Test hook: a slow store's deletes (retries, backoff), so tests can show
+     * that callers do not hold their locks across a delete. */
+    int64_t delay = 0;
+    if (sv_env_int("SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS", 0, &delay, NULL) == 0 && delay > 0)
+        (*out)->test_delete_delay_ms = delay;
     return 0;
 }
 
@@ -408,6 +413,17 @@ int sv_location_get_to_file(sv_location *loc, const char *key, const char *local
     return rc;
 }
 
+int sv_location_link_to_file(sv_location *loc, const char *key, const char *local_path, sv_err *err)
+{
+    CHECK_KEY("link_to_file", key);
+    if (loc->drv->link_to_file) {
+        int rc = loc->drv->link_to_file(loc, key, local_path, err);
+        if (rc != SV_EUNSUPPORTED)
+            return rc;
+    }
+    return sv_location_get_to_file(loc, key, local_path, err);
+}
+
 int sv_location_head(sv_location *loc, const char *key, sv_location_info *info, sv_err *err)
 {
     CHECK_KEY("head", key);
@@ -438,6 +454,8 @@ int sv_location_list(sv_location *loc, const char *prefix, const char *delimiter
 int sv_location_delete(sv_location *loc, const char *key, sv_err *err)
 {
     CHECK_KEY("delete", key);
+    if (loc->test_delete_delay_ms)
+        sv_sleep_ms(loc->test_delete_delay_ms);
     return loc->drv->del(loc, key, err);
 }
 
@@ -447,5 +465,7 @@ int sv_location_delete_many(sv_location *loc, const char *const *keys, size_t n,
         CHECK_KEY("delete_many", keys[i]);
     if (n == 0)
         return 0;
+    if (loc->test_delete_delay_ms)
+        sv_sleep_ms(loc->test_delete_delay_ms);
     return loc->drv->delete_many(loc, keys, n, err);
 }

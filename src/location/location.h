@@ -133,6 +133,16 @@ int sv_location_get(sv_location *loc, const char *key, int64_t offset, int64_t l
 int sv_location_get_buf(sv_location *loc, const char *key, sv_buf *out, sv_err *err);
 /* Whole object into local_path, atomically (temp file, fsync, rename). */
 int sv_location_get_to_file(sv_location *loc, const char *key, const char *local_path, sv_err *err);
+/* Like sv_location_get_to_file, with a local fast path: on file:// within
+ * one filesystem local_path becomes a hard link of the stored object (O(1),
+ * no bytes copied); otherwise (another filesystem, s3://) the object is
+ * copied / downloaded as by sv_location_get_to_file. local_path is replaced
+ * if present; SV_ENOTFOUND if the object is absent.
+ * Contract: the local file may share its inode with the stored object, so
+ * it must NEVER be modified in place (no write, truncate or append; only
+ * read, rename or unlink). Use it for immutable files (RocksDB SST and blob
+ * files), never for files a program appends to. */
+int sv_location_link_to_file(sv_location *loc, const char *key, const char *local_path, sv_err *err);
 /* SV_ENOTFOUND if absent (err is filled then too). */
 int sv_location_head(sv_location *loc, const char *key, sv_location_info *info, sv_err *err);
 

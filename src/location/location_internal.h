@@ -21,6 +21,9 @@ typedef struct sv_loc_driver {
                 sv_location_list_fn fn, void *ctx, sv_err *err);
     int (*del)(sv_location *loc, const char *key, sv_err *err);
     int (*delete_many)(sv_location *loc, const char *const *keys, size_t n, sv_err *err);
+    /* Optional local fast path of sv_location_link_to_file; SV_EUNSUPPORTED
+     * (or NULL) falls back to get_to_file. */
+    int (*link_to_file)(sv_location *loc, const char *key, const char *local_path, sv_err *err);
 } sv_loc_driver;
 
 typedef struct sv_loc_writer_ops {
@@ -42,6 +45,7 @@ struct sv_location {
     const sv_loc_driver *drv;
     char *describe;
     sv_location_opts o; /* resolved: no zero fields left, strings owned */
+    int64_t test_delete_delay_ms; /* SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS (tests only) */
 };
 
 /* Resolves opts against the environment into out (strings duplicated). */

@@ -1,14 +1,28 @@
 /* Internal to the snapshot module (and its unit tests): the restore-job
- * metadata manager, the manifest, SHA-256 helpers and the hash cache. */
+ * metadata manager, the manifest, blob keys, the hash cache, and the
+ * service's shared state and cross-file helpers. The service is split by
+ * concern:
+ *   snapshot.c          records, get/list/drop answers, open/close, metrics
+ *   snapshot_create.c   create (capture, hash, store, manifest, commit)
+ *   snapshot_restore.c  restore jobs and tasks
+ *   snapshot_gc.c       garbage collection of unreferenced blobs
+ *   snapshot_blob.c     hashing, the hash cache, blob put/fetch
+ *   restore_meta.c, manifest.c  as described below. */
 #ifndef SV_SNAPSHOT_INTERNAL_H
 #define SV_SNAPSHOT_INTERNAL_H
 
 #include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "catalog.h"
 #include "core.h"
+#include "engine.h"
 #include "location.h"
+#include "snapshot.h"
+#include "store.h"
 
 /* ---- restore jobs and tasks ---------------------------------------------- */
 /* The pattern of Milvus' copy-segment meta: every change is persisted to the
@@ -65,17 +79,8 @@ int sv_restore_meta_jobs_of_collection(sv_restore_meta *m, const char *collectio
 /* Removes a job and its tasks (catalog, then memory). */
 int sv_restore_meta_remove_job(sv_restore_meta *m, const char *id, sv_err *err);
 
-/* ---- SHA-256 ------------------------------------------------------------- */
+/* ---- blob keys (SHA-256 itself is in core.h) ------------------------------ */
 
-typedef struct sv_sha256_ctx sv_sha256_ctx;
-sv_sha256_ctx *sv_sha256_new(void);
-void sv_sha256_update(sv_sha256_ctx *c, const void *data, size_t len);
-void sv_sha256_final_hex(sv_sha256_ctx *c, char hex[65]); /* also frees c */
-void sv_sha256_free(sv_sha256_ctx *c);
-/* Hashes a local file; *progress (may be NULL) is incremented atomically as
- * bytes are read. */
-int sv_sha256_file(const char *path, char hex[65], int64_t *size, _Atomic int64_t *progress, sv_err *err);
-bool sv_sha256_valid_hex(const char *s);
 /* "blobs/ab/abcdef…" */
 void sv_blob_key(const char *hex, char key[80]);
 
@@ -134,5 +139,142 @@ int sv_file_id_of(const char *path, sv_file_id *out, sv_err *err);
 /* Serializes the cache value / checks one against a file id. */
 char *sv_hash_cache_value(const sv_file_id *id, const char *hex);
 bool sv_hash_cache_match(const char *val, size_t len, const sv_file_id *id, char hex[65]);
+
+/* ---- the service's shared state ---------------------------------------------- */
+
+enum { SNAP_PENDING, SNAP_COMMITTED, SNAP_DELETING, SNAP_FAILED };
+
+/* A create in progress: live progress for GET, and the blobs it is about to
+ * reference, which GC must not delete although no manifest names them yet. */
+typedef struct create_op {
+    char collection[129], name[129];
+    _Atomic int64_t bytes_total, bytes_hashed, bytes_uploaded;
+    char (*blobs)[65]; /* sorted; set under s->mu */
+    size_t nblobs;
+    struct create_op *next;
+} create_op;
+
+/* A restore job being executed: bytes copied by tasks still running. */
+typedef struct job_run {
+    char id[37];
+    _Atomic int64_t bytes_running; /* of tasks not yet COMPLETED */
+    atomic_bool failed;
+    struct job_run *next;
+} job_run;
+
+struct sv_snapshot {
+    sv_store *st;
+    sv_catalog *cat;
+    sv_location *loc;
+    sv_engine *engine;
+    sv_restore_meta *meta;
+    char url[PATH_MAX + 64];
+    char data_dir[PATH_MAX];
+    char staging[PATH_MAX + 32]; /* <data>/snapshot-restore: survives restarts, unlike <data>/tmp */
+    char node[64];
+    char boot[37];
+    int64_t gc_interval_ms, gc_grace_ms, pending_timeout_ms, test_delay_ms;
+    int workers;
+    bool link_restore; /* file:// restores hard-link immutable files */
+    bool verify_count; /* restore iterates each shard to count; else the store's count after adoption */
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t cond;
+    bool stopping;
+    int threads; /* detached create and job threads still running */
+    create_op *creates;
+    create_op *retired; /* finished while a GC ran: still protected until it ends */
+    bool gc_running;
+    char (*gc_deleting)[65]; /* sorted: the batch GC is deleting without s->mu */
+    size_t gc_ndeleting;
+    job_run *runs;
+
+    pthread_mutex_t ddl_mu; /* serializes create/drop/restore starts */
+    pthread_mutex_t gc_mu;  /* one GC at a time */
+    pthread_t gc_thread;
+    bool gc_thread_started;
+
+    _Atomic int64_t m_created, m_failed, m_restored, m_restore_failed, m_gc_runs, m_gc_deleted, m_gc_bytes;
+};
+
+/* ---- shared helpers (snapshot.c) ------------------------------------------------ */
+
+int sv_snap_oom(sv_err *err);
+void sv_snap_record_key(const char *collection, const char *name, char key[400]);
+bool sv_snap_stopping(sv_snapshot *s);
+/* Test hook (SHARDVAULT_SNAPSHOT_TEST_DELAY_MS): slows each stored or
+ * restored file so crash tests can kill the server mid-operation. */
+void sv_snap_test_delay(sv_snapshot *s);
+/* Runs fn on up to n threads (the calling thread is one of them). */
+void sv_snap_run_parallel(int n, void *(*fn)(void *), void *arg);
+/* Starts a detached thread counted in s->threads. */
+int sv_snap_spawn(sv_snapshot *s, void *(*fn)(void *), void *arg, sv_err *err);
+int sv_snap_check_names(const char *collection, const char *name, sv_err *err);
+
+/* Snapshot records in the catalog (`snapshots/<collection>/<name>`). */
+int sv_snap_record_load(sv_snapshot *s, const char *collection, const char *name, json_t **out, int64_t *rev,
+                        sv_err *err);
+int sv_snap_record_put(sv_snapshot *s, json_t *rec, sv_err *err);
+int sv_snap_record_state(json_t *rec);
+void sv_snap_set_failed(json_t *rec, const char *why);
+/* The API shape: the record without bookkeeping, plus live progress. */
+json_t *sv_snap_record_api(sv_snapshot *s, json_t *rec);
+
+/* ---- restore (snapshot_restore.c) ------------------------------------------------- */
+
+/* Removes staging directories of jobs that are gone and resumes unfinished
+ * jobs (called by open). */
+void sv_snap_resume_jobs(sv_snapshot *s);
+
+/* ---- garbage collection (snapshot_gc.c) -------------------------------------------- */
+
+void *sv_snap_gc_loop(void *arg);
+
+/* ---- blobs (snapshot_blob.c) ---------------------------------------------------------- */
+
+/* A shard file of a create: where it is, its identity and its hash. */
+typedef struct sv_snap_file {
+    int shard; /* index in the capture */
+    char name[256];
+    char path[PATH_MAX];
+    sv_file_id id;
+    char hex[65];
+    bool cached; /* hex came from the hash cache */
+} sv_snap_file;
+
+int sv_snap_cmp_hex(const void *a, const void *b); /* for qsort/bsearch of char[65] */
+bool sv_snap_hex_in(char (*set)[65], size_t n, const char *hex);
+
+/* Hashes every file not cached on up to s->workers threads; progress counts
+ * the bytes read. */
+int sv_snap_hash_files(sv_snapshot *s, sv_snap_file *files, size_t n, _Atomic int64_t *progress, sv_err *err);
+
+/* The hash cache of one collection, loaded from the catalog. */
+typedef struct sv_snap_cache_entry sv_snap_cache_entry;
+typedef struct sv_snap_hash_cache {
+    char prefix[300]; /* "snapshot-hashes/<collection>/" */
+    sv_snap_cache_entry *v;
+    size_t n, cap;
+} sv_snap_hash_cache;
+
+int sv_snap_hash_cache_load(sv_snapshot *s, const char *collection, sv_snap_hash_cache *hc, sv_err *err);
+/* Marks files whose cached hash is still valid (cached, hex set) and adds
+ * their bytes to *progress; returns the bytes found in the cache. */
+int64_t sv_snap_hash_cache_apply(sv_snap_hash_cache *hc, const sv_capture *cap, sv_snap_file *files, size_t n,
+                                 _Atomic int64_t *progress);
+/* Stores what was hashed and forgets files the shards no longer have; a
+ * failure is only logged (the next snapshot hashes again). */
+void sv_snap_hash_cache_save(sv_snapshot *s, sv_snap_hash_cache *hc, const sv_capture *cap, const sv_snap_file *files,
+                             size_t n);
+void sv_snap_hash_cache_free(sv_snap_hash_cache *hc);
+
+/* Stores each distinct file as its blob unless the location already holds
+ * it; *uploaded counts the bytes sent. */
+int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded,
+                        sv_err *err);
+/* Restores one manifest file into path (local fast path or fetch), verifying
+ * size and sha256; progress counts the bytes. */
+int sv_snap_restore_blob(sv_snapshot *s, const sv_manifest_shard *ms, const sv_manifest_file *mf, const char *path,
+                         _Atomic int64_t *progress, sv_err *err);
 
 #endif

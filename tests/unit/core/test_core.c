@@ -7,6 +7,8 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include <unistd.h>
+
 #include "core.h"
 
 static void uuid_roundtrip(void **state)
@@ -119,11 +121,43 @@ static void files(void **state)
     assert_int_equal(sv_read_file(path, &data, &len, &err), SV_ENOTFOUND);
 }
 
+/* SHA-256: the FIPS 180-2 "abc" vector, streaming in pieces, a file. */
+static void sha256(void **state)
+{
+    const char *abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    char hex[65];
+    sv_sha256_ctx *c = sv_sha256_new();
+    assert_non_null(c);
+    sv_sha256_update(c, "a", 1);
+    sv_sha256_update(c, "bc", 2);
+    sv_sha256_final_hex(c, hex);
+    assert_string_equal(hex, abc);
+    assert_true(sv_sha256_valid_hex(abc));
+    assert_false(sv_sha256_valid_hex("BA7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert_false(sv_sha256_valid_hex("ba78"));
+    assert_false(sv_sha256_valid_hex(NULL));
+    sv_sha256_free(NULL);
+    const char *base = getenv("SV_TEST_TMP") ? getenv("SV_TEST_TMP") : "/tmp";
+    char path[600];
+    snprintf(path, sizeof path, "%s/core_sha256_%d", base, (int)getpid());
+    sv_err err = {0};
+    assert_int_equal(sv_write_file_atomic(path, "abc", 3, &err), 0);
+    int64_t size = 0;
+    _Atomic int64_t progress = 0;
+    assert_int_equal(sv_sha256_file(path, hex, &size, &progress, &err), 0);
+    assert_string_equal(hex, abc);
+    assert_int_equal(size, 3);
+    assert_int_equal(progress, 3);
+    unlink(path);
+    assert_int_equal(sv_sha256_file(path, hex, NULL, NULL, &err), SV_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(uuid_roundtrip), cmocka_unit_test(names), cmocka_unit_test(buffers),
         cmocka_unit_test(sizes), cmocka_unit_test(times),          cmocka_unit_test(errors), cmocka_unit_test(files),
+        cmocka_unit_test(sha256),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

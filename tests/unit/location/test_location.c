@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "location_internal.h"
@@ -409,6 +411,61 @@ static void bad_urls(void **state)
     sv_location_close(loc);
 }
 
+/* ---- fsync failures and the local fast path ------------------------------------ */
+
+/* This executable's fsync replaces libc's for the statically linked driver:
+ * with fail_fsync set it fails as a dying disk does. */
+static volatile int fail_fsync;
+
+int fsync(int fd)
+{
+    if (fail_fsync) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static void file_put_file_fsync_fails(void **state)
+{
+    sv_location *loc = open_root();
+    sv_err err = {0};
+    char src[700];
+    snprintf(src, sizeof src, "%s/src.bin", root);
+    assert_int_equal(sv_write_file_atomic(src, "payload", 7, &err), 0);
+    fail_fsync = 1;
+    int rc = sv_location_put_file(loc, "k/put", src, &err);
+    fail_fsync = 0;
+    assert_int_equal(rc, SV_EIO);
+    assert_non_null(strstr(err.msg, "fsync"));
+    sv_location_info info;
+    assert_int_equal(sv_location_head(loc, "k/put", &info, NULL), SV_ENOTFOUND); /* nothing published */
+    assert_int_equal(sv_location_put_file(loc, "k/put", src, &err), 0);
+    sv_location_close(loc);
+}
+
+static void file_link_to_file(void **state)
+{
+    sv_location *loc = open_root();
+    sv_err err = {0};
+    assert_int_equal(sv_location_put(loc, "blobs/ab/obj", "immutable bytes", 15, &err), 0);
+    char local[700], stored[700];
+    snprintf(local, sizeof local, "%s/local.sst", root);
+    snprintf(stored, sizeof stored, "%s/blobs/ab/obj", root);
+    assert_int_equal(sv_write_file_atomic(local, "old", 3, &err), 0); /* replaced */
+    assert_int_equal(sv_location_link_to_file(loc, "blobs/ab/obj", local, &err), 0);
+    struct stat a, b;
+    assert_int_equal(stat(local, &a), 0);
+    assert_int_equal(stat(stored, &b), 0);
+    assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev); /* a link, no copy */
+    assert_int_equal(a.st_size, 15);
+    assert_int_equal(sv_location_link_to_file(loc, "blobs/ab/none", local, &err), SV_ENOTFOUND);
+    assert_int_equal(stat(local, &a), 0); /* untouched by the failed call */
+    assert_int_equal(a.st_ino, b.st_ino);
+    assert_int_equal(sv_location_link_to_file(loc, "../x", local, &err), SV_EINVAL);
+    sv_location_close(loc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +477,8 @@ int main(void)
         cmocka_unit_test(backoff),
         cmocka_unit_test_setup_teardown(file_roundtrip, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(file_threads, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(file_put_file_fsync_fails, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(file_link_to_file, setup_dir, teardown_dir),
         cmocka_unit_test(bad_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,11 +2,13 @@
  * rebuilt at open, indexes), the manifest (round trip, everything later used
  * as a key or path is checked), SHA-256 and the hash cache, and the service
  * in-process: multi-tenant snapshot with an INACTIVE tenant, restore, GC. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +422,183 @@ static void service_multi_tenant_inactive(void **state)
     sv_store_close(st);
 }
 
+/* ---- GC deletes without the service lock ------------------------------------ */
+
+typedef struct gc_run {
+    sv_snapshot *s;
+    int rc;
+    json_t *out;
+    atomic_bool done;
+} gc_run;
+
+static void *gc_thread(void *arg)
+{
+    gc_run *g = arg;
+    sv_err err = {0};
+    g->rc = sv_snapshot_gc(g->s, &g->out, &err);
+    atomic_store(&g->done, true);
+    return NULL;
+}
+
+static void make_collection(sv_store *st, const char *name, int n)
+{
+    char schema[300];
+    snprintf(schema, sizeof schema,
+             "{\"name\":\"%s\",\"vectors\":{\"default\":{\"dim\":2}},\"properties\":[{\"name\":\"n\",\"type\":\"int\"}]}",
+             name);
+    json_t *j = NULL;
+    sv_err err = {0};
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), 0);
+    json_decref(j);
+    for (int i = 0; i < n; i++)
+        put(st, name, NULL, i);
+}
+
+static json_t *create_wait(sv_snapshot *s, const char *coll, const char *name)
+{
+    char b[200];
+    snprintf(b, sizeof b, "{\"name\":\"%s\"}", name);
+    json_t *body = json_loads(b, 0, NULL), *snap = NULL;
+    sv_err err = {0};
+    if (sv_snapshot_create(s, coll, body, true, &snap, &err))
+        fail_msg("create: %s", err.msg);
+    json_decref(body);
+    return snap;
+}
+
+static char *restore_start(sv_snapshot *s, const char *coll, const char *name, const char *target)
+{
+    char b[200];
+    snprintf(b, sizeof b, "{\"target\":\"%s\"}", target);
+    json_t *body = json_loads(b, 0, NULL), *r = NULL;
+    sv_err err = {0};
+    if (sv_snapshot_restore(s, coll, name, body, &r, &err))
+        fail_msg("restore: %s", err.msg);
+    json_decref(body);
+    char *id = strdup(json_string_value(json_object_get(r, "jobId")));
+    json_decref(r);
+    return id;
+}
+
+/* A GC deleting from a slow location (every delete call takes 1.5 s here)
+ * must not hold the lock status calls need: a restore job's GET answers at
+ * once while the delete is under way. And a create that starts during the
+ * delete, needing the very blobs being deleted, still ends with all of them
+ * stored (it waits for the delete, then uploads them again). */
+static void gc_delete_does_not_block_status(void **state)
+{
+    setenv("SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS", "1500", 1);
+    sv_err err = {0};
+    sv_store *st = NULL;
+    sv_store_opts so = {.data_dir = base};
+    assert_int_equal(sv_store_open(&so, cat, &st, &err), 0);
+    sv_snapshot *s = NULL;
+    sv_snapshot_opts o = {.data_dir = base, .gc_interval_ms = -1, .gc_grace_ms = -1};
+    if (sv_snapshot_open(&o, st, cat, &s, &err))
+        fail_msg("open: %s", err.msg);
+    make_collection(st, "Gc", 30);
+    json_decref(create_wait(s, "Gc", "s1"));
+    char *job = restore_start(s, "Gc", "s1", "GcCopy");
+    json_t *j = wait_job(s, job);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "COMPLETED");
+    json_decref(j);
+    assert_int_equal(sv_snapshot_drop(s, "Gc", "s1", &err), 0); /* its blobs are garbage now */
+
+    gc_run g = {.s = s};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, gc_thread, &g), 0);
+    sv_sleep_ms(400); /* listing is instant on file://: GC is in its delete now */
+    assert_false(atomic_load(&g.done));
+    int64_t t0 = sv_mono_ns();
+    assert_int_equal(sv_snapshot_job_get(s, job, &j, &err), 0);
+    int64_t took_ms = (sv_mono_ns() - t0) / 1000000;
+    json_decref(j);
+    assert_false(atomic_load(&g.done)); /* answered while GC was still deleting */
+    if (took_ms > 300)
+        fail_msg("GET of a restore job took %lld ms while GC deleted", (long long)took_ms);
+
+    /* Same data, same blobs: this create needs what GC is deleting. */
+    json_t *snap = create_wait(s, "Gc", "s2");
+    assert_string_equal(json_string_value(json_object_get(snap, "status")), "COMMITTED");
+    json_decref(snap);
+    pthread_join(t, NULL);
+    assert_int_equal(g.rc, 0);
+    assert_true(json_integer_value(json_object_get(g.out, "blobsDeleted")) > 0);
+    json_decref(g.out);
+    free(job);
+    job = restore_start(s, "Gc", "s2", "GcCopy2");
+    j = wait_job(s, job);
+    if (strcmp(json_string_value(json_object_get(j, "state")), "COMPLETED"))
+        fail_msg("restore of the snapshot created during GC: %s", json_string_value(json_object_get(j, "reason")));
+    json_decref(j);
+    free(job);
+    sv_snapshot_close(s);
+    sv_store_close(st);
+    unsetenv("SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS");
+}
+
+/* ---- jobs whose tasks cannot be loaded ---------------------------------------------- */
+
+static void open_with_damaged_tasks(const char *id, bool corrupt)
+{
+    sv_err err = {0};
+    sv_restore_meta *m = NULL;
+    assert_int_equal(sv_restore_meta_open(cat, &m, &err), 0);
+    sv_restore_job jb = mkjob(id, "Src", "Dst", 2);
+    sv_restore_task t[2];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 2; i++) {
+        snprintf(t[i].job_id, sizeof t[i].job_id, "%s", id);
+        snprintf(t[i].shard, sizeof t[i].shard, "shard%d", i);
+        snprintf(t[i].collection, sizeof t[i].collection, "Dst");
+        t[i].index = i;
+        t[i].objects = -1;
+    }
+    assert_int_equal(sv_restore_meta_add_job(m, &jb, t, 2, &err), 0);
+    sv_restore_meta_free(m);
+    char key[200];
+    snprintf(key, sizeof key, "restore-tasks/%s/shard1", id);
+    if (corrupt)
+        assert_int_equal(sv_catalog_put(cat, key, "{not json", 9, 0, &err), 0);
+    else
+        assert_int_equal(sv_catalog_delete(cat, key, &err), 0);
+
+    sv_store *st = NULL;
+    sv_store_opts so = {.data_dir = base};
+    assert_int_equal(sv_store_open(&so, cat, &st, &err), 0);
+    sv_snapshot *s = NULL;
+    sv_snapshot_opts o = {.data_dir = base, .gc_interval_ms = -1};
+    if (sv_snapshot_open(&o, st, cat, &s, &err))
+        fail_msg("open: %s", err.msg);
+    json_t *j = NULL;
+    assert_int_equal(sv_snapshot_job_get(s, id, &j, &err), 0); /* decided at open: no waiting */
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "FAILED");
+    const char *reason = json_string_value(json_object_get(j, "reason"));
+    char want[100];
+    snprintf(want, sizeof want, "restore-tasks/%s/", id);
+    if (!strstr(reason, want) || !strstr(reason, "1 of its 2 task records"))
+        fail_msg("reason does not name the task records: %s", reason);
+    json_decref(j);
+    sv_snapshot_close(s);
+    sv_store_close(st);
+    /* Persisted: a second open finds it FAILED and leaves it. */
+    assert_int_equal(sv_restore_meta_open(cat, &m, &err), 0);
+    sv_restore_job got;
+    assert_int_equal(sv_restore_meta_get_job(m, id, &got), 0);
+    assert_int_equal(got.state, SV_RESTORE_FAILED);
+    sv_restore_meta_free(m);
+}
+
+static void job_with_missing_task_fails_at_open(void **state)
+{
+    open_with_damaged_tasks("33333333-3333-4333-8333-333333333333", false);
+}
+
+static void job_with_corrupt_task_fails_at_open(void **state)
+{
+    open_with_damaged_tasks("44444444-4444-4444-8444-444444444444", true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +607,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(manifest_roundtrip_and_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(sha256_and_hash_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(service_multi_tenant_inactive, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_delete_does_not_block_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(job_with_missing_task_fails_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(job_with_corrupt_task_fails_at_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
