@@ -116,20 +116,6 @@ json_t *sv_snap_record_api(sv_snapshot *s, json_t *rec)
     return o;
 }
 
-void sv_snap_run_parallel(int n, void *(*fn)(void *), void *arg)
-{
-    pthread_t t[16];
-    int started = 0;
-    if (n > 16)
-        n = 16;
-    for (int i = 1; i < n; i++)
-        if (pthread_create(&t[started], NULL, fn, arg) == 0)
-            started++;
-    fn(arg);
-    for (int i = 0; i < started; i++)
-        pthread_join(t[i], NULL);
-}
-
 int sv_snap_check_names(const char *collection, const char *name, sv_err *err)
 {
     int rc = sv_check_collection_name(collection, err);
@@ -355,6 +341,27 @@ static int64_t env_ms(const char *name, int64_t given, int64_t dflt, sv_err *err
     return v;
 }
 
+/* ---- the "snapshot" job kind: schedules and their retention ----------------------------- */
+/* Cancel needs no callback: create polls sv_job_canceled between files. */
+
+static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_err *err)
+{
+    if (!run->collection)
+        return sv_fail(err, SV_EINVAL, "a snapshot schedule needs a collection");
+    json_t *body = json_pack("{s:s,s:s}", "name", run->name, "description", "scheduled"), *out = NULL;
+    if (!body)
+        return sv_snap_oom(err);
+    int rc = sv_snap_create(self, run->collection, body, false, run->schedule, job_id, &out, err);
+    json_decref(body);
+    json_decref(out);
+    return rc;
+}
+
+static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err)
+{
+    return sv_snapshot_drop(self, collection ? collection : "", target, err);
+}
+
 int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat, sv_snapshot **out, sv_err *err)
 {
     if (!opts || !opts->data_dir)
@@ -364,6 +371,7 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
         return sv_snap_oom(err);
     s->st = st;
     s->cat = cat;
+    s->jobs = opts->jobs;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     pthread_mutex_init(&s->ddl_mu, NULL);
@@ -394,7 +402,9 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
     if (s->gc_grace_ms < 0)
         s->gc_grace_ms = 0;
     if (rc == 0) {
-        const char *url = opts->location_url ? opts->location_url : sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL);
+        const char *url = opts->location_url ? opts->location_url
+                                             : sv_env_str("SHARDVAULT_LOCATION",
+                                                          sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL));
         if (url)
             snprintf(s->url, sizeof s->url, "%s", url);
         else
@@ -404,7 +414,7 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
             s->url[--ul] = '\0';
         rc = sv_location_open(s->url, NULL, &s->loc, err);
         if (rc)
-            sv_err_wrap(err, "snapshot location (SHARDVAULT_SNAPSHOT_LOCATION)");
+            sv_err_wrap(err, "location (SHARDVAULT_LOCATION)");
     }
     if (rc == 0) {
         snprintf(s->staging, sizeof s->staging, "%s/snapshot-restore", s->data_dir);
@@ -427,6 +437,13 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
     if (rcx.failed || rcx.dropped)
         sv_info("snapshots recovered", "failed=%d dropped=%d", rcx.failed, rcx.dropped);
     sv_snap_resume_jobs(s);
+    if (s->jobs) {
+        sv_job_kind k = {.name = "snapshot", .self = s, .run_scheduled = kind_run, .forget = kind_forget};
+        if ((rc = sv_jobs_register_kind(s->jobs, &k, err))) {
+            sv_snapshot_close(s);
+            return rc;
+        }
+    }
     if (s->gc_interval_ms > 0 && pthread_create(&s->gc_thread, NULL, sv_snap_gc_loop, s) == 0)
         s->gc_thread_started = true;
     sv_info("snapshot service ready", "location=\"%s\" workers=%d gc_interval_ms=%lld gc_grace_ms=%lld",
@@ -439,6 +456,8 @@ void sv_snapshot_close(sv_snapshot *s)
 {
     if (!s)
         return;
+    if (s->jobs) /* the kind no longer points at this service */
+        sv_jobs_register_kind(s->jobs, &(sv_job_kind){.name = "snapshot"}, NULL);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->cond);

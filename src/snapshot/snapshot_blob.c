@@ -26,57 +26,31 @@ bool sv_snap_hex_in(char (*set)[65], size_t n, const char *hex)
 typedef struct hash_ctx {
     sv_snapshot *s;
     sv_snap_file *files;
-    size_t nfiles;
     _Atomic int64_t *progress;
-    _Atomic size_t next;
-    atomic_int rc;
-    sv_err err;
-    pthread_mutex_t err_mu;
 } hash_ctx;
 
-static void *hash_worker(void *arg)
+static int hash_one(void *arg, size_t i, sv_err *err)
 {
     hash_ctx *cx = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&cx->next, 1);
-        if (i >= cx->nfiles || atomic_load(&cx->rc) != 0)
-            break;
-        sv_snap_file *f = &cx->files[i];
-        if (f->cached)
-            continue;
-        if (sv_snap_stopping(cx->s)) {
-            atomic_store(&cx->rc, SV_ECANCELED);
-            break;
-        }
-        sv_err e = {0};
-        int64_t size = 0;
-        int rc = sv_sha256_file(f->path, f->hex, &size, cx->progress, &e);
-        if (rc == 0 && size != f->id.size)
-            rc = sv_fail(&e, SV_EIO, "%s changed size while being hashed", f->path);
-        if (rc) {
-            pthread_mutex_lock(&cx->err_mu);
-            if (atomic_load(&cx->rc) == 0) {
-                cx->err = e;
-                atomic_store(&cx->rc, rc);
-            }
-            pthread_mutex_unlock(&cx->err_mu);
-            break;
-        }
-    }
-    return NULL;
+    sv_snap_file *f = &cx->files[i];
+    if (f->cached)
+        return 0;
+    if (sv_snap_stopping(cx->s))
+        return sv_fail(err, SV_ECANCELED, "the server stopped while the snapshot was being created");
+    int64_t size = 0;
+    int rc = sv_sha256_file(f->path, f->hex, &size, cx->progress, err);
+    if (rc == 0 && size != f->id.size)
+        rc = sv_fail(err, SV_EIO, "%s changed size while being hashed", f->path);
+    return rc;
 }
 
-int sv_snap_hash_files(sv_snapshot *s, sv_snap_file *files, size_t n, _Atomic int64_t *progress, sv_err *err)
+int sv_snap_hash_files(sv_snapshot *s, sv_snap_file *files, size_t n, _Atomic int64_t *progress, const sv_job *job,
+                       sv_err *err)
 {
-    hash_ctx cx = {.s = s, .files = files, .nfiles = n, .progress = progress};
-    pthread_mutex_init(&cx.err_mu, NULL);
-    sv_snap_run_parallel(s->workers, hash_worker, &cx);
-    pthread_mutex_destroy(&cx.err_mu);
-    int rc = atomic_load(&cx.rc);
-    if (rc == SV_ECANCELED)
-        sv_fail(err, rc, "the server stopped while the snapshot was being created");
-    else if (rc && err)
-        *err = cx.err;
+    hash_ctx cx = {.s = s, .files = files, .progress = progress};
+    int rc = sv_pool_run(s->workers, n, hash_one, &cx, job, err);
+    if (rc == SV_ECANCELED && job && sv_job_canceled(job))
+        sv_fail(err, rc, "canceled by request");
     return rc;
 }
 
@@ -189,7 +163,7 @@ void sv_snap_hash_cache_free(sv_snap_hash_cache *hc)
 
 /* ---- storing ------------------------------------------------------------------------------ */
 
-int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded,
+int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded, sv_job *job,
                         sv_err *err)
 {
     int rc = 0;
@@ -200,8 +174,14 @@ int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _At
         bool dup = false;
         for (size_t k = 0; k < i && !dup; k++)
             dup = !memcmp(files[k].hex, f->hex, 64);
+        if (job)
+            sv_job_add_done(job, 1, 0);
         if (dup)
             continue;
+        if (job && sv_job_canceled(job)) {
+            rc = sv_fail(err, SV_ECANCELED, "canceled by request");
+            break;
+        }
         sv_location_info info;
         rc = sv_location_head(s->loc, key, &info, err);
         if (rc == 0 && info.size == f->id.size)
@@ -209,6 +189,10 @@ int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _At
         if (rc != 0 && rc != SV_ENOTFOUND)
             break;
         sv_snap_test_delay(s);
+        if (job && sv_job_canceled(job)) {
+            rc = sv_fail(err, SV_ECANCELED, "canceled by request");
+            break;
+        }
         if (sv_snap_stopping(s)) {
             rc = sv_fail(err, SV_ECANCELED, "the server stopped while the snapshot was being created");
             break;

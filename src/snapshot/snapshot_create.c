@@ -115,8 +115,12 @@ static int create_hash(create_ctx *cx, sv_err *err)
     }
     cx->t_hash0 = sv_mono_ns();
     if (rc == 0)
-        rc = sv_snap_hash_files(cx->s, cx->files, cx->nfiles, &op->bytes_hashed, err);
+        rc = sv_snap_hash_files(cx->s, cx->files, cx->nfiles, &op->bytes_hashed, op->job, err);
     cx->t_hash = sv_mono_ns();
+    if (op->job) { /* items: files stored (next step); bytes: the capture, hashed */
+        sv_job_set_totals(op->job, (int64_t)cx->nfiles, atomic_load(&op->bytes_total));
+        sv_job_set_done(op->job, 0, atomic_load(&op->bytes_hashed));
+    }
     return rc;
 }
 
@@ -235,7 +239,7 @@ static int do_create(create_ctx *cx, sv_err *err)
     if (rc == 0)
         rc = create_announce(cx, err);
     if (rc == 0)
-        rc = sv_snap_store_blobs(s, cx->files, cx->nfiles, &cx->op->bytes_uploaded, err);
+        rc = sv_snap_store_blobs(s, cx->files, cx->nfiles, &cx->op->bytes_uploaded, cx->op->job, err);
     /* Manifest, then the hash cache. */
     sv_manifest *m = NULL;
     json_t *shards_api = json_array();
@@ -285,6 +289,8 @@ static void *create_thread(void *arg)
     sv_snapshot *s = cx->s;
     sv_err err = {0};
     int64_t t0 = sv_mono_ns();
+    if (cx->op->job)
+        sv_job_start(cx->op->job, NULL);
     int rc = do_create(cx, &err);
     if (rc == 0) {
         json_object_set_new(cx->rec, "status", json_string("COMMITTED"));
@@ -309,6 +315,15 @@ static void *create_thread(void *arg)
                 cx->op->name, (long long)json_integer_value(json_object_get(cx->rec, "bytes")),
                 (long long)atomic_load(&cx->op->bytes_uploaded), (long long)((sv_mono_ns() - t0) / 1000000));
         atomic_fetch_add(&s->m_created, 1);
+    }
+    if (cx->op->job) {
+        /* COMMITTED -> SUCCEEDED; a cancel request that stopped it -> CANCELED. */
+        bool canceled = rc == SV_ECANCELED && sv_job_canceled(cx->op->job);
+        sv_job_state st = rc == 0 ? SV_JOB_SUCCEEDED : canceled ? SV_JOB_CANCELED : SV_JOB_FAILED;
+        sv_job_finish(cx->op->job, st, st == SV_JOB_FAILED ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, NULL,
+                      NULL);
+        sv_job_release(cx->op->job);
+        cx->op->job = NULL;
     }
     if (cx->capture_dir[0]) {
         sv_err ignored;
@@ -367,7 +382,29 @@ static int wait_created(sv_snapshot *s, const char *collection, const char *name
     }
 }
 
+/* The jobs service's record of a create whose snapshot record is persisted. */
+static sv_job *create_sjob(sv_snapshot *s, const char *collection, const char *name, const char *schedule)
+{
+    if (!s->jobs)
+        return NULL;
+    char link[400];
+    snprintf(link, sizeof link, "/v1/collections/%s/snapshots/%s", collection, name);
+    sv_job_spec spec = {.kind = "snapshot", .collection = collection, .target = name, .schedule = schedule,
+                        .link = link};
+    sv_job *h = NULL;
+    sv_err e = {0};
+    if (sv_jobs_create(s->jobs, &spec, &h, &e))
+        sv_warn("snapshot: no job record", "collection=%s name=%s error=\"%s\"", collection, name, e.msg);
+    return h;
+}
+
 int sv_snapshot_create(sv_snapshot *s, const char *collection, json_t *body, bool wait, json_t **out, sv_err *err)
+{
+    return sv_snap_create(s, collection, body, wait, NULL, NULL, out, err);
+}
+
+int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wait, const char *schedule,
+                   char job_id[64], json_t **out, sv_err *err)
 {
     int rc = sv_check_collection_name(collection, err);
     if (rc)
@@ -404,6 +441,8 @@ int sv_snapshot_create(sv_snapshot *s, const char *collection, json_t *body, boo
                         "collection", collection, "status", "PENDING", "createdAt", (json_int_t)now, "committedAt",
                         "error", "objects", (json_int_t)0, "bytes", (json_int_t)0, "bytesUploaded", (json_int_t)0,
                         "shards", "location", loc_str, "node", s->node, "boot", s->boot);
+    if (cx->rec && schedule)
+        json_object_set_new(cx->rec, "schedule", json_string(schedule));
     cx->s = s;
     cx->op = op;
     char key[400];
@@ -426,6 +465,9 @@ int sv_snapshot_create(sv_snapshot *s, const char *collection, json_t *body, boo
                          collection);
     }
     if (rc == 0) {
+        op->job = create_sjob(s, collection, name, schedule);
+        if (op->job && job_id)
+            snprintf(job_id, 64, "%s", sv_job_id(op->job));
         pthread_mutex_lock(&s->mu);
         op->next = s->creates;
         s->creates = op;
@@ -438,10 +480,17 @@ int sv_snapshot_create(sv_snapshot *s, const char *collection, json_t *body, boo
     sv_info("snapshot started", "collection=%s name=%s", collection, name);
     json_t *reply = json_pack("{s:s,s:s,s:s,s:I}", "name", name, "collection", collection, "status", "PENDING",
                               "createdAt", (json_int_t)now);
+    if (reply && op->job)
+        json_object_set_new(reply, "jobId", json_string(sv_job_id(op->job)));
     if ((rc = sv_snap_spawn(s, create_thread, cx, err)) != 0) {
         json_decref(reply);
         sv_snap_set_failed(cx->rec, err->msg);
         sv_snap_record_put(s, cx->rec, NULL);
+        if (op->job) {
+            sv_job_finish(op->job, SV_JOB_FAILED, err->msg, NULL, NULL);
+            sv_job_release(op->job);
+            op->job = NULL;
+        }
         pthread_mutex_lock(&s->mu);
         s->threads++; /* op_finish decrements */
         pthread_mutex_unlock(&s->mu);

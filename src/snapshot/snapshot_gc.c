@@ -228,7 +228,7 @@ static int gc_delete(sv_snapshot *s, blob_scan *bs, int64_t *deleted, int64_t *f
     return rc;
 }
 
-int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
+static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
 {
     pthread_mutex_lock(&s->gc_mu);
     pthread_mutex_lock(&s->mu);
@@ -325,6 +325,35 @@ int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
                      (json_int_t)freed, "blobsKept", (json_int_t)bs.kept, "blobsYoung", (json_int_t)bs.young,
                      "manifests", (json_int_t)manifests.n, "pendingFailed", sc.failed);
     return *out ? 0 : sv_snap_oom(err);
+}
+
+/* Each run is a job of kind "gc" whose result is GC's own answer. */
+int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    sv_job *job = NULL;
+    if (s->jobs) {
+        sv_job_spec spec = {.kind = "gc"};
+        sv_err e = {0};
+        if (sv_jobs_create(s->jobs, &spec, &job, &e) == 0)
+            sv_job_start(job, NULL);
+        else
+            sv_warn("snapshot gc: no job record", "error=\"%s\"", e.msg);
+    }
+    int rc = gc_run(s, out, err);
+    if (job) {
+        if (rc == 0) {
+            int64_t n = json_integer_value(json_object_get(*out, "blobsDeleted"));
+            int64_t b = json_integer_value(json_object_get(*out, "bytesFreed"));
+            sv_job_set_totals(job, n, b);
+            sv_job_set_done(job, n, b);
+            json_object_set_new(*out, "jobId", json_string(sv_job_id(job)));
+        }
+        sv_job_finish(job, rc ? SV_JOB_FAILED : SV_JOB_SUCCEEDED, rc ? (err && err->msg[0] ? err->msg : sv_strerror(rc))
+                                                                     : NULL, rc ? NULL : *out, NULL);
+        sv_job_release(job);
+    }
+    return rc;
 }
 
 void *sv_snap_gc_loop(void *arg)

@@ -20,6 +20,7 @@
 #include "catalog.h"
 #include "core.h"
 #include "engine.h"
+#include "jobs.h"
 #include "location.h"
 #include "snapshot.h"
 #include "store.h"
@@ -148,6 +149,7 @@ enum { SNAP_PENDING, SNAP_COMMITTED, SNAP_DELETING, SNAP_FAILED };
  * reference, which GC must not delete although no manifest names them yet. */
 typedef struct create_op {
     char collection[129], name[129];
+    sv_job *job; /* the jobs service's record (may be NULL); released by the create thread */
     _Atomic int64_t bytes_total, bytes_hashed, bytes_uploaded;
     char (*blobs)[65]; /* sorted; set under s->mu */
     size_t nblobs;
@@ -165,6 +167,7 @@ typedef struct job_run {
 struct sv_snapshot {
     sv_store *st;
     sv_catalog *cat;
+    sv_jobs *jobs; /* borrowed, may be NULL */
     sv_location *loc;
     sv_engine *engine;
     sv_restore_meta *meta;
@@ -205,8 +208,6 @@ bool sv_snap_stopping(sv_snapshot *s);
 /* Test hook (SHARDVAULT_SNAPSHOT_TEST_DELAY_MS): slows each stored or
  * restored file so crash tests can kill the server mid-operation. */
 void sv_snap_test_delay(sv_snapshot *s);
-/* Runs fn on up to n threads (the calling thread is one of them). */
-void sv_snap_run_parallel(int n, void *(*fn)(void *), void *arg);
 /* Starts a detached thread counted in s->threads. */
 int sv_snap_spawn(sv_snapshot *s, void *(*fn)(void *), void *arg, sv_err *err);
 int sv_snap_check_names(const char *collection, const char *name, sv_err *err);
@@ -219,6 +220,13 @@ int sv_snap_record_state(json_t *rec);
 void sv_snap_set_failed(json_t *rec, const char *why);
 /* The API shape: the record without bookkeeping, plus live progress. */
 json_t *sv_snap_record_api(sv_snapshot *s, json_t *rec);
+
+/* ---- create (snapshot_create.c) ------------------------------------------------------ */
+
+/* sv_snapshot_create with the schedule that asked for it (NULL = a request);
+ * job_id (may be NULL) receives the create's job id. */
+int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wait, const char *schedule,
+                   char job_id[64], json_t **out, sv_err *err);
 
 /* ---- restore (snapshot_restore.c) ------------------------------------------------- */
 
@@ -245,9 +253,10 @@ typedef struct sv_snap_file {
 int sv_snap_cmp_hex(const void *a, const void *b); /* for qsort/bsearch of char[65] */
 bool sv_snap_hex_in(char (*set)[65], size_t n, const char *hex);
 
-/* Hashes every file not cached on up to s->workers threads; progress counts
- * the bytes read. */
-int sv_snap_hash_files(sv_snapshot *s, sv_snap_file *files, size_t n, _Atomic int64_t *progress, sv_err *err);
+/* Hashes every file not cached on up to s->workers threads (the jobs pool;
+ * job, may be NULL, stops it when canceled); progress counts the bytes read. */
+int sv_snap_hash_files(sv_snapshot *s, sv_snap_file *files, size_t n, _Atomic int64_t *progress, const sv_job *job,
+                       sv_err *err);
 
 /* The hash cache of one collection, loaded from the catalog. */
 typedef struct sv_snap_cache_entry sv_snap_cache_entry;
@@ -269,8 +278,9 @@ void sv_snap_hash_cache_save(sv_snapshot *s, sv_snap_hash_cache *hc, const sv_ca
 void sv_snap_hash_cache_free(sv_snap_hash_cache *hc);
 
 /* Stores each distinct file as its blob unless the location already holds
- * it; *uploaded counts the bytes sent. */
-int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded,
+ * it; *uploaded counts the bytes sent, job (may be NULL) counts the files
+ * done and stops the loop when canceled (SV_ECANCELED). */
+int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded, sv_job *job,
                         sv_err *err);
 /* Restores one manifest file into path (local fast path or fetch), verifying
  * size and sha256; progress counts the bytes. */

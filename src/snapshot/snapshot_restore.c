@@ -135,11 +135,11 @@ typedef struct job_ctx {
     sv_restore_task *tasks;
     size_t ntasks;
     char root[PATH_MAX + 128];
-    _Atomic size_t next;
     pthread_mutex_t mu;
     sv_err err;
     int rc;
     long failed_task; /* index of the task whose error failed the job, -1 if none */
+    sv_job *sjob;     /* the jobs service's record (may be NULL); released with the context */
 } job_ctx;
 
 static void task_dirs(job_ctx *jc, const sv_restore_task *t, char *dir, char *part, size_t n)
@@ -165,7 +165,7 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     if ((rc = sv_rmtree(part, err)) != 0 || (rc = sv_rmtree(dir, err)) != 0 || (rc = sv_mkdirs(part, err)) != 0)
         return rc;
     for (size_t k = 0; rc == 0 && k < ms->nfiles; k++) {
-        if (atomic_load(&jc->run->failed))
+        if (atomic_load(&jc->run->failed) || (jc->sjob && sv_job_canceled(jc->sjob)))
             return SV_ECANCELED;
         sv_snap_test_delay(s);
         if (sv_snap_stopping(s))
@@ -212,34 +212,48 @@ static int run_task(job_ctx *jc, sv_restore_task *t, sv_err *err)
     return sv_restore_meta_update_task(s->meta, t, err);
 }
 
-static void *task_worker(void *arg)
+/* One task on the jobs pool. A real failure is recorded in jc (the first
+ * one wins) and stops the others through run->failed; SV_ECANCELED alone
+ * means stopping or a cancel request, told apart by the caller. */
+static int task_one(void *arg, size_t i, sv_err *err)
 {
     job_ctx *jc = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&jc->next, 1);
-        if (i >= jc->ntasks || atomic_load(&jc->run->failed) || sv_snap_stopping(jc->s))
-            break;
-        sv_restore_task *t = &jc->tasks[i];
-        if (t->state == SV_RESTORE_COMPLETED)
-            continue;
-        sv_err e = {0};
-        int rc = run_task(jc, t, &e);
-        if (rc == SV_ECANCELED && !atomic_load(&jc->run->failed))
-            break; /* stopping: the task resumes at the next start */
-        if (rc) {
-            pthread_mutex_lock(&jc->mu);
-            if (jc->rc == 0 || jc->rc == SV_ECANCELED) {
-                jc->rc = rc;
-                jc->err = e;
-                jc->failed_task = (long)i;
-                sv_err_wrap(&jc->err, "shard %s", t->shard);
-            }
-            pthread_mutex_unlock(&jc->mu);
-            atomic_store(&jc->run->failed, true);
-            break;
+    sv_restore_task *t = &jc->tasks[i];
+    if (t->state == SV_RESTORE_COMPLETED)
+        return 0;
+    if (atomic_load(&jc->run->failed) || sv_snap_stopping(jc->s))
+        return SV_ECANCELED;
+    sv_err e = {0};
+    int rc = run_task(jc, t, &e);
+    if (rc == SV_ECANCELED && !atomic_load(&jc->run->failed))
+        return rc;
+    if (rc) {
+        pthread_mutex_lock(&jc->mu);
+        if (jc->rc == 0 || jc->rc == SV_ECANCELED) {
+            jc->rc = rc;
+            jc->err = e;
+            jc->failed_task = (long)i;
+            sv_err_wrap(&jc->err, "shard %s", t->shard);
         }
+        pthread_mutex_unlock(&jc->mu);
+        atomic_store(&jc->run->failed, true);
+        if (err)
+            *err = e;
+        return rc;
     }
-    return NULL;
+    if (jc->sjob)
+        sv_job_add_done(jc->sjob, 1, t->bytes_total);
+    return 0;
+}
+
+/* The restore's outcome in the jobs vocabulary (COMPLETED -> SUCCEEDED). */
+static void sjob_finish(job_ctx *jc, sv_job_state st, const char *reason)
+{
+    if (!jc->sjob)
+        return;
+    sv_err e = {0};
+    if (sv_job_finish(jc->sjob, st, reason, NULL, &e))
+        sv_warn("restore: job record not updated", "job=%s error=\"%s\"", jc->job.id, e.msg);
 }
 
 static int job_fail(sv_snapshot *s, job_ctx *jc, const char *why)
@@ -269,6 +283,8 @@ static int job_fail(sv_snapshot *s, job_ctx *jc, const char *why)
     sv_warn("restore failed", "job=%s snapshot=%s/%s target=%s reason=\"%s\"", j->id, j->collection, j->snapshot,
             j->target, why);
     atomic_fetch_add(&s->m_restore_failed, 1);
+    bool canceled = jc->sjob && sv_job_canceled(jc->sjob) && jc->rc == 0;
+    sjob_finish(jc, canceled ? SV_JOB_CANCELED : SV_JOB_FAILED, canceled ? NULL : why);
     return rc;
 }
 
@@ -320,6 +336,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     int rc = sv_restore_meta_tasks_of_job(s->meta, j->id, &jc->tasks, &jc->ntasks);
     if (rc) {
         sv_error("cannot load restore tasks", "job=%s", j->id);
+        job_fail(s, jc, "cannot load the job's tasks (out of memory)");
         return;
     }
     /* Resumption: tasks COMPLETED before a restart keep their directories
@@ -341,6 +358,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
         j->finished_at = sv_now_ms();
         if (sv_restore_meta_update_job(s->meta, j, &err) == 0)
             atomic_fetch_add(&s->m_restored, 1);
+        sjob_finish(jc, SV_JOB_SUCCEEDED, NULL);
         return;
     }
     for (size_t i = 0; i < jc->ntasks; i++) {
@@ -357,6 +375,17 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
             return;
         }
     }
+    if (jc->sjob) {
+        int64_t items = 0, bytes = 0;
+        for (size_t i = 0; i < jc->ntasks; i++)
+            if (jc->tasks[i].state == SV_RESTORE_COMPLETED) {
+                items++;
+                bytes += jc->tasks[i].bytes_total;
+            }
+        sv_job_start(jc->sjob, NULL);
+        sv_job_set_totals(jc->sjob, (int64_t)jc->ntasks, j->bytes_total);
+        sv_job_set_done(jc->sjob, items, bytes);
+    }
     if ((rc = load_manifest(s, j->collection, j->snapshot, &jc->m, &err)) != 0) {
         job_fail(s, jc, err.msg);
         return;
@@ -369,9 +398,13 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
         job_fail(s, jc, err.msg);
         return;
     }
-    sv_snap_run_parallel(s->workers, task_worker, jc);
+    sv_pool_run(s->workers, jc->ntasks, task_one, jc, NULL, NULL);
     if (jc->rc && jc->rc != SV_ECANCELED) {
         job_fail(s, jc, jc->err.msg);
+        return;
+    }
+    if (jc->sjob && sv_job_canceled(jc->sjob) && !sv_snap_stopping(s)) {
+        job_fail(s, jc, "canceled by request");
         return;
     }
     bool done = true;
@@ -423,6 +456,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     if (sv_restore_meta_update_job(s->meta, j, &err) != 0)
         sv_error("cannot mark restore job COMPLETED", "job=%s error=\"%s\"", j->id, err.msg);
     atomic_fetch_add(&s->m_restored, 1);
+    sjob_finish(jc, SV_JOB_SUCCEEDED, NULL);
     sv_info("restore completed", "job=%s snapshot=%s/%s target=%s ms=%lld", j->id, j->collection, j->snapshot,
             j->target, (long long)(j->finished_at - j->started_at));
 }
@@ -444,21 +478,46 @@ static void *job_thread(void *arg)
     pthread_mutex_unlock(&s->mu);
     free(jc->run);
     free(jc->tasks);
+    sv_job_release(jc->sjob);
     sv_manifest_free(jc->m);
     pthread_mutex_destroy(&jc->mu);
     free(jc);
     return NULL;
 }
 
-static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_err *err)
+/* The jobs service's record of a restore job: a new one, or the one a
+ * previous process left (claimed, so start-up recovery leaves it to us). */
+static sv_job *restore_sjob(sv_snapshot *s, const sv_restore_job *j, bool resume)
+{
+    if (!s->jobs)
+        return NULL;
+    sv_job *h = NULL;
+    if (resume && sv_jobs_claim(s->jobs, j->id, &h, NULL) == 0)
+        return h;
+    char link[128];
+    snprintf(link, sizeof link, "/v1/restore-jobs/%s", j->id);
+    sv_job_spec spec = {.kind = "restore", .id = j->id, .collection = j->collection, .target = j->target,
+                        .link = link};
+    sv_err e = {0};
+    if (sv_jobs_create(s->jobs, &spec, &h, &e))
+        sv_warn("restore: no job record", "job=%s error=\"%s\"", j->id, e.msg);
+    return h;
+}
+
+/* Takes sjob (may be NULL) whatever the outcome. */
+static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_job *sjob, sv_err *err)
 {
     job_ctx *jc = calloc(1, sizeof *jc);
     job_run *r = calloc(1, sizeof *r);
     if (!jc || !r) {
         free(jc);
         free(r);
+        if (sjob)
+            sv_job_finish(sjob, SV_JOB_FAILED, "out of memory", NULL, NULL);
+        sv_job_release(sjob);
         return sv_snap_oom(err);
     }
+    jc->sjob = sjob;
     jc->s = s;
     jc->job = *j;
     jc->run = r;
@@ -482,6 +541,9 @@ static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_err *err)
         pthread_mutex_destroy(&jc->mu);
         free(r);
         free(jc);
+        if (sjob)
+            sv_job_finish(sjob, SV_JOB_FAILED, err ? err->msg : "could not start", NULL, NULL);
+        sv_job_release(sjob);
         /* The job is persisted: leave it FAILED, not PENDING, or it would
          * run at the next start after the caller was told it failed. */
         sv_restore_job failed = *j;
@@ -558,7 +620,7 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
         rc = sv_restore_meta_add_job(s->meta, &job, tasks, m->nshards, err);
     pthread_mutex_unlock(&s->ddl_mu);
     if (rc == 0)
-        rc = start_job(s, &job, err);
+        rc = start_job(s, &job, restore_sjob(s, &job, false), err);
     if (rc == 0) {
         sv_info("restore started", "job=%s snapshot=%s/%s target=%s bytes=%lld", job.id, collection, name, target,
                 (long long)job.bytes_total);
@@ -650,7 +712,7 @@ void sv_snap_resume_jobs(sv_snapshot *s)
                 continue;
             sv_info("resuming restore job", "job=%s target=%s", jobs[i].id, jobs[i].target);
             sv_err e2 = {0};
-            if (start_job(s, &jobs[i], &e2))
+            if (start_job(s, &jobs[i], restore_sjob(s, &jobs[i], true), &e2))
                 sv_error("cannot resume restore job", "job=%s error=\"%s\"", jobs[i].id, e2.msg);
         }
         free(jobs);
