@@ -480,8 +480,6 @@ int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wa
     sv_info("snapshot started", "collection=%s name=%s", collection, name);
     json_t *reply = json_pack("{s:s,s:s,s:s,s:I}", "name", name, "collection", collection, "status", "PENDING",
                               "createdAt", (json_int_t)now);
-    if (reply && op->job)
-        json_object_set_new(reply, "jobId", json_string(sv_job_id(op->job)));
     if ((rc = sv_snap_spawn(s, create_thread, cx, err)) != 0) {
         json_decref(reply);
         sv_snap_set_failed(cx->rec, err->msg);

@@ -347,7 +347,6 @@ int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err)
             int64_t b = json_integer_value(json_object_get(*out, "bytesFreed"));
             sv_job_set_totals(job, n, b);
             sv_job_set_done(job, n, b);
-            json_object_set_new(*out, "jobId", json_string(sv_job_id(job)));
         }
         sv_job_finish(job, rc ? SV_JOB_FAILED : SV_JOB_SUCCEEDED, rc ? (err && err->msg[0] ? err->msg : sv_strerror(rc))
                                                                      : NULL, rc ? NULL : *out, NULL);
