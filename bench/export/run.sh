@@ -2,6 +2,8 @@
 # bench/export/run.sh [BUILD_DIR] [--objects N[,N2]] [--clients C] [--batch B]
 # Builds nothing; uses BUILD_DIR/shardvault (default build). Results: bench/out/export.json.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-build="${1:-build}"; shift || true
-SHARDVAULT_BIN="$PWD/$build/shardvault" node bench/export/bench.mjs "$@"
+# BUILD_DIR is taken relative to where you run this (default: the repository's build/).
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build="$(cd "$1" && pwd)"; shift; else build="$repo/build"; fi
+cd "$repo"
+SHARDVAULT_BIN="$build/shardvault" node bench/export/bench.mjs "$@"

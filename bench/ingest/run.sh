@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/ingest/run.sh [BUILD_DIR] [--objects N] ...: builds nothing; uses BUILD_DIR/shardvault.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-build="${1:-build}"; shift || true
-SHARDVAULT_BIN="$PWD/$build/shardvault" node bench/ingest/ingest.mjs "$@"
+# BUILD_DIR is taken relative to where you run this (default: the repository's build/).
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build="$(cd "$1" && pwd)"; shift; else build="$repo/build"; fi
+cd "$repo"
+SHARDVAULT_BIN="$build/shardvault" node bench/ingest/ingest.mjs "$@"

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const build = path.resolve(process.argv[2] ?? '/work/main/build');
+const build = path.resolve(process.argv[2] ?? new URL('../../build', import.meta.url).pathname);
 const ns = (process.argv[3] ?? '100000,400000').split(',').map(Number);
 const outDir = path.join(here, '..', 'out');
 const work = path.join(outDir, 'parquet-work');

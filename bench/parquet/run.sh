@@ -3,7 +3,7 @@
 # build dir and compares it with DuckDB's COPY … TO parquet on the same rows.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-/work/main/build}
+build=$(cd "${1:-$here/../../build}" && pwd)  # default: the repository's build/
 ns=${2:-100000,400000}
 cmake --build "$build" --target parquet_bench -j2 >/dev/null
 mkdir -p "$here/../out"

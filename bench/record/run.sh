@@ -4,8 +4,9 @@
 # the same generated objects, plus the listing path and the splitter. Prints a
 # table and writes bench/out/record.json.
 set -eu
-cd "$(dirname "$0")/../.."
-build=${1:-build}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)  # default: the repository's build/
+cd "$repo"
 [ $# -gt 0 ] && shift
 cmake --build "$build" --target bench_record -j2 >/dev/null
 mkdir -p bench/out
