@@ -192,6 +192,35 @@ test('kill -9 during export, snapshot create and restore: after restart no job i
   }
 });
 
+test('kill -9 during GC: after restart the gc job is FAILED "interrupted by restart"', async () => {
+  const env = { SHARDVAULT_SNAPSHOT_GC_GRACE_MS: '0', SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS: '3000' };
+  let srv = await startServer({ env });
+  const dataDir = srv.dataDir;
+  try {
+    await createCollection(srv, 'G', 2);
+    await load(srv, 'G', 500);
+    let r = await srv.req('POST', '/v1/collections/G/snapshots?wait=true', { name: 'g1' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    assert.equal((await srv.req('DELETE', '/v1/collections/G/snapshots/g1')).status, 204);
+    const gc = srv.req('POST', '/v1/snapshots/gc').catch(() => null); // never answers: killed
+    let running;
+    for (let i = 0; i < 100 && !running; i++) {
+      running = (await jobsOf(srv, '?kind=gc&state=RUNNING'))[0];
+      if (!running) await sleep(20);
+    }
+    assert.ok(running, 'the gc job is RUNNING while it deletes');
+    await srv.kill9();
+    await gc;
+    srv = await startServer({ dataDir });
+    const j = (await srv.req('GET', `/v1/jobs/${running.id}`)).json;
+    assert.equal(j.state, 'FAILED');
+    assert.equal(j.reason, 'interrupted by restart');
+  } finally {
+    await srv.kill9();
+    srv.cleanup();
+  }
+});
+
 test('finished jobs are kept by the retention rule (SHARDVAULT_JOBS_KEEP per kind)', async () => {
   const srv = await startServer({ env: { SHARDVAULT_JOBS_KEEP: '2' } });
   try {
