@@ -119,6 +119,16 @@ char *sv_buf_cstr(sv_buf *b);
  * control bytes (other bytes are copied as they are). */
 int sv_buf_json_string(sv_buf *b, const char *s, size_t len);
 
+/* ---- growable arrays ------------------------------------------------------ */
+
+/* Makes the array *pdata (of elem-byte elements, capacity *cap) hold at least
+ * need elements: grows by doubling from 16, keeping the contents. pdata is the
+ * address of the array pointer (e.g. &v). 0, or SV_ENOMEM with the array
+ * unchanged. The usual push:
+ *     if (sv_grow(&v, &cap, n + 1, sizeof *v)) return SV_ENOMEM;
+ *     v[n++] = x;                                                          */
+int sv_grow(void *pdata, size_t *cap, size_t need, size_t elem);
+
 /* ---- names -------------------------------------------------------------- */
 /* Every externally supplied name is checked before it touches a key or a
  * path. Each returns 0 or SV_EINVAL with a message naming the rule. */

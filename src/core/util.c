@@ -529,3 +529,23 @@ int64_t sv_peak_rss_bytes(void)
     fclose(f);
     return kb < 0 ? -1 : kb * 1024;
 }
+
+int sv_grow(void *pdata, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2 / elem)
+            return SV_ENOMEM;
+        nc *= 2;
+    }
+    void *old;
+    memcpy(&old, pdata, sizeof old);
+    void *n = realloc(old, nc * elem);
+    if (!n)
+        return SV_ENOMEM;
+    memcpy(pdata, &n, sizeof n);
+    *cap = nc;
+    return 0;
+}

@@ -881,14 +881,8 @@ static int forget_key(void *ud, const sv_location_entry *e)
     forget_ctx *fc = ud;
     if (e->is_prefix)
         return 0;
-    if (fc->n == fc->cap) {
-        size_t cap = fc->cap ? fc->cap * 2 : 64;
-        void *k = realloc(fc->keys, cap * sizeof *fc->keys);
-        if (!k)
-            return SV_ENOMEM;
-        fc->keys = k;
-        fc->cap = cap;
-    }
+    if (sv_grow(&fc->keys, &fc->cap, fc->n + 1, sizeof *fc->keys))
+        return SV_ENOMEM;
     snprintf(fc->keys[fc->n++], sizeof fc->keys[0], "%s", e->key);
     return 0;
 }

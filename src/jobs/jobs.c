@@ -131,14 +131,8 @@ static int rec_cmp(const sv_job *a, const sv_job *b)
 /* Inserts keeping recs sorted (new jobs land at the end: O(1) in practice). */
 static int recs_insert_locked(sv_jobs *j, sv_job *r)
 {
-    if (j->nrecs == j->caprecs) {
-        size_t cap = j->caprecs ? j->caprecs * 2 : 64;
-        sv_job **n = realloc(j->recs, cap * sizeof *n);
-        if (!n)
-            return SV_ENOMEM;
-        j->recs = n;
-        j->caprecs = cap;
-    }
+    if (sv_grow(&j->recs, &j->caprecs, j->nrecs + 1, sizeof *j->recs))
+        return SV_ENOMEM;
     size_t i = j->nrecs;
     while (i > 0 && rec_cmp(j->recs[i - 1], r) > 0) {
         j->recs[i] = j->recs[i - 1];

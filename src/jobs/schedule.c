@@ -287,14 +287,8 @@ static int sched_from_json(sv_jobs *j, json_t *b, bool stored, sched *s, sv_err 
 
 static int list_add_locked(sv_jobs *j, sched *s)
 {
-    if (j->nscheds == j->capscheds) {
-        size_t cap = j->capscheds ? j->capscheds * 2 : 16;
-        sched **n = realloc(j->scheds, cap * sizeof *n);
-        if (!n)
-            return SV_ENOMEM;
-        j->scheds = n;
-        j->capscheds = cap;
-    }
+    if (sv_grow(&j->scheds, &j->capscheds, j->nscheds + 1, sizeof *j->scheds))
+        return SV_ENOMEM;
     j->scheds[j->nscheds++] = s;
     return 0;
 }

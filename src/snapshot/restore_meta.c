@@ -89,14 +89,8 @@ static int map_add(strmap *m, const char *k, void *p)
     for (size_t i = 0; i < e->n; i++)
         if (e->v[i] == p)
             return 0;
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 4;
-        void **v = realloc(e->v, cap * sizeof *v);
-        if (!v)
-            return SV_ENOMEM;
-        e->v = v;
-        e->cap = cap;
-    }
+    if (sv_grow(&e->v, &e->cap, e->n + 1, sizeof *e->v))
+        return SV_ENOMEM;
     e->v[e->n++] = p;
     return 0;
 }

@@ -66,14 +66,8 @@ struct sv_snap_cache_entry {
 static int load_cache_entry(const char *key, const char *val, size_t len, int64_t rev, void *ud)
 {
     sv_snap_hash_cache *hc = ud;
-    if (hc->n == hc->cap) {
-        size_t nc = hc->cap ? hc->cap * 2 : 64;
-        sv_snap_cache_entry *v = realloc(hc->v, nc * sizeof *v);
-        if (!v)
-            return SV_ENOMEM;
-        hc->v = v;
-        hc->cap = nc;
-    }
+    if (sv_grow(&hc->v, &hc->cap, hc->n + 1, sizeof *hc->v))
+        return SV_ENOMEM;
     sv_snap_cache_entry *e = &hc->v[hc->n];
     snprintf(e->key, sizeof e->key, "%s", key);
     e->val = malloc(len + 1);

@@ -51,15 +51,9 @@ static int list_dir_files(const char *dir, int shard, sv_snap_file **files, size
             rc = sv_fail(err, SV_EINVAL, "unexpected file name in %s", dir);
             break;
         }
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 64;
-            sv_snap_file *f = realloc(*files, nc * sizeof *f);
-            if (!f) {
-                rc = sv_snap_oom(err);
-                break;
-            }
-            *files = f;
-            *cap = nc;
+        if (sv_grow(files, cap, *n + 1, sizeof **files)) {
+            rc = sv_snap_oom(err);
+            break;
         }
         sv_snap_file *f = &(*files)[*n];
         memset(f, 0, sizeof *f);

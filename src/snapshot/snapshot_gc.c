@@ -18,14 +18,8 @@ typedef struct hexset {
 
 static int hexset_add(hexset *h, const char *hex)
 {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 256;
-        char(*v)[65] = realloc(h->v, nc * sizeof *v);
-        if (!v)
-            return SV_ENOMEM;
-        h->v = v;
-        h->cap = nc;
-    }
+    if (sv_grow(&h->v, &h->cap, h->n + 1, sizeof *h->v))
+        return SV_ENOMEM;
     memcpy(h->v[h->n++], hex, 65);
     return 0;
 }
@@ -42,14 +36,8 @@ static int collect_manifest_key(void *ctx, const sv_location_entry *e)
     const char *suffix = "/manifest.json";
     if (e->is_prefix || n < strlen(suffix) || strcmp(e->key + n - strlen(suffix), suffix))
         return 0;
-    if (kl->n == kl->cap) {
-        size_t nc = kl->cap ? kl->cap * 2 : 64;
-        char **v = realloc(kl->v, nc * sizeof *v);
-        if (!v)
-            return SV_ENOMEM;
-        kl->v = v;
-        kl->cap = nc;
-    }
+    if (sv_grow(&kl->v, &kl->cap, kl->n + 1, sizeof *kl->v))
+        return SV_ENOMEM;
     if (!(kl->v[kl->n] = strdup(e->key)))
         return SV_ENOMEM;
     kl->n++;
@@ -82,18 +70,10 @@ static int collect_blob(void *ctx, const sv_location_entry *e)
         bs->young++;
         return 0;
     }
-    if (bs->n == bs->cap) {
-        size_t nc = bs->cap ? bs->cap * 2 : 64;
-        char **v = realloc(bs->cands, nc * sizeof *v);
-        int64_t *sz = realloc(bs->sizes, nc * sizeof *sz);
-        if (v)
-            bs->cands = v;
-        if (sz)
-            bs->sizes = sz;
-        if (!v || !sz)
-            return SV_ENOMEM;
-        bs->cap = nc;
-    }
+    size_t cap_sizes = bs->cap;
+    if (sv_grow(&bs->sizes, &cap_sizes, bs->n + 1, sizeof *bs->sizes) ||
+        sv_grow(&bs->cands, &bs->cap, bs->n + 1, sizeof *bs->cands))
+        return SV_ENOMEM;
     if (!(bs->cands[bs->n] = strdup(e->key)))
         return SV_ENOMEM;
     bs->sizes[bs->n++] = e->size;

@@ -29,6 +29,27 @@ static void uuid_roundtrip(void **state)
     assert_int_equal(a.b[6] >> 4, 4);
 }
 
+static void grow(void **state)
+{
+    int *v = NULL;
+    size_t cap = 0, n = 0;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(sv_grow(&v, &cap, n + 1, sizeof *v), 0);
+        assert_true(cap >= n + 1);
+        v[n++] = i;
+    }
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(v[i], i); /* contents kept across growth */
+    assert_int_equal(cap, 1024);
+    size_t before = cap;
+    assert_int_equal(sv_grow(&v, &cap, 10, sizeof *v), 0); /* never shrinks */
+    assert_int_equal(cap, before);
+    assert_int_equal(sv_grow(&v, &cap, SIZE_MAX / 2, sizeof *v), SV_ENOMEM); /* overflow refused */
+    assert_int_equal(cap, before);
+    assert_int_equal(v[999], 999);
+    free(v);
+}
+
 static void names(void **state)
 {
     sv_err err = {0};
@@ -157,7 +178,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(uuid_roundtrip), cmocka_unit_test(names), cmocka_unit_test(buffers),
         cmocka_unit_test(sizes), cmocka_unit_test(times),          cmocka_unit_test(errors), cmocka_unit_test(files),
-        cmocka_unit_test(sha256),
+        cmocka_unit_test(sha256), cmocka_unit_test(grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
