@@ -1,5 +1,5 @@
 /* Schema builder: a tree of nodes kept in one array (node 0 is the root). */
-#include "parquet_writer.h"
+#include "parquet_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* The streaming writer: per leaf column an open page (levels + values) and
  * the compressed pages of the current row group; row groups go to the sink
  * whole, the footer at close. */
-#include "parquet_writer.h"
+#include "parquet_internal.h"
 
 #include <math.h>
 #include <stdio.h>

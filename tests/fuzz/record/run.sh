@@ -13,7 +13,7 @@ targets=${*:-"fuzz_parse fuzz_decode fuzz_splitter"}
 out=$root/build-fuzz-record
 mkdir -p "$out"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=c11"
-inc="-I$root/src/record -I$root/src/core"
+inc="-I$root/src/record -I$root/src/record/internal -I$root/src/core"
 srcs="$root/src/record/schema.c $root/src/record/parse.c $root/src/record/record.c $root/src/record/num.c
       $root/src/record/splitter.c $root/src/record/tables.c $root/src/core/err.c $root/src/core/log.c
       $root/src/core/util.c"

@@ -4,6 +4,7 @@
 #define SV_PARQUET_INTERNAL_H
 
 #include "core.h"
+#include "parquet.h"
 
 /* Thrift compact type ids. */
 enum {
@@ -46,5 +47,30 @@ int sv_pq_rle_u32(sv_buf *out, const uint32_t *v, size_t n, int width);
 /* Levels as a v1 data page stores them: 4-byte little-endian length + hybrid. */
 int sv_pq_levels_v1(sv_buf *out, const uint8_t *v, size_t n, int max_level);
 int sv_pq_bit_width(uint32_t max_value);
+
+/* ---- writer-side internals: the schema node array (was parquet_writer.h) ---- */
+
+enum { PQ_ROOT, PQ_LEAF, PQ_GROUP, PQ_LIST };
+
+typedef struct pq_node {
+    char *name;
+    int kind, parent, first_child, last_child, next, n_children;
+    unsigned flags;
+    sv_pq_type type;
+    sv_pq_logical lt;
+    int type_length;
+    uint32_t list_len;
+    /* Filled by the writer: definition level when this node is present (for
+     * a list: the list is not null), repetition level (for a list: that of
+     * its repeated level), leaf columns below [col, col_end), whether the
+     * node sits inside a list. */
+    int def, rep, col, col_end;
+    bool in_list;
+} pq_node;
+
+struct sv_pq_schema {
+    pq_node *nodes;
+    int n, cap;
+};
 
 #endif
