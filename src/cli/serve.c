@@ -58,6 +58,7 @@ typedef struct serve_cfg {
     const char *catalog;
     const char *location;
     const char *jobs_keep, *jobs_keep_days;
+    int64_t keep, keep_days;
 } serve_cfg;
 
 static int parse_listen(const char *s, serve_cfg *cfg)
@@ -83,18 +84,19 @@ static int bad(const char *flag, const char *value, const char *expect)
     return 2;
 }
 
-int sv_cli_serve(int argc, char **argv)
+/* Flags over SHARDVAULT_* variables over defaults. Returns -1 to go on, or
+ * the exit code (0 after --help, 2 for a bad flag, message printed). */
+static int configure(int argc, char **argv, serve_cfg *cfg)
 {
-    serve_cfg cfg = {0};
     const char *listen = sv_env_str("SHARDVAULT_LISTEN", "127.0.0.1:8080");
-    cfg.data_dir = sv_env_str("SHARDVAULT_DATA_DIR", "./data");
-    cfg.log_level = sv_env_str("SHARDVAULT_LOG_LEVEL", "info");
-    cfg.log_format = sv_env_str("SHARDVAULT_LOG_FORMAT", "text");
-    cfg.node = sv_env_str("SHARDVAULT_NODE_NAME", "node1");
-    cfg.catalog = sv_env_str("SHARDVAULT_CATALOG", NULL);
-    cfg.location = sv_env_str("SHARDVAULT_LOCATION", sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL));
-    cfg.jobs_keep = sv_env_str("SHARDVAULT_JOBS_KEEP", "1000");
-    cfg.jobs_keep_days = sv_env_str("SHARDVAULT_JOBS_KEEP_DAYS", "30");
+    cfg->data_dir = sv_env_str("SHARDVAULT_DATA_DIR", "./data");
+    cfg->log_level = sv_env_str("SHARDVAULT_LOG_LEVEL", "info");
+    cfg->log_format = sv_env_str("SHARDVAULT_LOG_FORMAT", "text");
+    cfg->node = sv_env_str("SHARDVAULT_NODE_NAME", "node1");
+    cfg->catalog = sv_env_str("SHARDVAULT_CATALOG", NULL);
+    cfg->location = sv_env_str("SHARDVAULT_LOCATION", sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL));
+    cfg->jobs_keep = sv_env_str("SHARDVAULT_JOBS_KEEP", "1000");
+    cfg->jobs_keep_days = sv_env_str("SHARDVAULT_JOBS_KEEP_DAYS", "30");
     const char *max_body = sv_env_str("SHARDVAULT_MAX_BODY_BYTES", "64Mi");
     const char *cache = sv_env_str("SHARDVAULT_BLOCK_CACHE_BYTES", "256Mi");
     const char *sync = sv_env_str("SHARDVAULT_SYNC_WRITES", "false");
@@ -106,17 +108,17 @@ int sv_cli_serve(int argc, char **argv)
         }
         const char **slot = NULL;
         if (!strcmp(a, "--listen")) slot = &listen;
-        else if (!strcmp(a, "--data-dir")) slot = &cfg.data_dir;
-        else if (!strcmp(a, "--log-level")) slot = &cfg.log_level;
-        else if (!strcmp(a, "--log-format")) slot = &cfg.log_format;
+        else if (!strcmp(a, "--data-dir")) slot = &cfg->data_dir;
+        else if (!strcmp(a, "--log-level")) slot = &cfg->log_level;
+        else if (!strcmp(a, "--log-format")) slot = &cfg->log_format;
         else if (!strcmp(a, "--max-body-bytes")) slot = &max_body;
         else if (!strcmp(a, "--block-cache-bytes")) slot = &cache;
         else if (!strcmp(a, "--sync-writes")) slot = &sync;
-        else if (!strcmp(a, "--node-name")) slot = &cfg.node;
-        else if (!strcmp(a, "--catalog")) slot = &cfg.catalog;
-        else if (!strcmp(a, "--location") || !strcmp(a, "--snapshot-location")) slot = &cfg.location;
-        else if (!strcmp(a, "--jobs-keep")) slot = &cfg.jobs_keep;
-        else if (!strcmp(a, "--jobs-keep-days")) slot = &cfg.jobs_keep_days;
+        else if (!strcmp(a, "--node-name")) slot = &cfg->node;
+        else if (!strcmp(a, "--catalog")) slot = &cfg->catalog;
+        else if (!strcmp(a, "--location") || !strcmp(a, "--snapshot-location")) slot = &cfg->location;
+        else if (!strcmp(a, "--jobs-keep")) slot = &cfg->jobs_keep;
+        else if (!strcmp(a, "--jobs-keep-days")) slot = &cfg->jobs_keep_days;
         if (!slot) {
             fprintf(stderr, "shardvault serve: unknown flag '%s'\n\n%s", a, serve_usage);
             return 2;
@@ -127,27 +129,34 @@ int sv_cli_serve(int argc, char **argv)
         }
         *slot = argv[++i];
     }
-    if (parse_listen(listen, &cfg))
+    if (parse_listen(listen, cfg))
         return bad("listen", listen, "expected HOST:PORT, e.g. 127.0.0.1:8080");
-    if (sv_log_set_level_name(cfg.log_level))
-        return bad("log-level", cfg.log_level, "expected debug, info, warn or error");
-    if (strcmp(cfg.log_format, "text") && strcmp(cfg.log_format, "json"))
-        return bad("log-format", cfg.log_format, "expected text or json");
-    sv_log_set_json(strcmp(cfg.log_format, "json") == 0);
-    if (sv_parse_size(max_body, &cfg.max_body) || cfg.max_body < 1024)
+    if (sv_log_set_level_name(cfg->log_level))
+        return bad("log-level", cfg->log_level, "expected debug, info, warn or error");
+    if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json"))
+        return bad("log-format", cfg->log_format, "expected text or json");
+    sv_log_set_json(strcmp(cfg->log_format, "json") == 0);
+    if (sv_parse_size(max_body, &cfg->max_body) || cfg->max_body < 1024)
         return bad("max-body-bytes", max_body, "expected a size of at least 1024, e.g. 64Mi");
-    if (sv_parse_size(cache, &cfg.block_cache) || cfg.block_cache < (1 << 20))
+    if (sv_parse_size(cache, &cfg->block_cache) || cfg->block_cache < (1 << 20))
         return bad("block-cache-bytes", cache, "expected a size of at least 1Mi, e.g. 256Mi");
-    if (sv_parse_bool(sync, &cfg.sync))
+    if (sv_parse_bool(sync, &cfg->sync))
         return bad("sync-writes", sync, "expected true or false");
-    int64_t jobs_keep = 0, jobs_keep_days = 0;
-    if (sv_parse_size(cfg.jobs_keep, &jobs_keep) || jobs_keep < 1)
-        return bad("jobs-keep", cfg.jobs_keep, "expected a whole number of at least 1");
-    if (sv_parse_size(cfg.jobs_keep_days, &jobs_keep_days) || jobs_keep_days < 1)
-        return bad("jobs-keep-days", cfg.jobs_keep_days, "expected a whole number of days, at least 1");
-    if (sv_check_property_name(cfg.node, NULL))
-        return bad("node-name", cfg.node, "expected letters, digits, _ or -");
+    if (sv_parse_size(cfg->jobs_keep, &cfg->keep) || cfg->keep < 1)
+        return bad("jobs-keep", cfg->jobs_keep, "expected a whole number of at least 1");
+    if (sv_parse_size(cfg->jobs_keep_days, &cfg->keep_days) || cfg->keep_days < 1)
+        return bad("jobs-keep-days", cfg->jobs_keep_days, "expected a whole number of days, at least 1");
+    if (sv_check_property_name(cfg->node, NULL))
+        return bad("node-name", cfg->node, "expected letters, digits, _ or -");
+    return -1;
+}
 
+int sv_cli_serve(int argc, char **argv)
+{
+    serve_cfg cfg = {0};
+    int code = configure(argc, argv, &cfg);
+    if (code >= 0)
+        return code;
     sv_err err = {0};
     if (sv_mkdirs(cfg.data_dir, &err)) {
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
@@ -176,7 +185,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_jobs *jobs = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0) {
-        sv_jobs_opts jo = {.node_name = cfg.node, .keep = jobs_keep, .keep_days = jobs_keep_days};
+        sv_jobs_opts jo = {.node_name = cfg.node, .keep = cfg.keep, .keep_days = cfg.keep_days};
         rc = sv_jobs_open(&jo, cat, &jobs, &err);
     }
     if (rc == 0) {
