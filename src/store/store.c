@@ -16,6 +16,8 @@
 const char STORE_COUNT_KEY[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
                                "count";
 
+void (*store_test_hook)(const char *point, const char *arg);
+
 int store_oom(sv_err *err) { return sv_fail(err, SV_ENOMEM, "out of memory"); }
 
 shard *store_shard_new(const char *dir_root, const char *name, int status)

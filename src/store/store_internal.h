@@ -69,6 +69,20 @@ typedef struct pending {
     size_t enc_off, enc_len;
 } pending;
 
+/* ---- test seam ---------------------------------------------------------- */
+
+/* Tests set this to run code at named points (NULL in production): lets a
+ * unit test order a concurrent operation or observe durability steps. Points:
+ *   "update_tenants:before_lock"  arg = collection name
+ *   "fsync_dir"                   arg = the directory being fsynced
+ *   "adopt:before_commit"         arg = collection name */
+extern void (*store_test_hook)(const char *point, const char *arg);
+#define STORE_HOOK(point, arg)                                                                                         \
+    do {                                                                                                               \
+        if (store_test_hook)                                                                                           \
+            store_test_hook(point, arg);                                                                               \
+    } while (0)
+
 /* ---- store.c: shards, the view, routing, catalog records ---------------- */
 
 int store_oom(sv_err *err);

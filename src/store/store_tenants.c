@@ -170,6 +170,33 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
     return 0;
 }
 
+/* With ddl_mu held: persists then applies one tenant's status. The catalog
+ * write requires the tenant's record to exist, so it never recreates one. */
+static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, sv_err *err)
+{
+    char key[300];
+    snprintf(key, sizeof key, "tenants/%s/%s", c->name, s->name);
+    char *val = store_tenant_record(s->name, status);
+    if (!val)
+        return store_oom(err);
+    sv_catalog_cond cond = {key, -1};
+    sv_catalog_op op = {key, val, strlen(val), 0};
+    int rc = sv_catalog_txn(st->cat, &cond, 1, &op, 1, err);
+    free(val);
+    if (rc == SV_ECONFLICT)
+        return sv_fail(err, SV_ENOTFOUND, "tenant '%s' not found in collection '%s'", s->name, c->name);
+    if (rc)
+        return rc;
+    pthread_rwlock_wrlock(&s->use);
+    s->status = status;
+    if (status == SHARD_INACTIVE)
+        store_shard_close(st, s); /* frees its memtables and cache share */
+    pthread_rwlock_unlock(&s->use);
+    sv_info("tenant status changed", "collection=%s tenant=%s status=%s", c->name, s->name,
+            status == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE");
+    return 0;
+}
+
 int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *body, json_t **out, sv_err *err)
 {
     collection *c;
@@ -189,32 +216,26 @@ int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *b
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] must be an object with a \"name\" and a \"status\"", i);
         else if (!json_object_get(t, "status"))
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] needs a \"status\" (ACTIVE or INACTIVE)", i);
-        else if ((rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err)) == 0) {
-            pthread_rwlock_rdlock(&c->tenants_lock);
-            targets[i] = store_find_tenant(c, name);
-            pthread_rwlock_unlock(&c->tenants_lock);
-            if (!targets[i])
-                rc = sv_fail(err, SV_ENOTFOUND, "tenant '%.64s' not found in collection '%s'", name, c->name);
-        }
+        else
+            rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err);
     }
+    STORE_HOOK("update_tenants:before_lock", c->name);
     pthread_mutex_lock(&st->ddl_mu);
+    /* The lookup is under the DDL lock: a tenant deleted meanwhile is not
+     * found, rather than written back to the catalog by this update. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
+        pthread_rwlock_rdlock(&c->tenants_lock);
+        targets[i] = store_find_tenant(c, name);
+        pthread_rwlock_unlock(&c->tenants_lock);
+        if (!targets[i])
+            rc = sv_fail(err, SV_ENOTFOUND, "tenant '%.64s' not found in collection '%s'", name, c->name);
+    }
     json_t *result = rc == 0 ? json_array() : NULL;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         shard *s = targets[i];
-        char key[300];
-        snprintf(key, sizeof key, "tenants/%s/%s", c->name, s->name);
-        char *val = store_tenant_record(s->name, statuses[i]);
-        rc = val ? sv_catalog_put(st->cat, key, val, strlen(val), 0, err) : store_oom(err);
-        free(val);
-        if (rc)
+        if ((rc = set_tenant_status(st, c, s, statuses[i], err)) != 0)
             break;
-        pthread_rwlock_wrlock(&s->use);
-        s->status = statuses[i];
-        if (statuses[i] == SHARD_INACTIVE)
-            store_shard_close(st, s); /* frees its memtables and cache share */
-        pthread_rwlock_unlock(&s->use);
-        sv_info("tenant status changed", "collection=%s tenant=%s status=%s", c->name, s->name,
-                statuses[i] == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE");
         json_array_append_new(result, json_pack("{s:s,s:s}", "name", s->name, "status",
                                                 statuses[i] == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE"));
     }

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "store.h"
+#include "store_internal.h"
 
 static char base[512];
 static sv_catalog *cat;
@@ -52,6 +54,145 @@ static void put(const char *coll, const char *tenant, int i)
     if (rc)
         fail_msg("put: %s", err.msg);
     sv_buf_free(&out);
+}
+
+static void reopen(void)
+{
+    sv_err err = {0};
+    sv_store_close(st);
+    sv_store_opts o = {.data_dir = base};
+    if (sv_store_open(&o, cat, &st, &err) != 0)
+        fail_msg("reopen: %s", err.msg);
+}
+
+static void create(const char *schema)
+{
+    sv_err err = {0};
+    json_t *j = NULL;
+    if (sv_store_create_collection(st, schema, strlen(schema), &j, &err) != 0)
+        fail_msg("create: %s", err.msg);
+    json_decref(j);
+}
+
+static int tenants_call(int (*fn)(sv_store *, const char *, json_t *, json_t **, sv_err *), const char *coll,
+                        const char *body_json, sv_err *err)
+{
+    json_t *body = json_loads(body_json, 0, NULL);
+    json_t *j = NULL;
+    int rc = fn(st, coll, body, &j, err);
+    json_decref(j);
+    json_decref(body);
+    return rc;
+}
+
+/* ---- update racing delete ----------------------------------------------- */
+
+typedef struct race {
+    pthread_barrier_t *bar;
+    const char *tenant;
+    int rc;
+} race;
+
+static void *race_delete(void *arg)
+{
+    race *r = arg;
+    char body[128];
+    snprintf(body, sizeof body, "{\"tenants\":[\"%s\"]}", r->tenant);
+    json_t *b = json_loads(body, 0, NULL);
+    sv_err err = {0};
+    pthread_barrier_wait(r->bar);
+    r->rc = sv_store_delete_tenants(st, "Race", b, &err);
+    json_decref(b);
+    return NULL;
+}
+
+static void *race_update(void *arg)
+{
+    race *r = arg;
+    char body[128];
+    snprintf(body, sizeof body, "{\"tenants\":[{\"name\":\"%s\",\"status\":\"INACTIVE\"}]}", r->tenant);
+    json_t *b = json_loads(body, 0, NULL);
+    json_t *j = NULL;
+    sv_err err = {0};
+    pthread_barrier_wait(r->bar);
+    r->rc = sv_store_update_tenants(st, "Race", b, &j, &err);
+    json_decref(j);
+    json_decref(b);
+    return NULL;
+}
+
+/* Deterministic order: the update has parsed its body, then a delete of the
+ * same tenant runs to completion before the update takes the DDL lock. */
+static void delete_in_hook(const char *point, const char *arg)
+{
+    if (strcmp(point, "update_tenants:before_lock") != 0)
+        return;
+    store_test_hook = NULL;
+    sv_err err = {0};
+    json_t *b = json_loads("{\"tenants\":[\"gone\"]}", 0, NULL);
+    assert_int_equal(sv_store_delete_tenants(st, arg, b, &err), 0);
+    json_decref(b);
+}
+
+static void update_after_concurrent_delete(void **state)
+{
+    create("{\"name\":\"Race\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":2}}}");
+    sv_err err = {0};
+    assert_int_equal(tenants_call(sv_store_add_tenants, "Race", "{\"tenants\":[{\"name\":\"gone\"}]}", &err), 0);
+    put("Race", "gone", 1);
+    store_test_hook = delete_in_hook;
+    int rc = tenants_call(sv_store_update_tenants, "Race", "{\"tenants\":[{\"name\":\"gone\",\"status\":\"INACTIVE\"}]}",
+                          &err);
+    store_test_hook = NULL;
+    assert_int_equal(rc, SV_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "gone"));
+    char *val = NULL;
+    size_t len;
+    assert_int_equal(sv_catalog_get(cat, "tenants/Race/gone", &val, &len, NULL, &err), SV_ENOTFOUND);
+    reopen();
+    json_t *j = NULL;
+    assert_int_equal(sv_store_list_tenants(st, "Race", &j, &err), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 0);
+    json_decref(j);
+}
+
+/* A delete running while an update of the same tenant is under way must not
+ * be undone by the update: the tenant stays deleted, also after a restart. */
+static void update_racing_delete_keeps_tenant_deleted(void **state)
+{
+    create("{\"name\":\"Race\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":2}}}");
+    enum { ROUNDS = 100 };
+    sv_err err = {0};
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 2);
+    for (int i = 0; i < ROUNDS; i++) {
+        char name[32], body[128];
+        snprintf(name, sizeof name, "t%d", i);
+        snprintf(body, sizeof body, "{\"tenants\":[{\"name\":\"%s\"}]}", name);
+        assert_int_equal(tenants_call(sv_store_add_tenants, "Race", body, &err), 0);
+        race d = {&bar, name, -1}, u = {&bar, name, -1};
+        pthread_t td, tu;
+        pthread_create(&tu, NULL, race_update, &u);
+        pthread_create(&td, NULL, race_delete, &d);
+        pthread_join(tu, NULL);
+        pthread_join(td, NULL);
+        assert_int_equal(d.rc, 0);
+        assert_true(u.rc == 0 || u.rc == SV_ENOTFOUND);
+        /* Whatever the order, the catalog holds no record of the tenant. */
+        char key[64], *val = NULL;
+        size_t len;
+        snprintf(key, sizeof key, "tenants/Race/%s", name);
+        int g = sv_catalog_get(cat, key, &val, &len, NULL, &err);
+        free(val);
+        if (g != SV_ENOTFOUND)
+            fail_msg("round %d: tenant %s deleted but its catalog record is back (update rc=%d)", i, name, u.rc);
+    }
+    pthread_barrier_destroy(&bar);
+    reopen();
+    json_t *j = NULL;
+    assert_int_equal(sv_store_list_tenants(st, "Race", &j, &err), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 0);
+    json_decref(j);
 }
 
 static int64_t count_keys(const char *dir)
@@ -174,6 +315,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(capture_and_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(capture_inactive_tenant_from_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_after_concurrent_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_racing_delete_keeps_tenant_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
