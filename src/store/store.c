@@ -18,6 +18,29 @@ const char STORE_COUNT_KEY[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff
 
 void (*store_test_hook)(const char *point, const char *arg);
 
+int store_fsync_dir(const char *path, sv_err *err)
+{
+    STORE_HOOK("fsync_dir", path);
+    return sv_fsync_dir(path, err);
+}
+
+int store_parent_dir(const char *path, char *out, size_t n)
+{
+    if ((size_t)snprintf(out, n, "%s", path) >= n)
+        return SV_EINVAL;
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/')
+        out[--len] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
+    return 0;
+}
+
 int store_oom(sv_err *err) { return sv_fail(err, SV_ENOMEM, "out of memory"); }
 
 shard *store_shard_new(const char *dir_root, const char *name, int status)

@@ -129,6 +129,32 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
     return 0;
 }
 
+/* fsyncs the destination parent (root), the directory holding it (root may
+ * be new), and every distinct parent the shard directories came from. */
+static int fsync_adopted_dirs(sv_store *st, const char *root, const char *const *dirs, size_t n, sv_err *err)
+{
+    char shards_dir[1100];
+    snprintf(shards_dir, sizeof shards_dir, "%s/shards", st->data_dir);
+    int rc = store_fsync_dir(root, err);
+    if (rc == 0)
+        rc = store_fsync_dir(shards_dir, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char parent[1200];
+        if (store_parent_dir(dirs[i], parent, sizeof parent) != 0)
+            return sv_fail(err, SV_EINVAL, "shard directory path too long: %.100s", dirs[i]);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            char other[1200];
+            seen = store_parent_dir(dirs[j], other, sizeof other) == 0 && strcmp(other, parent) == 0;
+        }
+        if (!seen)
+            rc = store_fsync_dir(parent, err);
+    }
+    if (rc)
+        sv_err_wrap(err, "making the adopted shard directories durable");
+    return rc;
+}
+
 int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
                               const char *const *dirs, size_t n, json_t **out, sv_err *err)
 {
@@ -185,8 +211,15 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
         if (rename(dirs[moved], target) != 0)
             rc = sv_fail(err, SV_EIO, "cannot move %s to %s: %s", dirs[moved], target, strerror(errno));
     }
+    /* Renames are durable only once both parents are fsynced: before the
+     * catalog names the collection, or a power loss could leave it naming
+     * shards that come back empty. */
     if (rc == 0)
+        rc = fsync_adopted_dirs(st, root, dirs, n, err);
+    if (rc == 0) {
+        STORE_HOOK("adopt:before_commit", c->name);
         rc = store_persist_new_collection(st, c, err);
+    }
     if (rc == 0)
         rc = store_add_collection_to_view(st, c) ? store_oom(err) : 0;
     if (rc) {

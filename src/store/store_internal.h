@@ -86,6 +86,10 @@ extern void (*store_test_hook)(const char *point, const char *arg);
 /* ---- store.c: shards, the view, routing, catalog records ---------------- */
 
 int store_oom(sv_err *err);
+/* sv_fsync_dir, observable through the test seam. */
+int store_fsync_dir(const char *path, sv_err *err);
+/* The directory holding path ("." for a bare name); SV_EINVAL if out is too small. */
+int store_parent_dir(const char *path, char *out, size_t n);
 shard *store_shard_new(const char *dir_root, const char *name, int status);
 void store_shard_close(sv_store *st, shard *s);
 void store_shard_free(sv_store *st, shard *s);

@@ -310,12 +310,77 @@ static void capture_inactive_tenant_from_disk(void **state)
     sv_capture_free(cap);
 }
 
+/* ---- adopt: directory durability before the catalog commit -------------- */
+
+static char events[64][700];
+static int nevents;
+
+static void record_event(const char *point, const char *arg)
+{
+    if (nevents < 64)
+        snprintf(events[nevents++], sizeof events[0], "%s %s", point, arg);
+}
+
+static int find_event(const char *text)
+{
+    for (int i = 0; i < nevents; i++)
+        if (strcmp(events[i], text) == 0)
+            return i;
+    return -1;
+}
+
+/* The renamed shard directories are only durable once their new and old
+ * parent directories are fsynced; that must happen before the catalog names
+ * the collection, or a power loss leaves a catalog pointing at empty shards. */
+static void adopt_fsyncs_directories_before_commit(void **state)
+{
+    sv_err err = {0};
+    const char *schema = "{\"name\":\"Src\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}}}";
+    create(schema);
+    for (int i = 0; i < 20; i++)
+        put("Src", NULL, i);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/tmp/cap3", base);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture(st, "Src", dir, &cap, &err), 0);
+    const char *names[2] = {cap->shards[0].name, cap->shards[1].name};
+    const char *dirs[2] = {cap->shards[0].dir, cap->shards[1].dir};
+    const char *target = "{\"name\":\"Dst\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}}}";
+    nevents = 0;
+    store_test_hook = record_event;
+    int rc = sv_store_adopt_collection(st, target, strlen(target), names, dirs, 2, NULL, &err);
+    store_test_hook = NULL;
+    sv_capture_free(cap);
+    assert_int_equal(rc, 0);
+    int commit = find_event("adopt:before_commit Dst");
+    assert_true(commit >= 0);
+    char want[800];
+    snprintf(want, sizeof want, "fsync_dir %s", dir); /* the source parent */
+    int src = find_event(want);
+    snprintf(want, sizeof want, "fsync_dir %s/shards", base); /* holds the new collection directory */
+    int shards = find_event(want);
+    int root = -1; /* the destination parent: <data>/shards/<uid> */
+    snprintf(want, sizeof want, "fsync_dir %s/shards/", base);
+    for (int i = 0; i < nevents && root < 0; i++)
+        if (strncmp(events[i], want, strlen(want)) == 0 && strlen(events[i]) == strlen(want) + 16)
+            root = i;
+    if (src < 0 || shards < 0 || root < 0)
+        fail_msg("missing fsyncs: source parent %d, shards %d, destination parent %d", src, shards, root);
+    assert_true(src < commit);
+    assert_true(shards < commit);
+    assert_true(root < commit);
+    sv_buf out = {0};
+    assert_int_equal(sv_store_get_object(st, "Dst", NULL, "00000000-0000-4000-8000-000000000007", &out, &err), 0);
+    sv_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(capture_and_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(capture_inactive_tenant_from_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(update_after_concurrent_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(adopt_fsyncs_directories_before_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(update_racing_delete_keeps_tenant_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
