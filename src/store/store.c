@@ -436,12 +436,20 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     snprintf(st->node, sizeof st->node, "%s", opts->node_name ? opts->node_name : "node1");
     st->sync = opts->sync_writes;
     st->cat = cat;
+    st->list_page_bytes = opts->list_page_bytes;
     pthread_rwlock_init(&st->lock, NULL);
     pthread_mutex_init(&st->ddl_mu, NULL);
     char shards_dir[1100];
     snprintf(shards_dir, sizeof shards_dir, "%s/shards", st->data_dir);
     snprintf(st->tmp_dir, sizeof st->tmp_dir, "%s/tmp", st->data_dir);
-    int rc = sv_mkdirs(shards_dir, err);
+    int rc = 0;
+    if (st->list_page_bytes <= 0) {
+        rc = sv_env_int("SHARDVAULT_LIST_PAGE_BYTES", SV_STORE_LIST_PAGE_BYTES_DEFAULT, &st->list_page_bytes, err);
+        if (rc == 0 && st->list_page_bytes <= 0)
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_LIST_PAGE_BYTES must be a positive number of bytes (e.g. 16Mi)");
+    }
+    if (rc == 0)
+        rc = sv_mkdirs(shards_dir, err);
     /* Scratch from before a restart (half-finished captures, restores) is
      * never resumed from here: services that resume keep their own state. */
     if (rc == 0)

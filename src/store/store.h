@@ -26,7 +26,12 @@ typedef struct sv_store_opts {
     int64_t write_buffer_bytes;    /* 0 = engine default */
     bool sync_writes;              /* fsync every write (power-loss durability) */
     const char *node_name;         /* shard placement; NULL = "node1" */
+    /* Byte budget of one page of sv_store_list_objects (see there). 0 = the
+     * SHARDVAULT_LIST_PAGE_BYTES environment variable, else 16 MiB. */
+    int64_t list_page_bytes;
 } sv_store_opts;
+
+#define SV_STORE_LIST_PAGE_BYTES_DEFAULT (16 << 20)
 
 /* cat is borrowed and must outlive the store. */
 int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv_err *err);
@@ -63,9 +68,12 @@ int sv_store_put_object(sv_store *st, const char *collection, const char *path_i
 int sv_store_get_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_buf *out,
                         sv_err *err);
 int sv_store_delete_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_err *err);
-/* Appends {"objects":[...],"next":<uuid>|null}; ordered by id within each
- * shard, shards in order (the cursor is "<shard-index>:<uuid>" encoded as the
- * uuid of the last object; see docs/api.md). after may be NULL. */
+/* Appends {"objects":[...],"next":<uuid>|null}: objects ordered by id across
+ * the collection's shards (a merge of their ordered scans), those after
+ * `after` (may be NULL). A page ends after `limit` objects or once it holds
+ * the store's page byte budget (opts.list_page_bytes; it always holds at least
+ * one object, so it may pass the budget by one object). `next` is the id of
+ * the last object on the page when more follow, else null; see docs/api.md. */
 int sv_store_list_objects(sv_store *st, const char *collection, const char *tenant, const char *after, int limit,
                           sv_buf *out, sv_err *err);
 

@@ -58,7 +58,8 @@ struct sv_store {
     pthread_rwlock_t lock; /* guards colls */
     collection **colls;
     size_t ncolls, capcolls;
-    pthread_mutex_t ddl_mu; /* one schema change at a time */
+    int64_t list_page_bytes; /* byte budget of one object listing page */
+    pthread_mutex_t ddl_mu;  /* one schema change at a time */
     atomic_llong objects_written, objects_deleted, shards_open;
 };
 

@@ -252,6 +252,107 @@ int sv_store_delete_object(sv_store *st, const char *collection_name, const char
     return rc;
 }
 
+/* The shards a listing merges: every fixed shard, or the one tenant. */
+static int list_shards_of(const collection *c, const char *tenant, shard ***out, size_t *n, sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (c->schema->multi_tenancy) {
+        shard *s;
+        static const sv_uuid zero;
+        int rc = store_route(c, &zero, tenant, tenant ? strlen(tenant) : 0, &s, err);
+        if (rc)
+            return rc;
+        if (!(*out = malloc(sizeof **out)))
+            return store_oom(err);
+        (*out)[0] = s;
+        *n = 1;
+        return 0;
+    }
+    if (tenant && *tenant)
+        return sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant; remove ?tenant=", c->name);
+    if (!(*out = malloc(c->nshards * sizeof **out)))
+        return store_oom(err);
+    memcpy(*out, c->shards, c->nshards * sizeof **out);
+    *n = c->nshards;
+    return 0;
+}
+
+/* Positions an iterator on the first object after `after` (or the first). */
+static void list_seek(sv_db_iter *it, const sv_uuid *after)
+{
+    if (!after) {
+        sv_db_iter_seek_first(it);
+        return;
+    }
+    sv_db_iter_seek(it, after->b, 16);
+    size_t kl;
+    const char *k = sv_db_iter_valid(it) ? sv_db_iter_key(it, &kl) : NULL;
+    if (k && kl == 16 && memcmp(k, after->b, 16) == 0)
+        sv_db_iter_next(it);
+}
+
+/* The iterator holding the smallest object id, or -1 when all are done
+ * (bookkeeping keys sort after every object and end a shard's scan). */
+static int list_next_shard(sv_db_iter **its, size_t n)
+{
+    int best = -1;
+    const char *bestk = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl;
+        if (!sv_db_iter_valid(its[i]))
+            continue;
+        const char *k = sv_db_iter_key(its[i], &kl);
+        if (kl != 16)
+            continue;
+        if (!bestk || memcmp(k, bestk, 16) < 0) {
+            bestk = k;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+/* Merges the shards' ordered scans into out until limit objects or the
+ * store's page byte budget (at least one object). *last is the last id
+ * written, *more whether objects remain after it. */
+static int list_page(sv_store *st, const collection *c, shard **shards, sv_db_iter **its, size_t n, int limit,
+                     sv_buf *out, sv_uuid *last, bool *more, sv_err *err)
+{
+    sv_record *r = sv_record_new();
+    if (!r)
+        return store_oom(err);
+    size_t start = out->len;
+    int emitted = 0, rc = 0, best = -1;
+    while (rc == 0) {
+        best = list_next_shard(its, n);
+        if (best < 0)
+            break;
+        /* Stop at the count, or once the page has reached its byte budget:
+         * the page holds whole objects, so it may pass the budget by one. */
+        if (emitted == limit || (emitted && (int64_t)(out->len - start) >= st->list_page_bytes))
+            break;
+        size_t kl, vl;
+        const char *k = sv_db_iter_key(its[best], &kl);
+        const char *v = sv_db_iter_value(its[best], &vl);
+        memcpy(last->b, k, 16);
+        if ((rc = sv_record_decode(r, c->schema, v, vl, err)) != 0)
+            break;
+        r->id = *last;
+        if (emitted && sv_buf_putc(out, ','))
+            rc = store_oom(err);
+        if (rc == 0)
+            rc = sv_record_to_json(r, c->schema, c->name, c->schema->multi_tenancy ? shards[best]->name : NULL, out);
+        sv_db_iter_next(its[best]);
+        emitted++;
+    }
+    sv_record_free(r);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = sv_db_iter_status(its[i], err);
+    *more = rc == 0 && best >= 0;
+    return rc;
+}
+
 int sv_store_list_objects(sv_store *st, const char *collection_name, const char *tenant, const char *after, int limit,
                           sv_buf *out, sv_err *err)
 {
@@ -265,103 +366,37 @@ int sv_store_list_objects(sv_store *st, const char *collection_name, const char 
     collection *c;
     if ((rc = store_coll_get(st, collection_name, &c, err)) != 0)
         return rc;
-    /* The shards to merge: every fixed shard, or the one tenant. */
     shard **shards = NULL;
     size_t n = 0;
-    if (c->schema->multi_tenancy) {
-        shard *s;
-        static const sv_uuid zero;
-        if ((rc = store_route(c, &zero, tenant, tenant ? strlen(tenant) : 0, &s, err)) == 0) {
-            shards = malloc(sizeof *shards);
-            if (shards) {
-                shards[0] = s;
-                n = 1;
-            }
-        }
-    } else if (tenant && *tenant) {
-        rc = sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant; remove ?tenant=", c->name);
-    } else {
-        shards = malloc(c->nshards * sizeof *shards);
-        if (shards) {
-            memcpy(shards, c->shards, c->nshards * sizeof *shards);
-            n = c->nshards;
-        }
-    }
-    if (rc == 0 && !shards)
-        rc = store_oom(err);
-    sv_db_iter **its = rc == 0 ? calloc(n, sizeof *its) : NULL;
+    rc = list_shards_of(c, tenant, &shards, &n, err);
+    sv_db_iter **its = rc == 0 ? calloc(n + 1, sizeof *its) : NULL;
     size_t entered = 0;
     if (rc == 0 && !its)
         rc = store_oom(err);
     for (; rc == 0 && entered < n; entered++) {
         if ((rc = store_shard_enter(st, c, shards[entered], err)) != 0)
             break;
-        its[entered] = sv_db_iter_new(shards[entered]->db);
-        if (has_after) {
-            sv_db_iter_seek(its[entered], start.b, 16);
-            size_t kl;
-            const char *k = sv_db_iter_valid(its[entered]) ? sv_db_iter_key(its[entered], &kl) : NULL;
-            if (k && kl == 16 && memcmp(k, start.b, 16) == 0)
-                sv_db_iter_next(its[entered]);
-        } else {
-            sv_db_iter_seek_first(its[entered]);
+        if (!(its[entered] = sv_db_iter_new(shards[entered]->db))) {
+            store_shard_leave(shards[entered]);
+            rc = store_oom(err);
+            break;
         }
+        list_seek(its[entered], has_after ? &start : NULL);
     }
-    sv_record *r = rc == 0 ? sv_record_new() : NULL;
-    if (rc == 0 && !r)
-        rc = store_oom(err);
     if (rc == 0)
         rc = sv_buf_append_str(out, "{\"objects\":[") ? store_oom(err) : 0;
-    int emitted = 0;
     sv_uuid last;
-    while (rc == 0 && emitted < limit) {
-        int best = -1;
-        const char *bestk = NULL;
-        for (size_t i = 0; i < n; i++) {
-            size_t kl;
-            if (!sv_db_iter_valid(its[i]))
-                continue;
-            const char *k = sv_db_iter_key(its[i], &kl);
-            if (kl != 16)
-                continue; /* bookkeeping keys sort last */
-            if (!bestk || memcmp(k, bestk, 16) < 0) {
-                bestk = k;
-                best = (int)i;
-            }
-        }
-        if (best < 0)
-            break;
-        size_t vl;
-        const char *v = sv_db_iter_value(its[best], &vl);
-        memcpy(last.b, bestk, 16);
-        if ((rc = sv_record_decode(r, c->schema, v, vl, err)) != 0)
-            break;
-        r->id = last;
-        if (emitted && sv_buf_putc(out, ','))
-            rc = store_oom(err);
-        if (rc == 0)
-            rc = sv_record_to_json(r, c->schema, c->name, c->schema->multi_tenancy ? shards[best]->name : NULL, out);
-        sv_db_iter_next(its[best]);
-        emitted++;
+    bool more = false;
+    if (rc == 0)
+        rc = list_page(st, c, shards, its, n, limit, out, &last, &more, err);
+    if (rc == 0 && more) {
+        /* A next cursor only when more objects follow. */
+        char s[37];
+        sv_uuid_format(&last, s);
+        rc = sv_buf_printf(out, "],\"next\":\"%s\"}", s) ? store_oom(err) : 0;
+    } else if (rc == 0) {
+        rc = sv_buf_append_str(out, "],\"next\":null}") ? store_oom(err) : 0;
     }
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = sv_db_iter_status(its[i], err);
-    if (rc == 0) {
-        /* A next cursor only when more objects may follow. */
-        bool more = false;
-        for (size_t i = 0; i < n && emitted == limit && !more; i++) {
-            size_t kl;
-            more = sv_db_iter_valid(its[i]) && (sv_db_iter_key(its[i], &kl), kl == 16);
-        }
-        if (more) {
-            char s[37];
-            sv_uuid_format(&last, s);
-            rc = sv_buf_printf(out, "],\"next\":\"%s\"}", s) ? store_oom(err) : 0;
-        } else {
-            rc = sv_buf_append_str(out, "],\"next\":null}") ? store_oom(err) : 0;
-        }
-    }
-    sv_record_free(r);
     for (size_t i = 0; i < entered; i++) {
         sv_db_iter_free(its[i]);
         store_shard_leave(shards[i]);
