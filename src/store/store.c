@@ -481,6 +481,9 @@ void sv_store_close(sv_store *st)
     for (size_t i = 0; i < st->ncolls; i++)
         store_collection_free(st, st->colls[i]);
     free(st->colls);
+    for (size_t i = 0; i < st->nreserved; i++)
+        free(st->reserved[i]);
+    free(st->reserved);
     sv_engine_free(st->engine);
     pthread_rwlock_destroy(&st->lock);
     pthread_mutex_destroy(&st->ddl_mu);

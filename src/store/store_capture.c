@@ -235,6 +235,9 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
         pthread_mutex_unlock(&st->ddl_mu);
         return rc;
     }
+    ssize_t reserved = store_reserved_index(st, c->name);
+    if (reserved >= 0)
+        store_reserved_remove(st, (size_t)reserved); /* the restore that reserved it is done */
     pthread_mutex_unlock(&st->ddl_mu);
     sv_info("collection adopted", "collection=%s shards=%zu", c->name, n);
     if (out)

@@ -102,6 +102,55 @@ int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **ou
     return 0;
 }
 
+ssize_t store_reserved_index(const sv_store *st, const char *name)
+{
+    for (size_t i = 0; i < st->nreserved; i++)
+        if (strcmp(st->reserved[i], name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+void store_reserved_remove(sv_store *st, size_t i)
+{
+    free(st->reserved[i]);
+    st->reserved[i] = st->reserved[--st->nreserved];
+}
+
+int sv_store_reserve_collection(sv_store *st, const char *name, sv_err *err)
+{
+    int rc = sv_check_collection_name(name, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&st->ddl_mu);
+    collection *existing = store_coll_acquire(st, name, strlen(name));
+    if (existing) {
+        store_coll_release(st, existing);
+        rc = sv_fail(err, SV_EEXIST, "collection '%s' already exists", name);
+    } else if (store_reserved_index(st, name) >= 0) {
+        rc = sv_fail(err, SV_EEXIST, "collection name '%s' is already reserved by a restore", name);
+    } else {
+        char **p = realloc(st->reserved, (st->nreserved + 1) * sizeof *p);
+        char *copy = p ? strdup(name) : NULL;
+        if (p)
+            st->reserved = p;
+        if (!copy)
+            rc = store_oom(err);
+        else
+            st->reserved[st->nreserved++] = copy;
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    return rc;
+}
+
+void sv_store_unreserve_collection(sv_store *st, const char *name)
+{
+    pthread_mutex_lock(&st->ddl_mu);
+    ssize_t i = name ? store_reserved_index(st, name) : -1;
+    if (i >= 0)
+        store_reserved_remove(st, (size_t)i);
+    pthread_mutex_unlock(&st->ddl_mu);
+}
+
 int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err)
 {
     sv_schema *schema = NULL;
@@ -109,6 +158,15 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
     if (rc)
         return rc;
     pthread_mutex_lock(&st->ddl_mu);
+    if (store_reserved_index(st, schema->name) >= 0) {
+        pthread_mutex_unlock(&st->ddl_mu);
+        rc = sv_fail(err, SV_EEXIST,
+                     "collection '%s' is being created by a restore; wait for the restore to finish or choose "
+                     "another name",
+                     schema->name);
+        sv_schema_free(schema);
+        return rc;
+    }
     collection *c;
     if ((rc = store_new_collection_locked(st, schema, &c, err)) != 0) {
         pthread_mutex_unlock(&st->ddl_mu);

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "engine.h"
 #include "store.h"
@@ -60,6 +61,8 @@ struct sv_store {
     size_t ncolls, capcolls;
     int64_t list_page_bytes; /* byte budget of one object listing page */
     pthread_mutex_t ddl_mu;  /* one schema change at a time */
+    char **reserved;         /* collection names reserved by restores (ddl_mu) */
+    size_t nreserved;
     atomic_llong objects_written, objects_deleted, shards_open;
 };
 
@@ -125,6 +128,10 @@ int store_persist_new_collection(sv_store *st, collection *c, sv_err *err);
 /* With ddl_mu held: a new collection object for schema (not yet persisted
  * nor in the view), or SV_EEXIST. Takes schema (frees it on failure). */
 int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err);
+/* With ddl_mu held: the index of a reserved name, or -1. */
+ssize_t store_reserved_index(const sv_store *st, const char *name);
+/* With ddl_mu held: drops the reservation at index i. */
+void store_reserved_remove(sv_store *st, size_t i);
 
 /* ---- store_objects.c ---------------------------------------------------- */
 

@@ -51,8 +51,13 @@ static int need_mt(const collection *c, sv_err *err)
     return 0;
 }
 
-static json_t *tenant_json(sv_store *st, const collection *c, shard *s)
+/* One shard's introspection. An ACTIVE shard not yet open is opened to
+ * count it; an INACTIVE one is never opened: objects -1 ("not loaded"). */
+static void shard_info(sv_store *st, const collection *c, shard *s, bool with_bytes, sv_shard_info *out)
 {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", s->name);
+    out->is_tenant = c->schema->multi_tenancy;
     int64_t objects = -1;
     pthread_rwlock_rdlock(&s->use);
     if (s->db)
@@ -65,10 +70,35 @@ static json_t *tenant_json(sv_store *st, const collection *c, shard *s)
             store_shard_leave(s);
         }
     }
-    json_t *j = json_pack("{s:s,s:s}", "name", s->name, "status", status == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE");
+    out->status = status == SHARD_ACTIVE ? SV_SHARD_ACTIVE : SV_SHARD_INACTIVE;
+    out->objects = objects;
+    if (with_bytes) {
+        pthread_rwlock_rdlock(&s->use);
+        int64_t bytes = s->db ? sv_db_disk_bytes(s->db) : sv_dir_bytes(s->dir);
+        pthread_rwlock_unlock(&s->use);
+        out->bytes = bytes > 0 ? bytes : 0;
+    }
+}
+
+static json_t *shard_info_json(const sv_shard_info *info)
+{
+    json_t *j = json_pack("{s:s,s:s}", "name", info->name, "status", sv_shard_status_name(info->status));
     /* An INACTIVE tenant is not opened to count it: null says "not loaded". */
-    json_object_set_new(j, "objects", objects >= 0 ? json_integer(objects) : json_null());
+    if (j)
+        json_object_set_new(j, "objects", info->objects >= 0 ? json_integer(info->objects) : json_null());
     return j;
+}
+
+const char *sv_shard_status_name(sv_shard_status status)
+{
+    switch (status) {
+    case SV_SHARD_ACTIVE: return "ACTIVE";
+    case SV_SHARD_INACTIVE: return "INACTIVE";
+    case SV_SHARD_OFFLOADED: return "OFFLOADED";
+    case SV_SHARD_OFFLOADING: return "OFFLOADING";
+    case SV_SHARD_ONLOADING: return "ONLOADING";
+    }
+    return "UNKNOWN";
 }
 
 /* Acquires a multi-tenant collection and the body's "tenants" array (at
@@ -325,34 +355,57 @@ int sv_store_list_tenants(sv_store *st, const char *collection_name, json_t **ou
     }
     json_t *arr = json_array();
     pthread_rwlock_rdlock(&c->tenants_lock);
-    for (size_t i = 0; i < c->nshards; i++)
-        json_array_append_new(arr, tenant_json(st, c, c->shards[i]));
+    for (size_t i = 0; i < c->nshards; i++) {
+        sv_shard_info info;
+        shard_info(st, c, c->shards[i], false, &info);
+        json_array_append_new(arr, shard_info_json(&info));
+    }
     pthread_rwlock_unlock(&c->tenants_lock);
     store_coll_release(st, c);
     *out = json_pack("{s:o}", "tenants", arr);
+    return *out ? 0 : store_oom(err);
+}
+
+int sv_store_shards(sv_store *st, const char *collection_name, sv_shard_info **out, size_t *n, sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    collection *c;
+    int rc = store_coll_get(st, collection_name, &c, err);
+    if (rc)
+        return rc;
+    /* The shard set cannot change while tenants_lock is held for reading. */
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    sv_shard_info *infos = calloc(c->nshards + 1, sizeof *infos);
+    size_t count = infos ? c->nshards : 0;
+    for (size_t i = 0; i < count; i++)
+        shard_info(st, c, c->shards[i], true, &infos[i]);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    store_coll_release(st, c);
+    if (!infos)
+        return store_oom(err);
+    *out = infos;
+    *n = count;
     return 0;
 }
 
 int sv_store_list_shards(sv_store *st, const char *collection_name, json_t **out, sv_err *err)
 {
-    collection *c;
-    int rc = store_coll_get(st, collection_name, &c, err);
+    sv_shard_info *infos;
+    size_t n;
+    int rc = sv_store_shards(st, collection_name, &infos, &n, err);
     if (rc)
         return rc;
     json_t *arr = json_array();
-    pthread_rwlock_rdlock(&c->tenants_lock);
-    for (size_t i = 0; i < c->nshards; i++) {
-        shard *s = c->shards[i];
-        json_t *j = tenant_json(st, c, s);
-        pthread_rwlock_rdlock(&s->use);
-        int64_t bytes = s->db ? sv_db_disk_bytes(s->db) : sv_dir_bytes(s->dir);
-        pthread_rwlock_unlock(&s->use);
-        json_object_set_new(j, "bytes", json_integer(bytes > 0 ? bytes : 0));
-        json_object_set_new(j, "node", json_string(st->node));
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *j = shard_info_json(&infos[i]);
+        if (j) {
+            json_object_set_new(j, "bytes", json_integer(infos[i].bytes));
+            json_object_set_new(j, "node", json_string(st->node));
+        }
         json_array_append_new(arr, j);
     }
-    pthread_rwlock_unlock(&c->tenants_lock);
-    store_coll_release(st, c);
+    free(infos);
     *out = json_pack("{s:o}", "shards", arr);
-    return 0;
+    return *out ? 0 : store_oom(err);
 }

@@ -374,6 +374,119 @@ static void adopt_fsyncs_directories_before_commit(void **state)
     sv_buf_free(&out);
 }
 
+/* ---- typed introspection ------------------------------------------------ */
+
+static void shards_typed_introspection(void **state)
+{
+    sv_err err = {0};
+    create("{\"name\":\"Fixed\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}}}");
+    for (int i = 0; i < 40; i++)
+        put("Fixed", NULL, i);
+    sv_shard_info *info = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_store_shards(st, "Fixed", &info, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(info[0].name, "shard0000");
+    assert_string_equal(info[1].name, "shard0001");
+    assert_false(info[0].is_tenant);
+    assert_int_equal(info[0].status, SV_SHARD_ACTIVE);
+    assert_int_equal(info[0].objects + info[1].objects, 40);
+    assert_true(info[0].bytes > 0);
+    free(info);
+
+    create("{\"name\":\"Mt2\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":2}}}");
+    assert_int_equal(
+        tenants_call(sv_store_add_tenants, "Mt2", "{\"tenants\":[{\"name\":\"a\"},{\"name\":\"b\"}]}", &err), 0);
+    for (int i = 0; i < 5; i++)
+        put("Mt2", "b", i);
+    assert_int_equal(
+        tenants_call(sv_store_update_tenants, "Mt2", "{\"tenants\":[{\"name\":\"b\",\"status\":\"INACTIVE\"}]}", &err),
+        0);
+    reopen(); /* nothing open */
+    sv_store_stats stats;
+    assert_int_equal(sv_store_shards(st, "Mt2", &info, &n, &err), 0);
+    sv_store_get_stats(st, &stats);
+    assert_int_equal(n, 2);
+    assert_string_equal(info[0].name, "a");
+    assert_true(info[0].is_tenant);
+    assert_int_equal(info[0].status, SV_SHARD_ACTIVE);
+    assert_int_equal(info[0].objects, 0);
+    assert_string_equal(info[1].name, "b");
+    assert_int_equal(info[1].status, SV_SHARD_INACTIVE);
+    assert_int_equal(info[1].objects, -1); /* not opened to count */
+    assert_true(info[1].bytes > 0);        /* measured on disk */
+    assert_int_equal(stats.shards_open, 1);  /* only the ACTIVE tenant was opened */
+    assert_string_equal(sv_shard_status_name(info[1].status), "INACTIVE");
+    free(info);
+
+    /* The JSON listing says the same. */
+    json_t *j = NULL;
+    assert_int_equal(sv_store_list_shards(st, "Mt2", &j, &err), 0);
+    json_t *b = json_array_get(json_object_get(j, "shards"), 1);
+    assert_string_equal(json_string_value(json_object_get(b, "name")), "b");
+    assert_string_equal(json_string_value(json_object_get(b, "status")), "INACTIVE");
+    assert_true(json_is_null(json_object_get(b, "objects")));
+    assert_true(json_integer_value(json_object_get(b, "bytes")) > 0);
+    assert_string_equal(json_string_value(json_object_get(b, "node")), "node1");
+    json_decref(j);
+
+    info = (sv_shard_info *)1;
+    assert_int_equal(sv_store_shards(st, "Nope", &info, &n, &err), SV_ENOTFOUND);
+    assert_null(info);
+    assert_int_equal(n, 0);
+}
+
+/* ---- name reservation for restores -------------------------------------- */
+
+static void reserve_collection_names(void **state)
+{
+    sv_err err = {0};
+    const char *schema = "{\"name\":\"Restored\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}";
+    create("{\"name\":\"Taken\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
+    assert_int_equal(sv_store_reserve_collection(st, "Taken", &err), SV_EEXIST);
+    assert_non_null(strstr(err.msg, "already exists"));
+    assert_int_equal(sv_store_reserve_collection(st, "bad name!", &err), SV_EINVAL);
+
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), 0);
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), SV_EEXIST);
+    assert_non_null(strstr(err.msg, "reserved"));
+    /* A create of the reserved name is refused, saying why. */
+    json_t *j = NULL;
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), SV_EEXIST);
+    assert_non_null(strstr(err.msg, "restore"));
+    assert_null(j);
+    /* Unreserving frees the name. */
+    sv_store_unreserve_collection(st, "Restored");
+    sv_store_unreserve_collection(st, "Restored"); /* not reserved: nothing happens */
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), 0);
+    json_decref(j);
+    assert_int_equal(sv_store_delete_collection(st, "Restored", &err), 0);
+
+    /* The restore that reserved a name adopts it, which clears the reservation. */
+    create("{\"name\":\"Origin\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
+    put("Origin", NULL, 1);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/tmp/cap4", base);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture(st, "Origin", dir, &cap, &err), 0);
+    const char *names[1] = {cap->shards[0].name};
+    const char *dirs[1] = {cap->shards[0].dir};
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), 0);
+    assert_int_equal(sv_store_adopt_collection(st, schema, strlen(schema), names, dirs, 1, NULL, &err), 0);
+    sv_capture_free(cap);
+    assert_int_equal(sv_store_delete_collection(st, "Restored", &err), 0);
+    /* No reservation left: the name can be created and reserved again. */
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), 0);
+    sv_store_unreserve_collection(st, "Restored");
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), 0);
+    json_decref(j);
+
+    /* Reservations live in memory only. */
+    assert_int_equal(sv_store_reserve_collection(st, "Later", &err), 0);
+    reopen();
+    create("{\"name\":\"Later\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +494,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(capture_inactive_tenant_from_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(update_after_concurrent_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(adopt_fsyncs_directories_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(shards_typed_introspection, setup, teardown),
+        cmocka_unit_test_setup_teardown(reserve_collection_names, setup, teardown),
         cmocka_unit_test_setup_teardown(update_racing_delete_keeps_tenant_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
