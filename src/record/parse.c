@@ -543,15 +543,19 @@ static int read_vec(rd *R, float *dst, uint32_t dim, uint32_t *got, const char *
         *got = 0;
         return 0;
     }
+    float extra;
     for (;;) {
         skip_ws(R);
-        if (i >= dim) {
+        /* Past dim the numbers are still read (and checked), only to say how
+         * many were given: the array is bounded by the request body. */
+        float *slot = i < dim ? &dst[i] : &extra;
+        if ((rc = read_float(R, slot, sect, name, row >= 0 ? row : (long)i, row >= 0 ? (long)i : -1)))
+            return rc;
+        if (i == UINT32_MAX) {
             char path[200];
             path_fmt(path, sizeof path, sect, name, row, -1);
-            return sv_fail(R->err, SV_EINVAL, "%s: expected %u dimensions, got more", path, dim);
+            return sv_fail(R->err, SV_EINVAL, "%s: expected %u dimensions, got more than %u", path, dim, i);
         }
-        if ((rc = read_float(R, &dst[i], sect, name, row >= 0 ? row : (long)i, row >= 0 ? (long)i : -1)))
-            return rc;
         i++;
         /* Inline the common ", " separator. */
         if (R->p < R->end && *R->p == ',') {

@@ -26,7 +26,12 @@ typedef struct sv_store_opts {
     int64_t write_buffer_bytes;    /* 0 = engine default */
     bool sync_writes;              /* fsync every write (power-loss durability) */
     const char *node_name;         /* shard placement; NULL = "node1" */
+    /* Byte budget of one page of sv_store_list_objects (see there). 0 = the
+     * SHARDVAULT_LIST_PAGE_BYTES environment variable, else 16 MiB. */
+    int64_t list_page_bytes;
 } sv_store_opts;
+
+#define SV_STORE_LIST_PAGE_BYTES_DEFAULT (16 << 20)
 
 /* cat is borrowed and must outlive the store. */
 int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv_err *err);
@@ -39,6 +44,15 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
 int sv_store_get_collection(sv_store *st, const char *name, json_t **out, sv_err *err);
 int sv_store_list_collections(sv_store *st, json_t **out, sv_err *err);
 int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err);
+/* Name reservation for restores (in memory only: a restore service reserves
+ * again at start for the jobs it resumes). While a name is reserved,
+ * sv_store_create_collection of it answers SV_EEXIST saying a restore is
+ * creating it, and sv_store_adopt_collection of it is allowed (the restore
+ * that reserved it adopts it; a successful adopt clears the reservation).
+ * reserve: SV_EINVAL for an invalid name, SV_EEXIST if the collection exists
+ * or the name is already reserved. unreserve: a name not reserved is fine. */
+int sv_store_reserve_collection(sv_store *st, const char *name, sv_err *err);
+void sv_store_unreserve_collection(sv_store *st, const char *name);
 /* A copy of a collection's schema (caller frees with sv_schema_free). */
 int sv_store_schema(sv_store *st, const char *name, sv_schema **out, sv_err *err);
 
@@ -51,7 +65,39 @@ int sv_store_update_tenants(sv_store *st, const char *collection, json_t *body, 
 /* body: {"tenants":["t1","t2"]} */
 int sv_store_delete_tenants(sv_store *st, const char *collection, json_t *body, sv_err *err);
 int sv_store_list_tenants(sv_store *st, const char *collection, json_t **out, sv_err *err);
+/* The API's JSON shape of sv_store_shards (plus each shard's node). */
 int sv_store_list_shards(sv_store *st, const char *collection, json_t **out, sv_err *err);
+
+/* ---- typed introspection (for other services) --------------------------- */
+
+/* A shard's activity status. The store itself reports ACTIVE and INACTIVE;
+ * the others are the registry's transitional and offloaded states. */
+typedef enum {
+    SV_SHARD_ACTIVE,
+    SV_SHARD_INACTIVE,
+    SV_SHARD_OFFLOADED,
+    SV_SHARD_OFFLOADING,
+    SV_SHARD_ONLOADING,
+} sv_shard_status;
+
+/* "ACTIVE", "INACTIVE", … (a static string). */
+const char *sv_shard_status_name(sv_shard_status status);
+
+typedef struct sv_shard_info {
+    char name[72];          /* "shard0000"… or the tenant name */
+    bool is_tenant;
+    sv_shard_status status;
+    int64_t objects;        /* exact count; -1 when not loaded (INACTIVE shards are never opened to count) */
+    int64_t bytes;          /* on disk */
+} sv_shard_info;
+
+/* Every shard of a collection, in order (fixed shards by index, tenants by
+ * name), at one instant of the shard set. ACTIVE shards not yet open are
+ * opened to count them; INACTIVE tenants are not opened. On success *out is a
+ * malloc'd array of *n entries the caller frees with free() (non-NULL even
+ * when *n is 0); on failure *out is NULL and *n 0. SV_ENOTFOUND if there is
+ * no such collection. */
+int sv_store_shards(sv_store *st, const char *collection, sv_shard_info **out, size_t *n, sv_err *err);
 
 /* ---- objects ------------------------------------------------------------ */
 
@@ -63,9 +109,12 @@ int sv_store_put_object(sv_store *st, const char *collection, const char *path_i
 int sv_store_get_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_buf *out,
                         sv_err *err);
 int sv_store_delete_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_err *err);
-/* Appends {"objects":[...],"next":<uuid>|null}; ordered by id within each
- * shard, shards in order (the cursor is "<shard-index>:<uuid>" encoded as the
- * uuid of the last object; see docs/api.md). after may be NULL. */
+/* Appends {"objects":[...],"next":<uuid>|null}: objects ordered by id across
+ * the collection's shards (a merge of their ordered scans), those after
+ * `after` (may be NULL). A page ends after `limit` objects or once it holds
+ * the store's page byte budget (opts.list_page_bytes; it always holds at least
+ * one object, so it may pass the budget by one object). `next` is the id of
+ * the last object on the page when more follow, else null; see docs/api.md. */
 int sv_store_list_objects(sv_store *st, const char *collection, const char *tenant, const char *after, int limit,
                           sv_buf *out, sv_err *err);
 
@@ -121,9 +170,12 @@ void sv_capture_free(sv_capture *cap); /* does not touch the directories */
  * a snapshot). schema_json names the new collection; names[i] is a fixed
  * shard name ("shard0000"…, all of them) or a tenant name, dirs[i] its
  * RocksDB directory on the data dir's filesystem. Each directory gets a fresh
- * RocksDB identity and is moved into the store; the collection appears only
- * when everything is in place. SV_EEXIST if the name is taken. On failure
- * nothing is created and the directories are left where they were. */
+ * RocksDB identity and is moved into the store, and the moves are made
+ * durable (directories fsynced) before the catalog records the collection;
+ * it appears only when everything is in place. SV_EEXIST if the name is
+ * taken; a name reserved with sv_store_reserve_collection may be adopted (and
+ * is no longer reserved after). On failure nothing is created, the
+ * directories are left where they were and a reservation stays. */
 int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
                               const char *const *dirs, size_t n, json_t **out, sv_err *err);
 

@@ -259,7 +259,12 @@ static void parse_errors(void **st)
     E("{\"foo\":1}", SV_EINVAL, "unknown field \"foo\"");
     E("{\"vector\":[1,2,3,4],\"vector\":[1,2,3,4]}", SV_EINVAL, "given twice");
     E("{\"vector\":[1,2,3]}", SV_EINVAL, "vector: expected 4 dimensions, got 3");
-    E("{\"vector\":[1,2,3,4,5]}", SV_EINVAL, "vector: expected 4 dimensions, got more");
+    E("{\"vector\":[1,2,3,4,5]}", SV_EINVAL, "vector: expected 4 dimensions, got 5");
+    E("{\"vector\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}", SV_EINVAL, "vector: expected 4 dimensions, got 17");
+    E("{\"vector\":[1,2,3,4,5,\"x\"]}", SV_EINVAL, "vector[5]: expected a number");
+    E("{\"namedVectors\":{\"title\":[1,2,3]}}", SV_EINVAL, "namedVectors.title: expected 2 dimensions, got 3");
+    E("{\"multiVectors\":{\"colbert\":[[1,2,3],[1,2,3,4,5,6]]}}", SV_EINVAL,
+      "multiVectors.colbert[1]: expected 3 dimensions, got 6");
     E("{\"vector\":[1,2,\"3\",4]}", SV_EINVAL, "vector[2]: expected a number, got text");
     E("{\"vector\":[1,2,null,4]}", SV_EINVAL, "vector[2]: expected a number, got null");
     E("{\"vector\":[1,2,1e39,4]}", SV_EINVAL, "vector[2]: 1e39 is outside the float32 range");

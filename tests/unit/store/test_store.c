@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "store.h"
+#include "store_internal.h"
 
 static char base[512];
 static sv_catalog *cat;
@@ -52,6 +54,145 @@ static void put(const char *coll, const char *tenant, int i)
     if (rc)
         fail_msg("put: %s", err.msg);
     sv_buf_free(&out);
+}
+
+static void reopen(void)
+{
+    sv_err err = {0};
+    sv_store_close(st);
+    sv_store_opts o = {.data_dir = base};
+    if (sv_store_open(&o, cat, &st, &err) != 0)
+        fail_msg("reopen: %s", err.msg);
+}
+
+static void create(const char *schema)
+{
+    sv_err err = {0};
+    json_t *j = NULL;
+    if (sv_store_create_collection(st, schema, strlen(schema), &j, &err) != 0)
+        fail_msg("create: %s", err.msg);
+    json_decref(j);
+}
+
+static int tenants_call(int (*fn)(sv_store *, const char *, json_t *, json_t **, sv_err *), const char *coll,
+                        const char *body_json, sv_err *err)
+{
+    json_t *body = json_loads(body_json, 0, NULL);
+    json_t *j = NULL;
+    int rc = fn(st, coll, body, &j, err);
+    json_decref(j);
+    json_decref(body);
+    return rc;
+}
+
+/* ---- update racing delete ----------------------------------------------- */
+
+typedef struct race {
+    pthread_barrier_t *bar;
+    const char *tenant;
+    int rc;
+} race;
+
+static void *race_delete(void *arg)
+{
+    race *r = arg;
+    char body[128];
+    snprintf(body, sizeof body, "{\"tenants\":[\"%s\"]}", r->tenant);
+    json_t *b = json_loads(body, 0, NULL);
+    sv_err err = {0};
+    pthread_barrier_wait(r->bar);
+    r->rc = sv_store_delete_tenants(st, "Race", b, &err);
+    json_decref(b);
+    return NULL;
+}
+
+static void *race_update(void *arg)
+{
+    race *r = arg;
+    char body[128];
+    snprintf(body, sizeof body, "{\"tenants\":[{\"name\":\"%s\",\"status\":\"INACTIVE\"}]}", r->tenant);
+    json_t *b = json_loads(body, 0, NULL);
+    json_t *j = NULL;
+    sv_err err = {0};
+    pthread_barrier_wait(r->bar);
+    r->rc = sv_store_update_tenants(st, "Race", b, &j, &err);
+    json_decref(j);
+    json_decref(b);
+    return NULL;
+}
+
+/* Deterministic order: the update has parsed its body, then a delete of the
+ * same tenant runs to completion before the update takes the DDL lock. */
+static void delete_in_hook(const char *point, const char *arg)
+{
+    if (strcmp(point, "update_tenants:before_lock") != 0)
+        return;
+    store_test_hook = NULL;
+    sv_err err = {0};
+    json_t *b = json_loads("{\"tenants\":[\"gone\"]}", 0, NULL);
+    assert_int_equal(sv_store_delete_tenants(st, arg, b, &err), 0);
+    json_decref(b);
+}
+
+static void update_after_concurrent_delete(void **state)
+{
+    create("{\"name\":\"Race\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":2}}}");
+    sv_err err = {0};
+    assert_int_equal(tenants_call(sv_store_add_tenants, "Race", "{\"tenants\":[{\"name\":\"gone\"}]}", &err), 0);
+    put("Race", "gone", 1);
+    store_test_hook = delete_in_hook;
+    int rc = tenants_call(sv_store_update_tenants, "Race", "{\"tenants\":[{\"name\":\"gone\",\"status\":\"INACTIVE\"}]}",
+                          &err);
+    store_test_hook = NULL;
+    assert_int_equal(rc, SV_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "gone"));
+    char *val = NULL;
+    size_t len;
+    assert_int_equal(sv_catalog_get(cat, "tenants/Race/gone", &val, &len, NULL, &err), SV_ENOTFOUND);
+    reopen();
+    json_t *j = NULL;
+    assert_int_equal(sv_store_list_tenants(st, "Race", &j, &err), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 0);
+    json_decref(j);
+}
+
+/* A delete running while an update of the same tenant is under way must not
+ * be undone by the update: the tenant stays deleted, also after a restart. */
+static void update_racing_delete_keeps_tenant_deleted(void **state)
+{
+    create("{\"name\":\"Race\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":2}}}");
+    enum { ROUNDS = 100 };
+    sv_err err = {0};
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 2);
+    for (int i = 0; i < ROUNDS; i++) {
+        char name[32], body[128];
+        snprintf(name, sizeof name, "t%d", i);
+        snprintf(body, sizeof body, "{\"tenants\":[{\"name\":\"%s\"}]}", name);
+        assert_int_equal(tenants_call(sv_store_add_tenants, "Race", body, &err), 0);
+        race d = {&bar, name, -1}, u = {&bar, name, -1};
+        pthread_t td, tu;
+        pthread_create(&tu, NULL, race_update, &u);
+        pthread_create(&td, NULL, race_delete, &d);
+        pthread_join(tu, NULL);
+        pthread_join(td, NULL);
+        assert_int_equal(d.rc, 0);
+        assert_true(u.rc == 0 || u.rc == SV_ENOTFOUND);
+        /* Whatever the order, the catalog holds no record of the tenant. */
+        char key[64], *val = NULL;
+        size_t len;
+        snprintf(key, sizeof key, "tenants/Race/%s", name);
+        int g = sv_catalog_get(cat, key, &val, &len, NULL, &err);
+        free(val);
+        if (g != SV_ENOTFOUND)
+            fail_msg("round %d: tenant %s deleted but its catalog record is back (update rc=%d)", i, name, u.rc);
+    }
+    pthread_barrier_destroy(&bar);
+    reopen();
+    json_t *j = NULL;
+    assert_int_equal(sv_store_list_tenants(st, "Race", &j, &err), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 0);
+    json_decref(j);
 }
 
 static int64_t count_keys(const char *dir)
@@ -169,11 +310,193 @@ static void capture_inactive_tenant_from_disk(void **state)
     sv_capture_free(cap);
 }
 
+/* ---- adopt: directory durability before the catalog commit -------------- */
+
+static char events[64][700];
+static int nevents;
+
+static void record_event(const char *point, const char *arg)
+{
+    if (nevents < 64)
+        snprintf(events[nevents++], sizeof events[0], "%s %s", point, arg);
+}
+
+static int find_event(const char *text)
+{
+    for (int i = 0; i < nevents; i++)
+        if (strcmp(events[i], text) == 0)
+            return i;
+    return -1;
+}
+
+/* The renamed shard directories are only durable once their new and old
+ * parent directories are fsynced; that must happen before the catalog names
+ * the collection, or a power loss leaves a catalog pointing at empty shards. */
+static void adopt_fsyncs_directories_before_commit(void **state)
+{
+    sv_err err = {0};
+    const char *schema = "{\"name\":\"Src\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}}}";
+    create(schema);
+    for (int i = 0; i < 20; i++)
+        put("Src", NULL, i);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/tmp/cap3", base);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture(st, "Src", dir, &cap, &err), 0);
+    const char *names[2] = {cap->shards[0].name, cap->shards[1].name};
+    const char *dirs[2] = {cap->shards[0].dir, cap->shards[1].dir};
+    const char *target = "{\"name\":\"Dst\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}}}";
+    nevents = 0;
+    store_test_hook = record_event;
+    int rc = sv_store_adopt_collection(st, target, strlen(target), names, dirs, 2, NULL, &err);
+    store_test_hook = NULL;
+    sv_capture_free(cap);
+    assert_int_equal(rc, 0);
+    int commit = find_event("adopt:before_commit Dst");
+    assert_true(commit >= 0);
+    char want[800];
+    snprintf(want, sizeof want, "fsync_dir %s", dir); /* the source parent */
+    int src = find_event(want);
+    snprintf(want, sizeof want, "fsync_dir %s/shards", base); /* holds the new collection directory */
+    int shards = find_event(want);
+    int root = -1; /* the destination parent: <data>/shards/<uid> */
+    snprintf(want, sizeof want, "fsync_dir %s/shards/", base);
+    for (int i = 0; i < nevents && root < 0; i++)
+        if (strncmp(events[i], want, strlen(want)) == 0 && strlen(events[i]) == strlen(want) + 16)
+            root = i;
+    if (src < 0 || shards < 0 || root < 0)
+        fail_msg("missing fsyncs: source parent %d, shards %d, destination parent %d", src, shards, root);
+    assert_true(src < commit);
+    assert_true(shards < commit);
+    assert_true(root < commit);
+    sv_buf out = {0};
+    assert_int_equal(sv_store_get_object(st, "Dst", NULL, "00000000-0000-4000-8000-000000000007", &out, &err), 0);
+    sv_buf_free(&out);
+}
+
+/* ---- typed introspection ------------------------------------------------ */
+
+static void shards_typed_introspection(void **state)
+{
+    sv_err err = {0};
+    create("{\"name\":\"Fixed\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}}}");
+    for (int i = 0; i < 40; i++)
+        put("Fixed", NULL, i);
+    sv_shard_info *info = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_store_shards(st, "Fixed", &info, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(info[0].name, "shard0000");
+    assert_string_equal(info[1].name, "shard0001");
+    assert_false(info[0].is_tenant);
+    assert_int_equal(info[0].status, SV_SHARD_ACTIVE);
+    assert_int_equal(info[0].objects + info[1].objects, 40);
+    assert_true(info[0].bytes > 0);
+    free(info);
+
+    create("{\"name\":\"Mt2\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":2}}}");
+    assert_int_equal(
+        tenants_call(sv_store_add_tenants, "Mt2", "{\"tenants\":[{\"name\":\"a\"},{\"name\":\"b\"}]}", &err), 0);
+    for (int i = 0; i < 5; i++)
+        put("Mt2", "b", i);
+    assert_int_equal(
+        tenants_call(sv_store_update_tenants, "Mt2", "{\"tenants\":[{\"name\":\"b\",\"status\":\"INACTIVE\"}]}", &err),
+        0);
+    reopen(); /* nothing open */
+    sv_store_stats stats;
+    assert_int_equal(sv_store_shards(st, "Mt2", &info, &n, &err), 0);
+    sv_store_get_stats(st, &stats);
+    assert_int_equal(n, 2);
+    assert_string_equal(info[0].name, "a");
+    assert_true(info[0].is_tenant);
+    assert_int_equal(info[0].status, SV_SHARD_ACTIVE);
+    assert_int_equal(info[0].objects, 0);
+    assert_string_equal(info[1].name, "b");
+    assert_int_equal(info[1].status, SV_SHARD_INACTIVE);
+    assert_int_equal(info[1].objects, -1); /* not opened to count */
+    assert_true(info[1].bytes > 0);        /* measured on disk */
+    assert_int_equal(stats.shards_open, 1);  /* only the ACTIVE tenant was opened */
+    assert_string_equal(sv_shard_status_name(info[1].status), "INACTIVE");
+    free(info);
+
+    /* The JSON listing says the same. */
+    json_t *j = NULL;
+    assert_int_equal(sv_store_list_shards(st, "Mt2", &j, &err), 0);
+    json_t *b = json_array_get(json_object_get(j, "shards"), 1);
+    assert_string_equal(json_string_value(json_object_get(b, "name")), "b");
+    assert_string_equal(json_string_value(json_object_get(b, "status")), "INACTIVE");
+    assert_true(json_is_null(json_object_get(b, "objects")));
+    assert_true(json_integer_value(json_object_get(b, "bytes")) > 0);
+    assert_string_equal(json_string_value(json_object_get(b, "node")), "node1");
+    json_decref(j);
+
+    info = (sv_shard_info *)1;
+    assert_int_equal(sv_store_shards(st, "Nope", &info, &n, &err), SV_ENOTFOUND);
+    assert_null(info);
+    assert_int_equal(n, 0);
+}
+
+/* ---- name reservation for restores -------------------------------------- */
+
+static void reserve_collection_names(void **state)
+{
+    sv_err err = {0};
+    const char *schema = "{\"name\":\"Restored\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}";
+    create("{\"name\":\"Taken\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
+    assert_int_equal(sv_store_reserve_collection(st, "Taken", &err), SV_EEXIST);
+    assert_non_null(strstr(err.msg, "already exists"));
+    assert_int_equal(sv_store_reserve_collection(st, "bad name!", &err), SV_EINVAL);
+
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), 0);
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), SV_EEXIST);
+    assert_non_null(strstr(err.msg, "reserved"));
+    /* A create of the reserved name is refused, saying why. */
+    json_t *j = NULL;
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), SV_EEXIST);
+    assert_non_null(strstr(err.msg, "restore"));
+    assert_null(j);
+    /* Unreserving frees the name. */
+    sv_store_unreserve_collection(st, "Restored");
+    sv_store_unreserve_collection(st, "Restored"); /* not reserved: nothing happens */
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), 0);
+    json_decref(j);
+    assert_int_equal(sv_store_delete_collection(st, "Restored", &err), 0);
+
+    /* The restore that reserved a name adopts it, which clears the reservation. */
+    create("{\"name\":\"Origin\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
+    put("Origin", NULL, 1);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/tmp/cap4", base);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture(st, "Origin", dir, &cap, &err), 0);
+    const char *names[1] = {cap->shards[0].name};
+    const char *dirs[1] = {cap->shards[0].dir};
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), 0);
+    assert_int_equal(sv_store_adopt_collection(st, schema, strlen(schema), names, dirs, 1, NULL, &err), 0);
+    sv_capture_free(cap);
+    assert_int_equal(sv_store_delete_collection(st, "Restored", &err), 0);
+    /* No reservation left: the name can be created and reserved again. */
+    assert_int_equal(sv_store_reserve_collection(st, "Restored", &err), 0);
+    sv_store_unreserve_collection(st, "Restored");
+    assert_int_equal(sv_store_create_collection(st, schema, strlen(schema), &j, &err), 0);
+    json_decref(j);
+
+    /* Reservations live in memory only. */
+    assert_int_equal(sv_store_reserve_collection(st, "Later", &err), 0);
+    reopen();
+    create("{\"name\":\"Later\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(capture_and_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(capture_inactive_tenant_from_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_after_concurrent_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(adopt_fsyncs_directories_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(shards_typed_introspection, setup, teardown),
+        cmocka_unit_test_setup_teardown(reserve_collection_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_racing_delete_keeps_tenant_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

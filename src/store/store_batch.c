@@ -1,0 +1,255 @@
+/* store — batch import. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "store_internal.h"
+
+/* ---- batch -------------------------------------------------------------- */
+
+#define BATCH_GROUP_OBJECTS 1024
+#define BATCH_GROUP_BYTES (8u << 20)
+
+typedef struct result {
+    char id[37];
+    char *error; /* NULL = ok */
+} result;
+
+typedef struct group_item {
+    collection *c;
+    shard *s;
+    pending p;
+} group_item;
+
+struct sv_batch {
+    sv_store *st;
+    result *results;
+    size_t nresults, capresults;
+    group_item *items;
+    size_t nitems, capitems;
+    sv_buf enc;
+    sv_record *rec, *scratch;
+    size_t written;        /* objects flushed to their shards so far */
+    collection *cached[8]; /* acquired collections, released at the end */
+    size_t ncached;
+    int oom;
+};
+
+sv_batch *sv_batch_begin(sv_store *st)
+{
+    sv_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->st = st;
+    b->rec = sv_record_new();
+    b->scratch = sv_record_new();
+    if (!b->rec || !b->scratch) {
+        sv_batch_abort(b);
+        return NULL;
+    }
+    return b;
+}
+
+static collection *batch_collection(sv_batch *b, const sv_str *name)
+{
+    for (size_t i = 0; i < b->ncached; i++)
+        if (strlen(b->cached[i]->name) == name->len && memcmp(b->cached[i]->name, name->ptr, name->len) == 0)
+            return b->cached[i];
+    collection *c = store_coll_acquire(b->st, name->ptr, name->len);
+    if (!c)
+        return NULL;
+    if (b->ncached == sizeof b->cached / sizeof b->cached[0]) {
+        /* The cache is full: an uncached reference, which sv_batch_add
+         * flushes at once and batch_flush then releases. */
+        return c;
+    }
+    b->cached[b->ncached++] = c;
+    return c;
+}
+
+static int set_result(sv_batch *b, size_t idx, const char *msg)
+{
+    if (msg && !(b->results[idx].error = strdup(msg)))
+        b->oom = 1;
+    return 0;
+}
+
+static int cmp_items(const void *a, const void *bb)
+{
+    const group_item *x = a, *y = bb;
+    if (x->s != y->s)
+        return x->s < y->s ? -1 : 1;
+    return x->p.result < y->p.result ? -1 : (x->p.result > y->p.result);
+}
+
+static void batch_flush(sv_batch *b)
+{
+    if (!b->nitems)
+        return;
+    qsort(b->items, b->nitems, sizeof *b->items, cmp_items);
+    pending *ps = malloc(b->nitems * sizeof *ps);
+    size_t i = 0;
+    while (i < b->nitems) {
+        size_t j = i;
+        while (j < b->nitems && b->items[j].s == b->items[i].s)
+            j++;
+        collection *c = b->items[i].c;
+        shard *s = b->items[i].s;
+        sv_err err = {0};
+        int rc = ps ? store_shard_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
+        if (rc == 0) {
+            for (size_t k = i; k < j; k++)
+                ps[k - i] = b->items[k].p;
+            rc = store_write_objects(b->st, c, s, ps, j - i, &b->enc, b->scratch, &err);
+            store_shard_leave(s);
+        }
+        if (rc)
+            for (size_t k = i; k < j; k++)
+                set_result(b, b->items[k].p.result, err.msg);
+        else
+            b->written += j - i;
+        i = j;
+    }
+    free(ps);
+    /* Release collections acquired beyond the cache. */
+    for (size_t k = 0; k < b->nitems; k++) {
+        collection *c = b->items[k].c;
+        bool cached = false;
+        for (size_t m = 0; m < b->ncached; m++)
+            cached |= b->cached[m] == c;
+        if (!cached)
+            store_coll_release(b->st, c);
+    }
+    b->nitems = 0;
+    sv_buf_reset(&b->enc);
+}
+
+int sv_batch_add(sv_batch *b, const char *json, size_t len)
+{
+    if (b->nresults == b->capresults) {
+        size_t cap = b->capresults ? b->capresults * 2 : 256;
+        result *p = realloc(b->results, cap * sizeof *p);
+        if (!p)
+            return SV_ENOMEM;
+        b->results = p;
+        b->capresults = cap;
+    }
+    size_t idx = b->nresults++;
+    result *res = &b->results[idx];
+    res->error = NULL;
+    strcpy(res->id, "");
+    sv_err err = {0};
+    sv_object_route ro = {0};
+    if (sv_record_peek_route(json, len, &ro, &err) != 0)
+        return set_result(b, idx, err.msg);
+    if (!ro.collection.len)
+        return set_result(b, idx, "the object has no \"collection\"; name the collection it belongs to");
+    collection *c = batch_collection(b, &ro.collection);
+    if (!c) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "collection '%.*s' not found", (int)(ro.collection.len > 128 ? 128 : ro.collection.len),
+                 ro.collection.ptr);
+        return set_result(b, idx, msg);
+    }
+    bool cached = false;
+    for (size_t m = 0; m < b->ncached; m++)
+        cached |= b->cached[m] == c;
+    int rc = sv_record_parse_json(b->rec, c->schema, json, len, &ro, &err);
+    if (rc == 0 && !b->rec->has_id) {
+        sv_uuid_v4(&b->rec->id);
+        b->rec->has_id = true;
+    }
+    if (b->rec->has_id)
+        sv_uuid_format(&b->rec->id, res->id);
+    shard *s = NULL;
+    if (rc == 0)
+        rc = store_route(c, &b->rec->id, ro.tenant.ptr, ro.tenant.len, &s, &err);
+    size_t enc_off = b->enc.len;
+    if (rc == 0) {
+        b->rec->creation_time = b->rec->update_time = sv_now_ms();
+        rc = sv_record_encode(b->rec, c->schema, &b->enc, &err);
+    }
+    if (rc == 0 && b->nitems == b->capitems) {
+        size_t cap = b->capitems ? b->capitems * 2 : 256;
+        group_item *p = realloc(b->items, cap * sizeof *p);
+        if (!p)
+            rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+        else {
+            b->items = p;
+            b->capitems = cap;
+        }
+    }
+    if (rc) {
+        if (!cached)
+            store_coll_release(b->st, c);
+        return set_result(b, idx, err.msg);
+    }
+    b->items[b->nitems++] = (group_item){c, s, {b->rec->id, idx, enc_off, b->enc.len - enc_off}};
+    if (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES || !cached)
+        batch_flush(b);
+    return 0;
+}
+
+int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err)
+{
+    batch_flush(b);
+    size_t ok = 0;
+    int rc = sv_buf_append_str(out, "{\"results\":[");
+    for (size_t i = 0; rc == 0 && i < b->nresults; i++) {
+        result *r = &b->results[i];
+        if (i)
+            rc |= sv_buf_putc(out, ',');
+        rc |= sv_buf_append_str(out, "{\"id\":");
+        if (r->id[0])
+            rc |= sv_buf_printf(out, "\"%s\"", r->id);
+        else
+            rc |= sv_buf_append_str(out, "null");
+        if (r->error) {
+            rc |= sv_buf_append_str(out, ",\"status\":\"error\",\"error\":");
+            rc |= sv_buf_json_string(out, r->error, strlen(r->error));
+            rc |= sv_buf_putc(out, '}');
+        } else {
+            ok++;
+            rc |= sv_buf_append_str(out, ",\"status\":\"ok\"}");
+        }
+    }
+    if (rc == 0)
+        rc = sv_buf_printf(out, "],\"ok\":%zu,\"failed\":%zu}", ok, b->nresults - ok);
+    int was_oom = b->oom;
+    sv_batch_abort(b);
+    if (rc || was_oom)
+        return sv_fail(err, SV_ENOMEM, "out of memory building the batch response");
+    return 0;
+}
+
+size_t sv_batch_written(const sv_batch *b) { return b->written; }
+
+void sv_batch_abort(sv_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t k = 0; k < b->nitems; k++) {
+        bool cached = false;
+        for (size_t m = 0; m < b->ncached; m++)
+            cached |= b->cached[m] == b->items[k].c;
+        if (!cached)
+            store_coll_release(b->st, b->items[k].c);
+    }
+    for (size_t i = 0; i < b->ncached; i++)
+        store_coll_release(b->st, b->cached[i]);
+    for (size_t i = 0; i < b->nresults; i++)
+        free(b->results[i].error);
+    free(b->results);
+    free(b->items);
+    sv_buf_free(&b->enc);
+    sv_record_free(b->rec);
+    sv_record_free(b->scratch);
+    free(b);
+}

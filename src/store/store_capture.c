@@ -1,0 +1,246 @@
+/* store — point-in-time capture and adoption. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "store_internal.h"
+
+/* ---- capture and adoption ---------------------------------------------- */
+
+const char *sv_store_tmp_dir(const sv_store *st) { return st->tmp_dir; }
+
+void sv_capture_free(sv_capture *cap)
+{
+    if (!cap)
+        return;
+    sv_schema_free(cap->schema);
+    free(cap->shards);
+    free(cap);
+}
+
+int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_capture **out, sv_err *err)
+{
+    collection *c;
+    int rc = store_coll_get(st, name, &c, err);
+    if (rc)
+        return rc;
+    if (sv_path_exists(dst_dir)) {
+        store_coll_release(st, c);
+        return sv_fail(err, SV_EEXIST, "capture directory %s already exists", dst_dir);
+    }
+    if ((rc = sv_mkdirs(dst_dir, err)) != 0) {
+        store_coll_release(st, c);
+        return rc;
+    }
+    sv_capture *cap = calloc(1, sizeof *cap);
+    /* The shard set cannot change while we hold tenants_lock (adding and
+     * deleting tenants take it for writing). */
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    size_t n = c->nshards;
+    bool *entered = calloc(n + 1, sizeof *entered);
+    if (!cap || !entered || !(cap->shards = calloc(n + 1, sizeof *cap->shards)) ||
+        !(cap->schema = sv_schema_dup(c->schema)))
+        rc = store_oom(err);
+    /* Enter every shard: open ACTIVE ones, pin INACTIVE ones (a reader lock
+     * keeps anyone from opening them meanwhile). */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        shard *s = c->shards[i];
+        sv_shard_capture *sc = &cap->shards[i];
+        snprintf(sc->name, sizeof sc->name, "%s", s->name);
+        sc->is_tenant = c->schema->multi_tenancy;
+        sc->objects = -1;
+        pthread_rwlock_rdlock(&s->use);
+        if (!s->db && s->status == SHARD_ACTIVE && sv_path_exists(s->dir)) {
+            pthread_rwlock_unlock(&s->use);
+            sv_err e2 = {0};
+            if (store_shard_enter(st, c, s, &e2) != 0) {
+                if (e2.code != SV_ESTATE) {
+                    rc = sv_fail(err, e2.code, "%s", e2.msg);
+                    break;
+                }
+                pthread_rwlock_rdlock(&s->use); /* it just went INACTIVE: capture from disk */
+            }
+        }
+        entered[i] = true;
+    }
+    /* Hold every writer out, so all shards are captured at one instant. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (c->shards[i]->db)
+            pthread_mutex_lock(&c->shards[i]->write_mu);
+    cap->captured_at = sv_now_ms();
+    int rc2 = rc;
+    for (size_t i = 0; rc2 == 0 && i < n; i++) {
+        shard *s = c->shards[i];
+        sv_shard_capture *sc = &cap->shards[i];
+        if ((size_t)snprintf(sc->dir, sizeof sc->dir, "%s/%s", dst_dir, s->name) >= sizeof sc->dir) {
+            rc2 = sv_fail(err, SV_EINVAL, "capture directory path too long");
+            break;
+        }
+        sc->was_active = s->db != NULL;
+        if (s->db) {
+            sc->objects = s->objects;
+            rc2 = sv_db_checkpoint(s->db, sc->dir, err);
+        } else if (sv_path_exists(s->dir)) {
+            rc2 = sv_db_checkpoint_closed(s->dir, sc->dir, err);
+            /* The exact count is in the checkpoint: one point read, no scan. */
+            sv_db *db = NULL;
+            if (rc2 == 0 && (rc2 = sv_db_open_readonly(st->engine, sc->dir, &db, err)) == 0) {
+                sc->objects = store_read_count(db);
+                sv_db_close(db);
+            }
+        } else {
+            sc->status = SV_CAPTURE_EMPTY;
+            sc->objects = 0;
+            sc->dir[0] = '\0';
+        }
+        if (rc2)
+            sv_err_wrap(err, "capturing shard %s of %s", s->name, c->name);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (c->shards[i]->db)
+            pthread_mutex_unlock(&c->shards[i]->write_mu);
+    for (size_t i = 0; i < n; i++)
+        if (entered && entered[i])
+            pthread_rwlock_unlock(&c->shards[i]->use);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    free(entered);
+    if (rc == 0)
+        rc = rc2;
+    if (cap) {
+        snprintf(cap->collection, sizeof cap->collection, "%s", c->name);
+        cap->nshards = n;
+    }
+    store_coll_release(st, c);
+    if (rc) {
+        sv_capture_free(cap);
+        sv_err ignored;
+        sv_rmtree(dst_dir, &ignored);
+        return rc;
+    }
+    sv_info("collection captured", "collection=%s shards=%zu dir=%s", name, n, dst_dir);
+    *out = cap;
+    return 0;
+}
+
+/* fsyncs the destination parent (root), the directory holding it (root may
+ * be new), and every distinct parent the shard directories came from. */
+static int fsync_adopted_dirs(sv_store *st, const char *root, const char *const *dirs, size_t n, sv_err *err)
+{
+    char shards_dir[1100];
+    snprintf(shards_dir, sizeof shards_dir, "%s/shards", st->data_dir);
+    int rc = store_fsync_dir(root, err);
+    if (rc == 0)
+        rc = store_fsync_dir(shards_dir, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char parent[1200];
+        if (store_parent_dir(dirs[i], parent, sizeof parent) != 0)
+            return sv_fail(err, SV_EINVAL, "shard directory path too long: %.100s", dirs[i]);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            char other[1200];
+            seen = store_parent_dir(dirs[j], other, sizeof other) == 0 && strcmp(other, parent) == 0;
+        }
+        if (!seen)
+            rc = store_fsync_dir(parent, err);
+    }
+    if (rc)
+        sv_err_wrap(err, "making the adopted shard directories durable");
+    return rc;
+}
+
+int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
+                              const char *const *dirs, size_t n, json_t **out, sv_err *err)
+{
+    sv_schema *schema = NULL;
+    int rc = sv_schema_parse(schema_json, len, &schema, err);
+    if (rc)
+        return rc;
+    /* The names must be exactly the schema's shards, or valid distinct tenants. */
+    if (!schema->multi_tenancy && n != schema->shards)
+        rc = sv_fail(err, SV_EINVAL, "collection '%s' has %u shards but %zu were given", schema->name, schema->shards, n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (schema->multi_tenancy) {
+            rc = sv_check_tenant_name(names[i], err);
+        } else {
+            char want[32];
+            snprintf(want, sizeof want, "shard%04zu", i);
+            if (strcmp(names[i], want) != 0)
+                rc = sv_fail(err, SV_EINVAL, "shard %zu must be named %s, not '%.64s'", i, want, names[i]);
+        }
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (strcmp(names[i], names[j]) == 0)
+                rc = sv_fail(err, SV_EINVAL, "shard '%s' given twice", names[i]);
+        if (rc == 0 && !sv_path_exists(dirs[i]))
+            rc = sv_fail(err, SV_ENOTFOUND, "shard directory %s does not exist", dirs[i]);
+    }
+    if (rc) {
+        sv_schema_free(schema);
+        return rc;
+    }
+    pthread_mutex_lock(&st->ddl_mu);
+    collection *c;
+    if ((rc = store_new_collection_locked(st, schema, &c, err)) != 0) {
+        pthread_mutex_unlock(&st->ddl_mu);
+        return rc;
+    }
+    char root[1100];
+    store_coll_dir(st, c, root, sizeof root);
+    for (size_t i = 0; rc == 0 && schema->multi_tenancy && i < n; i++) {
+        shard *s = store_shard_new(root, names[i], SHARD_ACTIVE);
+        if (!s || store_insert_tenant(c, s) != 0) {
+            store_shard_free(st, s);
+            rc = store_oom(err);
+        }
+    }
+    if (rc == 0)
+        rc = sv_mkdirs(root, err);
+    size_t moved = 0;
+    for (; rc == 0 && moved < n; moved++) {
+        char identity[1300], target[1200];
+        /* A fresh identity: RocksDB writes a new IDENTITY when it is missing. */
+        snprintf(identity, sizeof identity, "%s/IDENTITY", dirs[moved]);
+        unlink(identity);
+        snprintf(target, sizeof target, "%s/%s", root, names[moved]);
+        if (rename(dirs[moved], target) != 0)
+            rc = sv_fail(err, SV_EIO, "cannot move %s to %s: %s", dirs[moved], target, strerror(errno));
+    }
+    /* Renames are durable only once both parents are fsynced: before the
+     * catalog names the collection, or a power loss could leave it naming
+     * shards that come back empty. */
+    if (rc == 0)
+        rc = fsync_adopted_dirs(st, root, dirs, n, err);
+    if (rc == 0) {
+        STORE_HOOK("adopt:before_commit", c->name);
+        rc = store_persist_new_collection(st, c, err);
+    }
+    if (rc == 0)
+        rc = store_add_collection_to_view(st, c) ? store_oom(err) : 0;
+    if (rc) {
+        /* Put back what was moved so the caller can retry or clean up. */
+        for (size_t i = 0; i < moved; i++) {
+            char target[1200];
+            snprintf(target, sizeof target, "%s/%s", root, names[i]);
+            rename(target, dirs[i]);
+        }
+        sv_err ignored;
+        sv_rmtree(root, &ignored);
+        store_collection_free(st, c);
+        pthread_mutex_unlock(&st->ddl_mu);
+        return rc;
+    }
+    ssize_t reserved = store_reserved_index(st, c->name);
+    if (reserved >= 0)
+        store_reserved_remove(st, (size_t)reserved); /* the restore that reserved it is done */
+    pthread_mutex_unlock(&st->ddl_mu);
+    sv_info("collection adopted", "collection=%s shards=%zu", c->name, n);
+    if (out)
+        *out = store_collection_json(c);
+    return 0;
+}

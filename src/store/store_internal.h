@@ -1,0 +1,142 @@
+/* store module internals: the in-memory view shared by store*.c. Private to
+ * the module (not installed, not included outside src/store).
+ *
+ * Locking order: st->ddl_mu, then st->lock or c->tenants_lock, then s->use,
+ * then s->write_mu. A collection pointer is valid while acquired
+ * (store_coll_acquire / store_coll_get, released with store_coll_release).
+ */
+#ifndef SV_STORE_INTERNAL_H
+#define SV_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "engine.h"
+#include "store.h"
+
+/* The object count of a shard lives under a bookkeeping key that sorts after
+ * every 16-byte object key (see engine.h). It is updated in the same atomic
+ * write batch as the objects, under the shard's write mutex, so it is exact. */
+extern const char STORE_COUNT_KEY[];
+#define STORE_COUNT_KEY_LEN (SV_DB_META_PREFIX_LEN + 5)
+
+enum { SHARD_ACTIVE, SHARD_INACTIVE };
+
+typedef struct shard {
+    char name[72];
+    char dir[1024];
+    int status;
+    bool deleted;             /* tenant deleted; struct kept until the collection goes */
+    sv_db *db;
+    pthread_rwlock_t use;     /* read: using db; write: open / close */
+    pthread_mutex_t write_mu; /* serializes writes so the count stays exact */
+    int64_t objects;          /* cached count, valid while open */
+} shard;
+
+typedef struct collection {
+    char *name;
+    char uid[17];
+    int64_t created_at;
+    sv_schema *schema;
+    shard **shards; /* fixed shards, or tenants sorted by name */
+    size_t nshards;
+    size_t cap;
+    shard **dead; /* deleted tenants: a request may still hold one (see route) */
+    size_t ndead;
+    pthread_rwlock_t tenants_lock; /* guards shards and dead of a multi-tenant collection */
+    atomic_int refs;
+    atomic_bool deleted;
+} collection;
+
+struct sv_store {
+    char data_dir[1024];
+    char tmp_dir[1100];
+    char node[64];
+    bool sync;
+    sv_catalog *cat;
+    sv_engine *engine;
+    pthread_rwlock_t lock; /* guards colls */
+    collection **colls;
+    size_t ncolls, capcolls;
+    int64_t list_page_bytes; /* byte budget of one object listing page */
+    pthread_mutex_t ddl_mu;  /* one schema change at a time */
+    char **reserved;         /* collection names reserved by restores (ddl_mu) */
+    size_t nreserved;
+    atomic_llong objects_written, objects_deleted, shards_open;
+};
+
+/* One object of a write group: its encoding is enc[enc_off, enc_off+enc_len). */
+typedef struct pending {
+    sv_uuid id;
+    size_t result; /* index into the batch's results */
+    size_t enc_off, enc_len;
+} pending;
+
+/* ---- test seam ---------------------------------------------------------- */
+
+/* Tests set this to run code at named points (NULL in production): lets a
+ * unit test order a concurrent operation or observe durability steps. Points:
+ *   "update_tenants:before_lock"  arg = collection name
+ *   "fsync_dir"                   arg = the directory being fsynced
+ *   "adopt:before_commit"         arg = collection name */
+extern void (*store_test_hook)(const char *point, const char *arg);
+#define STORE_HOOK(point, arg)                                                                                         \
+    do {                                                                                                               \
+        if (store_test_hook)                                                                                           \
+            store_test_hook(point, arg);                                                                               \
+    } while (0)
+
+/* ---- store.c: shards, the view, routing, catalog records ---------------- */
+
+int store_oom(sv_err *err);
+/* sv_fsync_dir, observable through the test seam. */
+int store_fsync_dir(const char *path, sv_err *err);
+/* The directory holding path ("." for a bare name); SV_EINVAL if out is too small. */
+int store_parent_dir(const char *path, char *out, size_t n);
+shard *store_shard_new(const char *dir_root, const char *name, int status);
+void store_shard_close(sv_store *st, shard *s);
+void store_shard_free(sv_store *st, shard *s);
+void store_collection_free(sv_store *st, collection *c);
+/* <data>/shards/<uid> */
+void store_coll_dir(sv_store *st, const collection *c, char *out, size_t n);
+/* NULL when absent; otherwise a reference the caller releases. */
+collection *store_coll_acquire(sv_store *st, const char *name, size_t len);
+void store_coll_release(sv_store *st, collection *c);
+int store_coll_get(sv_store *st, const char *name, collection **out, sv_err *err);
+int64_t store_read_count(sv_db *db);
+/* Returns with s->use read-locked and s->db open, or an error (unlocked). */
+int store_shard_enter(sv_store *st, const collection *c, shard *s, sv_err *err);
+void store_shard_leave(shard *s);
+/* tenants_lock held by the caller. */
+shard *store_find_tenant(const collection *c, const char *name);
+int store_insert_tenant(collection *c, shard *s);
+int store_route(const collection *c, const sv_uuid *id, const char *tenant, size_t tenant_len, shard **out,
+                sv_err *err);
+char *store_coll_record(const collection *c);
+char *store_tenant_record(const char *name, int status);
+int store_add_collection_to_view(sv_store *st, collection *c);
+collection *store_collection_new(sv_store *st, const char *name, const char *uid, int64_t created,
+                                 sv_schema *schema);
+
+/* ---- store_collections.c ------------------------------------------------ */
+
+json_t *store_collection_json(const collection *c);
+/* One catalog transaction: the collection record, its fixed shards'
+ * placement or its tenants; SV_EEXIST if the name is taken. */
+int store_persist_new_collection(sv_store *st, collection *c, sv_err *err);
+/* With ddl_mu held: a new collection object for schema (not yet persisted
+ * nor in the view), or SV_EEXIST. Takes schema (frees it on failure). */
+int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err);
+/* With ddl_mu held: the index of a reserved name, or -1. */
+ssize_t store_reserved_index(const sv_store *st, const char *name);
+/* With ddl_mu held: drops the reservation at index i. */
+void store_reserved_remove(sv_store *st, size_t i);
+
+/* ---- store_objects.c ---------------------------------------------------- */
+
+int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
+                        sv_record *scratch, sv_err *err);
+int store_parse_uuid_arg(const char *s, sv_uuid *u, sv_err *err);
+
+#endif

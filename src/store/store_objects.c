@@ -1,0 +1,408 @@
+/* store — objects: put, get, delete, list. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "store_internal.h"
+
+/* Writes encoded records to one shard atomically, keeping creation times of
+ * replaced objects and the exact object count. Caller is inside the shard. */
+int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
+                         sv_record *scratch, sv_err *err)
+{
+    sv_db_batch *b = sv_db_batch_new();
+    /* Ids already in this group (a later one replaces an earlier one and
+     * must not be counted twice): open addressing over item indexes + 1. */
+    size_t slots = 16;
+    while (slots < 2 * n)
+        slots *= 2;
+    uint32_t *seen = calloc(slots, sizeof *seen);
+    if (!b || !seen) {
+        sv_db_batch_free(b);
+        free(seen);
+        return store_oom(err);
+    }
+    pthread_mutex_lock(&s->write_mu);
+    int64_t added = 0;
+    int rc = 0;
+    sv_buf re = {0};
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        pending *p = &items[i];
+        bool seen_in_batch = false;
+        uint64_t h;
+        memcpy(&h, p->id.b + 8, 8); /* v4 UUIDs are random here */
+        for (size_t k = h & (slots - 1);; k = (k + 1) & (slots - 1)) {
+            if (!seen[k]) {
+                seen[k] = (uint32_t)i + 1;
+                break;
+            }
+            if (memcmp(items[seen[k] - 1].id.b, p->id.b, 16) == 0) {
+                seen_in_batch = true;
+                break;
+            }
+        }
+        char *old = NULL;
+        size_t oldlen = 0;
+        int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get(s->db, p->id.b, 16, &old, &oldlen, err);
+        if (g == 0) {
+            /* Replace: keep the original creation time, re-encode the new
+             * record with it (decoding our own encoding is exact). */
+            int64_t created = 0;
+            if (sv_record_decode(scratch, c->schema, old, oldlen, NULL) == 0)
+                created = scratch->creation_time;
+            free(old);
+            sv_buf_reset(&re);
+            if (created && sv_record_decode(scratch, c->schema, enc->data + p->enc_off, p->enc_len, NULL) == 0) {
+                scratch->id = p->id;
+                scratch->has_id = true;
+                scratch->creation_time = created;
+                if (sv_record_encode(scratch, c->schema, &re, NULL) == 0) {
+                    sv_db_batch_put(b, p->id.b, 16, re.data, re.len);
+                    continue;
+                }
+            }
+            sv_db_batch_put(b, p->id.b, 16, enc->data + p->enc_off, p->enc_len);
+        } else if (g == SV_ENOTFOUND) {
+            if (!seen_in_batch)
+                added++;
+            sv_db_batch_put(b, p->id.b, 16, enc->data + p->enc_off, p->enc_len);
+        } else {
+            rc = g;
+        }
+    }
+    sv_buf_free(&re);
+    if (rc == 0) {
+        int64_t count = s->objects + added;
+        sv_db_batch_put(b, STORE_COUNT_KEY, STORE_COUNT_KEY_LEN, &count, 8);
+        rc = sv_db_write(s->db, b, st->sync, err);
+        if (rc == 0) {
+            s->objects = count;
+            atomic_fetch_add(&st->objects_written, (long long)n);
+        }
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    sv_db_batch_free(b);
+    free(seen);
+    return rc;
+}
+
+int store_parse_uuid_arg(const char *s, sv_uuid *u, sv_err *err)
+{
+    if (!s || sv_uuid_parse(s, strlen(s), u) != 0)
+        return sv_fail(err, SV_EINVAL, "'%.64s' is not a valid UUID (expected the form 8-4-4-4-12 hex digits)",
+                       s ? s : "");
+    return 0;
+}
+
+int sv_store_put_object(sv_store *st, const char *collection_name, const char *path_id, const char *query_tenant,
+                        const char *json, size_t len, sv_buf *out, sv_err *err)
+{
+    collection *c;
+    int rc = store_coll_get(st, collection_name, &c, err);
+    if (rc)
+        return rc;
+    sv_record *r = sv_record_new();
+    sv_record *scratch = sv_record_new();
+    sv_object_route route_info = {0};
+    sv_buf enc = {0};
+    shard *s = NULL;
+    if (!r || !scratch) {
+        rc = store_oom(err);
+        goto done;
+    }
+    if ((rc = sv_record_parse_json(r, c->schema, json, len, &route_info, err)) != 0)
+        goto done;
+    if (route_info.collection.len &&
+        (route_info.collection.len != strlen(c->name) || memcmp(route_info.collection.ptr, c->name, route_info.collection.len))) {
+        rc = sv_fail(err, SV_EINVAL, "the body names collection '%.*s' but the URL names '%s'",
+                     (int)(route_info.collection.len > 128 ? 128 : route_info.collection.len),
+                     route_info.collection.ptr, c->name);
+        goto done;
+    }
+    if (path_id) {
+        sv_uuid pid;
+        if ((rc = store_parse_uuid_arg(path_id, &pid, err)) != 0)
+            goto done;
+        if (r->has_id && sv_uuid_cmp(&pid, &r->id) != 0) {
+            rc = sv_fail(err, SV_EINVAL, "the id in the body differs from the id in the URL");
+            goto done;
+        }
+        r->id = pid;
+        r->has_id = true;
+    }
+    if (!r->has_id) {
+        sv_uuid_v4(&r->id);
+        r->has_id = true;
+    }
+    const char *tenant = route_info.tenant.ptr;
+    size_t tlen = route_info.tenant.len;
+    if (query_tenant && *query_tenant) {
+        if (tlen && (tlen != strlen(query_tenant) || memcmp(tenant, query_tenant, tlen))) {
+            rc = sv_fail(err, SV_EINVAL, "the body's tenant differs from ?tenant=%.64s", query_tenant);
+            goto done;
+        }
+        tenant = query_tenant;
+        tlen = strlen(query_tenant);
+    }
+    if ((rc = store_route(c, &r->id, tenant, tlen, &s, err)) != 0)
+        goto done;
+    r->creation_time = r->update_time = sv_now_ms();
+    if ((rc = sv_record_encode(r, c->schema, &enc, err)) != 0)
+        goto done;
+    if ((rc = store_shard_enter(st, c, s, err)) != 0)
+        goto done;
+    pending p = {.id = r->id, .enc_off = 0, .enc_len = enc.len};
+    rc = store_write_objects(st, c, s, &p, 1, &enc, scratch, err);
+    if (rc == 0) {
+        char *stored = NULL;
+        size_t slen = 0;
+        rc = sv_db_get(s->db, r->id.b, 16, &stored, &slen, err);
+        if (rc == 0)
+            rc = sv_record_decode(scratch, c->schema, stored, slen, err);
+        if (rc == 0) {
+            scratch->id = r->id;
+            rc = sv_record_to_json(scratch, c->schema, c->name, c->schema->multi_tenancy ? s->name : NULL, out);
+        }
+        free(stored);
+    }
+    store_shard_leave(s);
+done:
+    sv_buf_free(&enc);
+    sv_record_free(r);
+    sv_record_free(scratch);
+    store_coll_release(st, c);
+    return rc;
+}
+
+int sv_store_get_object(sv_store *st, const char *collection_name, const char *tenant, const char *id, sv_buf *out,
+                        sv_err *err)
+{
+    sv_uuid u;
+    int rc = store_parse_uuid_arg(id, &u, err);
+    if (rc)
+        return rc;
+    collection *c;
+    if ((rc = store_coll_get(st, collection_name, &c, err)) != 0)
+        return rc;
+    shard *s;
+    if ((rc = store_route(c, &u, tenant, tenant ? strlen(tenant) : 0, &s, err)) == 0 &&
+        (rc = store_shard_enter(st, c, s, err)) == 0) {
+        char *val = NULL;
+        size_t vlen = 0;
+        rc = sv_db_get(s->db, u.b, 16, &val, &vlen, err);
+        if (rc == SV_ENOTFOUND)
+            rc = sv_fail(err, SV_ENOTFOUND, "object %s not found in collection '%s'", id, c->name);
+        sv_record *r = rc == 0 ? sv_record_new() : NULL;
+        if (rc == 0 && !r)
+            rc = store_oom(err);
+        if (rc == 0 && (rc = sv_record_decode(r, c->schema, val, vlen, err)) == 0) {
+            r->id = u;
+            rc = sv_record_to_json(r, c->schema, c->name, c->schema->multi_tenancy ? s->name : NULL, out);
+        }
+        sv_record_free(r);
+        free(val);
+        store_shard_leave(s);
+    }
+    store_coll_release(st, c);
+    return rc;
+}
+
+int sv_store_delete_object(sv_store *st, const char *collection_name, const char *tenant, const char *id, sv_err *err)
+{
+    sv_uuid u;
+    int rc = store_parse_uuid_arg(id, &u, err);
+    if (rc)
+        return rc;
+    collection *c;
+    if ((rc = store_coll_get(st, collection_name, &c, err)) != 0)
+        return rc;
+    shard *s;
+    if ((rc = store_route(c, &u, tenant, tenant ? strlen(tenant) : 0, &s, err)) == 0 &&
+        (rc = store_shard_enter(st, c, s, err)) == 0) {
+        pthread_mutex_lock(&s->write_mu);
+        char *val = NULL;
+        size_t vlen;
+        rc = sv_db_get(s->db, u.b, 16, &val, &vlen, err);
+        free(val);
+        if (rc == SV_ENOTFOUND) {
+            rc = sv_fail(err, SV_ENOTFOUND, "object %s not found in collection '%s'", id, c->name);
+        } else if (rc == 0) {
+            sv_db_batch *b = sv_db_batch_new();
+            int64_t count = s->objects - 1;
+            sv_db_batch_delete(b, u.b, 16);
+            sv_db_batch_put(b, STORE_COUNT_KEY, STORE_COUNT_KEY_LEN, &count, 8);
+            rc = sv_db_write(s->db, b, st->sync, err);
+            sv_db_batch_free(b);
+            if (rc == 0) {
+                s->objects = count;
+                atomic_fetch_add(&st->objects_deleted, 1);
+            }
+        }
+        pthread_mutex_unlock(&s->write_mu);
+        store_shard_leave(s);
+    }
+    store_coll_release(st, c);
+    return rc;
+}
+
+/* The shards a listing merges: every fixed shard, or the one tenant. */
+static int list_shards_of(const collection *c, const char *tenant, shard ***out, size_t *n, sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (c->schema->multi_tenancy) {
+        shard *s;
+        static const sv_uuid zero;
+        int rc = store_route(c, &zero, tenant, tenant ? strlen(tenant) : 0, &s, err);
+        if (rc)
+            return rc;
+        if (!(*out = malloc(sizeof **out)))
+            return store_oom(err);
+        (*out)[0] = s;
+        *n = 1;
+        return 0;
+    }
+    if (tenant && *tenant)
+        return sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant; remove ?tenant=", c->name);
+    if (!(*out = malloc(c->nshards * sizeof **out)))
+        return store_oom(err);
+    memcpy(*out, c->shards, c->nshards * sizeof **out);
+    *n = c->nshards;
+    return 0;
+}
+
+/* Positions an iterator on the first object after `after` (or the first). */
+static void list_seek(sv_db_iter *it, const sv_uuid *after)
+{
+    if (!after) {
+        sv_db_iter_seek_first(it);
+        return;
+    }
+    sv_db_iter_seek(it, after->b, 16);
+    size_t kl;
+    const char *k = sv_db_iter_valid(it) ? sv_db_iter_key(it, &kl) : NULL;
+    if (k && kl == 16 && memcmp(k, after->b, 16) == 0)
+        sv_db_iter_next(it);
+}
+
+/* The iterator holding the smallest object id, or -1 when all are done
+ * (bookkeeping keys sort after every object and end a shard's scan). */
+static int list_next_shard(sv_db_iter **its, size_t n)
+{
+    int best = -1;
+    const char *bestk = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl;
+        if (!sv_db_iter_valid(its[i]))
+            continue;
+        const char *k = sv_db_iter_key(its[i], &kl);
+        if (kl != 16)
+            continue;
+        if (!bestk || memcmp(k, bestk, 16) < 0) {
+            bestk = k;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+/* Merges the shards' ordered scans into out until limit objects or the
+ * store's page byte budget (at least one object). *last is the last id
+ * written, *more whether objects remain after it. */
+static int list_page(sv_store *st, const collection *c, shard **shards, sv_db_iter **its, size_t n, int limit,
+                     sv_buf *out, sv_uuid *last, bool *more, sv_err *err)
+{
+    sv_record *r = sv_record_new();
+    if (!r)
+        return store_oom(err);
+    size_t start = out->len;
+    int emitted = 0, rc = 0, best = -1;
+    while (rc == 0) {
+        best = list_next_shard(its, n);
+        if (best < 0)
+            break;
+        /* Stop at the count, or once the page has reached its byte budget:
+         * the page holds whole objects, so it may pass the budget by one. */
+        if (emitted == limit || (emitted && (int64_t)(out->len - start) >= st->list_page_bytes))
+            break;
+        size_t kl, vl;
+        const char *k = sv_db_iter_key(its[best], &kl);
+        const char *v = sv_db_iter_value(its[best], &vl);
+        memcpy(last->b, k, 16);
+        if ((rc = sv_record_decode(r, c->schema, v, vl, err)) != 0)
+            break;
+        r->id = *last;
+        if (emitted && sv_buf_putc(out, ','))
+            rc = store_oom(err);
+        if (rc == 0)
+            rc = sv_record_to_json(r, c->schema, c->name, c->schema->multi_tenancy ? shards[best]->name : NULL, out);
+        sv_db_iter_next(its[best]);
+        emitted++;
+    }
+    sv_record_free(r);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = sv_db_iter_status(its[i], err);
+    *more = rc == 0 && best >= 0;
+    return rc;
+}
+
+int sv_store_list_objects(sv_store *st, const char *collection_name, const char *tenant, const char *after, int limit,
+                          sv_buf *out, sv_err *err)
+{
+    if (limit <= 0 || limit > 10000)
+        return sv_fail(err, SV_EINVAL, "limit must be between 1 and 10000");
+    sv_uuid start = {{0}};
+    bool has_after = after && *after;
+    int rc = has_after ? store_parse_uuid_arg(after, &start, err) : 0;
+    if (rc)
+        return sv_err_wrap(err, "after");
+    collection *c;
+    if ((rc = store_coll_get(st, collection_name, &c, err)) != 0)
+        return rc;
+    shard **shards = NULL;
+    size_t n = 0;
+    rc = list_shards_of(c, tenant, &shards, &n, err);
+    sv_db_iter **its = rc == 0 ? calloc(n + 1, sizeof *its) : NULL;
+    size_t entered = 0;
+    if (rc == 0 && !its)
+        rc = store_oom(err);
+    for (; rc == 0 && entered < n; entered++) {
+        if ((rc = store_shard_enter(st, c, shards[entered], err)) != 0)
+            break;
+        if (!(its[entered] = sv_db_iter_new(shards[entered]->db))) {
+            store_shard_leave(shards[entered]);
+            rc = store_oom(err);
+            break;
+        }
+        list_seek(its[entered], has_after ? &start : NULL);
+    }
+    if (rc == 0)
+        rc = sv_buf_append_str(out, "{\"objects\":[") ? store_oom(err) : 0;
+    sv_uuid last;
+    bool more = false;
+    if (rc == 0)
+        rc = list_page(st, c, shards, its, n, limit, out, &last, &more, err);
+    if (rc == 0 && more) {
+        /* A next cursor only when more objects follow. */
+        char s[37];
+        sv_uuid_format(&last, s);
+        rc = sv_buf_printf(out, "],\"next\":\"%s\"}", s) ? store_oom(err) : 0;
+    } else if (rc == 0) {
+        rc = sv_buf_append_str(out, "],\"next\":null}") ? store_oom(err) : 0;
+    }
+    for (size_t i = 0; i < entered; i++) {
+        sv_db_iter_free(its[i]);
+        store_shard_leave(shards[i]);
+    }
+    free(its);
+    free(shards);
+    store_coll_release(st, c);
+    return rc;
+}
