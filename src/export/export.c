@@ -376,12 +376,7 @@ int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->cv, NULL);
     int rc = configure(ex, o, err);
-    if (rc == 0) {
-        /* Scans read each block once: a small cache is enough. */
-        sv_engine_opts eo = {.block_cache_bytes = 8 << 20, .write_buffer_bytes = 1 << 20,
-                             .total_write_buffer_bytes = 4 << 20, .max_background_jobs = 1};
-        rc = sv_engine_new(&eo, &ex->engine, err);
-    }
+    ex->engine = sv_store_engine(o->store); /* one engine per process */
     if (rc == 0)
         rc = sv_export_local_start(ex, err);
     if (rc) {
@@ -425,7 +420,6 @@ void sv_export_close(sv_export *ex)
         sv_jobs_register_kind(ex->jobs, &(sv_job_kind){.name = "export"}, NULL);
     for (int i = 0; i < 2; i++)
         sv_location_close(ex->locs[i]);
-    sv_engine_free(ex->engine);
     pthread_mutex_destroy(&ex->loc_mu);
     pthread_mutex_destroy(&ex->sched_mu);
     pthread_mutex_destroy(&ex->mu);

@@ -420,11 +420,7 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
         snprintf(s->staging, sizeof s->staging, "%s/snapshot-restore", s->data_dir);
         rc = sv_mkdirs(s->staging, err);
     }
-    if (rc == 0) {
-        sv_engine_opts eo = {.block_cache_bytes = 8 << 20, .write_buffer_bytes = 4 << 20,
-                             .total_write_buffer_bytes = 16 << 20, .max_background_jobs = 1};
-        rc = sv_engine_new(&eo, &s->engine, err);
-    }
+    s->engine = sv_store_engine(st); /* one engine per process */
     if (rc == 0)
         rc = sv_restore_meta_open(cat, &s->meta, err);
     recover_ctx rcx = {s, 0, 0};
@@ -472,7 +468,6 @@ void sv_snapshot_close(sv_snapshot *s)
         free(op);
     }
     sv_restore_meta_free(s->meta);
-    sv_engine_free(s->engine);
     sv_location_close(s->loc);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);

@@ -271,6 +271,7 @@ static int job_fail(sv_snapshot *s, job_ctx *jc, const char *why)
             sv_restore_meta_update_task(s->meta, &jc->tasks[i], NULL);
         }
     }
+    sv_store_unreserve_collection(s->st, j->target); /* the name is free again */
     j->state = SV_RESTORE_FAILED;
     snprintf(j->reason, sizeof j->reason, "%s", why);
     j->finished_at = sv_now_ms();
@@ -550,6 +551,7 @@ static int start_job(sv_snapshot *s, const sv_restore_job *j, sv_job *sjob, sv_e
         failed.state = SV_RESTORE_FAILED;
         failed.finished_at = sv_now_ms();
         snprintf(failed.reason, sizeof failed.reason, "could not start: %.400s", err ? err->msg : "no thread");
+        sv_store_unreserve_collection(s->st, j->target);
         sv_err e2 = {0};
         if (sv_restore_meta_update_job(s->meta, &failed, &e2))
             sv_error("cannot mark restore job FAILED", "job=%s error=\"%s\"", j->id, e2.msg);
@@ -579,6 +581,9 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
     if (rc == 0 && sv_snap_record_state(rec) != SNAP_COMMITTED)
         rc = sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is %s; only COMMITTED snapshots can be restored",
                      name, collection, json_string_value(json_object_get(rec, "status")));
+    /* The target name is reserved from here until the restore adopts it or
+     * fails: a create of that name meanwhile gets 409. */
+    bool reserved = false;
     if (rc == 0 && collection_exists(s, target))
         rc = sv_fail(err, SV_EEXIST, "target collection '%s' already exists; restore into a new name", target);
     if (rc == 0 && sv_restore_meta_jobs_of_collection(s->meta, target, &others, &nothers) != 0)
@@ -588,6 +593,8 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
             rc = sv_fail(err, SV_ECONFLICT, "restore job %s is already restoring into '%s'", others[i].id, target);
     if (rc == 0 && sv_snap_stopping(s))
         rc = sv_fail(err, SV_EUNAVAIL, "the server is shutting down");
+    if (rc == 0 && (rc = sv_store_reserve_collection(s->st, target, err)) == 0)
+        reserved = true;
     if (rc == 0)
         rc = load_manifest(s, collection, name, &m, err);
     sv_restore_job job = {0};
@@ -618,6 +625,8 @@ int sv_snapshot_restore(sv_snapshot *s, const char *collection, const char *name
     }
     if (rc == 0)
         rc = sv_restore_meta_add_job(s->meta, &job, tasks, m->nshards, err);
+    if (rc && reserved)
+        sv_store_unreserve_collection(s->st, target);
     pthread_mutex_unlock(&s->ddl_mu);
     if (rc == 0)
         rc = start_job(s, &job, restore_sjob(s, &job, false), err);
@@ -711,6 +720,9 @@ void sv_snap_resume_jobs(sv_snapshot *s)
             if (fail_if_tasks_unloadable(s, &jobs[i]))
                 continue;
             sv_info("resuming restore job", "job=%s target=%s", jobs[i].id, jobs[i].target);
+            /* Reservations live in memory: take the name again (an adopted
+             * target exists already, which the job itself detects). */
+            sv_store_reserve_collection(s->st, jobs[i].target, NULL);
             sv_err e2 = {0};
             if (start_job(s, &jobs[i], restore_sjob(s, &jobs[i], true), &e2))
                 sv_error("cannot resume restore job", "job=%s error=\"%s\"", jobs[i].id, e2.msg);

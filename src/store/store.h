@@ -179,6 +179,12 @@ void sv_capture_free(sv_capture *cap); /* does not touch the directories */
 int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
                               const char *const *dirs, size_t n, json_t **out, sv_err *err);
 
+/* The process's one RocksDB engine (one block cache, one write-buffer
+ * budget): the store creates it and other services open their read-only
+ * databases (checkpoints, restored shards) through it. Valid until the store
+ * closes. */
+struct sv_engine *sv_store_engine(const sv_store *st);
+
 /* <data-dir>/tmp: scratch space on the data dir's filesystem, emptied at start. */
 const char *sv_store_tmp_dir(const sv_store *st);
 

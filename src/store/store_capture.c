@@ -16,6 +16,8 @@
 
 const char *sv_store_tmp_dir(const sv_store *st) { return st->tmp_dir; }
 
+struct sv_engine *sv_store_engine(const sv_store *st) { return st->engine; }
+
 void sv_capture_free(sv_capture *cap)
 {
     if (!cap)

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, writeFileSync, renameSync, readFileSync } from
 import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import {
-  createCollection, load, listAll, waitJob, startWriters, checkPointInTime, manifestBlobs, blobsOnDisk, waitSnapshot,
+  createCollection, DIM, load, listAll, waitJob, startWriters, checkPointInTime, manifestBlobs, blobsOnDisk, waitSnapshot,
 } from './lib/snapshot.mjs';
 
 const GC_ENV = { SHARDVAULT_SNAPSHOT_GC_GRACE_MS: '0' };
@@ -217,6 +217,31 @@ test('drop is refused (409) while a restore reads the snapshot', async () => {
     assert.match(d.json.error[0].message, /restore job/);
     assert.equal((await waitJob(srv, job.json.jobId)).state, 'COMPLETED');
     assert.equal((await srv.req('DELETE', '/v1/collections/Busy/snapshots/s')).status, 204);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('the target name is reserved while a restore runs: creating it answers 409, and the restore completes', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '200', SHARDVAULT_SNAPSHOT_RESTORE_LINK: 'false' } });
+  try {
+    await createCollection(srv, 'Res', 2);
+    const objs = await load(srv, 'Res', 300, 7);
+    assert.equal((await srv.req('POST', '/v1/collections/Res/snapshots?wait=true', { name: 's' })).json.status, 'COMMITTED');
+    const job = await srv.req('POST', '/v1/collections/Res/snapshots/s/restore', { target: 'ResCopy' });
+    assert.equal(job.status, 202, job.text);
+    const c = await srv.req('POST', '/v1/collections', { name: 'ResCopy', shards: 1, vectors: { default: { dim: DIM } } });
+    assert.equal(c.status, 409, c.text);
+    assert.match(c.json.error[0].message, /restore/);
+    const again = await srv.req('POST', '/v1/collections/Res/snapshots/s/restore', { target: 'ResCopy' });
+    assert.equal(again.status, 409, again.text);
+    assert.equal((await waitJob(srv, job.json.jobId)).state, 'COMPLETED');
+    assert.equal((await listAll(srv, 'ResCopy')).size, objs.size);
+    // a failed restore frees the name
+    assert.equal((await srv.req('DELETE', '/v1/collections/ResCopy')).status, 204);
+    const c2 = await srv.req('POST', '/v1/collections', { name: 'ResCopy', shards: 1, vectors: { default: { dim: DIM } } });
+    assert.equal(c2.status, 200, c2.text);
   } finally {
     await srv.stop();
     srv.cleanup();
