@@ -473,19 +473,16 @@ static bool in_list(json_t *arr, const char *s)
 /* The collections to export, in the store's order. */
 static int resolve_classes(sv_export *ex, json_t *include, json_t *exclude, json_t **out, sv_err *err)
 {
-    json_t *all = NULL;
-    int rc = sv_store_list_collections(ex->store, &all, err);
+    sv_collection_name *all = NULL;
+    size_t nall = 0;
+    int rc = sv_store_collection_names(ex->store, &all, &nall, err);
     if (rc)
         return rc;
-    json_t *colls = json_object_get(all, "collections");
     json_t *names = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(colls, i, c)
-    {
-        const char *n = json_string_value(json_object_get(c, "name"));
-        if (!n)
-            continue;
+    for (i = 0; i < nall; i++) {
+        const char *n = all[i];
         if (include && !in_list(include, n))
             continue;
         if (exclude && in_list(exclude, n))
@@ -499,21 +496,16 @@ static int resolve_classes(sv_export *ex, json_t *include, json_t *exclude, json
     {
         const char *n = json_string_value(c);
         bool found = false;
-        size_t k;
-        json_t *x;
-        json_array_foreach(colls, k, x)
-        {
-            if (!strcmp(json_string_value(json_object_get(x, "name")), n))
-                found = true;
-        }
+        for (size_t k = 0; k < nall && !found; k++)
+            found = !strcmp(all[k], n);
         if (!found && rc == 0)
             rc = sv_fail(err, SV_EINVAL, "collection '%.128s' in \"%s\" does not exist", n,
                          include ? "include" : "exclude");
     }
     if (rc == 0 && json_array_size(names) == 0)
-        rc = sv_fail(err, SV_EINVAL, "nothing to export: %s", json_array_size(colls) ? "every collection is excluded"
-                                                                                  : "there are no collections");
-    json_decref(all);
+        rc = sv_fail(err, SV_EINVAL, "nothing to export: %s", nall ? "every collection is excluded"
+                                                                   : "there are no collections");
+    free(all);
     if (rc) {
         json_decref(names);
         return rc;
@@ -524,22 +516,17 @@ static int resolve_classes(sv_export *ex, json_t *include, json_t *exclude, json
 
 static int shard_names(sv_export *ex, const char *coll, json_t **out, sv_err *err)
 {
-    json_t *j = NULL;
-    int rc = sv_store_list_shards(ex->store, coll, &j, err);
+    sv_shard_info *sh = NULL;
+    size_t n = 0;
+    int rc = sv_store_shards(ex->store, coll, &sh, &n, err);
     if (rc)
         return rc;
     json_t *names = json_array();
-    size_t i;
-    json_t *s;
-    json_array_foreach(json_object_get(j, "shards"), i, s)
-    {
-        const char *n = json_string_value(json_object_get(s, "name"));
-        if (n)
-            json_array_append_new(names, json_string(n));
-    }
-    json_decref(j);
+    for (size_t i = 0; names && i < n; i++)
+        json_array_append_new(names, json_string(sh[i].name));
+    free(sh);
     *out = names;
-    return 0;
+    return names ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
 }
 
 /* A job record for an export that is about to be prepared. */

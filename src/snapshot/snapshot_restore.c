@@ -301,29 +301,24 @@ static bool collection_exists(sv_snapshot *s, const char *name)
  * shard and reads its count) must equal the manifest's. */
 static int check_counts(sv_snapshot *s, job_ctx *jc, sv_err *err)
 {
-    json_t *out = NULL;
-    int rc = sv_store_list_shards(s->st, jc->job.target, &out, err);
+    sv_shard_info *sh = NULL;
+    size_t nsh = 0;
+    int rc = sv_store_shards(s->st, jc->job.target, &sh, &nsh, err);
     if (rc)
         return rc;
-    json_t *arr = json_object_get(out, "shards");
     for (size_t i = 0; rc == 0 && i < jc->ntasks; i++) {
         const sv_manifest_shard *ms = &jc->m->shards[jc->tasks[i].index];
         int64_t got = -1;
-        json_t *sh;
-        size_t k;
-        json_array_foreach(arr, k, sh)
-        {
-            if (!strcmp(json_string_value(json_object_get(sh, "name")), ms->name))
-                got = json_is_integer(json_object_get(sh, "objects")) ? json_integer_value(json_object_get(sh, "objects"))
-                                                                     : -1;
-        }
+        for (size_t k = 0; k < nsh; k++)
+            if (!strcmp(sh[k].name, ms->name))
+                got = sh[k].objects;
         if (ms->objects >= 0 && got != ms->objects)
             rc = sv_fail(err, SV_ECORRUPT, "restored shard %s holds %lld objects, the manifest says %lld", ms->name,
                          (long long)got, (long long)ms->objects);
         else
             jc->tasks[i].objects = got;
     }
-    json_decref(out);
+    free(sh);
     for (size_t i = 0; rc == 0 && i < jc->ntasks; i++)
         sv_restore_meta_update_task(s->meta, &jc->tasks[i], NULL);
     return rc;

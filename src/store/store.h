@@ -91,6 +91,11 @@ typedef struct sv_shard_info {
     int64_t bytes;          /* on disk */
 } sv_shard_info;
 
+/* The names of every collection, in creation order: a malloc'd array of *n
+ * names the caller frees with free() (non-NULL even when *n is 0). */
+typedef char sv_collection_name[129];
+int sv_store_collection_names(sv_store *st, sv_collection_name **out, size_t *n, sv_err *err);
+
 /* Every shard of a collection, in order (fixed shards by index, tenants by
  * name), at one instant of the shard set. ACTIVE shards not yet open are
  * opened to count them; INACTIVE tenants are not opened. On success *out is a

@@ -221,6 +221,21 @@ int sv_store_list_collections(sv_store *st, json_t **out, sv_err *err)
     return *out ? 0 : store_oom(err);
 }
 
+int sv_store_collection_names(sv_store *st, sv_collection_name **out, size_t *n, sv_err *err)
+{
+    pthread_rwlock_rdlock(&st->lock);
+    *n = st->ncolls;
+    *out = calloc(st->ncolls + 1, sizeof **out);
+    for (size_t i = 0; *out && i < st->ncolls; i++)
+        snprintf((*out)[i], sizeof **out, "%s", st->colls[i]->name);
+    pthread_rwlock_unlock(&st->lock);
+    if (!*out) {
+        *n = 0;
+        return store_oom(err);
+    }
+    return 0;
+}
+
 typedef struct key_list {
     char **keys;
     size_t n, cap;
