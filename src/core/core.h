@@ -129,6 +129,33 @@ int sv_buf_json_string(sv_buf *b, const char *s, size_t len);
  *     v[n++] = x;                                                          */
 int sv_grow(void *pdata, size_t *cap, size_t need, size_t elem);
 
+/* ---- string map ------------------------------------------------------------ */
+/* Keys (copied) each hold a set of pointers (borrowed): one for a primary
+ * index, several for a secondary one. A zeroed sv_strmap is empty. Not
+ * thread-safe. Iterate with
+ *     for (size_t i = 0; i < m->nb; i++)
+ *         for (sv_strmap_entry *e = m->b[i]; e; e = e->next) ... e->v[0..e->n)  */
+typedef struct sv_strmap_entry {
+    char *key;
+    void **v; /* the pointers under key, in no particular order */
+    size_t n, cap;
+    struct sv_strmap_entry *next;
+} sv_strmap_entry;
+
+typedef struct sv_strmap {
+    sv_strmap_entry **b;
+    size_t nb, count;
+} sv_strmap;
+
+/* NULL when absent. Valid until the map changes. */
+sv_strmap_entry *sv_strmap_find(const sv_strmap *m, const char *key);
+/* Adds p under key (a pointer already there is not added twice). 0 or SV_ENOMEM. */
+int sv_strmap_add(sv_strmap *m, const char *key, void *p);
+/* Removes p from key; the key goes with its last pointer. */
+void sv_strmap_remove(sv_strmap *m, const char *key, void *p);
+/* Frees the map's memory (not what the pointers point to) and empties it. */
+void sv_strmap_free(sv_strmap *m);
+
 /* ---- names -------------------------------------------------------------- */
 /* Every externally supplied name is checked before it touches a key or a
  * path. Each returns 0 or SV_EINVAL with a message naming the rule. */

@@ -25,19 +25,15 @@ void sv_log_set_level(sv_log_level level) { g_level = level; }
 void sv_log_set_json(bool json) { g_json = json; }
 bool sv_log_enabled(sv_log_level level) { return level >= g_level && level < SV_LOG_OFF; }
 
+/* The one JSON escaper (sv_buf_json_string), written to f. */
 static void put_json_string(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    sv_buf b = {0};
+    if (sv_buf_json_string(&b, s, strlen(s)) == 0)
+        fwrite(b.data, 1, b.len, f);
+    else
+        fputs("\"(out of memory)\"", f);
+    sv_buf_free(&b);
 }
 
 void sv_log(sv_log_level level, const char *msg, const char *kvfmt, ...)

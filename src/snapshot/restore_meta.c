@@ -22,127 +22,15 @@ static int state_parse(const char *s)
     return -1;
 }
 
-/* ---- a small string-keyed hash map of pointer vectors ---------------------- */
-/* One structure serves the primary indexes (one pointer per key) and the
- * secondary ones (a set of pointers per key). */
-
-typedef struct entry {
-    char *key;
-    void **v;
-    size_t n, cap;
-    struct entry *next;
-} entry;
-
-typedef struct strmap {
-    entry **b;
-    size_t nb, count;
-} strmap;
-
-static size_t slot_of(const strmap *m, const char *k) { return (size_t)(sv_hash64(k, strlen(k)) % m->nb); }
-
-static entry *map_find(const strmap *m, const char *k)
-{
-    if (!m->nb)
-        return NULL;
-    for (entry *e = m->b[slot_of(m, k)]; e; e = e->next)
-        if (!strcmp(e->key, k))
-            return e;
-    return NULL;
-}
-
-static int map_grow(strmap *m)
-{
-    size_t nb = m->nb ? m->nb * 2 : 64;
-    entry **b = calloc(nb, sizeof *b);
-    if (!b)
-        return SV_ENOMEM;
-    for (size_t i = 0; i < m->nb; i++) {
-        for (entry *e = m->b[i], *next; e; e = next) {
-            next = e->next;
-            size_t s = (size_t)(sv_hash64(e->key, strlen(e->key)) % nb);
-            e->next = b[s];
-            b[s] = e;
-        }
-    }
-    free(m->b);
-    m->b = b;
-    m->nb = nb;
-    return 0;
-}
-
-static int map_add(strmap *m, const char *k, void *p)
-{
-    entry *e = map_find(m, k);
-    if (!e) {
-        if (m->count >= m->nb && map_grow(m))
-            return SV_ENOMEM;
-        e = calloc(1, sizeof *e);
-        if (!e || !(e->key = strdup(k))) {
-            free(e);
-            return SV_ENOMEM;
-        }
-        size_t s = slot_of(m, k);
-        e->next = m->b[s];
-        m->b[s] = e;
-        m->count++;
-    }
-    for (size_t i = 0; i < e->n; i++)
-        if (e->v[i] == p)
-            return 0;
-    if (sv_grow(&e->v, &e->cap, e->n + 1, sizeof *e->v))
-        return SV_ENOMEM;
-    e->v[e->n++] = p;
-    return 0;
-}
-
-static void map_remove(strmap *m, const char *k, void *p)
-{
-    if (!m->nb)
-        return;
-    entry **pp = &m->b[slot_of(m, k)];
-    for (entry *e = *pp; e; pp = &e->next, e = e->next) {
-        if (strcmp(e->key, k))
-            continue;
-        for (size_t i = 0; i < e->n; i++) {
-            if (e->v[i] == p) {
-                e->v[i] = e->v[--e->n];
-                break;
-            }
-        }
-        if (e->n == 0) {
-            *pp = e->next;
-            free(e->key);
-            free(e->v);
-            free(e);
-            m->count--;
-        }
-        return;
-    }
-}
-
-static void map_free(strmap *m)
-{
-    for (size_t i = 0; i < m->nb; i++) {
-        for (entry *e = m->b[i], *next; e; e = next) {
-            next = e->next;
-            free(e->key);
-            free(e->v);
-            free(e);
-        }
-    }
-    free(m->b);
-    memset(m, 0, sizeof *m);
-}
-
 /* ---- the manager ----------------------------------------------------------- */
 
 struct sv_restore_meta {
     pthread_mutex_t mu;
     sv_catalog *cat;
-    strmap jobs;      /* id -> job (primary) */
-    strmap tasks;     /* "<job>/<shard>" -> task (primary) */
-    strmap job_index; /* job id -> its tasks */
-    strmap coll_index;/* collection -> jobs reading it or writing it */
+    sv_strmap jobs;      /* id -> job (primary) */
+    sv_strmap tasks;     /* "<job>/<shard>" -> task (primary) */
+    sv_strmap job_index; /* job id -> its tasks */
+    sv_strmap coll_index;/* collection -> jobs reading it or writing it */
 };
 
 static void job_key(const char *id, char *key, size_t n) { snprintf(key, n, "restore-jobs/%s", id); }
@@ -222,8 +110,8 @@ static int task_parse(const char *val, size_t len, sv_restore_task *t)
 /* Memory-only insertions; the caller holds mu and has persisted already. */
 static int mem_add_job(sv_restore_meta *m, sv_restore_job *j)
 {
-    if (map_add(&m->jobs, j->id, j) || map_add(&m->coll_index, j->collection, j) ||
-        map_add(&m->coll_index, j->target, j))
+    if (sv_strmap_add(&m->jobs, j->id, j) || sv_strmap_add(&m->coll_index, j->collection, j) ||
+        sv_strmap_add(&m->coll_index, j->target, j))
         return SV_ENOMEM;
     return 0;
 }
@@ -232,14 +120,14 @@ static int mem_add_task(sv_restore_meta *m, sv_restore_task *t)
 {
     char k[200];
     snprintf(k, sizeof k, "%s/%s", t->job_id, t->shard);
-    if (map_add(&m->tasks, k, t) || map_add(&m->job_index, t->job_id, t))
+    if (sv_strmap_add(&m->tasks, k, t) || sv_strmap_add(&m->job_index, t->job_id, t))
         return SV_ENOMEM;
     return 0;
 }
 
 static sv_restore_job *mem_job(sv_restore_meta *m, const char *id)
 {
-    entry *e = map_find(&m->jobs, id);
+    sv_strmap_entry *e = sv_strmap_find(&m->jobs, id);
     return e && e->n ? e->v[0] : NULL;
 }
 
@@ -247,7 +135,7 @@ static sv_restore_task *mem_task(sv_restore_meta *m, const char *job, const char
 {
     char k[200];
     snprintf(k, sizeof k, "%s/%s", job, shard);
-    entry *e = map_find(&m->tasks, k);
+    sv_strmap_entry *e = sv_strmap_find(&m->tasks, k);
     return e && e->n ? e->v[0] : NULL;
 }
 
@@ -314,10 +202,10 @@ int sv_restore_meta_open(sv_catalog *cat, sv_restore_meta **out, sv_err *err)
     return 0;
 }
 
-static void free_values(strmap *m)
+static void free_values(sv_strmap *m)
 {
     for (size_t i = 0; i < m->nb; i++)
-        for (entry *e = m->b[i]; e; e = e->next)
+        for (sv_strmap_entry *e = m->b[i]; e; e = e->next)
             for (size_t k = 0; k < e->n; k++)
                 free(e->v[k]);
 }
@@ -328,10 +216,10 @@ void sv_restore_meta_free(sv_restore_meta *m)
         return;
     free_values(&m->jobs);
     free_values(&m->tasks);
-    map_free(&m->jobs);
-    map_free(&m->tasks);
-    map_free(&m->job_index);
-    map_free(&m->coll_index);
+    sv_strmap_free(&m->jobs);
+    sv_strmap_free(&m->tasks);
+    sv_strmap_free(&m->job_index);
+    sv_strmap_free(&m->coll_index);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -457,7 +345,7 @@ int sv_restore_meta_list_jobs(sv_restore_meta *m, sv_restore_job **out, size_t *
     size_t k = 0;
     sv_restore_job *arr = malloc((m->jobs.count + 1) * sizeof *arr);
     for (size_t i = 0; arr && i < m->jobs.nb; i++)
-        for (entry *e = m->jobs.b[i]; e; e = e->next)
+        for (sv_strmap_entry *e = m->jobs.b[i]; e; e = e->next)
             arr[k++] = *(sv_restore_job *)e->v[0];
     pthread_mutex_unlock(&m->mu);
     if (!arr)
@@ -471,7 +359,7 @@ int sv_restore_meta_list_jobs(sv_restore_meta *m, sv_restore_job **out, size_t *
 int sv_restore_meta_tasks_of_job(sv_restore_meta *m, const char *id, sv_restore_task **out, size_t *n)
 {
     pthread_mutex_lock(&m->mu);
-    entry *e = map_find(&m->job_index, id);
+    sv_strmap_entry *e = sv_strmap_find(&m->job_index, id);
     size_t k = e ? e->n : 0;
     sv_restore_task *arr = malloc((k + 1) * sizeof *arr);
     for (size_t i = 0; arr && i < k; i++)
@@ -488,7 +376,7 @@ int sv_restore_meta_tasks_of_job(sv_restore_meta *m, const char *id, sv_restore_
 int sv_restore_meta_jobs_of_collection(sv_restore_meta *m, const char *collection, sv_restore_job **out, size_t *n)
 {
     pthread_mutex_lock(&m->mu);
-    entry *e = map_find(&m->coll_index, collection);
+    sv_strmap_entry *e = sv_strmap_find(&m->coll_index, collection);
     size_t k = e ? e->n : 0;
     sv_restore_job *arr = malloc((k + 1) * sizeof *arr);
     for (size_t i = 0; arr && i < k; i++)
@@ -510,7 +398,7 @@ int sv_restore_meta_remove_job(sv_restore_meta *m, const char *id, sv_err *err)
         pthread_mutex_unlock(&m->mu);
         return sv_fail(err, SV_ENOTFOUND, "restore job %s not found", id);
     }
-    entry *e = map_find(&m->job_index, id);
+    sv_strmap_entry *e = sv_strmap_find(&m->job_index, id);
     size_t n = e ? e->n : 0;
     sv_catalog_op *ops = calloc(n + 1, sizeof *ops);
     char (*keys)[300] = calloc(n + 1, sizeof *keys);
@@ -529,18 +417,18 @@ int sv_restore_meta_remove_job(sv_restore_meta *m, const char *id, sv_err *err)
     }
     if (rc == 0) {
         while (e && e->n) {
-            /* map_remove frees the entry with its last element, so re-find. */
+            /* sv_strmap_remove frees the entry with its last element, so re-find. */
             sv_restore_task *t = e->v[0];
             char k[200];
             snprintf(k, sizeof k, "%s/%s", t->job_id, t->shard);
-            map_remove(&m->tasks, k, t);
-            map_remove(&m->job_index, id, t);
+            sv_strmap_remove(&m->tasks, k, t);
+            sv_strmap_remove(&m->job_index, id, t);
             free(t);
-            e = map_find(&m->job_index, id);
+            e = sv_strmap_find(&m->job_index, id);
         }
-        map_remove(&m->coll_index, j->collection, j);
-        map_remove(&m->coll_index, j->target, j);
-        map_remove(&m->jobs, id, j);
+        sv_strmap_remove(&m->coll_index, j->collection, j);
+        sv_strmap_remove(&m->coll_index, j->target, j);
+        sv_strmap_remove(&m->jobs, id, j);
         free(j);
     }
     pthread_mutex_unlock(&m->mu);
