@@ -4,7 +4,7 @@
 #include "jobs.h"
 #include "server_internal.h"
 
-static sv_jobs *svc(request *rq) { return sv_request_services(rq)->jobs; }
+#define SVC sv_request_services(rq)->jobs
 
 int sv_route_jobs_list(request *rq)
 {
@@ -20,69 +20,16 @@ int sv_route_jobs_list(request *rq)
             return sv_reply_error(rq, 422, "limit must be an integer between 1 and 1000");
         f.limit = (int)v;
     }
-    int rc = sv_jobs_list(svc(rq), &f, &out, &err);
+    int rc = sv_jobs_list(SVC, &f, &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-int sv_route_job_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_jobs_get(svc(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_job_cancel(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_jobs_cancel(svc(rq), rq->params[0], &err);
-    json_t *out = NULL;
-    if (rc == 0)
-        rc = sv_jobs_get(svc(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 202, out);
-}
-
-int sv_route_schedule_create(request *rq)
-{
-    sv_err err = {0};
-    json_t *body = NULL, *out = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = sv_schedules_create(svc(rq), body, &out, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 201, out);
-}
-
-int sv_route_schedule_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_schedules_list(svc(rq), &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_schedule_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_schedules_get(svc(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_schedule_update(request *rq)
-{
-    sv_err err = {0};
-    json_t *body = NULL, *out = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = sv_schedules_update(svc(rq), rq->params[0], body, &out, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_schedule_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_schedules_delete(svc(rq), rq->params[0], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
+SV_ROUTE(sv_route_job_get, 200, sv_jobs_get(SVC, rq->params[0], &out, &err))
+/* 202 with the job as it is once asked to stop. */
+SV_ROUTE(sv_route_job_cancel, 202,
+         sv_jobs_cancel(SVC, rq->params[0], &err) ? err.code : sv_jobs_get(SVC, rq->params[0], &out, &err))
+SV_ROUTE_BODY(sv_route_schedule_create, 201, sv_schedules_create(SVC, body, &out, &err))
+SV_ROUTE(sv_route_schedule_list, 200, sv_schedules_list(SVC, &out, &err))
+SV_ROUTE(sv_route_schedule_get, 200, sv_schedules_get(SVC, rq->params[0], &out, &err))
+SV_ROUTE_BODY(sv_route_schedule_update, 200, sv_schedules_update(SVC, rq->params[0], body, &out, &err))
+SV_ROUTE(sv_route_schedule_delete, 204, sv_schedules_delete(SVC, rq->params[0], &err))

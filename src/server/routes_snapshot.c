@@ -2,7 +2,7 @@
 #include "server_internal.h"
 #include "snapshot.h"
 
-static sv_snapshot *svc(request *rq) { return sv_request_services(rq)->snapshot; }
+#define SVC sv_request_services(rq)->snapshot
 
 int sv_route_snapshot_create(request *rq)
 {
@@ -14,66 +14,16 @@ int sv_route_snapshot_create(request *rq)
         return sv_reply_error(rq, 422, "wait must be true or false");
     int rc = sv_parse_body(rq, &body, &err);
     if (rc == 0)
-        rc = sv_snapshot_create(svc(rq), rq->params[0], body, wait, &out, &err);
+        rc = sv_snapshot_create(SVC, rq->params[0], body, wait, &out, &err);
     json_decref(body);
     /* With wait the answer is the finished record, COMMITTED or FAILED. */
     return sv_reply(rq, rc, &err, wait ? 200 : 202, out);
 }
 
-int sv_route_snapshot_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_snapshot_list(svc(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_snapshot_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_snapshot_get(svc(rq), rq->params[0], rq->params[1], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_snapshot_drop(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_snapshot_drop(svc(rq), rq->params[0], rq->params[1], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-int sv_route_snapshot_restore(request *rq)
-{
-    sv_err err = {0};
-    json_t *body = NULL, *out = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = sv_snapshot_restore(svc(rq), rq->params[0], rq->params[1], body, &out, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 202, out);
-}
-
-int sv_route_restore_job_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_snapshot_job_get(svc(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_restore_job_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_snapshot_job_list(svc(rq), &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_snapshot_gc(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_snapshot_gc(svc(rq), &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
+SV_ROUTE(sv_route_snapshot_list, 200, sv_snapshot_list(SVC, rq->params[0], &out, &err))
+SV_ROUTE(sv_route_snapshot_get, 200, sv_snapshot_get(SVC, rq->params[0], rq->params[1], &out, &err))
+SV_ROUTE(sv_route_snapshot_drop, 204, sv_snapshot_drop(SVC, rq->params[0], rq->params[1], &err))
+SV_ROUTE_BODY(sv_route_snapshot_restore, 202, sv_snapshot_restore(SVC, rq->params[0], rq->params[1], body, &out, &err))
+SV_ROUTE(sv_route_restore_job_get, 200, sv_snapshot_job_get(SVC, rq->params[0], &out, &err))
+SV_ROUTE(sv_route_restore_job_list, 200, sv_snapshot_job_list(SVC, &out, &err))
+SV_ROUTE(sv_route_snapshot_gc, 200, sv_snapshot_gc(SVC, &out, &err))

@@ -6,6 +6,7 @@
 #include "store.h"
 
 static sv_store *store(request *rq) { return sv_request_services(rq)->store; }
+#define SVC store(rq)
 
 int sv_route_collections_create(request *rq)
 {
@@ -17,71 +18,20 @@ int sv_route_collections_create(request *rq)
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-int sv_route_collections_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_collections(store(rq), &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
+SV_ROUTE(sv_route_collections_list, 200, sv_store_list_collections(SVC, &out, &err))
 
-int sv_route_collection_get(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_get_collection(store(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
+SV_ROUTE(sv_route_collection_get, 200, sv_store_get_collection(SVC, rq->params[0], &out, &err))
 
-int sv_route_collection_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_delete_collection(store(rq), rq->params[0], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
+SV_ROUTE(sv_route_collection_delete, 204, sv_store_delete_collection(SVC, rq->params[0], &err))
 
-typedef int (*tenant_op)(sv_store *, const char *, json_t *, json_t **, sv_err *);
+SV_ROUTE_BODY(sv_route_tenants_add, 200, sv_store_add_tenants(SVC, rq->params[0], body, &out, &err))
+SV_ROUTE_BODY(sv_route_tenants_update, 200, sv_store_update_tenants(SVC, rq->params[0], body, &out, &err))
 
-static int tenants_with_body(request *rq, tenant_op op)
-{
-    sv_err err = {0};
-    json_t *body = NULL, *out = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = op(store(rq), rq->params[0], body, &out, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 200, out);
-}
+SV_ROUTE_BODY(sv_route_tenants_delete, 204, sv_store_delete_tenants(SVC, rq->params[0], body, &err))
 
-int sv_route_tenants_add(request *rq) { return tenants_with_body(rq, sv_store_add_tenants); }
-int sv_route_tenants_update(request *rq) { return tenants_with_body(rq, sv_store_update_tenants); }
+SV_ROUTE(sv_route_tenants_list, 200, sv_store_list_tenants(SVC, rq->params[0], &out, &err))
 
-int sv_route_tenants_delete(request *rq)
-{
-    sv_err err = {0};
-    json_t *body = NULL;
-    int rc = sv_parse_body(rq, &body, &err);
-    if (rc == 0)
-        rc = sv_store_delete_tenants(store(rq), rq->params[0], body, &err);
-    json_decref(body);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
-
-int sv_route_tenants_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_tenants(store(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
-
-int sv_route_shards_list(request *rq)
-{
-    sv_err err = {0};
-    json_t *out = NULL;
-    int rc = sv_store_list_shards(store(rq), rq->params[0], &out, &err);
-    return sv_reply(rq, rc, &err, 200, out);
-}
+SV_ROUTE(sv_route_shards_list, 200, sv_store_list_shards(SVC, rq->params[0], &out, &err))
 
 int sv_route_object_create(request *rq)
 {
@@ -119,12 +69,8 @@ int sv_route_object_get(request *rq)
     return 0;
 }
 
-int sv_route_object_delete(request *rq)
-{
-    sv_err err = {0};
-    int rc = sv_store_delete_object(store(rq), rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
-    return sv_reply(rq, rc, &err, 204, NULL);
-}
+SV_ROUTE(sv_route_object_delete, 204,
+         sv_store_delete_object(SVC, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err))
 
 int sv_route_objects_list(request *rq)
 {

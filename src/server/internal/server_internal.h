@@ -59,7 +59,31 @@ int sv_reply_err(request *rq, int rc, const sv_err *err); /* status from sv_http
 /* rc == 0: answers status with j (NULL: no body, e.g. 204); else the error.
  * Steals j either way. */
 int sv_reply(request *rq, int rc, const sv_err *err, int status, json_t *j);
-int sv_parse_body(request *rq, json_t **out, sv_err *err); /* SV_EPARSE: empty, or line/column */
+int sv_parse_body(request *rq, json_t **out, sv_err *err);
+
+/* The two common route shapes, one line each in the routes files. CALL is a
+ * service call that sees `err` and `out` (and `body` for SV_ROUTE_BODY, the
+ * parsed JSON body) and returns 0 or an SV_E* code; the route answers STATUS
+ * with `out` (NULL: no body), or the error. */
+#define SV_ROUTE(NAME, STATUS, CALL)                                                                                   \
+    int NAME(request *rq)                                                                                              \
+    {                                                                                                                  \
+        sv_err err = {0};                                                                                              \
+        json_t *out = NULL;                                                                                            \
+        int rc = (CALL);                                                                                               \
+        return sv_reply(rq, rc, &err, STATUS, out);                                                                    \
+    }
+#define SV_ROUTE_BODY(NAME, STATUS, CALL)                                                                              \
+    int NAME(request *rq)                                                                                              \
+    {                                                                                                                  \
+        sv_err err = {0};                                                                                              \
+        json_t *body = NULL, *out = NULL;                                                                              \
+        int rc = sv_parse_body(rq, &body, &err);                                                                       \
+        if (rc == 0)                                                                                                   \
+            rc = (CALL);                                                                                               \
+        json_decref(body);                                                                                             \
+        return sv_reply(rq, rc, &err, STATUS, out);                                                                    \
+    } /* SV_EPARSE: empty, or line/column */
 /* For handlers that pass the raw body on: true (after answering 400 with
  * what to send) when the body is empty. */
 bool sv_body_empty(request *rq);
