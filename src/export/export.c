@@ -852,24 +852,8 @@ static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_
     return rc;
 }
 
-typedef struct forget_ctx {
-    char (*keys)[400];
-    size_t n, cap;
-} forget_ctx;
-
-static int forget_key(void *ud, const sv_location_entry *e)
-{
-    forget_ctx *fc = ud;
-    if (e->is_prefix)
-        return 0;
-    if (sv_grow(&fc->keys, &fc->cap, fc->n + 1, sizeof *fc->keys))
-        return SV_ENOMEM;
-    snprintf(fc->keys[fc->n++], sizeof fc->keys[0], "%s", e->key);
-    return 0;
-}
-
-/* Retention: deletes every file of a finished export (metadata last, so an
- * interrupted delete still lists the export). */
+/* Retention: deletes every file of a finished export, the metadata first so
+ * it is never listed half deleted (a retry deletes what is left). */
 static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err)
 {
     sv_export *ex = self;
@@ -882,29 +866,12 @@ static int kind_forget(void *self, const char *collection, const char *backend, 
         return sv_fail(err, SV_ECONFLICT, "export '%s' is running", target);
     sv_location *loc;
     int rc = sv_export_location(ex, b, &loc, err);
-    char prefix[SV_EXPORT_ID_MAX + 2];
+    char key[400], prefix[SV_EXPORT_ID_MAX + 2];
+    sv_export_key(key, sizeof key, target, "export_metadata.json");
     snprintf(prefix, sizeof prefix, "%s/", target);
-    forget_ctx fc = {0};
     if (rc == 0)
-        rc = sv_location_list(loc, prefix, NULL, NULL, forget_key, &fc, err);
-    if (rc == SV_ENOMEM)
-        sv_fail(err, rc, "out of memory");
-    const char **keys = rc == 0 ? calloc(fc.n + 1, sizeof *keys) : NULL;
-    size_t n = 0;
-    char meta[400];
-    sv_export_key(meta, sizeof meta, target, "export_metadata.json");
-    for (size_t i = 0; keys && i < fc.n; i++)
-        if (strcmp(fc.keys[i], meta))
-            keys[n++] = fc.keys[i];
-    if (rc == 0 && !keys)
-        rc = sv_fail(err, SV_ENOMEM, "out of memory");
-    if (rc == 0 && n)
-        rc = sv_location_delete_many(loc, keys, n, err);
-    if (rc == 0)
-        rc = sv_location_delete(loc, meta, err);
-    free(keys);
-    free(fc.keys);
-    return rc;
+        rc = sv_location_delete(loc, key, err);
+    return rc ? rc : sv_location_delete_prefix(loc, prefix, err);
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */

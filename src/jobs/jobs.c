@@ -408,9 +408,8 @@ static int create_rec(sv_jobs *j, const sv_job_spec *spec, sv_job_state state, c
     rc = recs_insert_locked(j, r);
     pthread_mutex_unlock(&j->mu);
     if (rc) {
-        char key[128];
-        snprintf(key, sizeof key, "jobs/%s", r->id);
-        sv_catalog_delete(j->cat, key, NULL);
+        /* Durable but not in memory: the next start loads it and, since
+         * nothing runs it, ends it FAILED (invariant 3). */
         rec_free(r);
         return oom(err);
     }

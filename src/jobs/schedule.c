@@ -341,25 +341,27 @@ int sv_schedules_create(sv_jobs *j, json_t *body, json_t **out, sv_err *err)
     pthread_mutex_unlock(&j->mu);
     if (taken)
         rc = sv_fail(err, SV_EEXIST, "schedule '%s' exists", s->name);
+    /* Room first (the list only changes under tick_mu), so that once the
+     * record is durable adding it to memory cannot fail. */
+    pthread_mutex_lock(&j->mu);
+    if (rc == 0 && sv_grow(&j->scheds, &j->capscheds, j->nscheds + 1, sizeof *j->scheds))
+        rc = oom(err);
+    pthread_mutex_unlock(&j->mu);
     if (rc == 0)
         rc = sched_persist(j, s, err);
     if (rc == 0) {
         pthread_mutex_lock(&j->mu);
-        rc = list_add_locked(j, s);
-        *out = rc ? NULL : sched_json_locked(j, s, true);
+        list_add_locked(j, s);
+        *out = sched_json_locked(j, s, true);
         pthread_mutex_unlock(&j->mu);
-        if (rc) {
-            char key[128];
-            snprintf(key, sizeof key, "schedules/%s", s->name);
-            sv_catalog_delete(j->cat, key, NULL);
-            rc = oom(err);
-        }
+        if (!*out)
+            rc = oom(err); /* created all the same: GET shows it */
+        s = NULL;
     }
     pthread_mutex_unlock(&j->tick_mu);
-    if (rc)
-        sched_free(s);
-    else
-        sv_info("schedule created", "schedule=%s kind=%s", s->name, s->kind);
+    sched_free(s); /* NULL once the list owns it */
+    if (rc == 0)
+        sv_info("schedule created", "schedule=%s", json_string_value(json_object_get(*out, "name")));
     return rc;
 }
 

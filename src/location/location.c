@@ -469,3 +469,48 @@ int sv_location_delete_many(sv_location *loc, const char *const *keys, size_t n,
         sv_sleep_ms(loc->test_delete_delay_ms);
     return loc->drv->delete_many(loc, keys, n, err);
 }
+
+/* ---- delete by prefix -------------------------------------------------------- */
+
+typedef struct prefix_batch {
+    sv_location *loc;
+    char *keys[1000];
+    size_t n;
+    sv_err *err;
+} prefix_batch;
+
+static int flush_batch(prefix_batch *pb)
+{
+    int rc = pb->n ? sv_location_delete_many(pb->loc, (const char *const *)pb->keys, pb->n, pb->err) : 0;
+    for (size_t i = 0; i < pb->n; i++)
+        free(pb->keys[i]);
+    pb->n = 0;
+    return rc;
+}
+
+static int collect_for_delete(void *ctx, const sv_location_entry *e)
+{
+    prefix_batch *pb = ctx;
+    if (e->is_prefix)
+        return 0;
+    if (!(pb->keys[pb->n] = strdup(e->key)))
+        return sv_fail(pb->err, SV_ENOMEM, "out of memory");
+    return ++pb->n == sizeof pb->keys / sizeof pb->keys[0] ? flush_batch(pb) : 0;
+}
+
+int sv_location_delete_prefix(sv_location *loc, const char *prefix, sv_err *err)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (n < 2 || prefix[n - 1] != '/')
+        return sv_fail(err, SV_EINVAL, "delete_prefix needs a prefix ending with '/', not '%.200s'",
+                       prefix ? prefix : "");
+    prefix_batch *pb = calloc(1, sizeof *pb);
+    if (!pb)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    pb->loc = loc;
+    pb->err = err;
+    int rc = sv_location_list(loc, prefix, NULL, NULL, collect_for_delete, pb, err);
+    int rc2 = flush_batch(pb);
+    free(pb);
+    return rc ? rc : rc2;
+}

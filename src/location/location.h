@@ -174,4 +174,10 @@ int sv_location_delete(sv_location *loc, const char *key, sv_err *err);
  * names the first key that failed and how many did. */
 int sv_location_delete_many(sv_location *loc, const char *const *keys, size_t n, sv_err *err);
 
+/* Deletes every object whose key starts with prefix (which must end with
+ * '/', so "a/" never touches "ab/..."), in batches as it lists. Listing and
+ * deleting are not one atomic step: an object written under prefix
+ * meanwhile may survive; calling it again finishes the job. */
+int sv_location_delete_prefix(sv_location *loc, const char *prefix, sv_err *err);
+
 #endif

@@ -203,6 +203,30 @@ static int collect(void *ctx, const sv_location_entry *e)
     return 0;
 }
 
+static void delete_prefix(void **state)
+{
+    sv_location *loc = open_root();
+    sv_err err = {0};
+    char key[64];
+    for (int i = 0; i < 1203; i++) { /* more than one delete batch */
+        snprintf(key, sizeof key, "dp/x/%04d", i);
+        assert_int_equal(sv_location_put(loc, key, "v", 1, &err), 0);
+    }
+    assert_int_equal(sv_location_put(loc, "dp/xy/keep", "k", 1, &err), 0);
+    assert_int_equal(sv_location_put(loc, "dp/keep", "k", 1, &err), 0);
+    assert_int_equal(sv_location_delete_prefix(loc, "dp/x", &err), SV_EINVAL); /* no trailing slash */
+    assert_int_equal(sv_location_delete_prefix(loc, "dp/x/", &err), 0);
+    names c = {{0}, 0};
+    assert_int_equal(sv_location_list(loc, "dp/", NULL, NULL, collect, &c, &err), 0);
+    assert_string_equal(c.buf, "dp/keep,dp/xy/keep");
+    assert_int_equal(sv_location_delete_prefix(loc, "dp/x/", &err), 0); /* nothing left: fine */
+    assert_int_equal(sv_location_delete_prefix(loc, "dp/", &err), 0);
+    c = (names){{0}, 0};
+    assert_int_equal(sv_location_list(loc, "dp/", NULL, NULL, collect, &c, &err), 0);
+    assert_int_equal(c.n, 0);
+    sv_location_close(loc);
+}
+
 static void file_roundtrip(void **state)
 {
     sv_location *loc = open_root();
@@ -480,6 +504,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(file_put_file_fsync_fails, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(file_link_to_file, setup_dir, teardown_dir),
         cmocka_unit_test(bad_urls),
+        cmocka_unit_test(delete_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
