@@ -572,7 +572,7 @@ void sv__sched_tick(sv_jobs *j)
     pthread_mutex_lock(&j->mu);
     size_t n = j->nscheds;
     sched **list = malloc((n ? n : 1) * sizeof *list);
-    if (list)
+    if (list && n)
         memcpy(list, j->scheds, n * sizeof *list);
     pthread_mutex_unlock(&j->mu);
     if (!list)
