@@ -37,7 +37,7 @@ int sv_http_status(int code)
 
 /* ---- requests ----------------------------------------------------------- */
 
-static const char *const perm_names[] = {"read", "write", "manage", "operate"};
+static const char *const perm_names[] = {"none", "read", "write", "manage", "operate", "public"};
 
 /* Counters are per route-table row; the table may grow to MAX_ROUTES - 1
  * rows (one slot is for unmatched requests). */
@@ -251,49 +251,77 @@ static int h_metrics(request *rq)
     return 0;
 }
 
+/* The one route table: method, pattern, handler, the action it needs, whether
+ * the body is streamed, the service it fronts, and what the action is checked
+ * against (server_internal.h: scope). Every row must name an action. */
+#define A SCOPE_AUTO
+#define H SCOPE_HANDLER
+#define ANY SCOPE_ANY
 static const route routes[] = {
-    {"GET", "/v1/.well-known/live", h_live, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/.well-known/ready", h_ready, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/meta", h_meta, PERM_READ, false, SVC_STORE},
-    {"GET", "/metrics", h_metrics, PERM_OPERATE, false, SVC_STORE},
-    {"POST", "/v1/collections", sv_route_collections_create, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections", sv_route_collections_list, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/collections/{}", sv_route_collection_get, PERM_READ, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}", sv_route_collection_delete, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/tenants", sv_route_tenants_list, PERM_READ, false, SVC_STORE},
-    {"POST", "/v1/collections/{}/tenants", sv_route_tenants_add, PERM_MANAGE, false, SVC_STORE},
-    {"PUT", "/v1/collections/{}/tenants", sv_route_tenants_update, PERM_MANAGE, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}/tenants", sv_route_tenants_delete, PERM_MANAGE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/shards", sv_route_shards_list, PERM_READ, false, SVC_STORE},
-    {"POST", "/v1/collections/{}/objects", sv_route_object_create, PERM_WRITE, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/objects", sv_route_objects_list, PERM_READ, false, SVC_STORE},
-    {"GET", "/v1/collections/{}/objects/{}", sv_route_object_get, PERM_READ, false, SVC_STORE},
-    {"PUT", "/v1/collections/{}/objects/{}", sv_route_object_put, PERM_WRITE, false, SVC_STORE},
-    {"DELETE", "/v1/collections/{}/objects/{}", sv_route_object_delete, PERM_WRITE, false, SVC_STORE},
-    {"POST", "/v1/batch/objects", sv_route_batch, PERM_WRITE, true, SVC_STORE},
-    {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false, SVC_EXPORT},
-    {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT},
-    {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT},
-    {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false, SVC_EXPORT},
-    {"POST", "/v1/collections/{}/snapshots", sv_route_snapshot_create, PERM_MANAGE, false, SVC_SNAPSHOT},
-    {"GET", "/v1/collections/{}/snapshots", sv_route_snapshot_list, PERM_READ, false, SVC_SNAPSHOT},
-    {"GET", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_get, PERM_READ, false, SVC_SNAPSHOT},
-    {"DELETE", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_drop, PERM_MANAGE, false, SVC_SNAPSHOT},
-    {"POST", "/v1/collections/{}/snapshots/{}/restore", sv_route_snapshot_restore, PERM_MANAGE, false, SVC_SNAPSHOT},
-    {"GET", "/v1/restore-jobs", sv_route_restore_job_list, PERM_READ, false, SVC_SNAPSHOT},
-    {"GET", "/v1/restore-jobs/{}", sv_route_restore_job_get, PERM_READ, false, SVC_SNAPSHOT},
-    {"POST", "/v1/snapshots/gc", sv_route_snapshot_gc, PERM_OPERATE, false, SVC_SNAPSHOT},
-    {"GET", "/v1/jobs", sv_route_jobs_list, PERM_READ, false, SVC_JOBS},
-    {"GET", "/v1/jobs/{}", sv_route_job_get, PERM_READ, false, SVC_JOBS},
-    {"POST", "/v1/jobs/{}/cancel", sv_route_job_cancel, PERM_OPERATE, false, SVC_JOBS},
-    {"POST", "/v1/schedules", sv_route_schedule_create, PERM_MANAGE, false, SVC_JOBS},
-    {"GET", "/v1/schedules", sv_route_schedule_list, PERM_READ, false, SVC_JOBS},
-    {"GET", "/v1/schedules/{}", sv_route_schedule_get, PERM_READ, false, SVC_JOBS},
-    {"PUT", "/v1/schedules/{}", sv_route_schedule_update, PERM_MANAGE, false, SVC_JOBS},
-    {"DELETE", "/v1/schedules/{}", sv_route_schedule_delete, PERM_MANAGE, false, SVC_JOBS},
+    {"GET", "/v1/.well-known/live", h_live, PERM_PUBLIC, false, SVC_STORE, A},
+    {"GET", "/v1/.well-known/ready", h_ready, PERM_PUBLIC, false, SVC_STORE, A},
+    {"GET", "/v1/meta", h_meta, PERM_READ, false, SVC_STORE, ANY},
+    {"GET", "/metrics", h_metrics, PERM_PUBLIC, false, SVC_STORE, A},
+    {"POST", "/v1/collections", sv_route_collections_create, PERM_MANAGE, false, SVC_STORE, H},
+    {"GET", "/v1/collections", sv_route_collections_list, PERM_READ, false, SVC_STORE, ANY},
+    {"GET", "/v1/collections/{}", sv_route_collection_get, PERM_READ, false, SVC_STORE, A},
+    {"DELETE", "/v1/collections/{}", sv_route_collection_delete, PERM_MANAGE, false, SVC_STORE, A},
+    {"GET", "/v1/collections/{}/tenants", sv_route_tenants_list, PERM_READ, false, SVC_STORE, A},
+    {"POST", "/v1/collections/{}/tenants", sv_route_tenants_add, PERM_MANAGE, false, SVC_STORE, H},
+    {"PUT", "/v1/collections/{}/tenants", sv_route_tenants_update, PERM_MANAGE, false, SVC_STORE, H},
+    {"DELETE", "/v1/collections/{}/tenants", sv_route_tenants_delete, PERM_MANAGE, false, SVC_STORE, H},
+    {"GET", "/v1/collections/{}/shards", sv_route_shards_list, PERM_READ, false, SVC_STORE, A},
+    {"POST", "/v1/collections/{}/objects", sv_route_object_create, PERM_WRITE, false, SVC_STORE, A},
+    {"GET", "/v1/collections/{}/objects", sv_route_objects_list, PERM_READ, false, SVC_STORE, A},
+    {"GET", "/v1/collections/{}/objects/{}", sv_route_object_get, PERM_READ, false, SVC_STORE, A},
+    {"PUT", "/v1/collections/{}/objects/{}", sv_route_object_put, PERM_WRITE, false, SVC_STORE, A},
+    {"DELETE", "/v1/collections/{}/objects/{}", sv_route_object_delete, PERM_WRITE, false, SVC_STORE, A},
+    {"POST", "/v1/batch/objects", sv_route_batch, PERM_WRITE, true, SVC_STORE, H},
+    {"POST", "/v1/export/{}", sv_route_export_create, PERM_OPERATE, false, SVC_EXPORT, H},
+    {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT, ANY},
+    {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT, H},
+    {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false, SVC_EXPORT, H},
+    {"POST", "/v1/collections/{}/snapshots", sv_route_snapshot_create, PERM_OPERATE, false, SVC_SNAPSHOT, A},
+    {"GET", "/v1/collections/{}/snapshots", sv_route_snapshot_list, PERM_READ, false, SVC_SNAPSHOT, A},
+    {"GET", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_get, PERM_READ, false, SVC_SNAPSHOT, A},
+    {"DELETE", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_drop, PERM_OPERATE, false, SVC_SNAPSHOT, A},
+    {"POST", "/v1/collections/{}/snapshots/{}/restore", sv_route_snapshot_restore, PERM_OPERATE, false, SVC_SNAPSHOT, A},
+    {"GET", "/v1/restore-jobs", sv_route_restore_job_list, PERM_READ, false, SVC_SNAPSHOT, ANY},
+    {"GET", "/v1/restore-jobs/{}", sv_route_restore_job_get, PERM_READ, false, SVC_SNAPSHOT, H},
+    {"POST", "/v1/snapshots/gc", sv_route_snapshot_gc, PERM_OPERATE, false, SVC_SNAPSHOT, A},
+    {"GET", "/v1/jobs", sv_route_jobs_list, PERM_READ, false, SVC_JOBS, ANY},
+    {"GET", "/v1/jobs/{}", sv_route_job_get, PERM_READ, false, SVC_JOBS, H},
+    {"POST", "/v1/jobs/{}/cancel", sv_route_job_cancel, PERM_OPERATE, false, SVC_JOBS, H},
+    {"POST", "/v1/schedules", sv_route_schedule_create, PERM_MANAGE, false, SVC_JOBS, H},
+    {"GET", "/v1/schedules", sv_route_schedule_list, PERM_READ, false, SVC_JOBS, ANY},
+    {"GET", "/v1/schedules/{}", sv_route_schedule_get, PERM_READ, false, SVC_JOBS, H},
+    {"PUT", "/v1/schedules/{}", sv_route_schedule_update, PERM_MANAGE, false, SVC_JOBS, H},
+    {"DELETE", "/v1/schedules/{}", sv_route_schedule_delete, PERM_MANAGE, false, SVC_JOBS, H},
+    {"GET", "/v1/authz/me", sv_route_authz_me, PERM_READ, false, SVC_AUTH, ANY},
+    {"GET", "/v1/authz/routes", sv_route_authz_routes, PERM_MANAGE, false, SVC_AUTH, A},
+    {"POST", "/v1/authz/keys", sv_route_authz_key_create, PERM_MANAGE, false, SVC_AUTH, A},
+    {"GET", "/v1/authz/keys", sv_route_authz_key_list, PERM_MANAGE, false, SVC_AUTH, A},
+    {"DELETE", "/v1/authz/keys/{}", sv_route_authz_key_delete, PERM_MANAGE, false, SVC_AUTH, A},
+    {"PUT", "/v1/authz/keys/{}", sv_route_authz_key_set_roles, PERM_MANAGE, false, SVC_AUTH, A},
+    {"POST", "/v1/authz/keys/{}/rotate", sv_route_authz_key_rotate, PERM_MANAGE, false, SVC_AUTH, A},
+    {"POST", "/v1/authz/roles", sv_route_authz_role_create, PERM_MANAGE, false, SVC_AUTH, A},
+    {"GET", "/v1/authz/roles", sv_route_authz_role_list, PERM_MANAGE, false, SVC_AUTH, A},
+    {"GET", "/v1/authz/roles/{}", sv_route_authz_role_get, PERM_MANAGE, false, SVC_AUTH, A},
+    {"DELETE", "/v1/authz/roles/{}", sv_route_authz_role_delete, PERM_MANAGE, false, SVC_AUTH, A},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 _Static_assert(sizeof routes / sizeof routes[0] < MAX_ROUTES, "raise MAX_ROUTES: the metrics have a slot per route");
+
+json_t *sv_server_route_table(void)
+{
+    static const char *const scopes[] = {"auto", "any", "handler"};
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < nroutes; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "method", routes[i].method, "pattern",
+                                             routes[i].pattern, "action", perm_names[routes[i].perm], "scope",
+                                             scopes[routes[i].scope]));
+    return arr ? json_pack("{s:o}", "routes", arr) : NULL;
+}
 
 /* Matches path against pattern, capturing "{}" segments. */
 static bool match(const char *pattern, const char *path, request *rq)
@@ -343,6 +371,11 @@ static enum MHD_Result send_response(request *rq)
         MHD_add_response_header(resp, "Content-Type", rq->content_type ? rq->content_type : "application/json");
     if (rq->status == 405 && rq->allow[0])
         MHD_add_response_header(resp, "Allow", rq->allow);
+    if (rq->status == 429 && rq->allow[0])
+        MHD_add_response_header(resp, "Retry-After", rq->allow);
+    if (rq->status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"shardvault\"");
+    sv_server_audit(rq);
     enum MHD_Result r = MHD_queue_response(rq->con, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);
     size_t slot = rq->route ? (size_t)(rq->route - routes) : nroutes;
@@ -496,6 +529,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         const char *down = rq->route->svc == SVC_EXPORT && !srv->svc.export       ? "export"
                            : rq->route->svc == SVC_SNAPSHOT && !srv->svc.snapshot ? "snapshot"
                            : rq->route->svc == SVC_JOBS && !srv->svc.jobs         ? "jobs"
+                           : rq->route->svc == SVC_AUTH && !srv->svc.auth         ? "auth (--auth apikey)"
                                                                                   : NULL;
         if (down) {
             char msg[128];
@@ -503,7 +537,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             sv_reply_error(rq, 503, msg);
             return MHD_YES;
         }
-        if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ) {
+        if (sv_server_authorize(rq))
+            return MHD_YES;
+        if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ && rq->route->perm != PERM_PUBLIC) {
             sv_reply_error(rq, 503, "the server is shutting down; retry against another node or after restart");
             return MHD_YES;
         }
@@ -573,6 +609,11 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
 
 int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_server **out, sv_err *err)
 {
+    /* Every route names its action: a row without one would be unchecked. */
+    for (size_t i = 0; i < nroutes; i++)
+        if (routes[i].perm == PERM_NONE)
+            return sv_fail(err, SV_EINTERNAL, "route %s %s has no permission: refusing to start", routes[i].method,
+                           routes[i].pattern);
     sv_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return sv_fail(err, SV_ENOMEM, "out of memory");

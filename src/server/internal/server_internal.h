@@ -7,10 +7,20 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "auth.h"
 #include "record.h"
 #include "server.h"
 
-typedef enum { PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE } perm;
+/* PERM_NONE is no permission: the server refuses to start with such a row.
+ * PERM_PUBLIC routes answer without a key (health, metrics). */
+typedef enum { PERM_NONE, PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE, PERM_PUBLIC } perm;
+
+/* What a route's permission is checked against, before the handler runs:
+ *  SCOPE_AUTO     "/v1/collections/{c}/…" -> collection c (and ?tenant=);
+ *                 any other path -> the whole server;
+ *  SCOPE_ANY      any valid key (the handler filters what it lists);
+ *  SCOPE_HANDLER  the handler checks the collections it names (bodies, jobs). */
+typedef enum { SCOPE_AUTO, SCOPE_ANY, SCOPE_HANDLER } scope;
 
 #define MAX_PARAMS 4
 
@@ -35,13 +45,17 @@ typedef struct request {
     sv_buf out;
     const char *content_type;
     int64_t started_ns;
+    /* the caller, when auth is on (authed) */
+    bool authed;
+    sv_principal who;
+    char request_id[17];
 } request;
 
 typedef int (*handler_fn)(request *rq);
 
 /* The service a route fronts; the server answers 503 for a service that is
  * not running, so handlers can assume theirs is. */
-typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS } service;
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH } service;
 
 typedef struct route {
     const char *method;
@@ -50,6 +64,7 @@ typedef struct route {
     perm perm;
     bool stream_body;
     service svc;
+    scope scope;
 } route;
 
 /* Answers: each returns 0 (or SV_ENOMEM). */
@@ -110,6 +125,38 @@ int sv_route_batch(request *rq);
  * SV_ENOMEM), feed each chunk; sv_route_batch answers at the end. */
 int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object);
 void sv_route_batch_feed(request *rq, const char *data, size_t n);
+
+/* server_auth.c: authentication, the route check, list filtering, audit. */
+/* 0: go on; 1: an answer (400/401/403/429) is set. */
+int sv_server_authorize(request *rq);
+/* True when auth is off or the caller may do action on collection/tenant
+ * (collection NULL: the whole server). */
+bool sv_request_allowed(const request *rq, perm action, const char *collection, const char *tenant);
+/* 403 naming the action and the resource. Returns 0. */
+int sv_reply_forbidden(request *rq, perm action, const char *collection, const char *tenant);
+/* Keeps the elements of array (objects) whose collection fields the caller
+ * may read: `field` names a string or an array of strings; an element with
+ * none needs the whole server. */
+void sv_filter_readable(const request *rq, json_t *array, const char *field);
+/* One audit record for a finished request (writes, lifecycle operations,
+ * key and role changes, denials), when an audit log is configured. */
+void sv_server_audit(const request *rq);
+struct sv_auth *sv_request_auth(const request *rq);
+
+/* routes_authz.c */
+int sv_route_authz_me(request *rq);
+int sv_route_authz_routes(request *rq);
+int sv_route_authz_key_create(request *rq);
+int sv_route_authz_key_list(request *rq);
+int sv_route_authz_key_delete(request *rq);
+int sv_route_authz_key_set_roles(request *rq);
+int sv_route_authz_key_rotate(request *rq);
+int sv_route_authz_role_create(request *rq);
+int sv_route_authz_role_list(request *rq);
+int sv_route_authz_role_get(request *rq);
+int sv_route_authz_role_delete(request *rq);
+/* server.c: the route table as {"routes":[{"method","pattern","action","scope"}]} */
+json_t *sv_server_route_table(void);
 
 /* routes_export.c */
 int sv_route_export_create(request *rq);

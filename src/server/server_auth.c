@@ -1,0 +1,217 @@
+/* The server's one place for authentication and authorization.
+ *
+ * Order for every request (server.c calls sv_server_authorize after routing
+ * and before reading the body or calling the handler):
+ *   1. auth off -> go on;
+ *   2. PERM_PUBLIC routes -> go on;
+ *   3. a key in the query string -> 400 (keys travel only in the header);
+ *   4. Authorization: Bearer <key> -> 401 with WWW-Authenticate, one body for
+ *      missing, unknown, expired and revoked keys (repeated failures from one
+ *      address are answered more and more slowly);
+ *   5. the key's rate limit -> 429 with Retry-After;
+ *   6. the route's permission against its scope -> 403 naming action and
+ *      resource — before any lookup, so the answer is the same whether the
+ *      collection exists or not.
+ * Handlers with SCOPE_HANDLER check the collections they name themselves
+ * (sv_request_allowed), list handlers filter (sv_filter_readable).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "server_internal.h"
+
+struct sv_auth *sv_request_auth(const request *rq) { return sv_request_services(rq)->auth; }
+
+static sv_action action_of(perm p)
+{
+    switch (p) {
+    case PERM_WRITE: return SV_ACT_WRITE;
+    case PERM_MANAGE: return SV_ACT_MANAGE;
+    case PERM_OPERATE: return SV_ACT_OPERATE;
+    default: return SV_ACT_READ;
+    }
+}
+
+bool sv_request_allowed(const request *rq, perm action, const char *collection, const char *tenant)
+{
+    sv_auth *a = sv_request_auth(rq);
+    return !a || action == PERM_PUBLIC || sv_auth_allowed(a, &rq->who, action_of(action), collection, tenant);
+}
+
+int sv_reply_forbidden(request *rq, perm action, const char *collection, const char *tenant)
+{
+    char msg[400];
+    if (collection && tenant)
+        snprintf(msg, sizeof msg, "forbidden: key %s may not %s collection '%.128s' tenant '%.64s'", rq->who.key_id,
+                 sv_action_name(action_of(action)), collection, tenant);
+    else if (collection)
+        snprintf(msg, sizeof msg, "forbidden: key %s may not %s collection '%.128s'", rq->who.key_id,
+                 sv_action_name(action_of(action)), collection);
+    else
+        snprintf(msg, sizeof msg, "forbidden: key %s may not %s on the whole server", rq->who.key_id,
+                 sv_action_name(action_of(action)));
+    return sv_reply_error(rq, 403, msg);
+}
+
+static bool element_readable(const request *rq, json_t *v)
+{
+    if (json_is_string(v))
+        return sv_request_allowed(rq, PERM_READ, json_string_value(v), NULL);
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return sv_request_allowed(rq, PERM_READ, NULL, NULL);
+    size_t i;
+    json_t *c;
+    json_array_foreach(v, i, c) {
+        if (!json_is_string(c) || !sv_request_allowed(rq, PERM_READ, json_string_value(c), NULL))
+            return false;
+    }
+    return true;
+}
+
+void sv_filter_readable(const request *rq, json_t *array, const char *field)
+{
+    if (!sv_request_auth(rq) || !json_is_array(array))
+        return;
+    for (size_t i = json_array_size(array); i-- > 0;) {
+        json_t *v = json_object_get(json_array_get(array, i), field);
+        if (!element_readable(rq, json_is_null(v) ? NULL : v))
+            json_array_remove(array, i);
+    }
+}
+
+/* ---- failed authentications, per address ------------------------------------------ */
+
+#define FAIL_SLOTS 256
+static struct fail_slot {
+    uint32_t addr;
+    int count;
+    int64_t since_ms;
+} fails[FAIL_SLOTS];
+static pthread_mutex_t fails_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint32_t client_addr(const request *rq, char *text, size_t n)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rq->con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(text, n, "-");
+    if (!ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET)
+        return 0;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)ci->client_addr;
+    inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
+    return in->sin_addr.s_addr;
+}
+
+/* After 5 failures in a minute from one address, each further failure waits
+ * 200 ms more (at most 3 s): guessing keys gets slow, real clients do not. */
+static void slow_down_failures(const request *rq)
+{
+    char ip[64];
+    uint32_t a = client_addr(rq, ip, sizeof ip);
+    int64_t now = sv_now_ms(), delay = 0;
+    pthread_mutex_lock(&fails_mu);
+    struct fail_slot *f = &fails[(a * 2654435761u) % FAIL_SLOTS];
+    if (f->addr != a || now - f->since_ms > 60000)
+        *f = (struct fail_slot){a, 0, now};
+    if (++f->count > 5)
+        delay = (f->count - 5) * 200LL;
+    pthread_mutex_unlock(&fails_mu);
+    if (delay)
+        sv_sleep_ms(delay > 3000 ? 3000 : delay);
+}
+
+static bool key_in_query(request *rq)
+{
+    static const char *const names[] = {"key", "api_key", "apikey", "api-key", "access_token", "token", "auth"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, names[i]))
+            return true;
+    return false;
+}
+
+static int unauthorized(request *rq)
+{
+    sv_reply_error(rq, 401, "missing or invalid API key: send it as 'Authorization: Bearer <key>'");
+    return 1;
+}
+
+int sv_server_authorize(request *rq)
+{
+    sv_auth *a = sv_request_auth(rq);
+    uint8_t id[8];
+    if (getrandom(id, sizeof id, GRND_NONBLOCK) == sizeof id)
+        snprintf(rq->request_id, sizeof rq->request_id, "%02x%02x%02x%02x%02x%02x%02x%02x", id[0], id[1], id[2],
+                 id[3], id[4], id[5], id[6], id[7]);
+    if (!a || rq->route->perm == PERM_PUBLIC)
+        return 0;
+    if (key_in_query(rq)) {
+        sv_reply_error(rq, 400, "API keys are accepted only in the Authorization header (Bearer), never in the URL: "
+                                "URLs end up in logs and histories");
+        return 1;
+    }
+    const char *h = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    sv_err err = {0};
+    if (sv_auth_authenticate(a, h, &rq->who, &err) != 0) {
+        sv_debug("authentication failed", "route=\"%s\" reason=\"%s\"", rq->route->pattern, err.msg);
+        slow_down_failures(rq);
+        return unauthorized(rq);
+    }
+    rq->authed = true;
+    int retry = 1;
+    if (!sv_auth_rate(a, &rq->who, &retry)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "rate limit of key %s exceeded (SHARDVAULT_RATE_LIMIT); retry after %d s",
+                 rq->who.key_id, retry);
+        sv_reply_error(rq, 429, msg);
+        snprintf(rq->allow, sizeof rq->allow, "%d", retry); /* send_response turns it into Retry-After */
+        return 1;
+    }
+    if (rq->route->scope != SCOPE_AUTO)
+        return 0;
+    bool coll = !strncmp(rq->route->pattern, "/v1/collections/{}", 18);
+    const char *c = coll ? rq->params[0] : NULL;
+    const char *t = coll ? sv_query(rq, "tenant") : NULL;
+    if (!sv_request_allowed(rq, rq->route->perm, c, t)) {
+        sv_reply_forbidden(rq, rq->route->perm, c, t);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- audit -------------------------------------------------------------------------- */
+
+void sv_server_audit(const request *rq)
+{
+    sv_audit *au = sv_request_services(rq)->audit;
+    if (!au || !rq->route)
+        return;
+    bool denied = rq->status == 401 || rq->status == 403 || rq->status == 429;
+    if (!denied && (rq->route->perm == PERM_READ || rq->route->perm == PERM_PUBLIC))
+        return;
+    char ip[64];
+    client_addr(rq, ip, sizeof ip);
+    const char *roles[8];
+    for (int i = 0; i < rq->who.nroles; i++)
+        roles[i] = rq->who.roles[i];
+    bool coll = !strncmp(rq->route->pattern, "/v1/collections/{}", 18);
+    sv_audit_rec r = {
+        .ts_ms = sv_now_ms(),
+        .request_id = rq->request_id,
+        .key_id = rq->authed ? rq->who.key_id : NULL,
+        .roles = roles,
+        .nroles = rq->authed ? rq->who.nroles : 0,
+        .remote_addr = ip,
+        .method = rq->method,
+        .route = rq->route->pattern,
+        .action = rq->route->perm == PERM_PUBLIC ? "public" : sv_action_name(action_of(rq->route->perm)),
+        .collection = coll ? rq->params[0] : NULL,
+        .tenant = coll ? MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, "tenant") : NULL,
+        .status = rq->status,
+        .outcome = denied ? "denied" : rq->status >= 400 ? "error" : "ok",
+        .duration_ms = (sv_mono_ns() - rq->started_ns) / 1000000,
+    };
+    sv_audit_write(au, &r);
+}
