@@ -567,7 +567,10 @@ int sv_auth_authenticate(sv_auth *a, const char *authorization, sv_principal *wh
     if (!parse_bearer(authorization, buf, sizeof buf, &id, &secret))
         return sv_fail(err, SV_EDENIED, authorization ? "malformed Authorization header" : "no API key");
     key_hmac(a, secret, mac);
-    explicit_bzero(buf, sizeof buf);
+    char idbuf[40];
+    snprintf(idbuf, sizeof idbuf, "%.39s", id); /* ids are at most 32 (parse_bearer) */
+    id = idbuf;
+    explicit_bzero(buf, sizeof buf); /* the secret goes; the id stays */
     int64_t now = sv_now_ms();
     int rc = 0;
     auth_key persist = {0};

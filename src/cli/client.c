@@ -13,6 +13,7 @@
 typedef struct client {
     const char *base;
     CURL *curl;
+    const char *api_key; /* --api-key / SHARDVAULT_API_KEY, or NULL */
 } client;
 
 static size_t collect(char *p, size_t size, size_t n, void *ud)
@@ -97,6 +98,12 @@ static long http(client *c, const char *method, const char *path, const char *bo
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, resp);
     struct curl_slist *h = NULL;
+    char auth[300];
+    if (c->api_key) { /* only ever in the header */
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->api_key);
+        h = curl_slist_append(h, auth);
+        explicit_bzero(auth, sizeof auth);
+    }
     if (body) {
         char ct[128];
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
@@ -104,8 +111,9 @@ static long http(client *c, const char *method, const char *path, const char *bo
         h = curl_slist_append(h, "Expect:");
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
     }
+    if (h)
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
     CURLcode cc = curl_easy_perform(c->curl);
     curl_slist_free_all(h);
     if (cc != CURLE_OK) {
@@ -911,9 +919,97 @@ static int cmd_schedules(client *c, int argc, char **argv)
     return help ? 0 : 2;
 }
 
+/* ---- keys, roles, whoami ------------------------------------------------------------- */
+
+static json_t *csv_array(const char *csv)
+{
+    json_t *arr = json_array();
+    for (const char *p = csv; p && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n)
+            json_array_append_new(arr, json_stringn(p, n));
+        p += n + (p[n] == ',');
+    }
+    return arr;
+}
+
+static int send_json(client *c, const char *method, const char *path, json_t *body)
+{
+    char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    int rc = simple(c, method, path, b);
+    free(b);
+    return rc;
+}
+
+static int cmd_keys(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    const char *roles = opt(argc, argv, "--roles");
+    char path[PATH_LEN];
+    bool named = argc >= 3 && argv[2][0] != '-';
+    if (!strcmp(sub, "list") && !wants_help(argc, argv))
+        return simple(c, "GET", "/v1/authz/keys", NULL);
+    if (!strcmp(sub, "create") && named && roles) {
+        json_t *b = json_pack("{s:s,s:o}", "name", argv[2], "roles", csv_array(roles));
+        const char *exp = opt(argc, argv, "--expires-at");
+        if (exp)
+            json_object_set_new(b, "expiresAt", json_integer(strtoll(exp, NULL, 10)));
+        return send_json(c, "POST", "/v1/authz/keys", b);
+    }
+    if (named && !strcmp(sub, "delete"))
+        return pathf(path, sizeof path, "/v1/authz/keys/%s", argv[2]) ? 2 : simple(c, "DELETE", path, NULL);
+    if (named && !strcmp(sub, "rotate")) {
+        const char *g = opt(argc, argv, "--grace-seconds");
+        if (pathf(path, sizeof path, "/v1/authz/keys/%s/rotate", argv[2]))
+            return 2;
+        return send_json(c, "POST", path, json_pack("{s:I}", "graceSeconds", (json_int_t)(g ? atoll(g) : 0)));
+    }
+    if (named && !strcmp(sub, "set-roles") && roles) {
+        if (pathf(path, sizeof path, "/v1/authz/keys/%s", argv[2]))
+            return 2;
+        return send_json(c, "PUT", path, json_pack("{s:o}", "roles", csv_array(roles)));
+    }
+    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
+    fputs("usage: shardvault keys create NAME --roles R1,R2 [--expires-at MS]   (prints the key once)\n"
+          "       shardvault keys list | delete ID | rotate ID [--grace-seconds N] | set-roles ID --roles R1,R2\n"
+          "Roles: admin, operator, writer, reader, or one made with 'shardvault roles create'.\n"
+          "Every command sends --api-key / SHARDVAULT_API_KEY as 'Authorization: Bearer'.\n",
+          help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
+static int cmd_roles(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    char path[PATH_LEN];
+    bool named = argc >= 3 && argv[2][0] != '-';
+    if (!strcmp(sub, "list") && !wants_help(argc, argv))
+        return simple(c, "GET", "/v1/authz/roles", NULL);
+    if (named && (!strcmp(sub, "get") || !strcmp(sub, "delete"))) {
+        if (pathf(path, sizeof path, "/v1/authz/roles/%s", argv[2]))
+            return 2;
+        return simple(c, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL);
+    }
+    const char *acts = opt(argc, argv, "--actions");
+    if (named && !strcmp(sub, "create") && acts) {
+        const char *coll = opt(argc, argv, "--collections"), *ten = opt(argc, argv, "--tenants");
+        json_t *perm = json_pack("{s:o,s:s,s:s}", "actions", csv_array(acts), "collections", coll ? coll : "*",
+                                 "tenants", ten ? ten : "*");
+        return send_json(c, "POST", "/v1/authz/roles", json_pack("{s:s,s:[o]}", "name", argv[2], "permissions", perm));
+    }
+    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
+    fputs("usage: shardvault roles create NAME --actions read,write[,manage,operate] [--collections GLOB]\n"
+          "                                    [--tenants GLOB]\n"
+          "       shardvault roles list | get NAME | delete NAME\n"
+          "Globs are letters, digits, _ - and * (e.g. 'Art*'); no regular expressions.\n",
+          help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
 int sv_cli_client(const char *url, int argc, char **argv)
 {
-    client c = {.base = url};
+    client c = {.base = url, .api_key = sv_env_str("SHARDVAULT_API_KEY", NULL)};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     c.curl = curl_easy_init();
     if (!c.curl)
@@ -938,6 +1034,12 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_jobs(&c, argc, argv);
     else if (!strcmp(cmd, "schedules"))
         rc = cmd_schedules(&c, argc, argv);
+    else if (!strcmp(cmd, "keys"))
+        rc = cmd_keys(&c, argc, argv);
+    else if (!strcmp(cmd, "roles"))
+        rc = cmd_roles(&c, argc, argv);
+    else if (!strcmp(cmd, "whoami"))
+        rc = simple(&c, "GET", "/v1/authz/me", NULL);
     else if (!strcmp(cmd, "meta"))
         rc = simple(&c, "GET", "/v1/meta", NULL);
     else {

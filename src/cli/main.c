@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -6,7 +7,7 @@
 static const char usage[] =
     "shardvault " SV_VERSION " — a sharded object store for vector-database records\n"
     "\n"
-    "usage: shardvault [--url URL] COMMAND [ARGS]\n"
+    "usage: shardvault [--url URL] [--api-key KEY] COMMAND [ARGS]\n"
     "\n"
     "Server:\n"
     "  serve                          start the server in the foreground (serve --help)\n"
@@ -27,6 +28,8 @@ static const char usage[] =
     "  jobs list|get|cancel           every long operation as a job (jobs --help)\n"
     "  schedules create|list|get|pause|resume|delete\n"
     "                                 snapshots and exports on a cron or interval, with retention\n"
+    "  keys create|list|delete|rotate|set-roles, roles create|list|get|delete, whoami\n"
+    "                                 API keys and roles (with --auth apikey on the server)\n"
     "  meta                           server version\n"
     "\n"
     "Every command accepts --help. Docs: README.md and docs/.\n";
@@ -43,6 +46,11 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--version")) {
             printf("shardvault %s (build %s)\n", SV_VERSION, SV_GIT_SHA);
             return 0;
+        }
+        if (!strcmp(argv[i], "--api-key") && i + 1 < argc) { /* prefer SHARDVAULT_API_KEY: argv is visible to ps */
+            setenv("SHARDVAULT_API_KEY", argv[i + 1], 1);
+            i += 2;
+            continue;
         }
         if (!strcmp(argv[i], "--url") && i + 1 < argc) {
             url = argv[i + 1];

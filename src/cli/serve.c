@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "cli.h"
 #include "export.h"
+#include "auth.h"
 #include "jobs.h"
 #include "server.h"
 #include "snapshot.h"
@@ -36,6 +37,16 @@ static const char serve_usage[] =
     "  --jobs-keep N             SHARDVAULT_JOBS_KEEP       finished jobs kept per kind, default 1000\n"
     "  --jobs-keep-days N        SHARDVAULT_JOBS_KEEP_DAYS  finished jobs kept at most N days, default 30\n"
     "\n"
+    "Security (docs/security.md):\n"
+    "  --auth MODE               SHARDVAULT_AUTH            off | apikey, default off\n"
+    "  --allow-anonymous         SHARDVAULT_ALLOW_ANONYMOUS  with auth off, listen on a non-loopback address anyway\n"
+    "  --root-key-file FILE      SHARDVAULT_ROOT_KEY_FILE   the admin key; default <data-dir>/root.key, created\n"
+    "                            at the first start with auth on (its path is logged, never the key)\n"
+    "  --rate-limit N            SHARDVAULT_RATE_LIMIT      requests/s per key (token bucket), default 0 = off\n"
+    "  --audit-log FILE          SHARDVAULT_AUDIT_LOG       JSON lines: writes, lifecycle operations, key and\n"
+    "                            role changes, denied requests; reopened on SIGHUP\n"
+    "  --metrics-public BOOL     SHARDVAULT_METRICS_PUBLIC  /metrics without a key, default true\n"
+    "\n"
     "\n"
     "Export (environment only; see docs/export.md):\n"
     "  EXPORT_ENABLED (true), EXPORT_DEFAULT_PATH (<data-dir>/exports; also the S3 prefix),\n"
@@ -59,6 +70,9 @@ typedef struct serve_cfg {
     const char *location;
     const char *jobs_keep, *jobs_keep_days;
     int64_t keep, keep_days;
+    const char *auth, *allow_anonymous, *root_key_file, *rate_limit, *audit_log, *metrics_public;
+    bool auth_on, anonymous_ok, metrics_pub;
+    double rate;
 } serve_cfg;
 
 static int parse_listen(const char *s, serve_cfg *cfg)
@@ -97,6 +111,12 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     cfg->location = sv_env_str("SHARDVAULT_LOCATION", sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL));
     cfg->jobs_keep = sv_env_str("SHARDVAULT_JOBS_KEEP", "1000");
     cfg->jobs_keep_days = sv_env_str("SHARDVAULT_JOBS_KEEP_DAYS", "30");
+    cfg->auth = sv_env_str("SHARDVAULT_AUTH", "off");
+    cfg->allow_anonymous = sv_env_str("SHARDVAULT_ALLOW_ANONYMOUS", "false");
+    cfg->root_key_file = sv_env_str("SHARDVAULT_ROOT_KEY_FILE", NULL);
+    cfg->rate_limit = sv_env_str("SHARDVAULT_RATE_LIMIT", "0");
+    cfg->audit_log = sv_env_str("SHARDVAULT_AUDIT_LOG", NULL);
+    cfg->metrics_public = sv_env_str("SHARDVAULT_METRICS_PUBLIC", "true");
     const char *max_body = sv_env_str("SHARDVAULT_MAX_BODY_BYTES", "64Mi");
     const char *cache = sv_env_str("SHARDVAULT_BLOCK_CACHE_BYTES", "256Mi");
     const char *sync = sv_env_str("SHARDVAULT_SYNC_WRITES", "false");
@@ -119,6 +139,15 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
         else if (!strcmp(a, "--location") || !strcmp(a, "--snapshot-location")) slot = &cfg->location;
         else if (!strcmp(a, "--jobs-keep")) slot = &cfg->jobs_keep;
         else if (!strcmp(a, "--jobs-keep-days")) slot = &cfg->jobs_keep_days;
+        else if (!strcmp(a, "--auth")) slot = &cfg->auth;
+        else if (!strcmp(a, "--root-key-file")) slot = &cfg->root_key_file;
+        else if (!strcmp(a, "--rate-limit")) slot = &cfg->rate_limit;
+        else if (!strcmp(a, "--audit-log")) slot = &cfg->audit_log;
+        else if (!strcmp(a, "--metrics-public")) slot = &cfg->metrics_public;
+        if (!strcmp(a, "--allow-anonymous")) { /* a switch, no value */
+            cfg->allow_anonymous = "true";
+            continue;
+        }
         if (!slot) {
             fprintf(stderr, "shardvault serve: unknown flag '%s'\n\n%s", a, serve_usage);
             return 2;
@@ -146,6 +175,27 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
         return bad("jobs-keep", cfg->jobs_keep, "expected a whole number of at least 1");
     if (sv_parse_size(cfg->jobs_keep_days, &cfg->keep_days) || cfg->keep_days < 1)
         return bad("jobs-keep-days", cfg->jobs_keep_days, "expected a whole number of days, at least 1");
+    if (strcmp(cfg->auth, "off") && strcmp(cfg->auth, "apikey"))
+        return bad("auth", cfg->auth, "expected off or apikey");
+    cfg->auth_on = !strcmp(cfg->auth, "apikey");
+    if (sv_parse_bool(cfg->allow_anonymous, &cfg->anonymous_ok))
+        return bad("allow-anonymous", cfg->allow_anonymous, "expected true or false");
+    if (sv_parse_bool(cfg->metrics_public, &cfg->metrics_pub))
+        return bad("metrics-public", cfg->metrics_public, "expected true or false");
+    char *end;
+    cfg->rate = strtod(cfg->rate_limit, &end);
+    if (*end || end == cfg->rate_limit || cfg->rate < 0 || cfg->rate > 1e6)
+        return bad("rate-limit", cfg->rate_limit, "expected requests per second per key, 0 = off");
+    /* Anonymous access beyond this machine must be asked for. */
+    if (!cfg->auth_on && strncmp(cfg->host, "127.", 4)) {
+        if (!cfg->anonymous_ok) {
+            fprintf(stderr, "shardvault serve: refusing to listen on %s without authentication: start with --auth "
+                            "apikey, or with --allow-anonymous if every client on the network may do anything\n",
+                    cfg->host);
+            return 2;
+        }
+        sv_warn("authentication is off on a non-loopback address (--allow-anonymous)", "address=%s", cfg->host);
+    }
     if (sv_check_property_name(cfg->node, NULL))
         return bad("node-name", cfg->node, "expected letters, digits, _ or -");
     return -1;
@@ -183,7 +233,15 @@ int sv_cli_serve(int argc, char **argv)
     sv_export *ex = NULL;
     sv_snapshot *snap = NULL;
     sv_jobs *jobs = NULL;
+    sv_auth *auth = NULL;
+    sv_audit *audit = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
+    if (rc == 0 && cfg.auth_on) {
+        sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate};
+        rc = sv_auth_open(&ao, cat, &auth, &err);
+    }
+    if (rc == 0 && cfg.audit_log)
+        rc = sv_audit_open(cfg.audit_log, 1000, &audit, &err);
     if (rc == 0) {
         sv_jobs_opts jo = {.node_name = cfg.node, .keep = cfg.keep, .keep_days = cfg.keep_days};
         rc = sv_jobs_open(&jo, cat, &jobs, &err);
@@ -207,8 +265,9 @@ int sv_cli_serve(int argc, char **argv)
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);
     if (rc == 0) {
-        sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node};
-        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs};
+        sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node,
+                            .metrics_private = !cfg.metrics_pub};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -226,6 +285,8 @@ int sv_cli_serve(int argc, char **argv)
         sv_snapshot_close(snap);
         sv_jobs_close(jobs);
         sv_store_close(st);
+        sv_audit_close(audit);
+        sv_auth_close(auth);
         sv_catalog_close(cat);
         return 1;
     }
@@ -256,6 +317,8 @@ int sv_cli_serve(int argc, char **argv)
     sv_snapshot_close(snap);
     sv_jobs_close(jobs);
     sv_store_close(st);
+    sv_audit_close(audit);
+    sv_auth_close(auth);
     sv_catalog_close(cat);
     sv_info("stopped", "%s", "");
     return 0;

@@ -21,15 +21,67 @@ int sv_route_jobs_list(request *rq)
         f.limit = (int)v;
     }
     int rc = sv_jobs_list(SVC, &f, &out, &err);
+    if (rc == 0) /* only jobs of collections the caller may read (pages may come back shorter) */
+        sv_filter_readable(rq, json_object_get(out, "jobs"), "collection");
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-SV_ROUTE(sv_route_job_get, 200, sv_jobs_get(SVC, rq->params[0], &out, &err))
+/* A job is read, and canceled, against its collection (none: the server). */
+static int job_checked(request *rq, perm action, json_t **out, sv_err *err)
+{
+    int rc = sv_jobs_get(SVC, rq->params[0], out, err);
+    if (rc == 0 && sv_check_fields(rq, action, *out, "collection", err)) {
+        json_decref(*out);
+        *out = NULL;
+        rc = err->code;
+    }
+    return rc;
+}
+
+/* A schedule's collections: the snapshot's collection or the export's include. */
+static const char *sched_field(json_t *s) { return json_object_get(s, "collection") ? "collection" : "include"; }
+
+static int schedule_checked(request *rq, perm action, json_t **out, sv_err *err)
+{
+    int rc = sv_schedules_get(SVC, rq->params[0], out, err);
+    if (rc == 0 && sv_check_fields(rq, action, *out, sched_field(*out), err)) {
+        json_decref(*out);
+        *out = NULL;
+        rc = err->code;
+    }
+    return rc;
+}
+
+SV_ROUTE(sv_route_job_get, 200, job_checked(rq, PERM_READ, &out, &err))
 /* 202 with the job as it is once asked to stop. */
 SV_ROUTE(sv_route_job_cancel, 202,
-         sv_jobs_cancel(SVC, rq->params[0], &err) ? err.code : sv_jobs_get(SVC, rq->params[0], &out, &err))
-SV_ROUTE_BODY(sv_route_schedule_create, 201, sv_schedules_create(SVC, body, &out, &err))
-SV_ROUTE(sv_route_schedule_list, 200, sv_schedules_list(SVC, &out, &err))
-SV_ROUTE(sv_route_schedule_get, 200, sv_schedules_get(SVC, rq->params[0], &out, &err))
-SV_ROUTE_BODY(sv_route_schedule_update, 200, sv_schedules_update(SVC, rq->params[0], body, &out, &err))
-SV_ROUTE(sv_route_schedule_delete, 204, sv_schedules_delete(SVC, rq->params[0], &err))
+         job_checked(rq, PERM_OPERATE, &out, &err) ? err.code
+         : (json_decref(out), out = NULL, sv_jobs_cancel(SVC, rq->params[0], &err))
+             ? err.code
+             : sv_jobs_get(SVC, rq->params[0], &out, &err))
+/* Creating a schedule manages it and operates on what it names. */
+SV_ROUTE_BODY(sv_route_schedule_create, 201,
+              sv_check_fields(rq, PERM_OPERATE, body, sched_field(body), &err) ? err.code
+                                                                               : sv_schedules_create(SVC, body, &out, &err))
+SV_ROUTE(sv_route_schedule_get, 200, schedule_checked(rq, PERM_READ, &out, &err))
+SV_ROUTE_BODY(sv_route_schedule_update, 200,
+              schedule_checked(rq, PERM_MANAGE, &out, &err) ? err.code
+              : (json_decref(out), out = NULL, sv_schedules_update(SVC, rq->params[0], body, &out, &err)))
+SV_ROUTE(sv_route_schedule_delete, 204,
+         schedule_checked(rq, PERM_MANAGE, &out, &err) ? err.code
+         : (json_decref(out), out = NULL, sv_schedules_delete(SVC, rq->params[0], &err)))
+
+int sv_route_schedule_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_schedules_list(SVC, &out, &err);
+    json_t *arr = json_object_get(out, "schedules");
+    for (size_t i = json_array_size(arr); rc == 0 && i-- > 0;) {
+        sv_err e = {0};
+        json_t *s = json_array_get(arr, i);
+        if (sv_check_fields(rq, PERM_READ, s, sched_field(s), &e))
+            json_array_remove(arr, i);
+    }
+    return sv_reply(rq, rc, &err, 200, out);
+}

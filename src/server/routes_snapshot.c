@@ -23,7 +23,33 @@ int sv_route_snapshot_create(request *rq)
 SV_ROUTE(sv_route_snapshot_list, 200, sv_snapshot_list(SVC, rq->params[0], &out, &err))
 SV_ROUTE(sv_route_snapshot_get, 200, sv_snapshot_get(SVC, rq->params[0], rq->params[1], &out, &err))
 SV_ROUTE(sv_route_snapshot_drop, 204, sv_snapshot_drop(SVC, rq->params[0], rq->params[1], &err))
-SV_ROUTE_BODY(sv_route_snapshot_restore, 202, sv_snapshot_restore(SVC, rq->params[0], rq->params[1], body, &out, &err))
-SV_ROUTE(sv_route_restore_job_get, 200, sv_snapshot_job_get(SVC, rq->params[0], &out, &err))
-SV_ROUTE(sv_route_restore_job_list, 200, sv_snapshot_job_list(SVC, &out, &err))
+/* A restore creates its target: operate on it too. */
+SV_ROUTE_BODY(sv_route_snapshot_restore, 202,
+              sv_check_fields(rq, PERM_OPERATE, body, "target", &err)
+                  ? err.code
+                  : sv_snapshot_restore(SVC, rq->params[0], rq->params[1], body, &out, &err))
+
+/* A restore job is read against its source and its target. */
+int sv_route_restore_job_get(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_snapshot_job_get(SVC, rq->params[0], &out, &err);
+    if (rc == 0 && (sv_check_fields(rq, PERM_READ, out, "collection", &err) ||
+                    sv_check_fields(rq, PERM_READ, out, "target", &err)))
+        rc = err.code;
+    return sv_reply(rq, rc, &err, 200, out);
+}
+
+int sv_route_restore_job_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_snapshot_job_list(SVC, &out, &err);
+    if (rc == 0) {
+        sv_filter_readable(rq, json_object_get(out, "jobs"), "collection");
+        sv_filter_readable(rq, json_object_get(out, "jobs"), "target");
+    }
+    return sv_reply(rq, rc, &err, 200, out);
+}
 SV_ROUTE(sv_route_snapshot_gc, 200, sv_snapshot_gc(SVC, &out, &err))

@@ -13,21 +13,61 @@ int sv_route_collections_create(request *rq)
     sv_err err = {0};
     if (sv_body_empty(rq))
         return 0;
+    if (sv_request_auth(rq)) { /* manage on the collection the body names */
+        json_t *b = json_loadb((const char *)rq->body.data, rq->body.len, 0, NULL);
+        const char *name = json_string_value(json_object_get(b, "name"));
+        bool ok = name && sv_request_allowed(rq, PERM_MANAGE, name, NULL);
+        if (!ok && name)
+            sv_reply_forbidden(rq, PERM_MANAGE, name, NULL);
+        json_decref(b);
+        if (!ok && name)
+            return 0;
+        if (!ok && !sv_request_allowed(rq, PERM_MANAGE, NULL, NULL))
+            return sv_reply_forbidden(rq, PERM_MANAGE, NULL, NULL);
+    }
     json_t *out = NULL;
     int rc = sv_store_create_collection(store(rq), (const char *)rq->body.data, rq->body.len, &out, &err);
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-SV_ROUTE(sv_route_collections_list, 200, sv_store_list_collections(SVC, &out, &err))
+int sv_route_collections_list(request *rq)
+{
+    sv_err err = {0};
+    json_t *out = NULL;
+    int rc = sv_store_list_collections(SVC, &out, &err);
+    if (rc == 0) /* only what the caller may read */
+        sv_filter_readable(rq, json_object_get(out, "collections"), "name");
+    return sv_reply(rq, rc, &err, 200, out);
+}
 
 SV_ROUTE(sv_route_collection_get, 200, sv_store_get_collection(SVC, rq->params[0], &out, &err))
 
 SV_ROUTE(sv_route_collection_delete, 204, sv_store_delete_collection(SVC, rq->params[0], &err))
 
-SV_ROUTE_BODY(sv_route_tenants_add, 200, sv_store_add_tenants(SVC, rq->params[0], body, &out, &err))
-SV_ROUTE_BODY(sv_route_tenants_update, 200, sv_store_update_tenants(SVC, rq->params[0], body, &out, &err))
+/* Tenant changes name their tenants in the body: each must be manageable. */
+static int tenants_allowed(request *rq, json_t *body, sv_err *err)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(body, "tenants"), i, t) {
+        const char *n = json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "name"));
+        if (n && !sv_request_allowed(rq, PERM_MANAGE, rq->params[0], n))
+            return sv_fail(err, SV_EDENIED, "forbidden: key %s may not manage collection '%.128s' tenant '%.64s'",
+                           rq->who.key_id, rq->params[0], n);
+    }
+    if (!sv_request_allowed(rq, PERM_MANAGE, rq->params[0], NULL))
+        return sv_fail(err, SV_EDENIED, "forbidden: key %s may not manage collection '%.128s'", rq->who.key_id,
+                       rq->params[0]);
+    return 0;
+}
 
-SV_ROUTE_BODY(sv_route_tenants_delete, 204, sv_store_delete_tenants(SVC, rq->params[0], body, &err))
+SV_ROUTE_BODY(sv_route_tenants_add, 200,
+              tenants_allowed(rq, body, &err) ? err.code : sv_store_add_tenants(SVC, rq->params[0], body, &out, &err))
+SV_ROUTE_BODY(sv_route_tenants_update, 200,
+              tenants_allowed(rq, body, &err) ? err.code : sv_store_update_tenants(SVC, rq->params[0], body, &out, &err))
+
+SV_ROUTE_BODY(sv_route_tenants_delete, 204,
+              tenants_allowed(rq, body, &err) ? err.code : sv_store_delete_tenants(SVC, rq->params[0], body, &err))
 
 SV_ROUTE(sv_route_tenants_list, 200, sv_store_list_tenants(SVC, rq->params[0], &out, &err))
 
@@ -98,10 +138,17 @@ static int batch_object(const char *json, size_t len, void *ud)
 
 /* A body that breaks off or turns malformed midway is refused, but groups
  * written before that point stay written: the answer says how many. */
+static bool batch_may_write(void *ud, const char *collection, const char *tenant)
+{
+    return sv_request_allowed(ud, PERM_WRITE, collection, tenant);
+}
+
 int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object)
 {
     rq->splitter = sv_batch_splitter_new(ndjson, max_object);
     rq->batch = sv_batch_begin(store(rq));
+    if (rq->batch && sv_request_auth(rq))
+        sv_batch_set_check(rq->batch, batch_may_write, rq);
     return rq->splitter && rq->batch ? 0 : SV_ENOMEM;
 }
 

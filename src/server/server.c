@@ -55,6 +55,7 @@ struct sv_server {
     int64_t max_body;
     int port;
     char node[64];
+    bool metrics_private;
     atomic_bool quiescing;
     atomic_int in_flight;
     pthread_mutex_t metrics_mu;
@@ -75,6 +76,7 @@ static const route routes[];
 static const size_t nroutes;
 
 const sv_services *sv_request_services(const request *rq) { return &rq->srv->svc; }
+bool sv_request_metrics_private(const request *rq) { return rq->srv->metrics_private; }
 
 int sv_reply_json(request *rq, int status, json_t *j)
 {
@@ -621,6 +623,7 @@ int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_serve
     srv->store = svc->store;
     srv->max_body = opts->max_body_bytes > 0 ? opts->max_body_bytes : 64 << 20;
     snprintf(srv->node, sizeof srv->node, "%s", opts->node_name ? opts->node_name : "node1");
+    srv->metrics_private = opts->metrics_private;
     pthread_mutex_init(&srv->metrics_mu, NULL);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     if (inet_pton(AF_INET, opts->host ? opts->host : "127.0.0.1", &addr.sin_addr) != 1) {

@@ -30,6 +30,7 @@ typedef struct sv_server_opts {
     int port;               /* 0 = any free port (see sv_server_port) */
     int64_t max_body_bytes; /* buffered (non-batch) bodies and each batch object; 0 = 64 MiB */
     const char *node_name;
+    bool metrics_private;   /* /metrics needs a key with operate (when auth is on) */
 } sv_server_opts;
 
 /* Extra /metrics text from a service (Prometheus exposition format). */

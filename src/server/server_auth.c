@@ -84,6 +84,33 @@ void sv_filter_readable(const request *rq, json_t *array, const char *field)
     }
 }
 
+int sv_check_fields(const request *rq, perm action, json_t *obj, const char *field, sv_err *err)
+{
+    if (!sv_request_auth(rq))
+        return 0;
+    json_t *v = json_object_get(obj, field);
+    if (json_is_string(v)) {
+        if (sv_request_allowed(rq, action, json_string_value(v), NULL))
+            return 0;
+        return sv_fail(err, SV_EDENIED, "forbidden: key %s may not %s collection '%.128s'", rq->who.key_id,
+                       sv_action_name(action_of(action)), json_string_value(v));
+    }
+    size_t i;
+    json_t *c;
+    if (json_is_array(v) && json_array_size(v)) {
+        json_array_foreach(v, i, c) {
+            if (!json_is_string(c) || !sv_request_allowed(rq, action, json_string_value(c), NULL))
+                return sv_fail(err, SV_EDENIED, "forbidden: key %s may not %s collection '%.128s'", rq->who.key_id,
+                               sv_action_name(action_of(action)), json_is_string(c) ? json_string_value(c) : "?");
+        }
+        return 0;
+    }
+    if (sv_request_allowed(rq, action, NULL, NULL))
+        return 0;
+    return sv_fail(err, SV_EDENIED, "forbidden: key %s may not %s on the whole server", rq->who.key_id,
+                   sv_action_name(action_of(action)));
+}
+
 /* ---- failed authentications, per address ------------------------------------------ */
 
 #define FAIL_SLOTS 256
@@ -145,7 +172,8 @@ int sv_server_authorize(request *rq)
     if (getrandom(id, sizeof id, GRND_NONBLOCK) == sizeof id)
         snprintf(rq->request_id, sizeof rq->request_id, "%02x%02x%02x%02x%02x%02x%02x%02x", id[0], id[1], id[2],
                  id[3], id[4], id[5], id[6], id[7]);
-    if (!a || rq->route->perm == PERM_PUBLIC)
+    bool private_metrics = rq->route->fn && !strcmp(rq->route->pattern, "/metrics") && sv_request_metrics_private(rq);
+    if (!a || (rq->route->perm == PERM_PUBLIC && !private_metrics))
         return 0;
     if (key_in_query(rq)) {
         sv_reply_error(rq, 400, "API keys are accepted only in the Authorization header (Bearer), never in the URL: "
@@ -167,6 +195,12 @@ int sv_server_authorize(request *rq)
                  rq->who.key_id, retry);
         sv_reply_error(rq, 429, msg);
         snprintf(rq->allow, sizeof rq->allow, "%d", retry); /* send_response turns it into Retry-After */
+        return 1;
+    }
+    if (private_metrics) { /* --metrics-public false: operators only */
+        if (sv_request_allowed(rq, PERM_OPERATE, NULL, NULL))
+            return 0;
+        sv_reply_forbidden(rq, PERM_OPERATE, NULL, NULL);
         return 1;
     }
     if (rq->route->scope != SCOPE_AUTO)

@@ -135,6 +135,10 @@ sv_batch *sv_batch_begin(sv_store *st);
 /* Adds one object's JSON (with "collection"); never fails the batch: a bad
  * object is recorded as an error result. Returns SV_ENOMEM only. */
 int sv_batch_add(sv_batch *b, const char *json, size_t len);
+/* An object-level permission check, asked before an object's collection is
+ * looked up: false refuses that object (its result says it is forbidden). */
+typedef bool (*sv_batch_check_fn)(void *ud, const char *collection, const char *tenant);
+void sv_batch_set_check(sv_batch *b, sv_batch_check_fn fn, void *ud);
 /* Appends {"results":[...],"ok":n,"failed":m} and frees the batch. */
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
 void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */

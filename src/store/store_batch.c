@@ -40,7 +40,15 @@ struct sv_batch {
     collection *cached[8]; /* acquired collections, released at the end */
     size_t ncached;
     int oom;
+    sv_batch_check_fn check; /* may this object be written? (auth) */
+    void *check_ud;
 };
+
+void sv_batch_set_check(sv_batch *b, sv_batch_check_fn fn, void *ud)
+{
+    b->check = fn;
+    b->check_ud = ud;
+}
 
 sv_batch *sv_batch_begin(sv_store *st)
 {
@@ -133,14 +141,8 @@ static void batch_flush(sv_batch *b)
 
 int sv_batch_add(sv_batch *b, const char *json, size_t len)
 {
-    if (b->nresults == b->capresults) {
-        size_t cap = b->capresults ? b->capresults * 2 : 256;
-        result *p = realloc(b->results, cap * sizeof *p);
-        if (!p)
-            return SV_ENOMEM;
-        b->results = p;
-        b->capresults = cap;
-    }
+    if (sv_grow(&b->results, &b->capresults, b->nresults + 1, sizeof *b->results))
+        return SV_ENOMEM;
     size_t idx = b->nresults++;
     result *res = &b->results[idx];
     res->error = NULL;
@@ -151,6 +153,17 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len)
         return set_result(b, idx, err.msg);
     if (!ro.collection.len)
         return set_result(b, idx, "the object has no \"collection\"; name the collection it belongs to");
+    if (b->check) { /* before any lookup: the same answer whether it exists or not */
+        char cn[129], tn[65];
+        snprintf(cn, sizeof cn, "%.*s", (int)(ro.collection.len > 128 ? 128 : ro.collection.len), ro.collection.ptr);
+        snprintf(tn, sizeof tn, "%.*s", (int)(ro.tenant.len > 64 ? 64 : ro.tenant.len), ro.tenant.ptr);
+        if (!b->check(b->check_ud, cn, ro.tenant.len ? tn : NULL)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "forbidden: this key may not write to collection '%s'%s%s%s", cn,
+                     ro.tenant.len ? " tenant '" : "", ro.tenant.len ? tn : "", ro.tenant.len ? "'" : "");
+            return set_result(b, idx, msg);
+        }
+    }
     collection *c = batch_collection(b, &ro.collection);
     if (!c) {
         char msg[300];

@@ -138,10 +138,15 @@ int sv_reply_forbidden(request *rq, perm action, const char *collection, const c
  * may read: `field` names a string or an array of strings; an element with
  * none needs the whole server. */
 void sv_filter_readable(const request *rq, json_t *array, const char *field);
+/* 0, or SV_EDENIED (err filled) unless the caller may do action on every
+ * collection named by field in obj (a string or an array of strings; none:
+ * the whole server). */
+int sv_check_fields(const request *rq, perm action, json_t *obj, const char *field, sv_err *err);
 /* One audit record for a finished request (writes, lifecycle operations,
  * key and role changes, denials), when an audit log is configured. */
 void sv_server_audit(const request *rq);
 struct sv_auth *sv_request_auth(const request *rq);
+bool sv_request_metrics_private(const request *rq); /* server.c */
 
 /* routes_authz.c */
 int sv_route_authz_me(request *rq);
