@@ -61,8 +61,10 @@ SV_ROUTE(sv_route_job_cancel, 202,
              : sv_jobs_get(SVC, rq->params[0], &out, &err))
 /* Creating a schedule manages it and operates on what it names. */
 SV_ROUTE_BODY(sv_route_schedule_create, 201,
-              sv_check_fields(rq, PERM_OPERATE, body, sched_field(body), &err) ? err.code
-                                                                               : sv_schedules_create(SVC, body, &out, &err))
+              sv_check_fields(rq, PERM_MANAGE, body, sched_field(body), &err) ||
+                      sv_check_fields(rq, PERM_OPERATE, body, sched_field(body), &err)
+                  ? err.code
+                  : sv_schedules_create(SVC, body, &out, &err))
 SV_ROUTE(sv_route_schedule_get, 200, schedule_checked(rq, PERM_READ, &out, &err))
 SV_ROUTE_BODY(sv_route_schedule_update, 200,
               schedule_checked(rq, PERM_MANAGE, &out, &err) ? err.code

@@ -133,9 +133,15 @@ static uint32_t client_addr(const request *rq, char *text, size_t n)
 }
 
 /* After 5 failures in a minute from one address, each further failure waits
- * 200 ms more (at most 3 s): guessing keys gets slow, real clients do not. */
+ * one step more (SHARDVAULT_AUTH_FAIL_DELAY_MS, default 200 ms; at most 3 s;
+ * 0 = off): guessing keys gets slow, real clients do not. */
 static void slow_down_failures(const request *rq)
 {
+    static int64_t step = -1;
+    if (step < 0 && sv_env_int("SHARDVAULT_AUTH_FAIL_DELAY_MS", 200, &step, NULL))
+        step = 200;
+    if (step == 0)
+        return;
     char ip[64];
     uint32_t a = client_addr(rq, ip, sizeof ip);
     int64_t now = sv_now_ms(), delay = 0;
@@ -144,7 +150,7 @@ static void slow_down_failures(const request *rq)
     if (f->addr != a || now - f->since_ms > 60000)
         *f = (struct fail_slot){a, 0, now};
     if (++f->count > 5)
-        delay = (f->count - 5) * 200LL;
+        delay = (f->count - 5) * step;
     pthread_mutex_unlock(&fails_mu);
     if (delay)
         sv_sleep_ms(delay > 3000 ? 3000 : delay);
