@@ -522,6 +522,35 @@ static void write_errors(void **state)
     free(log);
 }
 
+/* The file refuses writes (a link to /dev/full); the operator points the name
+ * at a good file and reopens: what was held and what was queued lands there. */
+static void rotation_after_write_errors(void **state)
+{
+    if (access("/dev/full", W_OK) != 0)
+        skip();
+    char link[1200], tmp[1300], real[1200];
+    tmp_path(link, sizeof link, "flaky.log");
+    tmp_path(real, sizeof real, "good.log");
+    snprintf(tmp, sizeof tmp, "%s.new", link);
+    unlink(tmp);
+    assert_int_equal(symlink("/dev/full", link), 0);
+    sv_audit *au = open_log(link, 10, 64);
+    write_n(au, 0, 10);
+    sv_sleep_ms(100); /* the writer has tried, and failed */
+    assert_int_equal(symlink(real, tmp), 0);
+    assert_int_equal(rename(tmp, link), 0);
+    sv_err err = {0};
+    assert_int_equal(sv_audit_reopen(au, &err), 0);
+    write_n(au, 10, 20);
+    sv_audit_close(au);
+    json_t *lines = read_lines(real);
+    assert_int_equal(json_array_size(lines), 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(atoi(str_of(json_array_get(lines, (size_t)i), "requestId")), i);
+    json_decref(lines);
+    unlink(link);
+}
+
 int main(void)
 {
     const char *base = getenv("SV_TEST_TMP");
@@ -539,6 +568,7 @@ int main(void)
         cmocka_unit_test(rotation),            cmocka_unit_test(rotation_under_load),
         cmocka_unit_test(close_flushes_queued), cmocka_unit_test(missing_directory),
         cmocka_unit_test(reopen_failure_keeps_file), cmocka_unit_test(write_errors),
+        cmocka_unit_test(rotation_after_write_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0)
