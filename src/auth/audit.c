@@ -159,12 +159,9 @@ static void sync_fd(sv_audit *au)
 {
     if (!au->dirty)
         return;
-    int rc = fdatasync(au->fd);
+    int e = fdatasync(au->fd) == 0 ? 0 : errno;
     /* EINVAL/EROFS: a pipe or a device (e.g. /dev/stderr) that cannot sync. */
-    if (rc == 0 || errno == EINVAL || errno == EROFS)
-        episode(au, &au->sfail, "fsync", true, 0);
-    else
-        episode(au, &au->sfail, "fsync", false, errno);
+    episode(au, &au->sfail, "fsync", e == 0 || e == EINVAL || e == EROFS, e);
     au->dirty = false;
     au->last_sync_ms = mono_ms();
 }
@@ -294,9 +291,7 @@ static int open_file(const char *path, int *fd, sv_err *err)
     return 0;
 }
 
-/* sv_audit_open with the queue's capacity (tests use a small one). */
-int sv_audit_open_cap(const char *path, int64_t flush_ms, size_t cap, sv_audit **out, sv_err *err);
-
+/* sv_audit_open with the queue's capacity: for tests (which declare it), not in auth.h. */
 int sv_audit_open_cap(const char *path, int64_t flush_ms, size_t cap, sv_audit **out, sv_err *err)
 {
     *out = NULL;

@@ -382,12 +382,14 @@ static void rotation_under_load(void **state)
     rot_writer w = {.au = open_log(path, 1, 1 << 16)};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, rot_write, &w), 0);
-    sv_sleep_ms(50);
+    while (atomic_load(&w.next) < 500)
+        sv_sleep_ms(1);
     assert_int_equal(rename(path, old), 0);
     sv_err err = {0};
     assert_int_equal(sv_audit_reopen(w.au, &err), 0);
     int after = atomic_load(&w.next) + 1; /* the one being written may be either side */
-    sv_sleep_ms(50);
+    while (atomic_load(&w.next) < after + 500)
+        sv_sleep_ms(1);
     atomic_store(&w.stop, true);
     pthread_join(th, NULL);
     int total = atomic_load(&w.next);
