@@ -49,30 +49,19 @@ static int64_t mono_ms(void) { return sv_mono_ns() / 1000000; }
 
 /* ---- formatting ---------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
+ * no overlongs, no surrogates, nothing above U+10FFFF. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) { /* no overlongs, no surrogates */
-        len = 3;
-        lo = c == 0xE0 ? 0xA0 : lo;
-        hi = c == 0xED ? 0x9F : hi;
-    } else if (c >= 0xF0 && c <= 0xF4) { /* no overlongs, nothing above U+10FFFF */
-        len = 4;
-        lo = c == 0xF0 ? 0x90 : lo;
-        hi = c == 0xF4 ? 0x8F : hi;
-    } else {
-        return 0;
-    }
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len < 2)
+        return len;
+    unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
     if (n < len || s[1] < lo || s[1] > hi)
         return 0;
     for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
+        if ((s[i] & 0xC0) != 0x80)
             return 0;
     return len;
 }
@@ -170,12 +159,9 @@ static void sync_fd(sv_audit *au)
 {
     if (!au->dirty)
         return;
-    int rc = fdatasync(au->fd);
+    int e = fdatasync(au->fd) == 0 ? 0 : errno;
     /* EINVAL/EROFS: a pipe or a device (e.g. /dev/stderr) that cannot sync. */
-    if (rc == 0 || errno == EINVAL || errno == EROFS)
-        episode(au, &au->sfail, "fsync", true, 0);
-    else
-        episode(au, &au->sfail, "fsync", false, errno);
+    episode(au, &au->sfail, "fsync", e == 0 || e == EINVAL || e == EROFS, e);
     au->dirty = false;
     au->last_sync_ms = mono_ms();
 }
@@ -258,10 +244,14 @@ static void *writer_main(void *arg)
             sync_fd(au);
         if (new_fd >= 0) {
             close(au->fd);
-            au->fd = new_fd; /* what the old file refused carries over */
+            au->fd = new_fd; /* what the old file refused carries over, from its line's start */
+            while (au->off > 0 && au->out.data[au->off - 1] != '\n')
+                au->off--;
             au->wfail = au->sfail = false;
         }
         pthread_mutex_lock(&au->mu);
+        if (new_fd >= 0)
+            continue; /* at once: anything carried over goes to the new file */
         if (stop && ok && drained)
             break;
         if (stop && !ok && ++tries >= AUDIT_CLOSE_TRIES) {
@@ -275,6 +265,16 @@ static void *writer_main(void *arg)
 }
 
 /* ---- the API -------------------------------------------------------------------- */
+
+static void audit_free(sv_audit *au)
+{
+    pthread_cond_destroy(&au->cv);
+    pthread_mutex_destroy(&au->mu);
+    sv_buf_free(&au->out);
+    free(au->q);
+    free(au->path);
+    free(au);
+}
 
 static int open_file(const char *path, int *fd, sv_err *err)
 {
@@ -291,32 +291,24 @@ static int open_file(const char *path, int *fd, sv_err *err)
     return 0;
 }
 
-/* sv_audit_open with the queue's capacity (tests use a small one). */
-int sv_audit_open_cap(const char *path, int64_t flush_ms, size_t cap, sv_audit **out, sv_err *err);
-
+/* sv_audit_open with the queue's capacity: for tests (which declare it), not in auth.h. */
 int sv_audit_open_cap(const char *path, int64_t flush_ms, size_t cap, sv_audit **out, sv_err *err)
 {
     *out = NULL;
     if (!path || !*path || flush_ms < 0 || cap == 0)
         return sv_fail(err, SV_EINVAL, "audit log: a path, a flush interval >= 0 ms and a queue size > 0 are needed");
     sv_audit *au = calloc(1, sizeof *au);
-    if (!au || !(au->path = strdup(path)) || !(au->q = calloc(cap, sizeof *au->q))) {
-        if (au)
-            free(au->path);
-        free(au);
+    if (!au)
         return sv_fail(err, SV_ENOMEM, "audit log: out of memory");
-    }
-    au->cap = cap;
-    au->flush_ms = flush_ms;
-    au->new_fd = -1;
-    au->last_sync_ms = mono_ms();
-    int rc = open_file(path, &au->fd, err);
+    *au = (sv_audit){.path = strdup(path), .q = calloc(cap, sizeof *au->q), .cap = cap, .flush_ms = flush_ms,
+                     .new_fd = -1, .fd = -1, .last_sync_ms = mono_ms()};
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&au->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&au->mu, NULL);
+    int rc = au->path && au->q ? open_file(path, &au->fd, err) : sv_fail(err, SV_ENOMEM, "audit log: out of memory");
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the writer takes no signals */
@@ -325,16 +317,11 @@ int sv_audit_open_cap(const char *path, int64_t flush_ms, size_t cap, sv_audit *
         rc = sv_fail(err, SV_ENOMEM, "audit log: cannot start its writer thread");
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) {
-        pthread_cond_destroy(&au->cv);
-        pthread_mutex_destroy(&au->mu);
-        free(au->q);
-        free(au->path);
-        free(au);
-        return rc;
-    }
-    *out = au;
-    return 0;
+    if (rc)
+        audit_free(au);
+    else
+        *out = au;
+    return rc;
 }
 
 int sv_audit_open(const char *path, int64_t flush_ms, sv_audit **out, sv_err *err)
@@ -391,12 +378,7 @@ void sv_audit_close(sv_audit *au)
     pthread_mutex_unlock(&au->mu);
     pthread_join(au->thread, NULL);
     close(au->fd);
-    pthread_cond_destroy(&au->cv);
-    pthread_mutex_destroy(&au->mu);
-    sv_buf_free(&au->out);
-    free(au->q);
-    free(au->path);
-    free(au);
+    audit_free(au);
 }
 
 int64_t sv_audit_dropped(const sv_audit *au)

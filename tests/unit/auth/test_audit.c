@@ -382,12 +382,14 @@ static void rotation_under_load(void **state)
     rot_writer w = {.au = open_log(path, 1, 1 << 16)};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, rot_write, &w), 0);
-    sv_sleep_ms(50);
+    while (atomic_load(&w.next) < 500)
+        sv_sleep_ms(1);
     assert_int_equal(rename(path, old), 0);
     sv_err err = {0};
     assert_int_equal(sv_audit_reopen(w.au, &err), 0);
     int after = atomic_load(&w.next) + 1; /* the one being written may be either side */
-    sv_sleep_ms(50);
+    while (atomic_load(&w.next) < after + 500)
+        sv_sleep_ms(1);
     atomic_store(&w.stop, true);
     pthread_join(th, NULL);
     int total = atomic_load(&w.next);
@@ -407,14 +409,32 @@ static void rotation_under_load(void **state)
     json_decref(b);
 }
 
+/* The writer is held up (a FIFO nobody reads yet) with thousands of records
+ * queued behind it: close still delivers every one. */
 static void close_flushes_queued(void **state)
 {
     char path[1200];
-    tmp_path(path, sizeof path, "close.log");
+    tmp_path(path, sizeof path, "close.fifo");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    fifo_reader rd = {.fd = open(path, O_RDONLY | O_NONBLOCK)};
+    assert_true(rd.fd >= 0);
     sv_audit *au = open_log(path, 3600 * 1000, 1 << 16);
-    write_n(au, 0, 20000);
+    fcntl(rd.fd, F_SETFL, fcntl(rd.fd, F_GETFL) & ~O_NONBLOCK);
+    char route[400];
+    memset(route, 'r', sizeof route - 1);
+    route[sizeof route - 1] = 0;
+    for (int i = 0; i < 20000; i++) {
+        sv_audit_rec r = rec_id("queued");
+        r.route = route;
+        assert_true(sv_audit_write(au, &r));
+    }
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_fifo, &rd), 0);
     sv_audit_close(au);
-    assert_int_equal(count_lines(path), 20000);
+    pthread_join(th, NULL);
+    close(rd.fd);
+    assert_int_equal(rd.lines, 20000);
+    unlink(path);
     sv_audit_close(NULL);
     assert_int_equal(sv_audit_dropped(NULL), 0);
 }
@@ -471,8 +491,16 @@ static void write_errors(void **state)
     sv_audit *au = open_log("/dev/full", 10, 64);
     write_n(au, 0, 5);
     sv_sleep_ms(2300); /* the first attempt and two retries */
-    write_n(au, 5, 10);
     assert_int_equal(sv_audit_dropped(au), 0); /* held, not dropped, while retrying */
+    int refused = 0;
+    for (int i = 0; i < 100; i++) {
+        sv_audit_rec r = rec_id("more");
+        refused += !sv_audit_write(au, &r);
+        sv_sleep_ms(2); /* time enough for the writer to take them, were it to */
+    }
+    /* held: the failed batch (1 to 5 lines) and a full queue; memory does not grow */
+    assert_in_range(refused, 105 - 69, 105 - 65);
+    assert_int_equal(sv_audit_dropped(au), refused);
     int64_t t0 = sv_mono_ns();
     sv_audit_close(au);
     int64_t close_ms = (sv_mono_ns() - t0) / 1000000;
@@ -490,8 +518,39 @@ static void write_errors(void **state)
     assert_int_equal(warnings, 1);
     assert_non_null(strstr(log, "No space left on device"));
     assert_non_null(strstr(log, "closed with records unwritten"));
-    assert_non_null(strstr(log, "records=10"));
+    char *rec = strstr(log, "records=");
+    assert_non_null(rec);
+    assert_int_equal(atoi(rec + 8), 105 - refused);
     free(log);
+}
+
+/* The file refuses writes (a link to /dev/full); the operator points the name
+ * at a good file and reopens: what was held and what was queued lands there. */
+static void rotation_after_write_errors(void **state)
+{
+    if (access("/dev/full", W_OK) != 0)
+        skip();
+    char link[1200], tmp[1300], real[1200];
+    tmp_path(link, sizeof link, "flaky.log");
+    tmp_path(real, sizeof real, "good.log");
+    snprintf(tmp, sizeof tmp, "%s.new", link);
+    unlink(tmp);
+    assert_int_equal(symlink("/dev/full", link), 0);
+    sv_audit *au = open_log(link, 10, 64);
+    write_n(au, 0, 10);
+    sv_sleep_ms(100); /* the writer has tried, and failed */
+    assert_int_equal(symlink(real, tmp), 0);
+    assert_int_equal(rename(tmp, link), 0);
+    sv_err err = {0};
+    assert_int_equal(sv_audit_reopen(au, &err), 0);
+    write_n(au, 10, 20);
+    sv_audit_close(au);
+    json_t *lines = read_lines(real);
+    assert_int_equal(json_array_size(lines), 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(atoi(str_of(json_array_get(lines, (size_t)i), "requestId")), i);
+    json_decref(lines);
+    unlink(link);
 }
 
 int main(void)
@@ -511,6 +570,7 @@ int main(void)
         cmocka_unit_test(rotation),            cmocka_unit_test(rotation_under_load),
         cmocka_unit_test(close_flushes_queued), cmocka_unit_test(missing_directory),
         cmocka_unit_test(reopen_failure_keeps_file), cmocka_unit_test(write_errors),
+        cmocka_unit_test(rotation_after_write_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0)
