@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -6,7 +7,7 @@
 static const char usage[] =
     "shardvault " SV_VERSION " — a sharded object store for vector-database records\n"
     "\n"
-    "usage: shardvault [--url URL] COMMAND [ARGS]\n"
+    "usage: shardvault [--url URL] [--cacert FILE] COMMAND [ARGS]\n"
     "\n"
     "Server:\n"
     "  serve                          start the server in the foreground (serve --help)\n"
@@ -29,6 +30,9 @@ static const char usage[] =
     "                                 snapshots and exports on a cron or interval, with retention\n"
     "  meta                           server version\n"
     "\n"
+    "--cacert FILE (or $SHARDVAULT_CACERT): PEM CA bundle to verify an https:// server with\n"
+    "(default: the system's CAs; verification is never turned off; docs/tls.md).\n"
+    "\n"
     "Every command accepts --help. Docs: README.md and docs/.\n";
 
 int main(int argc, char **argv)
@@ -43,6 +47,12 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--version")) {
             printf("shardvault %s (build %s)\n", SV_VERSION, SV_GIT_SHA);
             return 0;
+        }
+        if (!strcmp(argv[i], "--cacert") && i + 1 < argc) {
+            /* The client reads SHARDVAULT_CACERT; the flag wins over the environment. */
+            setenv("SHARDVAULT_CACERT", argv[i + 1], 1);
+            i += 2;
+            continue;
         }
         if (!strcmp(argv[i], "--url") && i + 1 < argc) {
             url = argv[i + 1];
