@@ -165,10 +165,11 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     if (cfg->tls_client_ca && !*cfg->tls_client_ca) cfg->tls_client_ca = NULL;
     if (!cfg->tls_cert != !cfg->tls_key)
         return bad(cfg->tls_cert ? "tls-cert" : "tls-key", cfg->tls_cert ? cfg->tls_cert : cfg->tls_key,
-                   cfg->tls_cert ? "--tls-key (SHARDVAULT_TLS_KEY) is missing: HTTPS needs the certificate and its key"
-                                 : "--tls-cert (SHARDVAULT_TLS_CERT) is missing: HTTPS needs the certificate and its key");
+                   cfg->tls_cert ? "--tls-key (SHARDVAULT_TLS_KEY) is missing: HTTPS needs both"
+                                 : "--tls-cert (SHARDVAULT_TLS_CERT) is missing: HTTPS needs both");
     if (cfg->tls_client_ca && !cfg->tls_cert)
-        return bad("tls-client-ca", cfg->tls_client_ca, "client certificates need HTTPS: set --tls-cert and --tls-key too");
+        return bad("tls-client-ca", cfg->tls_client_ca,
+                   "client certificates need HTTPS: set --tls-cert and --tls-key too");
     return -1;
 }
 

@@ -503,7 +503,8 @@ static int tls_creds_load(const char *cert_file, const char *key_file, const cha
     gnutls_datum_t kd = {(unsigned char *)c->key_pem, (unsigned)c->key_len};
     gnutls_x509_crt_t *crts = NULL;
     unsigned ncrts = 0;
-    int g = gnutls_x509_crt_list_import2(&crts, &ncrts, &cd, GNUTLS_X509_FMT_PEM, GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+    int g =
+        gnutls_x509_crt_list_import2(&crts, &ncrts, &cd, GNUTLS_X509_FMT_PEM, GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
     if (g < 0 || ncrts == 0) {
         tls_creds_free(c);
         return sv_fail(err, SV_EINVAL, "--tls-cert: %s holds no usable PEM certificate (%s)", cert_file,
@@ -661,6 +662,8 @@ static int tls_verify_client(sv_server *srv, struct MHD_Connection *con, char *m
         if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) >= 0 && why.data) {
             snprintf(msg, cap, "the client certificate is not accepted: %s", (const char *)why.data);
             gnutls_free(why.data);
+            for (size_t end = strlen(msg); end > 0 && msg[end - 1] == ' '; end--)
+                msg[end - 1] = '\0';
         } else {
             snprintf(msg, cap, "the client certificate is not accepted (status 0x%x)", status);
         }
