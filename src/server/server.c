@@ -513,6 +513,11 @@ static int tls_creds_load(const char *cert_file, const char *key_file, const cha
     for (unsigned i = 0; i < ncrts; i++)
         gnutls_x509_crt_deinit(crts[i]);
     gnutls_free(crts);
+    if (ncrts > TLS_MAX_CHAIN) {
+        tls_creds_free(c);
+        return sv_fail(err, SV_EINVAL, "--tls-cert: %s holds %u certificates; at most %d (the certificate and its chain)",
+                       cert_file, ncrts, TLS_MAX_CHAIN);
+    }
     gnutls_x509_privkey_t pk;
     gnutls_x509_privkey_init(&pk);
     g = gnutls_x509_privkey_import2(pk, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
