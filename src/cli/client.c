@@ -97,6 +97,13 @@ static long http(client *c, const char *method, const char *path, const char *bo
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, resp);
+    /* https://: the server's certificate is always verified (curl's default,
+     * never turned off), against --cacert / SHARDVAULT_CACERT when set. */
+    const char *cacert = sv_env_str("SHARDVAULT_CACERT", NULL);
+    if (cacert && *cacert)
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, cacert);
+    char tls_why[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, tls_why);
     struct curl_slist *h = NULL;
     char auth[300];
     if (c->api_key) { /* only ever in the header */
@@ -116,6 +123,12 @@ static long http(client *c, const char *method, const char *path, const char *bo
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
     CURLcode cc = curl_easy_perform(c->curl);
     curl_slist_free_all(h);
+    if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE) {
+        fprintf(stderr, "shardvault: cannot verify the TLS certificate of %s: %s (give the CA that issued it with "
+                        "--cacert FILE or SHARDVAULT_CACERT)\n",
+                c->base, tls_why[0] ? tls_why : curl_easy_strerror(cc));
+        return -1;
+    }
     if (cc != CURLE_OK) {
         fprintf(stderr, "shardvault: cannot reach %s: %s (is the server running? set --url or SHARDVAULT_URL)\n",
                 c->base, curl_easy_strerror(cc));

@@ -7,7 +7,7 @@
 static const char usage[] =
     "shardvault " SV_VERSION " — a sharded object store for vector-database records\n"
     "\n"
-    "usage: shardvault [--url URL] [--api-key KEY] COMMAND [ARGS]\n"
+    "usage: shardvault [--url URL] [--api-key KEY] [--cacert FILE] COMMAND [ARGS]\n"
     "\n"
     "Server:\n"
     "  serve                          start the server in the foreground (serve --help)\n"
@@ -32,6 +32,9 @@ static const char usage[] =
     "                                 API keys and roles (with --auth apikey on the server)\n"
     "  meta                           server version\n"
     "\n"
+    "--cacert FILE (or $SHARDVAULT_CACERT): PEM CA bundle to verify an https:// server with\n"
+    "(default: the system's CAs; verification is never turned off; docs/tls.md).\n"
+    "\n"
     "Every command accepts --help. Docs: README.md and docs/.\n";
 
 int main(int argc, char **argv)
@@ -49,6 +52,12 @@ int main(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--api-key") && i + 1 < argc) { /* prefer SHARDVAULT_API_KEY: argv is visible to ps */
             setenv("SHARDVAULT_API_KEY", argv[i + 1], 1);
+            i += 2;
+            continue;
+        }
+        if (!strcmp(argv[i], "--cacert") && i + 1 < argc) {
+            /* The client reads SHARDVAULT_CACERT; the flag wins over the environment. */
+            setenv("SHARDVAULT_CACERT", argv[i + 1], 1);
             i += 2;
             continue;
         }

@@ -1,5 +1,6 @@
 /* `shardvault serve`: configuration from flags and SHARDVAULT_* variables,
- * then catalog -> store -> server, and an orderly stop on SIGTERM/SIGINT. */
+ * then catalog -> store -> server, and an orderly stop on SIGTERM/SIGINT;
+ * SIGHUP reloads the TLS certificate and reopens the audit log. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,10 @@ static const char serve_usage[] =
     "                            SHARDVAULT_SNAPSHOT_LOCATION; more settings: docs/snapshot.md)\n"
     "  --jobs-keep N             SHARDVAULT_JOBS_KEEP       finished jobs kept per kind, default 1000\n"
     "  --jobs-keep-days N        SHARDVAULT_JOBS_KEEP_DAYS  finished jobs kept at most N days, default 30\n"
+    "  --tls-cert FILE           SHARDVAULT_TLS_CERT        PEM certificate (+ chain): serve HTTPS (TLS 1.2/1.3)\n"
+    "  --tls-key FILE            SHARDVAULT_TLS_KEY         its PEM private key (unencrypted); needs --tls-cert\n"
+    "  --tls-client-ca FILE      SHARDVAULT_TLS_CLIENT_CA   PEM CA bundle: every client must present a certificate\n"
+    "                            it verifies, else 403 (see docs/tls.md). SIGHUP re-reads all three files.\n"
     "\n"
     "Security (docs/security.md):\n"
     "  --auth MODE               SHARDVAULT_AUTH            off | apikey, default off\n"
@@ -73,6 +78,7 @@ typedef struct serve_cfg {
     const char *auth, *allow_anonymous, *root_key_file, *rate_limit, *audit_log, *metrics_public;
     bool auth_on, anonymous_ok, metrics_pub;
     double rate;
+    const char *tls_cert, *tls_key, *tls_client_ca;
 } serve_cfg;
 
 static int parse_listen(const char *s, serve_cfg *cfg)
@@ -120,6 +126,9 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     const char *max_body = sv_env_str("SHARDVAULT_MAX_BODY_BYTES", "64Mi");
     const char *cache = sv_env_str("SHARDVAULT_BLOCK_CACHE_BYTES", "256Mi");
     const char *sync = sv_env_str("SHARDVAULT_SYNC_WRITES", "false");
+    cfg->tls_cert = sv_env_str("SHARDVAULT_TLS_CERT", NULL);
+    cfg->tls_key = sv_env_str("SHARDVAULT_TLS_KEY", NULL);
+    cfg->tls_client_ca = sv_env_str("SHARDVAULT_TLS_CLIENT_CA", NULL);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -144,6 +153,9 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
         else if (!strcmp(a, "--rate-limit")) slot = &cfg->rate_limit;
         else if (!strcmp(a, "--audit-log")) slot = &cfg->audit_log;
         else if (!strcmp(a, "--metrics-public")) slot = &cfg->metrics_public;
+        else if (!strcmp(a, "--tls-cert")) slot = &cfg->tls_cert;
+        else if (!strcmp(a, "--tls-key")) slot = &cfg->tls_key;
+        else if (!strcmp(a, "--tls-client-ca")) slot = &cfg->tls_client_ca;
         if (!strcmp(a, "--allow-anonymous")) { /* a switch, no value */
             cfg->allow_anonymous = "true";
             continue;
@@ -198,6 +210,16 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     }
     if (sv_check_property_name(cfg->node, NULL))
         return bad("node-name", cfg->node, "expected letters, digits, _ or -");
+    if (cfg->tls_cert && !*cfg->tls_cert) cfg->tls_cert = NULL;
+    if (cfg->tls_key && !*cfg->tls_key) cfg->tls_key = NULL;
+    if (cfg->tls_client_ca && !*cfg->tls_client_ca) cfg->tls_client_ca = NULL;
+    if (!cfg->tls_cert != !cfg->tls_key)
+        return bad(cfg->tls_cert ? "tls-cert" : "tls-key", cfg->tls_cert ? cfg->tls_cert : cfg->tls_key,
+                   cfg->tls_cert ? "--tls-key (SHARDVAULT_TLS_KEY) is missing: HTTPS needs both"
+                                 : "--tls-cert (SHARDVAULT_TLS_CERT) is missing: HTTPS needs both");
+    if (cfg->tls_client_ca && !cfg->tls_cert)
+        return bad("tls-client-ca", cfg->tls_client_ca,
+                   "client certificates need HTTPS: set --tls-cert and --tls-key too");
     return -1;
 }
 
@@ -224,6 +246,7 @@ int sv_cli_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -266,7 +289,8 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_jobs_recover(jobs, &err);
     if (rc == 0) {
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node,
-                            .metrics_private = !cfg.metrics_pub};
+                            .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
+                            .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
         sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
@@ -291,20 +315,36 @@ int sv_cli_serve(int argc, char **argv)
         return 1;
     }
     int port = sv_server_port(srv);
-    sv_info("listening", "address=%s:%d data_dir=%s version=%s build=%s", cfg.host, port, cfg.data_dir, SV_VERSION,
-            SV_GIT_SHA);
-    printf("shardvault %s listening on http://%s:%d (data in %s)\n"
+    const char *scheme = cfg.tls_cert ? "https" : "http";
+    sv_info("listening", "address=%s:%d scheme=%s data_dir=%s version=%s build=%s", cfg.host, port, scheme,
+            cfg.data_dir, SV_VERSION, SV_GIT_SHA);
+    printf("shardvault %s listening on %s://%s:%d (data in %s)\n"
            "  quickstart:\n"
-           "    curl -X POST http://%s:%d/v1/collections -d '{\"name\":\"Article\",\"vectors\":{\"default\":{\"dim\":3}},"
+           "    curl -X POST %s://%s:%d/v1/collections -d '{\"name\":\"Article\",\"vectors\":{\"default\":{\"dim\":3}},"
            "\"properties\":[{\"name\":\"title\",\"type\":\"text\"}]}'\n"
-           "    curl -X POST http://%s:%d/v1/collections/Article/objects -d '{\"vector\":[0.1,0.2,0.3],"
+           "    curl -X POST %s://%s:%d/v1/collections/Article/objects -d '{\"vector\":[0.1,0.2,0.3],"
            "\"properties\":{\"title\":\"hello\"}}'\n"
-           "    curl 'http://%s:%d/v1/collections/Article/objects?limit=10'\n",
-           SV_VERSION, cfg.host, port, cfg.data_dir, cfg.host, port, cfg.host, port, cfg.host, port);
+           "    curl '%s://%s:%d/v1/collections/Article/objects?limit=10'\n",
+           SV_VERSION, scheme, cfg.host, port, cfg.data_dir, scheme, cfg.host, port, scheme, cfg.host, port, scheme,
+           cfg.host, port);
     fflush(stdout);
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        if (cfg.tls_cert) {
+            if (sv_server_reload_tls(srv, &err) == 0)
+                sv_info("TLS certificate reloaded", "cert=%s", cfg.tls_cert);
+            else
+                sv_error("TLS reload failed: the previous certificate stays in use", "error=\"%s\"", err.msg);
+        }
+        if (audit) { /* log rotation: the file is reopened by name */
+            sv_err e2 = {0};
+            if (sv_audit_reopen(audit, &e2) == 0)
+                sv_info("audit log reopened", "path=%s", cfg.audit_log);
+            else
+                sv_error("audit log reopen failed: the previous file stays in use", "error=\"%s\"", e2.msg);
+        }
+    }
     sv_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* New writes and exports get 503 from here on; a running export ends
      * FAILED "shutting down" (final status written, slot released) before the

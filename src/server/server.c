@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -70,6 +73,11 @@ struct sv_server {
     /* latency histogram per route: requests per bucket (not cumulative);
      * the last slot is +Inf */
     atomic_llong latency[MAX_ROUTES][N_BUCKETS + 1];
+    /* TLS (NULL tls: plain HTTP); tls is swapped by a reload under tls_mu */
+    pthread_mutex_t tls_mu;
+    struct tls_creds *tls;
+    char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
+    char *tls_client_ca_pem; /* given to MHD at start so it asks for client certificates */
 };
 
 static const route routes[];
@@ -476,6 +484,264 @@ static void check_raw_url(const char *uri, char *msg, size_t cap)
     }
 }
 
+/* ---- TLS ----------------------------------------------------------------- */
+
+/* TLS 1.2 and 1.3 only. */
+static const char tls_priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+
+/* Up to this many certificates in the server's chain and in a client's. */
+#define TLS_MAX_CHAIN 16
+
+/* One loaded set of TLS files. Certificate and key are kept as PEM text and
+ * imported afresh for every handshake (gnutls frees those copies when the
+ * session ends), so a reload never frees anything a session still uses. */
+struct tls_creds {
+    char *cert_pem, *key_pem;
+    size_t cert_len, key_len;
+    gnutls_x509_trust_list_t client_ca; /* NULL without --tls-client-ca */
+};
+
+static void tls_creds_free(struct tls_creds *c)
+{
+    if (!c)
+        return;
+    free(c->cert_pem);
+    if (c->key_pem) {
+        explicit_bzero(c->key_pem, c->key_len);
+        free(c->key_pem);
+    }
+    if (c->client_ca)
+        gnutls_x509_trust_list_deinit(c->client_ca, 1);
+    free(c);
+}
+
+/* Reads and checks the files: each must exist and parse, and the key must
+ * belong to the certificate. Messages name the flag to fix. */
+static int tls_creds_load(const char *cert_file, const char *key_file, const char *ca_file, struct tls_creds **out,
+                          sv_err *err)
+{
+    struct tls_creds *c = calloc(1, sizeof *c);
+    if (!c)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    sv_err e = {0};
+    int rc = sv_read_file(cert_file, &c->cert_pem, &c->cert_len, &e);
+    if (rc) {
+        tls_creds_free(c);
+        return sv_fail(err, rc, "--tls-cert: %s", e.msg);
+    }
+    rc = sv_read_file(key_file, &c->key_pem, &c->key_len, &e);
+    if (rc) {
+        tls_creds_free(c);
+        return sv_fail(err, rc, "--tls-key: %s", e.msg);
+    }
+    gnutls_datum_t cd = {(unsigned char *)c->cert_pem, (unsigned)c->cert_len};
+    gnutls_datum_t kd = {(unsigned char *)c->key_pem, (unsigned)c->key_len};
+    gnutls_x509_crt_t *crts = NULL;
+    unsigned ncrts = 0;
+    int g =
+        gnutls_x509_crt_list_import2(&crts, &ncrts, &cd, GNUTLS_X509_FMT_PEM, GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+    if (g < 0 || ncrts == 0) {
+        tls_creds_free(c);
+        return sv_fail(err, SV_EINVAL, "--tls-cert: %s holds no usable PEM certificate (%s)", cert_file,
+                       g < 0 ? gnutls_strerror(g) : "no certificate found");
+    }
+    for (unsigned i = 0; i < ncrts; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    if (ncrts > TLS_MAX_CHAIN) {
+        tls_creds_free(c);
+        return sv_fail(err, SV_EINVAL, "--tls-cert: %s holds %u certificates; at most %d (the certificate and its chain)",
+                       cert_file, ncrts, TLS_MAX_CHAIN);
+    }
+    gnutls_x509_privkey_t pk;
+    gnutls_x509_privkey_init(&pk);
+    g = gnutls_x509_privkey_import2(pk, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+    gnutls_x509_privkey_deinit(pk);
+    if (g < 0) {
+        tls_creds_free(c);
+        return sv_fail(err, SV_EINVAL, "--tls-key: %s holds no usable unencrypted PEM private key (%s)", key_file,
+                       gnutls_strerror(g));
+    }
+    /* gnutls checks that the key belongs to the certificate here. */
+    gnutls_certificate_credentials_t probe;
+    if (gnutls_certificate_allocate_credentials(&probe) < 0) {
+        tls_creds_free(c);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    g = gnutls_certificate_set_x509_key_mem2(probe, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+    gnutls_certificate_free_credentials(probe);
+    if (g < 0) {
+        tls_creds_free(c);
+        if (g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+            return sv_fail(err, SV_EINVAL, "--tls-key: the key in %s does not match the certificate in %s (--tls-cert)",
+                           key_file, cert_file);
+        return sv_fail(err, SV_EINVAL, "--tls-cert/--tls-key: cannot use %s with %s: %s", cert_file, key_file,
+                       gnutls_strerror(g));
+    }
+    if (ca_file) {
+        char *ca = NULL;
+        size_t ca_len = 0;
+        rc = sv_read_file(ca_file, &ca, &ca_len, &e);
+        if (rc) {
+            tls_creds_free(c);
+            return sv_fail(err, rc, "--tls-client-ca: %s", e.msg);
+        }
+        gnutls_datum_t ad = {(unsigned char *)ca, (unsigned)ca_len};
+        g = gnutls_x509_trust_list_init(&c->client_ca, 0);
+        if (g >= 0)
+            g = gnutls_x509_trust_list_add_trust_mem(c->client_ca, &ad, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+        free(ca);
+        if (g <= 0) {
+            tls_creds_free(c);
+            return sv_fail(err, SV_EINVAL, "--tls-client-ca: %s holds no usable PEM CA certificate (%s)", ca_file,
+                           g < 0 ? gnutls_strerror(g) : "no certificate found");
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+/* MHD's connection notification: remembers the server on each connection so
+ * the certificate callback, which gets only the gnutls session, finds it. */
+static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = cls;
+}
+
+/* gnutls asks for the certificate of each handshake: fresh copies of the
+ * current ones, freed by gnutls (GNUTLS_CERT_RETR_DEINIT_ALL). */
+static int tls_retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *info, gnutls_pcert_st **certs,
+                        unsigned int *ncerts, gnutls_ocsp_data_st **ocsp, unsigned int *nocsp,
+                        gnutls_privkey_t *key, unsigned int *flags)
+{
+    *certs = NULL;
+    *ncerts = 0;
+    *ocsp = NULL;
+    *nocsp = 0;
+    *key = NULL;
+    *flags = GNUTLS_CERT_RETR_DEINIT_ALL;
+    struct MHD_Connection *con = gnutls_session_get_ptr(session);
+    const union MHD_ConnectionInfo *ci = con ? MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+    sv_server *srv = ci ? ci->socket_context : NULL;
+    if (!srv)
+        return -1;
+    gnutls_pcert_st *pc = gnutls_malloc(TLS_MAX_CHAIN * sizeof *pc);
+    gnutls_privkey_t pk = NULL;
+    if (!pc || gnutls_privkey_init(&pk) < 0) {
+        gnutls_free(pc);
+        return -1;
+    }
+    unsigned n = TLS_MAX_CHAIN;
+    pthread_mutex_lock(&srv->tls_mu);
+    struct tls_creds *c = srv->tls;
+    gnutls_datum_t cd = {(unsigned char *)c->cert_pem, (unsigned)c->cert_len};
+    gnutls_datum_t kd = {(unsigned char *)c->key_pem, (unsigned)c->key_len};
+    int g = gnutls_pcert_list_import_x509_raw(pc, &n, &cd, GNUTLS_X509_FMT_PEM, 0);
+    int gk = g < 0 ? g : gnutls_privkey_import_x509_raw(pk, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+    pthread_mutex_unlock(&srv->tls_mu);
+    if (g < 0 || gk < 0) {
+        if (g >= 0)
+            for (unsigned i = 0; i < n; i++)
+                gnutls_pcert_deinit(&pc[i]);
+        gnutls_free(pc);
+        gnutls_privkey_deinit(pk);
+        sv_error("cannot use the TLS certificate", "error=\"%s\"", gnutls_strerror(g < 0 ? g : gk));
+        return -1;
+    }
+    *certs = pc;
+    *ncerts = n;
+    *key = pk;
+    return 0;
+}
+
+/* With --tls-client-ca: the connection's client certificate chain must
+ * verify against the CA (signatures, validity dates, key purpose). Returns
+ * 0, or -1 with why in msg. */
+static int tls_verify_client(sv_server *srv, struct MHD_Connection *con, char *msg, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned n = 0;
+    const gnutls_datum_t *peers = session ? gnutls_certificate_get_peers(session, &n) : NULL;
+    if (!peers || n == 0) {
+        snprintf(msg, cap, "a client certificate is required: connect with a certificate issued by this server's "
+                           "client CA (--tls-client-ca)");
+        return -1;
+    }
+    if (n > TLS_MAX_CHAIN)
+        n = TLS_MAX_CHAIN;
+    gnutls_x509_crt_t crts[TLS_MAX_CHAIN];
+    unsigned got = 0;
+    int g = 0;
+    for (; got < n; got++) {
+        if ((g = gnutls_x509_crt_init(&crts[got])) < 0)
+            break;
+        if ((g = gnutls_x509_crt_import(crts[got], &peers[got], GNUTLS_X509_FMT_DER)) < 0) {
+            gnutls_x509_crt_deinit(crts[got]);
+            break;
+        }
+    }
+    unsigned status = 0;
+    if (got == n) {
+        gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                         .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+        pthread_mutex_lock(&srv->tls_mu);
+        g = gnutls_x509_trust_list_verify_crt2(srv->tls->client_ca, crts, n, &purpose, 1, 0, &status, NULL);
+        pthread_mutex_unlock(&srv->tls_mu);
+    }
+    for (unsigned i = 0; i < got; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    if (g < 0) {
+        snprintf(msg, cap, "the client certificate cannot be checked: %s", gnutls_strerror(g));
+        return -1;
+    }
+    if (status) {
+        gnutls_datum_t why = {0};
+        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) >= 0 && why.data) {
+            snprintf(msg, cap, "the client certificate is not accepted: %s", (const char *)why.data);
+            gnutls_free(why.data);
+            for (size_t end = strlen(msg); end > 0 && msg[end - 1] == ' '; end--)
+                msg[end - 1] = '\0';
+        } else {
+            snprintf(msg, cap, "the client certificate is not accepted (status 0x%x)", status);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Refuses (403) a request whose connection has no acceptable client
+ * certificate, when the server requires one. */
+static bool tls_client_refused(sv_server *srv, request *rq)
+{
+    if (!srv->tls || !srv->tls_client_ca_file)
+        return false;
+    char msg[256];
+    if (tls_verify_client(srv, rq->con, msg, sizeof msg) == 0)
+        return false;
+    sv_warn("client certificate refused", "error=\"%s\"", msg);
+    sv_reply_error(rq, 403, msg);
+    return true;
+}
+
+int sv_server_reload_tls(sv_server *srv, sv_err *err)
+{
+    if (!srv || !srv->tls)
+        return sv_fail(err, SV_ESTATE, "the server runs without TLS (no --tls-cert): nothing to reload");
+    struct tls_creds *fresh = NULL;
+    int rc = tls_creds_load(srv->tls_cert_file, srv->tls_key_file, srv->tls_client_ca_file, &fresh, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&srv->tls_mu);
+    struct tls_creds *old = srv->tls;
+    srv->tls = fresh;
+    pthread_mutex_unlock(&srv->tls_mu);
+    tls_creds_free(old);
+    return 0;
+}
+
 /* MHD's URI log callback: called with the request target as sent, before
  * any decoding. The request starts here so the raw URL can be checked. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
@@ -501,6 +767,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO;
     if (!rq->method) {
         rq->method = method;
+        if (tls_client_refused(srv, rq))
+            return MHD_YES;
         if (rq->url_problem[0]) {
             sv_reply_error(rq, 400, rq->url_problem);
             return MHD_YES;
@@ -609,6 +877,38 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     atomic_fetch_sub(&srv->in_flight, 1);
 }
 
+static void tls_state_free(sv_server *srv)
+{
+    tls_creds_free(srv->tls);
+    free(srv->tls_cert_file);
+    free(srv->tls_key_file);
+    free(srv->tls_client_ca_file);
+    free(srv->tls_client_ca_pem);
+    pthread_mutex_destroy(&srv->tls_mu);
+}
+
+/* Loads the TLS files named in opts (none: plain HTTP). */
+static int tls_state_init(sv_server *srv, const sv_server_opts *opts, sv_err *err)
+{
+    pthread_mutex_init(&srv->tls_mu, NULL);
+    bool cert = opts->tls_cert_file && opts->tls_cert_file[0], key = opts->tls_key_file && opts->tls_key_file[0];
+    bool ca = opts->tls_client_ca_file && opts->tls_client_ca_file[0];
+    if (!cert && !key && !ca)
+        return 0;
+    if (!cert || !key)
+        return sv_fail(err, SV_EINVAL, "%s is set but %s is not: HTTPS needs both a certificate and its key",
+                       cert ? "--tls-cert" : key ? "--tls-key" : "--tls-client-ca",
+                       cert ? "--tls-key" : "--tls-cert");
+    sv_err e = {0};
+    if (!(srv->tls_cert_file = strdup(opts->tls_cert_file)) || !(srv->tls_key_file = strdup(opts->tls_key_file)) ||
+        (ca && !(srv->tls_client_ca_file = strdup(opts->tls_client_ca_file))))
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    int rc = tls_creds_load(srv->tls_cert_file, srv->tls_key_file, srv->tls_client_ca_file, &srv->tls, err);
+    if (rc == 0 && ca && (rc = sv_read_file(srv->tls_client_ca_file, &srv->tls_client_ca_pem, NULL, &e)))
+        sv_fail(err, rc, "--tls-client-ca: %s", e.msg);
+    return rc;
+}
+
 int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_server **out, sv_err *err)
 {
     /* Every route names its action: a row without one would be unchecked. */
@@ -631,17 +931,39 @@ int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_serve
         return sv_fail(err, SV_EINVAL, "listen address '%s' is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)",
                        opts->host);
     }
-    srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                                       MHD_USE_ERROR_LOG,
-                                   0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK,
-                                   on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-                                   (unsigned)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
-    if (!srv->daemon) {
+    int rc = tls_state_init(srv, opts, err);
+    if (rc) {
+        tls_state_free(srv);
+        pthread_mutex_destroy(&srv->metrics_mu);
         free(srv);
-        return sv_fail(err, SV_EIO, "cannot listen on %s:%d (address in use or not permitted?)",
-                       opts->host ? opts->host : "127.0.0.1", opts->port);
+        return rc;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (srv->tls)
+        /* The certificate comes from tls_retrieve at each handshake (so a
+         * reload needs no restart); a trust list makes MHD ask clients for
+         * their certificate, which tls_client_refused then checks. */
+        srv->daemon = MHD_start_daemon(
+            flags | MHD_USE_TLS, 0, NULL, NULL, on_request, srv, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+            MHD_OPTION_HTTPS_CERT_CALLBACK2, tls_retrieve, MHD_OPTION_HTTPS_MEM_TRUST, srv->tls_client_ca_pem,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+            MHD_OPTION_END);
+    else
+        srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
+                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK,
+                                       on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+                                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                       MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!srv->daemon) {
+        bool tls = srv->tls != NULL;
+        tls_state_free(srv);
+        pthread_mutex_destroy(&srv->metrics_mu);
+        free(srv);
+        return sv_fail(err, SV_EIO, "cannot listen on %s:%d (address in use or not permitted?%s)",
+                       opts->host ? opts->host : "127.0.0.1", opts->port,
+                       tls ? " or the TLS setup was refused: see the messages above" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : opts->port;
@@ -683,5 +1005,6 @@ void sv_server_stop(sv_server *srv, int64_t timeout_ms)
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     pthread_mutex_destroy(&srv->metrics_mu);
+    tls_state_free(srv);
     free(srv);
 }

@@ -31,6 +31,13 @@ typedef struct sv_server_opts {
     int64_t max_body_bytes; /* buffered (non-batch) bodies and each batch object; 0 = 64 MiB */
     const char *node_name;
     bool metrics_private;   /* /metrics needs a key with operate (when auth is on) */
+    /* HTTPS (TLS 1.2 and 1.3 only) when both are set: PEM files, read by the
+     * server at start and again by sv_server_reload_tls. */
+    const char *tls_cert_file; /* the certificate, optionally followed by its chain */
+    const char *tls_key_file;  /* its private key (unencrypted PEM) */
+    /* PEM CA bundle (needs TLS): every request must come over a connection
+     * whose client certificate verifies against it, else 403. */
+    const char *tls_client_ca_file;
 } sv_server_opts;
 
 /* Extra /metrics text from a service (Prometheus exposition format). */
@@ -44,6 +51,12 @@ int sv_server_add_metrics(sv_server *srv, sv_metrics_fn fn, void *ud);
 void sv_server_quiesce(sv_server *srv);
 /* Waits (up to timeout_ms) for in-flight requests, then stops and frees. */
 void sv_server_stop(sv_server *srv, int64_t timeout_ms);
+
+/* Re-reads the TLS files named at start (certificate, key, client CA); new
+ * connections use them, open ones keep what they negotiated, the listening
+ * socket stays. On failure the current credentials stay and err says why.
+ * SV_ESTATE when the server runs without TLS. Thread-safe. */
+int sv_server_reload_tls(sv_server *srv, sv_err *err);
 
 /* Maps an SV_E* code to the HTTP status the API answers with. */
 int sv_http_status(int code);

@@ -24,7 +24,7 @@ export async function startServer({ dataDir = tempDir(), env = {}, args = [] } =
     const timer = setTimeout(() => reject(new Error(`server did not start in 20 s; stderr:\n${stderr}`)), 20000);
     proc.stdout.on('data', (d) => {
       stdout += d;
-      const m = stdout.match(/listening on (http:\/\/[0-9.]+:\d+)/);
+      const m = stdout.match(/listening on (https?:\/\/[0-9.]+:\d+)/);
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
     proc.on('exit', (code, sig) => {
