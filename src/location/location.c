@@ -90,6 +90,26 @@ static int dup_opt(char **dst, const char *given, const char *env1, const char *
     return (v && !*dst) ? SV_ENOMEM : 0;
 }
 
+/* A credential from given, else $env, else the file named by $env_FILE
+ * (trailing newline trimmed): secrets need not sit in the environment. */
+static int dup_secret(char **dst, const char *given, const char *env, sv_err *err)
+{
+    int rc = dup_opt(dst, given, env, NULL, NULL);
+    if (rc || *dst)
+        return rc;
+    char var[64];
+    snprintf(var, sizeof var, "%s_FILE", env);
+    const char *path = sv_env_str(var, NULL);
+    if (!path || !*path)
+        return 0;
+    size_t len = 0;
+    if (sv_read_file(path, dst, &len, NULL))
+        return sv_fail(err, SV_EINVAL, "%s names %s, which cannot be read", var, path);
+    while (len && ((*dst)[len - 1] == '\n' || (*dst)[len - 1] == '\r'))
+        (*dst)[--len] = '\0';
+    return 0;
+}
+
 void sv_loc_free_opts(sv_location_opts *o)
 {
     free((char *)o->endpoint);
@@ -111,11 +131,11 @@ int sv_loc_resolve_opts(const sv_location_opts *in, sv_location_opts *o, sv_err 
     if (!rc)
         rc = dup_opt(&ep, in->endpoint, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", NULL);
     if (!rc)
-        rc = dup_opt(&ak, in->access_key, "AWS_ACCESS_KEY_ID", NULL, NULL);
+        rc = dup_secret(&ak, in->access_key, "AWS_ACCESS_KEY_ID", err);
     if (!rc)
-        rc = dup_opt(&sk, in->secret_key, "AWS_SECRET_ACCESS_KEY", NULL, NULL);
+        rc = dup_secret(&sk, in->secret_key, "AWS_SECRET_ACCESS_KEY", err);
     if (!rc)
-        rc = dup_opt(&st, in->session_token, "AWS_SESSION_TOKEN", NULL, NULL);
+        rc = dup_secret(&st, in->session_token, "AWS_SESSION_TOKEN", err);
     o->region = reg;
     o->access_key = ak;
     o->secret_key = sk;
@@ -128,7 +148,7 @@ int sv_loc_resolve_opts(const sv_location_opts *in, sv_location_opts *o, sv_err 
     o->endpoint = ep;
     if (rc) {
         sv_loc_free_opts(o);
-        return sv_fail(err, SV_ENOMEM, "out of memory resolving location options");
+        return rc == SV_ENOMEM ? sv_fail(err, SV_ENOMEM, "out of memory resolving location options") : rc;
     }
     /* Strip trailing slashes so URLs join cleanly. */
     size_t el = strlen(ep);
