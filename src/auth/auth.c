@@ -13,12 +13,12 @@
  *  4. A caller grants only what it holds: every permission of every role it
  *     assigns (or creates) must be covered by one of its own (see covers()).
  */
+/* Before any OpenSSL header: key_hmac uses the plain SHA256_* calls. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,11 +258,36 @@ static int secret_file(const char *path, bool create, char *out, size_t outlen, 
     return 0;
 }
 
+/* HMAC-SHA256(pepper, secret) from two SHA-256 states prepared once at open
+ * (pepper ^ ipad, pepper ^ opad) and copied per call. OpenSSL 3's one-shot
+ * HMAC() looks the algorithm up on every call (~20 us per request) and the
+ * EVP copies allocate; the plain SHA256_CTX copy is a memcpy. */
+static int hmac_prepare(sv_auth *a, sv_err *err)
+{
+    uint8_t ipad[64], opad[64];
+    memset(ipad, 0x36, sizeof ipad);
+    memset(opad, 0x5c, sizeof opad);
+    for (size_t i = 0; i < sizeof a->pepper; i++) {
+        ipad[i] ^= a->pepper[i];
+        opad[i] ^= a->pepper[i];
+    }
+    bool ok = SHA256_Init(&a->inner) && SHA256_Update(&a->inner, ipad, sizeof ipad) && SHA256_Init(&a->outer) &&
+              SHA256_Update(&a->outer, opad, sizeof opad);
+    explicit_bzero(ipad, sizeof ipad);
+    explicit_bzero(opad, sizeof opad);
+    return ok ? 0 : sv_fail(err, SV_EINTERNAL, "cannot set up HMAC-SHA256 (OpenSSL)");
+}
+
 static void key_hmac(const sv_auth *a, const char *secret, char out[65])
 {
-    uint8_t mac[32];
-    unsigned int n = sizeof mac;
-    HMAC(EVP_sha256(), a->pepper, sizeof a->pepper, (const uint8_t *)secret, strlen(secret), mac, &n);
+    uint8_t ih[32], mac[32];
+    SHA256_CTX c = a->inner;
+    SHA256_Update(&c, secret, strlen(secret));
+    SHA256_Final(ih, &c);
+    c = a->outer;
+    SHA256_Update(&c, ih, sizeof ih);
+    SHA256_Final(mac, &c);
+    explicit_bzero(&c, sizeof c);
     hex(mac, 32, out);
 }
 
@@ -484,6 +509,8 @@ int sv_auth_open(const sv_auth_opts *opts, sv_catalog *cat, sv_auth **out, sv_er
         }
         a->pepper[i] = (uint8_t)v;
     }
+    if (rc == 0)
+        rc = hmac_prepare(a, err);
     /* The root key: from SHARDVAULT_ROOT_KEY_FILE, else <data>/root.key (created once). */
     const char *rk = opts->root_key_file ? opts->root_key_file : sv_env_str("SHARDVAULT_ROOT_KEY_FILE", NULL);
     char root[200] = "sv_root_", rpath[4200];
@@ -521,6 +548,8 @@ void sv_auth_close(sv_auth *a)
     if (!a)
         return;
     explicit_bzero(a->pepper, sizeof a->pepper);
+    explicit_bzero(&a->inner, sizeof a->inner);
+    explicit_bzero(&a->outer, sizeof a->outer);
     free(a->keys);
     free(a->roles);
     pthread_mutex_destroy(&a->mu);
