@@ -237,6 +237,11 @@ void sv_server_audit(const request *rq)
     for (int i = 0; i < rq->who.nroles; i++)
         roles[i] = rq->who.roles[i];
     bool coll = !strncmp(rq->route->pattern, "/v1/collections/{}", 18);
+    /* The job an operation started, when its answer names one ("jobId"). */
+    char job[40] = "";
+    const char *j = rq->out.len ? memmem(rq->out.data, rq->out.len, "\"jobId\":\"", 9) : NULL;
+    if (j && (size_t)((const uint8_t *)j + 9 + 36 - rq->out.data) <= rq->out.len)
+        snprintf(job, sizeof job, "%.36s", j + 9);
     sv_audit_rec r = {
         .ts_ms = sv_now_ms(),
         .request_id = rq->request_id,
@@ -252,6 +257,7 @@ void sv_server_audit(const request *rq)
         .status = rq->status,
         .outcome = denied ? "denied" : rq->status >= 400 ? "error" : "ok",
         .duration_ms = (sv_mono_ns() - rq->started_ns) / 1000000,
+        .job_id = job[0] ? job : NULL,
     };
     sv_audit_write(au, &r);
 }
