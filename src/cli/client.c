@@ -267,6 +267,15 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
+/* A subcommand's usage: on stdout with exit 0 when asked for (--help), else
+ * on stderr with exit 2. */
+static int usage(int argc, char **argv, const char *sub, const char *text)
+{
+    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
+    fputs(text, help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
 static int cmd_object(client *c, int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -808,17 +817,15 @@ static int cmd_snapshot(client *c, int argc, char **argv)
         return simple(c, "GET", "/v1/restore-jobs", NULL);
     if (!strcmp(sub, "gc"))
         return simple(c, "POST", "/v1/snapshots/gc", NULL);
-    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
-    fputs("usage: shardvault snapshot create COLLECTION NAME [--description TEXT] [--wait]\n"
+    return usage(argc, argv, sub,
+                 "usage: shardvault snapshot create COLLECTION NAME [--description TEXT] [--wait]\n"
           "       shardvault snapshot list COLLECTION\n"
           "       shardvault snapshot describe COLLECTION NAME\n"
           "       shardvault snapshot drop COLLECTION NAME\n"
           "       shardvault snapshot restore COLLECTION NAME --target NEW_COLLECTION [--wait]\n"
           "       shardvault snapshot job ID [--wait] | jobs | gc\n"
           "--wait follows the operation with a progress bar (bytes hashed/uploaded, bytes copied)\n"
-          "and exits 1 if it ends FAILED.\n",
-          help ? stdout : stderr);
-    return help ? 0 : 2;
+          "and exits 1 if it ends FAILED.\n");
 }
 
 /* ---- jobs and schedules ----------------------------------------------------------- */
@@ -850,14 +857,12 @@ static int cmd_jobs(client *c, int argc, char **argv)
             return 2;
         return simple(c, !strcmp(sub, "get") ? "GET" : "POST", path, NULL);
     }
-    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
-    fputs("usage: shardvault jobs list [--kind K] [--state S] [--collection C] [--limit N] [--after ID]\n"
+    return usage(argc, argv, sub,
+                 "usage: shardvault jobs list [--kind K] [--state S] [--collection C] [--limit N] [--after ID]\n"
           "       shardvault jobs get ID\n"
           "       shardvault jobs cancel ID\n"
           "Every long operation (export, snapshot, restore, gc) is a job; states are PENDING, RUNNING,\n"
-          "SUCCEEDED, FAILED and CANCELED. Lists are newest first; --after takes the previous page's next.\n",
-          help ? stdout : stderr);
-    return help ? 0 : 2;
+          "SUCCEEDED, FAILED and CANCELED. Lists are newest first; --after takes the previous page's next.\n");
 }
 
 /* schedules create NAME --kind K (--cron EXPR | --every D) [--collection C] [--backend B]
@@ -919,17 +924,15 @@ static int cmd_schedules(client *c, int argc, char **argv)
             return simple(c, "DELETE", path, NULL);
         return simple(c, "PUT", path, !strcmp(sub, "pause") ? "{\"paused\":true}" : "{\"paused\":false}");
     }
-    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
-    fputs("usage: shardvault schedules create NAME --kind snapshot|export (--cron 'M H DOM MON DOW' | --every 6h)\n"
+    return usage(argc, argv, sub,
+                 "usage: shardvault schedules create NAME --kind snapshot|export (--cron 'M H DOM MON DOW' | --every 6h)\n"
           "                 [--collection C] [--backend filesystem|s3] [--include C,..]\n"
           "                 [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
           "                 [--keep-monthly N] [--keep-yearly N]\n"
           "       shardvault schedules list | get NAME | pause NAME | resume NAME | delete NAME\n"
           "A schedule creates a snapshot (of --collection) or an export (of --include, to --backend) at\n"
           "each cron slot (UTC) or interval, then keeps what the --keep-* rules keep (a snapshot kept by\n"
-          "any rule is kept) and deletes the rest of what it created. Deleting a schedule keeps them.\n",
-          help ? stdout : stderr);
-    return help ? 0 : 2;
+          "any rule is kept) and deletes the rest of what it created. Deleting a schedule keeps them.\n");
 }
 
 /* ---- keys, roles, whoami ------------------------------------------------------------- */
@@ -983,13 +986,11 @@ static int cmd_keys(client *c, int argc, char **argv)
             return 2;
         return send_json(c, "PUT", path, json_pack("{s:o}", "roles", csv_array(roles)));
     }
-    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
-    fputs("usage: shardvault keys create NAME --roles R1,R2 [--expires-at MS]   (prints the key once)\n"
+    return usage(argc, argv, sub,
+                 "usage: shardvault keys create NAME --roles R1,R2 [--expires-at MS]   (prints the key once)\n"
           "       shardvault keys list | delete ID | rotate ID [--grace-seconds N] | set-roles ID --roles R1,R2\n"
           "Roles: admin, operator, writer, reader, or one made with 'shardvault roles create'.\n"
-          "Every command sends --api-key / SHARDVAULT_API_KEY as 'Authorization: Bearer'.\n",
-          help ? stdout : stderr);
-    return help ? 0 : 2;
+          "Every command sends --api-key / SHARDVAULT_API_KEY as 'Authorization: Bearer'.\n");
 }
 
 static int cmd_roles(client *c, int argc, char **argv)
@@ -1011,13 +1012,11 @@ static int cmd_roles(client *c, int argc, char **argv)
                                  "tenants", ten ? ten : "*");
         return send_json(c, "POST", "/v1/authz/roles", json_pack("{s:s,s:[o]}", "name", argv[2], "permissions", perm));
     }
-    bool help = wants_help(argc, argv) || !strcmp(sub, "--help");
-    fputs("usage: shardvault roles create NAME --actions read,write[,manage,operate] [--collections GLOB]\n"
+    return usage(argc, argv, sub,
+                 "usage: shardvault roles create NAME --actions read,write[,manage,operate] [--collections GLOB]\n"
           "                                    [--tenants GLOB]\n"
           "       shardvault roles list | get NAME | delete NAME\n"
-          "Globs are letters, digits, _ - and * (e.g. 'Art*'); no regular expressions.\n",
-          help ? stdout : stderr);
-    return help ? 0 : 2;
+          "Globs are letters, digits, _ - and * (e.g. 'Art*'); no regular expressions.\n");
 }
 
 int sv_cli_client(const char *url, int argc, char **argv)
