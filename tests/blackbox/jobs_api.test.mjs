@@ -163,6 +163,7 @@ test('kill -9 during export, snapshot create and restore: after restart no job i
     await load(srv, 'K', 2000);
     let r = await srv.req('POST', '/v1/collections/K/snapshots?wait=true', { name: 'base' });
     assert.equal(r.json.status, 'COMMITTED', r.text);
+    await load(srv, 'K', 500, 99); // new files, so 'mid' has blobs to upload (slowed) and is still running
     r = await srv.req('POST', '/v1/collections/K/snapshots', { name: 'mid' });
     assert.equal(r.status, 202);
     r = await srv.req('POST', '/v1/collections/K/snapshots/base/restore', { target: 'KCopy' });
