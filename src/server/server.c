@@ -247,11 +247,16 @@ static int h_metrics(request *rq)
                   "# TYPE shardvault_objects_deleted_total counter\nshardvault_objects_deleted_total %lld\n"
                   "# HELP shardvault_shards_open Shards whose RocksDB is open.\n"
                   "# TYPE shardvault_shards_open gauge\nshardvault_shards_open %lld\n"
+                  "# HELP shardvault_shards_open_max Bound on open shards (SHARDVAULT_MAX_OPEN_SHARDS).\n"
+                  "# TYPE shardvault_shards_open_max gauge\nshardvault_shards_open_max %lld\n"
+                  "# HELP shardvault_shards_idle_closed_total Idle shards closed to stay under the bound.\n"
+                  "# TYPE shardvault_shards_idle_closed_total counter\nshardvault_shards_idle_closed_total %lld\n"
                   "# HELP shardvault_collections Collections.\n"
                   "# TYPE shardvault_collections gauge\nshardvault_collections %lld\n"
                   "# HELP shardvault_process_peak_rss_bytes Peak resident set size.\n"
                   "# TYPE shardvault_process_peak_rss_bytes gauge\nshardvault_process_peak_rss_bytes %lld\n",
                   (long long)s.objects_written, (long long)s.objects_deleted, (long long)s.shards_open,
+                  (long long)s.shards_open_max, (long long)s.shards_idle_closed,
                   (long long)s.collections, (long long)sv_peak_rss_bytes());
     pthread_mutex_lock(&srv->metrics_mu);
     for (int i = 0; i < srv->nmetrics; i++)

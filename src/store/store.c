@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "engine.h"
+
 #include "store_internal.h"
 
 /* See store_internal.h. */
@@ -57,9 +59,66 @@ shard *store_shard_new(const char *dir_root, const char *name, int status)
     return s;
 }
 
+/* ---- the open-shard bound --------------------------------------------------------
+ * Invariants: a shard is in st->open exactly while s->db is open; s->db only
+ * changes under s->use held for writing; st->open_mu is never held while
+ * waiting for a shard's lock (victims are taken with trywrlock), so no lock
+ * order between shards exists. */
+
+static void open_list_remove(sv_store *st, shard *s)
+{
+    pthread_mutex_lock(&st->open_mu);
+    for (size_t i = 0; s->in_open && i < st->nopen; i++)
+        if (st->open[i] == s) {
+            st->open[i] = st->open[--st->nopen];
+            s->in_open = false;
+        }
+    pthread_mutex_unlock(&st->open_mu);
+}
+
+/* Closes least recently used idle shards (not keep) until at most max_open
+ * are open. A shard in use is skipped; it is closed by a later pass. */
+static void close_idle(sv_store *st, const shard *keep)
+{
+    for (int guard = 0; guard < 64; guard++) {
+        shard *victim = NULL;
+        pthread_mutex_lock(&st->open_mu);
+        if ((int64_t)st->nopen > st->max_open) {
+            uint64_t best = UINT64_MAX;
+            size_t vi = 0;
+            for (size_t i = 0; i < st->nopen; i++) {
+                shard *c = st->open[i];
+                uint64_t u = atomic_load_explicit(&c->last_use, memory_order_relaxed);
+                if (c != keep && u < best && pthread_rwlock_trywrlock(&c->use) == 0) {
+                    if (victim)
+                        pthread_rwlock_unlock(&victim->use);
+                    victim = c;
+                    best = u;
+                    vi = i;
+                }
+            }
+            if (victim) {
+                st->open[vi] = st->open[--st->nopen];
+                victim->in_open = false;
+            }
+        }
+        pthread_mutex_unlock(&st->open_mu);
+        if (!victim)
+            return;
+        if (victim->db) { /* the count stays valid: nothing writes a closed shard */
+            sv_db_close(victim->db);
+            victim->db = NULL;
+            atomic_fetch_sub(&st->shards_open, 1);
+            atomic_fetch_add(&st->idle_closes, 1);
+        }
+        pthread_rwlock_unlock(&victim->use);
+    }
+}
+
 void store_shard_close(sv_store *st, shard *s)
 {
     if (s->db) {
+        open_list_remove(st, s);
         sv_db_close(s->db);
         s->db = NULL;
         atomic_fetch_sub(&st->shards_open, 1);
@@ -158,19 +217,34 @@ int store_shard_enter(sv_store *st, const collection *c, shard *s, sv_err *err)
             pthread_rwlock_unlock(&s->use);
             return sv_fail(err, SV_ENOTFOUND, "collection '%s' was deleted", c->name);
         }
-        if (s->db)
+        if (s->db) {
+            atomic_store_explicit(&s->last_use, atomic_fetch_add_explicit(&st->tick, 1, memory_order_relaxed),
+                                  memory_order_relaxed);
             return 0;
+        }
         pthread_rwlock_unlock(&s->use);
         pthread_rwlock_wrlock(&s->use);
         int rc = 0;
+        bool opened = false;
         if (!s->db && s->status == SHARD_ACTIVE && !atomic_load(&c->deleted)) {
-            rc = sv_db_open(st->engine, s->dir, true, &s->db, err);
+            pthread_mutex_lock(&st->open_mu);
+            rc = sv_grow(&st->open, &st->capopen, st->nopen + 1, sizeof *st->open) ? store_oom(err) : 0;
+            pthread_mutex_unlock(&st->open_mu);
+            if (rc == 0)
+                rc = sv_db_open(st->engine, s->dir, true, &s->db, err);
             if (rc == 0) {
                 atomic_fetch_add(&st->shards_open, 1);
                 s->objects = store_read_count(s->db);
+                pthread_mutex_lock(&st->open_mu);
+                st->open[st->nopen++] = s; /* room was made above; only this path adds */
+                s->in_open = true;
+                pthread_mutex_unlock(&st->open_mu);
+                opened = true;
             }
         }
         pthread_rwlock_unlock(&s->use);
+        if (opened)
+            close_idle(st, s);
         if (rc)
             return sv_err_wrap(err, "opening shard %s of %s", s->name, c->name);
     }
@@ -437,6 +511,8 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     st->sync = opts->sync_writes;
     st->cat = cat;
     st->list_page_bytes = opts->list_page_bytes;
+    st->max_open = opts->max_open_shards;
+    pthread_mutex_init(&st->open_mu, NULL);
     pthread_rwlock_init(&st->lock, NULL);
     pthread_mutex_init(&st->ddl_mu, NULL);
     char shards_dir[1100];
@@ -447,6 +523,15 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
         rc = sv_env_int("SHARDVAULT_LIST_PAGE_BYTES", SV_STORE_LIST_PAGE_BYTES_DEFAULT, &st->list_page_bytes, err);
         if (rc == 0 && st->list_page_bytes <= 0)
             rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_LIST_PAGE_BYTES must be a positive number of bytes (e.g. 16Mi)");
+    }
+    if (rc == 0 && st->max_open <= 0) {
+        struct rlimit rl;
+        int64_t dflt = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                           ? ((int64_t)rl.rlim_cur - 256) / 16
+                           : 1024;
+        rc = sv_env_int("SHARDVAULT_MAX_OPEN_SHARDS", dflt < 8 ? 8 : dflt, &st->max_open, err);
+        if (rc == 0 && st->max_open < 1)
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_MAX_OPEN_SHARDS must be at least 1");
     }
     if (rc == 0)
         rc = sv_mkdirs(shards_dir, err);
@@ -485,6 +570,8 @@ void sv_store_close(sv_store *st)
         free(st->reserved[i]);
     free(st->reserved);
     sv_engine_free(st->engine);
+    free(st->open);
+    pthread_mutex_destroy(&st->open_mu);
     pthread_rwlock_destroy(&st->lock);
     pthread_mutex_destroy(&st->ddl_mu);
     free(st);
@@ -496,6 +583,8 @@ void sv_store_get_stats(sv_store *st, sv_store_stats *out)
     out->collections = (int64_t)st->ncolls;
     pthread_rwlock_unlock(&st->lock);
     out->shards_open = atomic_load(&st->shards_open);
+    out->shards_open_max = st->max_open;
+    out->shards_idle_closed = atomic_load(&st->idle_closes);
     out->objects_written = atomic_load(&st->objects_written);
     out->objects_deleted = atomic_load(&st->objects_deleted);
 }

@@ -29,6 +29,11 @@ typedef struct sv_store_opts {
     /* Byte budget of one page of sv_store_list_objects (see there). 0 = the
      * SHARDVAULT_LIST_PAGE_BYTES environment variable, else 16 MiB. */
     int64_t list_page_bytes;
+    /* Shards kept open at most; past it the least recently used idle ones
+     * are closed (and reopened on their next use). 0 = the
+     * SHARDVAULT_MAX_OPEN_SHARDS environment variable, else sized from the
+     * process's file-handle limit: (soft limit - 256) / 16, at least 8. */
+    int64_t max_open_shards;
 } sv_store_opts;
 
 #define SV_STORE_LIST_PAGE_BYTES_DEFAULT (16 << 20)
@@ -202,6 +207,8 @@ const char *sv_store_tmp_dir(const sv_store *st);
 typedef struct sv_store_stats {
     int64_t collections;
     int64_t shards_open;
+    int64_t shards_open_max;   /* the bound */
+    int64_t shards_idle_closed; /* closed to stay under it, since start */
     int64_t objects_written; /* since start */
     int64_t objects_deleted;
 } sv_store_stats;

@@ -60,9 +60,9 @@ static void shard_info(sv_store *st, const collection *c, shard *s, bool with_by
     out->is_tenant = c->schema->multi_tenancy;
     int64_t objects = -1;
     pthread_rwlock_rdlock(&s->use);
-    if (s->db)
-        objects = s->objects;
     int status = s->status;
+    if (s->db || (status == SHARD_ACTIVE && s->objects >= 0)) /* closed when idle: the count is still exact */
+        objects = s->objects;
     pthread_rwlock_unlock(&s->use);
     if (objects < 0 && status == SHARD_ACTIVE) {
         if (store_shard_enter(st, c, s, NULL) == 0) {

@@ -31,7 +31,9 @@ typedef struct shard {
     sv_db *db;
     pthread_rwlock_t use;     /* read: using db; write: open / close */
     pthread_mutex_t write_mu; /* serializes writes so the count stays exact */
-    int64_t objects;          /* cached count, valid while open */
+    int64_t objects;          /* cached count: exact while open, and after an idle close */
+    _Atomic uint64_t last_use; /* st->tick at the last enter: LRU order of idle closes */
+    bool in_open;             /* listed in st->open (under st->open_mu) */
 } shard;
 
 typedef struct collection {
@@ -64,6 +66,14 @@ struct sv_store {
     char **reserved;         /* collection names reserved by restores (ddl_mu) */
     size_t nreserved;
     atomic_llong objects_written, objects_deleted, shards_open;
+    /* Open shards are bounded (each RocksDB holds file handles): past
+     * max_open, the least recently used idle shards are closed. */
+    int64_t max_open;
+    pthread_mutex_t open_mu; /* guards open / nopen (never held while waiting on a shard) */
+    shard **open;
+    size_t nopen, capopen;
+    _Atomic uint64_t tick;
+    atomic_llong idle_closes;
 };
 
 /* One object of a write group: its encoding is enc[enc_off, enc_off+enc_len). */

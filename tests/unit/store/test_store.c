@@ -438,6 +438,44 @@ static void shards_typed_introspection(void **state)
 
 /* ---- name reservation for restores -------------------------------------- */
 
+/* At most max_open_shards RocksDBs are open: idle ones close least recently
+ * used first and reopen on their next use, counts staying exact. */
+static void open_shards_bounded(void **state)
+{
+    sv_err err = {0};
+    sv_store_close(st);
+    sv_store_opts o = {.data_dir = base, .max_open_shards = 4};
+    assert_int_equal(sv_store_open(&o, cat, &st, &err), 0);
+    create("{\"name\":\"Many\",\"shards\":16,\"vectors\":{\"default\":{\"dim\":2}},"
+           "\"properties\":[{\"name\":\"n\",\"type\":\"int\"}]}");
+    sv_store_stats stats;
+    for (int i = 0; i < 300; i++) {
+        put("Many", NULL, i);
+        sv_store_get_stats(st, &stats);
+        assert_true(stats.shards_open <= 4);
+    }
+    assert_int_equal(stats.shards_open_max, 4);
+    assert_true(stats.shards_idle_closed > 0);
+    for (int i = 0; i < 300; i++) { /* every object readable after its shard was closed */
+        char id[40];
+        snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+        sv_buf out = {0};
+        assert_int_equal(sv_store_get_object(st, "Many", NULL, id, &out, &err), 0);
+        sv_buf_free(&out);
+        sv_store_get_stats(st, &stats);
+        assert_true(stats.shards_open <= 4);
+    }
+    sv_shard_info *sh = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_store_shards(st, "Many", &sh, &n, &err), 0);
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += sh[i].objects;
+    free(sh);
+    assert_int_equal(n, 16);
+    assert_int_equal(total, 300);
+}
+
 static void reserve_collection_names(void **state)
 {
     sv_err err = {0};
@@ -496,6 +534,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(adopt_fsyncs_directories_before_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(shards_typed_introspection, setup, teardown),
         cmocka_unit_test_setup_teardown(reserve_collection_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(open_shards_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(update_racing_delete_keeps_tenant_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
