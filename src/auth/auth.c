@@ -165,7 +165,8 @@ static bool perm_allows(const sv_perm *p, sv_action act, const char *collection,
         return !strcmp(p->collections, "*") && !strcmp(p->tenants, "*");
     if (!sv_auth_glob_match(p->collections, collection))
         return false;
-    return !tenant || sv_auth_glob_match(p->tenants, tenant);
+    /* No tenant: the whole collection (every tenant), which only "*" covers. */
+    return tenant ? sv_auth_glob_match(p->tenants, tenant) : !strcmp(p->tenants, "*");
 }
 
 bool sv_auth_allowed(sv_auth *a, const sv_principal *who, sv_action act, const char *collection, const char *tenant)
@@ -489,6 +490,7 @@ int sv_auth_open(const sv_auth_opts *opts, sv_catalog *cat, sv_auth **out, sv_er
     a->cat = cat;
     a->rate = opts->rate_limit;
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->wmu, NULL);
     snprintf(a->root.id, sizeof a->root.id, "root");
     snprintf(a->root.name, sizeof a->root.name, "root");
     snprintf(a->root.roles[0], 64, "admin");
@@ -553,6 +555,7 @@ void sv_auth_close(sv_auth *a)
     free(a->keys);
     free(a->roles);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->wmu);
     free(a);
 }
 
@@ -623,8 +626,20 @@ int sv_auth_authenticate(sv_auth *a, const char *authorization, sv_principal *wh
         }
     }
     pthread_mutex_unlock(&a->mu);
-    if (persist.id[0])
-        key_persist(a, &persist, NULL);
+    if (persist.id[0]) {
+        /* Only if the key is still there with the same secret: a delayed
+         * write must never bring back a revoked or rotated-out key. */
+        pthread_mutex_lock(&a->wmu);
+        pthread_mutex_lock(&a->mu);
+        auth_key *now_k = key_find_locked(a, persist.id);
+        bool same = now_k && !strcmp(now_k->hmac, persist.hmac);
+        if (same)
+            persist = *now_k;
+        pthread_mutex_unlock(&a->mu);
+        if (same)
+            key_persist(a, &persist, NULL);
+        pthread_mutex_unlock(&a->wmu);
+    }
     return rc;
 }
 
@@ -690,6 +705,7 @@ int sv_auth_key_create(sv_auth *a, const sv_principal *who, json_t *body, json_t
     if (rc)
         return rc;
     key_hmac(a, secret, k.hmac);
+    pthread_mutex_lock(&a->wmu);
     pthread_mutex_lock(&a->mu);
     rc = roles_parse_locked(a, json_object_get(body, "roles"), k.roles, &k.nroles, err);
     for (int i = 0; rc == 0 && i < k.nroles; i++)
@@ -706,6 +722,7 @@ int sv_auth_key_create(sv_auth *a, const sv_principal *who, json_t *body, json_t
         *out = key_reply(&k, secret);
         sv_info("API key created", "key_id=%s name=\"%s\"", k.id, k.name);
     }
+    pthread_mutex_unlock(&a->wmu);
     explicit_bzero(secret, sizeof secret);
     return rc ? rc : *out ? 0 : oom(err);
 }
@@ -721,38 +738,55 @@ int sv_auth_key_list(sv_auth *a, json_t **out, sv_err *err)
     return *out ? 0 : oom(err);
 }
 
-int sv_auth_key_delete(sv_auth *a, const char *id, sv_err *err)
+/* who must hold every role the key has now (invariant 4 for changes). */
+static int check_key_roles_locked(sv_auth *a, const sv_principal *who, const auth_key *k, sv_err *err)
 {
-    if (!strcmp(id, "root"))
-        return sv_fail(err, SV_EINVAL, "the root key lives in its file (SHARDVAULT_ROOT_KEY_FILE), not in the API");
-    pthread_mutex_lock(&a->mu);
-    bool found = key_find_locked(a, id) != NULL;
-    pthread_mutex_unlock(&a->mu);
-    if (!found)
-        return sv_fail(err, SV_ENOTFOUND, "key %.40s not found", id);
-    char key[80];
-    snprintf(key, sizeof key, "auth/keys/%s", id);
-    int rc = sv_catalog_delete(a->cat, key, err);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&a->mu);
-    auth_key *k = key_find_locked(a, id);
-    if (k)
-        *k = a->keys[--a->nkeys];
-    pthread_mutex_unlock(&a->mu);
-    sv_info("API key revoked", "key_id=%s", id);
+    for (int i = 0; i < k->nroles; i++) {
+        int n;
+        if (!role_perms_locked(a, k->roles[i], &n))
+            continue; /* a role deleted since grants nothing */
+        if (check_grant_locked(a, who, k->roles[i], err))
+            return sv_fail(err, SV_EDENIED, "key %s holds role '%s', which allows more than your key does", k->id,
+                           k->roles[i]);
+    }
     return 0;
 }
 
-/* Changes one key under the lock through fn, persists, then publishes. */
-static int key_update(sv_auth *a, const char *id, int (*fn)(sv_auth *, auth_key *, void *, sv_err *), void *ud,
-                      auth_key *result, sv_err *err)
+int sv_auth_key_delete(sv_auth *a, const sv_principal *who, const char *id, sv_err *err)
 {
     if (!strcmp(id, "root"))
         return sv_fail(err, SV_EINVAL, "the root key lives in its file (SHARDVAULT_ROOT_KEY_FILE), not in the API");
+    pthread_mutex_lock(&a->wmu);
+    pthread_mutex_lock(&a->mu);
+    auth_key *k = key_find_locked(a, id);
+    int rc = k ? check_key_roles_locked(a, who, k, err) : sv_fail(err, SV_ENOTFOUND, "key %.40s not found", id);
+    pthread_mutex_unlock(&a->mu);
+    if (rc == 0) {
+        char key[80];
+        snprintf(key, sizeof key, "auth/keys/%s", id);
+        rc = sv_catalog_delete(a->cat, key, err);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&a->mu);
+        if ((k = key_find_locked(a, id)))
+            *k = a->keys[--a->nkeys];
+        pthread_mutex_unlock(&a->mu);
+        sv_info("API key revoked", "key_id=%s", id);
+    }
+    pthread_mutex_unlock(&a->wmu);
+    return rc;
+}
+
+/* Changes one key under the lock through fn, persists, then publishes. */
+static int key_update(sv_auth *a, const sv_principal *who, const char *id,
+                      int (*fn)(sv_auth *, auth_key *, void *, sv_err *), void *ud, auth_key *result, sv_err *err)
+{
+    if (!strcmp(id, "root"))
+        return sv_fail(err, SV_EINVAL, "the root key lives in its file (SHARDVAULT_ROOT_KEY_FILE), not in the API");
+    pthread_mutex_lock(&a->wmu); /* invariant 2: read, persist and publish as one */
     pthread_mutex_lock(&a->mu);
     auth_key *k = key_find_locked(a, id), copy;
-    int rc = k ? 0 : sv_fail(err, SV_ENOTFOUND, "key %.40s not found", id);
+    int rc = k ? check_key_roles_locked(a, who, k, err) : sv_fail(err, SV_ENOTFOUND, "key %.40s not found", id);
     if (rc == 0) {
         copy = *k;
         rc = fn(a, &copy, ud, err);
@@ -767,6 +801,7 @@ static int key_update(sv_auth *a, const char *id, int (*fn)(sv_auth *, auth_key 
         pthread_mutex_unlock(&a->mu);
         *result = copy;
     }
+    pthread_mutex_unlock(&a->wmu);
     return rc;
 }
 
@@ -784,7 +819,8 @@ static int do_rotate(sv_auth *a, auth_key *k, void *ud, sv_err *err)
     return 0;
 }
 
-int sv_auth_key_rotate(sv_auth *a, const char *id, json_t *body, json_t **out, sv_err *err)
+int sv_auth_key_rotate(sv_auth *a, const sv_principal *who, const char *id, json_t *body, json_t **out,
+                       sv_err *err)
 {
     *out = NULL;
     json_t *g = json_object_get(body, "graceSeconds");
@@ -794,7 +830,7 @@ int sv_auth_key_rotate(sv_auth *a, const char *id, json_t *body, json_t **out, s
     auth_key k;
     int rc = random_hex(32, r.secret, err);
     if (rc == 0)
-        rc = key_update(a, id, do_rotate, &r, &k, err);
+        rc = key_update(a, who, id, do_rotate, &r, &k, err);
     if (rc == 0) {
         *out = key_reply(&k, r.secret);
         sv_info("API key rotated", "key_id=%s grace_s=%lld", id, (long long)r.grace_s);
@@ -822,7 +858,7 @@ int sv_auth_key_set_roles(sv_auth *a, const sv_principal *who, const char *id, j
 {
     roles_arg r = {who, json_object_get(body, "roles")};
     auth_key k;
-    int rc = key_update(a, id, do_set_roles, &r, &k, err);
+    int rc = key_update(a, who, id, do_set_roles, &r, &k, err);
     *out = rc ? NULL : key_json(&k, false);
     return rc ? rc : *out ? 0 : oom(err);
 }
@@ -848,6 +884,7 @@ int sv_auth_role_create(sv_auth *a, const sv_principal *who, json_t *body, json_
             return rc;
     }
     r.created_at = sv_now_ms();
+    pthread_mutex_lock(&a->wmu);
     pthread_mutex_lock(&a->mu);
     int n;
     if (role_perms_locked(a, name, &n))
@@ -873,6 +910,7 @@ int sv_auth_role_create(sv_auth *a, const sv_principal *who, json_t *body, json_
         pthread_mutex_unlock(&a->mu);
         *out = role_json(r.name, r.perms, r.nperms, false);
     }
+    pthread_mutex_unlock(&a->wmu);
     return rc ? rc : *out ? 0 : oom(err);
 }
 
@@ -905,6 +943,8 @@ int sv_auth_role_delete(sv_auth *a, const char *name, sv_err *err)
 {
     if (builtin_of(name))
         return sv_fail(err, SV_EINVAL, "role '%s' is built in and cannot be deleted", name);
+    /* Held from the check to the unlink, so no key is granted it meanwhile. */
+    pthread_mutex_lock(&a->wmu);
     pthread_mutex_lock(&a->mu);
     int n, users = 0;
     bool found = role_perms_locked(a, name, &n) != NULL;
@@ -912,23 +952,26 @@ int sv_auth_role_delete(sv_auth *a, const char *name, sv_err *err)
         for (int r = 0; r < a->keys[i].nroles; r++)
             users += !strcmp(a->keys[i].roles[r], name);
     pthread_mutex_unlock(&a->mu);
-    if (!found)
-        return sv_fail(err, SV_ENOTFOUND, "role '%.64s' not found", name);
-    if (users)
-        return sv_fail(err, SV_ECONFLICT, "role '%s' is held by %d key(s): change their roles first", name, users);
-    char key[100];
-    snprintf(key, sizeof key, "auth/roles/%s", name);
-    int rc = sv_catalog_delete(a->cat, key, err);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < a->nroles; i++)
-        if (!strcmp(a->roles[i].name, name)) {
-            a->roles[i] = a->roles[--a->nroles];
-            break;
-        }
-    pthread_mutex_unlock(&a->mu);
-    return 0;
+    int rc = !found  ? sv_fail(err, SV_ENOTFOUND, "role '%.64s' not found", name)
+             : users ? sv_fail(err, SV_ECONFLICT, "role '%s' is held by %d key(s): change their roles first", name,
+                               users)
+                     : 0;
+    if (rc == 0) {
+        char key[100];
+        snprintf(key, sizeof key, "auth/roles/%s", name);
+        rc = sv_catalog_delete(a->cat, key, err);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&a->mu);
+        for (size_t i = 0; i < a->nroles; i++)
+            if (!strcmp(a->roles[i].name, name)) {
+                a->roles[i] = a->roles[--a->nroles];
+                break;
+            }
+        pthread_mutex_unlock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->wmu);
+    return rc;
 }
 
 int sv_auth_me(sv_auth *a, const sv_principal *who, json_t **out, sv_err *err)

@@ -61,7 +61,8 @@ bool sv_auth_rate(sv_auth *a, const sv_principal *who, int *retry_after_s);
 /* ---- authorization -------------------------------------------------------- */
 
 /* May who do action on collection (NULL = the whole server, e.g. listing
- * everything or a cluster-wide operation) and tenant (NULL = any)? */
+ * everything or a cluster-wide operation) and tenant (NULL = the whole
+ * collection: every tenant, so only a tenants glob of "*" allows it)? */
 bool sv_auth_allowed(sv_auth *a, const sv_principal *who, sv_action action, const char *collection,
                      const char *tenant);
 
@@ -75,9 +76,12 @@ bool sv_auth_glob_match(const char *glob, const char *name);
  * only time the secret is shown). who may grant only what it holds. */
 int sv_auth_key_create(sv_auth *a, const sv_principal *who, json_t *body, json_t **out, sv_err *err);
 int sv_auth_key_list(sv_auth *a, json_t **out, sv_err *err);
-int sv_auth_key_delete(sv_auth *a, const char *id, sv_err *err);
+/* delete, rotate and set-roles act only on keys whose current roles who
+ * holds (a manager cannot take over a more powerful key). */
+int sv_auth_key_delete(sv_auth *a, const sv_principal *who, const char *id, sv_err *err);
 /* body {"graceSeconds"?: n}: a new secret; the old one works for the grace. */
-int sv_auth_key_rotate(sv_auth *a, const char *id, json_t *body, json_t **out, sv_err *err);
+int sv_auth_key_rotate(sv_auth *a, const sv_principal *who, const char *id, json_t *body, json_t **out,
+                       sv_err *err);
 /* body {"roles":[...]} */
 int sv_auth_key_set_roles(sv_auth *a, const sv_principal *who, const char *id, json_t *body, json_t **out,
                           sv_err *err);

@@ -357,7 +357,8 @@ static void recover(sv_export *ex)
 /* The "export" job kind (below the scheduler). */
 static void kind_cancel(void *self, sv_job *job);
 static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_err *err);
-static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err);
+static int kind_forget(void *self, const char *schedule, const char *collection, const char *backend,
+                       const char *target, sv_err *err);
 
 int sv_export_open(const sv_export_opts *o, sv_export **out, sv_err *err)
 {
@@ -645,10 +646,10 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         snprintf(job_id, 64, "%s", sv_job_id(job));
     if ((rc = p.prepare(p.self, req, err)))
         goto done;
-    if (job && (rc = sv_export_local_attach_job(ex, id, job, err)) == 0) {
-        sv_job *attached = job;
-        job = NULL; /* the participant finishes and releases it now */
-        sv_job_start(attached, NULL);
+    if (job) {
+        sv_job_start(job, NULL);
+        if ((rc = sv_export_local_attach_job(ex, id, job, err)) == 0)
+            job = NULL; /* the participant finishes and releases it now */
     }
     if (rc) {
         p.abort(p.self, id, NULL);
@@ -854,7 +855,8 @@ static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_
 
 /* Retention: deletes every file of a finished export, the metadata first so
  * it is never listed half deleted (a retry deletes what is left). */
-static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err)
+static int kind_forget(void *self, const char *schedule, const char *collection, const char *backend,
+                       const char *target, sv_err *err)
 {
     sv_export *ex = self;
     int b = check_backend(ex, backend ? backend : "", err);

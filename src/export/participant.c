@@ -895,6 +895,7 @@ static void abort_locked(sv_export *ex, sv_export_job *j, int status, const char
         pthread_mutex_unlock(&ex->mu);
         job_cleanup(j);
         sv_info("export reservation released", "id=%s reason=\"%s\"", j->id, reason ? reason : "aborted");
+        job_finish(j, status, reason ? reason : "released before it ran"); /* CANCELED, or FAILED with why */
         job_free(j);
         pthread_mutex_lock(&ex->mu);
         return;

@@ -68,6 +68,24 @@ static json_t *rec_json_locked(const sv_job *r)
     return o;
 }
 
+/* Writes o (stolen) as the record, ordered with every other write of it. */
+static int put_rec(sv_job *r, json_t *o, sv_err *err)
+{
+    pthread_mutex_lock(&r->wmu);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = s ? 0 : oom(err);
+    if (s) {
+        char key[128];
+        snprintf(key, sizeof key, "jobs/%s", r->id);
+        rc = sv_catalog_put(r->jobs->cat, key, s, strlen(s), 0, err);
+        free(s);
+    }
+    atomic_store(&r->persisted_ms, sv_mono_ns() / 1000000);
+    pthread_mutex_unlock(&r->wmu);
+    return rc;
+}
+
 int sv__job_persist(sv_job *r, sv_err *err)
 {
     sv_jobs *j = r->jobs;
@@ -87,7 +105,7 @@ int sv__job_persist(sv_job *r, sv_err *err)
         rc = sv_catalog_put(j->cat, key, s, strlen(s), 0, err);
         free(s);
     }
-    r->persisted_ms = sv_mono_ns() / 1000000;
+    atomic_store(&r->persisted_ms, sv_mono_ns() / 1000000);
     pthread_mutex_unlock(&r->wmu);
     return rc;
 }
@@ -491,19 +509,11 @@ int sv_job_finish(sv_job *r, sv_job_state state, const char *reason, json_t *res
         return sv_fail(err, SV_EINTERNAL, "finish needs a final state");
     sv_jobs *j = r->jobs;
     pthread_mutex_lock(&j->mu);
-    if (sv_job_state_final(atomic_load(&r->state))) { /* invariant 2 */
+    if (r->finishing || sv_job_state_final(atomic_load(&r->state))) { /* invariant 2 */
         pthread_mutex_unlock(&j->mu);
         return 0;
     }
-    atomic_store(&r->state, (int)state);
-    r->finished_at = sv_now_ms();
-    if (!r->started_at)
-        r->started_at = r->finished_at;
-    copy_str(r->reason, sizeof r->reason, reason);
-    if (result) {
-        json_decref(r->result);
-        r->result = json_incref(result);
-    }
+    r->finishing = true;
     if (state == SV_JOB_SUCCEEDED) {
         /* A finished job's counters read complete. */
         int64_t it = atomic_load(&r->items_total), bt = atomic_load(&r->bytes_total);
@@ -512,9 +522,33 @@ int sv_job_finish(sv_job *r, sv_job_state state, const char *reason, json_t *res
         if (bt > atomic_load(&r->bytes_done))
             atomic_store(&r->bytes_done, bt);
     }
+    /* Invariant 1: the final record is built and made durable first; memory
+     * (and so listings and prune) sees the final state only after. */
+    int64_t now = sv_now_ms();
+    json_t *o = rec_json_locked(r);
+    pthread_mutex_unlock(&j->mu);
+    if (o) {
+        json_object_set_new(o, "state", json_string(sv_job_state_name(state)));
+        json_object_set_new(o, "finishedAt", json_integer(now));
+        if (!r->started_at)
+            json_object_set_new(o, "startedAt", json_integer(now));
+        json_object_set_new(o, "reason", json_string(reason ? reason : ""));
+        if (result)
+            json_object_set(o, "result", result);
+    }
+    int rc = o ? put_rec(r, o, err) : oom(err);
+    pthread_mutex_lock(&j->mu);
+    atomic_store(&r->state, (int)state);
+    r->finished_at = now;
+    if (!r->started_at)
+        r->started_at = now;
+    copy_str(r->reason, sizeof r->reason, reason);
+    if (result) {
+        json_decref(r->result);
+        r->result = json_incref(result);
+    }
     pthread_mutex_unlock(&j->mu);
     atomic_fetch_add(&j->finished[state], 1);
-    int rc = sv__job_persist(r, err);
     sv__jobs_prune(j);
     return rc;
 }
@@ -579,7 +613,7 @@ void sv__jobs_flush(sv_jobs *j, bool force)
     pthread_mutex_lock(&j->mu);
     for (size_t i = j->nrecs; i-- > 0 && n < 64;) {
         sv_job *r = j->recs[i];
-        if (atomic_load(&r->state) == SV_JOB_RUNNING && atomic_load(&r->dirty) && (force || now - r->persisted_ms >= 2000)) {
+        if (atomic_load(&r->state) == SV_JOB_RUNNING && atomic_load(&r->dirty) && (force || now - atomic_load(&r->persisted_ms) >= 2000)) {
             r->refs++;
             todo[n++] = r;
         }

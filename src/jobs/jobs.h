@@ -96,9 +96,11 @@ typedef struct sv_job_kind {
     /* Starts one scheduled run; fills job_id (its sv_job id). Optional: a
      * kind without it cannot be scheduled. */
     int (*run_scheduled)(void *self, const sv_schedule_run *run, char job_id[64], sv_err *err);
-    /* Deletes an artifact a schedule's retention no longer keeps (target as
-     * recorded in the job). Optional. */
-    int (*forget)(void *self, const char *collection, const char *backend, const char *target, sv_err *err);
+    /* Deletes an artifact schedule's retention no longer keeps (target as
+     * recorded in the job) — only if the artifact is still that schedule's
+     * (a manual one reusing the name is left alone; answer 0 then). Optional. */
+    int (*forget)(void *self, const char *schedule, const char *collection, const char *backend, const char *target,
+                  sv_err *err);
 } sv_job_kind;
 
 /* The kind struct is copied; self must outlive the jobs service or be

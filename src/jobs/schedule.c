@@ -220,8 +220,8 @@ static int sched_from_json(sv_jobs *j, json_t *b, bool stored, sched *s, sv_err 
     if (inc) {
         size_t i;
         json_t *v;
-        if (!json_is_array(inc))
-            return sv_fail(err, SV_EINVAL, "include: must be an array of collection names");
+        if (!json_is_array(inc) || json_array_size(inc) > 64)
+            return sv_fail(err, SV_EINVAL, "include: must be an array of at most 64 collection names");
         json_array_foreach(inc, i, v) {
             if (!json_is_string(v) || sv_check_collection_name(json_string_value(v), NULL))
                 return sv_fail(err, SV_EINVAL, "include[%zu]: must be a collection name", i);
@@ -230,6 +230,11 @@ static int sched_from_json(sv_jobs *j, json_t *b, bool stored, sched *s, sv_err 
     }
     if (!stored && !strcmp(kind, "snapshot") && !s->collection[0])
         return sv_fail(err, SV_EINVAL, "collection: required for a snapshot schedule");
+    /* Each kind reads one field: the other would be accepted and ignored. */
+    if (!stored && !strcmp(kind, "snapshot") && (s->include || s->backend[0]))
+        return sv_fail(err, SV_EINVAL, "include, backend: not used by a snapshot schedule (it names one collection)");
+    if (!stored && !strcmp(kind, "export") && s->collection[0])
+        return sv_fail(err, SV_EINVAL, "collection: not used by an export schedule; name them in include");
     if (!stored && !strcmp(kind, "export") && !s->backend[0])
         return sv_fail(err, SV_EINVAL, "backend: required for an export schedule (filesystem or s3)");
     json_t *cron = json_object_get(b, "cron"), *every = json_object_get(b, "every");
@@ -489,14 +494,16 @@ static void run_due(sv_jobs *j, sched *s, int64_t now)
         sv_err e = {0};
         int rc = kind.run_scheduled ? kind.run_scheduled(kind.self, &run, id, &e)
                                     : sv_fail(&e, SV_EUNAVAIL, "the %s service is not running", s->kind);
-        if (rc) {
-            /* The attempt is a job too, so it shows in /v1/jobs and lastRun. */
+        if (rc && !id[0]) {
+            /* The attempt is a job too, so it shows in /v1/jobs and lastRun
+             * (unless the kind recorded it already). */
             sv_job_spec spec = {.kind = s->kind, .collection = run.collection, .target = name,
                                 .backend = run.backend, .schedule = s->name};
             if (sv__jobs_create_failed(j, &spec, e.msg, id))
                 id[0] = '\0';
-            sv_warn("scheduled run failed to start", "schedule=%s error=\"%s\"", s->name, e.msg);
         }
+        if (rc)
+            sv_warn("scheduled run failed to start", "schedule=%s error=\"%s\"", s->name, e.msg);
         pthread_mutex_lock(&j->mu);
         snprintf(s->last_job, sizeof s->last_job, "%s", id);
         s->last_started_at = now;
@@ -546,8 +553,8 @@ static void apply_retention(sv_jobs *j, sched *s)
         sv_job *r = items[i].job;
         if (times && keep && !keep[i] && kind.forget) {
             sv_err e = {0};
-            int rc = kind.forget(kind.self, r->collection[0] ? r->collection : NULL, r->backend[0] ? r->backend : NULL,
-                                 r->target, &e);
+            int rc = kind.forget(kind.self, r->schedule, r->collection[0] ? r->collection : NULL,
+                                 r->backend[0] ? r->backend : NULL, r->target, &e);
             if (rc == 0 || rc == SV_ENOTFOUND) {
                 pthread_mutex_lock(&j->mu);
                 r->forgotten = true;

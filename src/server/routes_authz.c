@@ -7,7 +7,7 @@ SV_ROUTE(sv_route_authz_me, 200, sv_auth_me(SVC, &rq->who, &out, &err))
 SV_ROUTE(sv_route_authz_routes, 200, (out = sv_server_route_table()) ? 0 : sv_fail(&err, SV_ENOMEM, "out of memory"))
 SV_ROUTE_BODY(sv_route_authz_key_create, 201, sv_auth_key_create(SVC, &rq->who, body, &out, &err))
 SV_ROUTE(sv_route_authz_key_list, 200, sv_auth_key_list(SVC, &out, &err))
-SV_ROUTE(sv_route_authz_key_delete, 204, sv_auth_key_delete(SVC, rq->params[0], &err))
+SV_ROUTE(sv_route_authz_key_delete, 204, sv_auth_key_delete(SVC, &rq->who, rq->params[0], &err))
 SV_ROUTE_BODY(sv_route_authz_key_set_roles, 200, sv_auth_key_set_roles(SVC, &rq->who, rq->params[0], body, &out, &err))
 SV_ROUTE_BODY(sv_route_authz_role_create, 201, sv_auth_role_create(SVC, &rq->who, body, &out, &err))
 SV_ROUTE(sv_route_authz_role_list, 200, sv_auth_role_list(SVC, &out, &err))
@@ -21,7 +21,7 @@ int sv_route_authz_key_rotate(request *rq)
     json_t *body = NULL, *out = NULL;
     int rc = rq->body.len ? sv_parse_body(rq, &body, &err) : 0;
     if (rc == 0)
-        rc = sv_auth_key_rotate(SVC, rq->params[0], body, &out, &err);
+        rc = sv_auth_key_rotate(SVC, &rq->who, rq->params[0], body, &out, &err);
     json_decref(body);
     return sv_reply(rq, rc, &err, 200, out);
 }

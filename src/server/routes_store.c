@@ -47,15 +47,16 @@ SV_ROUTE(sv_route_collection_delete, 204, sv_store_delete_collection(SVC, rq->pa
 /* Tenant changes name their tenants in the body: each must be manageable. */
 static int tenants_allowed(request *rq, json_t *body, sv_err *err)
 {
-    size_t i;
+    size_t i, named = 0;
     json_t *t;
     json_array_foreach(json_object_get(body, "tenants"), i, t) {
         const char *n = json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "name"));
         if (n && !sv_request_allowed(rq, PERM_MANAGE, rq->params[0], n))
             return sv_fail(err, SV_EDENIED, "forbidden: key %s may not manage collection '%.128s' tenant '%.64s'",
                            rq->who.key_id, rq->params[0], n);
+        named += n != NULL;
     }
-    if (!sv_request_allowed(rq, PERM_MANAGE, rq->params[0], NULL))
+    if (!named && !sv_request_allowed(rq, PERM_MANAGE, rq->params[0], NULL))
         return sv_fail(err, SV_EDENIED, "forbidden: key %s may not manage collection '%.128s'", rq->who.key_id,
                        rq->params[0]);
     return 0;

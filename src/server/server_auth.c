@@ -213,7 +213,9 @@ int sv_server_authorize(request *rq)
         return 0;
     bool coll = !strncmp(rq->route->pattern, "/v1/collections/{}", 18);
     const char *c = coll ? rq->params[0] : NULL;
-    const char *t = coll ? sv_query(rq, "tenant") : NULL;
+    /* Only object routes act on one tenant; the others act on the whole
+     * collection whatever ?tenant= says. */
+    const char *t = coll && strstr(rq->route->pattern, "/objects") ? sv_query(rq, "tenant") : NULL;
     if (!sv_request_allowed(rq, rq->route->perm, c, t)) {
         sv_reply_forbidden(rq, rq->route->perm, c, t);
         return 1;

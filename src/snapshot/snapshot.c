@@ -357,9 +357,19 @@ static int kind_run(void *self, const sv_schedule_run *run, char job_id[64], sv_
     return rc;
 }
 
-static int kind_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err)
+/* Only a snapshot this schedule made (its record says so): a manual one
+ * that reuses the name after a drop is left alone. */
+static int kind_forget(void *self, const char *schedule, const char *collection, const char *backend,
+                       const char *target, sv_err *err)
 {
-    return sv_snapshot_drop(self, collection ? collection : "", target, err);
+    json_t *rec = NULL;
+    int rc = sv_snap_record_load(self, collection ? collection : "", target, &rec, NULL, err);
+    const char *owner = json_string_value(json_object_get(rec, "schedule"));
+    bool ours = rc == 0 && owner && !strcmp(owner, schedule);
+    json_decref(rec);
+    if (rc)
+        return rc;
+    return ours ? sv_snapshot_drop(self, collection, target, err) : 0;
 }
 
 int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat, sv_snapshot **out, sv_err *err)

@@ -462,6 +462,15 @@ int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wa
         op->job = create_sjob(s, collection, name, schedule);
         if (op->job && job_id)
             snprintf(job_id, 64, "%s", sv_job_id(op->job));
+    }
+    if (rc == 0 && schedule && s->jobs && !op->job) {
+        /* A scheduled run must be a job: without one its schedule could
+         * neither skip an overlapping run nor forget it later. */
+        rc = sv_fail(err, SV_EIO, "snapshot '%s' not started: its job could not be recorded", name);
+        sv_snap_set_failed(cx->rec, err->msg);
+        sv_snap_record_put(s, cx->rec, NULL);
+    }
+    if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         op->next = s->creates;
         s->creates = op;

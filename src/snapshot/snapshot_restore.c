@@ -368,6 +368,7 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
         j->started_at = sv_now_ms();
         if ((rc = sv_restore_meta_update_job(s->meta, j, &err)) != 0) {
             sv_error("cannot start restore job", "job=%s error=\"%s\"", j->id, err.msg);
+            job_fail(s, jc, err.msg); /* not left PENDING with nothing running it */
             return;
         }
     }

@@ -33,7 +33,7 @@ const PRINCIPALS = {
 const glob = (g, s) => new RegExp('^' + g.replace(/\*/g, '.*') + '$').test(s); // test-side model only
 function allowed(grants, action, coll, tenant) {
   return grants.some((g) => g.actions.includes(action) &&
-    (coll === null ? g.c === '*' && g.t === '*' : glob(g.c, coll) && (tenant == null || glob(g.t, tenant))));
+    (coll === null ? g.c === '*' && g.t === '*' : glob(g.c, coll) && (tenant == null ? g.t === '*' : glob(g.t, tenant))));
 }
 
 // One row per route: the request to send and what it is checked against.
@@ -259,6 +259,34 @@ test('regressions: glob injection, same 403 for existing and missing, cross-tena
     // key listings never show secrets
     const list = await adm('GET', '/v1/authz/keys');
     for (const key of Object.values(keys)) if (key) assert.ok(!list.text.includes(key.split('_')[2]));
+    // a manager of keys may not rotate (take over), re-role or delete a more powerful key
+    const mgrAll = await adm('POST', '/v1/authz/roles', { name: 'keymgr', permissions: [{ actions: ['manage'], collections: '*' }] });
+    assert.equal(mgrAll.status, 201, mgrAll.text);
+    const km = (await adm('POST', '/v1/authz/keys', { name: 'km', roles: ['keymgr'] })).json;
+    const victim = (await adm('POST', '/v1/authz/keys', { name: 'victim', roles: ['admin'] })).json;
+    r = await as(srv, km.key, 'POST', `/v1/authz/keys/${victim.id}/rotate`);
+    assert.equal(r.status, 403, r.text);
+    assert.ok(!r.text.includes('"key"'));
+    assert.equal((await as(srv, km.key, 'PUT', `/v1/authz/keys/${victim.id}`, { roles: ['keymgr'] })).status, 403);
+    assert.equal((await as(srv, km.key, 'DELETE', `/v1/authz/keys/${victim.id}`)).status, 403);
+    assert.equal((await as(srv, victim.key, 'GET', '/v1/authz/me')).status, 200, 'the victim key still works');
+    // a tenant-scoped key acts on its tenant only, never on the whole collection
+    const tmgr = await adm('POST', '/v1/authz/roles', { name: 'tmgr', permissions: [{ actions: ALL, collections: 'ArtMT', tenants: 't1' }] });
+    assert.equal(tmgr.status, 201, tmgr.text);
+    const tk = (await adm('POST', '/v1/authz/keys', { name: 'tk', roles: ['tmgr'] })).json.key;
+    assert.equal((await as(srv, tk, 'DELETE', '/v1/collections/ArtMT?tenant=t1')).status, 403);
+    assert.equal((await as(srv, tk, 'POST', '/v1/collections/ArtMT/snapshots?tenant=t1', { name: 'x' })).status, 403);
+    assert.equal((await as(srv, tk, 'GET', '/v1/collections/ArtMT/objects?tenant=t1')).status, 200);
+    // an export schedule is checked on what it exports (include, or everything), never on an ignored field
+    r = await as(srv, keys.art, 'POST', '/v1/schedules', { name: 'sneak', kind: 'export', backend: 'filesystem', collection: 'Art1', every: '1h' });
+    assert.ok([403, 422].includes(r.status), r.text);
+    r = await as(srv, keys.art, 'POST', '/v1/schedules', { name: 'sneak', kind: 'export', backend: 'filesystem', include: ['Other'], every: '1h' });
+    assert.equal(r.status, 403, r.text);
+    r = await as(srv, keys.art, 'POST', '/v1/schedules', { name: 'sneak', kind: 'export', backend: 'filesystem', every: '1h' });
+    assert.equal(r.status, 403, r.text);
+    r = await adm('POST', '/v1/schedules', { name: 'sneak', kind: 'export', backend: 'filesystem', collection: 'Art1', every: '1h' });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.json.error[0].message, /collection/);
     // whoami
     const me = await as(srv, keys.art, 'GET', '/v1/authz/me');
     assert.deepEqual(me.json.roles, ['art']);

@@ -49,6 +49,7 @@ struct sv_auth {
     SHA256_CTX inner, outer; /* HMAC states after the padded pepper (read-only after open) */
     char root_hmac[65];
     double rate; /* requests/s per key, 0 = off */
+    pthread_mutex_t wmu; /* serializes every key and role write from its read to its publish (before mu) */
     pthread_mutex_t mu;
     auth_key *keys;
     size_t nkeys, capkeys;

@@ -33,7 +33,8 @@ struct sv_job {
     _Atomic int64_t items_done, items_total, bytes_done, bytes_total;
     atomic_bool cancel;
     atomic_bool dirty;     /* counters changed since the last persist */
-    int64_t persisted_ms;  /* monotonic ms of the last persist (flusher) */
+    _Atomic int64_t persisted_ms; /* monotonic ms of the last persist (flusher) */
+    bool finishing;        /* a finish is being made durable (under jobs->mu) */
     bool claimed;          /* resumed by a service at open */
     bool forgotten;        /* its schedule's retention deleted the artifact */
     bool pruned;           /* removed from recs; freed when refs drop to 0 */

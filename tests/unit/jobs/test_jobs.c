@@ -367,7 +367,8 @@ static int fake_run(void *self, const sv_schedule_run *run, char job_id[64], sv_
     return 0;
 }
 
-static int fake_forget(void *self, const char *collection, const char *backend, const char *target, sv_err *err)
+static int fake_forget(void *self, const char *schedule, const char *collection, const char *backend,
+                       const char *target, sv_err *err)
 {
     fake *f = self;
     pthread_mutex_lock(&f->mu);
