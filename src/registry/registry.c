@@ -440,7 +440,7 @@ static void hydrate_locked(sv_registry *r, shard *s)
         goto end;
     }
     sv_registry_mount m = r->mounts[s->source];
-    bool recovering = s->state == SV_SHARD_ERRORED;
+    bool recovering = s->state == SV_SHARD_ERRORED || s->state == SV_SHARD_RECOVERING;
     int64_t size = 0;
     pthread_mutex_unlock(&r->mu);
     rc = m.size(m.self, s->collection, s->name, &size, &e);
@@ -509,15 +509,27 @@ static void hydrate_locked(sv_registry *r, shard *s)
         pthread_mutex_lock(&r->mu);
         goto failed;
     }
-    /* the reservation becomes the bytes present (never more, fetch_into checked) */
+    /* the reservation shrinks to the bytes present (never more, fetch_into checked) */
     r->reserved -= size;
-    r->held -= size - got;
+    r->held -= size;
     s->last_use_ns = sv_mono_ns();
+    r->held += got; /* counted as reserved until the record says AVAILABLE */
+    r->reserved += got;
     rc = commit_locked(r, s, SV_SHARD_AVAILABLE, "", got, s->pinned, &e);
+    r->reserved -= got;
     if (rc) {
-        /* the record still says INITIALIZING: open reconciles it from the directory */
-        s->local_bytes = got;
-        sv_warn("registry: AVAILABLE not persisted", "shard=%s err=\"%s\"", s->key, e.msg);
+        /* the record still says INITIALIZING/RECOVERING: the directory goes
+         * (memory follows the catalog) and the next acquire hydrates again */
+        s->local_bytes = 0;
+        unclaim_locked(s);
+        pthread_mutex_unlock(&r->mu);
+        sv_err e2 = {0};
+        sv_rmtree(dir, &e2);
+        pthread_mutex_lock(&r->mu);
+        r->held -= got;
+        pthread_cond_broadcast(&r->room_cv);
+        r->hydrations_failed++;
+        goto end;
     }
     r->hydrated_bytes += got;
     pthread_cond_broadcast(&r->room_cv);
@@ -628,11 +640,8 @@ int sv_registry_acquire(sv_registry *r, const char *collection, const char *name
                 rc = sv_fail(err, SV_ESTATE, "shard %s is ERRORED (%s); recover it first", s->key, s->last_error);
                 break;
             }
-            if (s->state != SV_SHARD_NEW && s->state != SV_SHARD_ERRORED) {
-                rc = sv_fail(err, SV_EINTERNAL, "shard %s is %s with no hydration", s->key,
-                             sv_shard_state_name(s->state));
-                break;
-            }
+            /* INITIALIZING/RECOVERING with no hydration: a persist failed at
+             * the end of the last one; hydrating again settles it. */
             enqueue_locked(r, s, false);
             if (parked)
                 gen0 = s->hyd_gen;
@@ -644,7 +653,9 @@ int sv_registry_acquire(sv_registry *r, const char *collection, const char *name
             r->misses++;
         }
         if (sv_deadline_passed(dl)) {
-            if (s->waiting_room)
+            /* waiting for room, or queued behind hydrations that are */
+            if (s->waiting_room ||
+                (r->room_head && (s->state == SV_SHARD_NEW || s->state == SV_SHARD_ERRORED)))
                 rc = sv_fail(err, SV_ETOOBIG,
                              "shard %s: no room in the cache quota (cache_quota_bytes=%" PRId64 ", %" PRId64
                              " bytes held by shards in use, pinned or downloading) within %" PRId64 " ms",

@@ -745,6 +745,38 @@ static void restart_10k(void **state)
     env_free(e);
 }
 
+/* ---- recovery policy NOW ------------------------------------------------------------------------ */
+
+static void recover_now_at_open(void **state)
+{
+    env *e = calloc(1, sizeof *e);
+    snprintf(e->dir, sizeof e->dir, "%s/recovernow", g_root);
+    snprintf(e->cache, sizeof e->cache, "%s/cache", e->dir);
+    sv_err err = {0};
+    sv_rmtree(e->dir, &err);
+    sv_mkdirs(e->dir, &err);
+    e->cat = open_cat(e->dir);
+    e->f.nfiles = 1;
+    e->f.file_bytes = 100;
+    e->o.cache_quota_bytes = 1 << 20;
+    e->o.recover_on_start = SV_REGISTRY_RECOVER_NOW;
+    put_rec(e->cat, "Books", "broken", "ERRORED", "fetch failed");
+    put_rec(e->cat, "Books", "fresh", "NEW", "");
+    env_open(e); /* the OFFLOADED mount is given in opts: recovery starts at once */
+    for (int i = 0; i < 500; i++) {
+        char *st = state_of(e, "Books", "broken");
+        bool done = !strcmp(st, "AVAILABLE");
+        free(st);
+        if (done)
+            break;
+        sv_sleep_ms(10);
+    }
+    assert_state(e, "Books", "broken", "AVAILABLE");
+    assert_state(e, "Books", "fresh", "NEW"); /* only ERRORED shards are recovered */
+    assert_int_equal(atomic_load(&e->f.fetches), 1);
+    env_free(e);
+}
+
 /* ---- events ---------------------------------------------------------------------------------- */
 
 static void events(void **state)
@@ -880,7 +912,8 @@ int main(void)
         cmocka_unit_test(single_flight),          cmocka_unit_test(parked_deadlines_and_destroy),
         cmocka_unit_test(failing_fetch_and_recovery), cmocka_unit_test(quota_churn),
         cmocka_unit_test(max_concurrent_hydrations),  cmocka_unit_test(restart_reconciliation),
-        cmocka_unit_test(restart_10k),            cmocka_unit_test(events),
+        cmocka_unit_test(restart_10k),            cmocka_unit_test(recover_now_at_open),
+        cmocka_unit_test(events),
         cmocka_unit_test(persistence),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
