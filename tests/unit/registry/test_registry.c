@@ -22,6 +22,8 @@ typedef struct fake {
     atomic_int fetches, sizes, concurrent, max_concurrent;
     atomic_int slow_ms;
     atomic_int fail;
+    const char *watch;         /* a shard whose fetches are counted apart */
+    atomic_int watch_fetches;
 } fake;
 
 static int fake_size(void *self, const char *c, const char *s, int64_t *bytes, sv_err *err)
@@ -37,6 +39,8 @@ static int fake_fetch(void *self, const char *c, const char *s, const char *dir,
 {
     fake *f = self;
     atomic_fetch_add(&f->fetches, 1);
+    if (f->watch && !strcmp(f->watch, s))
+        atomic_fetch_add(&f->watch_fetches, 1);
     int now = atomic_fetch_add(&f->concurrent, 1) + 1;
     int m = atomic_load(&f->max_concurrent);
     while (now > m && !atomic_compare_exchange_weak(&f->max_concurrent, &m, now))
@@ -453,7 +457,8 @@ static void quota_churn(void **state)
         snprintf(s, sizeof s, "s%d", i);
         reg(e, "Churn", s);
     }
-    /* pin one hydrated shard: it must survive the churn */
+    /* pin one hydrated shard: it must survive the churn (fetched once only) */
+    e->f.watch = "s0";
     sv_shard_ref *ref = NULL;
     sv_err err = {0};
     assert_int_equal(sv_registry_acquire(e->r, "Churn", "s0", 5000, &ref, &err), 0);
@@ -485,6 +490,7 @@ static void quota_churn(void **state)
     assert_true(stats.evictions > 0);
     assert_true(stats.cache_used_bytes + stats.cache_reserved_bytes <= stats.cache_quota_bytes);
     assert_state(e, "Churn", "s0", "AVAILABLE");
+    assert_int_equal(atomic_load(&e->f.watch_fetches), 1);
     json_t *all = NULL;
     json_t *v = shard_json(e, "Churn", "s0", &all); /* json_is_true evaluates its argument twice */
     assert_true(json_is_true(json_object_get(v, "pinned")));
