@@ -129,6 +129,11 @@ int sv_buf_json_string(sv_buf *b, const char *s, size_t len);
  *     v[n++] = x;                                                          */
 int sv_grow(void *pdata, size_t *cap, size_t need, size_t elem);
 
+/* ---- enumerations as words --------------------------------------------------- */
+/* names[v] for 0 <= v < n, else "UNKNOWN"; and the index of s in names, or -1. */
+const char *sv_enum_name(const char *const *names, int n, int v);
+int sv_enum_parse(const char *const *names, int n, const char *s);
+
 /* ---- string map ------------------------------------------------------------ */
 /* Keys (copied) each hold a set of pointers (borrowed): one for a primary
  * index, several for a secondary one. A zeroed sv_strmap is empty. Not

@@ -549,3 +549,13 @@ int sv_grow(void *pdata, size_t *cap, size_t need, size_t elem)
     *cap = nc;
     return 0;
 }
+
+const char *sv_enum_name(const char *const *names, int n, int v) { return v >= 0 && v < n ? names[v] : "UNKNOWN"; }
+
+int sv_enum_parse(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}

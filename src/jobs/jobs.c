@@ -24,18 +24,8 @@
 
 static const char *const state_names[] = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"};
 
-const char *sv_job_state_name(sv_job_state s)
-{
-    return (unsigned)s < 5 ? state_names[s] : "UNKNOWN";
-}
-
-int sv_job_state_parse(const char *s)
-{
-    for (int i = 0; s && i < 5; i++)
-        if (!strcmp(s, state_names[i]))
-            return i;
-    return -1;
-}
+const char *sv_job_state_name(sv_job_state s) { return sv_enum_name(state_names, 5, (int)s); }
+int sv_job_state_parse(const char *s) { return sv_enum_parse(state_names, 5, s); }
 
 bool sv_job_state_final(sv_job_state s) { return s >= SV_JOB_SUCCEEDED; }
 

@@ -128,17 +128,6 @@ static bool reconcile(sv_registry *r, shard *s, int64_t now)
     return true;
 }
 
-static void publish_load(sv_registry *r, const shard *s, sv_shard_state from, sv_shard_state to, int64_t ts)
-{
-    uint64_t seq = ++r->ev_seq; /* single-threaded at open */
-    sv_registry_event *e = &r->ring[seq % r->ring_cap];
-    e->seq = seq;
-    copy_str(e->collection, sizeof e->collection, s->collection);
-    copy_str(e->shard, sizeof e->shard, s->name);
-    e->from = from;
-    e->to = to;
-    e->ts_ms = ts;
-}
 
 static int load_one(const char *key, const char *val, size_t len, int64_t rev, void *ud)
 {
@@ -174,7 +163,7 @@ static int load_one(const char *key, const char *val, size_t len, int64_t rev, v
     }
     sv_shard_state was = s->state;
     if (reconcile(r, s, c->now)) {
-        publish_load(r, s, was, s->state, c->now);
+        sv__registry_publish(r, s, was, s->state, c->now);
         if (add_op(c, s))
             return (c->rc = oom(c->err));
     }
@@ -206,7 +195,7 @@ static int fit_quota(sv_registry *r, load_ctx *c)
             shard *s = e->v[0];
             if (s->state != SV_SHARD_AVAILABLE || s->pinned)
                 continue;
-            publish_load(r, s, s->state, SV_SHARD_NEW, c->now);
+            sv__registry_publish(r, s, s->state, SV_SHARD_NEW, c->now);
             r->held -= s->local_bytes;
             s->local_bytes = 0;
             s->state = SV_SHARD_NEW;

@@ -41,31 +41,10 @@ static const char *const state_names[SV_SHARD_NSTATES] = {"NEW",     "INITIALIZI
                                                           "SERVING", "ERRORED",      "RECOVERING"};
 static const char *const source_names[SV_SHARD_NSOURCES] = {"LOCAL", "OFFLOADED", "SNAPSHOT"};
 
-const char *sv_shard_state_name(sv_shard_state s)
-{
-    return (unsigned)s < SV_SHARD_NSTATES ? state_names[s] : "UNKNOWN";
-}
-
-int sv_shard_state_parse(const char *s)
-{
-    for (int i = 0; s && i < SV_SHARD_NSTATES; i++)
-        if (!strcmp(s, state_names[i]))
-            return i;
-    return -1;
-}
-
-const char *sv_shard_source_name(sv_shard_source s)
-{
-    return (unsigned)s < SV_SHARD_NSOURCES ? source_names[s] : "UNKNOWN";
-}
-
-int sv_shard_source_parse(const char *s)
-{
-    for (int i = 0; s && i < SV_SHARD_NSOURCES; i++)
-        if (!strcmp(s, source_names[i]))
-            return i;
-    return -1;
-}
+const char *sv_shard_state_name(sv_shard_state s) { return sv_enum_name(state_names, SV_SHARD_NSTATES, (int)s); }
+int sv_shard_state_parse(const char *s) { return sv_enum_parse(state_names, SV_SHARD_NSTATES, s); }
+const char *sv_shard_source_name(sv_shard_source s) { return sv_enum_name(source_names, SV_SHARD_NSOURCES, (int)s); }
+int sv_shard_source_parse(const char *s) { return sv_enum_parse(source_names, SV_SHARD_NSOURCES, s); }
 
 static int oom(sv_err *err) { return sv_fail(err, SV_ENOMEM, "out of memory"); }
 
@@ -152,7 +131,7 @@ static void unclaim_locked(shard *s)
 
 /* ---- events ---------------------------------------------------------------------- */
 
-static void publish(sv_registry *r, const shard *s, sv_shard_state from, sv_shard_state to, int64_t ts)
+void sv__registry_publish(sv_registry *r, const shard *s, sv_shard_state from, sv_shard_state to, int64_t ts)
 {
     pthread_mutex_lock(&r->ev_mu);
     uint64_t seq = ++r->ev_seq;
@@ -233,7 +212,7 @@ static int commit_locked(sv_registry *r, shard *s, sv_shard_state to, const char
     s->pinned = pinned;
     s->last_transition_at = ts;
     if (from != to)
-        publish(r, s, from, to, ts);
+        sv__registry_publish(r, s, from, to, ts);
     return 0;
 }
 
@@ -739,7 +718,7 @@ int sv_registry_register(sv_registry *r, const char *collection, const char *nam
         s->busy = true; /* nobody may see it before its record is written */
         rc = commit_locked(r, s, SV_SHARD_NEW, "", 0, false, err);
         if (!rc)
-            publish(r, s, SV_SHARD_NEW, SV_SHARD_NEW, s->last_transition_at);
+            sv__registry_publish(r, s, SV_SHARD_NEW, SV_SHARD_NEW, s->last_transition_at);
         else
             sv_strmap_remove(&r->map, s->key, s);
         unclaim_locked(s);

@@ -99,5 +99,7 @@ struct sv_registry {
 shard *sv__shard_new(const char *collection, const char *name, sv_shard_source src); /* mrefs = 1 */
 void sv__shard_put_locked(shard *s); /* frees at the last memory holder */
 void *sv__registry_worker(void *arg); /* a hydration thread */
+/* Puts a transition into the event ring (never blocks on a reader). */
+void sv__registry_publish(sv_registry *r, const shard *s, sv_shard_state from, sv_shard_state to, int64_t ts);
 
 #endif
