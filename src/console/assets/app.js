@@ -358,7 +358,7 @@ function drawChart(el, samples) {
   el.replaceChildren(svg, h('div', { class: 'legend' },
     h('span', { class: 'a' }, `■ objects written/s: ${last.w.toFixed(1)}`),
     h('span', { class: 'b' }, `■ requests/s: ${last.r.toFixed(1)}`)),
-    samples.error ? h('p', { class: 'err' }, samples.error) : null);
+  h('p', { class: 'err' }, samples.error || ''));
 }
 
 // Collection: schema, shards, tenants, objects.
@@ -577,8 +577,9 @@ pages.snapshots = (name) => {
       try {
         const { collections } = await api('GET', '/v1/collections');
         const names = collections.map((c) => c.name);
-        pick.replaceChildren(h('option', { value: '' }, '— pick one —'), names.map((n) => h('option', { value: n, selected: n === name }, n)));
+        pick.replaceChildren(h('option', { value: '' }, '— pick one —'), ...names.map((n) => h('option', { value: n, selected: n === name }, n)));
         if (name && !names.includes(name)) pick.append(h('option', { value: name, selected: true }, name));
+        pick.value = name || '';
       } catch (e) { pick.replaceChildren(h('option', null, e.message)); }
       if (name) {
         try {
@@ -589,7 +590,7 @@ pages.snapshots = (name) => {
             const pct = s.status === 'COMMITTED' ? 100 : s.bytes ? (100 * (s.bytesUploaded || 0)) / s.bytes : 0;
             return h('tr', { 'data-snapshot': s.name }, td(s.name), h('td', { class: 'snap-state' }, stateBadge(s.status)),
               tdn(fmtNum(s.objects)), tdn(fmtBytes(s.bytes)), td(bar(pct)), td(fmtTime(s.createdAt)), td(fmtTime(s.committedAt)),
-              td(s.error || '', 'wrap err'),
+              td(h('span', { class: 'err' }, s.error || ''), 'wrap'),
               td(h('span', { class: 'act' },
                 s.status === 'COMMITTED' && can('operate', name) ? h('span', { class: 'act' }, target, action('restore:' + s.name, 'Restore', async () => {
                   await api('POST', `${base()}/snapshots/${enc(s.name)}/restore`, { target: target.value.trim() });
@@ -610,7 +611,7 @@ pages.snapshots = (name) => {
             const pct = j.state === 'COMPLETED' ? 100 : tasks.length ? (100 * done) / tasks.length : 0;
             return h('tr', { 'data-restore': j.jobId }, td(j.jobId), td(j.snapshot),
               td(j.state === 'COMPLETED' ? h('a', { href: '#/collection/' + enc(j.target) }, j.target) : j.target),
-              h('td', { class: 'restore-state' }, stateBadge(j.state)), tdn(`${done} / ${tasks.length}`), td(bar(pct)), td(j.error || '', 'wrap err'));
+              h('td', { class: 'restore-state' }, stateBadge(j.state)), tdn(`${done} / ${tasks.length}`), td(bar(pct)), td(h('span', { class: 'err' }, j.error || ''), 'wrap'));
           })) : h('p', { class: 'muted' }, 'No restores.'));
         } catch (e) { restores.replaceChildren(loadErr(e)); }
       } else {
@@ -639,12 +640,12 @@ pages.exports = (watchArg) => {
   }
   return {
     mount(v) {
-      v.append(h('h1', null, 'Exports'),
+      v.append(...[h('h1', null, 'Exports'),
         can('operate') ? h('section', null, h('h2', null, 'Start an export (Parquet)'),
           h('form', { 'data-form': 'export' }, backend, idIn, action('start-export', 'Start export', start, { submit: true })),
           h('div', { class: 'row' }, h('span', { class: 'muted' }, 'include (none ticked: every collection):'), includeBox)) : null,
         wId ? h('section', null, h('h2', null, `Export ${wId} (${wBackend})`), detail) : null,
-        h('section', null, h('h2', null, 'Exports'), list));
+        h('section', null, h('h2', null, 'Exports'), list)].filter(Boolean));
       api('GET', '/v1/collections').then(({ collections }) => includeBox.replaceChildren(...collections.map((c) =>
         h('label', null, h('input', { type: 'checkbox', value: c.name, name: 'include' }), ' ', c.name)))).catch((e) => includeBox.replaceChildren(loadErr(e)));
     },
