@@ -314,7 +314,7 @@ async function sampleMetrics(samples) {
   try {
     const text = await api('GET', '/metrics');
     samples.push({ t: Date.now(), ...parseMetrics(typeof text === 'string' ? text : '') });
-    if (samples.length > 301) samples.shift(); // 5 minutes
+    if (samples.length > 121) samples.shift(); // 2 minutes
     samples.error = null;
   } catch (e) { samples.error = e.message; }
 }
@@ -332,7 +332,7 @@ function drawChart(el, samples) {
   svg.setAttribute('class', 'chart');
   svg.setAttribute('preserveAspectRatio', 'none');
   const max = Math.max(1, ...rates.map((x) => Math.max(x.w, x.r)));
-  const n = 300;
+  const n = 120;
   const pts = (k) => rates.map((x, i) => {
     const px = P + ((n - rates.length + i) / (n - 1)) * (W - P - 4);
     const py = H - 14 - (x[k] / max) * (H - 24);
@@ -348,7 +348,7 @@ function drawChart(el, samples) {
   add('line', { x1: P, y1: 10, x2: W, y2: 10 });
   add('text', { x: 0, y: 14 }, max < 10 ? max.toFixed(1) : Math.round(max));
   add('text', { x: 0, y: H - 14 }, '0');
-  add('text', { x: P, y: H - 2 }, '−5 min');
+  add('text', { x: P, y: H - 2 }, '−2 min');
   add('text', { x: W - 30, y: H - 2 }, 'now');
   if (rates.length > 1) {
     add('polyline', { class: 'a', points: pts('w') });
@@ -471,10 +471,13 @@ function jobRate(j) {
 }
 function jobEta(j, rate) {
   if (TERMINAL.has(j.state) || !rate) return null;
-  if (j.bytesTotal && rate.bytes > 0) return (j.bytesTotal - j.bytesDone) / rate.bytes;
-  if (j.itemsTotal && rate.items > 0) return (j.itemsTotal - j.itemsDone) / rate.items;
-  if (j.progress > 0) return rate.s * (100 - j.progress) / j.progress;
-  return null;
+  // The slowest of the estimates: bytes may be counted ahead of items (a
+  // snapshot hashes its capture before it stores the files).
+  const est = [];
+  if (j.bytesTotal && rate.bytes > 0) est.push((j.bytesTotal - j.bytesDone) / rate.bytes);
+  if (j.itemsTotal && rate.items > 0) est.push((j.itemsTotal - j.itemsDone) / rate.items);
+  if (j.progress > 0) est.push((rate.s * (100 - j.progress)) / j.progress);
+  return est.length ? Math.max(...est) : null;
 }
 function jobsTable(jobs, withCancel) {
   return table(['id', 'kind', 'collection', 'state', 'progress', 'items#', 'bytes#', 'rate', 'ETA', 'reason', ''], jobs.map((j) => {
