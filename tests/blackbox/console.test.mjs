@@ -144,7 +144,7 @@ test('console: collection count, snapshot to COMMITTED, restore, export per shar
     // Jobs page: the snapshot and restore jobs, finished.
     await page.goto(srv.url + '/console#/jobs');
     await page.waitForSelector('tr[data-job]');
-    const kinds = await page.locator('tr[data-job] td:nth-child(2)').allTextContents();
+    const kinds = await page.locator('tr[data-job] td:nth-child(1)').allTextContents();
     assert.ok(kinds.includes('snapshot') && kinds.includes('restore'), kinds.join());
     await shot(page, 'jobs-1280');
 

@@ -480,18 +480,22 @@ function jobEta(j, rate) {
   return est.length ? Math.max(...est) : null;
 }
 function jobsTable(jobs, withCancel) {
-  return table(['id', 'kind', 'collection', 'state', 'progress', 'items#', 'bytes#', 'rate', 'ETA', 'reason', ''], jobs.map((j) => {
+  // Kind and state first, the long id last: at 400 px the table scrolls and
+  // what matters is in view.
+  return table(['kind', 'state', 'progress', 'collection', 'items#', 'bytes#', 'rate', 'ETA', 'reason', '', 'id'], jobs.map((j) => {
     const rate = jobRate(j);
     return h('tr', { 'data-job': j.id },
-      td(j.id), td(j.kind), td(j.collection ? h('a', { href: '#/collection/' + enc(j.collection) }, j.collection) : '–'),
-      td(stateBadge(j.state)), td(h('span', null, bar(j.progress), ' ', Math.round(j.progress || 0) + '%')),
+      td(j.kind), td(stateBadge(j.state)), td(h('span', null, bar(j.progress), ' ', Math.round(j.progress || 0) + '%')),
+      td(h('span', null, j.collection ? h('a', { href: '#/collection/' + enc(j.collection) }, j.collection) : '–',
+        j.target ? ' → ' + j.target : '')),
       tdn(`${fmtNum(j.itemsDone)} / ${fmtNum(j.itemsTotal)}`),
       tdn(`${fmtBytes(j.bytesDone)} / ${fmtBytes(j.bytesTotal)}`),
       tdn(rate && !TERMINAL.has(j.state) ? fmtBytes(Math.round(rate.bytes)) + '/s' : '–'),
       tdn(fmtDur(jobEta(j, rate))), td(j.reason || '', 'wrap'),
       td(withCancel && !TERMINAL.has(j.state)
         ? action('cancel:' + j.id, 'Cancel', async () => { await api('POST', `/v1/jobs/${enc(j.id)}/cancel`); await refresh(); },
-          { perm: 'operate', cls: 'danger' }) : ''));
+          { perm: 'operate', cls: 'danger' }) : ''),
+      td(j.id, 'muted'));
   }));
 }
 pages.jobs = () => {
