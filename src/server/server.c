@@ -323,6 +323,8 @@ static const route routes[] = {
     {"GET", "/v1/authz/roles", sv_route_authz_role_list, PERM_MANAGE, false, SVC_AUTH, A},
     {"GET", "/v1/authz/roles/{}", sv_route_authz_role_get, PERM_MANAGE, false, SVC_AUTH, A},
     {"DELETE", "/v1/authz/roles/{}", sv_route_authz_role_delete, PERM_MANAGE, false, SVC_AUTH, A},
+    {"GET", "/console", sv_route_console, PERM_PUBLIC, false, SVC_STORE, A},
+    {"GET", "/console/{}", sv_route_console, PERM_PUBLIC, false, SVC_STORE, A},
 };
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 _Static_assert(sizeof routes / sizeof routes[0] < MAX_ROUTES, "raise MAX_ROUTES: the metrics have a slot per route");
@@ -390,6 +392,15 @@ static enum MHD_Result send_response(request *rq)
         MHD_add_response_header(resp, "Retry-After", rq->allow);
     if (rq->status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"shardvault\"");
+    if (rq->route && rq->route->fn == sv_route_console) {
+        /* The console (docs/console.md): only its own origin, no framing;
+         * revalidated on each load so a new binary's assets are picked up. */
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    }
     sv_server_audit(rq);
     enum MHD_Result r = MHD_queue_response(rq->con, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);

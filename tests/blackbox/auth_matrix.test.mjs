@@ -45,6 +45,8 @@ function rows(ctx) {
     'GET /v1/.well-known/live': { path: '/v1/.well-known/live', res: 'public' },
     'GET /v1/.well-known/ready': { path: '/v1/.well-known/ready', res: 'public' },
     'GET /metrics': { path: '/metrics', res: 'public' },
+    'GET /console': { path: '/console', res: 'public' },
+    'GET /console/{}': { path: '/console/app.js', res: 'public' },
     'GET /v1/meta': { path: '/v1/meta', res: 'any' },
     'POST /v1/collections': { path: '/v1/collections', body: { name: 'Art9', shards: -1 }, res: ['Art9'] },
     'GET /v1/collections': { path: '/v1/collections', res: 'any' },

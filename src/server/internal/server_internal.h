@@ -189,4 +189,7 @@ int sv_route_schedule_get(request *rq);
 int sv_route_schedule_update(request *rq);
 int sv_route_schedule_delete(request *rq);
 
+
+/* routes_console.c: the web console's embedded assets */
+int sv_route_console(request *rq);
 #endif

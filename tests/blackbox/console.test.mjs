@@ -1,0 +1,249 @@
+// The web console (docs/console.md) in Debian's headless Chromium, driven by
+// playwright-core, against the real server: every page is used as an
+// operator would, and every request the page makes must go to the server's
+// own origin. Screenshots of each page land in a temp directory (printed).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer } from './lib/server.mjs';
+
+const CHROMIUM = process.env.SV_CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  // Not a skip: the console has no other test.
+  throw new Error(`console tests need Chromium at ${CHROMIUM}: install Debian's chromium (scripts/deps.sh --test) or set SV_CHROMIUM`);
+}
+const { chromium } = await import('playwright-core');
+
+const SHOTS = mkdtempSync(path.join(tmpdir(), 'sv-console-shots-'));
+const N = 120;
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  console.log(`# console screenshots: ${SHOTS}`);
+});
+after(async () => { await browser?.close(); });
+
+// A page that records every request it makes and every error it logs.
+async function openPage(srv, width = 1280, height = 800) {
+  const ctx = await browser.newContext({ viewport: { width, height } });
+  const page = await ctx.newPage();
+  const requests = [];
+  const errors = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('dialog', (d) => d.accept());
+  return { ctx, page, requests, errors };
+}
+
+function assertSameOrigin(srv, requests) {
+  const origin = new URL(srv.url).origin;
+  assert.ok(requests.length > 5, 'the page made requests');
+  for (const u of requests) assert.equal(new URL(u).origin, origin, `request to another origin: ${u}`);
+}
+
+async function shot(page, name) {
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  return file;
+}
+
+async function seed(srv, name, n) {
+  let r = await srv.req('POST', '/v1/collections', { name, shards: 2, vectors: { default: { dim: 3 } }, properties: [{ name: 'title', type: 'text' }] });
+  assert.equal(r.status, 200, r.text);
+  const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ collection: name, vector: [i, 1, 2], properties: { title: `t${i}` } }));
+  r = await srv.req('POST', '/v1/batch/objects', lines.join('\n'), { 'content-type': 'application/x-ndjson' });
+  assert.equal(r.json.failed, 0, r.text.slice(0, 300));
+}
+
+test('assets: content types, CSP, nosniff, caching; unknown asset 404', async () => {
+  const srv = await startServer();
+  try {
+    for (const [p, type] of [['/console', 'text/html'], ['/console/app.js', 'text/javascript'], ['/console/app.css', 'text/css']]) {
+      const r = await srv.req('GET', p);
+      assert.equal(r.status, 200, p);
+      assert.match(r.headers.get('content-type'), new RegExp('^' + type), p);
+      assert.match(r.headers.get('content-security-policy'), /default-src 'self'; script-src 'self'/);
+      assert.match(r.headers.get('content-security-policy'), /frame-ancestors 'none'/);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(r.headers.get('cache-control'), 'no-cache');
+    }
+    assert.equal(readFileSync(new URL('../../src/console/assets/app.js', import.meta.url), 'utf8'), (await srv.req('GET', '/console/app.js')).text,
+      'the binary serves the asset as it is in the tree');
+    const r = await srv.req('GET', '/console/nope.js');
+    assert.equal(r.status, 404);
+    assert.match(r.json.error[0].message, /no console asset/);
+  } finally { await srv.stop(); srv.cleanup(); }
+});
+
+test('console: collection count, snapshot to COMMITTED, restore, export per shard, errors, same origin', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '100' } });
+  const { ctx, page, requests, errors } = await openPage(srv);
+  try {
+    await seed(srv, 'Books', N);
+
+    // Overview: the collection with its count; the chart samples.
+    await page.goto(srv.url + '/console');
+    const row = page.locator('tr[data-collection="Books"]');
+    await row.waitFor();
+    await page.waitForFunction(() => document.querySelector('tr[data-collection="Books"] .count')?.textContent === '120');
+    await page.waitForSelector('svg.chart polyline.b', { state: 'attached' });
+    await page.waitForFunction(() => /requests\/s: [1-9]/.test(document.querySelector('.legend .b')?.textContent));
+    assert.match(await page.textContent('[data-version]'), /^\d+\.\d+\.\d+/);
+    await shot(page, 'overview-1280');
+
+    // A bad collection name: the API's message next to the Open button.
+    await page.fill('input[name="collection"]', 'no such name!');
+    await page.click('[data-action="open"]');
+    const err = page.locator('[data-err="open"]');
+    await err.filter({ hasText: /./ }).waitFor();
+    const apiMsg = (await srv.req('GET', '/v1/collections/' + encodeURIComponent('no such name!'))).json.error[0].message;
+    assert.equal(await err.textContent(), apiMsg);
+    await shot(page, 'overview-error-1280');
+
+    // Collection page: count and shards; browse with the cursor.
+    await page.goto(srv.url + '/console#/collection/Books');
+    await page.waitForSelector('[data-count="120"]');
+    assert.equal(await page.locator('tr[data-shard]').count(), 2);
+    await page.selectOption('select[name="limit"]', '100');
+    await page.click('[data-action="browse"]');
+    await page.waitForSelector('tr[data-object]');
+    assert.equal(await page.locator('tr[data-object]').count(), 100);
+    await page.click('[data-action="next"]');
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-object]').length === 20);
+    await page.locator('tr[data-object] a').first().click();
+    await page.waitForSelector('pre[data-json="object"]');
+    assert.match(await page.textContent('pre[data-json="object"]'), /"collection": "Books"/);
+    await shot(page, 'collection-1280');
+
+    // Snapshot: create on the page and watch it reach COMMITTED.
+    await page.goto(srv.url + '/console#/snapshots/Books');
+    await page.fill('input[name="snapshot"]', 's1');
+    await page.click('[data-action="create-snapshot"]');
+    const snap = page.locator('tr[data-snapshot="s1"] .snap-state');
+    await snap.waitFor();
+    await page.waitForFunction(() => document.querySelector('tr[data-snapshot="s1"] .snap-state')?.textContent === 'COMMITTED', null, { timeout: 30000 });
+    assert.equal(await page.inputValue('select[name="collection"]'), 'Books');
+    await shot(page, 'snapshots-1280');
+
+    // Restore under a new name; the new collection has the same count.
+    await page.fill('tr[data-snapshot="s1"] input[name="target"]', 'BooksCopy');
+    await page.click('[data-action="restore:s1"]');
+    await page.waitForFunction(() => document.querySelector('tr[data-restore] .restore-state')?.textContent === 'COMPLETED', null, { timeout: 30000 });
+    await page.click('tr[data-restore] a[href="#/collection/BooksCopy"]');
+    await page.waitForSelector('[data-count="120"]');
+    assert.equal(await page.textContent('[data-name]'), 'BooksCopy');
+    // Restoring again into the same name: the API's 409 message on the page.
+    await page.goto(srv.url + '/console#/snapshots/Books');
+    await page.fill('tr[data-snapshot="s1"] input[name="target"]', 'BooksCopy');
+    await page.click('[data-action="restore:s1"]');
+    await page.locator('[data-err="restore:s1"]').filter({ hasText: /BooksCopy/ }).waitFor();
+
+    // Jobs page: the snapshot and restore jobs, finished.
+    await page.goto(srv.url + '/console#/jobs');
+    await page.waitForSelector('tr[data-job]');
+    const kinds = await page.locator('tr[data-job] td:nth-child(1)').allTextContents();
+    assert.ok(kinds.includes('snapshot') && kinds.includes('restore'), kinds.join());
+    await shot(page, 'jobs-1280');
+
+    // Export: start one and watch each shard reach SUCCESS.
+    await page.goto(srv.url + '/console#/exports');
+    await page.fill('input[name="export-id"]', 'ex1');
+    await page.check('input[name="include"][value="Books"]');
+    await page.click('[data-action="start-export"]');
+    await page.waitForSelector('tr[data-export-shard="Books/shard0000"]');
+    await page.waitForFunction(() => {
+      const s = [...document.querySelectorAll('tr[data-export-shard] .shard-state')].map((e) => e.textContent);
+      return s.length === 2 && s.every((x) => x === 'SUCCESS');
+    }, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.querySelector('.export-state')?.textContent === 'SUCCESS');
+    await page.waitForFunction(() => document.querySelector('#live')?.textContent === 'idle');
+    const exported = await page.locator('tr[data-export-shard] td:nth-child(4)').allTextContents();
+    assert.equal(exported.map(Number).reduce((a, b) => a + b, 0), N);
+    // The polling stopped with the export: no more requests in 2.5 s.
+    const before = requests.length;
+    await page.waitForTimeout(2500);
+    assert.equal(requests.length, before, 'no polling once nothing runs');
+    await shot(page, 'exports-1280');
+    // An export id the API refuses: its message next to the button.
+    await page.fill('input[name="export-id"]', 'Bad Id');
+    await page.click('[data-action="start-export"]');
+    await page.locator('[data-err="start-export"]').filter({ hasText: /./ }).waitFor();
+
+    // Narrow screen: each page renders without horizontal overflow of the body.
+    await page.setViewportSize({ width: 400, height: 800 });
+    for (const [hash, name] of [['#/overview', 'overview'], ['#/collection/Books', 'collection'], ['#/jobs', 'jobs'],
+      ['#/snapshots/Books', 'snapshots'], ['#/exports/filesystem/ex1', 'exports']]) {
+      await page.goto(srv.url + '/console' + hash);
+      await page.waitForSelector('main section');
+      await page.waitForTimeout(300);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${name} at 400 px overflows by ${overflow} px`);
+      await shot(page, `${name}-400`);
+    }
+
+    assert.deepEqual(errors, [], 'no script errors');
+    assertSameOrigin(srv, requests);
+  } finally {
+    await ctx.close();
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('console with auth: asks for a key; a reader sees no delete buttons, an admin does', async () => {
+  const srv = await startServer({ args: ['--auth', 'apikey'] });
+  const root = readFileSync(path.join(srv.dataDir, 'root.key'), 'utf8').trim();
+  const auth = { authorization: 'Bearer ' + root };
+  const { ctx, page, requests, errors } = await openPage(srv);
+  try {
+    let r = await srv.req('POST', '/v1/collections', { name: 'Sec', shards: 1 }, auth);
+    assert.equal(r.status, 200, r.text);
+    r = await srv.req('POST', '/v1/collections/Sec/snapshots?wait=true', { name: 'snap1' }, auth);
+    assert.equal(r.status, 200, r.text);
+    r = await srv.req('POST', '/v1/authz/keys', { name: 'ro', roles: ['reader'] }, auth);
+    assert.equal(r.status, 201, r.text);
+    const reader = r.json.key;
+
+    await page.goto(srv.url + '/console#/collection/Sec');
+    await page.waitForSelector('input[name="key"]');
+    // A wrong key: the message next to Sign in.
+    await page.fill('input[name="key"]', 'sv_nope');
+    await page.click('[data-action="login"]');
+    await page.locator('[data-err="login"]').filter({ hasText: /refused/ }).waitFor();
+    await shot(page, 'login-1280');
+
+    await page.fill('input[name="key"]', reader);
+    await page.click('[data-action="login"]');
+    await page.waitForSelector('[data-count="0"]');
+    assert.equal(await page.locator('[data-action="delete-collection"]').count(), 0, 'reader: no delete collection');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('sv.key')), reader);
+    await page.goto(srv.url + '/console#/snapshots/Sec');
+    await page.waitForSelector('tr[data-snapshot="snap1"]');
+    assert.equal(await page.locator('[data-action^="drop:"], [data-action^="restore:"], [data-action="create-snapshot"]').count(), 0, 'reader: no snapshot actions');
+    await page.goto(srv.url + '/console#/exports');
+    await page.waitForSelector('main h1');
+    assert.equal(await page.locator('[data-action="start-export"]').count(), 0, 'reader: no export');
+    assert.equal(await page.locator('button.danger').count(), 0);
+    await shot(page, 'reader-exports-1280');
+
+    // The same pages with the root key do show them.
+    await page.click('#who button');
+    await page.fill('input[name="key"]', root);
+    await page.click('[data-action="login"]');
+    await page.goto(srv.url + '/console#/collection/Sec');
+    await page.waitForSelector('[data-action="delete-collection"]');
+    await page.goto(srv.url + '/console#/snapshots/Sec');
+    await page.waitForSelector('[data-action="drop:snap1"]');
+
+    // Every API call carried the key; none went elsewhere.
+    assertSameOrigin(srv, requests);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    await srv.stop();
+    srv.cleanup();
+  }
+});
