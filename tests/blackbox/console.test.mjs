@@ -171,6 +171,15 @@ test('console: collection count, snapshot to COMMITTED, restore, export per shar
     await page.fill('input[name="export-id"]', 'Bad Id');
     await page.click('[data-action="start-export"]');
     await page.locator('[data-err="start-export"]').filter({ hasText: /./ }).waitFor();
+    // Exclude mode: every collection but the ticked one.
+    await page.fill('input[name="export-id"]', 'ex2');
+    await page.selectOption('select[name="export-mode"]', 'exclude');
+    await page.check('input[name="include"][value="Books"]');
+    await page.click('[data-action="start-export"]');
+    await page.waitForFunction(() => location.hash === '#/exports/filesystem/ex2');
+    const ex2 = await srv.req('GET', '/v1/export/filesystem/ex2');
+    assert.equal(ex2.status, 200, ex2.text);
+    assert.ok(!ex2.json.classes.includes('Books') && ex2.json.classes.length > 0, JSON.stringify(ex2.json.classes));
 
     // Narrow screen: each page renders without horizontal overflow of the body.
     await page.setViewportSize({ width: 400, height: 800 });

@@ -636,12 +636,14 @@ pages.exports = (watchArg) => {
   const backend = h('select', { name: 'backend' }, h('option', { value: 'filesystem' }, 'filesystem'), h('option', { value: 's3' }, 's3'));
   const idIn = h('input', { name: 'export-id', placeholder: 'export id (a-z 0-9 _ -)' });
   const includeBox = h('span', { class: 'act' });
+  const mode = h('select', { name: 'export-mode' }, h('option', { value: 'include' }, 'include the ticked'),
+    h('option', { value: 'exclude' }, 'exclude the ticked'));
   const list = h('div');
   const detail = h('div');
   async function start() {
-    const include = [...includeBox.querySelectorAll('input:checked')].map((c) => c.value);
+    const ticked = [...includeBox.querySelectorAll('input:checked')].map((c) => c.value);
     const body = { id: idIn.value.trim() };
-    if (include.length) body.include = include;
+    if (ticked.length) body[mode.value] = ticked; // the API takes include or exclude, not both
     const r = await api('POST', '/v1/export/' + enc(backend.value), body);
     location.hash = `#/exports/${enc(r.backend || backend.value)}/${enc(r.id)}`;
   }
@@ -650,7 +652,7 @@ pages.exports = (watchArg) => {
       v.append(...[h('h1', null, 'Exports'),
         can('operate') ? h('section', null, h('h2', null, 'Start an export (Parquet)'),
           h('form', { 'data-form': 'export' }, backend, idIn, action('start-export', 'Start export', start, { submit: true })),
-          h('div', { class: 'row' }, h('span', { class: 'muted' }, 'include (none ticked: every collection):'), includeBox)) : null,
+          h('div', { class: 'row' }, mode, h('span', { class: 'muted' }, '(none ticked: every collection):'), includeBox)) : null,
         wId ? h('section', null, h('h2', null, `Export ${wId} (${wBackend})`), detail) : null,
         h('section', null, h('h2', null, 'Exports'), list)].filter(Boolean));
       api('GET', '/v1/collections').then(({ collections }) => includeBox.replaceChildren(...collections.map((c) =>
