@@ -58,6 +58,7 @@ struct sv_server {
     int64_t max_body;
     int port;
     char node[64];
+    int64_t started_ns; /* for /v1/meta's uptime */
     bool metrics_private;
     atomic_bool quiescing;
     atomic_int in_flight;
@@ -172,8 +173,9 @@ static int h_ready(request *rq)
 
 static int h_meta(request *rq)
 {
-    return sv_reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:s}", "name", "shardvault", "version", SV_VERSION, "gitSha",
-                                         SV_GIT_SHA, "node", rq->srv->node));
+    return sv_reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:s,s:I}", "name", "shardvault", "version", SV_VERSION,
+                                         "gitSha", SV_GIT_SHA, "node", rq->srv->node, "uptimeSeconds",
+                                         (json_int_t)((sv_mono_ns() - rq->srv->started_ns) / 1000000000)));
 }
 
 /* One histogram per route pattern: rows that share a pattern (GET and POST
@@ -940,6 +942,7 @@ int sv_server_start(const sv_server_opts *opts, const sv_services *svc, sv_serve
     srv->max_body = opts->max_body_bytes > 0 ? opts->max_body_bytes : 64 << 20;
     snprintf(srv->node, sizeof srv->node, "%s", opts->node_name ? opts->node_name : "node1");
     srv->metrics_private = opts->metrics_private;
+    srv->started_ns = sv_mono_ns();
     pthread_mutex_init(&srv->metrics_mu, NULL);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
     if (inet_pton(AF_INET, opts->host ? opts->host : "127.0.0.1", &addr.sin_addr) != 1) {

@@ -36,6 +36,7 @@ test('health, meta and metrics', async () => {
   const meta = await srv.req('GET', '/v1/meta');
   assert.equal(meta.status, 200);
   assert.match(meta.json.version, /^\d+\.\d+\.\d+$/);
+  assert.ok(Number.isInteger(meta.json.uptimeSeconds) && meta.json.uptimeSeconds >= 0);
   const m = await srv.req('GET', '/metrics');
   assert.equal(m.status, 200);
   assert.match(m.text, /shardvault_http_requests_total\{route="\/v1\/meta",method="GET",code="200"\} 1/);

@@ -263,11 +263,18 @@ pages.overview = () => {
   };
 };
 
+function fmtUptime(s) {
+  if (typeof s !== 'number') return '–';
+  const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), mm = Math.floor((s % 3600) / 60);
+  return d ? `${d} d ${hh} h` : hh ? `${hh} h ${mm} min` : mm ? `${mm} min ${s % 60} s` : `${s} s`;
+}
+
 async function loadMeta(el) {
   try {
     const m = await api('GET', '/v1/meta');
     el.replaceChildren(h('dt', null, 'version'), h('dd', { 'data-version': m.version }, m.version),
       h('dt', null, 'git'), h('dd', null, m.gitSha), h('dt', null, 'node'), h('dd', null, m.node),
+      h('dt', null, 'uptime'), h('dd', { 'data-uptime': m.uptimeSeconds }, fmtUptime(m.uptimeSeconds)),
       h('dt', null, 'key'), h('dd', null, S.authOn ? (S.me ? S.me.keyId : '–') : 'auth off'));
   } catch (e) { el.replaceChildren(loadErr(e)); }
 }
