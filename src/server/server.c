@@ -772,6 +772,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
     rq->con = con;
     rq->started_ns = sv_mono_ns();
     check_raw_url(uri, rq->url_problem, sizeof rq->url_problem);
+    rq->has_query = strchr(uri, '?') != NULL;
     atomic_fetch_add(&srv->in_flight, 1);
     return rq;
 }

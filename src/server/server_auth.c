@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "server_internal.h"
@@ -156,13 +157,24 @@ static void slow_down_failures(const request *rq)
         sv_sleep_ms(delay > 3000 ? 3000 : delay);
 }
 
-static bool key_in_query(request *rq)
+static enum MHD_Result key_like(void *cls, enum MHD_ValueKind kind, const char *name, const char *value)
 {
     static const char *const names[] = {"key", "api_key", "apikey", "api-key", "access_token", "token", "auth"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, names[i]))
-            return true;
-    return false;
+        if (!strcasecmp(name, names[i])) {
+            *(bool *)cls = true;
+            return MHD_NO;
+        }
+    return MHD_YES;
+}
+
+/* One pass over the query arguments, and none without a query (most requests). */
+static bool key_in_query(request *rq)
+{
+    bool found = false;
+    if (rq->has_query)
+        MHD_get_connection_values(rq->con, MHD_GET_ARGUMENT_KIND, key_like, &found);
+    return found;
 }
 
 static int unauthorized(request *rq)

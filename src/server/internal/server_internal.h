@@ -30,6 +30,7 @@ typedef struct request {
     const struct route *route;
     const char *method;  /* NULL until on_request first sees the request */
     char url_problem[200]; /* why the raw URL is refused (400), or empty */
+    bool has_query;        /* the raw URL has a '?' */
     char allow[64];        /* a 405's Allow header */
     char params[MAX_PARAMS][256];
     int nparams;
