@@ -462,6 +462,29 @@ int sv_jobs_claim(sv_jobs *j, const char *id, sv_job **out, sv_err *err)
     return 0;
 }
 
+int sv_jobs_unfinished(sv_jobs *j, const char *kind, sv_jobs_visit_fn fn, void *ud, sv_err *err)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&j->mu);
+    sv_job **todo = malloc((j->nrecs ? j->nrecs : 1) * sizeof *todo);
+    for (size_t i = 0; todo && i < j->nrecs; i++) {
+        sv_job *r = j->recs[i];
+        if (!strcmp(r->kind, kind) && !sv_job_state_final(atomic_load(&r->state)) && !strcmp(r->node, j->node)) {
+            r->refs++;
+            todo[n++] = r;
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (!todo)
+        return oom(err);
+    for (size_t i = 0; i < n; i++) {
+        fn(ud, todo[i]->id, todo[i]->collection, todo[i]->target, todo[i]->backend);
+        sv_job_release(todo[i]);
+    }
+    free(todo);
+    return 0;
+}
+
 void sv_job_release(sv_job *r)
 {
     if (!r)

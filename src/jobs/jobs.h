@@ -127,6 +127,13 @@ int sv_jobs_create(sv_jobs *j, const sv_job_spec *spec, sv_job **out, sv_err *er
  * claimed for sv_jobs_recover. SV_ENOTFOUND if unknown. */
 int sv_jobs_claim(sv_jobs *j, const char *id, sv_job **out, sv_err *err);
 void sv_job_release(sv_job *job); /* NULL is fine */
+/* Calls fn for every PENDING or RUNNING job of kind on this node (before
+ * sv_jobs_recover: what a previous process left). A service uses it to settle
+ * jobs whose work finished but whose record did not (claim + finish). fn runs
+ * without any jobs lock; the strings are valid during the call. */
+typedef void (*sv_jobs_visit_fn)(void *ud, const char *id, const char *collection, const char *target,
+                                 const char *backend);
+int sv_jobs_unfinished(sv_jobs *j, const char *kind, sv_jobs_visit_fn fn, void *ud, sv_err *err);
 
 const char *sv_job_id(const sv_job *job); /* valid while the handle is held */
 

@@ -341,6 +341,26 @@ static int64_t env_ms(const char *name, int64_t given, int64_t dflt, sv_err *err
     return v;
 }
 
+/* A create whose process died after the record was COMMITTED but before its
+ * job was finished: the job is SUCCEEDED (so a schedule's retention still
+ * sees the snapshot as its own) instead of "interrupted by restart". */
+static void settle_create_job(void *ud, const char *id, const char *collection, const char *target,
+                              const char *backend)
+{
+    sv_snapshot *s = ud;
+    json_t *rec = NULL;
+    if (!collection[0] || !target[0] || sv_snap_record_load(s, collection, target, &rec, NULL, NULL))
+        return;
+    sv_job *job = NULL;
+    /* Only a finished snapshot settles its job; anything else was cut short
+     * and ends "interrupted by restart" like every other job. */
+    if (sv_snap_record_state(rec) == SNAP_COMMITTED && sv_jobs_claim(s->jobs, id, &job, NULL) == 0) {
+        sv_job_finish(job, SV_JOB_SUCCEEDED, NULL, NULL, NULL);
+        sv_job_release(job);
+    }
+    json_decref(rec);
+}
+
 /* ---- the "snapshot" job kind: schedules and their retention ----------------------------- */
 /* Cancel needs no callback: create polls sv_job_canceled between files. */
 
@@ -443,6 +463,8 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
     if (rcx.failed || rcx.dropped)
         sv_info("snapshots recovered", "failed=%d dropped=%d", rcx.failed, rcx.dropped);
     sv_snap_resume_jobs(s);
+    if (s->jobs)
+        sv_jobs_unfinished(s->jobs, "snapshot", settle_create_job, s, NULL);
     if (s->jobs) {
         sv_job_kind k = {.name = "snapshot", .self = s, .run_scheduled = kind_run, .forget = kind_forget};
         if ((rc = sv_jobs_register_kind(s->jobs, &k, err))) {

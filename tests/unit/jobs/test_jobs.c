@@ -292,6 +292,63 @@ static void lifecycle_and_restart(void **state)
     sv_catalog_close(cat);
 }
 
+static char g_seen[4][64];
+static int g_nseen;
+
+static void visit(void *ud, const char *id, const char *collection, const char *target, const char *backend)
+{
+    if (g_nseen < 4)
+        snprintf(g_seen[g_nseen++], 64, "%s/%s", id, target);
+}
+
+/* What a previous process left unfinished, by kind: a service settles the
+ * jobs whose work did finish; the rest end "interrupted by restart". */
+static void unfinished_are_settled_or_failed(void **state)
+{
+    sv_catalog *cat = open_cat("unfinished");
+    sv_jobs *j = open_jobs(cat, 100);
+    sv_err err = {0};
+    sv_job *done = NULL, *cut = NULL, *other = NULL, *fin = NULL;
+    sv_job_spec a = {.kind = "snapshot", .target = "done"}, b = {.kind = "snapshot", .target = "cut"},
+                c = {.kind = "gc"}, d = {.kind = "snapshot", .target = "finished"};
+    assert_int_equal(sv_jobs_create(j, &a, &done, &err), 0);
+    assert_int_equal(sv_jobs_create(j, &b, &cut, &err), 0);
+    assert_int_equal(sv_jobs_create(j, &c, &other, &err), 0);
+    assert_int_equal(sv_jobs_create(j, &d, &fin, &err), 0);
+    assert_int_equal(sv_job_finish(fin, SV_JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    char done_id[64], cut_id[64], other_id[64];
+    snprintf(done_id, sizeof done_id, "%s", sv_job_id(done));
+    snprintf(cut_id, sizeof cut_id, "%s", sv_job_id(cut));
+    snprintf(other_id, sizeof other_id, "%s", sv_job_id(other));
+    sv_job_release(done);
+    sv_job_release(cut);
+    sv_job_release(other);
+    sv_job_release(fin);
+    sv_jobs_close(j); /* "crash" */
+    j = open_jobs(cat, 100);
+    g_nseen = 0;
+    assert_int_equal(sv_jobs_unfinished(j, "snapshot", visit, NULL, &err), 0);
+    assert_int_equal(g_nseen, 2); /* the two snapshot jobs left running, not the gc or the finished one */
+    sv_job *h = NULL;
+    assert_int_equal(sv_jobs_claim(j, done_id, &h, &err), 0); /* its work had finished */
+    assert_int_equal(sv_job_finish(h, SV_JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    sv_job_release(h);
+    assert_int_equal(sv_jobs_recover(j, &err), 0);
+    json_t *o = NULL;
+    assert_int_equal(sv_jobs_get(j, done_id, &o, &err), 0);
+    assert_string_equal(field(o, "state"), "SUCCEEDED");
+    json_decref(o);
+    const char *failed_ids[2] = {cut_id, other_id};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sv_jobs_get(j, failed_ids[i], &o, &err), 0);
+        assert_string_equal(field(o, "state"), "FAILED");
+        assert_string_equal(field(o, "reason"), "interrupted by restart");
+        json_decref(o);
+    }
+    sv_jobs_close(j);
+    sv_catalog_close(cat);
+}
+
 static void retention_of_jobs(void **state)
 {
     sv_catalog *cat = open_cat("keep");
@@ -561,7 +618,7 @@ int main(void)
         cmocka_unit_test(cron_fields),         cmocka_unit_test(cron_errors),
         cmocka_unit_test(intervals),           cmocka_unit_test(retention),
         cmocka_unit_test(pool),                cmocka_unit_test(lifecycle_and_restart),
-        cmocka_unit_test(retention_of_jobs),   cmocka_unit_test(schedule_validation),
+        cmocka_unit_test(retention_of_jobs),   cmocka_unit_test(unfinished_are_settled_or_failed),   cmocka_unit_test(schedule_validation),
         cmocka_unit_test(schedule_runs_and_retention), cmocka_unit_test(schedule_skips_busy_run),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
