@@ -24,6 +24,7 @@
 #include "store.h"
 
 typedef struct sv_snapshot sv_snapshot;
+struct sv_job; /* jobs.h */
 
 /* Zero / NULL fields mean "from the environment, else the default"
  * (variables in brackets, documented in docs/snapshot.md). */
@@ -63,6 +64,28 @@ int sv_snapshot_job_list(sv_snapshot *s, json_t **out, sv_err *err);
 
 /* Runs garbage collection now: {blobsDeleted, bytesFreed, ...}. */
 int sv_snapshot_gc(sv_snapshot *s, json_t **out, sv_err *err);
+
+/* ---- one shard directory as blobs (the one mechanism: capture -> blobs ->
+ * manifest -> hydrate; tenant offload and shard moves build on it) ---- */
+
+typedef struct sv_dir_stats {
+    int64_t files, bytes, bytes_uploaded;
+} sv_dir_stats;
+
+/* Stores every file of dir (a closed RocksDB directory or a checkpoint of
+ * shard `shard` of `collection`) as content-addressed blobs — the location's
+ * copies are reused, so an unchanged directory uploads nothing — and writes
+ * the manifest at key (relative to the location, ending in /manifest.json,
+ * outside snapshots/), which snapshot GC then treats as a reference. The
+ * blobs are protected from GC from the moment they are hashed. job (may be
+ * NULL) gets the counters and can cancel. out (may be NULL) gets the sizes. */
+int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection, const char *shard, int64_t objects,
+                        const char *key, struct sv_job *job, sv_dir_stats *out, sv_err *err);
+/* Lays out the one shard described by the manifest at key into dir (which
+ * must not exist), every file verified against its sha256 (hard links on
+ * file://). On failure nothing is left at dir. */
+int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, struct sv_job *job, sv_dir_stats *out,
+                        sv_err *err);
 
 /* Prometheus text for /metrics (signature of sv_metrics_fn). */
 void sv_snapshot_metrics(sv_buf *out, void *snapshot);

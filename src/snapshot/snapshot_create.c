@@ -512,3 +512,122 @@ fail:
     free(op);
     return rc;
 }
+
+/* ---- one directory as blobs plus a manifest -------------------------------------------
+ * The same mechanism as a snapshot (hash with the cache, announce to GC, store
+ * what the location lacks, write a manifest), for one closed RocksDB directory:
+ * what tenant offload and shard moves build on. */
+
+int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection, const char *shard, int64_t objects,
+                        const char *key, sv_job *job, sv_dir_stats *out, sv_err *err)
+{
+    size_t kl = key ? strlen(key) : 0;
+    int rc = sv_check_collection_name(collection, err);
+    if (rc == 0)
+        rc = sv_check_tenant_name(shard, err);
+    if (rc == 0 && (sv_location_check_key(key, err) || kl < 15 || strcmp(key + kl - 14, "/manifest.json") ||
+                    !strncmp(key, "snapshots/", 10)))
+        return sv_fail(err, SV_EINVAL, "put_dir: the manifest key must end in /manifest.json, outside snapshots/");
+    if (rc)
+        return rc;
+    sv_schema *schema = NULL;
+    if ((rc = sv_store_schema(s->st, collection, &schema, err)))
+        return rc;
+    create_op *op = calloc(1, sizeof *op);
+    create_ctx cx = {.s = s, .op = op};
+    sv_shard_capture sc = {.status = SV_CAPTURE_OK, .objects = objects};
+    sv_capture cap = {.schema = schema, .shards = &sc, .nshards = 1, .captured_at = sv_now_ms()};
+    snprintf(sc.name, sizeof sc.name, "%s", shard);
+    snprintf(sc.dir, sizeof sc.dir, "%s", dir);
+    snprintf(cap.collection, sizeof cap.collection, "%s", collection);
+    cx.cap = &cap;
+    cx.rec = json_pack("{s:s,s:I}", "description", "", "createdAt", (json_int_t)cap.captured_at);
+    if (!op || !cx.rec) {
+        free(op);
+        json_decref(cx.rec);
+        sv_schema_free(schema);
+        return sv_snap_oom(err);
+    }
+    snprintf(op->collection, sizeof op->collection, "%s", collection);
+    snprintf(op->name, sizeof op->name, "dir-%s", shard);
+    pthread_mutex_lock(&s->mu); /* in flight for GC from here (op_finish takes it out) */
+    op->next = s->creates;
+    s->creates = op;
+    s->threads++;
+    pthread_mutex_unlock(&s->mu);
+    size_t capf = 0;
+    rc = list_dir_files(dir, 0, &cx.files, &cx.nfiles, &capf, err);
+    if (rc == 0 && job)
+        sv_job_set_totals(job, (int64_t)cx.nfiles, 0);
+    if (rc == 0)
+        rc = create_hash(&cx, err);
+    if (rc == 0)
+        rc = create_announce(&cx, err);
+    if (rc == 0)
+        rc = sv_snap_store_blobs(s, cx.files, cx.nfiles, &op->bytes_uploaded, job, err);
+    sv_manifest *m = NULL;
+    json_t *shards_api = json_array();
+    if (rc == 0)
+        rc = create_manifest(&cx, &m, shards_api, err);
+    if (rc == 0) {
+        char *mj = sv_manifest_to_json(m);
+        rc = mj ? sv_location_put(s->loc, key, mj, strlen(mj), err) : sv_snap_oom(err);
+        free(mj);
+    }
+    if (rc == 0) {
+        sv_snap_hash_cache_save(s, &cx.cache, &cap, cx.files, cx.nfiles);
+        if (out)
+            *out = (sv_dir_stats){(int64_t)cx.nfiles, m->bytes, atomic_load(&op->bytes_uploaded)};
+    }
+    json_decref(shards_api);
+    sv_manifest_free(m);
+    sv_snap_hash_cache_free(&cx.cache);
+    free(cx.files);
+    json_decref(cx.rec);
+    sv_schema_free(schema);
+    op_finish(s, op);
+    return rc;
+}
+
+int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, sv_job *job, sv_dir_stats *out, sv_err *err)
+{
+    int rc = sv_location_check_key(key, err);
+    if (rc)
+        return rc;
+    if (sv_path_exists(dir))
+        return sv_fail(err, SV_EEXIST, "get_dir: %s exists; the shard is laid out into a new directory", dir);
+    sv_buf b = {0};
+    sv_manifest *m = NULL;
+    rc = sv_location_get_buf(s->loc, key, &b, err);
+    if (rc == 0)
+        rc = sv_manifest_parse((const char *)b.data, b.len, &m, err);
+    sv_buf_free(&b);
+    if (rc == 0 && m->nshards != 1)
+        rc = sv_fail(err, SV_ECORRUPT, "%s describes %zu shards, not one", key, m->nshards);
+    if (rc == 0)
+        rc = sv_mkdirs(dir, err);
+    const sv_manifest_shard *ms = rc == 0 ? &m->shards[0] : NULL;
+    if (rc == 0 && job)
+        sv_job_set_totals(job, (int64_t)ms->nfiles, ms->bytes);
+    _Atomic int64_t copied = 0;
+    for (size_t i = 0; rc == 0 && i < ms->nfiles; i++) {
+        if (job && sv_job_canceled(job)) {
+            rc = sv_fail(err, SV_ECANCELED, "canceled by request");
+            break;
+        }
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, ms->files[i].name);
+        int64_t before = atomic_load(&copied);
+        rc = sv_snap_restore_blob(s, ms, &ms->files[i], path, &copied, err);
+        if (rc == 0 && job)
+            sv_job_add_done(job, 1, atomic_load(&copied) - before);
+    }
+    if (rc == 0)
+        rc = sv_fsync_dir(dir, err);
+    if (rc == 0 && out)
+        *out = (sv_dir_stats){(int64_t)ms->nfiles, ms->bytes, 0};
+    if (rc && ms) /* nothing half laid out stays behind */
+        sv_rmtree(dir, NULL);
+    sv_manifest_free(m);
+    return rc;
+}

@@ -227,6 +227,9 @@ static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
     int64_t deleted = 0, freed = 0;
     if (rc == 0) {
         rc = sv_location_list(s->loc, "snapshots/", NULL, NULL, collect_manifest_key, &manifests, err);
+        /* Offloaded tenants' manifests (sv_snapshot_put_dir) reference blobs too. */
+        if (rc == 0)
+            rc = sv_location_list(s->loc, "tenants/", NULL, NULL, collect_manifest_key, &manifests, err);
         if (rc == SV_ENOMEM)
             rc = sv_snap_oom(err);
     }

@@ -485,6 +485,71 @@ static char *restore_start(sv_snapshot *s, const char *coll, const char *name, c
  * once while the delete is under way. And a create that starts during the
  * delete, needing the very blobs being deleted, still ends with all of them
  * stored (it waits for the delete, then uploads them again). */
+static int64_t blobs_on_disk(void)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/location/blobs", base);
+    return sv_dir_bytes(dir);
+}
+
+/* One directory as blobs + a manifest, and back: what offload and shard moves
+ * use. An unchanged directory uploads nothing; the layout is verified and
+ * opens; GC treats tenants/ manifests as references. */
+static void put_and_get_dir(void **state)
+{
+    sv_err err = {0};
+    sv_store *st = NULL;
+    sv_store_opts so = {.data_dir = base};
+    assert_int_equal(sv_store_open(&so, cat, &st, &err), 0);
+    sv_snapshot *s = NULL;
+    sv_snapshot_opts o = {.data_dir = base, .gc_interval_ms = -1, .gc_grace_ms = -1};
+    if (sv_snapshot_open(&o, st, cat, &s, &err))
+        fail_msg("open: %s", err.msg);
+    make_collection(st, "Dir", 50);
+    char cap_dir[700], out_dir[700];
+    snprintf(cap_dir, sizeof cap_dir, "%s/cap", base);
+    snprintf(out_dir, sizeof out_dir, "%s/laid-out", base);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture(st, "Dir", cap_dir, &cap, &err), 0);
+    const char *key = "tenants/Dir/shard0000/manifest.json";
+    sv_dir_stats a = {0}, b = {0}, c = {0};
+    int rc = sv_snapshot_put_dir(s, cap->shards[0].dir, "Dir", "shard0000", cap->shards[0].objects, key, NULL, &a, &err);
+    if (rc)
+        fail_msg("put_dir: %s", err.msg);
+    assert_true(a.files > 0 && a.bytes > 0);
+    assert_int_equal(a.bytes_uploaded, a.bytes);
+    assert_int_equal(sv_snapshot_put_dir(s, cap->shards[0].dir, "Dir", "shard0000", cap->shards[0].objects, key, NULL,
+                                         &b, &err), 0);
+    assert_int_equal(b.bytes_uploaded, 0); /* unchanged: nothing sent again */
+    assert_int_equal(sv_snapshot_put_dir(s, cap->shards[0].dir, "Dir", "shard0000", 0,
+                                         "snapshots/Dir/x/manifest.json", NULL, &b, &err), SV_EINVAL);
+    rc = sv_snapshot_get_dir(s, key, out_dir, NULL, &c, &err);
+    if (rc)
+        fail_msg("get_dir: %s", err.msg);
+    assert_int_equal(c.files, a.files);
+    assert_int_equal(sv_snapshot_get_dir(s, key, out_dir, NULL, &c, &err), SV_EEXIST); /* never overwrites */
+    sv_db *db = NULL;
+    assert_int_equal(sv_db_open_readonly(sv_store_engine(st), out_dir, &db, &err), 0);
+    sv_db_close(db);
+    /* GC keeps blobs a tenants/ manifest names, and frees them once it is gone */
+    int64_t before = blobs_on_disk();
+    json_t *g = NULL;
+    assert_int_equal(sv_snapshot_gc(s, &g, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(g, "blobsDeleted")), 0);
+    json_decref(g);
+    assert_int_equal(blobs_on_disk(), before);
+    char mpath[800];
+    snprintf(mpath, sizeof mpath, "%s/location/%s", base, key);
+    assert_int_equal(unlink(mpath), 0);
+    assert_int_equal(sv_snapshot_gc(s, &g, &err), 0);
+    assert_true(json_integer_value(json_object_get(g, "blobsDeleted")) > 0);
+    json_decref(g);
+    sv_rmtree(cap_dir, NULL);
+    sv_capture_free(cap);
+    sv_snapshot_close(s);
+    sv_store_close(st);
+}
+
 static void gc_delete_does_not_block_status(void **state)
 {
     setenv("SHARDVAULT_LOCATION_TEST_DELETE_DELAY_MS", "1500", 1);
@@ -608,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sha256_and_hash_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(service_multi_tenant_inactive, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_delete_does_not_block_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(put_and_get_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(job_with_missing_task_fails_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(job_with_corrupt_task_fails_at_open, setup, teardown),
     };
