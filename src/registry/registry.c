@@ -731,7 +731,9 @@ int sv_registry_register(sv_registry *r, const char *collection, const char *nam
     return rc;
 }
 
-int sv_registry_destroy(sv_registry *r, const char *collection, const char *name, sv_err *err)
+/* 0 with r->mu taken and *out the named shard, held (mrefs) and claimed for
+ * a change; or an error with r->mu released. */
+static int hold_named(sv_registry *r, const char *collection, const char *name, shard **out, sv_err *err)
 {
     if (check_names(collection, name, err))
         return SV_EINVAL;
@@ -743,7 +745,16 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *name
     }
     s->mrefs++;
     claim_locked(r, s);
-    int rc = 0;
+    *out = s;
+    return 0;
+}
+
+int sv_registry_destroy(sv_registry *r, const char *collection, const char *name, sv_err *err)
+{
+    shard *s = NULL;
+    int rc = hold_named(r, collection, name, &s, err);
+    if (rc)
+        return rc;
     if (s->destroyed) {
         rc = sv_fail(err, SV_ENOTFOUND, "shard %s was destroyed", s->key);
     } else if (s->refs > 0) {
@@ -788,17 +799,11 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *name
 
 static int set_pinned(sv_registry *r, const char *collection, const char *name, bool pinned, sv_err *err)
 {
-    if (check_names(collection, name, err))
-        return SV_EINVAL;
-    pthread_mutex_lock(&r->mu);
-    shard *s = find_locked(r, collection, name);
-    if (!s) {
-        pthread_mutex_unlock(&r->mu);
-        return sv_fail(err, SV_ENOTFOUND, "shard %s/%s is not registered", collection, name);
-    }
-    s->mrefs++;
-    claim_locked(r, s);
-    int rc = s->destroyed ? sv_fail(err, SV_ENOTFOUND, "shard %s was destroyed", s->key)
+    shard *s = NULL;
+    int rc = hold_named(r, collection, name, &s, err);
+    if (rc)
+        return rc;
+    rc = s->destroyed ? sv_fail(err, SV_ENOTFOUND, "shard %s was destroyed", s->key)
                           : commit_locked(r, s, s->state, NULL, s->local_bytes, pinned, err);
     unclaim_locked(s);
     sv__shard_put_locked(s);
