@@ -599,5 +599,10 @@ void sv__sched_tick(sv_jobs *j)
             run_due(j, s, now);
     }
     free(list);
-    sv__jobs_prune(j);
+    /* Every finish prunes already; the ticker only has to age jobs out
+     * (keep_days), which once a minute does. */
+    if (now - j->pruned_at_ms >= 60000) {
+        j->pruned_at_ms = now;
+        sv__jobs_prune(j);
+    }
 }

@@ -75,6 +75,17 @@ static void shard_dir(const sv_registry *r, const shard *s, char *out, size_t n)
     snprintf(out, n, "%s/%s/%s", r->cache_dir, s->collection, s->name);
 }
 
+/* A waiter's reasons to stop waiting for good: the registry closes or the
+ * shard was destroyed. 0 otherwise. Under r->mu. */
+static int gone_locked(const sv_registry *r, const shard *s, sv_err *err)
+{
+    if (r->closing)
+        return sv_fail(err, SV_EUNAVAIL, "registry is closing");
+    if (s->destroyed)
+        return sv_fail(err, SV_ENOTFOUND, "shard %s was destroyed", s->key);
+    return 0;
+}
+
 static int check_names(const char *collection, const char *name, sv_err *err)
 {
     if (!collection || sv_check_collection_name(collection, err))
@@ -292,14 +303,8 @@ static int reserve_locked(sv_registry *r, shard *s, int64_t bytes, sv_err *err)
     s->waiting_room = true;
     int rc = 0;
     for (;;) {
-        if (r->closing) {
-            rc = sv_fail(err, SV_EUNAVAIL, "registry is closing");
+        if ((rc = gone_locked(r, s, err)))
             break;
-        }
-        if (s->destroyed) {
-            rc = sv_fail(err, SV_ENOTFOUND, "shard %s was destroyed", s->key);
-            break;
-        }
         if (!s->background && !s->waiters) {
             rc = sv_fail(err, SV_ETOOBIG,
                          "no room in the cache quota (cache_quota_bytes=%" PRId64 ") for shard %s before every "
@@ -579,14 +584,8 @@ int sv_registry_acquire(sv_registry *r, const char *collection, const char *name
     uint64_t gen0 = 0;
     int rc = 0;
     for (;;) {
-        if (r->closing) {
-            rc = sv_fail(err, SV_EUNAVAIL, "registry is closing");
+        if ((rc = gone_locked(r, s, err)))
             break;
-        }
-        if (s->destroyed) {
-            rc = sv_fail(err, SV_ENOTFOUND, "shard %s was destroyed", s->key);
-            break;
-        }
         if (parked && s->hyd_gen != gen0 && s->hyd_code) {
             rc = sv_fail(err, s->hyd_code, "%s", s->hyd_msg);
             break;

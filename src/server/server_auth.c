@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,9 +139,13 @@ static uint32_t client_addr(const request *rq, char *text, size_t n)
  * 0 = off): guessing keys gets slow, real clients do not. */
 static void slow_down_failures(const request *rq)
 {
-    static int64_t step = -1;
-    if (step < 0 && sv_env_int("SHARDVAULT_AUTH_FAIL_DELAY_MS", 200, &step, NULL))
-        step = 200;
+    static atomic_llong step_cfg = -1;
+    int64_t step = atomic_load(&step_cfg);
+    if (step < 0) {
+        if (sv_env_int("SHARDVAULT_AUTH_FAIL_DELAY_MS", 200, &step, NULL) || step < 0)
+            step = 200;
+        atomic_store(&step_cfg, step);
+    }
     if (step == 0)
         return;
     char ip[64];
@@ -186,8 +191,8 @@ static int unauthorized(request *rq)
 int sv_server_authorize(request *rq)
 {
     sv_auth *a = sv_request_auth(rq);
-    uint8_t id[8];
-    if (getrandom(id, sizeof id, GRND_NONBLOCK) == sizeof id)
+    uint8_t id[8]; /* a request id only where it is recorded */
+    if (sv_request_services(rq)->audit && getrandom(id, sizeof id, GRND_NONBLOCK) == sizeof id)
         snprintf(rq->request_id, sizeof rq->request_id, "%02x%02x%02x%02x%02x%02x%02x%02x", id[0], id[1], id[2],
                  id[3], id[4], id[5], id[6], id[7]);
     bool private_metrics = rq->route->fn && !strcmp(rq->route->pattern, "/metrics") && sv_request_metrics_private(rq);

@@ -62,6 +62,7 @@ struct sv_jobs {
     atomic_bool stopping;
     pthread_mutex_t tick_mu; /* serializes scheduler passes with schedule deletes */
     pthread_cond_t tick_cv;
+    int64_t pruned_at_ms; /* the ticker's last age-out pass (ticker thread only) */
     /* metrics */
     atomic_llong created, finished[5];
     atomic_llong sched_runs, sched_skips, sched_forgotten;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../test_root.h"
 #include "catalog.h"
 
 static char g_root[1024];
@@ -391,19 +392,8 @@ static void concurrent_writers(void **state)
 
 int main(void)
 {
-    const char *base = getenv("SV_TEST_TMP");
-    snprintf(g_root, sizeof g_root, "%s/catalog-%d", base && *base ? base : "/tmp", (int)getpid());
-    sv_err err = {0};
-    if (sv_mkdirs(g_root, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
+    if (sv_test_root("catalog", g_root, sizeof g_root))
         return 1;
-    }
-    /* absolute, so embedded://<root> is embedded:///abs even if SV_TEST_TMP is relative */
-    char *abs = realpath(g_root, NULL);
-    if (!abs)
-        return 1;
-    snprintf(g_root, sizeof g_root, "%s", abs);
-    free(abs);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(urls),   cmocka_unit_test(basic_crud_scan), cmocka_unit_test(txn_semantics),
         cmocka_unit_test(leases), cmocka_unit_test(reopen_persists), cmocka_unit_test(concurrent_writers),

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../test_root.h"
 #include "jobs.h"
 
 static char g_root[1024];
@@ -601,18 +602,8 @@ static void schedule_skips_busy_run(void **state)
 
 int main(void)
 {
-    const char *base = getenv("SV_TEST_TMP");
-    snprintf(g_root, sizeof g_root, "%s/jobs-%d", base && *base ? base : "/tmp", (int)getpid());
-    sv_err err = {0};
-    if (sv_mkdirs(g_root, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
+    if (sv_test_root("jobs", g_root, sizeof g_root))
         return 1;
-    }
-    char *abs = realpath(g_root, NULL);
-    if (!abs)
-        return 1;
-    snprintf(g_root, sizeof g_root, "%s", abs);
-    free(abs);
     sv_log_set_level(SV_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cron_fields),         cmocka_unit_test(cron_errors),

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../test_root.h"
 #include "registry.h"
 
 static char g_root[1024];
@@ -901,18 +902,8 @@ static void persistence(void **state)
 
 int main(void)
 {
-    const char *base = getenv("SV_TEST_TMP");
-    snprintf(g_root, sizeof g_root, "%s/registry-%d", base && *base ? base : "/tmp", (int)getpid());
-    sv_err err = {0};
-    if (sv_mkdirs(g_root, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
+    if (sv_test_root("registry", g_root, sizeof g_root))
         return 1;
-    }
-    char *abs = realpath(g_root, NULL);
-    if (!abs)
-        return 1;
-    snprintf(g_root, sizeof g_root, "%s", abs);
-    free(abs);
     sv_log_set_level(SV_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(single_flight),          cmocka_unit_test(parked_deadlines_and_destroy),
@@ -924,6 +915,6 @@ int main(void)
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0)
-        sv_rmtree(g_root, &err);
+        sv_rmtree(g_root, NULL);
     return rc;
 }
