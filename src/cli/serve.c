@@ -2,6 +2,7 @@
  * then catalog -> store -> server, and an orderly stop on SIGTERM/SIGINT;
  * SIGHUP reloads the TLS certificate and reopens the audit log. */
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "export.h"
 #include "auth.h"
 #include "jobs.h"
+#include "registry.h"
 #include "server.h"
 #include "snapshot.h"
 #include "store.h"
@@ -223,6 +225,48 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     return -1;
 }
 
+/* The registry and its transient cache, configured from the environment
+ * (docs/registry.md): SHARDVAULT_CACHE_DIR (<data>/cache),
+ * SHARDVAULT_CACHE_BYTES (10% of the cache's filesystem),
+ * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
+ * (none | on-acquire | now). */
+static int open_registry(const char *data_dir, sv_catalog *cat, sv_store *st, sv_snapshot *snap, sv_jobs *jobs,
+                         sv_registry **out, sv_err *err)
+{
+    char dflt_dir[1100];
+    snprintf(dflt_dir, sizeof dflt_dir, "%s/cache", data_dir);
+    const char *dir = sv_env_str("SHARDVAULT_CACHE_DIR", dflt_dir);
+    int rc = sv_mkdirs(dir, err);
+    if (rc)
+        return rc;
+    struct statvfs fs;
+    int64_t tenth = statvfs(dir, &fs) == 0 ? (int64_t)((double)fs.f_blocks * (double)fs.f_frsize / 10) : (1LL << 30);
+    int64_t quota = 0, hyd = 0;
+    if ((rc = sv_env_int("SHARDVAULT_CACHE_BYTES", tenth > 0 ? tenth : (1LL << 30), &quota, err)) != 0 ||
+        (rc = sv_env_int("SHARDVAULT_MAX_CONCURRENT_HYDRATIONS", 4, &hyd, err)) != 0)
+        return rc;
+    if (quota <= 0)
+        return sv_fail(err, SV_EINVAL, "SHARDVAULT_CACHE_BYTES must be a positive size (e.g. 10Gi)");
+    if (hyd < 1 || hyd > 1024)
+        return sv_fail(err, SV_EINVAL, "SHARDVAULT_MAX_CONCURRENT_HYDRATIONS must be between 1 and 1024");
+    const char *pol = sv_env_str("SHARDVAULT_RECOVER_ON_START", "on-acquire");
+    sv_registry_recover_policy p = SV_REGISTRY_RECOVER_ON_ACQUIRE;
+    if (!strcmp(pol, "none"))
+        p = SV_REGISTRY_RECOVER_NONE;
+    else if (!strcmp(pol, "now"))
+        p = SV_REGISTRY_RECOVER_NOW;
+    else if (strcmp(pol, "on-acquire"))
+        return sv_fail(err, SV_EINVAL, "SHARDVAULT_RECOVER_ON_START must be none, on-acquire or now (got '%.40s')",
+                       pol);
+    sv_registry_opts o = {.cache_dir = dir, .cache_quota_bytes = quota, .max_concurrent_hydrations = (int)hyd,
+                          .recover_on_start = p};
+    if ((rc = sv_registry_open(&o, cat, out, err)) == 0 && (rc = sv_registry_attach(*out, st, snap, jobs, err)) != 0) {
+        sv_registry_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int sv_cli_serve(int argc, char **argv)
 {
     serve_cfg cfg = {0};
@@ -258,6 +302,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_jobs *jobs = NULL;
     sv_auth *auth = NULL;
     sv_audit *audit = NULL;
+    sv_registry *reg = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0 && cfg.auth_on) {
         sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate};
@@ -284,6 +329,8 @@ int sv_cli_serve(int argc, char **argv)
                                .jobs = jobs};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
     }
+    if (rc == 0)
+        rc = open_registry(cfg.data_dir, cat, st, snap, jobs, &reg, &err);
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);
@@ -291,7 +338,8 @@ int sv_cli_serve(int argc, char **argv)
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node,
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
-        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit,
+                           .registry = reg};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -300,12 +348,15 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_registry_metrics, reg);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
         sv_export_close(ex);
         sv_jobs_shutdown(jobs);
+        sv_registry_close(reg);
         sv_snapshot_close(snap);
         sv_jobs_close(jobs);
         sv_store_close(st);
@@ -354,6 +405,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
     sv_export_close(ex);
+    sv_registry_close(reg); /* before the snapshot and store its jobs use */
     sv_snapshot_close(snap);
     sv_jobs_close(jobs);
     sv_store_close(st);

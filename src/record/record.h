@@ -42,6 +42,7 @@ typedef struct sv_schema {
     char *name;
     uint32_t shards;     /* >= 1; 0 when multi_tenancy (one shard per tenant) */
     bool multi_tenancy;
+    bool auto_tenant_activation; /* multi-tenant only: a read or write of an OFFLOADED tenant onloads it */
     uint32_t vector_dim; /* 0 = the collection has no default vector */
     sv_vec_def *named;
     uint32_t n_named;

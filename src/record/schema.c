@@ -166,7 +166,7 @@ static int parse_type(const char *t, sv_prop_def *d)
 
 static int schema_from_json(json_t *root, sv_schema *s, sv_err *err)
 {
-    static const char *const top[] = {"name", "shards", "multiTenancy", "vectors", "properties", NULL};
+    static const char *const top[] = {"name", "shards", "multiTenancy", "autoTenantActivation", "vectors", "properties", NULL};
     static const char *const vkeys[] = {"default", "named", "multi", NULL};
     static const char *const pkeys[] = {"name", "type", NULL};
     int rc;
@@ -187,6 +187,13 @@ static int schema_from_json(json_t *root, sv_schema *s, sv_err *err)
     if (mt && !json_is_boolean(mt))
         return sv_fail(err, SV_EINVAL, "multiTenancy must be true or false");
     s->multi_tenancy = mt && json_is_true(mt);
+    json_t *ata = json_object_get(root, "autoTenantActivation");
+    if (ata && !json_is_boolean(ata))
+        return sv_fail(err, SV_EINVAL, "autoTenantActivation must be true or false");
+    if (ata && json_is_true(ata) && !s->multi_tenancy)
+        return sv_fail(err, SV_EINVAL,
+                       "autoTenantActivation applies to tenants: set \"multiTenancy\": true, or remove it");
+    s->auto_tenant_activation = ata && json_is_true(ata);
     json_t *sh = json_object_get(root, "shards");
     if (s->multi_tenancy) {
         if (sh)
@@ -303,6 +310,8 @@ char *sv_schema_to_json(const sv_schema *s)
     if (!s->multi_tenancy)
         json_object_set_new(root, "shards", json_integer(s->shards));
     json_object_set_new(root, "multiTenancy", json_boolean(s->multi_tenancy));
+    if (s->auto_tenant_activation)
+        json_object_set_new(root, "autoTenantActivation", json_true());
     if (s->vector_dim || s->n_named || s->n_multi) {
         json_t *v = json_object();
         if (s->vector_dim)

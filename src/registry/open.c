@@ -378,6 +378,7 @@ void sv_registry_close(sv_registry *r)
         for (sv_strmap_entry *e = r->map.b[i]; e; e = e->next)
             pthread_cond_broadcast(&((shard *)e->v[0])->cv);
     pthread_mutex_unlock(&r->mu);
+    sv__registry_svc_close(r); /* its threads' acquires are answered SV_EUNAVAIL now */
     for (int i = 0; i < r->nstarted; i++)
         pthread_join(r->workers[i], NULL);
     pthread_mutex_lock(&r->mu);
@@ -496,12 +497,15 @@ int sv_registry_shards_json(sv_registry *r, const char *collection, const char *
             pct = atomic_load(&s->progress) * 100 / s->remote_bytes;
         if (pct > 100)
             pct = 100;
+        static const char *const lower[SV_SHARD_NSOURCES] = {"local", "offloaded", "snapshot"};
         json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:b,s:s,s:I}", "collection", s->collection, "shard",
                               s->name, "state", sv_shard_state_name(s->state), "source",
-                              sv_shard_source_name(s->source), "refs", s->refs, "localBytes",
+                              lower[s->source], "refs", s->refs, "localBytes",
                               (json_int_t)s->local_bytes, "remoteBytes", (json_int_t)s->remote_bytes, "hydration",
                               (json_int_t)pct, "pinned", s->pinned, "lastError", s->last_error, "lastTransitionAt",
                               (json_int_t)s->last_transition_at);
+        if (j)
+            json_object_set_new(j, "tenant", s->source == SV_SHARD_SRC_OFFLOADED ? json_string(s->name) : json_null());
         if (!j || json_array_append_new(arr, j))
             rc = SV_ENOMEM;
     }

@@ -190,6 +190,32 @@ void sv_registry_stats_get(sv_registry *r, sv_registry_stats *out);
  * SV_EINVAL for an unknown state name. Caller owns *out. */
 int sv_registry_shards_json(sv_registry *r, const char *collection, const char *state, json_t **out, sv_err *err);
 
+/* ---- the registry as a service (tenants.c) -------------------------------------- */
+
+struct sv_store;
+struct sv_snapshot;
+struct sv_jobs;
+
+/* Makes the registry the store's tenant mover: offload and onload run as
+ * jobs (kinds "offload", "onload") through the snapshot module's blobs
+ * (manifest at {location}/tenants/{c}/{t}/manifest.json), and the OFFLOADED
+ * mount hydrates offloaded tenants into the cache (for onload and for
+ * captures: snapshots and exports include OFFLOADED tenants). Reconciles the
+ * registry's records with the store's OFFLOADED tenants. Call once after
+ * open; the services must outlive the registry (close it first). */
+int sv_registry_attach(sv_registry *r, struct sv_store *st, struct sv_snapshot *snap, struct sv_jobs *jobs,
+                       sv_err *err);
+
+/* The API's answers (caller owns *out). list: {"shards":[…]} as
+ * sv_registry_shards_json plus, once attached, the store's local shards
+ * (source "local": ACTIVE ones SERVING, INACTIVE ones AVAILABLE). get: one
+ * entry (SV_ENOTFOUND). summary: {"shards":{state:count}, "cacheBytes",
+ * "cacheQuotaBytes", "hydrationsRunning", "hydrationsQueued",
+ * "cacheReservedBytes"}. */
+int sv_registry_list(sv_registry *r, const char *collection, const char *state, json_t **out, sv_err *err);
+int sv_registry_get(sv_registry *r, const char *collection, const char *shard, json_t **out, sv_err *err);
+int sv_registry_summary(sv_registry *r, json_t **out, sv_err *err);
+
 /* Prometheus text, names shardvault_registry_* (signature of sv_metrics_fn). */
 void sv_registry_metrics(sv_buf *out, void *r);
 

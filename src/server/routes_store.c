@@ -64,8 +64,19 @@ static int tenants_allowed(request *rq, json_t *body, sv_err *err)
 
 SV_ROUTE_BODY(sv_route_tenants_add, 200,
               tenants_allowed(rq, body, &err) ? err.code : sv_store_add_tenants(SVC, rq->params[0], body, &out, &err))
-SV_ROUTE_BODY(sv_route_tenants_update, 200,
-              tenants_allowed(rq, body, &err) ? err.code : sv_store_update_tenants(SVC, rq->params[0], body, &out, &err))
+/* ?wait=true answers once offloads and onloads the body started are done
+ * (at most 10 minutes; the jobs go on after that). */
+static int tenants_update(request *rq, json_t *body, json_t **out, sv_err *err)
+{
+    const char *w = sv_query(rq, "wait");
+    bool wait = false;
+    if (w && sv_parse_bool(w, &wait))
+        return sv_fail(err, SV_EINVAL, "wait must be true or false");
+    if (tenants_allowed(rq, body, err))
+        return err->code;
+    return sv_store_update_tenants_wait(SVC, rq->params[0], body, wait ? 600000 : 0, out, err);
+}
+SV_ROUTE_BODY(sv_route_tenants_update, 200, tenants_update(rq, body, &out, &err))
 
 SV_ROUTE_BODY(sv_route_tenants_delete, 204,
               tenants_allowed(rq, body, &err) ? err.code : sv_store_delete_tenants(SVC, rq->params[0], body, &err))

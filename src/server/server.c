@@ -306,6 +306,13 @@ static const route routes[] = {
     {"GET", "/v1/restore-jobs", sv_route_restore_job_list, PERM_READ, false, SVC_SNAPSHOT, ANY},
     {"GET", "/v1/restore-jobs/{}", sv_route_restore_job_get, PERM_READ, false, SVC_SNAPSHOT, H},
     {"POST", "/v1/snapshots/gc", sv_route_snapshot_gc, PERM_OPERATE, false, SVC_SNAPSHOT, A},
+    {"GET", "/v1/registry", sv_route_registry_summary, PERM_READ, false, SVC_REGISTRY, A},
+    {"GET", "/v1/registry/shards", sv_route_registry_shards, PERM_READ, false, SVC_REGISTRY, ANY},
+    {"GET", "/v1/registry/shards/{}/{}", sv_route_registry_shard_get, PERM_READ, false, SVC_REGISTRY, H},
+    {"POST", "/v1/registry/shards/{}/{}/recover", sv_route_registry_recover, PERM_OPERATE, false, SVC_REGISTRY, H},
+    {"POST", "/v1/registry/shards/{}/{}/pin", sv_route_registry_pin, PERM_OPERATE, false, SVC_REGISTRY, H},
+    {"POST", "/v1/registry/shards/{}/{}/unpin", sv_route_registry_unpin, PERM_OPERATE, false, SVC_REGISTRY, H},
+    {"POST", "/v1/registry/gc", sv_route_registry_gc, PERM_OPERATE, false, SVC_REGISTRY, A},
     {"GET", "/v1/jobs", sv_route_jobs_list, PERM_READ, false, SVC_JOBS, ANY},
     {"GET", "/v1/jobs/{}", sv_route_job_get, PERM_READ, false, SVC_JOBS, H},
     {"POST", "/v1/jobs/{}/cancel", sv_route_job_cancel, PERM_OPERATE, false, SVC_JOBS, H},
@@ -392,6 +399,8 @@ static enum MHD_Result send_response(request *rq)
         MHD_add_response_header(resp, "Allow", rq->allow);
     if (rq->status == 429 && rq->allow[0])
         MHD_add_response_header(resp, "Retry-After", rq->allow);
+    if (rq->status == 503) /* not ready, shutting down, a tenant still onloading: worth a retry */
+        MHD_add_response_header(resp, "Retry-After", "5");
     if (rq->status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"shardvault\"");
     if (rq->route && rq->route->fn == sv_route_console) {
@@ -819,6 +828,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
                            : rq->route->svc == SVC_SNAPSHOT && !srv->svc.snapshot ? "snapshot"
                            : rq->route->svc == SVC_JOBS && !srv->svc.jobs         ? "jobs"
                            : rq->route->svc == SVC_AUTH && !srv->svc.auth         ? "auth (--auth apikey)"
+                           : rq->route->svc == SVC_REGISTRY && !srv->svc.registry ? "registry"
                                                                                   : NULL;
         if (down) {
             char msg[128];

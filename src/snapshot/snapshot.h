@@ -18,6 +18,8 @@
 #define SV_SNAPSHOT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "catalog.h"
 #include "core.h"
@@ -84,8 +86,11 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
 /* Lays out the one shard described by the manifest at key into dir (which
  * must not exist), every file verified against its sha256 (hard links on
  * file://). On failure nothing is left at dir. */
-int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, struct sv_job *job, sv_dir_stats *out,
-                        sv_err *err);
+int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, struct sv_job *job,
+                        _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err);
+/* The sizes of the shard the manifest at key describes (nothing fetched but
+ * the manifest): out->files, out->bytes; *objects (may be NULL) its count. */
+int sv_snapshot_dir_info(sv_snapshot *s, const char *key, sv_dir_stats *out, int64_t *objects, sv_err *err);
 
 /* Prometheus text for /metrics (signature of sv_metrics_fn). */
 void sv_snapshot_metrics(sv_buf *out, void *snapshot);

@@ -589,13 +589,13 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
     return rc;
 }
 
-int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, sv_job *job, sv_dir_stats *out, sv_err *err)
+/* The one-shard manifest at key. */
+static int dir_manifest(sv_snapshot *s, const char *key, sv_manifest **out, sv_err *err)
 {
+    *out = NULL;
     int rc = sv_location_check_key(key, err);
     if (rc)
         return rc;
-    if (sv_path_exists(dir))
-        return sv_fail(err, SV_EEXIST, "get_dir: %s exists; the shard is laid out into a new directory", dir);
     sv_buf b = {0};
     sv_manifest *m = NULL;
     rc = sv_location_get_buf(s->loc, key, &b, err);
@@ -604,6 +604,33 @@ int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, sv_job
     sv_buf_free(&b);
     if (rc == 0 && m->nshards != 1)
         rc = sv_fail(err, SV_ECORRUPT, "%s describes %zu shards, not one", key, m->nshards);
+    if (rc)
+        sv_manifest_free(m);
+    else
+        *out = m;
+    return rc;
+}
+
+int sv_snapshot_dir_info(sv_snapshot *s, const char *key, sv_dir_stats *out, int64_t *objects, sv_err *err)
+{
+    sv_manifest *m;
+    int rc = dir_manifest(s, key, &m, err);
+    if (rc)
+        return rc;
+    *out = (sv_dir_stats){(int64_t)m->shards[0].nfiles, m->shards[0].bytes, 0};
+    if (objects)
+        *objects = m->shards[0].objects;
+    sv_manifest_free(m);
+    return 0;
+}
+
+int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, sv_job *job, _Atomic int64_t *progress,
+                        sv_dir_stats *out, sv_err *err)
+{
+    if (sv_path_exists(dir))
+        return sv_fail(err, SV_EEXIST, "get_dir: %s exists; the shard is laid out into a new directory", dir);
+    sv_manifest *m = NULL;
+    int rc = dir_manifest(s, key, &m, err);
     if (rc == 0)
         rc = sv_mkdirs(dir, err);
     const sv_manifest_shard *ms = rc == 0 ? &m->shards[0] : NULL;
@@ -621,6 +648,8 @@ int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, sv_job
         rc = sv_snap_restore_blob(s, ms, &ms->files[i], path, &copied, err);
         if (rc == 0 && job)
             sv_job_add_done(job, 1, atomic_load(&copied) - before);
+        if (rc == 0 && progress)
+            atomic_fetch_add(progress, atomic_load(&copied) - before);
     }
     if (rc == 0)
         rc = sv_fsync_dir(dir, err);

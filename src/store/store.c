@@ -217,6 +217,14 @@ int store_shard_enter(sv_store *st, const collection *c, shard *s, sv_err *err)
             pthread_rwlock_unlock(&s->use);
             return sv_fail(err, SV_ENOTFOUND, "collection '%s' was deleted", c->name);
         }
+        if (s->status != SHARD_ACTIVE) { /* offloaded, or moving */
+            int status = s->status;
+            pthread_rwlock_unlock(&s->use);
+            int rc = store_tenant_unavailable(st, c, s, status, err);
+            if (rc)
+                return rc;
+            continue;
+        }
         if (s->db) {
             atomic_store_explicit(&s->last_use, atomic_fetch_add_explicit(&st->tick, 1, memory_order_relaxed),
                                   memory_order_relaxed);
@@ -337,10 +345,20 @@ char *store_coll_record(const collection *c)
     return out;
 }
 
-char *store_tenant_record(const char *name, int status)
+static const char *const status_words[] = {"ACTIVE", "INACTIVE", "OFFLOADED", "OFFLOADING", "ONLOADING"};
+
+const char *store_status_word(int status) { return sv_enum_name(status_words, 5, status); }
+int store_status_parse(const char *s) { return s ? sv_enum_parse(status_words, 5, s) : -1; }
+
+char *store_tenant_record(const char *name, int status) { return store_tenant_record_ex(name, status, -1, -1); }
+
+char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects)
 {
-    json_t *rec = json_pack("{s:i,s:s,s:s}", "format_version", 1, "name", name, "status",
-                            status == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE");
+    json_t *rec = json_pack("{s:i,s:s,s:s}", "format_version", 1, "name", name, "status", store_status_word(status));
+    if (rec && settle >= 0)
+        json_object_set_new(rec, "settle", json_string(store_status_word(settle)));
+    if (rec && objects >= 0)
+        json_object_set_new(rec, "objects", json_integer(objects));
     char *out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     return out;
@@ -454,14 +472,21 @@ static int load_tenant(const char *key, const char *val, size_t len, int64_t rev
         return 0;
     }
     json_t *rec = json_loadb(val, len, 0, NULL);
-    const char *status = rec ? json_string_value(json_object_get(rec, "status")) : NULL;
+    int status = store_status_parse(rec ? json_string_value(json_object_get(rec, "status")) : NULL);
+    int settle = store_status_parse(rec ? json_string_value(json_object_get(rec, "settle")) : NULL);
+    json_t *objects = rec ? json_object_get(rec, "objects") : NULL;
     int rc = 0;
-    if (!status || sv_check_tenant_name(slash + 1, NULL) != 0) {
+    if (status < 0 || sv_check_tenant_name(slash + 1, NULL) != 0) {
         rc = sv_fail(lc->err, SV_ECORRUPT, "catalog record %s is malformed", key);
     } else {
         char root[1100];
         store_coll_dir(lc->st, c, root, sizeof root);
-        shard *s = store_shard_new(root, slash + 1, strcmp(status, "INACTIVE") == 0 ? SHARD_INACTIVE : SHARD_ACTIVE);
+        shard *s = store_shard_new(root, slash + 1, status);
+        if (s) {
+            s->settle = settle == SHARD_INACTIVE ? SHARD_INACTIVE : SHARD_ACTIVE;
+            if (json_is_integer(objects) && status != SHARD_ACTIVE && status != SHARD_INACTIVE)
+                s->objects = json_integer_value(objects);
+        }
         if (!s || store_insert_tenant(c, s) != 0) {
             store_shard_free(lc->st, s);
             rc = store_oom(lc->err);
@@ -515,6 +540,8 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     pthread_mutex_init(&st->open_mu, NULL);
     pthread_rwlock_init(&st->lock, NULL);
     pthread_mutex_init(&st->ddl_mu, NULL);
+    pthread_mutex_init(&st->tenant_mu, NULL);
+    pthread_cond_init(&st->tenant_cv, NULL);
     char shards_dir[1100];
     snprintf(shards_dir, sizeof shards_dir, "%s/shards", st->data_dir);
     snprintf(st->tmp_dir, sizeof st->tmp_dir, "%s/tmp", st->data_dir);
@@ -533,6 +560,14 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
         if (rc == 0 && st->max_open < 1)
             rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_MAX_OPEN_SHARDS must be at least 1");
     }
+    if (rc == 0) {
+        const char *v = getenv("SHARDVAULT_ACQUIRE_TIMEOUT");
+        char *end = NULL;
+        double secs = v && *v ? strtod(v, &end) : 30.0;
+        if (v && *v && (end == v || *end || !(secs > 0) || secs > 86400))
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_ACQUIRE_TIMEOUT must be a number of seconds (e.g. 30 or 0.5)");
+        st->acquire_timeout_ms = (int64_t)(secs * 1000);
+    }
     if (rc == 0)
         rc = sv_mkdirs(shards_dir, err);
     /* Scratch from before a restart (half-finished captures, restores) is
@@ -550,6 +585,10 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     if (rc == 0)
         rc = sv_catalog_scan(cat, "tenants/", load_tenant, &lc, err);
     if (rc) {
+        sv_store_close(st);
+        return sv_err_wrap(err, "opening store in %s", opts->data_dir);
+    }
+    if ((rc = store_reconcile_tenants(st, err)) != 0) {
         sv_store_close(st);
         return sv_err_wrap(err, "opening store in %s", opts->data_dir);
     }
@@ -574,6 +613,8 @@ void sv_store_close(sv_store *st)
     pthread_mutex_destroy(&st->open_mu);
     pthread_rwlock_destroy(&st->lock);
     pthread_mutex_destroy(&st->ddl_mu);
+    pthread_mutex_destroy(&st->tenant_mu);
+    pthread_cond_destroy(&st->tenant_cv);
     free(st);
 }
 

@@ -109,6 +109,53 @@ int sv_store_collection_names(sv_store *st, sv_collection_name **out, size_t *n,
  * no such collection. */
 int sv_store_shards(sv_store *st, const char *collection, sv_shard_info **out, size_t *n, sv_err *err);
 
+/* ---- tenant offload (the store keeps the statuses; a mover moves bytes) ---
+ *
+ * PUT tenants with "OFFLOADED" on an ACTIVE or INACTIVE tenant persists it
+ * OFFLOADING (remembering the status to go back to), closes its shard and
+ * calls mover.offload; "ACTIVE"/"INACTIVE" on an OFFLOADED tenant persists it
+ * ONLOADING and calls mover.onload. The mover works in the background and
+ * reports exactly once with sv_store_offload_done / sv_store_onload_done.
+ * While OFFLOADING or ONLOADING, reads and writes of the tenant wait (with
+ * autoTenantActivation) or fail SV_ESTATE; an OFFLOADED tenant is onloaded
+ * by its first read or write with autoTenantActivation, else SV_ESTATE says
+ * how to bring it back. After a crash, open settles OFFLOADING tenants back
+ * to their previous status and ONLOADING ones back to OFFLOADED. */
+typedef struct sv_tenant_mover {
+    void *self;
+    /* dir: the tenant's closed RocksDB directory (absent for a tenant that
+     * never held data); objects: its exact count. Starts the work, returns. */
+    int (*offload)(void *self, const char *collection, const char *tenant, const char *dir, int64_t objects,
+                   sv_err *err);
+    /* Lays the tenant's files out at dir (which does not exist) in the
+     * background. */
+    int (*onload)(void *self, const char *collection, const char *tenant, const char *dir, sv_err *err);
+    /* Synchronously lays an OFFLOADED tenant's files out at dst (which does
+     * not exist) for a capture (snapshot, export). */
+    int (*materialize)(void *self, const char *collection, const char *tenant, const char *dst, sv_err *err);
+} sv_tenant_mover;
+
+/* Copies *m; call once before serving requests. Without a mover OFFLOADED is
+ * refused (SV_EUNSUPPORTED). */
+void sv_store_set_tenant_mover(sv_store *st, const sv_tenant_mover *m);
+/* result 0: OFFLOADING -> OFFLOADED (then the local files are removed); else
+ * back to the previous status, reason logged. SV_ESTATE if the tenant is not
+ * OFFLOADING (deleted meanwhile, …). */
+int sv_store_offload_done(sv_store *st, const char *collection, const char *tenant, int result, const char *reason,
+                          sv_err *err);
+/* result 0: ONLOADING -> its target status (the files at dir are made
+ * durable first); else back to OFFLOADED (whatever is at dir is removed). */
+int sv_store_onload_done(sv_store *st, const char *collection, const char *tenant, int result, const char *reason,
+                         sv_err *err);
+/* As sv_store_update_tenants; with wait_ms > 0 answers once every tenant of
+ * the body left OFFLOADING/ONLOADING (SV_ETIMEOUT past wait_ms), with their
+ * final statuses. */
+int sv_store_update_tenants_wait(sv_store *st, const char *collection, json_t *body, int64_t wait_ms, json_t **out,
+                                 sv_err *err);
+/* A tenant's status (SV_ENOTFOUND if unknown). */
+int sv_store_tenant_status(sv_store *st, const char *collection, const char *tenant, sv_shard_status *out,
+                           sv_err *err);
+
 /* ---- objects ------------------------------------------------------------ */
 
 /* Creates or replaces one object (the API shape). path_id, when non-NULL,

@@ -86,7 +86,9 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
             break;
         }
         sc->was_active = s->db != NULL;
-        if (s->db) {
+        if (s->status == SHARD_OFFLOADED || s->status == SHARD_ONLOADING) {
+            continue; /* its files are in the location: laid out below, writers no longer held */
+        } else if (s->db) {
             sc->objects = s->objects;
             rc2 = sv_db_checkpoint(s->db, sc->dir, err);
         } else if (sv_path_exists(s->dir)) {
@@ -108,6 +110,22 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (c->shards[i]->db)
             pthread_mutex_unlock(&c->shards[i]->write_mu);
+    /* Offloaded tenants cannot change while we hold their use lock (a status
+     * change takes it for writing), so laying them out now is still the same
+     * instant. Their object count is the one recorded at offload. */
+    for (size_t i = 0; rc == 0 && rc2 == 0 && i < n; i++) {
+        shard *s = c->shards[i];
+        sv_shard_capture *sc = &cap->shards[i];
+        if (s->status != SHARD_OFFLOADED && s->status != SHARD_ONLOADING)
+            continue;
+        if (!st->mover.materialize)
+            rc2 = sv_fail(err, SV_EUNSUPPORTED, "tenant %s is offloaded and no mover is set", s->name);
+        else
+            rc2 = st->mover.materialize(st->mover.self, c->name, s->name, sc->dir, err);
+        sc->objects = s->objects >= 0 ? s->objects : 0;
+        if (rc2)
+            sv_err_wrap(err, "laying out offloaded tenant %s of %s", s->name, c->name);
+    }
     for (size_t i = 0; i < n; i++)
         if (entered && entered[i])
             pthread_rwlock_unlock(&c->shards[i]->use);

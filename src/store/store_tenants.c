@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -21,15 +22,12 @@ static int parse_status(json_t *v, int dflt, int *out, sv_err *err)
         return 0;
     }
     const char *s = json_string_value(v);
-    if (s && strcmp(s, "ACTIVE") == 0)
-        *out = SHARD_ACTIVE;
-    else if (s && strcmp(s, "INACTIVE") == 0)
-        *out = SHARD_INACTIVE;
-    else if (s && strcmp(s, "OFFLOADED") == 0)
-        return sv_fail(err, SV_EUNSUPPORTED, "tenant status OFFLOADED is not supported yet; use ACTIVE or INACTIVE");
-    else
-        return sv_fail(err, SV_EINVAL, "tenant status must be \"ACTIVE\" or \"INACTIVE\"");
-    return 0;
+    int st = store_status_parse(s);
+    if (st == SHARD_ACTIVE || st == SHARD_INACTIVE || st == SHARD_OFFLOADED) {
+        *out = st;
+        return 0;
+    }
+    return sv_fail(err, SV_EINVAL, "tenant status must be \"ACTIVE\", \"INACTIVE\" or \"OFFLOADED\"");
 }
 
 static json_t *tenants_array(json_t *body, sv_err *err)
@@ -70,7 +68,9 @@ static void shard_info(sv_store *st, const collection *c, shard *s, bool with_by
             store_shard_leave(s);
         }
     }
-    out->status = status == SHARD_ACTIVE ? SV_SHARD_ACTIVE : SV_SHARD_INACTIVE;
+    out->status = (sv_shard_status)status; /* the same order as SHARD_* */
+    if (objects < 0 && status != SHARD_ACTIVE && status != SHARD_INACTIVE)
+        objects = s->objects; /* recorded at offload */
     out->objects = objects;
     if (with_bytes) {
         pthread_rwlock_rdlock(&s->use);
@@ -136,8 +136,10 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
         const char *name = json_is_object(t) ? json_string_value(json_object_get(t, "name")) : NULL;
         if (!name)
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] must be an object with a \"name\"", i);
-        else if ((rc = sv_check_tenant_name(name, err)) == 0)
-            rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err);
+        else if ((rc = sv_check_tenant_name(name, err)) == 0 &&
+                 (rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err)) == 0 &&
+                 statuses[i] == SHARD_OFFLOADED)
+            rc = sv_fail(err, SV_EINVAL, "a new tenant starts ACTIVE or INACTIVE; offload it once it exists");
         for (size_t j = 0; rc == 0 && j < i; j++)
             if (strcmp(name, json_string_value(json_object_get(json_array_get(arr, j), "name"))) == 0)
                 rc = sv_fail(err, SV_EINVAL, "tenant '%s' is listed twice", name);
@@ -200,13 +202,85 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
     return 0;
 }
 
-/* With ddl_mu held: persists then applies one tenant's status. The catalog
- * write requires the tenant's record to exist, so it never recreates one. */
-static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, sv_err *err)
+/* ---- the offload protocol -----------------------------------------------
+ *
+ * A tenant's status is persisted in its catalog record before memory
+ * changes, and memory changes only under ddl_mu with s->use held for writing
+ * (so a reader that entered the shard finishes first).
+ *
+ *   ACTIVE|INACTIVE --offload--> OFFLOADING --done ok--> OFFLOADED (local files removed after)
+ *                                     \--done failed--> the previous status ("settle")
+ *   OFFLOADED --onload--> ONLOADING --done ok--> ACTIVE|INACTIVE ("settle")
+ *                                \--done failed--> OFFLOADED (partial files removed)
+ *
+ * Invariants:
+ *  - the local directory of an OFFLOADING tenant is closed and unchanged
+ *    until its offload ends (no reader opens a non-ACTIVE shard);
+ *  - local files are removed only after OFFLOADED is durable, so a crash
+ *    never loses the only copy; the location copy is never removed here;
+ *  - after a crash, open settles OFFLOADING -> previous status (the local
+ *    files are still whole) and ONLOADING -> OFFLOADED (partial files
+ *    removed), and removes local files an OFFLOADED tenant left behind.
+ * Waiters (reads with autoTenantActivation, ?wait=true) sleep on tenant_cv,
+ * broadcast after every change. */
+
+static int shard_status(shard *s)
+{
+    pthread_rwlock_rdlock(&s->use);
+    int v = s->status;
+    pthread_rwlock_unlock(&s->use);
+    return v;
+}
+
+static bool transitional(int status) { return status == SHARD_OFFLOADING || status == SHARD_ONLOADING; }
+
+static void tenant_broadcast(sv_store *st)
+{
+    pthread_mutex_lock(&st->tenant_mu);
+    pthread_cond_broadcast(&st->tenant_cv);
+    pthread_mutex_unlock(&st->tenant_mu);
+}
+
+/* Waits until s is not OFFLOADING/ONLOADING or until (ms since epoch);
+ * *now gets the status seen last. */
+static int tenant_wait(sv_store *st, const collection *c, shard *s, int64_t until, int *now, sv_err *err)
+{
+    pthread_mutex_lock(&st->tenant_mu);
+    int v;
+    while (transitional(v = shard_status(s)) && !s->deleted && sv_now_ms() < until) {
+        int64_t left = until - sv_now_ms();
+        if (left > 200)
+            left = 200; /* re-check now and then: a deleted tenant wakes nobody */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&st->tenant_cv, &st->tenant_mu, &ts);
+    }
+    pthread_mutex_unlock(&st->tenant_mu);
+    *now = v;
+    if (s->deleted)
+        return sv_fail(err, SV_ENOTFOUND, "tenant '%s' of collection '%s' was deleted", s->name, c->name);
+    if (transitional(v))
+        return sv_fail(err, SV_ETIMEOUT, "tenant '%s' of collection '%s' is still %s; its job goes on (GET /v1/jobs)",
+                       s->name, c->name, store_status_word(v));
+    return 0;
+}
+
+/* With ddl_mu held: the tenant's record as status (settle and objects kept
+ * for the offload statuses). The write requires the record to exist, so it
+ * never recreates a deleted tenant. */
+static int persist_tenant(sv_store *st, const collection *c, shard *s, int status, int settle, sv_err *err)
 {
     char key[300];
     snprintf(key, sizeof key, "tenants/%s/%s", c->name, s->name);
-    char *val = store_tenant_record(s->name, status);
+    bool offload = status != SHARD_ACTIVE && status != SHARD_INACTIVE;
+    char *val = store_tenant_record_ex(s->name, status, transitional(status) ? settle : -1,
+                                       offload ? (s->objects >= 0 ? s->objects : 0) : -1);
     if (!val)
         return store_oom(err);
     sv_catalog_cond cond = {key, -1};
@@ -215,19 +289,295 @@ static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, 
     free(val);
     if (rc == SV_ECONFLICT)
         return sv_fail(err, SV_ENOTFOUND, "tenant '%s' not found in collection '%s'", s->name, c->name);
-    if (rc)
-        return rc;
+    return rc;
+}
+
+static void apply_status(sv_store *st, shard *s, int status, int settle)
+{
     pthread_rwlock_wrlock(&s->use);
     s->status = status;
-    if (status == SHARD_INACTIVE)
-        store_shard_close(st, s); /* frees its memtables and cache share */
+    s->settle = settle;
+    if (status != SHARD_ACTIVE)
+        store_shard_close(st, s); /* frees its memtables and cache share; nobody reopens it */
     pthread_rwlock_unlock(&s->use);
-    sv_info("tenant status changed", "collection=%s tenant=%s status=%s", c->name, s->name,
-            status == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE");
+    tenant_broadcast(st);
+}
+
+/* The exact object count of a closed tenant. */
+static int64_t closed_count(sv_store *st, shard *s)
+{
+    if (s->objects >= 0)
+        return s->objects;
+    if (!sv_path_exists(s->dir))
+        return 0;
+    sv_db *db = NULL;
+    sv_err e = {0};
+    if (sv_db_open_readonly(st->engine, s->dir, &db, &e) != 0)
+        return -1;
+    int64_t n = store_read_count(db);
+    sv_db_close(db);
+    return n;
+}
+
+static void remove_local(const collection *c, shard *s)
+{
+    sv_err e = {0};
+    if (sv_path_exists(s->dir) && sv_rmtree(s->dir, &e) != 0)
+        sv_warn("tenant files not removed", "collection=%s tenant=%s error=\"%s\"", c->name, s->name, e.msg);
+}
+
+/* With ddl_mu held: ACTIVE|INACTIVE -> OFFLOADING, and the mover starts. */
+static int begin_offload(sv_store *st, collection *c, shard *s, sv_err *err)
+{
+    if (!st->mover.offload)
+        return sv_fail(err, SV_EUNSUPPORTED, "offloading tenants needs a location; this server has none configured");
+    int prev = s->status;
+    int rc = persist_tenant(st, c, s, SHARD_OFFLOADING, prev, err);
+    if (rc)
+        return rc;
+    apply_status(st, s, SHARD_OFFLOADING, prev); /* closed: the directory is stable from here */
+    s->objects = closed_count(st, s);
+    if (s->objects < 0)
+        rc = sv_fail(err, SV_EIO, "cannot read tenant '%s' to offload it", s->name);
+    else
+        rc = st->mover.offload(st->mover.self, c->name, s->name, s->dir, s->objects, err);
+    if (rc) {
+        sv_err e2 = {0};
+        if (persist_tenant(st, c, s, prev, -1, &e2) == 0)
+            apply_status(st, s, prev, prev);
+        else
+            sv_warn("tenant left OFFLOADING until restart", "collection=%s tenant=%s error=\"%s\"", c->name, s->name,
+                    e2.msg);
+        return rc;
+    }
+    sv_info("tenant offloading", "collection=%s tenant=%s objects=%lld", c->name, s->name, (long long)s->objects);
     return 0;
 }
 
+/* With ddl_mu held: OFFLOADED -> ONLOADING (to reach target), the mover starts. */
+static int begin_onload(sv_store *st, const collection *c, shard *s, int target, sv_err *err)
+{
+    if (!st->mover.onload)
+        return sv_fail(err, SV_EUNSUPPORTED, "onloading tenants needs a location; this server has none configured");
+    int rc = persist_tenant(st, c, s, SHARD_ONLOADING, target, err);
+    if (rc)
+        return rc;
+    apply_status(st, s, SHARD_ONLOADING, target);
+    remove_local(c, s); /* stale files (none, normally) */
+    rc = st->mover.onload(st->mover.self, c->name, s->name, s->dir, err);
+    if (rc) {
+        sv_err e2 = {0};
+        if (persist_tenant(st, c, s, SHARD_OFFLOADED, -1, &e2) == 0)
+            apply_status(st, s, SHARD_OFFLOADED, SHARD_OFFLOADED);
+        return rc;
+    }
+    sv_info("tenant onloading", "collection=%s tenant=%s target=%s", c->name, s->name, store_status_word(target));
+    return 0;
+}
+
+/* With ddl_mu held: persists then applies one tenant's requested status. */
+static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, sv_err *err)
+{
+    int cur = s->status;
+    if (transitional(cur))
+        return sv_fail(err, SV_ECONFLICT, "tenant '%s' is %s; wait until it is done (GET /v1/collections/%s/tenants)",
+                       s->name, store_status_word(cur), c->name);
+    if (cur == status)
+        return 0;
+    if (status == SHARD_OFFLOADED)
+        return begin_offload(st, c, s, err);
+    if (cur == SHARD_OFFLOADED)
+        return begin_onload(st, c, s, status, err);
+    int rc = persist_tenant(st, c, s, status, -1, err);
+    if (rc)
+        return rc;
+    apply_status(st, s, status, status);
+    sv_info("tenant status changed", "collection=%s tenant=%s status=%s", c->name, s->name, store_status_word(status));
+    return 0;
+}
+
+void sv_store_set_tenant_mover(sv_store *st, const sv_tenant_mover *m)
+{
+    pthread_mutex_lock(&st->ddl_mu);
+    if (m)
+        st->mover = *m;
+    else
+        memset(&st->mover, 0, sizeof st->mover);
+    pthread_mutex_unlock(&st->ddl_mu);
+}
+
+/* With ddl_mu held: the tenant, if it is in status want. */
+static int find_moving(sv_store *st, const char *cname, const char *tname, int want, collection **cp, shard **sp,
+                       sv_err *err)
+{
+    collection *c;
+    int rc = store_coll_get(st, cname, &c, err);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    shard *s = c->schema->multi_tenancy ? store_find_tenant(c, tname) : NULL;
+    pthread_rwlock_unlock(&c->tenants_lock);
+    if (!s || s->status != want) {
+        store_coll_release(st, c);
+        return sv_fail(err, s ? SV_ESTATE : SV_ENOTFOUND, "tenant '%s' of collection '%s' is %s", tname, cname,
+                       s ? store_status_word(s->status) : "gone");
+    }
+    *cp = c;
+    *sp = s;
+    return 0;
+}
+
+int sv_store_offload_done(sv_store *st, const char *cname, const char *tname, int result, const char *reason,
+                          sv_err *err)
+{
+    pthread_mutex_lock(&st->ddl_mu);
+    collection *c;
+    shard *s;
+    int rc = find_moving(st, cname, tname, SHARD_OFFLOADING, &c, &s, err);
+    if (rc == 0) {
+        int to = result == 0 ? SHARD_OFFLOADED : s->settle;
+        if ((rc = persist_tenant(st, c, s, to, -1, err)) == 0) {
+            apply_status(st, s, to, to);
+            if (to == SHARD_OFFLOADED) {
+                remove_local(c, s);
+                sv_info("tenant offloaded", "collection=%s tenant=%s", cname, tname);
+            } else {
+                sv_warn("tenant offload failed", "collection=%s tenant=%s status=%s reason=\"%s\"", cname, tname,
+                        store_status_word(to), reason ? reason : "");
+            }
+        }
+        store_coll_release(st, c);
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    return rc;
+}
+
+int sv_store_onload_done(sv_store *st, const char *cname, const char *tname, int result, const char *reason,
+                         sv_err *err)
+{
+    pthread_mutex_lock(&st->ddl_mu);
+    collection *c;
+    shard *s;
+    int rc = find_moving(st, cname, tname, SHARD_ONLOADING, &c, &s, err);
+    if (rc == 0) {
+        int to = result == 0 ? s->settle : SHARD_OFFLOADED;
+        char parent[1100];
+        if (to != SHARD_OFFLOADED && sv_path_exists(s->dir) &&
+            ((rc = store_fsync_dir(s->dir, err)) != 0 ||
+             (store_parent_dir(s->dir, parent, sizeof parent) == 0 && (rc = store_fsync_dir(parent, err)) != 0)))
+            to = SHARD_OFFLOADED;
+        if (to == SHARD_OFFLOADED)
+            remove_local(c, s);
+        sv_err e2 = {0};
+        int prc = persist_tenant(st, c, s, to, -1, &e2);
+        if (prc == 0)
+            apply_status(st, s, to, to);
+        else if (rc == 0)
+            rc = sv_fail(err, e2.code, "%s", e2.msg);
+        if (prc == 0 && to == SHARD_OFFLOADED)
+            sv_warn("tenant onload failed", "collection=%s tenant=%s reason=\"%s\"", cname, tname,
+                    reason ? reason : err->msg);
+        else if (prc == 0)
+            sv_info("tenant onloaded", "collection=%s tenant=%s status=%s", cname, tname, store_status_word(to));
+        store_coll_release(st, c);
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    return rc;
+}
+
+int store_tenant_unavailable(sv_store *st, const collection *c, shard *s, int status, sv_err *err)
+{
+    if (!c->schema->auto_tenant_activation) {
+        if (status == SHARD_OFFLOADED)
+            return sv_fail(err, SV_ESTATE,
+                           "tenant '%s' of collection '%s' is OFFLOADED (its files are in the location); bring it "
+                           "back with PUT /v1/collections/%s/tenants {\"tenants\": [{\"name\": \"%s\", \"status\": "
+                           "\"ACTIVE\"}]}, or create the collection with \"autoTenantActivation\": true",
+                           s->name, c->name, c->name, s->name);
+        return sv_fail(err, SV_ESTATE, "tenant '%s' of collection '%s' is %s; retry once it is done", s->name,
+                       c->name, store_status_word(status));
+    }
+    int64_t until = sv_now_ms() + st->acquire_timeout_ms;
+    bool started = false;
+    for (;;) {
+        int now;
+        int rc = tenant_wait(st, c, s, until, &now, err);
+        if (rc == SV_ETIMEOUT)
+            return sv_fail(err, SV_EUNAVAIL,
+                           "tenant '%s' of collection '%s' is still %s after %lld ms (SHARDVAULT_ACQUIRE_TIMEOUT); "
+                           "retry later",
+                           s->name, c->name, store_status_word(now), (long long)st->acquire_timeout_ms);
+        if (rc)
+            return rc;
+        if (now != SHARD_OFFLOADED)
+            return 0; /* the caller looks again */
+        if (started)
+            return sv_fail(err, SV_EUNAVAIL,
+                           "tenant '%s' of collection '%s' could not be onloaded; see GET /v1/jobs?kind=onload", s->name,
+                           c->name);
+        pthread_mutex_lock(&st->ddl_mu);
+        if (!s->deleted && s->status == SHARD_OFFLOADED)
+            rc = begin_onload(st, c, s, SHARD_ACTIVE, err);
+        pthread_mutex_unlock(&st->ddl_mu);
+        if (rc)
+            return rc;
+        started = true;
+    }
+}
+
+int sv_store_tenant_status(sv_store *st, const char *cname, const char *tname, sv_shard_status *out, sv_err *err)
+{
+    collection *c;
+    int rc = store_coll_get(st, cname, &c, err);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    shard *s = c->schema->multi_tenancy ? store_find_tenant(c, tname) : NULL;
+    pthread_rwlock_unlock(&c->tenants_lock);
+    if (!s)
+        rc = sv_fail(err, SV_ENOTFOUND, "tenant '%.64s' not found in collection '%s'", tname, cname);
+    else
+        *out = (sv_shard_status)shard_status(s);
+    store_coll_release(st, c);
+    return rc;
+}
+
+int store_reconcile_tenants(sv_store *st, sv_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&st->ddl_mu);
+    for (size_t i = 0; rc == 0 && i < st->ncolls; i++) {
+        collection *c = st->colls[i];
+        if (!c->schema->multi_tenancy)
+            continue;
+        for (size_t j = 0; rc == 0 && j < c->nshards; j++) {
+            shard *s = c->shards[j];
+            int to = s->status == SHARD_OFFLOADING ? s->settle : s->status == SHARD_ONLOADING ? SHARD_OFFLOADED : -1;
+            if (to >= 0) {
+                if (to == SHARD_OFFLOADED)
+                    remove_local(c, s);
+                if ((rc = persist_tenant(st, c, s, to, -1, err)) == 0) {
+                    sv_warn("tenant settled after a restart", "collection=%s tenant=%s from=%s to=%s "
+                            "reason=\"interrupted by restart\"", c->name, s->name, store_status_word(s->status),
+                            store_status_word(to));
+                    s->status = s->settle = to;
+                }
+            }
+            if (s->status == SHARD_OFFLOADED)
+                remove_local(c, s); /* a crash between OFFLOADED and the removal */
+        }
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    return rc;
+}
+
 int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *body, json_t **out, sv_err *err)
+{
+    return sv_store_update_tenants_wait(st, collection_name, body, 0, out, err);
+}
+
+int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json_t *body, int64_t wait_ms,
+                                 json_t **out, sv_err *err)
 {
     collection *c;
     json_t *arr;
@@ -245,7 +595,7 @@ int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *b
         if (!name)
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] must be an object with a \"name\" and a \"status\"", i);
         else if (!json_object_get(t, "status"))
-            rc = sv_fail(err, SV_EINVAL, "tenants[%zu] needs a \"status\" (ACTIVE or INACTIVE)", i);
+            rc = sv_fail(err, SV_EINVAL, "tenants[%zu] needs a \"status\" (ACTIVE, INACTIVE or OFFLOADED)", i);
         else
             rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err);
     }
@@ -267,10 +617,18 @@ int sv_store_update_tenants(sv_store *st, const char *collection_name, json_t *b
         if ((rc = set_tenant_status(st, c, s, statuses[i], err)) != 0)
             break;
         json_array_append_new(result, json_pack("{s:s,s:s}", "name", s->name, "status",
-                                                statuses[i] == SHARD_ACTIVE ? "ACTIVE" : "INACTIVE"));
+                                                store_status_word(s->status)));
     }
     pthread_mutex_unlock(&st->ddl_mu);
     free(statuses);
+    if (rc == 0 && wait_ms > 0) {
+        int64_t until = sv_now_ms() + wait_ms;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            int now = SHARD_ACTIVE;
+            rc = tenant_wait(st, c, targets[i], until, &now, err);
+            json_object_set_new(json_array_get(result, i), "status", json_string(store_status_word(now)));
+        }
+    }
     free(targets);
     store_coll_release(st, c);
     if (rc) {

@@ -93,7 +93,12 @@ struct sv_registry {
     size_t ring_cap;
     uint64_t ev_seq; /* last published */
     _Atomic uint64_t ev_dropped;
+
+    struct sv_registry_svc *svc; /* tenants.c: set by sv_registry_attach */
 };
+
+/* tenants.c: waits for offload/onload threads, detaches from the store. */
+void sv__registry_svc_close(sv_registry *r);
 
 /* registry.c, shared with open.c */
 shard *sv__shard_new(const char *collection, const char *name, sv_shard_source src); /* mrefs = 1 */

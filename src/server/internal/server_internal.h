@@ -56,7 +56,7 @@ typedef int (*handler_fn)(request *rq);
 
 /* The service a route fronts; the server answers 503 for a service that is
  * not running, so handlers can assume theirs is. */
-typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH } service;
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY } service;
 
 typedef struct route {
     const char *method;
@@ -179,6 +179,15 @@ int sv_route_snapshot_restore(request *rq);
 int sv_route_restore_job_get(request *rq);
 int sv_route_restore_job_list(request *rq);
 int sv_route_snapshot_gc(request *rq);
+
+/* routes_registry.c */
+int sv_route_registry_summary(request *rq);
+int sv_route_registry_shards(request *rq);
+int sv_route_registry_shard_get(request *rq);
+int sv_route_registry_recover(request *rq);
+int sv_route_registry_pin(request *rq);
+int sv_route_registry_unpin(request *rq);
+int sv_route_registry_gc(request *rq);
 
 /* routes_jobs.c */
 int sv_route_jobs_list(request *rq);

@@ -21,12 +21,16 @@
 extern const char STORE_COUNT_KEY[];
 #define STORE_COUNT_KEY_LEN (SV_DB_META_PREFIX_LEN + 5)
 
-enum { SHARD_ACTIVE, SHARD_INACTIVE };
+/* A shard's status. Fixed shards are always ACTIVE. A tenant moves between
+ * ACTIVE and INACTIVE at once; offloading and onloading pass through a
+ * persisted transitional status (see store_tenants.c, "offload protocol"). */
+enum { SHARD_ACTIVE, SHARD_INACTIVE, SHARD_OFFLOADED, SHARD_OFFLOADING, SHARD_ONLOADING };
 
 typedef struct shard {
     char name[72];
     char dir[1024];
     int status;
+    int settle;               /* OFFLOADING: the status to go back to; ONLOADING: the status to reach */
     bool deleted;             /* tenant deleted; struct kept until the collection goes */
     sv_db *db;
     pthread_rwlock_t use;     /* read: using db; write: open / close */
@@ -64,6 +68,10 @@ struct sv_store {
     int64_t list_page_bytes; /* byte budget of one object listing page */
     pthread_mutex_t ddl_mu;  /* one schema change at a time */
     char **reserved;         /* collection names reserved by restores (ddl_mu) */
+    sv_tenant_mover mover;   /* tenant offload / onload (set once, before requests) */
+    pthread_mutex_t tenant_mu; /* with tenant_cv: waiting for a tenant to leave a transitional status */
+    pthread_cond_t tenant_cv;
+    int64_t acquire_timeout_ms; /* SHARDVAULT_ACQUIRE_TIMEOUT */
     size_t nreserved;
     atomic_llong objects_written, objects_deleted, shards_open;
     /* Open shards are bounded (each RocksDB holds file handles): past
@@ -124,7 +132,19 @@ int store_insert_tenant(collection *c, shard *s);
 int store_route(const collection *c, const sv_uuid *id, const char *tenant, size_t tenant_len, shard **out,
                 sv_err *err);
 char *store_coll_record(const collection *c);
+/* {"format_version","name","status"[,"settle"][,"objects"]}; settle and
+ * objects are written for the offload statuses only. */
 char *store_tenant_record(const char *name, int status);
+char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects);
+const char *store_status_word(int status); /* "ACTIVE", … */
+int store_status_parse(const char *s);     /* -1 when unknown */
+/* After the catalog load: settles tenants a crash left OFFLOADING or
+ * ONLOADING and removes local files of OFFLOADED ones. */
+int store_reconcile_tenants(sv_store *st, sv_err *err);
+/* Called by store_shard_enter for a tenant that is offloaded or moving
+ * (s->use not held): waits / onloads per the collection's
+ * autoTenantActivation, or fails SV_ESTATE. 0 means "try again". */
+int store_tenant_unavailable(sv_store *st, const collection *c, shard *s, int status, sv_err *err);
 int store_add_collection_to_view(sv_store *st, collection *c);
 collection *store_collection_new(sv_store *st, const char *name, const char *uid, int64_t created,
                                  sv_schema *schema);

@@ -880,7 +880,7 @@ static void persistence(void **state)
     assert_true(json_is_true(json_object_get(v, "pinned")));
     assert_int_equal(json_integer_value(json_object_get(v, "localBytes")), 1000);
     assert_int_equal(json_integer_value(json_object_get(v, "hydration")), 100);
-    assert_string_equal(json_string_value(json_object_get(v, "source")), "OFFLOADED");
+    assert_string_equal(json_string_value(json_object_get(v, "source")), "offloaded");
     json_decref(all);
     v = shard_json(e, "Books", "bad", &all);
     assert_non_null(strstr(json_string_value(json_object_get(v, "lastError")), "remote unreachable"));

@@ -1,0 +1,51 @@
+/* Registry routes: HTTP <-> sv_registry_* calls (docs/registry.md). */
+#include "registry.h"
+#include "server_internal.h"
+
+#define SVC sv_request_services(rq)->registry
+
+/* Listings keep what the caller may read. */
+static int registry_list(request *rq, json_t **out, sv_err *err)
+{
+    int rc = sv_registry_list(SVC, sv_query(rq, "collection"), sv_query(rq, "state"), out, err);
+    if (rc == 0)
+        sv_filter_readable(rq, json_object_get(*out, "shards"), "collection");
+    return rc;
+}
+
+/* One named shard: the caller needs action on its collection. */
+static int shard_checked(request *rq, perm action, sv_err *err)
+{
+    if (!sv_request_allowed(rq, action, rq->params[0], NULL))
+        return sv_fail(err, SV_EDENIED, "forbidden: key %s may not %s collection '%.128s'", rq->who.key_id,
+                       action == PERM_READ ? "read" : "operate", rq->params[0]);
+    return 0;
+}
+
+SV_ROUTE(sv_route_registry_summary, 200, sv_registry_summary(SVC, &out, &err))
+SV_ROUTE(sv_route_registry_shards, 200, registry_list(rq, &out, &err))
+SV_ROUTE(sv_route_registry_shard_get, 200,
+         shard_checked(rq, PERM_READ, &err) ? err.code
+                                            : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
+SV_ROUTE(sv_route_registry_recover, 200,
+         shard_checked(rq, PERM_OPERATE, &err) || sv_registry_recover(SVC, rq->params[0], rq->params[1], &err)
+             ? err.code
+             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
+SV_ROUTE(sv_route_registry_pin, 200,
+         shard_checked(rq, PERM_OPERATE, &err) || sv_registry_pin(SVC, rq->params[0], rq->params[1], &err)
+             ? err.code
+             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
+SV_ROUTE(sv_route_registry_unpin, 200,
+         shard_checked(rq, PERM_OPERATE, &err) || sv_registry_unpin(SVC, rq->params[0], rq->params[1], &err)
+             ? err.code
+             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
+
+static int registry_gc(sv_registry *r, json_t **out, sv_err *err)
+{
+    int64_t evicted = 0, freed = 0;
+    int rc = sv_registry_gc(r, &evicted, &freed, err);
+    if (rc == 0)
+        *out = json_pack("{s:I,s:I}", "shardsEvicted", (json_int_t)evicted, "bytesFreed", (json_int_t)freed);
+    return rc;
+}
+SV_ROUTE(sv_route_registry_gc, 200, registry_gc(SVC, &out, &err))
