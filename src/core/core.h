@@ -78,6 +78,10 @@ void sv_log(sv_log_level level, const char *msg, const char *kvfmt, ...)
 /* ---- time --------------------------------------------------------------- */
 
 int64_t sv_now_ms(void);        /* wall clock, ms since epoch */
+/* Test seam for crash tests: when SHARDVAULT_TEST_CRASH_AT names this point,
+ * the process kills itself with SIGKILL here (a `kill -9` at an exact step).
+ * Points are listed in docs/registry.md. No effect otherwise. */
+void sv_crash_point(const char *name);
 int64_t sv_mono_ns(void);       /* monotonic, for durations */
 void sv_sleep_ms(int64_t ms);
 /* ISO-8601 UTC with milliseconds, "2026-11-21T16:18:15.123Z"; out >= 32 bytes. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,4 +559,18 @@ int sv_enum_parse(const char *const *names, int n, const char *s)
         if (!strcmp(s, names[i]))
             return i;
     return -1;
+}
+
+void sv_crash_point(const char *name)
+{
+    static const char *at;
+    static bool read;
+    if (!read) { /* benign race: every thread reads the same value */
+        at = getenv("SHARDVAULT_TEST_CRASH_AT");
+        read = true;
+    }
+    if (at && *at && strcmp(at, name) == 0) {
+        fprintf(stderr, "crash point %s: SIGKILL\n", name);
+        raise(SIGKILL);
+    }
 }

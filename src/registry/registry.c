@@ -395,6 +395,7 @@ static int fetch_into(const sv_registry_mount *m, shard *s, const char *tmp, int
                        "fetch of shard %s wrote %" PRId64 " bytes, more than the %" PRId64
                        " bytes its mount's size announced",
                        s->key, got, reserved);
+    sv_crash_point("hydrate:fetched");
     char marker[1200], num[32];
     snprintf(marker, sizeof marker, "%s/" REG_DONE_MARKER, tmp);
     snprintf(num, sizeof num, "%" PRId64 "\n", got);

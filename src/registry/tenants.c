@@ -72,6 +72,7 @@ static int mount_fetch(void *self, const char *collection, const char *name, con
     manifest_key(collection, name, key);
     if (rmdir(dir) != 0) /* get_dir lays out into a new directory */
         return sv_fail(err, SV_EIO, "cannot prepare %s for hydration", dir);
+    sv_crash_point("hydrate:fetch");
     return sv_snapshot_get_dir(v->snap, key, dir, NULL, progress, NULL, err);
 }
 
@@ -105,7 +106,9 @@ static int lay_out(struct sv_registry_svc *v, const char *collection, const char
         sv_registry_release(ref);
         return rc;
     }
+    sv_crash_point("lay_out:hydrated");
     rc = sv_db_checkpoint_closed(sv_shard_ref_dir(ref), dst, err);
+    sv_crash_point("lay_out:laid_out");
     if (rc == 0 && bytes)
         *bytes = sv_dir_bytes(dst);
     sv_registry_release(ref);
@@ -143,8 +146,10 @@ static int run_offload(move_task *t, json_t **result, sv_err *err)
         if (d != 0 && d != SV_ENOTFOUND)
             rc = sv_fail(err, d, "%s", e2.msg);
     }
+    sv_crash_point("offload:after_upload");
     if (rc == 0)
         rc = sv_registry_register(v->r, t->collection, t->tenant, SV_SHARD_SRC_OFFLOADED, err);
+    sv_crash_point("offload:after_register");
     if (rc == 0)
         *result = json_pack("{s:I,s:I,s:I,s:I,s:s}", "files", (json_int_t)ds.files, "bytes", (json_int_t)ds.bytes,
                             "bytesUploaded", (json_int_t)ds.bytes_uploaded, "objects", (json_int_t)t->objects,
@@ -170,6 +175,7 @@ static void *move_thread(void *arg)
     sv_err err = {0};
     json_t *result = NULL;
     sv_job_start(t->job, NULL);
+    sv_crash_point(t->onload ? "onload:started" : "offload:started");
     int rc = t->onload ? run_onload(t, &result, &err) : run_offload(t, &result, &err);
     sv_err e2 = {0};
     int drc = t->onload ? sv_store_onload_done(v->st, t->collection, t->tenant, rc, err.msg, &e2)
@@ -178,6 +184,7 @@ static void *move_thread(void *arg)
         rc = drc;
         err = e2;
     }
+    sv_crash_point(t->onload ? "onload:settled" : "offload:settled");
     if (rc == 0 && t->onload) { /* local again: the cached copy is not needed */
         sv_err e3 = {0};
         if (sv_registry_destroy(v->r, t->collection, t->tenant, &e3) != 0 && e3.code != SV_ENOTFOUND)

@@ -439,6 +439,7 @@ int sv_store_offload_done(sv_store *st, const char *cname, const char *tname, in
         if ((rc = persist_tenant(st, c, s, to, -1, err)) == 0) {
             apply_status(st, s, to, to);
             if (to == SHARD_OFFLOADED) {
+                sv_crash_point("offload:before_remove_local");
                 remove_local(c, s);
                 sv_info("tenant offloaded", "collection=%s tenant=%s", cname, tname);
             } else {
@@ -468,6 +469,7 @@ int sv_store_onload_done(sv_store *st, const char *cname, const char *tname, int
             to = SHARD_OFFLOADED;
         if (to == SHARD_OFFLOADED)
             remove_local(c, s);
+        sv_crash_point("onload:before_settle");
         sv_err e2 = {0};
         int prc = persist_tenant(st, c, s, to, -1, &e2);
         if (prc == 0)

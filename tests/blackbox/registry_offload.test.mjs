@@ -1,0 +1,324 @@
+// Tenant offload and onload through the registry, black-box: round trips on
+// file:// and s3rver with writers on other tenants, re-offload of unchanged
+// data, reads of an offloaded tenant (422, or onload with
+// autoTenantActivation: 100 concurrent cold reads -> one download),
+// snapshots and exports that include offloaded tenants, the registry API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, rng, uuidFrom, vec } from './lib/server.mjs';
+import { startS3, startFaultProxy } from './lib/s3.mjs';
+
+const DIM = 8;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const until = async (what, fn, timeoutMs = 30000) => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+};
+
+export async function mtCollection(srv, name, extra = {}) {
+  const r = await srv.req('POST', '/v1/collections', {
+    name, multiTenancy: true, vectors: { default: { dim: DIM } },
+    properties: [{ name: 'n', type: 'int' }, { name: 's', type: 'text' }], ...extra,
+  });
+  assert.equal(r.status, 200, r.text);
+}
+
+export async function addTenants(srv, coll, names) {
+  const r = await srv.req('POST', `/v1/collections/${coll}/tenants`, { tenants: names.map((name) => ({ name })) });
+  assert.equal(r.status, 200, r.text);
+}
+
+// n objects into one tenant; returns Map id -> object.
+export async function loadTenant(srv, coll, tenant, n, seed) {
+  const rand = rng(seed);
+  const objs = new Map();
+  const lines = [];
+  for (let i = 0; i < n; i++) {
+    const o = { id: uuidFrom(rand), vector: vec(rand, DIM), properties: { n: i, s: `ü-${tenant}-${i}` } };
+    objs.set(o.id, o);
+    lines.push(JSON.stringify({ collection: coll, tenant, ...o }));
+  }
+  for (let i = 0; i < lines.length; i += 2000) {
+    const r = await srv.req('POST', '/v1/batch/objects', lines.slice(i, i + 2000).join('\n'), { 'content-type': 'application/x-ndjson' });
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    assert.equal(r.json.failed, 0, r.text.slice(0, 300));
+  }
+  return objs;
+}
+
+export async function listTenant(srv, coll, tenant) {
+  const out = new Map();
+  let after = null;
+  for (;;) {
+    const r = await srv.req('GET', `/v1/collections/${coll}/objects?tenant=${tenant}&limit=5000${after ? `&after=${after}` : ''}`);
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    for (const o of r.json.objects) out.set(o.id, o);
+    if (!r.json.next) return out;
+    after = r.json.next;
+  }
+}
+
+export function sameObjects(got, want) {
+  assert.equal(got.size, want.size);
+  for (const [id, o] of want) {
+    const g = got.get(id);
+    assert.ok(g, `object ${id} missing`);
+    assert.deepEqual(g.properties, o.properties);
+    assert.deepEqual(g.vector.map(Math.fround), o.vector.map(Math.fround));
+  }
+}
+
+export async function tenantStatus(srv, coll, tenant) {
+  const r = await srv.req('GET', `/v1/collections/${coll}/tenants`);
+  assert.equal(r.status, 200, r.text);
+  return r.json.tenants.find((t) => t.name === tenant)?.status;
+}
+
+export async function setStatus(srv, coll, tenant, status, wait = true) {
+  const r = await srv.req('PUT', `/v1/collections/${coll}/tenants${wait ? '?wait=true' : ''}`, { tenants: [{ name: tenant, status }] });
+  assert.equal(r.status, 200, r.text);
+  return r.json.tenants[0].status;
+}
+
+// The newest job of a kind, once finished.
+async function lastJob(srv, kind) {
+  const r = await srv.req('GET', `/v1/jobs?kind=${kind}&limit=1`);
+  assert.equal(r.status, 200, r.text);
+  return until(`${kind} job finished`, async () => {
+    const j = (await srv.req('GET', `/v1/jobs/${r.json.jobs[0].id}`)).json;
+    return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(j.state) && j;
+  });
+}
+
+async function roundTrip(srv, locationFiles) {
+  await mtCollection(srv, 'Docs');
+  await addTenants(srv, 'Docs', ['cold', 'hot', 'empty']);
+  const cold = await loadTenant(srv, 'Docs', 'cold', 3000, 7);
+  let hot = await loadTenant(srv, 'Docs', 'hot', 200, 8);
+
+  // Writers on another tenant all along.
+  let writing = true;
+  let written = 0;
+  let writerError = null;
+  const writer = (async () => {
+    const rand = rng(99);
+    while (writing) {
+      const o = { id: uuidFrom(rand), vector: vec(rand, DIM), properties: { n: written, s: 'w' } };
+      const r = await srv.req('POST', '/v1/collections/Docs/objects?tenant=hot', o);
+      if (r.status !== 200) { writerError = r.text; return; }
+      hot.set(o.id, o);
+      written++;
+    }
+  })();
+  try {
+
+  const r = await srv.req('PUT', '/v1/collections/Docs/tenants', { tenants: [{ name: 'cold', status: 'OFFLOADED' }] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.tenants[0].status, 'OFFLOADING');
+  await until('cold OFFLOADED', async () => (await tenantStatus(srv, 'Docs', 'cold')) === 'OFFLOADED');
+  const off = await lastJob(srv, 'offload');
+  assert.equal(off.state, 'SUCCEEDED', JSON.stringify(off));
+  assert.equal(off.collection, 'Docs');
+  assert.equal(off.target, 'cold');
+  assert.ok(off.result.bytes > 0 && off.result.bytesUploaded > 0 && off.bytesDone === off.result.bytes, JSON.stringify(off));
+  if (locationFiles) assert.ok(locationFiles().includes('tenants/Docs/cold/manifest.json'));
+
+  // Offloaded: reads and writes say so and how to bring it back.
+  const g = await srv.req('GET', '/v1/collections/Docs/objects?tenant=cold&limit=5');
+  assert.equal(g.status, 422, g.text);
+  assert.match(g.text, /OFFLOADED/);
+  assert.match(g.text, /ACTIVE/);
+  const w = await srv.req('POST', '/v1/collections/Docs/objects?tenant=cold', { vector: Array(DIM).fill(0), properties: {} });
+  assert.equal(w.status, 422, w.text);
+  const listed = (await srv.req('GET', '/v1/collections/Docs/tenants')).json.tenants.find((t) => t.name === 'cold');
+  assert.equal(listed.objects, 3000);
+
+  // The registry knows it.
+  const reg = await srv.req('GET', '/v1/registry/shards/Docs/cold');
+  assert.equal(reg.status, 200, reg.text);
+  assert.equal(reg.json.source, 'offloaded');
+  assert.equal(reg.json.tenant, 'cold');
+  const summary = (await srv.req('GET', '/v1/registry')).json;
+  for (const k of ['shards', 'cacheBytes', 'cacheQuotaBytes', 'hydrationsRunning', 'hydrationsQueued']) assert.ok(k in summary, k);
+
+  // An empty tenant offloads too.
+  assert.equal(await setStatus(srv, 'Docs', 'empty', 'OFFLOADED'), 'OFFLOADED');
+
+  // Onload: equal to what it held at offload.
+  assert.equal(await setStatus(srv, 'Docs', 'cold', 'ACTIVE'), 'ACTIVE');
+  sameObjects(await listTenant(srv, 'Docs', 'cold'), cold);
+  const on = await lastJob(srv, 'onload');
+  assert.equal(on.state, 'SUCCEEDED', JSON.stringify(on));
+  assert.equal(await setStatus(srv, 'Docs', 'empty', 'INACTIVE'), 'INACTIVE');
+  assert.equal(await setStatus(srv, 'Docs', 'empty', 'ACTIVE'), 'ACTIVE');
+  assert.equal((await listTenant(srv, 'Docs', 'empty')).size, 0);
+
+  } finally {
+    writing = false;
+    await writer;
+  }
+  assert.equal(writerError, null);
+  assert.ok(written > 0);
+  sameObjects(await listTenant(srv, 'Docs', 'hot'), hot);
+  return { cold };
+}
+
+test('offload -> onload round trip on file://, writers on another tenant; re-offload of unchanged data uploads 0 bytes', async () => {
+  const srv = await startServer();
+  const loc = path.join(srv.dataDir, 'location');
+  const files = () => {
+    const out = [];
+    const walk = (d, rel) => { for (const e of readdirSync(d, { withFileTypes: true })) { const p = path.join(rel, e.name); e.isDirectory() ? walk(path.join(d, e.name), p) : out.push(p); } };
+    walk(loc, '');
+    return out;
+  };
+  try {
+    const { cold } = await roundTrip(srv, files);
+    // Offload, onload without touching it, offload again: nothing changed, nothing uploaded.
+    assert.equal(await setStatus(srv, 'Docs', 'cold', 'OFFLOADED'), 'OFFLOADED');
+    assert.equal(await setStatus(srv, 'Docs', 'cold', 'INACTIVE'), 'INACTIVE');
+    assert.equal(await setStatus(srv, 'Docs', 'cold', 'OFFLOADED'), 'OFFLOADED');
+    const again = await lastJob(srv, 'offload');
+    assert.equal(again.result.bytesUploaded, 0, JSON.stringify(again.result));
+    // The local copy is gone, the location copy stays after onload.
+    const dirs = readdirSync(path.join(srv.dataDir, 'shards')).flatMap((u) => readdirSync(path.join(srv.dataDir, 'shards', u)));
+    assert.ok(!dirs.includes('cold'), dirs.join(','));
+    assert.equal(await setStatus(srv, 'Docs', 'cold', 'ACTIVE'), 'ACTIVE');
+    assert.ok(files().includes('tenants/Docs/cold/manifest.json'));
+    sameObjects(await listTenant(srv, 'Docs', 'cold'), cold);
+    // GC keeps the offloaded manifests' blobs.
+    assert.equal(await setStatus(srv, 'Docs', 'cold', 'OFFLOADED'), 'OFFLOADED');
+    const gc = await srv.req('POST', '/v1/snapshots/gc');
+    assert.equal(gc.status, 200, gc.text);
+    assert.equal(await setStatus(srv, 'Docs', 'cold', 'ACTIVE'), 'ACTIVE');
+    sameObjects(await listTenant(srv, 'Docs', 'cold'), cold);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('offload -> onload round trip on s3rver', async () => {
+  const s3 = await startS3();
+  await s3.createBucket('tenants');
+  const srv = await startServer({ env: { ...s3.env, SHARDVAULT_LOCATION: 's3://tenants/node-a' } });
+  try {
+    await roundTrip(srv, null);
+    const xml = await (await fetch(`${s3.endpoint}/tenants?list-type=2&prefix=node-a/tenants/`)).text();
+    assert.match(xml, /node-a\/tenants\/Docs\/cold\/manifest.json/);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    await s3.stop();
+  }
+});
+
+test('autoTenantActivation: 100 concurrent reads of a cold offloaded tenant -> one download, all answered', async () => {
+  const s3 = await startS3();
+  await s3.createBucket('auto');
+  const proxy = await startFaultProxy({ target: s3.endpoint });
+  const srv = await startServer({ env: { ...s3.env, AWS_ENDPOINT_URL: proxy.endpoint, SHARDVAULT_LOCATION: 's3://auto/x' } });
+  try {
+    await mtCollection(srv, 'Auto', { autoTenantActivation: true });
+    assert.equal((await srv.req('GET', '/v1/collections/Auto')).json.autoTenantActivation, true);
+    await addTenants(srv, 'Auto', ['t1']);
+    const objs = await loadTenant(srv, 'Auto', 't1', 500, 3);
+    assert.equal(await setStatus(srv, 'Auto', 't1', 'OFFLOADED'), 'OFFLOADED');
+    const manifest = await (await fetch(`${s3.endpoint}/auto/x/tenants/Auto/t1/manifest.json`)).json();
+    const nblobs = new Set(manifest.shards[0].files.map((f) => f.blob)).size;
+    proxy.stats.log.length = 0;
+    const ids = [...objs.keys()];
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+      srv.req('GET', `/v1/collections/Auto/objects/${ids[i % ids.length]}?tenant=t1`)));
+    for (const a of answers) assert.equal(a.status, 200, a.text);
+    const gets = proxy.stats.log.filter((l) => l.startsWith('GET '));
+    const manifestGets = gets.filter((l) => l.includes('/tenants/Auto/t1/manifest.json'));
+    const blobGets = gets.filter((l) => l.includes('/blobs/'));
+    // One hydration: the manifest read for its size and for the layout, each blob once.
+    assert.ok(manifestGets.length <= 2, manifestGets.join('\n'));
+    assert.equal(new Set(blobGets.map((l) => l.split('?')[0])).size, blobGets.length, blobGets.join('\n'));
+    assert.equal(blobGets.length, nblobs, blobGets.join('\n'));
+    const onloads = (await srv.req('GET', '/v1/jobs?kind=onload')).json.jobs;
+    assert.equal(onloads.length, 1);
+    assert.equal(await tenantStatus(srv, 'Auto', 't1'), 'ACTIVE');
+    sameObjects(await listTenant(srv, 'Auto', 't1'), objs);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    await proxy.stop();
+    await s3.stop();
+  }
+});
+
+test('snapshots and exports include offloaded tenants', async () => {
+  const srv = await startServer();
+  try {
+    await mtCollection(srv, 'Mixed');
+    await addTenants(srv, 'Mixed', ['a', 'b']);
+    const a = await loadTenant(srv, 'Mixed', 'a', 800, 1);
+    const b = await loadTenant(srv, 'Mixed', 'b', 300, 2);
+    assert.equal(await setStatus(srv, 'Mixed', 'a', 'OFFLOADED'), 'OFFLOADED');
+    const snap = await srv.req('POST', '/v1/collections/Mixed/snapshots?wait=true', { name: 's1' });
+    assert.equal(snap.json.status, 'COMMITTED', snap.text);
+    assert.equal(await tenantStatus(srv, 'Mixed', 'a'), 'OFFLOADED'); // a capture does not onload
+    const job = await srv.req('POST', '/v1/collections/Mixed/snapshots/s1/restore', { target: 'MixedCopy' });
+    assert.equal(job.status, 202, job.text);
+    await until('restore', async () => {
+      const r = await srv.req('GET', `/v1/restore-jobs/${job.json.jobId}`);
+      assert.notEqual(r.json.state, 'FAILED', r.text);
+      return r.json.state === 'COMPLETED';
+    });
+    sameObjects(await listTenant(srv, 'MixedCopy', 'a'), a);
+    sameObjects(await listTenant(srv, 'MixedCopy', 'b'), b);
+
+    const ex = await srv.req('POST', '/v1/export/filesystem', { id: 'withoff', include: ['Mixed'] });
+    assert.equal(ex.status, 200, ex.text);
+    const done = await until('export', async () => {
+      const r = await srv.req('GET', '/v1/export/filesystem/withoff');
+      return ['SUCCESS', 'FAILED'].includes(r.json.status) && r.json;
+    });
+    assert.equal(done.status, 'SUCCESS', JSON.stringify(done));
+    const st = JSON.stringify(done);
+    assert.ok(!st.includes('SKIPPED'), st);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('bad tenant status requests are refused with what to fix', async () => {
+  const srv = await startServer();
+  try {
+    await mtCollection(srv, 'Bad');
+    await addTenants(srv, 'Bad', ['x']);
+    let r = await srv.req('POST', '/v1/collections/Bad/tenants', { tenants: [{ name: 'y', status: 'OFFLOADED' }] });
+    assert.equal(r.status, 422, r.text);
+    r = await srv.req('PUT', '/v1/collections/Bad/tenants', { tenants: [{ name: 'x', status: 'FROZEN' }] });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /OFFLOADED/);
+    r = await srv.req('PUT', '/v1/collections/Bad/tenants?wait=maybe', { tenants: [{ name: 'x', status: 'OFFLOADED' }] });
+    assert.equal(r.status, 422, r.text);
+    r = await srv.req('POST', '/v1/collections', { name: 'NoMt', autoTenantActivation: true });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /multiTenancy/);
+    r = await srv.req('GET', '/v1/registry/shards?state=BOGUS');
+    assert.equal(r.status, 422, r.text);
+    r = await srv.req('GET', '/v1/registry/shards/Bad/nope');
+    assert.equal(r.status, 404, r.text);
+    r = await srv.req('POST', '/v1/registry/shards/Bad/nope/pin');
+    assert.equal(r.status, 404, r.text);
+    r = await srv.req('POST', '/v1/registry/gc');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(Object.keys(r.json).sort(), ['bytesFreed', 'shardsEvicted']);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
