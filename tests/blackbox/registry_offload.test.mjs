@@ -5,10 +5,10 @@
 // snapshots and exports that include offloaded tenants, the registry API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, rng, uuidFrom, vec } from './lib/server.mjs';
-import { DIM, until, mtCollection, addTenants, loadTenant, listTenant, sameObjects, tenantStatus, setStatus } from './lib/registry.mjs';
+import { DIM, sleep, until, mtCollection, addTenants, loadTenant, listTenant, sameObjects, tenantStatus, setStatus } from './lib/registry.mjs';
 import { startS3, startFaultProxy } from './lib/s3.mjs';
 
 async function lastJob(srv, kind) {
@@ -240,6 +240,76 @@ test('bad tenant status requests are refused with what to fix', async () => {
     r = await srv.req('POST', '/v1/registry/gc');
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(Object.keys(r.json).sort(), ['bytesFreed', 'shardsEvicted']);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('cache quota: 200 offloaded tenants through a cache that holds 20, never over quota; a pinned one is never evicted', async () => {
+  let srv = await startServer();
+  const dataDir = srv.dataDir;
+  const names = Array.from({ length: 200 }, (_, i) => `t${String(i).padStart(3, '0')}`);
+  let maxBytes = 0;
+  try {
+    await mtCollection(srv, 'Churn');
+    await addTenants(srv, 'Churn', names);
+    const lines = names.flatMap((t, i) => Array.from({ length: 20 }, (_, k) =>
+      JSON.stringify({ collection: 'Churn', tenant: t, vector: Array(DIM).fill(i + k), properties: { n: k, s: t } })));
+    const b = await srv.req('POST', '/v1/batch/objects', lines.join('\n'), { 'content-type': 'application/x-ndjson' });
+    assert.equal(b.json.failed, 0, b.text.slice(0, 300));
+    for (let i = 0; i < names.length; i += 25) {
+      const r = await srv.req('PUT', '/v1/collections/Churn/tenants?wait=true',
+        { tenants: names.slice(i, i + 25).map((name) => ({ name, status: 'OFFLOADED' })) });
+      assert.equal(r.status, 200, r.text);
+      for (const t of r.json.tenants) assert.equal(t.status, 'OFFLOADED');
+    }
+    for (const t of names) {
+      const m = JSON.parse(readFileSync(path.join(dataDir, 'location', 'tenants', 'Churn', t, 'manifest.json'), 'utf8'));
+      maxBytes = Math.max(maxBytes, m.shards[0].files.reduce((a, f) => a + f.size, 0));
+    }
+  } finally {
+    await srv.stop();
+  }
+  const quota = 20 * maxBytes;
+  srv = await startServer({ dataDir, env: { SHARDVAULT_CACHE_BYTES: String(quota) } });
+  try {
+    assert.equal((await srv.req('GET', '/v1/registry')).json.cacheQuotaBytes, quota);
+    const pin = await srv.req('POST', '/v1/registry/shards/Churn/t000/pin');
+    assert.equal(pin.status, 200, pin.text);
+    assert.equal(pin.json.pinned, true);
+    let sampling = true;
+    let samples = 0;
+    let over = null;
+    const sampler = (async () => {
+      while (sampling) {
+        const s = (await srv.req('GET', '/v1/registry')).json;
+        if (s.cacheBytes + s.cacheReservedBytes > quota) over = JSON.stringify(s);
+        samples++;
+        await sleep(100);
+      }
+    })();
+    // Every tenant goes through the cache: a snapshot hydrates each one.
+    const snap = await srv.req('POST', '/v1/collections/Churn/snapshots?wait=true', { name: 'all' });
+    sampling = false;
+    await sampler;
+    assert.equal(snap.json.status, 'COMMITTED', snap.text);
+    assert.equal(over, null, over);
+    assert.ok(samples >= 1);
+    const shards = (await srv.req('GET', '/v1/registry/shards?collection=Churn')).json.shards;
+    const pinned = shards.find((s) => s.shard === 't000');
+    assert.equal(pinned.state, 'AVAILABLE', JSON.stringify(pinned));
+    assert.equal(pinned.pinned, true);
+    const cached = shards.filter((s) => s.state === 'AVAILABLE').length;
+    assert.ok(cached >= 2 && cached <= 20, `${cached} shards cached`);
+    const m = await (await fetch(`${srv.url}/metrics`)).text();
+    assert.match(m, /shardvault_registry_evictions_total [1-9]/);
+    // GC empties the cache but for the pinned one.
+    const gc = (await srv.req('POST', '/v1/registry/gc')).json;
+    assert.equal(gc.shardsEvicted, cached - 1);
+    assert.equal((await srv.req('GET', '/v1/registry/shards/Churn/t000')).json.state, 'AVAILABLE');
+    const unpin = await srv.req('POST', '/v1/registry/shards/Churn/t000/unpin');
+    assert.equal(unpin.json.pinned, false);
   } finally {
     await srv.stop();
     srv.cleanup();
