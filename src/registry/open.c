@@ -67,7 +67,7 @@ static int add_op(load_ctx *c, const shard *s)
                           (json_int_t)s->local_bytes, "remoteBytes", (json_int_t)s->remote_bytes);
     char *val = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    char key[256];
+    char key[400];
     snprintf(key, sizeof key, REG_PREFIX "%s/%s", s->collection, s->name);
     char *k = strdup(key);
     if (!val || !k || sv_grow(&c->ops, &c->capops, c->nops + 1, sizeof *c->ops)) {
@@ -82,7 +82,7 @@ static int add_op(load_ctx *c, const shard *s)
 /* Reconciles one loaded shard (invariant 1). Returns true when it changed. */
 static bool reconcile(sv_registry *r, shard *s, int64_t now)
 {
-    char dir[1100];
+    char dir[1300];
     snprintf(dir, sizeof dir, "%s/%s/%s", r->cache_dir, s->collection, s->name);
     sv_shard_state was = s->state, to = was;
     char why[512] = "";
@@ -140,7 +140,7 @@ static int load_one(const char *key, const char *val, size_t len, int64_t rev, v
     int src = sv_shard_source_parse(json_string_value(json_object_get(o, "source")));
     sv_err e = {0};
     if (!o || st < 0 || src < 0 || !coll || !name || sv_check_collection_name(coll, &e) ||
-        sv_check_tenant_name(name, &e)) {
+        sv__check_shard_name(name, &e)) {
         /* A record this version cannot read is reported, not guessed at. */
         sv_warn("registry: unreadable shard record skipped", "key=%s", key);
         json_decref(o);

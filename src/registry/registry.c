@@ -86,11 +86,29 @@ static int gone_locked(const sv_registry *r, const shard *s, sv_err *err)
     return 0;
 }
 
+int sv__check_shard_name(const char *name, sv_err *err)
+{
+    if (!name)
+        return sv_fail(err, SV_EINVAL, "shard name is required");
+    const char *at = strchr(name, '@');
+    if (!at)
+        return sv_check_tenant_name(name, err);
+    char snap[130];
+    size_t n = (size_t)(at - name);
+    if (n >= sizeof snap)
+        return sv_fail(err, SV_EINVAL, "shard name: the snapshot part is longer than 128 characters");
+    memcpy(snap, name, n);
+    snap[n] = '\0';
+    if (sv_check_snapshot_name(snap, err) || sv_check_tenant_name(at + 1, err))
+        return sv_err_wrap(err, "shard name '<snapshot>@<shard>'");
+    return 0;
+}
+
 static int check_names(const char *collection, const char *name, sv_err *err)
 {
     if (!collection || sv_check_collection_name(collection, err))
         return collection ? SV_EINVAL : sv_fail(err, SV_EINVAL, "collection is required");
-    if (!name || sv_check_tenant_name(name, err))
+    if (!name || sv__check_shard_name(name, err))
         return name ? SV_EINVAL : sv_fail(err, SV_EINVAL, "shard name is required");
     return 0;
 }
@@ -121,7 +139,7 @@ void sv__shard_put_locked(shard *s)
 
 static shard *find_locked(sv_registry *r, const char *collection, const char *name)
 {
-    char key[200];
+    char key[340];
     snprintf(key, sizeof key, "%s/%s", collection, name);
     sv_strmap_entry *e = sv_strmap_find(&r->map, key);
     return e && e->n ? e->v[0] : NULL;
@@ -208,7 +226,7 @@ static int commit_locked(sv_registry *r, shard *s, sv_shard_state to, const char
     char *js = rec_dump(s, to, pinned, lerr, ts, local);
     if (!js)
         return oom(err);
-    char key[256];
+    char key[400];
     rec_key(s, key, sizeof key);
     pthread_mutex_unlock(&r->mu);
     int rc = sv_catalog_put(r->cat, key, js, strlen(js), 0, err);
@@ -250,7 +268,7 @@ static int evict_locked(sv_registry *r, shard *s, int64_t *freed)
         if (commit_locked(r, s, SV_SHARD_NEW, NULL, 0, s->pinned, &e)) {
             sv_warn("registry: eviction not persisted", "shard=%s err=\"%s\"", s->key, e.msg);
         } else {
-            char dir[1100];
+            char dir[1300];
             shard_dir(r, s, dir, sizeof dir);
             pthread_mutex_unlock(&r->mu);
             sv_err e2 = {0};
@@ -396,7 +414,7 @@ static int fetch_into(const sv_registry_mount *m, shard *s, const char *tmp, int
                        " bytes its mount's size announced",
                        s->key, got, reserved);
     sv_crash_point("hydrate:fetched");
-    char marker[1200], num[32];
+    char marker[1400], num[32];
     snprintf(marker, sizeof marker, "%s/" REG_DONE_MARKER, tmp);
     snprintf(num, sizeof num, "%" PRId64 "\n", got);
     if (sv_write_file_atomic(marker, num, strlen(num), err))
@@ -453,7 +471,7 @@ static void hydrate_locked(sv_registry *r, shard *s)
         unreserve_locked(r, size);
         goto end;
     }
-    char tmp[1100], dir[1100], parent[1100];
+    char tmp[1300], dir[1300], parent[1300];
     snprintf(tmp, sizeof tmp, "%s/" REG_TMP_PREFIX "%d-%" PRIu64, r->cache_dir, (int)getpid(), ++r->tmp_seq);
     shard_dir(r, s, dir, sizeof dir);
     snprintf(parent, sizeof parent, "%s/%s", r->cache_dir, s->collection);
@@ -761,7 +779,7 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *name
         rc = sv_fail(err, SV_ECONFLICT, "shard %s is in use by %d reference(s); release them first", s->key,
                      s->refs);
     } else {
-        char key[256];
+        char key[400];
         rec_key(s, key, sizeof key);
         pthread_mutex_unlock(&r->mu);
         rc = sv_catalog_delete(r->cat, key, err);
@@ -781,7 +799,7 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *name
     pthread_cond_broadcast(&s->cv); /* parked acquirers answer SV_ENOTFOUND now */
     pthread_cond_broadcast(&r->room_cv);
     int64_t bytes = (s->state == SV_SHARD_AVAILABLE || s->state == SV_SHARD_SERVING) ? s->local_bytes : 0;
-    char dir[1100];
+    char dir[1300];
     shard_dir(r, s, dir, sizeof dir);
     pthread_mutex_unlock(&r->mu);
     sv_err e2 = {0};

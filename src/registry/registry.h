@@ -117,7 +117,8 @@ void sv_registry_close(sv_registry *r);
 int sv_registry_set_mount(sv_registry *r, sv_shard_source source, const sv_registry_mount *mount, sv_err *err);
 
 /* A new shard, NEW. SV_EEXIST if known, SV_EINVAL for a bad name (collection:
- * sv_check_collection_name; shard: sv_check_tenant_name). */
+ * sv_check_collection_name; shard: sv_check_tenant_name, or
+ * "<snapshot>@<shard>" for a shard of a mounted snapshot). */
 int sv_registry_register(sv_registry *r, const char *collection, const char *shard, sv_shard_source source,
                          sv_err *err);
 /* Removes the record and the shard's cache directory. Parked acquirers are
@@ -156,7 +157,7 @@ int sv_registry_gc(sv_registry *r, int64_t *evicted, int64_t *freed_bytes, sv_er
 typedef struct sv_registry_event {
     uint64_t seq; /* from 1, no gaps */
     char collection[129];
-    char shard[65];
+    char shard[200];
     sv_shard_state from, to;
     int64_t ts_ms; /* wall clock */
 } sv_registry_event;
@@ -205,6 +206,24 @@ struct sv_jobs;
  * open; the services must outlive the registry (close it first). */
 int sv_registry_attach(sv_registry *r, struct sv_store *st, struct sv_snapshot *snap, struct sv_jobs *jobs,
                        sv_err *err);
+
+/* Snapshot mounts (mounts.c): a COMMITTED snapshot's shards registered as
+ * "<snapshot>@<shard>" (source SNAPSHOT, lazy) and the snapshot held against
+ * drops. mount answers {"collection","snapshot","mounted","shards","objects",
+ * "bytes"} (again for a mounted one); unmount: SV_ECONFLICT while read,
+ * SV_ENOTFOUND when not mounted. Reads answer in the live API's shapes and
+ * fail SV_ECONFLICT (saying to mount it) for an unmounted snapshot.
+ * restore_objects: body {"ids", "tenant"?, "onConflict": "replace"|"skip"}
+ * -> {"restored","skipped","missing":[ids]} written into the live collection. */
+int sv_registry_mount_snapshot(sv_registry *r, const char *collection, const char *snapshot, json_t **out,
+                               sv_err *err);
+int sv_registry_unmount_snapshot(sv_registry *r, const char *collection, const char *snapshot, sv_err *err);
+int sv_registry_snapshot_get_object(sv_registry *r, const char *collection, const char *snapshot, const char *tenant,
+                                    const char *id, sv_buf *out, sv_err *err);
+int sv_registry_snapshot_list_objects(sv_registry *r, const char *collection, const char *snapshot, const char *tenant,
+                                      const char *after, int limit, sv_buf *out, sv_err *err);
+int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection, const char *snapshot, json_t *body,
+                                         json_t **out, sv_err *err);
 
 /* The API's answers (caller owns *out). list: {"shards":[…]} as
  * sv_registry_shards_json plus, once attached, the store's local shards

@@ -45,6 +45,10 @@ struct sv_registry_svc {
     int running; /* job threads */
 };
 
+sv_store *sv__svc_store(struct sv_registry_svc *v) { return v->st; }
+sv_snapshot *sv__svc_snapshot(struct sv_registry_svc *v) { return v->snap; }
+int sv__mounts_attach(sv_registry *r, struct sv_registry_svc *v, sv_err *err); /* mounts.c */
+
 static void manifest_key(const char *collection, const char *tenant, char key[400])
 {
     snprintf(key, 400, "tenants/%s/%s/manifest.json", collection, tenant);
@@ -58,7 +62,7 @@ static int mount_size(void *self, const char *collection, const char *name, int6
     char key[400];
     manifest_key(collection, name, key);
     sv_dir_stats ds = {0};
-    int rc = sv_snapshot_dir_info(v->snap, key, &ds, NULL, err);
+    int rc = sv_snapshot_dir_info(v->snap, key, NULL, &ds, NULL, err);
     if (rc == 0)
         *bytes = ds.bytes;
     return rc;
@@ -73,7 +77,7 @@ static int mount_fetch(void *self, const char *collection, const char *name, con
     if (rmdir(dir) != 0) /* get_dir lays out into a new directory */
         return sv_fail(err, SV_EIO, "cannot prepare %s for hydration", dir);
     sv_crash_point("hydrate:fetch");
-    return sv_snapshot_get_dir(v->snap, key, dir, NULL, progress, NULL, err);
+    return sv_snapshot_get_dir(v->snap, key, NULL, dir, NULL, progress, NULL, err);
 }
 
 /* ---- jobs --------------------------------------------------------------------- */
@@ -325,6 +329,8 @@ int sv_registry_attach(sv_registry *r, sv_store *st, sv_snapshot *snap, sv_jobs 
         rc = sv_registry_set_mount(r, SV_SHARD_SRC_OFFLOADED, &m, err);
     if (rc == 0)
         rc = reconcile(v, err);
+    if (rc == 0)
+        rc = sv__mounts_attach(r, v, err);
     if (rc == 0)
         sv_store_set_tenant_mover(st, &(sv_tenant_mover){.self = v, .offload = mv_offload, .onload = mv_onload,
                                                          .materialize = mv_materialize});

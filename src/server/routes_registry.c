@@ -49,3 +49,45 @@ static int registry_gc(sv_registry *r, json_t **out, sv_err *err)
     return rc;
 }
 SV_ROUTE(sv_route_registry_gc, 200, registry_gc(SVC, &out, &err))
+
+/* ---- snapshot mounts ------------------------------------------------------------ */
+
+SV_ROUTE(sv_route_snapshot_mount, 200, sv_registry_mount_snapshot(SVC, rq->params[0], rq->params[1], &out, &err))
+SV_ROUTE(sv_route_snapshot_unmount, 204, sv_registry_unmount_snapshot(SVC, rq->params[0], rq->params[1], &err))
+
+int sv_route_snapshot_object_get(request *rq)
+{
+    sv_err err = {0};
+    int rc = sv_registry_snapshot_get_object(SVC, rq->params[0], rq->params[1], sv_query(rq, "tenant"), rq->params[2],
+                                             &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+int sv_route_snapshot_objects_list(request *rq)
+{
+    sv_err err = {0};
+    int64_t limit = 100;
+    const char *l = sv_query(rq, "limit");
+    if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
+        return sv_reply_error(rq, 422, "limit must be an integer between 1 and 10000");
+    int rc = sv_registry_snapshot_list_objects(SVC, rq->params[0], rq->params[1], sv_query(rq, "tenant"),
+                                               sv_query(rq, "after"), (int)limit, &rq->out, &err);
+    if (rc)
+        return sv_reply_err(rq, rc, &err);
+    rq->status = 200;
+    return 0;
+}
+
+/* Writes into the live collection: write on it (and on the body's tenant). */
+static int restore_objects(request *rq, json_t *body, json_t **out, sv_err *err)
+{
+    const char *tenant = json_string_value(json_object_get(body, "tenant"));
+    if (!sv_request_allowed(rq, PERM_WRITE, rq->params[0], tenant))
+        return sv_fail(err, SV_EDENIED, "forbidden: key %s may not write collection '%.128s'%s%.64s", rq->who.key_id,
+                       rq->params[0], tenant ? " tenant " : "", tenant ? tenant : "");
+    return sv_registry_snapshot_restore_objects(SVC, rq->params[0], rq->params[1], body, out, err);
+}
+SV_ROUTE_BODY(sv_route_snapshot_objects_restore, 200, restore_objects(rq, body, &out, &err))

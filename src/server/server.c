@@ -44,7 +44,7 @@ static const char *const perm_names[] = {"none", "read", "write", "manage", "ope
 
 /* Counters are per route-table row; the table may grow to MAX_ROUTES - 1
  * rows (one slot is for unmatched requests). */
-#define MAX_ROUTES 64
+#define MAX_ROUTES 96
 #define N_CODES 16
 /* Upper bounds of the latency histogram buckets, in seconds. */
 static const double latency_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -303,6 +303,12 @@ static const route routes[] = {
     {"GET", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_get, PERM_READ, false, SVC_SNAPSHOT, A},
     {"DELETE", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_drop, PERM_OPERATE, false, SVC_SNAPSHOT, A},
     {"POST", "/v1/collections/{}/snapshots/{}/restore", sv_route_snapshot_restore, PERM_OPERATE, false, SVC_SNAPSHOT, A},
+    {"POST", "/v1/collections/{}/snapshots/{}/mount", sv_route_snapshot_mount, PERM_OPERATE, false, SVC_REGISTRY, A},
+    {"DELETE", "/v1/collections/{}/snapshots/{}/mount", sv_route_snapshot_unmount, PERM_OPERATE, false, SVC_REGISTRY, A},
+    {"GET", "/v1/collections/{}/snapshots/{}/objects", sv_route_snapshot_objects_list, PERM_READ, false, SVC_REGISTRY, A},
+    {"GET", "/v1/collections/{}/snapshots/{}/objects/{}", sv_route_snapshot_object_get, PERM_READ, false, SVC_REGISTRY, A},
+    {"POST", "/v1/collections/{}/snapshots/{}/objects/restore", sv_route_snapshot_objects_restore, PERM_WRITE, false,
+     SVC_REGISTRY, H},
     {"GET", "/v1/restore-jobs", sv_route_restore_job_list, PERM_READ, false, SVC_SNAPSHOT, ANY},
     {"GET", "/v1/restore-jobs/{}", sv_route_restore_job_get, PERM_READ, false, SVC_SNAPSHOT, H},
     {"POST", "/v1/snapshots/gc", sv_route_snapshot_gc, PERM_OPERATE, false, SVC_SNAPSHOT, A},

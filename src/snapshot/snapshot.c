@@ -258,6 +258,99 @@ static int finish_drop(sv_snapshot *s, const char *collection, const char *name,
     return rc;
 }
 
+/* ---- holds (mounts) ---------------------------------------------------------------------- */
+
+/* With ddl_mu held: the index of a held snapshot, or -1. */
+static ssize_t hold_find(sv_snapshot *s, const char *collection, const char *name)
+{
+    char key[260];
+    snprintf(key, sizeof key, "%s/%s", collection, name);
+    for (size_t i = 0; i < s->nholds; i++)
+        if (strcmp(s->holds[i].key, key) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+int sv_snapshot_hold(sv_snapshot *s, const char *collection, const char *name, sv_err *err)
+{
+    int rc = sv_snap_check_names(collection, name, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->ddl_mu);
+    ssize_t i = hold_find(s, collection, name);
+    if (i >= 0) {
+        s->holds[i].n++;
+    } else if (sv_grow(&s->holds, &s->capholds, s->nholds + 1, sizeof *s->holds)) {
+        rc = sv_snap_oom(err);
+    } else {
+        snprintf(s->holds[s->nholds].key, sizeof s->holds[0].key, "%s/%s", collection, name);
+        s->holds[s->nholds++].n = 1;
+    }
+    pthread_mutex_unlock(&s->ddl_mu);
+    return rc;
+}
+
+void sv_snapshot_unhold(sv_snapshot *s, const char *collection, const char *name)
+{
+    pthread_mutex_lock(&s->ddl_mu);
+    ssize_t i = hold_find(s, collection, name);
+    if (i >= 0 && --s->holds[i].n == 0)
+        s->holds[i] = s->holds[--s->nholds];
+    pthread_mutex_unlock(&s->ddl_mu);
+}
+
+int sv_snapshot_describe(sv_snapshot *s, const char *collection, const char *name, char key[400],
+                         sv_schema **schema, sv_snapshot_shard **shards, size_t *n, sv_err *err)
+{
+    if (schema)
+        *schema = NULL;
+    if (shards)
+        *shards = NULL;
+    if (n)
+        *n = 0;
+    int rc = sv_snap_check_names(collection, name, err);
+    json_t *rec = NULL;
+    if (rc == 0)
+        rc = sv_snap_record_load(s, collection, name, &rec, NULL, err);
+    if (rc == 0 && sv_snap_record_state(rec) != SNAP_COMMITTED)
+        rc = sv_fail(err, SV_ESTATE, "snapshot '%s' of collection '%s' is not COMMITTED", name, collection);
+    json_decref(rec);
+    if (rc)
+        return rc;
+    sv_manifest_key(collection, name, key);
+    sv_buf b = {0};
+    sv_manifest *m = NULL;
+    rc = sv_location_get_buf(s->loc, key, &b, err);
+    if (rc == 0)
+        rc = sv_manifest_parse((const char *)b.data, b.len, &m, err);
+    sv_buf_free(&b);
+    if (rc == 0 && schema) {
+        char *sj = json_dumps(m->schema, JSON_COMPACT);
+        rc = sj ? sv_schema_parse(sj, strlen(sj), schema, err) : sv_snap_oom(err);
+        free(sj);
+    }
+    if (rc == 0 && shards) {
+        sv_snapshot_shard *v = calloc(m->nshards + 1, sizeof *v);
+        if (!v)
+            rc = sv_snap_oom(err);
+        for (size_t i = 0; v && i < m->nshards; i++) {
+            snprintf(v[i].name, sizeof v[i].name, "%s", m->shards[i].name);
+            v[i].objects = m->shards[i].objects;
+            v[i].bytes = m->shards[i].bytes;
+            v[i].is_tenant = json_is_true(json_object_get(m->schema, "multiTenancy"));
+        }
+        *shards = v;
+        if (n)
+            *n = v ? m->nshards : 0;
+    }
+    if (rc && schema) {
+        sv_schema_free(*schema);
+        *schema = NULL;
+    }
+    sv_manifest_free(m);
+    return rc;
+}
+
 int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, sv_err *err)
 {
     int rc = sv_snap_check_names(collection, name, err);
@@ -281,6 +374,11 @@ int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, s
                          name, collection, job);
         else if (readers < 0)
             rc = sv_snap_oom(err);
+        else if (hold_find(s, collection, name) >= 0)
+            rc = sv_fail(err, SV_ECONFLICT,
+                         "snapshot '%s' of collection '%s' is mounted; unmount it first (DELETE "
+                         "/v1/collections/%s/snapshots/%s/mount)",
+                         name, collection, collection, name);
     }
     if (rc == 0) {
         json_object_set_new(rec, "status", json_string("DELETING"));
@@ -505,6 +603,7 @@ void sv_snapshot_close(sv_snapshot *s)
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->ddl_mu);
     pthread_mutex_destroy(&s->gc_mu);
+    free(s->holds);
     free(s);
 }
 

@@ -86,11 +86,34 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
 /* Lays out the one shard described by the manifest at key into dir (which
  * must not exist), every file verified against its sha256 (hard links on
  * file://). On failure nothing is left at dir. */
-int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, struct sv_job *job,
+/* shard: which shard of the manifest (NULL: a one-shard manifest's only one,
+ * as sv_snapshot_put_dir writes). progress (may be NULL) counts bytes laid out. */
+int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, struct sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err);
-/* The sizes of the shard the manifest at key describes (nothing fetched but
- * the manifest): out->files, out->bytes; *objects (may be NULL) its count. */
-int sv_snapshot_dir_info(sv_snapshot *s, const char *key, sv_dir_stats *out, int64_t *objects, sv_err *err);
+/* The sizes of that shard (nothing fetched but the manifest): out->files,
+ * out->bytes; *objects (may be NULL) its count. */
+int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,
+                         sv_err *err);
+
+/* ---- reading a COMMITTED snapshot in place (registry mounts) ---- */
+
+typedef struct sv_snapshot_shard {
+    char name[72]; /* "shard0000"… or the tenant name */
+    bool is_tenant;
+    int64_t objects, bytes;
+} sv_snapshot_shard;
+
+/* A COMMITTED snapshot: its manifest key (for sv_snapshot_get_dir), its
+ * schema (caller frees with sv_schema_free; may pass NULL) and its shards
+ * in manifest order (caller frees; may pass NULL). SV_ENOTFOUND, or
+ * SV_ESTATE when not COMMITTED. */
+int sv_snapshot_describe(sv_snapshot *s, const char *collection, const char *name, char key[400],
+                         sv_schema **schema, sv_snapshot_shard **shards, size_t *n, sv_err *err);
+/* A held snapshot (mounted) cannot be dropped: sv_snapshot_drop answers
+ * SV_ECONFLICT saying to unmount it. Holds count; they live in memory (the
+ * holder takes them again after a restart). */
+int sv_snapshot_hold(sv_snapshot *s, const char *collection, const char *name, sv_err *err);
+void sv_snapshot_unhold(sv_snapshot *s, const char *collection, const char *name);
 
 /* Prometheus text for /metrics (signature of sv_metrics_fn). */
 void sv_snapshot_metrics(sv_buf *out, void *snapshot);

@@ -589,8 +589,9 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
     return rc;
 }
 
-/* The one-shard manifest at key. */
-static int dir_manifest(sv_snapshot *s, const char *key, sv_manifest **out, sv_err *err)
+/* The manifest at key and the shard named (NULL: its only one). */
+static int dir_manifest(sv_snapshot *s, const char *key, const char *shard, sv_manifest **out,
+                        const sv_manifest_shard **ms, sv_err *err)
 {
     *out = NULL;
     int rc = sv_location_check_key(key, err);
@@ -602,8 +603,14 @@ static int dir_manifest(sv_snapshot *s, const char *key, sv_manifest **out, sv_e
     if (rc == 0)
         rc = sv_manifest_parse((const char *)b.data, b.len, &m, err);
     sv_buf_free(&b);
-    if (rc == 0 && m->nshards != 1)
+    *ms = NULL;
+    if (rc == 0 && !shard && m->nshards != 1)
         rc = sv_fail(err, SV_ECORRUPT, "%s describes %zu shards, not one", key, m->nshards);
+    for (size_t i = 0; rc == 0 && i < m->nshards && !*ms; i++)
+        if (!shard || strcmp(m->shards[i].name, shard) == 0)
+            *ms = &m->shards[i];
+    if (rc == 0 && !*ms)
+        rc = sv_fail(err, SV_ENOTFOUND, "%s has no shard '%.72s'", key, shard);
     if (rc)
         sv_manifest_free(m);
     else
@@ -611,29 +618,32 @@ static int dir_manifest(sv_snapshot *s, const char *key, sv_manifest **out, sv_e
     return rc;
 }
 
-int sv_snapshot_dir_info(sv_snapshot *s, const char *key, sv_dir_stats *out, int64_t *objects, sv_err *err)
+int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,
+                         sv_err *err)
 {
     sv_manifest *m;
-    int rc = dir_manifest(s, key, &m, err);
+    const sv_manifest_shard *ms;
+    int rc = dir_manifest(s, key, shard, &m, &ms, err);
     if (rc)
         return rc;
-    *out = (sv_dir_stats){(int64_t)m->shards[0].nfiles, m->shards[0].bytes, 0};
+    *out = (sv_dir_stats){(int64_t)ms->nfiles, ms->bytes, 0};
     if (objects)
-        *objects = m->shards[0].objects;
+        *objects = ms->objects;
     sv_manifest_free(m);
     return 0;
 }
 
-int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *dir, sv_job *job, _Atomic int64_t *progress,
-                        sv_dir_stats *out, sv_err *err)
+int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, sv_job *job,
+                        _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
 {
     if (sv_path_exists(dir))
         return sv_fail(err, SV_EEXIST, "get_dir: %s exists; the shard is laid out into a new directory", dir);
     sv_manifest *m = NULL;
-    int rc = dir_manifest(s, key, &m, err);
+    const sv_manifest_shard *found = NULL;
+    int rc = dir_manifest(s, key, shard, &m, &found, err);
     if (rc == 0)
         rc = sv_mkdirs(dir, err);
-    const sv_manifest_shard *ms = rc == 0 ? &m->shards[0] : NULL;
+    const sv_manifest_shard *ms = rc == 0 ? found : NULL;
     if (rc == 0 && job)
         sv_job_set_totals(job, (int64_t)ms->nfiles, ms->bytes);
     _Atomic int64_t copied = 0;

@@ -165,6 +165,12 @@ int sv_store_put_object(sv_store *st, const char *collection, const char *path_i
                         const char *json, size_t len, sv_buf *out, sv_err *err);
 int sv_store_get_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_buf *out,
                         sv_err *err);
+/* Writes one object already encoded for this collection's current schema
+ * (read from a snapshot of it whose schema is the same — the caller checks
+ * with sv_store_schema): its creation and update times are kept as encoded.
+ * An existing object is replaced. */
+int sv_store_put_encoded(sv_store *st, const char *collection, const char *tenant, const sv_uuid *id, const void *val,
+                         size_t len, sv_err *err);
 int sv_store_delete_object(sv_store *st, const char *collection, const char *tenant, const char *id, sv_err *err);
 /* Appends {"objects":[...],"next":<uuid>|null}: objects ordered by id across
  * the collection's shards (a merge of their ordered scans), those after

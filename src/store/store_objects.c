@@ -181,6 +181,30 @@ done:
     return rc;
 }
 
+int sv_store_put_encoded(sv_store *st, const char *collection_name, const char *tenant, const sv_uuid *id,
+                         const void *val, size_t len, sv_err *err)
+{
+    collection *c;
+    int rc = store_coll_get(st, collection_name, &c, err);
+    if (rc)
+        return rc;
+    shard *s;
+    sv_buf enc = {0};
+    sv_record *scratch = sv_record_new();
+    if (!scratch || sv_buf_append(&enc, val, len))
+        rc = store_oom(err);
+    if (rc == 0 && (rc = store_route(c, id, tenant, tenant ? strlen(tenant) : 0, &s, err)) == 0 &&
+        (rc = store_shard_enter(st, c, s, err)) == 0) {
+        pending p = {.id = *id, .enc_off = 0, .enc_len = len};
+        rc = store_write_objects(st, c, s, &p, 1, &enc, scratch, err);
+        store_shard_leave(s);
+    }
+    sv_record_free(scratch);
+    sv_buf_free(&enc);
+    store_coll_release(st, c);
+    return rc;
+}
+
 int sv_store_get_object(sv_store *st, const char *collection_name, const char *tenant, const char *id, sv_buf *out,
                         sv_err *err)
 {

@@ -21,8 +21,8 @@ typedef struct shard shard;
  * dropped, then applies it under mu. */
 struct shard {
     char collection[129];
-    char name[65];
-    char key[200]; /* "<collection>/<shard>" in reg->map */
+    char name[200]; /* a tenant or shard name, or "<snapshot>@<shard>" for a mounted snapshot's */
+    char key[340];  /* "<collection>/<shard>" in reg->map */
     sv_shard_source source;
     sv_shard_state state;
     bool pinned;
@@ -51,7 +51,7 @@ struct shard {
 struct sv_shard_ref {
     sv_registry *reg;
     shard *s;
-    char dir[1100];
+    char dir[1300];
 };
 
 /* One hydration waiting for cache room, in FIFO order. */
@@ -101,6 +101,7 @@ struct sv_registry {
 void sv__registry_svc_close(sv_registry *r);
 
 /* registry.c, shared with open.c */
+int sv__check_shard_name(const char *name, sv_err *err); /* a tenant name, or "<snapshot>@<shard>" */
 shard *sv__shard_new(const char *collection, const char *name, sv_shard_source src); /* mrefs = 1 */
 void sv__shard_put_locked(shard *s); /* frees at the last memory holder */
 void *sv__registry_worker(void *arg); /* a hydration thread */

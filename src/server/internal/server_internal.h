@@ -188,6 +188,11 @@ int sv_route_registry_recover(request *rq);
 int sv_route_registry_pin(request *rq);
 int sv_route_registry_unpin(request *rq);
 int sv_route_registry_gc(request *rq);
+int sv_route_snapshot_mount(request *rq);
+int sv_route_snapshot_unmount(request *rq);
+int sv_route_snapshot_object_get(request *rq);
+int sv_route_snapshot_objects_list(request *rq);
+int sv_route_snapshot_objects_restore(request *rq);
 
 /* routes_jobs.c */
 int sv_route_jobs_list(request *rq);

@@ -191,6 +191,11 @@ struct sv_snapshot {
     char (*gc_deleting)[65]; /* sorted: the batch GC is deleting without s->mu */
     size_t gc_ndeleting;
     job_run *runs;
+    struct snap_hold {
+        char key[260]; /* "<collection>/<name>" */
+        int n;
+    } *holds; /* mounted snapshots (sv_snapshot_hold), under ddl_mu */
+    size_t nholds, capholds;
 
     pthread_mutex_t ddl_mu; /* serializes create/drop/restore starts */
     pthread_mutex_t gc_mu;  /* one GC at a time */

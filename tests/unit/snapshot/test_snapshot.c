@@ -523,11 +523,11 @@ static void put_and_get_dir(void **state)
     assert_int_equal(b.bytes_uploaded, 0); /* unchanged: nothing sent again */
     assert_int_equal(sv_snapshot_put_dir(s, cap->shards[0].dir, "Dir", "shard0000", 0,
                                          "snapshots/Dir/x/manifest.json", NULL, &b, &err), SV_EINVAL);
-    rc = sv_snapshot_get_dir(s, key, out_dir, NULL, NULL, &c, &err);
+    rc = sv_snapshot_get_dir(s, key, NULL, out_dir, NULL, NULL, &c, &err);
     if (rc)
         fail_msg("get_dir: %s", err.msg);
     assert_int_equal(c.files, a.files);
-    assert_int_equal(sv_snapshot_get_dir(s, key, out_dir, NULL, NULL, &c, &err), SV_EEXIST); /* never overwrites */
+    assert_int_equal(sv_snapshot_get_dir(s, key, NULL, out_dir, NULL, NULL, &c, &err), SV_EEXIST); /* never overwrites */
     sv_db *db = NULL;
     assert_int_equal(sv_db_open_readonly(sv_store_engine(st), out_dir, &db, &err), 0);
     sv_db_close(db);

@@ -1,0 +1,631 @@
+/* registry — read-only snapshot mounts (docs/registry.md, "Snapshot mounts").
+ *
+ * Mounting a COMMITTED snapshot registers each of its shards as
+ * "<snapshot>@<shard>" with source SNAPSHOT (lazy: nothing is fetched) and
+ * holds the snapshot so it cannot be dropped. A read acquires the shard (the
+ * first one hydrates it into the cache from the snapshot's blobs), opens the
+ * RocksDB directory read-only, decodes with the snapshot's own schema and
+ * answers in the live API's shapes. Restoring objects reads them the same
+ * way and writes them into the live collection through the store.
+ *
+ * Invariants: a snapshot is mounted exactly while the registry holds records
+ * of its shards; the snapshot module holds it (no drop) while mounted, again
+ * after a restart (attach re-holds what the records say); unmount is refused
+ * while any of its shards has a reference. */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "registry_internal.h"
+#include "snapshot.h"
+#include "store.h"
+
+#define MOUNT_LIST_MAX 10000
+
+/* The part of tenants.c's service this file uses. */
+struct sv_registry_svc;
+sv_store *sv__svc_store(struct sv_registry_svc *v);
+sv_snapshot *sv__svc_snapshot(struct sv_registry_svc *v);
+
+static void mount_name(const char *snapshot, const char *part, char out[210])
+{
+    snprintf(out, 210, "%.128s@%.72s", snapshot, part);
+}
+
+/* ---- the SNAPSHOT mount ------------------------------------------------------- */
+
+/* name is "<snapshot>@<shard>" (checked at register). */
+static int split(const char *name, char snap[130], char part[72])
+{
+    const char *at = strchr(name, '@');
+    if (!at || (size_t)(at - name) >= 130 || strlen(at + 1) >= 72)
+        return SV_EINVAL;
+    memcpy(snap, name, (size_t)(at - name));
+    snap[at - name] = '\0';
+    snprintf(part, 72, "%s", at + 1);
+    return 0;
+}
+
+static int snap_size(void *self, const char *collection, const char *name, int64_t *bytes, sv_err *err)
+{
+    char snap[130], part[72], key[400];
+    if (split(name, snap, part))
+        return sv_fail(err, SV_EINVAL, "not a snapshot shard: %s", name);
+    int rc = sv_snapshot_describe(sv__svc_snapshot(self), collection, snap, key, NULL, NULL, NULL, err);
+    sv_dir_stats ds = {0};
+    if (rc == 0)
+        rc = sv_snapshot_dir_info(sv__svc_snapshot(self), key, part, &ds, NULL, err);
+    if (rc == 0)
+        *bytes = ds.bytes;
+    return rc;
+}
+
+static int snap_fetch(void *self, const char *collection, const char *name, const char *dir,
+                      _Atomic int64_t *progress, sv_err *err)
+{
+    char snap[130], part[72], key[400];
+    if (split(name, snap, part))
+        return sv_fail(err, SV_EINVAL, "not a snapshot shard: %s", name);
+    int rc = sv_snapshot_describe(sv__svc_snapshot(self), collection, snap, key, NULL, NULL, NULL, err);
+    if (rc == 0 && rmdir(dir) != 0)
+        rc = sv_fail(err, SV_EIO, "cannot prepare %s for hydration", dir);
+    if (rc == 0)
+        rc = sv_snapshot_get_dir(sv__svc_snapshot(self), key, part, dir, NULL, progress, NULL, err);
+    return rc;
+}
+
+int sv__mounts_attach(sv_registry *r, struct sv_registry_svc *v, sv_err *err)
+{
+    sv_registry_mount m = {.self = v, .size = snap_size, .fetch = snap_fetch};
+    int rc = sv_registry_set_mount(r, SV_SHARD_SRC_SNAPSHOT, &m, err);
+    /* Hold every snapshot the records say is mounted (once each). */
+    json_t *all = NULL;
+    if (rc == 0)
+        rc = sv_registry_shards_json(r, NULL, NULL, &all, err);
+    size_t i;
+    json_t *e;
+    char last[400] = "";
+    json_array_foreach(rc == 0 ? json_object_get(all, "shards") : NULL, i, e)
+    {
+        const char *src = json_string_value(json_object_get(e, "source"));
+        const char *c = json_string_value(json_object_get(e, "collection"));
+        char snap[130], part[72], key[400];
+        if (!src || strcmp(src, "snapshot") || split(json_string_value(json_object_get(e, "shard")), snap, part))
+            continue;
+        snprintf(key, sizeof key, "%s/%s", c, snap);
+        if (strcmp(key, last) == 0)
+            continue; /* sorted by collection then shard: one hold per snapshot */
+        snprintf(last, sizeof last, "%s", key);
+        sv_err e2 = {0};
+        if (sv_snapshot_hold(sv__svc_snapshot(v), c, snap, &e2))
+            sv_warn("registry: mounted snapshot not held", "collection=%s snapshot=%s error=\"%s\"", c, snap, e2.msg);
+    }
+    json_decref(all);
+    return rc;
+}
+
+/* ---- mount / unmount ---------------------------------------------------------- */
+
+/* The shards of a snapshot the registry has: *n of them (0: not mounted). */
+static int mounted_shards(sv_registry *r, const char *collection, const char *snapshot, json_t **out, size_t *n,
+                          sv_err *err)
+{
+    json_t *all = NULL;
+    int rc = sv_registry_shards_json(r, collection, NULL, &all, err);
+    if (rc)
+        return rc;
+    json_t *mine = json_array();
+    size_t i;
+    json_t *e;
+    size_t pl = strlen(snapshot);
+    json_array_foreach(json_object_get(all, "shards"), i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "shard"));
+        if (name && strncmp(name, snapshot, pl) == 0 && name[pl] == '@')
+            json_array_append(mine, e);
+    }
+    json_decref(all);
+    *n = json_array_size(mine);
+    *out = mine;
+    return 0;
+}
+
+static int need_svc(sv_registry *r, sv_err *err)
+{
+    return r->svc ? 0 : sv_fail(err, SV_EUNAVAIL, "snapshot mounts need the registry attached to the store");
+}
+
+int sv_registry_mount_snapshot(sv_registry *r, const char *collection, const char *snapshot, json_t **out,
+                               sv_err *err)
+{
+    int rc = need_svc(r, err);
+    if (rc)
+        return rc;
+    sv_snapshot *snap = sv__svc_snapshot(r->svc);
+    char key[400];
+    sv_snapshot_shard *shards = NULL;
+    size_t n = 0;
+    if ((rc = sv_snapshot_describe(snap, collection, snapshot, key, NULL, &shards, &n, err)) != 0)
+        return rc;
+    json_t *have = NULL;
+    size_t nhave = 0;
+    rc = mounted_shards(r, collection, snapshot, &have, &nhave, err);
+    json_decref(have);
+    bool fresh = rc == 0 && nhave == 0;
+    if (fresh && (rc = sv_snapshot_hold(snap, collection, snapshot, err)) != 0)
+        fresh = false;
+    for (size_t i = 0; rc == 0 && i < n; i++) { /* idempotent: a shard already registered stays */
+        char name[210];
+        mount_name(snapshot, shards[i].name, name);
+        sv_err e2 = {0};
+        int x = sv_registry_register(r, collection, name, SV_SHARD_SRC_SNAPSHOT, &e2);
+        if (x && x != SV_EEXIST)
+            rc = sv_fail(err, x, "%s", e2.msg);
+    }
+    if (rc && fresh) { /* undo a half-made mount */
+        for (size_t i = 0; i < n; i++) {
+            char name[210];
+            mount_name(snapshot, shards[i].name, name);
+            sv_registry_destroy(r, collection, name, NULL);
+        }
+        sv_snapshot_unhold(snap, collection, snapshot);
+    }
+    int64_t bytes = 0, objects = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += shards[i].bytes;
+        objects += shards[i].objects;
+    }
+    free(shards);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:s,s:s,s:b,s:I,s:I,s:I}", "collection", collection, "snapshot", snapshot, "mounted", true,
+                     "shards", (json_int_t)n, "objects", (json_int_t)objects, "bytes", (json_int_t)bytes);
+    sv_info("snapshot mounted", "collection=%s snapshot=%s shards=%zu", collection, snapshot, n);
+    return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+}
+
+int sv_registry_unmount_snapshot(sv_registry *r, const char *collection, const char *snapshot, sv_err *err)
+{
+    int rc = need_svc(r, err);
+    if (rc)
+        return rc;
+    if ((rc = sv_check_collection_name(collection, err)) != 0 || (rc = sv_check_snapshot_name(snapshot, err)) != 0)
+        return rc;
+    json_t *have = NULL;
+    size_t n = 0;
+    if ((rc = mounted_shards(r, collection, snapshot, &have, &n, err)) != 0)
+        return rc;
+    size_t i;
+    json_t *e;
+    json_array_foreach(have, i, e)
+    {
+        if (json_integer_value(json_object_get(e, "refs")) > 0) {
+            json_decref(have);
+            return sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is being read; unmount it when done",
+                           snapshot, collection);
+        }
+    }
+    if (n == 0) {
+        json_decref(have);
+        return sv_fail(err, SV_ENOTFOUND, "snapshot '%s' of collection '%s' is not mounted", snapshot, collection);
+    }
+    json_array_foreach(have, i, e)
+    {
+        int x = sv_registry_destroy(r, collection, json_string_value(json_object_get(e, "shard")), err);
+        if (x && x != SV_ENOTFOUND) {
+            rc = x;
+            break;
+        }
+    }
+    json_decref(have);
+    if (rc == 0) {
+        sv_snapshot_unhold(sv__svc_snapshot(r->svc), collection, snapshot);
+        sv_info("snapshot unmounted", "collection=%s snapshot=%s", collection, snapshot);
+    }
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+/* One mounted snapshot, opened for a request: its schema and shards. */
+typedef struct mview {
+    sv_registry *r;
+    char collection[129], snapshot[130];
+    sv_schema *schema;
+    sv_snapshot_shard *shards;
+    size_t n;
+} mview;
+
+static void mview_free(mview *m)
+{
+    sv_schema_free(m->schema);
+    free(m->shards);
+}
+
+static int mview_open(sv_registry *r, const char *collection, const char *snapshot, mview *m, sv_err *err)
+{
+    memset(m, 0, sizeof *m);
+    int rc = need_svc(r, err);
+    if (rc)
+        return rc;
+    char key[400];
+    json_t *have = NULL;
+    size_t nhave = 0;
+    if ((rc = sv_snapshot_describe(sv__svc_snapshot(r->svc), collection, snapshot, key, &m->schema, &m->shards, &m->n,
+                                   err)) != 0)
+        return rc;
+    if ((rc = mounted_shards(r, collection, snapshot, &have, &nhave, err)) == 0 && nhave == 0)
+        rc = sv_fail(err, SV_ECONFLICT,
+                     "snapshot '%s' of collection '%s' is not mounted; mount it first (POST "
+                     "/v1/collections/%s/snapshots/%s/mount)",
+                     snapshot, collection, collection, snapshot);
+    json_decref(have);
+    if (rc) {
+        mview_free(m);
+        return rc;
+    }
+    m->r = r;
+    snprintf(m->collection, sizeof m->collection, "%s", collection);
+    snprintf(m->snapshot, sizeof m->snapshot, "%s", snapshot);
+    return 0;
+}
+
+/* One shard opened for reading: a registry reference and a read-only db
+ * (NULL for a shard that never held data). */
+typedef struct mshard {
+    sv_shard_ref *ref;
+    sv_db *db;
+    const char *name;
+} mshard;
+
+static int mshard_open(mview *m, size_t i, mshard *out, sv_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->name = m->shards[i].name;
+    char name[210];
+    mount_name(m->snapshot, m->shards[i].name, name);
+    int64_t timeout = 30000;
+    const char *t = getenv("SHARDVAULT_ACQUIRE_TIMEOUT");
+    if (t && atof(t) > 0)
+        timeout = (int64_t)(atof(t) * 1000);
+    int rc = sv_registry_acquire(m->r, m->collection, name, timeout, &out->ref, err);
+    if (rc)
+        return rc;
+    char current[1400];
+    snprintf(current, sizeof current, "%s/CURRENT", sv_shard_ref_dir(out->ref));
+    if (sv_path_exists(current))
+        rc = sv_db_open_readonly(sv_store_engine(sv__svc_store(m->r->svc)), sv_shard_ref_dir(out->ref), &out->db, err);
+    if (rc) {
+        sv_registry_release(out->ref);
+        out->ref = NULL;
+    }
+    return rc;
+}
+
+static void mshard_close(mshard *s)
+{
+    if (s->db)
+        sv_db_close(s->db);
+    sv_registry_release(s->ref);
+    memset(s, 0, sizeof *s);
+}
+
+/* The shard an object (or tenant) lives in, as the store routes it. */
+static int route(const mview *m, const sv_uuid *id, const char *tenant, size_t *out, sv_err *err)
+{
+    if (m->schema->multi_tenancy) {
+        if (!tenant || !*tenant)
+            return sv_fail(err, SV_EINVAL, "collection '%s' is multi-tenant; name the tenant (?tenant= or \"tenant\")",
+                           m->collection);
+        for (size_t i = 0; i < m->n; i++)
+            if (strcmp(m->shards[i].name, tenant) == 0) {
+                *out = i;
+                return 0;
+            }
+        return sv_fail(err, SV_ENOTFOUND, "tenant '%.64s' is not in snapshot '%s'", tenant, m->snapshot);
+    }
+    if (tenant && *tenant)
+        return sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant; remove the tenant", m->collection);
+    if (m->n == 0)
+        return sv_fail(err, SV_ENOTFOUND, "snapshot '%s' has no shards", m->snapshot);
+    char want[16];
+    snprintf(want, sizeof want, "shard%04u", (unsigned)(sv_hash64(id->b, 16) % m->n));
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->shards[i].name, want) == 0) {
+            *out = i;
+            return 0;
+        }
+    return sv_fail(err, SV_ECORRUPT, "snapshot '%s' lacks %s", m->snapshot, want);
+}
+
+/* The stored encoding of object id (caller frees *val); SV_ENOTFOUND if
+ * the snapshot does not hold it. */
+static int read_raw(mview *m, mshard *s, const sv_uuid *id, char **val, size_t *vlen, sv_err *err)
+{
+    *val = NULL;
+    int rc = s->db ? sv_db_get(s->db, id->b, 16, val, vlen, err) : SV_ENOTFOUND;
+    if (rc == SV_ENOTFOUND) {
+        char u[37];
+        sv_uuid_format(id, u);
+        free(*val);
+        *val = NULL;
+        return sv_fail(err, SV_ENOTFOUND, "object %s is not in snapshot '%s' of collection '%s'", u, m->snapshot,
+                       m->collection);
+    }
+    return rc;
+}
+
+/* Appends object id's JSON; SV_ENOTFOUND if the snapshot does not hold it. */
+static int read_one(mview *m, mshard *s, const sv_uuid *id, sv_record *rec, sv_buf *out, sv_err *err)
+{
+    char *val = NULL;
+    size_t vlen = 0;
+    int rc = read_raw(m, s, id, &val, &vlen, err);
+    if (rc == 0 && (rc = sv_record_decode(rec, m->schema, val, vlen, err)) == 0) {
+        rec->id = *id;
+        rc = sv_record_to_json(rec, m->schema, m->collection, m->schema->multi_tenancy ? s->name : NULL, out);
+    }
+    free(val);
+    return rc;
+}
+
+static int parse_id(const char *id, sv_uuid *u, sv_err *err)
+{
+    if (!id || sv_uuid_parse(id, strlen(id), u))
+        return sv_fail(err, SV_EINVAL, "'%.40s' is not a UUID (like 6f1c1e1e-8e0a-4c1b-9b58-0f6a0c3a8d4e)",
+                       id ? id : "");
+    return 0;
+}
+
+int sv_registry_snapshot_get_object(sv_registry *r, const char *collection, const char *snapshot, const char *tenant,
+                                    const char *id, sv_buf *out, sv_err *err)
+{
+    sv_uuid u;
+    int rc = parse_id(id, &u, err);
+    mview m;
+    if (rc || (rc = mview_open(r, collection, snapshot, &m, err)) != 0)
+        return rc;
+    size_t i;
+    mshard s;
+    sv_record *rec = sv_record_new();
+    if (!rec)
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = route(&m, &u, tenant, &i, err)) == 0 && (rc = mshard_open(&m, i, &s, err)) == 0) {
+        rc = read_one(&m, &s, &u, rec, out, err);
+        mshard_close(&s);
+    }
+    sv_record_free(rec);
+    mview_free(&m);
+    return rc;
+}
+
+/* Positions it after `after` (NULL: at the start); keys of 16 bytes are
+ * objects, longer ones (bookkeeping) sort after them all. */
+static bool at_object(sv_db_iter *it)
+{
+    size_t kl = 0;
+    return sv_db_iter_valid(it) && sv_db_iter_key(it, &kl) && kl == 16;
+}
+
+int sv_registry_snapshot_list_objects(sv_registry *r, const char *collection, const char *snapshot, const char *tenant,
+                                      const char *after, int limit, sv_buf *out, sv_err *err)
+{
+    if (limit <= 0 || limit > MOUNT_LIST_MAX)
+        return sv_fail(err, SV_EINVAL, "limit must be between 1 and %d", MOUNT_LIST_MAX);
+    sv_uuid start;
+    int rc = after && *after ? parse_id(after, &start, err) : 0;
+    mview m;
+    if (rc || (rc = mview_open(r, collection, snapshot, &m, err)) != 0)
+        return rc;
+    /* Which shards: a tenant's one, or every fixed shard (merged by id). */
+    size_t first = 0, count = m.n;
+    if (m.schema->multi_tenancy || (tenant && *tenant)) {
+        sv_uuid zero = {{0}};
+        rc = route(&m, &zero, tenant, &first, err);
+        count = 1;
+    }
+    mshard *sh = calloc(count + 1, sizeof *sh);
+    sv_db_iter **its = calloc(count + 1, sizeof *its);
+    sv_record *rec = sv_record_new();
+    if (rc == 0 && (!sh || !its || !rec))
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    for (size_t k = 0; rc == 0 && k < count; k++) {
+        if ((rc = mshard_open(&m, first + k, &sh[k], err)) != 0)
+            break;
+        if (sh[k].db && (its[k] = sv_db_iter_new(sh[k].db)) != NULL) {
+            if (after && *after) {
+                sv_db_iter_seek(its[k], start.b, 16);
+                size_t kl;
+                const char *key = at_object(its[k]) ? sv_db_iter_key(its[k], &kl) : NULL;
+                if (key && memcmp(key, start.b, 16) == 0)
+                    sv_db_iter_next(its[k]);
+            } else {
+                sv_db_iter_seek_first(its[k]);
+            }
+        }
+    }
+    if (rc == 0)
+        rc = sv_buf_append_str(out, "{\"objects\":[") ? sv_fail(err, SV_ENOMEM, "out of memory") : 0;
+    int emitted = 0;
+    sv_uuid last;
+    bool more = false;
+    while (rc == 0) {
+        ssize_t best = -1;
+        const char *bk = NULL;
+        for (size_t k = 0; k < count; k++) {
+            size_t kl;
+            const char *key = its[k] && at_object(its[k]) ? sv_db_iter_key(its[k], &kl) : NULL;
+            if (key && (!bk || memcmp(key, bk, 16) < 0)) {
+                bk = key;
+                best = (ssize_t)k;
+            }
+        }
+        if (best < 0)
+            break;
+        if (emitted == limit) {
+            more = true;
+            break;
+        }
+        sv_uuid id;
+        memcpy(id.b, bk, 16);
+        size_t vl;
+        const char *val = sv_db_iter_value(its[best], &vl);
+        if (emitted && sv_buf_putc(out, ','))
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        if (rc == 0 && (rc = sv_record_decode(rec, m.schema, val, vl, err)) == 0) {
+            rec->id = id;
+            rc = sv_record_to_json(rec, m.schema, m.collection, m.schema->multi_tenancy ? sh[best].name : NULL, out);
+        }
+        last = id;
+        emitted++;
+        sv_db_iter_next(its[best]);
+    }
+    if (rc == 0) {
+        char next[40] = "null";
+        if (more) {
+            char u[37];
+            sv_uuid_format(&last, u);
+            snprintf(next, sizeof next, "\"%s\"", u);
+        }
+        rc = sv_buf_printf(out, "],\"next\":%s}", next) ? sv_fail(err, SV_ENOMEM, "out of memory") : 0;
+    }
+    for (size_t k = 0; its && sh && k < count; k++) {
+        if (its[k])
+            sv_db_iter_free(its[k]);
+        if (sh[k].ref)
+            mshard_close(&sh[k]);
+    }
+    free(its);
+    free(sh);
+    sv_record_free(rec);
+    mview_free(&m);
+    return rc;
+}
+
+/* body: {"ids": [...], "tenant"?, "onConflict": "replace" | "skip"} ->
+ * {"restored", "skipped", "missing": [ids]}. Objects are written with the
+ * store's own checks (the live schema must still accept them). */
+int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection, const char *snapshot, json_t *body,
+                                         json_t **out, sv_err *err)
+{
+    json_t *ids = json_is_object(body) ? json_object_get(body, "ids") : NULL;
+    json_t *tj = json_is_object(body) ? json_object_get(body, "tenant") : NULL;
+    json_t *cj = json_is_object(body) ? json_object_get(body, "onConflict") : NULL;
+    const char *tenant = json_string_value(tj);
+    const char *conflict = cj ? json_string_value(cj) : "replace";
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > MOUNT_LIST_MAX)
+        return sv_fail(err, SV_EINVAL, "ids must be an array of 1 to %d object ids", MOUNT_LIST_MAX);
+    if (tj && !tenant)
+        return sv_fail(err, SV_EINVAL, "tenant must be a string");
+    if (!conflict || (strcmp(conflict, "replace") && strcmp(conflict, "skip")))
+        return sv_fail(err, SV_EINVAL, "onConflict must be \"replace\" or \"skip\"");
+    static const char *const known[] = {"ids", "tenant", "onConflict"};
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < 3; i++)
+            ok |= strcmp(k, known[i]) == 0;
+        if (!ok)
+            return sv_fail(err, SV_EINVAL, "unknown field '%.40s' (expected ids, tenant, onConflict)", k);
+    }
+    size_t n = json_array_size(ids);
+    sv_uuid *u = calloc(n, sizeof *u);
+    if (!u)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (parse_id(json_string_value(json_array_get(ids, i)), &u[i], err))
+            rc = sv_err_wrap(err, "ids[%zu]", i);
+    mview m;
+    if (rc || (rc = mview_open(r, collection, snapshot, &m, err)) != 0) {
+        free(u);
+        return rc;
+    }
+    sv_store *st = sv__svc_store(r->svc);
+    /* Same schema as the live collection: the stored bytes go back as they
+     * are (creation and update times included); else through the API shape. */
+    sv_schema *live = NULL;
+    bool same = false;
+    if (sv_store_schema(st, collection, &live, NULL) == 0) {
+        char *a = sv_schema_to_json(live), *b = sv_schema_to_json(m.schema);
+        same = a && b && strcmp(a, b) == 0;
+        free(a);
+        free(b);
+        sv_schema_free(live);
+    }
+    mshard *open = calloc(m.n + 1, sizeof *open);
+    sv_record *rec = sv_record_new();
+    json_t *missing = json_array();
+    int64_t restored = 0, skipped = 0;
+    if (!open || !rec || !missing)
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    sv_buf obj = {0}, scratch = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char idtxt[37];
+        sv_uuid_format(&u[i], idtxt);
+        size_t si;
+        if ((rc = route(&m, &u[i], tenant, &si, err)) != 0)
+            break;
+        if (!open[si].ref && (rc = mshard_open(&m, si, &open[si], err)) != 0)
+            break;
+        obj.len = 0;
+        sv_err e2 = {0};
+        char *raw = NULL;
+        size_t rawlen = 0;
+        int x = same ? read_raw(&m, &open[si], &u[i], &raw, &rawlen, &e2) : read_one(&m, &open[si], &u[i], rec, &obj, &e2);
+        if (x == SV_ENOTFOUND) {
+            json_array_append_new(missing, json_string(idtxt));
+            continue;
+        }
+        if (x) {
+            rc = sv_fail(err, x, "%s", e2.msg);
+            break;
+        }
+        if (strcmp(conflict, "skip") == 0) {
+            scratch.len = 0;
+            x = sv_store_get_object(st, collection, tenant, idtxt, &scratch, &e2);
+            if (x == 0) {
+                free(raw);
+                skipped++;
+                continue;
+            }
+            if (x != SV_ENOTFOUND) {
+                free(raw);
+                rc = sv_fail(err, x, "%s", e2.msg);
+                break;
+            }
+        }
+        scratch.len = 0;
+        if (same)
+            rc = sv_store_put_encoded(st, collection, tenant, &u[i], raw, rawlen, err);
+        else
+            rc = sv_store_put_object(st, collection, idtxt, tenant, (const char *)obj.data, obj.len, &scratch, err);
+        free(raw);
+        if (rc)
+            sv_err_wrap(err, "restoring object %s", idtxt);
+        else
+            restored++;
+    }
+    for (size_t i = 0; open && i < m.n; i++)
+        if (open[i].ref)
+            mshard_close(&open[i]);
+    free(open);
+    sv_buf_free(&obj);
+    sv_buf_free(&scratch);
+    sv_record_free(rec);
+    mview_free(&m);
+    free(u);
+    if (rc) {
+        json_decref(missing);
+        return rc;
+    }
+    *out = json_pack("{s:I,s:I,s:o}", "restored", (json_int_t)restored, "skipped", (json_int_t)skipped, "missing",
+                     missing);
+    return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+}

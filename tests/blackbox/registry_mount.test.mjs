@@ -1,0 +1,133 @@
+// Read-only snapshot mounts: objects as they were at the snapshot while the
+// live collection changes (fixed shards and tenants), object-level restore of
+// deleted objects (back exactly, times included), mount lifecycle (409 before
+// mount, drop refused while mounted, survives a restart, unmount).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from './lib/server.mjs';
+import { createCollection, load, listAll } from './lib/snapshot.mjs';
+import { mtCollection, addTenants, loadTenant, sameObjects } from './lib/registry.mjs';
+
+async function listMounted(srv, coll, snap, q = '') {
+  const out = new Map();
+  let after = null;
+  for (;;) {
+    const r = await srv.req('GET', `/v1/collections/${coll}/snapshots/${snap}/objects?limit=333${q}${after ? `&after=${after}` : ''}`);
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    let prev = '';
+    for (const o of r.json.objects) {
+      assert.ok(o.id > prev, 'ordered by id');
+      prev = o.id;
+      out.set(o.id, o);
+    }
+    if (!r.json.next) return out;
+    after = r.json.next;
+  }
+}
+
+test('a mounted snapshot serves objects as they were; 3 deleted objects restored exactly', async () => {
+  const dataDir = (await import('./lib/server.mjs')).tempDir();
+  let srv = await startServer({ dataDir });
+  try {
+    await createCollection(srv, 'Live', 3);
+    await load(srv, 'Live', 2000, 5);
+    const before = await listAll(srv, 'Live');
+    const s = await srv.req('POST', '/v1/collections/Live/snapshots?wait=true', { name: 'then' });
+    assert.equal(s.json.status, 'COMMITTED', s.text);
+
+    let r = await srv.req('GET', '/v1/collections/Live/snapshots/then/objects');
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.text, /mount/);
+    r = await srv.req('POST', '/v1/collections/Live/snapshots/then/mount');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.shards, 3);
+    assert.equal(r.json.objects, 2000);
+    // Lazy: nothing hydrated yet.
+    let shards = (await srv.req('GET', '/v1/registry/shards?collection=Live')).json.shards.filter((x) => x.source === 'snapshot');
+    assert.equal(shards.length, 3);
+    for (const x of shards) assert.equal(x.state, 'NEW');
+
+    // The live collection changes: deletes and overwrites.
+    const ids = [...before.keys()];
+    const victims = ids.slice(10, 13);
+    for (const id of victims) assert.equal((await srv.req('DELETE', `/v1/collections/Live/objects/${id}`)).status, 204);
+    const changed = ids[100];
+    const upd = await srv.req('PUT', `/v1/collections/Live/objects/${changed}`, { vector: Array(16).fill(0.5), properties: { w: 7, seq: -1, tag: 'new' } });
+    assert.equal(upd.status, 200, upd.text);
+
+    // The mount still answers as at the snapshot, in the live API's shapes.
+    const mounted = await listMounted(srv, 'Live', 'then');
+    assert.equal(mounted.size, before.size);
+    for (const [id, o] of before) assert.deepEqual(mounted.get(id), o);
+    const one = await srv.req('GET', `/v1/collections/Live/snapshots/then/objects/${changed}`);
+    assert.equal(one.status, 200, one.text);
+    assert.deepEqual(one.json, before.get(changed));
+    assert.equal((await srv.req('GET', `/v1/collections/Live/snapshots/then/objects/00000000-0000-4000-8000-000000000000`)).status, 404);
+    assert.equal((await srv.req('GET', '/v1/collections/Live/snapshots/then/objects/not-a-uuid')).status, 422);
+
+    // Object-level restore.
+    const missingId = '00000000-0000-4000-8000-0000000000aa';
+    r = await srv.req('POST', '/v1/collections/Live/snapshots/then/objects/restore', { ids: [...victims, changed, missingId], onConflict: 'skip' });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { restored: 3, skipped: 1, missing: [missingId] });
+    for (const id of victims) {
+      const g = await srv.req('GET', `/v1/collections/Live/objects/${id}`);
+      assert.equal(g.status, 200, g.text);
+      assert.deepEqual(g.json, before.get(id)); // exactly, creation and update times included
+    }
+    assert.equal((await srv.req('GET', `/v1/collections/Live/objects/${changed}`)).json.properties.tag, 'new');
+    r = await srv.req('POST', '/v1/collections/Live/snapshots/then/objects/restore', { ids: [changed], onConflict: 'replace' });
+    assert.deepEqual(r.json, { restored: 1, skipped: 0, missing: [] });
+    assert.deepEqual((await srv.req('GET', `/v1/collections/Live/objects/${changed}`)).json.properties, before.get(changed).properties);
+    for (const bad of [{ ids: [] }, { ids: ['x'] }, { ids: [changed], onConflict: 'merge' }, { ids: [changed], extra: 1 }]) {
+      r = await srv.req('POST', '/v1/collections/Live/snapshots/then/objects/restore', bad);
+      assert.equal(r.status, 422, `${JSON.stringify(bad)}: ${r.text}`);
+    }
+
+    // Hydrated now; drop refused while mounted; survives a restart.
+    shards = (await srv.req('GET', '/v1/registry/shards?collection=Live')).json.shards.filter((x) => x.source === 'snapshot');
+    for (const x of shards) assert.equal(x.state, 'AVAILABLE');
+    r = await srv.req('DELETE', '/v1/collections/Live/snapshots/then');
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.text, /unmount/);
+    await srv.stop();
+    srv = await startServer({ dataDir });
+    r = await srv.req('DELETE', '/v1/collections/Live/snapshots/then');
+    assert.equal(r.status, 409, r.text);
+    assert.equal((await listMounted(srv, 'Live', 'then')).size, 2000);
+    r = await srv.req('DELETE', '/v1/collections/Live/snapshots/then/mount');
+    assert.equal(r.status, 204, r.text);
+    r = await srv.req('DELETE', '/v1/collections/Live/snapshots/then/mount');
+    assert.equal(r.status, 404, r.text);
+    assert.equal((await srv.req('GET', '/v1/collections/Live/snapshots/then/objects')).status, 409);
+    assert.equal((await srv.req('DELETE', '/v1/collections/Live/snapshots/then')).status, 204);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('mounts of a multi-tenant snapshot read per tenant', async () => {
+  const srv = await startServer();
+  try {
+    await mtCollection(srv, 'MtSnap');
+    await addTenants(srv, 'MtSnap', ['a', 'b']);
+    const a = await loadTenant(srv, 'MtSnap', 'a', 400, 1);
+    await loadTenant(srv, 'MtSnap', 'b', 50, 2);
+    assert.equal((await srv.req('POST', '/v1/collections/MtSnap/snapshots?wait=true', { name: 's' })).json.status, 'COMMITTED');
+    assert.equal((await srv.req('POST', '/v1/collections/MtSnap/snapshots/s/mount')).status, 200);
+    assert.equal((await srv.req('GET', '/v1/collections/MtSnap/snapshots/s/objects')).status, 422); // needs ?tenant=
+    assert.equal((await srv.req('GET', '/v1/collections/MtSnap/snapshots/s/objects?tenant=zzz')).status, 404);
+    const got = await listMounted(srv, 'MtSnap', 's', '&tenant=a');
+    sameObjects(got, a);
+    for (const o of got.values()) assert.equal(o.tenant, 'a');
+    const id = [...a.keys()][0];
+    assert.equal((await srv.req('DELETE', `/v1/collections/MtSnap/objects/${id}?tenant=a`)).status, 204);
+    const r = await srv.req('POST', '/v1/collections/MtSnap/snapshots/s/objects/restore', { ids: [id], tenant: 'a' });
+    assert.deepEqual(r.json, { restored: 1, skipped: 0, missing: [] });
+    assert.equal((await srv.req('GET', `/v1/collections/MtSnap/objects/${id}?tenant=a`)).status, 200);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
