@@ -217,9 +217,14 @@ static int cmd_collections(client *c, int argc, char **argv)
     return strcmp(sub, "--help") ? 2 : 0;
 }
 
+static int tenants_move(client *c, int argc, char **argv);
+static bool wants_help(int argc, char **argv);
+
 static int cmd_tenants(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
+    if ((!strcmp(sub, "offload") || !strcmp(sub, "onload")) && argc >= 4 && !wants_help(argc, argv))
+        return tenants_move(c, argc, argv);
     if (argc >= 3) {
         char path[PATH_LEN];
         if (pathf(path, sizeof path, "/v1/collections/%s/tenants", argv[2]))
@@ -245,7 +250,11 @@ static int cmd_tenants(client *c, int argc, char **argv)
         }
     }
     fputs("usage: shardvault tenants list COLLECTION\n"
-          "       shardvault tenants add|activate|deactivate|delete COLLECTION TENANT...\n",
+          "       shardvault tenants add|activate|deactivate|delete COLLECTION TENANT...\n"
+          "       shardvault tenants offload COLLECTION TENANT... [--no-wait]\n"
+          "       shardvault tenants onload COLLECTION TENANT... [--inactive] [--no-wait]\n"
+          "offload moves a tenant's files to the location (OFFLOADED); onload brings them back (ACTIVE,\n"
+          "or INACTIVE with --inactive). Both follow the jobs with a progress bar unless --no-wait.\n",
           strcmp(sub, "--help") ? stderr : stdout);
     return strcmp(sub, "--help") ? 2 : 0;
 }
@@ -748,11 +757,191 @@ static bool has_flag(int argc, char **argv, const char *flag)
     return false;
 }
 
+/* ---- tenant offload / onload, the registry, snapshot mounts -------------------- */
+
+static int tenants_move(client *c, int argc, char **argv)
+{
+    bool off = !strcmp(argv[1], "offload");
+    const char *target = off ? "OFFLOADED" : has_flag(argc, argv, "--inactive") ? "INACTIVE" : "ACTIVE";
+    char path[PATH_LEN];
+    if (pathf(path, sizeof path, "/v1/collections/%s/tenants", argv[2]))
+        return 2;
+    json_t *arr = json_array();
+    for (int i = 3; i < argc; i++)
+        if (argv[i][0] != '-')
+            json_array_append_new(arr, json_pack("{s:s,s:s}", "name", argv[i], "status", target));
+    json_t *body = json_pack("{s:o}", "tenants", arr);
+    char *b = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    sv_buf resp = {0};
+    int64_t asked_ms = sv_now_ms();
+    long st = http(c, "PUT", path, b, strlen(b), NULL, &resp);
+    free(b);
+    if (st != 200 || has_flag(argc, argv, "--no-wait")) {
+        int rc = finish(st, &resp);
+        sv_buf_free(&resp);
+        return rc;
+    }
+    sv_buf_free(&resp);
+    /* Follow: the tenants settle out of OFFLOADING/ONLOADING; bytes from the jobs this run started. */
+    bool tty = isatty(2);
+    int64_t start = sv_mono_ns();
+    char jobs[PATH_LEN];
+    if (pathf(jobs, sizeof jobs, "/v1/jobs?kind=%s&collection=%s&limit=1000", off ? "offload" : "onload", argv[2]))
+        return 2;
+    for (;;) {
+        json_t *t = get_json(c, path, &st);
+        if (!t)
+            return 1;
+        json_t *j = get_json(c, jobs, &st);
+        size_t i, n = 0, done = 0;
+        json_t *e;
+        json_array_foreach(json_object_get(t, "tenants"), i, e)
+        {
+            const char *name = json_string_value(json_object_get(e, "name"));
+            const char *status = json_string_value(json_object_get(e, "status"));
+            for (int k = 3; k < argc; k++)
+                if (name && status && !strcmp(name, argv[k])) {
+                    n++;
+                    done += strcmp(status, "OFFLOADING") && strcmp(status, "ONLOADING");
+                }
+        }
+        int64_t bytes = 0, total = 0;
+        json_array_foreach(j ? json_object_get(j, "jobs") : NULL, i, e)
+        {
+            if (json_integer_value(json_object_get(e, "createdAt")) + 1000 < asked_ms)
+                continue; /* an earlier run's */
+            bytes += json_integer_value(json_object_get(e, "bytesDone"));
+            total += json_integer_value(json_object_get(e, "bytesTotal"));
+        }
+        json_decref(j);
+        char extra[64];
+        snprintf(extra, sizeof extra, " %zu/%zu tenants", done, n);
+        bool final = done == n;
+        bar(tty, off ? "offload" : "onload", total ? bytes : (int64_t)done, total ? total : (int64_t)n, extra, start,
+            final);
+        if (final) {
+            int rc = 0;
+            json_array_foreach(json_object_get(t, "tenants"), i, e)
+            {
+                const char *name = json_string_value(json_object_get(e, "name"));
+                const char *status = json_string_value(json_object_get(e, "status"));
+                for (int k = 3; k < argc; k++)
+                    if (name && status && !strcmp(name, argv[k])) {
+                        printf("%s %s\n", name, status);
+                        if (strcmp(status, target)) {
+                            fprintf(stderr, "tenant %s is %s, not %s: see shardvault jobs list --kind %s\n", name,
+                                    status, target, off ? "offload" : "onload");
+                            rc = 1;
+                        }
+                    }
+            }
+            json_decref(t);
+            return rc;
+        }
+        json_decref(t);
+        sv_sleep_ms(200);
+    }
+}
+
+/* Adds ?k=v&… for the options present. */
+static int query_opts(char *path, size_t cap, int argc, char **argv, const char *const *names, size_t n)
+{
+    char sep = strchr(path, '?') ? '&' : '?';
+    for (size_t i = 0; i < n; i++) {
+        char flag[40];
+        snprintf(flag, sizeof flag, "--%s", names[i]);
+        const char *v = opt(argc, argv, flag);
+        if (v) {
+            if (pathf_add(path, cap, sep == '?' ? "?%s=%s" : "&%s=%s", names[i], v))
+                return 2;
+            sep = '&';
+        }
+    }
+    return 0;
+}
+
+static int cmd_registry(client *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "--help";
+    char path[PATH_LEN];
+    if (wants_help(argc, argv))
+        sub = "--help";
+    if (!strcmp(sub, "status"))
+        return simple(c, "GET", "/v1/registry", NULL);
+    if (!strcmp(sub, "list")) {
+        static const char *const f[] = {"collection", "state"};
+        snprintf(path, sizeof path, "/v1/registry/shards");
+        if (query_opts(path, sizeof path, argc, argv, f, 2))
+            return 2;
+        return simple(c, "GET", path, NULL);
+    }
+    if (!strcmp(sub, "gc"))
+        return simple(c, "POST", "/v1/registry/gc", NULL);
+    if (argc >= 4 && (!strcmp(sub, "get") || !strcmp(sub, "recover") || !strcmp(sub, "pin") || !strcmp(sub, "unpin"))) {
+        if (pathf(path, sizeof path, "/v1/registry/shards/%s/%s", argv[2], argv[3]) ||
+            (strcmp(sub, "get") && pathf_add(path, sizeof path, "/%s", sub)))
+            return 2;
+        return simple(c, strcmp(sub, "get") ? "POST" : "GET", path, NULL);
+    }
+    return usage(argc, argv, sub,
+                 "usage: shardvault registry status\n"
+                 "       shardvault registry list [--collection C] [--state STATE]\n"
+                 "       shardvault registry get|recover|pin|unpin COLLECTION SHARD\n"
+                 "       shardvault registry gc\n"
+                 "Every shard this node can serve: local ones, offloaded tenants and shards of mounted\n"
+                 "snapshots (\"SNAPSHOT@SHARD\"), with their state, cache bytes and hydration progress.\n");
+}
+
+/* snapshot mount|unmount|get|list-objects|restore-objects; -1 when sub is another one. */
+static int snapshot_mounts(client *c, int argc, char **argv, const char *sub)
+{
+    char path[PATH_LEN];
+    bool mount = !strcmp(sub, "mount"), unmount = !strcmp(sub, "unmount");
+    bool get = !strcmp(sub, "get") && argc >= 5 && argv[4][0] != '-';
+    bool list = !strcmp(sub, "list-objects"), restore = !strcmp(sub, "restore-objects") && argc >= 5;
+    if (!mount && !unmount && !get && !list && !restore)
+        return -1;
+    if (pathf(path, sizeof path, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]))
+        return 2;
+    if (mount || unmount)
+        return pathf_add(path, sizeof path, "/mount") ? 2 : simple(c, mount ? "POST" : "DELETE", path, NULL);
+    if (get) {
+        static const char *const f[] = {"tenant"};
+        if (pathf_add(path, sizeof path, "/objects/%s", argv[4]) || query_opts(path, sizeof path, argc, argv, f, 1))
+            return 2;
+        return simple(c, "GET", path, NULL);
+    }
+    if (list) {
+        static const char *const f[] = {"limit", "after", "tenant"};
+        if (pathf_add(path, sizeof path, "/objects") || query_opts(path, sizeof path, argc, argv, f, 3))
+            return 2;
+        return simple(c, "GET", path, NULL);
+    }
+    json_t *ids = json_array();
+    for (int i = 4; i < argc && argv[i][0] != '-'; i++)
+        json_array_append_new(ids, json_string(argv[i]));
+    const char *oc = opt(argc, argv, "--on-conflict");
+    json_t *body = json_pack("{s:o,s:s}", "ids", ids, "onConflict", oc ? oc : "replace");
+    if (opt(argc, argv, "--tenant"))
+        json_object_set_new(body, "tenant", json_string(opt(argc, argv, "--tenant")));
+    char *b = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    int rc = pathf_add(path, sizeof path, "/objects/restore") ? 2 : simple(c, "POST", path, b);
+    free(b);
+    return rc;
+}
+
 static int cmd_snapshot(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
     bool wait = has_flag(argc, argv, "--wait");
     char path[PATH_LEN];
+    if (argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-' && !wants_help(argc, argv)) {
+        int rc = snapshot_mounts(c, argc, argv, sub);
+        if (rc >= 0)
+            return rc;
+    }
     if (!strcmp(sub, "list") && argc >= 3 && argv[2][0] != '-') {
         if (pathf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]))
             return 2;
@@ -824,6 +1013,13 @@ static int cmd_snapshot(client *c, int argc, char **argv)
           "       shardvault snapshot drop COLLECTION NAME\n"
           "       shardvault snapshot restore COLLECTION NAME --target NEW_COLLECTION [--wait]\n"
           "       shardvault snapshot job ID [--wait] | jobs | gc\n"
+          "       shardvault snapshot mount|unmount COLLECTION NAME\n"
+          "       shardvault snapshot get COLLECTION NAME ID [--tenant T]\n"
+          "       shardvault snapshot list-objects COLLECTION NAME [--limit N] [--after ID] [--tenant T]\n"
+          "       shardvault snapshot restore-objects COLLECTION NAME ID... [--tenant T]\n"
+          "                                 [--on-conflict replace|skip]\n"
+          "A mounted snapshot is read in place, as it was (docs/registry.md); restore-objects puts\n"
+          "those objects back into the live collection.\n"
           "--wait follows the operation with a progress bar (bytes hashed/uploaded, bytes copied)\n"
           "and exits 1 if it ends FAILED.\n");
 }
@@ -1044,6 +1240,8 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_snapshot(&c, argc, argv);
     else if (!strcmp(cmd, "jobs"))
         rc = cmd_jobs(&c, argc, argv);
+    else if (!strcmp(cmd, "registry"))
+        rc = cmd_registry(&c, argc, argv);
     else if (!strcmp(cmd, "schedules"))
         rc = cmd_schedules(&c, argc, argv);
     else if (!strcmp(cmd, "keys"))

@@ -111,7 +111,12 @@ static int lay_out(struct sv_registry_svc *v, const char *collection, const char
         return rc;
     }
     sv_crash_point("lay_out:hydrated");
-    rc = sv_db_checkpoint_closed(sv_shard_ref_dir(ref), dst, err);
+    char current[1400];
+    snprintf(current, sizeof current, "%s/CURRENT", sv_shard_ref_dir(ref));
+    if (sv_path_exists(current))
+        rc = sv_db_checkpoint_closed(sv_shard_ref_dir(ref), dst, err);
+    else /* a tenant that never held data: an empty directory */
+        rc = sv_mkdirs(dst, err);
     sv_crash_point("lay_out:laid_out");
     if (rc == 0 && bytes)
         *bytes = sv_dir_bytes(dst);

@@ -23,6 +23,9 @@ async function lastJob(srv, kind) {
 async function roundTrip(srv, locationFiles) {
   await mtCollection(srv, 'Docs');
   await addTenants(srv, 'Docs', ['cold', 'hot', 'empty']);
+  // A tenant that never held data (never opened: no RocksDB directory at all).
+  assert.equal(await setStatus(srv, 'Docs', 'empty', 'OFFLOADED'), 'OFFLOADED');
+  assert.equal(await setStatus(srv, 'Docs', 'empty', 'ACTIVE'), 'ACTIVE');
   const cold = await loadTenant(srv, 'Docs', 'cold', 3000, 7);
   let hot = await loadTenant(srv, 'Docs', 'hot', 200, 8);
 
