@@ -633,6 +633,32 @@ int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_
     return 0;
 }
 
+/* One file of a get_dir: fetched (or linked) and verified on a pool worker. */
+typedef struct get_dir_ctx {
+    sv_snapshot *s;
+    const sv_manifest_shard *ms;
+    const char *dir;
+    sv_job *job;
+    _Atomic int64_t *progress;
+    _Atomic int64_t copied;
+} get_dir_ctx;
+
+static int get_dir_one(void *arg, size_t i, sv_err *err)
+{
+    get_dir_ctx *g = arg;
+    char path[PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", g->dir, g->ms->files[i].name);
+    _Atomic int64_t mine = 0;
+    int rc = sv_snap_restore_blob(g->s, g->ms, &g->ms->files[i], path, &mine, err);
+    int64_t got = atomic_load(&mine);
+    atomic_fetch_add(&g->copied, got);
+    if (rc == 0 && g->job)
+        sv_job_add_done(g->job, 1, got);
+    if (rc == 0 && g->progress)
+        atomic_fetch_add(g->progress, got);
+    return rc;
+}
+
 int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
 {
@@ -646,21 +672,11 @@ int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, cons
     const sv_manifest_shard *ms = rc == 0 ? found : NULL;
     if (rc == 0 && job)
         sv_job_set_totals(job, (int64_t)ms->nfiles, ms->bytes);
-    _Atomic int64_t copied = 0;
-    for (size_t i = 0; rc == 0 && i < ms->nfiles; i++) {
-        if (job && sv_job_canceled(job)) {
-            rc = sv_fail(err, SV_ECANCELED, "canceled by request");
-            break;
-        }
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, ms->files[i].name);
-        int64_t before = atomic_load(&copied);
-        rc = sv_snap_restore_blob(s, ms, &ms->files[i], path, &copied, err);
-        if (rc == 0 && job)
-            sv_job_add_done(job, 1, atomic_load(&copied) - before);
-        if (rc == 0 && progress)
-            atomic_fetch_add(progress, atomic_load(&copied) - before);
-    }
+    /* Files in parallel on the snapshot workers (both cores by default):
+     * fetching and sha256 verification of one file per worker. */
+    get_dir_ctx g = {.s = s, .ms = ms, .dir = dir, .job = job, .progress = progress};
+    if (rc == 0 && ms->nfiles)
+        rc = sv_pool_run(s->workers, ms->nfiles, get_dir_one, &g, job, err);
     if (rc == 0)
         rc = sv_fsync_dir(dir, err);
     if (rc == 0 && out)
