@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -78,10 +79,15 @@ static int snap_fetch(void *self, const char *collection, const char *name, cons
     return rc;
 }
 
+static int mounts_start(sv_registry *r, sv_err *err);
+static int views_drop(sv_registry *r, const char *collection, const char *snapshot, sv_err *err);
+
 int sv__mounts_attach(sv_registry *r, struct sv_registry_svc *v, sv_err *err)
 {
     sv_registry_mount m = {.self = v, .size = snap_size, .fetch = snap_fetch};
-    int rc = sv_registry_set_mount(r, SV_SHARD_SRC_SNAPSHOT, &m, err);
+    int rc = mounts_start(r, err);
+    if (rc == 0)
+        rc = sv_registry_set_mount(r, SV_SHARD_SRC_SNAPSHOT, &m, err);
     /* Hold every snapshot the records say is mounted (once each). */
     json_t *all = NULL;
     if (rc == 0)
@@ -199,23 +205,26 @@ int sv_registry_unmount_snapshot(sv_registry *r, const char *collection, const c
     size_t n = 0;
     if ((rc = mounted_shards(r, collection, snapshot, &have, &n, err)) != 0)
         return rc;
-    size_t i;
-    json_t *e;
-    json_array_foreach(have, i, e)
-    {
-        if (json_integer_value(json_object_get(e, "refs")) > 0) {
-            json_decref(have);
-            return sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is being read; unmount it when done",
-                           snapshot, collection);
-        }
-    }
     if (n == 0) {
         json_decref(have);
         return sv_fail(err, SV_ENOTFOUND, "snapshot '%s' of collection '%s' is not mounted", snapshot, collection);
     }
+    /* Readers' kept shards first (409 if a read is on), then the records:
+     * destroy refuses a shard someone still references. */
+    if ((rc = views_drop(r, collection, snapshot, err)) != 0) {
+        json_decref(have);
+        return rc;
+    }
+    size_t i;
+    json_t *e;
     json_array_foreach(have, i, e)
     {
         int x = sv_registry_destroy(r, collection, json_string_value(json_object_get(e, "shard")), err);
+        if (x == SV_ECONFLICT) {
+            rc = sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is being read; unmount it when done",
+                         snapshot, collection);
+            break;
+        }
         if (x && x != SV_ENOTFOUND) {
             rc = x;
             break;
@@ -231,53 +240,262 @@ int sv_registry_unmount_snapshot(sv_registry *r, const char *collection, const c
 
 /* ---- reading ------------------------------------------------------------------- */
 
-/* One mounted snapshot, opened for a request: its schema and shards. */
+/* ---- what reads keep open between requests ------------------------------------
+ *
+ * A mounted snapshot's description (schema, shards) is read from its manifest
+ * once and kept while it is mounted (manifests are immutable, and a mounted
+ * snapshot cannot be dropped). Opened shards (a registry reference plus a
+ * read-only RocksDB) are kept for MOUNT_IDLE_MS after their last read, so a
+ * read costs a lookup rather than an open; the sweeper thread releases idle
+ * ones, so a shard no one reads becomes evictable again within about a
+ * second. Both live under mc->mu; users counts readers of an entry, and an
+ * entry is freed only when unlinked and unused. */
+
+#define MOUNT_IDLE_MS 1000
+
 typedef struct mview {
-    sv_registry *r;
+    struct mview *next;
+    int users;
+    bool dead; /* unlinked (unmounted): freed by its last user */
     char collection[129], snapshot[130];
     sv_schema *schema;
     sv_snapshot_shard *shards;
     size_t n;
+    sv_registry *r;
 } mview;
 
-static void mview_free(mview *m)
+typedef struct mhandle {
+    struct mhandle *next;
+    int users;
+    int64_t last_ms;
+    char collection[129], name[210];
+    sv_shard_ref *ref;
+    sv_db *db; /* NULL: a shard that never held data */
+} mhandle;
+
+struct sv_mounts {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    mview *views;
+    mhandle *handles;
+    bool stop;
+    pthread_t sweeper;
+    bool started;
+};
+
+static void view_free(mview *v)
 {
-    sv_schema_free(m->schema);
-    free(m->shards);
+    sv_schema_free(v->schema);
+    free(v->shards);
+    free(v);
 }
 
-static int mview_open(sv_registry *r, const char *collection, const char *snapshot, mview *m, sv_err *err)
+static void handle_free(mhandle *h)
 {
-    memset(m, 0, sizeof *m);
+    if (h->db)
+        sv_db_close(h->db);
+    sv_registry_release(h->ref);
+    free(h);
+}
+
+/* Unlinks (under mu) idle handles; with snapshot set, only that snapshot's
+ * (and *busy counts the ones in use). Returns the list to free without mu. */
+static mhandle *take_idle(struct sv_mounts *mc, const char *collection, const char *snapshot, int64_t older_than,
+                          int *busy)
+{
+    mhandle *out = NULL, **pp = &mc->handles;
+    size_t pl = snapshot ? strlen(snapshot) : 0;
+    while (*pp) {
+        mhandle *h = *pp;
+        bool mine = !snapshot || (!strcmp(h->collection, collection) && !strncmp(h->name, snapshot, pl) &&
+                                  h->name[pl] == '@');
+        if (mine && h->users == 0 && h->last_ms <= older_than) {
+            *pp = h->next;
+            h->next = out;
+            out = h;
+            continue;
+        }
+        if (mine && h->users && busy)
+            (*busy)++;
+        pp = &h->next;
+    }
+    return out;
+}
+
+static void free_handles(mhandle *h)
+{
+    while (h) {
+        mhandle *next = h->next;
+        handle_free(h);
+        h = next;
+    }
+}
+
+static void *sweeper(void *arg)
+{
+    struct sv_mounts *mc = arg;
+    pthread_mutex_lock(&mc->mu);
+    while (!mc->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&mc->cv, &mc->mu, &ts);
+        mhandle *idle = take_idle(mc, NULL, NULL, sv_now_ms() - MOUNT_IDLE_MS, NULL);
+        pthread_mutex_unlock(&mc->mu);
+        free_handles(idle);
+        pthread_mutex_lock(&mc->mu);
+    }
+    pthread_mutex_unlock(&mc->mu);
+    return NULL;
+}
+
+static int mounts_start(sv_registry *r, sv_err *err)
+{
+    struct sv_mounts *mc = calloc(1, sizeof *mc);
+    if (!mc)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    pthread_mutex_init(&mc->mu, NULL);
+    pthread_cond_init(&mc->cv, NULL);
+    if (pthread_create(&mc->sweeper, NULL, sweeper, mc) != 0) {
+        pthread_mutex_destroy(&mc->mu);
+        pthread_cond_destroy(&mc->cv);
+        free(mc);
+        return sv_fail(err, SV_EIO, "cannot start the mount sweeper thread");
+    }
+    mc->started = true;
+    r->mcache = mc;
+    return 0;
+}
+
+void sv__mounts_close(sv_registry *r)
+{
+    struct sv_mounts *mc = r->mcache;
+    if (!mc)
+        return;
+    pthread_mutex_lock(&mc->mu);
+    mc->stop = true;
+    pthread_cond_broadcast(&mc->cv);
+    pthread_mutex_unlock(&mc->mu);
+    if (mc->started)
+        pthread_join(mc->sweeper, NULL);
+    free_handles(take_idle(mc, NULL, NULL, INT64_MAX, NULL));
+    for (mview *v = mc->views, *next; v; v = next) {
+        next = v->next;
+        view_free(v);
+    }
+    pthread_mutex_destroy(&mc->mu);
+    pthread_cond_destroy(&mc->cv);
+    free(mc);
+    r->mcache = NULL;
+}
+
+/* The mounted snapshot's view, used until view_put. SV_ECONFLICT (saying to
+ * mount it) when it is not mounted. */
+static int view_get(sv_registry *r, const char *collection, const char *snapshot, mview **out, sv_err *err)
+{
     int rc = need_svc(r, err);
     if (rc)
         return rc;
-    char key[400];
+    if ((rc = sv_check_collection_name(collection, err)) || (rc = sv_check_snapshot_name(snapshot, err)))
+        return rc;
+    struct sv_mounts *mc = r->mcache;
+    pthread_mutex_lock(&mc->mu);
+    for (mview *v = mc->views; v; v = v->next)
+        if (!strcmp(v->collection, collection) && !strcmp(v->snapshot, snapshot)) {
+            v->users++;
+            *out = v;
+            pthread_mutex_unlock(&mc->mu);
+            return 0;
+        }
+    pthread_mutex_unlock(&mc->mu);
+    /* Not cached: mounted at all? (after a restart the records say so) */
     json_t *have = NULL;
     size_t nhave = 0;
-    if ((rc = sv_snapshot_describe(sv__svc_snapshot(r->svc), collection, snapshot, key, &m->schema, &m->shards, &m->n,
-                                   err)) != 0)
-        return rc;
     if ((rc = mounted_shards(r, collection, snapshot, &have, &nhave, err)) == 0 && nhave == 0)
         rc = sv_fail(err, SV_ECONFLICT,
                      "snapshot '%s' of collection '%s' is not mounted; mount it first (POST "
                      "/v1/collections/%s/snapshots/%s/mount)",
                      snapshot, collection, collection, snapshot);
     json_decref(have);
+    mview *v = rc == 0 ? calloc(1, sizeof *v) : NULL;
+    if (rc == 0 && !v)
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    char key[400];
+    if (rc == 0)
+        rc = sv_snapshot_describe(sv__svc_snapshot(r->svc), collection, snapshot, key, &v->schema, &v->shards, &v->n,
+                                  err);
     if (rc) {
-        mview_free(m);
+        if (v)
+            view_free(v);
         return rc;
     }
-    m->r = r;
-    snprintf(m->collection, sizeof m->collection, "%s", collection);
-    snprintf(m->snapshot, sizeof m->snapshot, "%s", snapshot);
+    v->r = r;
+    snprintf(v->collection, sizeof v->collection, "%s", collection);
+    snprintf(v->snapshot, sizeof v->snapshot, "%s", snapshot);
+    v->users = 1;
+    pthread_mutex_lock(&mc->mu);
+    for (mview *o = mc->views; o; o = o->next)
+        if (!strcmp(o->collection, collection) && !strcmp(o->snapshot, snapshot)) { /* raced: use theirs */
+            o->users++;
+            pthread_mutex_unlock(&mc->mu);
+            view_free(v);
+            *out = o;
+            return 0;
+        }
+    v->next = mc->views;
+    mc->views = v;
+    pthread_mutex_unlock(&mc->mu);
+    *out = v;
     return 0;
 }
 
-/* One shard opened for reading: a registry reference and a read-only db
- * (NULL for a shard that never held data). */
+static void view_put(mview *v)
+{
+    if (!v)
+        return;
+    struct sv_mounts *mc = v->r->mcache;
+    pthread_mutex_lock(&mc->mu);
+    bool last = --v->users == 0 && v->dead;
+    pthread_mutex_unlock(&mc->mu);
+    if (last)
+        view_free(v);
+}
+
+/* Unmount: drops the view and the idle handles; SV_ECONFLICT if a read is on. */
+static int views_drop(sv_registry *r, const char *collection, const char *snapshot, sv_err *err)
+{
+    struct sv_mounts *mc = r->mcache;
+    int busy = 0;
+    pthread_mutex_lock(&mc->mu);
+    mhandle *idle = take_idle(mc, collection, snapshot, INT64_MAX, &busy);
+    mview *dead = NULL;
+    if (!busy)
+        for (mview **pp = &mc->views; *pp; pp = &(*pp)->next)
+            if (!strcmp((*pp)->collection, collection) && !strcmp((*pp)->snapshot, snapshot)) {
+                dead = *pp;
+                *pp = dead->next;
+                dead->dead = true;
+                if (dead->users)
+                    dead = NULL; /* its last user frees it */
+                break;
+            }
+    pthread_mutex_unlock(&mc->mu);
+    free_handles(idle);
+    if (dead)
+        view_free(dead);
+    if (busy)
+        return sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is being read; unmount it when done",
+                       snapshot, collection);
+    return 0;
+}
+
+/* One shard opened for a request. */
 typedef struct mshard {
-    sv_shard_ref *ref;
+    mhandle *h;
     sv_db *db;
     const char *name;
 } mshard;
@@ -286,31 +504,58 @@ static int mshard_open(mview *m, size_t i, mshard *out, sv_err *err)
 {
     memset(out, 0, sizeof *out);
     out->name = m->shards[i].name;
+    struct sv_mounts *mc = m->r->mcache;
     char name[210];
     mount_name(m->snapshot, m->shards[i].name, name);
+    pthread_mutex_lock(&mc->mu);
+    for (mhandle *h = mc->handles; h; h = h->next)
+        if (!strcmp(h->collection, m->collection) && !strcmp(h->name, name)) {
+            h->users++;
+            out->h = h;
+            out->db = h->db;
+            pthread_mutex_unlock(&mc->mu);
+            return 0;
+        }
+    pthread_mutex_unlock(&mc->mu);
+    mhandle *h = calloc(1, sizeof *h);
+    if (!h)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    snprintf(h->collection, sizeof h->collection, "%s", m->collection);
+    snprintf(h->name, sizeof h->name, "%s", name);
     int64_t timeout = 30000;
     const char *t = getenv("SHARDVAULT_ACQUIRE_TIMEOUT");
     if (t && atof(t) > 0)
         timeout = (int64_t)(atof(t) * 1000);
-    int rc = sv_registry_acquire(m->r, m->collection, name, timeout, &out->ref, err);
-    if (rc)
-        return rc;
+    int rc = sv_registry_acquire(m->r, m->collection, name, timeout, &h->ref, err);
     char current[1400];
-    snprintf(current, sizeof current, "%s/CURRENT", sv_shard_ref_dir(out->ref));
-    if (sv_path_exists(current))
-        rc = sv_db_open_readonly(sv_store_engine(sv__svc_store(m->r->svc)), sv_shard_ref_dir(out->ref), &out->db, err);
-    if (rc) {
-        sv_registry_release(out->ref);
-        out->ref = NULL;
+    if (rc == 0) {
+        snprintf(current, sizeof current, "%s/CURRENT", sv_shard_ref_dir(h->ref));
+        if (sv_path_exists(current))
+            rc = sv_db_open_readonly(sv_store_engine(sv__svc_store(m->r->svc)), sv_shard_ref_dir(h->ref), &h->db, err);
     }
-    return rc;
+    if (rc) {
+        handle_free(h);
+        return rc;
+    }
+    h->users = 1;
+    pthread_mutex_lock(&mc->mu);
+    h->next = mc->handles;
+    mc->handles = h;
+    pthread_mutex_unlock(&mc->mu);
+    out->h = h;
+    out->db = h->db;
+    return 0;
 }
 
-static void mshard_close(mshard *s)
+static void mshard_close(mshard *s, mview *m)
 {
-    if (s->db)
-        sv_db_close(s->db);
-    sv_registry_release(s->ref);
+    if (s->h) {
+        struct sv_mounts *mc = m->r->mcache;
+        pthread_mutex_lock(&mc->mu);
+        s->h->users--;
+        s->h->last_ms = sv_now_ms();
+        pthread_mutex_unlock(&mc->mu);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -386,20 +631,20 @@ int sv_registry_snapshot_get_object(sv_registry *r, const char *collection, cons
 {
     sv_uuid u;
     int rc = parse_id(id, &u, err);
-    mview m;
-    if (rc || (rc = mview_open(r, collection, snapshot, &m, err)) != 0)
+    mview *mv = NULL;
+    if (rc || (rc = view_get(r, collection, snapshot, &mv, err)) != 0)
         return rc;
     size_t i;
     mshard s;
     sv_record *rec = sv_record_new();
     if (!rec)
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
-    if (rc == 0 && (rc = route(&m, &u, tenant, &i, err)) == 0 && (rc = mshard_open(&m, i, &s, err)) == 0) {
-        rc = read_one(&m, &s, &u, rec, out, err);
-        mshard_close(&s);
+    if (rc == 0 && (rc = route(mv, &u, tenant, &i, err)) == 0 && (rc = mshard_open(mv, i, &s, err)) == 0) {
+        rc = read_one(mv, &s, &u, rec, out, err);
+        mshard_close(&s, mv);
     }
     sv_record_free(rec);
-    mview_free(&m);
+    view_put(mv);
     return rc;
 }
 
@@ -418,14 +663,14 @@ int sv_registry_snapshot_list_objects(sv_registry *r, const char *collection, co
         return sv_fail(err, SV_EINVAL, "limit must be between 1 and %d", MOUNT_LIST_MAX);
     sv_uuid start;
     int rc = after && *after ? parse_id(after, &start, err) : 0;
-    mview m;
-    if (rc || (rc = mview_open(r, collection, snapshot, &m, err)) != 0)
+    mview *mv = NULL;
+    if (rc || (rc = view_get(r, collection, snapshot, &mv, err)) != 0)
         return rc;
     /* Which shards: a tenant's one, or every fixed shard (merged by id). */
-    size_t first = 0, count = m.n;
-    if (m.schema->multi_tenancy || (tenant && *tenant)) {
+    size_t first = 0, count = mv->n;
+    if (mv->schema->multi_tenancy || (tenant && *tenant)) {
         sv_uuid zero = {{0}};
-        rc = route(&m, &zero, tenant, &first, err);
+        rc = route(mv, &zero, tenant, &first, err);
         count = 1;
     }
     mshard *sh = calloc(count + 1, sizeof *sh);
@@ -434,7 +679,7 @@ int sv_registry_snapshot_list_objects(sv_registry *r, const char *collection, co
     if (rc == 0 && (!sh || !its || !rec))
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
     for (size_t k = 0; rc == 0 && k < count; k++) {
-        if ((rc = mshard_open(&m, first + k, &sh[k], err)) != 0)
+        if ((rc = mshard_open(mv, first + k, &sh[k], err)) != 0)
             break;
         if (sh[k].db && (its[k] = sv_db_iter_new(sh[k].db)) != NULL) {
             if (after && *after) {
@@ -476,9 +721,9 @@ int sv_registry_snapshot_list_objects(sv_registry *r, const char *collection, co
         const char *val = sv_db_iter_value(its[best], &vl);
         if (emitted && sv_buf_putc(out, ','))
             rc = sv_fail(err, SV_ENOMEM, "out of memory");
-        if (rc == 0 && (rc = sv_record_decode(rec, m.schema, val, vl, err)) == 0) {
+        if (rc == 0 && (rc = sv_record_decode(rec, mv->schema, val, vl, err)) == 0) {
             rec->id = id;
-            rc = sv_record_to_json(rec, m.schema, m.collection, m.schema->multi_tenancy ? sh[best].name : NULL, out);
+            rc = sv_record_to_json(rec, mv->schema, mv->collection, mv->schema->multi_tenancy ? sh[best].name : NULL, out);
         }
         last = id;
         emitted++;
@@ -496,13 +741,13 @@ int sv_registry_snapshot_list_objects(sv_registry *r, const char *collection, co
     for (size_t k = 0; its && sh && k < count; k++) {
         if (its[k])
             sv_db_iter_free(its[k]);
-        if (sh[k].ref)
-            mshard_close(&sh[k]);
+        if (sh[k].h)
+            mshard_close(&sh[k], mv);
     }
     free(its);
     free(sh);
     sv_record_free(rec);
-    mview_free(&m);
+    view_put(mv);
     return rc;
 }
 
@@ -542,8 +787,8 @@ int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection,
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (parse_id(json_string_value(json_array_get(ids, i)), &u[i], err))
             rc = sv_err_wrap(err, "ids[%zu]", i);
-    mview m;
-    if (rc || (rc = mview_open(r, collection, snapshot, &m, err)) != 0) {
+    mview *mv = NULL;
+    if (rc || (rc = view_get(r, collection, snapshot, &mv, err)) != 0) {
         free(u);
         return rc;
     }
@@ -553,13 +798,13 @@ int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection,
     sv_schema *live = NULL;
     bool same = false;
     if (sv_store_schema(st, collection, &live, NULL) == 0) {
-        char *a = sv_schema_to_json(live), *b = sv_schema_to_json(m.schema);
+        char *a = sv_schema_to_json(live), *b = sv_schema_to_json(mv->schema);
         same = a && b && strcmp(a, b) == 0;
         free(a);
         free(b);
         sv_schema_free(live);
     }
-    mshard *open = calloc(m.n + 1, sizeof *open);
+    mshard *open = calloc(mv->n + 1, sizeof *open);
     sv_record *rec = sv_record_new();
     json_t *missing = json_array();
     int64_t restored = 0, skipped = 0;
@@ -570,15 +815,15 @@ int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection,
         char idtxt[37];
         sv_uuid_format(&u[i], idtxt);
         size_t si;
-        if ((rc = route(&m, &u[i], tenant, &si, err)) != 0)
+        if ((rc = route(mv, &u[i], tenant, &si, err)) != 0)
             break;
-        if (!open[si].ref && (rc = mshard_open(&m, si, &open[si], err)) != 0)
+        if (!open[si].h && (rc = mshard_open(mv, si, &open[si], err)) != 0)
             break;
         obj.len = 0;
         sv_err e2 = {0};
         char *raw = NULL;
         size_t rawlen = 0;
-        int x = same ? read_raw(&m, &open[si], &u[i], &raw, &rawlen, &e2) : read_one(&m, &open[si], &u[i], rec, &obj, &e2);
+        int x = same ? read_raw(mv, &open[si], &u[i], &raw, &rawlen, &e2) : read_one(mv, &open[si], &u[i], rec, &obj, &e2);
         if (x == SV_ENOTFOUND) {
             json_array_append_new(missing, json_string(idtxt));
             continue;
@@ -612,14 +857,14 @@ int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection,
         else
             restored++;
     }
-    for (size_t i = 0; open && i < m.n; i++)
-        if (open[i].ref)
-            mshard_close(&open[i]);
+    for (size_t i = 0; open && i < mv->n; i++)
+        if (open[i].h)
+            mshard_close(&open[i], mv);
     free(open);
     sv_buf_free(&obj);
     sv_buf_free(&scratch);
     sv_record_free(rec);
-    mview_free(&m);
+    view_put(mv);
     free(u);
     if (rc) {
         json_decref(missing);

@@ -347,6 +347,7 @@ void sv__registry_svc_close(sv_registry *r)
     struct sv_registry_svc *v = r->svc;
     if (!v)
         return;
+    sv__mounts_close(r);
     sv_store_set_tenant_mover(v->st, NULL);
     pthread_mutex_lock(&v->mu);
     while (v->running > 0)

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/server.mjs';
 import { createCollection, load, listAll } from './lib/snapshot.mjs';
-import { mtCollection, addTenants, loadTenant, sameObjects } from './lib/registry.mjs';
+import { mtCollection, addTenants, loadTenant, sameObjects, until } from './lib/registry.mjs';
 
 async function listMounted(srv, coll, snap, q = '') {
   const out = new Map();
@@ -85,8 +85,11 @@ test('a mounted snapshot serves objects as they were; 3 deleted objects restored
     }
 
     // Hydrated now; drop refused while mounted; survives a restart.
-    shards = (await srv.req('GET', '/v1/registry/shards?collection=Live')).json.shards.filter((x) => x.source === 'snapshot');
-    for (const x of shards) assert.equal(x.state, 'AVAILABLE');
+    // Reads keep their shards open (SERVING) for a moment; idle, they are AVAILABLE (evictable) again.
+    await until('mounted shards idle', async () => {
+      shards = (await srv.req('GET', '/v1/registry/shards?collection=Live')).json.shards.filter((x) => x.source === 'snapshot');
+      return shards.every((x) => x.state === 'AVAILABLE' && x.refs === 0);
+    }, 5000);
     r = await srv.req('DELETE', '/v1/collections/Live/snapshots/then');
     assert.equal(r.status, 409, r.text);
     assert.match(r.text, /unmount/);

@@ -95,10 +95,13 @@ struct sv_registry {
     _Atomic uint64_t ev_dropped;
 
     struct sv_registry_svc *svc; /* tenants.c: set by sv_registry_attach */
+    struct sv_mounts *mcache;    /* mounts.c: what reads keep open */
 };
 
 /* tenants.c: waits for offload/onload threads, detaches from the store. */
 void sv__registry_svc_close(sv_registry *r);
+/* mounts.c: releases what reads keep open, stops the sweeper. */
+void sv__mounts_close(sv_registry *r);
 
 /* registry.c, shared with open.c */
 int sv__check_shard_name(const char *name, sv_err *err); /* a tenant name, or "<snapshot>@<shard>" */

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# bench/registry/run.sh [BUILD_DIR] [--objects N] [--s3-objects N] [--dim D] [--reads N]
+# Builds nothing; uses BUILD_DIR/shardvault (default build). Writes bench/out/registry.json.
+set -euo pipefail
+# BUILD_DIR is taken relative to where you run this (default: the repository's build/).
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build="$(cd "$1" && pwd)"; shift; else build="$repo/build"; fi
+cd "$repo"
+SHARDVAULT_BIN="$build/shardvault" node bench/registry/bench.mjs "$@"
