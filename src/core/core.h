@@ -41,6 +41,7 @@ enum {
     SV_ETIMEOUT = -14,    /* 504/500 */
     SV_EINTERNAL = -15,   /* a bug: 500 */
     SV_EDENIED = -16,     /* 403 */
+    SV_ENOSPACE = -17,    /* a configured space quota is full (the registry's cache): 507 */
 };
 
 typedef struct sv_err {

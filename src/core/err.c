@@ -64,6 +64,7 @@ const char *sv_strerror(int code)
     case SV_EUNSUPPORTED: return "unsupported";
     case SV_ETIMEOUT: return "timed out";
     case SV_EDENIED: return "denied";
+    case SV_ENOSPACE: return "quota full";
     default: return "internal error";
     }
 }

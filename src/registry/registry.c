@@ -308,9 +308,9 @@ static shard *lru_locked(sv_registry *r)
 static int reserve_locked(sv_registry *r, shard *s, int64_t bytes, sv_err *err)
 {
     if (bytes > r->quota)
-        return sv_fail(err, SV_ETOOBIG,
+        return sv_fail(err, SV_ENOSPACE,
                        "shard %s needs %" PRId64 " bytes, more than the whole cache quota (cache_quota_bytes=%" PRId64
-                       ")",
+                       "; raise SHARDVAULT_CACHE_BYTES)",
                        s->key, bytes, r->quota);
     room_wait me = {0};
     if (r->room_tail)
@@ -324,7 +324,7 @@ static int reserve_locked(sv_registry *r, shard *s, int64_t bytes, sv_err *err)
         if ((rc = gone_locked(r, s, err)))
             break;
         if (!s->background && !s->waiters) {
-            rc = sv_fail(err, SV_ETOOBIG,
+            rc = sv_fail(err, SV_ENOSPACE,
                          "no room in the cache quota (cache_quota_bytes=%" PRId64 ") for shard %s before every "
                          "acquirer's deadline",
                          r->quota, s->key);
@@ -653,7 +653,7 @@ int sv_registry_acquire(sv_registry *r, const char *collection, const char *name
             /* waiting for room, or queued behind hydrations that are */
             if (s->waiting_room ||
                 (r->room_head && (s->state == SV_SHARD_NEW || s->state == SV_SHARD_ERRORED)))
-                rc = sv_fail(err, SV_ETOOBIG,
+                rc = sv_fail(err, SV_ENOSPACE,
                              "shard %s: no room in the cache quota (cache_quota_bytes=%" PRId64 ", %" PRId64
                              " bytes held by shards in use, pinned or downloading) within %" PRId64 " ms",
                              s->key, r->quota, r->held, timeout_ms);

@@ -24,7 +24,7 @@
  * downloads in progress + present): least-recently-used unreferenced,
  * unpinned shards are evicted to make room, and a hydration that cannot get
  * room waits (FIFO) until its acquirers' deadlines, which then fail
- * SV_ETOOBIG naming the quota.
+ * SV_ENOSPACE (HTTP 507) naming the quota.
  *
  * Ownership: the registry borrows the catalog (which must outlive it) and
  * copies mounts (their `self` must outlive the registry or be replaced).
@@ -130,7 +130,7 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *shar
 /* Gets a reference on the shard's local directory, hydrating it first if
  * needed (see above). timeout_ms <= 0 waits without a deadline. Errors:
  * SV_ENOTFOUND (unknown or destroyed while waiting), SV_ETIMEOUT (deadline
- * while the fetch ran or was queued), SV_ETOOBIG (deadline while waiting for
+ * while the fetch ran or was queued), SV_ENOSPACE (deadline while waiting for
  * cache room), the fetch's own error (the shard is then ERRORED), SV_ESTATE
  * (ERRORED and policy NONE), SV_EUNAVAIL (no mount for its source yet, or
  * closing). */

@@ -28,6 +28,7 @@ int sv_http_status(int code)
     case SV_ESTATE: return 422;
     case SV_EUNSUPPORTED: return 422;
     case SV_EDENIED: return 403;
+    case SV_ENOSPACE: return 507;
     case SV_ENOTFOUND: return 404;
     case SV_EEXIST: return 409;
     case SV_ECONFLICT: return 409;
@@ -45,11 +46,11 @@ static const char *const perm_names[] = {"none", "read", "write", "manage", "ope
 /* Counters are per route-table row; the table may grow to MAX_ROUTES - 1
  * rows (one slot is for unmatched requests). */
 #define MAX_ROUTES 96
-#define N_CODES 16
+#define N_CODES 17
 /* Upper bounds of the latency histogram buckets, in seconds. */
 static const double latency_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define N_BUCKETS (sizeof latency_le / sizeof latency_le[0])
-static const int tracked_codes[N_CODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503, 504, 0};
+static const int tracked_codes[N_CODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503, 504, 507, 0};
 
 struct sv_server {
     struct MHD_Daemon *daemon;

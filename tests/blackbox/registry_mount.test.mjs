@@ -134,3 +134,22 @@ test('mounts of a multi-tenant snapshot read per tenant', async () => {
     srv.cleanup();
   }
 });
+
+test('a shard that cannot fit the cache quota: 507 naming the quota; the live collection is unaffected', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_CACHE_BYTES: '4096' } });
+  try {
+    await createCollection(srv, 'Tiny', 1);
+    const objs = await load(srv, 'Tiny', 300, 3);
+    assert.equal((await srv.req('POST', '/v1/collections/Tiny/snapshots?wait=true', { name: 's' })).json.status, 'COMMITTED');
+    assert.equal((await srv.req('POST', '/v1/collections/Tiny/snapshots/s/mount')).status, 200);
+    const r = await srv.req('GET', `/v1/collections/Tiny/snapshots/s/objects/${[...objs.keys()][0]}`);
+    assert.equal(r.status, 507, r.text);
+    assert.match(r.text, /quota|SHARDVAULT_CACHE_BYTES|cache_quota_bytes/);
+    assert.equal((await srv.req('GET', `/v1/collections/Tiny/objects/${[...objs.keys()][0]}`)).status, 200);
+    const s = (await srv.req('GET', '/v1/registry')).json;
+    assert.ok(s.cacheBytes + s.cacheReservedBytes <= 4096, JSON.stringify(s));
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});

@@ -511,7 +511,7 @@ static void quota_churn(void **state)
     assert_int_equal(evicted, 1);
     assert_state(e, "Churn", "s0", "NEW");
 
-    /* all 20 slots held: the next acquire waits, then SV_ETOOBIG naming the quota */
+    /* all 20 slots held: the next acquire waits, then SV_ENOSPACE naming the quota */
     sv_shard_ref *held[20];
     for (int i = 0; i < 20; i++) {
         char s[32];
@@ -521,7 +521,7 @@ static void quota_churn(void **state)
     }
     acq over = {.e = e, .c = "Churn", .s = "s7", .timeout_ms = 300};
     acq_main(&over);
-    assert_int_equal(over.rc, SV_ETOOBIG);
+    assert_int_equal(over.rc, SV_ENOSPACE);
     assert_non_null(strstr(over.err.msg, "cache_quota_bytes=20000"));
     assert_true(over.elapsed_ms >= 250);
     assert_state(e, "Churn", "s7", "NEW");
@@ -545,7 +545,7 @@ static void quota_churn(void **state)
     e->f.file_bytes = 20000;
     over = (acq){.e = e, .c = "Churn", .s = "s8", .timeout_ms = 5000};
     acq_main(&over);
-    assert_int_equal(over.rc, SV_ETOOBIG);
+    assert_int_equal(over.rc, SV_ENOSPACE);
     assert_non_null(strstr(over.err.msg, "cache_quota_bytes=20000"));
     e->f.file_bytes = 500;
     env_free(e);
