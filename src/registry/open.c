@@ -486,7 +486,7 @@ int sv_registry_shards_json(sv_registry *r, const char *collection, const char *
             }
             v[nv++] = s;
         }
-    if (!rc)
+    if (!rc && nv)
         qsort(v, nv, sizeof *v, shard_cmp);
     for (size_t i = 0; i < nv && !rc; i++) {
         const shard *s = v[i];
