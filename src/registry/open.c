@@ -439,6 +439,7 @@ void sv_registry_stats_get(sv_registry *r, sv_registry_stats *out)
     out->hits = r->hits;
     out->misses = r->misses;
     out->hydrated_bytes = r->hydrated_bytes;
+    out->hydration_ns = r->hydration_ns;
     out->hydrations_failed = r->hydrations_failed;
     out->evictions = r->evictions;
     out->evicted_bytes = r->evicted_bytes;
@@ -544,6 +545,10 @@ void sv_registry_metrics(sv_buf *out, void *ud)
     G("acquire_hits_total", "Acquires answered at once from the cache.", "counter", st.hits);
     G("acquire_misses_total", "Acquires that waited for a hydration.", "counter", st.misses);
     G("hydrated_bytes_total", "Bytes fetched into the cache.", "counter", st.hydrated_bytes);
+    sv_buf_printf(out, "# HELP shardvault_registry_hydration_seconds_total Time spent fetching shards into the cache.\n"
+                       "# TYPE shardvault_registry_hydration_seconds_total counter\n"
+                       "shardvault_registry_hydration_seconds_total %.6f\n",
+                  (double)st.hydration_ns / 1e9);
     G("hydrations_failed_total", "Hydrations that ended ERRORED.", "counter", st.hydrations_failed);
     G("evictions_total", "Shards evicted from the cache.", "counter", st.evictions);
     G("evicted_bytes_total", "Bytes evicted from the cache.", "counter", st.evicted_bytes);

@@ -476,8 +476,9 @@ static void hydrate_locked(sv_registry *r, shard *s)
     shard_dir(r, s, dir, sizeof dir);
     snprintf(parent, sizeof parent, "%s/%s", r->cache_dir, s->collection);
     pthread_mutex_unlock(&r->mu);
-    int64_t got = 0;
+    int64_t got = 0, t0 = sv_mono_ns();
     rc = fetch_into(&m, s, tmp, size, &got, &e);
+    int64_t fetch_ns = sv_mono_ns() - t0;
     if (!rc && (rc = sv_mkdirs(parent, &e)))
         sv_err_wrap(&e, "registry: creating %s", parent);
     if (rc) {
@@ -535,6 +536,7 @@ static void hydrate_locked(sv_registry *r, shard *s)
         goto end;
     }
     r->hydrated_bytes += got;
+    r->hydration_ns += fetch_ns;
     pthread_cond_broadcast(&r->room_cv);
     unclaim_locked(s);
     goto end;

@@ -179,6 +179,7 @@ typedef struct sv_registry_stats {
     int64_t hydrations_running, hydrations_queued;
     int64_t hits, misses; /* acquires answered at once / that needed a hydration */
     int64_t hydrated_bytes, hydrations_failed, evictions, evicted_bytes;
+    int64_t hydration_ns; /* time spent fetching, over successful hydrations */
     uint64_t events_published, events_dropped;
 } sv_registry_stats;
 

@@ -307,6 +307,10 @@ test('cache quota: 200 offloaded tenants through a cache that holds 20, never ov
     assert.ok(cached >= 2 && cached <= 20, `${cached} shards cached`);
     const m = await (await fetch(`${srv.url}/metrics`)).text();
     assert.match(m, /shardvault_registry_evictions_total [1-9]/);
+    assert.match(m, /shardvault_registry_hydrated_bytes_total [1-9]/);
+    assert.match(m, /shardvault_registry_hydration_seconds_total 0\.\d*[1-9]/);
+    assert.match(m, /shardvault_registry_acquire_misses_total [1-9]/);
+    assert.match(m, /shardvault_registry_cache_quota_bytes \d+/);
     // GC empties the cache but for the pinned one.
     const gc = (await srv.req('POST', '/v1/registry/gc')).json;
     assert.equal(gc.shardsEvicted, cached - 1);

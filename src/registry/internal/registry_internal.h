@@ -85,7 +85,7 @@ struct sv_registry {
     uint64_t tmp_seq;
 
     /* counters (under mu unless atomic) */
-    int64_t hits, misses, hydrated_bytes, hydrations_failed, evictions, evicted_bytes;
+    int64_t hits, misses, hydrated_bytes, hydrations_failed, evictions, evicted_bytes, hydration_ns;
 
     /* the event ring: its own lock, never held with a wait */
     pthread_mutex_t ev_mu;
