@@ -128,8 +128,28 @@ const row = { objects: N, dim: DIM, cores: os.cpus().length };
   const srv = await startServer(dataDir);
   try {
     await setup(srv, N);
-    // Read latency of the live ACTIVE tenant, then a snapshot mounted and warmed.
     row.active = await latency(srv, (id) => `/v1/collections/Reg/objects/${id}?tenant=big`);
+
+    // First offload (every file hashed and stored), the cold acquire (onload)
+    // beside cp -r of the same files, then a re-offload of the unchanged tenant.
+    row.offload_ms = await setStatus(srv, 'OFFLOADED');
+    const off = await lastJob(srv, 'offload');
+    row.offload_bytes = off.result.bytes;
+    row.offload_mb_s = row.offload_bytes / 1e6 / (row.offload_ms / 1000);
+    row.onload_ms = await setStatus(srv, 'INACTIVE');
+    row.onload_mb_s = row.offload_bytes / 1e6 / (row.onload_ms / 1000);
+    row.reoffload_ms = await setStatus(srv, 'OFFLOADED');
+    row.reoffload_uploaded = (await lastJob(srv, 'offload')).result.bytesUploaded;
+    const src = path.join(dataDir, 'cp-src');
+    layOut(dataDir, path.join(dataDir, 'location/tenants/Reg/big/manifest.json'), src);
+    // cp -r twice (the first may read cold pages): the faster one is the peer.
+    row.cp_ms = Math.min(timeCmd('cp', ['-r', src, path.join(dataDir, 'cp-dst1')]),
+      timeCmd('cp', ['-r', src, path.join(dataDir, 'cp-dst2')]));
+    row.cp_mb_s = row.offload_bytes / 1e6 / (row.cp_ms / 1000);
+    row.onload_vs_cp = row.onload_mb_s / row.cp_mb_s;
+    await setStatus(srv, 'ACTIVE');
+
+    // A snapshot, mounted and warmed: read latency of an AVAILABLE shard.
     const snap = await srv.req('POST', '/v1/collections/Reg/snapshots?wait=true', { name: 's' });
     if (snap.json.status !== 'COMMITTED') throw new Error(snap.text);
     await srv.req('POST', '/v1/collections/Reg/snapshots/s/mount');
@@ -149,21 +169,7 @@ const row = { objects: N, dim: DIM, cores: os.cpus().length };
     if (j.state !== 'COMPLETED') throw new Error(`restore: ${j.reason}`);
     row.restore_ms = j.tookInMs || ms(t0);
     row.restore_mb_s = j.bytesTotal / 1e6 / (row.restore_ms / 1000);
-
-    // Offload, then the cold acquire (onload) beside cp -r of the same files.
-    row.offload_ms = await setStatus(srv, 'OFFLOADED');
-    const off = await lastJob(srv, 'offload');
-    row.offload_bytes = off.result.bytes;
-    row.onload_ms = await setStatus(srv, 'INACTIVE');
-    row.onload_mb_s = row.offload_bytes / 1e6 / (row.onload_ms / 1000);
-    row.reoffload_ms = await setStatus(srv, 'OFFLOADED');
-    row.reoffload_uploaded = (await lastJob(srv, 'offload')).result.bytesUploaded;
-    const src = path.join(dataDir, 'cp-src');
-    layOut(dataDir, path.join(dataDir, 'location/tenants/Reg/big/manifest.json'), src);
-    row.cp_ms = timeCmd('cp', ['-r', src, path.join(dataDir, 'cp-dst')]);
-    row.cp_mb_s = row.offload_bytes / 1e6 / (row.cp_ms / 1000);
     row.restore_vs_cp = row.restore_mb_s / row.cp_mb_s;
-    row.onload_vs_cp = row.onload_mb_s / row.cp_mb_s;
   } finally {
     await srv.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -199,7 +205,7 @@ console.log('what                                         shardvault           p
 console.log(`cold acquire (onload) file://, MB/s           ${f(row.onload_mb_s).padStart(10)}           cp -r ${f(row.cp_mb_s).padStart(10)}        ${f(row.onload_vs_cp, 2)}`);
 console.log(`cold acquire (onload) s3rver, MB/s            ${f(row.s3_onload_mb_s).padStart(10)}   aws s3 cp --recursive ${f(row.aws_mb_s).padStart(6)}        ${f(row.s3_onload_vs_aws, 2)}`);
 console.log(`snapshot restore file://, MB/s                ${f(row.restore_mb_s).padStart(10)}           cp -r ${f(row.cp_mb_s).padStart(10)}        ${f(row.restore_vs_cp, 2)}`);
-console.log(`offload (first), ms                           ${f(row.offload_ms).padStart(10)}`);
+console.log(`offload (first: hash + store), MB/s           ${f(row.offload_mb_s).padStart(10)}`);
 console.log(`re-offload of unchanged data: ms, bytes up    ${f(row.reoffload_ms).padStart(10)}, ${row.reoffload_uploaded}`);
 console.log(`object read p50/p99 ms: AVAILABLE (mounted)   ${f(row.available.p50, 2)}/${f(row.available.p99, 2)}   ACTIVE ${f(row.active.p50, 2)}/${f(row.active.p99, 2)}`);
 console.log('targets: hydration >= 0.8x cp -r (file://) and >= 0.8x aws s3 cp (s3); restore >= 0.8x cp -r');

@@ -760,6 +760,11 @@ static int do_prepare(sv_export_job *j, sv_err *err)
             }
             const sv_shard_capture *sc = &c->cap->shards[idx];
             s->is_tenant = sc->is_tenant;
+            if (sc->status == SV_CAPTURE_UNAVAILABLE) {
+                s->status = SV_EXPORT_SHARD_SKIPPED;
+                snprintf(s->skip, sizeof s->skip, "%.150s", sc->reason);
+                continue;
+            }
             s->known = sc->status == SV_CAPTURE_EMPTY ? 0 : sc->objects;
             if (sc->status == SV_CAPTURE_OK)
                 snprintf(s->dir, sizeof s->dir, "%s", sc->dir);

@@ -82,6 +82,8 @@ static int mount_fetch(void *self, const char *collection, const char *name, con
 
 /* ---- jobs --------------------------------------------------------------------- */
 
+static void mv_forget(void *self, const char *collection, const char *tenant);
+
 typedef struct move_task {
     struct sv_registry_svc *v;
     sv_job *job;
@@ -192,6 +194,8 @@ static void *move_thread(void *arg)
     if (rc == 0 && drc != 0) { /* deleted meanwhile, or the catalog failed */
         rc = drc;
         err = e2;
+        if (!t->onload && drc == SV_ENOTFOUND) /* what this offload stored belongs to nobody */
+            mv_forget(v, t->collection, t->tenant);
     }
     sv_crash_point(t->onload ? "onload:settled" : "offload:settled");
     if (rc == 0 && t->onload) { /* local again: the cached copy is not needed */
@@ -266,6 +270,26 @@ static int mv_materialize(void *self, const char *collection, const char *tenant
     return lay_out(self, collection, tenant, dst, NULL, err);
 }
 
+/* A deleted offloaded tenant: its registry record and cached copy, and its
+ * manifest in the location (the blobs go at the next snapshot GC). A record
+ * still referenced (an onload or a capture reading it) is dropped at the
+ * next start instead (reconcile). */
+static void mv_forget(void *self, const char *collection, const char *tenant)
+{
+    struct sv_registry_svc *v = self;
+    char key[400];
+    manifest_key(collection, tenant, key);
+    sv_err e = {0};
+    if (sv_registry_destroy(v->r, collection, tenant, &e) != 0 && e.code != SV_ENOTFOUND)
+        sv_warn("registry record of a deleted tenant kept until restart", "collection=%s tenant=%s error=\"%s\"",
+                collection, tenant, e.msg);
+    sv_err e2 = {0};
+    if (sv_snapshot_drop_dir(v->snap, key, &e2) != 0)
+        sv_warn("manifest of a deleted tenant not removed", "key=%s error=\"%s\"", key, e2.msg);
+    else
+        sv_info("offloaded tenant forgotten", "collection=%s tenant=%s", collection, tenant);
+}
+
 /* ---- attach -------------------------------------------------------------------- */
 
 /* Registry records of OFFLOADED tenants follow the store: one per OFFLOADED
@@ -338,7 +362,7 @@ int sv_registry_attach(sv_registry *r, sv_store *st, sv_snapshot *snap, sv_jobs 
         rc = sv__mounts_attach(r, v, err);
     if (rc == 0)
         sv_store_set_tenant_mover(st, &(sv_tenant_mover){.self = v, .offload = mv_offload, .onload = mv_onload,
-                                                         .materialize = mv_materialize});
+                                                         .materialize = mv_materialize, .forget = mv_forget});
     return rc;
 }
 

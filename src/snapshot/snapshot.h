@@ -95,6 +95,10 @@ int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, cons
 int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,
                          sv_err *err);
 
+/* Deletes the manifest at key that sv_snapshot_put_dir wrote (its blobs go
+ * at the next GC if nothing else references them). Absent is fine. */
+int sv_snapshot_drop_dir(sv_snapshot *s, const char *key, sv_err *err);
+
 /* ---- reading a COMMITTED snapshot in place (registry mounts) ---- */
 
 typedef struct sv_snapshot_shard {

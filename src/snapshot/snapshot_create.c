@@ -85,6 +85,9 @@ static int create_capture(create_ctx *cx, sv_err *err)
     if (rc)
         return rc;
     sv_capture *cap = cx->cap;
+    for (size_t i = 0; i < cap->nshards; i++)
+        if (cap->shards[i].status == SV_CAPTURE_UNAVAILABLE) /* a snapshot is all of the collection or nothing */
+            return sv_fail(err, SV_EUNAVAIL, "%s", cap->shards[i].reason);
     json_object_set_new(cx->rec, "capturedAt", json_integer(cap->captured_at));
     cx->t_capture = sv_mono_ns();
     size_t cap_files = 0;
@@ -616,6 +619,16 @@ static int dir_manifest(sv_snapshot *s, const char *key, const char *shard, sv_m
     else
         *out = m;
     return rc;
+}
+
+int sv_snapshot_drop_dir(sv_snapshot *s, const char *key, sv_err *err)
+{
+    size_t kl = key ? strlen(key) : 0;
+    if (sv_location_check_key(key, err) || kl < 15 || strcmp(key + kl - 14, "/manifest.json") ||
+        !strncmp(key, "snapshots/", 10))
+        return sv_fail(err, SV_EINVAL, "drop_dir: the manifest key must end in /manifest.json, outside snapshots/");
+    int rc = sv_location_delete(s->loc, key, err);
+    return rc == SV_ENOTFOUND ? 0 : rc;
 }
 
 int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,

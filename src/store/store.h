@@ -133,6 +133,11 @@ typedef struct sv_tenant_mover {
     /* Synchronously lays an OFFLOADED tenant's files out at dst (which does
      * not exist) for a capture (snapshot, export). */
     int (*materialize)(void *self, const char *collection, const char *tenant, const char *dst, sv_err *err);
+    /* The tenant (OFFLOADED, OFFLOADING or ONLOADING) was deleted, or its
+     * collection: drop what the mover keeps of it. Called after the delete
+     * is persisted, with the store's DDL lock held: it must not call the
+     * store. */
+    void (*forget)(void *self, const char *collection, const char *tenant);
 } sv_tenant_mover;
 
 /* Copies *m; call once before serving requests. Without a mover OFFLOADED is
@@ -205,7 +210,9 @@ size_t sv_batch_written(const sv_batch *b);
 
 /* ---- point-in-time capture and adoption (export, snapshots, restore) ---- */
 
-typedef enum { SV_CAPTURE_OK, SV_CAPTURE_EMPTY } sv_capture_status;
+/* UNAVAILABLE: an offloaded tenant whose files could not be laid out (the
+ * reason says why); export skips it, a snapshot fails. */
+typedef enum { SV_CAPTURE_OK, SV_CAPTURE_EMPTY, SV_CAPTURE_UNAVAILABLE } sv_capture_status;
 
 typedef struct sv_shard_capture {
     char name[72];            /* "shard0000"… or the tenant name */
@@ -214,6 +221,7 @@ typedef struct sv_shard_capture {
     sv_capture_status status; /* EMPTY: the shard never held data (no directory) */
     char dir[1200];           /* the checkpoint: a RocksDB directory (when OK) */
     int64_t objects;          /* exact count at capture */
+    char reason[256];         /* UNAVAILABLE: why */
 } sv_shard_capture;
 
 typedef struct sv_capture {

@@ -118,13 +118,17 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
         sv_shard_capture *sc = &cap->shards[i];
         if (s->status != SHARD_OFFLOADED && s->status != SHARD_ONLOADING)
             continue;
-        if (!st->mover.materialize)
-            rc2 = sv_fail(err, SV_EUNSUPPORTED, "tenant %s is offloaded and no mover is set", s->name);
-        else
-            rc2 = st->mover.materialize(st->mover.self, c->name, s->name, sc->dir, err);
+        sv_err me = {0};
+        int mrc = st->mover.materialize ? st->mover.materialize(st->mover.self, c->name, s->name, sc->dir, &me)
+                                        : sv_fail(&me, SV_EUNSUPPORTED, "no mover is set");
         sc->objects = s->objects >= 0 ? s->objects : 0;
-        if (rc2)
-            sv_err_wrap(err, "laying out offloaded tenant %s of %s", s->name, c->name);
+        if (mrc) { /* the caller decides: export skips it, a snapshot fails */
+            sc->status = SV_CAPTURE_UNAVAILABLE;
+            sc->dir[0] = '\0';
+            snprintf(sc->reason, sizeof sc->reason, "offloaded tenant %s could not be read: %.100s", s->name, me.msg);
+            sv_warn("offloaded tenant not captured", "collection=%s tenant=%s error=\"%s\"", c->name, s->name,
+                    me.msg);
+        }
     }
     for (size_t i = 0; i < n; i++)
         if (entered && entered[i])

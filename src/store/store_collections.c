@@ -312,11 +312,19 @@ int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err)
     /* Wait out every in-flight user of each shard, then close it. */
     pthread_rwlock_rdlock(&c->tenants_lock);
     for (size_t i = 0; i < c->nshards; i++) {
-        pthread_rwlock_wrlock(&c->shards[i]->use);
-        store_shard_close(st, c->shards[i]);
-        pthread_rwlock_unlock(&c->shards[i]->use);
+        shard *s = c->shards[i];
+        pthread_rwlock_wrlock(&s->use);
+        store_shard_close(st, s);
+        bool moved = s->status == SHARD_OFFLOADED || s->status == SHARD_OFFLOADING || s->status == SHARD_ONLOADING;
+        pthread_rwlock_unlock(&s->use);
+        /* Offloaded tenants: the mover drops its record and the location copy. */
+        if (moved && st->mover.forget)
+            st->mover.forget(st->mover.self, c->name, s->name);
     }
     pthread_rwlock_unlock(&c->tenants_lock);
+    pthread_mutex_lock(&st->tenant_mu); /* waiters on its tenants leave: deleted */
+    pthread_cond_broadcast(&st->tenant_cv);
+    pthread_mutex_unlock(&st->tenant_mu);
     char dir[1100];
     store_coll_dir(st, c, dir, sizeof dir);
     sv_err rmerr = {0};

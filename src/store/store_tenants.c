@@ -247,7 +247,9 @@ static int tenant_wait(sv_store *st, const collection *c, shard *s, int64_t unti
 {
     pthread_mutex_lock(&st->tenant_mu);
     int v;
-    while (transitional(v = shard_status(s)) && !s->deleted && sv_now_ms() < until) {
+    bool *gone = (bool *)&s->deleted;
+    while (transitional(v = shard_status(s)) && !*gone && !atomic_load(&((collection *)c)->deleted) &&
+           sv_now_ms() < until) {
         int64_t left = until - sv_now_ms();
         if (left > 200)
             left = 200; /* re-check now and then: a deleted tenant wakes nobody */
@@ -263,7 +265,7 @@ static int tenant_wait(sv_store *st, const collection *c, shard *s, int64_t unti
     }
     pthread_mutex_unlock(&st->tenant_mu);
     *now = v;
-    if (s->deleted)
+    if (s->deleted || atomic_load(&((collection *)c)->deleted))
         return sv_fail(err, SV_ENOTFOUND, "tenant '%s' of collection '%s' was deleted", s->name, c->name);
     if (transitional(v))
         return sv_fail(err, SV_ETIMEOUT, "tenant '%s' of collection '%s' is still %s; its job goes on (GET /v1/jobs)",
@@ -691,8 +693,12 @@ int sv_store_delete_tenants(sv_store *st, const char *collection_name, json_t *b
         /* Requests that resolved s before removal hold its read lock. */
         pthread_rwlock_wrlock(&s->use);
         s->deleted = true;
+        bool moved = s->status == SHARD_OFFLOADED || transitional(s->status);
         store_shard_close(st, s);
         pthread_rwlock_unlock(&s->use);
+        tenant_broadcast(st); /* waiters on it leave: deleted */
+        if (moved && st->mover.forget)
+            st->mover.forget(st->mover.self, c->name, name);
         sv_err rmerr = {0};
         if (sv_rmtree(s->dir, &rmerr) != 0)
             sv_warn("tenant directory not removed", "error=\"%s\"", rmerr.msg);

@@ -5,7 +5,7 @@
 // snapshots and exports that include offloaded tenants, the registry API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, rng, uuidFrom, vec } from './lib/server.mjs';
 import { DIM, sleep, until, mtCollection, addTenants, loadTenant, listTenant, sameObjects, tenantStatus, setStatus } from './lib/registry.mjs';
@@ -317,6 +317,49 @@ test('cache quota: 200 offloaded tenants through a cache that holds 20, never ov
     assert.equal((await srv.req('GET', '/v1/registry/shards/Churn/t000')).json.state, 'AVAILABLE');
     const unpin = await srv.req('POST', '/v1/registry/shards/Churn/t000/unpin');
     assert.equal(unpin.json.pinned, false);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('deleting an offloaded tenant or its collection drops its record and its location copy; a lost copy is reported, not hidden', async () => {
+  const srv = await startServer();
+  const loc = path.join(srv.dataDir, 'location');
+  const manifest = (c, t) => path.join(loc, 'tenants', c, t, 'manifest.json');
+  try {
+    await mtCollection(srv, 'Gone');
+    await addTenants(srv, 'Gone', ['x', 'y', 'z']);
+    for (const t of ['x', 'y', 'z']) await loadTenant(srv, 'Gone', t, 200, t.charCodeAt(0));
+    for (const t of ['x', 'y', 'z']) assert.equal(await setStatus(srv, 'Gone', t, 'OFFLOADED'), 'OFFLOADED');
+    assert.ok(existsSync(manifest('Gone', 'x')));
+    let r = await srv.req('DELETE', '/v1/collections/Gone/tenants', { tenants: ['x'] });
+    assert.equal(r.status, 204, r.text);
+    assert.ok(!existsSync(manifest('Gone', 'x')));
+    assert.equal((await srv.req('GET', '/v1/registry/shards/Gone/x')).status, 404);
+
+    // A lost location copy: export skips the tenant with the reason; a snapshot fails with it.
+    const m = JSON.parse(readFileSync(manifest('Gone', 'y'), 'utf8'));
+    for (const f of m.shards[0].files) rmSync(path.join(loc, 'blobs', f.blob.slice(0, 2), f.blob), { force: true });
+    r = await srv.req('POST', '/v1/export/filesystem', { id: 'lost', include: ['Gone'] });
+    assert.equal(r.status, 200, r.text);
+    const ex = await until('export', async () => {
+      const s = (await srv.req('GET', '/v1/export/filesystem/lost')).json;
+      return ['SUCCESS', 'FAILED'].includes(s.status) && s;
+    });
+    assert.equal(ex.status, 'SUCCESS', JSON.stringify(ex));
+    const shards = JSON.stringify(ex);
+    assert.match(shards, /SKIPPED/);
+    assert.match(shards, /y could not be read/);
+    const snap = await srv.req('POST', '/v1/collections/Gone/snapshots?wait=true', { name: 'lost' });
+    assert.equal(snap.json.status, 'FAILED', snap.text);
+    assert.match(snap.text, /y could not be read/);
+
+    r = await srv.req('DELETE', '/v1/collections/Gone');
+    assert.equal(r.status, 204, r.text);
+    assert.ok(!existsSync(manifest('Gone', 'y')) && !existsSync(manifest('Gone', 'z')));
+    const left = (await srv.req('GET', '/v1/registry/shards')).json.shards.filter((s) => s.collection === 'Gone');
+    assert.deepEqual(left, []);
   } finally {
     await srv.stop();
     srv.cleanup();
