@@ -26,12 +26,9 @@ int sv_catalog_open(const char *url, sv_catalog **out, sv_err *err)
         return sv_catalog_embedded_open(rest, out, err);
     }
     if (slen == 4 && !strncmp(url, "etcd", 4))
-        return sv_fail(err, SV_EUNSUPPORTED,
-                       "catalog URL %s: the etcd catalog driver is not built yet; use the embedded catalog "
-                       "(embedded:///path/to/dir)",
-                       url);
-    return sv_fail(err, SV_EUNSUPPORTED, "catalog URL %s: unknown scheme %.*s; supported: embedded://", url, (int)slen,
-                   url);
+        return sv_catalog_etcd_open(rest, out, err);
+    return sv_fail(err, SV_EUNSUPPORTED, "catalog URL %s: unknown scheme %.*s; supported: embedded://, etcd://", url,
+                   (int)slen, url);
 }
 
 void sv_catalog_close(sv_catalog *cat)
@@ -123,4 +120,40 @@ int sv_catalog_lease_revoke(sv_catalog *cat, int64_t lease_id, sv_err *err)
     if (lease_id <= 0)
         return sv_fail(err, SV_EINVAL, "lease id must be positive");
     return cat->drv->lease_revoke(cat, lease_id, err);
+}
+
+int sv_catalog_apply(sv_catalog *cat, const sv_catalog_op *ops, size_t nops, sv_err *err)
+{
+    for (size_t at = 0; at < nops; at += SV_CATALOG_MAX_TXN_OPS) {
+        size_t n = nops - at < SV_CATALOG_MAX_TXN_OPS ? nops - at : SV_CATALOG_MAX_TXN_OPS;
+        int rc = sv_catalog_txn(cat, NULL, 0, ops + at, n, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int sv_catalog_watch_start(sv_catalog *cat, const char *prefix, int64_t after_rev, sv_catalog_watch_fn fn, void *ud,
+                           sv_catalog_watch **out, sv_err *err)
+{
+    *out = NULL;
+    if (!fn)
+        return sv_fail(err, SV_EINVAL, "catalog watch needs a callback");
+    if (after_rev < 0)
+        return sv_fail(err, SV_EINVAL, "catalog watch: after_rev must be 0 (list first) or a revision");
+    int rc = cat->drv->watch_start(cat, prefix ? prefix : "", after_rev, fn, ud, out, err);
+    if (rc == 0)
+        (*out)->cat = cat;
+    return rc;
+}
+
+void sv_catalog_watch_stop(sv_catalog_watch *w)
+{
+    if (w)
+        w->cat->drv->watch_stop(w);
+}
+
+const char *sv_catalog_driver_name(const sv_catalog *cat)
+{
+    return cat->drv->name;
 }
