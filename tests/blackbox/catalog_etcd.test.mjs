@@ -9,6 +9,7 @@ import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { startEtcd } from './lib/etcd.mjs';
 import { createCollection, load, listAll, waitJob } from './lib/snapshot.mjs';
+import { waitExport } from './lib/export.mjs';
 
 test('store, snapshot, restore and jobs run on the etcd catalog and survive a restart', async () => {
   const etcd = await startEtcd();
@@ -25,9 +26,13 @@ test('store, snapshot, restore and jobs run on the etcd catalog and survive a re
     assert.equal(job.status, 202, job.text);
     assert.equal((await waitJob(srv, job.json.jobId)).state, 'COMPLETED');
     assert.deepEqual([...(await listAll(srv, 'OnEtcdCopy')).keys()].sort(), [...objs.keys()].sort());
+    const ex = await srv.req('POST', '/v1/export/filesystem', { id: 'e1', include: ['OnEtcd'] });
+    assert.equal(ex.status, 200, ex.text);
+    const exDone = await waitExport(srv, 'filesystem', 'e1');
+    assert.equal(exDone.status, 'SUCCESS', JSON.stringify(exDone));
     const jobs = await srv.req('GET', '/v1/jobs');
     assert.equal(jobs.status, 200);
-    assert.deepEqual(jobs.json.jobs.map((j) => j.kind).sort(), ['restore', 'snapshot']);
+    assert.deepEqual(jobs.json.jobs.map((j) => j.kind).sort(), ['export', 'restore', 'snapshot']);
 
     // The records are in etcd under the namespace, not in an embedded catalog.
     const keys = etcd.ctl('get', '--prefix', '--keys-only', 'sv/').split('\n').filter(Boolean);
