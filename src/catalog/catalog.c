@@ -147,6 +147,11 @@ int sv_catalog_watch_start(sv_catalog *cat, const char *prefix, int64_t after_re
     return rc;
 }
 
+int64_t sv_catalog_watch_revision(const sv_catalog_watch *w)
+{
+    return w->cat->drv->watch_revision(w);
+}
+
 void sv_catalog_watch_stop(sv_catalog_watch *w)
 {
     if (w)

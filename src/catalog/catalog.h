@@ -111,6 +111,11 @@ typedef struct sv_catalog_watch sv_catalog_watch;
  * needed); fn must not call sv_catalog_watch_stop on its own watch. */
 int sv_catalog_watch_start(sv_catalog *cat, const char *prefix, int64_t after_rev, sv_catalog_watch_fn fn, void *ud,
                            sv_catalog_watch **out, sv_err *err);
+/* The revision up to which every change under the prefix has been delivered
+ * (and fn has returned): a consumer can persist it and later resume with
+ * after_rev = it. 0 while a listing is under way or before the first. */
+int64_t sv_catalog_watch_revision(const sv_catalog_watch *w);
+
 /* Ends the watch: fn is not running and is not called again once this
  * returns. NULL is fine. */
 void sv_catalog_watch_stop(sv_catalog_watch *w);

@@ -73,6 +73,8 @@ struct emb_watch {
     emb_ev *q;
     size_t qn, qcap;
     bool relist, stop;
+    bool busy;         /* delivering events taken from q */
+    int64_t delivered; /* every change up to here delivered; 0 = listing */
     emb_watch *next;
 };
 
@@ -644,6 +646,7 @@ static void *watch_main(void *arg)
             /* The snapshot and the revision are taken under mu, so every
              * change queued from here on is newer than the listing. */
             w->relist = false;
+            w->delivered = 0;
             for (size_t i = 0; i < w->qn; i++)
                 ev_free(&w->q[i]);
             w->qn = 0;
@@ -669,9 +672,13 @@ static void *watch_main(void *arg)
                 continue;
             }
             e = (sv_catalog_event){.type = SV_CATALOG_EV_SYNCED, .rev = rev};
+            w->busy = true;
             pthread_mutex_unlock(&c->mu);
             w->fn(&e, w->ud);
             pthread_mutex_lock(&c->mu);
+            w->busy = false;
+            if (!w->relist)
+                w->delivered = rev;
             continue;
         }
         if (w->qn == 0) {
@@ -682,6 +689,8 @@ static void *watch_main(void *arg)
         size_t n = w->qn;
         w->q = NULL;
         w->qn = w->qcap = 0;
+        w->busy = true;
+        int64_t last = q[n - 1].rev;
         pthread_mutex_unlock(&c->mu);
         for (size_t i = 0; i < n; i++) {
             sv_catalog_event e = {.type = q[i].type, .key = q[i].key, .val = q[i].val, .len = q[i].len, .rev = q[i].rev};
@@ -690,9 +699,23 @@ static void *watch_main(void *arg)
         }
         free(q);
         pthread_mutex_lock(&c->mu);
+        w->busy = false;
+        if (!w->relist && w->delivered)
+            w->delivered = last;
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
+}
+
+static int64_t emb_watch_revision(const sv_catalog_watch *base)
+{
+    emb_watch *w = (emb_watch *)base;
+    embedded *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    /* Nothing queued or in hand: every change so far has been delivered. */
+    int64_t rev = w->relist || !w->delivered ? 0 : (w->qn == 0 && !w->busy) ? c->rev : w->delivered;
+    pthread_mutex_unlock(&c->mu);
+    return rev;
 }
 
 static void watch_free(emb_watch *w)
@@ -722,6 +745,7 @@ static int emb_watch_start(sv_catalog *cat, const char *prefix, int64_t after_re
     pthread_mutex_lock(&c->mu);
     /* No history is kept: a watch from the past re-lists. */
     w->relist = after_rev == 0 || after_rev < c->rev;
+    w->delivered = w->relist ? 0 : after_rev;
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
         pthread_mutex_unlock(&c->mu);
         watch_free(w);
@@ -905,4 +929,5 @@ static const sv_catalog_driver embedded_driver = {
     .lease_revoke = emb_lease_revoke,
     .watch_start = emb_watch_start,
     .watch_stop = emb_watch_stop,
+    .watch_revision = emb_watch_revision,
 };

@@ -736,7 +736,7 @@ typedef struct etcd_watch {
     pthread_mutex_t mu; /* with cv: interruptible pauses */
     pthread_cond_t cv;
     CURLM *multi; /* under mu while set */
-    int64_t next;  /* the next revision to ask for; 0 = re-list first */
+    _Atomic int64_t next; /* the next revision to ask for; 0 = re-list first */
     sv_buf line;   /* a partial stream message */
     bool relist;   /* set by the stream: compacted */
     bool created;
@@ -802,6 +802,7 @@ static bool on_message(etcd_watch *w, json_t *m)
             w->next = rev + 1;
         return true;
     }
+    int64_t top = 0; /* the message's events are all delivered before next moves */
     size_t i;
     json_t *ev;
     json_array_foreach(evs, i, ev)
@@ -824,9 +825,11 @@ static bool on_message(etcd_watch *w, json_t *m)
         }
         free(k);
         free(v);
-        if (rev + 1 > w->next)
-            w->next = rev + 1;
+        if (rev > top)
+            top = rev;
     }
+    if (top + 1 > w->next)
+        w->next = top + 1;
     return true;
 }
 
@@ -956,6 +959,7 @@ static void *watch_main(void *arg)
             json_decref(probe);
             json_decref(resp);
             sv_catalog_event e = {.type = SV_CATALOG_EV_RESET};
+            w->next = 0;
             if (rc == 0) {
                 w->fn(&e, w->ud);
                 rc = scan_at(c, w->prefix, relist_put, w, &rev, &err);
@@ -1015,6 +1019,13 @@ static int etcd_watch_start(sv_catalog *cat, const char *prefix, int64_t after_r
     }
     *out = &w->base;
     return 0;
+}
+
+static int64_t etcd_watch_revision(const sv_catalog_watch *base)
+{
+    const etcd_watch *w = (const etcd_watch *)base;
+    int64_t next = atomic_load(&w->next);
+    return next > 0 ? next - 1 : 0;
 }
 
 static void etcd_watch_stop(sv_catalog_watch *base)
@@ -1193,4 +1204,5 @@ static const sv_catalog_driver etcd_driver = {
     .lease_revoke = etcd_lease_revoke,
     .watch_start = etcd_watch_start,
     .watch_stop = etcd_watch_stop,
+    .watch_revision = etcd_watch_revision,
 };

@@ -24,6 +24,7 @@ typedef struct sv_catalog_driver {
     int (*watch_start)(sv_catalog *cat, const char *prefix, int64_t after_rev, sv_catalog_watch_fn fn, void *ud,
                        sv_catalog_watch **out, sv_err *err);
     void (*watch_stop)(sv_catalog_watch *w);
+    int64_t (*watch_revision)(const sv_catalog_watch *w);
 } sv_catalog_driver;
 
 struct sv_catalog {
