@@ -51,6 +51,7 @@ typedef struct etcd {
     size_t cur;  /* preferred endpoint */
     bool down;   /* logged as unavailable */
     char version[32];
+    struct etcd_watch *watches; /* under mu: stopped by close if still running */
 } etcd;
 
 static const sv_catalog_driver etcd_driver;
@@ -741,6 +742,7 @@ typedef struct etcd_watch {
     bool relist;   /* set by the stream: compacted */
     bool created;
     int64_t last_data_ns;
+    struct etcd_watch *next_watch; /* in etcd.watches */
 } etcd_watch;
 
 static void pause_ms(etcd_watch *w, int64_t ms)
@@ -1017,6 +1019,10 @@ static int etcd_watch_start(sv_catalog *cat, const char *prefix, int64_t after_r
         free(w);
         return sv_fail(err, SV_EINTERNAL, "cannot start a catalog watch thread: %s", strerror(errno));
     }
+    pthread_mutex_lock(&c->mu);
+    w->next_watch = c->watches;
+    c->watches = w;
+    pthread_mutex_unlock(&c->mu);
     *out = &w->base;
     return 0;
 }
@@ -1031,6 +1037,13 @@ static int64_t etcd_watch_revision(const sv_catalog_watch *base)
 static void etcd_watch_stop(sv_catalog_watch *base)
 {
     etcd_watch *w = (etcd_watch *)base;
+    pthread_mutex_lock(&w->c->mu);
+    for (etcd_watch **pp = &w->c->watches; *pp; pp = &(*pp)->next_watch)
+        if (*pp == w) {
+            *pp = w->next_watch;
+            break;
+        }
+    pthread_mutex_unlock(&w->c->mu);
     atomic_store(&w->stop, true);
     pthread_mutex_lock(&w->mu);
     if (w->multi)
@@ -1047,9 +1060,15 @@ static void etcd_watch_stop(sv_catalog_watch *base)
 
 /* ---- open / close -------------------------------------------------------------- */
 
+static void etcd_watch_stop(sv_catalog_watch *base);
+
 static void etcd_close(sv_catalog *cat)
 {
     etcd *c = (etcd *)cat;
+    while (c->watches) {
+        sv_warn("catalog closed with a watch still running; stopping it", "prefix=%s", c->watches->prefix);
+        etcd_watch_stop(&c->watches->base);
+    }
     for (size_t i = 0; i < c->neps; i++)
         free(c->eps[i]);
     for (size_t i = 0; i < c->npool; i++)

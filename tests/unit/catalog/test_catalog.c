@@ -709,6 +709,26 @@ static void etcd_failover(void **state)
     expect_events(&l, 3, one, 1);
     sv_catalog_watch_stop(w);
     sv_catalog_close(c);
+
+    /* A hung endpoint (takes the connection, never answers) listed first:
+     * one attempt times out, the call goes to the next endpoint. */
+    int hung = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(hung, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(hung, 16), 0);
+    assert_int_equal(getsockname(hung, (struct sockaddr *)&a, &al), 0);
+    snprintf(url, sizeof url, "etcd://127.0.0.1:%d,127.0.0.1:%d/fo/?timeout_ms=500", ntohs(a.sin_port),
+             g_etcd.client_port);
+    assert_int_equal(sv_catalog_open(url, &c, &err), 0);
+    assert_int_equal(sv_catalog_put(c, "z", "3", 1, 0, &err), 0);
+    expect_val(c, "z", "3");
+    sv_catalog_cond cond = {"z", rev_of(c, "z")};
+    sv_catalog_op op = {"z", "4", 1, 0};
+    assert_int_equal(sv_catalog_txn(c, &cond, 1, &op, 1, &err), 0);
+    expect_val(c, "z", "4");
+    sv_catalog_close(c);
+    close(hung);
 }
 
 /* etcd stops and comes back: calls during the outage fail with SV_EUNAVAIL
