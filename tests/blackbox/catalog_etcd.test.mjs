@@ -86,6 +86,19 @@ test('an etcd outage: no exit, reads go on, catalog writes 503 with the reason, 
     const names = (cols.json.collections || cols.json).map((c) => c.name).sort();
     assert.deepEqual(names, ['After', 'Before']);
     assert.equal((await listAll(srv, 'Before')).size, 200);
+    // No job is left running by the outage: each one ended (or never began).
+    const deadline = Date.now() + 60000;
+    let jobs;
+    for (;;) {
+      jobs = (await srv.req('GET', '/v1/jobs')).json.jobs;
+      if (jobs.every((j) => ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(j.state)) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(jobs.every((j) => ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(j.state)), JSON.stringify(jobs));
+    assert.ok(jobs.some((j) => j.kind === 'snapshot' && j.state === 'SUCCEEDED'), JSON.stringify(jobs));
+    const snaps = (await srv.req('GET', '/v1/collections/Before/snapshots')).json.snapshots;
+    assert.ok(snaps.every((s) => s.status === 'COMMITTED' || s.status === 'FAILED'), JSON.stringify(snaps));
+    assert.ok(snaps.some((s) => s.name === 'after' && s.status === 'COMMITTED'));
     assert.equal((await srv.stop()).code, 0);
     assert.match(srv.stderr, /catalog etcd unavailable/);
   } finally {
