@@ -22,8 +22,10 @@
 typedef struct etcd_proc {
     pid_t pid;
     int client_port, peer_port;
-    char dir[1100];
-    char log[1200];
+    char dir[1300];
+    char log[1400];
+    char name[16];
+    char cluster[512]; /* --initial-cluster; empty = a one-member cluster */
 } etcd_proc;
 
 /* A port nobody listens on right now. */
@@ -52,14 +54,19 @@ static inline int etcd_tcp_open(int port)
     return ok;
 }
 
-/* Starts (or restarts) etcd; waits until its client port answers a status
- * request. 0, or -1 with the reason on stderr. */
-static inline int etcd_run(etcd_proc *p)
+static inline int etcd_wait(etcd_proc *p);
+
+/* Starts (or restarts) etcd without waiting. 0 or -1. */
+static inline int etcd_spawn(etcd_proc *p)
 {
-    char client[64], peer[64], cluster[96], data[1200];
+    char client[64], peer[64], cluster[600], data[1400];
+    const char *name = p->name[0] ? p->name : "t";
     snprintf(client, sizeof client, "http://127.0.0.1:%d", p->client_port);
     snprintf(peer, sizeof peer, "http://127.0.0.1:%d", p->peer_port);
-    snprintf(cluster, sizeof cluster, "t=%s", peer);
+    if (p->cluster[0])
+        snprintf(cluster, sizeof cluster, "%s", p->cluster);
+    else
+        snprintf(cluster, sizeof cluster, "%s=%s", name, peer);
     snprintf(data, sizeof data, "%s/data", p->dir);
     pid_t pid = fork();
     if (pid < 0)
@@ -70,7 +77,7 @@ static inline int etcd_run(etcd_proc *p)
             dup2(fileno(lf), 1);
             dup2(fileno(lf), 2);
         }
-        execlp("etcd", "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls", client,
+        execlp("etcd", "etcd", "--name", name, "--data-dir", data, "--listen-client-urls", client,
                "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                "--initial-cluster", cluster, "--heartbeat-interval", "10", "--election-timeout", "100",
                "--experimental-watch-progress-notify-interval", "1s", "--log-level", "warn", (char *)NULL);
@@ -79,6 +86,13 @@ static inline int etcd_run(etcd_proc *p)
         _exit(127);
     }
     p->pid = pid;
+    return 0;
+}
+
+/* Waits until the member answers as healthy (a cluster needs its quorum). */
+static inline int etcd_wait(etcd_proc *p)
+{
+    pid_t pid = p->pid;
     for (int i = 0; i < 300; i++) { /* up to 30 s on a loaded machine */
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -100,6 +114,43 @@ static inline int etcd_run(etcd_proc *p)
     return -1;
 }
 
+/* Starts (or restarts) etcd and waits until it is healthy. 0, or -1 with
+ * the reason on stderr. */
+static inline int etcd_run(etcd_proc *p)
+{
+    return etcd_spawn(p) ? -1 : etcd_wait(p);
+}
+
+/* A cluster of n members (n <= 5) under root/m<i>, started together. */
+static inline int etcd_cluster_start(const char *root, etcd_proc *m, int n)
+{
+    char cluster[512] = "";
+    for (int i = 0; i < n; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        snprintf(m[i].name, sizeof m[i].name, "m%d", i);
+        snprintf(m[i].dir, sizeof m[i].dir, "%s/m%d", root, i);
+        snprintf(m[i].log, sizeof m[i].log, "%s/m%d.log", root, i);
+        sv_err err = {0};
+        if (sv_mkdirs(m[i].dir, &err))
+            return -1;
+        m[i].client_port = etcd_free_port();
+        do
+            m[i].peer_port = etcd_free_port();
+        while (m[i].peer_port == m[i].client_port);
+        size_t l = strlen(cluster);
+        snprintf(cluster + l, sizeof cluster - l, "%sm%d=http://127.0.0.1:%d", i ? "," : "", i, m[i].peer_port);
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(m[i].cluster, sizeof m[i].cluster, "%s", cluster);
+        if (etcd_spawn(&m[i]))
+            return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (etcd_wait(&m[i]))
+            return -1;
+    return 0;
+}
+
 static inline int etcd_start(const char *root, etcd_proc *p)
 {
     memset(p, 0, sizeof *p);
@@ -119,6 +170,15 @@ static inline void etcd_stop(etcd_proc *p)
 {
     if (p->pid > 0) {
         kill(p->pid, SIGTERM);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+}
+
+static inline void etcd_kill(etcd_proc *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
         waitpid(p->pid, NULL, 0);
         p->pid = 0;
     }

@@ -731,6 +731,56 @@ static void etcd_failover(void **state)
     close(hung);
 }
 
+/* A real three-member cluster: the member the driver talks to is killed
+ * (-9), then another one; calls and a running watch carry on through the
+ * survivors. */
+static void etcd_member_loss(void **state)
+{
+    etcd_proc m[3];
+    char root[1100];
+    snprintf(root, sizeof root, "%s/cluster3", g_root);
+    assert_int_equal(etcd_cluster_start(root, m, 3), 0);
+    char url[600];
+    snprintf(url, sizeof url, "etcd://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/ml/", m[0].client_port,
+             m[1].client_port, m[2].client_port);
+    sv_catalog *c = NULL;
+    sv_err err = {0};
+    assert_int_equal(sv_catalog_open(url, &c, &err), 0);
+    assert_int_equal(sv_catalog_put(c, "a", "1", 1, 0, &err), 0);
+    int64_t lid;
+    assert_int_equal(sv_catalog_lease_grant(c, 30000, &lid, &err), 0);
+    assert_int_equal(sv_catalog_put(c, "eph", "e", 1, lid, &err), 0);
+    wlog l;
+    wlog_init(&l);
+    sv_catalog_watch *w = NULL;
+    assert_int_equal(sv_catalog_watch_start(c, "", 0, wlog_fn, &l, &w, &err), 0);
+    const char *listing[] = {"RESET", "PUT a=1", "PUT eph=e", "SYNCED"};
+    expect_events(&l, 0, listing, 4);
+
+    etcd_kill(&m[0]); /* the endpoint every call went to */
+    assert_int_equal(sv_catalog_put(c, "b", "2", 1, 0, &err), 0);
+    expect_val(c, "a", "1");
+    assert_int_equal(sv_catalog_lease_keepalive(c, lid, &err), 0);
+    sv_catalog_cond cond = {"b", rev_of(c, "b")};
+    sv_catalog_op op = {"b", "22", 2, 0};
+    assert_int_equal(sv_catalog_txn(c, &cond, 1, &op, 1, &err), 0);
+    const char *moved[] = {"PUT b=2", "PUT b=22"};
+    expect_events(&l, 4, moved, 2);
+
+    /* the first member comes back, another goes: still a quorum */
+    assert_int_equal(etcd_run(&m[0]), 0);
+    etcd_kill(&m[1]);
+    assert_int_equal(sv_catalog_put(c, "c", "3", 1, 0, &err), 0);
+    expect_val(c, "eph", "e");
+    const char *again[] = {"PUT c=3"};
+    expect_events(&l, 6, again, 1);
+    sv_catalog_watch_stop(w);
+    assert_int_equal(sv_catalog_lease_revoke(c, lid, &err), 0);
+    sv_catalog_close(c);
+    for (int i = 0; i < 3; i++)
+        etcd_stop(&m[i]);
+}
+
 /* etcd stops and comes back: calls during the outage fail with SV_EUNAVAIL
  * and a reason, nothing acknowledged is lost, a lease outlives an outage
  * shorter than its TTL, and a running watch carries on. */
@@ -801,7 +851,7 @@ int main(void)
         cmocka_unit_test(etcd_urls),     cmocka_unit_test(basic_crud_scan),    cmocka_unit_test(txn_semantics),
         cmocka_unit_test(leases),        cmocka_unit_test(concurrent_writers), cmocka_unit_test(txn_limits),
         cmocka_unit_test(watch_events),  cmocka_unit_test(watch_resume_relist), cmocka_unit_test(etcd_failover),
-        cmocka_unit_test(etcd_outage),   cmocka_unit_test(watch_progress),
+        cmocka_unit_test(etcd_outage),   cmocka_unit_test(watch_progress),     cmocka_unit_test(etcd_member_loss),
     };
     int rc = cmocka_run_group_tests_name("embedded", embedded_tests, NULL, NULL);
     rc |= cmocka_run_group_tests_name("etcd", etcd_tests, etcd_up, etcd_down);
