@@ -1054,6 +1054,8 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = simple(&c, "GET", "/v1/authz/me", NULL);
     else if (!strcmp(cmd, "meta"))
         rc = simple(&c, "GET", "/v1/meta", NULL);
+    else if (!strcmp(cmd, "nodes"))
+        rc = simple(&c, "GET", "/v1/nodes", NULL);
     else {
         fprintf(stderr, "shardvault: unknown command '%s' (see shardvault --help)\n", cmd);
         rc = 2;

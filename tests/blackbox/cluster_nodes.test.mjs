@@ -99,6 +99,9 @@ test('one node on the embedded catalog lists itself', async () => {
     assert.equal(list[0].name, 'solo');
     assert.equal(list[0].status, 'HEALTHY');
     assert.equal(list[0].url, srv.url);
+    const cli = spawnSync(BIN, ['--url', srv.url, 'nodes'], { encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.deepEqual(JSON.parse(cli.stdout).nodes.map((n) => [n.name, n.status]), [['solo', 'HEALTHY']]);
     const bad = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', tempDir(), '--node-ttl', '10x'], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /node-ttl/);
