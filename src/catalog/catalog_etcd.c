@@ -49,7 +49,8 @@ typedef struct etcd {
     CURL **pool;
     size_t npool, poolcap;
     size_t cur;  /* preferred endpoint */
-    bool down;   /* logged as unavailable */
+    bool down;   /* no endpoint answered for retry_ms: calls fail after one round */
+    int64_t down_since_ms;
     char version[32];
     struct etcd_watch *watches; /* under mu: stopped by close if still running */
 } etcd;
@@ -330,6 +331,8 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
     for (;;) {
         pthread_mutex_lock(&c->mu);
         size_t first = c->cur;
+        bool known_down = c->down;
+        int64_t since = c->down_since_ms;
         pthread_mutex_unlock(&c->mu);
         bool done = false;
         for (size_t k = 0; k < c->neps && !done; k++) {
@@ -367,11 +370,25 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
         }
         if (done)
             break;
+        if (known_down) {
+            /* Already known to be down: one round, no waiting, so requests
+             * do not pile up behind an outage; the first answer clears it. */
+            char when[40];
+            sv_format_time_ms(since, when, sizeof when);
+            rc = sv_fail(err, SV_EUNAVAIL,
+                         "catalog unavailable: no etcd endpoint has answered since %s (%zu endpoint%s; last error: "
+                         "%s); the %s was not applied%s",
+                         when, c->neps, c->neps == 1 ? "" : "s", last, what,
+                         maybe ? " (or its outcome is unknown)" : "");
+            break;
+        }
         int64_t spent = (sv_mono_ns() - start) / 1000000;
         if (spent >= c->retry_ms) {
             pthread_mutex_lock(&c->mu);
             bool was_down = c->down;
             c->down = true;
+            if (!was_down)
+                c->down_since_ms = sv_now_ms() - spent;
             pthread_mutex_unlock(&c->mu);
             if (!was_down)
                 sv_warn("catalog etcd unavailable: writes fail with 503 until it is back", "error=\"%s\"", last);

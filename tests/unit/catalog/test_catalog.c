@@ -808,6 +808,7 @@ static void etcd_outage(void **state)
     char *v;
     size_t n;
     assert_int_equal(sv_catalog_get(c, "acked", &v, &n, NULL, &err), SV_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "has answered since")); /* known down: one round, no waiting */
     assert_int_equal(sv_catalog_lease_keepalive(c, lid, &err), SV_EUNAVAIL);
     assert_int_equal(etcd_run(&g_etcd), 0);
 
