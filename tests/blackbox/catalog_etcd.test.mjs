@@ -86,6 +86,12 @@ test('an etcd outage: no exit, reads go on, catalog writes 503 with the reason, 
     const names = (cols.json.collections || cols.json).map((c) => c.name).sort();
     assert.deepEqual(names, ['After', 'Before']);
     assert.equal((await listAll(srv, 'Before')).size, 200);
+    // The node's lease outlived the outage (shorter than its TTL): still HEALTHY, never lost.
+    const nodes = await srv.req('GET', '/v1/nodes');
+    assert.equal(nodes.status, 200, nodes.text);
+    assert.deepEqual(nodes.json.nodes.map((n) => [n.name, n.status]), [['node1', 'HEALTHY']]);
+    const metrics = (await srv.req('GET', '/metrics')).text;
+    assert.match(metrics, /shardvault_cluster_lease_losses_total 0\n/);
     // No job is left running by the outage: each one ended (or never began).
     const deadline = Date.now() + 60000;
     let jobs;
