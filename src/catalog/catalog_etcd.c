@@ -792,6 +792,7 @@ typedef struct etcd_watch {
     sv_buf line;   /* a partial stream message */
     bool relist;   /* set by the stream: compacted */
     bool created;
+    int64_t stream_start; /* the start_revision this stream asked for */
     int64_t last_data_ns;
     struct etcd_watch *next_watch; /* in etcd.watches */
 } etcd_watch;
@@ -869,6 +870,13 @@ static bool on_message(etcd_watch *w, json_t *m)
         size_t vl = 0;
         char *v = (k && !del) ? kv_val(kv, &vl) : NULL;
         int64_t rev = jint(kv, "mod_revision");
+        if (rev < w->stream_start) {
+            /* Older than asked for (etcd#20221: a watch from a future
+             * revision can be handed older events): already delivered. */
+            free(k);
+            free(v);
+            continue;
+        }
         if (k && (del || v)) {
             sv_catalog_event e = {.type = del ? SV_CATALOG_EV_DELETE : SV_CATALOG_EV_PUT, .key = k, .val = v,
                                   .len = vl, .rev = rev};
@@ -960,6 +968,7 @@ static bool stream_once(etcd_watch *w, size_t ep)
     w->multi = m;
     pthread_mutex_unlock(&w->mu);
     w->created = false;
+    w->stream_start = w->next;
     w->line.len = 0;
     w->last_data_ns = sv_mono_ns();
     int running = 1;
