@@ -158,6 +158,27 @@ void sv_catalog_watch_stop(sv_catalog_watch *w)
         w->cat->drv->watch_stop(w);
 }
 
+void sv_catalog_metrics(sv_buf *o, void *ud)
+{
+    sv_catalog *c = ud;
+    sv_buf_printf(o,
+                  "# HELP shardvault_catalog_up 1 when the catalog answers (etcd: 0 while no endpoint does).\n"
+                  "# TYPE shardvault_catalog_up gauge\nshardvault_catalog_up{driver=\"%s\"} %d\n"
+                  "# HELP shardvault_catalog_requests_total Requests sent to the catalog's backend.\n"
+                  "# TYPE shardvault_catalog_requests_total counter\nshardvault_catalog_requests_total %lld\n"
+                  "# HELP shardvault_catalog_failed_attempts_total Attempts that failed over or were retried.\n"
+                  "# TYPE shardvault_catalog_failed_attempts_total counter\n"
+                  "shardvault_catalog_failed_attempts_total %lld\n"
+                  "# HELP shardvault_catalog_unavailable_total Calls that gave up: catalog unavailable (503).\n"
+                  "# TYPE shardvault_catalog_unavailable_total counter\nshardvault_catalog_unavailable_total %lld\n"
+                  "# HELP shardvault_catalog_watch_relists_total Watches that re-listed their prefix.\n"
+                  "# TYPE shardvault_catalog_watch_relists_total counter\nshardvault_catalog_watch_relists_total "
+                  "%lld\n",
+                  c->drv->name, atomic_load(&c->m_down) ? 0 : 1, (long long)atomic_load(&c->m_requests),
+                  (long long)atomic_load(&c->m_failed_attempts), (long long)atomic_load(&c->m_unavailable),
+                  (long long)atomic_load(&c->m_relists));
+}
+
 const char *sv_catalog_driver_name(const sv_catalog *cat)
 {
     return cat->drv->name;

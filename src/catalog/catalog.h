@@ -120,6 +120,14 @@ int64_t sv_catalog_watch_revision(const sv_catalog_watch *w);
  * returns. NULL is fine. */
 void sv_catalog_watch_stop(sv_catalog_watch *w);
 
+/* Prometheus lines (an sv_metrics_fn for the server; ud = the catalog):
+ * shardvault_catalog_up (etcd: 0 while no endpoint answers),
+ * shardvault_catalog_requests_total, shardvault_catalog_failed_attempts_total
+ * (attempts that went to another endpoint or round), shardvault_catalog_
+ * unavailable_total (calls that gave up with SV_EUNAVAIL),
+ * shardvault_catalog_watch_relists_total. */
+void sv_catalog_metrics(sv_buf *out, void *ud);
+
 /* The driver's name: "embedded" or "etcd". */
 const char *sv_catalog_driver_name(const sv_catalog *cat);
 

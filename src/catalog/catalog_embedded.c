@@ -647,6 +647,7 @@ static void *watch_main(void *arg)
              * change queued from here on is newer than the listing. */
             w->relist = false;
             w->delivered = 0;
+            atomic_fetch_add(&c->base.m_relists, 1);
             for (size_t i = 0; i < w->qn; i++)
                 ev_free(&w->q[i]);
             w->qn = 0;

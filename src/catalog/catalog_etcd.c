@@ -338,11 +338,13 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
         for (size_t k = 0; k < c->neps && !done; k++) {
             size_t ep = (first + k) % c->neps;
             post_once(c, ep, path, body, out, &a);
+            atomic_fetch_add(&c->base.m_requests, 1);
             if (a.kind == ATT_OK) {
                 pthread_mutex_lock(&c->mu);
                 c->cur = ep;
                 bool was_down = c->down;
                 c->down = false;
+                atomic_store(&c->base.m_down, 0);
                 pthread_mutex_unlock(&c->mu);
                 if (was_down)
                     sv_info("catalog etcd reachable again", "endpoint=%s", c->eps[ep]);
@@ -351,6 +353,7 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
                 break;
             }
             snprintf(last, sizeof last, "%s", a.why);
+            atomic_fetch_add(&c->base.m_failed_attempts, 1);
             if (a.kind == ATT_MAYBE) {
                 maybe = true;
                 if (ambiguous)
@@ -371,6 +374,7 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
         if (done)
             break;
         if (known_down) {
+            atomic_fetch_add(&c->base.m_unavailable, 1);
             /* Already known to be down: one round, no waiting, so requests
              * do not pile up behind an outage; the first answer clears it. */
             char when[40];
@@ -389,6 +393,8 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
             c->down = true;
             if (!was_down)
                 c->down_since_ms = sv_now_ms() - spent;
+            atomic_store(&c->base.m_down, 1);
+            atomic_fetch_add(&c->base.m_unavailable, 1);
             pthread_mutex_unlock(&c->mu);
             if (!was_down)
                 sv_warn("catalog etcd unavailable: writes fail with 503 until it is back", "error=\"%s\"", last);
@@ -1022,6 +1028,7 @@ static void *watch_main(void *arg)
             json_decref(resp);
             sv_catalog_event e = {.type = SV_CATALOG_EV_RESET};
             w->next = 0;
+            atomic_fetch_add(&c->base.m_relists, 1);
             if (rc == 0) {
                 w->fn(&e, w->ud);
                 rc = scan_at(c, w->prefix, relist_put, w, &rev, &err);

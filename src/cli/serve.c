@@ -330,6 +330,8 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_cluster_metrics, cluster);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_catalog_metrics, cat);
     /* Membership once the port is known: the node is reachable from here. */
     if (rc == 0) {
         char adv[300];

@@ -92,6 +92,8 @@ test('an etcd outage: no exit, reads go on, catalog writes 503 with the reason, 
     assert.deepEqual(nodes.json.nodes.map((n) => [n.name, n.status]), [['node1', 'HEALTHY']]);
     const metrics = (await srv.req('GET', '/metrics')).text;
     assert.match(metrics, /shardvault_cluster_lease_losses_total 0\n/);
+    assert.match(metrics, /shardvault_catalog_up\{driver="etcd"\} 1\n/);
+    assert.doesNotMatch(metrics, /shardvault_catalog_unavailable_total 0\n/);
     // No job is left running by the outage: each one ended (or never began).
     const deadline = Date.now() + 60000;
     let jobs;

@@ -7,6 +7,8 @@
 #ifndef SV_CATALOG_INTERNAL_H
 #define SV_CATALOG_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "catalog.h"
 
 typedef struct sv_catalog_driver {
@@ -29,6 +31,9 @@ typedef struct sv_catalog_driver {
 
 struct sv_catalog {
     const sv_catalog_driver *drv;
+    /* counters for sv_catalog_metrics (drivers bump what applies) */
+    _Atomic int64_t m_requests, m_failed_attempts, m_unavailable, m_relists;
+    _Atomic int m_down;
 };
 
 struct sv_catalog_watch {

@@ -810,6 +810,10 @@ static void etcd_outage(void **state)
     assert_int_equal(sv_catalog_get(c, "acked", &v, &n, NULL, &err), SV_EUNAVAIL);
     assert_non_null(strstr(err.msg, "has answered since")); /* known down: one round, no waiting */
     assert_int_equal(sv_catalog_lease_keepalive(c, lid, &err), SV_EUNAVAIL);
+    sv_buf m = {0};
+    sv_catalog_metrics(&m, c);
+    assert_non_null(strstr(sv_buf_cstr(&m), "shardvault_catalog_up{driver=\"etcd\"} 0\n"));
+    assert_null(strstr(sv_buf_cstr(&m), "shardvault_catalog_unavailable_total 0\n"));
     assert_int_equal(etcd_run(&g_etcd), 0);
 
     expect_val(c, "acked", "a");
@@ -822,6 +826,11 @@ static void etcd_outage(void **state)
     expect_events(&l, 4, after, 1);
     sv_catalog_watch_stop(w);
     assert_int_equal(sv_catalog_lease_revoke(c, lid, &err), 0);
+    sv_buf_reset(&m);
+    sv_catalog_metrics(&m, c);
+    assert_non_null(strstr(sv_buf_cstr(&m), "shardvault_catalog_up{driver=\"etcd\"} 1\n"));
+    assert_non_null(strstr(sv_buf_cstr(&m), "shardvault_catalog_watch_relists_total 1\n")); /* the first listing only */
+    sv_buf_free(&m);
     sv_catalog_close(c);
 }
 
