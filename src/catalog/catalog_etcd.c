@@ -701,8 +701,9 @@ static int etcd_txn(sv_catalog *cat, const sv_catalog_cond *conds, size_t nconds
         return single_op(c, ops, err);
     if (nconds > SV_CATALOG_MAX_TXN_OPS || (nconds && nops > SV_CATALOG_MAX_TXN_OPS))
         return sv_fail(err, SV_ETOOBIG,
-                       "catalog txn with %zu conditions and %zu ops: etcd executes at most %d of each atomically; "
-                       "make the batch smaller",
+                       "catalog txn with %zu conditions and %zu ops: etcd applies at most %d of each in one atomic "
+                       "step (its --max-txn-ops) and this request needs more (e.g. a collection of more than 127 "
+                       "shards, or more than 127 tenants at once): make it smaller, or raise --max-txn-ops on etcd",
                        nconds, nops, SV_CATALOG_MAX_TXN_OPS);
     if (nconds == 0 && nops == 0)
         return 0;
