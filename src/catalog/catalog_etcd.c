@@ -44,6 +44,7 @@ typedef struct etcd {
     char *ns; /* namespace prepended to every key ("" = none) */
     size_t nslen;
     int64_t timeout_ms, retry_ms, dial_ms, watch_idle_ms;
+    int64_t max_ops; /* etcd's --max-txn-ops (default 128) */
 
     pthread_mutex_t mu; /* pool, cur, down */
     CURL **pool;
@@ -699,19 +700,21 @@ static int etcd_txn(sv_catalog *cat, const sv_catalog_cond *conds, size_t nconds
     etcd *c = (etcd *)cat;
     if (nconds == 0 && nops == 1)
         return single_op(c, ops, err);
-    if (nconds > SV_CATALOG_MAX_TXN_OPS || (nconds && nops > SV_CATALOG_MAX_TXN_OPS))
+    size_t max = (size_t)c->max_ops;
+    if (nconds > max || (nconds && nops > max))
         return sv_fail(err, SV_ETOOBIG,
-                       "catalog txn with %zu conditions and %zu ops: etcd applies at most %d of each in one atomic "
-                       "step (its --max-txn-ops) and this request needs more (e.g. a collection of more than 127 "
-                       "shards, or more than 127 tenants at once): make it smaller, or raise --max-txn-ops on etcd",
-                       nconds, nops, SV_CATALOG_MAX_TXN_OPS);
+                       "catalog txn with %zu conditions and %zu ops: etcd applies at most %zu of each in one atomic "
+                       "step (its --max-txn-ops) and this request needs more (e.g. a collection of more than %zu "
+                       "shards, or more than %zu tenants at once): make it smaller, or raise --max-txn-ops on etcd "
+                       "and max_txn_ops in the catalog URL to match",
+                       nconds, nops, max, max - 1, max - 1);
     if (nconds == 0 && nops == 0)
         return 0;
-    if (nops <= SV_CATALOG_MAX_TXN_OPS)
+    if (nops <= max)
         return txn_once(c, conds, nconds, ops, nops, err);
     /* No conditions: chunks in op order, each atomic. */
-    for (size_t at = 0; at < nops; at += SV_CATALOG_MAX_TXN_OPS) {
-        size_t n = nops - at < SV_CATALOG_MAX_TXN_OPS ? nops - at : SV_CATALOG_MAX_TXN_OPS;
+    for (size_t at = 0; at < nops; at += max) {
+        size_t n = nops - at < max ? nops - at : max;
         int rc = txn_once(c, NULL, 0, ops + at, n, err);
         if (rc)
             return rc;
@@ -1150,18 +1153,21 @@ static void etcd_close(sv_catalog *cat)
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static int parse_opt(const char *spec, const char *name, const char *val, size_t vlen, int64_t *out, sv_err *err)
+/* A whole number in lo..hi (what: "milliseconds", "ops"). */
+static int parse_opt(const char *spec, const char *name, size_t nlen, const char *val, size_t vlen, long long lo,
+                     long long hi, const char *what, int64_t *out, sv_err *err)
 {
     char buf[32];
-    if (vlen == 0 || vlen >= sizeof buf)
-        return sv_fail(err, SV_EINVAL, "catalog URL etcd://%s: %s needs a number of milliseconds", spec, name);
-    memcpy(buf, val, vlen);
-    buf[vlen] = 0;
-    char *end;
-    long long v = strtoll(buf, &end, 10);
-    if (*end || v < 1 || v > 3600000)
-        return sv_fail(err, SV_EINVAL, "catalog URL etcd://%s: %s=%s is not a number of milliseconds in 1..3600000",
-                       spec, name, buf);
+    long long v = 0;
+    char *end = NULL;
+    if (vlen > 0 && vlen < sizeof buf) {
+        memcpy(buf, val, vlen);
+        buf[vlen] = 0;
+        v = strtoll(buf, &end, 10);
+    }
+    if (!end || *end || v < lo || v > hi)
+        return sv_fail(err, SV_EINVAL, "catalog URL etcd://%s: %.*s needs a number of %s in %lld..%lld", spec,
+                       (int)nlen, name, what, lo, hi);
     *out = v;
     return 0;
 }
@@ -1228,12 +1234,16 @@ static int parse_spec(etcd *c, const char *spec, sv_err *err)
             slot = &c->dial_ms;
         else if (kl == 13 && !strncmp(p, "watch_idle_ms", kl))
             slot = &c->watch_idle_ms;
+        else if (kl == 11 && !strncmp(p, "max_txn_ops", kl))
+            slot = &c->max_ops;
         else
             return sv_fail(err, SV_EINVAL,
                            "catalog URL etcd://%s: unknown option '%.*s' (known: timeout_ms, retry_ms, dial_ms, "
-                           "watch_idle_ms)",
+                           "watch_idle_ms, max_txn_ops)",
                            spec, (int)kl, p);
-        int rc = parse_opt(spec, "option", eq + 1, (size_t)(e - eq - 1), slot, err);
+        bool ops = slot == &c->max_ops;
+        int rc = parse_opt(spec, p, kl, eq + 1, (size_t)(e - eq - 1), ops ? 1 : 1, ops ? 1000000 : 3600000,
+                           ops ? "ops" : "milliseconds", slot, err);
         if (rc)
             return rc;
         p = amp ? amp + 1 : e;
@@ -1254,6 +1264,7 @@ int sv_catalog_etcd_open(const char *spec, sv_catalog **out, sv_err *err)
     c->timeout_ms = 2000;
     c->retry_ms = 5000;
     c->watch_idle_ms = 30000;
+    c->max_ops = SV_CATALOG_MAX_TXN_OPS;
     int rc = parse_spec(c, spec, err);
     if (rc == 0) {
         json_t *req = json_object(), *resp = NULL;

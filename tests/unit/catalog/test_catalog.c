@@ -436,6 +436,15 @@ static void txn_limits(void **state)
         assert_non_null(strstr(err.msg, "128"));
         assert_int_equal(sv_catalog_txn(c, conds, SV_CATALOG_MAX_TXN_OPS + 1, NULL, 0, &err), SV_ETOOBIG);
         expect_val(c, "big/0000", "v");
+        /* told etcd takes more than it does: etcd's own refusal comes back as SV_ETOOBIG */
+        char url[300];
+        snprintf(url, sizeof url, "etcd://127.0.0.1:%d/t/limits/?max_txn_ops=1000", g_etcd.client_port);
+        sv_catalog *big = NULL;
+        assert_int_equal(sv_catalog_open(url, &big, &err), 0);
+        assert_int_equal(sv_catalog_txn(big, &one, 1, ops, SV_CATALOG_MAX_TXN_OPS + 1, &err), SV_ETOOBIG);
+        assert_non_null(strstr(err.msg, "too many operations"));
+        sv_catalog_close(big);
+        expect_val(c, "big/0000", "v");
         /* exactly the limit is one atomic txn */
         assert_int_equal(sv_catalog_txn(c, &one, 1, ops, SV_CATALOG_MAX_TXN_OPS, &err), 0);
         assert_int_equal(rev_of(c, "big/0000"), 0);
@@ -662,6 +671,8 @@ static void etcd_urls(void **state)
     assert_int_equal(sv_catalog_open("etcd://h:1?bogus=1", &c, &err), SV_EINVAL);
     assert_non_null(strstr(err.msg, "bogus"));
     assert_int_equal(sv_catalog_open("etcd://h:1?retry_ms=x", &c, &err), SV_EINVAL);
+    assert_non_null(strstr(err.msg, "retry_ms needs a number of milliseconds"));
+    assert_int_equal(sv_catalog_open("etcd://h:1?max_txn_ops=0", &c, &err), SV_EINVAL);
     assert_int_equal(sv_catalog_open("etcd://h;rm:1", &c, &err), SV_EINVAL);
     /* nobody there: unavailable, saying so */
     char url[200];
