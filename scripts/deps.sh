@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 build_pkgs=(build-essential cmake pkg-config git librocksdb-dev libmicrohttpd-dev libjansson-dev
   libcurl4-openssl-dev libzstd-dev libsnappy-dev libxxhash-dev libssl-dev libcmocka-dev libgnutls28-dev)
-test_pkgs=(nodejs npm awscli valgrind time curl openssl chromium)
+test_pkgs=(nodejs npm awscli valgrind time curl openssl chromium etcd-server etcd-client)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

@@ -26,12 +26,9 @@ int sv_catalog_open(const char *url, sv_catalog **out, sv_err *err)
         return sv_catalog_embedded_open(rest, out, err);
     }
     if (slen == 4 && !strncmp(url, "etcd", 4))
-        return sv_fail(err, SV_EUNSUPPORTED,
-                       "catalog URL %s: the etcd catalog driver is not built yet; use the embedded catalog "
-                       "(embedded:///path/to/dir)",
-                       url);
-    return sv_fail(err, SV_EUNSUPPORTED, "catalog URL %s: unknown scheme %.*s; supported: embedded://", url, (int)slen,
-                   url);
+        return sv_catalog_etcd_open(rest, out, err);
+    return sv_fail(err, SV_EUNSUPPORTED, "catalog URL %s: unknown scheme %.*s; supported: embedded://, etcd://", url,
+                   (int)slen, url);
 }
 
 void sv_catalog_close(sv_catalog *cat)
@@ -123,4 +120,66 @@ int sv_catalog_lease_revoke(sv_catalog *cat, int64_t lease_id, sv_err *err)
     if (lease_id <= 0)
         return sv_fail(err, SV_EINVAL, "lease id must be positive");
     return cat->drv->lease_revoke(cat, lease_id, err);
+}
+
+int sv_catalog_apply(sv_catalog *cat, const sv_catalog_op *ops, size_t nops, sv_err *err)
+{
+    for (size_t at = 0; at < nops; at += SV_CATALOG_MAX_TXN_OPS) {
+        size_t n = nops - at < SV_CATALOG_MAX_TXN_OPS ? nops - at : SV_CATALOG_MAX_TXN_OPS;
+        int rc = sv_catalog_txn(cat, NULL, 0, ops + at, n, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int sv_catalog_watch_start(sv_catalog *cat, const char *prefix, int64_t after_rev, sv_catalog_watch_fn fn, void *ud,
+                           sv_catalog_watch **out, sv_err *err)
+{
+    *out = NULL;
+    if (!fn)
+        return sv_fail(err, SV_EINVAL, "catalog watch needs a callback");
+    if (after_rev < 0)
+        return sv_fail(err, SV_EINVAL, "catalog watch: after_rev must be 0 (list first) or a revision");
+    int rc = cat->drv->watch_start(cat, prefix ? prefix : "", after_rev, fn, ud, out, err);
+    if (rc == 0)
+        (*out)->cat = cat;
+    return rc;
+}
+
+int64_t sv_catalog_watch_revision(const sv_catalog_watch *w)
+{
+    return w->cat->drv->watch_revision(w);
+}
+
+void sv_catalog_watch_stop(sv_catalog_watch *w)
+{
+    if (w)
+        w->cat->drv->watch_stop(w);
+}
+
+void sv_catalog_metrics(sv_buf *o, void *ud)
+{
+    sv_catalog *c = ud;
+    sv_buf_printf(o,
+                  "# HELP shardvault_catalog_up 1 when the catalog answers (etcd: 0 while no endpoint does).\n"
+                  "# TYPE shardvault_catalog_up gauge\nshardvault_catalog_up{driver=\"%s\"} %d\n"
+                  "# HELP shardvault_catalog_requests_total Requests sent to the catalog's backend.\n"
+                  "# TYPE shardvault_catalog_requests_total counter\nshardvault_catalog_requests_total %lld\n"
+                  "# HELP shardvault_catalog_failed_attempts_total Attempts that failed over or were retried.\n"
+                  "# TYPE shardvault_catalog_failed_attempts_total counter\n"
+                  "shardvault_catalog_failed_attempts_total %lld\n"
+                  "# HELP shardvault_catalog_unavailable_total Calls that gave up: catalog unavailable (503).\n"
+                  "# TYPE shardvault_catalog_unavailable_total counter\nshardvault_catalog_unavailable_total %lld\n"
+                  "# HELP shardvault_catalog_watch_relists_total Watches that re-listed their prefix.\n"
+                  "# TYPE shardvault_catalog_watch_relists_total counter\nshardvault_catalog_watch_relists_total "
+                  "%lld\n",
+                  c->drv->name, atomic_load(&c->m_down) ? 0 : 1, (long long)atomic_load(&c->m_requests),
+                  (long long)atomic_load(&c->m_failed_attempts), (long long)atomic_load(&c->m_unavailable),
+                  (long long)atomic_load(&c->m_relists));
+}
+
+const char *sv_catalog_driver_name(const sv_catalog *cat)
+{
+    return cat->drv->name;
 }

@@ -27,6 +27,19 @@ typedef struct lease {
     int64_t id, ttl_ms, deadline_ms;
 } lease;
 
+/* A queued change for a watch (key and val owned). */
+typedef struct emb_ev {
+    sv_catalog_event_type type;
+    char *key, *val;
+    size_t len;
+    int64_t rev;
+} emb_ev;
+
+/* Beyond this many undelivered changes a watch drops its queue and re-lists. */
+#define WATCH_QUEUE_MAX 10000
+
+typedef struct emb_watch emb_watch;
+
 typedef struct embedded {
     struct sv_catalog base;
     char *dir;
@@ -44,7 +57,78 @@ typedef struct embedded {
     int64_t last_lease;
     lease *leases;
     size_t nleases, cap;
+    emb_watch *watches; /* under mu */
 } embedded;
+
+struct emb_watch {
+    struct sv_catalog_watch base;
+    embedded *c;
+    char *prefix;
+    size_t plen;
+    sv_catalog_watch_fn fn;
+    void *ud;
+    pthread_t thread;
+    pthread_cond_t cv; /* with c->mu */
+    /* under c->mu: */
+    emb_ev *q;
+    size_t qn, qcap;
+    bool relist, stop;
+    bool busy;         /* delivering events taken from q */
+    int64_t delivered; /* every change up to here delivered; 0 = listing */
+    emb_watch *next;
+};
+
+/* A change made by a txn or an expiry, before it is published. */
+typedef struct change {
+    bool del;
+    const char *key;
+    const void *val;
+    size_t len;
+} change;
+
+static void ev_free(emb_ev *e)
+{
+    free(e->key);
+    free(e->val);
+}
+
+/* Queues the committed changes (all at revision rev) for every watch whose
+ * prefix matches. Caller holds mu. A watch that cannot take them re-lists. */
+static void publish_locked(embedded *c, const change *ch, size_t n, int64_t rev)
+{
+    for (emb_watch *w = c->watches; w; w = w->next) {
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+            if (strncmp(ch[i].key, w->prefix, w->plen) != 0)
+                continue;
+            any = true;
+            if (w->relist)
+                continue; /* the listing will show it */
+            emb_ev e = {.type = ch[i].del ? SV_CATALOG_EV_DELETE : SV_CATALOG_EV_PUT, .len = ch[i].len, .rev = rev};
+            bool ok = w->qn < WATCH_QUEUE_MAX && sv_grow(&w->q, &w->qcap, w->qn + 1, sizeof *w->q) == 0 &&
+                      (e.key = strdup(ch[i].key)) != NULL;
+            if (ok && !ch[i].del) {
+                ok = (e.val = malloc(ch[i].len + 1)) != NULL;
+                if (ok) {
+                    memcpy(e.val, ch[i].val, ch[i].len);
+                    e.val[ch[i].len] = 0;
+                }
+            }
+            if (!ok) {
+                ev_free(&e);
+                for (size_t k = 0; k < w->qn; k++)
+                    ev_free(&w->q[k]);
+                w->qn = 0;
+                w->relist = true;
+                sv_warn("catalog watch fell behind; it re-lists", "prefix=%s", w->prefix);
+                continue;
+            }
+            w->q[w->qn++] = e;
+        }
+        if (any)
+            pthread_cond_signal(&w->cv);
+    }
+}
 
 static const sv_catalog_driver embedded_driver;
 
@@ -182,15 +266,14 @@ static int emb_get(sv_catalog *cat, const char *key, char **val, size_t *len, in
     return 0;
 }
 
-static int emb_scan(sv_catalog *cat, const char *prefix, sv_catalog_scan_fn fn, void *ud, sv_err *err)
+/* Scans under ro (an explicit snapshot, or none: the iterator's implicit
+ * one). */
+static int scan_ro(embedded *c, rocksdb_readoptions_t *ro, const char *prefix, sv_catalog_scan_fn fn, void *ud,
+                   sv_err *err)
 {
-    embedded *c = (embedded *)cat;
     sv_buf p = {0}, key = {0}, val = {0};
     if (mkkey(&p, 'k', NULL, prefix))
         return sv_fail(err, SV_ENOMEM, "out of memory");
-    /* The iterator's implicit snapshot gives a consistent view; no lock is
-     * held, so fn may call back into the catalog. */
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, ro);
     int rc = 0;
     for (rocksdb_iter_seek(it, (const char *)p.data, p.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -222,10 +305,19 @@ static int emb_scan(sv_catalog *cat, const char *prefix, sv_catalog_scan_fn fn, 
             rc = rocks_fail(err, rerr, "scan failed");
     }
     rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
     sv_buf_free(&p);
     sv_buf_free(&key);
     sv_buf_free(&val);
+    return rc;
+}
+
+static int emb_scan(sv_catalog *cat, const char *prefix, sv_catalog_scan_fn fn, void *ud, sv_err *err)
+{
+    /* The iterator's implicit snapshot gives a consistent view; no lock is
+     * held, so fn may call back into the catalog. */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    int rc = scan_ro((embedded *)cat, ro, prefix, fn, ud, err);
+    rocksdb_readoptions_destroy(ro);
     return rc;
 }
 
@@ -239,6 +331,10 @@ static int emb_txn(sv_catalog *cat, const sv_catalog_cond *conds, size_t nconds,
     sv_buf k = {0}, v = {0};
     int rc = 0;
     bool changed = false;
+    change *chg = nops ? calloc(nops, sizeof *chg) : NULL;
+    size_t nchg = 0;
+    if (nops && !chg)
+        return sv_fail(err, SV_ENOMEM, "out of memory building a catalog txn");
     pthread_mutex_lock(&c->mu);
     int64_t now = sv_now_ms(), newrev = c->rev + 1;
     for (size_t i = 0; i < nconds && rc == 0; i++) {
@@ -286,6 +382,7 @@ static int emb_txn(sv_catalog *cat, const sv_catalog_cond *conds, size_t nconds,
             if (found) {
                 rocksdb_writebatch_delete(wb, (const char *)k.data, k.len);
                 changed = true;
+                chg[nchg++] = (change){.del = true, .key = op->key};
             }
             continue;
         }
@@ -305,15 +402,19 @@ static int emb_txn(sv_catalog *cat, const sv_catalog_cond *conds, size_t nconds,
             rocksdb_writebatch_put(wb, (const char *)k.data, k.len, "", 0);
         }
         changed = true;
+        chg[nchg++] = (change){.key = op->key, .val = op->val, .len = op->len};
     }
     if (rc == SV_ENOMEM)
         sv_fail(err, rc, "out of memory building a catalog txn");
     if (rc == 0 && changed) {
         batch_put_rev(wb, newrev);
-        if ((rc = write_batch(c, wb, err)) == 0)
+        if ((rc = write_batch(c, wb, err)) == 0) {
             c->rev = newrev;
+            publish_locked(c, chg, nchg, newrev);
+        }
     }
     pthread_mutex_unlock(&c->mu);
+    free(chg);
     rocksdb_writebatch_destroy(wb);
     sv_buf_free(&k);
     sv_buf_free(&v);
@@ -335,6 +436,8 @@ static int expire_locked(embedded *c, int64_t id, sv_err *err)
     rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, ro);
     int rc = 0;
     bool changed = false;
+    char **dk = NULL; /* the keys deleted, for watches */
+    size_t ndk = 0, dkcap = 0;
     for (rocksdb_iter_seek(it, (const char *)pfx, sizeof pfx); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl;
         const char *ak = rocksdb_iter_key(it, &kl);
@@ -355,6 +458,13 @@ static int expire_locked(embedded *c, int64_t id, sv_err *err)
         if (found && owner == id) {
             rocksdb_writebatch_delete(wb, (const char *)k.data, k.len);
             changed = true;
+            char *key = strndup(ak + sizeof pfx, kl - sizeof pfx);
+            if (!key || sv_grow(&dk, &dkcap, ndk + 1, sizeof *dk)) {
+                free(key);
+                rc = sv_fail(err, SV_ENOMEM, "out of memory expiring lease %lld", (long long)id);
+                break;
+            }
+            dk[ndk++] = key;
         }
     }
     if (rc == 0) {
@@ -371,8 +481,19 @@ static int expire_locked(embedded *c, int64_t id, sv_err *err)
         if (changed)
             batch_put_rev(wb, c->rev + 1);
         if ((rc = write_batch(c, wb, err)) == 0) {
-            if (changed)
+            if (changed) {
                 c->rev++;
+                change *chg = calloc(ndk ? ndk : 1, sizeof *chg);
+                if (chg) {
+                    for (size_t i = 0; i < ndk; i++)
+                        chg[i] = (change){.del = true, .key = dk[i]};
+                    publish_locked(c, chg, ndk, c->rev);
+                } else {
+                    for (emb_watch *w = c->watches; w; w = w->next) /* cannot tell them what: re-list */
+                        w->relist = true;
+                }
+                free(chg);
+            }
             lease *l = find_lease(c, id);
             if (l)
                 *l = c->leases[--c->nleases];
@@ -382,6 +503,9 @@ static int expire_locked(embedded *c, int64_t id, sv_err *err)
     rocksdb_readoptions_destroy(ro);
     rocksdb_writebatch_destroy(wb);
     sv_buf_free(&k);
+    for (size_t i = 0; i < ndk; i++)
+        free(dk[i]);
+    free(dk);
     return rc;
 }
 
@@ -502,11 +626,165 @@ static int emb_lease_revoke(sv_catalog *cat, int64_t id, sv_err *err)
     return rc;
 }
 
+/* ---- watch ------------------------------------------------------------------ */
+
+static int relist_put(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    emb_watch *w = ud;
+    sv_catalog_event e = {.type = SV_CATALOG_EV_PUT, .key = key, .val = val, .len = len, .rev = rev};
+    w->fn(&e, w->ud);
+    return 0;
+}
+
+static void *watch_main(void *arg)
+{
+    emb_watch *w = arg;
+    embedded *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    while (!w->stop) {
+        if (w->relist) {
+            /* The snapshot and the revision are taken under mu, so every
+             * change queued from here on is newer than the listing. */
+            w->relist = false;
+            w->delivered = 0;
+            atomic_fetch_add(&c->base.m_relists, 1);
+            for (size_t i = 0; i < w->qn; i++)
+                ev_free(&w->q[i]);
+            w->qn = 0;
+            int64_t rev = c->rev;
+            const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(c->db);
+            pthread_mutex_unlock(&c->mu);
+            rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+            rocksdb_readoptions_set_snapshot(ro, snap);
+            sv_catalog_event e = {.type = SV_CATALOG_EV_RESET, .rev = rev};
+            w->fn(&e, w->ud);
+            sv_err err = {0};
+            int rc = scan_ro(c, ro, w->prefix, relist_put, w, &err);
+            rocksdb_readoptions_destroy(ro);
+            rocksdb_release_snapshot(c->db, snap);
+            pthread_mutex_lock(&c->mu);
+            if (rc) {
+                sv_warn("catalog watch listing failed; retrying", "prefix=%s error=\"%s\"", w->prefix, err.msg);
+                w->relist = true;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&w->cv, &c->mu, &ts);
+                continue;
+            }
+            e = (sv_catalog_event){.type = SV_CATALOG_EV_SYNCED, .rev = rev};
+            w->busy = true;
+            pthread_mutex_unlock(&c->mu);
+            w->fn(&e, w->ud);
+            pthread_mutex_lock(&c->mu);
+            w->busy = false;
+            if (!w->relist)
+                w->delivered = rev;
+            continue;
+        }
+        if (w->qn == 0) {
+            pthread_cond_wait(&w->cv, &c->mu);
+            continue;
+        }
+        emb_ev *q = w->q;
+        size_t n = w->qn;
+        w->q = NULL;
+        w->qn = w->qcap = 0;
+        w->busy = true;
+        int64_t last = q[n - 1].rev;
+        pthread_mutex_unlock(&c->mu);
+        for (size_t i = 0; i < n; i++) {
+            sv_catalog_event e = {.type = q[i].type, .key = q[i].key, .val = q[i].val, .len = q[i].len, .rev = q[i].rev};
+            w->fn(&e, w->ud);
+            ev_free(&q[i]);
+        }
+        free(q);
+        pthread_mutex_lock(&c->mu);
+        w->busy = false;
+        if (!w->relist && w->delivered)
+            w->delivered = last;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static int64_t emb_watch_revision(const sv_catalog_watch *base)
+{
+    emb_watch *w = (emb_watch *)base;
+    embedded *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    /* Nothing queued or in hand: every change so far has been delivered. */
+    int64_t rev = w->relist || !w->delivered ? 0 : (w->qn == 0 && !w->busy) ? c->rev : w->delivered;
+    pthread_mutex_unlock(&c->mu);
+    return rev;
+}
+
+static void watch_free(emb_watch *w)
+{
+    for (size_t i = 0; i < w->qn; i++)
+        ev_free(&w->q[i]);
+    free(w->q);
+    free(w->prefix);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+static int emb_watch_start(sv_catalog *cat, const char *prefix, int64_t after_rev, sv_catalog_watch_fn fn, void *ud,
+                           sv_catalog_watch **out, sv_err *err)
+{
+    embedded *c = (embedded *)cat;
+    emb_watch *w = calloc(1, sizeof *w);
+    if (!w || !(w->prefix = strdup(prefix))) {
+        free(w);
+        return sv_fail(err, SV_ENOMEM, "out of memory starting a catalog watch");
+    }
+    w->c = c;
+    w->plen = strlen(prefix);
+    w->fn = fn;
+    w->ud = ud;
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_lock(&c->mu);
+    /* No history is kept: a watch from the past re-lists. */
+    w->relist = after_rev == 0 || after_rev < c->rev;
+    w->delivered = w->relist ? 0 : after_rev;
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        watch_free(w);
+        return sv_fail(err, SV_EINTERNAL, "cannot start a catalog watch thread: %s", strerror(errno));
+    }
+    w->next = c->watches;
+    c->watches = w;
+    pthread_mutex_unlock(&c->mu);
+    *out = &w->base;
+    return 0;
+}
+
+static void emb_watch_stop(sv_catalog_watch *base)
+{
+    emb_watch *w = (emb_watch *)base;
+    embedded *c = w->c;
+    pthread_mutex_lock(&c->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    for (emb_watch **pp = &c->watches; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(w->thread, NULL);
+    watch_free(w);
+}
+
 /* ---- open / close ----------------------------------------------------------- */
 
 static void emb_close(sv_catalog *cat)
 {
     embedded *c = (embedded *)cat;
+    while (c->watches) {
+        sv_warn("catalog closed with a watch still running; stopping it", "prefix=%s", c->watches->prefix);
+        emb_watch_stop(&c->watches->base);
+    }
     if (c->thread_started) {
         pthread_mutex_lock(&c->mu);
         c->stop = true;
@@ -650,4 +928,7 @@ static const sv_catalog_driver embedded_driver = {
     .lease_grant = emb_lease_grant,
     .lease_keepalive = emb_lease_keepalive,
     .lease_revoke = emb_lease_revoke,
+    .watch_start = emb_watch_start,
+    .watch_stop = emb_watch_stop,
+    .watch_revision = emb_watch_revision,
 };

@@ -1252,6 +1252,11 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = simple(&c, "GET", "/v1/authz/me", NULL);
     else if (!strcmp(cmd, "meta"))
         rc = simple(&c, "GET", "/v1/meta", NULL);
+    else if (!strcmp(cmd, "nodes"))
+        rc = argc > 1 ? usage(argc, argv, argv[1],
+                              "usage: shardvault nodes\n"
+                              "Every node that joined the cluster, HEALTHY (its lease is alive) or UNREACHABLE.\n")
+                      : simple(&c, "GET", "/v1/nodes", NULL);
     else {
         fprintf(stderr, "shardvault: unknown command '%s' (see shardvault --help)\n", cmd);
         rc = 2;

@@ -35,6 +35,7 @@ static const char usage[] =
     "  keys create|list|delete|rotate|set-roles, roles create|list|get|delete, whoami\n"
     "                                 API keys and roles (with --auth apikey on the server)\n"
     "  meta                           server version\n"
+    "  nodes                          the cluster's nodes: HEALTHY or UNREACHABLE (docs/cluster.md)\n"
     "\n"
     "--cacert FILE (or $SHARDVAULT_CACERT): PEM CA bundle to verify an https:// server with\n"
     "(default: the system's CAs; verification is never turned off; docs/tls.md).\n"

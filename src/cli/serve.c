@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 #include "cli.h"
+#include "cluster.h"
 #include "export.h"
 #include "auth.h"
 #include "jobs.h"
@@ -32,7 +33,11 @@ static const char serve_usage[] =
     "  --block-cache-bytes N     SHARDVAULT_BLOCK_CACHE_BYTES  shared RocksDB cache, default 256Mi\n"
     "  --sync-writes BOOL        SHARDVAULT_SYNC_WRITES     fsync every write, default false\n"
     "  --node-name NAME          SHARDVAULT_NODE_NAME       default node1\n"
-    "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog\n"
+    "  --advertise-url URL       SHARDVAULT_ADVERTISE_URL   how other nodes reach this one, default\n"
+    "                            http(s)://<listen address> (see docs/cluster.md)\n"
+    "  --node-ttl DURATION       SHARDVAULT_NODE_TTL        the node's lease: 10s (default), 2500ms, 30\n"
+    "  --catalog URL             SHARDVAULT_CATALOG         default embedded://<data-dir>/catalog;\n"
+    "                            etcd://host:2379[,host:2379...][/namespace/] (docs/catalog.md)\n"
     "  --location URL            SHARDVAULT_LOCATION        where snapshots and offloaded tenants (and later\n"
     "                            catalog checkpoints) live: file:///dir or s3://bucket/prefix,\n"
     "                            default file://<data-dir>/location (alias: --snapshot-location,\n"
@@ -78,6 +83,8 @@ typedef struct serve_cfg {
     int64_t block_cache;
     bool sync;
     const char *node;
+    const char *advertise_url, *node_ttl;
+    int64_t node_ttl_ms;
     const char *catalog;
     const char *location;
     const char *jobs_keep, *jobs_keep_days;
@@ -121,6 +128,8 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     cfg->log_format = sv_env_str("SHARDVAULT_LOG_FORMAT", "text");
     cfg->node = sv_env_str("SHARDVAULT_NODE_NAME", "node1");
     cfg->catalog = sv_env_str("SHARDVAULT_CATALOG", NULL);
+    cfg->advertise_url = sv_env_str("SHARDVAULT_ADVERTISE_URL", NULL);
+    cfg->node_ttl = sv_env_str("SHARDVAULT_NODE_TTL", "10s");
     cfg->location = sv_env_str("SHARDVAULT_LOCATION", sv_env_str("SHARDVAULT_SNAPSHOT_LOCATION", NULL));
     cfg->jobs_keep = sv_env_str("SHARDVAULT_JOBS_KEEP", "1000");
     cfg->jobs_keep_days = sv_env_str("SHARDVAULT_JOBS_KEEP_DAYS", "30");
@@ -152,6 +161,8 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
         else if (!strcmp(a, "--sync-writes")) slot = &sync;
         else if (!strcmp(a, "--node-name")) slot = &cfg->node;
         else if (!strcmp(a, "--catalog")) slot = &cfg->catalog;
+        else if (!strcmp(a, "--advertise-url")) slot = &cfg->advertise_url;
+        else if (!strcmp(a, "--node-ttl")) slot = &cfg->node_ttl;
         else if (!strcmp(a, "--location") || !strcmp(a, "--snapshot-location")) slot = &cfg->location;
         else if (!strcmp(a, "--jobs-keep")) slot = &cfg->jobs_keep;
         else if (!strcmp(a, "--jobs-keep-days")) slot = &cfg->jobs_keep_days;
@@ -217,6 +228,16 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     }
     if (sv_check_property_name(cfg->node, NULL))
         return bad("node-name", cfg->node, "expected letters, digits, _ or -");
+    {
+        char *unit;
+        double v = strtod(cfg->node_ttl, &unit);
+        double ms = !strcmp(unit, "ms") ? v : (!*unit || !strcmp(unit, "s")) ? v * 1000 : -1;
+        if (unit == cfg->node_ttl || ms < 1000 || ms > 3600000)
+            return bad("node-ttl", cfg->node_ttl, "expected a duration from 1s to 3600s, e.g. 10s or 2500ms");
+        cfg->node_ttl_ms = (int64_t)ms;
+    }
+    if (cfg->advertise_url && !*cfg->advertise_url)
+        cfg->advertise_url = NULL;
     if (cfg->tls_cert && !*cfg->tls_cert) cfg->tls_cert = NULL;
     if (cfg->tls_key && !*cfg->tls_key) cfg->tls_key = NULL;
     if (cfg->tls_client_ca && !*cfg->tls_client_ca) cfg->tls_client_ca = NULL;
@@ -308,6 +329,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_auth *auth = NULL;
     sv_audit *audit = NULL;
     sv_registry *reg = NULL;
+    sv_cluster *cluster = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0 && cfg.auth_on) {
         sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate};
@@ -336,6 +358,11 @@ int sv_cli_serve(int argc, char **argv)
     }
     if (rc == 0)
         rc = open_registry(cfg.data_dir, cat, st, snap, jobs, &reg, &err);
+    if (rc == 0) {
+        sv_cluster_opts co = {.node_name = cfg.node, .data_dir = cfg.data_dir, .ttl_ms = cfg.node_ttl_ms,
+                              .store = st};
+        rc = sv_cluster_open(&co, cat, &cluster, &err);
+    }
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);
@@ -344,7 +371,7 @@ int sv_cli_serve(int argc, char **argv)
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
         sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit,
-                           .registry = reg};
+                           .registry = reg, .cluster = cluster};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -355,10 +382,24 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_registry_metrics, reg);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_cluster_metrics, cluster);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_catalog_metrics, cat);
+    /* Membership once the port is known: the node is reachable from here. */
+    if (rc == 0) {
+        char adv[300];
+        if (cfg.advertise_url)
+            snprintf(adv, sizeof adv, "%s", cfg.advertise_url);
+        else
+            snprintf(adv, sizeof adv, "%s://%s:%d", cfg.tls_cert ? "https" : "http", cfg.host, sv_server_port(srv));
+        rc = sv_cluster_join(cluster, adv, &err);
+    }
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
+        sv_cluster_close(cluster);
         sv_export_close(ex);
         sv_jobs_shutdown(jobs);
         sv_registry_close(reg);
@@ -409,6 +450,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_jobs_shutdown(jobs); /* no new scheduled runs */
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
+    sv_cluster_close(cluster); /* revokes the lease: UNREACHABLE at once */
     sv_export_close(ex);
     sv_registry_close(reg); /* before the snapshot and store its jobs use */
     sv_snapshot_close(snap);

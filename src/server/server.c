@@ -279,6 +279,7 @@ static const route routes[] = {
     {"GET", "/v1/.well-known/live", h_live, PERM_PUBLIC, false, SVC_STORE, A},
     {"GET", "/v1/.well-known/ready", h_ready, PERM_PUBLIC, false, SVC_STORE, A},
     {"GET", "/v1/meta", h_meta, PERM_READ, false, SVC_STORE, ANY},
+    {"GET", "/v1/nodes", sv_route_nodes_list, PERM_READ, false, SVC_CLUSTER, A},
     {"GET", "/metrics", h_metrics, PERM_PUBLIC, false, SVC_STORE, A},
     {"POST", "/v1/collections", sv_route_collections_create, PERM_MANAGE, false, SVC_STORE, H},
     {"GET", "/v1/collections", sv_route_collections_list, PERM_READ, false, SVC_STORE, ANY},
@@ -836,6 +837,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
                            : rq->route->svc == SVC_JOBS && !srv->svc.jobs         ? "jobs"
                            : rq->route->svc == SVC_AUTH && !srv->svc.auth         ? "auth (--auth apikey)"
                            : rq->route->svc == SVC_REGISTRY && !srv->svc.registry ? "registry"
+                           : rq->route->svc == SVC_CLUSTER && !srv->svc.cluster   ? "cluster"
                                                                                   : NULL;
         if (down) {
             char msg[128];

@@ -24,6 +24,7 @@ typedef struct sv_services {
     struct sv_auth *auth;   /* NULL: authentication is off */
     struct sv_audit *audit; /* NULL: no audit log */
     struct sv_registry *registry;
+    struct sv_cluster *cluster;
 } sv_services;
 
 typedef struct sv_server_opts {

@@ -48,6 +48,7 @@ function rows(ctx) {
     'GET /console': { path: '/console', res: 'public' },
     'GET /console/{}': { path: '/console/app.js', res: 'public' },
     'GET /v1/meta': { path: '/v1/meta', res: 'any' },
+    'GET /v1/nodes': { path: '/v1/nodes', res: null },
     'POST /v1/collections': { path: '/v1/collections', body: { name: 'Art9', shards: -1 }, res: ['Art9'] },
     'GET /v1/collections': { path: '/v1/collections', res: 'any' },
     'GET /v1/collections/{}': { path: '/v1/collections/Art1', res: ['Art1'] },

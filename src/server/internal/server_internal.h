@@ -56,7 +56,7 @@ typedef int (*handler_fn)(request *rq);
 
 /* The service a route fronts; the server answers 503 for a service that is
  * not running, so handlers can assume theirs is. */
-typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY } service;
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY, SVC_CLUSTER } service;
 
 typedef struct route {
     const char *method;
@@ -105,6 +105,9 @@ int sv_parse_body(request *rq, json_t **out, sv_err *err);
 bool sv_body_empty(request *rq);
 const char *sv_query(request *rq, const char *name);      /* NULL when absent or empty */
 const sv_services *sv_request_services(const request *rq);
+
+/* routes_cluster.c */
+int sv_route_nodes_list(request *rq);
 
 /* routes_store.c */
 int sv_route_collections_create(request *rq);

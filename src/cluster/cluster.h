@@ -1,0 +1,50 @@
+/* cluster — membership: each node holds a lease on the catalog key
+ * nodes/{name} (TTL SHARDVAULT_NODE_TTL, default 10 s) and keeps a permanent
+ * record under members/{name}; a node whose lease lapsed is UNREACHABLE.
+ * Works on either catalog driver (a one-node "cluster" on the embedded one).
+ * Placement, forwarding and two-phase export across nodes are not built yet.
+ * See docs/cluster.md.
+ */
+#ifndef SV_CLUSTER_H
+#define SV_CLUSTER_H
+
+#include <jansson.h>
+
+#include "catalog.h"
+#include "core.h"
+#include "store.h"
+
+typedef struct sv_cluster sv_cluster;
+
+typedef struct sv_cluster_opts {
+    const char *node_name;     /* required: ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$ */
+    const char *data_dir;      /* required: holds node.id, this node's identity across restarts */
+    int64_t ttl_ms;            /* lease TTL; 0 = 10000 */
+    sv_store *store;           /* for this node's shard and object counts (borrowed) */
+} sv_cluster_opts;
+
+/* Checks the options and reads (or creates) this node's identity; the node
+ * is not registered yet (sv_cluster_nodes works, without it). */
+int sv_cluster_open(const sv_cluster_opts *opts, sv_catalog *cat, sv_cluster **out, sv_err *err);
+/* Registers this node as reachable at advertise_url (http(s)://host:port):
+ * at once when nodes/{name} is free or held by an earlier process of this
+ * data directory; otherwise waits up to TTL + 2 s for the holder's lease to
+ * lapse, then SV_ECONFLICT naming it. Starts the keepalive thread and the
+ * watch on nodes/. Call once. */
+int sv_cluster_join(sv_cluster *c, const char *advertise_url, sv_err *err);
+/* Stops the keepalive and revokes the lease: the node shows UNREACHABLE at
+ * once. NULL is fine. */
+void sv_cluster_close(sv_cluster *c);
+
+/* The API's GET /v1/nodes: {"nodes":[{"name","url","status","shards",
+ * "objects","startedAt","version"}]} in name order, status HEALTHY (its
+ * lease is alive) or UNREACHABLE (a member whose lease lapsed). */
+int sv_cluster_nodes(sv_cluster *c, json_t **out, sv_err *err);
+
+/* Nodes whose lease is alive, as last seen by this node's watch. */
+int sv_cluster_healthy_count(sv_cluster *c);
+
+/* Prometheus lines (sv_metrics_fn). */
+void sv_cluster_metrics(sv_buf *out, void *ud);
+
+#endif
