@@ -365,3 +365,29 @@ test('deleting an offloaded tenant or its collection drops its record and its lo
     srv.cleanup();
   }
 });
+
+test('canceling an offload job: the tenant goes back to its status, nothing lost', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '300' } });
+  try {
+    await mtCollection(srv, 'Cancel');
+    await addTenants(srv, 'Cancel', ['c']);
+    const objs = await loadTenant(srv, 'Cancel', 'c', 300, 5);
+    assert.equal(await setStatus(srv, 'Cancel', 'c', 'INACTIVE'), 'INACTIVE');
+    const r = await srv.req('PUT', '/v1/collections/Cancel/tenants', { tenants: [{ name: 'c', status: 'OFFLOADED' }] });
+    assert.equal(r.json.tenants[0].status, 'OFFLOADING');
+    const job = (await srv.req('GET', '/v1/jobs?kind=offload&limit=1')).json.jobs[0];
+    const c = await srv.req('POST', `/v1/jobs/${job.id}/cancel`);
+    assert.equal(c.status, 202, c.text);
+    const done = await until('job finished', async () => {
+      const j = (await srv.req('GET', `/v1/jobs/${job.id}`)).json;
+      return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(j.state) && j;
+    });
+    assert.equal(done.state, 'CANCELED', JSON.stringify(done));
+    assert.equal(await tenantStatus(srv, 'Cancel', 'c'), 'INACTIVE');
+    assert.equal(await setStatus(srv, 'Cancel', 'c', 'ACTIVE'), 'ACTIVE');
+    sameObjects(await listTenant(srv, 'Cancel', 'c'), objs);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
