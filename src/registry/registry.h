@@ -208,6 +208,14 @@ struct sv_jobs;
 int sv_registry_attach(sv_registry *r, struct sv_store *st, struct sv_snapshot *snap, struct sv_jobs *jobs,
                        sv_err *err);
 
+/* A tenant found in the location ({location}/tenants/{c}/{t}/manifest.json)
+ * by a catalog rebuild: its collection is created from the manifest's schema
+ * if the catalog lacks it, the tenant recorded OFFLOADED (a live tenant of
+ * that name is kept: SV_EEXIST) and registered. ud is the registry (the
+ * signature of sv_maintenance_tenant_fn). */
+int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenant, const char *manifest_key,
+                             sv_err *err);
+
 /* Snapshot mounts (mounts.c): a COMMITTED snapshot's shards registered as
  * "<snapshot>@<shard>" (source SNAPSHOT, lazy) and the snapshot held against
  * drops. mount answers {"collection","snapshot","mounted","shards","objects",

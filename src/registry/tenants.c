@@ -482,3 +482,45 @@ int sv_registry_summary(sv_registry *r, json_t **out, sv_err *err)
                      "cacheReservedBytes", (json_int_t)s.cache_reserved_bytes);
     return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
 }
+
+/* ---- adopting offloaded tenants found in the location (a catalog rebuild) ------ */
+
+int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenant, const char *key,
+                             sv_err *err)
+{
+    sv_registry *r = ud;
+    struct sv_registry_svc *v = r->svc;
+    if (!v)
+        return sv_fail(err, SV_EUNAVAIL, "the registry is not attached to a store");
+    char want[400];
+    manifest_key(collection, tenant, want);
+    if (strcmp(want, key))
+        return sv_fail(err, SV_EINVAL, "%s is not the manifest of tenant %s of %s", key, tenant, collection);
+    sv_dir_stats ds = {0};
+    int64_t objects = 0;
+    int rc = sv_snapshot_dir_info(v->snap, key, NULL, &ds, &objects, err);
+    /* Its collection, from the schema the manifest carries, when the
+     * catalog has lost it too. */
+    sv_schema *have = NULL;
+    if (rc == 0 && sv_store_schema(v->st, collection, &have, NULL) != 0) {
+        char *sj = NULL;
+        json_t *made = NULL;
+        if ((rc = sv_snapshot_dir_schema(v->snap, key, &sj, err)) == 0) {
+            rc = sv_store_create_collection(v->st, sj, strlen(sj), &made, err);
+            if (rc == SV_EEXIST) /* created meanwhile by another worker */
+                rc = 0;
+        }
+        free(sj);
+        json_decref(made);
+    }
+    sv_schema_free(have);
+    if (rc == 0)
+        rc = sv_store_adopt_offloaded_tenant(v->st, collection, tenant, objects, err);
+    if (rc == 0) {
+        sv_err e2 = {0};
+        int x = sv_registry_register(r, collection, tenant, SV_SHARD_SRC_OFFLOADED, &e2);
+        if (x && x != SV_EEXIST)
+            rc = sv_fail(err, x, "%s", e2.msg);
+    }
+    return rc;
+}

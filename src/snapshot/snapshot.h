@@ -94,6 +94,8 @@ int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, cons
  * out->bytes; *objects (may be NULL) its count. */
 int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,
                          sv_err *err);
+/* The collection schema (JSON, malloc'd) recorded in the manifest at key. */
+int sv_snapshot_dir_schema(sv_snapshot *s, const char *key, char **schema_json, sv_err *err);
 
 /* Deletes the manifest at key that sv_snapshot_put_dir wrote (its blobs go
  * at the next GC if nothing else references them). Absent is fine. */

@@ -672,6 +672,18 @@ static int get_dir_one(void *arg, size_t i, sv_err *err)
     return rc;
 }
 
+int sv_snapshot_dir_schema(sv_snapshot *s, const char *key, char **schema_json, sv_err *err)
+{
+    sv_manifest *m;
+    const sv_manifest_shard *ms;
+    int rc = dir_manifest(s, key, NULL, &m, &ms, err);
+    if (rc)
+        return rc;
+    *schema_json = json_dumps(m->schema, JSON_COMPACT);
+    sv_manifest_free(m);
+    return *schema_json ? 0 : sv_snap_oom(err);
+}
+
 int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
 {

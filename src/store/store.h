@@ -157,6 +157,13 @@ int sv_store_onload_done(sv_store *st, const char *collection, const char *tenan
  * final statuses. */
 int sv_store_update_tenants_wait(sv_store *st, const char *collection, json_t *body, int64_t wait_ms, json_t **out,
                                  sv_err *err);
+/* Records a tenant whose files are only in the location (a catalog rebuilt
+ * from the bucket): OFFLOADED, with its object count. 0 if it is already
+ * OFFLOADED; SV_EEXIST if a tenant of that name exists otherwise (the live
+ * one wins); SV_ENOTFOUND / SV_EINVAL for a missing or not multi-tenant
+ * collection. */
+int sv_store_adopt_offloaded_tenant(sv_store *st, const char *collection, const char *tenant, int64_t objects,
+                                    sv_err *err);
 /* A tenant's status (SV_ENOTFOUND if unknown). */
 int sv_store_tenant_status(sv_store *st, const char *collection, const char *tenant, sv_shard_status *out,
                            sv_err *err);

@@ -529,6 +529,57 @@ int store_tenant_unavailable(sv_store *st, const collection *c, shard *s, int st
     }
 }
 
+int sv_store_adopt_offloaded_tenant(sv_store *st, const char *cname, const char *tname, int64_t objects, sv_err *err)
+{
+    int rc = sv_check_tenant_name(tname, err);
+    collection *c;
+    if (rc || (rc = store_coll_get(st, cname, &c, err)) != 0)
+        return rc;
+    if ((rc = need_mt(c, err)) != 0) {
+        store_coll_release(st, c);
+        return rc;
+    }
+    pthread_mutex_lock(&st->ddl_mu);
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    shard *have = store_find_tenant(c, tname);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    if (have) {
+        if (have->status != SHARD_OFFLOADED)
+            rc = sv_fail(err, SV_EEXIST, "tenant '%s' of collection '%s' exists (%s); the local one is kept", tname,
+                         cname, store_status_word(have->status));
+    } else {
+        char key[300];
+        snprintf(key, sizeof key, "tenants/%s/%s", c->name, tname);
+        char *val = store_tenant_record_ex(tname, SHARD_OFFLOADED, -1, objects >= 0 ? objects : 0);
+        sv_catalog_cond cond = {key, 0};
+        sv_catalog_op op = {key, val, val ? strlen(val) : 0, 0};
+        rc = val ? sv_catalog_txn(st->cat, &cond, 1, &op, 1, err) : store_oom(err);
+        free(val);
+        char root[1100];
+        store_coll_dir(st, c, root, sizeof root);
+        shard *s = rc == 0 ? store_shard_new(root, tname, SHARD_OFFLOADED) : NULL;
+        if (rc == 0 && !s)
+            rc = store_oom(err);
+        if (s) {
+            s->settle = SHARD_OFFLOADED;
+            s->objects = objects >= 0 ? objects : 0;
+            pthread_rwlock_wrlock(&c->tenants_lock);
+            int irc = store_insert_tenant(c, s);
+            pthread_rwlock_unlock(&c->tenants_lock);
+            if (irc) {
+                store_shard_free(st, s);
+                rc = store_oom(err);
+            }
+        }
+        if (rc == 0)
+            sv_info("offloaded tenant adopted", "collection=%s tenant=%s objects=%lld", cname, tname,
+                    (long long)objects);
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    store_coll_release(st, c);
+    return rc;
+}
+
 int sv_store_tenant_status(sv_store *st, const char *cname, const char *tname, sv_shard_status *out, sv_err *err)
 {
     collection *c;
