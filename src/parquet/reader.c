@@ -121,6 +121,8 @@ static void *balloc(sv_pq_reader *r, size_t bytes, sv_err *err, int *rc)
 /* Grows *arr (elem bytes each, capacity *cap) to hold need, within budget. */
 static int bgrow(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t elem, sv_err *err)
 {
+    if (need == 0)
+        need = 1; /* callers index the array even for zero values */
     if (need <= *cap)
         return 0;
     size_t nc = *cap ? *cap : 64;
@@ -788,6 +790,8 @@ static int decode_values(sv_pq_reader *r, pq_col *c, int type, int tlen, int enc
             return rfail(r, SV_ECORRUPT, err, "a dictionary-encoded page without a dictionary page");
         if (nv == 0)
             break;
+        if (c->ndict == 0)
+            return rfail(r, SV_ECORRUPT, err, "dictionary indices into an empty dictionary");
         if (len < 1)
             return rfail(r, SV_ECORRUPT, err, "dictionary indices: empty page");
         int w = p[0];
@@ -1438,8 +1442,10 @@ int sv_pq_reader_next(sv_pq_reader *r, size_t max, const sv_pq_value **rows, siz
         }
         if (r->rg >= r->meta.nrgs)
             return 0;
-        if (r->meta.rgs[r->rg].num_rows == 0)
+        if (r->meta.rgs[r->rg].num_rows == 0) {
+            r->rg++;
             continue;
+        }
         int rc = load_row_group(r, err);
         if (rc)
             return rc;

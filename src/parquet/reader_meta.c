@@ -13,6 +13,7 @@ void tr_init(tr *t, const uint8_t *p, size_t len)
     t->end = p + len;
     t->depth = 0;
     t->bad = false;
+    t->nomem = false;
 }
 
 uint64_t tr_varint(tr *t)
@@ -474,6 +475,10 @@ static int build_raw(pq_schema *s, const pq_meta *m, int *next, int parent, int 
 {
     if (depth > PQ_MAX_DEPTH) {
         snprintf(why, whylen, "schema nested deeper than %d", PQ_MAX_DEPTH);
+        return -1;
+    }
+    if (*next >= m->nelems) {
+        snprintf(why, whylen, "schema elements run out inside a group (num_children too large)");
         return -1;
     }
     int me = (*next)++;
