@@ -10,6 +10,7 @@
 #include "catalog.h"
 #include "cli.h"
 #include "export.h"
+#include "importer.h"
 #include "auth.h"
 #include "jobs.h"
 #include "server.h"
@@ -254,6 +255,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_store *st = NULL;
     sv_server *srv = NULL;
     sv_export *ex = NULL;
+    sv_importer *imp = NULL;
     sv_snapshot *snap = NULL;
     sv_jobs *jobs = NULL;
     sv_auth *auth = NULL;
@@ -280,6 +282,10 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_export_open(&eo, &ex, &err);
     }
     if (rc == 0) {
+        sv_importer_opts io = {.store = st, .catalog = cat, .jobs = jobs, .export = ex, .node_name = cfg.node};
+        rc = sv_importer_open(&io, &imp, &err);
+    }
+    if (rc == 0) {
         sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.location, .node_name = cfg.node,
                                .jobs = jobs};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
@@ -291,7 +297,8 @@ int sv_cli_serve(int argc, char **argv)
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node,
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
-        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit,
+                           .importer = imp};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -299,11 +306,14 @@ int sv_cli_serve(int argc, char **argv)
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
     if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_importer_metrics, imp);
+    if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
+        sv_importer_close(imp);
         sv_export_close(ex);
         sv_jobs_shutdown(jobs);
         sv_snapshot_close(snap);
@@ -351,8 +361,10 @@ int sv_cli_serve(int argc, char **argv)
      * store it reads from closes. */
     sv_server_quiesce(srv);
     sv_jobs_shutdown(jobs); /* no new scheduled runs */
+    sv_importer_shutdown(imp);
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
+    sv_importer_close(imp);
     sv_export_close(ex);
     sv_snapshot_close(snap);
     sv_jobs_close(jobs);
