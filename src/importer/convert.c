@@ -104,12 +104,23 @@ static json_t *decimal_json(const sv_pq_rnode *n, const sv_pq_value *v, char *wh
             snprintf(why, whylen, "DECIMAL of %u bytes", v->n);
             return NULL;
         }
+        /* magnitude first (a negative value is negated in place), so
+         * doubles never subtract two huge nearly equal numbers */
+        uint8_t mag[32];
+        bool neg = (v->u.bytes[0] & 0x80) != 0;
+        memcpy(mag, v->u.bytes, v->n);
+        if (neg) {
+            int carry = 1;
+            for (int i = (int)v->n - 1; i >= 0; i--) {
+                int x = (uint8_t)~mag[i] + carry;
+                mag[i] = (uint8_t)x;
+                carry = x >> 8;
+            }
+        }
         double acc = 0;
         for (uint32_t i = 0; i < v->n; i++)
-            acc = acc * 256.0 + v->u.bytes[i];
-        if (v->u.bytes[0] & 0x80)
-            acc -= ldexp(1.0, 8 * (int)v->n);
-        unscaled = acc;
+            acc = acc * 256.0 + mag[i];
+        unscaled = neg ? -acc : acc;
     }
     return num_json(unscaled / pow(10.0, n->scale), why, whylen);
 }

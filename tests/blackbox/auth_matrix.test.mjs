@@ -149,9 +149,17 @@ async function setup() {
     if (s.json.status === 'SUCCESS') break;
     await sleep(25);
   }
-  r = await adm('POST', '/v1/import/filesystem', { id: 'im1', source: { export: 'ex1' }, collection: 'Other', onConflict: 'replace' });
+  // an import (of Art1's one object) into Other, for the import rows
+  r = await adm('POST', '/v1/export/filesystem', { id: 'ex2', include: ['Art1'] });
+  assert.equal(r.status, 200, r.text);
+  for (let i = 0; i < 2000; i++) {
+    const s = await adm('GET', '/v1/export/filesystem/ex2');
+    if (s.json.status === 'SUCCESS') break;
+    await sleep(25);
+  }
+  r = await adm('POST', '/v1/import/filesystem', { id: 'im1', source: { export: 'ex2' }, collection: 'Other', onConflict: 'replace' });
   assert.equal(r.status, 202, r.text);
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 2000; i++) {
     const s = await adm('GET', '/v1/import/filesystem/im1');
     if (s.json.status === 'SUCCESS') break;
     await sleep(25);
