@@ -454,8 +454,16 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         if (rc)
             break;
     }
-    if (b) /* stopped inside a row group: what was written is imported again on resume */
+    if (b && rc == SV_ECANCELED && atomic_load(&r->cancel)) {
+        /* canceled inside a row group: what was added is written and counted,
+         * so the counters say exactly what the collection holds */
+        sv_err e2 = {0};
+        if (end_batch(r, f, b, pend, npend, &e2))
+            sv_warn("import: the last batch before the cancel failed", "id=%s error=\"%s\"", r->id, e2.msg);
+    } else if (b) {
+        /* stopped by a shutdown or an error inside a row group: a resume imports it again */
         sv_batch_abort(b);
+    }
     free(pend);
     sv_buf_free(&line);
     sv_pq_reader_free(rd);
