@@ -113,6 +113,7 @@ static json_t *run_json(const imp_run *r, bool internal)
                           "error", r->error);
     if (!j)
         return NULL;
+    json_object_set_new(j, "bytesRead", json_integer(r->bytes));
     json_t *req = r->request;
     json_t *src = json_object_get(req, "source");
     if (src)
