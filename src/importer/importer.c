@@ -545,7 +545,7 @@ static void *run_main(void *arg)
             }
         if (nfailed) {
             char msg[700];
-            snprintf(msg, sizeof msg, "%zu of %zu files failed; %s: %s", nfailed, r->nfiles, fname,
+            snprintf(msg, sizeof msg, "%zu of %zu files failed; %.200s: %.400s", nfailed, r->nfiles, fname,
                      first ? first : "?");
             finish(r, "FAILED", msg);
         } else {
@@ -921,7 +921,7 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
             /* shard names shard0000... are fixed shards; anything else is a tenant */
             bool fixed = strncmp(shard, "shard", 5) == 0 && strlen(shard) == 9 && strspn(shard + 5, "0123456789") == 4;
             if (!fixed && !tenant && sv_check_tenant_name(shard, NULL) == 0)
-                snprintf(f->tenant, sizeof f->tenant, "%s", shard);
+                snprintf(f->tenant, sizeof f->tenant, "%.64s", shard);
             if (tenant)
                 snprintf(f->tenant, sizeof f->tenant, "%s", tenant);
         }
