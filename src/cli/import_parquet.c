@@ -297,25 +297,15 @@ int sv_cli_import_parquet_local(void *cl, int argc, char **argv)
             break;
         }
         for (size_t i = 0; i < n; i++, rownum++) {
-            json_t *o;
-            char why[400];
-            if (sv_import_row(conv, &rows[i], rownum, &o, why, sizeof why)) {
+            char why[400], id[37];
+            if (sv_import_row(conv, &rows[i], rownum, collection, tenant, &body, id, why, sizeof why)) {
                 failed++;
                 if (shown++ < 10)
                     fprintf(stderr, "\nrow %lld: %s\n", (long long)rownum, why);
                 continue;
             }
-            json_object_set_new(o, "collection", json_string(collection));
-            if (tenant)
-                json_object_set_new(o, "tenant", json_string(tenant));
-            char *s = json_dumps(o, JSON_COMPACT);
-            json_decref(o);
-            if (s) {
-                sv_buf_append_str(&body, s);
-                sv_buf_putc(&body, '\n');
-                free(s);
-                in_batch++;
-            }
+            sv_buf_putc(&body, '\n');
+            in_batch++;
         }
         if (in_batch >= (size_t)batch || (n == 0 && in_batch)) {
             rc = send(cl, &body, &ok, &failed, &shown);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,29 +325,6 @@ static json_t *vector_json(const sv_pq_rnode *n, const sv_pq_value *v, char *why
     return a;
 }
 
-static json_t *multi_json(const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen)
-{
-    if (v->kind == SV_PQV_NULL)
-        return json_null();
-    if (v->kind != SV_PQV_LIST || n->kind != SV_PQ_RLIST) {
-        snprintf(why, whylen, "not a list of vectors");
-        return NULL;
-    }
-    json_t *a = json_array();
-    for (uint32_t i = 0; a && i < v->n; i++) {
-        json_t *j = vector_json(n->children[0], &v->u.items[i], why, whylen);
-        if (!j || json_is_null(j)) {
-            if (j)
-                snprintf(why, whylen, "vector %u of the multi-vector is null", i);
-            json_decref(j);
-            json_decref(a);
-            return NULL;
-        }
-        json_array_append_new(a, j);
-    }
-    return a;
-}
-
 /* An object-valued column: a group, or JSON / JSON-looking text. */
 static json_t *object_json(const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen)
 {
@@ -618,21 +596,201 @@ static int row_fail(char *why, size_t whylen, const char *col, const char *msg)
     return SV_EINVAL;
 }
 
-int imp_row_object(const imp_plan *p, const sv_pq_value *row, int64_t rownum, json_t **out, char *why,
-                   size_t whylen)
+/* ---- text output --------------------------------------------------------------- */
+
+/* Powers of ten 1e-64 .. 1e64 for put_num9 (filled once). */
+static double P10[129];
+static pthread_once_t p10_once = PTHREAD_ONCE_INIT;
+static void p10_init(void)
 {
-    *out = NULL;
-    json_t *o = json_object(), *props = json_object(), *named = NULL, *multi = NULL;
+    for (int i = 0; i < 129; i++)
+        P10[i] = pow(10.0, i - 64);
+}
+
+/* A number with 9 significant digits (enough for any float32 to read back
+ * as itself), without printf on the hot path: integers as integers, the rest
+ * as d.dddddddde±X with trailing zeros dropped. */
+static void put_num9(sv_buf *b, double d)
+{
+    char tmp[40];
+    size_t n = 0;
+    if (d == 0) {
+        sv_buf_putc(b, '0');
+        return;
+    }
+    if (d < 0) {
+        tmp[n++] = '-';
+        d = -d;
+    }
+    if (d < 1e9 && d == (double)(int64_t)d) {
+        char dig[20];
+        int k = 0;
+        int64_t v = (int64_t)d;
+        while (v) {
+            dig[k++] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        while (k)
+            tmp[n++] = dig[--k];
+        sv_buf_append(b, tmp, n);
+        return;
+    }
+    if (d < 1e-55 || d >= 1e55) { /* outside the table: rare, printf */
+        n += (size_t)snprintf(tmp + n, sizeof tmp - n, "%.9g", d);
+        sv_buf_append(b, tmp, n);
+        return;
+    }
+    pthread_once(&p10_once, p10_init);
+    int ex;
+    frexp(d, &ex);
+    int e = (int)floor((ex - 1) * 0.30102999566398120);
+    while (e + 1 <= 55 && P10[e + 1 + 64] <= d)
+        e++;
+    while (e > -56 && P10[e + 64] > d)
+        e--;
+    int64_t m = (int64_t)(d * P10[8 - e + 64] + 0.5);
+    if (m >= 1000000000) { /* rounding carried into a tenth digit */
+        m = (m + 5) / 10;
+        e++;
+    }
+    char dig[9];
+    for (int i = 8; i >= 0; i--) {
+        dig[i] = (char)('0' + m % 10);
+        m /= 10;
+    }
+    int last = 8;
+    while (last > 0 && dig[last] == '0')
+        last--;
+    tmp[n++] = dig[0];
+    if (last > 0) {
+        tmp[n++] = '.';
+        for (int i = 1; i <= last; i++)
+            tmp[n++] = dig[i];
+    }
+    tmp[n++] = 'e';
+    if (e < 0) {
+        tmp[n++] = '-';
+        e = -e;
+    }
+    if (e >= 10)
+        tmp[n++] = (char)('0' + e / 10);
+    tmp[n++] = (char)('0' + e % 10);
+    sv_buf_append(b, tmp, n);
+}
+
+static int put_json(sv_buf *b, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s)
+        return SV_ENOMEM;
+    int rc = sv_buf_append_str(b, s);
+    free(s);
+    return rc;
+}
+
+/* A vector's text; 1 when the value is null (nothing appended). */
+static int put_vector(sv_buf *b, const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen)
+{
+    if (v->kind == SV_PQV_NULL)
+        return 1;
+    if (v->kind == SV_PQV_PACKED && n->kind == SV_PQ_RLIST) {
+        const sv_pq_rnode *el = n->children[0];
+        sv_buf_putc(b, '[');
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (i)
+                sv_buf_putc(b, ',');
+            const uint8_t *p = (const uint8_t *)v->u.raw;
+            double d;
+            if (el->type == SV_PQ_FLOAT) {
+                float f;
+                memcpy(&f, p + 4 * i, 4);
+                d = f;
+            } else if (el->type == SV_PQ_DOUBLE) {
+                memcpy(&d, p + 8 * i, 8);
+            } else if (el->type == SV_PQ_INT32) {
+                int32_t x;
+                memcpy(&x, p + 4 * i, 4);
+                d = x;
+            } else {
+                int64_t x;
+                memcpy(&x, p + 8 * i, 8);
+                d = (double)x;
+            }
+            if (!isfinite(d)) {
+                snprintf(why, whylen, "element %u of the vector is not a finite number", i);
+                return SV_EINVAL;
+            }
+            put_num9(b, d);
+        }
+        return sv_buf_putc(b, ']');
+    }
+    if (v->kind == SV_PQV_BYTES) {
+        if (v->n % 4) {
+            snprintf(why, whylen, "a float32 vector of %u bytes (not a multiple of 4)", v->n);
+            return SV_EINVAL;
+        }
+        sv_buf_putc(b, '[');
+        for (uint32_t i = 0; i < v->n / 4; i++) {
+            float f;
+            memcpy(&f, v->u.bytes + 4 * i, 4);
+            if (!isfinite(f)) {
+                snprintf(why, whylen, "element %u of the vector is not a finite number", i);
+                return SV_EINVAL;
+            }
+            if (i)
+                sv_buf_putc(b, ',');
+            put_num9(b, f);
+        }
+        return sv_buf_putc(b, ']');
+    }
+    json_t *j = vector_json(n, v, why, whylen);
+    if (!j)
+        return SV_EINVAL;
+    int rc = put_json(b, j);
+    json_decref(j);
+    return rc;
+}
+
+static int put_multi(sv_buf *b, const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen)
+{
+    if (v->kind == SV_PQV_NULL)
+        return 1;
+    if (v->kind != SV_PQV_LIST || n->kind != SV_PQ_RLIST) {
+        snprintf(why, whylen, "not a list of vectors");
+        return SV_EINVAL;
+    }
+    sv_buf_putc(b, '[');
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (i)
+            sv_buf_putc(b, ',');
+        int rc = put_vector(b, n->children[0], &v->u.items[i], why, whylen);
+        if (rc == 1) {
+            snprintf(why, whylen, "vector %u of the multi-vector is null", i);
+            return SV_EINVAL;
+        }
+        if (rc)
+            return rc;
+    }
+    return sv_buf_putc(b, ']');
+}
+
+static void put_key(sv_buf *b, bool *first, const char *k)
+{
+    if (!*first)
+        sv_buf_putc(b, ',');
+    *first = false;
+    sv_buf_json_string(b, k, strlen(k));
+    sv_buf_putc(b, ':');
+}
+
+int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, const char *collection,
+                 const char *tenant, sv_buf *out, char id_out[37], char *why, size_t whylen)
+{
+    size_t start = out->len;
     char msg[300];
     int rc = 0;
-    if (!o || !props) {
-        json_decref(o);
-        json_decref(props);
-        snprintf(why, whylen, "out of memory");
-        return SV_ENOMEM;
-    }
     /* id */
-    char ids[37];
+    char ids[37] = "";
     if (p->id_col.depth) {
         const sv_pq_value *v = col_value(&p->id_col, row);
         sv_uuid u;
@@ -662,67 +820,113 @@ int imp_row_object(const imp_plan *p, const sv_pq_value *row, int64_t rownum, js
     } else {
         imp_row_uuid(p->file, rownum, ids);
     }
-    if (rc == 0)
-        json_object_set_new(o, "id", json_string(ids));
+    if (rc)
+        return rc;
+    memcpy(id_out, ids, 37);
+    sv_buf_append_str(out, "{\"id\":\"");
+    sv_buf_append_str(out, ids);
+    sv_buf_append_str(out, "\",\"collection\":");
+    sv_buf_json_string(out, collection, strlen(collection));
+    if (tenant && tenant[0]) {
+        sv_buf_append_str(out, ",\"tenant\":");
+        sv_buf_json_string(out, tenant, strlen(tenant));
+    }
+    json_t *props = json_object(), *named_all = NULL, *multi_all = NULL;
+    sv_buf named = {0}, multi = {0};
+    bool named_first = true, multi_first = true;
     for (int i = 0; rc == 0 && i < p->n; i++) {
         const imp_map *m = &p->maps[i];
         const sv_pq_value *v = col_value(&m->col, row);
+        int r2 = 0;
         json_t *j = NULL;
         switch (m->kind) {
-        case IMP_T_VECTOR:
-            j = vector_json(m->col.node, v, msg, sizeof msg);
-            if (j && !json_is_null(j))
-                json_object_set(o, "vector", j);
+        case IMP_T_VECTOR: {
+            size_t mark = out->len;
+            sv_buf_append_str(out, ",\"vector\":");
+            r2 = put_vector(out, m->col.node, v, msg, sizeof msg);
+            if (r2 == 1) {
+                out->len = mark;
+                r2 = 0;
+            }
             break;
+        }
         case IMP_T_NAMED:
         case IMP_T_MULTI: {
-            j = m->kind == IMP_T_NAMED ? vector_json(m->col.node, v, msg, sizeof msg)
-                                       : multi_json(m->col.node, v, msg, sizeof msg);
-            if (j && !json_is_null(j)) {
-                json_t **tgt = m->kind == IMP_T_NAMED ? &named : &multi;
-                if (!*tgt)
-                    *tgt = json_object();
-                json_object_set(*tgt, m->name, j);
+            sv_buf *t = m->kind == IMP_T_NAMED ? &named : &multi;
+            bool *first = m->kind == IMP_T_NAMED ? &named_first : &multi_first;
+            size_t mark = t->len;
+            bool was_first = *first;
+            put_key(t, first, m->name);
+            r2 = m->kind == IMP_T_NAMED ? put_vector(t, m->col.node, v, msg, sizeof msg)
+                                        : put_multi(t, m->col.node, v, msg, sizeof msg);
+            if (r2 == 1) {
+                t->len = mark;
+                *first = was_first;
+                r2 = 0;
             }
             break;
         }
         case IMP_T_NAMED_ALL:
         case IMP_T_MULTI_ALL:
             j = object_json(m->col.node, v, msg, sizeof msg);
-            if (j && json_object_size(j))
-                json_object_set(o, m->kind == IMP_T_NAMED_ALL ? "namedVectors" : "multiVectors", j);
+            if (!j)
+                r2 = SV_EINVAL;
+            else if (json_object_size(j)) {
+                json_t **t = m->kind == IMP_T_NAMED_ALL ? &named_all : &multi_all;
+                json_decref(*t);
+                *t = json_incref(j);
+            }
             break;
         case IMP_T_PROP:
             j = imp_value_json(m->col.node, v, msg, sizeof msg);
-            if (j && !json_is_null(j))
+            if (!j)
+                r2 = SV_EINVAL;
+            else if (!json_is_null(j))
                 json_object_set(props, m->name, j);
             break;
         case IMP_T_PROPS_SPREAD:
             j = object_json(m->col.node, v, msg, sizeof msg);
-            if (j && json_is_object(j))
+            if (!j)
+                r2 = SV_EINVAL;
+            else if (json_is_object(j))
                 json_object_update_missing(props, j);
             break;
         }
-        if (!j)
-            rc = row_fail(why, whylen, m->col.name, msg);
         json_decref(j);
+        if (r2)
+            rc = row_fail(why, whylen, m->col.name, msg);
     }
     if (rc == 0) {
-        if (named)
-            json_object_set(o, "namedVectors", named);
-        if (multi)
-            json_object_set(o, "multiVectors", multi);
-        json_object_set(o, "properties", props);
+        if (named.len) {
+            sv_buf_append_str(out, ",\"namedVectors\":{");
+            sv_buf_append(out, named.data, named.len);
+            sv_buf_putc(out, '}');
+        } else if (named_all) {
+            sv_buf_append_str(out, ",\"namedVectors\":");
+            rc = put_json(out, named_all);
+        }
+        if (multi.len) {
+            sv_buf_append_str(out, ",\"multiVectors\":{");
+            sv_buf_append(out, multi.data, multi.len);
+            sv_buf_putc(out, '}');
+        } else if (multi_all && rc == 0) {
+            sv_buf_append_str(out, ",\"multiVectors\":");
+            rc = put_json(out, multi_all);
+        }
+        sv_buf_append_str(out, ",\"properties\":");
+        if (rc == 0 && (rc = put_json(out, props)) == 0)
+            rc = sv_buf_putc(out, '}');
+        if (rc)
+            snprintf(why, whylen, "out of memory");
     }
-    json_decref(named);
-    json_decref(multi);
     json_decref(props);
-    if (rc) {
-        json_decref(o);
-        return rc;
-    }
-    *out = o;
-    return 0;
+    json_decref(named_all);
+    json_decref(multi_all);
+    sv_buf_free(&named);
+    sv_buf_free(&multi);
+    if (rc)
+        out->len = start;
+    return rc;
 }
 
 /* ---- public wrappers ------------------------------------------------------------ */
@@ -752,8 +956,8 @@ void sv_import_rows_free(sv_import_rows *r)
     free(r);
 }
 
-int sv_import_row(const sv_import_rows *r, const sv_pq_value *row, int64_t rownum, json_t **out, char *why,
-                  size_t whylen)
+int sv_import_row(const sv_import_rows *r, const sv_pq_value *row, int64_t rownum, const char *collection,
+                  const char *tenant, sv_buf *out, char id[37], char *why, size_t whylen)
 {
-    return imp_row_object(r->p, row, rownum, out, why, whylen);
+    return imp_row_text(r->p, row, rownum, collection, tenant, out, id, why, whylen);
 }

@@ -412,18 +412,17 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             base += sv_pq_reader_row_group_rows(rd, g);
         for (size_t i = 0; i < n; i++) {
             int64_t rownum = base + (int64_t)i;
-            char why[400];
-            json_t *o = NULL;
+            char why[400], id[37];
             pthread_mutex_lock(&r->mu);
             f->rows_read++;
             pthread_mutex_unlock(&r->mu);
             if (r->job)
                 sv_job_add_done(r->job, 1, 0);
-            if (imp_row_object(plan, &rows[i], rownum, &o, why, sizeof why)) {
+            sv_buf_reset(&line);
+            if (imp_row_text(plan, &rows[i], rownum, f->collection, tenant, &line, id, why, sizeof why)) {
                 add_error(r, f->key, rownum, NULL, why);
                 continue;
             }
-            const char *id = json_string_value(json_object_get(o, "id"));
             if (!replace_here && object_exists(imp, f->collection, tenant, id)) {
                 if (r->on_conflict == ON_SKIP) {
                     pthread_mutex_lock(&r->mu);
@@ -432,25 +431,16 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
                 } else {
                     add_error(r, f->key, rownum, id, "an object with this id already exists (onConflict: fail)");
                 }
-                json_decref(o);
                 continue;
             }
-            json_object_set_new(o, "collection", json_string(f->collection));
-            if (tenant)
-                json_object_set_new(o, "tenant", json_string(tenant));
-            char *s = json_dumps(o, JSON_COMPACT);
-            if (!s || sv_grow(&pend, &cap, npend + 1, sizeof *pend)) {
-                free(s);
-                json_decref(o);
+            if (sv_grow(&pend, &cap, npend + 1, sizeof *pend)) {
                 rc = sv_fail(&err, SV_ENOMEM, "out of memory");
                 break;
             }
             pend[npend].row = rownum;
-            snprintf(pend[npend].id, sizeof pend[npend].id, "%s", id ? id : "");
+            memcpy(pend[npend].id, id, sizeof pend[npend].id);
             npend++;
-            sv_batch_add(b, s, strlen(s));
-            free(s);
-            json_decref(o);
+            sv_batch_add(b, (const char *)line.data, line.len);
         }
         if (rc)
             break;

@@ -69,9 +69,11 @@ typedef struct sv_import_rows sv_import_rows;
 int sv_import_rows_new(const sv_pq_rnode *root, json_t *mapping, const char *file, sv_import_rows **out,
                        sv_err *err);
 void sv_import_rows_free(sv_import_rows *p);
-/* One row (rownum: its number in the file, for generated ids). A row that
- * cannot become an object answers SV_EINVAL with why naming the column. */
-int sv_import_row(const sv_import_rows *p, const sv_pq_value *row, int64_t rownum, json_t **out, char *why,
-                  size_t whylen);
+/* Appends one row's object as JSON text, with "collection" (and "tenant"
+ * when not NULL), to out, and its id to id (rownum: the row's number in
+ * the file, for generated ids). A row that cannot become an object answers
+ * SV_EINVAL with why naming the column, out unchanged. */
+int sv_import_row(const sv_import_rows *p, const sv_pq_value *row, int64_t rownum, const char *collection,
+                  const char *tenant, sv_buf *out, char id[37], char *why, size_t whylen);
 
 #endif

@@ -48,8 +48,11 @@ typedef struct imp_plan {
 
 int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp_plan **out, sv_err *err);
 void imp_plan_free(imp_plan *p);
-int imp_row_object(const imp_plan *p, const sv_pq_value *row, int64_t rownum, json_t **out, char *why,
-                   size_t whylen);
+/* Appends one object's JSON text ({"id","collection","tenant"?,"vector"?,
+ * "namedVectors"?,"multiVectors"?,"properties"}) to out and its id to id;
+ * SV_EINVAL with why (out unchanged) for a row that cannot be an object. */
+int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, const char *collection,
+                 const char *tenant, sv_buf *out, char id[37], char *why, size_t whylen);
 json_t *imp_value_json(const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen);
 bool imp_is_export_layout(const sv_pq_rnode *root);
 void imp_row_uuid(const char *file, int64_t row, char out[37]);
