@@ -1188,8 +1188,20 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             return rfail(r, SV_ECORRUPT, err, "the first repetition level of the chunk is not 0");
         if ((rc = decode_values(r, c, type, tlen, h.encoding, vp, vlen, nv, err)))
             return rc;
+        if (ub && type != 6 && type != 7 && c->nbufs > 0 && c->bufs[c->nbufs - 1] == ub) {
+            /* fixed-width values were copied out: the page goes now */
+            free(ub);
+            c->nbufs--;
+            r->budget -= h.type == 0 ? h.uncompressed : (int64_t)(h.uncompressed - h.rep_len - h.def_len);
+        }
         c->n += n;
         values_seen += (int64_t)n;
+    }
+    if (type != 6 && type != 7 && c->nbufs > 0 && c->bufs[0] == chunk) {
+        /* nothing points into the compressed chunk of a fixed-width column */
+        free(chunk);
+        c->bufs[0] = NULL;
+        r->budget -= clen;
     }
     /* rows in this column */
     int64_t rows = 0;
