@@ -322,6 +322,80 @@ static int end_batch(imp_run *r, imp_file *f, sv_batch *b, pending *pend, size_t
     return 0;
 }
 
+/* One worker's share of a row group: its own store batch. */
+typedef struct imp_worker {
+    sv_batch *b;
+    pending *pend;
+    size_t npend, cap;
+    sv_buf line;
+} imp_worker;
+
+/* One step: rows [0, n) of the reader's batch, split across the workers. */
+typedef struct imp_step {
+    imp_run *r;
+    imp_file *f;
+    const imp_plan *plan;
+    const char *tenant;
+    imp_worker *ws;
+    int nw;
+    const sv_pq_value *rows;
+    size_t n;
+    int64_t base;
+    bool replace_here;
+} imp_step;
+
+static int step_slice(void *arg, size_t w, sv_err *err)
+{
+    imp_step *st = arg;
+    imp_run *r = st->r;
+    imp_worker *wk = &st->ws[w];
+    size_t from = st->n * w / (size_t)st->nw, to = st->n * (w + 1) / (size_t)st->nw;
+    for (size_t i = from; i < to; i++) {
+        int64_t rownum = st->base + (int64_t)i;
+        char why[400], id[37];
+        sv_buf_reset(&wk->line);
+        if (imp_row_text(st->plan, &st->rows[i], rownum, st->f->collection, st->tenant, &wk->line, id, why,
+                         sizeof why)) {
+            add_error(r, st->f->key, rownum, NULL, why);
+            continue;
+        }
+        if (!st->replace_here && object_exists(r->imp, st->f->collection, st->tenant, id)) {
+            if (r->on_conflict == ON_SKIP) {
+                pthread_mutex_lock(&r->mu);
+                r->skipped++;
+                pthread_mutex_unlock(&r->mu);
+            } else {
+                add_error(r, st->f->key, rownum, id, "an object with this id already exists (onConflict: fail)");
+            }
+            continue;
+        }
+        if (sv_grow(&wk->pend, &wk->cap, wk->npend + 1, sizeof *wk->pend))
+            return sv_fail(err, SV_ENOMEM, "out of memory");
+        wk->pend[wk->npend].row = rownum;
+        memcpy(wk->pend[wk->npend].id, id, sizeof wk->pend[wk->npend].id);
+        wk->npend++;
+        if (sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))
+            return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int end_batch(imp_run *r, imp_file *f, sv_batch *b, pending *pend, size_t npend, sv_err *err);
+
+/* Ends every worker's batch (the row group's objects are then durable). */
+static int end_batches(imp_run *r, imp_file *f, imp_worker *ws, int nw, sv_err *err)
+{
+    int rc = 0;
+    for (int w = 0; w < nw; w++) {
+        int r2 = end_batch(r, f, ws[w].b, ws[w].pend, ws[w].npend, err);
+        ws[w].b = NULL;
+        ws[w].npend = 0;
+        if (r2 && !rc)
+            rc = r2;
+    }
+    return rc;
+}
+
 static void set_file_status(imp_run *r, imp_file *f, const char *st, const char *error)
 {
     pthread_mutex_lock(&r->mu);
@@ -363,13 +437,19 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         imp_plan_free(plan);
         return 0;
     }
-    sv_batch *b = NULL;
-    pending *pend = NULL;
-    size_t npend = 0, cap = 0;
+    int nw = (int)(imp->o.workers > 0 ? imp->o.workers : 1);
+    imp_worker *ws = calloc((size_t)nw, sizeof *ws);
+    if (!ws) {
+        set_file_status(r, f, "FAILED", "out of memory");
+        sv_pq_reader_free(rd);
+        imp_plan_free(plan);
+        return 0;
+    }
+    bool open_batches = false;
     int cur_rg = -1;
     bool first_rg = true;
     int64_t batch_rows = imp->o.batch_rows > 0 ? imp->o.batch_rows : 1000;
-    sv_buf line = {0};
+    imp_step st = {.r = r, .f = f, .plan = plan, .tenant = tenant, .ws = ws, .nw = nw};
     for (;;) {
         if (stopping(r)) {
             rc = SV_ECANCELED;
@@ -379,14 +459,13 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         size_t n;
         int rg;
         int64_t at;
-        rc = sv_pq_reader_next(rd, (size_t)batch_rows, &rows, &n, &rg, &at, &err);
+        rc = sv_pq_reader_next(rd, (size_t)batch_rows * (size_t)nw, &rows, &n, &rg, &at, &err);
         if (rc)
             break;
-        if (b && (n == 0 || rg != cur_rg)) {
+        if (open_batches && (n == 0 || rg != cur_rg)) {
             /* the row group is complete: write it, then record it */
-            rc = end_batch(r, f, b, pend, npend, &err);
-            b = NULL;
-            npend = 0;
+            rc = end_batches(r, f, ws, nw, &err);
+            open_batches = false;
             if (rc)
                 break;
             pthread_mutex_lock(&r->mu);
@@ -398,65 +477,46 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         }
         if (n == 0)
             break;
-        if (!b) {
-            b = sv_batch_begin(imp->o.store);
-            if (!b) {
-                rc = sv_fail(&err, SV_ENOMEM, "out of memory");
-                break;
-            }
+        if (!open_batches) {
+            for (int w = 0; w < nw; w++)
+                if (!(ws[w].b = sv_batch_begin(imp->o.store)))
+                    rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+            open_batches = true;
             cur_rg = rg;
-        }
-        bool replace_here = r->on_conflict == ON_REPLACE || (r->resumed && first_rg);
-        int64_t base = at;
-        for (int g = 0; g < rg; g++)
-            base += sv_pq_reader_row_group_rows(rd, g);
-        for (size_t i = 0; i < n; i++) {
-            int64_t rownum = base + (int64_t)i;
-            char why[400], id[37];
-            pthread_mutex_lock(&r->mu);
-            f->rows_read++;
-            pthread_mutex_unlock(&r->mu);
-            if (r->job)
-                sv_job_add_done(r->job, 1, 0);
-            sv_buf_reset(&line);
-            if (imp_row_text(plan, &rows[i], rownum, f->collection, tenant, &line, id, why, sizeof why)) {
-                add_error(r, f->key, rownum, NULL, why);
-                continue;
-            }
-            if (!replace_here && object_exists(imp, f->collection, tenant, id)) {
-                if (r->on_conflict == ON_SKIP) {
-                    pthread_mutex_lock(&r->mu);
-                    r->skipped++;
-                    pthread_mutex_unlock(&r->mu);
-                } else {
-                    add_error(r, f->key, rownum, id, "an object with this id already exists (onConflict: fail)");
-                }
-                continue;
-            }
-            if (sv_grow(&pend, &cap, npend + 1, sizeof *pend)) {
-                rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+            if (rc)
                 break;
-            }
-            pend[npend].row = rownum;
-            memcpy(pend[npend].id, id, sizeof pend[npend].id);
-            npend++;
-            sv_batch_add(b, (const char *)line.data, line.len);
         }
+        st.replace_here = r->on_conflict == ON_REPLACE || (r->resumed && first_rg);
+        st.base = at;
+        for (int g = 0; g < rg; g++)
+            st.base += sv_pq_reader_row_group_rows(rd, g);
+        st.rows = rows;
+        st.n = n;
+        pthread_mutex_lock(&r->mu);
+        f->rows_read += (int64_t)n;
+        pthread_mutex_unlock(&r->mu);
+        if (r->job)
+            sv_job_add_done(r->job, (int64_t)n, 0);
+        rc = nw > 1 ? sv_pool_run(nw, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
         if (rc)
             break;
     }
-    if (b && rc == SV_ECANCELED && atomic_load(&r->cancel)) {
+    if (open_batches && rc == SV_ECANCELED && atomic_load(&r->cancel)) {
         /* canceled inside a row group: what was added is written and counted,
          * so the counters say exactly what the collection holds */
         sv_err e2 = {0};
-        if (end_batch(r, f, b, pend, npend, &e2))
+        if (end_batches(r, f, ws, nw, &e2))
             sv_warn("import: the last batch before the cancel failed", "id=%s error=\"%s\"", r->id, e2.msg);
-    } else if (b) {
+    } else if (open_batches) {
         /* stopped by a shutdown or an error inside a row group: a resume imports it again */
-        sv_batch_abort(b);
+        for (int w = 0; w < nw; w++)
+            sv_batch_abort(ws[w].b);
     }
-    free(pend);
-    sv_buf_free(&line);
+    for (int w = 0; w < nw; w++) {
+        free(ws[w].pend);
+        sv_buf_free(&ws[w].line);
+    }
+    free(ws);
     sv_pq_reader_free(rd);
     imp_plan_free(plan);
     if (rc == SV_ECANCELED) {
@@ -1172,6 +1232,12 @@ int sv_importer_open(const sv_importer_opts *opts, sv_importer **out, sv_err *er
         rc = sv_env_int("SHARDVAULT_IMPORT_MAX_ROW_GROUP_BYTES", 1ll << 30, &imp->o.max_row_group_bytes, err);
     if (rc == 0 && imp->o.batch_rows <= 0)
         rc = sv_env_int("SHARDVAULT_IMPORT_BATCH_ROWS", 1000, &imp->o.batch_rows, err);
+    if (rc == 0 && imp->o.workers <= 0) {
+        int64_t cpus = sv_cpu_count();
+        rc = sv_env_int("SHARDVAULT_IMPORT_WORKERS", cpus < 1 ? 1 : cpus > 8 ? 8 : cpus, &imp->o.workers, err);
+        if (rc == 0 && (imp->o.workers < 1 || imp->o.workers > 64))
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_IMPORT_WORKERS must be 1..64");
+    }
     if (rc == 0 && imp->o.jobs) {
         sv_job_kind k = {.name = "import", .self = imp, .cancel = kind_cancel};
         rc = sv_jobs_register_kind(imp->o.jobs, &k, err);

@@ -41,6 +41,9 @@ typedef struct sv_importer_opts {
      * memory bound per row group (0 = SHARDVAULT_IMPORT_MAX_ROW_GROUP_BYTES, else 1 GiB). */
     int64_t batch_rows;
     int64_t max_row_group_bytes;
+    /* Threads turning rows into objects and writing them (0 =
+     * SHARDVAULT_IMPORT_WORKERS, else the CPU count, at most 8). */
+    int64_t workers;
 } sv_importer_opts;
 
 /* Opens the service and resumes the imports this node was running. */

@@ -193,9 +193,12 @@ test('a glob imports every matching file; faults fail only their file, with the 
   assert.equal(s.objectsImported, nulls);
   assert.equal(s.objectsFailed, N - nulls);
   assert.equal(s.errors.length, 100);
-  assert.equal(s.errors[0].file, 'lake/duck_snappy_V1.parquet');
-  assert.equal(s.errors[0].row, 1);
-  assert.match(s.errors[0].message, /dim|dimension|3/);
+  // rows are written by parallel workers: errors come in no particular order
+  const e1 = s.errors.find((e) => e.row === 1);
+  assert.ok(e1, JSON.stringify(s.errors.slice(0, 3)));
+  assert.equal(e1.file, 'lake/duck_snappy_V1.parquet');
+  assert.match(e1.message, /dim|dimension|3/);
+  assert.ok(s.errors.every((e) => e.row % 9 !== 0), 'a row with a null vector never fails');
 });
 
 test('ids from a key column (v5) are stable; absent ids are generated per file and row', async () => {
