@@ -501,14 +501,16 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         if (rc)
             break;
     }
-    if (open_batches && rc == SV_ECANCELED && atomic_load(&r->cancel)) {
-        /* canceled inside a row group: what was added is written and counted,
-         * so the counters say exactly what the collection holds */
+    bool shutdown_stop = rc == SV_ECANCELED && !atomic_load(&r->cancel);
+    if (open_batches && !shutdown_stop) {
+        /* canceled, or the file failed, inside a row group: what was added is
+         * written and counted, so the counters say exactly what the
+         * collection holds */
         sv_err e2 = {0};
         if (end_batches(r, f, ws, nw, &e2))
-            sv_warn("import: the last batch before the cancel failed", "id=%s error=\"%s\"", r->id, e2.msg);
+            sv_warn("import: the last batch before the stop failed", "id=%s error=\"%s\"", r->id, e2.msg);
     } else if (open_batches) {
-        /* stopped by a shutdown or an error inside a row group: a resume imports it again */
+        /* stopped by a shutdown inside a row group: the resume imports it again */
         for (int w = 0; w < nw; w++)
             sv_batch_abort(ws[w].b);
     }
