@@ -609,14 +609,14 @@ static void p10_init(void)
 
 /* A number with 9 significant digits (enough for any float32 to read back
  * as itself), without printf on the hot path: integers as integers, the rest
- * as d.dddddddde±X with trailing zeros dropped. */
-static void put_num9(sv_buf *b, double d)
+ * as d.dddddddde±X with trailing zeros dropped. Writes at most 24 bytes at
+ * tmp and returns how many. */
+static size_t fmt_num9(char *tmp, double d)
 {
-    char tmp[40];
     size_t n = 0;
     if (d == 0) {
-        sv_buf_putc(b, '0');
-        return;
+        tmp[0] = '0';
+        return 1;
     }
     if (d < 0) {
         tmp[n++] = '-';
@@ -632,14 +632,10 @@ static void put_num9(sv_buf *b, double d)
         }
         while (k)
             tmp[n++] = dig[--k];
-        sv_buf_append(b, tmp, n);
-        return;
+        return n;
     }
-    if (d < 1e-55 || d >= 1e55) { /* outside the table: rare, printf */
-        n += (size_t)snprintf(tmp + n, sizeof tmp - n, "%.9g", d);
-        sv_buf_append(b, tmp, n);
-        return;
-    }
+    if (d < 1e-55 || d >= 1e55) /* outside the table: rare, printf */
+        return n + (size_t)snprintf(tmp + n, 24 - n, "%.9g", d);
     pthread_once(&p10_once, p10_init);
     int ex;
     frexp(d, &ex);
@@ -648,8 +644,8 @@ static void put_num9(sv_buf *b, double d)
         e++;
     while (e > -56 && P10[e + 64] > d)
         e--;
-    int64_t m = (int64_t)(d * P10[8 - e + 64] + 0.5);
-    if (m >= 1000000000) { /* rounding carried into a tenth digit */
+    uint32_t m = (uint32_t)(d * P10[8 - e + 64] + 0.5);
+    if (m >= 1000000000u) { /* rounding carried into a tenth digit */
         m = (m + 5) / 10;
         e++;
     }
@@ -664,8 +660,8 @@ static void put_num9(sv_buf *b, double d)
     tmp[n++] = dig[0];
     if (last > 0) {
         tmp[n++] = '.';
-        for (int i = 1; i <= last; i++)
-            tmp[n++] = dig[i];
+        memcpy(tmp + n, dig + 1, (size_t)last);
+        n += (size_t)last;
     }
     tmp[n++] = 'e';
     if (e < 0) {
@@ -675,7 +671,14 @@ static void put_num9(sv_buf *b, double d)
     if (e >= 10)
         tmp[n++] = (char)('0' + e / 10);
     tmp[n++] = (char)('0' + e % 10);
-    sv_buf_append(b, tmp, n);
+    return n;
+}
+
+static void put_num9(sv_buf *b, double d)
+{
+    if (sv_buf_reserve(b, 32))
+        return;
+    b->len += fmt_num9((char *)b->data + b->len, d);
 }
 
 static int put_json(sv_buf *b, json_t *j)
@@ -695,10 +698,13 @@ static int put_vector(sv_buf *b, const sv_pq_rnode *n, const sv_pq_value *v, cha
         return 1;
     if (v->kind == SV_PQV_PACKED && n->kind == SV_PQ_RLIST) {
         const sv_pq_rnode *el = n->children[0];
-        sv_buf_putc(b, '[');
+        if (sv_buf_reserve(b, (size_t)v->n * 26 + 2))
+            return SV_ENOMEM;
+        char *o = (char *)b->data + b->len;
+        *o++ = '[';
         for (uint32_t i = 0; i < v->n; i++) {
             if (i)
-                sv_buf_putc(b, ',');
+                *o++ = ',';
             const uint8_t *p = (const uint8_t *)v->u.raw;
             double d;
             if (el->type == SV_PQ_FLOAT) {
@@ -720,9 +726,11 @@ static int put_vector(sv_buf *b, const sv_pq_rnode *n, const sv_pq_value *v, cha
                 snprintf(why, whylen, "element %u of the vector is not a finite number", i);
                 return SV_EINVAL;
             }
-            put_num9(b, d);
+            o += fmt_num9(o, d);
         }
-        return sv_buf_putc(b, ']');
+        *o++ = ']';
+        b->len = (size_t)(o - (char *)b->data);
+        return 0;
     }
     if (v->kind == SV_PQV_BYTES) {
         if (v->n % 4) {
