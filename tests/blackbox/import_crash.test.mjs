@@ -97,3 +97,47 @@ test('cancel: DELETE stops the import (204), it ends CANCELED and so does its jo
     await srv.stop();
   }
 });
+
+test('SIGTERM mid-import: the import resumes at the next start; a cancel through /v1/jobs stops another', async () => {
+  const dataDir = tempDir('sv-import-term-data-');
+  const env = { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' };
+  let srv = await startServer({ dataDir, env });
+  try {
+    assert.equal((await srv.req('POST', '/v1/collections', { ...collection, name: 'Term' })).status, 200);
+    let r = await srv.req('POST', '/v1/import/filesystem', body('term', 'Term'));
+    assert.equal(r.status, 202, r.text);
+    const mid = await untilStatus(srv, 'term', (s) => s.status === 'TRANSFERRING' && s.objectsImported > 0, 'under way');
+    const exit = await srv.stop();
+    assert.equal(exit.code, 0);
+    assert.ok(mid.objectsImported < N, 'finished before the stop; make N larger');
+    srv = await startServer({ dataDir, env });
+    const st = await untilStatus(srv, 'term', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'finished');
+    assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 500));
+    assert.equal(st.objectsImported, N);
+    assert.equal(st.objectsFailed, 0);
+    assert.equal(await count(srv, 'Term'), N);
+    // a cancel through the jobs API
+    assert.equal((await srv.req('POST', '/v1/collections', { ...collection, name: 'ViaJobs' })).status, 200);
+    r = await srv.req('POST', '/v1/import/filesystem', body('viajobs', 'ViaJobs'));
+    assert.equal(r.status, 202, r.text);
+    await untilStatus(srv, 'viajobs', (s) => s.status === 'TRANSFERRING' && s.objectsImported > 0, 'under way');
+    const job = (await srv.req('GET', '/v1/jobs?kind=import')).json.jobs.find((j) => j.target === 'viajobs');
+    r = await srv.req('POST', `/v1/jobs/${job.id}/cancel`);
+    assert.ok([200, 202, 204].includes(r.status), r.text);
+    const c = await untilStatus(srv, 'viajobs', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'stopped');
+    assert.equal(c.status, 'CANCELED');
+    assert.ok(c.objectsImported < N);
+    const j2 = await (async () => {
+      for (let i = 0; i < 500; i++) {
+        const x = (await srv.req('GET', `/v1/jobs/${job.id}`)).json;
+        if (x.state !== 'RUNNING') return x;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      return null;
+    })();
+    assert.equal(j2.state, 'CANCELED');
+  } finally {
+    await srv.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
