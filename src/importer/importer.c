@@ -1106,11 +1106,13 @@ int sv_importer_cancel(sv_importer *imp, const char *backend, const char *id, sv
         return sv_fail(err, SV_ECONFLICT, "import '%s' has already finished (%s)", id, r->status);
     }
     atomic_store(&r->cancel, true);
+    /* runs live until the service closes: wait without holding the service
+     * lock, so other imports' status reads go on meanwhile */
+    pthread_mutex_unlock(&imp->mu);
     pthread_mutex_lock(&r->mu);
     while (!r->done)
         pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
-    pthread_mutex_unlock(&imp->mu);
     return 0;
 }
 
