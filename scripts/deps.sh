@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 build_pkgs=(build-essential cmake pkg-config git librocksdb-dev libmicrohttpd-dev libjansson-dev
-  libcurl4-openssl-dev libzstd-dev libsnappy-dev libxxhash-dev libssl-dev libcmocka-dev libgnutls28-dev)
+  libcurl4-openssl-dev libzstd-dev libsnappy-dev liblz4-dev zlib1g-dev libxxhash-dev libssl-dev libcmocka-dev libgnutls28-dev)
 test_pkgs=(nodejs npm awscli valgrind time curl openssl chromium etcd-server etcd-client)
 
 want=("${build_pkgs[@]}")

@@ -10,4 +10,14 @@ int sv_cli_serve(int argc, char **argv);
 /* Client commands; argv[0] is the command name ("collections", "import", ...). */
 int sv_cli_client(const char *url, int argc, char **argv);
 
+/* import_parquet.c: `import-parquet create|status|cancel` (server-side
+ * imports) and `import FILE.parquet` (read here, sent as batches). cl is the
+ * client of client.c, used through sv_cli_request / sv_cli_finish. */
+int sv_cli_import_parquet(void *cl, int argc, char **argv);
+int sv_cli_import_parquet_local(void *cl, int argc, char **argv);
+long sv_cli_request(void *cl, const char *method, const char *path, const char *body, size_t len, const char *ctype,
+                    sv_buf *resp);
+/* Prints an error answer (>= 400) or the JSON answer; 0 for 2xx. */
+int sv_cli_finish(long status, sv_buf *resp);
+
 #endif

@@ -390,8 +390,19 @@ static int send_batch(client *c, sv_buf *body, progress *p, int *errors_shown)
     return 0;
 }
 
+/* For the subcommands that live in their own files (cli.h). */
+long sv_cli_request(void *cl, const char *method, const char *path, const char *body, size_t len, const char *ctype,
+                    sv_buf *resp)
+{
+    return http(cl, method, path, body, len, ctype, resp);
+}
+int sv_cli_finish(long status, sv_buf *resp) { return finish(status, resp); }
+
 static int cmd_import(client *c, int argc, char **argv)
 {
+    size_t an = argc > 1 ? strlen(argv[1]) : 0;
+    if (an > 8 && !strcmp(argv[1] + an - 8, ".parquet"))
+        return sv_cli_import_parquet_local(c, argc, argv);
     const char *collection = opt(argc, argv, "--collection"), *tenant = opt(argc, argv, "--tenant"),
                *bs = opt(argc, argv, "--batch-size");
     if (argc < 2 || wants_help(argc, argv) || !collection || argv[1][0] == '-') {
@@ -1230,6 +1241,8 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_tenants(&c, argc, argv);
     else if (!strcmp(cmd, "import"))
         rc = cmd_import(&c, argc, argv);
+    else if (!strcmp(cmd, "import-parquet"))
+        rc = sv_cli_import_parquet(&c, argc, argv);
     else if (!strcmp(cmd, "get") || !strcmp(cmd, "delete"))
         rc = cmd_object(&c, argc, argv);
     else if (!strcmp(cmd, "list"))

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "cluster.h"
 #include "export.h"
+#include "importer.h"
 #include "auth.h"
 #include "jobs.h"
 #include "registry.h"
@@ -324,6 +325,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_store *st = NULL;
     sv_server *srv = NULL;
     sv_export *ex = NULL;
+    sv_importer *imp = NULL;
     sv_snapshot *snap = NULL;
     sv_jobs *jobs = NULL;
     sv_auth *auth = NULL;
@@ -352,6 +354,10 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_export_open(&eo, &ex, &err);
     }
     if (rc == 0) {
+        sv_importer_opts io = {.store = st, .catalog = cat, .jobs = jobs, .export = ex, .node_name = cfg.node};
+        rc = sv_importer_open(&io, &imp, &err);
+    }
+    if (rc == 0) {
         sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.location, .node_name = cfg.node,
                                .jobs = jobs};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
@@ -371,13 +377,15 @@ int sv_cli_serve(int argc, char **argv)
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
         sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit,
-                           .registry = reg, .cluster = cluster};
+                           .registry = reg, .cluster = cluster, .importer = imp};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_export_metrics, ex);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_importer_metrics, imp);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
     if (rc == 0)
@@ -400,6 +408,7 @@ int sv_cli_serve(int argc, char **argv)
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
         sv_cluster_close(cluster);
+        sv_importer_close(imp);
         sv_export_close(ex);
         sv_jobs_shutdown(jobs);
         sv_registry_close(reg);
@@ -448,9 +457,11 @@ int sv_cli_serve(int argc, char **argv)
      * store it reads from closes. */
     sv_server_quiesce(srv);
     sv_jobs_shutdown(jobs); /* no new scheduled runs */
+    sv_importer_shutdown(imp);
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
     sv_cluster_close(cluster); /* revokes the lease: UNREACHABLE at once */
+    sv_importer_close(imp);
     sv_export_close(ex);
     sv_registry_close(reg); /* before the snapshot and store its jobs use */
     sv_snapshot_close(snap);

@@ -70,6 +70,15 @@ int sv_export_location(sv_export *ex, int backend, sv_location **out, sv_err *er
     return rc;
 }
 
+int sv_export_backend_location(sv_export *ex, const char *backend, sv_location **out, sv_err *err)
+{
+    *out = NULL;
+    int b = backend_index(backend);
+    if (b < 0)
+        return sv_fail(err, SV_EINVAL, "unknown backend '%.40s' (filesystem or s3)", backend ? backend : "");
+    return sv_export_location(ex, b, out, err);
+}
+
 int sv_export_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -60,6 +60,13 @@ int sv_export_list(sv_export *ex, const char *backend, json_t **out, sv_err *err
  * if it already finished, SV_ENOTFOUND if unknown. */
 int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err *err);
 
+/* The root location of a backend ("filesystem" | "s3"), opened on first use
+ * and owned by the service (valid while ex is open): the importer reads
+ * from the same roots the exports are written to. SV_EINVAL for an unknown
+ * or unconfigured backend. */
+struct sv_location;
+int sv_export_backend_location(sv_export *ex, const char *backend, struct sv_location **out, sv_err *err);
+
 /* Prometheus text for /metrics (sv_server_add_metrics); ud is the sv_export. */
 void sv_export_metrics(sv_buf *out, void *ud);
 

@@ -154,4 +154,134 @@ int sv_pq_writer_close(sv_pq_writer *w, sv_err *err);
 int64_t sv_pq_writer_rows(const sv_pq_writer *w);
 int64_t sv_pq_writer_bytes(const sv_pq_writer *w);
 
+/* ======================================================================== */
+/* ---- reader ---------------------------------------------------------------
+ *
+ * Opens a file through a source (random reads: a local file, or ranged GETs
+ * on S3 with the footer read first), exposes its schema as a tree of logical
+ * nodes (LISTs in their one-, two- or three-level forms become list nodes
+ * with one element child) and returns rows in batches, row group by row
+ * group. Memory is bounded by one row group's column chunks (compressed and
+ * decoded) plus one batch of assembled rows; every length read from the
+ * file is checked against the file and the limits below before anything is
+ * allocated. Errors (SV_ECORRUPT for a malformed file, SV_EUNSUPPORTED for a
+ * feature this reader does not have, SV_ETOOBIG past a limit, the source's
+ * own code for a failed read) say which file, row group, column and page,
+ * and what is wrong.
+ *
+ * Values (sv_pq_value) point into the reader: valid until the next
+ * sv_pq_reader_next / seek / free. One reader, one thread. */
+
+typedef enum {
+    SV_PQ_RLEAF = 0,
+    SV_PQ_RGROUP,
+    SV_PQ_RLIST, /* children[0] is the element */
+} sv_pq_rkind;
+
+typedef enum {
+    SV_PQ_RLT_NONE = 0,
+    SV_PQ_RLT_STRING,
+    SV_PQ_RLT_JSON,
+    SV_PQ_RLT_UUID,
+    SV_PQ_RLT_ENUM,
+    SV_PQ_RLT_BSON,
+    SV_PQ_RLT_DATE,      /* INT32 days since 1970-01-01 */
+    SV_PQ_RLT_TIME,      /* unit */
+    SV_PQ_RLT_TIMESTAMP, /* unit, utc; INT96 is read as TIMESTAMP NANOS */
+    SV_PQ_RLT_INT,       /* bits, is_signed */
+    SV_PQ_RLT_DECIMAL,   /* scale, precision */
+    SV_PQ_RLT_FLOAT16,
+} sv_pq_rlogical;
+
+typedef enum { SV_PQ_MILLIS = 0, SV_PQ_MICROS = 1, SV_PQ_NANOS = 2 } sv_pq_unit;
+
+typedef struct sv_pq_rnode {
+    const char *name;
+    sv_pq_rkind kind;
+    bool optional;   /* the value may be null */
+    sv_pq_type type; /* leaf: physical type (INT96 is read as INT64, see above) */
+    int type_length; /* FIXED_LEN_BYTE_ARRAY */
+    sv_pq_rlogical lt;
+    sv_pq_unit unit;
+    bool utc, is_signed;
+    int bits, scale, precision;
+    int n_children;
+    const struct sv_pq_rnode *const *children;
+} sv_pq_rnode;
+
+typedef enum {
+    SV_PQV_NULL = 0,
+    SV_PQV_BOOL,   /* u.b */
+    SV_PQV_INT,    /* u.i: INT32 / INT64 (unsigned 32-bit ones zero-extended; UINT64 as its bits) */
+    SV_PQV_FLOAT,  /* u.f */
+    SV_PQV_DOUBLE, /* u.d */
+    SV_PQV_BYTES,  /* u.bytes, n bytes: BYTE_ARRAY and FIXED_LEN_BYTE_ARRAY */
+    SV_PQV_LIST,   /* u.items, n values */
+    SV_PQV_GROUP,  /* u.items, one per child of the node, in order */
+    SV_PQV_PACKED, /* a list of n non-null values of the element leaf's type
+                      (INT32 int32_t, INT64 int64_t, FLOAT float, DOUBLE
+                      double), contiguous at u.raw (aligned) */
+} sv_pq_vkind;
+
+typedef struct sv_pq_value {
+    uint8_t kind;
+    uint32_t n;
+    union {
+        bool b;
+        int64_t i;
+        float f;
+        double d;
+        const uint8_t *bytes;
+        const struct sv_pq_value *items;
+        const void *raw;
+    } u;
+} sv_pq_value;
+
+/* Random reads: read_at fills exactly len bytes at off (the reader never asks
+ * past size). name appears in error messages. */
+typedef struct sv_pq_source {
+    int (*read_at)(void *ud, uint64_t off, void *buf, size_t len, sv_err *err);
+    void *ud;
+    uint64_t size;
+    const char *name;
+} sv_pq_source;
+
+/* Zero fields take the defaults shown. */
+typedef struct sv_pq_read_options {
+    int64_t max_footer_bytes;    /* 64 MiB */
+    int64_t max_row_group_bytes; /* 1 GiB: compressed chunks + decoded columns of one row group */
+    int64_t max_page_bytes;      /* 256 MiB: one page, uncompressed */
+} sv_pq_read_options;
+
+typedef struct sv_pq_reader sv_pq_reader;
+
+/* Reads and checks the footer and schema. The source struct is copied; ud
+ * and name must outlive the reader. */
+int sv_pq_reader_open(const sv_pq_source *src, const sv_pq_read_options *opt, sv_pq_reader **out,
+                      sv_err *err);
+/* A local file through pread (closed by sv_pq_reader_free). */
+int sv_pq_reader_open_file(const char *path, const sv_pq_read_options *opt, sv_pq_reader **out,
+                           sv_err *err);
+void sv_pq_reader_free(sv_pq_reader *r); /* NULL is fine */
+
+/* The root group: its children are the file's top-level columns. */
+const sv_pq_rnode *sv_pq_reader_root(const sv_pq_reader *r);
+int64_t sv_pq_reader_num_rows(const sv_pq_reader *r);
+int sv_pq_reader_num_row_groups(const sv_pq_reader *r);
+int64_t sv_pq_reader_row_group_rows(const sv_pq_reader *r, int rg);
+/* Footer key-value metadata, NULL when absent (valid while r lives). */
+const char *sv_pq_reader_kv(const sv_pq_reader *r, const char *key);
+const char *sv_pq_reader_created_by(const sv_pq_reader *r);
+
+/* The next row group read is rg (0 <= rg <= count; count = at the end). */
+int sv_pq_reader_seek_row_group(sv_pq_reader *r, int rg, sv_err *err);
+/* Up to max rows (0 = 1024), never crossing a row group: *rows is an array
+ * of *n GROUP values of the root; *n == 0 at the end of the file.
+ * *rg / *row_in_rg (may be NULL) say where the first row of the batch is. */
+int sv_pq_reader_next(sv_pq_reader *r, size_t max, const sv_pq_value **rows, size_t *n, int *rg,
+                      int64_t *row_in_rg, sv_err *err);
+
+/* Bytes read from the source so far. */
+int64_t sv_pq_reader_bytes_read(const sv_pq_reader *r);
+
 #endif

@@ -300,6 +300,9 @@ static const route routes[] = {
     {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT, ANY},
     {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT, H},
     {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false, SVC_EXPORT, H},
+    {"POST", "/v1/import/{}", sv_route_import_create, PERM_OPERATE, false, SVC_IMPORT, H},
+    {"GET", "/v1/import/{}/{}", sv_route_import_status, PERM_READ, false, SVC_IMPORT, H},
+    {"DELETE", "/v1/import/{}/{}", sv_route_import_cancel, PERM_OPERATE, false, SVC_IMPORT, H},
     {"POST", "/v1/collections/{}/snapshots", sv_route_snapshot_create, PERM_OPERATE, false, SVC_SNAPSHOT, A},
     {"GET", "/v1/collections/{}/snapshots", sv_route_snapshot_list, PERM_READ, false, SVC_SNAPSHOT, A},
     {"GET", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_get, PERM_READ, false, SVC_SNAPSHOT, A},
@@ -835,6 +838,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         const char *down = rq->route->svc == SVC_EXPORT && !srv->svc.export       ? "export"
                            : rq->route->svc == SVC_SNAPSHOT && !srv->svc.snapshot ? "snapshot"
                            : rq->route->svc == SVC_JOBS && !srv->svc.jobs         ? "jobs"
+                           : rq->route->svc == SVC_IMPORT && !srv->svc.importer   ? "import"
                            : rq->route->svc == SVC_AUTH && !srv->svc.auth         ? "auth (--auth apikey)"
                            : rq->route->svc == SVC_REGISTRY && !srv->svc.registry ? "registry"
                            : rq->route->svc == SVC_CLUSTER && !srv->svc.cluster   ? "cluster"

@@ -19,6 +19,7 @@ struct sv_export;
 typedef struct sv_services {
     sv_store *store;
     struct sv_export *export;
+    struct sv_importer *importer; /* NULL: /v1/import answers 503 */
     struct sv_snapshot *snapshot;
     struct sv_jobs *jobs;
     struct sv_auth *auth;   /* NULL: authentication is off */

@@ -68,6 +68,9 @@ function rows(ctx) {
     'GET /v1/export/{}': { path: '/v1/export/filesystem', res: 'any' },
     'GET /v1/export/{}/{}': { path: `/v1/export/filesystem/${ctx.exportId}`, res: ['Other'] },
     'DELETE /v1/export/{}/{}': { path: `/v1/export/filesystem/${ctx.exportId}`, res: ['Other'], action: 'operate' },
+    'POST /v1/import/{}': { path: '/v1/import/filesystem', body: { id: 'Bad id!', source: { export: 'ex1' }, collection: 'Art1' }, res: (g) => allowed(g, 'operate', 'Art1') && allowed(g, 'write', 'Art1') },
+    'GET /v1/import/{}/{}': { path: `/v1/import/filesystem/${ctx.importId}`, res: ['Other'] },
+    'DELETE /v1/import/{}/{}': { path: `/v1/import/filesystem/${ctx.importId}`, res: ['Other'], action: 'operate' },
     'POST /v1/collections/{}/snapshots': { path: '/v1/collections/Art1/snapshots', body: { name: 'bad name!' }, res: ['Art1'] },
     'GET /v1/collections/{}/snapshots': { path: '/v1/collections/Art1/snapshots', res: ['Art1'] },
     'GET /v1/collections/{}/snapshots/{}': { path: '/v1/collections/Art1/snapshots/s1', res: ['Art1'] },
@@ -159,10 +162,25 @@ async function setup() {
     if (s.json.status === 'SUCCESS') break;
     await sleep(25);
   }
+  // an import (of Art1's one object) into Other, for the import rows
+  r = await adm('POST', '/v1/export/filesystem', { id: 'ex2', include: ['Art1'] });
+  assert.equal(r.status, 200, r.text);
+  for (let i = 0; i < 2000; i++) {
+    const s = await adm('GET', '/v1/export/filesystem/ex2');
+    if (s.json.status === 'SUCCESS') break;
+    await sleep(25);
+  }
+  r = await adm('POST', '/v1/import/filesystem', { id: 'im1', source: { export: 'ex2' }, collection: 'Other', onConflict: 'replace' });
+  assert.equal(r.status, 202, r.text);
+  for (let i = 0; i < 2000; i++) {
+    const s = await adm('GET', '/v1/import/filesystem/im1');
+    if (s.json.status === 'SUCCESS') break;
+    await sleep(25);
+  }
   r = await adm('POST', '/v1/schedules', { name: 'nightly', kind: 'snapshot', collection: 'Art1', cron: '0 3 * * *' });
   assert.equal(r.status, 201, r.text);
   await sleep(1600); // the expiring key is past its time now
-  return { srv, root, keys, ctx: { exportId: 'ex1', restoreId, snapJob } };
+  return { srv, root, keys, ctx: { exportId: 'ex1', importId: 'im1', restoreId, snapJob } };
 }
 
 test('authorization matrix: every route x every caller', async () => {

@@ -56,7 +56,7 @@ typedef int (*handler_fn)(request *rq);
 
 /* The service a route fronts; the server answers 503 for a service that is
  * not running, so handlers can assume theirs is. */
-typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY, SVC_CLUSTER } service;
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY, SVC_CLUSTER, SVC_IMPORT } service;
 
 typedef struct route {
     const char *method;
@@ -172,6 +172,10 @@ int sv_route_export_create(request *rq);
 int sv_route_export_status(request *rq);
 int sv_route_export_list(request *rq);
 int sv_route_export_cancel(request *rq);
+/* routes_import.c */
+int sv_route_import_create(request *rq);
+int sv_route_import_status(request *rq);
+int sv_route_import_cancel(request *rq);
 
 /* routes_snapshot.c */
 int sv_route_snapshot_create(request *rq);

@@ -1,0 +1,176 @@
+// bench/import: in one run, on the same N objects (128-d vector, ~300 B of
+// properties):
+//   - shardvault Parquet import (POST /v1/import/filesystem of one zstd file)
+//     beside DuckDB CREATE TABLE ... AS SELECT * FROM read_parquet(...)
+//   - shardvault NDJSON ingest (POST /v1/batch/objects, C concurrent clients)
+//     beside DuckDB CREATE TABLE ... AS SELECT * FROM read_ndjson(...)
+// objects/s and peak RSS of each (a fresh server per shardvault run; DuckDB
+// in its own process). Writing the input files is not timed.
+//   node bench/import/bench.mjs [--objects N] [--clients C] [--batch B]
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
+const N = Number(arg('--objects', 1000000));
+const CLIENTS = Number(arg('--clients', 4));
+const BATCH = Number(arg('--batch', 2000));
+const BIN = process.env.SHARDVAULT_BIN || path.join(root, 'build/shardvault');
+const out = path.join(root, 'bench/out');
+const work = path.join(out, `import-work-${N}`);
+rmSync(work, { recursive: true, force: true });
+mkdirSync(path.join(work, 'lake'), { recursive: true });
+
+const peakRss = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]) * 1024;
+
+async function startServer(dataDir, env = {}) {
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SHARDVAULT_LOG_LEVEL: 'warn', ...env } });
+  const url = await new Promise((resolve, reject) => {
+    let s = '';
+    proc.stdout.on('data', (d) => { s += d; const m = s.match(/listening on (http:\/\/\S+)/); if (m) resolve(m[1]); });
+    proc.on('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+  const stop = async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.on('exit', r)); };
+  return { proc, url, stop };
+}
+
+// The ingest/export benchmarks' object shape (same generator).
+function* lines(n) {
+  let seed = 12345;
+  const rand = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 4294967296; };
+  const words = 'vector database shard export parquet snapshot restore tenant collection object storage'.split(' ');
+  for (let i = 0; i < n; i++) {
+    const v = new Array(128);
+    for (let d = 0; d < 128; d++) v[d] = (rand() * 2 - 1).toFixed(6);
+    const hex = Array.from({ length: 32 }, () => Math.floor(rand() * 16).toString(16)).join('');
+    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
+    const title = Array.from({ length: 8 }, () => words[Math.floor(rand() * words.length)]).join(' ');
+    const body = Array.from({ length: 24 }, () => words[Math.floor(rand() * words.length)]).join(' ');
+    yield `{"collection":"Bench","id":"${id}","vector":[${v.join(',')}],"properties":{"title":"${title}","body":"${body}","views":${Math.floor(rand() * 1e6)},"score":${rand().toFixed(4)},"published":${rand() < 0.5},"tags":["a","b","c"]}}\n`;
+  }
+}
+
+const COLLECTION = { name: 'Bench', shards: 2, vectors: { default: { dim: 128 } }, properties: [{ name: 'title', type: 'text' }, { name: 'body', type: 'text' }, { name: 'views', type: 'int' }, { name: 'score', type: 'number' }, { name: 'published', type: 'boolean' }, { name: 'tags', type: 'text[]' }] };
+const ndjson = path.join(work, 'objects.ndjson');
+const parquet = path.join(work, 'lake', 'objects.parquet');
+
+async function writeInputs() {
+  const ws = createWriteStream(ndjson);
+  for (const l of lines(N)) if (!ws.write(l)) await new Promise((r) => ws.once('drain', r));
+  await new Promise((r) => ws.end(r));
+  // the Parquet input: flat columns written by DuckDB with zstd
+  duck(`await con.run(\`COPY (SELECT id, vector::FLOAT[] AS vector, properties.title AS title, properties.body AS body,
+      properties.views AS views, properties.score AS score, properties.published AS published, properties.tags AS tags
+    FROM read_ndjson('${ndjson}', columns={id: 'VARCHAR', vector: 'DOUBLE[]', properties: 'STRUCT(title VARCHAR, body VARCHAR, views BIGINT, score DOUBLE, published BOOLEAN, tags VARCHAR[])'}))
+    TO '${parquet}' (FORMAT parquet, COMPRESSION zstd)\`); console.log(JSON.stringify({}));`);
+}
+
+// Runs a DuckDB script in its own process; the script sees `con` and prints one JSON line.
+function duck(body) {
+  const script = `import { DuckDBInstance } from '@duckdb/node-api';
+    import { readFileSync } from 'node:fs';
+    const db = await DuckDBInstance.create(':memory:');
+    const con = await db.connect();
+    const rssNow = () => Number(readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\\s+(\\d+)/)[1]) * 1024;
+    ${body}`;
+  const f = path.join(root, 'bench/import/.duckdb-peer.mjs');
+  writeFileSync(f, script);
+  const r = spawnSync('node', [f], { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24 });
+  rmSync(f, { force: true });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+function duckLoad(what, from) {
+  const j = duck(`const threads = (await (await con.run("SELECT current_setting('threads')")).getRows())[0][0];
+    const t0 = process.hrtime.bigint();
+    await con.run(\`CREATE TABLE t AS SELECT * FROM ${from}\`);
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const n = Number((await (await con.run('SELECT count(*) FROM t')).getRows())[0][0]);
+    console.log(JSON.stringify({ n, secs, rss: rssNow(), threads: Number(threads) }));`);
+  if (j.n !== N) throw new Error(`DuckDB loaded ${j.n} of ${N}`);
+  return { system: `DuckDB CREATE TABLE AS SELECT * FROM ${what} (${j.threads} threads)`, objects: j.n, seconds: j.secs,
+    objects_per_s: j.n / j.secs, peak_rss_mb: j.rss / 1e6 };
+}
+
+async function svParquet() {
+  const dataDir = path.join(work, 'sv-parquet');
+  const srv = await startServer(dataDir, { EXPORT_DEFAULT_PATH: work });
+  try {
+    let r = await fetch(`${srv.url}/v1/collections`, { method: 'POST', body: JSON.stringify(COLLECTION) });
+    if (r.status !== 200) throw new Error(await r.text());
+    const t0 = process.hrtime.bigint();
+    r = await fetch(`${srv.url}/v1/import/filesystem`, { method: 'POST', body: JSON.stringify({ id: 'bench', source: { files: ['lake/objects.parquet'] }, collection: 'Bench', onConflict: 'replace', mapping: { id: 'id', vector: 'vector', properties: { '*': 'rest' } } }) });
+    if (r.status !== 202) throw new Error(await r.text());
+    let st;
+    for (;;) {
+      st = await (await fetch(`${srv.url}/v1/import/filesystem/bench`)).json();
+      if (!['STARTED', 'TRANSFERRING'].includes(st.status)) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (st.status !== 'SUCCESS' || st.objectsImported !== N) throw new Error(JSON.stringify(st).slice(0, 500));
+    return { system: 'shardvault Parquet import (POST /v1/import, 1 zstd file)', objects: N, seconds: secs,
+      took_ms: st.tookInMs, objects_per_s: N / secs, peak_rss_mb: peakRss(srv.proc.pid) / 1e6 };
+  } finally {
+    await srv.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function svNdjson() {
+  const dataDir = path.join(work, 'sv-ndjson');
+  const srv = await startServer(dataDir);
+  try {
+    const r = await fetch(`${srv.url}/v1/collections`, { method: 'POST', body: JSON.stringify(COLLECTION) });
+    if (r.status !== 200) throw new Error(await r.text());
+    // batches read from the NDJSON file (not timed: split in memory first)
+    const all = readFileSync(ndjson, 'utf8').split('\n').filter(Boolean);
+    const bodies = [];
+    for (let i = 0; i < all.length; i += BATCH) bodies.push(all.slice(i, i + BATCH).join('\n') + '\n');
+    let next = 0;
+    let ok = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      while (next < bodies.length) {
+        const b = bodies[next++];
+        const res = await fetch(`${srv.url}/v1/batch/objects`, { method: 'POST', body: b, headers: { 'content-type': 'application/x-ndjson' } });
+        ok += (await res.json()).ok;
+      }
+    }));
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (ok !== N) throw new Error(`ingested ${ok} of ${N}`);
+    return { system: `shardvault NDJSON ingest (POST /v1/batch/objects, ${CLIENTS} clients x ${BATCH})`, objects: N,
+      seconds: secs, objects_per_s: N / secs, peak_rss_mb: peakRss(srv.proc.pid) / 1e6 };
+  } finally {
+    await srv.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+process.stderr.write(`bench/import: ${N} objects; writing the inputs (not timed)\n`);
+await writeInputs();
+const pq = await svParquet();
+const dpq = duckLoad("read_parquet", `read_parquet('${parquet}')`);
+const nd = await svNdjson();
+const dnd = duckLoad("read_ndjson", `read_ndjson('${ndjson}')`);
+const result = {
+  objects: N, clients: CLIENTS, batch: BATCH, cpus: (await import('node:os')).cpus().length,
+  rows: [pq, dpq, nd, dnd],
+  ratios: {
+    parquet_vs_duckdb: pq.objects_per_s / dpq.objects_per_s,
+    ndjson_vs_duckdb: nd.objects_per_s / dnd.objects_per_s,
+    parquet_vs_own_ndjson: pq.objects_per_s / nd.objects_per_s,
+  },
+};
+writeFileSync(path.join(out, 'import.json'), JSON.stringify(result, null, 2));
+const pad = (s, n) => String(s).padEnd(n);
+console.log(`\n${pad('system', 78)} ${pad('objects/s', 10)} ${pad('seconds', 8)} peak RSS MB`);
+for (const r of result.rows) console.log(`${pad(r.system, 78)} ${pad(r.objects_per_s.toFixed(0), 10)} ${pad(r.seconds.toFixed(2), 8)} ${r.peak_rss_mb.toFixed(0)}`);
+console.log(`\nParquet import / DuckDB read_parquet: ${result.ratios.parquet_vs_duckdb.toFixed(2)}x (target >= 1.0)`);
+console.log(`NDJSON ingest / DuckDB read_ndjson:   ${result.ratios.ndjson_vs_duckdb.toFixed(2)}x (target >= 1.5)`);
+console.log(`Parquet import / own NDJSON ingest:   ${result.ratios.parquet_vs_own_ndjson.toFixed(2)}x (target >= 2)`);
+rmSync(work, { recursive: true, force: true });

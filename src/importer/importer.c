@@ -1,0 +1,1301 @@
+/* importer — the service: requests, persisted records, the run thread of
+ * each import, resume after restart, cancel. */
+#include "importer_internal.h"
+
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export.h"
+#include "jobs.h"
+#include "location.h"
+
+#define IMP_MAX_ERRORS 100
+#define IMP_MAX_FILES 100000
+
+enum { ON_FAIL, ON_SKIP, ON_REPLACE };
+static const char *const conflict_names[] = {"fail", "skip", "replace"};
+
+typedef struct imp_file {
+    char key[1100];
+    int64_t rows, rows_imported, rows_read, size;
+    int rg_done;        /* row groups committed */
+    char status[16];    /* PENDING TRANSFERRING SUCCESS FAILED CANCELED */
+    char *error;
+    char collection[129];
+    char tenant[72];
+} imp_file;
+
+typedef struct imp_run {
+    sv_importer *imp;
+    char id[129], backend[16];
+    json_t *request;
+    int on_conflict;
+    imp_file *files;
+    size_t nfiles;
+    int64_t imported, skipped, failed, bytes; /* under mu */
+    json_t *errors;
+    char status[16];
+    char *error;
+    int64_t started_ms, completed_ms;
+    char job_id[64];
+    sv_job *job;
+    pthread_t thread;
+    bool thread_started, done;
+    atomic_bool cancel, shutdown;
+    bool resumed; /* the in-flight row group of each file is imported again */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct imp_run *next;
+} imp_run;
+
+struct sv_importer {
+    sv_importer_opts o;
+    char node[128];
+    pthread_mutex_t mu;
+    imp_run *runs;
+    bool shutting;
+    atomic_llong m_rows, m_failed, m_started;
+};
+
+static int backend_ok(const char *b, sv_err *err)
+{
+    if (b && (!strcmp(b, "filesystem") || !strcmp(b, "s3")))
+        return 0;
+    return sv_fail(err, SV_EINVAL, "unknown backend '%.40s': filesystem or s3", b ? b : "");
+}
+
+static void record_key(char *out, size_t n, const char *backend, const char *id)
+{
+    snprintf(out, n, "imports/%s/%s", backend, id);
+}
+
+static void iso(int64_t ms, char out[40])
+{
+    if (ms <= 0) {
+        out[0] = 0;
+        return;
+    }
+    sv_format_time_ms(ms, out, 40);
+}
+
+/* ---- records -------------------------------------------------------------------- */
+
+/* The full record (internal = true) or the API's status shape. Caller holds run->mu. */
+static json_t *run_json(const imp_run *r, bool internal)
+{
+    json_t *files = json_array();
+    for (size_t i = 0; i < r->nfiles; i++) {
+        const imp_file *f = &r->files[i];
+        json_t *fj = json_pack("{s:s,s:I,s:I,s:s,s:s?}", "name", f->key, "rows", (json_int_t)f->rows, "rowsImported",
+                               (json_int_t)f->rows_imported, "status", f->status, "error", f->error);
+        if (fj && f->collection[0])
+            json_object_set_new(fj, "collection", json_string(f->collection));
+        if (fj && f->tenant[0])
+            json_object_set_new(fj, "tenant", json_string(f->tenant));
+        if (fj && internal) {
+            json_object_set_new(fj, "rowGroupsDone", json_integer(f->rg_done));
+            json_object_set_new(fj, "rowsRead", json_integer(f->rows_read));
+        }
+        json_array_append_new(files, fj);
+    }
+    char s[40], c[40];
+    iso(r->started_ms, s);
+    iso(r->completed_ms, c);
+    int64_t took = r->completed_ms > 0 ? r->completed_ms - r->started_ms : 0;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:O,s:s,s:s?,s:I,s:s?}", "id", r->id, "backend", r->backend,
+                          "status", r->status, "files", files, "objectsImported", (json_int_t)r->imported,
+                          "objectsSkipped", (json_int_t)r->skipped, "objectsFailed", (json_int_t)r->failed, "errors",
+                          r->errors, "startedAt", s, "completedAt", c[0] ? c : NULL, "tookInMs", (json_int_t)took,
+                          "error", r->error);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "bytesRead", json_integer(r->bytes));
+    json_t *req = r->request;
+    json_t *src = json_object_get(req, "source");
+    if (src)
+        json_object_set(j, "source", src);
+    if (json_is_string(json_object_get(req, "collection")))
+        json_object_set(j, "collection", json_object_get(req, "collection"));
+    json_object_set_new(j, "onConflict", json_string(conflict_names[r->on_conflict]));
+    if (internal) {
+        json_object_set_new(j, "format_version", json_integer(1));
+        json_object_set(j, "request", r->request);
+        json_object_set_new(j, "node", json_string(r->imp->node));
+        json_object_set_new(j, "jobId", json_string(r->job_id));
+        json_object_set_new(j, "startedAtMs", json_integer(r->started_ms));
+        json_object_set_new(j, "completedAtMs", json_integer(r->completed_ms));
+        json_object_set_new(j, "objectsBytes", json_integer(r->bytes));
+    }
+    return j;
+}
+
+static int persist(imp_run *r, sv_err *err)
+{
+    pthread_mutex_lock(&r->mu);
+    json_t *j = run_json(r, true);
+    pthread_mutex_unlock(&r->mu);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    char key[200];
+    record_key(key, sizeof key, r->backend, r->id);
+    int rc = sv_catalog_put(r->imp->o.catalog, key, s, strlen(s), 0, err);
+    free(s);
+    return rc;
+}
+
+/* Public view of a stored record. */
+static json_t *public_view(json_t *rec)
+{
+    json_t *j = json_deep_copy(rec);
+    if (!j)
+        return NULL;
+    const char *drop[] = {"format_version", "request", "node", "jobId", "startedAtMs", "completedAtMs",
+                          "objectsBytes"};
+    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+        json_object_del(j, drop[i]);
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "files"), i, f)
+    {
+        json_object_del(f, "rowGroupsDone");
+        json_object_del(f, "rowsRead");
+    }
+    return j;
+}
+
+static void run_free(imp_run *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nfiles; i++)
+        free(r->files[i].error);
+    free(r->files);
+    json_decref(r->request);
+    json_decref(r->errors);
+    free(r->error);
+    sv_job_release(r->job);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+static imp_run *run_new(sv_importer *imp, const char *backend, const char *id)
+{
+    imp_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->imp = imp;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    snprintf(r->backend, sizeof r->backend, "%s", backend);
+    r->errors = json_array();
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    snprintf(r->status, sizeof r->status, "STARTED");
+    return r;
+}
+
+static void add_error(imp_run *r, const char *file, int64_t row, const char *id, const char *msg)
+{
+    pthread_mutex_lock(&r->mu);
+    r->failed++;
+    if (json_array_size(r->errors) < IMP_MAX_ERRORS) {
+        json_t *e = json_pack("{s:s,s:I,s:s?,s:s}", "file", file, "row", (json_int_t)row, "id", id, "message", msg);
+        if (e)
+            json_array_append_new(r->errors, e);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- reading through a location --------------------------------------------------- */
+
+typedef struct loc_src {
+    sv_location *loc;
+    const char *key;
+    uint8_t *dst;
+    size_t want, got;
+    imp_run *run;
+} loc_src;
+
+static int loc_sink(void *ctx, const void *data, size_t len)
+{
+    loc_src *s = ctx;
+    if (len > s->want - s->got)
+        return SV_EIO;
+    memcpy(s->dst + s->got, data, len);
+    s->got += len;
+    return 0;
+}
+
+static int loc_read_at(void *ud, uint64_t off, void *buf, size_t len, sv_err *err)
+{
+    loc_src *s = ud;
+    if (len == 0)
+        return 0;
+    s->dst = buf;
+    s->want = len;
+    s->got = 0;
+    int rc = sv_location_get(s->loc, s->key, (int64_t)off, (int64_t)len, loc_sink, s, err);
+    if (rc == 0 && s->got != len)
+        rc = sv_fail(err, SV_EIO, "read %s: got %zu of %zu bytes at offset %llu", s->key, s->got, len,
+                     (unsigned long long)off);
+    if (rc == 0 && s->run) {
+        pthread_mutex_lock(&s->run->mu);
+        s->run->bytes += (int64_t)len;
+        pthread_mutex_unlock(&s->run->mu);
+        if (s->run->job)
+            sv_job_add_done(s->run->job, 0, (int64_t)len);
+    }
+    return rc;
+}
+
+static int open_reader(sv_importer *imp, sv_location *loc, const char *key, loc_src *src, sv_pq_reader **out,
+                       sv_err *err)
+{
+    sv_location_info info;
+    int rc = sv_location_head(loc, key, &info, err);
+    if (rc)
+        return rc;
+    src->loc = loc;
+    src->key = key;
+    sv_pq_source ps = {loc_read_at, src, (uint64_t)info.size, key};
+    sv_pq_read_options ro = {.max_row_group_bytes = imp->o.max_row_group_bytes};
+    return sv_pq_reader_open(&ps, &ro, out, err);
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+typedef struct pending {
+    int64_t row;
+    char id[37];
+} pending;
+
+static bool object_exists(sv_importer *imp, const char *coll, const char *tenant, const char *id)
+{
+    sv_buf b = {0};
+    sv_err e;
+    int rc = sv_store_get_object(imp->o.store, coll, tenant && tenant[0] ? tenant : NULL, id, &b, &e);
+    sv_buf_free(&b);
+    return rc == 0;
+}
+
+/* Ends one batch (one row group's objects) and counts its results. */
+static int end_batch(imp_run *r, imp_file *f, sv_batch *b, pending *pend, size_t npend, sv_err *err)
+{
+    sv_buf out = {0};
+    int rc = sv_batch_end(b, &out, err);
+    if (rc) {
+        sv_buf_free(&out);
+        return rc;
+    }
+    json_error_t je;
+    json_t *res = json_loadb((const char *)out.data, out.len, 0, &je);
+    sv_buf_free(&out);
+    json_t *arr = json_object_get(res, "results");
+    if (!json_is_array(arr) || json_array_size(arr) != npend) {
+        json_decref(res);
+        return sv_fail(err, SV_EINTERNAL, "the batch answered %zu results for %zu objects", json_array_size(arr),
+                       npend);
+    }
+    int64_t ok = 0;
+    for (size_t i = 0; i < npend; i++) {
+        json_t *x = json_array_get(arr, i);
+        const char *st = json_string_value(json_object_get(x, "status"));
+        if (st && !strcmp(st, "ok")) {
+            ok++;
+        } else {
+            const char *m = json_string_value(json_object_get(x, "error"));
+            add_error(r, f->key, pend[i].row, pend[i].id, m ? m : "not written");
+        }
+    }
+    json_decref(res);
+    pthread_mutex_lock(&r->mu);
+    r->imported += ok;
+    f->rows_imported += ok;
+    pthread_mutex_unlock(&r->mu);
+    atomic_fetch_add(&r->imp->m_rows, ok);
+    return 0;
+}
+
+/* One worker's share of a row group: its own store batch. */
+typedef struct imp_worker {
+    sv_batch *b;
+    pending *pend;
+    size_t npend, cap;
+    sv_buf line;
+} imp_worker;
+
+/* One step: rows [0, n) of the reader's batch, split across the workers. */
+typedef struct imp_step {
+    imp_run *r;
+    imp_file *f;
+    const imp_plan *plan;
+    const char *tenant;
+    imp_worker *ws;
+    int nw;
+    const sv_pq_value *rows;
+    size_t n;
+    int64_t base;
+    bool replace_here;
+} imp_step;
+
+static int step_slice(void *arg, size_t w, sv_err *err)
+{
+    imp_step *st = arg;
+    imp_run *r = st->r;
+    imp_worker *wk = &st->ws[w];
+    size_t from = st->n * w / (size_t)st->nw, to = st->n * (w + 1) / (size_t)st->nw;
+    for (size_t i = from; i < to; i++) {
+        int64_t rownum = st->base + (int64_t)i;
+        char why[400], id[37];
+        sv_buf_reset(&wk->line);
+        if (imp_row_text(st->plan, &st->rows[i], rownum, st->f->collection, st->tenant, &wk->line, id, why,
+                         sizeof why)) {
+            add_error(r, st->f->key, rownum, NULL, why);
+            continue;
+        }
+        if (!st->replace_here && object_exists(r->imp, st->f->collection, st->tenant, id)) {
+            if (r->on_conflict == ON_SKIP) {
+                pthread_mutex_lock(&r->mu);
+                r->skipped++;
+                pthread_mutex_unlock(&r->mu);
+            } else {
+                add_error(r, st->f->key, rownum, id, "an object with this id already exists (onConflict: fail)");
+            }
+            continue;
+        }
+        if (sv_grow(&wk->pend, &wk->cap, wk->npend + 1, sizeof *wk->pend))
+            return sv_fail(err, SV_ENOMEM, "out of memory");
+        wk->pend[wk->npend].row = rownum;
+        memcpy(wk->pend[wk->npend].id, id, sizeof wk->pend[wk->npend].id);
+        wk->npend++;
+        if (sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))
+            return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int end_batch(imp_run *r, imp_file *f, sv_batch *b, pending *pend, size_t npend, sv_err *err);
+
+/* Ends every worker's batch (the row group's objects are then durable). */
+static int end_batches(imp_run *r, imp_file *f, imp_worker *ws, int nw, sv_err *err)
+{
+    int rc = 0;
+    for (int w = 0; w < nw; w++) {
+        int r2 = end_batch(r, f, ws[w].b, ws[w].pend, ws[w].npend, err);
+        ws[w].b = NULL;
+        ws[w].npend = 0;
+        if (r2 && !rc)
+            rc = r2;
+    }
+    return rc;
+}
+
+static void set_file_status(imp_run *r, imp_file *f, const char *st, const char *error)
+{
+    pthread_mutex_lock(&r->mu);
+    snprintf(f->status, sizeof f->status, "%s", st);
+    free(f->error);
+    f->error = error ? strdup(error) : NULL;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static bool stopping(imp_run *r) { return atomic_load(&r->cancel) || atomic_load(&r->shutdown); }
+
+/* Imports one file from its first uncommitted row group. Returns 0 when the
+ * file ended (SUCCESS or FAILED, recorded in f), SV_ECANCELED when stopped. */
+static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mapping)
+{
+    sv_importer *imp = r->imp;
+    sv_err err = {0};
+    loc_src src = {.run = r};
+    sv_pq_reader *rd = NULL;
+    imp_plan *plan = NULL;
+    int rc = open_reader(imp, loc, f->key, &src, &rd, &err);
+    if (rc == 0)
+        rc = imp_plan_new(sv_pq_reader_root(rd), mapping, f->key, &plan, &err);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        f->rows = sv_pq_reader_num_rows(rd);
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (rc == 0 && f->rg_done > 0)
+        rc = sv_pq_reader_seek_row_group(rd, f->rg_done > sv_pq_reader_num_row_groups(rd)
+                                                 ? sv_pq_reader_num_row_groups(rd) : f->rg_done, &err);
+    /* Target of the rows: the request's tenant, else the file's own. */
+    const char *tenant = json_string_value(json_object_get(r->request, "tenant"));
+    if (!tenant || !tenant[0])
+        tenant = f->tenant[0] ? f->tenant : NULL;
+    set_file_status(r, f, rc ? "FAILED" : "TRANSFERRING", rc ? err.msg : NULL);
+    if (rc) {
+        sv_pq_reader_free(rd);
+        imp_plan_free(plan);
+        return 0;
+    }
+    int nw = (int)(imp->o.workers > 0 ? imp->o.workers : 1);
+    imp_worker *ws = calloc((size_t)nw, sizeof *ws);
+    if (!ws) {
+        set_file_status(r, f, "FAILED", "out of memory");
+        sv_pq_reader_free(rd);
+        imp_plan_free(plan);
+        return 0;
+    }
+    bool open_batches = false;
+    int cur_rg = -1;
+    bool first_rg = true;
+    int64_t batch_rows = imp->o.batch_rows > 0 ? imp->o.batch_rows : 1000;
+    imp_step st = {.r = r, .f = f, .plan = plan, .tenant = tenant, .ws = ws, .nw = nw};
+    for (;;) {
+        if (stopping(r)) {
+            rc = SV_ECANCELED;
+            break;
+        }
+        const sv_pq_value *rows;
+        size_t n;
+        int rg;
+        int64_t at;
+        rc = sv_pq_reader_next(rd, (size_t)batch_rows * (size_t)nw, &rows, &n, &rg, &at, &err);
+        if (rc)
+            break;
+        if (open_batches && (n == 0 || rg != cur_rg)) {
+            /* the row group is complete: write it, then record it */
+            rc = end_batches(r, f, ws, nw, &err);
+            open_batches = false;
+            if (rc)
+                break;
+            pthread_mutex_lock(&r->mu);
+            f->rg_done = cur_rg + 1;
+            pthread_mutex_unlock(&r->mu);
+            first_rg = false;
+            if ((rc = persist(r, &err)))
+                break;
+        }
+        if (n == 0)
+            break;
+        if (!open_batches) {
+            for (int w = 0; w < nw; w++)
+                if (!(ws[w].b = sv_batch_begin(imp->o.store)))
+                    rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+            open_batches = true;
+            cur_rg = rg;
+            if (rc)
+                break;
+        }
+        st.replace_here = r->on_conflict == ON_REPLACE || (r->resumed && first_rg);
+        st.base = at;
+        for (int g = 0; g < rg; g++)
+            st.base += sv_pq_reader_row_group_rows(rd, g);
+        st.rows = rows;
+        st.n = n;
+        pthread_mutex_lock(&r->mu);
+        f->rows_read += (int64_t)n;
+        pthread_mutex_unlock(&r->mu);
+        if (r->job)
+            sv_job_add_done(r->job, (int64_t)n, 0);
+        rc = nw > 1 ? sv_pool_run(nw, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
+        if (rc)
+            break;
+    }
+    bool shutdown_stop = rc == SV_ECANCELED && !atomic_load(&r->cancel);
+    if (open_batches && !shutdown_stop) {
+        /* canceled, or the file failed, inside a row group: what was added is
+         * written and counted, so the counters say exactly what the
+         * collection holds */
+        sv_err e2 = {0};
+        if (end_batches(r, f, ws, nw, &e2))
+            sv_warn("import: the last batch before the stop failed", "id=%s error=\"%s\"", r->id, e2.msg);
+    } else if (open_batches) {
+        /* stopped by a shutdown inside a row group: the resume imports it again */
+        for (int w = 0; w < nw; w++)
+            sv_batch_abort(ws[w].b);
+    }
+    for (int w = 0; w < nw; w++) {
+        free(ws[w].pend);
+        sv_buf_free(&ws[w].line);
+    }
+    free(ws);
+    sv_pq_reader_free(rd);
+    imp_plan_free(plan);
+    if (rc == SV_ECANCELED) {
+        if (atomic_load(&r->cancel))
+            set_file_status(r, f, "CANCELED", NULL);
+        return SV_ECANCELED;
+    }
+    set_file_status(r, f, rc ? "FAILED" : "SUCCESS", rc ? err.msg : NULL);
+    return 0;
+}
+
+static void finish(imp_run *r, const char *status, const char *error)
+{
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->status, sizeof r->status, "%s", status);
+    free(r->error);
+    r->error = error ? strdup(error) : NULL;
+    r->completed_ms = sv_now_ms();
+    pthread_mutex_unlock(&r->mu);
+    sv_err e = {0};
+    if (persist(r, &e))
+        sv_error("import: cannot record the end", "id=%s error=\"%s\"", r->id, e.msg);
+    if (r->job) {
+        pthread_mutex_lock(&r->mu);
+        json_t *res = run_json(r, false);
+        pthread_mutex_unlock(&r->mu);
+        sv_job_state st = !strcmp(status, "SUCCESS") ? SV_JOB_SUCCEEDED
+                          : !strcmp(status, "CANCELED") ? SV_JOB_CANCELED : SV_JOB_FAILED;
+        sv_job_finish(r->job, st, error, res, NULL);
+        json_decref(res);
+    }
+}
+
+static void *run_main(void *arg)
+{
+    imp_run *r = arg;
+    sv_importer *imp = r->imp;
+    sv_err err = {0};
+    sv_location *loc = NULL;
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->status, sizeof r->status, "TRANSFERRING");
+    pthread_mutex_unlock(&r->mu);
+    if (r->job)
+        sv_job_start(r->job, NULL);
+    int rc = sv_export_backend_location(imp->o.export, r->backend, &loc, &err);
+    if (rc == 0)
+        persist(r, &err);
+    json_t *mapping = json_object_get(r->request, "mapping");
+    bool canceled = false;
+    for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
+        imp_file *f = &r->files[i];
+        if (!strcmp(f->status, "SUCCESS") || !strcmp(f->status, "FAILED"))
+            continue;
+        if (import_file(r, loc, f, mapping) == SV_ECANCELED) {
+            canceled = true;
+            break;
+        }
+        persist(r, &err);
+    }
+    if (rc) {
+        finish(r, "FAILED", err.msg);
+    } else if (canceled && atomic_load(&r->cancel)) {
+        finish(r, "CANCELED", NULL);
+    } else if (canceled) {
+        /* shutting down: the record stays TRANSFERRING and resumes at the next start */
+        persist(r, &err);
+    } else {
+        size_t nfailed = 0;
+        const char *first = NULL, *fname = NULL;
+        for (size_t i = 0; i < r->nfiles; i++)
+            if (!strcmp(r->files[i].status, "FAILED")) {
+                if (!nfailed++) {
+                    first = r->files[i].error;
+                    fname = r->files[i].key;
+                }
+            }
+        if (nfailed) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "%zu of %zu files failed; %.200s: %.400s", nfailed, r->nfiles, fname,
+                     first ? first : "?");
+            finish(r, "FAILED", msg);
+        } else {
+            finish(r, "SUCCESS", NULL);
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static int start_run(sv_importer *imp, imp_run *r, sv_err *err)
+{
+    if (pthread_create(&r->thread, NULL, run_main, r) != 0)
+        return sv_fail(err, SV_ENOMEM, "cannot start the import thread");
+    r->thread_started = true;
+    atomic_fetch_add(&imp->m_started, 1);
+    return 0;
+}
+
+/* ---- file lists ---------------------------------------------------------------- */
+
+typedef struct glob_ctx {
+    const char *pattern;
+    imp_run *r;
+    size_t cap;
+    int rc;
+} glob_ctx;
+
+static bool has_file(const imp_run *r, const char *key)
+{
+    for (size_t i = 0; i < r->nfiles; i++)
+        if (!strcmp(r->files[i].key, key))
+            return true;
+    return false;
+}
+
+static int add_file(imp_run *r, size_t *cap, const char *key)
+{
+    if (has_file(r, key))
+        return 0;
+    if (r->nfiles >= IMP_MAX_FILES)
+        return SV_ETOOBIG;
+    if (sv_grow(&r->files, cap, r->nfiles + 1, sizeof *r->files))
+        return SV_ENOMEM;
+    imp_file *f = &r->files[r->nfiles++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->key, sizeof f->key, "%s", key);
+    snprintf(f->status, sizeof f->status, "PENDING");
+    return 0;
+}
+
+static int glob_fn(void *ctx, const sv_location_entry *e)
+{
+    glob_ctx *g = ctx;
+    if (e->is_prefix)
+        return 0;
+    if (fnmatch(g->pattern, e->key, FNM_PATHNAME) == 0) {
+        int rc = add_file(g->r, &g->cap, e->key);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A glob within the backend's root: relative, no "." or ".." segment. */
+static int check_glob(const char *p, sv_err *err)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 1000)
+        return sv_fail(err, SV_EINVAL, "source.files: a pattern must be 1 to 1000 characters");
+    if (p[0] == '/')
+        return sv_fail(err, SV_EINVAL, "source.files: '%s' must be relative to the backend's root (no leading '/')", p);
+    const char *s = p;
+    while (*s) {
+        const char *e = strchr(s, '/');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == 0 || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+            return sv_fail(err, SV_EINVAL, "source.files: '%s' may not contain empty, '.' or '..' segments", p);
+        s += len + (e ? 1 : 0);
+    }
+    for (const char *q = p; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == '\\')
+            return sv_fail(err, SV_EINVAL, "source.files: '%s' contains a control character or a backslash", p);
+    return 0;
+}
+
+static int expand_glob(sv_location *loc, imp_run *r, size_t *cap, const char *pat, sv_err *err)
+{
+    int rc = check_glob(pat, err);
+    if (rc)
+        return rc;
+    /* list from the literal directory prefix before the first wildcard */
+    size_t lit = strcspn(pat, "*?[");
+    char prefix[1100];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)lit, pat);
+    char *slash = strrchr(prefix, '/');
+    if (slash)
+        slash[1] = 0;
+    else
+        prefix[0] = 0;
+    if (lit == strlen(pat)) { /* no wildcard: one file */
+        sv_location_info info;
+        if ((rc = sv_location_head(loc, pat, &info, err)))
+            return rc == SV_ENOTFOUND ? sv_fail(err, SV_EINVAL, "source.files: '%s' does not exist", pat) : rc;
+        return add_file(r, cap, pat) ? sv_fail(err, SV_ENOMEM, "too many files") : 0;
+    }
+    glob_ctx g = {pat, r, *cap, 0};
+    rc = sv_location_list(loc, prefix, NULL, NULL, glob_fn, &g, err);
+    *cap = g.cap;
+    if (rc > 0 || rc == SV_ETOOBIG)
+        return sv_fail(err, SV_ETOOBIG, "source.files matches more than %d files", IMP_MAX_FILES);
+    return rc;
+}
+
+/* Export file names: {collection}_{shard}_{range}.parquet with '_' escaped as '.'. */
+static bool split_export_name(const char *key, char *coll, size_t cn, char *shard, size_t sn)
+{
+    const char *base = strrchr(key, '/');
+    base = base ? base + 1 : key;
+    size_t len = strlen(base);
+    if (len < 9 || strcmp(base + len - 8, ".parquet"))
+        return false;
+    char stem[300];
+    if (len - 8 >= sizeof stem)
+        return false;
+    memcpy(stem, base, len - 8);
+    stem[len - 8] = 0;
+    char *a = strchr(stem, '_');
+    char *c = strrchr(stem, '_');
+    if (!a || a == c)
+        return false;
+    *a = 0;
+    *c = 0;
+    if (strlen(stem) >= cn || strlen(a + 1) >= sn)
+        return false;
+    memcpy(coll, stem, strlen(stem) + 1);
+    memcpy(shard, a + 1, strlen(a + 1) + 1);
+    for (char *p = coll; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    for (char *p = shard; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    return true;
+}
+
+typedef struct list_ctx {
+    imp_run *r;
+    size_t cap;
+    const char *prefix;
+} list_ctx;
+
+static int export_list_fn(void *ctx, const sv_location_entry *e)
+{
+    list_ctx *l = ctx;
+    size_t n = strlen(e->key);
+    if (e->is_prefix || n < 9 || strcmp(e->key + n - 8, ".parquet"))
+        return 0;
+    if (strchr(e->key + strlen(l->prefix), '/'))
+        return 0;
+    return add_file(l->r, &l->cap, e->key);
+}
+
+/* Creates the target collection from a file's footer (shardvault.schema),
+ * renamed to target. */
+static int create_from_file(sv_importer *imp, sv_location *loc, const char *key, const char *target, sv_err *err)
+{
+    loc_src src = {0};
+    sv_pq_reader *rd;
+    int rc = open_reader(imp, loc, key, &src, &rd, err);
+    if (rc)
+        return rc;
+    const char *desc = sv_pq_reader_kv(rd, "shardvault.schema");
+    json_t *d = desc ? json_loads(desc, 0, NULL) : NULL;
+    json_t *coll = json_object_get(d, "collection");
+    if (!json_is_object(coll)) {
+        json_decref(d);
+        sv_pq_reader_free(rd);
+        return sv_fail(err, SV_EINVAL,
+                       "createCollection: %s carries no collection schema (shardvault.schema); create collection "
+                       "'%s' first", key, target);
+    }
+    json_object_set_new(coll, "name", json_string(target));
+    char *s = json_dumps(coll, JSON_COMPACT);
+    json_decref(d);
+    sv_pq_reader_free(rd);
+    if (!s)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    json_t *out = NULL;
+    rc = sv_store_create_collection(imp->o.store, s, strlen(s), &out, err);
+    free(s);
+    json_decref(out);
+    if (rc == SV_EEXIST)
+        rc = 0;
+    return rc;
+}
+
+static bool collection_exists(sv_importer *imp, const char *name)
+{
+    sv_schema *s = NULL;
+    int rc = sv_store_schema(imp->o.store, name, &s, NULL);
+    if (rc == 0)
+        sv_schema_free(s);
+    return rc == 0;
+}
+
+static bool collection_mt(sv_importer *imp, const char *name)
+{
+    json_t *c = NULL;
+    bool mt = false;
+    if (sv_store_get_collection(imp->o.store, name, &c, NULL) == 0) {
+        json_t *m = json_object_get(c, "multiTenancy");
+        mt = json_is_true(m) || json_is_true(json_object_get(m, "enabled"));
+    }
+    json_decref(c);
+    return mt;
+}
+
+static int ensure_tenant(sv_importer *imp, const char *coll, const char *tenant, sv_err *err)
+{
+    json_t *body = json_pack("{s:[{s:s}]}", "tenants", "name", tenant);
+    json_t *out = NULL;
+    int rc = sv_store_add_tenants(imp->o.store, coll, body, &out, err);
+    json_decref(body);
+    json_decref(out);
+    if (rc == SV_EEXIST || rc == SV_ECONFLICT)
+        rc = 0;
+    return rc;
+}
+
+/* ---- API ------------------------------------------------------------------------------ */
+
+static imp_run *find_run(sv_importer *imp, const char *backend, const char *id)
+{
+    for (imp_run *r = imp->runs; r; r = r->next)
+        if (!strcmp(r->id, id) && !strcmp(r->backend, backend))
+            return r;
+    return NULL;
+}
+
+static int validate_body(json_t *body, sv_err *err)
+{
+    if (!json_is_object(body))
+        return sv_fail(err, SV_EINVAL, "the body must be a JSON object");
+    const char *allowed[] = {"id", "source", "collection", "createCollection", "mapping", "onConflict", "tenant"};
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+            ok |= !strcmp(k, allowed[i]);
+        if (!ok)
+            return sv_fail(err, SV_EINVAL,
+                           "unknown field '%.64s' (id, source, collection, createCollection, mapping, onConflict, "
+                           "tenant); paths come from the server's backends", k);
+    }
+    json_t *id = json_object_get(body, "id");
+    if (!json_is_string(id))
+        return sv_fail(err, SV_EINVAL, "id is required: a string matching ^[a-z0-9_-]{1,128}$");
+    int rc = sv_check_export_id(json_string_value(id), err);
+    if (rc)
+        return rc;
+    json_t *src = json_object_get(body, "source");
+    json_t *ex = json_object_get(src, "export"), *files = json_object_get(src, "files");
+    if (!json_is_object(src) || (!ex == !files) || json_object_size(src) != 1)
+        return sv_fail(err, SV_EINVAL, "source must be {\"export\": id} or {\"files\": [glob, ...]}");
+    if (ex && (!json_is_string(ex) || sv_check_export_id(json_string_value(ex), err)))
+        return sv_fail(err, SV_EINVAL, "source.export must be an export id (^[a-z0-9_-]{1,128}$)");
+    if (files && (!json_is_array(files) || json_array_size(files) == 0 || json_array_size(files) > 1000))
+        return sv_fail(err, SV_EINVAL, "source.files must be a list of 1 to 1000 glob patterns");
+    size_t i;
+    json_array_foreach(files, i, v) if (!json_is_string(v)) return sv_fail(err, SV_EINVAL,
+                                                                             "source.files[%zu] must be a string", i);
+    json_t *c = json_object_get(body, "collection");
+    if (c && (!json_is_string(c) || sv_check_collection_name(json_string_value(c), err)))
+        return sv_fail(err, SV_EINVAL, "collection must be a collection name (^[A-Za-z][A-Za-z0-9_]{0,127}$)");
+    if (files && !c)
+        return sv_fail(err, SV_EINVAL, "collection is required with source.files");
+    json_t *cc = json_object_get(body, "createCollection");
+    if (cc && !json_is_boolean(cc))
+        return sv_fail(err, SV_EINVAL, "createCollection must be true or false");
+    json_t *m = json_object_get(body, "mapping");
+    if (m && !json_is_object(m))
+        return sv_fail(err, SV_EINVAL, "mapping must be an object");
+    json_t *oc = json_object_get(body, "onConflict");
+    if (oc && (!json_is_string(oc) || sv_enum_parse(conflict_names, 3, json_string_value(oc)) < 0))
+        return sv_fail(err, SV_EINVAL, "onConflict must be \"fail\", \"skip\" or \"replace\"");
+    json_t *t = json_object_get(body, "tenant");
+    if (t && (!json_is_string(t) || sv_check_tenant_name(json_string_value(t), err)))
+        return sv_fail(err, SV_EINVAL, "tenant must be a tenant name");
+    return 0;
+}
+
+int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    int rc = backend_ok(backend, err);
+    if (rc == 0)
+        rc = validate_body(body, err);
+    if (rc)
+        return rc;
+    const char *id = json_string_value(json_object_get(body, "id"));
+    char key[200];
+    record_key(key, sizeof key, backend, id);
+    pthread_mutex_lock(&imp->mu);
+    bool shutting = imp->shutting;
+    bool taken = find_run(imp, backend, id) != NULL;
+    pthread_mutex_unlock(&imp->mu);
+    if (shutting)
+        return sv_fail(err, SV_EUNAVAIL, "the server is shutting down");
+    char *old = NULL;
+    size_t oldlen;
+    int64_t rev;
+    if (!taken && sv_catalog_get(imp->o.catalog, key, &old, &oldlen, &rev, NULL) == 0) {
+        taken = true;
+        free(old);
+    }
+    if (taken)
+        return sv_fail(err, SV_EEXIST, "import '%s' already exists on backend %s", id, backend);
+    sv_location *loc;
+    if ((rc = sv_export_backend_location(imp->o.export, backend, &loc, err)))
+        return rc;
+    imp_run *r = run_new(imp, backend, id);
+    if (!r)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    r->request = json_deep_copy(body);
+    json_t *oc = json_object_get(body, "onConflict");
+    r->on_conflict = oc ? sv_enum_parse(conflict_names, 3, json_string_value(oc)) : ON_FAIL;
+    json_t *src = json_object_get(body, "source");
+    const char *target = json_string_value(json_object_get(body, "collection"));
+    const char *tenant = json_string_value(json_object_get(body, "tenant"));
+    bool create = json_is_true(json_object_get(body, "createCollection"));
+    size_t cap = 0;
+    if (json_object_get(src, "export")) {
+        const char *eid = json_string_value(json_object_get(src, "export"));
+        char mkey[300];
+        snprintf(mkey, sizeof mkey, "%s/export_metadata.json", eid);
+        sv_buf mb = {0};
+        rc = sv_location_get_buf(loc, mkey, &mb, err);
+        if (rc == SV_ENOTFOUND)
+            rc = sv_fail(err, SV_EINVAL, "source.export: there is no export '%s' on backend %s", eid, backend);
+        json_t *meta = rc == 0 ? json_loadb((const char *)mb.data, mb.len, 0, NULL) : NULL;
+        sv_buf_free(&mb);
+        const char *st = json_string_value(json_object_get(meta, "status"));
+        if (rc == 0 && (!st || strcmp(st, "SUCCESS")))
+            rc = sv_fail(err, SV_EINVAL, "source.export: export '%s' is %s, not SUCCESS: only a complete export "
+                         "can be imported", eid, st ? st : "unreadable");
+        json_decref(meta);
+        if (rc == 0) {
+            char prefix[200];
+            snprintf(prefix, sizeof prefix, "%s/", eid);
+            list_ctx l = {r, 0, prefix};
+            rc = sv_location_list(loc, prefix, NULL, NULL, export_list_fn, &l, err);
+            cap = l.cap;
+        }
+        for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
+            imp_file *f = &r->files[i];
+            char coll[200], shard[200];
+            if (!split_export_name(f->key, coll, sizeof coll, shard, sizeof shard)) {
+                rc = sv_fail(err, SV_EINVAL, "source.export: %s is not named {collection}_{shard}_{range}.parquet",
+                             f->key);
+                break;
+            }
+            if (!target && sv_check_collection_name(coll, NULL)) {
+                rc = sv_fail(err, SV_EINVAL, "source.export: %s names no valid collection", f->key);
+                break;
+            }
+            snprintf(f->collection, sizeof f->collection, "%.128s", target ? target : coll);
+            /* shard names shard0000... are fixed shards; anything else is a tenant */
+            bool fixed = strncmp(shard, "shard", 5) == 0 && strlen(shard) == 9 && strspn(shard + 5, "0123456789") == 4;
+            if (!fixed && !tenant && sv_check_tenant_name(shard, NULL) == 0)
+                snprintf(f->tenant, sizeof f->tenant, "%.64s", shard);
+            if (tenant)
+                snprintf(f->tenant, sizeof f->tenant, "%s", tenant);
+        }
+    } else {
+        json_t *files = json_object_get(src, "files");
+        size_t i;
+        json_t *v;
+        json_array_foreach(files, i, v)
+        {
+            if ((rc = expand_glob(loc, r, &cap, json_string_value(v), err)))
+                break;
+        }
+        for (size_t k = 0; rc == 0 && k < r->nfiles; k++) {
+            snprintf(r->files[k].collection, sizeof r->files[k].collection, "%s", target);
+            if (tenant)
+                snprintf(r->files[k].tenant, sizeof r->files[k].tenant, "%s", tenant);
+        }
+    }
+    if (rc == 0 && r->nfiles == 0)
+        rc = sv_fail(err, SV_EINVAL, "the source matches no .parquet file on backend %s", backend);
+    /* Targets: exist, or created from the export's schema. */
+    for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
+        imp_file *f = &r->files[i];
+        if (!collection_exists(imp, f->collection)) {
+            if (!create)
+                rc = sv_fail(err, SV_EINVAL, "collection '%s' does not exist (create it, or set createCollection: "
+                             "true to create it from the export's schema)", f->collection);
+            else
+                rc = create_from_file(imp, loc, f->key, f->collection, err);
+        }
+        if (rc == 0 && f->tenant[0] && !collection_mt(imp, f->collection)) {
+            if (tenant)
+                rc = sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant: drop tenant", f->collection);
+            else
+                f->tenant[0] = 0; /* multi-tenant export into a single-tenant target */
+        }
+        if (rc == 0 && f->tenant[0] && !tenant)
+            rc = ensure_tenant(imp, f->collection, f->tenant, err);
+        if (rc == 0 && tenant && collection_mt(imp, f->collection))
+            rc = ensure_tenant(imp, f->collection, tenant, err);
+    }
+    if (rc) {
+        run_free(r);
+        return rc;
+    }
+    r->started_ms = sv_now_ms();
+    if (imp->o.jobs) {
+        char link[300];
+        snprintf(link, sizeof link, "/v1/import/%s/%s", backend, id);
+        sv_job_spec spec = {.kind = "import", .collection = target, .target = id, .backend = backend, .link = link};
+        if ((rc = sv_jobs_create(imp->o.jobs, &spec, &r->job, err))) {
+            run_free(r);
+            return rc;
+        }
+        snprintf(r->job_id, sizeof r->job_id, "%s", sv_job_id(r->job));
+    }
+    if ((rc = persist(r, err))) {
+        if (r->job)
+            sv_job_finish(r->job, SV_JOB_FAILED, err->msg, NULL, NULL);
+        run_free(r);
+        return rc;
+    }
+    pthread_mutex_lock(&imp->mu);
+    r->next = imp->runs;
+    imp->runs = r;
+    rc = start_run(imp, r, err);
+    pthread_mutex_unlock(&imp->mu);
+    if (rc) {
+        finish(r, "FAILED", err->msg);
+        return rc;
+    }
+    *out = json_pack("{s:s,s:s,s:s}", "id", id, "backend", backend, "status", "STARTED");
+    return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+}
+
+int sv_importer_status(sv_importer *imp, const char *backend, const char *id, json_t **out, sv_err *err)
+{
+    *out = NULL;
+    int rc = backend_ok(backend, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&imp->mu);
+    imp_run *r = find_run(imp, backend, id);
+    if (r) {
+        pthread_mutex_lock(&r->mu);
+        *out = run_json(r, false);
+        pthread_mutex_unlock(&r->mu);
+    }
+    pthread_mutex_unlock(&imp->mu);
+    if (r)
+        return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+    char key[200];
+    record_key(key, sizeof key, backend, id);
+    char *val = NULL;
+    size_t len;
+    int64_t rev;
+    rc = sv_catalog_get(imp->o.catalog, key, &val, &len, &rev, err);
+    if (rc == SV_ENOTFOUND)
+        return sv_fail(err, SV_ENOTFOUND, "no import '%.128s' on backend %s", id, backend);
+    if (rc)
+        return rc;
+    json_t *rec = json_loadb(val, len, 0, NULL);
+    free(val);
+    if (!rec)
+        return sv_fail(err, SV_ECORRUPT, "the record of import '%s' is not JSON", id);
+    *out = public_view(rec);
+    json_decref(rec);
+    return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+}
+
+int sv_importer_cancel(sv_importer *imp, const char *backend, const char *id, sv_err *err)
+{
+    int rc = backend_ok(backend, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&imp->mu);
+    imp_run *r = find_run(imp, backend, id);
+    if (!r) {
+        pthread_mutex_unlock(&imp->mu);
+        json_t *st = NULL;
+        rc = sv_importer_status(imp, backend, id, &st, err);
+        json_decref(st);
+        return rc ? rc : sv_fail(err, SV_ECONFLICT, "import '%s' has already finished", id);
+    }
+    pthread_mutex_lock(&r->mu);
+    bool done = r->done;
+    pthread_mutex_unlock(&r->mu);
+    if (done) {
+        pthread_mutex_unlock(&imp->mu);
+        return sv_fail(err, SV_ECONFLICT, "import '%s' has already finished (%s)", id, r->status);
+    }
+    atomic_store(&r->cancel, true);
+    /* runs live until the service closes: wait without holding the service
+     * lock, so other imports' status reads go on meanwhile */
+    pthread_mutex_unlock(&imp->mu);
+    pthread_mutex_lock(&r->mu);
+    while (!r->done)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+static void kind_cancel(void *self, sv_job *job)
+{
+    sv_importer *imp = self;
+    pthread_mutex_lock(&imp->mu);
+    for (imp_run *r = imp->runs; r; r = r->next)
+        if (r->job && !strcmp(sv_job_id(r->job), sv_job_id(job)))
+            atomic_store(&r->cancel, true);
+    pthread_mutex_unlock(&imp->mu);
+}
+
+typedef struct resume_ctx {
+    sv_importer *imp;
+    json_t *recs;
+} resume_ctx;
+
+static int scan_fn(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    resume_ctx *c = ud;
+    json_t *rec = json_loadb(val, len, 0, NULL);
+    if (rec)
+        json_array_append_new(c->recs, rec);
+    return 0;
+}
+
+static int resume_all(sv_importer *imp, sv_err *err)
+{
+    resume_ctx c = {imp, json_array()};
+    int rc = sv_catalog_scan(imp->o.catalog, "imports/", scan_fn, &c, err);
+    size_t i;
+    json_t *rec;
+    json_array_foreach(c.recs, i, rec)
+    {
+        if (rc)
+            break;
+        const char *st = json_string_value(json_object_get(rec, "status"));
+        const char *node = json_string_value(json_object_get(rec, "node"));
+        if (!st || (strcmp(st, "STARTED") && strcmp(st, "TRANSFERRING")) || !node || strcmp(node, imp->node))
+            continue;
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        const char *backend = json_string_value(json_object_get(rec, "backend"));
+        if (!id || !backend)
+            continue;
+        imp_run *r = run_new(imp, backend, id);
+        if (!r) {
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+            break;
+        }
+        r->request = json_incref(json_object_get(rec, "request"));
+        json_t *oc = json_object_get(r->request, "onConflict");
+        r->on_conflict = oc ? sv_enum_parse(conflict_names, 3, json_string_value(oc)) : ON_FAIL;
+        if (r->on_conflict < 0)
+            r->on_conflict = ON_FAIL;
+        r->started_ms = json_integer_value(json_object_get(rec, "startedAtMs"));
+        r->imported = json_integer_value(json_object_get(rec, "objectsImported"));
+        r->skipped = json_integer_value(json_object_get(rec, "objectsSkipped"));
+        r->failed = json_integer_value(json_object_get(rec, "objectsFailed"));
+        r->bytes = json_integer_value(json_object_get(rec, "objectsBytes"));
+        json_decref(r->errors);
+        r->errors = json_deep_copy(json_object_get(rec, "errors"));
+        if (!r->errors)
+            r->errors = json_array();
+        r->resumed = true;
+        size_t cap = 0, k;
+        json_t *fj;
+        json_array_foreach(json_object_get(rec, "files"), k, fj)
+        {
+            if (add_file(r, &cap, json_string_value(json_object_get(fj, "name")) ? json_string_value(json_object_get(fj, "name")) : "?")) {
+                rc = sv_fail(err, SV_ENOMEM, "out of memory");
+                break;
+            }
+            imp_file *f = &r->files[r->nfiles - 1];
+            f->rows = json_integer_value(json_object_get(fj, "rows"));
+            f->rows_imported = json_integer_value(json_object_get(fj, "rowsImported"));
+            f->rows_read = json_integer_value(json_object_get(fj, "rowsRead"));
+            f->rg_done = (int)json_integer_value(json_object_get(fj, "rowGroupsDone"));
+            const char *fs = json_string_value(json_object_get(fj, "status"));
+            snprintf(f->status, sizeof f->status, "%s", fs && strcmp(fs, "TRANSFERRING") ? fs : "PENDING");
+            const char *fe = json_string_value(json_object_get(fj, "error"));
+            f->error = fe ? strdup(fe) : NULL;
+            const char *fc = json_string_value(json_object_get(fj, "collection"));
+            const char *ft = json_string_value(json_object_get(fj, "tenant"));
+            snprintf(f->collection, sizeof f->collection, "%s", fc ? fc : "");
+            snprintf(f->tenant, sizeof f->tenant, "%s", ft ? ft : "");
+        }
+        const char *jid = json_string_value(json_object_get(rec, "jobId"));
+        if (jid && jid[0] && imp->o.jobs) {
+            snprintf(r->job_id, sizeof r->job_id, "%s", jid);
+            if (sv_jobs_claim(imp->o.jobs, jid, &r->job, NULL))
+                r->job = NULL;
+        }
+        sv_info("import resumes", "id=%s backend=%s", id, backend);
+        pthread_mutex_lock(&imp->mu);
+        r->next = imp->runs;
+        imp->runs = r;
+        if (rc == 0)
+            rc = start_run(imp, r, err);
+        pthread_mutex_unlock(&imp->mu);
+    }
+    json_decref(c.recs);
+    return rc;
+}
+
+int sv_importer_open(const sv_importer_opts *opts, sv_importer **out, sv_err *err)
+{
+    *out = NULL;
+    if (!opts->store || !opts->catalog || !opts->export)
+        return sv_fail(err, SV_EINVAL, "the importer needs the store, the catalog and the export backends");
+    sv_importer *imp = calloc(1, sizeof *imp);
+    if (!imp)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    imp->o = *opts;
+    snprintf(imp->node, sizeof imp->node, "%s", opts->node_name ? opts->node_name : "node1");
+    pthread_mutex_init(&imp->mu, NULL);
+    int rc = 0;
+    if (imp->o.max_row_group_bytes <= 0)
+        rc = sv_env_int("SHARDVAULT_IMPORT_MAX_ROW_GROUP_BYTES", 1ll << 30, &imp->o.max_row_group_bytes, err);
+    if (rc == 0 && imp->o.batch_rows <= 0)
+        rc = sv_env_int("SHARDVAULT_IMPORT_BATCH_ROWS", 1000, &imp->o.batch_rows, err);
+    if (rc == 0 && imp->o.workers <= 0) {
+        int64_t cpus = sv_cpu_count();
+        rc = sv_env_int("SHARDVAULT_IMPORT_WORKERS", cpus < 1 ? 1 : cpus > 8 ? 8 : cpus, &imp->o.workers, err);
+        if (rc == 0 && (imp->o.workers < 1 || imp->o.workers > 64))
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_IMPORT_WORKERS must be 1..64");
+    }
+    if (rc == 0 && imp->o.jobs) {
+        sv_job_kind k = {.name = "import", .self = imp, .cancel = kind_cancel};
+        rc = sv_jobs_register_kind(imp->o.jobs, &k, err);
+    }
+    if (rc == 0)
+        rc = resume_all(imp, err);
+    if (rc) {
+        sv_importer_close(imp);
+        return rc;
+    }
+    *out = imp;
+    return 0;
+}
+
+void sv_importer_shutdown(sv_importer *imp)
+{
+    if (!imp)
+        return;
+    pthread_mutex_lock(&imp->mu);
+    imp->shutting = true;
+    for (imp_run *r = imp->runs; r; r = r->next)
+        atomic_store(&r->shutdown, true);
+    pthread_mutex_unlock(&imp->mu);
+    for (imp_run *r = imp->runs; r; r = r->next)
+        if (r->thread_started) {
+            pthread_join(r->thread, NULL);
+            r->thread_started = false;
+        }
+}
+
+void sv_importer_close(sv_importer *imp)
+{
+    if (!imp)
+        return;
+    sv_importer_shutdown(imp);
+    if (imp->o.jobs)
+        sv_jobs_register_kind(imp->o.jobs, &(sv_job_kind){.name = "import"}, NULL);
+    imp_run *r = imp->runs;
+    while (r) {
+        imp_run *n = r->next;
+        run_free(r);
+        r = n;
+    }
+    pthread_mutex_destroy(&imp->mu);
+    free(imp);
+}
+
+void sv_importer_metrics(sv_buf *out, void *ud)
+{
+    sv_importer *imp = ud;
+    if (!imp)
+        return;
+    sv_buf_printf(out,
+                  "# TYPE shardvault_import_started_total counter\nshardvault_import_started_total %lld\n"
+                  "# TYPE shardvault_import_objects_total counter\nshardvault_import_objects_total %lld\n",
+                  (long long)atomic_load(&imp->m_started), (long long)atomic_load(&imp->m_rows));
+}

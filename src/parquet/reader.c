@@ -1,0 +1,1512 @@
+/* Reader, part 2: opening a file, decoding one row group's column chunks
+ * (pages v1/v2, codecs, encodings, levels) and assembling rows. */
+#include "reader_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lz4.h>
+#include <snappy-c.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+/* One decoded column of the current row group. */
+typedef struct pq_bytes { const uint8_t *p; uint32_t len; } pq_bytes;
+
+typedef struct pq_col {
+    uint8_t *def, *rep;     /* n levels (NULL when the max level is 0) */
+    size_t n, cap_def, cap_rep;
+    void *vals;             /* fixed width: native values; byte arrays: pq_bytes */
+    size_t nv, cap_v;
+    int width;              /* bytes per entry of vals */
+    uint8_t **bufs;         /* buffers the byte values point into, freed per row group */
+    size_t nbufs, cap_bufs;
+    /* the dictionary (values in the same representation as vals) */
+    void *dict;
+    size_t ndict;
+    /* assembly cursor */
+    size_t i, vi;
+} pq_col;
+
+struct sv_pq_reader {
+    sv_pq_source src;
+    int fd; /* open_file only */
+    char *path;
+    sv_pq_read_options opt;
+    pq_meta meta;
+    pq_schema schema;
+    int64_t bytes_read;
+    /* current row group */
+    int rg;           /* next row group to load, or the loaded one */
+    bool loaded;
+    int64_t row;      /* next row within the loaded row group */
+    int64_t budget;   /* bytes allocated for the loaded row group */
+    pq_col *cols;
+    int cur_col, cur_page; /* for messages */
+    /* assembly */
+    struct arena_chunk *arena;
+    sv_pq_value *rows;
+    size_t cap_rows;
+    sv_pq_value *scratch[PQ_MAX_DEPTH * 2];
+    size_t scratch_cap[PQ_MAX_DEPTH * 2];
+};
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static int rfail(sv_pq_reader *r, int code, sv_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void col_name(sv_pq_reader *r, int c, char *out, size_t len)
+{
+    out[0] = 0;
+    if (c < 0 || c >= r->schema.nleaves)
+        return;
+    /* dotted raw path */
+    int chain[PQ_MAX_DEPTH + 2], n = 0;
+    for (int i = r->schema.leaves[c].raw; i > 0 && n < PQ_MAX_DEPTH + 2; i = r->schema.raw[i].parent)
+        chain[n++] = i;
+    size_t o = 0;
+    for (int k = n - 1; k >= 0 && o + 1 < len; k--) {
+        int w = snprintf(out + o, len - o, "%s%s", k == n - 1 ? "" : ".", r->meta.elems[chain[k]].name);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+}
+
+static int rfail(sv_pq_reader *r, int code, sv_err *err, const char *fmt, ...)
+{
+    char what[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    char where[200] = "";
+    if (r->loaded || r->cur_col >= 0) {
+        char cn[120];
+        col_name(r, r->cur_col, cn, sizeof cn);
+        if (r->cur_col >= 0 && r->cur_page >= 0)
+            snprintf(where, sizeof where, ": row group %d: column %s: page %d", r->rg, cn, r->cur_page);
+        else if (r->cur_col >= 0)
+            snprintf(where, sizeof where, ": row group %d: column %s", r->rg, cn);
+        else
+            snprintf(where, sizeof where, ": row group %d", r->rg);
+    }
+    return sv_fail(err, code, "parquet file %s%s: %s", r->src.name ? r->src.name : "?", where, what);
+}
+
+/* ---- memory accounting -------------------------------------------------------- */
+
+static void *balloc(sv_pq_reader *r, size_t bytes, sv_err *err, int *rc)
+{
+    if (bytes > (size_t)INT64_MAX || r->budget + (int64_t)bytes > r->opt.max_row_group_bytes) {
+        *rc = rfail(r, SV_ETOOBIG, err, "decoding needs more than %lld bytes for one row group "
+                    "(raise the row group memory limit or write smaller row groups)",
+                    (long long)r->opt.max_row_group_bytes);
+        return NULL;
+    }
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        *rc = rfail(r, SV_ENOMEM, err, "out of memory");
+        return NULL;
+    }
+    r->budget += (int64_t)bytes;
+    return p;
+}
+
+/* Grows *arr (elem bytes each, capacity *cap) to hold need, within budget. */
+static int bgrow(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t elem, sv_err *err)
+{
+    if (need == 0)
+        need = 1; /* callers index the array even for zero values */
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2 / elem)
+            return rfail(r, SV_ETOOBIG, err, "too many values");
+        nc *= 2;
+    }
+    size_t add = (nc - *cap) * elem;
+    if (r->budget + (int64_t)add > r->opt.max_row_group_bytes)
+        return rfail(r, SV_ETOOBIG, err, "decoding needs more than %lld bytes for one row group "
+                     "(raise the row group memory limit or write smaller row groups)",
+                     (long long)r->opt.max_row_group_bytes);
+    void **pa = parr;
+    void *n = realloc(*pa, nc * elem);
+    if (!n)
+        return rfail(r, SV_ENOMEM, err, "out of memory");
+    *pa = n;
+    r->budget += (int64_t)add;
+    *cap = nc;
+    return 0;
+}
+
+static int keep_buf(sv_pq_reader *r, pq_col *c, uint8_t *buf, sv_err *err)
+{
+    if (sv_grow(&c->bufs, &c->cap_bufs, c->nbufs + 1, sizeof *c->bufs)) {
+        free(buf);
+        return rfail(r, SV_ENOMEM, err, "out of memory");
+    }
+    c->bufs[c->nbufs++] = buf;
+    return 0;
+}
+
+static void col_reset(pq_col *c)
+{
+    free(c->def);
+    free(c->rep);
+    free(c->vals);
+    free(c->dict);
+    for (size_t i = 0; i < c->nbufs; i++)
+        free(c->bufs[i]);
+    free(c->bufs);
+    memset(c, 0, sizeof *c);
+}
+
+static void unload(sv_pq_reader *r)
+{
+    if (r->cols)
+        for (int i = 0; i < r->schema.nleaves; i++)
+            col_reset(&r->cols[i]);
+    r->loaded = false;
+    r->budget = 0;
+    r->row = 0;
+}
+
+/* ---- source -------------------------------------------------------------------- */
+
+static int src_read(sv_pq_reader *r, uint64_t off, void *buf, size_t len, sv_err *err)
+{
+    if (off > r->src.size || len > r->src.size - off)
+        return rfail(r, SV_ECORRUPT, err, "a read of %zu bytes at offset %llu runs past the end of the file (%llu bytes)",
+                     len, (unsigned long long)off, (unsigned long long)r->src.size);
+    int rc = r->src.read_at(r->src.ud, off, buf, len, err);
+    if (rc)
+        return rc;
+    r->bytes_read += (int64_t)len;
+    return 0;
+}
+
+static int file_read_at(void *ud, uint64_t off, void *buf, size_t len, sv_err *err)
+{
+    sv_pq_reader *r = ud;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t k = pread(r->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return sv_fail(err, SV_EIO, "read %s: %s", r->path, k < 0 ? strerror(errno) : "file shrank");
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+/* ---- open ---------------------------------------------------------------------- */
+
+static int64_t dflt(int64_t v, int64_t d) { return v > 0 ? v : d; }
+
+int sv_pq_reader_open(const sv_pq_source *src, const sv_pq_read_options *opt, sv_pq_reader **out, sv_err *err)
+{
+    *out = NULL;
+    sv_pq_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    r->src = *src;
+    r->fd = -1;
+    r->cur_col = -1;
+    r->cur_page = -1;
+    if (opt)
+        r->opt = *opt;
+    r->opt.max_footer_bytes = dflt(r->opt.max_footer_bytes, 64ll << 20);
+    r->opt.max_row_group_bytes = dflt(r->opt.max_row_group_bytes, 1ll << 30);
+    r->opt.max_page_bytes = dflt(r->opt.max_page_bytes, 256ll << 20);
+    int rc = 0;
+    uint8_t tail[8], head[4];
+    if (src->size < 12) {
+        rc = rfail(r, SV_ECORRUPT, err, "not a Parquet file: %llu bytes is shorter than its magic and footer",
+                   (unsigned long long)src->size);
+        goto fail;
+    }
+    if ((rc = src_read(r, 0, head, 4, err)) || (rc = src_read(r, src->size - 8, tail, 8, err)))
+        goto fail;
+    if (memcmp(head, "PAR1", 4) || memcmp(tail + 4, "PAR1", 4)) {
+        rc = rfail(r, SV_ECORRUPT, err, "not a Parquet file: the PAR1 magic is missing%s",
+                   memcmp(tail + 4, "PARE", 4) == 0 ? " (encrypted footers are not supported)" : "");
+        if (memcmp(tail + 4, "PARE", 4) == 0 && err)
+            err->code = rc = SV_EUNSUPPORTED;
+        goto fail;
+    }
+    uint32_t flen = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+    if ((uint64_t)flen > src->size - 12) {
+        rc = rfail(r, SV_ECORRUPT, err, "the footer length %u is larger than the file (truncated file?)", flen);
+        goto fail;
+    }
+    if ((int64_t)flen > r->opt.max_footer_bytes) {
+        rc = rfail(r, SV_ETOOBIG, err, "the footer is %u bytes, more than the limit of %lld", flen,
+                   (long long)r->opt.max_footer_bytes);
+        goto fail;
+    }
+    uint8_t *foot = malloc(flen ? flen : 1);
+    if (!foot) {
+        rc = rfail(r, SV_ENOMEM, err, "out of memory");
+        goto fail;
+    }
+    if ((rc = src_read(r, src->size - 8 - flen, foot, flen, err))) {
+        free(foot);
+        goto fail;
+    }
+    int prc = pq_parse_footer(foot, flen, &r->meta);
+    free(foot);
+    if (prc) {
+        rc = rfail(r, prc == -2 ? SV_ENOMEM : SV_ECORRUPT, err, "%s",
+                   prc == -2 ? "out of memory" : "the footer (FileMetaData) is malformed");
+        goto fail;
+    }
+    if (!r->meta.elems) {
+        rc = rfail(r, SV_ECORRUPT, err, "the footer has no schema");
+        goto fail;
+    }
+    char why[256];
+    prc = pq_schema_build(&r->schema, &r->meta, why, sizeof why);
+    if (prc) {
+        rc = rfail(r, prc == -2 ? SV_ENOMEM : SV_ECORRUPT, err, "schema: %s", why);
+        goto fail;
+    }
+    int64_t total = 0;
+    for (int g = 0; g < r->meta.nrgs; g++) {
+        pq_rowgroup *rg = &r->meta.rgs[g];
+        r->rg = g;
+        if (rg->ncols != r->schema.nleaves) {
+            rc = rfail(r, SV_ECORRUPT, err, "row group %d has %d column chunks, the schema has %d leaf columns", g,
+                       rg->ncols, r->schema.nleaves);
+            goto fail;
+        }
+        if (rg->num_rows < 0) {
+            rc = rfail(r, SV_ECORRUPT, err, "row group %d has a negative row count", g);
+            goto fail;
+        }
+        for (int c = 0; c < rg->ncols; c++) {
+            pq_colmeta *cm = &rg->cols[c];
+            const pq_selem *e = &r->meta.elems[r->schema.leaves[c].raw];
+            r->cur_col = c;
+            if (cm->external) {
+                rc = rfail(r, SV_EUNSUPPORTED, err, "column chunks in other files are not supported");
+                goto fail;
+            }
+            if (!cm->has_meta || cm->type != e->type) {
+                rc = rfail(r, SV_ECORRUPT, err, "column chunk metadata is missing or its type %d is not the schema's %d",
+                           cm->type, e->type);
+                goto fail;
+            }
+            if (cm->num_values < 0 || cm->total_compressed < 0 || cm->data_off < 4 ||
+                (uint64_t)cm->data_off >= src->size || (cm->has_dict && cm->dict_off < 0)) {
+                rc = rfail(r, SV_ECORRUPT, err, "column chunk offsets or sizes are invalid");
+                goto fail;
+            }
+        }
+        r->cur_col = -1;
+        if (rg->num_rows > INT64_MAX - total) {
+            rc = rfail(r, SV_ECORRUPT, err, "row counts overflow");
+            goto fail;
+        }
+        total += rg->num_rows;
+    }
+    r->rg = 0;
+    r->cols = calloc((size_t)(r->schema.nleaves ? r->schema.nleaves : 1), sizeof *r->cols);
+    if (!r->cols) {
+        rc = rfail(r, SV_ENOMEM, err, "out of memory");
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    sv_pq_reader_free(r);
+    return rc;
+}
+
+int sv_pq_reader_open_file(const char *path, const sv_pq_read_options *opt, sv_pq_reader **out, sv_err *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sv_fail(err, errno == ENOENT ? SV_ENOTFOUND : SV_EIO, "open %s: %s", path, strerror(errno));
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size < 0) {
+        close(fd);
+        return sv_fail(err, SV_EIO, "seek %s: %s", path, strerror(errno));
+    }
+    /* The reader is the ud of its own source: make a tiny holder first. */
+    char *p = strdup(path);
+    if (!p) {
+        close(fd);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    sv_pq_reader tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.fd = fd;
+    tmp.path = p;
+    sv_pq_source src = {file_read_at, &tmp, (uint64_t)size, p};
+    sv_pq_reader *r;
+    int rc = sv_pq_reader_open(&src, opt, &r, err);
+    if (rc) {
+        close(fd);
+        free(p);
+        return rc;
+    }
+    r->fd = fd;
+    r->path = p;
+    r->src.ud = r;
+    *out = r;
+    return 0;
+}
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) uint8_t data[];
+};
+
+static void arena_reset(sv_pq_reader *r)
+{
+    struct arena_chunk *c = r->arena;
+    while (c) {
+        struct arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    r->arena = NULL;
+}
+
+void sv_pq_reader_free(sv_pq_reader *r)
+{
+    if (!r)
+        return;
+    unload(r);
+    free(r->cols);
+    arena_reset(r);
+    free(r->rows);
+    for (int i = 0; i < PQ_MAX_DEPTH * 2; i++)
+        free(r->scratch[i]);
+    pq_schema_free(&r->schema);
+    pq_meta_free(&r->meta);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->path);
+    free(r);
+}
+
+const sv_pq_rnode *sv_pq_reader_root(const sv_pq_reader *r) { return &r->schema.root->pub; }
+int64_t sv_pq_reader_num_rows(const sv_pq_reader *r)
+{
+    int64_t t = 0;
+    for (int g = 0; g < r->meta.nrgs; g++)
+        t += r->meta.rgs[g].num_rows;
+    return t;
+}
+int sv_pq_reader_num_row_groups(const sv_pq_reader *r) { return r->meta.nrgs; }
+int64_t sv_pq_reader_row_group_rows(const sv_pq_reader *r, int rg)
+{
+    return rg >= 0 && rg < r->meta.nrgs ? r->meta.rgs[rg].num_rows : 0;
+}
+const char *sv_pq_reader_kv(const sv_pq_reader *r, const char *key)
+{
+    for (int i = 0; i < r->meta.nkv; i++)
+        if (r->meta.kv[i].key && strcmp(r->meta.kv[i].key, key) == 0)
+            return r->meta.kv[i].value;
+    return NULL;
+}
+const char *sv_pq_reader_created_by(const sv_pq_reader *r) { return r->meta.created_by; }
+int64_t sv_pq_reader_bytes_read(const sv_pq_reader *r) { return r->bytes_read; }
+
+int sv_pq_reader_seek_row_group(sv_pq_reader *r, int rg, sv_err *err)
+{
+    if (rg < 0 || rg > r->meta.nrgs)
+        return sv_fail(err, SV_EINVAL, "row group %d does not exist (the file has %d)", rg, r->meta.nrgs);
+    unload(r);
+    r->rg = rg;
+    return 0;
+}
+
+/* ---- bit unpacking ------------------------------------------------------------- */
+
+static inline uint64_t load_le(const uint8_t *p, const uint8_t *end)
+{
+    uint64_t v = 0;
+    size_t avail = (size_t)(end - p);
+    if (avail >= 8) {
+        memcpy(&v, p, 8);
+    } else {
+        uint8_t tmp[8] = {0};
+        memcpy(tmp, p, avail);
+        memcpy(&v, tmp, 8);
+    }
+    return v; /* little-endian hosts only (x86-64, arm64) */
+}
+
+/* n values of width w (<= 64) bit-packed LSB first from p (which has
+ * ceil(n*w/8) bytes, checked by the caller). */
+static void unpack64(const uint8_t *p, const uint8_t *end, int w, uint64_t *out, size_t n)
+{
+    if (w == 0) {
+        memset(out, 0, n * sizeof *out);
+        return;
+    }
+    uint64_t mask = w == 64 ? ~0ull : ((1ull << w) - 1);
+    size_t bit = 0;
+    for (size_t i = 0; i < n; i++, bit += (size_t)w) {
+        const uint8_t *q = p + bit / 8;
+        int sh = (int)(bit % 8);
+        uint64_t v = load_le(q, end) >> sh;
+        if (sh + w > 64 && q + 8 < end)
+            v |= (uint64_t)q[8] << (64 - sh);
+        out[i] = v & mask;
+    }
+}
+
+static void unpack32(const uint8_t *p, const uint8_t *end, int w, uint32_t *out, size_t n)
+{
+    if (w == 0) {
+        memset(out, 0, n * sizeof *out);
+        return;
+    }
+    uint64_t mask = (1ull << w) - 1;
+    size_t bit = 0;
+    for (size_t i = 0; i < n; i++, bit += (size_t)w) {
+        const uint8_t *q = p + bit / 8;
+        out[i] = (uint32_t)((load_le(q, end) >> (bit % 8)) & mask);
+    }
+}
+
+int pq_rle_decode(const uint8_t *p, size_t len, int width, uint32_t *out, size_t n, uint32_t limit)
+{
+    if (width < 0 || width > 32)
+        return -1;
+    tr t;
+    tr_init(&t, p, len);
+    size_t got = 0;
+    size_t vbytes = (size_t)(width + 7) / 8;
+    while (got < n) {
+        uint64_t h = tr_varint(&t);
+        if (t.bad)
+            return -1;
+        if (h & 1) {
+            uint64_t groups = h >> 1;
+            if (groups == 0 || groups > (uint64_t)(t.end - t.p) + 1)
+                return -1;
+            size_t nvals = (size_t)groups * 8;
+            size_t bytes = (size_t)groups * (size_t)width;
+            if (bytes > (size_t)(t.end - t.p)) {
+                /* tolerate a short final group: only as many bytes as values needed */
+                size_t need = ((n - got) * (size_t)width + 7) / 8;
+                if (need > (size_t)(t.end - t.p))
+                    return -1;
+                bytes = (size_t)(t.end - t.p);
+                nvals = width ? bytes * 8 / (size_t)width : n - got;
+            }
+            size_t take = nvals < n - got ? nvals : n - got;
+            unpack32(t.p, t.end, width, out + got, take);
+            if (limit)
+                for (size_t i = 0; i < take; i++)
+                    if (out[got + i] >= limit)
+                        return -1;
+            got += take;
+            t.p += bytes;
+        } else {
+            uint64_t run = h >> 1;
+            if (vbytes > (size_t)(t.end - t.p))
+                return -1;
+            uint32_t v = 0;
+            for (size_t b = 0; b < vbytes; b++)
+                v |= (uint32_t)t.p[b] << (8 * b);
+            t.p += vbytes;
+            if (limit && v >= limit)
+                return -1;
+            if (run == 0)
+                continue;
+            size_t take = run < n - got ? (size_t)run : n - got;
+            for (size_t i = 0; i < take; i++)
+                out[got + i] = v;
+            got += take;
+        }
+    }
+    return 0;
+}
+
+int pq_delta_decode(const uint8_t *p, size_t len, int64_t *out, size_t cap, size_t *n, size_t *used)
+{
+    tr t;
+    tr_init(&t, p, len);
+    uint64_t block = tr_varint(&t), mini = tr_varint(&t), total = tr_varint(&t);
+    int64_t first = tr_zz(&t);
+    if (t.bad || block == 0 || block % 128 || mini == 0 || block % mini || (block / mini) % 32 || block > (1u << 20) ||
+        total > cap)
+        return -1;
+    size_t per_mini = (size_t)(block / mini);
+    size_t got = 0;
+    uint64_t last = (uint64_t)first;
+    if (total > 0)
+        out[got++] = first;
+    uint64_t buf[1024];
+    while (got < total) {
+        int64_t min_delta = tr_zz(&t);
+        if (t.bad || mini > (uint64_t)(t.end - t.p))
+            return -1;
+        const uint8_t *widths = t.p;
+        t.p += mini;
+        for (uint64_t m = 0; m < mini && got < total; m++) {
+            int w = widths[m];
+            if (w > 64)
+                return -1;
+            size_t bytes = per_mini * (size_t)w / 8;
+            if (bytes > (size_t)(t.end - t.p))
+                return -1;
+            size_t done = 0;
+            while (done < per_mini && got < total) {
+                size_t k = per_mini - done < 1024 ? per_mini - done : 1024;
+                /* k values starting at bit done*w */
+                size_t bitoff = done * (size_t)w;
+                if (bitoff % 8 == 0) {
+                    unpack64(t.p + bitoff / 8, t.p + bytes, w, buf, k);
+                } else {
+                    /* k is a multiple of 8 in practice (per_mini % 32 == 0) */
+                    return -1;
+                }
+                for (size_t i = 0; i < k && got < total; i++) {
+                    last = last + (uint64_t)min_delta + buf[i];
+                    out[got++] = (int64_t)last;
+                }
+                done += k;
+            }
+            t.p += bytes;
+        }
+    }
+    *n = got;
+    *used = (size_t)(t.p - p);
+    return 0;
+}
+
+/* ---- decompression ------------------------------------------------------------ */
+
+static int decompress(sv_pq_reader *r, int codec, const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen,
+                      sv_err *err)
+{
+    switch (codec) {
+    case 0:
+        if (inlen != outlen)
+            return rfail(r, SV_ECORRUPT, err, "uncompressed page: sizes %zu and %zu differ", inlen, outlen);
+        memcpy(out, in, inlen);
+        return 0;
+    case 1: {
+        size_t ulen;
+        if (snappy_uncompressed_length((const char *)in, inlen, &ulen) != SNAPPY_OK || ulen != outlen)
+            return rfail(r, SV_ECORRUPT, err, "snappy: the page does not decompress to its stated %zu bytes", outlen);
+        size_t o = outlen;
+        if (snappy_uncompress((const char *)in, inlen, (char *)out, &o) != SNAPPY_OK || o != outlen)
+            return rfail(r, SV_ECORRUPT, err, "snappy: corrupt compressed page");
+        return 0;
+    }
+    case 2: {
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        if (inflateInit2(&z, 15 + 32) != Z_OK)
+            return rfail(r, SV_ENOMEM, err, "gzip: cannot start");
+        z.next_in = (Bytef *)(uintptr_t)in;
+        z.avail_in = (uInt)(inlen > UINT_MAX ? UINT_MAX : inlen);
+        z.next_out = out;
+        z.avail_out = (uInt)(outlen > UINT_MAX ? UINT_MAX : outlen);
+        int zr = inflate(&z, Z_FINISH);
+        size_t total = z.total_out;
+        inflateEnd(&z);
+        if (zr != Z_STREAM_END || total != outlen)
+            return rfail(r, SV_ECORRUPT, err, "gzip: corrupt page or wrong size (%zu of %zu bytes)", total, outlen);
+        return 0;
+    }
+    case 6: {
+        size_t z = ZSTD_decompress(out, outlen, in, inlen);
+        if (ZSTD_isError(z) || z != outlen)
+            return rfail(r, SV_ECORRUPT, err, "zstd: %s",
+                         ZSTD_isError(z) ? ZSTD_getErrorName(z) : "the page decompresses to another size");
+        return 0;
+    }
+    case 7: {
+        if (inlen > INT_MAX || outlen > INT_MAX)
+            return rfail(r, SV_ETOOBIG, err, "lz4: page too large");
+        int k = LZ4_decompress_safe((const char *)in, (char *)out, (int)inlen, (int)outlen);
+        if (k < 0 || (size_t)k != outlen)
+            return rfail(r, SV_ECORRUPT, err, "lz4: corrupt page or wrong size");
+        return 0;
+    }
+    case 5: {
+        /* Deprecated LZ4: Hadoop framing (big-endian sizes + raw blocks), else raw. */
+        size_t ip = 0, op = 0;
+        bool ok = true;
+        while (ip + 8 <= inlen && op < outlen) {
+            uint32_t dsz = (uint32_t)in[ip] << 24 | (uint32_t)in[ip + 1] << 16 | (uint32_t)in[ip + 2] << 8 | in[ip + 3];
+            uint32_t csz = (uint32_t)in[ip + 4] << 24 | (uint32_t)in[ip + 5] << 16 | (uint32_t)in[ip + 6] << 8 | in[ip + 7];
+            ip += 8;
+            if (csz > inlen - ip || dsz > outlen - op || csz > INT_MAX) {
+                ok = false;
+                break;
+            }
+            int k = LZ4_decompress_safe((const char *)in + ip, (char *)out + op, (int)csz, (int)dsz);
+            if (k < 0 || (uint32_t)k != dsz) {
+                ok = false;
+                break;
+            }
+            ip += csz;
+            op += dsz;
+        }
+        if (ok && ip == inlen && op == outlen)
+            return 0;
+        if (inlen <= INT_MAX && outlen <= INT_MAX) {
+            int k = LZ4_decompress_safe((const char *)in, (char *)out, (int)inlen, (int)outlen);
+            if (k >= 0 && (size_t)k == outlen)
+                return 0;
+        }
+        return rfail(r, SV_ECORRUPT, err, "lz4: corrupt page");
+    }
+    default:
+        return rfail(r, SV_EUNSUPPORTED, err, "compression codec %d is not supported (none, snappy, gzip, zstd, lz4_raw are)",
+                     codec);
+    }
+}
+
+/* ---- values --------------------------------------------------------------------- */
+
+static int type_width(int type, int type_length)
+{
+    switch (type) {
+    case 0: return 1;  /* bool as uint8 */
+    case 1: return 4;
+    case 2: return 8;
+    case 3: return 8;  /* INT96 -> int64 ns */
+    case 4: return 4;
+    case 5: return 8;
+    default: (void)type_length; return (int)sizeof(pq_bytes);
+    }
+}
+
+static int64_t int96_ns(const uint8_t *p)
+{
+    uint64_t nanos;
+    uint32_t jd;
+    memcpy(&nanos, p, 8);
+    memcpy(&jd, p + 8, 4);
+    /* 2440588 = Julian day of 1970-01-01 */
+    return ((int64_t)jd - 2440588) * 86400000000000ll + (int64_t)nanos;
+}
+
+/* Decodes nv PLAIN values into dst (representation of vals). p/len: input.
+ * *used: bytes consumed. */
+static int plain_decode(sv_pq_reader *r, int type, int tlen, const uint8_t *p, size_t len, void *dst, size_t nv,
+                        size_t *used, sv_err *err)
+{
+    switch (type) {
+    case 0: {
+        if ((nv + 7) / 8 > len)
+            return rfail(r, SV_ECORRUPT, err, "PLAIN booleans: %zu values need %zu bytes, the page has %zu", nv,
+                         (nv + 7) / 8, len);
+        uint8_t *o = dst;
+        for (size_t i = 0; i < nv; i++)
+            o[i] = (p[i / 8] >> (i % 8)) & 1;
+        *used = (nv + 7) / 8;
+        return 0;
+    }
+    case 1: case 2: case 4: case 5: {
+        size_t w = type == 1 || type == 4 ? 4 : 8;
+        if (nv > len / w)
+            return rfail(r, SV_ECORRUPT, err, "PLAIN: %zu values of %zu bytes do not fit in %zu bytes", nv, w, len);
+        memcpy(dst, p, nv * w);
+        *used = nv * w;
+        return 0;
+    }
+    case 3: {
+        if (nv > len / 12)
+            return rfail(r, SV_ECORRUPT, err, "PLAIN INT96: %zu values do not fit in %zu bytes", nv, len);
+        int64_t *o = dst;
+        for (size_t i = 0; i < nv; i++)
+            o[i] = int96_ns(p + 12 * i);
+        *used = nv * 12;
+        return 0;
+    }
+    case 6: {
+        pq_bytes *o = dst;
+        size_t off = 0;
+        for (size_t i = 0; i < nv; i++) {
+            if (len - off < 4)
+                return rfail(r, SV_ECORRUPT, err, "PLAIN BYTE_ARRAY value %zu: its length runs past the page", i);
+            uint32_t l;
+            memcpy(&l, p + off, 4);
+            off += 4;
+            if (l > len - off)
+                return rfail(r, SV_ECORRUPT, err, "PLAIN BYTE_ARRAY value %zu: length %u runs past the page", i, l);
+            o[i].p = p + off;
+            o[i].len = l;
+            off += l;
+        }
+        *used = off;
+        return 0;
+    }
+    case 7: {
+        pq_bytes *o = dst;
+        size_t w = (size_t)tlen;
+        if (nv > len / w)
+            return rfail(r, SV_ECORRUPT, err, "PLAIN FIXED_LEN_BYTE_ARRAY: %zu values of %zu bytes do not fit in %zu",
+                         nv, w, len);
+        for (size_t i = 0; i < nv; i++) {
+            o[i].p = p + i * w;
+            o[i].len = (uint32_t)w;
+        }
+        *used = nv * w;
+        return 0;
+    }
+    }
+    return rfail(r, SV_ECORRUPT, err, "unknown physical type %d", type);
+}
+
+/* Decodes the values section of a data page: nv non-null values appended to
+ * the column. buf is kept alive by the caller (byte arrays point into it). */
+static int decode_values(sv_pq_reader *r, pq_col *c, int type, int tlen, int enc, const uint8_t *p, size_t len,
+                         size_t nv, sv_err *err)
+{
+    int rc;
+    if ((rc = bgrow(r, &c->vals, &c->cap_v, c->nv + nv, (size_t)c->width, err)))
+        return rc;
+    uint8_t *dst = (uint8_t *)c->vals + c->nv * (size_t)c->width;
+    size_t used;
+    switch (enc) {
+    case 0: /* PLAIN */
+        if ((rc = plain_decode(r, type, tlen, p, len, dst, nv, &used, err)))
+            return rc;
+        break;
+    case 2: case 8: { /* PLAIN_DICTIONARY, RLE_DICTIONARY */
+        if (!c->dict)
+            return rfail(r, SV_ECORRUPT, err, "a dictionary-encoded page without a dictionary page");
+        if (nv == 0)
+            break;
+        if (c->ndict == 0)
+            return rfail(r, SV_ECORRUPT, err, "dictionary indices into an empty dictionary");
+        if (len < 1)
+            return rfail(r, SV_ECORRUPT, err, "dictionary indices: empty page");
+        int w = p[0];
+        if (w > 32)
+            return rfail(r, SV_ECORRUPT, err, "dictionary indices: bit width %d", w);
+        uint32_t *idx;
+        idx = balloc(r, nv * sizeof *idx, err, &rc);
+        if (!idx)
+            return rc;
+        if (pq_rle_decode(p + 1, len - 1, w, idx, nv, (uint32_t)(c->ndict > UINT32_MAX ? UINT32_MAX : c->ndict))) {
+            free(idx);
+            r->budget -= (int64_t)(nv * sizeof *idx);
+            return rfail(r, SV_ECORRUPT, err, "dictionary indices are malformed or past the dictionary's %zu entries",
+                         c->ndict);
+        }
+        for (size_t i = 0; i < nv; i++)
+            memcpy(dst + i * (size_t)c->width, (uint8_t *)c->dict + (size_t)idx[i] * (size_t)c->width, (size_t)c->width);
+        free(idx);
+        r->budget -= (int64_t)(nv * sizeof *idx);
+        break;
+    }
+    case 3: { /* RLE: booleans (4-byte length prefix) */
+        if (type != 0)
+            return rfail(r, SV_EUNSUPPORTED, err, "RLE encoding for a non-boolean column");
+        if (len < 4)
+            return rfail(r, SV_ECORRUPT, err, "RLE booleans: missing length");
+        uint32_t l;
+        memcpy(&l, p, 4);
+        if (l > len - 4)
+            return rfail(r, SV_ECORRUPT, err, "RLE booleans: length %u runs past the page", l);
+        uint32_t *tmp = balloc(r, nv * sizeof *tmp, err, &rc);
+        if (!tmp)
+            return rc;
+        int bad = pq_rle_decode(p + 4, l, 1, tmp, nv, 2);
+        for (size_t i = 0; !bad && i < nv; i++)
+            dst[i] = (uint8_t)tmp[i];
+        free(tmp);
+        r->budget -= (int64_t)(nv * sizeof *tmp);
+        if (bad)
+            return rfail(r, SV_ECORRUPT, err, "RLE booleans are malformed");
+        break;
+    }
+    case 5: { /* DELTA_BINARY_PACKED */
+        if (type != 1 && type != 2)
+            return rfail(r, SV_ECORRUPT, err, "DELTA_BINARY_PACKED for a column that is not INT32/INT64");
+        int64_t *tmp = balloc(r, (nv ? nv : 1) * sizeof *tmp, err, &rc);
+        if (!tmp)
+            return rc;
+        size_t got, u;
+        int bad = pq_delta_decode(p, len, tmp, nv, &got, &u) || got != nv;
+        if (!bad) {
+            if (type == 1)
+                for (size_t i = 0; i < nv; i++) {
+                    int32_t v = (int32_t)(uint32_t)tmp[i];
+                    memcpy(dst + 4 * i, &v, 4);
+                }
+            else
+                memcpy(dst, tmp, nv * 8);
+        }
+        free(tmp);
+        r->budget -= (int64_t)((nv ? nv : 1) * sizeof(int64_t));
+        if (bad)
+            return rfail(r, SV_ECORRUPT, err, "DELTA_BINARY_PACKED values are malformed");
+        break;
+    }
+    case 6: case 7: { /* DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY */
+        if (type != 6 && !(enc == 7 && type == 7))
+            return rfail(r, SV_ECORRUPT, err, "%s for a column that is not BYTE_ARRAY",
+                         enc == 6 ? "DELTA_LENGTH_BYTE_ARRAY" : "DELTA_BYTE_ARRAY");
+        size_t nn = nv ? nv : 1;
+        int64_t *pre = NULL, *lens = balloc(r, nn * sizeof *lens, err, &rc);
+        if (!lens)
+            return rc;
+        size_t off = 0, got, u;
+        int bad = 0;
+        if (enc == 7) {
+            pre = balloc(r, nn * sizeof *pre, err, &rc);
+            if (!pre) {
+                free(lens);
+                return rc;
+            }
+            bad = pq_delta_decode(p, len, pre, nv, &got, &u) || got != nv;
+            off = u;
+        }
+        if (!bad) {
+            bad = pq_delta_decode(p + off, len - off, lens, nv, &got, &u) || got != nv;
+            off += u;
+        }
+        size_t total = 0;
+        for (size_t i = 0; !bad && i < nv; i++) {
+            if (lens[i] < 0 || (uint64_t)lens[i] > len - off - total || (pre && (pre[i] < 0 || pre[i] > (1ll << 30))))
+                bad = 1;
+            else
+                total += (size_t)lens[i];
+        }
+        pq_bytes *o = (pq_bytes *)dst;
+        if (!bad && !pre) {
+            const uint8_t *q = p + off;
+            for (size_t i = 0; i < nv; i++) {
+                o[i].p = q;
+                o[i].len = (uint32_t)lens[i];
+                q += lens[i];
+            }
+        } else if (!bad) {
+            /* values = prefix of the previous + suffix: built in a new buffer */
+            size_t need = 0;
+            uint64_t prev = 0;
+            for (size_t i = 0; i < nv && !bad; i++) {
+                if ((uint64_t)pre[i] > prev)
+                    bad = 1;
+                prev = (uint64_t)pre[i] + (uint64_t)lens[i];
+                if (prev > UINT32_MAX || need > SIZE_MAX - prev)
+                    bad = 1;
+                need += prev;
+            }
+            uint8_t *vb = NULL;
+            if (!bad) {
+                vb = balloc(r, need ? need : 1, err, &rc);
+                if (!vb) {
+                    free(lens);
+                    free(pre);
+                    return rc;
+                }
+                size_t w = 0;
+                const uint8_t *q = p + off;
+                const uint8_t *last = NULL;
+                for (size_t i = 0; i < nv; i++) {
+                    if (pre[i])
+                        memcpy(vb + w, last, (size_t)pre[i]);
+                    memcpy(vb + w + pre[i], q, (size_t)lens[i]);
+                    q += lens[i];
+                    o[i].p = vb + w;
+                    o[i].len = (uint32_t)(pre[i] + lens[i]);
+                    last = vb + w;
+                    w += o[i].len;
+                }
+                if ((rc = keep_buf(r, c, vb, err))) {
+                    free(lens);
+                    free(pre);
+                    return rc;
+                }
+            }
+        }
+        free(lens);
+        free(pre);
+        if (bad)
+            return rfail(r, SV_ECORRUPT, err, "%s values are malformed",
+                         enc == 6 ? "DELTA_LENGTH_BYTE_ARRAY" : "DELTA_BYTE_ARRAY");
+        break;
+    }
+    case 9: { /* BYTE_STREAM_SPLIT */
+        size_t k;
+        if (type == 1 || type == 4) k = 4;
+        else if (type == 2 || type == 5) k = 8;
+        else if (type == 7) k = (size_t)tlen;
+        else return rfail(r, SV_ECORRUPT, err, "BYTE_STREAM_SPLIT for an unsupported type");
+        if (nv > len / k)
+            return rfail(r, SV_ECORRUPT, err, "BYTE_STREAM_SPLIT: %zu values of %zu bytes do not fit in %zu", nv, k, len);
+        if (type == 7) {
+            uint8_t *vb = balloc(r, nv * k + 1, err, &rc);
+            if (!vb)
+                return rc;
+            for (size_t i = 0; i < nv; i++)
+                for (size_t b = 0; b < k; b++)
+                    vb[i * k + b] = p[b * nv + i];
+            pq_bytes *o = (pq_bytes *)dst;
+            for (size_t i = 0; i < nv; i++) {
+                o[i].p = vb + i * k;
+                o[i].len = (uint32_t)k;
+            }
+            if ((rc = keep_buf(r, c, vb, err)))
+                return rc;
+        } else {
+            for (size_t i = 0; i < nv; i++)
+                for (size_t b = 0; b < k; b++)
+                    dst[i * k + b] = p[b * nv + i];
+        }
+        break;
+    }
+    default:
+        return rfail(r, SV_EUNSUPPORTED, err, "encoding %d is not supported", enc);
+    }
+    c->nv += nv;
+    return 0;
+}
+
+/* Levels: v1 RLE (4-byte length prefix) or BIT_PACKED, v2 raw hybrid. */
+static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int enc, bool v1, const uint8_t *p,
+                         size_t len, size_t *used, const char *what, sv_err *err)
+{
+    int w = 0;
+    while ((1 << w) <= max)
+        w++;
+    int rc;
+    uint32_t *tmp = balloc(r, (n ? n : 1) * sizeof *tmp, err, &rc);
+    if (!tmp)
+        return rc;
+    int bad = 0;
+    if (v1 && enc == 4) { /* BIT_PACKED: MSB first, no length */
+        size_t bytes = (n * (size_t)w + 7) / 8;
+        if (bytes > len)
+            bad = 1;
+        for (size_t i = 0; !bad && i < n; i++) {
+            uint32_t v = 0;
+            for (int b = 0; b < w; b++) {
+                size_t bit = i * (size_t)w + (size_t)b;
+                v = v << 1 | ((p[bit / 8] >> (7 - bit % 8)) & 1);
+            }
+            if (v > (uint32_t)max)
+                bad = 1;
+            tmp[i] = v;
+        }
+        *used = bytes;
+    } else if (v1) {
+        if (enc != 3)
+            bad = 2;
+        else if (len < 4)
+            bad = 1;
+        else {
+            uint32_t l;
+            memcpy(&l, p, 4);
+            if (l > len - 4)
+                bad = 1;
+            else {
+                bad = pq_rle_decode(p + 4, l, w, tmp, n, (uint32_t)max + 1) ? 1 : 0;
+                *used = 4 + (size_t)l;
+            }
+        }
+    } else {
+        bad = pq_rle_decode(p, len, w, tmp, n, (uint32_t)max + 1) ? 1 : 0;
+        *used = len;
+    }
+    for (size_t i = 0; !bad && i < n; i++)
+        dst[i] = (uint8_t)tmp[i];
+    free(tmp);
+    r->budget -= (int64_t)((n ? n : 1) * sizeof *tmp);
+    if (bad == 2)
+        return rfail(r, SV_EUNSUPPORTED, err, "%s levels: encoding %d is not supported", what, enc);
+    if (bad)
+        return rfail(r, SV_ECORRUPT, err, "%s levels are malformed or above the maximum %d", what, max);
+    return 0;
+}
+
+static int load_column(sv_pq_reader *r, int ci, sv_err *err)
+{
+    pq_rowgroup *g = &r->meta.rgs[r->rg];
+    pq_colmeta *cm = &g->cols[ci];
+    pq_col *c = &r->cols[ci];
+    const pq_leafpath *lp = &r->schema.leaves[ci];
+    const pq_selem *e = &r->meta.elems[lp->raw];
+    int type = e->type, tlen = e->type_length;
+    int rc;
+    r->cur_col = ci;
+    r->cur_page = -1;
+    c->width = type_width(type, tlen);
+    int64_t start = cm->data_off;
+    if (cm->has_dict && cm->dict_off > 0 && cm->dict_off < start)
+        start = cm->dict_off;
+    int64_t clen = cm->total_compressed;
+    if ((uint64_t)start > r->src.size || (uint64_t)clen > r->src.size - (uint64_t)start)
+        return rfail(r, SV_ECORRUPT, err, "the column chunk (%lld bytes at %lld) runs past the end of the file "
+                     "(truncated file?)", (long long)clen, (long long)start);
+    uint8_t *chunk = balloc(r, (size_t)clen, err, &rc);
+    if (!chunk)
+        return rc;
+    if ((rc = keep_buf(r, c, chunk, err)))
+        return rc;
+    if ((rc = src_read(r, (uint64_t)start, chunk, (size_t)clen, err)))
+        return rc;
+    size_t pos = 0;
+    int64_t values_seen = 0;
+    int page = 0;
+    bool have_dict = false;
+    while (values_seen < cm->num_values) {
+        r->cur_page = page;
+        if (pos >= (size_t)clen)
+            return rfail(r, SV_ECORRUPT, err, "the chunk ends after %lld of its %lld values",
+                         (long long)values_seen, (long long)cm->num_values);
+        pq_page h;
+        size_t hl;
+        if (pq_parse_page_header(chunk + pos, (size_t)clen - pos, &h, &hl))
+            return rfail(r, SV_ECORRUPT, err, "malformed page header");
+        pos += hl;
+        if (h.compressed < 0 || h.uncompressed < 0 || (uint64_t)h.compressed > (uint64_t)clen - pos)
+            return rfail(r, SV_ECORRUPT, err, "page size %lld runs past the column chunk", (long long)h.compressed);
+        if (h.uncompressed > r->opt.max_page_bytes)
+            return rfail(r, SV_ETOOBIG, err, "page of %lld bytes is larger than the limit of %lld",
+                         (long long)h.uncompressed, (long long)r->opt.max_page_bytes);
+        const uint8_t *pp = chunk + pos;
+        size_t plen = (size_t)h.compressed;
+        pos += plen;
+        page++;
+        if (h.type == 2) { /* dictionary */
+            if (have_dict)
+                return rfail(r, SV_ECORRUPT, err, "a second dictionary page");
+            if (h.encoding != 0 && h.encoding != 2)
+                return rfail(r, SV_EUNSUPPORTED, err, "dictionary page encoding %d", h.encoding);
+            if (h.num_values < 0 || h.num_values > h.uncompressed + 1)
+                return rfail(r, SV_ECORRUPT, err, "dictionary of %lld values in %lld bytes", (long long)h.num_values,
+                             (long long)h.uncompressed);
+            uint8_t *ub = balloc(r, (size_t)h.uncompressed, err, &rc);
+            if (!ub)
+                return rc;
+            if ((rc = keep_buf(r, c, ub, err)))
+                return rc;
+            if ((rc = decompress(r, cm->codec, pp, plen, ub, (size_t)h.uncompressed, err)))
+                return rc;
+            size_t nd = (size_t)h.num_values;
+            c->dict = balloc(r, (nd ? nd : 1) * (size_t)c->width, err, &rc);
+            if (!c->dict)
+                return rc;
+            size_t used;
+            if ((rc = plain_decode(r, type, tlen, ub, (size_t)h.uncompressed, c->dict, nd, &used, err)))
+                return rc;
+            c->ndict = nd;
+            have_dict = true;
+            continue;
+        }
+        if (h.type != 0 && h.type != 3)
+            continue; /* index pages and unknown pages are skipped */
+        if (h.num_values < 0 || h.num_values > cm->num_values - values_seen)
+            return rfail(r, SV_ECORRUPT, err, "page has %lld values, the chunk only %lld left", (long long)h.num_values,
+                         (long long)(cm->num_values - values_seen));
+        size_t n = (size_t)h.num_values;
+        /* levels storage */
+        if (lp->max_rep > 0 && (rc = bgrow(r, &c->rep, &c->cap_rep, c->n + n, 1, err)))
+            return rc;
+        if (lp->max_def > 0 && (rc = bgrow(r, &c->def, &c->cap_def, c->n + n, 1, err)))
+            return rc;
+        const uint8_t *vp;
+        size_t vlen;
+        uint8_t *ub = NULL;
+        if (h.type == 0) {
+            ub = balloc(r, (size_t)h.uncompressed, err, &rc);
+            if (!ub)
+                return rc;
+            if ((rc = keep_buf(r, c, ub, err)))
+                return rc;
+            if ((rc = decompress(r, cm->codec, pp, plen, ub, (size_t)h.uncompressed, err)))
+                return rc;
+            size_t off = 0, used = 0;
+            if (lp->max_rep > 0) {
+                if ((rc = decode_levels(r, c->rep + c->n, n, lp->max_rep, h.rep_encoding, true, ub, (size_t)h.uncompressed,
+                                        &used, "repetition", err)))
+                    return rc;
+                off += used;
+            }
+            if (lp->max_def > 0) {
+                if ((rc = decode_levels(r, c->def + c->n, n, lp->max_def, h.def_encoding, true, ub + off,
+                                        (size_t)h.uncompressed - off, &used, "definition", err)))
+                    return rc;
+                off += used;
+            }
+            vp = ub + off;
+            vlen = (size_t)h.uncompressed - off;
+        } else {
+            if (h.rep_len < 0 || h.def_len < 0 || (uint64_t)h.rep_len + (uint64_t)h.def_len > plen ||
+                h.rep_len + h.def_len > h.uncompressed)
+                return rfail(r, SV_ECORRUPT, err, "v2 page level lengths run past the page");
+            size_t used;
+            if (lp->max_rep > 0 &&
+                (rc = decode_levels(r, c->rep + c->n, n, lp->max_rep, 3, false, pp, (size_t)h.rep_len, &used,
+                                    "repetition", err)))
+                return rc;
+            if (lp->max_def > 0 &&
+                (rc = decode_levels(r, c->def + c->n, n, lp->max_def, 3, false, pp + h.rep_len, (size_t)h.def_len,
+                                    &used, "definition", err)))
+                return rc;
+            const uint8_t *cp = pp + h.rep_len + h.def_len;
+            size_t clen2 = plen - (size_t)(h.rep_len + h.def_len);
+            size_t ulen = (size_t)(h.uncompressed - h.rep_len - h.def_len);
+            if (h.v2_compressed && cm->codec != 0) {
+                ub = balloc(r, ulen, err, &rc);
+                if (!ub)
+                    return rc;
+                if ((rc = keep_buf(r, c, ub, err)))
+                    return rc;
+                if ((rc = decompress(r, cm->codec, cp, clen2, ub, ulen, err)))
+                    return rc;
+                vp = ub;
+                vlen = ulen;
+            } else {
+                vp = cp;
+                vlen = clen2;
+            }
+        }
+        size_t nv = n;
+        if (lp->max_def > 0) {
+            nv = 0;
+            for (size_t i = 0; i < n; i++)
+                nv += c->def[c->n + i] == lp->max_def;
+        }
+        if (lp->max_rep > 0 && c->n == 0 && n > 0 && c->rep[0] != 0)
+            return rfail(r, SV_ECORRUPT, err, "the first repetition level of the chunk is not 0");
+        if ((rc = decode_values(r, c, type, tlen, h.encoding, vp, vlen, nv, err)))
+            return rc;
+        if (ub && type != 6 && type != 7 && c->nbufs > 0 && c->bufs[c->nbufs - 1] == ub) {
+            /* fixed-width values were copied out: the page goes now */
+            free(ub);
+            c->nbufs--;
+            r->budget -= h.type == 0 ? h.uncompressed : (int64_t)(h.uncompressed - h.rep_len - h.def_len);
+        }
+        c->n += n;
+        values_seen += (int64_t)n;
+    }
+    if (type != 6 && type != 7 && c->nbufs > 0 && c->bufs[0] == chunk) {
+        /* nothing points into the compressed chunk of a fixed-width column */
+        free(chunk);
+        c->bufs[0] = NULL;
+        r->budget -= clen;
+    }
+    /* rows in this column */
+    int64_t rows = 0;
+    if (lp->max_rep > 0) {
+        for (size_t i = 0; i < c->n; i++)
+            rows += c->rep[i] == 0;
+    } else {
+        rows = (int64_t)c->n;
+    }
+    r->cur_page = -1;
+    if (rows != g->num_rows)
+        return rfail(r, SV_ECORRUPT, err, "the column holds %lld rows, the row group says %lld", (long long)rows,
+                     (long long)g->num_rows);
+    return 0;
+}
+
+static int load_row_group(sv_pq_reader *r, sv_err *err)
+{
+    unload(r);
+    r->loaded = true;
+    for (int ci = 0; ci < r->schema.nleaves; ci++) {
+        int rc = load_column(r, ci, err);
+        if (rc) {
+            unload(r);
+            r->loaded = false;
+            r->cur_col = -1;
+            r->cur_page = -1;
+            return rc;
+        }
+    }
+    r->cur_col = -1;
+    return 0;
+}
+
+/* ---- assembly ------------------------------------------------------------------- */
+
+#define PQV_UNSET 0xff
+
+static void *arena_alloc(sv_pq_reader *r, size_t bytes)
+{
+    bytes = (bytes + 15) & ~(size_t)15;
+    struct arena_chunk *c = r->arena;
+    if (!c || c->cap - c->used < bytes) {
+        size_t cap = bytes > (256u << 10) ? bytes : (256u << 10);
+        c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+        c->used = 0;
+        c->next = r->arena;
+        r->arena = c;
+    }
+    void *p = c->data + c->used;
+    c->used += bytes;
+    return p;
+}
+
+static void leaf_value(const pq_col *c, const pq_lnode *n, size_t vi, sv_pq_value *v)
+{
+    const uint8_t *base = (const uint8_t *)c->vals + vi * (size_t)c->width;
+    v->n = 0;
+    switch (n->pub.type) {
+    case SV_PQ_BOOLEAN: v->kind = SV_PQV_BOOL; v->u.b = *base != 0; break;
+    case SV_PQ_INT32: {
+        int32_t x;
+        memcpy(&x, base, 4);
+        v->kind = SV_PQV_INT;
+        v->u.i = (n->pub.lt == SV_PQ_RLT_INT && !n->pub.is_signed) ? (int64_t)(uint32_t)x : x;
+        break;
+    }
+    case SV_PQ_INT64: v->kind = SV_PQV_INT; memcpy(&v->u.i, base, 8); break;
+    case SV_PQ_FLOAT: v->kind = SV_PQV_FLOAT; memcpy(&v->u.f, base, 4); break;
+    case SV_PQ_DOUBLE: v->kind = SV_PQV_DOUBLE; memcpy(&v->u.d, base, 8); break;
+    default: {
+        pq_bytes b;
+        memcpy(&b, base, sizeof b);
+        v->kind = SV_PQV_BYTES;
+        v->u.bytes = b.p;
+        v->n = b.len;
+    }
+    }
+}
+
+typedef struct asm_ctx {
+    sv_pq_reader *r;
+    pq_col *c;
+    const pq_leafpath *lp;
+    sv_err *err;
+} asm_ctx;
+
+static int mismatch(asm_ctx *a)
+{
+    return rfail(a->r, SV_ECORRUPT, a->err, "the columns' repetition and definition levels disagree");
+}
+
+static int fill(asm_ctx *a, int depth, sv_pq_value *slot)
+{
+    pq_col *c = a->c;
+    const pq_lnode *n = a->lp->path[depth];
+    if (c->i >= c->n)
+        return rfail(a->r, SV_ECORRUPT, a->err, "levels end inside a row");
+    int d = c->def ? c->def[c->i] : 0;
+    if (n->pub.optional && d < n->def_at) {
+        if (slot->kind == PQV_UNSET)
+            slot->kind = SV_PQV_NULL;
+        else if (slot->kind != SV_PQV_NULL)
+            return mismatch(a);
+        c->i++;
+        return 0;
+    }
+    if (slot->kind == SV_PQV_NULL)
+        return mismatch(a);
+    switch (n->pub.kind) {
+    case SV_PQ_RLEAF:
+        if (d < a->lp->max_def)
+            return mismatch(a);
+        if (c->vi >= c->nv)
+            return mismatch(a);
+        leaf_value(c, n, c->vi++, slot);
+        c->i++;
+        return 0;
+    case SV_PQ_RGROUP: {
+        if (slot->kind == PQV_UNSET) {
+            sv_pq_value *kids = arena_alloc(a->r, (size_t)n->pub.n_children * sizeof *kids);
+            if (!kids)
+                return rfail(a->r, SV_ENOMEM, a->err, "out of memory");
+            for (int i = 0; i < n->pub.n_children; i++)
+                kids[i].kind = PQV_UNSET;
+            slot->kind = SV_PQV_GROUP;
+            slot->n = (uint32_t)n->pub.n_children;
+            slot->u.items = kids;
+        } else if (slot->kind != SV_PQV_GROUP) {
+            return mismatch(a);
+        }
+        return fill(a, depth + 1, (sv_pq_value *)&slot->u.items[a->lp->idx[depth + 1]]);
+    }
+    case SV_PQ_RLIST: {
+        if (d < n->elem_def) {
+            if (slot->kind == PQV_UNSET) {
+                slot->kind = SV_PQV_LIST;
+                slot->n = 0;
+                slot->u.items = NULL;
+            } else if (slot->kind != SV_PQV_LIST || slot->n != 0) {
+                return mismatch(a);
+            }
+            c->i++;
+            return 0;
+        }
+        const pq_lnode *el = a->lp->path[depth + 1];
+        if (slot->kind == PQV_UNSET && el->pub.kind == SV_PQ_RLEAF && !el->int96 &&
+            (el->pub.type == SV_PQ_FLOAT || el->pub.type == SV_PQ_DOUBLE || el->pub.type == SV_PQ_INT64 ||
+             (el->pub.type == SV_PQ_INT32 && !(el->pub.lt == SV_PQ_RLT_INT && !el->pub.is_signed)))) {
+            /* packed fast path: all elements present */
+            size_t k = 0;
+            bool all = true;
+            for (size_t j = c->i; j < c->n; j++) {
+                if (j > c->i && c->rep[j] != n->rep_level)
+                    break;
+                if ((c->def ? c->def[j] : 0) != a->lp->max_def) {
+                    all = false;
+                    break;
+                }
+                k++;
+            }
+            if (all) {
+                if (c->vi + k > c->nv || k > UINT32_MAX)
+                    return mismatch(a);
+                slot->kind = SV_PQV_PACKED;
+                slot->n = (uint32_t)k;
+                slot->u.raw = (const uint8_t *)c->vals + c->vi * (size_t)c->width;
+                c->vi += k;
+                c->i += k;
+                if (c->i < c->n && c->rep[c->i] > n->rep_level)
+                    return mismatch(a);
+                return 0;
+            }
+        }
+        if (slot->kind == PQV_UNSET) {
+            sv_pq_reader *r = a->r;
+            int sd = depth;
+            size_t j = 0;
+            for (;;) {
+                if (sv_grow(&r->scratch[sd], &r->scratch_cap[sd], j + 1, sizeof(sv_pq_value)))
+                    return rfail(r, SV_ENOMEM, a->err, "out of memory");
+                r->scratch[sd][j].kind = PQV_UNSET;
+                int rc = fill(a, depth + 1, &r->scratch[sd][j]);
+                if (rc)
+                    return rc;
+                j++;
+                if (c->i >= c->n || c->rep[c->i] < n->rep_level)
+                    break;
+                if (c->rep[c->i] > n->rep_level || j >= UINT32_MAX)
+                    return mismatch(a);
+            }
+            sv_pq_value *items = arena_alloc(r, j * sizeof *items);
+            if (!items)
+                return rfail(r, SV_ENOMEM, a->err, "out of memory");
+            memcpy(items, r->scratch[sd], j * sizeof *items);
+            slot->kind = SV_PQV_LIST;
+            slot->n = (uint32_t)j;
+            slot->u.items = items;
+            return 0;
+        }
+        if (slot->kind != SV_PQV_LIST)
+            return mismatch(a);
+        size_t j = 0;
+        for (;;) {
+            if (j >= slot->n)
+                return mismatch(a);
+            int rc = fill(a, depth + 1, (sv_pq_value *)&slot->u.items[j]);
+            if (rc)
+                return rc;
+            j++;
+            if (c->i >= c->n || c->rep[c->i] < n->rep_level)
+                break;
+            if (c->rep[c->i] > n->rep_level)
+                return mismatch(a);
+        }
+        if (j != slot->n)
+            return mismatch(a);
+        return 0;
+    }
+    }
+    return mismatch(a);
+}
+
+/* Unset slots left by malformed input become nulls. */
+static void settle(sv_pq_value *v)
+{
+    if (v->kind == PQV_UNSET) {
+        v->kind = SV_PQV_NULL;
+        return;
+    }
+    if (v->kind == SV_PQV_GROUP || v->kind == SV_PQV_LIST)
+        for (uint32_t i = 0; i < v->n; i++)
+            settle((sv_pq_value *)&v->u.items[i]);
+}
+
+int sv_pq_reader_next(sv_pq_reader *r, size_t max, const sv_pq_value **rows, size_t *n, int *rgp, int64_t *row_in_rg,
+                      sv_err *err)
+{
+    *rows = NULL;
+    *n = 0;
+    if (max == 0)
+        max = 1024;
+    while (!r->loaded || r->row >= r->meta.rgs[r->rg].num_rows) {
+        if (r->loaded) {
+            unload(r);
+            r->rg++;
+        }
+        if (r->rg >= r->meta.nrgs)
+            return 0;
+        if (r->meta.rgs[r->rg].num_rows == 0) {
+            r->rg++;
+            continue;
+        }
+        int rc = load_row_group(r, err);
+        if (rc)
+            return rc;
+    }
+    arena_reset(r);
+    int64_t left = r->meta.rgs[r->rg].num_rows - r->row;
+    size_t k = (int64_t)max < left ? max : (size_t)left;
+    if (sv_grow(&r->rows, &r->cap_rows, k, sizeof *r->rows))
+        return rfail(r, SV_ENOMEM, err, "out of memory");
+    int nt = r->schema.root->pub.n_children;
+    for (size_t i = 0; i < k; i++) {
+        sv_pq_value *kids = arena_alloc(r, (size_t)nt * sizeof *kids);
+        if (!kids)
+            return rfail(r, SV_ENOMEM, err, "out of memory");
+        for (int j = 0; j < nt; j++)
+            kids[j].kind = PQV_UNSET;
+        r->rows[i].kind = SV_PQV_GROUP;
+        r->rows[i].n = (uint32_t)nt;
+        r->rows[i].u.items = kids;
+    }
+    for (int ci = 0; ci < r->schema.nleaves; ci++) {
+        asm_ctx a = {r, &r->cols[ci], &r->schema.leaves[ci], err};
+        r->cur_col = ci;
+        for (size_t i = 0; i < k; i++) {
+            pq_col *c = a.c;
+            if (c->i >= c->n || (c->rep && c->rep[c->i] != 0)) {
+                int rc = rfail(r, SV_ECORRUPT, err, "row %lld does not start where expected",
+                               (long long)(r->row + (int64_t)i));
+                unload(r);
+                r->cur_col = -1;
+                return rc;
+            }
+            int rc = fill(&a, 0, (sv_pq_value *)&r->rows[i].u.items[a.lp->idx[0]]);
+            if (rc) {
+                unload(r);
+                r->cur_col = -1;
+                return rc;
+            }
+        }
+    }
+    r->cur_col = -1;
+    for (size_t i = 0; i < k; i++)
+        settle(&r->rows[i]);
+    if (rgp)
+        *rgp = r->rg;
+    if (row_in_rg)
+        *row_in_rg = r->row;
+    r->row += (int64_t)k;
+    *rows = r->rows;
+    *n = k;
+    return 0;
+}

@@ -1,0 +1,143 @@
+// Import, crash and cancel: kill -9 in the middle of an import; after the
+// restart it resumes at the row group after the last committed one and ends
+// SUCCESS with every object exactly once (onConflict "fail" would report any
+// row counted twice); its job is the same one, SUCCEEDED. A cancel stops it
+// (204), it ends CANCELED, and so does its job.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, tempDir } from './lib/server.mjs';
+import { query } from './lib/export.mjs';
+
+const N = 120000;
+const root = tempDir('sv-import-crash-');
+
+test.before(async () => {
+  fs.mkdirSync(path.join(root, 'lake'), { recursive: true });
+  await query(`COPY (SELECT uuid() AS id, [i::FLOAT, (i % 7)::FLOAT, 0.5::FLOAT, -1::FLOAT] AS vec,
+      'row ' || i AS title, i AS n FROM range(0, ${N}) r(i))
+    TO '${path.join(root, 'lake', 'big.parquet')}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 4096)`);
+});
+
+test.after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+async function untilStatus(srv, id, pred, what) {
+  for (let i = 0; i < 12000; i++) {
+    const r = await srv.req('GET', `/v1/import/filesystem/${id}`);
+    if (r.status === 200 && pred(r.json)) return r.json;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  throw new Error(`import ${id}: never ${what}`);
+}
+
+const collection = { name: 'Big', vectors: { default: { dim: 4 } }, properties: [{ name: 'title', type: 'text' }, { name: 'n', type: 'int' }] };
+const body = (id, coll) => ({ id, source: { files: ['lake/big.parquet'] }, collection: coll,
+  mapping: { id: 'id', vector: 'vec', properties: { title: 'title', n: 'n' } }, onConflict: 'fail' });
+
+async function count(srv, coll) {
+  let n = 0;
+  let after = null;
+  for (;;) {
+    const r = await srv.req('GET', `/v1/collections/${coll}/objects?limit=10000${after ? `&after=${after}` : ''}`);
+    n += r.json.objects.length;
+    if (!r.json.next) return n;
+    after = r.json.next;
+  }
+}
+
+test('kill -9 mid-import: resumes after the last committed row group, every object exactly once', async () => {
+  const dataDir = tempDir('sv-import-crash-data-');
+  const env = { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' };
+  let srv = await startServer({ dataDir, env });
+  assert.equal((await srv.req('POST', '/v1/collections', collection)).status, 200);
+  let r = await srv.req('POST', '/v1/import/filesystem', body('crash', 'Big'));
+  assert.equal(r.status, 202, r.text);
+  const mid = await untilStatus(srv, 'crash', (s) => s.status === 'TRANSFERRING' && s.objectsImported > 0, 'under way');
+  await srv.kill9();
+  assert.ok(mid.objectsImported < N, `the import finished before the kill (${mid.objectsImported}); make N larger`);
+  srv = await startServer({ dataDir, env });
+  try {
+    const st = await untilStatus(srv, 'crash', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'finished');
+    assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 600));
+    assert.equal(st.objectsFailed, 0, JSON.stringify(st.errors.slice(0, 3)));
+    assert.equal(st.objectsImported, N);
+    assert.equal(st.files[0].rowsImported, N);
+    assert.equal(await count(srv, 'Big'), N);
+    const jobs = (await srv.req('GET', '/v1/jobs?kind=import')).json.jobs;
+    assert.equal(jobs.length, 1);
+    assert.equal(jobs[0].state, 'SUCCEEDED');
+    assert.equal(jobs[0].target, 'crash');
+  } finally {
+    await srv.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('cancel: DELETE stops the import (204), it ends CANCELED and so does its job', async () => {
+  const srv = await startServer({ env: { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' } });
+  try {
+    assert.equal((await srv.req('POST', '/v1/collections', { ...collection, name: 'Cancel' })).status, 200);
+    let r = await srv.req('POST', '/v1/import/filesystem', body('cancel-me', 'Cancel'));
+    assert.equal(r.status, 202, r.text);
+    await untilStatus(srv, 'cancel-me', (s) => s.status === 'TRANSFERRING' && s.objectsImported > 0, 'under way');
+    r = await srv.req('DELETE', '/v1/import/filesystem/cancel-me');
+    assert.equal(r.status, 204, r.text);
+    const st = (await srv.req('GET', '/v1/import/filesystem/cancel-me')).json;
+    assert.equal(st.status, 'CANCELED');
+    assert.ok(st.objectsImported < N);
+    assert.equal(st.files[0].status, 'CANCELED');
+    assert.ok(st.completedAt);
+    assert.equal((await srv.req('DELETE', '/v1/import/filesystem/cancel-me')).status, 409);
+    const job = (await srv.req('GET', '/v1/jobs?kind=import')).json.jobs.find((j) => j.target === 'cancel-me');
+    assert.equal(job.state, 'CANCELED');
+    // the counters say exactly what the collection holds
+    assert.equal(await count(srv, 'Cancel'), st.objectsImported);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('SIGTERM mid-import: the import resumes at the next start; a cancel through /v1/jobs stops another', async () => {
+  const dataDir = tempDir('sv-import-term-data-');
+  const env = { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' };
+  let srv = await startServer({ dataDir, env });
+  try {
+    assert.equal((await srv.req('POST', '/v1/collections', { ...collection, name: 'Term' })).status, 200);
+    let r = await srv.req('POST', '/v1/import/filesystem', body('term', 'Term'));
+    assert.equal(r.status, 202, r.text);
+    const mid = await untilStatus(srv, 'term', (s) => s.status === 'TRANSFERRING' && s.objectsImported > 0, 'under way');
+    const exit = await srv.stop();
+    assert.equal(exit.code, 0);
+    assert.ok(mid.objectsImported < N, 'finished before the stop; make N larger');
+    srv = await startServer({ dataDir, env });
+    const st = await untilStatus(srv, 'term', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'finished');
+    assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 500));
+    assert.equal(st.objectsImported, N);
+    assert.equal(st.objectsFailed, 0);
+    assert.equal(await count(srv, 'Term'), N);
+    // a cancel through the jobs API
+    assert.equal((await srv.req('POST', '/v1/collections', { ...collection, name: 'ViaJobs' })).status, 200);
+    r = await srv.req('POST', '/v1/import/filesystem', body('viajobs', 'ViaJobs'));
+    assert.equal(r.status, 202, r.text);
+    await untilStatus(srv, 'viajobs', (s) => s.status === 'TRANSFERRING' && s.objectsImported > 0, 'under way');
+    const job = (await srv.req('GET', '/v1/jobs?kind=import')).json.jobs.find((j) => j.target === 'viajobs');
+    r = await srv.req('POST', `/v1/jobs/${job.id}/cancel`);
+    assert.ok([200, 202, 204].includes(r.status), r.text);
+    const c = await untilStatus(srv, 'viajobs', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'stopped');
+    assert.equal(c.status, 'CANCELED');
+    assert.ok(c.objectsImported < N);
+    const j2 = await (async () => {
+      for (let i = 0; i < 500; i++) {
+        const x = (await srv.req('GET', `/v1/jobs/${job.id}`)).json;
+        if (x.state !== 'RUNNING') return x;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      return null;
+    })();
+    assert.equal(j2.state, 'CANCELED');
+  } finally {
+    await srv.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
