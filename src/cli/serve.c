@@ -12,6 +12,7 @@
 #include "export.h"
 #include "auth.h"
 #include "jobs.h"
+#include "maintenance.h"
 #include "server.h"
 #include "snapshot.h"
 #include "store.h"
@@ -255,6 +256,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_server *srv = NULL;
     sv_export *ex = NULL;
     sv_snapshot *snap = NULL;
+    sv_maintenance *maint = NULL;
     sv_jobs *jobs = NULL;
     sv_auth *auth = NULL;
     sv_audit *audit = NULL;
@@ -284,6 +286,10 @@ int sv_cli_serve(int argc, char **argv)
                                .jobs = jobs};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
     }
+    if (rc == 0) {
+        sv_maintenance_opts mo = {.node_name = cfg.node, .jobs = jobs};
+        rc = sv_maintenance_open(&mo, cat, snap, &maint, &err);
+    }
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);
@@ -291,7 +297,7 @@ int sv_cli_serve(int argc, char **argv)
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node,
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
-        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .maintenance = maint, .auth = auth, .audit = audit};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -300,12 +306,15 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_server_add_metrics(srv, sv_snapshot_metrics, snap);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_maintenance_metrics, maint);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
         sv_export_close(ex);
         sv_jobs_shutdown(jobs);
+        sv_maintenance_close(maint);
         sv_snapshot_close(snap);
         sv_jobs_close(jobs);
         sv_store_close(st);
@@ -354,6 +363,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
     sv_export_close(ex);
+    sv_maintenance_close(maint);
     sv_snapshot_close(snap);
     sv_jobs_close(jobs);
     sv_store_close(st);

@@ -21,6 +21,7 @@ typedef struct sv_services {
     struct sv_export *export;
     struct sv_snapshot *snapshot;
     struct sv_jobs *jobs;
+    struct sv_maintenance *maintenance; /* NULL: maintenance routes answer 503 */
     struct sv_auth *auth;   /* NULL: authentication is off */
     struct sv_audit *audit; /* NULL: no audit log */
 } sv_services;

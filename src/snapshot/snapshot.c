@@ -100,6 +100,8 @@ json_t *sv_snap_record_api(sv_snapshot *s, json_t *rec)
     json_object_del(o, "format_version");
     json_object_del(o, "node");
     json_object_del(o, "boot");
+    if (sv_snap_record_state(o) == SNAP_COMMITTED && !json_object_get(o, "damaged"))
+        json_object_set_new(o, "damaged", json_false()); /* set by maintenance verify */
     if (sv_snap_record_state(o) == SNAP_PENDING) {
         const char *c = json_string_value(json_object_get(o, "collection"));
         const char *n = json_string_value(json_object_get(o, "name"));
@@ -289,8 +291,10 @@ int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, s
     pthread_mutex_unlock(&s->ddl_mu);
     if (rc == 0)
         rc = finish_drop(s, collection, name, err);
-    if (rc == 0)
+    if (rc == 0) {
         sv_info("snapshot dropped", "collection=%s name=%s", collection, name);
+        sv_snap_changed(s);
+    }
     json_decref(rec);
     return rc;
 }

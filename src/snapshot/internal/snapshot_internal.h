@@ -197,6 +197,8 @@ struct sv_snapshot {
     pthread_t gc_thread;
     bool gc_thread_started;
 
+    sv_snapshot_hooks hooks; /* maintenance's guard and change notice (zeroed: none) */
+
     _Atomic int64_t m_created, m_failed, m_restored, m_restore_failed, m_gc_runs, m_gc_deleted, m_gc_bytes;
 };
 
@@ -208,6 +210,9 @@ bool sv_snap_stopping(sv_snapshot *s);
 /* Test hook (SHARDVAULT_SNAPSHOT_TEST_DELAY_MS): slows each stored or
  * restored file so crash tests can kill the server mid-operation. */
 void sv_snap_test_delay(sv_snapshot *s);
+/* The hooks (sv_snapshot_set_hooks): 0 when writing is allowed. */
+int sv_snap_may_write(sv_snapshot *s, sv_err *err);
+void sv_snap_changed(sv_snapshot *s);
 /* Starts a detached thread counted in s->threads. */
 int sv_snap_spawn(sv_snapshot *s, void *(*fn)(void *), void *arg, sv_err *err);
 int sv_snap_check_names(const char *collection, const char *name, sv_err *err);
