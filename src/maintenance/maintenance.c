@@ -161,6 +161,9 @@ static int start_agent(sv_maintenance *m, const char *op, json_t *body, json_t *
     pthread_mutex_lock(&m->mu);
     if (m->stopping)
         rc = sv_fail(err, SV_EUNAVAIL, "the server is shutting down");
+    else if (!strcmp(op, "rebuild") && (m->desc_state == DESC_MISSING || m->desc_state == DESC_INVALID) &&
+             !json_is_string(json_object_get(body, "recoveryKit")))
+        rc = sv_fail(err, SV_ESTATE, "%s; the rebuild was refused: pass \"recoveryKit\"", m->problem);
     else if (m->agent)
         rc = sv_fail(err, SV_ECONFLICT, "a maintenance agent is running (%s, job %s); one runs at a time",
                      m->agent->op, m->agent->job_id);

@@ -39,6 +39,9 @@ int sv_maint_rebuild_check(json_t *body, sv_err *err)
         return sv_fail(err, SV_EINVAL, "\"dryRun\" must be true or false");
     if (kit && (!json_is_string(kit) || json_string_length(kit) > 16384))
         return sv_fail(err, SV_EINVAL, "\"recoveryKit\" must be the kit's text (at most 16 KiB)");
+    maint_kit parsed;
+    if (kit)
+        return sv_maint_kit_parse(json_string_value(kit), &parsed, err);
     return 0;
 }
 
