@@ -56,6 +56,7 @@ int sv_maint_lease_acquire(sv_maintenance *m, const char *job_id, const char *op
     rc = sv_catalog_txn(m->cat, &c, 1, &o, 1, &e);
     if (rc) {
         sv_catalog_lease_revoke(m->cat, l->lease_id, NULL);
+        l->lease_id = 0;
         if (rc != SV_ECONFLICT)
             return sv_fail(err, rc, "cannot take the maintenance lease: %s", e.msg);
         char *v = NULL;
@@ -81,8 +82,10 @@ int sv_maint_lease_acquire(sv_maintenance *m, const char *job_id, const char *op
         l->renewing = true;
     else if (rc == 0)
         rc = sv_fail(err, SV_EIO, "cannot start the lease renewer");
-    if (rc)
+    if (rc) {
         sv_catalog_lease_revoke(m->cat, l->lease_id, NULL);
+        l->lease_id = 0;
+    }
     return rc;
 }
 

@@ -127,8 +127,8 @@ for (const src of ['full-scan', 'auto']) {
   test(`s3rver: data dir lost, fresh node, rebuild (${src}) gives every snapshot back`, async () => {
     const s3 = await startS3();
     try {
-      await s3.createBucket('dr');
-      await disaster({ env: s3.env, locationUrl: 's3://dr/store-a', source: src });
+      await s3.createBucket('drbucket');
+      await disaster({ env: s3.env, locationUrl: 's3://drbucket/store-a', source: src });
     } finally { await s3.stop(); }
   });
 }
