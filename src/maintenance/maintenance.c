@@ -94,16 +94,24 @@ static void *agent_thread(void *arg)
     pthread_mutex_unlock(&m->mu);
     bool lost = atomic_load(&a->lease.lost);
     bool leave = rc && stopping && !lost && !strcmp(a->op, "rebuild"); /* resumes at the next open */
+    sv_job_state st = rc == 0                                         ? SV_JOB_SUCCEEDED
+                      : lost                                          ? SV_JOB_FAILED
+                      : rc == SV_ECANCELED && sv_job_canceled(a->job) ? SV_JOB_CANCELED
+                                                                      : SV_JOB_FAILED;
+    const char *why = rc == 0 ? NULL : lost ? "lease lost" : err.msg[0] ? err.msg : sv_strerror(rc);
     if (!leave) {
-        sv_job_state st = rc == 0                                         ? SV_JOB_SUCCEEDED
-                          : lost                                          ? SV_JOB_FAILED
-                          : rc == SV_ECANCELED && sv_job_canceled(a->job) ? SV_JOB_CANCELED
-                                                                          : SV_JOB_FAILED;
-        const char *why = rc == 0 ? NULL : lost ? "lease lost" : err.msg[0] ? err.msg : sv_strerror(rc);
-        sv_job_finish(a->job, st, st == SV_JOB_FAILED ? why : NULL, result, NULL);
         char key[128];
         snprintf(key, sizeof key, MAINT_AGENT_PREFIX "%s", a->job_id);
         sv_catalog_delete(m->cat, key, NULL);
+    }
+    /* Lease and slot free before the job says finished, so a client that
+     * saw it finish can start the next agent at once. */
+    sv_maint_lease_release(&a->lease);
+    pthread_mutex_lock(&m->mu);
+    m->agent = NULL;
+    pthread_mutex_unlock(&m->mu);
+    if (!leave) {
+        sv_job_finish(a->job, st, st == SV_JOB_FAILED ? why : NULL, result, NULL);
         if (rc)
             sv_warn("maintenance agent failed", "op=%s job=%s error=\"%s\"", a->op, a->job_id, why);
         else
@@ -114,13 +122,11 @@ static void *agent_thread(void *arg)
             atomic_fetch_add(&m->m_verifies, 1);
     }
     json_decref(result);
-    sv_maint_lease_release(&a->lease);
+    agent_free(a);
     pthread_mutex_lock(&m->mu);
-    m->agent = NULL;
     m->threads--;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->mu);
-    agent_free(a);
     return NULL;
 }
 

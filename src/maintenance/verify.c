@@ -195,7 +195,6 @@ static int collect_manifests(void *ctx, const sv_location_entry *e)
     return 0;
 }
 
-static int cmp_str80(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
 int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
 {
@@ -277,8 +276,18 @@ int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
         if (rc == 0)
             rc = sv_pool_run(par, v.nu, check_blob, &v, a->job, err);
     }
-    /* Orphans: only over the whole store (a subset does not see every reference). */
-    if (rc == 0 && v.sub_n == 1) {
+    /* Orphans: only over the whole store (a subset does not see every
+     * reference) and only when every manifest was read (the blobs of an
+     * unreadable one would look unreferenced). */
+    bool unreadable_any = false;
+    {
+        size_t i;
+        json_t *is;
+        json_array_foreach(v.issues, i, is) unreadable_any =
+            unreadable_any || !strcmp(json_string_value(json_object_get(is, "kind")), "unreadable-manifest");
+    }
+    bool orphans_checked = rc == 0 && v.sub_n == 1 && !unreadable_any;
+    if (orphans_checked) {
         rc = sv_location_list(m->loc, "blobs/", NULL, NULL, collect_keys, &v, err);
         for (size_t i = 0; rc == 0 && i < v.nblob_keys; i++) {
             const char *hex = strrchr(v.blob_keys[i], '/');
@@ -309,7 +318,6 @@ int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
                 issue(&v, "orphan-blob", hex, NULL, d);
             }
         }
-        (void)cmp_str80;
     }
     /* Damage marks: set on snapshots with a bad blob, cleared on clean ones. */
     if (rc == 0) {
@@ -354,10 +362,11 @@ int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
         free(damaged);
     }
     if (rc == 0)
-        *result = json_pack("{s:I,s:I,s:I,s:O,s:b,s:s,s:I}", "manifestsChecked", (json_int_t)manifests,
+        *result = json_pack("{s:I,s:I,s:I,s:O,s:b,s:s,s:I,s:b}", "manifestsChecked", (json_int_t)manifests,
                             "blobsChecked", (json_int_t)atomic_load(&v.blobs_checked), "bytesRead",
                             (json_int_t)atomic_load(&v.bytes_read), "issues", v.issues, "readData", v.read_data,
-                            "subset", sub ? sub : "1/1", "durationMs", (json_int_t)(sv_now_ms() - a->started_ms));
+                            "subset", sub ? sub : "1/1", "durationMs", (json_int_t)(sv_now_ms() - a->started_ms),
+                            "orphansChecked", orphans_checked);
     json_decref(v.issues);
     free(mk.v);
     free(v.owners);
