@@ -25,6 +25,8 @@ static const char usage[] =
     "                                 collection snapshots and restore jobs (snapshot --help)\n"
     "  export create ID [--backend B] [--include C,..|--exclude C,..] [--wait]\n"
     "  export status ID | cancel ID | list      point-in-time export to Parquet (export --help)\n"
+    "  maintenance rebuild|verify|recovery-kit|status\n"
+    "                                 rebuild the catalog from the location, verify it (maintenance --help)\n"
     "  jobs list|get|cancel           every long operation as a job (jobs --help)\n"
     "  schedules create|list|get|pause|resume|delete\n"
     "                                 snapshots and exports on a cron or interval, with retention\n"
