@@ -29,7 +29,8 @@ if [ ${#node_tests[@]} -gt 0 ]; then
   # request path runs under ASan + UBSan (halt_on_error makes a finding fatal).
   asan_tests=(tests/blackbox/store_api.test.mjs tests/blackbox/store_crash.test.mjs tests/blackbox/store_cli.test.mjs
     tests/blackbox/server_input.test.mjs tests/blackbox/jobs_api.test.mjs tests/blackbox/auth_matrix.test.mjs
-    tests/blackbox/auth_ops.test.mjs tests/blackbox/tls.test.mjs)
+    tests/blackbox/auth_ops.test.mjs tests/blackbox/tls.test.mjs tests/blackbox/maintenance_verify.test.mjs
+    tests/blackbox/maintenance_cli.test.mjs)
   if [ ${#asan_tests[@]} -gt 0 ]; then
     echo "== black-box tests (asan+ubsan binary)"
     SV_BUILD_DIR="$PWD/build-asan" SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"

@@ -290,13 +290,14 @@ int sv_maint_kit_parse(const char *text, maint_kit *out, sv_err *err)
         return sv_fail(err, SV_EINVAL, "the recovery kit's format_version is missing or not %d", MAINT_FORMAT);
     if (!field(text, body_len, "store_id", v, sizeof v) || sv_uuid_parse(v, strlen(v), &u))
         return sv_fail(err, SV_EINVAL, "the recovery kit's store_id is missing or not a UUID");
-    snprintf(out->store_id, sizeof out->store_id, "%s", v);
+    sv_uuid_format(&u, out->store_id);
     if (!field(text, body_len, "created_at", v, sizeof v))
         return sv_fail(err, SV_EINVAL, "the recovery kit has no created_at");
     out->created_at = strtoll(v, NULL, 10);
     if (!field(text, body_len, "descriptor_sha256", v, sizeof v) || !sv_sha256_valid_hex(v))
         return sv_fail(err, SV_EINVAL, "the recovery kit's descriptor_sha256 is missing or not a sha256");
-    snprintf(out->descriptor_sha256, sizeof out->descriptor_sha256, "%s", v);
+    memcpy(out->descriptor_sha256, v, 64); /* valid hex: 64 characters */
+    out->descriptor_sha256[64] = '\0';
     if (field(text, body_len, "location", v, sizeof v))
         snprintf(out->location, sizeof out->location, "%s", v);
     return 0;

@@ -356,9 +356,14 @@ int sv_maint_rebuild_run(maint_agent *a, json_t **result, sv_err *err)
     if (rc == 0 && !r.batch)
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
     json_t *cur = json_object_get(st, "cursor");
-    const char *cur_prefix = json_string_value(json_object_get(cur, "prefix"));
+    /* Copies: each batch replaces the state's cursor object. */
+    char cur_prefix_buf[32] = "";
+    snprintf(cur_prefix_buf, sizeof cur_prefix_buf, "%s",
+             json_is_string(json_object_get(cur, "prefix")) ? json_string_value(json_object_get(cur, "prefix")) : "");
+    const char *cur_prefix = cur_prefix_buf[0] ? cur_prefix_buf : NULL;
     char after[400] = "";
-    snprintf(after, sizeof after, "%s", cur ? json_string_value(json_object_get(cur, "after")) : "");
+    snprintf(after, sizeof after, "%s",
+             json_is_string(json_object_get(cur, "after")) ? json_string_value(json_object_get(cur, "after")) : "");
     for (int p = 0; rc == 0 && p < 2; p++) {
         if (cur_prefix && !strcmp(cur_prefix, "tenants/") && p == 0)
             continue;

@@ -199,7 +199,7 @@ test('kill -9 during rebuild: the job resumes after the lease TTL; a broken leas
     });
     await srv.kill9();
     srv = await startServer({ dataDir: srv.dataDir, env: slow });
-    const job = await waitJobDone(srv, id);
+    const job = await waitJobDone(srv, id).catch((e) => { throw new Error(`${e.message}; server stderr:\n${srv.stderr}`); });
     assert.equal(job.state, 'SUCCEEDED', job.reason);
     assert.equal(job.result.resumed, true);
     // Counters persisted with each batch: nothing counted twice, nothing lost.
