@@ -12,14 +12,16 @@ static const char help[] =
     "usage: shardvault maintenance rebuild [--source auto|checkpoint|full-scan] [--parallelism N] [--dry-run]\n"
     "                                      [--recovery-kit FILE] [--no-wait]\n"
     "       shardvault maintenance verify [--read-data] [--subset K/N] [--parallelism N] [--no-wait]\n"
+    "       shardvault maintenance move --target s3://bucket/prefix|file:///dir [--parallelism N]\n"
     "       shardvault maintenance recovery-kit            print the kit (keep it offline)\n"
     "       shardvault maintenance status [--break-lease]  descriptor, lease, running agent\n"
     "\n"
     "rebuild: the catalog's snapshot records (and the store id) from the location: after losing the\n"
     "data directory, start a fresh node on the same location and run it. Without a valid store.json\n"
     "it needs the recovery kit. verify: every manifest parses and every blob exists with its size\n"
-    "(--read-data: and its sha256); exits 1 when it found issues. Agents run one at a time under an\n"
-    "exclusive lease; see docs/maintenance.md. (move and analyze are not built yet.)\n";
+    "(--read-data: and its sha256); exits 1 when it found issues. move: copies the store to another\n"
+    "location (writes wait meanwhile), then the node uses it; the old one is left intact. Agents run\n"
+    "one at a time under an exclusive lease; see docs/maintenance.md. (analyze is not built yet.)\n";
 
 static const char *opt(int argc, char **argv, const char *name)
 {
@@ -62,7 +64,7 @@ static void show(bool tty, const char *op, json_t *agent, int64_t start_ns, bool
         b[i] = i < fill ? '#' : '-';
     b[30] = '\0';
     double secs = (double)(sv_mono_ns() - start_ns) / 1e9;
-    const char *unit = !strcmp(op, "verify") ? "blobs" : "manifests";
+    const char *unit = !strcmp(op, "verify") ? "blobs" : !strcmp(op, "move") ? "objects" : "manifests";
     char etas[32] = "";
     if (json_is_integer(eta))
         snprintf(etas, sizeof etas, "  ETA %llds", (long long)(json_integer_value(eta) / 1000));
@@ -107,6 +109,8 @@ static int follow(struct client *c, const char *op, const char *id, bool issues_
                 int64_t n = json_integer_value(json_object_get(r, "manifestsScanned"));
                 if (!strcmp(op, "verify"))
                     n = json_integer_value(json_object_get(r, "blobsChecked"));
+                if (!strcmp(op, "move"))
+                    n = json_integer_value(json_object_get(last, "manifestsTotal"));
                 json_object_set_new(last, "manifestsScanned", json_integer(n));
                 json_object_set_new(last, "etaMs", json_integer(0));
                 show(tty, op, last, start, true);
@@ -211,6 +215,18 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
             json_object_set_new(b, "parallelism", json_integer(strtoll(par, NULL, 10)));
         return start(c, "verify", b, wait);
     }
+    if (!strcmp(sub, "move")) {
+        const char *t = opt(argc, argv, "--target"), *par = opt(argc, argv, "--parallelism");
+        if (!t) {
+            fputs("usage: shardvault maintenance move --target s3://bucket/prefix|file:///dir [--parallelism N]\n",
+                  stderr);
+            return 2;
+        }
+        json_t *b = json_pack("{s:s}", "target", t);
+        if (par)
+            json_object_set_new(b, "parallelism", json_integer(strtoll(par, NULL, 10)));
+        return start(c, "move", b, wait);
+    }
     if (!strcmp(sub, "recovery-kit")) {
         sv_buf r = {0};
         long st = sv_cli_http(c, "GET", "/v1/maintenance/recovery-kit", NULL, &r);
@@ -227,7 +243,7 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
         return rc;
     }
     bool h = !strcmp(sub, "--help") || !strcmp(sub, "-h");
-    if (!h && (!strcmp(sub, "move") || !strcmp(sub, "analyze"))) {
+    if (!h && !strcmp(sub, "analyze")) {
         fprintf(stderr, "shardvault maintenance %s: not built yet (see docs/maintenance.md)\n", sub);
         return 2;
     }

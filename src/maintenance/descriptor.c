@@ -46,20 +46,20 @@ int sv_maint_desc_parse(const char *text, size_t len, char id[37], int64_t *crea
 
 /* Conditional create; where the store cannot do it (s3rver has no
  * If-None-Match), HEAD then PUT — not atomic, documented. */
-static int create_descriptor(sv_maintenance *m, const char *text, sv_err *err)
+int sv_maint_create_descriptor(sv_location *loc, const char *text, sv_err *err)
 {
-    int rc = sv_location_create_if_absent(m->loc, DESC_KEY, text, strlen(text), err);
+    int rc = sv_location_create_if_absent(loc, DESC_KEY, text, strlen(text), err);
     if (rc != SV_EUNSUPPORTED)
         return rc;
     sv_location_info info;
-    rc = sv_location_head(m->loc, DESC_KEY, &info, err);
+    rc = sv_location_head(loc, DESC_KEY, &info, err);
     if (rc == 0)
         return sv_fail(err, SV_EEXIST, "store.json exists");
     if (rc != SV_ENOTFOUND)
         return rc;
     sv_warn("store.json: the location has no conditional create; HEAD then PUT (not atomic)", "location=\"%s\"",
-            sv_location_describe(m->loc));
-    return sv_location_put(m->loc, DESC_KEY, text, strlen(text), err);
+            sv_location_describe(loc));
+    return sv_location_put(loc, DESC_KEY, text, strlen(text), err);
 }
 
 static int stop_first(void *ctx, const sv_location_entry *e)
@@ -173,7 +173,7 @@ int sv_maint_desc_init(sv_maintenance *m, sv_err *err)
         }
         if (!text)
             return sv_fail(err, SV_ENOMEM, "out of memory");
-        rc = create_descriptor(m, text, &e);
+        rc = sv_maint_create_descriptor(m->loc, text, &e);
         if (rc == 0 && !m->store_id[0])
             rc = set_catalog_descriptor(m, text, &e);
         if (rc == 0) {
@@ -204,7 +204,10 @@ int sv_maint_guard(void *ud, sv_err *err)
     if (m->desc_state == DESC_UNKNOWN)
         sv_maint_desc_init(m, NULL);
     int rc = 0;
-    if (m->desc_state != DESC_OK) {
+    if (m->moving) {
+        rc = sv_fail(err, SV_EUNAVAIL, "the store is moving to another location (maintenance move); retry when "
+                                       "it has finished");
+    } else if (m->desc_state != DESC_OK) {
         rc = sv_fail(err, m->desc_state == DESC_UNKNOWN ? SV_EUNAVAIL : SV_ECONFLICT, "location %s: %s",
                      sv_location_describe(m->loc), m->problem);
         atomic_fetch_add(&m->m_refused, 1);
@@ -375,7 +378,7 @@ int sv_maint_desc_adopt(sv_maintenance *m, const char *kit_text, bool dry_run, b
                            "the recovery kit's descriptor_sha256 does not match the descriptor it describes");
         }
         if (text && !dry_run) {
-            int wrc = rc == SV_ENOTFOUND ? create_descriptor(m, text, err)
+            int wrc = rc == SV_ENOTFOUND ? sv_maint_create_descriptor(m->loc, text, err)
                                          : sv_location_put(m->loc, DESC_KEY, text, strlen(text), err);
             if (wrc) {
                 free(text);

@@ -88,12 +88,14 @@ static void *agent_thread(void *arg)
     atomic_store(&a->resumed_wait, false);
     json_t *result = NULL;
     if (rc == 0)
-        rc = !strcmp(a->op, "rebuild") ? sv_maint_rebuild_run(a, &result, &err) : sv_maint_verify_run(a, &result, &err);
+        rc = !strcmp(a->op, "rebuild") ? sv_maint_rebuild_run(a, &result, &err)
+             : !strcmp(a->op, "move")  ? sv_maint_move_run(a, &result, &err)
+                                       : sv_maint_verify_run(a, &result, &err);
     pthread_mutex_lock(&m->mu);
     bool stopping = m->stopping;
     pthread_mutex_unlock(&m->mu);
     bool lost = atomic_load(&a->lease.lost);
-    bool leave = rc && stopping && !lost && !strcmp(a->op, "rebuild"); /* resumes at the next open */
+    bool leave = rc && stopping && !lost && strcmp(a->op, "verify"); /* resumes at the next open */
     sv_job_state st = rc == 0                                         ? SV_JOB_SUCCEEDED
                       : lost                                          ? SV_JOB_FAILED
                       : rc == SV_ECANCELED && sv_job_canceled(a->job) ? SV_JOB_CANCELED
@@ -150,7 +152,9 @@ static int start_agent(sv_maintenance *m, const char *op, json_t *body, json_t *
 {
     if (body && !json_is_object(body))
         return sv_fail(err, SV_EINVAL, "the body must be a JSON object");
-    int rc = !strcmp(op, "rebuild") ? sv_maint_rebuild_check(body, err) : sv_maint_verify_check(body, err);
+    int rc = !strcmp(op, "rebuild") ? sv_maint_rebuild_check(body, err)
+             : !strcmp(op, "move")  ? sv_maint_move_check(m, body, err)
+                                    : sv_maint_verify_check(body, err);
     if (rc)
         return rc;
     maint_agent *a = calloc(1, sizeof *a);
@@ -216,6 +220,11 @@ int sv_maintenance_verify(sv_maintenance *m, json_t *body, json_t **out, sv_err 
     return start_agent(m, "verify", body, out, err);
 }
 
+int sv_maintenance_move(sv_maintenance *m, json_t *body, json_t **out, sv_err *err)
+{
+    return start_agent(m, "move", body, out, err);
+}
+
 void sv_maintenance_set_tenant_adopter(sv_maintenance *m, sv_maintenance_tenant_fn fn, void *ud)
 {
     pthread_mutex_lock(&m->mu);
@@ -244,7 +253,7 @@ static void resume_one(void *ud, const char *id, const char *collection, const c
     json_t *st = json_loadb(v, len, 0, NULL);
     free(v);
     const char *op = json_string_value(json_object_get(st, "op"));
-    if (!op || strcmp(op, "rebuild")) {
+    if (!op || (strcmp(op, "rebuild") && strcmp(op, "move"))) {
         /* Verify does not resume (it writes nothing but damage marks). */
         json_decref(st);
         sv_catalog_delete(m->cat, key, NULL);
@@ -256,7 +265,7 @@ static void resume_one(void *ud, const char *id, const char *collection, const c
         return;
     }
     a->m = m;
-    snprintf(a->op, sizeof a->op, "rebuild");
+    snprintf(a->op, sizeof a->op, "%s", op);
     snprintf(a->job_id, sizeof a->job_id, "%s", id);
     a->state = st;
     json_object_set_new(st, "resumed", json_true());
@@ -273,7 +282,7 @@ static void resume_one(void *ud, const char *id, const char *collection, const c
         return;
     }
     rc->resumed++;
-    sv_info("maintenance rebuild resumes", "job=%s", id);
+    sv_info("maintenance agent resumes", "op=%s job=%s", a->op, id);
 }
 
 /* ---- open / close --------------------------------------------------------------- */
@@ -334,6 +343,8 @@ int sv_maintenance_open(const sv_maintenance_opts *opts, sv_catalog *cat, sv_sna
     m->batch = (int)batch;
     if (rc == 0)
         rc = sv_env_int("SHARDVAULT_MAINTENANCE_TEST_DELAY_MS", 0, &m->test_delay_ms, err);
+    if (rc == 0)
+        rc = sv_maint_move_apply(m, err);
     if (rc == 0) {
         pthread_mutex_lock(&m->mu);
         rc = sv_maint_desc_init(m, err);
@@ -392,8 +403,6 @@ void sv_maintenance_close(sv_maintenance *m)
 }
 
 /* ---- status / metrics ----------------------------------------------------------- */
-
-json_t *sv_maint_agent_progress(maint_agent *a);
 
 json_t *sv_maint_agent_progress(maint_agent *a)
 {

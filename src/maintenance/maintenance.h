@@ -51,6 +51,11 @@ int sv_maintenance_status(sv_maintenance *m, json_t **out, sv_err *err);
 /* Agents: answer {jobId} (SV_ECONFLICT while another agent holds the lease). */
 int sv_maintenance_rebuild(sv_maintenance *m, json_t *body, json_t **out, sv_err *err);
 int sv_maintenance_verify(sv_maintenance *m, json_t *body, json_t **out, sv_err *err);
+/* body {"target": "s3://bucket/prefix" | "file:///dir"}: copies descriptor,
+ * blobs, manifests and checkpoints there (skipping what is there, verifying
+ * each copy; writes wait meanwhile), then switches the node's location in one
+ * catalog write. The old location is left intact. */
+int sv_maintenance_move(sv_maintenance *m, json_t *body, json_t **out, sv_err *err);
 /* Revokes the lease whoever holds it: its agent stops within TTL/3 and ends
  * FAILED "lease lost". {revoked: bool}. */
 int sv_maintenance_lease_break(sv_maintenance *m, json_t **out, sv_err *err);

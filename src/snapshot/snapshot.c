@@ -446,7 +446,9 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
         size_t ul = strlen(s->url);
         while (ul > 8 && s->url[ul - 1] == '/')
             s->url[--ul] = '\0';
-        rc = sv_location_open(s->url, NULL, &s->loc, err);
+        sv_location *loc = NULL;
+        rc = sv_location_open(s->url, NULL, &loc, err);
+        s->loc = loc;
         if (rc)
             sv_err_wrap(err, "location (SHARDVAULT_LOCATION)");
     }
@@ -505,6 +507,8 @@ void sv_snapshot_close(sv_snapshot *s)
     }
     sv_restore_meta_free(s->meta);
     sv_location_close(s->loc);
+    for (int i = 0; i < s->nretired_locs; i++)
+        sv_location_close(s->retired_locs[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->ddl_mu);

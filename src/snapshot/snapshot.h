@@ -100,6 +100,11 @@ struct sv_location *sv_snapshot_location(sv_snapshot *s);
 /* Its URL as configured ("file:///…", "s3://bucket/prefix"). */
 const char *sv_snapshot_location_url(const sv_snapshot *s);
 
+/* Switches the location to url (maintenance move, after copying everything
+ * there): SV_ECONFLICT while a snapshot is being created or restored or GC
+ * runs. The old location object stays open until close. */
+int sv_snapshot_set_location(sv_snapshot *s, const char *url, sv_err *err);
+
 /* before_write (may be NULL) is asked before anything is written to or
  * deleted from the location (create, put_dir, GC): a non-zero answer refuses
  * the operation with its message. changed (may be NULL) is told after a

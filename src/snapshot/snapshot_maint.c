@@ -11,6 +11,37 @@
 sv_location *sv_snapshot_location(sv_snapshot *s) { return s->loc; }
 const char *sv_snapshot_location_url(const sv_snapshot *s) { return s->url; }
 
+int sv_snapshot_set_location(sv_snapshot *s, const char *url, sv_err *err)
+{
+    sv_location *nl = NULL;
+    int rc = sv_location_open(url, NULL, &nl, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->ddl_mu);
+    pthread_mutex_lock(&s->gc_mu);
+    pthread_mutex_lock(&s->mu);
+    if (s->creates || s->runs || s->gc_running)
+        rc = sv_fail(err, SV_ECONFLICT, "snapshots are being created or restored, or GC runs; retry when idle");
+    else if (s->nretired_locs >= (int)(sizeof s->retired_locs / sizeof s->retired_locs[0]))
+        rc = sv_fail(err, SV_ECONFLICT, "too many location switches in one process; restart the server first");
+    if (rc == 0) {
+        s->retired_locs[s->nretired_locs++] = s->loc;
+        s->loc = nl;
+        snprintf(s->url, sizeof s->url, "%s", url);
+        size_t ul = strlen(s->url);
+        while (ul > 8 && s->url[ul - 1] == '/')
+            s->url[--ul] = '\0';
+    }
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->gc_mu);
+    pthread_mutex_unlock(&s->ddl_mu);
+    if (rc)
+        sv_location_close(nl);
+    else
+        sv_info("snapshot location switched", "location=\"%s\"", sv_location_describe(nl));
+    return rc;
+}
+
 void sv_snapshot_set_hooks(sv_snapshot *s, const sv_snapshot_hooks *hooks)
 {
     pthread_mutex_lock(&s->mu);

@@ -18,6 +18,7 @@
 #define MAINT_STORE_KEY "maintenance/store"
 #define MAINT_LEASE_KEY "maintenance/lease"
 #define MAINT_AGENT_PREFIX "maintenance/agents/"
+#define MAINT_LOCATION_KEY "maintenance/location"
 
 enum { DESC_UNKNOWN, DESC_OK, DESC_MISSING, DESC_FOREIGN, DESC_INVALID, DESC_UNADOPTED };
 const char *sv_maint_desc_name(int state);
@@ -45,7 +46,7 @@ int sv_maint_lease_txn(maint_lease *l, const sv_catalog_op *ops, size_t nops, sv
 typedef struct maint_agent {
     sv_maintenance *m;
     char job_id[64];
-    char op[16]; /* "rebuild" | "verify" */
+    char op[16]; /* "rebuild" | "verify" | "move" */
     sv_job *job;
     json_t *body;  /* the request */
     json_t *state; /* the persisted agent record (rebuild: cursor and counters) */
@@ -59,7 +60,7 @@ struct sv_maintenance {
     sv_catalog *cat;
     sv_snapshot *snap;
     sv_jobs *jobs;
-    sv_location *loc;
+    _Atomic(sv_location *) loc; /* the snapshot service's; switched by move */
     char url[4200];
     char node[64];
     int64_t lease_ttl_ms, ckpt_interval_ms, test_delay_ms;
@@ -75,6 +76,7 @@ struct sv_maintenance {
     char loc_store_id[37]; /* the location's */
     char *descriptor;      /* the catalog's copy of store.json (exact bytes) */
     char problem[700];
+    bool moving; /* a move copies the location: writes wait */
     /* checkpoints */
     bool ckpt_dirty;
     int64_t ckpt_last_ms;
@@ -91,7 +93,9 @@ struct sv_maintenance {
 
 /* descriptor.c */
 int sv_maint_desc_init(sv_maintenance *m, sv_err *err); /* reads/creates; sets desc_state (m->mu held) */
-int sv_maint_guard(void *ud, sv_err *err);              /* sv_snapshot_hooks.before_write */
+int sv_maint_guard(void *ud, sv_err *err);
+/* Conditional create of store.json (HEAD then PUT where unsupported). */
+int sv_maint_create_descriptor(sv_location *loc, const char *text, sv_err *err);              /* sv_snapshot_hooks.before_write */
 /* The descriptor JSON text for an id and creation time (exact, stable bytes). */
 char *sv_maint_desc_text(const char *store_id, int64_t created_at);
 /* Parses a descriptor: 0 and the id / creation time, or SV_ECORRUPT. */
@@ -121,6 +125,11 @@ int sv_maint_ckpt_newest(sv_maintenance *m, char key[128], int64_t *at_ms, json_
 int sv_maint_rebuild_run(maint_agent *a, json_t **result, sv_err *err);
 int sv_maint_rebuild_check(json_t *body, sv_err *err);
 int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err);
+int sv_maint_move_run(maint_agent *a, json_t **result, sv_err *err);
+int sv_maint_move_check(sv_maintenance *m, json_t *body, sv_err *err);
+/* At open: the location a finished move recorded in the catalog. */
+int sv_maint_move_apply(sv_maintenance *m, sv_err *err);
+json_t *sv_maint_agent_progress(maint_agent *a);
 int sv_maint_verify_check(json_t *body, sv_err *err);
 /* Persists the agent record (op, body, state) under the lease. */
 int sv_maint_agent_save(maint_agent *a, sv_catalog_op *extra, size_t nextra, sv_err *err);

@@ -168,7 +168,12 @@ struct sv_snapshot {
     sv_store *st;
     sv_catalog *cat;
     sv_jobs *jobs; /* borrowed, may be NULL */
-    sv_location *loc;
+    /* Atomic: maintenance move switches it (sv_snapshot_set_location) while
+     * nothing is being created, restored or collected; the old one stays
+     * open until close (retired_locs), so a reader holding it is safe. */
+    _Atomic(sv_location *) loc;
+    sv_location *retired_locs[8];
+    int nretired_locs;
     sv_engine *engine;
     sv_restore_meta *meta;
     char url[PATH_MAX + 64];
