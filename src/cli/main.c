@@ -25,7 +25,7 @@ static const char usage[] =
     "                                 collection snapshots and restore jobs (snapshot --help)\n"
     "  export create ID [--backend B] [--include C,..|--exclude C,..] [--wait]\n"
     "  export status ID | cancel ID | list      point-in-time export to Parquet (export --help)\n"
-    "  maintenance rebuild|verify|move|recovery-kit|status\n"
+    "  maintenance rebuild|verify|move|analyze|recovery-kit|status\n"
     "                                 rebuild the catalog from the location, verify it (maintenance --help)\n"
     "  jobs list|get|cancel           every long operation as a job (jobs --help)\n"
     "  schedules create|list|get|pause|resume|delete\n"

@@ -13,6 +13,7 @@ static const char help[] =
     "                                      [--recovery-kit FILE] [--no-wait]\n"
     "       shardvault maintenance verify [--read-data] [--subset K/N] [--parallelism N] [--no-wait]\n"
     "       shardvault maintenance move --target s3://bucket/prefix|file:///dir [--parallelism N]\n"
+    "       shardvault maintenance analyze [--blobs 200] [--max-blob-bytes 10Mi] [--concurrency 10] [--seed N]\n"
     "       shardvault maintenance recovery-kit            print the kit (keep it offline)\n"
     "       shardvault maintenance status [--break-lease]  descriptor, lease, running agent\n"
     "\n"
@@ -21,7 +22,9 @@ static const char help[] =
     "it needs the recovery kit. verify: every manifest parses and every blob exists with its size\n"
     "(--read-data: and its sha256); exits 1 when it found issues. move: copies the store to another\n"
     "location (writes wait meanwhile), then the node uses it; the old one is left intact. Agents run\n"
-    "one at a time under an exclusive lease; see docs/maintenance.md. (analyze is not built yet.)\n";
+    "one at a time under an exclusive lease. analyze: tests the location itself (read-after-write,\n"
+    "ranges, multipart, overwrite atomicity, aborted uploads, listing, conditional create); exits 1\n"
+    "when it found issues. See docs/maintenance.md.\n";
 
 static const char *opt(int argc, char **argv, const char *name)
 {
@@ -64,7 +67,7 @@ static void show(bool tty, const char *op, json_t *agent, int64_t start_ns, bool
         b[i] = i < fill ? '#' : '-';
     b[30] = '\0';
     double secs = (double)(sv_mono_ns() - start_ns) / 1e9;
-    const char *unit = !strcmp(op, "verify") ? "blobs" : !strcmp(op, "move") ? "objects" : "manifests";
+    const char *unit = !strcmp(op, "verify") ? "blobs" : !strcmp(op, "rebuild") ? "manifests" : "objects";
     char etas[32] = "";
     if (json_is_integer(eta))
         snprintf(etas, sizeof etas, "  ETA %llds", (long long)(json_integer_value(eta) / 1000));
@@ -109,7 +112,7 @@ static int follow(struct client *c, const char *op, const char *id, bool issues_
                 int64_t n = json_integer_value(json_object_get(r, "manifestsScanned"));
                 if (!strcmp(op, "verify"))
                     n = json_integer_value(json_object_get(r, "blobsChecked"));
-                if (!strcmp(op, "move"))
+                if (!strcmp(op, "move") || !strcmp(op, "analyze"))
                     n = json_integer_value(json_object_get(last, "manifestsTotal"));
                 json_object_set_new(last, "manifestsScanned", json_integer(n));
                 json_object_set_new(last, "etaMs", json_integer(0));
@@ -126,7 +129,7 @@ static int follow(struct client *c, const char *op, const char *id, bool issues_
             }
             size_t ni = json_array_size(json_object_get(json_object_get(job, "result"), "issues"));
             if (rc == 0 && issues_fail && ni > 0) {
-                fprintf(stderr, "verify found %zu issue(s)\n", ni);
+                fprintf(stderr, "%s found %zu issue(s)\n", op, ni);
                 rc = 1;
             }
             json_decref(job);
@@ -156,7 +159,7 @@ static int start(struct client *c, const char *op, json_t *body, bool wait)
     json_t *j = json_loadb((const char *)r.data, r.len, 0, NULL);
     sv_buf_free(&r);
     const char *id = json_string_value(json_object_get(j, "jobId"));
-    int rc = id ? follow(c, op, id, !strcmp(op, "verify")) : 1;
+    int rc = id ? follow(c, op, id, !strcmp(op, "verify") || !strcmp(op, "analyze")) : 1;
     json_decref(j);
     return rc;
 }
@@ -227,6 +230,20 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
             json_object_set_new(b, "parallelism", json_integer(strtoll(par, NULL, 10)));
         return start(c, "move", b, wait);
     }
+    if (!strcmp(sub, "analyze")) {
+        json_t *b = json_object();
+        const char *n = opt(argc, argv, "--blobs"), *mb = opt(argc, argv, "--max-blob-bytes");
+        const char *cc = opt(argc, argv, "--concurrency"), *seed = opt(argc, argv, "--seed");
+        if (n)
+            json_object_set_new(b, "blobs", json_integer(strtoll(n, NULL, 10)));
+        if (mb)
+            json_object_set_new(b, "maxBlobBytes", json_string(mb));
+        if (cc)
+            json_object_set_new(b, "concurrency", json_integer(strtoll(cc, NULL, 10)));
+        if (seed)
+            json_object_set_new(b, "seed", json_integer(strtoll(seed, NULL, 10)));
+        return start(c, "analyze", b, wait);
+    }
     if (!strcmp(sub, "recovery-kit")) {
         sv_buf r = {0};
         long st = sv_cli_http(c, "GET", "/v1/maintenance/recovery-kit", NULL, &r);
@@ -243,10 +260,6 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
         return rc;
     }
     bool h = !strcmp(sub, "--help") || !strcmp(sub, "-h");
-    if (!h && !strcmp(sub, "analyze")) {
-        fprintf(stderr, "shardvault maintenance %s: not built yet (see docs/maintenance.md)\n", sub);
-        return 2;
-    }
     fputs(help, h ? stdout : stderr);
     return h ? 0 : 2;
 }

@@ -89,13 +89,15 @@ static void *agent_thread(void *arg)
     json_t *result = NULL;
     if (rc == 0)
         rc = !strcmp(a->op, "rebuild") ? sv_maint_rebuild_run(a, &result, &err)
-             : !strcmp(a->op, "move")  ? sv_maint_move_run(a, &result, &err)
-                                       : sv_maint_verify_run(a, &result, &err);
+             : !strcmp(a->op, "move")    ? sv_maint_move_run(a, &result, &err)
+             : !strcmp(a->op, "analyze") ? sv_maint_analyze_run(a, &result, &err)
+                                         : sv_maint_verify_run(a, &result, &err);
     pthread_mutex_lock(&m->mu);
     bool stopping = m->stopping;
     pthread_mutex_unlock(&m->mu);
     bool lost = atomic_load(&a->lease.lost);
-    bool leave = rc && stopping && !lost && strcmp(a->op, "verify"); /* resumes at the next open */
+    /* rebuild and move resume at the next open */
+    bool leave = rc && stopping && !lost && (!strcmp(a->op, "rebuild") || !strcmp(a->op, "move"));
     sv_job_state st = rc == 0                                         ? SV_JOB_SUCCEEDED
                       : lost                                          ? SV_JOB_FAILED
                       : rc == SV_ECANCELED && sv_job_canceled(a->job) ? SV_JOB_CANCELED
@@ -153,8 +155,9 @@ static int start_agent(sv_maintenance *m, const char *op, json_t *body, json_t *
     if (body && !json_is_object(body))
         return sv_fail(err, SV_EINVAL, "the body must be a JSON object");
     int rc = !strcmp(op, "rebuild") ? sv_maint_rebuild_check(body, err)
-             : !strcmp(op, "move")  ? sv_maint_move_check(m, body, err)
-                                    : sv_maint_verify_check(body, err);
+             : !strcmp(op, "move")    ? sv_maint_move_check(m, body, err)
+             : !strcmp(op, "analyze") ? sv_maint_analyze_check(body, err)
+                                      : sv_maint_verify_check(body, err);
     if (rc)
         return rc;
     maint_agent *a = calloc(1, sizeof *a);
@@ -223,6 +226,11 @@ int sv_maintenance_verify(sv_maintenance *m, json_t *body, json_t **out, sv_err 
 int sv_maintenance_move(sv_maintenance *m, json_t *body, json_t **out, sv_err *err)
 {
     return start_agent(m, "move", body, out, err);
+}
+
+int sv_maintenance_analyze(sv_maintenance *m, json_t *body, json_t **out, sv_err *err)
+{
+    return start_agent(m, "analyze", body, out, err);
 }
 
 void sv_maintenance_set_tenant_adopter(sv_maintenance *m, sv_maintenance_tenant_fn fn, void *ud)

@@ -56,6 +56,11 @@ int sv_maintenance_verify(sv_maintenance *m, json_t *body, json_t **out, sv_err 
  * each copy; writes wait meanwhile), then switches the node's location in one
  * catalog write. The old location is left intact. */
 int sv_maintenance_move(sv_maintenance *m, json_t *body, json_t **out, sv_err *err);
+/* body {"blobs": 200, "maxBlobBytes": "10Mi", "concurrency": 10, "seed"?}:
+ * tests the location itself under analysis/{jobId}/ (write/read back, ranged
+ * reads, multipart, overwrite atomicity, aborted uploads, listing,
+ * conditional create) and removes what it wrote. */
+int sv_maintenance_analyze(sv_maintenance *m, json_t *body, json_t **out, sv_err *err);
 /* Revokes the lease whoever holds it: its agent stops within TTL/3 and ends
  * FAILED "lease lost". {revoked: bool}. */
 int sv_maintenance_lease_break(sv_maintenance *m, json_t **out, sv_err *err);

@@ -10,6 +10,7 @@
 SV_ROUTE_BODY(sv_route_maint_rebuild, 202, sv_maintenance_rebuild(SVC, body, &out, &err))
 SV_ROUTE_BODY(sv_route_maint_verify, 202, sv_maintenance_verify(SVC, body, &out, &err))
 SV_ROUTE_BODY(sv_route_maint_move, 202, sv_maintenance_move(SVC, body, &out, &err))
+SV_ROUTE_BODY(sv_route_maint_analyze, 202, sv_maintenance_analyze(SVC, body, &out, &err))
 SV_ROUTE(sv_route_maint_status, 200, sv_maintenance_status(SVC, &out, &err))
 SV_ROUTE(sv_route_maint_lease_break, 200, sv_maintenance_lease_break(SVC, &out, &err))
 SV_ROUTE(sv_route_maint_checkpoint, 200, sv_maintenance_checkpoint(SVC, &out, &err))

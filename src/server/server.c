@@ -317,6 +317,7 @@ static const route routes[] = {
     {"POST", "/v1/maintenance/rebuild", sv_route_maint_rebuild, PERM_MANAGE, false, SVC_MAINT, A},
     {"POST", "/v1/maintenance/verify", sv_route_maint_verify, PERM_OPERATE, false, SVC_MAINT, A},
     {"POST", "/v1/maintenance/move", sv_route_maint_move, PERM_MANAGE, false, SVC_MAINT, A},
+    {"POST", "/v1/maintenance/analyze", sv_route_maint_analyze, PERM_MANAGE, false, SVC_MAINT, A},
     {"GET", "/v1/maintenance/status", sv_route_maint_status, PERM_READ, false, SVC_MAINT, A},
     {"GET", "/v1/maintenance/recovery-kit", sv_route_maint_kit, PERM_MANAGE, false, SVC_MAINT, A},
     {"DELETE", "/v1/maintenance/lease", sv_route_maint_lease_break, PERM_MANAGE, false, SVC_MAINT, A},

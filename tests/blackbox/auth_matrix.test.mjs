@@ -78,6 +78,7 @@ function rows(ctx) {
     'POST /v1/maintenance/rebuild': { path: '/v1/maintenance/rebuild', body: { source: 'bogus' }, res: null },
     'POST /v1/maintenance/verify': { path: '/v1/maintenance/verify', body: { readData: 'x' }, res: null },
     'POST /v1/maintenance/move': { path: '/v1/maintenance/move', body: { target: 'ftp://nope' }, res: null },
+    'POST /v1/maintenance/analyze': { path: '/v1/maintenance/analyze', body: { blobs: 0 }, res: null },
     'GET /v1/maintenance/status': { path: '/v1/maintenance/status', res: null },
     'GET /v1/maintenance/recovery-kit': { path: '/v1/maintenance/recovery-kit', res: null },
     'DELETE /v1/maintenance/lease': { path: '/v1/maintenance/lease', res: null },

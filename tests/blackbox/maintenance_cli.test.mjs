@@ -63,6 +63,9 @@ test('maintenance commands: kit, rebuild on a fresh node with progress, verify, 
     const v = await run(['maintenance', 'verify', '--read-data'], env);
     assert.equal(v.status, 0, v.stderr);
     assert.deepEqual(JSON.parse(v.stdout).result.issues, []);
+    const an = await run(['maintenance', 'analyze', '--blobs', '10', '--max-blob-bytes', '64Ki', '--concurrency', '2'], env);
+    assert.equal(an.status, 0, an.stderr);
+    assert.equal(JSON.parse(an.stdout).result.conditionalCreate, 'exclusive');
     rmSync(kitFile);
   } finally {
     await srv.stop();

@@ -46,7 +46,7 @@ int sv_maint_lease_txn(maint_lease *l, const sv_catalog_op *ops, size_t nops, sv
 typedef struct maint_agent {
     sv_maintenance *m;
     char job_id[64];
-    char op[16]; /* "rebuild" | "verify" | "move" */
+    char op[16]; /* "rebuild" | "verify" | "move" | "analyze" */
     sv_job *job;
     json_t *body;  /* the request */
     json_t *state; /* the persisted agent record (rebuild: cursor and counters) */
@@ -126,6 +126,8 @@ int sv_maint_rebuild_run(maint_agent *a, json_t **result, sv_err *err);
 int sv_maint_rebuild_check(json_t *body, sv_err *err);
 int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err);
 int sv_maint_move_run(maint_agent *a, json_t **result, sv_err *err);
+int sv_maint_analyze_run(maint_agent *a, json_t **result, sv_err *err);
+int sv_maint_analyze_check(json_t *body, sv_err *err);
 int sv_maint_move_check(sv_maintenance *m, json_t *body, sv_err *err);
 /* At open: the location a finished move recorded in the catalog. */
 int sv_maint_move_apply(sv_maintenance *m, sv_err *err);

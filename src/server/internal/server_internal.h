@@ -168,6 +168,7 @@ json_t *sv_server_route_table(void);
 int sv_route_maint_rebuild(request *rq);
 int sv_route_maint_verify(request *rq);
 int sv_route_maint_move(request *rq);
+int sv_route_maint_analyze(request *rq);
 int sv_route_maint_status(request *rq);
 int sv_route_maint_kit(request *rq);
 int sv_route_maint_lease_break(request *rq);
