@@ -167,6 +167,7 @@ static int write_one(void *arg, size_t i, sv_err *err)
     if (rc == 0)
         rc = write_obj(x, key, i + 1, x->sizes[i], err);
     atomic_fetch_add(&x->a->scanned, 1);
+    sv_job_add_done(x->a->job, 1, 0);
     return rc;
 }
 
@@ -202,6 +203,7 @@ static int read_one(void *arg, size_t i, sv_err *err)
         issue(x, "range-mismatch", key, "bytes [%lld, %lld): %s", (long long)off, (long long)(off + len),
               rc ? e.msg : "differ from those written");
     atomic_fetch_add(&x->a->scanned, 1);
+    sv_job_add_done(x->a->job, 1, 0);
     return 0;
 }
 

@@ -157,6 +157,7 @@ static int check_blob(void *arg, size_t u, sv_err *err)
     }
     if (v->bad[u])
         issue(v, kinds[v->bad[u]], r->hex, owners_of(v, u), detail);
+    sv_job_add_done(v->a->job, 1, 0);
     return 0;
 }
 

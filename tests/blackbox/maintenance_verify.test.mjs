@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync, unlinkSync, truncateSync, mkdirSync, rmSyn
 import path from 'node:path';
 import { startServer, tempDir } from './lib/server.mjs';
 import { createCollection, load, manifestBlobs, blobsOnDisk } from './lib/snapshot.mjs';
-import { runAgent } from './lib/maintenance.mjs';
+import { runAgent, waitJobDone } from './lib/maintenance.mjs';
 
 const blobPath = (loc, hex) => path.join(loc, 'blobs', hex.slice(0, 2), hex);
 
@@ -90,6 +90,13 @@ test('verify: a clean store has no issues; each injected fault is found and name
     }
     // Never deletes anything.
     assert.deepEqual(blobsOnDisk(loc), before);
+    // No body: every default; the job's counters are live and then complete.
+    const nb = await srv.req('POST', '/v1/maintenance/verify');
+    assert.equal(nb.status, 202, nb.text);
+    const nj = await waitJobDone(srv, nb.json.jobId);
+    assert.equal(nj.state, 'SUCCEEDED');
+    assert.equal(nj.itemsDone, nj.itemsTotal);
+    assert.equal(nj.result.readData, false);
   } finally {
     await srv.stop();
     srv.cleanup();
