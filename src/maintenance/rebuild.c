@@ -207,8 +207,8 @@ static int flush_batch(rb *r)
             from_ckpt += it->from_ckpt;
             if (it->val && !r->dry)
                 ops[nops++] = (sv_catalog_op){it->rkey, it->val, strlen(it->val), 0};
-        } else if (it->kind == IT_SNAPSHOT) {
-            skipped++;
+        } else {
+            skipped++; /* scanned == indexed + skipped */
         }
     }
     if (rc == 0) {

@@ -4,7 +4,7 @@
 // source. On file:// and s3rver, with full-scan and auto (checkpoint).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, tempDir } from './lib/server.mjs';
 import { startS3 } from './lib/s3.mjs';
@@ -59,7 +59,13 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
   assert.equal(st.json.descriptor, 'ok');
   assert.ok(kit.text.includes(`store_id: ${st.json.storeId}`));
   if (src === 'auto') {
-    await until('a checkpoint', async () => (await srv.req('GET', '/v1/maintenance/status')).json.lastCheckpoint);
+    // Coalesced: a checkpoint written after the last commit holds all six.
+    const t0 = Date.now();
+    const keyTime = (k) => { const m = k.match(/(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(\d{3})Z/); return Date.UTC(m[1], m[2] - 1, m[3], m[4], m[5], m[6], m[7]); };
+    await until('a checkpoint after the last commit', async () => {
+      const k = (await srv.req('GET', '/v1/maintenance/status')).json.lastCheckpoint;
+      return k && keyTime(k) > t0;
+    });
     // One snapshot newer than the checkpoint's content, taken right before the crash.
     const r = await srv.req('POST', '/v1/collections/Beta/snapshots?wait=true', { name: 's3' });
     assert.equal(r.json.status, 'COMMITTED');
@@ -68,7 +74,8 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
   await srv.kill9();
   rmSync(srv.dataDir, { recursive: true, force: true });
 
-  srv = await startServer({ env: { ...env, ...FAST, SHARDVAULT_LOCATION: locationUrl } });
+  // No overlap: records of manifests older than the checkpoint come from it.
+  srv = await startServer({ env: { ...env, ...FAST, SHARDVAULT_LOCATION: locationUrl, SHARDVAULT_MAINTENANCE_CHECKPOINT_OVERLAP_MS: '0' } });
   try {
     assert.equal((await srv.req('GET', '/v1/collections/Alpha/snapshots')).status, 404);
     const st2 = await srv.req('GET', '/v1/maintenance/status');
@@ -95,6 +102,7 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
     assert.equal(res.tenantsFound, 0);
     if (src === 'auto') {
       assert.match(res.checkpointUsed, /^catalog\/\d{8}T\d{9}Z\.json\.zst$/);
+      assert.ok(res.manifestsFromCheckpoint >= 6, JSON.stringify(res));
     } else {
       assert.equal(res.checkpointUsed, null);
     }
@@ -145,6 +153,9 @@ test('store.json deleted: rebuild refused without the kit and with a bad kit, ac
     await srv.kill9();
     rmSync(srv.dataDir, { recursive: true, force: true });
     unlinkSync(path.join(loc, 'store.json'));
+    // An offloaded tenant as the registry writes it (the snapshot manifest format).
+    mkdirSync(path.join(loc, 'tenants', 'Alpha', 't1'), { recursive: true });
+    copyFileSync(path.join(loc, 'snapshots', 'Alpha', 's1', 'manifest.json'), path.join(loc, 'tenants', 'Alpha', 't1', 'manifest.json'));
 
     srv = await startServer({ env: { ...FAST, SHARDVAULT_LOCATION: `file://${loc}` } });
     assert.equal((await srv.req('GET', '/v1/maintenance/status')).json.descriptor, 'missing');
@@ -160,6 +171,10 @@ test('store.json deleted: rebuild refused without the kit and with a bad kit, ac
     assert.equal(job.state, 'SUCCEEDED', job.reason);
     assert.equal(job.result.descriptorRewritten, true);
     assert.equal(job.result.manifestsIndexed, 1);
+    // Found and reported; adopting it is the registry's hook (not installed yet).
+    assert.equal(job.result.tenantsFound, 1);
+    assert.equal(job.result.manifestsScanned, 2);
+    assert.equal(job.result.manifestsSkipped, 1);
     assert.ok(existsSync(path.join(loc, 'store.json')));
     assert.equal((await srv.req('GET', '/v1/maintenance/recovery-kit')).text, kit);
     const r = await srv.req('POST', '/v1/collections/Alpha/snapshots/s1/restore', { target: 'Back' });
