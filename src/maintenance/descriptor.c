@@ -158,7 +158,13 @@ int sv_maint_desc_init(sv_maintenance *m, sv_err *err)
                 snprintf(m->problem, sizeof m->problem, "cannot list the location: %s", e.msg);
                 return 0;
             }
-            if (any) {
+            /* A node from before store.json (its catalog has snapshot records)
+             * owns the data it finds: it gets a descriptor. A fresh node does
+             * not claim data it did not write. */
+            json_t *recs = NULL;
+            bool history = any && sv_snapshot_records(m->snap, &recs, NULL) == 0 && json_array_size(recs) > 0;
+            json_decref(recs);
+            if (any && !history) {
                 m->desc_state = DESC_MISSING;
                 snprintf(m->problem, sizeof m->problem,
                          "the location holds data but no store.json; run `shardvault maintenance rebuild "
