@@ -25,8 +25,8 @@ int sv_maint_analyze_check(json_t *body, sv_err *err)
     json_object_foreach(body, k, v)
     {
         if (strcmp(k, "blobs") && strcmp(k, "maxBlobBytes") && strcmp(k, "concurrency") && strcmp(k, "seed"))
-            return sv_fail(err, SV_EINVAL, "unknown field \"%s\" (analyze takes blobs, maxBlobBytes, concurrency, seed)",
-                           k);
+            return sv_fail(err, SV_EINVAL,
+                           "unknown field \"%s\" (analyze takes blobs, maxBlobBytes, concurrency, seed)", k);
     }
     json_t *b = json_object_get(body, "blobs"), *mb = json_object_get(body, "maxBlobBytes"),
            *c = json_object_get(body, "concurrency"), *s = json_object_get(body, "seed");
@@ -153,8 +153,7 @@ static int compare_bytes(void *ctx, const void *data, size_t len)
 static int stop_check(an *x, sv_err *err)
 {
     if (sv_maint_agent_stop(x->a))
-        return atomic_load(&x->a->lease.lost) ? sv_fail(err, SV_ESTATE, "lease lost")
-                                              : sv_fail(err, SV_ECANCELED, "stopped");
+        return sv_maint_stop_error(x->a, err);
     return 0;
 }
 
@@ -281,17 +280,15 @@ int sv_maint_analyze_run(maint_agent *a, json_t **result, sv_err *err)
     sv_maintenance *m = a->m;
     json_t *b = a->body;
     an x = {.a = a, .loc = m->loc};
-    x.nblobs = json_is_integer(json_object_get(b, "blobs")) ? (int)json_integer_value(json_object_get(b, "blobs")) : 200;
-    x.conc = json_is_integer(json_object_get(b, "concurrency")) ? (int)json_integer_value(json_object_get(b, "concurrency"))
-                                                                : 10;
+    x.nblobs = (int)sv_maint_int(b, "blobs", 200);
+    x.conc = (int)sv_maint_int(b, "concurrency", 10);
     x.max_bytes = 10 << 20;
     json_t *mb = json_object_get(b, "maxBlobBytes");
     if (json_is_integer(mb))
         x.max_bytes = json_integer_value(mb);
     else if (json_is_string(mb))
         sv_parse_size(json_string_value(mb), &x.max_bytes);
-    x.seed = json_is_integer(json_object_get(b, "seed")) ? (uint64_t)json_integer_value(json_object_get(b, "seed"))
-                                                         : (uint64_t)sv_now_ms();
+    x.seed = (uint64_t)sv_maint_int(b, "seed", sv_now_ms());
     snprintf(x.prefix, sizeof x.prefix, "analysis/%s/", a->job_id);
     int rc = sv_maint_guard(m, err);
     if (rc)

@@ -153,7 +153,9 @@ void *sv_maint_ckpt_loop(void *arg)
         pthread_cond_timedwait(&m->cond, &m->mu, &ts);
         if (m->stopping)
             break;
-        if (!m->ckpt_dirty || m->desc_state != DESC_OK || m->moving || sv_now_ms() - m->ckpt_last_ms < m->ckpt_interval_ms)
+        bool due = m->ckpt_dirty && m->desc_state == DESC_OK && !m->moving &&
+                   sv_now_ms() - m->ckpt_last_ms >= m->ckpt_interval_ms;
+        if (!due)
             continue;
         m->ckpt_dirty = false;
         pthread_mutex_unlock(&m->mu);

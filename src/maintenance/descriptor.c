@@ -281,7 +281,8 @@ int sv_maint_kit_parse(const char *text, maint_kit *out, sv_err *err)
     char sum[128];
     if (!field(ck + 1, len - body_len, "checksum", sum, sizeof sum) || strncmp(sum, "sha256:", 7) ||
         !sv_sha256_valid_hex(sum + 7))
-        return sv_fail(err, SV_EINVAL, "the recovery kit's checksum line is malformed (expected checksum: sha256:<hex>)");
+        return sv_fail(err, SV_EINVAL,
+                       "the recovery kit's checksum line is malformed (expected checksum: sha256:<hex>)");
     char hex[65];
     sv_sha256_ctx *c = sv_sha256_new();
     if (!c)
@@ -368,7 +369,8 @@ int sv_maint_desc_adopt(sv_maintenance *m, const char *kit_text, bool dry_run, b
         return sv_fail(err, SV_ESTATE,
                        "the location has %s store.json (%s): a rebuild needs the store's recovery kit to rewrite it; "
                        "pass \"recoveryKit\" (shardvault maintenance rebuild --recovery-kit FILE)",
-                       rc == SV_ENOTFOUND ? "no" : "an invalid", rc == SV_ENOTFOUND ? "deleted or never written" : e.msg);
+                       rc == SV_ENOTFOUND ? "no" : "an invalid",
+                       rc == SV_ENOTFOUND ? "deleted or never written" : e.msg);
     } else {
         text = sv_maint_desc_text(kit.store_id, kit.created_at);
         char hex[65];

@@ -27,6 +27,19 @@ bool sv_maint_agent_stop(maint_agent *a)
     return stop || atomic_load(&a->lease.lost) || (a->job && sv_job_canceled(a->job));
 }
 
+int64_t sv_maint_int(const json_t *body, const char *key, int64_t dflt)
+{
+    json_t *v = json_object_get(body, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+int sv_maint_stop_error(maint_agent *a, sv_err *err)
+{
+    if (atomic_load(&a->lease.lost))
+        return sv_fail(err, SV_ESTATE, "lease lost");
+    return sv_fail(err, SV_ECANCELED, "stopped: the job was canceled or the server is shutting down");
+}
+
 int sv_maint_agent_save(maint_agent *a, sv_catalog_op *extra, size_t nextra, sv_err *err)
 {
     char key[128];

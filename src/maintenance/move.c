@@ -102,8 +102,7 @@ static int copy_one(void *arg, size_t i, sv_err *err)
     mv *x = arg;
     const obj *o = &x->batch[i];
     if (sv_maint_agent_stop(x->a))
-        return atomic_load(&x->a->lease.lost) ? sv_fail(err, SV_ESTATE, "lease lost")
-                                              : sv_fail(err, SV_ECANCELED, "stopped");
+        return sv_maint_stop_error(x->a, err);
     sv_location_info info;
     sv_err e = {0};
     int rc = sv_location_head(x->dst, o->key, &info, &e);
@@ -194,9 +193,7 @@ int sv_maint_move_run(maint_agent *a, json_t **result, sv_err *err)
     sv_maintenance *m = a->m;
     const char *target = json_string_value(json_object_get(a->body, "target"));
     mv x = {.a = a, .m = m};
-    x.par = json_is_integer(json_object_get(a->body, "parallelism"))
-                ? (int)json_integer_value(json_object_get(a->body, "parallelism"))
-                : 8;
+    x.par = (int)sv_maint_int(a->body, "parallelism", 8);
     char from[4200];
     pthread_mutex_lock(&m->mu);
     snprintf(from, sizeof from, "%s", m->url);

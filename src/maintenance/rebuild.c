@@ -26,8 +26,8 @@ int sv_maint_rebuild_check(json_t *body, sv_err *err)
         for (size_t i = 0; i < 4; i++)
             ok = ok || !strcmp(k, known[i]);
         if (!ok)
-            return sv_fail(err, SV_EINVAL, "unknown field \"%s\" (rebuild takes source, parallelism, dryRun, recoveryKit)",
-                           k);
+            return sv_fail(err, SV_EINVAL,
+                           "unknown field \"%s\" (rebuild takes source, parallelism, dryRun, recoveryKit)", k);
     }
     json_t *s = json_object_get(body, "source"), *p = json_object_get(body, "parallelism");
     json_t *d = json_object_get(body, "dryRun"), *kit = json_object_get(body, "recoveryKit");
@@ -114,8 +114,7 @@ static int work_one(void *arg, size_t i, sv_err *err)
     rb *r = arg;
     item *it = &r->batch[i];
     if (sv_maint_agent_stop(r->a))
-        return atomic_load(&r->a->lease.lost) ? sv_fail(err, SV_ESTATE, "lease lost")
-                                              : sv_fail(err, SV_ECANCELED, "stopped");
+        return sv_maint_stop_error(r->a, err);
     if (it->kind == IT_TENANT) {
         struct sv_manifest *mf = NULL;
         sv_err e = {0};
@@ -275,9 +274,7 @@ int sv_maint_rebuild_run(maint_agent *a, json_t **result, sv_err *err)
                 ? sv_enum_parse(sources, 3, json_string_value(json_object_get(b, "source")))
                 : SRC_AUTO;
     r.dry = json_is_true(json_object_get(b, "dryRun"));
-    r.parallelism = json_is_integer(json_object_get(b, "parallelism"))
-                        ? (int)json_integer_value(json_object_get(b, "parallelism"))
-                        : 16;
+    r.parallelism = (int)sv_maint_int(b, "parallelism", 16);
     const char *kit = json_string_value(json_object_get(b, "recoveryKit"));
     json_t *st = a->state;
     bool resumed = json_is_true(json_object_get(st, "resumed"));
@@ -320,8 +317,8 @@ int sv_maint_rebuild_run(maint_agent *a, json_t **result, sv_err *err)
             ckey[0] = '\0';
         }
         if (!ckey[0] && r.src == SRC_CHECKPOINT)
-            return sv_fail(err, SV_ENOTFOUND,
-                           "the location has no catalog checkpoint (catalog/*.json.zst); use \"source\": \"full-scan\"");
+            return sv_fail(err, SV_ENOTFOUND, "the location has no catalog checkpoint (catalog/*.json.zst); use "
+                                              "\"source\": \"full-scan\"");
         if (doc) {
             r.ckpt = json_object();
             size_t i;

@@ -117,8 +117,7 @@ static int check_blob(void *arg, size_t u, sv_err *err)
 {
     vf *v = arg;
     if (sv_maint_agent_stop(v->a))
-        return atomic_load(&v->a->lease.lost) ? sv_fail(err, SV_ESTATE, "lease lost")
-                                              : sv_fail(err, SV_ECANCELED, "stopped");
+        return sv_maint_stop_error(v->a, err);
     const ref *r = &v->refs[v->ustart[u]];
     char key[80], detail[300];
     sv_snapshot_blob_key(r->hex, key);
@@ -205,8 +204,7 @@ int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
     const char *sub = json_string_value(json_object_get(b, "subset"));
     if (sub)
         sscanf(sub, "%d/%d", &v.sub_k, &v.sub_n);
-    int par = json_is_integer(json_object_get(b, "parallelism")) ? (int)json_integer_value(json_object_get(b, "parallelism"))
-                                                                 : 8;
+    int par = (int)sv_maint_int(b, "parallelism", 8);
     pthread_mutex_init(&v.mu, NULL);
     v.issues = json_array();
     mkeys mk = {0};
@@ -225,8 +223,7 @@ int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
         if (v.sub_n > 1 && (int)(sv_hash64(mk.v[i], strlen(mk.v[i])) % (uint64_t)v.sub_n) != v.sub_k - 1)
             continue;
         if (sv_maint_agent_stop(a)) {
-            rc = atomic_load(&a->lease.lost) ? sv_fail(err, SV_ESTATE, "lease lost")
-                                             : sv_fail(err, SV_ECANCELED, "stopped");
+            rc = sv_maint_stop_error(a, err);
             break;
         }
         const char *key = mk.v[i];

@@ -49,27 +49,37 @@ async function checkRestores(srv, source, expected) {
 
 async function disaster({ env, locationUrl, source: src, locDir }) {
   let srv = await startServer({ env: { ...env, ...FAST, SHARDVAULT_LOCATION: locationUrl } });
-  const source = await populate(srv);
-  const expected = await snapshotTable(srv, COLLS);
-  assert.equal(expected.Alpha.length, 2);
-  const kit = await srv.req('GET', '/v1/maintenance/recovery-kit');
-  assert.equal(kit.status, 200);
-  assert.match(kit.text, /^checksum: sha256:[0-9a-f]{64}$/m);
-  const st = await srv.req('GET', '/v1/maintenance/status');
-  assert.equal(st.json.descriptor, 'ok');
-  assert.ok(kit.text.includes(`store_id: ${st.json.storeId}`));
-  if (src === 'auto') {
-    // Coalesced: a checkpoint written after the last commit holds all six.
-    const t0 = Date.now();
-    const keyTime = (k) => { const m = k.match(/(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(\d{3})Z/); return Date.UTC(m[1], m[2] - 1, m[3], m[4], m[5], m[6], m[7]); };
-    await until('a checkpoint after the last commit', async () => {
-      const k = (await srv.req('GET', '/v1/maintenance/status')).json.lastCheckpoint;
-      return k && keyTime(k) > t0;
-    });
-    // One snapshot newer than the checkpoint's content, taken right before the crash.
-    const r = await srv.req('POST', '/v1/collections/Beta/snapshots?wait=true', { name: 's3' });
-    assert.equal(r.json.status, 'COMMITTED');
-    expected.Beta = (await snapshotTable(srv, ['Beta'])).Beta;
+  let source, expected, st, kit;
+  try {
+    source = await populate(srv);
+    expected = await snapshotTable(srv, COLLS);
+    assert.equal(expected.Alpha.length, 2);
+    kit = await srv.req('GET', '/v1/maintenance/recovery-kit');
+    assert.equal(kit.status, 200);
+    assert.match(kit.text, /^checksum: sha256:[0-9a-f]{64}$/m);
+    st = await srv.req('GET', '/v1/maintenance/status');
+    assert.equal(st.json.descriptor, 'ok');
+    assert.ok(kit.text.includes(`store_id: ${st.json.storeId}`));
+    if (src === 'auto') {
+      // Coalesced: wait for a checkpoint written after the last commit (both server clock).
+      let lastCommit = 0;
+      for (const c of COLLS) {
+        for (const s of (await srv.req('GET', `/v1/collections/${c}/snapshots`)).json.snapshots) lastCommit = Math.max(lastCommit, s.committedAt);
+      }
+      const keyTime = (k) => { const m = k.match(/(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(\d{3})Z/); return Date.UTC(m[1], m[2] - 1, m[3], m[4], m[5], m[6], m[7]); };
+      await until('a checkpoint after the last commit', async () => {
+        const k = (await srv.req('GET', '/v1/maintenance/status')).json.lastCheckpoint;
+        return k && keyTime(k) > lastCommit + 100; // started after the last record was written
+      });
+      // One snapshot newer than the checkpoint's content, taken right before the crash.
+      const r = await srv.req('POST', '/v1/collections/Beta/snapshots?wait=true', { name: 's3' });
+      assert.equal(r.json.status, 'COMMITTED');
+      expected.Beta = (await snapshotTable(srv, ['Beta'])).Beta;
+    }
+  } catch (e) {
+    await srv.stop();
+    srv.cleanup();
+    throw e;
   }
   await srv.kill9();
   rmSync(srv.dataDir, { recursive: true, force: true });

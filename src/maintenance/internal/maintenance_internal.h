@@ -93,9 +93,9 @@ struct sv_maintenance {
 
 /* descriptor.c */
 int sv_maint_desc_init(sv_maintenance *m, sv_err *err); /* reads/creates; sets desc_state (m->mu held) */
-int sv_maint_guard(void *ud, sv_err *err);
+int sv_maint_guard(void *ud, sv_err *err); /* sv_snapshot_hooks.before_write */
 /* Conditional create of store.json (HEAD then PUT where unsupported). */
-int sv_maint_create_descriptor(sv_location *loc, const char *text, sv_err *err);              /* sv_snapshot_hooks.before_write */
+int sv_maint_create_descriptor(sv_location *loc, const char *text, sv_err *err);
 /* The descriptor JSON text for an id and creation time (exact, stable bytes). */
 char *sv_maint_desc_text(const char *store_id, int64_t created_at);
 /* Parses a descriptor: 0 and the id / creation time, or SV_ECORRUPT. */
@@ -133,9 +133,13 @@ int sv_maint_move_check(sv_maintenance *m, json_t *body, sv_err *err);
 int sv_maint_move_apply(sv_maintenance *m, sv_err *err);
 json_t *sv_maint_agent_progress(maint_agent *a);
 int sv_maint_verify_check(json_t *body, sv_err *err);
+/* body[key] when it is an integer, else dflt. */
+int64_t sv_maint_int(const json_t *body, const char *key, int64_t dflt);
 /* Persists the agent record (op, body, state) under the lease. */
 int sv_maint_agent_save(maint_agent *a, sv_catalog_op *extra, size_t nextra, sv_err *err);
 bool sv_maint_agent_stop(maint_agent *a); /* stopping, canceled or lease lost */
+/* The error for a stopped agent: SV_ESTATE "lease lost", else SV_ECANCELED. */
+int sv_maint_stop_error(maint_agent *a, sv_err *err);
 void sv_maint_test_delay(sv_maintenance *m);
 
 #endif
