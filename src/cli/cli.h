@@ -19,5 +19,11 @@ long sv_cli_request(void *cl, const char *method, const char *path, const char *
                     sv_buf *resp);
 /* Prints an error answer (>= 400) or the JSON answer; 0 for 2xx. */
 int sv_cli_finish(long status, sv_buf *resp);
+/* For client commands in their own files (client.c owns the connection). */
+struct client;
+/* One request; answers the HTTP status (or -1 after printing why). */
+long sv_cli_http(struct client *c, const char *method, const char *path, const char *body, sv_buf *resp);
+/* `shardvault maintenance ...` (maintenance.c). */
+int sv_cli_maintenance(struct client *c, int argc, char **argv);
 
 #endif

@@ -1226,6 +1226,11 @@ static int cmd_roles(client *c, int argc, char **argv)
           "Globs are letters, digits, _ - and * (e.g. 'Art*'); no regular expressions.\n");
 }
 
+long sv_cli_http(client *c, const char *method, const char *path, const char *body, sv_buf *resp)
+{
+    return sv_cli_request(c, method, path, body, body ? strlen(body) : 0, NULL, resp);
+}
+
 int sv_cli_client(const char *url, int argc, char **argv)
 {
     client c = {.base = url, .api_key = sv_env_str("SHARDVAULT_API_KEY", NULL)};
@@ -1255,6 +1260,8 @@ int sv_cli_client(const char *url, int argc, char **argv)
         rc = cmd_jobs(&c, argc, argv);
     else if (!strcmp(cmd, "registry"))
         rc = cmd_registry(&c, argc, argv);
+    else if (!strcmp(cmd, "maintenance"))
+        rc = sv_cli_maintenance(&c, argc, argv);
     else if (!strcmp(cmd, "schedules"))
         rc = cmd_schedules(&c, argc, argv);
     else if (!strcmp(cmd, "keys"))

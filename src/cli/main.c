@@ -29,6 +29,8 @@ static const char usage[] =
     "  export status ID | cancel ID | list      point-in-time export to Parquet (export --help)\n"
     "  import-parquet create ID (--export E | --files G,..) [--collection C] [--wait] ...\n"
     "  import-parquet status ID [--wait] | cancel ID   server-side Parquet import (import-parquet --help)\n"
+    "  maintenance rebuild|verify|move|analyze|recovery-kit|status\n"
+    "                                 rebuild the catalog from the location, verify it (maintenance --help)\n"
     "  jobs list|get|cancel           every long operation as a job (jobs --help)\n"
     "  registry status|list|get|recover|pin|unpin|gc\n"
     "                                 shards, the transient cache and hydrations (registry --help)\n"

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "jobs.h"
 #include "registry.h"
+#include "maintenance.h"
 #include "server.h"
 #include "snapshot.h"
 #include "store.h"
@@ -327,6 +328,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_export *ex = NULL;
     sv_importer *imp = NULL;
     sv_snapshot *snap = NULL;
+    sv_maintenance *maint = NULL;
     sv_jobs *jobs = NULL;
     sv_auth *auth = NULL;
     sv_audit *audit = NULL;
@@ -362,8 +364,15 @@ int sv_cli_serve(int argc, char **argv)
                                .jobs = jobs};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
     }
+    if (rc == 0) {
+        sv_maintenance_opts mo = {.node_name = cfg.node, .jobs = jobs};
+        rc = sv_maintenance_open(&mo, cat, snap, &maint, &err);
+    }
     if (rc == 0)
         rc = open_registry(cfg.data_dir, cat, st, snap, jobs, &reg, &err);
+    /* A rebuild records the offloaded tenants it finds in the location. */
+    if (rc == 0)
+        sv_maintenance_set_tenant_adopter(maint, sv_registry_adopt_tenant, reg);
     if (rc == 0) {
         sv_cluster_opts co = {.node_name = cfg.node, .data_dir = cfg.data_dir, .ttl_ms = cfg.node_ttl_ms,
                               .store = st};
@@ -376,8 +385,8 @@ int sv_cli_serve(int argc, char **argv)
         sv_server_opts o = {.host = cfg.host, .port = cfg.port, .max_body_bytes = cfg.max_body, .node_name = cfg.node,
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
-        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .auth = auth, .audit = audit,
-                           .registry = reg, .cluster = cluster, .importer = imp};
+        sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .maintenance = maint, .auth = auth,
+                           .audit = audit, .registry = reg, .cluster = cluster, .importer = imp};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -388,6 +397,8 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_server_add_metrics(srv, sv_importer_metrics, imp);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_jobs_metrics, jobs);
+    if (rc == 0)
+        rc = sv_server_add_metrics(srv, sv_maintenance_metrics, maint);
     if (rc == 0)
         rc = sv_server_add_metrics(srv, sv_registry_metrics, reg);
     if (rc == 0)
@@ -411,6 +422,7 @@ int sv_cli_serve(int argc, char **argv)
         sv_importer_close(imp);
         sv_export_close(ex);
         sv_jobs_shutdown(jobs);
+        sv_maintenance_close(maint);
         sv_registry_close(reg);
         sv_snapshot_close(snap);
         sv_jobs_close(jobs);
@@ -463,6 +475,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_cluster_close(cluster); /* revokes the lease: UNREACHABLE at once */
     sv_importer_close(imp);
     sv_export_close(ex);
+    sv_maintenance_close(maint);
     sv_registry_close(reg); /* before the snapshot and store its jobs use */
     sv_snapshot_close(snap);
     sv_jobs_close(jobs);

@@ -723,6 +723,13 @@ static json_t *job_api_locked(const sv_job *r, bool with_result)
     json_object_set_new(o, "schedule", *r->schedule ? json_string(r->schedule) : json_null());
     json_object_set_new(o, "link", *r->link ? json_string(r->link) : json_null());
     json_object_set_new(o, "node", json_string(r->node));
+    /* A running job's ETA from its rate so far (items, else bytes). */
+    int64_t done = it > 0 ? id : bd, total = it > 0 ? it : bt;
+    int64_t elapsed = r->started_at ? sv_now_ms() - r->started_at : 0;
+    json_object_set_new(o, "etaMs",
+                        st == SV_JOB_RUNNING && done > 0 && total >= done && elapsed > 0
+                            ? json_integer((json_int_t)((double)(total - done) * (double)elapsed / (double)done))
+                            : json_null());
     if (with_result)
         json_object_set_new(o, "result", r->result ? json_deep_copy(r->result) : json_null());
     return o;

@@ -332,6 +332,14 @@ static const route routes[] = {
     {"GET", "/v1/schedules/{}", sv_route_schedule_get, PERM_READ, false, SVC_JOBS, H},
     {"PUT", "/v1/schedules/{}", sv_route_schedule_update, PERM_MANAGE, false, SVC_JOBS, H},
     {"DELETE", "/v1/schedules/{}", sv_route_schedule_delete, PERM_MANAGE, false, SVC_JOBS, H},
+    {"POST", "/v1/maintenance/rebuild", sv_route_maint_rebuild, PERM_MANAGE, false, SVC_MAINT, A},
+    {"POST", "/v1/maintenance/verify", sv_route_maint_verify, PERM_OPERATE, false, SVC_MAINT, A},
+    {"POST", "/v1/maintenance/move", sv_route_maint_move, PERM_MANAGE, false, SVC_MAINT, A},
+    {"POST", "/v1/maintenance/analyze", sv_route_maint_analyze, PERM_MANAGE, false, SVC_MAINT, A},
+    {"GET", "/v1/maintenance/status", sv_route_maint_status, PERM_READ, false, SVC_MAINT, A},
+    {"GET", "/v1/maintenance/recovery-kit", sv_route_maint_kit, PERM_MANAGE, false, SVC_MAINT, A},
+    {"DELETE", "/v1/maintenance/lease", sv_route_maint_lease_break, PERM_MANAGE, false, SVC_MAINT, A},
+    {"POST", "/v1/maintenance/checkpoint", sv_route_maint_checkpoint, PERM_OPERATE, false, SVC_MAINT, A},
     {"GET", "/v1/authz/me", sv_route_authz_me, PERM_READ, false, SVC_AUTH, ANY},
     {"GET", "/v1/authz/routes", sv_route_authz_routes, PERM_MANAGE, false, SVC_AUTH, A},
     {"POST", "/v1/authz/keys", sv_route_authz_key_create, PERM_MANAGE, false, SVC_AUTH, A},
@@ -842,6 +850,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
                            : rq->route->svc == SVC_AUTH && !srv->svc.auth         ? "auth (--auth apikey)"
                            : rq->route->svc == SVC_REGISTRY && !srv->svc.registry ? "registry"
                            : rq->route->svc == SVC_CLUSTER && !srv->svc.cluster   ? "cluster"
+                           : rq->route->svc == SVC_MAINT && !srv->svc.maintenance ? "maintenance"
                                                                                   : NULL;
         if (down) {
             char msg[128];

@@ -22,6 +22,7 @@ typedef struct sv_services {
     struct sv_importer *importer; /* NULL: /v1/import answers 503 */
     struct sv_snapshot *snapshot;
     struct sv_jobs *jobs;
+    struct sv_maintenance *maintenance; /* NULL: maintenance routes answer 503 */
     struct sv_auth *auth;   /* NULL: authentication is off */
     struct sv_audit *audit; /* NULL: no audit log */
     struct sv_registry *registry;

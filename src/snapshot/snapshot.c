@@ -100,6 +100,8 @@ json_t *sv_snap_record_api(sv_snapshot *s, json_t *rec)
     json_object_del(o, "format_version");
     json_object_del(o, "node");
     json_object_del(o, "boot");
+    if (sv_snap_record_state(o) == SNAP_COMMITTED && !json_object_get(o, "damaged"))
+        json_object_set_new(o, "damaged", json_false()); /* set by maintenance verify */
     if (sv_snap_record_state(o) == SNAP_PENDING) {
         const char *c = json_string_value(json_object_get(o, "collection"));
         const char *n = json_string_value(json_object_get(o, "name"));
@@ -387,8 +389,10 @@ int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, s
     pthread_mutex_unlock(&s->ddl_mu);
     if (rc == 0)
         rc = finish_drop(s, collection, name, err);
-    if (rc == 0)
+    if (rc == 0) {
         sv_info("snapshot dropped", "collection=%s name=%s", collection, name);
+        sv_snap_changed(s);
+    }
     json_decref(rec);
     return rc;
 }
@@ -540,7 +544,9 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
         size_t ul = strlen(s->url);
         while (ul > 8 && s->url[ul - 1] == '/')
             s->url[--ul] = '\0';
-        rc = sv_location_open(s->url, NULL, &s->loc, err);
+        sv_location *loc = NULL;
+        rc = sv_location_open(s->url, NULL, &loc, err);
+        s->loc = loc;
         if (rc)
             sv_err_wrap(err, "location (SHARDVAULT_LOCATION)");
     }
@@ -599,6 +605,8 @@ void sv_snapshot_close(sv_snapshot *s)
     }
     sv_restore_meta_free(s->meta);
     sv_location_close(s->loc);
+    for (int i = 0; i < s->nretired_locs; i++)
+        sv_location_close(s->retired_locs[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->ddl_mu);

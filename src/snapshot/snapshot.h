@@ -121,6 +121,70 @@ int sv_snapshot_describe(sv_snapshot *s, const char *collection, const char *nam
 int sv_snapshot_hold(sv_snapshot *s, const char *collection, const char *name, sv_err *err);
 void sv_snapshot_unhold(sv_snapshot *s, const char *collection, const char *name);
 
+
+/* ---- for maintenance (rebuild, verify, checkpoints, the store descriptor) ----
+ * Typed access to what the snapshot service keeps, so maintenance never parses
+ * manifests or builds snapshot records itself. See docs/maintenance.md. */
+
+struct sv_location;
+struct sv_manifest; /* a parsed manifest (snapshot or offloaded tenant) */
+
+/* The service's location (borrowed; valid until sv_snapshot_close). */
+struct sv_location *sv_snapshot_location(sv_snapshot *s);
+/* Its URL as configured ("file:///…", "s3://bucket/prefix"). */
+const char *sv_snapshot_location_url(const sv_snapshot *s);
+
+/* Switches the location to url (maintenance move, after copying everything
+ * there): SV_ECONFLICT while a snapshot is being created or restored or GC
+ * runs. The old location object stays open until close. */
+int sv_snapshot_set_location(sv_snapshot *s, const char *url, sv_err *err);
+
+/* before_write (may be NULL) is asked before anything is written to or
+ * deleted from the location (create, put_dir, GC): a non-zero answer refuses
+ * the operation with its message. changed (may be NULL) is told after a
+ * snapshot became COMMITTED or was dropped. Set once, before requests. */
+typedef struct sv_snapshot_hooks {
+    int (*before_write)(void *ud, sv_err *err);
+    void (*changed)(void *ud);
+    void *ud;
+} sv_snapshot_hooks;
+void sv_snapshot_set_hooks(sv_snapshot *s, const sv_snapshot_hooks *hooks);
+
+/* Reads and parses the manifest at key; *json_bytes (may be NULL) gets its
+ * size. SV_ENOTFOUND if absent, SV_ECORRUPT if it does not parse. */
+int sv_snapshot_manifest_load(sv_snapshot *s, const char *key, struct sv_manifest **out, int64_t *json_bytes,
+                              sv_err *err);
+void sv_snapshot_manifest_free(struct sv_manifest *m); /* NULL is fine */
+typedef struct sv_snapshot_manifest_info {
+    const char *collection, *name; /* valid while m lives */
+    int64_t objects, bytes, created_at, captured_at;
+    size_t nshards, nfiles;
+} sv_snapshot_manifest_info;
+void sv_snapshot_manifest_info_of(const struct sv_manifest *m, sv_snapshot_manifest_info *out);
+/* fn(ud, sha256 hex, size) for every file of every shard, in order; a
+ * non-zero return stops and is returned. */
+int sv_snapshot_manifest_blobs(const struct sv_manifest *m, int (*fn)(void *ud, const char *hex, int64_t size),
+                               void *ud);
+/* "blobs/ab/ab…" for a sha256 hex. */
+void sv_snapshot_blob_key(const char *hex, char key[80]);
+
+/* The catalog key and value (malloc'd) of the COMMITTED record a manifest at
+ * snapshots/<c>/<n>/manifest.json describes — what create would have written
+ * (no schedule: manifests do not carry it). */
+int sv_snapshot_record_of_manifest(sv_snapshot *s, const struct sv_manifest *m, char key[400], char **val,
+                                   sv_err *err);
+/* The catalog key and value of a record as exported by sv_snapshot_records
+ * (checked: names, COMMITTED). */
+int sv_snapshot_record_kv(const json_t *rec, char key[400], char **val, sv_err *err);
+/* True when the catalog holds a record for collection/name. */
+bool sv_snapshot_record_exists(sv_snapshot *s, const char *collection, const char *name);
+/* Every COMMITTED record as stored (a JSON array, caller owns). */
+int sv_snapshot_records(sv_snapshot *s, json_t **out, sv_err *err);
+/* Sets (or clears) "damaged" and "damage" (detail) on a record: GET shows
+ * them. SV_ENOTFOUND if the record is gone. */
+int sv_snapshot_mark_damaged(sv_snapshot *s, const char *collection, const char *name, bool damaged,
+                             const char *detail, sv_err *err);
+
 /* Prometheus text for /metrics (signature of sv_metrics_fn). */
 void sv_snapshot_metrics(sv_buf *out, void *snapshot);
 

@@ -312,6 +312,7 @@ static void *create_thread(void *arg)
                 cx->op->name, (long long)json_integer_value(json_object_get(cx->rec, "bytes")),
                 (long long)atomic_load(&cx->op->bytes_uploaded), (long long)((sv_mono_ns() - t0) / 1000000));
         atomic_fetch_add(&s->m_created, 1);
+        sv_snap_changed(s);
     }
     if (cx->op->job) {
         /* COMMITTED -> SUCCEEDED; a cancel request that stopped it -> CANCELED. */
@@ -420,6 +421,8 @@ int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wa
     if ((rc = sv_store_get_collection(s->st, collection, &cj, err)) != 0)
         return rc;
     json_decref(cj);
+    if ((rc = sv_snap_may_write(s, err)) != 0)
+        return rc;
 
     create_op *op = calloc(1, sizeof *op);
     create_ctx *cx = calloc(1, sizeof *cx);
@@ -531,6 +534,8 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
     if (rc == 0 && (sv_location_check_key(key, err) || kl < 15 || strcmp(key + kl - 14, "/manifest.json") ||
                     !strncmp(key, "snapshots/", 10)))
         return sv_fail(err, SV_EINVAL, "put_dir: the manifest key must end in /manifest.json, outside snapshots/");
+    if (rc == 0)
+        rc = sv_snap_may_write(s, err);
     if (rc)
         return rc;
     sv_schema *schema = NULL;

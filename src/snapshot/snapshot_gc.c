@@ -210,6 +210,9 @@ static int gc_delete(sv_snapshot *s, blob_scan *bs, int64_t *deleted, int64_t *f
 
 static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
 {
+    int wrc = sv_snap_may_write(s, err);
+    if (wrc)
+        return wrc;
     pthread_mutex_lock(&s->gc_mu);
     pthread_mutex_lock(&s->mu);
     s->gc_running = true;

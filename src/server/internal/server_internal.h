@@ -56,7 +56,7 @@ typedef int (*handler_fn)(request *rq);
 
 /* The service a route fronts; the server answers 503 for a service that is
  * not running, so handlers can assume theirs is. */
-typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY, SVC_CLUSTER, SVC_IMPORT } service;
+typedef enum { SVC_STORE, SVC_EXPORT, SVC_SNAPSHOT, SVC_JOBS, SVC_AUTH, SVC_REGISTRY, SVC_CLUSTER, SVC_IMPORT, SVC_MAINT } service;
 
 typedef struct route {
     const char *method;
@@ -166,6 +166,16 @@ int sv_route_authz_role_get(request *rq);
 int sv_route_authz_role_delete(request *rq);
 /* server.c: the route table as {"routes":[{"method","pattern","action","scope"}]} */
 json_t *sv_server_route_table(void);
+
+/* routes_maintenance.c */
+int sv_route_maint_rebuild(request *rq);
+int sv_route_maint_verify(request *rq);
+int sv_route_maint_move(request *rq);
+int sv_route_maint_analyze(request *rq);
+int sv_route_maint_status(request *rq);
+int sv_route_maint_kit(request *rq);
+int sv_route_maint_lease_break(request *rq);
+int sv_route_maint_checkpoint(request *rq);
 
 /* routes_export.c */
 int sv_route_export_create(request *rq);

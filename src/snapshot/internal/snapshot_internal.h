@@ -168,7 +168,12 @@ struct sv_snapshot {
     sv_store *st;
     sv_catalog *cat;
     sv_jobs *jobs; /* borrowed, may be NULL */
-    sv_location *loc;
+    /* Atomic: maintenance move switches it (sv_snapshot_set_location) while
+     * nothing is being created, restored or collected; the old one stays
+     * open until close (retired_locs), so a reader holding it is safe. */
+    _Atomic(sv_location *) loc;
+    sv_location *retired_locs[8];
+    int nretired_locs;
     sv_engine *engine;
     sv_restore_meta *meta;
     char url[PATH_MAX + 64];
@@ -202,6 +207,8 @@ struct sv_snapshot {
     pthread_t gc_thread;
     bool gc_thread_started;
 
+    sv_snapshot_hooks hooks; /* maintenance's guard and change notice (zeroed: none) */
+
     _Atomic int64_t m_created, m_failed, m_restored, m_restore_failed, m_gc_runs, m_gc_deleted, m_gc_bytes;
 };
 
@@ -213,6 +220,9 @@ bool sv_snap_stopping(sv_snapshot *s);
 /* Test hook (SHARDVAULT_SNAPSHOT_TEST_DELAY_MS): slows each stored or
  * restored file so crash tests can kill the server mid-operation. */
 void sv_snap_test_delay(sv_snapshot *s);
+/* The hooks (sv_snapshot_set_hooks): 0 when writing is allowed. */
+int sv_snap_may_write(sv_snapshot *s, sv_err *err);
+void sv_snap_changed(sv_snapshot *s);
 /* Starts a detached thread counted in s->threads. */
 int sv_snap_spawn(sv_snapshot *s, void *(*fn)(void *), void *arg, sv_err *err);
 int sv_snap_check_names(const char *collection, const char *name, sv_err *err);
