@@ -211,7 +211,7 @@ int sv_registry_attach(sv_registry *r, struct sv_store *st, struct sv_snapshot *
 /* A tenant found in the location ({location}/tenants/{c}/{t}/manifest.json)
  * by a catalog rebuild: its collection is created from the manifest's schema
  * if the catalog lacks it, the tenant recorded OFFLOADED (a live tenant of
- * that name is kept: SV_EEXIST) and registered. ud is the registry (the
+ * that name is kept, and 0 answered) and registered. ud is the registry (the
  * signature of sv_maintenance_tenant_fn). */
 int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenant, const char *manifest_key,
                              sv_err *err);

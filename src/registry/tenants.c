@@ -514,8 +514,16 @@ int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenan
         json_decref(made);
     }
     sv_schema_free(have);
-    if (rc == 0)
-        rc = sv_store_adopt_offloaded_tenant(v->st, collection, tenant, objects, err);
+    if (rc == 0) {
+        sv_err e2 = {0};
+        rc = sv_store_adopt_offloaded_tenant(v->st, collection, tenant, objects, &e2);
+        if (rc == SV_EEXIST) { /* a live tenant of that name: it is newer than the location's copy */
+            sv_info("rebuild: local tenant kept", "collection=%s tenant=%s", collection, tenant);
+            return 0;
+        }
+        if (rc)
+            return sv_fail(err, rc, "%s", e2.msg);
+    }
     if (rc == 0) {
         sv_err e2 = {0};
         int x = sv_registry_register(r, collection, tenant, SV_SHARD_SRC_OFFLOADED, &e2);
