@@ -498,7 +498,17 @@ int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenan
         return sv_fail(err, SV_EINVAL, "%s is not the manifest of tenant %s of %s", key, tenant, collection);
     sv_dir_stats ds = {0};
     int64_t objects = 0;
-    int rc = sv_snapshot_dir_info(v->snap, key, NULL, &ds, &objects, err);
+    sv_err me = {0};
+    int rc = sv_snapshot_dir_info(v->snap, key, NULL, &ds, &objects, &me);
+    if (rc == SV_ECORRUPT || rc == SV_EINVAL || rc == SV_ENOTFOUND) {
+        /* One bad tenant manifest does not stop a disaster recovery: it is
+         * left out (and `maintenance verify` reports the manifest). */
+        sv_warn("rebuild: offloaded tenant not adopted: its manifest is unusable", "key=%s error=\"%s\"", key,
+                me.msg);
+        return 0;
+    }
+    if (rc)
+        return sv_fail(err, rc, "%s", me.msg);
     /* Its collection, from the schema the manifest carries, when the
      * catalog has lost it too. */
     sv_schema *have = NULL;
