@@ -11,6 +11,8 @@
 # The node-to-node secret (SHARDVAULT_CLUSTER_SECRET) is generated once into
 # $SV_CLUSTER_DIR/cluster.secret (mode 0600) unless set in the environment;
 # it is passed to the nodes through their environment, never a command line.
+# etcd and s3rver run in their own process group, so a Ctrl-C reaches the
+# nodes only; they leave first, then etcd and s3rver are stopped.
 # Extra arguments go to every `shardvault serve`. See docs/cluster.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,23 +34,25 @@ if [ -z "${SHARDVAULT_CLUSTER_SECRET:-}" ]; then
 fi
 export SHARDVAULT_CLUSTER_SECRET
 
-pids=()
+pids=() nodes=()
 stop() {
   trap - INT TERM EXIT
-  # nodes first (they leave the cluster cleanly), then etcd and s3rver
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  # nodes first, waited for (they revoke their leases: a clean leave), then etcd and s3rver
+  for p in "${nodes[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${nodes[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
 
-etcd --name sv --data-dir "$dir/etcd" \
+setsid etcd --name sv --data-dir "$dir/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
   --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
   --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
   --initial-cluster "sv=http://127.0.0.1:$((etcd_port + 1))" --log-level warn >"$dir/etcd.log" 2>&1 &
 pids+=($!)
 mkdir -p "$dir/s3"
-node --openssl-legacy-provider -e "
+setsid node --openssl-legacy-provider -e "
 const S3rver = require('$root/node_modules/s3rver');
 new S3rver({ port: $s3_port, address: '127.0.0.1', directory: '$dir/s3', silent: true,
              configureBuckets: [{ name: 'shardvault' }] }).run().then(() => console.log('s3rver up'));
@@ -68,7 +72,7 @@ for i in 1 2 3; do
   SHARDVAULT_LOG_LEVEL=${SHARDVAULT_LOG_LEVEL:-warn} "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/n$i" \
     --node-name "n$i" --catalog "etcd://127.0.0.1:$etcd_port" --location "s3://shardvault/location" "$@" \
     >"$dir/n$i.log" 2>&1 &
-  pids+=($!)
+  nodes+=($!)
 done
 for i in 1 2 3; do
   port=$((base + i - 1))
@@ -84,5 +88,5 @@ echo "  s3rver   http://127.0.0.1:$s3_port (bucket shardvault)"
 for i in 1 2 3; do echo "  node n$i  http://127.0.0.1:$((base + i - 1))"; done
 echo "  try: curl http://127.0.0.1:$base/v1/nodes"
 echo "Ctrl-C stops the cluster."
-wait -n "${pids[@]}" || true
+wait -n "${pids[@]}" "${nodes[@]}" || true
 echo "cluster.sh: a process exited; stopping the cluster (logs in $dir)" >&2
