@@ -31,7 +31,7 @@ if [ ${#node_tests[@]} -gt 0 ]; then
     tests/blackbox/server_input.test.mjs tests/blackbox/jobs_api.test.mjs tests/blackbox/auth_matrix.test.mjs
     tests/blackbox/auth_ops.test.mjs tests/blackbox/tls.test.mjs tests/blackbox/registry_offload.test.mjs
     tests/blackbox/registry_mount.test.mjs tests/blackbox/registry_crash.test.mjs tests/blackbox/registry_cli.test.mjs
-    tests/blackbox/catalog_etcd.test.mjs tests/blackbox/cluster_nodes.test.mjs)
+    tests/blackbox/catalog_etcd.test.mjs tests/blackbox/cluster_nodes.test.mjs tests/blackbox/cluster_forward.test.mjs)
   if [ ${#asan_tests[@]} -gt 0 ]; then
     echo "== black-box tests (asan+ubsan binary)"
     SV_BUILD_DIR="$PWD/build-asan" SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"

@@ -43,6 +43,13 @@ struct sv_cluster {
     char secret[257];
     sv_catalog_watch *coll_watch, *tenant_watch;
     struct forward_state *fwd;
+    /* keys seen during a watch's re-list (each used by its watch's thread only) */
+    struct seen_keys {
+        char **keys;
+        size_t n, cap;
+        bool relisting;
+        int listings; /* re-lists so far (the first is the watch's start) */
+    } coll_seen, tenant_seen;
 };
 
 /* ---- this node's record ------------------------------------------------------ */
@@ -411,16 +418,96 @@ static int place(void *self, size_t n, char (*out)[65], sv_err *err)
     return 0;
 }
 
-/* Collections and tenants created, changed or dropped by other nodes. */
-static void on_store_record(const sv_catalog_event *e, void *ud)
+static void seen_clear(struct seen_keys *s)
 {
-    sv_cluster *c = ud;
-    if (e->type != SV_CATALOG_EV_PUT && e->type != SV_CATALOG_EV_DELETE)
+    for (size_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    s->n = 0;
+}
+
+static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* s sorted (qsort with cmp_key) */
+static bool seen_has(const struct seen_keys *s, const char *key)
+{
+    return s->n && bsearch(&key, s->keys, s->n, sizeof *s->keys, cmp_key) != NULL;
+}
+
+/* After a re-list: a key this view has that the listing did not show was
+ * deleted meanwhile (its DELETE event was compacted away) — unless it was
+ * created since, so the catalog decides. */
+static void drop_unseen(sv_cluster *c, bool tenants)
+{
+    sv_collection_name *names = NULL;
+    size_t n = 0;
+    if (sv_store_collection_names(c->store, &names, &n, NULL) != 0)
         return;
+    for (size_t i = 0; i < n; i++) {
+        char key[300];
+        if (!tenants) {
+            snprintf(key, sizeof key, "collections/%s", names[i]);
+            if (!seen_has(&c->coll_seen, key))
+                sv_store_sync_collection(c->store, names[i], NULL); /* drops it if the catalog has none */
+            continue;
+        }
+        sv_shard_info *sh = NULL;
+        size_t ns = 0;
+        if (sv_store_shards(c->store, names[i], &sh, &ns, NULL) != 0)
+            continue;
+        for (size_t k = 0; k < ns; k++) {
+            snprintf(key, sizeof key, "tenants/%s/%s", names[i], sh[k].name);
+            char *v = NULL;
+            size_t len = 0;
+            if (sh[k].is_tenant && !seen_has(&c->tenant_seen, key) &&
+                sv_catalog_get(c->cat, key, &v, &len, NULL, NULL) == SV_ENOTFOUND)
+                sv_store_apply_record(c->store, key, NULL, 0, NULL);
+            free(v);
+        }
+        free(sh);
+    }
+    free(names);
+}
+
+/* Collections and tenants created, changed or dropped by other nodes. */
+static void on_store_record(sv_cluster *c, struct seen_keys *seen, bool tenants, const sv_catalog_event *e)
+{
+    if (e->type == SV_CATALOG_EV_RESET) {
+        seen_clear(seen);
+        seen->relisting = true;
+        return;
+    }
+    if (e->type == SV_CATALOG_EV_SYNCED) {
+        /* The first listing follows the store's own load at start: for
+         * tenants (costly to compare: every shard) it is skipped. */
+        if (seen->relisting && (!tenants || seen->listings > 0)) {
+            qsort(seen->keys, seen->n, sizeof *seen->keys, cmp_key);
+            drop_unseen(c, tenants);
+        }
+        if (seen->relisting)
+            seen->listings++;
+        seen_clear(seen);
+        seen->relisting = false;
+        return;
+    }
+    if (e->type == SV_CATALOG_EV_PUT && seen->relisting && sv_grow(&seen->keys, &seen->cap, seen->n + 1, sizeof *seen->keys) == 0 &&
+        (seen->keys[seen->n] = strdup(e->key)) != NULL)
+        seen->n++;
     sv_err err = {0};
     if (sv_store_apply_record(c->store, e->key, e->type == SV_CATALOG_EV_PUT ? e->val : NULL, e->len, &err) != 0)
         sv_warn("cannot apply a catalog change to this node's view; it is read again on use", "key=%s error=\"%s\"",
                 e->key, err.msg);
+}
+
+static void on_collections(const sv_catalog_event *e, void *ud)
+{
+    sv_cluster *c = ud;
+    on_store_record(c, &c->coll_seen, false, e);
+}
+
+static void on_tenants(const sv_catalog_event *e, void *ud)
+{
+    sv_cluster *c = ud;
+    on_store_record(c, &c->tenant_seen, true, e);
 }
 
 int sv_cluster_healthy_count(sv_cluster *c)
@@ -631,9 +718,9 @@ int sv_cluster_join(sv_cluster *c, const char *advertise_url, sv_err *err)
         rc = sv_catalog_watch_start(c->cat, "nodes/", 0, on_nodes, c, &c->watch, err);
     }
     if (rc == 0 && c->placement)
-        rc = sv_catalog_watch_start(c->cat, "collections/", 0, on_store_record, c, &c->coll_watch, err);
+        rc = sv_catalog_watch_start(c->cat, "collections/", 0, on_collections, c, &c->coll_watch, err);
     if (rc == 0 && c->placement)
-        rc = sv_catalog_watch_start(c->cat, "tenants/", 0, on_store_record, c, &c->tenant_watch, err);
+        rc = sv_catalog_watch_start(c->cat, "tenants/", 0, on_tenants, c, &c->tenant_watch, err);
     if (rc)
         return rc;
     sv_info("node registered", "node=%s url=%s ttl_ms=%lld catalog=%s", c->name, c->url, (long long)c->ttl_ms,
@@ -661,6 +748,10 @@ void sv_cluster_close(sv_cluster *c)
             sv_warn("cannot revoke the node lease; it lapses after its TTL", "node=%s error=\"%s\"", c->name, err.msg);
     }
     free(c->healthy);
+    seen_clear(&c->coll_seen);
+    free(c->coll_seen.keys);
+    seen_clear(&c->tenant_seen);
+    free(c->tenant_seen.keys);
     cluster_forward_free(c);
     explicit_bzero(c->secret, sizeof c->secret);
     pthread_cond_destroy(&c->cv);
