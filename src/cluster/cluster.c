@@ -480,7 +480,8 @@ static void on_store_record(sv_cluster *c, struct seen_keys *seen, bool tenants,
         /* The first listing follows the store's own load at start: for
          * tenants (costly to compare: every shard) it is skipped. */
         if (seen->relisting && (!tenants || seen->listings > 0)) {
-            qsort(seen->keys, seen->n, sizeof *seen->keys, cmp_key);
+            if (seen->n)
+                qsort(seen->keys, seen->n, sizeof *seen->keys, cmp_key);
             drop_unseen(c, tenants);
         }
         if (seen->relisting)

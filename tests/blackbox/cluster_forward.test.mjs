@@ -197,6 +197,12 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
       assert.equal(res.id, more[i].id);
       if (res.status === 'error') assert.match(res.error, /node c\b/);
     }
+    // The survivors stop cleanly (under the sanitizers: no leak, no UB report).
+    for (const s of [a, b]) {
+      const st = await s.stop();
+      assert.equal(st.code, 0, String(s.stderr));
+      assert.doesNotMatch(String(s.stderr), /runtime error|Sanitizer/);
+    }
   } finally {
     for (const s of [...Object.values(nodes), ref]) {
       await s.stop();
@@ -234,6 +240,11 @@ test('auth on: the reached node checks the key; forwarded calls carry the cluste
     // A forged forward without the secret is refused even with auth on.
     r = await b.req('GET', `/v1/collections/S/objects/${objs[0].id}`, undefined, { 'X-Shardvault-Forwarded-By': 'a' });
     assert.equal(r.status, 401, r.text);
+    for (const s of [a, b]) {
+      const st = await s.stop();
+      assert.equal(st.code, 0, String(s.stderr));
+      assert.doesNotMatch(String(s.stderr), /runtime error|Sanitizer/);
+    }
   } finally {
     for (const s of Object.values(nodes)) {
       await s.stop();
