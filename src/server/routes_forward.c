@@ -21,7 +21,8 @@ static bool forwardable(const route *r)
     handler_fn f = r->fn;
     return f == sv_route_object_create || f == sv_route_object_put || f == sv_route_object_get ||
            f == sv_route_object_delete || f == sv_route_objects_list || f == sv_route_batch ||
-           f == sv_route_tenants_update || f == sv_route_tenants_delete;
+           f == sv_route_tenants_update || f == sv_route_tenants_delete || f == sv_route_shards_list ||
+           f == sv_route_tenants_list;
 }
 
 int sv_forward_gate(request *rq)
@@ -30,7 +31,7 @@ int sv_forward_gate(request *rq)
     if (!by)
         return 0;
     if (!cl(rq) || !forwardable(rq->route)) {
-        sv_reply_error(rq, 403, "forwarded requests are accepted on object and tenant routes only");
+        sv_reply_error(rq, 403, "forwarded requests are accepted on object, shard and tenant routes only");
         return 1;
     }
     sv_err err = {0};
@@ -343,6 +344,69 @@ int sv_forward_list(request *rq)
     sv_buf_free(&local);
     free(nodes);
     return 1;
+}
+
+/* ---- shard and tenant listings: counts from the owners ------------------------- */
+
+int sv_forward_counts(request *rq, json_t *out, const char *field)
+{
+    json_t *arr = json_object_get(out, field);
+    if (!placement(rq) || rq->forwarded || !json_is_array(arr))
+        return 0;
+    const char *self = sv_cluster_name(cl(rq));
+    char(*nodes)[65] = calloc(json_array_size(arr) + 1, sizeof *nodes);
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        const char *node = json_string_value(json_object_get(e, "node"));
+        bool known = !node || !strcmp(node, self) || strlen(node) > 64;
+        for (size_t k = 0; nodes && !known && k < n; k++)
+            known = !strcmp(nodes[k], node);
+        if (nodes && !known)
+            snprintf(nodes[n++], sizeof nodes[0], "%s", node);
+    }
+    json_t *byname = json_object(); /* name -> this answer's entry */
+    json_array_foreach(arr, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        if (name && byname)
+            json_object_set(byname, name, e);
+    }
+    sv_cluster_call *calls = n ? calloc(n, sizeof *calls) : NULL;
+    char t[300];
+    snprintf(t, sizeof t, "/v1/collections/%s/%s", rq->params[0], field);
+    for (size_t k = 0; calls && k < n; k++)
+        calls[k] = (sv_cluster_call){.node = nodes[k], .method = "GET", .target = t, .principal = rq->who.key_id,
+                                     .timeout_ms = 10000};
+    if (calls && sv_check_collection_name(rq->params[0], NULL) == 0)
+        sv_cluster_forward(cl(rq), calls, n);
+    for (size_t k = 0; calls && k < n; k++) {
+        json_t *ans = calls[k].rc == 0 && calls[k].status == 200
+                          ? json_loadb((const char *)calls[k].out.data, calls[k].out.len, 0, NULL)
+                          : NULL;
+        size_t j;
+        json_t *theirs;
+        json_array_foreach(json_object_get(ans, field), j, theirs) {
+            const char *owner = json_string_value(json_object_get(theirs, "node"));
+            const char *name = json_string_value(json_object_get(theirs, "name"));
+            if (!owner || !name || strcmp(owner, nodes[k]))
+                continue;
+            json_t *mine = json_object_get(byname, name);
+            json_t *o = json_object_get(theirs, "objects"), *b = json_object_get(theirs, "bytes");
+            json_t *st = json_object_get(theirs, "status"); /* the owner's word */
+            if (mine && o)
+                json_object_set(mine, "objects", o);
+            if (mine && json_is_string(st))
+                json_object_set(mine, "status", st);
+            if (mine && b && json_object_get(mine, "bytes"))
+                json_object_set(mine, "bytes", b);
+        }
+        json_decref(ans);
+        sv_buf_free(&calls[k].out);
+    }
+    json_decref(byname);
+    free(calls);
+    free(nodes);
+    return 0;
 }
 
 /* ---- tenant changes go to the tenants' owner ---------------------------------- */

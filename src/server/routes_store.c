@@ -84,9 +84,20 @@ static SV_ROUTE_BODY(tenants_delete_here, 204,
                                                      : sv_store_delete_tenants(SVC, rq->params[0], body, &err))
 int sv_route_tenants_delete(request *rq) { return sv_forward_tenants(rq) ? 0 : tenants_delete_here(rq); }
 
-SV_ROUTE(sv_route_tenants_list, 200, sv_store_list_tenants(SVC, rq->params[0], &out, &err))
+/* With placement, other nodes' shards get their counts from their owners. */
+static int tenants_with_counts(request *rq, json_t **out, sv_err *err)
+{
+    int rc = sv_store_list_tenants(SVC, rq->params[0], out, err);
+    return rc ? rc : sv_forward_counts(rq, *out, "tenants");
+}
+SV_ROUTE(sv_route_tenants_list, 200, tenants_with_counts(rq, &out, &err))
 
-SV_ROUTE(sv_route_shards_list, 200, sv_store_list_shards(SVC, rq->params[0], &out, &err))
+static int shards_with_counts(request *rq, json_t **out, sv_err *err)
+{
+    int rc = sv_store_list_shards(SVC, rq->params[0], out, err);
+    return rc ? rc : sv_forward_counts(rq, *out, "shards");
+}
+SV_ROUTE(sv_route_shards_list, 200, shards_with_counts(rq, &out, &err))
 
 int sv_route_object_create(request *rq)
 {

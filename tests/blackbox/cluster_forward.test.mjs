@@ -105,6 +105,15 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
     assert.equal(got.json.failed, 2);
     assert.deepEqual(got.json, want.json);
 
+    // Shard and tenant listings through any node carry the owners' counts.
+    const counts = async (srv, p, field) => Object.fromEntries((await srv.req('GET', p)).json[field].map((x) => [x.name, [x.status, x.objects]]));
+    const wantShards = await counts(ref, '/v1/collections/Doc/shards', 'shards');
+    const wantTenants = await counts(ref, '/v1/collections/MT/tenants', 'tenants');
+    for (const srv of [a, b, c]) {
+      assert.deepEqual(await counts(srv, '/v1/collections/Doc/shards', 'shards'), wantShards);
+      assert.deepEqual(await counts(srv, '/v1/collections/MT/tenants', 'tenants'), wantTenants);
+    }
+
     // Each node holds only its own shards on disk.
     for (const [name, srv] of Object.entries(nodes)) {
       const root = path.join(srv.dataDir, 'shards');

@@ -120,6 +120,10 @@ int sv_forward_gate(request *rq);
 int sv_forward_object(request *rq);
 int sv_forward_list(request *rq);
 int sv_forward_tenants(request *rq);
+/* Fills objects (and bytes) of out[field]'s entries owned by other nodes
+ * from their owners' answers; an owner that does not answer leaves them
+ * null. Always 0. */
+int sv_forward_counts(request *rq, json_t *out, const char *field);
 bool sv_forward_batch_wanted(const request *rq);
 int sv_forward_batch_begin(request *rq);
 int sv_forward_batch_add(request *rq, const char *json, size_t len);
