@@ -152,8 +152,11 @@ int sv_forward_object(request *rq)
     json_decref(body);
     tenant = tenant_copy[0] ? tenant_copy : NULL;
     id = id_copy[0] ? id_copy : NULL;
-    if (!id || sv_store_owner(store(rq), rq->params[0], tenant, id, node, NULL, NULL) != 0 ||
-        !strcmp(node, sv_cluster_name(cl(rq))))
+    sv_err oerr = {0};
+    int orc = id ? sv_store_owner(store(rq), rq->params[0], tenant, id, node, NULL, &oerr) : SV_EINVAL;
+    if (orc == SV_EUNAVAIL || orc == SV_EIO) /* the catalog could not say: not a 404 */
+        return sv_reply_err(rq, orc, &oerr) == 0;
+    if (orc || !strcmp(node, sv_cluster_name(cl(rq))))
         return 0; /* this node's shard, or an error the store call explains */
     char t[600], suffix[80];
     snprintf(suffix, sizeof suffix, rq->nparams > 1 ? "objects/%s" : "objects", rq->params[1]);
@@ -236,8 +239,11 @@ int sv_forward_list(request *rq)
     const char *tenant = sv_query(rq, "tenant");
     char (*nodes)[65] = NULL;
     size_t n = 0;
-    if (sv_store_owner_nodes(store(rq), rq->params[0], tenant, &nodes, &n, NULL) != 0 || rq->forwarded ||
-        (n == 1 && !strcmp(nodes[0], sv_cluster_name(cl(rq))))) {
+    sv_err oerr = {0};
+    int orc = sv_store_owner_nodes(store(rq), rq->params[0], tenant, &nodes, &n, &oerr);
+    if (orc == SV_EUNAVAIL || orc == SV_EIO) /* the catalog could not say: not a 404 */
+        return sv_reply_err(rq, orc, &oerr) == 0;
+    if (orc || rq->forwarded || (n == 1 && !strcmp(nodes[0], sv_cluster_name(cl(rq))))) {
         free(nodes);
         return 0;
     }
@@ -472,6 +478,7 @@ struct sv_fwd_batch {
         long group; /* -1: this node's batch */
         size_t idx; /* within the group, or the local batch */
         char id[37]; /* a forwarded object's id */
+        char *error; /* group -2: why the object could not be routed */
     } *order;
     size_t norder, caporder;
     size_t nlocal;
@@ -493,6 +500,8 @@ void sv_forward_batch_free(request *rq)
     for (size_t i = 0; i < f->ngroups; i++)
         sv_buf_free(&f->groups[i].body);
     free(f->groups);
+    for (size_t i = 0; i < f->norder; i++)
+        free(f->order[i].error);
     free(f->order);
     free(f);
     rq->fwd = NULL;
@@ -503,7 +512,7 @@ static int add_local(request *rq, const char *json, size_t len)
     struct sv_fwd_batch *f = rq->fwd;
     if (sv_grow(&f->order, &f->caporder, f->norder + 1, sizeof *f->order))
         return SV_ENOMEM;
-    f->order[f->norder++] = (struct slot){-1, f->nlocal++, ""};
+    f->order[f->norder++] = (struct slot){-1, f->nlocal++, "", NULL};
     return sv_batch_add(rq->batch, json, len);
 }
 
@@ -530,8 +539,21 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
     } else {
         snprintf(idbuf, sizeof idbuf, "%s", json_string_value(idv));
     }
-    if (sv_store_owner(store(rq), coll, tenant, idbuf, node, NULL, NULL) != 0 ||
-        !strcmp(node, sv_cluster_name(cl(rq)))) {
+    sv_err oerr = {0};
+    int orc = sv_store_owner(store(rq), coll, tenant, idbuf, node, NULL, &oerr);
+    if (orc == SV_EUNAVAIL || orc == SV_EIO) { /* the catalog could not say where it goes */
+        json_decref(o);
+        char *msg = strdup(oerr.msg);
+        if (!msg || sv_grow(&f->order, &f->caporder, f->norder + 1, sizeof *f->order)) {
+            free(msg);
+            return SV_ENOMEM;
+        }
+        struct slot *sl = &f->order[f->norder++];
+        *sl = (struct slot){-2, 0, "", msg};
+        snprintf(sl->id, sizeof sl->id, "%s", idbuf);
+        return 0;
+    }
+    if (orc || !strcmp(node, sv_cluster_name(cl(rq)))) {
         json_decref(o);
         return add_local(rq, json, len);
     }
@@ -561,9 +583,31 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
     if (rc)
         return SV_ENOMEM;
     struct slot *sl = &f->order[f->norder++];
-    *sl = (struct slot){(long)g, f->groups[g].count++, ""};
+    *sl = (struct slot){(long)g, f->groups[g].count++, "", NULL};
     snprintf(sl->id, sizeof sl->id, "%s", idbuf);
     return 0;
+}
+
+/* On the owner of a forwarded batch: the object's collection (and tenant)
+ * may be newer than this node's view (its watch lags): read it on a miss. */
+void sv_forward_ensure_object(request *rq, const char *json, size_t len)
+{
+    sv_object_route ro = {0};
+    if (!placement(rq) || sv_record_peek_route(json, len, &ro, NULL) != 0 || !ro.collection.len ||
+        ro.collection.len > 128 || ro.tenant.len > 64)
+        return;
+    char coll[129], tenant[65], node[65];
+    snprintf(coll, sizeof coll, "%.*s", (int)ro.collection.len, ro.collection.ptr);
+    snprintf(tenant, sizeof tenant, "%.*s", (int)ro.tenant.len, ro.tenant.ptr);
+    sv_store_owner(store(rq), coll, ro.tenant.len ? tenant : NULL, NULL, node, NULL, NULL);
+}
+
+void sv_forward_ensure_collection(request *rq)
+{
+    json_t *out = NULL;
+    if (placement(rq) && sv_store_get_collection(store(rq), rq->params[0], &out, NULL) == SV_ENOTFOUND)
+        sv_store_sync_collection(store(rq), rq->params[0], NULL);
+    json_decref(out);
 }
 
 /* One group's results, or a failure given to each of its objects. */
@@ -618,7 +662,9 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
     for (size_t i = 0; results && i < f->norder; i++) {
         struct slot s = f->order[i];
         json_t *r = NULL;
-        if (s.group < 0)
+        if (s.group == -2)
+            r = json_pack("{s:s,s:s,s:s}", "id", s.id, "status", "error", "error", s.error);
+        else if (s.group < 0)
             r = json_incref(json_array_get(lres, s.idx));
         else if (gr[s.group].results)
             r = json_incref(json_array_get(gr[s.group].results, s.idx));

@@ -87,6 +87,7 @@ int sv_route_tenants_delete(request *rq) { return sv_forward_tenants(rq) ? 0 : t
 /* With placement, other nodes' shards get their counts from their owners. */
 static int tenants_with_counts(request *rq, json_t **out, sv_err *err)
 {
+    sv_forward_ensure_collection(rq);
     int rc = sv_store_list_tenants(SVC, rq->params[0], out, err);
     return rc ? rc : sv_forward_counts(rq, *out, "tenants");
 }
@@ -94,6 +95,7 @@ SV_ROUTE(sv_route_tenants_list, 200, tenants_with_counts(rq, &out, &err))
 
 static int shards_with_counts(request *rq, json_t **out, sv_err *err)
 {
+    sv_forward_ensure_collection(rq);
     int rc = sv_store_list_shards(SVC, rq->params[0], out, err);
     return rc ? rc : sv_forward_counts(rq, *out, "shards");
 }
@@ -164,7 +166,11 @@ int sv_route_objects_list(request *rq)
 static int batch_object(const char *json, size_t len, void *ud)
 {
     request *rq = ud;
-    return rq->fwd ? sv_forward_batch_add(rq, json, len) : sv_batch_add(rq->batch, json, len);
+    if (rq->fwd)
+        return sv_forward_batch_add(rq, json, len);
+    if (rq->forwarded)
+        sv_forward_ensure_object(rq, json, len);
+    return sv_batch_add(rq->batch, json, len);
 }
 
 /* A body that breaks off or turns malformed midway is refused, but groups

@@ -439,6 +439,11 @@ typedef struct load_ctx {
     sv_err *err;
 } load_ctx;
 
+typedef struct load_ctx_ex {
+    load_ctx lc;
+    collection *hold; /* store_load_collection: built here, added to the view after its placement */
+} load_ctx_ex;
+
 static int load_collection(const char *key, const char *val, size_t len, int64_t rev, void *ud)
 {
     load_ctx *lc = ud;
@@ -459,6 +464,8 @@ static int load_collection(const char *key, const char *val, size_t len, int64_t
         if (!c) {
             sv_schema_free(s);
             rc = store_oom(lc->err);
+        } else if (rev < 0) {
+            ((load_ctx_ex *)lc)->hold = c;
         } else if ((rc = store_add_collection_to_view(lc->st, c)) != 0) {
             store_collection_free(lc->st, c);
         }
@@ -527,20 +534,40 @@ static int load_placement(const char *key, const char *val, size_t len, int64_t 
     return 0;
 }
 
+/* shards/<c>/<shard> -> the node of a collection not yet in the view. */
+static int hold_placement(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    collection *c = ud;
+    const char *slash = strrchr(key, '/');
+    json_t *rec = json_loadb(val, len, 0, NULL);
+    const char *node = json_string_value(json_object_get(rec, "node"));
+    for (size_t i = 0; slash && node && strlen(node) <= 64 && !c->schema->multi_tenancy && i < c->nshards; i++)
+        if (!strcmp(c->shards[i]->name, slash + 1))
+            snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", node);
+    json_decref(rec);
+    return 0;
+}
+
 int store_load_collection(sv_store *st, const char *key, const char *val, size_t len, sv_err *err)
 {
-    load_ctx lc = {st, err};
-    int rc = load_collection(key, val, len, 0, &lc);
+    /* Built, given its placement, then shown: a request never routes by a
+     * collection whose owners are not filled in yet. */
+    load_ctx_ex lx = {{st, err}, NULL};
+    int rc = load_collection(key, val, len, -1, &lx);
     if (rc)
         return rc;
     const char *name = key + strlen("collections/");
     char prefix[300];
     snprintf(prefix, sizeof prefix, "shards/%s/", name);
-    rc = sv_catalog_scan(st->cat, prefix, load_placement, &lc, err);
-    snprintf(prefix, sizeof prefix, "tenants/%s/", name);
+    rc = sv_catalog_scan(st->cat, prefix, hold_placement, lx.hold, err);
     if (rc == 0)
-        rc = sv_catalog_scan(st->cat, prefix, load_tenant, &lc, err);
-    return rc;
+        rc = store_add_collection_to_view(st, lx.hold) ? store_oom(err) : 0;
+    if (rc) {
+        store_collection_free(st, lx.hold);
+        return rc;
+    }
+    snprintf(prefix, sizeof prefix, "tenants/%s/", name);
+    return sv_catalog_scan(st->cat, prefix, load_tenant, &lx.lc, err);
 }
 
 /* Removes shard directories whose collection is gone (a crash between the

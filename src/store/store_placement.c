@@ -243,9 +243,12 @@ int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err)
 static int coll_synced(sv_store *st, const char *name, collection **out, sv_err *err)
 {
     *out = store_coll_acquire(st, name, strlen(name));
-    if (!*out && atomic_load(&st->placement) && sv_check_collection_name(name, NULL) == 0 &&
-        sv_store_sync_collection(st, name, NULL) == 0)
+    if (!*out && atomic_load(&st->placement) && sv_check_collection_name(name, NULL) == 0) {
+        int rc = sv_store_sync_collection(st, name, err); /* 0 also when the catalog has none */
+        if (rc)
+            return rc; /* e.g. the catalog is unreachable: not "not found" */
         *out = store_coll_acquire(st, name, strlen(name));
+    }
     if (!*out)
         return sv_fail(err, SV_ENOTFOUND, "collection '%.128s' not found", name);
     return 0;

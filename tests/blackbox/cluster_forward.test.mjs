@@ -262,3 +262,57 @@ test('auth on: the reached node checks the key; forwarded calls carry the cluste
     await etcd.cleanup();
   }
 });
+
+test('etcd stopped and started while 3 nodes serve: no node exits, reads and object writes go on, DDL resumes', async () => {
+  const { etcd, nodes } = await startCluster(['a', 'b', 'c']);
+  const { a, b, c } = nodes;
+  try {
+    await untilHealthy(a, 3);
+    let r = await a.req('POST', '/v1/collections', { name: 'E', shards: 3, vectors: { default: { dim: 1 } } });
+    assert.equal(r.status, 200, r.text);
+    const objs = Array.from({ length: 12 }, (_, i) => ({ collection: 'E', id: randomUUID(), vector: [i] }));
+    r = await b.req('POST', '/v1/batch/objects', { objects: objs });
+    assert.equal(r.json.ok, 12, r.text);
+    // Every node knows E before etcd goes (a request naming it reads it on a miss).
+    for (const srv of [a, b, c]) assert.equal((await srv.req('GET', '/v1/collections/E/objects?limit=1')).status, 200);
+
+    await etcd.stop();
+    for (const srv of [a, b, c]) {
+      for (const o of objs) {
+        const g = await srv.req('GET', `/v1/collections/E/objects/${o.id}`);
+        assert.equal(g.status, 200, g.text);
+      }
+      const l = await srv.req('GET', '/v1/collections/E/objects?limit=100');
+      assert.equal(l.status, 200, l.text);
+      assert.equal(l.json.objects.length, 12);
+    }
+    const during = { collection: 'E', id: randomUUID(), vector: [99] };
+    r = await c.req('PUT', `/v1/collections/E/objects/${during.id}`, during);
+    assert.equal(r.status, 200, r.text); // object writes do not touch the catalog
+    r = await a.req('POST', '/v1/collections', { name: 'F', shards: 2, vectors: { default: { dim: 1 } } });
+    assert.equal(r.status, 503, r.text); // DDL needs the catalog
+    r = await b.req('GET', '/v1/collections/Unknown/objects/' + randomUUID());
+    assert.equal(r.status, 503, r.text); // a miss cannot be checked: not a 404
+
+    await etcd.start();
+    const deadline = Date.now() + 60000;
+    for (;;) {
+      r = await a.req('POST', '/v1/collections', { name: 'F', shards: 2, vectors: { default: { dim: 1 } } });
+      if (r.status === 200) break;
+      assert.ok(Date.now() < deadline, `DDL did not resume: ${r.text}`);
+      await sleep(200);
+    }
+    r = await c.req('POST', '/v1/batch/objects', { objects: [{ collection: 'F', id: randomUUID(), vector: [1] }, { collection: 'F', id: randomUUID(), vector: [2] }] });
+    assert.equal(r.json.ok, 2, r.text);
+    const g = await b.req('GET', `/v1/collections/E/objects/${during.id}`);
+    assert.equal(g.status, 200, g.text);
+    for (const srv of [a, b, c]) assert.equal((await srv.req('GET', '/v1/.well-known/live')).status, 200); // none exited
+    await untilHealthy(b, 3);
+  } finally {
+    for (const s of Object.values(nodes)) {
+      await s.stop();
+      s.cleanup();
+    }
+    await etcd.cleanup();
+  }
+});

@@ -129,6 +129,10 @@ int sv_forward_batch_begin(request *rq);
 int sv_forward_batch_add(request *rq, const char *json, size_t len);
 int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err); /* frees b */
 void sv_forward_batch_free(request *rq);
+/* A collection (and tenant) another node just created may not be in this
+ * node's view yet: read from the catalog on a miss. */
+void sv_forward_ensure_object(request *rq, const char *json, size_t len);
+void sv_forward_ensure_collection(request *rq);
 
 /* routes_store.c */
 int sv_route_collections_create(request *rq);
