@@ -22,7 +22,7 @@ static bool forwardable(const route *r)
     return f == sv_route_object_create || f == sv_route_object_put || f == sv_route_object_get ||
            f == sv_route_object_delete || f == sv_route_objects_list || f == sv_route_batch ||
            f == sv_route_tenants_update || f == sv_route_tenants_delete || f == sv_route_shards_list ||
-           f == sv_route_tenants_list;
+           f == sv_route_tenants_list || f == sv_route_snapshot_create;
 }
 
 int sv_forward_gate(request *rq)
@@ -31,7 +31,7 @@ int sv_forward_gate(request *rq)
     if (!by)
         return 0;
     if (!cl(rq) || !forwardable(rq->route)) {
-        sv_reply_error(rq, 403, "forwarded requests are accepted on object, shard and tenant routes only");
+        sv_reply_error(rq, 403, "forwarded requests are accepted on object, shard, tenant and snapshot-create routes only");
         return 1;
     }
     sv_err err = {0};
@@ -413,6 +413,53 @@ int sv_forward_counts(request *rq, json_t *out, const char *field)
     free(calls);
     free(nodes);
     return 0;
+}
+
+/* ---- snapshots: on the one node holding the collection ------------------------- */
+
+int sv_forward_snapshot(request *rq)
+{
+    if (!placement(rq))
+        return 0;
+    char(*nodes)[65] = NULL;
+    size_t n = 0;
+    sv_err err = {0};
+    int rc = sv_store_collection_nodes(store(rq), rq->params[0], &nodes, &n, &err);
+    if (rc == SV_EUNAVAIL || rc == SV_EIO) {
+        free(nodes);
+        return sv_reply_err(rq, rc, &err) == 0;
+    }
+    if (rc || n == 0 || rq->forwarded || (n == 1 && !strcmp(nodes[0], sv_cluster_name(cl(rq))))) {
+        free(nodes);
+        return 0; /* here: the snapshot service answers (or explains the error) */
+    }
+    if (n > 1) {
+        char list[400] = "";
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < sizeof list; i++)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", nodes[i]);
+        char msg[700];
+        snprintf(msg, sizeof msg,
+                 "collection '%.128s' is spread over nodes %s: a snapshot of it needs the cluster-wide cut (a "
+                 "capture across nodes), which is not built yet; collections whose shards all live on one node "
+                 "can be snapshotted",
+                 rq->params[0], list);
+        free(nodes);
+        return sv_reply_error(rq, 422, msg) == 0;
+    }
+    char t[300];
+    const char *w = sv_query(rq, "wait");
+    if (sv_check_collection_name(rq->params[0], NULL) != 0 || (w && strcmp(w, "true") && strcmp(w, "false"))) {
+        free(nodes);
+        return 0;
+    }
+    snprintf(t, sizeof t, "/v1/collections/%s/snapshots%s", rq->params[0], w && !strcmp(w, "true") ? "?wait=true" : "");
+    sv_cluster_call call = {.node = nodes[0], .method = "POST", .target = t, .body = (const char *)rq->body.data,
+                            .len = rq->body.len, .principal = rq->who.key_id, .timeout_ms = 3600000};
+    sv_cluster_forward(cl(rq), &call, 1);
+    pass_back(rq, &call);
+    free(nodes);
+    return 1;
 }
 
 /* ---- tenant changes go to the tenants' owner ---------------------------------- */

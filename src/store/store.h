@@ -291,6 +291,10 @@ int sv_store_owner(sv_store *st, const char *collection, const char *tenant, con
  * tenant's), in name order: *out malloc'd (free()), *n entries. */
 int sv_store_owner_nodes(sv_store *st, const char *collection, const char *tenant, char (**out)[65], size_t *n,
                          sv_err *err);
+/* The distinct owners of every shard of a collection (fixed shards or
+ * tenants), in name order: *out malloc'd (free()), *n entries (0 for a
+ * multi-tenant collection without tenants). */
+int sv_store_collection_nodes(sv_store *st, const char *collection, char (**out)[65], size_t *n, sv_err *err);
 /* Applies a catalog change under collections/ or tenants/ made by another
  * node (val NULL: deleted) to the view; a no-op when the view has it. */
 int sv_store_apply_record(sv_store *st, const char *key, const char *val, size_t len, sv_err *err);

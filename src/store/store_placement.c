@@ -239,6 +239,8 @@ int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err)
 
 /* ---- owners ------------------------------------------------------------------- */
 
+static int collection_nodes(sv_store *st, collection *c, char (**out)[65], size_t *n, sv_err *err);
+
 /* The collection, looked up in the catalog when this view lacks it. */
 static int coll_synced(sv_store *st, const char *name, collection **out, sv_err *err)
 {
@@ -314,7 +316,24 @@ int sv_store_owner_nodes(sv_store *st, const char *collection_name, const char *
         *n = 1;
         return 0;
     }
+    return collection_nodes(st, c, out, n, err);
+}
+
+int sv_store_collection_nodes(sv_store *st, const char *collection_name, char (**out)[65], size_t *n, sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    collection *c;
+    int rc = coll_synced(st, collection_name, &c, err);
+    return rc ? rc : collection_nodes(st, c, out, n, err);
+}
+
+/* Releases c. */
+static int collection_nodes(sv_store *st, collection *c, char (**out)[65], size_t *n, sv_err *err)
+{
+    pthread_rwlock_rdlock(&c->tenants_lock);
     if (!(*out = calloc(c->nshards + 1, sizeof **out))) {
+        pthread_rwlock_unlock(&c->tenants_lock);
         store_coll_release(st, c);
         return store_oom(err);
     }
@@ -329,6 +348,7 @@ int sv_store_owner_nodes(sv_store *st, const char *collection_name, const char *
         snprintf((*out)[k], sizeof **out, "%s", o);
         (*n)++;
     }
+    pthread_rwlock_unlock(&c->tenants_lock);
     store_coll_release(st, c);
     return 0;
 }

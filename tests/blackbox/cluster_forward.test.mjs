@@ -163,6 +163,26 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
       for (const srv of [a, b, c]) assert.deepEqual(await pages(srv, `/v1/collections/MT/objects?tenant=${t}`, 2), w);
     }
 
+    // An export or snapshot of a collection spread over nodes is refused, never partial.
+    const ex = await a.req('POST', '/v1/export/filesystem', { id: 'spread', include: ['Doc'] });
+    assert.equal(ex.status, 422, ex.text);
+    assert.match(ex.json.error[0].message, /shards on other nodes .* not built yet/);
+    const sn = await b.req('POST', '/v1/collections/Doc/snapshots', { name: 's1' });
+    assert.equal(sn.status, 422, sn.text);
+    assert.match(sn.json.error[0].message, /spread over nodes a, b, c.*cluster-wide cut/);
+    assert.deepEqual((await c.req('GET', '/v1/collections/Doc/snapshots')).json.snapshots, []);
+    // A collection whose shards all live on one node snapshots from any node (forwarded to it).
+    r = await a.req('POST', '/v1/collections', { name: 'One', shards: 1, vectors: { default: { dim: 2 } } });
+    assert.equal(r.status, 200, r.text);
+    const oneNode = (await a.req('GET', '/v1/collections/One/shards')).json.shards[0].node;
+    const other = oneNode === 'a' ? b : a;
+    assert.equal((await other.req('PUT', `/v1/collections/One/objects/${ids[0]}`, { vector: [1, 1] })).status, 200);
+    const osn = await other.req('POST', '/v1/collections/One/snapshots?wait=true', { name: 'one1' });
+    assert.equal(osn.status, 200, osn.text);
+    assert.equal(osn.json.status, 'COMMITTED', osn.text);
+    const listed = await other.req('GET', '/v1/collections/One/snapshots');
+    assert.deepEqual(listed.json.snapshots.map((x) => [x.name, x.status]), [['one1', 'COMMITTED']]);
+
     // A forwarded request needs the cluster secret, and only on object routes.
     r = await b.req('GET', `/v1/collections/Doc/objects/${ids[0]}`, undefined,
       { 'X-Shardvault-Forwarded-By': 'a', 'X-Shardvault-Cluster-Secret': 'wrong-secret-wrong-secret' });

@@ -120,6 +120,9 @@ int sv_forward_gate(request *rq);
 int sv_forward_object(request *rq);
 int sv_forward_list(request *rq);
 int sv_forward_tenants(request *rq);
+/* A snapshot of a collection on one other node is taken there; of one
+ * spread over nodes, refused (422). */
+int sv_forward_snapshot(request *rq);
 /* Fills objects (and bytes) of out[field]'s entries owned by other nodes
  * from their owners' answers; an owner that does not answer leaves them
  * null. Always 0. */
