@@ -438,7 +438,7 @@ int sv_forward_snapshot(request *rq)
         size_t k = 0;
         for (size_t i = 0; i < n && k < sizeof list; i++)
             k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", nodes[i]);
-        char msg[700];
+        char msg[1100];
         snprintf(msg, sizeof msg,
                  "collection '%.128s' is spread over nodes %s: a snapshot of it needs the cluster-wide cut (a "
                  "capture across nodes), which is not built yet; collections whose shards all live on one node "
