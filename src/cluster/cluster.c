@@ -490,7 +490,8 @@ static void on_store_record(sv_cluster *c, struct seen_keys *seen, bool tenants,
         seen->relisting = false;
         return;
     }
-    if (e->type == SV_CATALOG_EV_PUT && seen->relisting && sv_grow(&seen->keys, &seen->cap, seen->n + 1, sizeof *seen->keys) == 0 &&
+    if (e->type == SV_CATALOG_EV_PUT && seen->relisting &&
+        sv_grow(&seen->keys, &seen->cap, seen->n + 1, sizeof *seen->keys) == 0 &&
         (seen->keys[seen->n] = strdup(e->key)) != NULL)
         seen->n++;
     sv_err err = {0};

@@ -31,7 +31,8 @@ int sv_forward_gate(request *rq)
     if (!by)
         return 0;
     if (!cl(rq) || !forwardable(rq->route)) {
-        sv_reply_error(rq, 403, "forwarded requests are accepted on object, shard, tenant and snapshot-create routes only");
+        sv_reply_error(rq, 403,
+                       "forwarded requests are accepted on object, shard, tenant and snapshot-create routes only");
         return 1;
     }
     sv_err err = {0};
