@@ -226,6 +226,20 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
       assert.equal(res.id, more[i].id);
       if (res.status === 'error') assert.match(res.error, /node c\b/);
     }
+    // c restarts on its data directory: its shards answer again through every node.
+    const c2 = await startServer({ dataDir: c.dataDir, env: { SHARDVAULT_CLUSTER_SECRET: SECRET },
+      args: ['--catalog', `etcd://${etcd.endpoint}/fw/`, '--node-ttl', '2s', '--node-name', 'c'] });
+    nodes.c = c2;
+    await untilHealthy(a, 3);
+    for (const srv of [a, b, c2]) {
+      for (const id of ids.slice(20, 40)) {
+        const g = await srv.req('GET', `/v1/collections/Doc/objects/${id}`);
+        assert.equal(g.status, 200, g.text);
+      }
+      assert.deepEqual((await pages(srv, '/v1/collections/Doc/objects', 100)).flatMap((p) => p.ids).length,
+        (await pages(ref, '/v1/collections/Doc/objects', 100)).flatMap((p) => p.ids).length + br.json.ok);
+    }
+
     // The survivors stop cleanly (under the sanitizers: no leak, no UB report).
     for (const s of [a, b]) {
       const st = await s.stop();
