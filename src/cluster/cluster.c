@@ -373,34 +373,35 @@ static int add_live(const char *key, const char *val, size_t len, int64_t rev, v
     return 0;
 }
 
-static int count_placed(const char *key, const char *val, size_t len, int64_t rev, void *ud)
-{
-    load_list *l = ud;
-    json_t *j = json_loadb(val, len, 0, NULL);
-    const char *node = json_string_value(json_object_get(j, "node"));
-    for (size_t i = 0; node && i < l->n; i++)
-        if (!strcmp(l->v[i].name, node))
-            l->v[i].shards++;
-    json_decref(j);
-    return 0;
-}
-
 /* Each new shard to the HEALTHY node holding the fewest shards (fixed shards
- * and tenants alike), ties by name; the counts are read from the catalog's
- * placement records at the time of the call. */
+ * and tenants alike), ties by name. The healthy set is read from the catalog
+ * (nodes/, one key per node); the counts from this node's view (memory), so
+ * placing costs no scan of the placement records. A view lagging behind
+ * another node's create only skews the balance, never correctness. */
 static int place(void *self, size_t n, char (*out)[65], sv_err *err)
 {
     sv_cluster *c = self;
     load_list l = {0};
     int rc = sv_catalog_scan(c->cat, "nodes/", add_live, &l, err);
-    if (rc == 0)
-        rc = sv_catalog_scan(c->cat, "shards/", count_placed, &l, err);
-    if (rc == 0)
-        rc = sv_catalog_scan(c->cat, "tenants/", count_placed, &l, err);
     if (rc) {
         free(l.v);
         return sv_err_wrap(err, "placing %zu shards", n);
     }
+    char (*names)[65] = calloc(l.n + 1, sizeof *names);
+    int64_t *counts = calloc(l.n + 1, sizeof *counts);
+    if (!names || !counts) {
+        free(names);
+        free(counts);
+        free(l.v);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < l.n; i++)
+        snprintf(names[i], sizeof names[i], "%s", l.v[i].name);
+    sv_store_count_placed(c->store, (const char(*)[65])names, counts, l.n);
+    for (size_t i = 0; i < l.n; i++)
+        l.v[i].shards = counts[i];
+    free(names);
+    free(counts);
     for (size_t k = 0; k < n; k++) {
         size_t best = l.n;
         for (size_t i = 0; i < l.n; i++)

@@ -295,6 +295,9 @@ int sv_store_owner_nodes(sv_store *st, const char *collection, const char *tenan
  * tenants), in name order: *out malloc'd (free()), *n entries (0 for a
  * multi-tenant collection without tenants). */
 int sv_store_collection_nodes(sv_store *st, const char *collection, char (**out)[65], size_t *n, sv_err *err);
+/* Adds to counts[i] the shards (fixed shards and tenants) this view places on
+ * nodes[i], for placement: read from memory, as current as the view. */
+void sv_store_count_placed(sv_store *st, const char (*nodes)[65], int64_t *counts, size_t n);
 /* Applies a catalog change under collections/ or tenants/ made by another
  * node (val NULL: deleted) to the view; a no-op when the view has it. */
 int sv_store_apply_record(sv_store *st, const char *key, const char *val, size_t len, sv_err *err);

@@ -352,3 +352,22 @@ static int collection_nodes(sv_store *st, collection *c, char (**out)[65], size_
     store_coll_release(st, c);
     return 0;
 }
+
+void sv_store_count_placed(sv_store *st, const char (*nodes)[65], int64_t *counts, size_t n)
+{
+    pthread_rwlock_rdlock(&st->lock);
+    for (size_t i = 0; i < st->ncolls; i++) {
+        collection *c = st->colls[i];
+        pthread_rwlock_rdlock(&c->tenants_lock);
+        for (size_t k = 0; k < c->nshards; k++) {
+            const char *o = owner_of(st, c->shards[k]);
+            for (size_t m = 0; m < n; m++)
+                if (!strcmp(nodes[m], o)) {
+                    counts[m]++;
+                    break;
+                }
+        }
+        pthread_rwlock_unlock(&c->tenants_lock);
+    }
+    pthread_rwlock_unlock(&st->lock);
+}
