@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, tempDir } from './lib/server.mjs';
 import { startEtcd } from './lib/etcd.mjs';
@@ -145,6 +145,48 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
     const t3 = await b.req('GET', `/v1/collections/MT/objects/${mtIds[3]}?tenant=t3`);
     assert.equal(t3.status, 200, t3.text);
     assert.equal(t3.json.properties.title, 'm3');
+
+    // Tenant changes through a node that does not own the tenant go to its owner.
+    const foreign = Object.entries(tenantNode).find(([, n]) => n !== 'a')[0];
+    let tr = await a.req('PUT', '/v1/collections/MT/tenants', { tenants: [{ name: foreign, status: 'INACTIVE' }] });
+    assert.equal(tr.status, 200, tr.text);
+    assert.deepEqual(tr.json.tenants.map((t) => [t.name, t.status]), [[foreign, 'INACTIVE']]);
+    for (const srv of [a, b, c]) { // the owner applied it; every view shows it (the counts come from the owner)
+      const deadline = Date.now() + 30000;
+      for (;;) {
+        const l = (await srv.req('GET', '/v1/collections/MT/tenants')).json.tenants.find((t) => t.name === foreign);
+        if (l.status === 'INACTIVE') break;
+        assert.ok(Date.now() < deadline, `${foreign} still ${l.status}`);
+        await sleep(50);
+      }
+    }
+    tr = await b.req('GET', `/v1/collections/MT/objects?tenant=${foreign}`);
+    assert.equal(tr.status, 422, tr.text); // INACTIVE, said by its owner
+    tr = await c.req('PUT', '/v1/collections/MT/tenants', { tenants: [{ name: foreign, status: 'ACTIVE' }] });
+    assert.equal(tr.status, 200, tr.text);
+    assert.equal((await b.req('GET', `/v1/collections/MT/objects?tenant=${foreign}`)).status, 200);
+    const mixed = Object.entries(tenantNode).find(([, n]) => n !== tenantNode[foreign])[0];
+    tr = await a.req('PUT', '/v1/collections/MT/tenants', { tenants: [{ name: foreign, status: 'INACTIVE' }, { name: mixed, status: 'INACTIVE' }] });
+    assert.equal(tr.status, 422, tr.text);
+    assert.match(tr.json.error[0].message, /different nodes/);
+    // A tenant added through c and deleted through another node: gone everywhere, files too.
+    tr = await c.req('POST', '/v1/collections/MT/tenants', { tenants: [{ name: 'tx' }] });
+    assert.equal(tr.status, 200, tr.text);
+    const txNode = (await a.req('GET', '/v1/collections/MT/tenants')).json.tenants.find((t) => t.name === 'tx').node;
+    const txOwner = nodes[txNode], txOther = txNode === 'a' ? b : a;
+    assert.equal((await txOther.req('PUT', `/v1/collections/MT/objects/${randomUUID()}?tenant=tx`, { vector: [1, 1] })).status, 200);
+    const mtUid = readdirSync(path.join(txOwner.dataDir, 'shards')).find((u) => existsSync(path.join(txOwner.dataDir, 'shards', u, 'tx')));
+    assert.ok(mtUid, 'tx is on its owner');
+    tr = await txOther.req('DELETE', '/v1/collections/MT/tenants', { tenants: ['tx'] });
+    assert.equal(tr.status, 204, tr.text);
+    assert.ok(!existsSync(path.join(txOwner.dataDir, 'shards', mtUid, 'tx')));
+    for (const srv of [a, b, c]) {
+      const deadline = Date.now() + 30000;
+      while ((await srv.req('GET', '/v1/collections/MT/tenants')).json.tenants.some((t) => t.name === 'tx')) {
+        assert.ok(Date.now() < deadline, 'tx still listed');
+        await sleep(50);
+      }
+    }
 
     // Deletes through any node.
     for (const [srv, id] of [[c, ids[5]], [a, ids[6]]]) {
