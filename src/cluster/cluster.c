@@ -469,6 +469,61 @@ static void drop_unseen(sv_cluster *c, bool tenants)
     free(names);
 }
 
+/* Tenant records written before placement existed carry no node: the node
+ * that joins first with placement on claims them (the one node there was
+ * holds their files), each with a txn conditioned on the revision read. */
+typedef struct claim {
+    char *key, *val;
+    int64_t rev;
+} claim;
+
+typedef struct claim_list {
+    claim *v;
+    size_t n, cap;
+    const char *node;
+} claim_list;
+
+static int find_unplaced(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    claim_list *l = ud;
+    json_t *j = json_loadb(val, len, 0, NULL);
+    if (json_is_object(j) && !json_object_get(j, "node") && sv_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v) == 0) {
+        json_object_set_new(j, "node", json_string(l->node));
+        char *nv = json_dumps(j, JSON_COMPACT);
+        char *nk = strdup(key);
+        if (nv && nk)
+            l->v[l->n++] = (claim){nk, nv, rev};
+        else {
+            free(nv);
+            free(nk);
+        }
+    }
+    json_decref(j);
+    return 0;
+}
+
+static void claim_unplaced(sv_cluster *c)
+{
+    claim_list l = {.node = c->name};
+    sv_err err = {0};
+    if (sv_catalog_scan(c->cat, "tenants/", find_unplaced, &l, &err) != 0)
+        sv_warn("cannot look for tenants placed before placement existed", "error=\"%s\"", err.msg);
+    size_t claimed = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        sv_catalog_cond cond = {l.v[i].key, l.v[i].rev};
+        sv_catalog_op op = {l.v[i].key, l.v[i].val, strlen(l.v[i].val), 0};
+        if (sv_catalog_txn(c->cat, &cond, 1, &op, 1, NULL) == 0) {
+            claimed++;
+            sv_store_apply_record(c->store, l.v[i].key, l.v[i].val, strlen(l.v[i].val), NULL);
+        }
+        free(l.v[i].key);
+        free(l.v[i].val);
+    }
+    free(l.v);
+    if (claimed)
+        sv_info("tenants from before placement claimed by this node", "node=%s tenants=%zu", c->name, claimed);
+}
+
 /* Collections and tenants created, changed or dropped by other nodes. */
 static void on_store_record(sv_cluster *c, struct seen_keys *seen, bool tenants, const sv_catalog_event *e)
 {
@@ -720,6 +775,8 @@ int sv_cluster_join(sv_cluster *c, const char *advertise_url, sv_err *err)
         c->thread_started = true;
         rc = sv_catalog_watch_start(c->cat, "nodes/", 0, on_nodes, c, &c->watch, err);
     }
+    if (rc == 0 && c->placement)
+        claim_unplaced(c);
     if (rc == 0 && c->placement)
         rc = sv_catalog_watch_start(c->cat, "collections/", 0, on_collections, c, &c->coll_watch, err);
     if (rc == 0 && c->placement)

@@ -164,6 +164,14 @@ static int apply_tenant(sv_store *st, const char *key, const char *val, size_t l
             store_shard_free(st, ns);
         if (irc)
             rc = store_oom(err);
+    } else if (!s->node[0] && node && *node) {
+        /* A record from before placement, just claimed by a node (see
+         * cluster.c claim_unplaced): it is that node's from now on. */
+        pthread_rwlock_wrlock(&s->use);
+        snprintf(s->node, sizeof s->node, "%s", node);
+        if (strcmp(node, st->node))
+            store_shard_close(st, s);
+        pthread_rwlock_unlock(&s->use);
     } else if (!store_shard_local(st, s)) {
         /* Another node's tenant: mirror its status (its owner applies it). */
         pthread_rwlock_wrlock(&s->use);

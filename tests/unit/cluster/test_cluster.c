@@ -311,6 +311,36 @@ static void placement(void **state)
     sv_catalog_close(cat);
 }
 
+/* Tenant records from before placement (no node) are claimed by the first
+ * node that joins with placement on; other views then route them to it. */
+static void claim_old_tenants(void **state)
+{
+    sv_catalog *cat = open_cat("claim");
+    sv_err err = {0};
+    const char *coll = "{\"format_version\":1,\"name\":\"Old\",\"uid\":\"0123456789abcdef\",\"createdAt\":1,"
+                       "\"schema\":{\"name\":\"Old\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":1}}}}";
+    const char *ten = "{\"format_version\":1,\"name\":\"t0\",\"status\":\"ACTIVE\"}";
+    assert_int_equal(sv_catalog_put(cat, "collections/Old", coll, strlen(coll), 0, &err), 0);
+    assert_int_equal(sv_catalog_put(cat, "tenants/Old/t0", ten, strlen(ten), 0, &err), 0);
+    sv_store *sa = store_at(cat, "ca");
+    sv_cluster *ca = placed_node(cat, sa, "ca");
+    char *v = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_catalog_get(cat, "tenants/Old/t0", &v, &n, NULL, &err), 0);
+    assert_non_null(strstr(v, "\"node\":\"ca\""));
+    free(v);
+    char node[65];
+    assert_int_equal(sv_store_owner(sa, "Old", "t0", NULL, node, NULL, &err), 0);
+    assert_string_equal(node, "ca");
+    sv_store *sb = store_at(cat, "cb"); /* a node started later sees the claim */
+    assert_int_equal(sv_store_owner(sb, "Old", "t0", NULL, node, NULL, &err), 0);
+    assert_string_equal(node, "ca");
+    sv_store_close(sb);
+    sv_cluster_close(ca);
+    sv_store_close(sa);
+    sv_catalog_close(cat);
+}
+
 int main(void)
 {
     if (sv_test_root("cluster", g_root, sizeof g_root))
@@ -320,6 +350,7 @@ int main(void)
         cmocka_unit_test(membership),
         cmocka_unit_test(takeover_after_crash),
         cmocka_unit_test(placement),
+        cmocka_unit_test(claim_old_tenants),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0)
