@@ -650,10 +650,14 @@ void sv_forward_ensure_object(request *rq, const char *json, size_t len)
     sv_store_owner(store(rq), coll, ro.tenant.len ? tenant : NULL, NULL, node, NULL, NULL);
 }
 
-void sv_forward_ensure_collection(request *rq)
+void sv_forward_ensure_collection(request *rq, bool tenants)
 {
     json_t *out = NULL;
-    if (placement(rq) && sv_store_get_collection(store(rq), rq->params[0], &out, NULL) == SV_ENOTFOUND)
+    /* Tenants come and go on other nodes: a listing reads them afresh (one
+     * catalog scan) rather than answer from a view the watch may not have
+     * brought up to date yet. */
+    if (placement(rq) &&
+        (tenants || sv_store_get_collection(store(rq), rq->params[0], &out, NULL) == SV_ENOTFOUND))
         sv_store_sync_collection(store(rq), rq->params[0], NULL);
     json_decref(out);
 }

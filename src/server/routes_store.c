@@ -87,7 +87,7 @@ int sv_route_tenants_delete(request *rq) { return sv_forward_tenants(rq) ? 0 : t
 /* With placement, other nodes' shards get their counts from their owners. */
 static int tenants_with_counts(request *rq, json_t **out, sv_err *err)
 {
-    sv_forward_ensure_collection(rq);
+    sv_forward_ensure_collection(rq, true);
     int rc = sv_store_list_tenants(SVC, rq->params[0], out, err);
     return rc ? rc : sv_forward_counts(rq, *out, "tenants");
 }
@@ -95,7 +95,7 @@ SV_ROUTE(sv_route_tenants_list, 200, tenants_with_counts(rq, &out, &err))
 
 static int shards_with_counts(request *rq, json_t **out, sv_err *err)
 {
-    sv_forward_ensure_collection(rq);
+    sv_forward_ensure_collection(rq, false);
     int rc = sv_store_list_shards(SVC, rq->params[0], out, err);
     return rc ? rc : sv_forward_counts(rq, *out, "shards");
 }

@@ -253,16 +253,21 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
       assert.equal(l.status, 503, l.text);
       assert.match(l.json.error[0].message, /node c\b/);
     }
-    // Once c's lease lapsed the answer says it left the cluster.
+    // Once c's lease lapsed (and b's watch saw it) the answer says it left the cluster.
     await untilHealthy(a, 2);
-    const l = await b.req('GET', '/v1/collections/Doc/objects?limit=5');
-    assert.equal(l.status, 503);
-    assert.match(l.json.error[0].message, /node c, which serves this shard, is unreachable/);
+    for (const deadline = Date.now() + 30000; ;) {
+      const l = await b.req('GET', '/v1/collections/Doc/objects?limit=5');
+      assert.equal(l.status, 503, l.text);
+      assert.match(l.json.error[0].message, /node c\b/);
+      if (/node c, which serves this shard, is unreachable/.test(l.json.error[0].message)) break;
+      assert.ok(Date.now() < deadline, l.text);
+      await sleep(50);
+    }
     // A batch: c's objects fail naming it, the others are written.
-    const more = Array.from({ length: 12 }, (_, i) => ({ collection: 'Doc', id: randomUUID(), vector: [i, 1] }));
+    const more = Array.from({ length: 40 }, (_, i) => ({ collection: 'Doc', id: randomUUID(), vector: [i, 1] }));
     const br = await b.req('POST', '/v1/batch/objects', { objects: more });
     assert.equal(br.status, 200, br.text);
-    assert.equal(br.json.results.length, 12);
+    assert.equal(br.json.results.length, 40);
     assert.ok(br.json.failed > 0 && br.json.ok > 0, br.text);
     for (const [i, res] of br.json.results.entries()) {
       assert.equal(res.id, more[i].id);
@@ -274,6 +279,12 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
     nodes.c = c2;
     await untilHealthy(a, 3);
     for (const srv of [a, b, c2]) {
+      for (const deadline = Date.now() + 30000; ;) { // until this node's watch has c's new URL
+        const g = await srv.req('GET', '/v1/collections/Doc/objects?limit=1');
+        if (g.status === 200) break;
+        assert.ok(Date.now() < deadline, g.text);
+        await sleep(50);
+      }
       for (const id of ids.slice(20, 40)) {
         const g = await srv.req('GET', `/v1/collections/Doc/objects/${id}`);
         assert.equal(g.status, 200, g.text);

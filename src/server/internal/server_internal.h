@@ -135,7 +135,7 @@ void sv_forward_batch_free(request *rq);
 /* A collection (and tenant) another node just created may not be in this
  * node's view yet: read from the catalog on a miss. */
 void sv_forward_ensure_object(request *rq, const char *json, size_t len);
-void sv_forward_ensure_collection(request *rq);
+void sv_forward_ensure_collection(request *rq, bool tenants);
 
 /* routes_store.c */
 int sv_route_collections_create(request *rq);
