@@ -515,11 +515,18 @@ int sv_forward_tenants(request *rq)
 
 /* ---- batches ----------------------------------------------------------------- */
 
+/* A group is sent to its owner once it holds this much (and the rest at the
+ * end, all groups in parallel): memory stays bounded by a group per owner. */
+#define FWD_GROUP_BYTES (8 << 20)
+#define FWD_GROUP_OBJECTS 10000
+
 struct sv_fwd_batch {
     struct group {
         char node[65];
-        sv_buf body; /* NDJSON */
-        size_t count;
+        sv_buf body;     /* NDJSON not sent yet */
+        size_t pending;  /* objects in body */
+        size_t count;    /* objects given to this group so far */
+        json_t *results; /* the owner's results for the objects sent, in order */
     } *groups;
     size_t ngroups, capgroups;
     struct slot {
@@ -545,8 +552,10 @@ void sv_forward_batch_free(request *rq)
     struct sv_fwd_batch *f = rq->fwd;
     if (!f)
         return;
-    for (size_t i = 0; i < f->ngroups; i++)
+    for (size_t i = 0; i < f->ngroups; i++) {
         sv_buf_free(&f->groups[i].body);
+        json_decref(f->groups[i].results);
+    }
     free(f->groups);
     for (size_t i = 0; i < f->norder; i++)
         free(f->order[i].error);
@@ -562,6 +571,51 @@ static int add_local(request *rq, const char *json, size_t len)
         return SV_ENOMEM;
     f->order[f->norder++] = (struct slot){-1, f->nlocal++, "", NULL};
     return sv_batch_add(rq->batch, json, len);
+}
+
+/* Sends the pending part of each listed group to its owner, in parallel, and
+ * appends the owners' results (or, for a part that failed, an error result
+ * per object naming the node) to the groups' results. */
+static void send_groups(request *rq, const size_t *which, size_t n)
+{
+    struct sv_fwd_batch *f = rq->fwd;
+    sv_cluster_call *calls = calloc(n + 1, sizeof *calls);
+    for (size_t k = 0; calls && k < n; k++) {
+        struct group *g = &f->groups[which[k]];
+        calls[k] = (sv_cluster_call){.node = g->node, .method = "POST", .target = "/v1/batch/objects",
+                                     .body = (const char *)g->body.data, .len = g->body.len,
+                                     .content_type = "application/x-ndjson", .principal = rq->who.key_id,
+                                     .timeout_ms = 300000};
+    }
+    if (calls)
+        sv_cluster_forward(cl(rq), calls, n);
+    for (size_t k = 0; k < n; k++) {
+        struct group *g = &f->groups[which[k]];
+        char error[600] = "out of memory";
+        json_t *ans = calls && calls[k].rc == 0
+                          ? json_loadb((const char *)calls[k].out.data, calls[k].out.len, 0, NULL)
+                          : NULL;
+        json_t *res = json_object_get(ans, "results");
+        if (calls && calls[k].rc) {
+            snprintf(error, sizeof error, "%s", calls[k].err.msg);
+        } else if (calls && (calls[k].status != 200 || !json_is_array(res) || json_array_size(res) != g->pending)) {
+            json_t *e = json_array_get(json_object_get(ans, "error"), 0);
+            const char *m = json_string_value(json_object_get(e, "message"));
+            snprintf(error, sizeof error, "node %s refused its part of the batch (HTTP %d): %s", g->node,
+                     calls[k].status, m ? m : "no readable answer");
+        } else if (calls) {
+            json_array_extend(g->results, res);
+            error[0] = 0;
+        }
+        for (size_t i = 0; error[0] && i < g->pending; i++)
+            json_array_append_new(g->results, json_pack("{s:s,s:s}", "status", "error", "error", error));
+        json_decref(ans);
+        if (calls)
+            sv_buf_free(&calls[k].out);
+        g->body.len = 0;
+        g->pending = 0;
+    }
+    free(calls);
 }
 
 int sv_forward_batch_add(request *rq, const char *json, size_t len)
@@ -620,7 +674,10 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
         if (rc == 0) {
             memset(&f->groups[g], 0, sizeof f->groups[g]);
             snprintf(f->groups[g].node, sizeof f->groups[g].node, "%s", node);
-            f->ngroups++;
+            if (!(f->groups[g].results = json_array()))
+                rc = SV_ENOMEM;
+            else
+                f->ngroups++;
         }
     }
     if (rc == 0)
@@ -633,6 +690,9 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
     struct slot *sl = &f->order[f->norder++];
     *sl = (struct slot){(long)g, f->groups[g].count++, "", NULL};
     snprintf(sl->id, sizeof sl->id, "%s", idbuf);
+    f->groups[g].pending++;
+    if (f->groups[g].body.len >= FWD_GROUP_BYTES || f->groups[g].pending >= FWD_GROUP_OBJECTS)
+        send_groups(rq, &g, 1);
     return 0;
 }
 
@@ -662,12 +722,6 @@ void sv_forward_ensure_collection(request *rq, bool tenants)
     json_decref(out);
 }
 
-/* One group's results, or a failure given to each of its objects. */
-typedef struct group_result {
-    json_t *results; /* the owner's "results" array, or NULL */
-    char error[600];
-} group_result;
-
 int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
 {
     struct sv_fwd_batch *f = rq->fwd;
@@ -677,36 +731,16 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
         sv_buf_free(&local);
         return rc;
     }
-    sv_cluster_call *calls = calloc(f->ngroups + 1, sizeof *calls);
-    group_result *gr = calloc(f->ngroups + 1, sizeof *gr);
-    if (!calls || !gr) {
-        free(calls);
-        free(gr);
+    size_t *which = calloc(f->ngroups + 1, sizeof *which), nw = 0;
+    if (!which) {
         sv_buf_free(&local);
         return sv_fail(err, SV_ENOMEM, "out of memory");
     }
     for (size_t g = 0; g < f->ngroups; g++)
-        calls[g] = (sv_cluster_call){.node = f->groups[g].node, .method = "POST", .target = "/v1/batch/objects",
-                                     .body = (const char *)f->groups[g].body.data, .len = f->groups[g].body.len,
-                                     .content_type = "application/x-ndjson", .principal = rq->who.key_id,
-                                     .timeout_ms = 300000};
-    sv_cluster_forward(cl(rq), calls, f->ngroups);
-    for (size_t g = 0; g < f->ngroups; g++) {
-        json_t *ans = calls[g].rc ? NULL : json_loadb((const char *)calls[g].out.data, calls[g].out.len, 0, NULL);
-        json_t *res = json_object_get(ans, "results");
-        if (calls[g].rc) {
-            snprintf(gr[g].error, sizeof gr[g].error, "%s", calls[g].err.msg);
-        } else if (calls[g].status != 200 || !json_is_array(res) || json_array_size(res) != f->groups[g].count) {
-            json_t *e = json_array_get(json_object_get(ans, "error"), 0);
-            const char *m = json_string_value(json_object_get(e, "message"));
-            snprintf(gr[g].error, sizeof gr[g].error, "node %s refused its part of the batch (HTTP %d): %s",
-                     f->groups[g].node, calls[g].status, m ? m : "no readable answer");
-        } else {
-            gr[g].results = json_incref(res);
-        }
-        json_decref(ans);
-        sv_buf_free(&calls[g].out);
-    }
+        if (f->groups[g].pending)
+            which[nw++] = g;
+    send_groups(rq, which, nw);
+    free(which);
     json_t *lans = json_loadb((const char *)local.data, local.len, 0, NULL);
     json_t *lres = json_object_get(lans, "results");
     json_t *results = json_array();
@@ -718,10 +752,9 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
             r = json_pack("{s:s,s:s,s:s}", "id", s.id, "status", "error", "error", s.error);
         else if (s.group < 0)
             r = json_incref(json_array_get(lres, s.idx));
-        else if (gr[s.group].results)
-            r = json_incref(json_array_get(gr[s.group].results, s.idx));
-        else
-            r = json_pack("{s:s,s:s,s:s}", "id", s.id, "status", "error", "error", gr[s.group].error);
+        else if ((r = json_incref(json_array_get(f->groups[s.group].results, s.idx))) &&
+                 !json_is_string(json_object_get(r, "id")))
+            json_object_set_new(r, "id", json_string(s.id)); /* a part that failed: the id it was sent with */
         if (!r)
             r = json_pack("{s:n,s:s,s:s}", "id", "status", "error", "error", "no result for this object");
         const char *st = json_string_value(json_object_get(r, "status"));
@@ -730,10 +763,6 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
     }
     json_decref(lans);
     sv_buf_free(&local);
-    for (size_t g = 0; g < f->ngroups; g++)
-        json_decref(gr[g].results);
-    free(gr);
-    free(calls);
     if (!results)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     json_t *out = json_pack("{s:o,s:I,s:I}", "results", results, "ok", (json_int_t)ok, "failed",

@@ -333,6 +333,16 @@ test('auth on: the reached node checks the key; forwarded calls carry the cluste
     r = await a.req('GET', '/v1/collections/S/objects?limit=100', undefined, auth);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.objects.length, 16);
+    // A big batch through one node: its forwarded part is sent in groups of at most
+    // 10,000 objects while the body streams in; every result in request order.
+    const big = Array.from({ length: 25000 }, (_, i) => JSON.stringify({ collection: 'S', id: randomUUID(), vector: [i] })).join('\n');
+    r = await a.req('POST', '/v1/batch/objects', big, { ...auth, 'content-type': 'application/x-ndjson' });
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    assert.equal(r.json.ok, 25000);
+    assert.deepEqual(r.json.results.map((x) => x.id), big.split('\n').map((l) => JSON.parse(l).id));
+    const shardsB = (await b.req('GET', '/v1/collections/S/shards', undefined, auth)).json.shards;
+    assert.equal(shardsB.reduce((n, x) => n + x.objects, 0), 25016);
+
     // A forged forward without the secret is refused even with auth on.
     r = await b.req('GET', `/v1/collections/S/objects/${objs[0].id}`, undefined, { 'X-Shardvault-Forwarded-By': 'a' });
     assert.equal(r.status, 401, r.text);
