@@ -293,12 +293,15 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
         (await pages(ref, '/v1/collections/Doc/objects', 100)).flatMap((p) => p.ids).length + br.json.ok);
     }
 
+    // The secret shows nowhere: not in /v1/meta, not in any log.
+    assert.ok(!(await a.req('GET', '/v1/meta')).text.includes(SECRET));
     // The survivors stop cleanly (under the sanitizers: no leak, no UB report).
     for (const s of [a, b]) {
       const st = await s.stop();
       assert.equal(st.code, 0, String(s.stderr));
       assert.doesNotMatch(String(s.stderr), /runtime error|Sanitizer/);
     }
+    for (const s of [a, b, c, c2]) assert.ok(!String(s.stderr).includes(SECRET));
   } finally {
     for (const s of [...Object.values(nodes), ref]) {
       await s.stop();
