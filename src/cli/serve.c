@@ -62,6 +62,10 @@ static const char serve_usage[] =
     "  --metrics-public BOOL     SHARDVAULT_METRICS_PUBLIC  /metrics without a key, default true\n"
     "\n"
     "\n"
+    "Cluster (environment only; see docs/cluster.md):\n"
+    "  SHARDVAULT_CLUSTER_SECRET  node-to-node secret (16-256 characters, the same on every node);\n"
+    "                             without it this node neither forwards nor accepts forwarded requests\n"
+    "\n"
     "Registry (environment only; see docs/registry.md):\n"
     "  SHARDVAULT_CACHE_DIR (<data-dir>/cache), SHARDVAULT_CACHE_BYTES (10% of its filesystem),\n"
     "  SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START (none|on-acquire|now),\n"
@@ -374,8 +378,12 @@ int sv_cli_serve(int argc, char **argv)
     if (rc == 0)
         sv_maintenance_set_tenant_adopter(maint, sv_registry_adopt_tenant, reg);
     if (rc == 0) {
+        /* Placement and forwarding on a shared (etcd) catalog only; the
+         * secret comes from the environment, never a flag (command lines
+         * are visible to every user of the host). */
         sv_cluster_opts co = {.node_name = cfg.node, .data_dir = cfg.data_dir, .ttl_ms = cfg.node_ttl_ms,
-                              .store = st};
+                              .store = st, .placement = !strcmp(sv_catalog_driver_name(cat), "etcd"),
+                              .secret = getenv("SHARDVAULT_CLUSTER_SECRET")};
         rc = sv_cluster_open(&co, cat, &cluster, &err);
     }
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */

@@ -1,6 +1,7 @@
 /* cluster membership: a lease on nodes/{name}, a permanent members/{name},
  * a keepalive thread, a watch on nodes/ for the healthy set. docs/cluster.md. */
 #include "cluster.h"
+#include "cluster_internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,11 +31,25 @@ struct sv_cluster {
     sv_catalog_watch *watch;
     struct healthy {
         char name[NAME_MAX_LEN + 1];
+        char url[256];
         bool seen; /* during a re-list */
     } *healthy;
     size_t nhealthy, hcap;
 
     _Atomic int64_t renewals, renew_failures, lease_losses;
+
+    /* placement and forwarding */
+    bool placement;
+    char secret[257];
+    sv_catalog_watch *coll_watch, *tenant_watch;
+    struct forward_state *fwd;
+    /* keys seen during a watch's re-list (each used by its watch's thread only) */
+    struct seen_keys {
+        char **keys;
+        size_t n, cap;
+        bool relisting;
+        int listings; /* re-lists so far (the first is the watch's start) */
+    } coll_seen, tenant_seen;
 };
 
 /* ---- this node's record ------------------------------------------------------ */
@@ -53,10 +68,13 @@ static void local_stats(sv_cluster *c, int64_t *shards, int64_t *objects)
         size_t ns = 0;
         if (sv_store_shards(c->store, names[i], &sh, &ns, NULL) != 0)
             continue;
-        *shards += (int64_t)ns;
-        for (size_t k = 0; k < ns; k++)
+        for (size_t k = 0; k < ns; k++) {
+            if (!sh[k].local) /* placed on another node */
+                continue;
+            (*shards)++;
             if (sh[k].objects > 0)
                 *objects += sh[k].objects;
+        }
         free(sh);
     }
     free(names);
@@ -268,11 +286,16 @@ static void on_nodes(const sv_catalog_event *e, void *ud)
         long i = find_healthy(c, name);
         if (i < 0 && strlen(name) <= NAME_MAX_LEN &&
             sv_grow(&c->healthy, &c->hcap, c->nhealthy + 1, sizeof *c->healthy) == 0) {
-            snprintf(c->healthy[c->nhealthy].name, sizeof c->healthy[0].name, "%s", name);
-            c->healthy[c->nhealthy++].seen = true;
+            i = (long)c->nhealthy++;
+            snprintf(c->healthy[i].name, sizeof c->healthy[0].name, "%s", name);
             sv_info("node joined", "node=%s", name);
-        } else if (i >= 0) {
+        }
+        if (i >= 0) {
             c->healthy[i].seen = true;
+            json_t *j = json_loadb(e->val, e->len, 0, NULL);
+            const char *url = json_string_value(json_object_get(j, "url"));
+            snprintf(c->healthy[i].url, sizeof c->healthy[i].url, "%s", url ? url : "");
+            json_decref(j);
         }
         break;
     }
@@ -296,6 +319,253 @@ static void on_nodes(const sv_catalog_event *e, void *ud)
         break;
     }
     pthread_mutex_unlock(&c->mu);
+}
+
+int cluster_node_url(sv_cluster *c, const char *node, char *url, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    long i = find_healthy(c, node);
+    if (i >= 0)
+        snprintf(url, n, "%s", c->healthy[i].url);
+    pthread_mutex_unlock(&c->mu);
+    return i >= 0 && url[0] ? 0 : SV_ENOTFOUND;
+}
+
+const char *cluster_secret(const sv_cluster *c) { return c->secret; }
+struct forward_state **cluster_forward_state(sv_cluster *c) { return &c->fwd; }
+bool sv_cluster_placement(const sv_cluster *c) { return c && c->placement; }
+const char *sv_cluster_name(const sv_cluster *c) { return c->name; }
+
+int sv_cluster_check_secret(const sv_cluster *c, const char *presented, sv_err *err)
+{
+    size_t n = strlen(c->secret), m = presented ? strlen(presented) : 0;
+    unsigned char diff = (unsigned char)(n != m || n == 0);
+    for (size_t i = 0; i < n; i++) /* constant time in the secret's length */
+        diff |= (unsigned char)(c->secret[i] ^ (i < m ? presented[i] : 0));
+    if (diff)
+        return sv_fail(err, SV_EDENIED,
+                       n ? "forwarded request refused: its cluster secret is not this node's "
+                           "(SHARDVAULT_CLUSTER_SECRET must be the same on every node)"
+                         : "forwarded request refused: this node has no SHARDVAULT_CLUSTER_SECRET");
+    return 0;
+}
+
+/* ---- placement (docs/cluster.md "Placement") ---------------------------------- */
+
+typedef struct node_load {
+    char name[NAME_MAX_LEN + 1];
+    int64_t shards;
+} node_load;
+
+typedef struct load_list {
+    node_load *v;
+    size_t n, cap;
+} load_list;
+
+static int add_live(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    load_list *l = ud;
+    const char *name = key + 6; /* after "nodes/" */
+    if (strlen(name) > NAME_MAX_LEN || sv_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v))
+        return 0;
+    snprintf(l->v[l->n].name, sizeof l->v[0].name, "%s", name);
+    l->v[l->n++].shards = 0;
+    return 0;
+}
+
+/* Each new shard to the HEALTHY node holding the fewest shards (fixed shards
+ * and tenants alike), ties by name. The healthy set is read from the catalog
+ * (nodes/, one key per node); the counts from this node's view (memory), so
+ * placing costs no scan of the placement records. A view lagging behind
+ * another node's create only skews the balance, never correctness. */
+static int place(void *self, size_t n, char (*out)[65], sv_err *err)
+{
+    sv_cluster *c = self;
+    load_list l = {0};
+    int rc = sv_catalog_scan(c->cat, "nodes/", add_live, &l, err);
+    if (rc) {
+        free(l.v);
+        return sv_err_wrap(err, "placing %zu shards", n);
+    }
+    char (*names)[65] = calloc(l.n + 1, sizeof *names);
+    int64_t *counts = calloc(l.n + 1, sizeof *counts);
+    if (!names || !counts) {
+        free(names);
+        free(counts);
+        free(l.v);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < l.n; i++)
+        snprintf(names[i], sizeof names[i], "%s", l.v[i].name);
+    sv_store_count_placed(c->store, (const char(*)[65])names, counts, l.n);
+    for (size_t i = 0; i < l.n; i++)
+        l.v[i].shards = counts[i];
+    free(names);
+    free(counts);
+    for (size_t k = 0; k < n; k++) {
+        size_t best = l.n;
+        for (size_t i = 0; i < l.n; i++)
+            if (best == l.n || l.v[i].shards < l.v[best].shards ||
+                (l.v[i].shards == l.v[best].shards && strcmp(l.v[i].name, l.v[best].name) < 0))
+                best = i;
+        if (best == l.n) { /* nobody registered yet (this node is joining): here */
+            snprintf(out[k], 65, "%s", c->name);
+            continue;
+        }
+        snprintf(out[k], 65, "%s", l.v[best].name);
+        l.v[best].shards++;
+    }
+    free(l.v);
+    return 0;
+}
+
+static void seen_clear(struct seen_keys *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    s->n = 0;
+}
+
+static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* s sorted (qsort with cmp_key) */
+static bool seen_has(const struct seen_keys *s, const char *key)
+{
+    return s->n && bsearch(&key, s->keys, s->n, sizeof *s->keys, cmp_key) != NULL;
+}
+
+/* After a re-list: a key this view has that the listing did not show was
+ * deleted meanwhile (its DELETE event was compacted away) — unless it was
+ * created since, so the catalog decides. */
+static void drop_unseen(sv_cluster *c, bool tenants)
+{
+    sv_collection_name *names = NULL;
+    size_t n = 0;
+    if (sv_store_collection_names(c->store, &names, &n, NULL) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char key[300];
+        if (!tenants) {
+            snprintf(key, sizeof key, "collections/%s", names[i]);
+            if (!seen_has(&c->coll_seen, key))
+                sv_store_sync_collection(c->store, names[i], NULL); /* drops it if the catalog has none */
+            continue;
+        }
+        sv_shard_info *sh = NULL;
+        size_t ns = 0;
+        if (sv_store_shards(c->store, names[i], &sh, &ns, NULL) != 0)
+            continue;
+        for (size_t k = 0; k < ns; k++) {
+            snprintf(key, sizeof key, "tenants/%s/%s", names[i], sh[k].name);
+            char *v = NULL;
+            size_t len = 0;
+            if (sh[k].is_tenant && !seen_has(&c->tenant_seen, key) &&
+                sv_catalog_get(c->cat, key, &v, &len, NULL, NULL) == SV_ENOTFOUND)
+                sv_store_apply_record(c->store, key, NULL, 0, NULL);
+            free(v);
+        }
+        free(sh);
+    }
+    free(names);
+}
+
+/* Tenant records written before placement existed carry no node: the node
+ * that joins first with placement on claims them (the one node there was
+ * holds their files), each with a txn conditioned on the revision read. */
+typedef struct claim {
+    char *key, *val;
+    int64_t rev;
+} claim;
+
+typedef struct claim_list {
+    claim *v;
+    size_t n, cap;
+    const char *node;
+} claim_list;
+
+static int find_unplaced(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    claim_list *l = ud;
+    json_t *j = json_loadb(val, len, 0, NULL);
+    if (json_is_object(j) && !json_object_get(j, "node") && sv_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v) == 0) {
+        json_object_set_new(j, "node", json_string(l->node));
+        char *nv = json_dumps(j, JSON_COMPACT);
+        char *nk = strdup(key);
+        if (nv && nk)
+            l->v[l->n++] = (claim){nk, nv, rev};
+        else {
+            free(nv);
+            free(nk);
+        }
+    }
+    json_decref(j);
+    return 0;
+}
+
+static void claim_unplaced(sv_cluster *c)
+{
+    claim_list l = {.node = c->name};
+    sv_err err = {0};
+    if (sv_catalog_scan(c->cat, "tenants/", find_unplaced, &l, &err) != 0)
+        sv_warn("cannot look for tenants placed before placement existed", "error=\"%s\"", err.msg);
+    size_t claimed = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        sv_catalog_cond cond = {l.v[i].key, l.v[i].rev};
+        sv_catalog_op op = {l.v[i].key, l.v[i].val, strlen(l.v[i].val), 0};
+        if (sv_catalog_txn(c->cat, &cond, 1, &op, 1, NULL) == 0) {
+            claimed++;
+            sv_store_apply_record(c->store, l.v[i].key, l.v[i].val, strlen(l.v[i].val), NULL);
+        }
+        free(l.v[i].key);
+        free(l.v[i].val);
+    }
+    free(l.v);
+    if (claimed)
+        sv_info("tenants from before placement claimed by this node", "node=%s tenants=%zu", c->name, claimed);
+}
+
+/* Collections and tenants created, changed or dropped by other nodes. */
+static void on_store_record(sv_cluster *c, struct seen_keys *seen, bool tenants, const sv_catalog_event *e)
+{
+    if (e->type == SV_CATALOG_EV_RESET) {
+        seen_clear(seen);
+        seen->relisting = true;
+        return;
+    }
+    if (e->type == SV_CATALOG_EV_SYNCED) {
+        /* The first listing follows the store's own load at start: for
+         * tenants (costly to compare: every shard) it is skipped. */
+        if (seen->relisting && (!tenants || seen->listings > 0)) {
+            if (seen->n)
+                qsort(seen->keys, seen->n, sizeof *seen->keys, cmp_key);
+            drop_unseen(c, tenants);
+        }
+        if (seen->relisting)
+            seen->listings++;
+        seen_clear(seen);
+        seen->relisting = false;
+        return;
+    }
+    if (e->type == SV_CATALOG_EV_PUT && seen->relisting &&
+        sv_grow(&seen->keys, &seen->cap, seen->n + 1, sizeof *seen->keys) == 0 &&
+        (seen->keys[seen->n] = strdup(e->key)) != NULL)
+        seen->n++;
+    sv_err err = {0};
+    if (sv_store_apply_record(c->store, e->key, e->type == SV_CATALOG_EV_PUT ? e->val : NULL, e->len, &err) != 0)
+        sv_warn("cannot apply a catalog change to this node's view; it is read again on use", "key=%s error=\"%s\"",
+                e->key, err.msg);
+}
+
+static void on_collections(const sv_catalog_event *e, void *ud)
+{
+    sv_cluster *c = ud;
+    on_store_record(c, &c->coll_seen, false, e);
+}
+
+static void on_tenants(const sv_catalog_event *e, void *ud)
+{
+    sv_cluster *c = ud;
+    on_store_record(c, &c->tenant_seen, true, e);
 }
 
 int sv_cluster_healthy_count(sv_cluster *c)
@@ -463,7 +733,23 @@ int sv_cluster_open(const sv_cluster_opts *o, sv_catalog *cat, sv_cluster **out,
     c->started_at = sv_now_ms();
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    int rc = node_id(o->data_dir, c->id, err);
+    c->placement = o->placement && o->store;
+    int rc = 0;
+    if (o->secret && *o->secret) {
+        if (strlen(o->secret) < 16 || strlen(o->secret) > 256)
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_CLUSTER_SECRET must be 16 to 256 characters (e.g. the output of "
+                                         "`openssl rand -hex 32`), the same on every node");
+        else
+            snprintf(c->secret, sizeof c->secret, "%s", o->secret);
+    }
+    if (rc == 0)
+        rc = cluster_forward_init(c, err);
+    if (rc == 0)
+        rc = node_id(o->data_dir, c->id, err);
+    if (rc == 0 && c->placement) {
+        sv_store_placer p = {c, place};
+        sv_store_set_placer(o->store, &p);
+    }
     if (rc) {
         sv_cluster_close(c);
         return rc;
@@ -489,6 +775,12 @@ int sv_cluster_join(sv_cluster *c, const char *advertise_url, sv_err *err)
         c->thread_started = true;
         rc = sv_catalog_watch_start(c->cat, "nodes/", 0, on_nodes, c, &c->watch, err);
     }
+    if (rc == 0 && c->placement)
+        claim_unplaced(c);
+    if (rc == 0 && c->placement)
+        rc = sv_catalog_watch_start(c->cat, "collections/", 0, on_collections, c, &c->coll_watch, err);
+    if (rc == 0 && c->placement)
+        rc = sv_catalog_watch_start(c->cat, "tenants/", 0, on_tenants, c, &c->tenant_watch, err);
     if (rc)
         return rc;
     sv_info("node registered", "node=%s url=%s ttl_ms=%lld catalog=%s", c->name, c->url, (long long)c->ttl_ms,
@@ -500,6 +792,8 @@ void sv_cluster_close(sv_cluster *c)
 {
     if (!c)
         return;
+    sv_catalog_watch_stop(c->tenant_watch);
+    sv_catalog_watch_stop(c->coll_watch);
     sv_catalog_watch_stop(c->watch);
     if (c->thread_started) {
         pthread_mutex_lock(&c->mu);
@@ -514,6 +808,12 @@ void sv_cluster_close(sv_cluster *c)
             sv_warn("cannot revoke the node lease; it lapses after its TTL", "node=%s error=\"%s\"", c->name, err.msg);
     }
     free(c->healthy);
+    seen_clear(&c->coll_seen);
+    free(c->coll_seen.keys);
+    seen_clear(&c->tenant_seen);
+    free(c->tenant_seen.keys);
+    cluster_forward_free(c);
+    explicit_bzero(c->secret, sizeof c->secret);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -2,8 +2,9 @@
  * nodes/{name} (TTL SHARDVAULT_NODE_TTL, default 10 s) and keeps a permanent
  * record under members/{name}; a node whose lease lapsed is UNREACHABLE.
  * Works on either catalog driver (a one-node "cluster" on the embedded one).
- * Placement, forwarding and two-phase export across nodes are not built yet.
- * See docs/cluster.md.
+ * On the etcd catalog, shards are placed across healthy nodes and requests
+ * for shards owned elsewhere are forwarded (forward.c). Two-phase export
+ * across nodes is not built yet. See docs/cluster.md.
  */
 #ifndef SV_CLUSTER_H
 #define SV_CLUSTER_H
@@ -21,6 +22,12 @@ typedef struct sv_cluster_opts {
     const char *data_dir;      /* required: holds node.id, this node's identity across restarts */
     int64_t ttl_ms;            /* lease TTL; 0 = 10000 */
     sv_store *store;           /* for this node's shard and object counts (borrowed) */
+    /* Shard placement across nodes and forwarding: on for the etcd catalog
+     * (where several nodes can share it), off for the embedded one. */
+    bool placement;
+    /* The node-to-node secret (SHARDVAULT_CLUSTER_SECRET); NULL or "" =
+     * this node neither forwards nor accepts forwarded requests. */
+    const char *secret;
 } sv_cluster_opts;
 
 /* Checks the options and reads (or creates) this node's identity; the node
@@ -43,6 +50,43 @@ int sv_cluster_nodes(sv_cluster *c, json_t **out, sv_err *err);
 
 /* Nodes whose lease is alive, as last seen by this node's watch. */
 int sv_cluster_healthy_count(sv_cluster *c);
+
+/* ---- forwarding (forward.c; docs/cluster.md "Forwarding") ------------------ */
+
+/* A forwarded request carries these headers; the owner serves it from its own
+ * shards only. The secret is compared in constant time and never logged. */
+#define SV_CLUSTER_FORWARDED_HEADER "X-Shardvault-Forwarded-By"
+#define SV_CLUSTER_SECRET_HEADER "X-Shardvault-Cluster-Secret"
+#define SV_CLUSTER_PRINCIPAL_HEADER "X-Shardvault-Principal"
+
+/* Placement and forwarding are on (the etcd catalog). */
+bool sv_cluster_placement(const sv_cluster *c);
+const char *sv_cluster_name(const sv_cluster *c);
+/* A forwarded request's secret: 0, or SV_EDENIED (no secret configured here,
+ * or another one). */
+int sv_cluster_check_secret(const sv_cluster *c, const char *presented, sv_err *err);
+
+typedef struct sv_cluster_call {
+    /* in */
+    const char *node;         /* the owner */
+    const char *method;       /* "GET", "POST", … */
+    const char *target;       /* path and query, as received (already escaped) */
+    const char *body;         /* may be NULL */
+    size_t len;
+    const char *content_type; /* NULL = application/json */
+    const char *principal;    /* the caller's key id, for the owner's audit log; may be NULL */
+    int64_t timeout_ms;       /* 0 = 30 s */
+    /* out */
+    int rc;                   /* 0: the owner answered (status, out); else why not (err) */
+    sv_err err;
+    int status;
+    sv_buf out;
+} sv_cluster_call;
+
+/* Sends every call to its node in parallel and returns once all answered or
+ * failed. A node that is not HEALTHY, or does not answer, gives rc
+ * SV_EUNAVAIL with a message naming it. The caller frees each out. */
+void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n);
 
 /* Prometheus lines (sv_metrics_fn). */
 void sv_cluster_metrics(sv_buf *out, void *ud);

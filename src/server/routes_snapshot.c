@@ -12,6 +12,8 @@ int sv_route_snapshot_create(request *rq)
     bool wait = false;
     if (w && sv_parse_bool(w, &wait))
         return sv_reply_error(rq, 422, "wait must be true or false");
+    if (sv_forward_snapshot(rq)) /* cluster: where the collection's shards are */
+        return 0;
     int rc = sv_parse_body(rq, &body, &err);
     if (rc == 0)
         rc = sv_snapshot_create(SVC, rq->params[0], body, wait, &out, &err);

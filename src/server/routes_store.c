@@ -76,19 +76,35 @@ static int tenants_update(request *rq, json_t *body, json_t **out, sv_err *err)
         return err->code;
     return sv_store_update_tenants_wait(SVC, rq->params[0], body, wait ? 600000 : 0, out, err);
 }
-SV_ROUTE_BODY(sv_route_tenants_update, 200, tenants_update(rq, body, &out, &err))
+static SV_ROUTE_BODY(tenants_update_here, 200, tenants_update(rq, body, &out, &err))
+int sv_route_tenants_update(request *rq) { return sv_forward_tenants(rq) ? 0 : tenants_update_here(rq); }
 
-SV_ROUTE_BODY(sv_route_tenants_delete, 204,
-              tenants_allowed(rq, body, &err) ? err.code : sv_store_delete_tenants(SVC, rq->params[0], body, &err))
+static SV_ROUTE_BODY(tenants_delete_here, 204,
+                     tenants_allowed(rq, body, &err) ? err.code
+                                                     : sv_store_delete_tenants(SVC, rq->params[0], body, &err))
+int sv_route_tenants_delete(request *rq) { return sv_forward_tenants(rq) ? 0 : tenants_delete_here(rq); }
 
-SV_ROUTE(sv_route_tenants_list, 200, sv_store_list_tenants(SVC, rq->params[0], &out, &err))
+/* With placement, other nodes' shards get their counts from their owners. */
+static int tenants_with_counts(request *rq, json_t **out, sv_err *err)
+{
+    sv_forward_ensure_collection(rq, true);
+    int rc = sv_store_list_tenants(SVC, rq->params[0], out, err);
+    return rc ? rc : sv_forward_counts(rq, *out, "tenants");
+}
+SV_ROUTE(sv_route_tenants_list, 200, tenants_with_counts(rq, &out, &err))
 
-SV_ROUTE(sv_route_shards_list, 200, sv_store_list_shards(SVC, rq->params[0], &out, &err))
+static int shards_with_counts(request *rq, json_t **out, sv_err *err)
+{
+    sv_forward_ensure_collection(rq, false);
+    int rc = sv_store_list_shards(SVC, rq->params[0], out, err);
+    return rc ? rc : sv_forward_counts(rq, *out, "shards");
+}
+SV_ROUTE(sv_route_shards_list, 200, shards_with_counts(rq, &out, &err))
 
 int sv_route_object_create(request *rq)
 {
     sv_err err = {0};
-    if (sv_body_empty(rq))
+    if (sv_body_empty(rq) || sv_forward_object(rq))
         return 0;
     int rc = sv_store_put_object(store(rq), rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
                                  rq->body.len, &rq->out, &err);
@@ -101,7 +117,7 @@ int sv_route_object_create(request *rq)
 int sv_route_object_put(request *rq)
 {
     sv_err err = {0};
-    if (sv_body_empty(rq))
+    if (sv_body_empty(rq) || sv_forward_object(rq))
         return 0;
     int rc = sv_store_put_object(store(rq), rq->params[0], rq->params[1], sv_query(rq, "tenant"),
                                  (const char *)rq->body.data, rq->body.len, &rq->out, &err);
@@ -114,6 +130,8 @@ int sv_route_object_put(request *rq)
 int sv_route_object_get(request *rq)
 {
     sv_err err = {0};
+    if (sv_forward_object(rq))
+        return 0;
     int rc = sv_store_get_object(store(rq), rq->params[0], sv_query(rq, "tenant"), rq->params[1], &rq->out, &err);
     if (rc)
         return sv_reply_err(rq, rc, &err);
@@ -121,8 +139,9 @@ int sv_route_object_get(request *rq)
     return 0;
 }
 
-SV_ROUTE(sv_route_object_delete, 204,
-         sv_store_delete_object(SVC, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err))
+static SV_ROUTE(object_delete_here, 204,
+                sv_store_delete_object(SVC, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err))
+int sv_route_object_delete(request *rq) { return sv_forward_object(rq) ? 0 : object_delete_here(rq); }
 
 int sv_route_objects_list(request *rq)
 {
@@ -131,6 +150,8 @@ int sv_route_objects_list(request *rq)
     const char *l = sv_query(rq, "limit");
     if (l && (sv_parse_size(l, &limit) != 0 || limit < 1 || limit > 10000))
         return sv_reply_error(rq, 422, "limit must be an integer between 1 and 10000");
+    if (sv_forward_list(rq))
+        return 0;
     int rc = sv_store_list_objects(store(rq), rq->params[0], sv_query(rq, "tenant"), sv_query(rq, "after"),
                                    (int)limit, &rq->out, &err);
     if (rc)
@@ -145,6 +166,10 @@ int sv_route_objects_list(request *rq)
 static int batch_object(const char *json, size_t len, void *ud)
 {
     request *rq = ud;
+    if (rq->fwd)
+        return sv_forward_batch_add(rq, json, len);
+    if (rq->forwarded)
+        sv_forward_ensure_object(rq, json, len);
     return sv_batch_add(rq->batch, json, len);
 }
 
@@ -161,6 +186,8 @@ int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object)
     rq->batch = sv_batch_begin(store(rq));
     if (rq->batch && sv_request_auth(rq))
         sv_batch_set_check(rq->batch, batch_may_write, rq);
+    if (sv_forward_batch_wanted(rq) && sv_forward_batch_begin(rq)) /* split by owner */
+        return SV_ENOMEM;
     return rq->splitter && rq->batch ? 0 : SV_ENOMEM;
 }
 
@@ -192,7 +219,7 @@ int sv_route_batch(request *rq)
         return batch_refused(rq, rc, &err);
     sv_batch *b = rq->batch;
     rq->batch = NULL;
-    rc = sv_batch_end(b, &rq->out, &err);
+    rc = rq->fwd ? sv_forward_batch_end(rq, b, &err) : sv_batch_end(b, &rq->out, &err);
     if (rc)
         return sv_reply_err(rq, rc, &err);
     rq->status = 200;

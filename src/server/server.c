@@ -858,7 +858,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             sv_reply_error(rq, 503, msg);
             return MHD_YES;
         }
-        if (sv_server_authorize(rq))
+        int gate = sv_forward_gate(rq); /* a request another node forwarded */
+        if (gate == 1 || (gate == 0 && sv_server_authorize(rq)))
             return MHD_YES;
         if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ && rq->route->perm != PERM_PUBLIC) {
             sv_reply_error(rq, 503, "the server is shutting down; retry against another node or after restart");
@@ -921,6 +922,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
         sv_batch_abort(rq->batch);
     }
     sv_batch_splitter_free(rq->splitter);
+    sv_forward_batch_free(rq);
     sv_buf_free(&rq->body);
     sv_buf_free(&rq->out);
     free(rq);

@@ -42,7 +42,9 @@ static sv_action action_of(perm p)
 bool sv_request_allowed(const request *rq, perm action, const char *collection, const char *tenant)
 {
     sv_auth *a = sv_request_auth(rq);
-    return !a || action == PERM_PUBLIC || sv_auth_allowed(a, &rq->who, action_of(action), collection, tenant);
+    /* A forwarded request was authorized by the node that received it. */
+    return !a || action == PERM_PUBLIC || rq->forwarded ||
+           sv_auth_allowed(a, &rq->who, action_of(action), collection, tenant);
 }
 
 int sv_reply_forbidden(request *rq, perm action, const char *collection, const char *tenant)

@@ -217,6 +217,10 @@ int store_shard_enter(sv_store *st, const collection *c, shard *s, sv_err *err)
             pthread_rwlock_unlock(&s->use);
             return sv_fail(err, SV_ENOTFOUND, "collection '%s' was deleted", c->name);
         }
+        if (!store_shard_local(st, s)) {
+            pthread_rwlock_unlock(&s->use);
+            return store_not_local(st, c, s, err);
+        }
         if (s->status != SHARD_ACTIVE) { /* offloaded, or moving */
             int status = s->status;
             pthread_rwlock_unlock(&s->use);
@@ -350,15 +354,20 @@ static const char *const status_words[] = {"ACTIVE", "INACTIVE", "OFFLOADED", "O
 const char *store_status_word(int status) { return sv_enum_name(status_words, 5, status); }
 int store_status_parse(const char *s) { return s ? sv_enum_parse(status_words, 5, s) : -1; }
 
-char *store_tenant_record(const char *name, int status) { return store_tenant_record_ex(name, status, -1, -1); }
+char *store_tenant_record(const char *name, int status, const char *node)
+{
+    return store_tenant_record_ex(name, status, -1, -1, node);
+}
 
-char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects)
+char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects, const char *node)
 {
     json_t *rec = json_pack("{s:i,s:s,s:s}", "format_version", 1, "name", name, "status", store_status_word(status));
     if (rec && settle >= 0)
         json_object_set_new(rec, "settle", json_string(store_status_word(settle)));
     if (rec && objects >= 0)
         json_object_set_new(rec, "objects", json_integer(objects));
+    if (rec && node && *node)
+        json_object_set_new(rec, "node", json_string(node));
     char *out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     return out;
@@ -430,6 +439,11 @@ typedef struct load_ctx {
     sv_err *err;
 } load_ctx;
 
+typedef struct load_ctx_ex {
+    load_ctx lc;
+    collection *hold; /* store_load_collection: built here, added to the view after its placement */
+} load_ctx_ex;
+
 static int load_collection(const char *key, const char *val, size_t len, int64_t rev, void *ud)
 {
     load_ctx *lc = ud;
@@ -450,6 +464,8 @@ static int load_collection(const char *key, const char *val, size_t len, int64_t
         if (!c) {
             sv_schema_free(s);
             rc = store_oom(lc->err);
+        } else if (rev < 0) {
+            ((load_ctx_ex *)lc)->hold = c;
         } else if ((rc = store_add_collection_to_view(lc->st, c)) != 0) {
             store_collection_free(lc->st, c);
         }
@@ -483,6 +499,8 @@ static int load_tenant(const char *key, const char *val, size_t len, int64_t rev
         store_coll_dir(lc->st, c, root, sizeof root);
         shard *s = store_shard_new(root, slash + 1, status);
         if (s) {
+            const char *node = json_string_value(json_object_get(rec, "node"));
+            snprintf(s->node, sizeof s->node, "%s", node && strlen(node) <= 64 ? node : "");
             s->settle = settle == SHARD_INACTIVE ? SHARD_INACTIVE : SHARD_ACTIVE;
             if (json_is_integer(objects) && status != SHARD_ACTIVE && status != SHARD_INACTIVE)
                 s->objects = json_integer_value(objects);
@@ -495,6 +513,61 @@ static int load_tenant(const char *key, const char *val, size_t len, int64_t rev
     json_decref(rec);
     store_coll_release(lc->st, c);
     return rc;
+}
+
+/* shards/<collection>/<shard> -> {"node"}: the fixed shard's owner. */
+static int load_placement(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    load_ctx *lc = ud;
+    const char *cname = key + strlen("shards/");
+    const char *slash = strchr(cname, '/');
+    collection *c = slash ? store_coll_acquire(lc->st, cname, (size_t)(slash - cname)) : NULL;
+    if (!c)
+        return 0;
+    json_t *rec = json_loadb(val, len, 0, NULL);
+    const char *node = json_string_value(json_object_get(rec, "node"));
+    for (size_t i = 0; node && strlen(node) <= 64 && !c->schema->multi_tenancy && i < c->nshards; i++)
+        if (!strcmp(c->shards[i]->name, slash + 1))
+            snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", node);
+    json_decref(rec);
+    store_coll_release(lc->st, c);
+    return 0;
+}
+
+/* shards/<c>/<shard> -> the node of a collection not yet in the view. */
+static int hold_placement(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    collection *c = ud;
+    const char *slash = strrchr(key, '/');
+    json_t *rec = json_loadb(val, len, 0, NULL);
+    const char *node = json_string_value(json_object_get(rec, "node"));
+    for (size_t i = 0; slash && node && strlen(node) <= 64 && !c->schema->multi_tenancy && i < c->nshards; i++)
+        if (!strcmp(c->shards[i]->name, slash + 1))
+            snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", node);
+    json_decref(rec);
+    return 0;
+}
+
+int store_load_collection(sv_store *st, const char *key, const char *val, size_t len, sv_err *err)
+{
+    /* Built, given its placement, then shown: a request never routes by a
+     * collection whose owners are not filled in yet. */
+    load_ctx_ex lx = {{st, err}, NULL};
+    int rc = load_collection(key, val, len, -1, &lx);
+    if (rc)
+        return rc;
+    const char *name = key + strlen("collections/");
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "shards/%s/", name);
+    rc = sv_catalog_scan(st->cat, prefix, hold_placement, lx.hold, err);
+    if (rc == 0)
+        rc = store_add_collection_to_view(st, lx.hold) ? store_oom(err) : 0;
+    if (rc) {
+        store_collection_free(st, lx.hold);
+        return rc;
+    }
+    snprintf(prefix, sizeof prefix, "tenants/%s/", name);
+    return sv_catalog_scan(st->cat, prefix, load_tenant, &lx.lc, err);
 }
 
 /* Removes shard directories whose collection is gone (a crash between the
@@ -584,6 +657,8 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
         rc = sv_catalog_scan(cat, "collections/", load_collection, &lc, err);
     if (rc == 0)
         rc = sv_catalog_scan(cat, "tenants/", load_tenant, &lc, err);
+    if (rc == 0)
+        rc = sv_catalog_scan(cat, "shards/", load_placement, &lc, err);
     if (rc) {
         sv_store_close(st);
         return sv_err_wrap(err, "opening store in %s", opts->data_dir);

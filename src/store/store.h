@@ -90,6 +90,8 @@ const char *sv_shard_status_name(sv_shard_status status);
 
 typedef struct sv_shard_info {
     char name[72];          /* "shard0000"… or the tenant name */
+    char node[65];          /* its owner (placement) */
+    bool local;             /* served by this node (else objects -1, bytes 0) */
     bool is_tenant;
     sv_shard_status status;
     int64_t objects;        /* exact count; -1 when not loaded (INACTIVE shards are never opened to count) */
@@ -269,6 +271,46 @@ struct sv_engine *sv_store_engine(const sv_store *st);
 
 /* <data-dir>/tmp: scratch space on the data dir's filesystem, emptied at start. */
 const char *sv_store_tmp_dir(const sv_store *st);
+
+/* ---- placement across nodes (docs/cluster.md) ----------------------------
+ * Every node keeps every collection and tenant in its view (kept current by
+ * sv_store_apply_record from a catalog watch, and sv_store_sync_collection on
+ * a miss) but serves only the shards placed on it. Off by default: on one
+ * node every shard is this node's, whatever its record says. */
+typedef struct sv_store_placer {
+    void *self;
+    /* Fills out[i] with the owner of each of n new shards. */
+    int (*place)(void *self, size_t n, char (*out)[65], sv_err *err);
+} sv_store_placer;
+
+/* Turns placement on (call once, before requests). */
+void sv_store_set_placer(sv_store *st, const sv_store_placer *p);
+bool sv_store_placement_on(const sv_store *st);
+/* This node's name. */
+const char *sv_store_node(const sv_store *st);
+/* The owner of the shard object id (may be NULL for a tenant's shard) of
+ * collection (and tenant) goes to; shard_out (may be NULL) its name. A
+ * collection or tenant this view does not know is looked up in the catalog
+ * first (another node may just have created it). */
+int sv_store_owner(sv_store *st, const char *collection, const char *tenant, const char *id, char node[65],
+                   char shard_out[72], sv_err *err);
+/* The distinct owners of a listing's shards (every fixed shard, or the
+ * tenant's), in name order: *out malloc'd (free()), *n entries. */
+int sv_store_owner_nodes(sv_store *st, const char *collection, const char *tenant, char (**out)[65], size_t *n,
+                         sv_err *err);
+/* The distinct owners of every shard of a collection (fixed shards or
+ * tenants), in name order: *out malloc'd (free()), *n entries (0 for a
+ * multi-tenant collection without tenants). */
+int sv_store_collection_nodes(sv_store *st, const char *collection, char (**out)[65], size_t *n, sv_err *err);
+/* Adds to counts[i] the shards (fixed shards and tenants) this view places on
+ * nodes[i], for placement: read from memory, as current as the view. */
+void sv_store_count_placed(sv_store *st, const char (*nodes)[65], int64_t *counts, size_t n);
+/* Applies a catalog change under collections/ or tenants/ made by another
+ * node (val NULL: deleted) to the view; a no-op when the view has it. */
+int sv_store_apply_record(sv_store *st, const char *key, const char *val, size_t len, sv_err *err);
+/* Reads collection name (and its tenants) from the catalog into the view,
+ * or drops it from the view when the catalog no longer has it. */
+int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err);
 
 /* ---- introspection (metrics) -------------------------------------------- */
 

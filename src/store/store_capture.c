@@ -37,6 +37,19 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
         store_coll_release(st, c);
         return sv_fail(err, SV_EEXIST, "capture directory %s already exists", dst_dir);
     }
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    for (size_t i = 0; rc == 0 && i < c->nshards; i++)
+        if (!store_shard_local(st, c->shards[i]))
+            rc = sv_fail(err, SV_EUNSUPPORTED,
+                         "collection '%s' has shards on other nodes (%s on node %s): a capture across nodes (the "
+                         "cluster-wide cut for exports and snapshots) is not built yet; only collections whose "
+                         "shards all live on one node can be captured",
+                         c->name, c->shards[i]->name, c->shards[i]->node);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    if (rc) {
+        store_coll_release(st, c);
+        return rc;
+    }
     if ((rc = sv_mkdirs(dst_dir, err)) != 0) {
         store_coll_release(st, c);
         return rc;

@@ -54,10 +54,12 @@ int store_persist_new_collection(sv_store *st, collection *c, sv_err *err)
     for (size_t i = 0; i < c->nshards; i++) {
         if (mt) {
             snprintf(skeys[i], sizeof skeys[i], "tenants/%s/%s", c->name, c->shards[i]->name);
-            vals[i] = store_tenant_record(c->shards[i]->name, c->shards[i]->status);
+            vals[i] = store_tenant_record(c->shards[i]->name, c->shards[i]->status,
+                                          c->shards[i]->node[0] ? c->shards[i]->node : st->node);
         } else {
             snprintf(skeys[i], sizeof skeys[i], "shards/%s/%s", c->name, c->shards[i]->name);
-            json_t *pj = json_pack("{s:i,s:s}", "format_version", 1, "node", st->node);
+            json_t *pj = json_pack("{s:i,s:s}", "format_version", 1, "node",
+                                   c->shards[i]->node[0] ? c->shards[i]->node : st->node);
             vals[i] = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
             json_decref(pj);
         }
@@ -172,7 +174,14 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
         pthread_mutex_unlock(&st->ddl_mu);
         return rc;
     }
-    rc = store_persist_new_collection(st, c, err);
+    char (*nodes)[65] = c->schema->multi_tenancy ? NULL : calloc(c->nshards + 1, sizeof *nodes);
+    if (!c->schema->multi_tenancy)
+        rc = nodes ? store_place(st, c->nshards, nodes, err) : store_oom(err);
+    for (size_t i = 0; rc == 0 && nodes && i < c->nshards; i++)
+        snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", nodes[i]);
+    free(nodes);
+    if (rc == 0)
+        rc = store_persist_new_collection(st, c, err);
     if (rc == 0)
         rc = store_add_collection_to_view(st, c) ? store_oom(err) : 0;
     if (rc) {
@@ -300,6 +309,14 @@ int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err)
         pthread_mutex_unlock(&st->ddl_mu);
         return rc;
     }
+    store_unview_collection(st, c);
+    pthread_mutex_unlock(&st->ddl_mu);
+    sv_info("collection deleted", "collection=%s", name);
+    return 0;
+}
+
+void store_unview_collection(sv_store *st, collection *c)
+{
     pthread_rwlock_wrlock(&st->lock);
     for (size_t i = 0; i < st->ncolls; i++) {
         if (st->colls[i] == c) {
@@ -318,7 +335,7 @@ int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err)
         bool moved = s->status == SHARD_OFFLOADED || s->status == SHARD_OFFLOADING || s->status == SHARD_ONLOADING;
         pthread_rwlock_unlock(&s->use);
         /* Offloaded tenants: the mover drops its record and the location copy. */
-        if (moved && st->mover.forget)
+        if (moved && st->mover.forget && store_shard_local(st, s))
             st->mover.forget(st->mover.self, c->name, s->name);
     }
     pthread_rwlock_unlock(&c->tenants_lock);
@@ -330,9 +347,6 @@ int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err)
     sv_err rmerr = {0};
     if (sv_rmtree(dir, &rmerr) != 0)
         sv_warn("collection directory not removed; it is removed at next start", "error=\"%s\"", rmerr.msg);
-    pthread_mutex_unlock(&st->ddl_mu);
-    sv_info("collection deleted", "collection=%s", name);
     store_coll_release(st, c); /* ours */
     store_coll_release(st, c); /* the view's */
-    return 0;
 }

@@ -277,7 +277,7 @@ int sv_store_delete_object(sv_store *st, const char *collection_name, const char
 }
 
 /* The shards a listing merges: every fixed shard, or the one tenant. */
-static int list_shards_of(const collection *c, const char *tenant, shard ***out, size_t *n, sv_err *err)
+static int list_shards_of(const sv_store *st, const collection *c, const char *tenant, shard ***out, size_t *n, sv_err *err)
 {
     *out = NULL;
     *n = 0;
@@ -295,10 +295,13 @@ static int list_shards_of(const collection *c, const char *tenant, shard ***out,
     }
     if (tenant && *tenant)
         return sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant; remove ?tenant=", c->name);
-    if (!(*out = malloc(c->nshards * sizeof **out)))
+    if (!(*out = malloc((c->nshards + 1) * sizeof **out)))
         return store_oom(err);
-    memcpy(*out, c->shards, c->nshards * sizeof **out);
-    *n = c->nshards;
+    /* With placement, this node's shards only: the server merges the
+     * other nodes' pages (docs/cluster.md). */
+    for (size_t i = 0; i < c->nshards; i++)
+        if (store_shard_local(st, c->shards[i]))
+            (*out)[(*n)++] = c->shards[i];
     return 0;
 }
 
@@ -392,7 +395,7 @@ int sv_store_list_objects(sv_store *st, const char *collection_name, const char 
         return rc;
     shard **shards = NULL;
     size_t n = 0;
-    rc = list_shards_of(c, tenant, &shards, &n, err);
+    rc = list_shards_of(st, c, tenant, &shards, &n, err);
     sv_db_iter **its = rc == 0 ? calloc(n + 1, sizeof *its) : NULL;
     size_t entered = 0;
     if (rc == 0 && !its)

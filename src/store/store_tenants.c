@@ -55,7 +55,16 @@ static void shard_info(sv_store *st, const collection *c, shard *s, bool with_by
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", s->name);
+    snprintf(out->node, sizeof out->node, "%s", s->node[0] ? s->node : st->node);
     out->is_tenant = c->schema->multi_tenancy;
+    out->local = store_shard_local(st, s);
+    if (!out->local) { /* another node's: never opened here */
+        pthread_rwlock_rdlock(&s->use);
+        out->status = (sv_shard_status)s->status;
+        pthread_rwlock_unlock(&s->use);
+        out->objects = -1;
+        return;
+    }
     int64_t objects = -1;
     pthread_rwlock_rdlock(&s->use);
     int status = s->status;
@@ -149,8 +158,11 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
     sv_catalog_op *ops = calloc(n + 1, sizeof *ops);
     char (*keys)[300] = calloc(n + 1, sizeof *keys);
     char **vals = calloc(n + 1, sizeof *vals);
-    if (rc == 0 && (!conds || !ops || !keys || !vals))
+    char (*nodes)[65] = calloc(n + 1, sizeof *nodes);
+    if (rc == 0 && (!conds || !ops || !keys || !vals || !nodes))
         rc = store_oom(err);
+    if (rc == 0)
+        rc = store_place(st, n, nodes, err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
         pthread_rwlock_rdlock(&c->tenants_lock);
@@ -161,7 +173,7 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
             break;
         }
         snprintf(keys[i], sizeof keys[i], "tenants/%s/%s", c->name, name);
-        if (!(vals[i] = store_tenant_record(name, statuses[i])))
+        if (!(vals[i] = store_tenant_record(name, statuses[i], nodes[i])))
             rc = store_oom(err);
         conds[i] = (sv_catalog_cond){keys[i], 0};
         ops[i] = (sv_catalog_op){keys[i], vals[i], vals[i] ? strlen(vals[i]) : 0, 0};
@@ -174,6 +186,8 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
         shard *s = store_shard_new(root, name, statuses[i]);
+        if (s)
+            snprintf(s->node, sizeof s->node, "%s", nodes[i]);
         pthread_rwlock_wrlock(&c->tenants_lock);
         int irc = s ? store_insert_tenant(c, s) : SV_ENOMEM;
         pthread_rwlock_unlock(&c->tenants_lock);
@@ -189,6 +203,7 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
     for (size_t i = 0; vals && i < n; i++)
         free(vals[i]);
     free(vals);
+    free(nodes);
     free(keys);
     free(ops);
     free(conds);
@@ -282,7 +297,8 @@ static int persist_tenant(sv_store *st, const collection *c, shard *s, int statu
     snprintf(key, sizeof key, "tenants/%s/%s", c->name, s->name);
     bool offload = status != SHARD_ACTIVE && status != SHARD_INACTIVE;
     char *val = store_tenant_record_ex(s->name, status, transitional(status) ? settle : -1,
-                                       offload ? (s->objects >= 0 ? s->objects : 0) : -1);
+                                       offload ? (s->objects >= 0 ? s->objects : 0) : -1,
+                                       s->node[0] ? s->node : st->node);
     if (!val)
         return store_oom(err);
     sv_catalog_cond cond = {key, -1};
@@ -550,7 +566,7 @@ int sv_store_adopt_offloaded_tenant(sv_store *st, const char *cname, const char 
     } else {
         char key[300];
         snprintf(key, sizeof key, "tenants/%s/%s", c->name, tname);
-        char *val = store_tenant_record_ex(tname, SHARD_OFFLOADED, -1, objects >= 0 ? objects : 0);
+        char *val = store_tenant_record_ex(tname, SHARD_OFFLOADED, -1, objects >= 0 ? objects : 0, st->node);
         sv_catalog_cond cond = {key, 0};
         sv_catalog_op op = {key, val, val ? strlen(val) : 0, 0};
         rc = val ? sv_catalog_txn(st->cat, &cond, 1, &op, 1, err) : store_oom(err);
@@ -772,10 +788,14 @@ int sv_store_list_tenants(sv_store *st, const char *collection_name, json_t **ou
     }
     json_t *arr = json_array();
     pthread_rwlock_rdlock(&c->tenants_lock);
+    bool placed = sv_store_placement_on(st);
     for (size_t i = 0; i < c->nshards; i++) {
         sv_shard_info info;
         shard_info(st, c, c->shards[i], false, &info);
-        json_array_append_new(arr, shard_info_json(&info));
+        json_t *j = shard_info_json(&info);
+        if (j && placed)
+            json_object_set_new(j, "node", json_string(info.node));
+        json_array_append_new(arr, j);
     }
     pthread_rwlock_unlock(&c->tenants_lock);
     store_coll_release(st, c);
@@ -818,7 +838,7 @@ int sv_store_list_shards(sv_store *st, const char *collection_name, json_t **out
         json_t *j = shard_info_json(&infos[i]);
         if (j) {
             json_object_set_new(j, "bytes", json_integer(infos[i].bytes));
-            json_object_set_new(j, "node", json_string(st->node));
+            json_object_set_new(j, "node", json_string(infos[i].node));
         }
         json_array_append_new(arr, j);
     }

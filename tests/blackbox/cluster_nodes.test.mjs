@@ -51,14 +51,16 @@ test('nodes register, report, lapse, come back, and a taken name is refused', as
     assert.ok(m.a.startedAt > 1.7e12 && m.a.startedAt <= Date.now());
     assert.deepEqual(await nodes(b), both); // one view from either node
 
-    // a's counts reach b through a's record.
-    let r = await a.req('POST', '/v1/collections', { name: 'OnA', shards: 3, vectors: { default: { dim: 2 } } });
+    // a's counts reach b through a's record. One shard: placed on a (both
+    // nodes hold none; ties go by name), so a holds the object.
+    let r = await a.req('POST', '/v1/collections', { name: 'OnA', shards: 1, vectors: { default: { dim: 2 } } });
     assert.equal(r.status, 200, r.text);
     r = await a.req('POST', '/v1/collections/OnA/objects', { vector: [1, 2] });
     assert.equal(r.status, 200, r.text);
     assert.equal(byName(await nodes(a)).a.objects, 1); // its own: counted on the spot
     const seen = await until(b, (l) => byName(l).a.objects === 1, "a's object count seen from b");
-    assert.equal(byName(seen).a.shards, 3);
+    assert.equal(byName(seen).a.shards, 1);
+    assert.equal(byName(seen).b.shards, 0);
 
     // kill -9: the lease lapses and a sees b UNREACHABLE (still listed, with its URL).
     await b.kill9();

@@ -46,6 +46,9 @@ typedef struct request {
     sv_buf out;
     const char *content_type;
     int64_t started_ns;
+    /* forwarding (routes_forward.c) */
+    bool forwarded;            /* sent by another node with the cluster secret */
+    struct sv_fwd_batch *fwd;  /* a batch being split by owner */
     /* the caller, when auth is on (authed) */
     bool authed;
     sv_principal who;
@@ -108,6 +111,31 @@ const sv_services *sv_request_services(const request *rq);
 
 /* routes_cluster.c */
 int sv_route_nodes_list(request *rq);
+
+/* routes_forward.c: forwarding to shard owners (docs/cluster.md). Each
+ * sv_forward_* returns 1 when it answered the request, 0 to go on locally. */
+/* Before authorization: 0 not forwarded; 1 answered (401/403); 2 a
+ * forwarded request with the right secret (authorized by its sender). */
+int sv_forward_gate(request *rq);
+int sv_forward_object(request *rq);
+int sv_forward_list(request *rq);
+int sv_forward_tenants(request *rq);
+/* A snapshot of a collection on one other node is taken there; of one
+ * spread over nodes, refused (422). */
+int sv_forward_snapshot(request *rq);
+/* Fills objects (and bytes) of out[field]'s entries owned by other nodes
+ * from their owners' answers; an owner that does not answer leaves them
+ * null. Always 0. */
+int sv_forward_counts(request *rq, json_t *out, const char *field);
+bool sv_forward_batch_wanted(const request *rq);
+int sv_forward_batch_begin(request *rq);
+int sv_forward_batch_add(request *rq, const char *json, size_t len);
+int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err); /* frees b */
+void sv_forward_batch_free(request *rq);
+/* A collection (and tenant) another node just created may not be in this
+ * node's view yet: read from the catalog on a miss. */
+void sv_forward_ensure_object(request *rq, const char *json, size_t len);
+void sv_forward_ensure_collection(request *rq, bool tenants);
 
 /* routes_store.c */
 int sv_route_collections_create(request *rq);

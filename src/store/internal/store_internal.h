@@ -38,6 +38,7 @@ typedef struct shard {
     int64_t objects;          /* cached count: exact while open, and after an idle close */
     _Atomic uint64_t last_use; /* st->tick at the last enter: LRU order of idle closes */
     bool in_open;             /* listed in st->open (under st->open_mu) */
+    char node[65];            /* the owner (placement); "" = this node */
 } shard;
 
 typedef struct collection {
@@ -82,6 +83,10 @@ struct sv_store {
     size_t nopen, capopen;
     _Atomic uint64_t tick;
     atomic_llong idle_closes;
+    /* Placement across nodes (store_placement.c): off on one node, where
+     * every shard is this node's whatever its record says. */
+    sv_store_placer placer;
+    atomic_bool placement;
 };
 
 /* One object of a write group: its encoding is enc[enc_off, enc_off+enc_len). */
@@ -132,10 +137,11 @@ int store_insert_tenant(collection *c, shard *s);
 int store_route(const collection *c, const sv_uuid *id, const char *tenant, size_t tenant_len, shard **out,
                 sv_err *err);
 char *store_coll_record(const collection *c);
-/* {"format_version","name","status"[,"settle"][,"objects"]}; settle and
- * objects are written for the offload statuses only. */
-char *store_tenant_record(const char *name, int status);
-char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects);
+/* {"format_version","name","status"[,"settle"][,"objects"][,"node"]}; settle
+ * and objects are written for the offload statuses only; node (the owner)
+ * when non-empty. */
+char *store_tenant_record(const char *name, int status, const char *node);
+char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects, const char *node);
 const char *store_status_word(int status); /* "ACTIVE", … */
 int store_status_parse(const char *s);     /* -1 when unknown */
 /* After the catalog load: settles tenants a crash left OFFLOADING or
@@ -149,7 +155,26 @@ int store_add_collection_to_view(sv_store *st, collection *c);
 collection *store_collection_new(sv_store *st, const char *name, const char *uid, int64_t created,
                                  sv_schema *schema);
 
+/* The collection record at key (collections/<name>) into the view, with its
+ * fixed shards' placement (shards/) and its tenants (tenants/) read from the
+ * catalog. */
+int store_load_collection(sv_store *st, const char *key, const char *val, size_t len, sv_err *err);
+
+/* ---- store_placement.c -------------------------------------------------- */
+
+/* True when this node serves the shard (always without placement). */
+bool store_shard_local(const sv_store *st, const shard *s);
+/* Chooses an owner for each of n new shards (this node without a placer). */
+int store_place(sv_store *st, size_t n, char (*out)[65], sv_err *err);
+/* A shard owned elsewhere: SV_EUNAVAIL naming the owner. */
+int store_not_local(const sv_store *st, const collection *c, const shard *s, sv_err *err);
+
 /* ---- store_collections.c ------------------------------------------------ */
+
+/* With ddl_mu held: takes a collection out of the view (its catalog records
+ * are gone already): waits out its users, closes its shards, removes its
+ * directory, drops the view's reference and the caller's (c acquired). */
+void store_unview_collection(sv_store *st, collection *c);
 
 json_t *store_collection_json(const collection *c);
 /* One catalog transaction: the collection record, its fixed shards'

@@ -184,6 +184,163 @@ static void takeover_after_crash(void **state)
     sv_catalog_close(cat);
 }
 
+
+/* Placement: two nodes (two stores sharing one catalog, placement on). Shards
+ * go to the node with the fewest, ties by name; each store serves only its
+ * own; the other node's collection and tenants reach a view by the watch or
+ * on a miss; a capture of a spread collection is refused. */
+static sv_store *store_at(sv_catalog *cat, const char *name)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/pl-%s", g_root, name);
+    sv_store_opts so = {.data_dir = d, .node_name = name};
+    sv_store *st = NULL;
+    sv_err err = {0};
+    if (sv_store_open(&so, cat, &st, &err))
+        fail_msg("%s", err.msg);
+    return st;
+}
+
+static sv_cluster *placed_node(sv_catalog *cat, sv_store *st, const char *name)
+{
+    char d[1200];
+    snprintf(d, sizeof d, "%s/pl-%s", g_root, name);
+    sv_cluster_opts o = {.node_name = name, .data_dir = d, .ttl_ms = 2000, .store = st, .placement = true,
+                         .secret = "0123456789abcdef0123"};
+    sv_cluster *c = NULL;
+    sv_err err = {0};
+    if (sv_cluster_open(&o, cat, &c, &err))
+        fail_msg("%s", err.msg);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", name[0] == 'a' ? 1 : 2);
+    if (sv_cluster_join(c, url, &err))
+        fail_msg("%s", err.msg);
+    return c;
+}
+
+static void placement(void **state)
+{
+    sv_catalog *cat = open_cat("placement");
+    sv_store *sa = store_at(cat, "a"), *sb = store_at(cat, "b");
+    sv_cluster *ca = placed_node(cat, sa, "a"), *cb = placed_node(cat, sb, "b");
+    sv_err err = {0};
+    /* the secret: at least 16 characters */
+    sv_cluster *bad = NULL;
+    sv_cluster_opts short_secret = {.node_name = "x", .data_dir = g_root, .secret = "short"};
+    assert_int_equal(sv_cluster_open(&short_secret, cat, &bad, &err), SV_EINVAL);
+    assert_int_equal(sv_cluster_check_secret(ca, "0123456789abcdef0123", &err), 0);
+    assert_int_equal(sv_cluster_check_secret(ca, "0123456789abcdef012", &err), SV_EDENIED);
+    assert_int_equal(sv_cluster_check_secret(ca, NULL, &err), SV_EDENIED);
+
+    const char *schema = "{\"name\":\"P\",\"shards\":4,\"vectors\":{\"default\":{\"dim\":1}}}";
+    json_t *out = NULL;
+    assert_int_equal(sv_store_create_collection(sa, schema, strlen(schema), &out, &err), 0);
+    json_decref(out);
+    sv_shard_info *sh = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_store_shards(sa, "P", &sh, &n, &err), 0);
+    assert_int_equal(n, 4);
+    const char *want[] = {"a", "b", "a", "b"}; /* fewest first, ties by name */
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(sh[i].node, want[i]);
+        assert_int_equal(sh[i].local, !strcmp(want[i], "a"));
+    }
+    free(sh);
+    /* b learns of P (its watch, or a lookup on the miss) and agrees. */
+    char node[65], shard[72];
+    int tries = 0;
+    while (sv_store_owner(sb, "P", NULL, "00000000-0000-4000-8000-000000000001", node, shard, &err) != 0 && tries++ < 100)
+        sv_sleep_ms(20);
+    assert_int_equal(sv_store_owner(sa, "P", NULL, "00000000-0000-4000-8000-000000000001", node, shard, &err), 0);
+    char node_b[65], shard_b[72];
+    assert_int_equal(sv_store_owner(sb, "P", NULL, "00000000-0000-4000-8000-000000000001", node_b, shard_b, &err), 0);
+    assert_string_equal(node, node_b);
+    assert_string_equal(shard, shard_b);
+    /* The node that does not own the shard refuses to open it, naming the owner. */
+    sv_store *wrong = strcmp(node, "a") ? sa : sb;
+    sv_store *right = strcmp(node, "a") ? sb : sa;
+    const char *obj = "{\"id\":\"00000000-0000-4000-8000-000000000001\",\"vector\":[1]}";
+    sv_buf buf = {0};
+    assert_int_equal(sv_store_put_object(wrong, "P", NULL, NULL, obj, strlen(obj), &buf, &err), SV_EUNAVAIL);
+    assert_non_null(strstr(err.msg, node));
+    assert_int_equal(sv_store_put_object(right, "P", NULL, NULL, obj, strlen(obj), &buf, &err), 0);
+    sv_buf_free(&buf);
+    /* Owners of a listing: both nodes. */
+    char (*owners)[65] = NULL;
+    assert_int_equal(sv_store_owner_nodes(sb, "P", NULL, &owners, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(owners[0], "a");
+    assert_string_equal(owners[1], "b");
+    free(owners);
+    /* A capture across nodes is refused. */
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/pl-cap", g_root);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture(sa, "P", dir, &cap, &err), SV_EUNSUPPORTED);
+    assert_non_null(strstr(err.msg, "other nodes"));
+
+    /* Tenants: placed one by one on the node with fewest shards (2 + 2 now). */
+    const char *mt = "{\"name\":\"M\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":1}}}";
+    assert_int_equal(sv_store_create_collection(sb, mt, strlen(mt), &out, &err), 0);
+    json_decref(out);
+    json_t *body = json_loads("{\"tenants\":[{\"name\":\"t1\"},{\"name\":\"t2\"},{\"name\":\"t3\"}]}", 0, NULL);
+    tries = 0;
+    while (sv_store_add_tenants(sa, "M", body, &out, &err) == SV_ENOTFOUND && tries++ < 100) {
+        sv_store_sync_collection(sa, "M", NULL); /* not seen by a's watch yet */
+        sv_sleep_ms(20);
+    }
+    json_decref(out);
+    json_decref(body);
+    assert_int_equal(sv_store_owner(sb, "M", "t1", NULL, node, NULL, &err), 0); /* b looks it up on the miss */
+    assert_string_equal(node, "a");
+    assert_int_equal(sv_store_owner(sb, "M", "t2", NULL, node, NULL, &err), 0);
+    assert_string_equal(node, "b");
+    /* Deleting the collection on b removes it from a's view too (watch). */
+    assert_int_equal(sv_store_delete_collection(sb, "P", &err), 0);
+    tries = 0;
+    while (sv_store_get_collection(sa, "P", &out, &err) == 0 && tries++ < 200) {
+        json_decref(out);
+        sv_sleep_ms(20);
+    }
+    assert_int_equal(sv_store_get_collection(sa, "P", &out, &err), SV_ENOTFOUND);
+
+    sv_cluster_close(ca);
+    sv_cluster_close(cb);
+    sv_store_close(sa);
+    sv_store_close(sb);
+    sv_catalog_close(cat);
+}
+
+/* Tenant records from before placement (no node) are claimed by the first
+ * node that joins with placement on; other views then route them to it. */
+static void claim_old_tenants(void **state)
+{
+    sv_catalog *cat = open_cat("claim");
+    sv_err err = {0};
+    const char *coll = "{\"format_version\":1,\"name\":\"Old\",\"uid\":\"0123456789abcdef\",\"createdAt\":1,"
+                       "\"schema\":{\"name\":\"Old\",\"multiTenancy\":true,\"vectors\":{\"default\":{\"dim\":1}}}}";
+    const char *ten = "{\"format_version\":1,\"name\":\"t0\",\"status\":\"ACTIVE\"}";
+    assert_int_equal(sv_catalog_put(cat, "collections/Old", coll, strlen(coll), 0, &err), 0);
+    assert_int_equal(sv_catalog_put(cat, "tenants/Old/t0", ten, strlen(ten), 0, &err), 0);
+    sv_store *sa = store_at(cat, "ca");
+    sv_cluster *ca = placed_node(cat, sa, "ca");
+    char *v = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_catalog_get(cat, "tenants/Old/t0", &v, &n, NULL, &err), 0);
+    assert_non_null(strstr(v, "\"node\":\"ca\""));
+    free(v);
+    char node[65];
+    assert_int_equal(sv_store_owner(sa, "Old", "t0", NULL, node, NULL, &err), 0);
+    assert_string_equal(node, "ca");
+    sv_store *sb = store_at(cat, "cb"); /* a node started later sees the claim */
+    assert_int_equal(sv_store_owner(sb, "Old", "t0", NULL, node, NULL, &err), 0);
+    assert_string_equal(node, "ca");
+    sv_store_close(sb);
+    sv_cluster_close(ca);
+    sv_store_close(sa);
+    sv_catalog_close(cat);
+}
+
 int main(void)
 {
     if (sv_test_root("cluster", g_root, sizeof g_root))
@@ -192,6 +349,8 @@ int main(void)
         cmocka_unit_test(options),
         cmocka_unit_test(membership),
         cmocka_unit_test(takeover_after_crash),
+        cmocka_unit_test(placement),
+        cmocka_unit_test(claim_old_tenants),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# bench/cluster/run.sh [BUILD_DIR] [--objects N] [--gets N]: builds nothing; uses BUILD_DIR/shardvault.
+set -euo pipefail
+# BUILD_DIR is taken relative to where you run this (default: the repository's build/).
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build="$(cd "$1" && pwd)"; shift; else build="$repo/build"; fi
+cd "$repo"
+SHARDVAULT_BIN="$build/shardvault" node bench/cluster/bench.mjs "$@"
