@@ -11,6 +11,7 @@
 #ifndef SV_CORE_H
 #define SV_CORE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +84,9 @@ int64_t sv_now_ms(void);        /* wall clock, ms since epoch */
  * the process kills itself with SIGKILL here (a `kill -9` at an exact step).
  * Points are listed in docs/registry.md. No effect otherwise. */
 void sv_crash_point(const char *name);
+/* pthread_cond_timedwait for at most ms from now, on a condition variable of
+ * the default (CLOCK_REALTIME) clock, with mu held. */
+int sv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 int64_t sv_mono_ns(void);       /* monotonic, for durations */
 void sv_sleep_ms(int64_t ms);
 /* ISO-8601 UTC with milliseconds, "2026-11-21T16:18:15.123Z"; out >= 32 bytes. */

@@ -961,14 +961,7 @@ static void *ticker(void *arg)
     sv_export *ex = arg;
     pthread_mutex_lock(&ex->mu);
     while (!ex->ticker_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&ex->cv, &ex->mu, &ts);
+        sv_cond_wait_ms(&ex->cv, &ex->mu, 250);
         sv_export_job *j = ex->slot;
         if (j && j->state == J_PREPARED && sv_mono_ns() - j->prepared_ns > ex->reservation_ms * 1000000LL)
             abort_locked(ex, j, SV_EXPORT_FAILED, "reservation timed out: no commit arrived");

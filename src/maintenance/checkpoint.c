@@ -143,14 +143,7 @@ void *sv_maint_ckpt_loop(void *arg)
     sv_maintenance *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+        sv_cond_wait_ms(&m->cond, &m->mu, 200);
         if (m->stopping)
             break;
         bool due = m->ckpt_dirty && m->desc_state == DESC_OK && !m->moving &&

@@ -336,14 +336,7 @@ static void *sweeper(void *arg)
     struct sv_mounts *mc = arg;
     pthread_mutex_lock(&mc->mu);
     while (!mc->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&mc->cv, &mc->mu, &ts);
+        sv_cond_wait_ms(&mc->cv, &mc->mu, 250);
         mhandle *idle = take_idle(mc, NULL, NULL, sv_now_ms() - MOUNT_IDLE_MS, NULL);
         pthread_mutex_unlock(&mc->mu);
         free_handles(idle);

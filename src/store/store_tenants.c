@@ -268,15 +268,7 @@ static int tenant_wait(sv_store *st, const collection *c, shard *s, int64_t unti
         int64_t left = until - sv_now_ms();
         if (left > 200)
             left = 200; /* re-check now and then: a deleted tenant wakes nobody */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&st->tenant_cv, &st->tenant_mu, &ts);
+        sv_cond_wait_ms(&st->tenant_cv, &st->tenant_mu, left);
     }
     pthread_mutex_unlock(&st->tenant_mu);
     *now = v;

@@ -2,21 +2,11 @@
 // the disaster-recovery path an operator types.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, startServer, tempDir } from './lib/server.mjs';
+import { startServer, tempDir, runCli as run } from './lib/server.mjs';
 import { createCollection, load } from './lib/snapshot.mjs';
 import { snapshotTable } from './lib/maintenance.mjs';
-
-const run = (args, env) => new Promise((resolve) => {
-  const p = spawn(BIN, args, { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d) => { stdout += d; });
-  p.stderr.on('data', (d) => { stderr += d; });
-  p.on('exit', (status) => resolve({ status, stdout, stderr }));
-});
 
 test('maintenance commands: kit, rebuild on a fresh node with progress, verify, status', async () => {
   const loc = tempDir('sv-loc-');

@@ -1,19 +1,9 @@
 // shardvault tenants offload|onload, registry …, snapshot mount|… through the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { BIN, startServer } from './lib/server.mjs';
+import { startServer, runCli as run } from './lib/server.mjs';
 import { createCollection, load } from './lib/snapshot.mjs';
 import { mtCollection, addTenants, loadTenant, listTenant, sameObjects, tenantStatus } from './lib/registry.mjs';
-
-const run = (args, env) => new Promise((resolve) => {
-  const p = spawn(BIN, args, { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d) => { stdout += d; });
-  p.stderr.on('data', (d) => { stderr += d; });
-  p.on('exit', (status) => resolve({ status, stdout, stderr }));
-});
 
 test('tenants offload/onload, registry and snapshot mount commands', async () => {
   const srv = await startServer();

@@ -1,19 +1,8 @@
 // shardvault snapshot create|list|describe|drop|restore through the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { BIN, startServer } from './lib/server.mjs';
+import { startServer, runCli as run } from './lib/server.mjs';
 import { createCollection, load, listAll } from './lib/snapshot.mjs';
-
-// Async, so the server in this process keeps answering while the CLI runs.
-const run = (args, env) => new Promise((resolve) => {
-  const p = spawn(BIN, args, { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d) => { stdout += d; });
-  p.stderr.on('data', (d) => { stderr += d; });
-  p.on('exit', (status) => resolve({ status, stdout, stderr }));
-});
 
 test('snapshot commands with --wait, progress and errors', async () => {
   const srv = await startServer();

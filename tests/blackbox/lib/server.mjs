@@ -99,3 +99,16 @@ export function f32deep(x) {
   if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, f32deep(v)]));
   return x;
 }
+
+// Runs the CLI asynchronously (the server in this process keeps answering
+// meanwhile): {status, stdout, stderr}.
+export function runCli(args, env = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(BIN, args, { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('exit', (status) => resolve({ status, stdout, stderr }));
+  });
+}
