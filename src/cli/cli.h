@@ -9,6 +9,10 @@
 int sv_cli_serve(int argc, char **argv);
 /* Client commands; argv[0] is the command name ("collections", "import", ...). */
 int sv_cli_client(const char *url, int argc, char **argv);
+/* For every command: the value after "--name" among argv[1..], or NULL; and
+ * whether a flag is present. */
+const char *sv_cli_opt(int argc, char **argv, const char *name);
+bool sv_cli_flag(int argc, char **argv, const char *flag);
 
 /* import_parquet.c: `import-parquet create|status|cancel` (server-side
  * imports) and `import FILE.parquet` (read here, sent as batches). cl is the

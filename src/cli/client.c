@@ -24,6 +24,7 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
 /* Room for a request path with its query (user values percent-encoded). */
 #define PATH_LEN 2048
 
+
 /* Writes fmt at out + at; each %s argument is a user-supplied path segment or
  * query value and is percent-encoded (all but A-Z a-z 0-9 - . _ ~), so that
  * "a b", "x?y", "c/d" or "t&limit=1" reach the server as that one value and
@@ -260,7 +261,7 @@ static int cmd_tenants(client *c, int argc, char **argv)
 }
 
 /* Parses "--name value" options after the positional arguments. */
-static const char *opt(int argc, char **argv, const char *name)
+const char *sv_cli_opt(int argc, char **argv, const char *name)
 {
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], name))
@@ -293,7 +294,7 @@ static int cmd_object(client *c, int argc, char **argv)
         return wants_help(argc, argv) ? 0 : 2;
     }
     char path[PATH_LEN];
-    const char *tenant = opt(argc, argv, "--tenant");
+    const char *tenant = sv_cli_opt(argc, argv, "--tenant");
     if (pathf(path, sizeof path, "/v1/collections/%s/objects/%s", argv[1], argv[2]) ||
         (tenant && pathf_add(path, sizeof path, "?tenant=%s", tenant)))
         return 2;
@@ -308,8 +309,8 @@ static int cmd_list(client *c, int argc, char **argv)
         return wants_help(argc, argv) ? 0 : 2;
     }
     char path[PATH_LEN];
-    const char *limit = opt(argc, argv, "--limit"), *after = opt(argc, argv, "--after"),
-               *tenant = opt(argc, argv, "--tenant");
+    const char *limit = sv_cli_opt(argc, argv, "--limit"), *after = sv_cli_opt(argc, argv, "--after"),
+               *tenant = sv_cli_opt(argc, argv, "--tenant");
     if (pathf(path, sizeof path, "/v1/collections/%s/objects?limit=%s", argv[1], limit ? limit : "100") ||
         (after && pathf_add(path, sizeof path, "&after=%s", after)) ||
         (tenant && pathf_add(path, sizeof path, "&tenant=%s", tenant)))
@@ -403,8 +404,8 @@ static int cmd_import(client *c, int argc, char **argv)
     size_t an = argc > 1 ? strlen(argv[1]) : 0;
     if (an > 8 && !strcmp(argv[1] + an - 8, ".parquet"))
         return sv_cli_import_parquet_local(c, argc, argv);
-    const char *collection = opt(argc, argv, "--collection"), *tenant = opt(argc, argv, "--tenant"),
-               *bs = opt(argc, argv, "--batch-size");
+    const char *collection = sv_cli_opt(argc, argv, "--collection"), *tenant = sv_cli_opt(argc, argv, "--tenant"),
+               *bs = sv_cli_opt(argc, argv, "--batch-size");
     if (argc < 2 || wants_help(argc, argv) || !collection || argv[1][0] == '-') {
         fprintf(wants_help(argc, argv) ? stdout : stderr,
                 "usage: shardvault import FILE.ndjson|- --collection C [--tenant T] [--batch-size N]\n"
@@ -586,15 +587,15 @@ static int export_wait(client *c, const char *backend, const char *id)
 static int cmd_export(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
-    const char *backend = opt(argc, argv, "--backend");
+    const char *backend = sv_cli_opt(argc, argv, "--backend");
     if (!backend)
         backend = "filesystem";
     bool help = wants_help(argc, argv);
     bool has_id = argc > 2 && argv[2][0] != '-';
     if (!help && !strcmp(sub, "create") && has_id) {
-        const char *inc = opt(argc, argv, "--include"), *exc = opt(argc, argv, "--exclude"),
-                   *schema = opt(argc, argv, "--schema"), *codec = opt(argc, argv, "--compression"),
-                   *level = opt(argc, argv, "--compression-level");
+        const char *inc = sv_cli_opt(argc, argv, "--include"), *exc = sv_cli_opt(argc, argv, "--exclude"),
+                   *schema = sv_cli_opt(argc, argv, "--schema"), *codec = sv_cli_opt(argc, argv, "--compression"),
+                   *level = sv_cli_opt(argc, argv, "--compression-level");
         bool wait = false;
         for (int i = 3; i < argc; i++)
             wait |= !strcmp(argv[i], "--wait");
@@ -760,7 +761,7 @@ static int print_final(json_t *j, const char *field, const char *ok)
     return rc;
 }
 
-static bool has_flag(int argc, char **argv, const char *flag)
+bool sv_cli_flag(int argc, char **argv, const char *flag)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], flag))
@@ -773,7 +774,7 @@ static bool has_flag(int argc, char **argv, const char *flag)
 static int tenants_move(client *c, int argc, char **argv)
 {
     bool off = !strcmp(argv[1], "offload");
-    const char *target = off ? "OFFLOADED" : has_flag(argc, argv, "--inactive") ? "INACTIVE" : "ACTIVE";
+    const char *target = off ? "OFFLOADED" : sv_cli_flag(argc, argv, "--inactive") ? "INACTIVE" : "ACTIVE";
     char path[PATH_LEN];
     if (pathf(path, sizeof path, "/v1/collections/%s/tenants", argv[2]))
         return 2;
@@ -788,7 +789,7 @@ static int tenants_move(client *c, int argc, char **argv)
     int64_t asked_ms = sv_now_ms();
     long st = http(c, "PUT", path, b, strlen(b), NULL, &resp);
     free(b);
-    if (st != 200 || has_flag(argc, argv, "--no-wait")) {
+    if (st != 200 || sv_cli_flag(argc, argv, "--no-wait")) {
         int rc = finish(st, &resp);
         sv_buf_free(&resp);
         return rc;
@@ -862,7 +863,7 @@ static int query_opts(char *path, size_t cap, int argc, char **argv, const char 
     for (size_t i = 0; i < n; i++) {
         char flag[40];
         snprintf(flag, sizeof flag, "--%s", names[i]);
-        const char *v = opt(argc, argv, flag);
+        const char *v = sv_cli_opt(argc, argv, flag);
         if (v) {
             if (pathf_add(path, cap, sep == '?' ? "?%s=%s" : "&%s=%s", names[i], v))
                 return 2;
@@ -932,10 +933,10 @@ static int snapshot_mounts(client *c, int argc, char **argv, const char *sub)
     json_t *ids = json_array();
     for (int i = 4; i < argc && argv[i][0] != '-'; i++)
         json_array_append_new(ids, json_string(argv[i]));
-    const char *oc = opt(argc, argv, "--on-conflict");
+    const char *oc = sv_cli_opt(argc, argv, "--on-conflict");
     json_t *body = json_pack("{s:o,s:s}", "ids", ids, "onConflict", oc ? oc : "replace");
-    if (opt(argc, argv, "--tenant"))
-        json_object_set_new(body, "tenant", json_string(opt(argc, argv, "--tenant")));
+    if (sv_cli_opt(argc, argv, "--tenant"))
+        json_object_set_new(body, "tenant", json_string(sv_cli_opt(argc, argv, "--tenant")));
     char *b = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     int rc = pathf_add(path, sizeof path, "/objects/restore") ? 2 : simple(c, "POST", path, b);
@@ -946,7 +947,7 @@ static int snapshot_mounts(client *c, int argc, char **argv, const char *sub)
 static int cmd_snapshot(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
-    bool wait = has_flag(argc, argv, "--wait");
+    bool wait = sv_cli_flag(argc, argv, "--wait");
     char path[PATH_LEN];
     if (argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-' && !wants_help(argc, argv)) {
         int rc = snapshot_mounts(c, argc, argv, sub);
@@ -964,7 +965,7 @@ static int cmd_snapshot(client *c, int argc, char **argv)
         return simple(c, !strcmp(sub, "drop") ? "DELETE" : "GET", path, NULL);
     }
     if (!strcmp(sub, "create") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-') {
-        const char *desc = opt(argc, argv, "--description");
+        const char *desc = sv_cli_opt(argc, argv, "--description");
         char follow[PATH_LEN];
         if (pathf(path, sizeof path, "/v1/collections/%s/snapshots", argv[2]) ||
             pathf(follow, sizeof follow, "/v1/collections/%s/snapshots/%s", argv[2], argv[3]))
@@ -983,8 +984,8 @@ static int cmd_snapshot(client *c, int argc, char **argv)
         sv_buf_free(&resp);
         return print_final(follow_snapshot(c, follow), "status", "COMMITTED");
     }
-    if (!strcmp(sub, "restore") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-' && opt(argc, argv, "--target")) {
-        json_t *body = json_pack("{s:s}", "target", opt(argc, argv, "--target"));
+    if (!strcmp(sub, "restore") && argc >= 4 && argv[2][0] != '-' && argv[3][0] != '-' && sv_cli_opt(argc, argv, "--target")) {
+        json_t *body = json_pack("{s:s}", "target", sv_cli_opt(argc, argv, "--target"));
         if (pathf(path, sizeof path, "/v1/collections/%s/snapshots/%s/restore", argv[2], argv[3])) {
             json_decref(body);
             return 2;
@@ -1048,7 +1049,7 @@ static int cmd_jobs(client *c, int argc, char **argv)
         for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
             char flag[32];
             snprintf(flag, sizeof flag, "--%s", filters[i]);
-            const char *v = opt(argc, argv, flag);
+            const char *v = sv_cli_opt(argc, argv, flag);
             if (!v)
                 continue;
             char fmt[48];
@@ -1080,11 +1081,11 @@ static int schedule_create(client *c, int argc, char **argv)
     static const char *const strs[][2] = {{"--kind", "kind"}, {"--cron", "cron"}, {"--every", "every"},
                                           {"--collection", "collection"}, {"--backend", "backend"}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        const char *v = opt(argc, argv, strs[i][0]);
+        const char *v = sv_cli_opt(argc, argv, strs[i][0]);
         if (v)
             json_object_set_new(b, strs[i][1], json_string(v));
     }
-    const char *inc = opt(argc, argv, "--include");
+    const char *inc = sv_cli_opt(argc, argv, "--include");
     if (inc)
         json_object_set_new(b, "include", split_names(inc));
     static const char *const keeps[][2] = {{"--keep-last", "keepLast"},     {"--keep-hourly", "keepHourly"},
@@ -1092,7 +1093,7 @@ static int schedule_create(client *c, int argc, char **argv)
                                            {"--keep-monthly", "keepMonthly"}, {"--keep-yearly", "keepYearly"}};
     json_t *ret = json_object();
     for (size_t i = 0; i < sizeof keeps / sizeof keeps[0]; i++) {
-        const char *v = opt(argc, argv, keeps[i][0]);
+        const char *v = sv_cli_opt(argc, argv, keeps[i][0]);
         if (!v)
             continue;
         char *end;
@@ -1168,14 +1169,14 @@ static int send_json(client *c, const char *method, const char *path, json_t *bo
 static int cmd_keys(client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
-    const char *roles = opt(argc, argv, "--roles");
+    const char *roles = sv_cli_opt(argc, argv, "--roles");
     char path[PATH_LEN];
     bool named = argc >= 3 && argv[2][0] != '-';
     if (!strcmp(sub, "list") && !wants_help(argc, argv))
         return simple(c, "GET", "/v1/authz/keys", NULL);
     if (!strcmp(sub, "create") && named && roles) {
         json_t *b = json_pack("{s:s,s:o}", "name", argv[2], "roles", csv_array(roles));
-        const char *exp = opt(argc, argv, "--expires-at");
+        const char *exp = sv_cli_opt(argc, argv, "--expires-at");
         if (exp)
             json_object_set_new(b, "expiresAt", json_integer(strtoll(exp, NULL, 10)));
         return send_json(c, "POST", "/v1/authz/keys", b);
@@ -1183,7 +1184,7 @@ static int cmd_keys(client *c, int argc, char **argv)
     if (named && !strcmp(sub, "delete"))
         return pathf(path, sizeof path, "/v1/authz/keys/%s", argv[2]) ? 2 : simple(c, "DELETE", path, NULL);
     if (named && !strcmp(sub, "rotate")) {
-        const char *g = opt(argc, argv, "--grace-seconds");
+        const char *g = sv_cli_opt(argc, argv, "--grace-seconds");
         if (pathf(path, sizeof path, "/v1/authz/keys/%s/rotate", argv[2]))
             return 2;
         return send_json(c, "POST", path, json_pack("{s:I}", "graceSeconds", (json_int_t)(g ? atoll(g) : 0)));
@@ -1212,9 +1213,9 @@ static int cmd_roles(client *c, int argc, char **argv)
             return 2;
         return simple(c, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL);
     }
-    const char *acts = opt(argc, argv, "--actions");
+    const char *acts = sv_cli_opt(argc, argv, "--actions");
     if (named && !strcmp(sub, "create") && acts) {
-        const char *coll = opt(argc, argv, "--collections"), *ten = opt(argc, argv, "--tenants");
+        const char *coll = sv_cli_opt(argc, argv, "--collections"), *ten = sv_cli_opt(argc, argv, "--tenants");
         json_t *perm = json_pack("{s:o,s:s,s:s}", "actions", csv_array(acts), "collections", coll ? coll : "*",
                                  "tenants", ten ? ten : "*");
         return send_json(c, "POST", "/v1/authz/roles", json_pack("{s:s,s:[o]}", "name", argv[2], "permissions", perm));

@@ -12,21 +12,6 @@
 #include "importer.h"
 #include "parquet.h"
 
-static const char *opt(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name))
-            return argv[i + 1];
-    return NULL;
-}
-
-static bool flag(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return true;
-    return false;
-}
 
 /* A path segment of plain characters only (ids and backends are). */
 static bool plain(const char *s)
@@ -137,10 +122,10 @@ static int usage(bool help)
 
 int sv_cli_import_parquet(void *cl, int argc, char **argv)
 {
-    if (argc < 3 || flag(argc, argv, "--help") || flag(argc, argv, "-h"))
-        return usage(flag(argc, argv, "--help") || flag(argc, argv, "-h"));
+    if (argc < 3 || sv_cli_flag(argc, argv, "--help") || sv_cli_flag(argc, argv, "-h"))
+        return usage(sv_cli_flag(argc, argv, "--help") || sv_cli_flag(argc, argv, "-h"));
     const char *sub = argv[1], *id = argv[2];
-    const char *backend = opt(argc, argv, "--backend");
+    const char *backend = sv_cli_opt(argc, argv, "--backend");
     if (!backend)
         backend = "filesystem";
     if (!plain(id) || !plain(backend)) {
@@ -150,7 +135,7 @@ int sv_cli_import_parquet(void *cl, int argc, char **argv)
     char path[400];
     if (!strcmp(sub, "create")) {
         json_t *body = json_pack("{s:s}", "id", id);
-        const char *ex = opt(argc, argv, "--export"), *files = opt(argc, argv, "--files");
+        const char *ex = sv_cli_opt(argc, argv, "--export"), *files = sv_cli_opt(argc, argv, "--files");
         if (!ex == !files) {
             json_decref(body);
             fprintf(stderr, "shardvault import-parquet create: give --export or --files\n");
@@ -170,11 +155,11 @@ int sv_cli_import_parquet(void *cl, int argc, char **argv)
             }
             json_object_set_new(body, "source", json_pack("{s:o}", "files", arr));
         }
-        const char *coll = opt(argc, argv, "--collection"), *map = opt(argc, argv, "--mapping"),
-                   *oc = opt(argc, argv, "--on-conflict"), *tenant = opt(argc, argv, "--tenant");
+        const char *coll = sv_cli_opt(argc, argv, "--collection"), *map = sv_cli_opt(argc, argv, "--mapping"),
+                   *oc = sv_cli_opt(argc, argv, "--on-conflict"), *tenant = sv_cli_opt(argc, argv, "--tenant");
         if (coll)
             json_object_set_new(body, "collection", json_string(coll));
-        if (flag(argc, argv, "--create-collection"))
+        if (sv_cli_flag(argc, argv, "--create-collection"))
             json_object_set_new(body, "createCollection", json_true());
         if (oc)
             json_object_set_new(body, "onConflict", json_string(oc));
@@ -196,7 +181,7 @@ int sv_cli_import_parquet(void *cl, int argc, char **argv)
         sv_buf resp = {0};
         long st = sv_cli_request(cl, "POST", path, s, strlen(s), NULL, &resp);
         free(s);
-        if (st != 202 || flag(argc, argv, "--wait") == false) {
+        if (st != 202 || sv_cli_flag(argc, argv, "--wait") == false) {
             int rc = sv_cli_finish(st, &resp);
             sv_buf_free(&resp);
             return rc;
@@ -205,7 +190,7 @@ int sv_cli_import_parquet(void *cl, int argc, char **argv)
         return follow(cl, backend, id, true);
     }
     if (!strcmp(sub, "status"))
-        return follow(cl, backend, id, flag(argc, argv, "--wait"));
+        return follow(cl, backend, id, sv_cli_flag(argc, argv, "--wait"));
     if (!strcmp(sub, "cancel")) {
         snprintf(path, sizeof path, "/v1/import/%s/%s", backend, id);
         sv_buf resp = {0};
@@ -251,8 +236,8 @@ static int send(void *cl, sv_buf *body, int64_t *ok, int64_t *failed, int *shown
 
 int sv_cli_import_parquet_local(void *cl, int argc, char **argv)
 {
-    const char *collection = opt(argc, argv, "--collection"), *tenant = opt(argc, argv, "--tenant"),
-               *bs = opt(argc, argv, "--batch-size"), *map = opt(argc, argv, "--mapping");
+    const char *collection = sv_cli_opt(argc, argv, "--collection"), *tenant = sv_cli_opt(argc, argv, "--tenant"),
+               *bs = sv_cli_opt(argc, argv, "--batch-size"), *map = sv_cli_opt(argc, argv, "--mapping");
     if (!collection) {
         fprintf(stderr, "usage: shardvault import FILE.parquet --collection C [--tenant T] [--batch-size N] "
                         "[--mapping JSON]\n");

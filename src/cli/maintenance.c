@@ -26,21 +26,6 @@ static const char help[] =
     "ranges, multipart, overwrite atomicity, aborted uploads, listing, conditional create); exits 1\n"
     "when it found issues. See docs/maintenance.md.\n";
 
-static const char *opt(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name))
-            return argv[i + 1];
-    return NULL;
-}
-
-static bool flag(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return true;
-    return false;
-}
 
 static json_t *get(struct client *c, const char *path)
 {
@@ -185,16 +170,16 @@ static char *read_file_arg(const char *p)
 int sv_cli_maintenance(struct client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
-    bool wait = !flag(argc, argv, "--no-wait");
+    bool wait = !sv_cli_flag(argc, argv, "--no-wait");
     if (!strcmp(sub, "rebuild")) {
         json_t *b = json_object();
-        const char *src = opt(argc, argv, "--source"), *par = opt(argc, argv, "--parallelism");
-        const char *kit = opt(argc, argv, "--recovery-kit");
+        const char *src = sv_cli_opt(argc, argv, "--source"), *par = sv_cli_opt(argc, argv, "--parallelism");
+        const char *kit = sv_cli_opt(argc, argv, "--recovery-kit");
         if (src)
             json_object_set_new(b, "source", json_string(src));
         if (par)
             json_object_set_new(b, "parallelism", json_integer(strtoll(par, NULL, 10)));
-        if (flag(argc, argv, "--dry-run"))
+        if (sv_cli_flag(argc, argv, "--dry-run"))
             json_object_set_new(b, "dryRun", json_true());
         if (kit) {
             char *t = read_file_arg(kit);
@@ -209,8 +194,8 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
     }
     if (!strcmp(sub, "verify")) {
         json_t *b = json_object();
-        const char *subset = opt(argc, argv, "--subset"), *par = opt(argc, argv, "--parallelism");
-        if (flag(argc, argv, "--read-data"))
+        const char *subset = sv_cli_opt(argc, argv, "--subset"), *par = sv_cli_opt(argc, argv, "--parallelism");
+        if (sv_cli_flag(argc, argv, "--read-data"))
             json_object_set_new(b, "readData", json_true());
         if (subset)
             json_object_set_new(b, "subset", json_string(subset));
@@ -219,7 +204,7 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
         return start(c, "verify", b, wait);
     }
     if (!strcmp(sub, "move")) {
-        const char *t = opt(argc, argv, "--target"), *par = opt(argc, argv, "--parallelism");
+        const char *t = sv_cli_opt(argc, argv, "--target"), *par = sv_cli_opt(argc, argv, "--parallelism");
         if (!t) {
             fputs("usage: shardvault maintenance move --target s3://bucket/prefix|file:///dir [--parallelism N]\n",
                   stderr);
@@ -232,8 +217,8 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
     }
     if (!strcmp(sub, "analyze")) {
         json_t *b = json_object();
-        const char *n = opt(argc, argv, "--blobs"), *mb = opt(argc, argv, "--max-blob-bytes");
-        const char *cc = opt(argc, argv, "--concurrency"), *seed = opt(argc, argv, "--seed");
+        const char *n = sv_cli_opt(argc, argv, "--blobs"), *mb = sv_cli_opt(argc, argv, "--max-blob-bytes");
+        const char *cc = sv_cli_opt(argc, argv, "--concurrency"), *seed = sv_cli_opt(argc, argv, "--seed");
         if (n)
             json_object_set_new(b, "blobs", json_integer(strtoll(n, NULL, 10)));
         if (mb)
@@ -253,7 +238,7 @@ int sv_cli_maintenance(struct client *c, int argc, char **argv)
     }
     if (!strcmp(sub, "status")) {
         sv_buf r = {0};
-        long st = flag(argc, argv, "--break-lease") ? sv_cli_http(c, "DELETE", "/v1/maintenance/lease", NULL, &r)
+        long st = sv_cli_flag(argc, argv, "--break-lease") ? sv_cli_http(c, "DELETE", "/v1/maintenance/lease", NULL, &r)
                                                     : sv_cli_http(c, "GET", "/v1/maintenance/status", NULL, &r);
         int rc = sv_cli_finish(st, &r);
         sv_buf_free(&r);
