@@ -507,7 +507,7 @@ static void write_errors(void **state)
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
-    assert_true(close_ms < 3000);
+    assert_true(close_ms < 30000); /* gives up rather than hangs (no timing claim: CI machines are slow) */
 
     char *log = NULL;
     size_t len = 0;
