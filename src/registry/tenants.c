@@ -312,6 +312,8 @@ static int reconcile(struct sv_registry_svc *v, sv_err *err)
         for (size_t j = 0; j < n; j++) {
             if (!infos[j].is_tenant || (infos[j].status != SV_SHARD_OFFLOADED && infos[j].status != SV_SHARD_ONLOADING))
                 continue;
+            if (infos[j].node[0] && strcmp(infos[j].node, sv_store_node(v->st)) != 0)
+                continue; /* another node's tenant: its registry holds it */
             sv_err e2 = {0};
             if (sv_registry_register(v->r, names[k], infos[j].name, SV_SHARD_SRC_OFFLOADED, &e2) == 0)
                 sv_info("registry: offloaded tenant registered again", "collection=%s tenant=%s", names[k],
@@ -402,8 +404,8 @@ static int local_shards(struct sv_registry_svc *v, const char *collection, int w
             continue;
         for (size_t j = 0; j < n; j++) {
             sv_shard_status s = infos[j].status;
-            if (s == SV_SHARD_OFFLOADED || s == SV_SHARD_ONLOADING)
-                continue;
+            if (s == SV_SHARD_OFFLOADED || s == SV_SHARD_ONLOADING || !infos[j].local)
+                continue; /* the registry's own records; another node's shards are in its registry */
             sv_shard_state state = s == SV_SHARD_ACTIVE ? SV_SHARD_SERVING : SV_SHARD_AVAILABLE;
             if (want >= 0 && (int)state != want)
                 continue;

@@ -615,6 +615,10 @@ int store_reconcile_tenants(sv_store *st, sv_err *err)
             continue;
         for (size_t j = 0; rc == 0 && j < c->nshards; j++) {
             shard *s = c->shards[j];
+            /* Another node's tenant (its record names its owner) is settled by
+             * that node, never by this one: its move may be running now. */
+            if (s->node[0] && strcmp(s->node, st->node) != 0)
+                continue;
             int to = s->status == SHARD_OFFLOADING ? s->settle : s->status == SHARD_ONLOADING ? SHARD_OFFLOADED : -1;
             if (to >= 0) {
                 if (to == SHARD_OFFLOADED)
@@ -756,7 +760,7 @@ int sv_store_delete_tenants(sv_store *st, const char *collection_name, json_t *b
         store_shard_close(st, s);
         pthread_rwlock_unlock(&s->use);
         tenant_broadcast(st); /* waiters on it leave: deleted */
-        if (moved && st->mover.forget)
+        if (moved && st->mover.forget && store_shard_local(st, s))
             st->mover.forget(st->mover.self, c->name, name);
         sv_err rmerr = {0};
         if (sv_rmtree(s->dir, &rmerr) != 0)
