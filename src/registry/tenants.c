@@ -49,6 +49,8 @@ sv_store *sv__svc_store(struct sv_registry_svc *v) { return v->st; }
 sv_snapshot *sv__svc_snapshot(struct sv_registry_svc *v) { return v->snap; }
 int sv__mounts_attach(sv_registry *r, struct sv_registry_svc *v, sv_err *err); /* mounts.c */
 
+#define LAY_OUT_TIMEOUT_MS (3600 * 1000LL) /* an hour: a large tenant from a slow bucket still fits */
+
 static void manifest_key(const char *collection, const char *tenant, char key[400])
 {
     snprintf(key, 400, "tenants/%s/%s/manifest.json", collection, tenant);
@@ -100,7 +102,9 @@ static int lay_out(struct sv_registry_svc *v, const char *collection, const char
                    int64_t *bytes, sv_err *err)
 {
     sv_shard_ref *ref = NULL;
-    int rc = sv_registry_acquire(v->r, collection, tenant, 0, &ref, err);
+    /* Bounded: an onload or a capture never waits for cache room (or a
+     * stuck fetch) for ever; the hydration itself goes on for the next one. */
+    int rc = sv_registry_acquire(v->r, collection, tenant, LAY_OUT_TIMEOUT_MS, &ref, err);
     if (rc)
         return sv_err_wrap(err, "hydrating tenant %s of %s", tenant, collection);
     char parent[1200];
