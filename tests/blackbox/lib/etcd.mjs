@@ -22,11 +22,15 @@ export function freePort() {
 
 export async function startEtcd() {
   const dir = mkdtempSync(path.join(tmpdir(), 'sv-etcd-'));
-  const clientPort = await freePort();
-  let peerPort = await freePort();
-  while (peerPort === clientPort) peerPort = await freePort();
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+  let clientPort, peerPort, client, peer;
+  const choosePorts = async () => {
+    clientPort = await freePort();
+    peerPort = await freePort();
+    while (peerPort === clientPort) peerPort = await freePort();
+    client = `http://127.0.0.1:${clientPort}`;
+    peer = `http://127.0.0.1:${peerPort}`;
+  };
+  await choosePorts();
   let proc = null;
   let exited = null;
   const e = {
@@ -71,6 +75,20 @@ export async function startEtcd() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await e.start();
+  // A port taken by another process between the choice and etcd's bind makes
+  // it exit at start: try again with other ports (start() and stop() later
+  // keep the ports that worked).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await e.start();
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/did not start/.test(err.message)) throw err;
+      rmSync(path.join(dir, 'data'), { recursive: true, force: true });
+      await choosePorts();
+      e.port = clientPort;
+      e.endpoint = `127.0.0.1:${clientPort}`;
+    }
+  }
   return e;
 }

@@ -28,19 +28,33 @@ typedef struct etcd_proc {
     char cluster[512]; /* --initial-cluster; empty = a one-member cluster */
 } etcd_proc;
 
-/* A port nobody listens on right now. */
+/* A port nobody listens on right now, and not one this process handed out
+ * before (the kernel may give a just-closed port again: two members of one
+ * cluster must not share one). Another process may still take it before
+ * etcd binds it: the start functions retry with new ports. */
 static inline int etcd_free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || getsockname(s, (struct sockaddr *)&a, &l)) {
-        if (s >= 0)
-            close(s);
-        return -1;
+    static int given[256];
+    static int ngiven;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t l = sizeof a;
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || getsockname(s, (struct sockaddr *)&a, &l)) {
+            if (s >= 0)
+                close(s);
+            return -1;
+        }
+        close(s);
+        int port = ntohs(a.sin_port), seen = 0;
+        for (int i = 0; i < ngiven && !seen; i++)
+            seen = given[i] == port;
+        if (seen)
+            continue;
+        given[ngiven++ % 256] = port;
+        return port;
     }
-    close(s);
-    return ntohs(a.sin_port);
+    return -1;
 }
 
 static inline int etcd_tcp_open(int port)
@@ -121,8 +135,28 @@ static inline int etcd_run(etcd_proc *p)
     return etcd_spawn(p) ? -1 : etcd_wait(p);
 }
 
+static inline void etcd_kill(etcd_proc *p);
+
 /* A cluster of n members (n <= 5) under root/m<i>, started together. */
+static inline int etcd_cluster_start_once(const char *root, etcd_proc *m, int n);
 static inline int etcd_cluster_start(const char *root, etcd_proc *m, int n)
+{
+    /* A port taken by another process between the choice and etcd's bind
+     * makes a member exit at start: try again with new ports. */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if (etcd_cluster_start_once(root, m, n) == 0)
+            return 0;
+        for (int i = 0; i < n; i++)
+            if (m[i].pid > 0)
+                etcd_kill(&m[i]);
+        sv_err e = {0};
+        sv_rmtree(root, &e);
+        fprintf(stderr, "etcd cluster did not start (attempt %d); trying again with other ports\n", attempt + 1);
+    }
+    return -1;
+}
+
+static inline int etcd_cluster_start_once(const char *root, etcd_proc *m, int n)
 {
     char cluster[512] = "";
     for (int i = 0; i < n; i++) {
@@ -159,11 +193,18 @@ static inline int etcd_start(const char *root, etcd_proc *p)
     sv_err err = {0};
     if (sv_mkdirs(p->dir, &err))
         return -1;
-    p->client_port = etcd_free_port();
-    p->peer_port = etcd_free_port();
-    if (p->client_port <= 0 || p->peer_port <= 0 || p->client_port == p->peer_port)
-        return -1;
-    return etcd_run(p);
+    for (int attempt = 0; attempt < 4; attempt++) { /* a port taken meanwhile: try others */
+        p->client_port = etcd_free_port();
+        p->peer_port = etcd_free_port();
+        if (p->client_port <= 0 || p->peer_port <= 0 || p->client_port == p->peer_port)
+            return -1;
+        if (etcd_run(p) == 0)
+            return 0;
+        char data[1400];
+        snprintf(data, sizeof data, "%s/data", p->dir);
+        sv_rmtree(data, &err);
+    }
+    return -1;
 }
 
 static inline void etcd_stop(etcd_proc *p)
