@@ -498,8 +498,9 @@ static void write_errors(void **state)
         refused += !sv_audit_write(au, &r);
         sv_sleep_ms(2); /* time enough for the writer to take them, were it to */
     }
-    /* held: the failed batch (1 to 5 lines) and a full queue; memory does not grow */
-    assert_in_range(refused, 105 - 69, 105 - 65);
+    /* held: the failed batch (0 to 5 lines: 0 if the writer has not run yet on a loaded
+     * machine) and a full queue of 64; memory does not grow */
+    assert_in_range(refused, 105 - 69, 105 - 64);
     assert_int_equal(sv_audit_dropped(au), refused);
     int64_t t0 = sv_mono_ns();
     sv_audit_close(au);
