@@ -515,11 +515,8 @@ static int mshard_open(mview *m, size_t i, mshard *out, sv_err *err)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     snprintf(h->collection, sizeof h->collection, "%s", m->collection);
     snprintf(h->name, sizeof h->name, "%s", name);
-    int64_t timeout = 30000;
-    const char *t = getenv("SHARDVAULT_ACQUIRE_TIMEOUT");
-    if (t && atof(t) > 0)
-        timeout = (int64_t)(atof(t) * 1000);
-    int rc = sv_registry_acquire(m->r, m->collection, name, timeout, &h->ref, err);
+    int rc = sv_registry_acquire(m->r, m->collection, name, sv_store_acquire_timeout_ms(sv__svc_store(m->r->svc)),
+                                 &h->ref, err);
     char current[1400];
     if (rc == 0) {
         snprintf(current, sizeof current, "%s/CURRENT", sv_shard_ref_dir(h->ref));

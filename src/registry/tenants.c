@@ -311,7 +311,7 @@ static int reconcile(struct sv_registry_svc *v, sv_err *err)
     for (size_t k = 0; rc == 0 && k < nn; k++) {
         sv_shard_info *infos = NULL;
         size_t n = 0;
-        if (sv_store_shards(v->st, names[k], &infos, &n, NULL) != 0)
+        if (sv_store_shards_ex(v->st, names[k], 0, &infos, &n, NULL) != 0) /* statuses only: nothing opened */
             continue;
         for (size_t j = 0; j < n; j++) {
             if (!infos[j].is_tenant || (infos[j].status != SV_SHARD_OFFLOADED && infos[j].status != SV_SHARD_ONLOADING))
@@ -394,7 +394,8 @@ void sv__registry_svc_close(sv_registry *r)
 /* Local shards as registry entries: ACTIVE ones are served (SERVING), the
  * INACTIVE and OFFLOADING ones are on disk, unopened (AVAILABLE). OFFLOADED
  * and ONLOADING tenants are the registry's own records. */
-static int local_shards(struct sv_registry_svc *v, const char *collection, int want, json_t *arr, sv_err *err)
+static int local_shards(struct sv_registry_svc *v, const char *collection, int want, unsigned flags, json_t *arr,
+                        sv_err *err)
 {
     sv_collection_name *names = NULL;
     size_t nn = 0;
@@ -404,7 +405,7 @@ static int local_shards(struct sv_registry_svc *v, const char *collection, int w
             continue;
         sv_shard_info *infos = NULL;
         size_t n = 0;
-        if (sv_store_shards(v->st, names[k], &infos, &n, NULL) != 0)
+        if (sv_store_shards_ex(v->st, names[k], flags, &infos, &n, NULL) != 0) /* never opens a shard */
             continue;
         for (size_t j = 0; j < n; j++) {
             sv_shard_status s = infos[j].status;
@@ -432,8 +433,8 @@ int sv_registry_list(sv_registry *r, const char *collection, const char *state, 
     json_t *o = NULL;
     int rc = sv_registry_shards_json(r, collection, state, &o, err);
     if (rc == 0 && r->svc)
-        rc = local_shards(r->svc, collection, state ? sv_shard_state_parse(state) : -1, json_object_get(o, "shards"),
-                          err);
+        rc = local_shards(r->svc, collection, state ? sv_shard_state_parse(state) : -1, SV_SHARDS_BYTES,
+                          json_object_get(o, "shards"), err);
     if (rc) {
         json_decref(o);
         return rc;
@@ -467,21 +468,28 @@ int sv_registry_summary(sv_registry *r, json_t **out, sv_err *err)
 {
     sv_registry_stats s;
     sv_registry_stats_get(r, &s);
-    json_t *all = NULL;
-    int rc = sv_registry_list(r, NULL, NULL, &all, err);
-    if (rc)
+    /* Registered shards by state from the counters; local ones by status
+     * (no shard opened, no directory walked). */
+    json_t *local = json_array();
+    int rc = local ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+    if (rc == 0 && r->svc)
+        rc = local_shards(r->svc, NULL, -1, 0, local, err);
+    if (rc) {
+        json_decref(local);
         return rc;
-    json_t *by = json_object();
-    for (int i = 0; i < SV_SHARD_NSTATES; i++)
-        json_object_set_new(by, sv_shard_state_name((sv_shard_state)i), json_integer(0));
+    }
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(all, "shards"), i, e)
+    json_array_foreach(local, i, e)
     {
-        const char *st = json_string_value(json_object_get(e, "state"));
-        json_object_set_new(by, st, json_integer(json_integer_value(json_object_get(by, st)) + 1));
+        int st = sv_shard_state_parse(json_string_value(json_object_get(e, "state")));
+        if (st >= 0)
+            s.shards[st]++;
     }
-    json_decref(all);
+    json_decref(local);
+    json_t *by = json_object();
+    for (int k = 0; k < SV_SHARD_NSTATES; k++)
+        json_object_set_new(by, sv_shard_state_name((sv_shard_state)k), json_integer(s.shards[k]));
     *out = json_pack("{s:o,s:I,s:I,s:I,s:I,s:I}", "shards", by, "cacheBytes", (json_int_t)s.cache_used_bytes,
                      "cacheQuotaBytes", (json_int_t)s.cache_quota_bytes, "hydrationsRunning",
                      (json_int_t)s.hydrations_running, "hydrationsQueued", (json_int_t)s.hydrations_queued,

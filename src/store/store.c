@@ -356,10 +356,11 @@ int store_status_parse(const char *s) { return s ? sv_enum_parse(status_words, 5
 
 char *store_tenant_record(const char *name, int status, const char *node)
 {
-    return store_tenant_record_ex(name, status, -1, -1, node);
+    return store_tenant_record_ex(name, status, -1, -1, node, false);
 }
 
-char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects, const char *node)
+char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects, const char *node,
+                             bool copy)
 {
     json_t *rec = json_pack("{s:i,s:s,s:s}", "format_version", 1, "name", name, "status", store_status_word(status));
     if (rec && settle >= 0)
@@ -368,6 +369,8 @@ char *store_tenant_record_ex(const char *name, int status, int settle, int64_t o
         json_object_set_new(rec, "objects", json_integer(objects));
     if (rec && node && *node)
         json_object_set_new(rec, "node", json_string(node));
+    if (rec && copy)
+        json_object_set_new(rec, "locationCopy", json_true());
     char *out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     return out;
@@ -502,6 +505,8 @@ static int load_tenant(const char *key, const char *val, size_t len, int64_t rev
             const char *node = json_string_value(json_object_get(rec, "node"));
             snprintf(s->node, sizeof s->node, "%s", node && strlen(node) <= 64 ? node : "");
             s->settle = settle == SHARD_INACTIVE ? SHARD_INACTIVE : SHARD_ACTIVE;
+            s->copy = json_is_true(json_object_get(rec, "locationCopy")) ||
+                      (status != SHARD_ACTIVE && status != SHARD_INACTIVE);
             if (json_is_integer(objects) && status != SHARD_ACTIVE && status != SHARD_INACTIVE)
                 s->objects = json_integer_value(objects);
         }

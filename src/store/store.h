@@ -110,6 +110,12 @@ int sv_store_collection_names(sv_store *st, sv_collection_name **out, size_t *n,
  * when *n is 0); on failure *out is NULL and *n 0. SV_ENOTFOUND if there is
  * no such collection. */
 int sv_store_shards(sv_store *st, const char *collection, sv_shard_info **out, size_t *n, sv_err *err);
+/* As sv_store_shards, doing only the work flags ask for: without
+ * SV_SHARDS_COUNT no shard is opened (objects is -1 for one not open), and
+ * without SV_SHARDS_BYTES bytes is 0 (no directory walk). */
+enum { SV_SHARDS_COUNT = 1, SV_SHARDS_BYTES = 2 };
+int sv_store_shards_ex(sv_store *st, const char *collection, unsigned flags, sv_shard_info **out, size_t *n,
+                       sv_err *err);
 
 /* ---- tenant offload (the store keeps the statuses; a mover moves bytes) ---
  *
@@ -166,6 +172,9 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection, json_t *b
  * collection. */
 int sv_store_adopt_offloaded_tenant(sv_store *st, const char *collection, const char *tenant, int64_t objects,
                                     sv_err *err);
+/* SHARDVAULT_ACQUIRE_TIMEOUT (ms), as parsed at open: how long a read waits
+ * for a tenant or shard to become readable. */
+int64_t sv_store_acquire_timeout_ms(const sv_store *st);
 /* A tenant's status (SV_ENOTFOUND if unknown). */
 int sv_store_tenant_status(sv_store *st, const char *collection, const char *tenant, sv_shard_status *out,
                            sv_err *err);

@@ -332,7 +332,8 @@ void store_unview_collection(sv_store *st, collection *c)
         shard *s = c->shards[i];
         pthread_rwlock_wrlock(&s->use);
         store_shard_close(st, s);
-        bool moved = s->status == SHARD_OFFLOADED || s->status == SHARD_OFFLOADING || s->status == SHARD_ONLOADING;
+        bool moved = s->status == SHARD_OFFLOADED || s->status == SHARD_OFFLOADING || s->status == SHARD_ONLOADING ||
+                     s->copy;
         pthread_rwlock_unlock(&s->use);
         /* Offloaded tenants: the mover drops its record and the location copy. */
         if (moved && st->mover.forget && store_shard_local(st, s))

@@ -51,7 +51,7 @@ static int need_mt(const collection *c, sv_err *err)
 
 /* One shard's introspection. An ACTIVE shard not yet open is opened to
  * count it; an INACTIVE one is never opened: objects -1 ("not loaded"). */
-static void shard_info(sv_store *st, const collection *c, shard *s, bool with_bytes, sv_shard_info *out)
+static void shard_info(sv_store *st, const collection *c, shard *s, bool with_bytes, bool count, sv_shard_info *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", s->name);
@@ -71,7 +71,7 @@ static void shard_info(sv_store *st, const collection *c, shard *s, bool with_by
     if (s->db || (status == SHARD_ACTIVE && s->objects >= 0)) /* closed when idle: the count is still exact */
         objects = s->objects;
     pthread_rwlock_unlock(&s->use);
-    if (objects < 0 && status == SHARD_ACTIVE) {
+    if (objects < 0 && status == SHARD_ACTIVE && count) {
         if (store_shard_enter(st, c, s, NULL) == 0) {
             objects = s->objects;
             store_shard_leave(s);
@@ -262,8 +262,7 @@ static int tenant_wait(sv_store *st, const collection *c, shard *s, int64_t unti
 {
     pthread_mutex_lock(&st->tenant_mu);
     int v;
-    bool *gone = (bool *)&s->deleted;
-    while (transitional(v = shard_status(s)) && !*gone && !atomic_load(&((collection *)c)->deleted) &&
+    while (transitional(v = shard_status(s)) && !s->deleted && !atomic_load(&((collection *)c)->deleted) &&
            sv_now_ms() < until) {
         int64_t left = until - sv_now_ms();
         if (left > 200)
@@ -290,7 +289,7 @@ static int persist_tenant(sv_store *st, const collection *c, shard *s, int statu
     bool offload = status != SHARD_ACTIVE && status != SHARD_INACTIVE;
     char *val = store_tenant_record_ex(s->name, status, transitional(status) ? settle : -1,
                                        offload ? (s->objects >= 0 ? s->objects : 0) : -1,
-                                       s->node[0] ? s->node : st->node);
+                                       s->node[0] ? s->node : st->node, s->copy);
     if (!val)
         return store_oom(err);
     sv_catalog_cond cond = {key, -1};
@@ -446,6 +445,8 @@ int sv_store_offload_done(sv_store *st, const char *cname, const char *tname, in
     int rc = find_moving(st, cname, tname, SHARD_OFFLOADING, &c, &s, err);
     if (rc == 0) {
         int to = result == 0 ? SHARD_OFFLOADED : s->settle;
+        if (result == 0)
+            s->copy = true; /* the manifest is in the location from here on */
         if ((rc = persist_tenant(st, c, s, to, -1, err)) == 0) {
             apply_status(st, s, to, to);
             if (to == SHARD_OFFLOADED) {
@@ -558,7 +559,7 @@ int sv_store_adopt_offloaded_tenant(sv_store *st, const char *cname, const char 
     } else {
         char key[300];
         snprintf(key, sizeof key, "tenants/%s/%s", c->name, tname);
-        char *val = store_tenant_record_ex(tname, SHARD_OFFLOADED, -1, objects >= 0 ? objects : 0, st->node);
+        char *val = store_tenant_record_ex(tname, SHARD_OFFLOADED, -1, objects >= 0 ? objects : 0, st->node, true);
         sv_catalog_cond cond = {key, 0};
         sv_catalog_op op = {key, val, val ? strlen(val) : 0, 0};
         rc = val ? sv_catalog_txn(st->cat, &cond, 1, &op, 1, err) : store_oom(err);
@@ -570,6 +571,7 @@ int sv_store_adopt_offloaded_tenant(sv_store *st, const char *cname, const char 
             rc = store_oom(err);
         if (s) {
             s->settle = SHARD_OFFLOADED;
+            s->copy = true;
             s->objects = objects >= 0 ? objects : 0;
             pthread_rwlock_wrlock(&c->tenants_lock);
             int irc = store_insert_tenant(c, s);
@@ -587,6 +589,8 @@ int sv_store_adopt_offloaded_tenant(sv_store *st, const char *cname, const char 
     store_coll_release(st, c);
     return rc;
 }
+
+int64_t sv_store_acquire_timeout_ms(const sv_store *st) { return st->acquire_timeout_ms; }
 
 int sv_store_tenant_status(sv_store *st, const char *cname, const char *tname, sv_shard_status *out, sv_err *err)
 {
@@ -756,7 +760,7 @@ int sv_store_delete_tenants(sv_store *st, const char *collection_name, json_t *b
         /* Requests that resolved s before removal hold its read lock. */
         pthread_rwlock_wrlock(&s->use);
         s->deleted = true;
-        bool moved = s->status == SHARD_OFFLOADED || transitional(s->status);
+        bool moved = s->status == SHARD_OFFLOADED || transitional(s->status) || s->copy;
         store_shard_close(st, s);
         pthread_rwlock_unlock(&s->use);
         tenant_broadcast(st); /* waiters on it leave: deleted */
@@ -787,7 +791,7 @@ int sv_store_list_tenants(sv_store *st, const char *collection_name, json_t **ou
     bool placed = sv_store_placement_on(st);
     for (size_t i = 0; i < c->nshards; i++) {
         sv_shard_info info;
-        shard_info(st, c, c->shards[i], false, &info);
+        shard_info(st, c, c->shards[i], false, true, &info);
         json_t *j = shard_info_json(&info);
         if (j && placed)
             json_object_set_new(j, "node", json_string(info.node));
@@ -801,6 +805,12 @@ int sv_store_list_tenants(sv_store *st, const char *collection_name, json_t **ou
 
 int sv_store_shards(sv_store *st, const char *collection_name, sv_shard_info **out, size_t *n, sv_err *err)
 {
+    return sv_store_shards_ex(st, collection_name, SV_SHARDS_COUNT | SV_SHARDS_BYTES, out, n, err);
+}
+
+int sv_store_shards_ex(sv_store *st, const char *collection_name, unsigned flags, sv_shard_info **out, size_t *n,
+                       sv_err *err)
+{
     *out = NULL;
     *n = 0;
     collection *c;
@@ -812,7 +822,7 @@ int sv_store_shards(sv_store *st, const char *collection_name, sv_shard_info **o
     sv_shard_info *infos = calloc(c->nshards + 1, sizeof *infos);
     size_t count = infos ? c->nshards : 0;
     for (size_t i = 0; i < count; i++)
-        shard_info(st, c, c->shards[i], true, &infos[i]);
+        shard_info(st, c, c->shards[i], flags & SV_SHARDS_BYTES, flags & SV_SHARDS_COUNT, &infos[i]);
     pthread_rwlock_unlock(&c->tenants_lock);
     store_coll_release(st, c);
     if (!infos)

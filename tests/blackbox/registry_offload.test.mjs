@@ -391,3 +391,29 @@ test('canceling an offload job: the tenant goes back to its status, nothing lost
     srv.cleanup();
   }
 });
+
+test('deleting a tenant that was offloaded once and is active again drops its location copy too', async () => {
+  let srv = await startServer();
+  const manifest = path.join(srv.dataDir, 'location', 'tenants', 'Back', 'x', 'manifest.json');
+  try {
+    await mtCollection(srv, 'Back');
+    await addTenants(srv, 'Back', ['x', 'y']);
+    await loadTenant(srv, 'Back', 'x', 50, 1);
+    await loadTenant(srv, 'Back', 'y', 50, 2);
+    for (const t of ['x', 'y']) {
+      assert.equal(await setStatus(srv, 'Back', t, 'OFFLOADED'), 'OFFLOADED');
+      assert.equal(await setStatus(srv, 'Back', t, 'ACTIVE'), 'ACTIVE');
+    }
+    assert.ok(existsSync(manifest)); // kept after the onload: the next offload is free
+    await srv.stop(); // the store remembers the copy across a restart
+    srv = await startServer({ dataDir: srv.dataDir });
+    const r = await srv.req('DELETE', '/v1/collections/Back/tenants', { tenants: ['x'] });
+    assert.equal(r.status, 204, r.text);
+    assert.ok(!existsSync(manifest));
+    assert.equal((await srv.req('DELETE', '/v1/collections/Back')).status, 204);
+    assert.ok(!existsSync(path.join(srv.dataDir, 'location', 'tenants', 'Back', 'y', 'manifest.json')));
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});

@@ -31,6 +31,7 @@ typedef struct shard {
     char dir[1024];
     int status;
     int settle;               /* OFFLOADING: the status to go back to; ONLOADING: the status to reach */
+    bool copy;                /* the location holds its files (offloaded once; kept after an onload) */
     bool deleted;             /* tenant deleted; struct kept until the collection goes */
     sv_db *db;
     pthread_rwlock_t use;     /* read: using db; write: open / close */
@@ -137,11 +138,12 @@ int store_insert_tenant(collection *c, shard *s);
 int store_route(const collection *c, const sv_uuid *id, const char *tenant, size_t tenant_len, shard **out,
                 sv_err *err);
 char *store_coll_record(const collection *c);
-/* {"format_version","name","status"[,"settle"][,"objects"][,"node"]}; settle
+/* {"format_version","name","status"[,"settle"][,"objects"][,"node"][,"locationCopy"]}; settle
  * and objects are written for the offload statuses only; node (the owner)
  * when non-empty. */
 char *store_tenant_record(const char *name, int status, const char *node);
-char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects, const char *node);
+char *store_tenant_record_ex(const char *name, int status, int settle, int64_t objects, const char *node,
+                             bool copy);
 const char *store_status_word(int status); /* "ACTIVE", … */
 int store_status_parse(const char *s);     /* -1 when unknown */
 /* After the catalog load: settles tenants a crash left OFFLOADING or
