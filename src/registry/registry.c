@@ -75,6 +75,19 @@ static void shard_dir(const sv_registry *r, const shard *s, char *out, size_t n)
     snprintf(out, n, "%s/%s/%s", r->cache_dir, s->collection, s->name);
 }
 
+/* Removes s's cache directory with mu dropped (called and returns with mu
+ * held); what says why, for the warning when it cannot. */
+static void remove_dir_unlocked(sv_registry *r, const shard *s, const char *what)
+{
+    char dir[1300];
+    shard_dir(r, s, dir, sizeof dir);
+    pthread_mutex_unlock(&r->mu);
+    sv_err e = {0};
+    if (sv_rmtree(dir, &e))
+        sv_warn("registry: shard directory not removed", "why=%s dir=%s err=\"%s\"", what, dir, e.msg);
+    pthread_mutex_lock(&r->mu);
+}
+
 /* A waiter's reasons to stop waiting for good: the registry closes or the
  * shard was destroyed. 0 otherwise. Under r->mu. */
 static int gone_locked(const sv_registry *r, const shard *s, sv_err *err)
@@ -268,13 +281,7 @@ static int evict_locked(sv_registry *r, shard *s, int64_t *freed)
         if (commit_locked(r, s, SV_SHARD_NEW, NULL, 0, s->pinned, &e)) {
             sv_warn("registry: eviction not persisted", "shard=%s err=\"%s\"", s->key, e.msg);
         } else {
-            char dir[1300];
-            shard_dir(r, s, dir, sizeof dir);
-            pthread_mutex_unlock(&r->mu);
-            sv_err e2 = {0};
-            if (sv_rmtree(dir, &e2))
-                sv_warn("registry: evicted directory not removed", "dir=%s err=\"%s\"", dir, e2.msg);
-            pthread_mutex_lock(&r->mu);
+            remove_dir_unlocked(r, s, "evicted");
             r->held -= bytes;
             r->evictions++;
             r->evicted_bytes += bytes;
@@ -801,13 +808,7 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *name
     pthread_cond_broadcast(&s->cv); /* parked acquirers answer SV_ENOTFOUND now */
     pthread_cond_broadcast(&r->room_cv);
     int64_t bytes = (s->state == SV_SHARD_AVAILABLE || s->state == SV_SHARD_SERVING) ? s->local_bytes : 0;
-    char dir[1300];
-    shard_dir(r, s, dir, sizeof dir);
-    pthread_mutex_unlock(&r->mu);
-    sv_err e2 = {0};
-    if (sv_rmtree(dir, &e2))
-        sv_warn("registry: directory of destroyed shard not removed", "dir=%s err=\"%s\"", dir, e2.msg);
-    pthread_mutex_lock(&r->mu);
+    remove_dir_unlocked(r, s, "destroyed");
     r->held -= bytes;
     s->local_bytes = 0;
     pthread_cond_broadcast(&r->room_cv);
