@@ -262,6 +262,48 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
  * SHARDVAULT_CACHE_BYTES (10% of the cache's filesystem),
  * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
  * (none | on-acquire | now). */
+/* The export service's node-to-node calls, over the cluster's forwarding
+ * client (which adds the cluster secret). */
+static void export_send(void *self, sv_export_rpc *calls, size_t n, int64_t timeout_ms)
+{
+    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
+    char **bodies = calloc(n + 1, sizeof *bodies);
+    for (size_t i = 0; cc && bodies && i < n; i++) {
+        bodies[i] = calls[i].body ? json_dumps(calls[i].body, JSON_COMPACT) : strdup("{}");
+        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path,
+                                  .body = bodies[i], .len = bodies[i] ? strlen(bodies[i]) : 0,
+                                  .timeout_ms = timeout_ms};
+    }
+    if (cc && bodies)
+        sv_cluster_forward(self, cc, n);
+    for (size_t i = 0; i < n; i++) {
+        sv_export_rpc *r = &calls[i];
+        memset(&r->err, 0, sizeof r->err);
+        r->status = 0;
+        if (!cc || !bodies) {
+            r->rc = sv_fail(&r->err, SV_ENOMEM, "out of memory");
+            continue;
+        }
+        r->rc = cc[i].rc;
+        r->status = cc[i].status;
+        if (cc[i].rc) {
+            r->err = cc[i].err;
+        } else if (cc[i].status >= 300) { /* the answer's {"error":[{"message"}]} */
+            json_t *j = json_loadb((const char *)cc[i].out.data, cc[i].out.len, 0, NULL);
+            const char *m = json_string_value(json_object_get(json_array_get(json_object_get(j, "error"), 0), "message"));
+            sv_fail(&r->err, SV_EUNAVAIL, "%s", m ? m : "no reason given");
+            json_decref(j);
+        }
+        sv_buf_free(&cc[i].out);
+        if (bodies[i])
+            free(bodies[i]);
+    }
+    free(bodies);
+    free(cc);
+}
+
+static bool export_healthy(void *self, const char *node) { return sv_cluster_node_healthy(self, node); }
+
 static int open_registry(const char *data_dir, sv_catalog *cat, sv_store *st, sv_snapshot *snap, sv_jobs *jobs,
                          sv_registry **out, sv_err *err)
 {
@@ -386,6 +428,8 @@ int sv_cli_serve(int argc, char **argv)
                               .secret = getenv("SHARDVAULT_CLUSTER_SECRET")};
         rc = sv_cluster_open(&co, cat, &cluster, &err);
     }
+    if (rc == 0 && sv_cluster_placement(cluster))
+        sv_export_set_cluster(ex, &(sv_export_cluster){.self = cluster, .send = export_send, .healthy = export_healthy});
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);

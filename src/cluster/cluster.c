@@ -331,6 +331,16 @@ int cluster_node_url(sv_cluster *c, const char *node, char *url, size_t n)
     return i >= 0 && url[0] ? 0 : SV_ENOTFOUND;
 }
 
+bool sv_cluster_node_healthy(sv_cluster *c, const char *node)
+{
+    if (!c || !node)
+        return false;
+    pthread_mutex_lock(&c->mu);
+    bool ok = find_healthy(c, node) >= 0;
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
 const char *cluster_secret(const sv_cluster *c) { return c->secret; }
 struct forward_state **cluster_forward_state(sv_cluster *c) { return &c->fwd; }
 bool sv_cluster_placement(const sv_cluster *c) { return c && c->placement; }

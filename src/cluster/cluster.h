@@ -3,8 +3,9 @@
  * record under members/{name}; a node whose lease lapsed is UNREACHABLE.
  * Works on either catalog driver (a one-node "cluster" on the embedded one).
  * On the etcd catalog, shards are placed across healthy nodes and requests
- * for shards owned elsewhere are forwarded (forward.c). Two-phase export
- * across nodes is not built yet. See docs/cluster.md.
+ * for shards owned elsewhere are forwarded (forward.c); exports across nodes
+ * use sv_cluster_forward for their two-phase protocol (src/export). See
+ * docs/cluster.md.
  */
 #ifndef SV_CLUSTER_H
 #define SV_CLUSTER_H
@@ -50,6 +51,8 @@ int sv_cluster_nodes(sv_cluster *c, json_t **out, sv_err *err);
 
 /* Nodes whose lease is alive, as last seen by this node's watch. */
 int sv_cluster_healthy_count(sv_cluster *c);
+/* node's lease is alive, as last seen by this node's watch. */
+bool sv_cluster_node_healthy(sv_cluster *c, const char *node);
 
 /* ---- forwarding (forward.c; docs/cluster.md "Forwarding") ------------------ */
 

@@ -319,11 +319,27 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
             json_object_set_new(cs, name, np);
         }
     }
-    json_t *node = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:s}", "format_version", 1, "nodeName", ex->node, "status",
+    json_t *node = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:I,s:s}", "format_version", 1, "nodeName", ex->node, "status",
                              "FAILED", "shardProgress", ss, "error", reason, "completedAt", sv_export_time_json(now),
-                             "version", SV_VERSION);
+                             "completedAtMs", (json_int_t)now, "version", SV_VERSION);
     rc = sv_export_put_json(loc, nkey, node, err);
     json_decref(node);
+    if (rc == 0 && sv_export_clustered(meta)) {
+        /* Other nodes take part: they learn from the decision record that
+         * this node's part is lost and stop; the last to stop writes the
+         * outcome (or this node does, if they already have). */
+        char why[200];
+        snprintf(why, sizeof why, "node %s restarted during the export; its part was lost", ex->node);
+        sv_err derr = {0};
+        if (sv_export_decide_abort(ex, json_string_value(json_object_get(meta, "backend")), id, why, false, &derr))
+            sv_warn("export recovery: cannot record the abort", "id=%s error=\"%s\"", id, derr.msg);
+        json_object_set_new(meta, "shardStatus", json_object());
+        json_object_del(meta, "error");
+        sv_export_promote(ex, loc, meta, meta, false, err);
+        json_decref(meta);
+        sv_warn("export part marked FAILED after restart", "id=%s", id);
+        return 0;
+    }
     if (rc == 0) {
         json_object_set_new(meta, "status", json_string("FAILED"));
         json_object_set_new(meta, "error", json_string(reason));
@@ -341,11 +357,21 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
 
 static void recover(sv_export *ex)
 {
+    /* Markers are export/running/{node}/{id} (this node's only: on a shared
+     * catalog every node has its own), or export/running/{id} from before
+     * there were nodes. */
     marker_list m = {0};
     sv_err err = {0};
     if (sv_catalog_scan(ex->cat, SV_EXPORT_MARKER_PREFIX, collect_marker, &m, &err))
         sv_warn("export recovery: cannot scan the catalog", "error=\"%s\"", err.msg);
     for (size_t i = 0; i < m.n; i++) {
+        const char *rest = m.keys[i] + strlen(SV_EXPORT_MARKER_PREFIX);
+        const char *slash = strchr(rest, '/');
+        if (slash && ((size_t)(slash - rest) != strlen(ex->node) || strncmp(rest, ex->node, (size_t)(slash - rest)))) {
+            free(m.vals[i]);
+            free(m.keys[i]);
+            continue; /* another node's */
+        }
         json_t *mark = m.vals[i] ? json_loads(m.vals[i], 0, NULL) : NULL;
         sv_err e = {0};
         int rc = mark ? recover_one(ex, mark, &e) : 0;
@@ -418,6 +444,7 @@ void sv_export_shutdown(sv_export *ex)
     ex->shutting_down = true;
     pthread_mutex_unlock(&ex->sched_mu);
     sv_export_local_shutdown(ex);
+    sv_export_watch_stop(ex);
 }
 
 void sv_export_close(sv_export *ex)
@@ -524,19 +551,45 @@ static int resolve_classes(sv_export *ex, json_t *include, json_t *exclude, json
     return 0;
 }
 
-static int shard_names(sv_export *ex, const char *coll, json_t **out, sv_err *err)
+/* Adds a collection's shards to shards {collection: [shard…]} and to assign
+ * {node: {collection: [shard…]}} under their owners (this node's name for
+ * every shard it serves). */
+static int add_shards(sv_export *ex, const char *coll, json_t *shards, json_t *assign, sv_err *err)
 {
     sv_shard_info *sh = NULL;
     size_t n = 0;
-    int rc = sv_store_shards(ex->store, coll, &sh, &n, err);
+    int rc = sv_store_shards_ex(ex->store, coll, 0, &sh, &n, err);
     if (rc)
         return rc;
     json_t *names = json_array();
-    for (size_t i = 0; names && i < n; i++)
+    json_object_set_new(shards, coll, names);
+    for (size_t i = 0; i < n; i++) {
+        const char *node = sh[i].local || !sh[i].node[0] ? ex->node : sh[i].node;
+        json_t *mine = json_object_get(assign, node);
+        if (!mine) {
+            mine = json_object();
+            json_object_set_new(assign, node, mine);
+        }
+        json_t *list = json_object_get(mine, coll);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(mine, coll, list);
+        }
         json_array_append_new(names, json_string(sh[i].name));
+        json_array_append_new(list, json_string(sh[i].name));
+    }
     free(sh);
-    *out = names;
-    return names ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
+    /* A collection with no shards (a multi-tenant one without tenants) is
+     * still listed, under this node. */
+    if (n == 0) {
+        json_t *mine = json_object_get(assign, ex->node);
+        if (!mine) {
+            mine = json_object();
+            json_object_set_new(assign, ex->node, mine);
+        }
+        json_object_set_new(mine, coll, json_array());
+    }
+    return 0;
 }
 
 /* A job record for an export that is about to be prepared. */
@@ -628,20 +681,26 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         goto done;
     }
     int64_t started = sv_now_ms();
-    json_t *shards = json_object();
+    json_t *shards = json_object(), *assign = json_object();
     size_t i;
     json_t *c;
     json_array_foreach(classes, i, c)
     {
-        json_t *names = NULL;
-        if ((rc = shard_names(ex, json_string_value(c), &names, err))) {
+        if ((rc = add_shards(ex, json_string_value(c), shards, assign, err))) {
             json_decref(shards);
+            json_decref(assign);
             goto done;
         }
-        json_object_set_new(shards, json_string_value(c), names);
     }
-    /* One node today: it owns every shard. */
-    json_t *assign = json_pack("{s:O}", ex->node, shards);
+    if (json_object_size(assign) == 0) /* nothing to export: this node writes the (empty) result */
+        json_object_set_new(assign, ex->node, json_object());
+    bool across = json_object_size(assign) > 1 || !json_object_get(assign, ex->node);
+    if (across && !ex->has_cl) {
+        rc = sv_fail(err, SV_EUNAVAIL, "the export's shards live on other nodes and this node has no cluster");
+        json_decref(shards);
+        json_decref(assign);
+        goto done;
+    }
     req = json_pack("{s:s,s:s,s:O,s:o,s:s,s:I,s:o,s:o,s:s}", "id", id, "backend", backend, "classes", classes,
                     "shards", shards, "nodeName", ex->node, "startedAtMs", (json_int_t)started, "nodeAssignments",
                     assign, "options", sv_export_file_opts_json(&opt), "path", path);
@@ -653,6 +712,23 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         goto done;
     if (job && job_id)
         snprintf(job_id, 64, "%s", sv_job_id(job));
+    if (across) {
+        json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id,
+                                 "backend", backend, "path", path, "status", "STARTED", "startedAt",
+                                 sv_export_time_json(started), "startedAtMs", (json_int_t)started, "classes", classes,
+                                 "nodeAssignments", json_object_get(req, "nodeAssignments"), "options",
+                                 json_object_get(req, "options"), "shardStatus", json_object());
+        rc = meta ? sv_export_cluster_run(ex, b, loc, req, meta, job, err) : sv_fail(err, SV_ENOMEM, "out of memory");
+        json_decref(meta);
+        job = NULL; /* the protocol finished or handed it on */
+        if (rc)
+            goto done;
+        *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O}", "id", id, "backend", backend, "path", path, "status",
+                         "STARTED", "startedAt", sv_export_time_json(started), "classes", classes);
+        sv_info("export started across nodes", "id=%s backend=%s path=%s nodes=%zu", id, backend, path,
+                json_object_size(json_object_get(req, "nodeAssignments")));
+        goto done;
+    }
     if ((rc = p.prepare(p.self, req, err)))
         goto done;
     if (job) {
@@ -718,7 +794,7 @@ int sv_export_create(sv_export *ex, const char *backend, json_t *body, json_t **
 static int status_of(sv_export *ex, int b, sv_location *loc, const char *id, json_t **out, sv_err *err)
 {
     json_t *live = sv_export_local_live_meta(ex, b, id);
-    if (live) {
+    if (live && !sv_export_clustered(live)) {
         *out = status_from_meta(live);
         json_decref(live);
         return 0;
@@ -727,6 +803,12 @@ static int status_of(sv_export *ex, int b, sv_location *loc, const char *id, jso
     sv_export_key(key, sizeof key, id, "export_metadata.json");
     json_t *meta = NULL;
     int rc = sv_export_get_json(loc, key, &meta, err);
+    /* Across nodes, a running export's progress is in the nodes' status
+     * files (this node's own part live). */
+    if (rc == 0 && !sv_export_status_terminal(json_string_value(json_object_get(meta, "status"))) &&
+        sv_export_clustered(meta))
+        sv_export_aggregate(ex, loc, meta, live);
+    json_decref(live);
     if (rc == SV_ENOTFOUND)
         return sv_fail(err, SV_ENOTFOUND, "export '%s' not found on backend %s", id,
                        b == SV_EXPORT_BACKEND_FS ? "filesystem" : "s3");
@@ -823,6 +905,9 @@ int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err 
     if (sv_check_export_id(id, NULL))
         return sv_fail(err, SV_ENOTFOUND, "export '%.128s' not found", id);
     sv_export_participant p = sv_export_local_participant(ex);
+    int rc = ex->has_cl ? sv_export_cluster_cancel(ex, b, id, err) : SV_ENOTFOUND;
+    if (rc != SV_ENOTFOUND)
+        return rc;
     if (sv_export_local_owns(ex, b, id)) {
         p.abort(p.self, id, NULL);
         sv_info("export canceled", "id=%s", id);
@@ -830,7 +915,7 @@ int sv_export_cancel(sv_export *ex, const char *backend, const char *id, sv_err 
     }
     json_t *st = NULL;
     sv_location *loc;
-    int rc = sv_export_location(ex, b, &loc, err);
+    rc = sv_export_location(ex, b, &loc, err);
     if (rc == 0)
         rc = status_of(ex, b, loc, id, &st, err);
     if (rc)
@@ -922,6 +1007,11 @@ void sv_export_metrics(sv_buf *o, void *ud)
     for (int i = 0; i < SV_EXPORT_NBUCKETS; i++)
         sv_buf_printf(o, "shardvault_export_duration_seconds_bucket{le=\"%g\"} %lld\n", duration_buckets[i],
                       (long long)atomic_load(&ex->m_dur_bucket[i]));
+    char running[SV_EXPORT_ID_MAX + 1];
+    sv_buf_printf(o,
+                  "# HELP shardvault_export_slot_reserved 1 while this node's one export slot is held (prepared or "
+                  "running).\n# TYPE shardvault_export_slot_reserved gauge\nshardvault_export_slot_reserved %d\n",
+                  sv_export_local_running_id(ex, running, sizeof running) ? 1 : 0);
     long long cnt = atomic_load(&ex->m_dur_count);
     sv_buf_printf(o,
                   "shardvault_export_duration_seconds_bucket{le=\"+Inf\"} %lld\n"

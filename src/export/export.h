@@ -92,4 +92,38 @@ typedef struct sv_export_participant {
 /* This node's participant (valid while ex is open). */
 sv_export_participant sv_export_local_participant(sv_export *ex);
 
+/* ---- across nodes (coordinator.c; docs/cluster.md "Two-phase export") ---- */
+
+/* One node-to-node call: POST path with a JSON body to node. */
+typedef struct sv_export_rpc {
+    const char *node; /* in */
+    char path[300];   /* in: "/v1/cluster/export/…" */
+    json_t *body;     /* in, borrowed; NULL = {} */
+    int rc;           /* out: 0 = the node answered (status); else why not (err) */
+    int status;
+    sv_err err;       /* out: the reason, also for an answer >= 300 */
+} sv_export_rpc;
+
+/* What the scheduler needs from the cluster; without it (one node) every
+ * shard is this node's. */
+typedef struct sv_export_cluster {
+    void *self;
+    /* Sends every call in parallel; returns once all answered or failed. */
+    void (*send)(void *self, sv_export_rpc *calls, size_t n, int64_t timeout_ms);
+    /* The node's lease is alive, as this node last saw it. */
+    bool (*healthy)(void *self, const char *node);
+} sv_export_cluster;
+
+/* Call once, before requests: exports of collections whose shards live on
+ * other nodes are then coordinated across them (two-phase commit with the
+ * decision in the catalog). The participant's failure checks start too. */
+void sv_export_set_cluster(sv_export *ex, const sv_export_cluster *c);
+
+/* The node-to-node endpoints (POST /v1/cluster/export/…): prepare with a
+ * participant request, commit or abort an export by id ({"reason"?,
+ * "canceled"?}). Answers like the participant interface. */
+int sv_export_remote_prepare(sv_export *ex, json_t *req, sv_err *err);
+int sv_export_remote_commit(sv_export *ex, const char *id, sv_err *err);
+void sv_export_remote_abort(sv_export *ex, const char *id, json_t *body);
+
 #endif

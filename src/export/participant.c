@@ -52,7 +52,7 @@ typedef struct sv_export_job {
     int state; /* J_*, under ex->mu */
     int64_t started_ms, completed_ms, prepared_ns, committed_ns;
     char capture_root[1200];
-    char marker_key[200];
+    char marker_key[300];
     sv_export_coll *colls;
     size_t ncolls;
     sv_export_shard *shards;
@@ -73,6 +73,7 @@ typedef struct sv_export_job {
     char error[1024];
     int workers_left;
     sv_job *job; /* the jobs service's record (may be NULL); finished with the export */
+    bool clustered; /* other nodes take part: capture only this node's shards */
 } sv_export_job;
 
 /* ---- documents ---------------------------------------------------------------- */
@@ -116,8 +117,10 @@ static json_t *node_status_json(sv_export_job *j)
                   sv_export_status_name(doc_status(j)), "shardProgress", shard_status_json(j), "version", SV_VERSION);
     if (j->error[0])
         json_object_set_new(d, "error", json_string(j->error));
-    if (j->completed_ms)
+    if (j->completed_ms) {
         json_object_set_new(d, "completedAt", sv_export_time_json(j->completed_ms));
+        json_object_set_new(d, "completedAtMs", json_integer(j->completed_ms));
+    }
     pthread_mutex_unlock(&j->mu);
     return d;
 }
@@ -135,6 +138,9 @@ static json_t *meta_json(sv_export_job *j, bool live)
                           "options", json_object_get(r, "options"), "shardStatus", shard_status_json(j));
     if (m && j->error[0])
         json_object_set_new(m, "error", json_string(j->error));
+    json_t *coord = json_object_get(r, "coordinator");
+    if (m && coord)
+        json_object_set(m, "coordinator", coord);
     /* Objects at the point in time, for progress bars and ETAs. */
     int64_t total = 0;
     for (size_t i = 0; i < j->nshards && total >= 0; i++)
@@ -166,25 +172,41 @@ static void flush_node_status(sv_export_job *j)
  * if the final document could not be written. */
 static bool promote_metadata(sv_export_job *j)
 {
-    bool written = true;
     json_t *meta = meta_json(j, false);
+    sv_err err = {0};
+    bool ok = meta && sv_export_promote(j->ex, j->loc, meta, j->req, true, &err);
+    if (!ok)
+        sv_error("export: cannot write final metadata; the running marker stays so the next start marks it FAILED",
+                 "id=%s error=\"%s\"", j->id, err.msg);
+    json_decref(meta);
+    return ok;
+}
+
+bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *req, bool self_included, sv_err *err)
+{
+    const char *id = json_string_value(json_object_get(meta, "id"));
     json_t *ss = json_object_get(meta, "shardStatus");
+    if (!json_is_object(ss)) {
+        ss = json_object();
+        json_object_set_new(meta, "shardStatus", ss);
+    }
     const char *node;
     json_t *v;
     bool complete = true, failed = false, canceled = false;
     const char *first_error = NULL;
+    int64_t last_done = 0;
     json_t *others = json_array(); /* keeps other nodes' documents alive */
-    json_object_foreach(json_object_get(j->req, "nodeAssignments"), node, v)
+    json_object_foreach(json_object_get(req, "nodeAssignments"), node, v)
     {
-        if (!strcmp(node, j->ex->node))
+        if (self_included && !strcmp(node, ex->node))
             continue;
         char key[300], name[120];
         snprintf(name, sizeof name, "node_%s_status.json", node);
-        sv_export_key(key, sizeof key, j->id, name);
+        sv_export_key(key, sizeof key, id, name);
         json_t *d = NULL;
-        sv_err err = {0};
+        sv_err gerr = {0};
         const char *st = NULL;
-        if (sv_export_get_json(j->loc, key, &d, &err) == 0) {
+        if (sv_export_get_json(loc, key, &d, &gerr) == 0) {
             json_array_append_new(others, d);
             st = json_string_value(json_object_get(d, "status"));
         }
@@ -196,29 +218,51 @@ static bool promote_metadata(sv_export_job *j)
         canceled |= !strcmp(st, "CANCELED");
         if (!first_error)
             first_error = json_string_value(json_object_get(d, "error"));
-        json_object_update(ss, json_object_get(d, "shardProgress"));
+        json_t *cp = json_object_get(d, "completedAtMs");
+        if (json_integer_value(cp) > last_done)
+            last_done = json_integer_value(cp);
+        const char *coll;
+        json_t *shards;
+        json_object_foreach(json_object_get(d, "shardProgress"), coll, shards)
+        {
+            json_t *cs = json_object_get(ss, coll);
+            if (json_is_object(cs) && json_is_object(shards))
+                json_object_update(cs, shards);
+            else if (json_is_object(shards))
+                json_object_set(ss, coll, shards);
+        }
     }
+    bool written = true;
     if (complete) {
         const char *mine = json_string_value(json_object_get(meta, "status"));
-        if (failed && strcmp(mine, "FAILED")) {
-            json_object_set_new(meta, "status", json_string("FAILED"));
-            if (first_error && !json_object_get(meta, "error"))
-                json_object_set_new(meta, "error", json_string(first_error));
-        } else if (canceled && !strcmp(mine, "SUCCESS")) {
-            json_object_set_new(meta, "status", json_string("CANCELED"));
+        if (!self_included || !sv_export_status_terminal(mine))
+            mine = "SUCCESS";
+        const char *final = failed || !strcmp(mine, "FAILED")       ? "FAILED"
+                            : canceled || !strcmp(mine, "CANCELED") ? "CANCELED"
+                                                                    : "SUCCESS";
+        json_object_set_new(meta, "status", json_string(final));
+        if (strcmp(final, "SUCCESS") && first_error && !json_object_get(meta, "error"))
+            json_object_set_new(meta, "error", json_string(first_error));
+        if (!self_included || !json_object_get(meta, "completedAt")) {
+            int64_t done = last_done > 0 ? last_done : sv_now_ms();
+            int64_t started = json_integer_value(json_object_get(meta, "startedAtMs"));
+            json_object_set_new(meta, "completedAt", sv_export_time_json(done));
+            if (started > 0)
+                json_object_set_new(meta, "tookInMs", json_integer(done - started));
         }
         char key[300];
-        sv_export_key(key, sizeof key, j->id, "export_metadata.json");
-        sv_err err = {0};
-        if (sv_export_put_json(j->loc, key, meta, &err)) {
-            sv_error("export: cannot write final metadata; the running marker stays so the next start marks it "
-                     "FAILED",
-                     "id=%s error=\"%s\"", j->id, err.msg);
-            written = false;
+        sv_export_key(key, sizeof key, id, "export_metadata.json");
+        written = sv_export_put_json(loc, key, meta, err) == 0;
+        /* The decision record has done its work once the outcome is in
+         * the metadata (a later reader never needs it). */
+        if (written && sv_export_clustered(req)) {
+            char dk[400];
+            sv_export_decision_key(dk, sizeof dk, json_string_value(json_object_get(req, "backend")), id);
+            sv_err derr = {0};
+            sv_catalog_delete(ex->cat, dk, &derr);
         }
     }
     json_decref(others);
-    json_decref(meta);
     return written;
 }
 
@@ -710,17 +754,33 @@ static int do_prepare(sv_export_job *j, sv_err *err)
 {
     sv_export *ex = j->ex;
     json_t *shards = json_object_get(j->req, "shards");
-    json_t *mark = json_pack("{s:s,s:s,s:s,s:I}", "id", j->id, "backend",
+    json_t *mark = json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", j->id, "backend",
                              json_string_value(json_object_get(j->req, "backend")), "node", ex->node, "startedAtMs",
-                             (json_int_t)j->started_ms);
+                             (json_int_t)j->started_ms, "clustered", j->clustered);
     char *ms = mark ? json_dumps(mark, JSON_COMPACT) : NULL;
     json_decref(mark);
-    snprintf(j->marker_key, sizeof j->marker_key, SV_EXPORT_MARKER_PREFIX "%s", j->id);
+    /* Per node: on a shared catalog every participant has its own. */
+    snprintf(j->marker_key, sizeof j->marker_key, SV_EXPORT_MARKER_PREFIX "%s/%s", ex->node, j->id);
     int rc = ms ? sv_catalog_put(ex->cat, j->marker_key, ms, strlen(ms), 0, err) : sv_fail(err, SV_ENOMEM, "oom");
     free(ms);
     if (rc) {
         j->marker_key[0] = '\0';
         return rc;
+    }
+    if (j->clustered) {
+        char probe[300];
+        sv_export_key(probe, sizeof probe, j->id, SV_EXPORT_PROBE);
+        sv_location_info info;
+        sv_err perr = {0};
+        int prc = sv_location_head(j->loc, probe, &info, &perr);
+        if (prc == SV_ENOTFOUND)
+            return sv_fail(err, SV_EINVAL,
+                           "node %s does not see the coordinator's export location (%s): across nodes every node "
+                           "must write to the same storage: use the s3 backend, or point EXPORT_FILESYSTEM_PATH at a "
+                           "directory all nodes share",
+                           ex->node, json_string_value(json_object_get(j->req, "path")));
+        if (prc)
+            return sv_fail(err, prc, "node %s cannot read the export location: %s", ex->node, perr.msg);
     }
     snprintf(j->capture_root, sizeof j->capture_root, "%s/export-%s-%llu", sv_store_tmp_dir(ex->store), j->id,
              (unsigned long long)j->gen);
@@ -742,7 +802,7 @@ static int do_prepare(sv_export_job *j, sv_err *err)
         snprintf(c->name, sizeof c->name, "%s", coll);
         char dir[1300];
         snprintf(dir, sizeof dir, "%s/%zu", j->capture_root, ci);
-        if ((rc = sv_store_capture(ex->store, coll, dir, &c->cap, err)))
+        if ((rc = sv_store_capture_ex(ex->store, coll, dir, j->clustered ? SV_CAPTURE_LOCAL : 0, &c->cap, err)))
             return sv_err_wrap(err, "capturing collection %s", coll);
         size_t k;
         json_t *n;
@@ -753,6 +813,11 @@ static int do_prepare(sv_export_job *j, sv_err *err)
             s->status = SV_EXPORT_SHARD_TRANSFERRING;
             snprintf(s->name, sizeof s->name, "%s", json_string_value(n));
             int idx = find_capture_shard(c->cap, s->name);
+            if (idx < 0 && j->clustered) /* placement changed since the coordinator looked */
+                return sv_fail(err, SV_ECONFLICT,
+                               "shard %s of collection %s is no longer on node %s (it was deleted or moved); retry "
+                               "the export",
+                               s->name, coll, ex->node);
             if (idx < 0) {
                 s->status = SV_EXPORT_SHARD_SKIPPED;
                 snprintf(s->skip, sizeof s->skip, "the shard no longer exists");
@@ -804,6 +869,7 @@ static int p_prepare(void *self, json_t *req, sv_err *err)
     j->loc = loc;
     j->req = json_deep_copy(req);
     j->opt = opt;
+    j->clustered = sv_export_clustered(req);
     j->started_ms = json_integer_value(json_object_get(req, "startedAtMs"));
     if (j->started_ms <= 0)
         j->started_ms = sv_now_ms();
@@ -890,6 +956,36 @@ static int p_commit(void *self, const char *id, sv_err *err)
     return rc;
 }
 
+/* A cluster export released before it ran on this node: once its metadata
+ * is published, this node's status file says how it ended (every shard
+ * FAILED with the reason), and the last node to end writes the outcome —
+ * the metadata never stays STARTED. Before it is published (a failed start)
+ * nothing is left behind. */
+static void publish_unrun(sv_export_job *j, int status, const char *reason)
+{
+    char key[300];
+    sv_export_key(key, sizeof key, j->id, "export_metadata.json");
+    sv_location_info info;
+    sv_err err = {0};
+    if (sv_location_head(j->loc, key, &info, &err) != 0)
+        return;
+    pthread_mutex_lock(&j->mu);
+    snprintf(j->error, sizeof j->error, "%s", reason ? reason : "");
+    for (size_t i = 0; i < j->nshards; i++) {
+        sv_export_shard *s = &j->shards[i];
+        if (s->status != SV_EXPORT_SHARD_TRANSFERRING)
+            continue;
+        s->status = SV_EXPORT_SHARD_FAILED;
+        snprintf(s->error, sizeof s->error, "%.590s", reason ? reason : "export canceled");
+    }
+    j->completed_ms = sv_now_ms();
+    j->final_status = status;
+    j->status = status;
+    pthread_mutex_unlock(&j->mu);
+    flush_node_status(j);
+    promote_metadata(j);
+}
+
 /* Caller holds ex->mu. Releases a prepared export or stops a running one and
  * waits until it has left the slot. */
 static void abort_locked(sv_export *ex, sv_export_job *j, int status, const char *reason)
@@ -898,6 +994,8 @@ static void abort_locked(sv_export *ex, sv_export_job *j, int status, const char
     if (j->state == J_PREPARED) {
         slot_release(ex, j);
         pthread_mutex_unlock(&ex->mu);
+        if (j->clustered)
+            publish_unrun(j, status, reason);
         job_cleanup(j);
         sv_info("export reservation released", "id=%s reason=\"%s\"", j->id, reason ? reason : "aborted");
         job_finish(j, status, reason ? reason : "released before it ran"); /* CANCELED, or FAILED with why */
@@ -944,9 +1042,20 @@ void sv_export_local_cancel_job(sv_export *ex, const sv_job *job)
 {
     pthread_mutex_lock(&ex->mu);
     sv_export_job *j = ex->slot;
-    if (j && j->job == job)
+    char id[SV_EXPORT_ID_MAX + 1] = "";
+    int backend = 0;
+    if (j && j->job == job && j->clustered) { /* cancel it on every node */
+        snprintf(id, sizeof id, "%s", j->id);
+        backend = j->backend;
+    } else if (j && j->job == job) {
         abort_locked(ex, j, SV_EXPORT_CANCELED, NULL);
+    } else {
+        sv_export_watch_job(ex, job, id, sizeof id, &backend);
+    }
     pthread_mutex_unlock(&ex->mu);
+    sv_err err = {0};
+    if (id[0] && sv_export_cluster_cancel(ex, backend, id, &err) && err.code != SV_ENOTFOUND)
+        sv_warn("export: cannot cancel across nodes", "id=%s error=\"%s\"", id, err.msg);
 }
 
 sv_export_participant sv_export_local_participant(sv_export *ex)
@@ -965,6 +1074,11 @@ static void *ticker(void *arg)
         sv_export_job *j = ex->slot;
         if (j && j->state == J_PREPARED && sv_mono_ns() - j->prepared_ns > ex->reservation_ms * 1000000LL)
             abort_locked(ex, j, SV_EXPORT_FAILED, "reservation timed out: no commit arrived");
+        if (ex->has_cl && !ex->ticker_stop) { /* network and catalog calls: no lock held */
+            pthread_mutex_unlock(&ex->mu);
+            sv_export_cluster_tick(ex);
+            pthread_mutex_lock(&ex->mu);
+        }
     }
     pthread_mutex_unlock(&ex->mu);
     return NULL;
@@ -1035,4 +1149,40 @@ json_t *sv_export_local_live_meta(sv_export *ex, int backend, const char *id)
         m = meta_json(j, true);
     pthread_mutex_unlock(&ex->mu);
     return m;
+}
+
+void sv_export_local_view(sv_export *ex, sv_export_slot_view *v)
+{
+    memset(v, 0, sizeof *v);
+    pthread_mutex_lock(&ex->mu);
+    sv_export_job *j = ex->slot;
+    if (j && (j->state == J_PREPARED || j->state == J_RUNNING)) {
+        v->busy = true;
+        v->prepared = j->state == J_PREPARED;
+        v->gen = j->gen;
+        snprintf(v->id, sizeof v->id, "%s", j->id);
+        v->req = json_deep_copy(j->req);
+    }
+    pthread_mutex_unlock(&ex->mu);
+}
+
+int sv_export_local_commit_gen(sv_export *ex, uint64_t gen, sv_err *err)
+{
+    char id[SV_EXPORT_ID_MAX + 1] = "";
+    pthread_mutex_lock(&ex->mu);
+    if (ex->slot && ex->slot_gen == gen && ex->slot->state == J_PREPARED)
+        snprintf(id, sizeof id, "%s", ex->slot->id);
+    pthread_mutex_unlock(&ex->mu);
+    if (!id[0])
+        return sv_fail(err, SV_ECONFLICT, "the reservation is gone");
+    return p_commit(ex, id, err); /* checks the state again under the lock */
+}
+
+void sv_export_local_abort_gen(sv_export *ex, uint64_t gen, const char *reason)
+{
+    pthread_mutex_lock(&ex->mu);
+    sv_export_job *j = ex->slot;
+    if (j && ex->slot_gen == gen && j->state != J_FINISHING && j->state != J_PREPARING)
+        abort_locked(ex, j, reason ? SV_EXPORT_FAILED : SV_EXPORT_CANCELED, reason);
+    pthread_mutex_unlock(&ex->mu);
 }

@@ -84,3 +84,38 @@ int sv_route_export_list(request *rq)
         sv_filter_readable(rq, out, "classes");
     return sv_reply(rq, rc, &err, 200, out);
 }
+
+/* ---- node-to-node: a cluster export's participant (docs/cluster.md) ---- */
+
+static int node_reply(request *rq, int rc, sv_err *err)
+{
+    return sv_reply(rq, rc, err, 200, rc ? NULL : json_object());
+}
+
+int sv_route_cluster_export_prepare(request *rq)
+{
+    sv_err err = {0};
+    json_t *body = NULL;
+    int rc = sv_parse_body(rq, &body, &err);
+    if (rc == 0)
+        rc = sv_export_remote_prepare(SVC, body, &err);
+    json_decref(body);
+    return node_reply(rq, rc, &err);
+}
+
+int sv_route_cluster_export_commit(request *rq)
+{
+    sv_err err = {0};
+    return node_reply(rq, sv_export_remote_commit(SVC, rq->params[0], &err), &err);
+}
+
+int sv_route_cluster_export_abort(request *rq)
+{
+    sv_err err = {0};
+    json_t *body = NULL;
+    int rc = sv_body_empty(rq) ? 0 : sv_parse_body(rq, &body, &err);
+    if (rc == 0)
+        sv_export_remote_abort(SVC, rq->params[0], body);
+    json_decref(body);
+    return node_reply(rq, rc, &err);
+}

@@ -30,9 +30,9 @@ int sv_forward_gate(request *rq)
     const char *by = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, SV_CLUSTER_FORWARDED_HEADER);
     if (!by)
         return 0;
-    if (!cl(rq) || !forwardable(rq->route)) {
+    if (!cl(rq) || (!forwardable(rq->route) && rq->route->perm != PERM_NODE)) {
         sv_reply_error(rq, 403,
-                       "forwarded requests are accepted on object, shard, tenant and snapshot-create routes only");
+                       "forwarded requests are accepted on object, shard, tenant, snapshot-create and node-to-node routes only");
         return 1;
     }
     sv_err err = {0};

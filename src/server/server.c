@@ -41,7 +41,7 @@ int sv_http_status(int code)
 
 /* ---- requests ----------------------------------------------------------- */
 
-static const char *const perm_names[] = {"none", "read", "write", "manage", "operate", "public"};
+static const char *const perm_names[] = {"none", "read", "write", "manage", "operate", "public", "node"};
 
 /* Counters are per route-table row; the table may grow to MAX_ROUTES - 1
  * rows (one slot is for unmatched requests). */
@@ -300,6 +300,9 @@ static const route routes[] = {
     {"GET", "/v1/export/{}", sv_route_export_list, PERM_READ, false, SVC_EXPORT, ANY},
     {"GET", "/v1/export/{}/{}", sv_route_export_status, PERM_READ, false, SVC_EXPORT, H},
     {"DELETE", "/v1/export/{}/{}", sv_route_export_cancel, PERM_OPERATE, false, SVC_EXPORT, H},
+    {"POST", "/v1/cluster/export/prepare", sv_route_cluster_export_prepare, PERM_NODE, false, SVC_EXPORT, A},
+    {"POST", "/v1/cluster/export/{}/commit", sv_route_cluster_export_commit, PERM_NODE, false, SVC_EXPORT, A},
+    {"POST", "/v1/cluster/export/{}/abort", sv_route_cluster_export_abort, PERM_NODE, false, SVC_EXPORT, A},
     {"POST", "/v1/import/{}", sv_route_import_create, PERM_OPERATE, false, SVC_IMPORT, H},
     {"GET", "/v1/import/{}/{}", sv_route_import_status, PERM_READ, false, SVC_IMPORT, H},
     {"DELETE", "/v1/import/{}/{}", sv_route_import_cancel, PERM_OPERATE, false, SVC_IMPORT, H},
@@ -859,6 +862,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             return MHD_YES;
         }
         int gate = sv_forward_gate(rq); /* a request another node forwarded */
+        if (gate == 0 && rq->route->perm == PERM_NODE) {
+            sv_reply_error(rq, 403, "this endpoint is for the cluster's nodes only (it needs the cluster secret)");
+            return MHD_YES;
+        }
         if (gate == 1 || (gate == 0 && sv_server_authorize(rq)))
             return MHD_YES;
         if (atomic_load(&srv->quiescing) && rq->route->perm != PERM_READ && rq->route->perm != PERM_PUBLIC) {

@@ -258,6 +258,12 @@ typedef struct sv_capture {
  * directories (removes them when done) and frees the capture. */
 int sv_store_capture(sv_store *st, const char *collection, const char *dst_dir, sv_capture **out, sv_err *err);
 void sv_capture_free(sv_capture *cap); /* does not touch the directories */
+/* The same with flags. SV_CAPTURE_LOCAL: capture only the shards placed on
+ * this node (a cluster export's participant); the others are left out of
+ * the capture instead of refusing it. */
+#define SV_CAPTURE_LOCAL 1u
+int sv_store_capture_ex(sv_store *st, const char *collection, const char *dst_dir, unsigned flags, sv_capture **out,
+                        sv_err *err);
 
 /* Creates a collection from complete shard directories (e.g. restored from
  * a snapshot). schema_json names the new collection; names[i] is a fixed

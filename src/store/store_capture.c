@@ -27,8 +27,10 @@ void sv_capture_free(sv_capture *cap)
     free(cap);
 }
 
-int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_capture **out, sv_err *err)
+int sv_store_capture_ex(sv_store *st, const char *name, const char *dst_dir, unsigned flags, sv_capture **out,
+                        sv_err *err)
 {
+    bool local_only = flags & SV_CAPTURE_LOCAL;
     collection *c;
     int rc = store_coll_get(st, name, &c, err);
     if (rc)
@@ -38,7 +40,7 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
         return sv_fail(err, SV_EEXIST, "capture directory %s already exists", dst_dir);
     }
     pthread_rwlock_rdlock(&c->tenants_lock);
-    for (size_t i = 0; rc == 0 && i < c->nshards; i++)
+    for (size_t i = 0; rc == 0 && !local_only && i < c->nshards; i++)
         if (!store_shard_local(st, c->shards[i]))
             rc = sv_fail(err, SV_EUNSUPPORTED,
                          "collection '%s' has shards on other nodes (%s on node %s): a capture across nodes (the "
@@ -58,15 +60,20 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
     /* The shard set cannot change while we hold tenants_lock (adding and
      * deleting tenants take it for writing). */
     pthread_rwlock_rdlock(&c->tenants_lock);
-    size_t n = c->nshards;
+    /* The shards captured: all of them, or this node's (SV_CAPTURE_LOCAL). */
+    shard **sel = calloc(c->nshards + 1, sizeof *sel);
+    size_t n = 0;
+    for (size_t i = 0; sel && i < c->nshards; i++)
+        if (!local_only || store_shard_local(st, c->shards[i]))
+            sel[n++] = c->shards[i];
     bool *entered = calloc(n + 1, sizeof *entered);
-    if (!cap || !entered || !(cap->shards = calloc(n + 1, sizeof *cap->shards)) ||
+    if (!cap || !sel || !entered || !(cap->shards = calloc(n + 1, sizeof *cap->shards)) ||
         !(cap->schema = sv_schema_dup(c->schema)))
         rc = store_oom(err);
     /* Enter every shard: open ACTIVE ones, pin INACTIVE ones (a reader lock
      * keeps anyone from opening them meanwhile). */
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        shard *s = c->shards[i];
+        shard *s = sel[i];
         sv_shard_capture *sc = &cap->shards[i];
         snprintf(sc->name, sizeof sc->name, "%s", s->name);
         sc->is_tenant = c->schema->multi_tenancy;
@@ -87,12 +94,12 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
     }
     /* Hold every writer out, so all shards are captured at one instant. */
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (c->shards[i]->db)
-            pthread_mutex_lock(&c->shards[i]->write_mu);
+        if (sel[i]->db)
+            pthread_mutex_lock(&sel[i]->write_mu);
     cap->captured_at = sv_now_ms();
     int rc2 = rc;
     for (size_t i = 0; rc2 == 0 && i < n; i++) {
-        shard *s = c->shards[i];
+        shard *s = sel[i];
         sv_shard_capture *sc = &cap->shards[i];
         if ((size_t)snprintf(sc->dir, sizeof sc->dir, "%s/%s", dst_dir, s->name) >= sizeof sc->dir) {
             rc2 = sv_fail(err, SV_EINVAL, "capture directory path too long");
@@ -121,13 +128,13 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
             sv_err_wrap(err, "capturing shard %s of %s", s->name, c->name);
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (c->shards[i]->db)
-            pthread_mutex_unlock(&c->shards[i]->write_mu);
+        if (sel[i]->db)
+            pthread_mutex_unlock(&sel[i]->write_mu);
     /* Offloaded tenants cannot change while we hold their use lock (a status
      * change takes it for writing), so laying them out now is still the same
      * instant. Their object count is the one recorded at offload. */
     for (size_t i = 0; rc == 0 && rc2 == 0 && i < n; i++) {
-        shard *s = c->shards[i];
+        shard *s = sel[i];
         sv_shard_capture *sc = &cap->shards[i];
         if (s->status != SHARD_OFFLOADED && s->status != SHARD_ONLOADING)
             continue;
@@ -145,9 +152,10 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
     }
     for (size_t i = 0; i < n; i++)
         if (entered && entered[i])
-            pthread_rwlock_unlock(&c->shards[i]->use);
+            pthread_rwlock_unlock(&sel[i]->use);
     pthread_rwlock_unlock(&c->tenants_lock);
     free(entered);
+    free(sel);
     if (rc == 0)
         rc = rc2;
     if (cap) {
@@ -164,6 +172,11 @@ int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_cap
     sv_info("collection captured", "collection=%s shards=%zu dir=%s", name, n, dst_dir);
     *out = cap;
     return 0;
+}
+
+int sv_store_capture(sv_store *st, const char *name, const char *dst_dir, sv_capture **out, sv_err *err)
+{
+    return sv_store_capture_ex(st, name, dst_dir, 0, out, err);
 }
 
 /* fsyncs the destination parent (root), the directory holding it (root may

@@ -66,6 +66,10 @@ function rows(ctx) {
     'POST /v1/batch/objects': { path: '/v1/batch/objects', body: { objects: [obj('Other')] }, res: 'batch', coll: 'Other' },
     'POST /v1/export/{}': { path: '/v1/export/filesystem', body: { id: 'Bad id!', include: ['Art1'] }, res: (g) => allowed(g, 'operate', 'Art1') },
     'GET /v1/export/{}': { path: '/v1/export/filesystem', res: 'any' },
+    // node-to-node only: 403 to every client (admin included), whatever its key
+    'POST /v1/cluster/export/prepare': { path: '/v1/cluster/export/prepare', body: { id: 'x' }, res: 'node' },
+    'POST /v1/cluster/export/{}/commit': { path: '/v1/cluster/export/x/commit', res: 'node' },
+    'POST /v1/cluster/export/{}/abort': { path: '/v1/cluster/export/x/abort', res: 'node' },
     'GET /v1/export/{}/{}': { path: `/v1/export/filesystem/${ctx.exportId}`, res: ['Other'] },
     'DELETE /v1/export/{}/{}': { path: `/v1/export/filesystem/${ctx.exportId}`, res: ['Other'], action: 'operate' },
     'POST /v1/import/{}': { path: '/v1/import/filesystem', body: { id: 'Bad id!', source: { export: 'ex1' }, collection: 'Art1' }, res: (g) => allowed(g, 'operate', 'Art1') && allowed(g, 'write', 'Art1') },
@@ -206,13 +210,15 @@ test('authorization matrix: every route x every caller', async () => {
       const key = `${route.method} ${route.pattern}`;
       const row = spec[key];
       const admin = await as(srv, keys.admin, route.method, row.path, row.body);
-      assert.ok(![401, 403, 500].includes(admin.status), `${key}: admin got ${admin.status} ${admin.text}`);
+      if (row.res === 'node') assert.equal(admin.status, 403, `${key}: admin got ${admin.status} ${admin.text}`);
+      else assert.ok(![401, 403, 500].includes(admin.status), `${key}: admin got ${admin.status} ${admin.text}`);
       const action = row.action || route.action;
       for (const [who, grants] of Object.entries(PRINCIPALS)) {
         const r = await as(srv, keys[who], route.method, row.path, row.body);
         checks++;
         let want;
-        if (row.res === 'public') want = admin.status;
+        if (row.res === 'node') want = 403;
+        else if (row.res === 'public') want = admin.status;
         else if (!grants) want = 401;
         else if (row.res === 'any' || row.res === 'lookup') want = admin.status;
         else if (row.res === 'batch') want = 200;

@@ -205,10 +205,14 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
       for (const srv of [a, b, c]) assert.deepEqual(await pages(srv, `/v1/collections/MT/objects?tenant=${t}`, 2), w);
     }
 
-    // An export or snapshot of a collection spread over nodes is refused, never partial.
+    // An export across nodes to a filesystem root each node has on its own
+    // disk is refused before anything is written (cluster_export.test.mjs
+    // exports across nodes to S3); a snapshot of a collection spread over
+    // nodes is refused, never partial.
     const ex = await a.req('POST', '/v1/export/filesystem', { id: 'spread', include: ['Doc'] });
     assert.equal(ex.status, 422, ex.text);
-    assert.match(ex.json.error[0].message, /shards on other nodes .* not built yet/);
+    assert.match(ex.json.error[0].message, /does not see the coordinator's export location.*EXPORT_FILESYSTEM_PATH/);
+    assert.equal((await a.req('GET', '/v1/export/filesystem/spread')).status, 404);
     const sn = await b.req('POST', '/v1/collections/Doc/snapshots', { name: 's1' });
     assert.equal(sn.status, 422, sn.text);
     assert.match(sn.json.error[0].message, /spread over nodes a, b, c.*cluster-wide cut/);

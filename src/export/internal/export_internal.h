@@ -81,6 +81,7 @@ int sv_export_first_duplicate(const char *const *names, size_t n, size_t *a, siz
 
 #define SV_EXPORT_ID_MAX 128
 #define SV_EXPORT_MARKER_PREFIX "export/running/"
+#define SV_EXPORT_PROBE "cluster_probe.txt" /* written by a coordinator, read by its participants at prepare */
 #define SV_EXPORT_NBUCKETS 8
 
 enum { SV_EXPORT_BACKEND_FS = 0, SV_EXPORT_BACKEND_S3 = 1 };
@@ -118,6 +119,14 @@ struct sv_export {
     bool ticker_started;
     pthread_t runner; /* of the last committed export; joined before the next */
     bool runner_joinable;
+    /* across nodes (coordinator.c): set once before requests */
+    sv_export_cluster cl;
+    bool has_cl;
+    /* exports this node coordinates without a part of its own: their jobs
+     * end when the metadata does (under mu) */
+    struct sv_export_watch *watch;
+    size_t nwatch, watch_cap;
+    int64_t last_watch_ns;
     /* metrics */
     atomic_llong m_objects, m_bytes, m_ops[3], m_dur_bucket[SV_EXPORT_NBUCKETS], m_dur_ms, m_dur_count;
 };
@@ -145,5 +154,49 @@ void sv_export_local_cancel_job(sv_export *ex, const sv_job *job);
 /* The metadata document as it would be written now, for a running export
  * with this id (NULL if none). */
 json_t *sv_export_local_live_meta(sv_export *ex, int backend, const char *id);
+
+/* What the cluster checks see of the slot (participant.c): a copy. */
+typedef struct sv_export_slot_view {
+    bool busy;        /* an export is prepared or running (not finishing) */
+    bool prepared;    /* prepared, not committed */
+    uint64_t gen;     /* the reservation: act only while it is unchanged */
+    char id[SV_EXPORT_ID_MAX + 1];
+    json_t *req;      /* owned copy (json_decref) */
+} sv_export_slot_view;
+void sv_export_local_view(sv_export *ex, sv_export_slot_view *v);
+/* Commits / aborts the reservation gen if it is still in the slot. */
+int sv_export_local_commit_gen(sv_export *ex, uint64_t gen, sv_err *err);
+void sv_export_local_abort_gen(sv_export *ex, uint64_t gen, const char *reason);
+/* Writes the final export_metadata.json if every node's status file is
+ * terminal. meta is the document to write (changed in place): this node's
+ * own when self_included (its status and shards are already in it), else the
+ * published one. false if it could not be written. */
+bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *req, bool self_included, sv_err *err);
+
+/* coordinator.c */
+bool sv_export_clustered(const json_t *req); /* more than one node takes part */
+/* The catalog key of a cluster export's decision record. */
+void sv_export_decision_key(char *out, size_t n, const char *backend, const char *id);
+/* Aborts the whole export through its decision record (every participant
+ * sees it within a tick), unless it is already decided aborted. */
+int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *reason, bool canceled,
+                           sv_err *err);
+/* Runs the two-phase protocol for a create whose shards span nodes:
+ * assign = {node: {collection: [shard…]}}, req = the request every
+ * participant gets (its "shards" replaced by its own). On success the
+ * export runs on every participant. */
+int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *req, json_t *meta, sv_job *job,
+                          sv_err *err);
+/* Called by the ticker every 250 ms without locks held. */
+void sv_export_cluster_tick(sv_export *ex);
+/* Merges the node status files of a running cluster export into its
+ * metadata (in place). */
+void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *live);
+/* Cancels a cluster export from any node (SV_ENOTFOUND if it is none). */
+int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err *err);
+void sv_export_watch_stop(sv_export *ex); /* finishes coordinator-only jobs at shutdown */
+/* Caller holds ex->mu: the id and backend of the coordinator-only export
+ * whose job this is (id stays "" when none). */
+void sv_export_watch_job(sv_export *ex, const sv_job *job, char *id, size_t n, int *backend);
 
 #endif

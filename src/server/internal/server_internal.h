@@ -13,7 +13,9 @@
 
 /* PERM_NONE is no permission: the server refuses to start with such a row.
  * PERM_PUBLIC routes answer without a key (health, metrics). */
-typedef enum { PERM_NONE, PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE, PERM_PUBLIC } perm;
+/* PERM_NODE routes are node-to-node only: they answer a request carrying the
+ * cluster secret (sv_forward_gate) and 403 to every client, whatever its key. */
+typedef enum { PERM_NONE, PERM_READ, PERM_WRITE, PERM_MANAGE, PERM_OPERATE, PERM_PUBLIC, PERM_NODE } perm;
 
 /* What a route's permission is checked against, before the handler runs:
  *  SCOPE_AUTO     "/v1/collections/{c}/…" -> collection c (and ?tenant=);
@@ -111,6 +113,10 @@ const sv_services *sv_request_services(const request *rq);
 
 /* routes_cluster.c */
 int sv_route_nodes_list(request *rq);
+/* routes_export.c: a cluster export's participant endpoints (PERM_NODE) */
+int sv_route_cluster_export_prepare(request *rq);
+int sv_route_cluster_export_commit(request *rq);
+int sv_route_cluster_export_abort(request *rq);
 
 /* routes_forward.c: forwarding to shard owners (docs/cluster.md). Each
  * sv_forward_* returns 1 when it answered the request, 0 to go on locally. */

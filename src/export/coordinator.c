@@ -1,0 +1,739 @@
+/* Export across nodes: two-phase commit with the decision in the catalog.
+ *
+ * The node that receives POST /v1/export/{backend} coordinates. Its
+ * participants are the nodes owning shards of the included collections
+ * (nodeAssignments), itself among them when it owns any.
+ *
+ *   1. The coordinator creates the decision record
+ *      export/2pc/{backend}/{id} = {state: "preparing", coordinator,
+ *      participants} (only if absent: one coordinator per id).
+ *   2. Prepare on every participant (each reserves its one export slot and
+ *      captures its own shards: the point in time is per node, as in
+ *      Weaviate). Any failure: the record goes "aborted", every prepared
+ *      participant is released, nothing is published.
+ *   3. export_metadata.json is published (STARTED).
+ *   4. The record goes "committed" (a compare-and-swap on its revision):
+ *      the decision is durable before any participant hears it.
+ *   5. Commit on every participant; each scans and writes its files and its
+ *      node_{name}_status.json; the last to end writes the final metadata
+ *      (sv_export_promote) and deletes the record.
+ *
+ * Invariants:
+ *   - The record changes only preparing -> committed, preparing -> aborted
+ *     and committed -> aborted, each by CAS: a coordinator that comes back
+ *     late can never commit what a survivor aborted.
+ *   - Every participant with a prepared or running cluster export reads the
+ *     record every tick (250 ms): "aborted" (or a missing record) stops its
+ *     part at once, FAILED with the reason (CANCELED when canceled).
+ *   - Every participant watches the membership of the other participants and
+ *     of the coordinator (leases, TTL SHARDVAULT_NODE_TTL): a participant
+ *     whose lease lapsed has lost its part, so the first node to see it marks
+ *     that node's status file FAILED "node X left the cluster" and aborts the
+ *     record; all others stop within a tick. A coordinator that is not a
+ *     participant and left before deciding: the record is aborted; after
+ *     deciding "committed": prepared participants commit themselves.
+ *   - A node restarted during an export marks its part FAILED and aborts the
+ *     record at start (export.c recover).
+ *   - The metadata never stays STARTED: every part ends in a terminal node
+ *     status (its own, or one written for it by a survivor), and whichever
+ *     node writes the last terminal status also writes the outcome.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export_internal.h"
+
+#define DECISION_PREFIX "export/2pc/"
+#define PREPARE_TIMEOUT_MS 60000
+#define CALL_TIMEOUT_MS 30000
+
+typedef struct sv_export_watch {
+    int backend;
+    char id[SV_EXPORT_ID_MAX + 1];
+    sv_job *job;
+} sv_export_watch;
+
+static const char *or_(const char *a, const char *b) { return a ? a : b; }
+
+bool sv_export_clustered(const json_t *req)
+{
+    return json_is_string(json_object_get(req, "coordinator"));
+}
+
+void sv_export_decision_key(char *out, size_t n, const char *backend, const char *id)
+{
+    snprintf(out, n, DECISION_PREFIX "%s/%s", backend ? backend : "", id ? id : "");
+}
+
+void sv_export_set_cluster(sv_export *ex, const sv_export_cluster *c)
+{
+    pthread_mutex_lock(&ex->mu);
+    ex->cl = *c;
+    ex->has_cl = c->send && c->healthy;
+    pthread_mutex_unlock(&ex->mu);
+}
+
+static bool healthy(sv_export *ex, const char *node)
+{
+    return !strcmp(node, ex->node) || ex->cl.healthy(ex->cl.self, node);
+}
+
+/* ---- the decision record ------------------------------------------------------ */
+
+static int decision_get(sv_export *ex, const char *key, json_t **rec, int64_t *rev, sv_err *err)
+{
+    *rec = NULL;
+    char *val = NULL;
+    size_t len = 0;
+    int rc = sv_catalog_get(ex->cat, key, &val, &len, rev, err);
+    if (rc)
+        return rc;
+    *rec = json_loadb(val, len, 0, NULL);
+    free(val);
+    if (!json_is_object(*rec)) {
+        json_decref(*rec);
+        *rec = NULL;
+        return sv_fail(err, SV_ECORRUPT, "the catalog's %s is not a JSON object", key);
+    }
+    return 0;
+}
+
+/* Writes rec if the key still has revision rev (0: is absent). */
+static int decision_cas(sv_export *ex, const char *key, json_t *rec, int64_t rev, sv_err *err)
+{
+    char *s = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!s)
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    sv_catalog_cond cond = {key, rev};
+    sv_catalog_op op = {key, s, strlen(s), 0};
+    int rc = sv_catalog_txn(ex->cat, &cond, 1, &op, 1, err);
+    free(s);
+    return rc;
+}
+
+int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *reason, bool canceled,
+                           sv_err *err)
+{
+    char key[400];
+    sv_export_decision_key(key, sizeof key, backend, id);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        json_t *rec = NULL;
+        int64_t rev = 0;
+        int rc = decision_get(ex, key, &rec, &rev, err);
+        if (rc == SV_ENOTFOUND)
+            return 0; /* finished (or never started): participants stop on a missing record */
+        if (rc)
+            return rc;
+        if (!strcmp(or_(json_string_value(json_object_get(rec, "state")), ""), "aborted")) {
+            json_decref(rec);
+            return 0;
+        }
+        json_object_set_new(rec, "state", json_string("aborted"));
+        json_object_set_new(rec, "reason", json_string(reason ? reason : "canceled"));
+        json_object_set_new(rec, "canceled", json_boolean(canceled));
+        json_object_set_new(rec, "decidedBy", json_string(ex->node));
+        rc = decision_cas(ex, key, rec, rev, err);
+        json_decref(rec);
+        if (rc != SV_ECONFLICT) {
+            if (rc == 0)
+                sv_warn("export aborted across nodes", "id=%s reason=\"%s\"", id, reason ? reason : "canceled");
+            return rc;
+        }
+    }
+    return sv_fail(err, SV_ECONFLICT, "the decision record of export '%s' keeps changing", id);
+}
+
+/* preparing -> committed; SV_ECONFLICT with the reason if it was aborted. */
+static int decide_commit(sv_export *ex, const char *key, sv_err *err)
+{
+    json_t *rec = NULL;
+    int64_t rev = 0;
+    int rc = decision_get(ex, key, &rec, &rev, err);
+    if (rc == SV_ENOTFOUND)
+        return sv_fail(err, SV_ECONFLICT, "the export's decision record is gone");
+    if (rc)
+        return rc;
+    const char *state = json_string_value(json_object_get(rec, "state"));
+    if (!state || strcmp(state, "preparing")) {
+        rc = sv_fail(err, SV_ECONFLICT, "the export was aborted before it could commit: %s",
+                     or_(json_string_value(json_object_get(rec, "reason")), or_(state, "?")));
+    } else {
+        json_object_set_new(rec, "state", json_string("committed"));
+        rc = decision_cas(ex, key, rec, rev, err);
+        if (rc == SV_ECONFLICT)
+            rc = sv_fail(err, SV_ECONFLICT, "the export was aborted (by a participant) before it could commit");
+    }
+    json_decref(rec);
+    return rc;
+}
+
+/* ---- node status files ---------------------------------------------------------- */
+
+/* Writes node's status file FAILED with reason (its shards from assign, those
+ * not finished FAILED), unless it already holds a terminal status. */
+static void mark_node_failed(sv_export *ex, sv_location *loc, const char *id, const char *node, json_t *assign,
+                             const char *reason)
+{
+    char key[300], name[120];
+    snprintf(name, sizeof name, "node_%s_status.json", node);
+    sv_export_key(key, sizeof key, id, name);
+    json_t *d = NULL;
+    sv_err err = {0};
+    if (sv_export_get_json(loc, key, &d, &err) == 0 &&
+        sv_export_status_terminal(json_string_value(json_object_get(d, "status")))) {
+        json_decref(d);
+        return;
+    }
+    json_t *prog = json_object_get(d, "shardProgress");
+    json_t *ss = json_is_object(prog) ? json_deep_copy(prog) : json_object();
+    const char *coll;
+    json_t *shards;
+    json_object_foreach(json_object_get(assign, node), coll, shards)
+    {
+        json_t *cs = json_object_get(ss, coll);
+        if (!json_is_object(cs)) {
+            cs = json_object();
+            json_object_set_new(ss, coll, cs);
+        }
+        size_t i;
+        json_t *sh;
+        json_array_foreach(shards, i, sh)
+        {
+            const char *sn = json_string_value(sh);
+            json_t *p = sn ? json_object_get(cs, sn) : NULL;
+            const char *st = json_string_value(json_object_get(p, "status"));
+            if (!sn || (st && (!strcmp(st, "SUCCESS") || !strcmp(st, "SKIPPED"))))
+                continue;
+            json_object_set_new(cs, sn,
+                                json_pack("{s:s,s:I,s:I,s:s}", "status", "FAILED", "objectsExported",
+                                          (json_int_t)json_integer_value(json_object_get(p, "objectsExported")),
+                                          "bytesWritten",
+                                          (json_int_t)json_integer_value(json_object_get(p, "bytesWritten")), "error",
+                                          reason));
+        }
+    }
+    json_decref(d);
+    int64_t now = sv_now_ms();
+    d = json_pack("{s:i,s:s,s:s,s:o,s:s,s:o,s:I,s:s,s:s}", "format_version", 1, "nodeName", node, "status", "FAILED",
+                  "shardProgress", ss, "error", reason, "completedAt", sv_export_time_json(now), "completedAtMs",
+                  (json_int_t)now, "writtenBy", ex->node, "version", SV_VERSION);
+    if (!d || sv_export_put_json(loc, key, d, &err))
+        sv_warn("export: cannot write a lost node's status", "id=%s node=%s error=\"%s\"", id, node, err.msg);
+    json_decref(d);
+}
+
+void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *live)
+{
+    json_t *ss = json_object_get(meta, "shardStatus");
+    if (!json_is_object(ss)) {
+        ss = json_object();
+        json_object_set_new(meta, "shardStatus", ss);
+    }
+    bool running = false;
+    const char *node;
+    json_t *v;
+    json_object_foreach(json_object_get(meta, "nodeAssignments"), node, v)
+    {
+        json_t *prog = NULL, *d = NULL;
+        if (live && !strcmp(node, ex->node)) {
+            prog = json_object_get(live, "shardStatus");
+            running = true;
+        } else {
+            char key[300], name[120];
+            snprintf(name, sizeof name, "node_%s_status.json", node);
+            sv_export_key(key, sizeof key,
+                          or_(json_string_value(json_object_get(meta, "id")), ""), name);
+            sv_err err = {0};
+            if (sv_export_get_json(loc, key, &d, &err) == 0) {
+                prog = json_object_get(d, "shardProgress");
+                running |= !strcmp(or_(json_string_value(json_object_get(d, "status")), ""), "TRANSFERRING");
+            }
+        }
+        const char *coll;
+        json_t *shards;
+        json_object_foreach(prog, coll, shards)
+        {
+            json_t *cs = json_object_get(ss, coll);
+            if (json_is_object(cs) && json_is_object(shards))
+                json_object_update(cs, shards);
+            else if (json_is_object(shards))
+                json_object_set(ss, coll, shards);
+        }
+        json_decref(d);
+    }
+    if (running)
+        json_object_set_new(meta, "status", json_string("TRANSFERRING"));
+}
+
+/* ---- calls to participants -------------------------------------------------------- */
+
+/* An rpc's outcome as an error code (0 = answered 2xx). */
+static int rpc_rc(const sv_export_rpc *r)
+{
+    if (r->rc)
+        return r->rc;
+    if (r->status < 300)
+        return 0;
+    return r->status == 409 ? SV_ECONFLICT : r->status == 404 ? SV_ENOTFOUND : r->status < 500 ? SV_EINVAL
+                                                                                            : SV_EUNAVAIL;
+}
+
+/* Sends abort to every participant but skip (NULL: all), this node's in
+ * process. */
+static void abort_all(sv_export *ex, json_t *assign, const char *id, const char *reason, bool canceled,
+                      const char *skip)
+{
+    size_t n = json_object_size(assign), k = 0;
+    sv_export_rpc *calls = calloc(n + 1, sizeof *calls);
+    json_t *body = json_pack("{s:s,s:b}", "reason", reason ? reason : "canceled", "canceled", canceled);
+    bool local = false;
+    const char *node;
+    json_t *v;
+    json_object_foreach(assign, node, v)
+    {
+        if (skip && !strcmp(node, skip))
+            continue;
+        if (!strcmp(node, ex->node)) {
+            local = true;
+            continue;
+        }
+        if (!calls || !healthy(ex, node))
+            continue;
+        calls[k].node = node;
+        snprintf(calls[k].path, sizeof calls[k].path, "/v1/cluster/export/%s/abort", id);
+        calls[k].body = body;
+        k++;
+    }
+    if (k)
+        ex->cl.send(ex->cl.self, calls, k, CALL_TIMEOUT_MS);
+    for (size_t i = 0; i < k; i++)
+        if (rpc_rc(&calls[i]) && calls[i].status != 404)
+            sv_warn("export: abort not delivered", "id=%s node=%s error=\"%s\"", id, calls[i].node,
+                    calls[i].err.msg);
+    if (local) {
+        sv_export_participant p = sv_export_local_participant(ex);
+        p.abort(p.self, id, canceled ? NULL : reason);
+    }
+    json_decref(body);
+    free(calls);
+}
+
+/* ---- the coordinator ------------------------------------------------------------- */
+
+static void watch_add(sv_export *ex, int backend, const char *id, sv_job *job)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (sv_grow(&ex->watch, &ex->watch_cap, ex->nwatch + 1, sizeof *ex->watch) == 0) {
+        sv_export_watch *w = &ex->watch[ex->nwatch++];
+        w->backend = backend;
+        snprintf(w->id, sizeof w->id, "%s", id);
+        w->job = job;
+        job = NULL;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (job) {
+        sv_job_finish(job, SV_JOB_FAILED, "out of memory following the export", NULL, NULL);
+        sv_job_release(job);
+    }
+}
+
+/* A record left by an earlier start of the same id that can be replaced:
+ * aborted, or its coordinator is gone (or is this node, restarted). */
+static bool record_stale(sv_export *ex, json_t *rec)
+{
+    const char *state = json_string_value(json_object_get(rec, "state"));
+    const char *coord = json_string_value(json_object_get(rec, "coordinator"));
+    return !state || !coord || !strcmp(state, "aborted") || !strcmp(coord, ex->node) || !healthy(ex, coord);
+}
+
+int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *req, json_t *meta, sv_job *job,
+                          sv_err *err)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    const char *bname = json_string_value(json_object_get(req, "backend"));
+    json_t *assign = json_object_get(req, "nodeAssignments");
+    char key[400];
+    sv_export_decision_key(key, sizeof key, bname, id);
+    const char *node;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(assign, node, v)
+    {
+        if (!healthy(ex, node)) {
+            rc = sv_fail(err, SV_EUNAVAIL,
+                         "node %s, which holds shards of the export's collections, is unreachable (its lease "
+                         "lapsed); retry once it is back (GET /v1/nodes) or exclude its collections",
+                         node);
+            goto fail_job;
+        }
+    }
+    json_object_set_new(req, "coordinator", json_string(ex->node));
+    json_object_set_new(meta, "coordinator", json_string(ex->node));
+
+    /* 1. The record: one coordinator per id. */
+    json_t *parts = json_array();
+    json_object_foreach(assign, node, v) json_array_append_new(parts, json_string(node));
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:o,s:I}", "id", id, "backend", bname, "state", "preparing",
+                            "coordinator", ex->node, "participants", parts, "startedAtMs",
+                            json_integer_value(json_object_get(req, "startedAtMs")));
+    if (!rec) {
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        goto fail_job;
+    }
+    rc = decision_cas(ex, key, rec, 0, err);
+    if (rc == SV_ECONFLICT) {
+        json_t *old = NULL;
+        int64_t rev = 0;
+        sv_err gerr = {0};
+        if (decision_get(ex, key, &old, &rev, &gerr) == 0 && record_stale(ex, old))
+            rc = decision_cas(ex, key, rec, rev, err);
+        else
+            rc = sv_fail(err, SV_ECONFLICT, "export id '%s' is being started by node %s; choose another id", id,
+                         or_(json_string_value(json_object_get(old, "coordinator")), "?"));
+        json_decref(old);
+    }
+    json_decref(rec);
+    if (rc)
+        goto fail_job;
+
+    /* Every participant must write where this node does: a probe it checks
+     * at prepare (a filesystem root on each node's own disk would scatter
+     * the files). */
+    char probe[300];
+    sv_export_key(probe, sizeof probe, id, SV_EXPORT_PROBE);
+    if ((rc = sv_location_put(loc, probe, ex->node, strlen(ex->node), err)) != 0)
+        goto fail_job;
+
+    /* 2. Prepare everywhere: this node in process, the others in parallel. */
+    size_t n = json_object_size(assign), k = 0;
+    sv_export_rpc *calls = calloc(n + 1, sizeof *calls);
+    json_t **bodies = calloc(n + 1, sizeof *bodies);
+    bool local_part = json_object_get(assign, ex->node) != NULL, local_prepared = false;
+    sv_export_participant p = sv_export_local_participant(ex);
+    char why[1200] = "";
+    if (!calls || !bodies) {
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    } else {
+        json_object_foreach(assign, node, v)
+        {
+            json_t *b = json_copy(req);
+            json_object_set(b, "shards", v);
+            json_object_set_new(b, "nodeName", json_string(node));
+            if (!strcmp(node, ex->node)) {
+                sv_err lerr = {0};
+                if ((rc = p.prepare(p.self, b, &lerr)) != 0)
+                    snprintf(why, sizeof why, "node %s: %s", node, lerr.msg);
+                else
+                    local_prepared = true;
+                json_decref(b);
+                if (rc)
+                    break;
+                continue;
+            }
+            bodies[k] = b;
+            calls[k].node = node;
+            snprintf(calls[k].path, sizeof calls[k].path, "/v1/cluster/export/prepare");
+            calls[k].body = b;
+            k++;
+        }
+        if (rc == 0 && k)
+            ex->cl.send(ex->cl.self, calls, k, PREPARE_TIMEOUT_MS);
+        for (size_t i = 0; rc == 0 && i < k; i++)
+            if ((rc = rpc_rc(&calls[i])) != 0)
+                snprintf(why, sizeof why, "node %s could not prepare: %s", calls[i].node, calls[i].err.msg);
+    }
+    if (rc) {
+        sv_err derr = {0};
+        sv_export_decide_abort(ex, bname, id, why[0] ? why : err->msg, false, &derr);
+        /* Release what was prepared (a node that did not prepare answers 404). */
+        for (size_t i = 0; i < k; i++)
+            if (rpc_rc(&calls[i]) == 0) {
+                sv_export_rpc a = {.node = calls[i].node};
+                snprintf(a.path, sizeof a.path, "/v1/cluster/export/%s/abort", id);
+                ex->cl.send(ex->cl.self, &a, 1, CALL_TIMEOUT_MS);
+            }
+        if (local_prepared)
+            p.abort(p.self, id, why);
+        sv_catalog_delete(ex->cat, key, &derr); /* nothing was published */
+        if (why[0])
+            sv_fail(err, rc, "%s", why);
+    }
+    for (size_t i = 0; bodies && i < n; i++)
+        json_decref(bodies[i]);
+    free(bodies);
+    free(calls);
+    sv_err perr = {0};
+    sv_location_delete(loc, probe, &perr);
+    if (rc)
+        goto fail_job;
+
+    /* The job follows this node's part, or the metadata when it has none. */
+    if (job && local_part && sv_export_local_attach_job(ex, id, job, err) == 0)
+        sv_job_start(job, NULL);
+    else if (job) {
+        sv_job_start(job, NULL);
+        watch_add(ex, backend, id, job);
+    }
+    job = NULL;
+
+    /* 3. Publish, 4. decide, 5. commit. */
+    char mkey[300];
+    sv_export_key(mkey, sizeof mkey, id, "export_metadata.json");
+    if ((rc = sv_export_put_json(loc, mkey, meta, err)) != 0) {
+        char reason[700];
+        snprintf(reason, sizeof reason, "cannot publish the export's metadata: %.600s", err->msg);
+        sv_err derr = {0};
+        sv_export_decide_abort(ex, bname, id, reason, false, &derr);
+        abort_all(ex, assign, id, reason, false, NULL);
+        sv_catalog_delete(ex->cat, key, &derr);
+        return rc;
+    }
+    sv_crash_point("export-coordinator-prepared"); /* prepared and published, not decided */
+    if ((rc = decide_commit(ex, key, err)) != 0) {
+        char reason[1100];
+        snprintf(reason, sizeof reason, "%s", err->msg);
+        abort_all(ex, assign, id, reason, false, NULL);
+        return rc;
+    }
+    sv_crash_point("export-coordinator-committed");
+    calls = calloc(n + 1, sizeof *calls);
+    k = 0;
+    why[0] = '\0';
+    const char *lost = NULL;
+    json_object_foreach(assign, node, v)
+    {
+        if (!strcmp(node, ex->node) || !calls)
+            continue;
+        calls[k].node = node;
+        snprintf(calls[k].path, sizeof calls[k].path, "/v1/cluster/export/%s/commit", id);
+        k++;
+    }
+    if (calls && k)
+        ex->cl.send(ex->cl.self, calls, k, CALL_TIMEOUT_MS);
+    for (size_t i = 0; calls && i < k && !why[0]; i++)
+        if ((rc = rpc_rc(&calls[i])) != 0) {
+            snprintf(why, sizeof why, "node %s could not start its part: %.1000s", calls[i].node, calls[i].err.msg);
+            lost = calls[i].node;
+        }
+    if (!calls)
+        rc = sv_fail(err, SV_ENOMEM, "out of memory"), snprintf(why, sizeof why, "out of memory");
+    if (rc == 0 && local_part) {
+        sv_err lerr = {0};
+        if ((rc = p.commit(p.self, id, &lerr)) != 0) {
+            snprintf(why, sizeof why, "node %s could not start its part: %.1000s", ex->node, lerr.msg);
+            lost = ex->node;
+        }
+    }
+    if (rc) {
+        sv_err derr = {0};
+        if (lost)
+            mark_node_failed(ex, loc, id, lost, assign, why);
+        sv_export_decide_abort(ex, bname, id, why, false, &derr);
+        abort_all(ex, assign, id, why, false, lost);
+        json_t *pub = NULL;
+        if (sv_export_get_json(loc, mkey, &pub, &derr) == 0)
+            sv_export_promote(ex, loc, pub, pub, false, &derr);
+        json_decref(pub);
+        sv_fail(err, rc, "%s", why);
+    }
+    free(calls);
+    return rc;
+
+fail_job:
+    if (job) {
+        sv_job_finish(job, SV_JOB_FAILED, err->msg[0] ? err->msg : "export did not start", NULL, NULL);
+        sv_job_release(job);
+    }
+    return rc;
+}
+
+int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err *err)
+{
+    const char *bname = backend == SV_EXPORT_BACKEND_S3 ? "s3" : "filesystem";
+    char key[400];
+    sv_export_decision_key(key, sizeof key, bname, id);
+    json_t *rec = NULL;
+    int64_t rev = 0;
+    int rc = decision_get(ex, key, &rec, &rev, err);
+    if (rc)
+        return rc == SV_ENOTFOUND ? SV_ENOTFOUND : rc;
+    json_t *assign = json_object();
+    size_t i;
+    json_t *pn;
+    json_array_foreach(json_object_get(rec, "participants"), i, pn)
+    {
+        if (json_is_string(pn))
+            json_object_set_new(assign, json_string_value(pn), json_object());
+    }
+    rc = sv_export_decide_abort(ex, bname, id, "canceled", true, err);
+    if (rc == 0) {
+        abort_all(ex, assign, id, NULL, true, NULL);
+        sv_info("export canceled across nodes", "id=%s", id);
+    }
+    json_decref(assign);
+    json_decref(rec);
+    return rc;
+}
+
+/* ---- node-to-node endpoints -------------------------------------------------------- */
+
+int sv_export_remote_prepare(sv_export *ex, json_t *req, sv_err *err)
+{
+    if (!json_is_object(req) || !sv_export_clustered(req) ||
+        !json_is_object(json_object_get(req, "nodeAssignments")) ||
+        !json_is_string(json_object_get(req, "backend")))
+        return sv_fail(err, SV_EINVAL, "a participant request needs id, backend, shards, coordinator and "
+                                       "nodeAssignments");
+    sv_export_participant p = sv_export_local_participant(ex);
+    return p.prepare(p.self, req, err);
+}
+
+int sv_export_remote_commit(sv_export *ex, const char *id, sv_err *err)
+{
+    sv_export_participant p = sv_export_local_participant(ex);
+    return p.commit(p.self, id, err);
+}
+
+void sv_export_remote_abort(sv_export *ex, const char *id, json_t *body)
+{
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    bool canceled = json_is_true(json_object_get(body, "canceled"));
+    char r[600];
+    snprintf(r, sizeof r, "%s", reason ? reason : "aborted by the coordinator");
+    sv_export_participant p = sv_export_local_participant(ex);
+    p.abort(p.self, id, canceled ? NULL : r);
+}
+
+/* ---- failure detection (every tick) ------------------------------------------------- */
+
+static void tick_watch(sv_export *ex)
+{
+    int64_t now = sv_mono_ns();
+    pthread_mutex_lock(&ex->mu);
+    bool due = ex->nwatch && now - ex->last_watch_ns > 1000000000LL;
+    if (due)
+        ex->last_watch_ns = now;
+    pthread_mutex_unlock(&ex->mu);
+    if (!due)
+        return;
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&ex->mu);
+        if (i >= ex->nwatch) {
+            pthread_mutex_unlock(&ex->mu);
+            break;
+        }
+        sv_export_watch w = ex->watch[i];
+        pthread_mutex_unlock(&ex->mu);
+        sv_location *loc;
+        sv_err err = {0};
+        json_t *meta = NULL;
+        char mkey[300];
+        sv_export_key(mkey, sizeof mkey, w.id, "export_metadata.json");
+        if (sv_export_location(ex, w.backend, &loc, &err) || sv_export_get_json(loc, mkey, &meta, &err))
+            continue;
+        const char *st = json_string_value(json_object_get(meta, "status"));
+        if (sv_export_status_terminal(st)) {
+            sv_job_state js = !strcmp(st, "SUCCESS")    ? SV_JOB_SUCCEEDED
+                              : !strcmp(st, "CANCELED") ? SV_JOB_CANCELED
+                                                        : SV_JOB_FAILED;
+            sv_job_finish(w.job, js, js == SV_JOB_FAILED ? json_string_value(json_object_get(meta, "error")) : NULL,
+                          NULL, NULL);
+            sv_job_release(w.job);
+            pthread_mutex_lock(&ex->mu);
+            ex->watch[i] = ex->watch[--ex->nwatch];
+            pthread_mutex_unlock(&ex->mu);
+            i--;
+        }
+        json_decref(meta);
+    }
+}
+
+void sv_export_watch_job(sv_export *ex, const sv_job *job, char *id, size_t n, int *backend)
+{
+    for (size_t i = 0; i < ex->nwatch; i++)
+        if (ex->watch[i].job == job) {
+            snprintf(id, n, "%s", ex->watch[i].id);
+            *backend = ex->watch[i].backend;
+        }
+}
+
+void sv_export_watch_stop(sv_export *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    sv_export_watch *w = ex->watch;
+    size_t n = ex->nwatch;
+    ex->watch = NULL;
+    ex->nwatch = ex->watch_cap = 0;
+    pthread_mutex_unlock(&ex->mu);
+    for (size_t i = 0; i < n; i++) {
+        sv_job_finish(w[i].job, SV_JOB_FAILED,
+                      "the coordinating node shut down; the export goes on on its participants (see its status)", NULL,
+                      NULL);
+        sv_job_release(w[i].job);
+    }
+    free(w);
+}
+
+void sv_export_cluster_tick(sv_export *ex)
+{
+    tick_watch(ex);
+    sv_export_slot_view v;
+    sv_export_local_view(ex, &v);
+    if (!v.busy || !sv_export_clustered(v.req) || !ex->cl.healthy(ex->cl.self, ex->node)) {
+        json_decref(v.req); /* not ours to check, or this node's view of the cluster is not current */
+        return;
+    }
+    const char *bname = json_string_value(json_object_get(v.req, "backend"));
+    const char *coord = json_string_value(json_object_get(v.req, "coordinator"));
+    json_t *assign = json_object_get(v.req, "nodeAssignments");
+    char key[400];
+    sv_export_decision_key(key, sizeof key, bname, v.id);
+    json_t *rec = NULL;
+    int64_t rev = 0;
+    sv_err err = {0};
+    int rc = decision_get(ex, key, &rec, &rev, &err);
+    const char *state = json_string_value(json_object_get(rec, "state"));
+    char reason[700] = "";
+    bool canceled = false;
+    if (rc == SV_ENOTFOUND) {
+        snprintf(reason, sizeof reason, "the export's decision record is gone (the export was abandoned)");
+    } else if (rc == 0 && state && !strcmp(state, "aborted")) {
+        canceled = json_is_true(json_object_get(rec, "canceled"));
+        snprintf(reason, sizeof reason, "%.690s", or_(json_string_value(json_object_get(rec, "reason")), "aborted"));
+    } else if (rc == 0) {
+        /* Membership: a participant that left lost its part. */
+        const char *node;
+        json_t *x;
+        json_object_foreach(assign, node, x)
+        {
+            if (strcmp(node, ex->node) && !healthy(ex, node)) {
+                snprintf(reason, sizeof reason, "node %s left the cluster (its lease lapsed) during the export",
+                         node);
+                sv_location *loc;
+                int b = !strcmp(bname, "s3") ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
+                if (sv_export_location(ex, b, &loc, &err) == 0)
+                    mark_node_failed(ex, loc, v.id, node, assign, reason);
+                break;
+            }
+        }
+        if (!reason[0] && coord && !json_object_get(assign, coord) && !healthy(ex, coord)) {
+            if (state && !strcmp(state, "preparing"))
+                snprintf(reason, sizeof reason,
+                         "the coordinator, node %s, left the cluster before committing the export", coord);
+            else if (v.prepared && sv_export_local_commit_gen(ex, v.gen, &err) == 0)
+                sv_info("export committed after its coordinator left", "id=%s coordinator=%s", v.id, coord);
+        }
+        if (reason[0]) {
+            sv_err derr = {0};
+            if (sv_export_decide_abort(ex, bname, v.id, reason, false, &derr))
+                sv_warn("export: cannot record the abort", "id=%s error=\"%s\"", v.id, derr.msg);
+        }
+    }
+    if (reason[0]) {
+        sv_warn("export part stopped", "id=%s reason=\"%s\"", v.id, reason);
+        sv_export_local_abort_gen(ex, v.gen, canceled ? NULL : reason);
+    }
+    json_decref(rec);
+    json_decref(v.req);
+}
