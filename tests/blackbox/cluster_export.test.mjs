@@ -32,12 +32,17 @@ async function startCluster(names, { env = {}, nodeEnv = {} } = {}) {
     nodes[n] = await startServer({ env: { ...baseEnv, ...(nodeEnv[n] || {}) }, args: [...common, '--node-name', n] });
   }
   const stop = async () => {
-    for (const s of Object.values(nodes)) {
+    const findings = [];
+    for (const [n, s] of Object.entries(nodes)) {
       await s.stop().catch(() => {});
+      // Under ASan + UBSan (scripts/test.sh) a finding shows on stderr.
+      const m = /(ERROR: (Address|Leak)Sanitizer|runtime error:)[^\n]*/.exec(s.stderr);
+      if (m) findings.push(`${n}: ${m[0]}\n${s.stderr.slice(m.index, m.index + 3000)}`);
       s.cleanup();
     }
     await s3.stop();
     await etcd.stop();
+    assert.deepEqual(findings, [], 'sanitizer findings');
   };
   return { etcd, s3, nodes, stop, common, baseEnv };
 }
