@@ -67,6 +67,11 @@ curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null || { echo "cluster.sh: 
 
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL="http://127.0.0.1:$s3_port"
+# Exports across nodes: every node writes its own shards' files, so all need
+# the same storage: the bucket (backend s3), or one directory they share
+# (backend filesystem; all three run on this host).
+export EXPORT_DEFAULT_BUCKET=${EXPORT_DEFAULT_BUCKET:-shardvault} EXPORT_S3_PATH=${EXPORT_S3_PATH:-exports}
+export EXPORT_FILESYSTEM_PATH=${EXPORT_FILESYSTEM_PATH:-$dir/exports}
 for i in 1 2 3; do
   port=$((base + i - 1))
   SHARDVAULT_LOG_LEVEL=${SHARDVAULT_LOG_LEVEL:-warn} "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/n$i" \
@@ -87,6 +92,7 @@ echo "  etcd     http://127.0.0.1:$etcd_port"
 echo "  s3rver   http://127.0.0.1:$s3_port (bucket shardvault)"
 for i in 1 2 3; do echo "  node n$i  http://127.0.0.1:$((base + i - 1))"; done
 echo "  try: curl http://127.0.0.1:$base/v1/nodes"
+echo "       curl -X POST http://127.0.0.1:$base/v1/export/s3 -d '{\"id\": \"e1\"}'   (an export across the nodes)"
 echo "Ctrl-C stops the cluster."
 wait -n "${pids[@]}" "${nodes[@]}" || true
 echo "cluster.sh: a process exited; stopping the cluster (logs in $dir)" >&2
