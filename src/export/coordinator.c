@@ -187,32 +187,7 @@ static void mark_node_failed(sv_export *ex, sv_location *loc, const char *id, co
     }
     json_t *prog = json_object_get(d, "shardProgress");
     json_t *ss = json_is_object(prog) ? json_deep_copy(prog) : json_object();
-    const char *coll;
-    json_t *shards;
-    json_object_foreach(json_object_get(assign, node), coll, shards)
-    {
-        json_t *cs = json_object_get(ss, coll);
-        if (!json_is_object(cs)) {
-            cs = json_object();
-            json_object_set_new(ss, coll, cs);
-        }
-        size_t i;
-        json_t *sh;
-        json_array_foreach(shards, i, sh)
-        {
-            const char *sn = json_string_value(sh);
-            json_t *p = sn ? json_object_get(cs, sn) : NULL;
-            const char *st = json_string_value(json_object_get(p, "status"));
-            if (!sn || (st && (!strcmp(st, "SUCCESS") || !strcmp(st, "SKIPPED"))))
-                continue;
-            json_object_set_new(cs, sn,
-                                json_pack("{s:s,s:I,s:I,s:s}", "status", "FAILED", "objectsExported",
-                                          (json_int_t)json_integer_value(json_object_get(p, "objectsExported")),
-                                          "bytesWritten",
-                                          (json_int_t)json_integer_value(json_object_get(p, "bytesWritten")), "error",
-                                          reason));
-        }
-    }
+    sv_export_fail_unfinished(ss, json_object_get(assign, node), reason);
     json_decref(d);
     int64_t now = sv_now_ms();
     d = json_pack("{s:i,s:s,s:s,s:o,s:s,s:o,s:I,s:s,s:s}", "format_version", 1, "nodeName", node, "status", "FAILED",

@@ -237,6 +237,36 @@ static int collect_marker(const char *key, const char *val, size_t len, int64_t 
     return 0;
 }
 
+void sv_export_fail_unfinished(json_t *ss, json_t *assigned, const char *reason)
+{
+    const char *coll;
+    json_t *shards;
+    json_object_foreach(assigned, coll, shards)
+    {
+        json_t *cs = json_object_get(ss, coll);
+        if (!json_is_object(cs)) {
+            cs = json_object();
+            json_object_set_new(ss, coll, cs);
+        }
+        size_t i;
+        json_t *sh;
+        json_array_foreach(shards, i, sh)
+        {
+            const char *name = json_string_value(sh);
+            json_t *p = name ? json_object_get(cs, name) : NULL;
+            const char *st = json_string_value(json_object_get(p, "status"));
+            if (!name || (st && (!strcmp(st, "SUCCESS") || !strcmp(st, "SKIPPED"))))
+                continue;
+            json_object_set_new(cs, name,
+                                json_pack("{s:s,s:I,s:I,s:s}", "status", "FAILED", "objectsExported",
+                                          (json_int_t)json_integer_value(json_object_get(p, "objectsExported")),
+                                          "bytesWritten",
+                                          (json_int_t)json_integer_value(json_object_get(p, "bytesWritten")), "error",
+                                          reason));
+        }
+    }
+}
+
 /* Marks an export this node was running when it died FAILED, in its node
  * status and (when no other node still runs) in its metadata. */
 static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
@@ -291,34 +321,7 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
         }
         json_decref(last);
     }
-    json_t *assign = json_object_get(json_object_get(meta, "nodeAssignments"), ex->node);
-    const char *coll;
-    json_t *shards;
-    json_object_foreach(assign, coll, shards)
-    {
-        json_t *cs = json_object_get(ss, coll);
-        if (!cs) {
-            cs = json_object();
-            json_object_set_new(ss, coll, cs);
-        }
-        size_t i;
-        json_t *sh;
-        json_array_foreach(shards, i, sh)
-        {
-            const char *name = json_string_value(sh);
-            if (!name)
-                continue;
-            json_t *p = json_object_get(cs, name);
-            const char *st = json_string_value(json_object_get(p, "status"));
-            if (st && (!strcmp(st, "SUCCESS") || !strcmp(st, "SKIPPED")))
-                continue;
-            json_t *np = json_pack("{s:s,s:I,s:I,s:s}", "status", "FAILED", "objectsExported",
-                                   (json_int_t)json_integer_value(json_object_get(p, "objectsExported")),
-                                   "bytesWritten", (json_int_t)json_integer_value(json_object_get(p, "bytesWritten")),
-                                   "error", reason);
-            json_object_set_new(cs, name, np);
-        }
-    }
+    sv_export_fail_unfinished(ss, json_object_get(json_object_get(meta, "nodeAssignments"), ex->node), reason);
     json_t *node = json_pack("{s:i,s:s,s:s,s:O,s:s,s:o,s:I,s:s}", "format_version", 1, "nodeName", ex->node, "status",
                              "FAILED", "shardProgress", ss, "error", reason, "completedAt", sv_export_time_json(now),
                              "completedAtMs", (json_int_t)now, "version", SV_VERSION);

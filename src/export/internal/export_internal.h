@@ -139,6 +139,10 @@ int sv_export_location(sv_export *ex, int backend, sv_location **out, sv_err *er
 int sv_export_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err);
 int sv_export_get_json(sv_location *loc, const char *key, json_t **out, sv_err *err);
 void sv_export_metrics_finish(sv_export *ex, int status, int64_t took_ms);
+/* In ss ({collection: {shard: progress}}), every shard of assigned
+ * ({collection: [shard…]}) not SUCCESS or SKIPPED becomes FAILED with reason
+ * (its counts kept). */
+void sv_export_fail_unfinished(json_t *ss, json_t *assigned, const char *reason);
 
 /* participant.c */
 int sv_export_local_start(sv_export *ex, sv_err *err);
