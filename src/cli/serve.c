@@ -470,6 +470,7 @@ int sv_cli_serve(int argc, char **argv)
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
+        sv_export_shutdown(ex); /* its ticker calls the cluster: stopped first */
         sv_cluster_close(cluster);
         sv_importer_close(imp);
         sv_export_close(ex);

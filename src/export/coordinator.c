@@ -51,7 +51,8 @@
 typedef struct sv_export_watch {
     int backend;
     char id[SV_EXPORT_ID_MAX + 1];
-    sv_job *job;
+    sv_job *job;  /* the coordinator's job (NULL on other nodes) */
+    int64_t done; /* rows the job was told of */
 } sv_export_watch;
 
 static const char *or_(const char *a, const char *b) { return a ? a : b; }
@@ -112,12 +113,19 @@ static int decision_cas(sv_export *ex, const char *key, json_t *rec, int64_t rev
     return rc;
 }
 
-int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *reason, bool canceled,
-                           sv_err *err)
+/* The record belongs to this attempt (NULL: any). */
+static bool same_attempt(json_t *rec, const char *attempt)
+{
+    const char *a = json_string_value(json_object_get(rec, "attempt"));
+    return !attempt || (a && !strcmp(a, attempt));
+}
+
+int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *attempt, const char *reason,
+                           bool canceled, sv_err *err)
 {
     char key[400];
     sv_export_decision_key(key, sizeof key, backend, id);
-    for (int attempt = 0; attempt < 8; attempt++) {
+    for (int tries = 0; tries < 8; tries++) {
         json_t *rec = NULL;
         int64_t rev = 0;
         int rc = decision_get(ex, key, &rec, &rev, err);
@@ -125,7 +133,8 @@ int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, c
             return 0; /* finished (or never started): participants stop on a missing record */
         if (rc)
             return rc;
-        if (!strcmp(or_(json_string_value(json_object_get(rec, "state")), ""), "aborted")) {
+        if (!same_attempt(rec, attempt) ||
+            !strcmp(or_(json_string_value(json_object_get(rec, "state")), ""), "aborted")) {
             json_decref(rec);
             return 0;
         }
@@ -145,7 +154,7 @@ int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, c
 }
 
 /* preparing -> committed; SV_ECONFLICT with the reason if it was aborted. */
-static int decide_commit(sv_export *ex, const char *key, sv_err *err)
+static int decide_commit(sv_export *ex, const char *key, const char *attempt, sv_err *err)
 {
     json_t *rec = NULL;
     int64_t rev = 0;
@@ -155,7 +164,9 @@ static int decide_commit(sv_export *ex, const char *key, sv_err *err)
     if (rc)
         return rc;
     const char *state = json_string_value(json_object_get(rec, "state"));
-    if (!state || strcmp(state, "preparing")) {
+    if (!same_attempt(rec, attempt)) {
+        rc = sv_fail(err, SV_ECONFLICT, "the export was taken over by another start of the same id");
+    } else if (!state || strcmp(state, "preparing")) {
         rc = sv_fail(err, SV_ECONFLICT, "the export was aborted before it could commit: %s",
                      or_(json_string_value(json_object_get(rec, "reason")), or_(state, "?")));
     } else {
@@ -168,11 +179,25 @@ static int decide_commit(sv_export *ex, const char *key, sv_err *err)
     return rc;
 }
 
+/* Deletes the record if it is still this attempt's. */
+static void decision_delete(sv_export *ex, const char *key, const char *attempt)
+{
+    json_t *rec = NULL;
+    int64_t rev = 0;
+    sv_err err = {0};
+    if (decision_get(ex, key, &rec, &rev, &err) == 0 && same_attempt(rec, attempt)) {
+        sv_catalog_cond cond = {key, rev};
+        sv_catalog_op op = {key, NULL, 0, 0};
+        sv_catalog_txn(ex->cat, &cond, 1, &op, 1, &err);
+    }
+    json_decref(rec);
+}
+
 /* ---- node status files ---------------------------------------------------------- */
 
 /* Writes node's status file FAILED with reason (its shards from assign, those
  * not finished FAILED), unless it already holds a terminal status. */
-static void mark_node_failed(sv_export *ex, sv_location *loc, const char *id, const char *node, json_t *assign,
+static bool mark_node_failed(sv_export *ex, sv_location *loc, const char *id, const char *node, json_t *assign,
                              const char *reason)
 {
     char key[300], name[120];
@@ -183,7 +208,7 @@ static void mark_node_failed(sv_export *ex, sv_location *loc, const char *id, co
     if (sv_export_get_json(loc, key, &d, &err) == 0 &&
         sv_export_status_terminal(json_string_value(json_object_get(d, "status")))) {
         json_decref(d);
-        return;
+        return false; /* it had ended: nothing of it is lost */
     }
     json_t *prog = json_object_get(d, "shardProgress");
     json_t *ss = json_is_object(prog) ? json_deep_copy(prog) : json_object();
@@ -196,6 +221,7 @@ static void mark_node_failed(sv_export *ex, sv_location *loc, const char *id, co
     if (!d || sv_export_put_json(loc, key, d, &err))
         sv_warn("export: cannot write a lost node's status", "id=%s node=%s error=\"%s\"", id, node, err.msg);
     json_decref(d);
+    return true;
 }
 
 void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *live)
@@ -250,8 +276,10 @@ static int rpc_rc(const sv_export_rpc *r)
         return r->rc;
     if (r->status < 300)
         return 0;
-    return r->status == 409 ? SV_ECONFLICT : r->status == 404 ? SV_ENOTFOUND : r->status < 500 ? SV_EINVAL
-                                                                                            : SV_EUNAVAIL;
+    /* A conflict (a busy slot) and a refused request (422: e.g. storage
+     * not shared) are the client's to act on; anything else is the
+     * cluster's fault. */
+    return r->status == 409 ? SV_ECONFLICT : r->status == 422 ? SV_EINVAL : SV_EUNAVAIL;
 }
 
 /* Sends abort to every participant but skip (NULL: all), this node's in
@@ -296,13 +324,20 @@ static void abort_all(sv_export *ex, json_t *assign, const char *id, const char 
 
 /* ---- the coordinator ------------------------------------------------------------- */
 
-static void watch_add(sv_export *ex, int backend, const char *id, sv_job *job)
+void sv_export_watch_add(sv_export *ex, int backend, const char *id, sv_job *job)
 {
     pthread_mutex_lock(&ex->mu);
-    if (sv_grow(&ex->watch, &ex->watch_cap, ex->nwatch + 1, sizeof *ex->watch) == 0) {
-        sv_export_watch *w = &ex->watch[ex->nwatch++];
+    sv_export_watch *w = NULL;
+    for (size_t i = 0; i < ex->nwatch && !w; i++)
+        if (ex->watch[i].backend == backend && !strcmp(ex->watch[i].id, id))
+            w = &ex->watch[i];
+    if (!w && sv_grow(&ex->watch, &ex->watch_cap, ex->nwatch + 1, sizeof *ex->watch) == 0) {
+        w = &ex->watch[ex->nwatch++];
+        memset(w, 0, sizeof *w);
         w->backend = backend;
         snprintf(w->id, sizeof w->id, "%s", id);
+    }
+    if (w && job && !w->job) {
         w->job = job;
         job = NULL;
     }
@@ -311,6 +346,22 @@ static void watch_add(sv_export *ex, int backend, const char *id, sv_job *job)
         sv_job_finish(job, SV_JOB_FAILED, "out of memory following the export", NULL, NULL);
         sv_job_release(job);
     }
+}
+
+/* Takes the watch entry of id out of the list: its job (may be NULL), or
+ * false when the entry is gone (shutdown took it). */
+static bool watch_take(sv_export *ex, int backend, const char *id, sv_job **job)
+{
+    bool found = false;
+    pthread_mutex_lock(&ex->mu);
+    for (size_t i = 0; i < ex->nwatch && !found; i++)
+        if (ex->watch[i].backend == backend && !strcmp(ex->watch[i].id, id)) {
+            *job = ex->watch[i].job;
+            ex->watch[i] = ex->watch[--ex->nwatch];
+            found = true;
+        }
+    pthread_mutex_unlock(&ex->mu);
+    return found;
 }
 
 /* A record left by an earlier start of the same id that can be replaced:
@@ -328,8 +379,11 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *bname = json_string_value(json_object_get(req, "backend"));
     json_t *assign = json_object_get(req, "nodeAssignments");
-    char key[400];
+    char key[400], attempt[40], probe[300] = "";
     sv_export_decision_key(key, sizeof key, bname, id);
+    sv_uuid u; /* this start of the id: the record is acted on only by its own attempt */
+    sv_uuid_v4(&u);
+    sv_uuid_format(&u, attempt);
     const char *node;
     json_t *v;
     int rc = 0;
@@ -344,13 +398,15 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
         }
     }
     json_object_set_new(req, "coordinator", json_string(ex->node));
+    json_object_set_new(req, "attempt", json_string(attempt));
     json_object_set_new(meta, "coordinator", json_string(ex->node));
+    json_object_set_new(meta, "attempt", json_string(attempt));
 
     /* 1. The record: one coordinator per id. */
     json_t *parts = json_array();
     json_object_foreach(assign, node, v) json_array_append_new(parts, json_string(node));
-    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:o,s:I}", "id", id, "backend", bname, "state", "preparing",
-                            "coordinator", ex->node, "participants", parts, "startedAtMs",
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:I}", "id", id, "backend", bname, "attempt", attempt, "state",
+                            "preparing", "coordinator", ex->node, "participants", parts, "startedAtMs",
                             json_integer_value(json_object_get(req, "startedAtMs")));
     if (!rec) {
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
@@ -371,20 +427,20 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
     json_decref(rec);
     if (rc)
         goto fail_job;
-
     /* Every participant must write where this node does: a probe it checks
      * at prepare (a filesystem root on each node's own disk would scatter
      * the files). */
-    char probe[300];
     sv_export_key(probe, sizeof probe, id, SV_EXPORT_PROBE);
-    if ((rc = sv_location_put(loc, probe, ex->node, strlen(ex->node), err)) != 0)
+    if ((rc = sv_location_put(loc, probe, ex->node, strlen(ex->node), err)) != 0) {
+        decision_delete(ex, key, attempt);
         goto fail_job;
+    }
 
     /* 2. Prepare everywhere: this node in process, the others in parallel. */
     size_t n = json_object_size(assign), k = 0;
     sv_export_rpc *calls = calloc(n + 1, sizeof *calls);
     json_t **bodies = calloc(n + 1, sizeof *bodies);
-    bool local_part = json_object_get(assign, ex->node) != NULL, local_prepared = false;
+    bool local_part = json_object_get(assign, ex->node) != NULL, local_prepared = false, sent = false;
     sv_export_participant p = sv_export_local_participant(ex);
     char why[1200] = "";
     if (!calls || !bodies) {
@@ -395,42 +451,47 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
             json_t *b = json_copy(req);
             json_object_set(b, "shards", v);
             json_object_set_new(b, "nodeName", json_string(node));
-            if (!strcmp(node, ex->node)) {
-                sv_err lerr = {0};
-                if ((rc = p.prepare(p.self, b, &lerr)) != 0)
-                    snprintf(why, sizeof why, "node %s: %s", node, lerr.msg);
-                else
-                    local_prepared = true;
-                json_decref(b);
-                if (rc)
-                    break;
+            if (strcmp(node, ex->node)) {
+                bodies[k] = b;
+                calls[k].node = node;
+                snprintf(calls[k].path, sizeof calls[k].path, "/v1/cluster/export/prepare");
+                calls[k].body = b;
+                k++;
                 continue;
             }
-            bodies[k] = b;
-            calls[k].node = node;
-            snprintf(calls[k].path, sizeof calls[k].path, "/v1/cluster/export/prepare");
-            calls[k].body = b;
-            k++;
+            sv_err lerr = {0};
+            if ((rc = p.prepare(p.self, b, &lerr)) != 0)
+                snprintf(why, sizeof why, "node %s: %s", node, lerr.msg);
+            else
+                local_prepared = true;
+            json_decref(b);
         }
-        if (rc == 0 && k)
+        if (rc == 0 && k) {
             ex->cl.send(ex->cl.self, calls, k, PREPARE_TIMEOUT_MS);
-        for (size_t i = 0; rc == 0 && i < k; i++)
+            sent = true;
+        }
+        for (size_t i = 0; sent && i < k && !why[0]; i++)
             if ((rc = rpc_rc(&calls[i])) != 0)
                 snprintf(why, sizeof why, "node %s could not prepare: %s", calls[i].node, calls[i].err.msg);
     }
     if (rc) {
         sv_err derr = {0};
-        sv_export_decide_abort(ex, bname, id, why[0] ? why : err->msg, false, &derr);
-        /* Release what was prepared (a node that did not prepare answers 404). */
-        for (size_t i = 0; i < k; i++)
+        sv_export_decide_abort(ex, bname, id, attempt, why[0] ? why : err->msg, false, &derr);
+        /* Release, in one parallel round, the nodes that prepared; one that
+         * is still preparing sees the aborted record within a tick. */
+        sv_export_rpc *rel = calloc(k + 1, sizeof *rel);
+        size_t nrel = 0;
+        for (size_t i = 0; sent && rel && i < k; i++)
             if (rpc_rc(&calls[i]) == 0) {
-                sv_export_rpc a = {.node = calls[i].node};
-                snprintf(a.path, sizeof a.path, "/v1/cluster/export/%s/abort", id);
-                ex->cl.send(ex->cl.self, &a, 1, CALL_TIMEOUT_MS);
+                rel[nrel].node = calls[i].node;
+                snprintf(rel[nrel].path, sizeof rel[nrel].path, "/v1/cluster/export/%s/abort", id);
+                nrel++;
             }
+        if (nrel)
+            ex->cl.send(ex->cl.self, rel, nrel, CALL_TIMEOUT_MS);
+        free(rel);
         if (local_prepared)
             p.abort(p.self, id, why);
-        sv_catalog_delete(ex->cat, key, &derr); /* nothing was published */
         if (why[0])
             sv_fail(err, rc, "%s", why);
     }
@@ -440,38 +501,44 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
     free(calls);
     sv_err perr = {0};
     sv_location_delete(loc, probe, &perr);
-    if (rc)
+    if (rc) {
+        decision_delete(ex, key, attempt); /* nothing was published */
         goto fail_job;
-
-    /* The job follows this node's part, or the metadata when it has none. */
-    if (job && local_part && sv_export_local_attach_job(ex, id, job, err) == 0)
-        sv_job_start(job, NULL);
-    else if (job) {
-        sv_job_start(job, NULL);
-        watch_add(ex, backend, id, job);
     }
-    job = NULL;
 
-    /* 3. Publish, 4. decide, 5. commit. */
+    /* 3. Publish. */
     char mkey[300];
     sv_export_key(mkey, sizeof mkey, id, "export_metadata.json");
     if ((rc = sv_export_put_json(loc, mkey, meta, err)) != 0) {
         char reason[700];
         snprintf(reason, sizeof reason, "cannot publish the export's metadata: %.600s", err->msg);
         sv_err derr = {0};
-        sv_export_decide_abort(ex, bname, id, reason, false, &derr);
+        sv_export_decide_abort(ex, bname, id, attempt, reason, false, &derr);
         abort_all(ex, assign, id, reason, false, NULL);
-        sv_catalog_delete(ex->cat, key, &derr);
-        return rc;
+        decision_delete(ex, key, attempt);
+        goto fail_job;
     }
+    /* The job follows the whole export, not this node's part: the watch
+     * ends it with the final metadata (and marks a node lost after the
+     * others ended). */
+    if (job)
+        sv_job_start(job, NULL);
+    sv_export_watch_add(ex, backend, id, job);
+    job = NULL;
     sv_crash_point("export-coordinator-prepared"); /* prepared and published, not decided */
-    if ((rc = decide_commit(ex, key, err)) != 0) {
+
+    /* 4. Decide. */
+    if ((rc = decide_commit(ex, key, attempt, err)) != 0) {
         char reason[1100];
         snprintf(reason, sizeof reason, "%s", err->msg);
+        sv_err derr = {0};
+        sv_export_decide_abort(ex, bname, id, attempt, reason, false, &derr); /* an unclear answer may have committed */
         abort_all(ex, assign, id, reason, false, NULL);
         return rc;
     }
     sv_crash_point("export-coordinator-committed");
+
+    /* 5. Commit. */
     calls = calloc(n + 1, sizeof *calls);
     k = 0;
     why[0] = '\0';
@@ -491,8 +558,10 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
             snprintf(why, sizeof why, "node %s could not start its part: %.1000s", calls[i].node, calls[i].err.msg);
             lost = calls[i].node;
         }
-    if (!calls)
-        rc = sv_fail(err, SV_ENOMEM, "out of memory"), snprintf(why, sizeof why, "out of memory");
+    if (!calls) {
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        snprintf(why, sizeof why, "out of memory");
+    }
     if (rc == 0 && local_part) {
         sv_err lerr = {0};
         if ((rc = p.commit(p.self, id, &lerr)) != 0) {
@@ -504,7 +573,7 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
         sv_err derr = {0};
         if (lost)
             mark_node_failed(ex, loc, id, lost, assign, why);
-        sv_export_decide_abort(ex, bname, id, why, false, &derr);
+        sv_export_decide_abort(ex, bname, id, attempt, why, false, &derr);
         abort_all(ex, assign, id, why, false, lost);
         json_t *pub = NULL;
         if (sv_export_get_json(loc, mkey, &pub, &derr) == 0)
@@ -532,7 +601,7 @@ int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err 
     int64_t rev = 0;
     int rc = decision_get(ex, key, &rec, &rev, err);
     if (rc)
-        return rc == SV_ENOTFOUND ? SV_ENOTFOUND : rc;
+        return rc;
     json_t *assign = json_object();
     size_t i;
     json_t *pn;
@@ -541,7 +610,7 @@ int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err 
         if (json_is_string(pn))
             json_object_set_new(assign, json_string_value(pn), json_object());
     }
-    rc = sv_export_decide_abort(ex, bname, id, "canceled", true, err);
+    rc = sv_export_decide_abort(ex, bname, id, NULL, "canceled", true, err);
     if (rc == 0) {
         abort_all(ex, assign, id, NULL, true, NULL);
         sv_info("export canceled across nodes", "id=%s", id);
@@ -553,13 +622,52 @@ int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err 
 
 /* ---- node-to-node endpoints -------------------------------------------------------- */
 
+static bool node_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '_' || s[i] == '-' || (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z')))
+            return false;
+    return true;
+}
+
+/* {collection: [name…]} with checked names only. */
+static bool shard_map_ok(json_t *m)
+{
+    if (!json_is_object(m))
+        return false;
+    const char *coll;
+    json_t *names;
+    json_object_foreach(m, coll, names)
+    {
+        if (sv_check_collection_name(coll, NULL) || !json_is_array(names))
+            return false;
+        size_t i;
+        json_t *x;
+        json_array_foreach(names, i, x) if (!json_is_string(x) || json_string_length(x) == 0 ||
+                                            json_string_length(x) > 64) return false;
+    }
+    return true;
+}
+
 int sv_export_remote_prepare(sv_export *ex, json_t *req, sv_err *err)
 {
-    if (!json_is_object(req) || !sv_export_clustered(req) ||
-        !json_is_object(json_object_get(req, "nodeAssignments")) ||
-        !json_is_string(json_object_get(req, "backend")))
-        return sv_fail(err, SV_EINVAL, "a participant request needs id, backend, shards, coordinator and "
-                                       "nodeAssignments");
+    const char *backend = json_string_value(json_object_get(req, "backend"));
+    json_t *assign = json_object_get(req, "nodeAssignments");
+    bool ok = json_is_object(req) && node_name_ok(json_string_value(json_object_get(req, "coordinator"))) &&
+              json_is_string(json_object_get(req, "attempt")) && json_is_string(json_object_get(req, "path")) &&
+              backend && (!strcmp(backend, "filesystem") || !strcmp(backend, "s3")) && json_is_object(assign) &&
+              shard_map_ok(json_object_get(req, "shards")) && json_is_array(json_object_get(req, "classes"));
+    const char *node;
+    json_t *v;
+    json_object_foreach(assign, node, v) ok = ok && node_name_ok(node) && shard_map_ok(v);
+    if (!ok)
+        return sv_fail(err, SV_EINVAL,
+                       "a participant request needs id, backend (filesystem|s3), path, classes, shards, coordinator, "
+                       "attempt and nodeAssignments, with valid node, collection and shard names");
     sv_export_participant p = sv_export_local_participant(ex);
     return p.prepare(p.self, req, err);
 }
@@ -582,6 +690,41 @@ void sv_export_remote_abort(sv_export *ex, const char *id, json_t *body)
 
 /* ---- failure detection (every tick) ------------------------------------------------- */
 
+/* Marks every participant of a published export whose lease lapsed before
+ * it ended (its status file not terminal) FAILED, aborting the record;
+ * the reason names the first. Returns whether any was marked. */
+static bool mark_lost(sv_export *ex, sv_location *loc, json_t *req, char *reason, size_t n)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    json_t *assign = json_object_get(req, "nodeAssignments");
+    bool marked = false;
+    const char *node;
+    json_t *x;
+    json_object_foreach(assign, node, x)
+    {
+        if (!strcmp(node, ex->node) || healthy(ex, node))
+            continue;
+        char why[200];
+        snprintf(why, sizeof why, "node %s left the cluster (its lease lapsed) during the export", node);
+        if (mark_node_failed(ex, loc, id, node, assign, why)) {
+            if (!marked)
+                snprintf(reason, n, "%s", why);
+            marked = true;
+        }
+    }
+    if (marked) {
+        sv_err derr = {0};
+        if (sv_export_decide_abort(ex, json_string_value(json_object_get(req, "backend")), id,
+                                   json_string_value(json_object_get(req, "attempt")), reason, false, &derr))
+            sv_warn("export: cannot record the abort", "id=%s error=\"%s\"", id, derr.msg);
+    }
+    return marked;
+}
+
+/* Exports this node watches until their metadata is final: the ones it
+ * coordinates, and the ones whose part ended here while others had not. A
+ * node lost after the others ended is marked here, then the outcome
+ * written. */
 static void tick_watch(sv_export *ex)
 {
     int64_t now = sv_mono_ns();
@@ -589,44 +732,63 @@ static void tick_watch(sv_export *ex)
     bool due = ex->nwatch && now - ex->last_watch_ns > 1000000000LL;
     if (due)
         ex->last_watch_ns = now;
+    size_t n = due ? ex->nwatch : 0;
+    sv_export_watch *copy = n ? calloc(n, sizeof *copy) : NULL;
+    if (copy)
+        memcpy(copy, ex->watch, n * sizeof *copy);
     pthread_mutex_unlock(&ex->mu);
-    if (!due)
-        return;
-    for (size_t i = 0;; i++) {
-        pthread_mutex_lock(&ex->mu);
-        if (i >= ex->nwatch) {
-            pthread_mutex_unlock(&ex->mu);
-            break;
-        }
-        sv_export_watch w = ex->watch[i];
-        pthread_mutex_unlock(&ex->mu);
+    for (size_t i = 0; copy && i < n; i++) {
+        sv_export_watch *w = &copy[i];
         sv_location *loc;
         sv_err err = {0};
         json_t *meta = NULL;
         char mkey[300];
-        sv_export_key(mkey, sizeof mkey, w.id, "export_metadata.json");
-        if (sv_export_location(ex, w.backend, &loc, &err) || sv_export_get_json(loc, mkey, &meta, &err))
+        sv_export_key(mkey, sizeof mkey, w->id, "export_metadata.json");
+        if (sv_export_location(ex, w->backend, &loc, &err) || sv_export_get_json(loc, mkey, &meta, &err))
             continue;
         const char *st = json_string_value(json_object_get(meta, "status"));
-        if (sv_export_status_terminal(st)) {
+        if (!sv_export_status_terminal(st)) {
+            char reason[200];
+            if (ex->cl.healthy(ex->cl.self, ex->node) && mark_lost(ex, loc, meta, reason, sizeof reason))
+                sv_export_promote(ex, loc, meta, meta, false, &err);
+            else if (w->job) { /* progress: the rows the nodes' status files report */
+                sv_export_aggregate(ex, loc, meta, NULL);
+                int64_t rows = 0;
+                const char *c;
+                json_t *shards, *p;
+                json_object_foreach(json_object_get(meta, "shardStatus"), c, shards)
+                {
+                    const char *sn;
+                    json_object_foreach(shards, sn, p) rows += json_integer_value(json_object_get(p, "objectsExported"));
+                }
+                pthread_mutex_lock(&ex->mu);
+                for (size_t k = 0; k < ex->nwatch; k++)
+                    if (ex->watch[k].job == w->job && rows > ex->watch[k].done) {
+                        sv_job_add_done(w->job, rows - ex->watch[k].done, 0);
+                        ex->watch[k].done = rows;
+                    }
+                pthread_mutex_unlock(&ex->mu);
+            }
+            json_decref(meta);
+            continue;
+        }
+        sv_job *job = NULL;
+        if (watch_take(ex, w->backend, w->id, &job) && job) {
             sv_job_state js = !strcmp(st, "SUCCESS")    ? SV_JOB_SUCCEEDED
                               : !strcmp(st, "CANCELED") ? SV_JOB_CANCELED
                                                         : SV_JOB_FAILED;
-            sv_job_finish(w.job, js, js == SV_JOB_FAILED ? json_string_value(json_object_get(meta, "error")) : NULL,
+            sv_job_finish(job, js, js == SV_JOB_FAILED ? json_string_value(json_object_get(meta, "error")) : NULL,
                           NULL, NULL);
-            sv_job_release(w.job);
-            pthread_mutex_lock(&ex->mu);
-            ex->watch[i] = ex->watch[--ex->nwatch];
-            pthread_mutex_unlock(&ex->mu);
-            i--;
+            sv_job_release(job);
         }
         json_decref(meta);
     }
+    free(copy);
 }
 
 void sv_export_watch_job(sv_export *ex, const sv_job *job, char *id, size_t n, int *backend)
 {
-    for (size_t i = 0; i < ex->nwatch; i++)
+    for (size_t i = 0; job && i < ex->nwatch; i++)
         if (ex->watch[i].job == job) {
             snprintf(id, n, "%s", ex->watch[i].id);
             *backend = ex->watch[i].backend;
@@ -642,6 +804,8 @@ void sv_export_watch_stop(sv_export *ex)
     ex->nwatch = ex->watch_cap = 0;
     pthread_mutex_unlock(&ex->mu);
     for (size_t i = 0; i < n; i++) {
+        if (!w[i].job)
+            continue;
         sv_job_finish(w[i].job, SV_JOB_FAILED,
                       "the coordinating node shut down; the export goes on on its participants (see its status)", NULL,
                       NULL);
@@ -661,6 +825,7 @@ void sv_export_cluster_tick(sv_export *ex)
     }
     const char *bname = json_string_value(json_object_get(v.req, "backend"));
     const char *coord = json_string_value(json_object_get(v.req, "coordinator"));
+    const char *attempt = json_string_value(json_object_get(v.req, "attempt"));
     json_t *assign = json_object_get(v.req, "nodeAssignments");
     char key[400];
     sv_export_decision_key(key, sizeof key, bname, v.id);
@@ -671,38 +836,27 @@ void sv_export_cluster_tick(sv_export *ex)
     const char *state = json_string_value(json_object_get(rec, "state"));
     char reason[700] = "";
     bool canceled = false;
-    if (rc == SV_ENOTFOUND) {
+    if (rc == SV_ENOTFOUND || (rc == 0 && !same_attempt(rec, attempt))) {
         snprintf(reason, sizeof reason, "the export's decision record is gone (the export was abandoned)");
     } else if (rc == 0 && state && !strcmp(state, "aborted")) {
         canceled = json_is_true(json_object_get(rec, "canceled"));
         snprintf(reason, sizeof reason, "%.690s", or_(json_string_value(json_object_get(rec, "reason")), "aborted"));
     } else if (rc == 0) {
-        /* Membership: a participant that left lost its part. */
-        const char *node;
-        json_t *x;
-        json_object_foreach(assign, node, x)
-        {
-            if (strcmp(node, ex->node) && !healthy(ex, node)) {
-                snprintf(reason, sizeof reason, "node %s left the cluster (its lease lapsed) during the export",
-                         node);
-                sv_location *loc;
-                int b = !strcmp(bname, "s3") ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
-                if (sv_export_location(ex, b, &loc, &err) == 0)
-                    mark_node_failed(ex, loc, v.id, node, assign, reason);
-                break;
-            }
-        }
+        /* Membership: a participant that left before it ended lost its part. */
+        sv_location *loc;
+        int b = !strcmp(bname, "s3") ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
+        if (sv_export_location(ex, b, &loc, &err) == 0)
+            mark_lost(ex, loc, v.req, reason, sizeof reason);
         if (!reason[0] && coord && !json_object_get(assign, coord) && !healthy(ex, coord)) {
-            if (state && !strcmp(state, "preparing"))
+            if (state && !strcmp(state, "preparing")) {
                 snprintf(reason, sizeof reason,
                          "the coordinator, node %s, left the cluster before committing the export", coord);
-            else if (v.prepared && sv_export_local_commit_gen(ex, v.gen, &err) == 0)
+                sv_err derr = {0};
+                if (sv_export_decide_abort(ex, bname, v.id, attempt, reason, false, &derr))
+                    sv_warn("export: cannot record the abort", "id=%s error=\"%s\"", v.id, derr.msg);
+            } else if (v.prepared && sv_export_local_commit_gen(ex, v.gen, &err) == 0) {
                 sv_info("export committed after its coordinator left", "id=%s coordinator=%s", v.id, coord);
-        }
-        if (reason[0]) {
-            sv_err derr = {0};
-            if (sv_export_decide_abort(ex, bname, v.id, reason, false, &derr))
-                sv_warn("export: cannot record the abort", "id=%s error=\"%s\"", v.id, derr.msg);
+            }
         }
     }
     if (reason[0]) {

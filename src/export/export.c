@@ -334,7 +334,8 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
         char why[200];
         snprintf(why, sizeof why, "node %s restarted during the export; its part was lost", ex->node);
         sv_err derr = {0};
-        if (sv_export_decide_abort(ex, json_string_value(json_object_get(meta, "backend")), id, why, false, &derr))
+        if (sv_export_decide_abort(ex, json_string_value(json_object_get(meta, "backend")), id,
+                                   json_string_value(json_object_get(meta, "attempt")), why, false, &derr))
             sv_warn("export recovery: cannot record the abort", "id=%s error=\"%s\"", id, derr.msg);
         json_object_set_new(meta, "shardStatus", json_object());
         json_object_del(meta, "error");
@@ -447,6 +448,7 @@ void sv_export_shutdown(sv_export *ex)
     ex->shutting_down = true;
     pthread_mutex_unlock(&ex->sched_mu);
     sv_export_local_shutdown(ex);
+    sv_export_local_stop(ex); /* joins the ticker: no cluster call after this */
     sv_export_watch_stop(ex);
 }
 

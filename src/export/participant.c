@@ -8,7 +8,9 @@
 
 #include "export_internal.h"
 
-enum { J_PREPARING, J_PREPARED, J_RUNNING, J_FINISHING };
+/* J_COMMITTING: a commit is building layouts with the lock dropped; an abort
+ * waits for it to end (RUNNING, or PREPARED again) before it acts. */
+enum { J_PREPARING, J_PREPARED, J_COMMITTING, J_RUNNING, J_FINISHING };
 
 typedef struct sv_export_shard {
     int coll;
@@ -138,9 +140,11 @@ static json_t *meta_json(sv_export_job *j, bool live)
                           "options", json_object_get(r, "options"), "shardStatus", shard_status_json(j));
     if (m && j->error[0])
         json_object_set_new(m, "error", json_string(j->error));
-    json_t *coord = json_object_get(r, "coordinator");
+    json_t *coord = json_object_get(r, "coordinator"), *attempt = json_object_get(r, "attempt");
     if (m && coord)
         json_object_set(m, "coordinator", coord);
+    if (m && attempt)
+        json_object_set(m, "attempt", attempt);
     /* Objects at the point in time, for progress bars and ETAs. */
     int64_t total = 0;
     for (size_t i = 0; i < j->nshards && total >= 0; i++)
@@ -166,6 +170,8 @@ static void flush_node_status(sv_export_job *j)
         sv_warn("export: cannot write node status", "id=%s error=\"%s\"", j->id, err.msg);
     json_decref(d);
 }
+
+static const char *or_str(const char *s) { return s ? s : ""; }
 
 /* Writes the final metadata once every participant has finished: this node's
  * status is known; other nodes' come from their status files. Returns false
@@ -233,6 +239,10 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
         }
     }
     bool written = true;
+    if (!complete && sv_export_clustered(req)) { /* watched until the others end (or are marked lost) */
+        bool s3 = !strcmp(or_str(json_string_value(json_object_get(req, "backend"))), "s3");
+        sv_export_watch_add(ex, s3 ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS, id, NULL);
+    }
     if (complete) {
         const char *mine = json_string_value(json_object_get(meta, "status"));
         if (!self_included || !sv_export_status_terminal(mine))
@@ -922,12 +932,17 @@ static int p_commit(void *self, const char *id, sv_err *err)
     if (!j || strcmp(j->id, id))
         rc = sv_fail(err, SV_ENOTFOUND, "no prepared export '%s' on node %s (the reservation may have timed out)",
                      id, ex->node);
-    else if (j->state != J_PREPARED)
+    else if (j->state == J_COMMITTING || j->state == J_RUNNING) {
+        pthread_mutex_unlock(&ex->mu);
+        return 0; /* committed already (a repeated or a self-commit): idempotent */
+    } else if (j->state != J_PREPARED)
         rc = sv_fail(err, SV_ECONFLICT, "export '%s' is not in the prepared state", id);
     bool join = rc == 0 && ex->runner_joinable;
     pthread_t prev = ex->runner;
     if (join)
         ex->runner_joinable = false;
+    if (rc == 0)
+        j->state = J_COMMITTING; /* j stays in the slot until this commit ends */
     pthread_mutex_unlock(&ex->mu);
     if (rc)
         return rc;
@@ -938,20 +953,21 @@ static int p_commit(void *self, const char *id, sv_err *err)
     for (size_t i = 0; rc == 0 && i < j->ncolls; i++)
         if (!j->colls[i].layout)
             rc = sv_export_layout_new(j->colls[i].cap->schema, j->opt.schema, &j->colls[i].layout, err);
-    if (rc)
-        return rc;
     pthread_mutex_lock(&ex->mu);
-    pthread_mutex_lock(&j->mu);
-    j->status = SV_EXPORT_TRANSFERRING;
-    pthread_mutex_unlock(&j->mu);
-    j->state = J_RUNNING;
-    j->committed_ns = sv_mono_ns();
-    if (pthread_create(&ex->runner, NULL, runner, j)) {
-        j->state = J_PREPARED;
-        rc = sv_fail(err, SV_ENOMEM, "cannot start the export thread");
-    } else {
-        ex->runner_joinable = true;
+    if (rc == 0) {
+        pthread_mutex_lock(&j->mu);
+        j->status = SV_EXPORT_TRANSFERRING;
+        pthread_mutex_unlock(&j->mu);
+        j->state = J_RUNNING;
+        j->committed_ns = sv_mono_ns();
+        if (pthread_create(&ex->runner, NULL, runner, j))
+            rc = sv_fail(err, SV_ENOMEM, "cannot start the export thread");
+        else
+            ex->runner_joinable = true;
     }
+    if (rc)
+        j->state = J_PREPARED;
+    pthread_cond_broadcast(&ex->cv); /* an abort waiting for the commit to end */
     pthread_mutex_unlock(&ex->mu);
     return rc;
 }
@@ -991,6 +1007,10 @@ static void publish_unrun(sv_export_job *j, int status, const char *reason)
 static void abort_locked(sv_export *ex, sv_export_job *j, int status, const char *reason)
 {
     uint64_t gen = j->gen;
+    while (ex->slot && ex->slot_gen == gen && ex->slot->state == J_COMMITTING)
+        pthread_cond_wait(&ex->cv, &ex->mu);
+    if (!ex->slot || ex->slot_gen != gen)
+        return; /* it ended meanwhile */
     if (j->state == J_PREPARED) {
         slot_release(ex, j);
         pthread_mutex_unlock(&ex->mu);
@@ -1098,6 +1118,13 @@ void sv_export_local_shutdown(sv_export *ex)
     ex->part_shutdown = true;
     pthread_cond_broadcast(&ex->cv);
     sv_export_job *j = ex->slot;
+    if (j && j->clustered) { /* the others stop too: the export cannot succeed without this part */
+        char why[200];
+        snprintf(why, sizeof why, "node %s shut down during the export", ex->node);
+        sv_err derr = {0};
+        sv_export_decide_abort(ex, json_string_value(json_object_get(j->req, "backend")), j->id,
+                               json_string_value(json_object_get(j->req, "attempt")), why, false, &derr);
+    }
     if (j) {
         sv_warn("export stopped by shutdown", "id=%s", j->id);
         abort_locked(ex, j, SV_EXPORT_FAILED, "shutting down");
@@ -1156,7 +1183,7 @@ void sv_export_local_view(sv_export *ex, sv_export_slot_view *v)
     memset(v, 0, sizeof *v);
     pthread_mutex_lock(&ex->mu);
     sv_export_job *j = ex->slot;
-    if (j && (j->state == J_PREPARED || j->state == J_RUNNING)) {
+    if (j && (j->state == J_PREPARED || j->state == J_COMMITTING || j->state == J_RUNNING)) {
         v->busy = true;
         v->prepared = j->state == J_PREPARED;
         v->gen = j->gen;

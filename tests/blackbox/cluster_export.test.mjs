@@ -278,3 +278,39 @@ test('kill -9 of the coordinator after prepare: aborted when it held shards, fin
     await c.stop();
   }
 });
+
+test('kill -9 of the last participant still running, after the others ended: FAILED naming it, never STARTED for ever', async () => {
+  const c = await startCluster(['a', 'b', 'c'], { env: { EXPORT_MAX_ROWS_PER_SECOND: '400' } });
+  const { a, b, c: cc } = c.nodes;
+  try {
+    await untilHealthy(a, 3);
+    let r = await b.req('POST', '/v1/collections',
+      { name: 'MT', multiTenancy: true, vectors: { default: { dim: 2 } }, properties: [{ name: 'title', type: 'text' }] });
+    assert.equal(r.status, 200, r.text);
+    r = await b.req('POST', '/v1/collections/MT/tenants', { tenants: ['t0', 't1', 't2'].map((name) => ({ name })) });
+    assert.equal(r.status, 200, r.text);
+    const owner = await shardNodes(b, 'MT'); // one tenant per node (fewest first)
+    assert.deepEqual(new Set(Object.values(owner)), new Set(['a', 'b', 'c']));
+    const big = Object.keys(owner).find((t) => owner[t] === 'a');
+    const small = Object.keys(owner).filter((t) => t !== big);
+    await load(b, [...objs('MT', 6000, big), ...objs('MT', 20, small[0]), ...objs('MT', 20, small[1])]);
+    r = await b.req('POST', '/v1/export/s3', { id: 'last-dies' });
+    assert.equal(r.status, 200, r.text);
+    // b and c end their parts in moments; a's takes ~15 s: kill it once the others are idle.
+    await untilSlotsFree({ b, c: cc });
+    assert.equal(await slotReserved(a), 1, 'a is still exporting');
+    await a.kill9();
+    const { st } = await waitStatus(cc, 'last-dies', ['SUCCESS', 'FAILED', 'CANCELED'], 30000);
+    assert.equal(st.status, 'FAILED', JSON.stringify(st));
+    assert.match(st.error, /node a left the cluster/);
+    assert.equal(st.shardStatus.MT[big].status, 'FAILED');
+    for (const t of small) assert.equal(st.shardStatus.MT[t].status, 'SUCCESS');
+    // The job on the coordinator ends with it.
+    const jobs = await b.req('GET', '/v1/jobs?kind=export');
+    const job = (jobs.json.jobs || jobs.json).find((j) => j.target === 'last-dies');
+    for (let i = 0; i < 100 && (await b.req('GET', `/v1/jobs/${job.id}`)).json.state === 'RUNNING'; i++) await sleep(50);
+    assert.equal((await b.req('GET', `/v1/jobs/${job.id}`)).json.state, 'FAILED');
+  } finally {
+    await c.stop();
+  }
+});

@@ -182,9 +182,13 @@ bool sv_export_clustered(const json_t *req); /* more than one node takes part */
 /* The catalog key of a cluster export's decision record. */
 void sv_export_decision_key(char *out, size_t n, const char *backend, const char *id);
 /* Aborts the whole export through its decision record (every participant
- * sees it within a tick), unless it is already decided aborted. */
-int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *reason, bool canceled,
-                           sv_err *err);
+ * sees it within a tick), unless it is already decided aborted; attempt
+ * (NULL: any) limits it to one start of the id. */
+int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *attempt, const char *reason,
+                           bool canceled, sv_err *err);
+/* Watches export id until its metadata is final (marking nodes lost after
+ * the others ended), then finishes job (may be NULL; taken over). */
+void sv_export_watch_add(sv_export *ex, int backend, const char *id, sv_job *job);
 /* Runs the two-phase protocol for a create whose shards span nodes:
  * assign = {node: {collection: [shard…]}}, req = the request every
  * participant gets (its "shards" replaced by its own). On success the
