@@ -40,9 +40,13 @@ int sv_route_collections_list(request *rq)
     return sv_reply(rq, rc, &err, 200, out);
 }
 
-SV_ROUTE(sv_route_collection_get, 200, sv_store_get_collection(SVC, rq->params[0], &out, &err))
+/* A collection another node created moments ago may not be in this node's
+ * view yet (the watch brings it): these routes read the catalog on a miss. */
+SV_ROUTE(sv_route_collection_get, 200,
+         (sv_forward_ensure_collection(rq, false), sv_store_get_collection(SVC, rq->params[0], &out, &err)))
 
-SV_ROUTE(sv_route_collection_delete, 204, sv_store_delete_collection(SVC, rq->params[0], &err))
+SV_ROUTE(sv_route_collection_delete, 204,
+         (sv_forward_ensure_collection(rq, false), sv_store_delete_collection(SVC, rq->params[0], &err)))
 
 /* Tenant changes name their tenants in the body: each must be manageable. */
 static int tenants_allowed(request *rq, json_t *body, sv_err *err)
@@ -63,7 +67,9 @@ static int tenants_allowed(request *rq, json_t *body, sv_err *err)
 }
 
 SV_ROUTE_BODY(sv_route_tenants_add, 200,
-              tenants_allowed(rq, body, &err) ? err.code : sv_store_add_tenants(SVC, rq->params[0], body, &out, &err))
+              tenants_allowed(rq, body, &err)
+                  ? err.code
+                  : (sv_forward_ensure_collection(rq, false), sv_store_add_tenants(SVC, rq->params[0], body, &out, &err)))
 /* ?wait=true answers once offloads and onloads the body started are done
  * (at most 10 minutes; the jobs go on after that). */
 static int tenants_update(request *rq, json_t *body, json_t **out, sv_err *err)
