@@ -284,36 +284,30 @@ static bool object_exists(sv_importer *imp, const char *coll, const char *tenant
     return rc == 0;
 }
 
+typedef struct end_ctx {
+    imp_run *r;
+    imp_file *f;
+    const pending *pend;
+    size_t npend;
+} end_ctx;
+
+static void end_result(void *ud, size_t idx, const char *id, const char *error)
+{
+    end_ctx *c = ud;
+    (void)id;
+    if (idx < c->npend)
+        add_error(c->r, c->f->key, c->pend[idx].row, c->pend[idx].id, error ? error : "not written");
+}
+
 /* Ends one batch (one row group's objects) and counts its results. */
 static int end_batch(imp_run *r, imp_file *f, sv_batch *b, pending *pend, size_t npend, sv_err *err)
 {
-    sv_buf out = {0};
-    int rc = sv_batch_end(b, &out, err);
-    if (rc) {
-        sv_buf_free(&out);
+    end_ctx c = {r, f, pend, npend};
+    size_t okn = 0;
+    int rc = sv_batch_end_results(b, end_result, &c, &okn, err);
+    if (rc)
         return rc;
-    }
-    json_error_t je;
-    json_t *res = json_loadb((const char *)out.data, out.len, 0, &je);
-    sv_buf_free(&out);
-    json_t *arr = json_object_get(res, "results");
-    if (!json_is_array(arr) || json_array_size(arr) != npend) {
-        json_decref(res);
-        return sv_fail(err, SV_EINTERNAL, "the batch answered %zu results for %zu objects", json_array_size(arr),
-                       npend);
-    }
-    int64_t ok = 0;
-    for (size_t i = 0; i < npend; i++) {
-        json_t *x = json_array_get(arr, i);
-        const char *st = json_string_value(json_object_get(x, "status"));
-        if (st && !strcmp(st, "ok")) {
-            ok++;
-        } else {
-            const char *m = json_string_value(json_object_get(x, "error"));
-            add_error(r, f->key, pend[i].row, pend[i].id, m ? m : "not written");
-        }
-    }
-    json_decref(res);
+    int64_t ok = (int64_t)okn;
     pthread_mutex_lock(&r->mu);
     r->imported += ok;
     f->rows_imported += ok;
@@ -328,6 +322,7 @@ typedef struct imp_worker {
     pending *pend;
     size_t npend, cap;
     sv_buf line;
+    imp_trow *trow; /* the typed path's record, NULL without it */
 } imp_worker;
 
 /* One step: rows [0, n) of the reader's batch, split across the workers. */
@@ -335,6 +330,7 @@ typedef struct imp_step {
     imp_run *r;
     imp_file *f;
     const imp_plan *plan;
+    const imp_typed *typed; /* NULL: every row takes the text path */
     const char *tenant;
     imp_worker *ws;
     int nw;
@@ -353,11 +349,22 @@ static int step_slice(void *arg, size_t w, sv_err *err)
     for (size_t i = from; i < to; i++) {
         int64_t rownum = st->base + (int64_t)i;
         char why[400], id[37];
-        sv_buf_reset(&wk->line);
-        if (imp_row_text(st->plan, &st->rows[i], rownum, st->f->collection, st->tenant, &wk->line, id, why,
-                         sizeof why)) {
-            add_error(r, st->f->key, rownum, NULL, why);
-            continue;
+        sv_record *rec = NULL;
+        int tr = 1;
+        if (st->typed && wk->trow) {
+            tr = imp_row_record(st->typed, wk->trow, &st->rows[i], rownum, &rec, id, why, sizeof why);
+            if (tr < 0) {
+                add_error(r, st->f->key, rownum, NULL, why);
+                continue;
+            }
+        }
+        if (tr == 1) {
+            sv_buf_reset(&wk->line);
+            if (imp_row_text(st->plan, &st->rows[i], rownum, st->f->collection, st->tenant, &wk->line, id, why,
+                             sizeof why)) {
+                add_error(r, st->f->key, rownum, NULL, why);
+                continue;
+            }
         }
         if (!st->replace_here && object_exists(r->imp, st->f->collection, st->tenant, id)) {
             if (r->on_conflict == ON_SKIP) {
@@ -374,7 +381,8 @@ static int step_slice(void *arg, size_t w, sv_err *err)
         wk->pend[wk->npend].row = rownum;
         memcpy(wk->pend[wk->npend].id, id, sizeof wk->pend[wk->npend].id);
         wk->npend++;
-        if (sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))
+        if (tr == 0 ? sv_batch_add_record(wk->b, st->f->collection, st->tenant, imp_typed_schema(st->typed), rec)
+                    : sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))
             return sv_fail(err, SV_ENOMEM, "out of memory");
     }
     return 0;
@@ -449,7 +457,20 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     int cur_rg = -1;
     bool first_rg = true;
     int64_t batch_rows = imp->o.batch_rows > 0 ? imp->o.batch_rows : 1000;
-    imp_step st = {.r = r, .f = f, .plan = plan, .tenant = tenant, .ws = ws, .nw = nw};
+    /* The typed path when the plan fits the collection's schema. */
+    imp_typed *typed = NULL;
+    {
+        sv_schema *sch = NULL;
+        sv_err e2 = {0};
+        if (sv_store_schema(imp->o.store, f->collection, &sch, &e2) == 0) {
+            if (imp_typed_new(plan, sch, &typed, &e2))
+                typed = NULL;
+            sv_schema_free(sch);
+        }
+        for (int w = 0; typed && w < nw; w++)
+            ws[w].trow = imp_trow_new(typed);
+    }
+    imp_step st = {.r = r, .f = f, .plan = plan, .typed = typed, .tenant = tenant, .ws = ws, .nw = nw};
     for (;;) {
         if (stopping(r)) {
             rc = SV_ECANCELED;
@@ -517,8 +538,10 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     for (int w = 0; w < nw; w++) {
         free(ws[w].pend);
         sv_buf_free(&ws[w].line);
+        imp_trow_free(ws[w].trow);
     }
     free(ws);
+    imp_typed_free(typed);
     sv_pq_reader_free(rd);
     imp_plan_free(plan);
     if (rc == SV_ECANCELED) {
