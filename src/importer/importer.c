@@ -789,7 +789,180 @@ static int export_list_fn(void *ctx, const sv_location_entry *e)
 
 /* Creates the target collection from a file's footer (shardvault.schema),
  * renamed to target. */
-static int create_from_file(sv_importer *imp, sv_location *loc, const char *key, const char *target, sv_err *err)
+/* ---- createCollection for files: a schema from the mapping and the footer ---------- */
+
+/* A property type for a leaf column (NULL when it has none). */
+static const char *leaf_prop_type(const sv_pq_rnode *n)
+{
+    switch (n->lt) {
+    case SV_PQ_RLT_STRING:
+    case SV_PQ_RLT_ENUM:
+    case SV_PQ_RLT_TIME: return "text";
+    case SV_PQ_RLT_JSON: return "object";
+    case SV_PQ_RLT_UUID: return "uuid";
+    case SV_PQ_RLT_DATE:
+    case SV_PQ_RLT_TIMESTAMP: return "date";
+    case SV_PQ_RLT_DECIMAL: return n->scale == 0 && n->type != SV_PQ_FIXED_LEN_BYTE_ARRAY && n->type != SV_PQ_BYTE_ARRAY
+                                       ? "int" : "number";
+    case SV_PQ_RLT_FLOAT16: return "number";
+    case SV_PQ_RLT_INT: return !n->is_signed && n->bits == 64 ? "number" : "int";
+    default: break;
+    }
+    switch (n->type) {
+    case SV_PQ_BOOLEAN: return "boolean";
+    case SV_PQ_INT32:
+    case SV_PQ_INT64: return "int";
+    case SV_PQ_FLOAT:
+    case SV_PQ_DOUBLE: return "number";
+    default: return "text"; /* other bytes: base64 text */
+    }
+}
+
+/* The property type of a mapped column; NULL + why when none fits. */
+static const char *column_prop_type(const sv_pq_rnode *n, char *buf, size_t len)
+{
+    if (n->kind == SV_PQ_RGROUP)
+        return "object";
+    if (n->kind == SV_PQ_RLEAF)
+        return leaf_prop_type(n);
+    const sv_pq_rnode *el = n->children[0];
+    if (el->kind != SV_PQ_RLEAF)
+        return NULL; /* a list of lists or of groups */
+    const char *t = leaf_prop_type(el);
+    if (!strcmp(t, "object"))
+        return NULL;
+    snprintf(buf, len, "%s[]", t);
+    return buf;
+}
+
+/* A vector's dimension from one value (-1: not a vector). */
+static int64_t value_dim(const sv_pq_value *v)
+{
+    if (v->kind == SV_PQV_PACKED || v->kind == SV_PQV_LIST)
+        return v->n;
+    if (v->kind == SV_PQV_BYTES)
+        return v->n % 4 ? -1 : (int64_t)(v->n / 4);
+    return -1;
+}
+
+static int derive_schema(sv_pq_reader *rd, json_t *mapping, const char *key, const char *target, bool mt,
+                         char **out, sv_err *err)
+{
+    *out = NULL;
+    imp_plan *p = NULL;
+    int rc = imp_plan_new(sv_pq_reader_root(rd), mapping, key, &p, err);
+    if (rc) {
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%s", err->msg);
+        return sv_fail(err, rc, "createCollection: %s", m);
+    }
+    int64_t *dims = calloc((size_t)p->n + 1, sizeof *dims);
+    if (!dims) {
+        imp_plan_free(p);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    bool need_rows = false;
+    for (int i = 0; i < p->n; i++) {
+        const imp_map *m = &p->maps[i];
+        dims[i] = -1;
+        if (m->kind == IMP_T_VECTOR || m->kind == IMP_T_NAMED) {
+            if (m->col.node->kind == SV_PQ_RLEAF && m->col.node->type == SV_PQ_FIXED_LEN_BYTE_ARRAY &&
+                m->col.node->type_length > 0 && m->col.node->type_length % 4 == 0)
+                dims[i] = m->col.node->type_length / 4;
+            else
+                need_rows = true;
+        } else if (m->kind == IMP_T_MULTI) {
+            need_rows = true;
+        } else if (m->kind == IMP_T_NAMED_ALL || m->kind == IMP_T_MULTI_ALL) {
+            rc = sv_fail(err, SV_EINVAL,
+                         "createCollection: column %s holds vectors by name, whose names and dimensions the footer "
+                         "does not give; map each one (namedVectors/multiVectors {name: column}) or create the "
+                         "collection first", m->col.name);
+            break;
+        }
+    }
+    /* Dimensions of list columns: the first non-null value in the first row group. */
+    const sv_pq_value *rows = NULL;
+    size_t n = 0;
+    if (rc == 0 && need_rows)
+        rc = sv_pq_reader_next(rd, 4096, &rows, &n, NULL, NULL, err);
+    for (int i = 0; rc == 0 && need_rows && i < p->n; i++) {
+        const imp_map *m = &p->maps[i];
+        if (dims[i] >= 0 || (m->kind != IMP_T_VECTOR && m->kind != IMP_T_NAMED && m->kind != IMP_T_MULTI))
+            continue;
+        for (size_t r = 0; r < n && dims[i] < 0; r++) {
+            const sv_pq_value *v = imp_col_value(&m->col, &rows[r]);
+            if (m->kind == IMP_T_MULTI) {
+                for (uint32_t k = 0; v->kind == SV_PQV_LIST && k < v->n && dims[i] < 0; k++)
+                    dims[i] = value_dim(&v->u.items[k]);
+            } else {
+                dims[i] = value_dim(v);
+            }
+        }
+        if (dims[i] <= 0)
+            rc = sv_fail(err, SV_EINVAL,
+                         "createCollection: the dimension of vector column %s cannot be read from the first %zu rows "
+                         "of %s (null, empty or not a vector); create the collection first", m->col.name, n, key);
+    }
+    json_t *coll = json_object(), *vectors = json_object(), *named = json_object(), *multi = json_object(),
+           *props = json_array();
+    for (int i = 0; rc == 0 && i < p->n; i++) {
+        const imp_map *m = &p->maps[i];
+        switch (m->kind) {
+        case IMP_T_VECTOR: json_object_set_new(vectors, "default", json_pack("{s:I}", "dim", (json_int_t)dims[i])); break;
+        case IMP_T_NAMED: json_object_set_new(named, m->name, json_pack("{s:I}", "dim", (json_int_t)dims[i])); break;
+        case IMP_T_MULTI: json_object_set_new(multi, m->name, json_pack("{s:I}", "dim", (json_int_t)dims[i])); break;
+        case IMP_T_PROP: {
+            char tb[32];
+            const char *t = column_prop_type(m->col.node, tb, sizeof tb);
+            if (!t) {
+                rc = sv_fail(err, SV_EINVAL,
+                             "createCollection: column %s (a list of lists, groups or JSON) has no property type; map "
+                             "it elsewhere or create the collection first", m->col.name);
+                break;
+            }
+            /* a later mapping of the same name wins, as for the values */
+            size_t k;
+            json_t *e;
+            json_array_foreach(props, k, e) if (!strcmp(json_string_value(json_object_get(e, "name")), m->name))
+            {
+                json_array_remove(props, k);
+                break;
+            }
+            json_array_append_new(props, json_pack("{s:s,s:s}", "name", m->name, "type", t));
+            break;
+        }
+        default: break; /* spread columns: undeclared properties */
+        }
+    }
+    if (rc == 0) {
+        json_object_set_new(coll, "name", json_string(target));
+        if (mt)
+            json_object_set_new(coll, "multiTenancy", json_true());
+        if (json_object_size(named))
+            json_object_set(vectors, "named", named);
+        if (json_object_size(multi))
+            json_object_set(vectors, "multi", multi);
+        json_object_set(coll, "vectors", vectors);
+        json_object_set(coll, "properties", props);
+        if (!(*out = json_dumps(coll, JSON_COMPACT)))
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    json_decref(coll);
+    json_decref(vectors);
+    json_decref(named);
+    json_decref(multi);
+    json_decref(props);
+    free(dims);
+    imp_plan_free(p);
+    return rc;
+}
+
+/* Creates target from key's footer: the collection schema a shardvault export
+ * carries (shardvault.schema), else (files, derive) one derived from the
+ * mapping and the file's schema. */
+static int create_from_file(sv_importer *imp, sv_location *loc, const char *key, const char *target, bool derive,
+                            json_t *mapping, bool mt, sv_err *err)
 {
     loc_src src = {0};
     sv_pq_reader *rd;
@@ -799,17 +972,21 @@ static int create_from_file(sv_importer *imp, sv_location *loc, const char *key,
     const char *desc = sv_pq_reader_kv(rd, "shardvault.schema");
     json_t *d = desc ? json_loads(desc, 0, NULL) : NULL;
     json_t *coll = json_object_get(d, "collection");
-    if (!json_is_object(coll)) {
-        json_decref(d);
-        sv_pq_reader_free(rd);
-        return sv_fail(err, SV_EINVAL,
-                       "createCollection: %s carries no collection schema (shardvault.schema); create collection "
-                       "'%s' first", key, target);
+    char *s = NULL;
+    if (json_is_object(coll)) {
+        json_object_set_new(coll, "name", json_string(target));
+        s = json_dumps(coll, JSON_COMPACT);
+    } else if (derive) {
+        rc = derive_schema(rd, mapping, key, target, mt, &s, err);
+    } else {
+        rc = sv_fail(err, SV_EINVAL,
+                     "createCollection: %s carries no collection schema (shardvault.schema); create collection "
+                     "'%s' first", key, target);
     }
-    json_object_set_new(coll, "name", json_string(target));
-    char *s = json_dumps(coll, JSON_COMPACT);
     json_decref(d);
     sv_pq_reader_free(rd);
+    if (rc)
+        return rc;
     if (!s)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     json_t *out = NULL;
@@ -1023,9 +1200,10 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         if (!collection_exists(imp, f->collection)) {
             if (!create)
                 rc = sv_fail(err, SV_EINVAL, "collection '%s' does not exist (create it, or set createCollection: "
-                             "true to create it from the export's schema)", f->collection);
+                             "true to create it from the files' schema)", f->collection);
             else
-                rc = create_from_file(imp, loc, f->key, f->collection, err);
+                rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
+                                      json_object_get(body, "mapping"), tenant != NULL, err);
         }
         if (rc == 0 && f->tenant[0] && !collection_mt(imp, f->collection)) {
             if (tenant)

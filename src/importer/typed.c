@@ -60,9 +60,7 @@ int imp_typed_new(const imp_plan *p, const sv_schema *s, imp_typed **out, sv_err
         case IMP_T_NAMED: idx = sv_schema_named_index(t->s, m->name, strlen(m->name)); break;
         case IMP_T_MULTI: idx = sv_schema_multi_index(t->s, m->name, strlen(m->name)); break;
         case IMP_T_PROP:
-            idx = sv_schema_prop_index(t->s, m->name, strlen(m->name));
-            if (idx >= 0 && t->s->props[idx].type == SV_TYPE_OBJECT)
-                idx = -1;
+            idx = sv_schema_prop_index(t->s, m->name, strlen(m->name)); /* object: typed only when null */
             break;
         case IMP_T_NAMED_ALL:
         case IMP_T_MULTI_ALL:
