@@ -64,7 +64,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         }
         char *old = NULL;
         size_t oldlen = 0;
-        int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get(s->db, p->id.b, 16, &old, &oldlen, err);
+        int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == 0) {
             /* Replace: keep the original creation time, re-encode the new
              * record with it (decoding our own encoding is exact). */
