@@ -276,6 +276,13 @@ int sv_batch_add_record(sv_batch *b, const char *coll_name, const char *tenant, 
     res->error = NULL;
     strcpy(res->id, "");
     sv_err err = {0};
+    if (b->check && !b->check(b->check_ud, coll_name, tenant && tenant[0] ? tenant : NULL)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "forbidden: this key may not write to collection '%.128s'%s%.64s%s", coll_name,
+                 tenant && tenant[0] ? " tenant '" : "", tenant && tenant[0] ? tenant : "",
+                 tenant && tenant[0] ? "'" : "");
+        return set_result(b, idx, msg);
+    }
     sv_str name = {coll_name, (uint32_t)strlen(coll_name)};
     collection *c = batch_collection(b, &name);
     if (!c) {
