@@ -6,7 +6,7 @@
 //     beside DuckDB CREATE TABLE ... AS SELECT * FROM read_ndjson(...)
 // objects/s and peak RSS of each (a fresh server per shardvault run; DuckDB
 // in its own process). Writing the input files is not timed.
-//   node bench/import/bench.mjs [--objects N] [--clients C] [--batch B]
+//   node bench/import/bench.mjs [--objects N] [--clients C] [--batch B] [--client curl|node]
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +17,10 @@ const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i > 0
 const N = Number(arg('--objects', 1000000));
 const CLIENTS = Number(arg('--clients', 4));
 const BATCH = Number(arg('--batch', 2000));
+// NDJSON client: node's fetch over 4 kept-alive connections (default), or
+// curl as bench/ingest runs it (one process and connection per request: at
+// 2000 objects per request that measured about half the rate here).
+const CLIENT = arg('--client', 'node');
 const BIN = process.env.SHARDVAULT_BIN || path.join(root, 'build/shardvault');
 const out = path.join(root, 'bench/out');
 const work = path.join(out, `import-work-${N}`);
@@ -127,23 +131,44 @@ async function svNdjson() {
   try {
     const r = await fetch(`${srv.url}/v1/collections`, { method: 'POST', body: JSON.stringify(COLLECTION) });
     if (r.status !== 200) throw new Error(await r.text());
-    // batches read from the NDJSON file (not timed: split in memory first)
-    const all = readFileSync(ndjson, 'utf8').split('\n').filter(Boolean);
+    // batches read from the NDJSON file (not timed: split in memory first,
+    // as views of one Buffer: a string of the whole file passes V8's limit)
+    const all = readFileSync(ndjson);
     const bodies = [];
-    for (let i = 0; i < all.length; i += BATCH) bodies.push(all.slice(i, i + BATCH).join('\n') + '\n');
+    for (let at = 0, k = 0; at < all.length;) {
+      let end = at;
+      for (k = 0; k < BATCH && end < all.length; k++) end = all.indexOf(10, end) + 1 || all.length;
+      bodies.push(all.subarray(at, end));
+      at = end;
+    }
     let next = 0;
     let ok = 0;
-    const t0 = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      while (next < bodies.length) {
-        const b = bodies[next++];
-        const res = await fetch(`${srv.url}/v1/batch/objects`, { method: 'POST', body: b, headers: { 'content-type': 'application/x-ndjson' } });
-        ok += (await res.json()).ok;
-      }
-    }));
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    let secs;
+    if (CLIENT === 'curl') {
+      const chunkDir = path.join(work, 'chunks'), respDir = path.join(work, 'responses');
+      mkdirSync(chunkDir, { recursive: true });
+      mkdirSync(respDir, { recursive: true });
+      bodies.forEach((b, k) => writeFileSync(path.join(chunkDir, `c${String(k).padStart(6, '0')}`), b));
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync('bash', ['-c', `cd ${chunkDir} && ls c* | xargs -P ${CLIENTS} -I{} curl -sS -o ${respDir}/{} -X POST ${srv.url}/v1/batch/objects -H 'Content-Type: application/x-ndjson' -H 'Expect:' --data-binary @{}`], { stdio: 'inherit' });
+      secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (r.status !== 0) throw new Error('curl clients failed');
+      for (let k = 0; k < bodies.length; k++) ok += JSON.parse(readFileSync(path.join(respDir, `c${String(k).padStart(6, '0')}`), 'utf8')).ok;
+      rmSync(chunkDir, { recursive: true, force: true });
+      rmSync(respDir, { recursive: true, force: true });
+    } else {
+      const t0 = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: CLIENTS }, async () => {
+        while (next < bodies.length) {
+          const b = bodies[next++];
+          const res = await fetch(`${srv.url}/v1/batch/objects`, { method: 'POST', body: b, headers: { 'content-type': 'application/x-ndjson' } });
+          ok += (await res.json()).ok;
+        }
+      }));
+      secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    }
     if (ok !== N) throw new Error(`ingested ${ok} of ${N}`);
-    return { system: `shardvault NDJSON ingest (POST /v1/batch/objects, ${CLIENTS} clients x ${BATCH})`, objects: N,
+    return { system: `shardvault NDJSON ingest (POST /v1/batch/objects, ${CLIENTS} ${CLIENT} clients x ${BATCH})`, objects: N,
       seconds: secs, objects_per_s: N / secs, peak_rss_mb: peakRss(srv.proc.pid) / 1e6 };
   } finally {
     await srv.stop();
@@ -158,7 +183,7 @@ const dpq = duckLoad("read_parquet", `read_parquet('${parquet}')`);
 const nd = await svNdjson();
 const dnd = duckLoad("read_ndjson", `read_ndjson('${ndjson}')`);
 const result = {
-  objects: N, clients: CLIENTS, batch: BATCH, cpus: (await import('node:os')).cpus().length,
+  objects: N, clients: CLIENTS, client: CLIENT, batch: BATCH, cpus: (await import('node:os')).cpus().length,
   rows: [pq, dpq, nd, dnd],
   ratios: {
     parquet_vs_duckdb: pq.objects_per_s / dpq.objects_per_s,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/import/run.sh [BUILD_DIR] [--objects N] [--clients C] [--batch B]
+# bench/import/run.sh [BUILD_DIR] [--objects N] [--clients C] [--batch B] [--client curl|node]
 # Builds nothing; uses BUILD_DIR/shardvault (default build). Results: bench/out/import.json.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -28,6 +28,7 @@ struct sv_engine {
     rocksdb_writeoptions_t *wo_nosync;
     rocksdb_writeoptions_t *wo_sync;
     rocksdb_readoptions_t *ro;
+    rocksdb_readoptions_t *ro_nofill; /* lookups that must not fill the block cache */
     rocksdb_flushoptions_t *fo;
     atomic_int open_dbs;
 };
@@ -154,6 +155,8 @@ int sv_engine_new(const sv_engine_opts *o, sv_engine **out, sv_err *err)
     e->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(e->wo_sync, 1);
     e->ro = rocksdb_readoptions_create();
+    e->ro_nofill = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(e->ro_nofill, 0);
     e->fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(e->fo, 1);
     *out = e;
@@ -169,6 +172,7 @@ void sv_engine_free(sv_engine *e)
         sv_warn("engine freed with open dbs", "open=%d", n);
     rocksdb_flushoptions_destroy(e->fo);
     rocksdb_readoptions_destroy(e->ro);
+    rocksdb_readoptions_destroy(e->ro_nofill);
     rocksdb_writeoptions_destroy(e->wo_sync);
     rocksdb_writeoptions_destroy(e->wo_nosync);
     rocksdb_options_destroy(e->opts_create);
@@ -251,9 +255,14 @@ void sv_db_close(sv_db *db)
 
 int sv_db_get(sv_db *db, const void *key, size_t klen, char **val, size_t *vlen, sv_err *err)
 {
+    return sv_db_get_ex(db, key, klen, false, val, vlen, err);
+}
+
+int sv_db_get_ex(sv_db *db, const void *key, size_t klen, bool no_fill, char **val, size_t *vlen, sv_err *err)
+{
     char *rerr = NULL;
     size_t n = 0;
-    char *v = rocksdb_get(db->db, db->eng->ro, key, klen, &n, &rerr);
+    char *v = rocksdb_get(db->db, no_fill ? db->eng->ro_nofill : db->eng->ro, key, klen, &n, &rerr);
     *val = NULL;
     if (vlen)
         *vlen = 0;

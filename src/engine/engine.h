@@ -44,6 +44,10 @@ void sv_db_close(sv_db *db);
 
 /* get returns SV_ENOTFOUND when absent; *val is malloc'd (caller frees). */
 int sv_db_get(sv_db *db, const void *key, size_t klen, char **val, size_t *vlen, sv_err *err);
+/* no_fill: the blocks read are not added to the block cache (a bulk
+ * writer's existence checks would otherwise fill it with blocks it never
+ * reads again). */
+int sv_db_get_ex(sv_db *db, const void *key, size_t klen, bool no_fill, char **val, size_t *vlen, sv_err *err);
 int sv_db_put(sv_db *db, const void *key, size_t klen, const void *val, size_t vlen, bool sync, sv_err *err);
 int sv_db_delete(sv_db *db, const void *key, size_t klen, bool sync, sv_err *err);
 

@@ -42,7 +42,7 @@ static int resolve(const sv_pq_rnode *root, const char *path, imp_col *c, sv_err
     return 0;
 }
 
-static const sv_pq_value *col_value(const imp_col *c, const sv_pq_value *row)
+const sv_pq_value *imp_col_value(const imp_col *c, const sv_pq_value *row)
 {
     static const sv_pq_value null_value = {.kind = SV_PQV_NULL};
     const sv_pq_value *v = row;
@@ -797,16 +797,15 @@ static void put_key(sv_buf *b, bool *first, const char *k)
     sv_buf_putc(b, ':');
 }
 
-int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, const char *collection,
-                 const char *tenant, sv_buf *out, char id_out[37], char *why, size_t whylen)
+/* The row's id (see imp_row_id in importer_internal.h). */
+int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uuid *idu, char ids[37], char *why,
+               size_t whylen)
 {
-    size_t start = out->len;
     char msg[300];
     int rc = 0;
-    /* id */
-    char ids[37] = "";
+    ids[0] = '\0';
     if (p->id_col.depth) {
-        const sv_pq_value *v = col_value(&p->id_col, row);
+        const sv_pq_value *v = imp_col_value(&p->id_col, row);
         sv_uuid u;
         if (v->kind == SV_PQV_BYTES && v->n == 16 && p->id_col.node->type == SV_PQ_FIXED_LEN_BYTE_ARRAY) {
             memcpy(u.b, v->u.bytes, 16);
@@ -818,8 +817,10 @@ int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, cons
         } else {
             rc = row_fail(why, whylen, p->id_col.name, "the id is not a UUID (map it as idKey to derive one)");
         }
+        if (rc == 0)
+            *idu = u;
     } else if (p->key_col.depth) {
-        const sv_pq_value *v = col_value(&p->key_col, row);
+        const sv_pq_value *v = imp_col_value(&p->key_col, row);
         json_t *kj = imp_value_json(p->key_col.node, v, msg, sizeof msg);
         char *ks = kj ? json_dumps(kj, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
         if (!kj || json_is_null(kj)) {
@@ -828,12 +829,28 @@ int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, cons
             sv_uuid u;
             uuid_v5(&NS_URL, ks, strlen(ks), &u);
             sv_uuid_format(&u, ids);
+            *idu = u;
+        } else {
+            rc = row_fail(why, whylen, p->key_col.name, "out of memory");
         }
         free(ks);
         json_decref(kj);
     } else {
         imp_row_uuid(p->file, rownum, ids);
+        sv_uuid_parse(ids, 36, idu);
     }
+    return rc;
+}
+
+int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, const char *collection,
+                 const char *tenant, sv_buf *out, char id_out[37], char *why, size_t whylen)
+{
+    size_t start = out->len;
+    char msg[300];
+    int rc = 0;
+    char ids[37] = "";
+    sv_uuid idu;
+    rc = imp_row_id(p, row, rownum, &idu, ids, why, whylen);
     if (rc)
         return rc;
     memcpy(id_out, ids, 37);
@@ -850,7 +867,7 @@ int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, cons
     bool named_first = true, multi_first = true;
     for (int i = 0; rc == 0 && i < p->n; i++) {
         const imp_map *m = &p->maps[i];
-        const sv_pq_value *v = col_value(&m->col, row);
+        const sv_pq_value *v = imp_col_value(&m->col, row);
         int r2 = 0;
         json_t *j = NULL;
         switch (m->kind) {

@@ -284,36 +284,30 @@ static bool object_exists(sv_importer *imp, const char *coll, const char *tenant
     return rc == 0;
 }
 
+typedef struct end_ctx {
+    imp_run *r;
+    imp_file *f;
+    const pending *pend;
+    size_t npend;
+} end_ctx;
+
+static void end_result(void *ud, size_t idx, const char *id, const char *error)
+{
+    end_ctx *c = ud;
+    (void)id;
+    if (idx < c->npend)
+        add_error(c->r, c->f->key, c->pend[idx].row, c->pend[idx].id, error ? error : "not written");
+}
+
 /* Ends one batch (one row group's objects) and counts its results. */
 static int end_batch(imp_run *r, imp_file *f, sv_batch *b, pending *pend, size_t npend, sv_err *err)
 {
-    sv_buf out = {0};
-    int rc = sv_batch_end(b, &out, err);
-    if (rc) {
-        sv_buf_free(&out);
+    end_ctx c = {r, f, pend, npend};
+    size_t okn = 0;
+    int rc = sv_batch_end_results(b, end_result, &c, &okn, err);
+    if (rc)
         return rc;
-    }
-    json_error_t je;
-    json_t *res = json_loadb((const char *)out.data, out.len, 0, &je);
-    sv_buf_free(&out);
-    json_t *arr = json_object_get(res, "results");
-    if (!json_is_array(arr) || json_array_size(arr) != npend) {
-        json_decref(res);
-        return sv_fail(err, SV_EINTERNAL, "the batch answered %zu results for %zu objects", json_array_size(arr),
-                       npend);
-    }
-    int64_t ok = 0;
-    for (size_t i = 0; i < npend; i++) {
-        json_t *x = json_array_get(arr, i);
-        const char *st = json_string_value(json_object_get(x, "status"));
-        if (st && !strcmp(st, "ok")) {
-            ok++;
-        } else {
-            const char *m = json_string_value(json_object_get(x, "error"));
-            add_error(r, f->key, pend[i].row, pend[i].id, m ? m : "not written");
-        }
-    }
-    json_decref(res);
+    int64_t ok = (int64_t)okn;
     pthread_mutex_lock(&r->mu);
     r->imported += ok;
     f->rows_imported += ok;
@@ -328,6 +322,7 @@ typedef struct imp_worker {
     pending *pend;
     size_t npend, cap;
     sv_buf line;
+    imp_trow *trow; /* the typed path's record, NULL without it */
 } imp_worker;
 
 /* One step: rows [0, n) of the reader's batch, split across the workers. */
@@ -335,6 +330,7 @@ typedef struct imp_step {
     imp_run *r;
     imp_file *f;
     const imp_plan *plan;
+    const imp_typed *typed; /* NULL: every row takes the text path */
     const char *tenant;
     imp_worker *ws;
     int nw;
@@ -353,11 +349,22 @@ static int step_slice(void *arg, size_t w, sv_err *err)
     for (size_t i = from; i < to; i++) {
         int64_t rownum = st->base + (int64_t)i;
         char why[400], id[37];
-        sv_buf_reset(&wk->line);
-        if (imp_row_text(st->plan, &st->rows[i], rownum, st->f->collection, st->tenant, &wk->line, id, why,
-                         sizeof why)) {
-            add_error(r, st->f->key, rownum, NULL, why);
-            continue;
+        sv_record *rec = NULL;
+        int tr = 1;
+        if (st->typed && wk->trow) {
+            tr = imp_row_record(st->typed, wk->trow, &st->rows[i], rownum, &rec, id, why, sizeof why);
+            if (tr < 0) {
+                add_error(r, st->f->key, rownum, NULL, why);
+                continue;
+            }
+        }
+        if (tr == 1) {
+            sv_buf_reset(&wk->line);
+            if (imp_row_text(st->plan, &st->rows[i], rownum, st->f->collection, st->tenant, &wk->line, id, why,
+                             sizeof why)) {
+                add_error(r, st->f->key, rownum, NULL, why);
+                continue;
+            }
         }
         if (!st->replace_here && object_exists(r->imp, st->f->collection, st->tenant, id)) {
             if (r->on_conflict == ON_SKIP) {
@@ -374,7 +381,8 @@ static int step_slice(void *arg, size_t w, sv_err *err)
         wk->pend[wk->npend].row = rownum;
         memcpy(wk->pend[wk->npend].id, id, sizeof wk->pend[wk->npend].id);
         wk->npend++;
-        if (sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))
+        if (tr == 0 ? sv_batch_add_record(wk->b, st->f->collection, st->tenant, imp_typed_schema(st->typed), rec)
+                    : sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))
             return sv_fail(err, SV_ENOMEM, "out of memory");
     }
     return 0;
@@ -449,7 +457,20 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     int cur_rg = -1;
     bool first_rg = true;
     int64_t batch_rows = imp->o.batch_rows > 0 ? imp->o.batch_rows : 1000;
-    imp_step st = {.r = r, .f = f, .plan = plan, .tenant = tenant, .ws = ws, .nw = nw};
+    /* The typed path when the plan fits the collection's schema. */
+    imp_typed *typed = NULL;
+    {
+        sv_schema *sch = NULL;
+        sv_err e2 = {0};
+        if (sv_store_schema(imp->o.store, f->collection, &sch, &e2) == 0) {
+            if (imp_typed_new(plan, sch, &typed, &e2))
+                typed = NULL;
+            sv_schema_free(sch);
+        }
+        for (int w = 0; typed && w < nw; w++)
+            ws[w].trow = imp_trow_new(typed);
+    }
+    imp_step st = {.r = r, .f = f, .plan = plan, .typed = typed, .tenant = tenant, .ws = ws, .nw = nw};
     for (;;) {
         if (stopping(r)) {
             rc = SV_ECANCELED;
@@ -517,8 +538,10 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     for (int w = 0; w < nw; w++) {
         free(ws[w].pend);
         sv_buf_free(&ws[w].line);
+        imp_trow_free(ws[w].trow);
     }
     free(ws);
+    imp_typed_free(typed);
     sv_pq_reader_free(rd);
     imp_plan_free(plan);
     if (rc == SV_ECANCELED) {
@@ -766,7 +789,180 @@ static int export_list_fn(void *ctx, const sv_location_entry *e)
 
 /* Creates the target collection from a file's footer (shardvault.schema),
  * renamed to target. */
-static int create_from_file(sv_importer *imp, sv_location *loc, const char *key, const char *target, sv_err *err)
+/* ---- createCollection for files: a schema from the mapping and the footer ---------- */
+
+/* A property type for a leaf column (NULL when it has none). */
+static const char *leaf_prop_type(const sv_pq_rnode *n)
+{
+    switch (n->lt) {
+    case SV_PQ_RLT_STRING:
+    case SV_PQ_RLT_ENUM:
+    case SV_PQ_RLT_TIME: return "text";
+    case SV_PQ_RLT_JSON: return "object";
+    case SV_PQ_RLT_UUID: return "uuid";
+    case SV_PQ_RLT_DATE:
+    case SV_PQ_RLT_TIMESTAMP: return "date";
+    case SV_PQ_RLT_DECIMAL: return n->scale == 0 && n->type != SV_PQ_FIXED_LEN_BYTE_ARRAY && n->type != SV_PQ_BYTE_ARRAY
+                                       ? "int" : "number";
+    case SV_PQ_RLT_FLOAT16: return "number";
+    case SV_PQ_RLT_INT: return !n->is_signed && n->bits == 64 ? "number" : "int";
+    default: break;
+    }
+    switch (n->type) {
+    case SV_PQ_BOOLEAN: return "boolean";
+    case SV_PQ_INT32:
+    case SV_PQ_INT64: return "int";
+    case SV_PQ_FLOAT:
+    case SV_PQ_DOUBLE: return "number";
+    default: return "text"; /* other bytes: base64 text */
+    }
+}
+
+/* The property type of a mapped column; NULL + why when none fits. */
+static const char *column_prop_type(const sv_pq_rnode *n, char *buf, size_t len)
+{
+    if (n->kind == SV_PQ_RGROUP)
+        return "object";
+    if (n->kind == SV_PQ_RLEAF)
+        return leaf_prop_type(n);
+    const sv_pq_rnode *el = n->children[0];
+    if (el->kind != SV_PQ_RLEAF)
+        return NULL; /* a list of lists or of groups */
+    const char *t = leaf_prop_type(el);
+    if (!strcmp(t, "object"))
+        return NULL;
+    snprintf(buf, len, "%s[]", t);
+    return buf;
+}
+
+/* A vector's dimension from one value (-1: not a vector). */
+static int64_t value_dim(const sv_pq_value *v)
+{
+    if (v->kind == SV_PQV_PACKED || v->kind == SV_PQV_LIST)
+        return v->n;
+    if (v->kind == SV_PQV_BYTES)
+        return v->n % 4 ? -1 : (int64_t)(v->n / 4);
+    return -1;
+}
+
+static int derive_schema(sv_pq_reader *rd, json_t *mapping, const char *key, const char *target, bool mt,
+                         char **out, sv_err *err)
+{
+    *out = NULL;
+    imp_plan *p = NULL;
+    int rc = imp_plan_new(sv_pq_reader_root(rd), mapping, key, &p, err);
+    if (rc) {
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%s", err->msg);
+        return sv_fail(err, rc, "createCollection: %s", m);
+    }
+    int64_t *dims = calloc((size_t)p->n + 1, sizeof *dims);
+    if (!dims) {
+        imp_plan_free(p);
+        return sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    bool need_rows = false;
+    for (int i = 0; i < p->n; i++) {
+        const imp_map *m = &p->maps[i];
+        dims[i] = -1;
+        if (m->kind == IMP_T_VECTOR || m->kind == IMP_T_NAMED) {
+            if (m->col.node->kind == SV_PQ_RLEAF && m->col.node->type == SV_PQ_FIXED_LEN_BYTE_ARRAY &&
+                m->col.node->type_length > 0 && m->col.node->type_length % 4 == 0)
+                dims[i] = m->col.node->type_length / 4;
+            else
+                need_rows = true;
+        } else if (m->kind == IMP_T_MULTI) {
+            need_rows = true;
+        } else if (m->kind == IMP_T_NAMED_ALL || m->kind == IMP_T_MULTI_ALL) {
+            rc = sv_fail(err, SV_EINVAL,
+                         "createCollection: column %s holds vectors by name, whose names and dimensions the footer "
+                         "does not give; map each one (namedVectors/multiVectors {name: column}) or create the "
+                         "collection first", m->col.name);
+            break;
+        }
+    }
+    /* Dimensions of list columns: the first non-null value in the first row group. */
+    const sv_pq_value *rows = NULL;
+    size_t n = 0;
+    if (rc == 0 && need_rows)
+        rc = sv_pq_reader_next(rd, 4096, &rows, &n, NULL, NULL, err);
+    for (int i = 0; rc == 0 && need_rows && i < p->n; i++) {
+        const imp_map *m = &p->maps[i];
+        if (dims[i] >= 0 || (m->kind != IMP_T_VECTOR && m->kind != IMP_T_NAMED && m->kind != IMP_T_MULTI))
+            continue;
+        for (size_t r = 0; r < n && dims[i] < 0; r++) {
+            const sv_pq_value *v = imp_col_value(&m->col, &rows[r]);
+            if (m->kind == IMP_T_MULTI) {
+                for (uint32_t k = 0; v->kind == SV_PQV_LIST && k < v->n && dims[i] < 0; k++)
+                    dims[i] = value_dim(&v->u.items[k]);
+            } else {
+                dims[i] = value_dim(v);
+            }
+        }
+        if (dims[i] <= 0)
+            rc = sv_fail(err, SV_EINVAL,
+                         "createCollection: the dimension of vector column %s cannot be read from the first %zu rows "
+                         "of %s (null, empty or not a vector); create the collection first", m->col.name, n, key);
+    }
+    json_t *coll = json_object(), *vectors = json_object(), *named = json_object(), *multi = json_object(),
+           *props = json_array();
+    for (int i = 0; rc == 0 && i < p->n; i++) {
+        const imp_map *m = &p->maps[i];
+        switch (m->kind) {
+        case IMP_T_VECTOR: json_object_set_new(vectors, "default", json_pack("{s:I}", "dim", (json_int_t)dims[i])); break;
+        case IMP_T_NAMED: json_object_set_new(named, m->name, json_pack("{s:I}", "dim", (json_int_t)dims[i])); break;
+        case IMP_T_MULTI: json_object_set_new(multi, m->name, json_pack("{s:I}", "dim", (json_int_t)dims[i])); break;
+        case IMP_T_PROP: {
+            char tb[32];
+            const char *t = column_prop_type(m->col.node, tb, sizeof tb);
+            if (!t) {
+                rc = sv_fail(err, SV_EINVAL,
+                             "createCollection: column %s (a list of lists, groups or JSON) has no property type; map "
+                             "it elsewhere or create the collection first", m->col.name);
+                break;
+            }
+            /* a later mapping of the same name wins, as for the values */
+            size_t k;
+            json_t *e;
+            json_array_foreach(props, k, e) if (!strcmp(json_string_value(json_object_get(e, "name")), m->name))
+            {
+                json_array_remove(props, k);
+                break;
+            }
+            json_array_append_new(props, json_pack("{s:s,s:s}", "name", m->name, "type", t));
+            break;
+        }
+        default: break; /* spread columns: undeclared properties */
+        }
+    }
+    if (rc == 0) {
+        json_object_set_new(coll, "name", json_string(target));
+        if (mt)
+            json_object_set_new(coll, "multiTenancy", json_true());
+        if (json_object_size(named))
+            json_object_set(vectors, "named", named);
+        if (json_object_size(multi))
+            json_object_set(vectors, "multi", multi);
+        json_object_set(coll, "vectors", vectors);
+        json_object_set(coll, "properties", props);
+        if (!(*out = json_dumps(coll, JSON_COMPACT)))
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    }
+    json_decref(coll);
+    json_decref(vectors);
+    json_decref(named);
+    json_decref(multi);
+    json_decref(props);
+    free(dims);
+    imp_plan_free(p);
+    return rc;
+}
+
+/* Creates target from key's footer: the collection schema a shardvault export
+ * carries (shardvault.schema), else (files, derive) one derived from the
+ * mapping and the file's schema. */
+static int create_from_file(sv_importer *imp, sv_location *loc, const char *key, const char *target, bool derive,
+                            json_t *mapping, bool mt, sv_err *err)
 {
     loc_src src = {0};
     sv_pq_reader *rd;
@@ -776,17 +972,21 @@ static int create_from_file(sv_importer *imp, sv_location *loc, const char *key,
     const char *desc = sv_pq_reader_kv(rd, "shardvault.schema");
     json_t *d = desc ? json_loads(desc, 0, NULL) : NULL;
     json_t *coll = json_object_get(d, "collection");
-    if (!json_is_object(coll)) {
-        json_decref(d);
-        sv_pq_reader_free(rd);
-        return sv_fail(err, SV_EINVAL,
-                       "createCollection: %s carries no collection schema (shardvault.schema); create collection "
-                       "'%s' first", key, target);
+    char *s = NULL;
+    if (json_is_object(coll)) {
+        json_object_set_new(coll, "name", json_string(target));
+        s = json_dumps(coll, JSON_COMPACT);
+    } else if (derive) {
+        rc = derive_schema(rd, mapping, key, target, mt, &s, err);
+    } else {
+        rc = sv_fail(err, SV_EINVAL,
+                     "createCollection: %s carries no collection schema (shardvault.schema); create collection "
+                     "'%s' first", key, target);
     }
-    json_object_set_new(coll, "name", json_string(target));
-    char *s = json_dumps(coll, JSON_COMPACT);
     json_decref(d);
     sv_pq_reader_free(rd);
+    if (rc)
+        return rc;
     if (!s)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     json_t *out = NULL;
@@ -1000,9 +1200,10 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         if (!collection_exists(imp, f->collection)) {
             if (!create)
                 rc = sv_fail(err, SV_EINVAL, "collection '%s' does not exist (create it, or set createCollection: "
-                             "true to create it from the export's schema)", f->collection);
+                             "true to create it from the files' schema)", f->collection);
             else
-                rc = create_from_file(imp, loc, f->key, f->collection, err);
+                rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
+                                      json_object_get(body, "mapping"), tenant != NULL, err);
         }
         if (rc == 0 && f->tenant[0] && !collection_mt(imp, f->collection)) {
             if (tenant)

@@ -40,6 +40,10 @@ struct sv_pq_reader {
     pq_meta meta;
     pq_schema schema;
     int64_t bytes_read;
+    /* the compressed chunk of a fixed-width column (nothing points into it
+     * once the column is decoded), reused */
+    uint8_t *chunk;
+    size_t cap_chunk;
     /* current row group */
     int rg;           /* next row group to load, or the loaded one */
     bool loaded;
@@ -156,25 +160,43 @@ static int keep_buf(sv_pq_reader *r, pq_col *c, uint8_t *buf, sv_err *err)
     return 0;
 }
 
-static void col_reset(pq_col *c)
+/* keep: the level and value arrays stay allocated for the next row group
+ * (fresh pages for every row group cost more than decoding them). */
+static void col_reset(pq_col *c, bool keep)
 {
-    free(c->def);
-    free(c->rep);
-    free(c->vals);
+    if (!keep) {
+        free(c->def);
+        free(c->rep);
+        free(c->vals);
+    }
     free(c->dict);
     for (size_t i = 0; i < c->nbufs; i++)
         free(c->bufs[i]);
     free(c->bufs);
-    memset(c, 0, sizeof *c);
+    pq_col k = {0};
+    if (keep) {
+        k.def = c->def;
+        k.rep = c->rep;
+        k.vals = c->vals;
+        k.cap_def = c->cap_def;
+        k.cap_rep = c->cap_rep;
+        k.cap_v = c->cap_v;
+        k.width = c->width;
+    }
+    *c = k;
 }
 
 static void unload(sv_pq_reader *r)
 {
+    /* what stays allocated counts against the next row group's budget */
+    r->budget = (int64_t)r->cap_chunk;
     if (r->cols)
-        for (int i = 0; i < r->schema.nleaves; i++)
-            col_reset(&r->cols[i]);
+        for (int i = 0; i < r->schema.nleaves; i++) {
+            pq_col *c = &r->cols[i];
+            col_reset(c, true);
+            r->budget += (int64_t)(c->cap_def + c->cap_rep + c->cap_v * (size_t)c->width);
+        }
     r->loaded = false;
-    r->budget = 0;
     r->row = 0;
 }
 
@@ -388,7 +410,11 @@ void sv_pq_reader_free(sv_pq_reader *r)
     if (!r)
         return;
     unload(r);
+    if (r->cols)
+        for (int i = 0; i < r->schema.nleaves; i++)
+            col_reset(&r->cols[i], false);
     free(r->cols);
+    free(r->chunk);
     arena_reset(r);
     free(r->rows);
     for (int i = 0; i < PQ_MAX_DEPTH * 2; i++)
@@ -532,6 +558,71 @@ int pq_rle_decode(const uint8_t *p, size_t len, int width, uint32_t *out, size_t
             size_t take = run < n - got ? (size_t)run : n - got;
             for (size_t i = 0; i < take; i++)
                 out[got + i] = v;
+            got += take;
+        }
+    }
+    return 0;
+}
+
+/* Levels (width <= 8) straight into bytes: the same hybrid RLE/bit-packed
+ * decoding as pq_rle_decode, without a 32-bit array per page. Values >=
+ * limit are an error. */
+static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, size_t n, uint32_t limit)
+{
+    if (width < 0 || width > 8)
+        return -1;
+    tr t;
+    tr_init(&t, p, len);
+    size_t got = 0;
+    size_t vbytes = (size_t)(width + 7) / 8;
+    uint32_t tmp[256];
+    while (got < n) {
+        uint64_t h = tr_varint(&t);
+        if (t.bad)
+            return -1;
+        if (h & 1) {
+            uint64_t groups = h >> 1;
+            if (groups == 0 || groups > (uint64_t)(t.end - t.p) + 1)
+                return -1;
+            size_t nvals = (size_t)groups * 8;
+            size_t bytes = (size_t)groups * (size_t)width;
+            if (bytes > (size_t)(t.end - t.p)) {
+                size_t need = ((n - got) * (size_t)width + 7) / 8;
+                if (need > (size_t)(t.end - t.p))
+                    return -1;
+                bytes = (size_t)(t.end - t.p);
+                nvals = width ? bytes * 8 / (size_t)width : n - got;
+            }
+            size_t take = nvals < n - got ? nvals : n - got;
+            /* 256 values at a time: each 8 values use exactly width bytes */
+            for (size_t done = 0; done < take;) {
+                size_t k = take - done < 256 ? take - done : 256;
+                unpack32(t.p + done / 8 * (size_t)width, t.end, width, tmp, k);
+                uint32_t bad = 0;
+                for (size_t i = 0; i < k; i++) {
+                    bad |= tmp[i] >= limit;
+                    out[got + done + i] = (uint8_t)tmp[i];
+                }
+                if (limit && bad)
+                    return -1;
+                done += k;
+            }
+            got += take;
+            t.p += bytes;
+        } else {
+            uint64_t run = h >> 1;
+            if (vbytes > (size_t)(t.end - t.p))
+                return -1;
+            uint32_t v = 0;
+            for (size_t b = 0; b < vbytes; b++)
+                v |= (uint32_t)t.p[b] << (8 * b);
+            t.p += vbytes;
+            if (limit && v >= limit)
+                return -1;
+            if (run == 0)
+                continue;
+            size_t take = run < n - got ? (size_t)run : n - got;
+            memset(out + got, (int)v, take);
             got += take;
         }
     }
@@ -985,10 +1076,6 @@ static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int e
     int w = 0;
     while ((1 << w) <= max)
         w++;
-    int rc;
-    uint32_t *tmp = balloc(r, (n ? n : 1) * sizeof *tmp, err, &rc);
-    if (!tmp)
-        return rc;
     int bad = 0;
     if (v1 && enc == 4) { /* BIT_PACKED: MSB first, no length */
         size_t bytes = (n * (size_t)w + 7) / 8;
@@ -1002,7 +1089,7 @@ static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int e
             }
             if (v > (uint32_t)max)
                 bad = 1;
-            tmp[i] = v;
+            dst[i] = (uint8_t)v;
         }
         *used = bytes;
     } else if (v1) {
@@ -1016,18 +1103,14 @@ static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int e
             if (l > len - 4)
                 bad = 1;
             else {
-                bad = pq_rle_decode(p + 4, l, w, tmp, n, (uint32_t)max + 1) ? 1 : 0;
+                bad = rle_decode_u8(p + 4, l, w, dst, n, (uint32_t)max + 1) ? 1 : 0;
                 *used = 4 + (size_t)l;
             }
         }
     } else {
-        bad = pq_rle_decode(p, len, w, tmp, n, (uint32_t)max + 1) ? 1 : 0;
+        bad = rle_decode_u8(p, len, w, dst, n, (uint32_t)max + 1) ? 1 : 0;
         *used = len;
     }
-    for (size_t i = 0; !bad && i < n; i++)
-        dst[i] = (uint8_t)tmp[i];
-    free(tmp);
-    r->budget -= (int64_t)((n ? n : 1) * sizeof *tmp);
     if (bad == 2)
         return rfail(r, SV_EUNSUPPORTED, err, "%s levels: encoding %d is not supported", what, enc);
     if (bad)
@@ -1054,11 +1137,18 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
     if ((uint64_t)start > r->src.size || (uint64_t)clen > r->src.size - (uint64_t)start)
         return rfail(r, SV_ECORRUPT, err, "the column chunk (%lld bytes at %lld) runs past the end of the file "
                      "(truncated file?)", (long long)clen, (long long)start);
-    uint8_t *chunk = balloc(r, (size_t)clen, err, &rc);
-    if (!chunk)
-        return rc;
-    if ((rc = keep_buf(r, c, chunk, err)))
-        return rc;
+    bool fixed = type != 6 && type != 7;
+    uint8_t *chunk;
+    if (fixed) {
+        if ((rc = bgrow(r, &r->chunk, &r->cap_chunk, (size_t)clen, 1, err)))
+            return rc;
+        chunk = r->chunk;
+    } else {
+        if (!(chunk = balloc(r, (size_t)clen, err, &rc)))
+            return rc;
+        if ((rc = keep_buf(r, c, chunk, err)))
+            return rc;
+    }
     if ((rc = src_read(r, (uint64_t)start, chunk, (size_t)clen, err)))
         return rc;
     size_t pos = 0;
@@ -1197,12 +1287,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         c->n += n;
         values_seen += (int64_t)n;
     }
-    if (type != 6 && type != 7 && c->nbufs > 0 && c->bufs[0] == chunk) {
-        /* nothing points into the compressed chunk of a fixed-width column */
-        free(chunk);
-        c->bufs[0] = NULL;
-        r->budget -= clen;
-    }
+
     /* rows in this column */
     int64_t rows = 0;
     if (lp->max_rep > 0) {

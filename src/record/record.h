@@ -145,6 +145,9 @@ int sv_record_named_json(const sv_record *r, const sv_schema *s, sv_buf *out);
 /* multi vectors as {"name":[[...],[...]]} with keys sorted; nothing if none. */
 int sv_record_multi_json(const sv_record *r, const sv_schema *s, sv_buf *out);
 
+/* True when s[0..len) is well-formed UTF-8 (what a text value must be). */
+bool sv_utf8_valid(const char *s, size_t len);
+
 /* ---- batch bodies ------------------------------------------------------- */
 
 /* Splits a streamed request body into object texts without buffering it

@@ -220,8 +220,21 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len);
  * looked up: false refuses that object (its result says it is forbidden). */
 typedef bool (*sv_batch_check_fn)(void *ud, const char *collection, const char *tenant);
 void sv_batch_set_check(sv_batch *b, sv_batch_check_fn fn, void *ud);
+/* Adds one object already built as a record (the typed path: no JSON). rec
+ * must have been filled against schema, a copy of the collection's schema
+ * (sv_store_schema); if the collection's schema no longer has the same
+ * shape the object fails with a message saying so. rec->id is used when
+ * has_id, else one is generated; times are set here. The record is encoded
+ * before the call returns (it may be reused at once). tenant may be NULL.
+ * Never fails the batch; returns SV_ENOMEM only. */
+int sv_batch_add_record(sv_batch *b, const char *collection, const char *tenant, const sv_schema *schema,
+                        sv_record *rec);
 /* Appends {"results":[...],"ok":n,"failed":m} and frees the batch. */
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
+/* Writes what is pending, calls fn for each failed object (idx: its order of
+ * adding; id "" when it had none) and frees the batch; *ok = objects written. */
+typedef void (*sv_batch_result_fn)(void *ud, size_t idx, const char *id, const char *error);
+int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *ok, sv_err *err);
 void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
 /* Objects written so far (a batch writes in groups while it is filled). */
 size_t sv_batch_written(const sv_batch *b);

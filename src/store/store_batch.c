@@ -94,7 +94,35 @@ static int cmp_items(const void *a, const void *bb)
     const group_item *x = a, *y = bb;
     if (x->s != y->s)
         return x->s < y->s ? -1 : 1;
+    /* by key within a shard: RocksDB's memtable inserts a sorted run much
+     * faster; equal ids keep their order (the later one replaces) */
+    int k = memcmp(x->p.id.b, y->p.id.b, 16);
+    if (k)
+        return k;
     return x->p.result < y->p.result ? -1 : (x->p.result > y->p.result);
+}
+
+/* Writes items [i, j) (one shard); 1 when try_lock and the shard is busy. */
+static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lock)
+{
+    collection *c = b->items[i].c;
+    shard *s = b->items[i].s;
+    sv_err err = {0};
+    int rc = ps ? store_shard_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
+    if (rc == 0) {
+        for (size_t k = i; k < j; k++)
+            ps[k - i] = b->items[k].p;
+        rc = store_write_objects_ex(b->st, c, s, ps, j - i, &b->enc, b->scratch, try_lock, &err);
+        store_shard_leave(s);
+        if (rc == 1)
+            return 1;
+    }
+    if (rc)
+        for (size_t k = i; k < j; k++)
+            set_result(b, b->items[k].p.result, err.msg);
+    else
+        b->written += j - i;
+    return 0;
 }
 
 static void batch_flush(sv_batch *b)
@@ -103,27 +131,25 @@ static void batch_flush(sv_batch *b)
         return;
     qsort(b->items, b->nitems, sizeof *b->items, cmp_items);
     pending *ps = malloc(b->nitems * sizeof *ps);
+    /* A shard whose writer is busy (another batch writing it) is left for a
+     * second pass, so concurrent batches write different shards at once
+     * instead of queueing on the same one. */
+    size_t busy[64], nbusy = 0;
     size_t i = 0;
     while (i < b->nitems) {
         size_t j = i;
         while (j < b->nitems && b->items[j].s == b->items[i].s)
             j++;
-        collection *c = b->items[i].c;
-        shard *s = b->items[i].s;
-        sv_err err = {0};
-        int rc = ps ? store_shard_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
-        if (rc == 0) {
-            for (size_t k = i; k < j; k++)
-                ps[k - i] = b->items[k].p;
-            rc = store_write_objects(b->st, c, s, ps, j - i, &b->enc, b->scratch, &err);
-            store_shard_leave(s);
-        }
-        if (rc)
-            for (size_t k = i; k < j; k++)
-                set_result(b, b->items[k].p.result, err.msg);
-        else
-            b->written += j - i;
+        bool can_defer = nbusy < sizeof busy / sizeof busy[0];
+        if (flush_group(b, ps, i, j, can_defer) == 1)
+            busy[nbusy++] = i;
         i = j;
+    }
+    for (size_t k = 0; k < nbusy; k++) {
+        size_t j = busy[k];
+        while (j < b->nitems && b->items[j].s == b->items[busy[k]].s)
+            j++;
+        flush_group(b, ps, busy[k], j, false);
     }
     free(ps);
     /* Release collections acquired beyond the cache. */
@@ -137,6 +163,47 @@ static void batch_flush(sv_batch *b)
     }
     b->nitems = 0;
     sv_buf_reset(&b->enc);
+}
+
+/* The common tail of sv_batch_add and sv_batch_add_record: rc is the
+ * result of building rec so far (0 = rec is valid for c's schema). */
+static int batch_put(sv_batch *b, size_t idx, collection *c, bool cached, sv_record *rec, const char *tenant,
+                     size_t tlen, int rc, sv_err *err)
+{
+    result *res = &b->results[idx];
+    if (rc == 0 && !rec->has_id) {
+        sv_uuid_v4(&rec->id);
+        rec->has_id = true;
+    }
+    if (rec->has_id)
+        sv_uuid_format(&rec->id, res->id);
+    shard *s = NULL;
+    if (rc == 0)
+        rc = store_route(c, &rec->id, tenant, tlen, &s, err);
+    size_t enc_off = b->enc.len;
+    if (rc == 0) {
+        rec->creation_time = rec->update_time = sv_now_ms();
+        rc = sv_record_encode(rec, c->schema, &b->enc, err);
+    }
+    if (rc == 0 && b->nitems == b->capitems) {
+        size_t cap = b->capitems ? b->capitems * 2 : 256;
+        group_item *p = realloc(b->items, cap * sizeof *p);
+        if (!p)
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        else {
+            b->items = p;
+            b->capitems = cap;
+        }
+    }
+    if (rc) {
+        if (!cached)
+            store_coll_release(b->st, c);
+        return set_result(b, idx, err->msg);
+    }
+    b->items[b->nitems++] = (group_item){c, s, {rec->id, idx, enc_off, b->enc.len - enc_off}};
+    if (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES || !cached)
+        batch_flush(b);
+    return 0;
 }
 
 int sv_batch_add(sv_batch *b, const char *json, size_t len)
@@ -175,39 +242,64 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len)
     for (size_t m = 0; m < b->ncached; m++)
         cached |= b->cached[m] == c;
     int rc = sv_record_parse_json(b->rec, c->schema, json, len, &ro, &err);
-    if (rc == 0 && !b->rec->has_id) {
-        sv_uuid_v4(&b->rec->id);
-        b->rec->has_id = true;
+    return batch_put(b, idx, c, cached, b->rec, ro.tenant.ptr, ro.tenant.len, rc, &err);
+}
+
+/* Same shape: counts, types and dimensions (what a record's arrays and
+ * encoding depend on). */
+static bool schema_compatible(const sv_schema *a, const sv_schema *b)
+{
+    if (a == b)
+        return true;
+    if (a->vector_dim != b->vector_dim || a->n_named != b->n_named || a->n_multi != b->n_multi ||
+        a->n_props != b->n_props)
+        return false;
+    for (uint32_t i = 0; i < a->n_named; i++)
+        if (a->named[i].dim != b->named[i].dim)
+            return false;
+    for (uint32_t i = 0; i < a->n_multi; i++)
+        if (a->multi[i].dim != b->multi[i].dim)
+            return false;
+    for (uint32_t i = 0; i < a->n_props; i++)
+        if (a->props[i].type != b->props[i].type || a->props[i].array != b->props[i].array)
+            return false;
+    return true;
+}
+
+int sv_batch_add_record(sv_batch *b, const char *coll_name, const char *tenant, const sv_schema *schema,
+                        sv_record *rec)
+{
+    if (sv_grow(&b->results, &b->capresults, b->nresults + 1, sizeof *b->results))
+        return SV_ENOMEM;
+    size_t idx = b->nresults++;
+    result *res = &b->results[idx];
+    res->error = NULL;
+    strcpy(res->id, "");
+    sv_err err = {0};
+    if (b->check && !b->check(b->check_ud, coll_name, tenant && tenant[0] ? tenant : NULL)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "forbidden: this key may not write to collection '%.128s'%s%.64s%s", coll_name,
+                 tenant && tenant[0] ? " tenant '" : "", tenant && tenant[0] ? tenant : "",
+                 tenant && tenant[0] ? "'" : "");
+        return set_result(b, idx, msg);
     }
-    if (b->rec->has_id)
-        sv_uuid_format(&b->rec->id, res->id);
-    shard *s = NULL;
-    if (rc == 0)
-        rc = store_route(c, &b->rec->id, ro.tenant.ptr, ro.tenant.len, &s, &err);
-    size_t enc_off = b->enc.len;
-    if (rc == 0) {
-        b->rec->creation_time = b->rec->update_time = sv_now_ms();
-        rc = sv_record_encode(b->rec, c->schema, &b->enc, &err);
+    sv_str name = {coll_name, (uint32_t)strlen(coll_name)};
+    collection *c = batch_collection(b, &name);
+    if (!c) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "collection '%.128s' not found", coll_name);
+        return set_result(b, idx, msg);
     }
-    if (rc == 0 && b->nitems == b->capitems) {
-        size_t cap = b->capitems ? b->capitems * 2 : 256;
-        group_item *p = realloc(b->items, cap * sizeof *p);
-        if (!p)
-            rc = sv_fail(&err, SV_ENOMEM, "out of memory");
-        else {
-            b->items = p;
-            b->capitems = cap;
-        }
-    }
-    if (rc) {
-        if (!cached)
-            store_coll_release(b->st, c);
-        return set_result(b, idx, err.msg);
-    }
-    b->items[b->nitems++] = (group_item){c, s, {b->rec->id, idx, enc_off, b->enc.len - enc_off}};
-    if (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES || !cached)
-        batch_flush(b);
-    return 0;
+    bool cached = false;
+    for (size_t m = 0; m < b->ncached; m++)
+        cached |= b->cached[m] == c;
+    int rc = 0;
+    if (!schema_compatible(schema, c->schema))
+        rc = sv_fail(&err, SV_ECONFLICT,
+                     "the collection '%.128s' changed while the object was being built (its schema differs)",
+                     coll_name);
+    size_t tlen = tenant ? strlen(tenant) : 0;
+    return batch_put(b, idx, c, cached, rec, tenant, tlen, rc, &err);
 }
 
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err)
@@ -239,6 +331,24 @@ int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err)
     sv_batch_abort(b);
     if (rc || was_oom)
         return sv_fail(err, SV_ENOMEM, "out of memory building the batch response");
+    return 0;
+}
+
+int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *ok, sv_err *err)
+{
+    batch_flush(b);
+    size_t n = 0;
+    for (size_t i = 0; i < b->nresults; i++) {
+        if (b->results[i].error)
+            fn(ud, i, b->results[i].id, b->results[i].error);
+        else
+            n++;
+    }
+    *ok = n;
+    int was_oom = b->oom;
+    sv_batch_abort(b);
+    if (was_oom)
+        return sv_fail(err, SV_ENOMEM, "out of memory recording the batch's results");
     return 0;
 }
 

@@ -17,6 +17,12 @@
 int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
                          sv_record *scratch, sv_err *err)
 {
+    return store_write_objects_ex(st, c, s, items, n, enc, scratch, false, err);
+}
+
+int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
+                           sv_record *scratch, bool try_lock, sv_err *err)
+{
     sv_db_batch *b = sv_db_batch_new();
     /* Ids already in this group (a later one replaces an earlier one and
      * must not be counted twice): open addressing over item indexes + 1. */
@@ -29,7 +35,15 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
         free(seen);
         return store_oom(err);
     }
-    pthread_mutex_lock(&s->write_mu);
+    if (try_lock) {
+        if (pthread_mutex_trylock(&s->write_mu) != 0) {
+            sv_db_batch_free(b);
+            free(seen);
+            return 1;
+        }
+    } else {
+        pthread_mutex_lock(&s->write_mu);
+    }
     int64_t added = 0;
     int rc = 0;
     sv_buf re = {0};
@@ -50,7 +64,7 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
         }
         char *old = NULL;
         size_t oldlen = 0;
-        int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get(s->db, p->id.b, 16, &old, &oldlen, err);
+        int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == 0) {
             /* Replace: keep the original creation time, re-encode the new
              * record with it (decoding our own encoding is exact). */

@@ -53,8 +53,38 @@ void imp_plan_free(imp_plan *p);
  * SV_EINVAL with why (out unchanged) for a row that cannot be an object. */
 int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, const char *collection,
                  const char *tenant, sv_buf *out, char id[37], char *why, size_t whylen);
+/* The row's id: from the id column (a 16-byte FIXED_LEN_BYTE_ARRAY or a
+ * UUID string), v5 of the key column's JSON text, else v5 of file#row.
+ * SV_EINVAL with why naming the column when it cannot be one. */
+int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uuid *idu, char ids[37], char *why,
+               size_t whylen);
+/* The value of column c in row (a null value when an enclosing group is null). */
+const sv_pq_value *imp_col_value(const imp_col *c, const sv_pq_value *row);
 json_t *imp_value_json(const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen);
 bool imp_is_export_layout(const sv_pq_rnode *root);
 void imp_row_uuid(const char *file, int64_t row, char out[37]);
+
+/* ---- the typed path (typed.c): rows straight into records ---------------- */
+
+/* A plan checked against the target collection's schema: which property,
+ * vector or multi-vector each mapped column fills. NULL from imp_typed_new
+ * (and 0) when the plan has an entry the typed path does not take (an
+ * undeclared property, named or multi vector, or no default vector for a
+ * vector column): the file then goes through the text path. */
+typedef struct imp_typed imp_typed;
+int imp_typed_new(const imp_plan *p, const sv_schema *s, imp_typed **out, sv_err *err);
+void imp_typed_free(imp_typed *t);
+const sv_schema *imp_typed_schema(const imp_typed *t);
+
+/* One thread's record and scratch memory. */
+typedef struct imp_trow imp_trow;
+imp_trow *imp_trow_new(const imp_typed *t);
+void imp_trow_free(imp_trow *w);
+/* Fills the thread's record from row: 0 (the record is ready, id set,
+ * valid until the next call), 1 when a value is not one the typed path
+ * converts exactly as the text path would (the caller uses imp_row_text for
+ * this row: same result, same messages), or SV_EINVAL with why (the id). */
+int imp_row_record(const imp_typed *t, imp_trow *w, const sv_pq_value *row, int64_t rownum, sv_record **rec,
+                   char id[37], char *why, size_t whylen);
 
 #endif

@@ -194,6 +194,10 @@ void store_reserved_remove(sv_store *st, size_t i);
 
 int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
                         sv_record *scratch, sv_err *err);
+/* try_lock: returns 1 at once, writing nothing, when another writer holds
+ * the shard (a batch then writes its other shards first). */
+int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
+                           sv_record *scratch, bool try_lock, sv_err *err);
 int store_parse_uuid_arg(const char *s, sv_uuid *u, sv_err *err);
 
 #endif

@@ -163,10 +163,177 @@ static void test_rows_to_text(void **st)
     sv_buf_free(&f);
 }
 
+
+/* The typed path (rows straight into records) gives, byte for byte, the
+ * record the text path and the record parser give; rows it does not take
+ * (a NaN, a wrong dimension, a value of another type) are handed back. */
+static void test_typed_equals_text(void **st)
+{
+    (void)st;
+    sv_err err = {0};
+    sv_pq_schema *s = sv_pq_schema_new();
+    int uid = sv_pq_schema_leaf(s, SV_PQ_ROOT, "uid", SV_PQ_FIXED_LEN_BYTE_ARRAY, SV_PQ_LT_UUID, 16, 0, &err);
+    int vec = sv_pq_schema_list(s, SV_PQ_ROOT, "vec", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, vec, "element", SV_PQ_FLOAT, SV_PQ_LT_NONE, 0, 0, &err) > 0);
+    int tv = sv_pq_schema_list(s, SV_PQ_ROOT, "tv", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, tv, "element", SV_PQ_DOUBLE, SV_PQ_LT_NONE, 0, 0, &err) > 0);
+    int title = sv_pq_schema_leaf(s, SV_PQ_ROOT, "title", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, SV_PQ_OPTIONAL, &err);
+    int n = sv_pq_schema_leaf(s, SV_PQ_ROOT, "n", SV_PQ_INT64, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, &err);
+    int i32 = sv_pq_schema_leaf(s, SV_PQ_ROOT, "i32", SV_PQ_INT32, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, &err);
+    int x = sv_pq_schema_leaf(s, SV_PQ_ROOT, "x", SV_PQ_DOUBLE, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, &err);
+    int f = sv_pq_schema_leaf(s, SV_PQ_ROOT, "f", SV_PQ_FLOAT, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, &err);
+    int nn = sv_pq_schema_leaf(s, SV_PQ_ROOT, "nn", SV_PQ_INT64, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, &err);
+    int b = sv_pq_schema_leaf(s, SV_PQ_ROOT, "b", SV_PQ_BOOLEAN, SV_PQ_LT_NONE, 0, SV_PQ_OPTIONAL, &err);
+    int when = sv_pq_schema_leaf(s, SV_PQ_ROOT, "when", SV_PQ_INT64, SV_PQ_LT_TIMESTAMP_MS, 0, SV_PQ_OPTIONAL, &err);
+    int tags = sv_pq_schema_list(s, SV_PQ_ROOT, "tags", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, tags, "element", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, 0, &err) > 0);
+    int ints = sv_pq_schema_list(s, SV_PQ_ROOT, "ints", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, ints, "element", SV_PQ_INT64, SV_PQ_LT_NONE, 0, 0, &err) > 0);
+    int nums = sv_pq_schema_list(s, SV_PQ_ROOT, "nums", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, nums, "element", SV_PQ_DOUBLE, SV_PQ_LT_NONE, 0, 0, &err) > 0);
+    int u = sv_pq_schema_leaf(s, SV_PQ_ROOT, "u", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, SV_PQ_OPTIONAL, &err);
+    int wrong = sv_pq_schema_leaf(s, SV_PQ_ROOT, "wrong", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, SV_PQ_OPTIONAL, &err);
+    msink ms = {0};
+    sv_pq_sink sink = {mwrite, NULL, &ms};
+    sv_pq_writer *w;
+    assert_int_equal(sv_pq_writer_new(s, NULL, &sink, &w, &err), 0);
+    enum { NROWS = 7 };
+    for (int i = 0; i < NROWS; i++) {
+        uint8_t id[16];
+        for (int k = 0; k < 16; k++)
+            id[k] = (uint8_t)(i * 7 + k);
+        const void *up[1] = {id};
+        uint32_t ul[1] = {16};
+        assert_int_equal(sv_pq_append_bytes(w, uid, up, ul, 1, &err), 0);
+        bool nulls = i == 1; /* row 1: every optional column null */
+        float v[4] = {FLOATS[i % NF], FLOATS[(i + 3) % NF], -1.5f, 1e-30f};
+        if (i == 2)
+            v[1] = NAN; /* the text path refuses it */
+        if (nulls) assert_int_equal(sv_pq_append_null(w, vec, &err), 0);
+        else assert_int_equal(sv_pq_append_list(w, vec, v, NULL, i == 3 ? 3 : 4, &err), 0); /* row 3: 3 dims */
+        double t2[2] = {0.1 * i, 1.0 / 3};
+        if (nulls) assert_int_equal(sv_pq_append_null(w, tv, &err), 0);
+        else assert_int_equal(sv_pq_append_list(w, tv, t2, NULL, 2, &err), 0);
+        if (nulls) {
+            int cols[] = {title, n, i32, x, f, nn, b, when, tags, ints, nums, u};
+            for (size_t k = 0; k < sizeof cols / sizeof *cols; k++)
+                assert_int_equal(sv_pq_append_null(w, cols[k], &err), 0);
+        } else {
+            assert_int_equal(sv_pq_append_str(w, title, "h\xC3\xA9llo \"q\"\n\x01", 12, &err), 0);
+            assert_int_equal(sv_pq_append_i64(w, n, i == 4 ? INT64_MIN : -i * 1000000007ll, &err), 0);
+            assert_int_equal(sv_pq_append_i32(w, i32, i == 5 ? INT32_MIN : i, &err), 0);
+            assert_int_equal(sv_pq_append_double(w, x, i == 5 ? 1e308 : 0.1 * i + 1e-17, &err), 0);
+            assert_int_equal(sv_pq_append_float(w, f, FLOATS[(i + 5) % NF], &err), 0);
+            assert_int_equal(sv_pq_append_i64(w, nn, (1ll << 53) + 1 + i, &err), 0);
+            assert_int_equal(sv_pq_append_bool(w, b, i % 2, &err), 0);
+            assert_int_equal(sv_pq_append_i64(w, when, i == 6 ? -86400001ll : 1700000000123ll + i, &err), 0);
+            const void *tp[3] = {"a", "b\xC3\xA9", ""};
+            uint32_t tl[3] = {1, 3, 0};
+            assert_int_equal(sv_pq_append_list_bytes(w, tags, tp, tl, i == 5 ? 0 : 3, &err), 0);
+            int64_t iv[2] = {INT64_MAX, -7};
+            assert_int_equal(sv_pq_append_list(w, ints, iv, NULL, 2, &err), 0);
+            double dv[3] = {-0.0, 2.5e-300, 7};
+            assert_int_equal(sv_pq_append_list(w, nums, dv, NULL, 3, &err), 0);
+            assert_int_equal(sv_pq_append_str(w, u, "6ba7b811-9dad-11d1-80b4-00c04fd430c8", 36, &err), 0);
+        }
+        if (i == 4) assert_int_equal(sv_pq_append_str(w, wrong, "abc", 3, &err), 0); /* not an int */
+        else assert_int_equal(sv_pq_append_null(w, wrong, &err), 0);
+        assert_int_equal(sv_pq_writer_end_row(w, &err), 0);
+    }
+    assert_int_equal(sv_pq_writer_close(w, &err), 0);
+    sv_pq_writer_free(w);
+    sv_pq_schema_free(s);
+
+    const char *sj = "{\"name\":\"T\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":4},\"named\":{\"t\":{\"dim\":2}}},"
+                     "\"properties\":[{\"name\":\"title\",\"type\":\"text\"},{\"name\":\"n\",\"type\":\"int\"},"
+                     "{\"name\":\"i32\",\"type\":\"int\"},{\"name\":\"x\",\"type\":\"number\"},"
+                     "{\"name\":\"f\",\"type\":\"number\"},{\"name\":\"nn\",\"type\":\"number\"},"
+                     "{\"name\":\"b\",\"type\":\"boolean\"},{\"name\":\"when\",\"type\":\"date\"},"
+                     "{\"name\":\"tags\",\"type\":\"text[]\"},{\"name\":\"ints\",\"type\":\"int[]\"},"
+                     "{\"name\":\"nums\",\"type\":\"number[]\"},{\"name\":\"u\",\"type\":\"uuid\"},"
+                     "{\"name\":\"wrong\",\"type\":\"int\"}]}";
+    sv_schema *sch;
+    assert_int_equal(sv_schema_parse(sj, strlen(sj), &sch, &err), 0);
+    msrc m = {ms.out.data, ms.out.len};
+    sv_pq_source src = {mread, &m, ms.out.len, "typed.parquet"};
+    sv_pq_reader *r;
+    assert_int_equal(sv_pq_reader_open(&src, NULL, &r, &err), 0);
+    json_t *mapping = json_pack("{s:s,s:s,s:{s:s}}", "id", "uid", "vector", "vec", "namedVectors", "t", "tv");
+    imp_plan *p;
+    assert_int_equal(imp_plan_new(sv_pq_reader_root(r), mapping, "typed.parquet", &p, &err), 0);
+    imp_typed *t;
+    assert_int_equal(imp_typed_new(p, sch, &t, &err), 0);
+    assert_non_null(t);
+    imp_trow *tw = imp_trow_new(t);
+    assert_non_null(tw);
+    sv_record *parsed = sv_record_new();
+    const sv_pq_value *rows;
+    size_t nr;
+    assert_int_equal(sv_pq_reader_next(r, 0, &rows, &nr, NULL, NULL, &err), 0);
+    assert_int_equal(nr, NROWS);
+    int typed_rows = 0;
+    for (size_t i = 0; i < nr; i++) {
+        char id1[37], id2[37], why[400];
+        sv_record *rec = NULL;
+        int trc = imp_row_record(t, tw, &rows[i], (int64_t)i, &rec, id1, why, sizeof why);
+        sv_buf text = {0};
+        int xrc = imp_row_text(p, &rows[i], (int64_t)i, "T", NULL, &text, id2, why, sizeof why);
+        sv_object_route ro = {0};
+        sv_err perr = {0};
+        int prc = xrc ? xrc : sv_record_parse_json(parsed, sch, (const char *)text.data, text.len, &ro, &perr);
+        if (i >= 2 && i <= 4) {
+            /* a NaN, 3 dimensions, "abc" for an int: handed to the text path, which refuses the row */
+            assert_int_equal(trc, 1);
+            assert_int_not_equal(prc, 0);
+            sv_buf_free(&text);
+            continue;
+        }
+        if (trc == 1) {
+            sv_buf_free(&text);
+            fail_msg("row %zu: the typed path handed back a row it takes", i);
+        }
+        if (prc)
+            fail_msg("row %zu: the text path refused it: %s", i, perr.msg);
+        assert_int_equal(trc, 0);
+        typed_rows++;
+        assert_string_equal(id1, id2);
+        assert_memory_equal(rec->id.b, parsed->id.b, 16);
+        rec->creation_time = rec->update_time = parsed->creation_time = parsed->update_time = 42;
+        sv_buf e1 = {0}, e2 = {0};
+        assert_int_equal(sv_record_encode(rec, sch, &e1, &err), 0);
+        assert_int_equal(sv_record_encode(parsed, sch, &e2, &err), 0);
+        if (e1.len != e2.len || memcmp(e1.data, e2.data, e1.len))
+            fail_msg("row %zu: the typed record differs from the parsed one (%zu vs %zu bytes): %.*s", i, e1.len,
+                     e2.len, (int)text.len, (const char *)text.data);
+        sv_buf_free(&e1);
+        sv_buf_free(&e2);
+        sv_buf_free(&text);
+    }
+    assert_int_equal(typed_rows, 4); /* rows 0, 1, 5, 6 */
+    /* a mapping onto an undeclared property: the whole file takes the text path */
+    json_t *m2 = json_pack("{s:s,s:{s:s}}", "id", "uid", "properties", "nope", "title");
+    imp_plan *p2;
+    assert_int_equal(imp_plan_new(sv_pq_reader_root(r), m2, "typed.parquet", &p2, &err), 0);
+    imp_typed *t2 = (imp_typed *)1;
+    assert_int_equal(imp_typed_new(p2, sch, &t2, &err), 0);
+    assert_null(t2);
+    imp_plan_free(p2);
+    json_decref(m2);
+    sv_record_free(parsed);
+    imp_trow_free(tw);
+    imp_typed_free(t);
+    imp_plan_free(p);
+    json_decref(mapping);
+    sv_pq_reader_free(r);
+    sv_schema_free(sch);
+    sv_buf_free(&ms.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_to_text),
+        cmocka_unit_test(test_typed_equals_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -525,9 +525,95 @@ static void reserve_collection_names(void **state)
     create("{\"name\":\"Later\",\"shards\":1,\"vectors\":{\"default\":{\"dim\":2}}}");
 }
 
+
+typedef struct failed_ctx {
+    size_t idx[8];
+    char msg[8][300];
+    size_t n;
+} failed_ctx;
+
+static void on_failed(void *ud, size_t idx, const char *id, const char *error)
+{
+    failed_ctx *f = ud;
+    (void)id;
+    if (f->n < 8) {
+        f->idx[f->n] = idx;
+        snprintf(f->msg[f->n], sizeof f->msg[f->n], "%s", error);
+        f->n++;
+    }
+}
+
+/* sv_batch_add_record: records built by the caller are written like parsed
+ * ones (count, replace in the same batch counted once, readable as JSON);
+ * a record built for another schema shape, or for a missing collection, is
+ * an error result and the others are written; mixed with JSON objects. */
+static void batch_typed_records(void **state)
+{
+    (void)state;
+    sv_err err = {0};
+    const char *sj = "{\"name\":\"Typed\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}},"
+                     "\"properties\":[{\"name\":\"n\",\"type\":\"int\"},{\"name\":\"t\",\"type\":\"text\"}]}";
+    create(sj);
+    sv_schema *sch = NULL;
+    assert_int_equal(sv_store_schema(st, "Typed", &sch, &err), 0);
+    sv_prop_value props[2];
+    sv_record rec = {0};
+    rec.props = props;
+    sv_batch *b = sv_batch_begin(st);
+    assert_non_null(b);
+    for (int i = 0; i < 30; i++) {
+        float v[2] = {(float)i, 0.5f};
+        int64_t n = i;
+        sv_str t = {"hello", 5};
+        memset(props, 0, sizeof props);
+        props[0] = (sv_prop_value){.present = true, .count = 1, .i64 = &n};
+        props[1] = (sv_prop_value){.present = i % 2 == 0, .count = 1, .str = &t};
+        rec.vector = v;
+        rec.has_id = true;
+        char id[40];
+        snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i % 25); /* 25..29 replace 0..4 */
+        assert_int_equal(sv_uuid_parse(id, 36, &rec.id), 0);
+        assert_int_equal(sv_batch_add_record(b, "Typed", NULL, sch, &rec), 0);
+    }
+    /* a JSON object in the same batch */
+    const char *js = "{\"collection\":\"Typed\",\"id\":\"00000000-0000-4000-8000-000000000100\",\"vector\":[1,2],"
+                     "\"properties\":{\"n\":100}}";
+    assert_int_equal(sv_batch_add(b, js, strlen(js)), 0);
+    /* built for another shape (t an int) */
+    sv_schema *other = sv_schema_dup(sch);
+    other->props[1].type = SV_TYPE_INT;
+    assert_int_equal(sv_batch_add_record(b, "Typed", NULL, other, &rec), 0);
+    sv_schema_free(other);
+    /* no such collection */
+    assert_int_equal(sv_batch_add_record(b, "Nope", NULL, sch, &rec), 0);
+    failed_ctx f = {0};
+    size_t ok = 0;
+    assert_int_equal(sv_batch_end_results(b, on_failed, &f, &ok, &err), 0);
+    assert_int_equal(ok, 31);
+    assert_int_equal(f.n, 2);
+    assert_int_equal(f.idx[0], 31);
+    assert_non_null(strstr(f.msg[0], "schema differs"));
+    assert_int_equal(f.idx[1], 32);
+    assert_non_null(strstr(f.msg[1], "'Nope' not found"));
+    sv_shard_info *info = NULL;
+    size_t n = 0;
+    assert_int_equal(sv_store_shards(st, "Typed", &info, &n, &err), 0);
+    assert_int_equal(info[0].objects + info[1].objects, 26); /* 25 distinct + the JSON one */
+    free(info);
+    sv_buf out = {0};
+    assert_int_equal(sv_store_get_object(st, "Typed", NULL, "00000000-0000-4000-8000-000000000004", &out, &err), 0);
+    /* the later record (i = 29: t absent) replaced the first (i = 4, t present) */
+    sv_buf_putc(&out, '\0');
+    if (!strstr((const char *)out.data, "\"n\":29") || strstr((const char *)out.data, "hello"))
+        fail_msg("unexpected object: %.*s", (int)out.len, (const char *)out.data);
+    sv_buf_free(&out);
+    sv_schema_free(sch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(batch_typed_records, setup, teardown),
         cmocka_unit_test_setup_teardown(capture_and_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(capture_inactive_tenant_from_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(update_after_concurrent_delete, setup, teardown),
