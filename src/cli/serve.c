@@ -338,6 +338,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_audit *audit = NULL;
     sv_registry *reg = NULL;
     sv_cluster *cluster = NULL;
+    sv_cluster_moves *moves = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0 && cfg.auth_on) {
         sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate};
@@ -386,6 +387,9 @@ int sv_cli_serve(int argc, char **argv)
                               .secret = getenv("SHARDVAULT_CLUSTER_SECRET")};
         rc = sv_cluster_open(&co, cat, &cluster, &err);
     }
+    /* Shard moves: settles the moves a previous process left (a job claim). */
+    if (rc == 0)
+        rc = sv_cluster_moves_open(cluster, st, snap, jobs, cat, &moves, &err);
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);
@@ -394,7 +398,8 @@ int sv_cli_serve(int argc, char **argv)
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
         sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .maintenance = maint, .auth = auth,
-                           .audit = audit, .registry = reg, .cluster = cluster, .importer = imp};
+                           .audit = audit, .registry = reg, .cluster = cluster, .importer = imp,
+                           .moves = moves};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -426,6 +431,7 @@ int sv_cli_serve(int argc, char **argv)
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
+        sv_cluster_moves_close(moves);
         sv_cluster_close(cluster);
         sv_importer_close(imp);
         sv_export_close(ex);
@@ -480,6 +486,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_importer_shutdown(imp);
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
+    sv_cluster_moves_close(moves); /* a running move ends FAILED, the shard staying here */
     sv_cluster_close(cluster); /* revokes the lease: UNREACHABLE at once */
     sv_importer_close(imp);
     sv_export_close(ex);

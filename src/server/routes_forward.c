@@ -22,7 +22,8 @@ static bool forwardable(const route *r)
     return f == sv_route_object_create || f == sv_route_object_put || f == sv_route_object_get ||
            f == sv_route_object_delete || f == sv_route_objects_list || f == sv_route_batch ||
            f == sv_route_tenants_update || f == sv_route_tenants_delete || f == sv_route_shards_list ||
-           f == sv_route_tenants_list || f == sv_route_snapshot_create;
+           f == sv_route_tenants_list || f == sv_route_snapshot_create || f == sv_route_shard_move ||
+           f == sv_route_tenant_move || f == sv_route_move_step;
 }
 
 int sv_forward_gate(request *rq)
@@ -107,9 +108,11 @@ int sv_forward_object(request *rq)
     const char *id = rq->nparams > 1 ? rq->params[1] : NULL;
     char node[65];
     if (rq->forwarded) { /* the owner: make sure this view knows a new collection or tenant */
-        if (id || tenant)
-            sv_store_owner(store(rq), rq->params[0], tenant, id, node, NULL, NULL);
-        else
+        char sh[72];
+        if ((id || tenant) && sv_store_owner(store(rq), rq->params[0], tenant, id, node, sh, NULL) == 0 &&
+            strcmp(node, sv_cluster_name(cl(rq))))
+            sv_store_refresh_shard(store(rq), rq->params[0], sh, NULL); /* a move's switch this view has not seen */
+        else if (!id && !tenant)
             sv_store_sync_collection(store(rq), rq->params[0], NULL);
         return 0;
     }
@@ -168,6 +171,49 @@ int sv_forward_object(request *rq)
         call.body = (const char *)rq->body.data;
         call.len = rq->body.len;
     }
+    sv_cluster_forward(cl(rq), &call, 1);
+    pass_back(rq, &call);
+    return 1;
+}
+
+int sv_forward_moved(request *rq)
+{
+    if (!placement(rq) || (rq->forwarded && sv_query(rq, "moved")))
+        return 0; /* a request re-sent after a move is never sent on again */
+    const char *tenant = sv_query(rq, "tenant");
+    const char *id = rq->nparams > 1 ? rq->params[1] : NULL;
+    json_t *body = NULL;
+    bool has_body = !strcmp(rq->method, "POST") || !strcmp(rq->method, "PUT");
+    if (has_body && (body = json_loadb((const char *)rq->body.data, rq->body.len, 0, NULL)) != NULL) {
+        if (!tenant)
+            tenant = json_string_value(json_object_get(body, "tenant"));
+        if (!id)
+            id = json_string_value(json_object_get(body, "id"));
+    }
+    char node[65], sh[72], tenant_copy[72] = "", id_copy[40] = "";
+    snprintf(tenant_copy, sizeof tenant_copy, "%.71s", tenant ? tenant : "");
+    snprintf(id_copy, sizeof id_copy, "%.39s", id ? id : "");
+    json_decref(body);
+    tenant = tenant_copy[0] ? tenant_copy : NULL;
+    id = id_copy[0] ? id_copy : NULL;
+    if (!id || sv_store_owner(store(rq), rq->params[0], tenant, id, node, sh, NULL) != 0)
+        return 0;
+    if (!strcmp(node, sv_cluster_name(cl(rq)))) /* the view may be behind the catalog */
+        if (sv_store_refresh_shard(store(rq), rq->params[0], sh, NULL) != 0 ||
+            sv_store_owner(store(rq), rq->params[0], tenant, id, node, NULL, NULL) != 0 ||
+            !strcmp(node, sv_cluster_name(cl(rq))))
+            return 0; /* still this node's: the error stands */
+    char t[640], suffix[80];
+    snprintf(suffix, sizeof suffix, rq->nparams > 1 ? "objects/%s" : "objects", rq->params[1]);
+    if (!target(rq, suffix, tenant, t, sizeof t - 12))
+        return 0;
+    strcat(t, strchr(t, '?') ? "&moved=1" : "?moved=1");
+    sv_cluster_call call = {.node = node, .method = rq->method, .target = t, .principal = rq->who.key_id};
+    if (has_body) {
+        call.body = (const char *)rq->body.data;
+        call.len = rq->body.len;
+    }
+    sv_buf_free(&rq->out);
     sv_cluster_forward(cl(rq), &call, 1);
     pass_back(rq, &call);
     return 1;

@@ -90,6 +90,14 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
  * as sv_snapshot_put_dir writes). progress (may be NULL) counts bytes laid out. */
 int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, struct sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err);
+/* As sv_snapshot_get_dir, taking every immutable file (SST, blob file) that
+ * reuse (a directory an earlier get_dir of the same shard laid out; may be
+ * NULL) holds with the same name, size and sha256 as a hard link instead of
+ * fetching it (shard moves: the catch-up fetches only the delta).
+ * out->bytes_uploaded gets the bytes fetched from the location. */
+int sv_snapshot_get_dir_reusing(sv_snapshot *s, const char *key, const char *shard, const char *dir,
+                                const char *reuse, struct sv_job *job, _Atomic int64_t *progress, sv_dir_stats *out,
+                                sv_err *err);
 /* The sizes of that shard (nothing fetched but the manifest): out->files,
  * out->bytes; *objects (may be NULL) its count. */
 int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,

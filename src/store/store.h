@@ -321,6 +321,49 @@ int sv_store_apply_record(sv_store *st, const char *key, const char *val, size_t
  * or drops it from the view when the catalog no longer has it. */
 int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err);
 
+/* ---- shard moves (store_move.c; docs/cluster.md "Shard moves") -----------
+ * The store's part of moving a shard (a fixed shard or a tenant) to another
+ * node: a per-shard write gate and the ownership switch. The mover (cluster
+ * module) copies the files. Writes that meet a closed gate wait up to
+ * SV_STORE_MOVE_HOLD_MS, then go on: here if the move was abandoned, or fail
+ * SV_EUNAVAIL naming the new owner if it switched (the server forwards). */
+#define SV_STORE_MOVE_HOLD_MS 35000
+
+/* The owner of shard `name` of a collection (a fixed shard's name such as
+ * "shard0001", or a tenant's name for a multi-tenant collection); *is_tenant
+ * (may be NULL) says which. A collection or tenant this view lacks is read
+ * from the catalog first. SV_ENOTFOUND naming what is missing. */
+int sv_store_shard_node(sv_store *st, const char *collection, const char *name, char node[65], bool *is_tenant,
+                        sv_err *err);
+/* Marks this node's shard as moving (SV_ECONFLICT if it already is;
+ * SV_ESTATE for a tenant that is not ACTIVE; SV_EUNAVAIL if another node owns
+ * it). Every sv_store_move_begin is ended by sv_store_move_end or a
+ * successful sv_store_move_switch. */
+int sv_store_move_begin(sv_store *st, const char *collection, const char *name, sv_err *err);
+/* A RocksDB checkpoint of the live shard at dst (which must not exist; on
+ * the data dir's filesystem: hard links). *objects gets its exact count. An
+ * empty shard (never opened) gives an empty directory. */
+int sv_store_move_checkpoint(sv_store *st, const char *collection, const char *name, const char *dst,
+                             int64_t *objects, sv_err *err);
+/* Closes the shard's write gate: new writes wait; returns once the writes
+ * inside have finished (SV_ETIMEOUT, gate open again, after drain_ms). */
+int sv_store_move_fence(sv_store *st, const char *collection, const char *name, int64_t drain_ms, sv_err *err);
+/* The switch: one catalog transaction conditioned on the placement record's
+ * revision (shards/<c>/<shard>, or the tenant's record) puts `to` as the
+ * owner. Then this node's copy is closed and removed and the gate opens (the
+ * held writes fail over to `to`). A failed transaction leaves everything as
+ * it was (gate still closed: call sv_store_move_end); one whose outcome is
+ * unknown (the catalog did not answer) is decided by reading the record. */
+int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, sv_err *err);
+/* Abandons a move: the gate opens, the shard stays here. */
+void sv_store_move_end(sv_store *st, const char *collection, const char *name);
+/* On a move's target: the directory the shard's files go to (the shard must
+ * not be this node's yet). */
+int sv_store_move_target_dir(sv_store *st, const char *collection, const char *name, char dir[1024], sv_err *err);
+/* Reads the shard's placement record from the catalog into this view (the
+ * watch may not have delivered a switch yet). */
+int sv_store_refresh_shard(sv_store *st, const char *collection, const char *name, sv_err *err);
+
 /* ---- introspection (metrics) -------------------------------------------- */
 
 typedef struct sv_store_stats {

@@ -111,12 +111,12 @@ static void batch_flush(sv_batch *b)
         collection *c = b->items[i].c;
         shard *s = b->items[i].s;
         sv_err err = {0};
-        int rc = ps ? store_shard_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
+        int rc = ps ? store_write_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
         if (rc == 0) {
             for (size_t k = i; k < j; k++)
                 ps[k - i] = b->items[k].p;
             rc = store_write_objects(b->st, c, s, ps, j - i, &b->enc, b->scratch, &err);
-            store_shard_leave(s);
+            store_write_leave(s);
         }
         if (rc)
             for (size_t k = i; k < j; k++)
