@@ -229,7 +229,6 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
         switched = true;
     if (fenced)
         fence_ms = (sv_mono_ns() - f0) / 1000000;
-    sv_crash_point("move:switched");
     /* 4. the target reads the record now (its watch would bring it too) */
     if (switched) {
         sv_err e2 = {0};
