@@ -80,8 +80,8 @@ int sv_route_tenant_move(request *rq) { return move(rq, true); }
 /* The target's side of a move, called by the source only. */
 int sv_route_move_step(request *rq)
 {
-    if (!rq->forwarded)
-        return sv_reply_error(rq, 403,
+    if (!rq->forwarded) /* 422, not 403: no key grants it, it is not a client's route */
+        return sv_reply_error(rq, 422,
                               "a node-to-node route: only the nodes of the cluster call it (with the cluster secret)");
     if (!moves(rq))
         return sv_reply_error(rq, 503, "shard moves are not running on this node");
