@@ -619,6 +619,99 @@ static int add_local(request *rq, const char *json, size_t len)
     return sv_batch_add(rq->batch, json, len);
 }
 
+/* The node a result's error names as the shard's owner ("… is served by node
+ * X, not by this node …": a move switched the shard), or false. */
+static bool moved_to(json_t *r, char node[65])
+{
+    const char *st = json_string_value(json_object_get(r, "status"));
+    const char *e = json_string_value(json_object_get(r, "error"));
+    const char *p = e && st && !strcmp(st, "error") ? strstr(e, "is served by node ") : NULL;
+    if (!p || !strstr(p, ", not by this node"))
+        return false;
+    p += strlen("is served by node ");
+    size_t k = 0;
+    while (k < 64 && p[k] && p[k] != ',')
+        k++;
+    if (!k || p[k] != ',')
+        return false;
+    memcpy(node, p, k);
+    node[k] = 0;
+    return true;
+}
+
+/* A part's objects that failed because their shard moved away while they
+ * waited at its write gate (or the part reached an owner whose view was
+ * ahead of this one's): sent once to the node each error names, their
+ * results replacing the errors. body holds one line per object of res. */
+static void resend_moved(request *rq, const sv_buf *body, json_t *res)
+{
+    size_t n = json_array_size(res), nmoved = 0;
+    char (*to)[65] = calloc(n + 1, sizeof *to);
+    if (!to)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (moved_to(json_array_get(res, i), to[i]) && strcmp(to[i], sv_cluster_name(cl(rq))))
+            nmoved++;
+        else
+            to[i][0] = 0;
+    if (!nmoved) {
+        free(to);
+        return;
+    }
+    const char **line = calloc(n + 1, sizeof *line);
+    size_t *len = calloc(n + 1, sizeof *len);
+    const char *p = (const char *)body->data, *end = p + body->len;
+    for (size_t i = 0; line && len && i < n && p < end; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        line[i] = p;
+        len[i] = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        p = nl ? nl + 1 : end;
+    }
+    sv_cluster_call *calls = calloc(n + 1, sizeof *calls);
+    sv_buf *bodies = calloc(n + 1, sizeof *bodies);
+    size_t ncalls = 0;
+    for (size_t i = 0; line && len && calls && bodies && i < n; i++) {
+        if (!to[i][0] || !line[i])
+            continue;
+        size_t c = 0;
+        while (c < ncalls && strcmp(calls[c].node, to[i]))
+            c++;
+        if (c == ncalls)
+            calls[ncalls++] = (sv_cluster_call){.node = to[i], .method = "POST", .target = "/v1/batch/objects?moved=1",
+                                                .content_type = "application/x-ndjson", .principal = rq->who.key_id,
+                                                .timeout_ms = 300000};
+        sv_buf_append(&bodies[c], line[i], len[i]);
+        sv_buf_putc(&bodies[c], '\n');
+    }
+    for (size_t c = 0; c < ncalls; c++) {
+        calls[c].body = (const char *)bodies[c].data;
+        calls[c].len = bodies[c].len;
+    }
+    if (ncalls)
+        sv_cluster_forward(cl(rq), calls, ncalls);
+    for (size_t c = 0; c < ncalls; c++) {
+        json_t *ans = calls[c].rc == 0 && calls[c].status == 200
+                          ? json_loadb((const char *)calls[c].out.data, calls[c].out.len, 0, NULL)
+                          : NULL;
+        json_t *got = json_object_get(ans, "results");
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (to[i][0] && !strcmp(to[i], calls[c].node)) {
+                json_t *r = json_array_get(got, k++);
+                if (r)
+                    json_array_set(res, i, r);
+            }
+        json_decref(ans);
+        sv_buf_free(&calls[c].out);
+        sv_buf_free(&bodies[c]);
+    }
+    free(calls);
+    free(bodies);
+    free(line);
+    free(len);
+    free(to);
+}
+
 /* Sends the pending part of each listed group to its owner, in parallel, and
  * appends the owners' results (or, for a part that failed, an error result
  * per object naming the node) to the groups' results. */
@@ -650,6 +743,7 @@ static void send_groups(request *rq, const size_t *which, size_t n)
             snprintf(error, sizeof error, "node %s refused its part of the batch (HTTP %d): %s", g->node,
                      calls[k].status, m ? m : "no readable answer");
         } else if (calls) {
+            resend_moved(rq, &g->body, res);
             json_array_extend(g->results, res);
             error[0] = 0;
         }
@@ -688,7 +782,8 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
         snprintf(idbuf, sizeof idbuf, "%s", json_string_value(idv));
     }
     sv_err oerr = {0};
-    int orc = sv_store_owner(store(rq), coll, tenant, idbuf, node, NULL, &oerr);
+    char shard[72];
+    int orc = sv_store_owner(store(rq), coll, tenant, idbuf, node, shard, &oerr);
     if (orc == SV_EUNAVAIL || orc == SV_EIO) { /* the catalog could not say where it goes */
         json_decref(o);
         char *msg = strdup(oerr.msg);
@@ -701,7 +796,10 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
         snprintf(sl->id, sizeof sl->id, "%s", idbuf);
         return 0;
     }
-    if (orc || !strcmp(node, sv_cluster_name(cl(rq)))) {
+    /* This node's shard, unless it is moving away: its objects then go
+     * through a part sent to this node, so one that meets the switch is
+     * sent on to the new owner (resend_moved) instead of failing. */
+    if (orc || (!strcmp(node, sv_cluster_name(cl(rq))) && !sv_store_shard_moving(store(rq), coll, shard))) {
         json_decref(o);
         return add_local(rq, json, len);
     }

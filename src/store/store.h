@@ -355,6 +355,9 @@ int sv_store_move_fence(sv_store *st, const char *collection, const char *name, 
  * it was (gate still closed: call sv_store_move_end); one whose outcome is
  * unknown (the catalog did not answer) is decided by reading the record. */
 int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, sv_err *err);
+/* True while this node's shard `name` is moving away (a batch sends its
+ * objects through a part it can re-send if the shard switches). */
+bool sv_store_shard_moving(sv_store *st, const char *collection, const char *name);
 /* Abandons a move: the gate opens, the shard stays here. */
 void sv_store_move_end(sv_store *st, const char *collection, const char *name);
 /* On a move's target: the directory the shard's files go to (the shard must

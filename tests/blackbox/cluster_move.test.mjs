@@ -96,7 +96,7 @@ async function jobDone(srv, id) {
   }, 120000);
 }
 
-test('a shard moves under 8 writers and 2 readers: no acknowledged write lost, no read failed, the owner changes everywhere', async () => {
+test('a shard moves under 8 writers (6 single-object, 2 batch) and 2 readers: no acknowledged write lost, no read failed, the owner changes everywhere', async () => {
   const cl = await startCluster(['a', 'b', 'c']);
   const { nodes } = cl;
   try {
@@ -113,6 +113,22 @@ test('a shard moves under 8 writers and 2 readers: no acknowledged write lost, n
     let moving = true;
     let afterMove = 0;
     const entries = [nodes.a, nodes.b, nodes.c];
+    // Writers 0-5 write one object per request, 6 and 7 batches of 20 (NDJSON), each through the nodes in turn.
+    const batchWriter = async (w) => {
+      let i = 0;
+      while (moving || afterMove < 30 * 8) {
+        if (!moving) afterMove += 5;
+        const ids = Array.from({ length: 20 }, () => randomUUID());
+        const via = entries[(w + i++) % 3];
+        const body = ids.map((id, k) => JSON.stringify(obj('Doc', id, w * 100000 + i * 20 + k))).join('\n');
+        const res = await via.req('POST', '/v1/batch/objects', body, { 'content-type': 'application/x-ndjson' });
+        if (res.status !== 200) { writeFailures.push(`${res.status} ${res.text}`); continue; }
+        res.json.results.forEach((x, k) => {
+          if (x.status === 'ok' && x.id === ids[k]) acked.add(ids[k]);
+          else writeFailures.push(`batch object ${ids[k]}: ${JSON.stringify(x)}`);
+        });
+      }
+    };
     const writer = async (w) => {
       let i = 0;
       // Writes go on until 30 writes after the move's job ended (counted, not timed).
@@ -133,7 +149,8 @@ test('a shard moves under 8 writers and 2 readers: no acknowledged write lost, n
         if (res.status !== 200 || res.json.id !== id) readFailures.push(`${res.status} ${res.text}`);
       }
     };
-    const workers = [...Array.from({ length: 8 }, (_, w) => writer(w)), reader(nodes[other]), reader(nodes[src])];
+    const workers = [...Array.from({ length: 6 }, (_, w) => writer(w)), batchWriter(6), batchWriter(7),
+      reader(nodes[other]), reader(nodes[src])];
     await sleep(200); // the writers are under way
     // Through a node that does not own the shard: it sends the move to the owner.
     r = await nodes[other].req('POST', '/v1/collections/Doc/shards/shard0000/move', { to: dst });
