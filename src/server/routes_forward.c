@@ -583,13 +583,80 @@ struct sv_fwd_batch {
     } *order;
     size_t norder, caporder;
     size_t nlocal;
+    /* this node's objects whose shard a move switched away (store callback) */
+    struct moved_part {
+        char node[65];
+        sv_buf body;
+        size_t *idx; /* local result indexes, in body order */
+        size_t n, cap;
+    } *moved;
+    size_t nmoved, capmoved;
 };
+
+static void on_moved(void *ud, size_t result, const char *node, const char *json, size_t len)
+{
+    struct sv_fwd_batch *f = ud;
+    size_t m = 0;
+    while (m < f->nmoved && strcmp(f->moved[m].node, node))
+        m++;
+    if (m == f->nmoved) {
+        if (sv_grow(&f->moved, &f->capmoved, f->nmoved + 1, sizeof *f->moved))
+            return;
+        memset(&f->moved[m], 0, sizeof f->moved[m]);
+        snprintf(f->moved[m].node, sizeof f->moved[m].node, "%s", node);
+        f->nmoved++;
+    }
+    struct moved_part *mp = &f->moved[m];
+    size_t before = mp->body.len;
+    if (sv_grow(&mp->idx, &mp->cap, mp->n + 1, sizeof *mp->idx) || sv_buf_append(&mp->body, json, len) ||
+        sv_buf_putc(&mp->body, '\n')) {
+        mp->body.len = before; /* the object keeps its error */
+        return;
+    }
+    mp->idx[mp->n++] = result;
+}
+
+/* Sends this node's objects whose shard moved away to the new owners (once,
+ * ?moved=1) and puts their results in place of the errors in lres. */
+static void resend_local(request *rq, json_t *lres)
+{
+    struct sv_fwd_batch *f = rq->fwd;
+    if (!f->nmoved || !json_is_array(lres))
+        return;
+    sv_cluster_call *calls = calloc(f->nmoved, sizeof *calls);
+    if (!calls)
+        return;
+    for (size_t m = 0; m < f->nmoved; m++)
+        calls[m] = (sv_cluster_call){.node = f->moved[m].node, .method = "POST", .target = "/v1/batch/objects?moved=1",
+                                     .body = (const char *)f->moved[m].body.data, .len = f->moved[m].body.len,
+                                     .content_type = "application/x-ndjson", .principal = rq->who.key_id,
+                                     .timeout_ms = 300000};
+    sv_cluster_forward(cl(rq), calls, f->nmoved);
+    for (size_t m = 0; m < f->nmoved; m++) {
+        json_t *ans = calls[m].rc == 0 && calls[m].status == 200
+                          ? json_loadb((const char *)calls[m].out.data, calls[m].out.len, 0, NULL)
+                          : NULL;
+        json_t *got = json_object_get(ans, "results");
+        if (json_array_size(got) != f->moved[m].n)
+            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
+                    "node=%s status=%d error=\"%s\"", calls[m].node, calls[m].status,
+                    calls[m].rc ? calls[m].err.msg : "");
+        else
+            for (size_t k = 0; k < f->moved[m].n; k++)
+                json_array_set(lres, f->moved[m].idx[k], json_array_get(got, k));
+        json_decref(ans);
+        sv_buf_free(&calls[m].out);
+    }
+    free(calls);
+}
 
 bool sv_forward_batch_wanted(const request *rq) { return placement(rq) && !rq->forwarded; }
 
 int sv_forward_batch_begin(request *rq)
 {
     rq->fwd = calloc(1, sizeof *rq->fwd);
+    if (rq->fwd && rq->batch)
+        sv_batch_set_moved(rq->batch, on_moved, rq->fwd);
     return rq->fwd ? 0 : SV_ENOMEM;
 }
 
@@ -606,6 +673,11 @@ void sv_forward_batch_free(request *rq)
     for (size_t i = 0; i < f->norder; i++)
         free(f->order[i].error);
     free(f->order);
+    for (size_t m = 0; m < f->nmoved; m++) {
+        sv_buf_free(&f->moved[m].body);
+        free(f->moved[m].idx);
+    }
+    free(f->moved);
     free(f);
     rq->fwd = NULL;
 }
@@ -650,7 +722,7 @@ static void resend_moved(request *rq, const sv_buf *body, json_t *res)
     if (!to)
         return;
     for (size_t i = 0; i < n; i++)
-        if (moved_to(json_array_get(res, i), to[i]) && strcmp(to[i], sv_cluster_name(cl(rq))))
+        if (moved_to(json_array_get(res, i), to[i])) /* this node too: it owns the shard now */
             nmoved++;
         else
             to[i][0] = 0;
@@ -694,6 +766,10 @@ static void resend_moved(request *rq, const sv_buf *body, json_t *res)
                           ? json_loadb((const char *)calls[c].out.data, calls[c].out.len, 0, NULL)
                           : NULL;
         json_t *got = json_object_get(ans, "results");
+        if (!json_is_array(got))
+            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
+                    "node=%s status=%d error=\"%s\"", calls[c].node, calls[c].status,
+                    calls[c].rc ? calls[c].err.msg : "");
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
             if (to[i][0] && !strcmp(to[i], calls[c].node)) {
@@ -782,8 +858,7 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
         snprintf(idbuf, sizeof idbuf, "%s", json_string_value(idv));
     }
     sv_err oerr = {0};
-    char shard[72];
-    int orc = sv_store_owner(store(rq), coll, tenant, idbuf, node, shard, &oerr);
+    int orc = sv_store_owner(store(rq), coll, tenant, idbuf, node, NULL, &oerr);
     if (orc == SV_EUNAVAIL || orc == SV_EIO) { /* the catalog could not say where it goes */
         json_decref(o);
         char *msg = strdup(oerr.msg);
@@ -796,10 +871,7 @@ int sv_forward_batch_add(request *rq, const char *json, size_t len)
         snprintf(sl->id, sizeof sl->id, "%s", idbuf);
         return 0;
     }
-    /* This node's shard, unless it is moving away: its objects then go
-     * through a part sent to this node, so one that meets the switch is
-     * sent on to the new owner (resend_moved) instead of failing. */
-    if (orc || (!strcmp(node, sv_cluster_name(cl(rq))) && !sv_store_shard_moving(store(rq), coll, shard))) {
+    if (orc || !strcmp(node, sv_cluster_name(cl(rq)))) {
         json_decref(o);
         return add_local(rq, json, len);
     }
@@ -887,6 +959,7 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
     free(which);
     json_t *lans = json_loadb((const char *)local.data, local.len, 0, NULL);
     json_t *lres = json_object_get(lans, "results");
+    resend_local(rq, lres);
     json_t *results = json_array();
     size_t ok = 0;
     for (size_t i = 0; results && i < f->norder; i++) {

@@ -220,6 +220,13 @@ int sv_batch_add(sv_batch *b, const char *json, size_t len);
  * looked up: false refuses that object (its result says it is forbidden). */
 typedef bool (*sv_batch_check_fn)(void *ud, const char *collection, const char *tenant);
 void sv_batch_set_check(sv_batch *b, sv_batch_check_fn fn, void *ud);
+/* A move (docs/cluster.md "Shard moves") switched an object's shard to
+ * another node while the object waited at the shard's write gate: fn gets
+ * the object's JSON (as a GET answers it, which the batch parser reads back)
+ * and its result index, during the write; the object's result stays an
+ * error naming the node. Without fn that error is all. */
+typedef void (*sv_batch_moved_fn)(void *ud, size_t result, const char *node, const char *json, size_t len);
+void sv_batch_set_moved(sv_batch *b, sv_batch_moved_fn fn, void *ud);
 /* Appends {"results":[...],"ok":n,"failed":m} and frees the batch. */
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
 void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
@@ -355,9 +362,6 @@ int sv_store_move_fence(sv_store *st, const char *collection, const char *name, 
  * it was (gate still closed: call sv_store_move_end); one whose outcome is
  * unknown (the catalog did not answer) is decided by reading the record. */
 int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, sv_err *err);
-/* True while this node's shard `name` is moving away (a batch sends its
- * objects through a part it can re-send if the shard switches). */
-bool sv_store_shard_moving(sv_store *st, const char *collection, const char *name);
 /* Abandons a move: the gate opens, the shard stays here. */
 void sv_store_move_end(sv_store *st, const char *collection, const char *name);
 /* On a move's target: the directory the shard's files go to (the shard must

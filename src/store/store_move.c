@@ -220,19 +220,6 @@ int sv_store_move_fence(sv_store *st, const char *cname, const char *name, int64
     return rc;
 }
 
-bool sv_store_shard_moving(sv_store *st, const char *cname, const char *name)
-{
-    collection *c;
-    shard *s;
-    if (find_shard(st, cname, name, &c, &s, NULL) != 0)
-        return false;
-    pthread_mutex_lock(&gate_mu);
-    bool moving = s->moving;
-    pthread_mutex_unlock(&gate_mu);
-    store_coll_release(st, c);
-    return moving;
-}
-
 void sv_store_move_end(sv_store *st, const char *cname, const char *name)
 {
     collection *c;

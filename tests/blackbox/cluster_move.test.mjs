@@ -174,7 +174,7 @@ test('a shard moves under 8 writers (6 single-object, 2 batch) and 2 readers: no
     assert.equal(listed.jobs.length, src === 'a' ? 1 : 0);
 
     assert.deepEqual(readFailures, []);
-    assert.deepEqual(writeFailures, []);
+    assert.deepEqual(writeFailures, [], Object.entries(nodes).map(([n, x]) => `--- ${n}:\n${x.stderr.split('\n').filter((l) => !/lease|node left|node joined/.test(l)).slice(-400).join('\n')}`).join('\n'));
     assert.ok(acked.size > 200, `only ${acked.size} writes were acknowledged`);
 
     // The new owner, in every node's listing (each node's watch brings it).
