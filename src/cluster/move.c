@@ -90,7 +90,7 @@ int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err
     snprintf(base, sizeof base, "%s/base", work);
     manifest_key(coll, shard, job, key);
     sv_dir_stats ds = {0};
-    int64_t t0 = sv_mono_ns();
+    int64_t t0 = sv_mono_ns(), objects = -1;
     if (!strcmp(step, "base")) {
         if ((rc = sv_store_move_target_dir(m->st, coll, shard, dir, err)) != 0)
             return rc;
@@ -117,6 +117,10 @@ int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err
             rc = sv_snapshot_get_dir_reusing(m->snap, key, NULL, dir, base, NULL, NULL, &ds, err);
         if (rc == 0)
             rc = sv_fsync_dir(parent, err);
+        /* Opened (read-only) before the source switches: a copy RocksDB
+         * cannot open, or with another count, never becomes the owner's. */
+        if (rc == 0)
+            rc = sv_store_dir_objects(m->st, dir, &objects, err);
         sv_rmtree(work, NULL);
         if (rc) {
             sv_rmtree(dir, NULL);
@@ -133,9 +137,9 @@ int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err
     } else {
         return sv_fail(err, SV_EINVAL, "step must be base, final, activate or discard");
     }
-    *out = json_pack("{s:s,s:I,s:I,s:I,s:I}", "step", step, "files", (json_int_t)ds.files, "bytes",
-                     (json_int_t)ds.bytes, "bytesFetched", (json_int_t)ds.bytes_uploaded, "ms",
-                     (json_int_t)((sv_mono_ns() - t0) / 1000000));
+    *out = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "step", step, "files", (json_int_t)ds.files, "bytes",
+                     (json_int_t)ds.bytes, "bytesFetched", (json_int_t)ds.bytes_uploaded, "objects",
+                     (json_int_t)objects, "ms", (json_int_t)((sv_mono_ns() - t0) / 1000000));
     return *out ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
 }
 
@@ -221,6 +225,9 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
                      FENCE_MS);
     if (rc == 0)
         rc = call_target(t, "final", left, &a2, err);
+    if (rc == 0 && jint(a2, "objects") != objects2)
+        rc = sv_fail(err, SV_ECORRUPT, "node %s's copy holds %lld objects, this node's %lld: nothing switched", t->to,
+                     (long long)jint(a2, "objects"), (long long)objects2);
     if (rc == 0 && (sv_mono_ns() - f0) / 1000000 > FENCE_MS)
         rc = sv_fail(err, SV_ETIMEOUT, "the catch-up took more than the %lld ms the writes may be held", FENCE_MS);
     if (rc == 0)

@@ -367,6 +367,9 @@ void sv_store_move_end(sv_store *st, const char *collection, const char *name);
 /* On a move's target: the directory the shard's files go to (the shard must
  * not be this node's yet). */
 int sv_store_move_target_dir(sv_store *st, const char *collection, const char *name, char dir[1024], sv_err *err);
+/* Opens the RocksDB at dir read-only (a move's lay-out on its target, not
+ * served yet) and reads its exact object count. */
+int sv_store_dir_objects(sv_store *st, const char *dir, int64_t *objects, sv_err *err);
 /* Reads the shard's placement record from the catalog into this view (the
  * watch may not have delivered a switch yet). */
 int sv_store_refresh_shard(sv_store *st, const char *collection, const char *name, sv_err *err);

@@ -333,6 +333,17 @@ int sv_store_move_target_dir(sv_store *st, const char *cname, const char *name, 
     return rc;
 }
 
+int sv_store_dir_objects(sv_store *st, const char *dir, int64_t *objects, sv_err *err)
+{
+    sv_db *db = NULL;
+    int rc = sv_db_open_readonly(st->engine, dir, &db, err);
+    if (rc)
+        return rc;
+    *objects = store_read_count(db);
+    sv_db_close(db);
+    return 0;
+}
+
 int store_apply_shard_record(sv_store *st, const char *key, const char *val, size_t len, sv_err *err)
 {
     (void)err;

@@ -319,6 +319,10 @@ test('the source killed mid-move: FAILED before the switch, SUCCEEDED after it, 
         assert.equal(job.state, 'FAILED', JSON.stringify(job));
         assert.match(job.reason, /restarted during the move, before the ownership switch/);
       }
+      // The old owner keeps its copy only when the shard stayed its own.
+      const root = path.join(nodes[owner].dataDir, 'shards');
+      const held = existsSync(root) && readdirSync(root).some((uid) => existsSync(path.join(root, uid, shard)));
+      assert.equal(held, !switched);
       const want = switched ? to : owner;
       for (const n of ['a', 'b']) await until(`${n} to list ${want}`, async () => (await shardNodes(nodes[n], 'Doc'))[shard] === want);
       for (const id of ids) {
