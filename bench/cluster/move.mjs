@@ -80,18 +80,6 @@ try {
       if (res.status !== 200 || res.json.failed) throw new Error(res.text.slice(0, 500));
     }
   }));
-  const uid = readdirSync(path.join(nodes[owner].dir, 'shards'))[0];
-  const shardDir = path.join(nodes[owner].dir, 'shards', uid, 'shard0000');
-  const shardBytes = dirBytes(shardDir);
-
-  // The peer: the shard's files up and down with awscli (same s3rver, same machine).
-  const awsEnv = { ...s3.env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
-  const snap = path.join(work, 'peer-src');
-  // A copy of the files (the live directory changes under a plain copy): what the move's checkpoint gives it.
-  timed('cp', ['-a', shardDir, snap]);
-  const up = timed('aws', ['--endpoint-url', s3.endpoint, 's3', 'cp', '--recursive', '--quiet', snap, 's3://shared/peer/'], awsEnv);
-  const down = timed('aws', ['--endpoint-url', s3.endpoint, 's3', 'cp', '--recursive', '--quiet', 's3://shared/peer/', path.join(work, 'peer-dst')], awsEnv);
-
   const move = async (from, dest) => {
     const t0 = process.hrtime.bigint();
     const m = await req(nodes[from], 'POST', '/v1/collections/Big/shards/shard0000/move', { to: dest });
@@ -106,15 +94,33 @@ try {
   const first = await move(owner, to);
   const back = await move(to, owner);
 
+  const uid = readdirSync(path.join(nodes[owner].dir, 'shards'))[0];
+  const shardDir = path.join(nodes[owner].dir, 'shards', uid, 'shard0000');
+
+  // The peer, after the moves: the shard's files (as the move back laid them out, so the same
+  // files the move carried) up and down with awscli (same s3rver, same machine).
+  const awsEnv = { ...s3.env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+  const snap = path.join(work, 'peer-src');
+  // A copy first (a compaction may still change the live directory: retry until a copy goes through).
+  for (let tries = 0; ; tries++) {
+    try { rmSync(snap, { recursive: true, force: true }); timed('cp', ['-a', shardDir, snap]); break; } catch (e) {
+      if (tries > 60) throw e;
+      await sleep(1000);
+    }
+  }
+  const shardBytes = dirBytes(snap);
+  const up = timed('aws', ['--endpoint-url', s3.endpoint, 's3', 'cp', '--recursive', '--quiet', snap, 's3://shared/peer/'], awsEnv);
+  const down = timed('aws', ['--endpoint-url', s3.endpoint, 's3', 'cp', '--recursive', '--quiet', 's3://shared/peer/', path.join(work, 'peer-dst')], awsEnv);
+
   const mb = (b) => b / 1e6;
   const rows = [
-    { what: 'shard move (cold location): upload, lay-out on the target, fenced catch-up, switch', s: first.s, up: first.result.bytesUploaded, down: first.result.bytesFetched, heldMs: first.result.writesHeldMs },
-    { what: 'shard move back (its blobs already in the location)', s: back.s, up: back.result.bytesUploaded, down: back.result.bytesFetched, heldMs: back.result.writesHeldMs },
-    { what: 'peer: aws s3 cp --recursive up + down of the same files', s: up + down, up: shardBytes, down: shardBytes, heldMs: null, upS: up, downS: down },
+    { what: 'shard move (cold location): upload, lay-out on the target, fenced catch-up, switch', s: first.s, bytes: first.result.bytes, up: first.result.bytesUploaded, down: first.result.bytesFetched, heldMs: first.result.writesHeldMs },
+    { what: 'shard move back (its blobs already in the location)', s: back.s, bytes: back.result.bytes, up: back.result.bytesUploaded, down: back.result.bytesFetched, heldMs: back.result.writesHeldMs },
+    { what: 'peer: aws s3 cp --recursive up + down of the shard\'s files', s: up + down, bytes: shardBytes, up: shardBytes, down: shardBytes, heldMs: null, upS: up, downS: down },
   ];
-  console.log(`shard of ${mb(shardBytes).toFixed(1)} MB (${total} objects of ${OBJ_BYTES} B); 2 nodes + etcd + s3rver on one ${os.cpus().length}-core machine`);
-  console.log('| what | seconds | MB uploaded | MB fetched | MB/s (shard size / seconds) | writes held ms |\n|---|---|---|---|---|---|');
-  for (const x of rows) console.log(`| ${x.what} | ${x.s.toFixed(2)} | ${mb(x.up).toFixed(1)} | ${mb(x.down).toFixed(1)} | ${(mb(shardBytes) / x.s).toFixed(1)} | ${x.heldMs ?? '—'} |`);
+  console.log(`shard of ${total} objects of ${OBJ_BYTES} B (--mib ${MIB}); 2 nodes + etcd + s3rver on one ${os.cpus().length}-core machine`);
+  console.log('| what | seconds | shard MB | MB uploaded | MB fetched | MB/s (shard / seconds) | writes held ms |\n|---|---|---|---|---|---|---|');
+  for (const x of rows) console.log(`| ${x.what} | ${x.s.toFixed(2)} | ${mb(x.bytes).toFixed(1)} | ${mb(x.up).toFixed(1)} | ${mb(x.down).toFixed(1)} | ${(mb(x.bytes) / x.s).toFixed(1)} | ${x.heldMs ?? '—'} |`);
   console.log(`(aws up ${up.toFixed(2)} s, down ${down.toFixed(2)} s)`);
   mkdirSync(path.join(root, 'bench/out'), { recursive: true });
   writeFileSync(path.join(root, 'bench/out/cluster_move.json'), JSON.stringify({ shardBytes, objects: total, rows, first: first.result, back: back.result }, null, 2));

@@ -69,6 +69,48 @@ static int check_job_id(const char *id, sv_err *err)
     return 0;
 }
 
+/* What the base lay-out verified (<work>/base.files: "sha256 size name"
+ * lines), so the catch-up trusts those files without hashing them again. */
+static int save_known(sv_cluster_moves *m, const char *key, const char *work, sv_err *err)
+{
+    sv_dir_file *f = NULL;
+    size_t n = 0;
+    int rc = sv_snapshot_dir_files(m->snap, key, NULL, &f, &n, err);
+    sv_buf b = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (sv_buf_printf(&b, "%s %lld %s\n", f[i].sha256, (long long)f[i].size, f[i].name))
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    free(f);
+    char path[1500];
+    snprintf(path, sizeof path, "%s/base.files", work);
+    if (rc == 0)
+        rc = sv_write_file_atomic(path, b.data ? (const char *)b.data : "", b.len, err);
+    sv_buf_free(&b);
+    return rc;
+}
+
+static void load_known(const char *work, sv_dir_file **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    char path[1500];
+    snprintf(path, sizeof path, "%s/base.files", work);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return; /* the target restarted since (its scratch space was emptied): every file is hashed */
+    size_t cap = 0;
+    char line[400];
+    while (fgets(line, sizeof line, fp)) {
+        sv_dir_file f = {0};
+        long long size = 0;
+        if (sscanf(line, "%64s %lld %255s", f.sha256, &size, f.name) != 3 || sv_grow(out, &cap, *n + 1, sizeof **out))
+            continue;
+        f.size = size;
+        (*out)[(*n)++] = f;
+    }
+    fclose(fp);
+}
+
 int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err *err)
 {
     *out = NULL;
@@ -98,6 +140,8 @@ int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err
         rc = sv_mkdirs(work, err);
         if (rc == 0)
             rc = sv_snapshot_get_dir(m->snap, key, NULL, base, NULL, NULL, &ds, err);
+        if (rc == 0)
+            rc = save_known(m, key, work, err);
         sv_crash_point("move:target-laid-out");
         if (rc) {
             sv_rmtree(work, NULL);
@@ -113,8 +157,12 @@ int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err
         if (slash)
             *slash = 0;
         rc = sv_mkdirs(parent, err);
+        sv_dir_file *known = NULL;
+        size_t nknown = 0;
+        load_known(work, &known, &nknown);
         if (rc == 0)
-            rc = sv_snapshot_get_dir_reusing(m->snap, key, NULL, dir, base, NULL, NULL, &ds, err);
+            rc = sv_snapshot_get_dir_reusing(m->snap, key, NULL, dir, base, known, nknown, NULL, NULL, &ds, err);
+        free(known);
         if (rc == 0)
             rc = sv_fsync_dir(parent, err);
         /* Opened (read-only) before the source switches: a copy RocksDB

@@ -660,6 +660,8 @@ typedef struct get_dir_ctx {
     _Atomic int64_t *progress;
     _Atomic int64_t copied;
     const char *reuse;       /* a directory laid out earlier from the same shard (may be NULL) */
+    const sv_dir_file *known; /* its files as verified then */
+    size_t nknown;
     _Atomic int64_t fetched; /* bytes not found in reuse */
 } get_dir_ctx;
 
@@ -677,6 +679,14 @@ static bool reuse_one(get_dir_ctx *g, const sv_manifest_file *mf, const char *pa
     struct stat sb;
     if (stat(old, &sb) != 0 || sb.st_size != mf->size || link(old, path) != 0)
         return false;
+    for (size_t k = 0; k < g->nknown; k++)
+        if (!strcmp(g->known[k].name, mf->name)) {
+            if (g->known[k].size == mf->size && !memcmp(g->known[k].sha256, mf->blob, 64)) {
+                atomic_store(mine, mf->size);
+                return true;
+            }
+            break;
+        }
     char hex[65];
     int64_t size = 0;
     if (sv_sha256_file(path, hex, &size, mine, NULL) == 0 && size == mf->size && !memcmp(hex, mf->blob, 64))
@@ -721,12 +731,36 @@ int sv_snapshot_dir_schema(sv_snapshot *s, const char *key, char **schema_json, 
 int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
 {
-    return sv_snapshot_get_dir_reusing(s, key, shard, dir, NULL, job, progress, out, err);
+    return sv_snapshot_get_dir_reusing(s, key, shard, dir, NULL, NULL, 0, job, progress, out, err);
+}
+
+int sv_snapshot_dir_files(sv_snapshot *s, const char *key, const char *shard, sv_dir_file **out, size_t *n,
+                          sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    sv_manifest *m;
+    const sv_manifest_shard *ms;
+    int rc = dir_manifest(s, key, shard, &m, &ms, err);
+    if (rc)
+        return rc;
+    if (!(*out = calloc(ms->nfiles + 1, sizeof **out))) {
+        sv_manifest_free(m);
+        return sv_snap_oom(err);
+    }
+    for (size_t i = 0; i < ms->nfiles; i++) {
+        snprintf((*out)[i].name, sizeof (*out)[i].name, "%s", ms->files[i].name);
+        memcpy((*out)[i].sha256, ms->files[i].blob, 65);
+        (*out)[i].size = ms->files[i].size;
+    }
+    *n = ms->nfiles;
+    sv_manifest_free(m);
+    return 0;
 }
 
 int sv_snapshot_get_dir_reusing(sv_snapshot *s, const char *key, const char *shard, const char *dir,
-                                const char *reuse, sv_job *job, _Atomic int64_t *progress, sv_dir_stats *out,
-                                sv_err *err)
+                                const char *reuse, const sv_dir_file *known, size_t nknown, sv_job *job,
+                                _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
 {
     if (sv_path_exists(dir))
         return sv_fail(err, SV_EEXIST, "get_dir: %s exists; the shard is laid out into a new directory", dir);
@@ -740,7 +774,8 @@ int sv_snapshot_get_dir_reusing(sv_snapshot *s, const char *key, const char *sha
         sv_job_set_totals(job, (int64_t)ms->nfiles, ms->bytes);
     /* Files in parallel on the snapshot workers (both cores by default):
      * fetching and sha256 verification of one file per worker. */
-    get_dir_ctx g = {.s = s, .ms = ms, .dir = dir, .job = job, .progress = progress, .reuse = reuse};
+    get_dir_ctx g = {.s = s, .ms = ms, .dir = dir, .job = job, .progress = progress, .reuse = reuse,
+                     .known = known, .nknown = nknown};
     if (rc == 0 && ms->nfiles)
         rc = sv_pool_run(s->workers, ms->nfiles, get_dir_one, &g, job, err);
     if (rc == 0)
