@@ -19,6 +19,7 @@
  * the reason. */
 #include "cluster.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@
 #define FENCE_MS 30000LL         /* the fenced catch-up (checkpoint, upload, lay-out, switch) budget */
 #define BASE_TIMEOUT_MS 3600000LL /* the target's first lay-out: a large shard from a slow bucket */
 #define STEP_TIMEOUT_MS 10000LL  /* activate / discard */
+#define MAX_ROUNDS 4             /* unfenced rounds after the base, while the target still fetches much */
+#define SMALL_DELTA (8LL << 20)  /* ... more than this (or 2% of the shard) */
 
 typedef struct move_task {
     struct sv_cluster_moves *m;
@@ -147,6 +150,25 @@ int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err
             sv_rmtree(work, NULL);
             return sv_err_wrap(err, "laying out the shard on node %s", sv_cluster_name(m->cl));
         }
+    } else if (!strcmp(step, "again")) { /* a later unfenced round: the base again, fetching what changed */
+        char next[1600];
+        snprintf(next, sizeof next, "%s.next", base);
+        sv_rmtree(next, NULL);
+        sv_dir_file *known = NULL;
+        size_t nknown = 0;
+        load_known(work, &known, &nknown);
+        rc = sv_snapshot_get_dir_reusing(m->snap, key, NULL, next, base, known, nknown, NULL, NULL, &ds, err);
+        free(known);
+        if (rc == 0)
+            rc = sv_rmtree(base, err);
+        if (rc == 0 && rename(next, base) != 0)
+            rc = sv_fail(err, SV_EIO, "cannot rename %s: %s", next, strerror(errno));
+        if (rc == 0)
+            rc = save_known(m, key, work, err);
+        if (rc) {
+            sv_rmtree(work, NULL);
+            return sv_err_wrap(err, "laying out the shard again on node %s", sv_cluster_name(m->cl));
+        }
     } else if (!strcmp(step, "final")) {
         if ((rc = sv_store_move_target_dir(m->st, coll, shard, dir, err)) != 0)
             return rc;
@@ -254,6 +276,28 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
     if (rc == 0)
         rc = call_target(t, "base", BASE_TIMEOUT_MS, &a1, err);
     sv_crash_point("move:based");
+    /* 2b. unfenced rounds while the target had much to fetch (writes, or a
+     * compaction, rewrote files meanwhile): the fenced delta stays small. */
+    int64_t fetched = jint(a1, "bytesFetched"), more_up = 0, more_fetched = 0;
+    int rounds = 0;
+    for (; rc == 0 && rounds < MAX_ROUNDS && fetched > SMALL_DELTA && fetched > up1.bytes / 50; rounds++) {
+        sv_dir_stats upr = {0};
+        json_t *ar = NULL;
+        snprintf(ck, sizeof ck, "%s/round", work);
+        int64_t n = 0;
+        rc = sv_store_move_checkpoint(m->st, t->coll, t->shard, ck, &n, err);
+        if (rc == 0)
+            rc = sv_snapshot_put_dir(m->snap, ck, t->coll, t->shard, n, key, t->job, &upr, err);
+        sv_rmtree(ck, NULL);
+        if (rc == 0)
+            rc = canceled(t, err);
+        if (rc == 0)
+            rc = call_target(t, "again", BASE_TIMEOUT_MS, &ar, err);
+        fetched = jint(ar, "bytesFetched");
+        more_up += upr.bytes_uploaded;
+        more_fetched += fetched;
+        json_decref(ar);
+    }
     if (rc == 0)
         rc = canceled(t, err);
     /* 3. the fenced catch-up */
@@ -303,12 +347,12 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
         sv_warn("a move's manifest was not removed (snapshot GC keeps its blobs while it exists)", "key=%s error=\"%s\"",
                 key, e3.msg);
     if (rc == 0)
-        *result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "collection", t->coll, "shard",
-                            t->shard, "from", t->from, "to", t->to, "objects", (json_int_t)objects2, "files",
-                            (json_int_t)up2.files, "bytes", (json_int_t)up2.bytes, "bytesUploaded",
-                            (json_int_t)(up1.bytes_uploaded + up2.bytes_uploaded), "catchUpBytesUploaded",
-                            (json_int_t)up2.bytes_uploaded, "bytesFetched",
-                            (json_int_t)(jint(a1, "bytesFetched") + jint(a2, "bytesFetched")),
+        *result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "collection", t->coll,
+                            "shard", t->shard, "from", t->from, "to", t->to, "objects", (json_int_t)objects2, "files",
+                            (json_int_t)up2.files, "bytes", (json_int_t)up2.bytes, "unfencedRounds", rounds + 1,
+                            "bytesUploaded", (json_int_t)(up1.bytes_uploaded + more_up + up2.bytes_uploaded),
+                            "catchUpBytesUploaded", (json_int_t)up2.bytes_uploaded, "bytesFetched",
+                            (json_int_t)(jint(a1, "bytesFetched") + more_fetched + jint(a2, "bytesFetched")),
                             "catchUpBytesFetched", (json_int_t)jint(a2, "bytesFetched"), "writesHeldMs",
                             (json_int_t)fence_ms, "ms", (json_int_t)((sv_mono_ns() - t_start) / 1000000));
     json_decref(a1);
