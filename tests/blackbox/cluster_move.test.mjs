@@ -28,12 +28,12 @@ async function until(what, fn, ms = 60000) {
   }
 }
 
-async function startCluster(names, { nodeEnv = {} } = {}) {
+async function startCluster(names, { nodeEnv = {}, location = true } = {}) {
   const etcd = await startEtcd();
   const s3 = await startS3();
   await s3.createBucket('shared');
   const prefix = `/mv${Math.floor(Math.random() * 1e9)}/`;
-  const env = { ...s3.env, SHARDVAULT_CLUSTER_SECRET: SECRET, SHARDVAULT_LOCATION: 's3://shared/cluster' };
+  const env = { ...s3.env, SHARDVAULT_CLUSTER_SECRET: SECRET, ...(location ? { SHARDVAULT_LOCATION: 's3://shared/cluster' } : {}) };
   const args = (n) => ['--catalog', `etcd://${etcd.endpoint}${prefix}`, '--node-ttl', '2s', '--node-name', n];
   const nodes = {};
   const cl = {
@@ -419,5 +419,19 @@ test('one node on the embedded catalog: moves need a cluster (422)', async () =>
   } finally {
     await srv.stop();
     srv.cleanup();
+  }
+});
+
+test('nodes whose location is their own data directory: a move is refused naming SHARDVAULT_LOCATION', async () => {
+  const cl = await startCluster(['a', 'b'], { location: false });
+  try {
+    const r0 = await cl.nodes.a.req('POST', '/v1/collections', docSchema('Doc', 2));
+    assert.equal(r0.status, 200, r0.text);
+    const placed = await shardNodes(cl.nodes.a, 'Doc');
+    const r = await cl.nodes.b.req('POST', '/v1/collections/Doc/shards/shard0000/move', { to: placed.shard0000 === 'a' ? 'b' : 'a' });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /SHARDVAULT_LOCATION/);
+  } finally {
+    await cl.stop();
   }
 });
