@@ -234,7 +234,7 @@ test('a shard moves under 8 writers (6 single-object, 2 batch) and 2 readers: no
   }
 });
 
-test('the target killed mid-move: the job FAILED with the reason, the source still serves; a later move succeeds', async () => {
+test('the target killed mid-move (at a crash point, and by kill -9 from outside): the job FAILED with the reason, the source still serves; a later move succeeds', async () => {
   // c kills itself (SIGKILL) once it has laid out the first copy.
   const cl = await startCluster(['a', 'b', 'c'], { nodeEnv: { c: { SHARDVAULT_TEST_CRASH_AT: 'move:target-laid-out' } } });
   const { nodes } = cl;
@@ -270,8 +270,28 @@ test('the target killed mid-move: the job FAILED with the reason, the source sti
       }
     }
     const shardCount = async () => (await nodes[src].req('GET', `/v1/collections/Doc/shards`)).json.shards.find((s) => s.name === shard).objects;
-    // c back without the crash point: the same move now succeeds.
+    // c back; the source now uploads slowly (300 ms per blob): c is killed from outside
+    // (kill -9) while the job runs.
     await cl.start('c', { dataDir: nodes.c.dataDir, extraEnv: { SHARDVAULT_TEST_CRASH_AT: '' } });
+    await nodes[src].stop();
+    await cl.start(src, { dataDir: nodes[src].dataDir, extraEnv: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '300' } });
+    await cl.healthy(3);
+    r = await nodes[other].req('POST', `/v1/collections/Doc/shards/${shard}/move`, { to: 'c' });
+    assert.equal(r.status, 202, r.text);
+    await until('the move to run', async () => (await nodes[src].req('GET', `/v1/jobs/${r.json.jobId}`)).json.state === 'RUNNING');
+    await nodes.c.kill9();
+    const killed = await jobDone(nodes[src], r.json.jobId);
+    assert.equal(killed.state, 'FAILED', JSON.stringify(killed));
+    assert.match(killed.reason, /node c/, killed.reason);
+    for (const n of [src, other]) assert.equal((await shardNodes(nodes[n], 'Doc'))[shard], src);
+    for (const id of ids) {
+      const res = await nodes[other].req('GET', `/v1/collections/Doc/objects/${id}`);
+      assert.equal(res.status, 200, res.text);
+    }
+    // c back, the source at full speed: the same move now succeeds.
+    await cl.start('c', { dataDir: nodes.c.dataDir, extraEnv: { SHARDVAULT_TEST_CRASH_AT: '' } });
+    await nodes[src].stop();
+    await cl.start(src, { dataDir: nodes[src].dataDir });
     await cl.healthy(3);
     const before = await shardCount();
     r = await nodes.a.req('POST', `/v1/collections/Doc/shards/${shard}/move`, { to: 'c' });
@@ -335,7 +355,7 @@ test('the source killed mid-move: FAILED before the switch, SUCCEEDED after it, 
   }
 });
 
-test('a tenant moves; bad moves get a clear 4xx', async () => {
+test('a tenant moves under 2 writers and a reader; bad moves get a clear 4xx', async () => {
   const cl = await startCluster(['a', 'b', 'c']);
   const { nodes } = cl;
   try {
@@ -347,12 +367,39 @@ test('a tenant moves; bad moves get a clear 4xx', async () => {
     const src = owners.t1;
     const dst = ['a', 'b', 'c'].find((n) => n !== src);
     const ids = await load(nodes.b, 'MT', 800, { tenant: 't1' });
+    // Two writers and a reader through every node while the tenant moves.
+    const acked = [];
+    const failures = [];
+    let moving = true;
+    const all = [nodes.a, nodes.b, nodes.c];
+    const writer = async (w) => {
+      for (let i = 0; moving; i++) {
+        const id = randomUUID();
+        const res = await all[(w + i) % 3].req('PUT', `/v1/collections/MT/objects/${id}?tenant=t1`, obj('MT', id, i, { tenant: 't1' }));
+        if (res.status === 200) acked.push(id);
+        else failures.push(`write ${res.status} ${res.text}`);
+      }
+    };
+    const reader = async () => {
+      for (let i = 0; moving; i++) {
+        const id = ids[(i * 31) % ids.length];
+        const res = await all[i % 3].req('GET', `/v1/collections/MT/objects/${id}?tenant=t1`);
+        if (res.status !== 200) failures.push(`read ${res.status} ${res.text}`);
+      }
+    };
+    const load2 = [writer(0), writer(1), reader()];
     r = await nodes[dst].req('POST', '/v1/collections/MT/tenants/t1/move', { to: dst });
     assert.equal(r.status, 202, r.text);
     assert.equal(r.json.tenant, 't1');
     const job = await jobDone(nodes[src], r.json.jobId);
+    moving = false;
+    await Promise.all(load2);
     assert.equal(job.state, 'SUCCEEDED', JSON.stringify(job));
-    assert.equal(job.result.objects, 800);
+    assert.deepEqual(failures, []);
+    for (const id of acked) {
+      const res = await nodes[src].req('GET', `/v1/collections/MT/objects/${id}?tenant=t1`);
+      assert.equal(res.status, 200, res.text);
+    }
     for (const n of ['a', 'b', 'c']) {
       await until(`${n} to list t1 on ${dst}`, async () =>
         (await nodes[n].req('GET', '/v1/collections/MT/tenants')).json.tenants.find((t) => t.name === 't1').node === dst);
@@ -367,7 +414,7 @@ test('a tenant moves; bad moves get a clear 4xx', async () => {
     r = await nodes[src].req('PUT', `/v1/collections/MT/objects/${id}?tenant=t1`, obj('MT', id, 1, { tenant: 't1' }));
     assert.equal(r.status, 200, r.text);
     r = await nodes[dst].req('GET', '/v1/collections/MT/tenants');
-    assert.equal(r.json.tenants.find((t) => t.name === 't1').objects, 801);
+    assert.equal(r.json.tenants.find((t) => t.name === 't1').objects, 801 + acked.length);
 
     // Bad moves.
     await nodes.a.req('POST', '/v1/collections', docSchema('Doc', 3));
