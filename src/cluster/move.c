@@ -261,7 +261,7 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
     int64_t t_start = sv_mono_ns(), objects = 0, objects2 = 0, fence_ms = -1;
     sv_dir_stats up1 = {0}, up2 = {0};
     json_t *a1 = NULL, *a2 = NULL;
-    bool fenced = false, switched = false;
+    bool switched = false;
     int rc = sv_mkdirs(work, err);
     /* 1. the live shard, uploaded */
     snprintf(ck, sizeof ck, "%s/base", work);
@@ -302,8 +302,8 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
         rc = canceled(t, err);
     /* 3. the fenced catch-up */
     int64_t f0 = sv_mono_ns();
-    if (rc == 0 && (rc = sv_store_move_fence(m->st, t->coll, t->shard, DRAIN_MS, err)) == 0)
-        fenced = true;
+    if (rc == 0)
+        rc = sv_store_move_fence(m->st, t->coll, t->shard, DRAIN_MS, err);
     sv_crash_point("move:fenced");
     snprintf(ck, sizeof ck, "%s/final", work);
     if (rc == 0)
@@ -326,14 +326,15 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
         rc = canceled(t, err);
     if (rc == 0 && (rc = sv_store_move_switch(m->st, t->coll, t->shard, t->to, err)) == 0)
         switched = true;
-    if (fenced)
-        fence_ms = (sv_mono_ns() - f0) / 1000000;
-    /* 4. the target reads the record now (its watch would bring it too) */
+    /* 4. the target reads the record now (its watch would bring it too),
+     * then the held writes go to it */
     if (switched) {
         sv_err e2 = {0};
         if (call_target(t, "activate", STEP_TIMEOUT_MS, NULL, &e2) != 0)
             sv_warn("the move's target was not told; its watch applies the switch", "collection=%s shard=%s "
                     "error=\"%s\"", t->coll, t->shard, e2.msg);
+        sv_store_move_finish(m->st, t->coll, t->shard);
+        fence_ms = (sv_mono_ns() - f0) / 1000000;
     } else {
         sv_store_move_end(m->st, t->coll, t->shard); /* writes go on here */
         sv_err e2 = {0};

@@ -357,11 +357,15 @@ int sv_store_move_checkpoint(sv_store *st, const char *collection, const char *n
 int sv_store_move_fence(sv_store *st, const char *collection, const char *name, int64_t drain_ms, sv_err *err);
 /* The switch: one catalog transaction conditioned on the placement record's
  * revision (shards/<c>/<shard>, or the tenant's record) puts `to` as the
- * owner. Then this node's copy is closed and removed and the gate opens (the
- * held writes fail over to `to`). A failed transaction leaves everything as
- * it was (gate still closed: call sv_store_move_end); one whose outcome is
- * unknown (the catalog did not answer) is decided by reading the record. */
+ * owner, and this view follows (this node's copy is closed; reads fail over).
+ * The gate stays closed: sv_store_move_finish opens it (the held writes
+ * then fail over to `to`) and removes the copy. A failed transaction leaves
+ * everything as it was (gate still closed: call sv_store_move_end); one
+ * whose outcome is unknown (the catalog did not answer) is decided by
+ * reading the record. */
 int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, sv_err *err);
+/* After a successful switch: opens the gate and removes this node's copy. */
+void sv_store_move_finish(sv_store *st, const char *collection, const char *name);
 /* Abandons a move: the gate opens, the shard stays here. */
 void sv_store_move_end(sv_store *st, const char *collection, const char *name);
 /* On a move's target: the directory the shard's files go to (the shard must

@@ -220,6 +220,26 @@ int sv_store_move_fence(sv_store *st, const char *cname, const char *name, int64
     return rc;
 }
 
+void sv_store_move_finish(sv_store *st, const char *cname, const char *name)
+{
+    collection *c;
+    shard *s;
+    if (find_shard(st, cname, name, &c, &s, NULL) != 0)
+        return;
+    pthread_mutex_lock(&gate_mu);
+    s->gate_closed = false;
+    s->moving = false;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    pthread_rwlock_rdlock(&s->use);
+    bool gone = !store_shard_local(st, s);
+    pthread_rwlock_unlock(&s->use);
+    sv_err rmerr = {0};
+    if (gone && sv_rmtree(s->dir, &rmerr) != 0)
+        sv_warn("the moved shard's local copy was not removed", "dir=%s error=\"%s\"", s->dir, rmerr.msg);
+    store_coll_release(st, c);
+}
+
 void sv_store_move_end(sv_store *st, const char *cname, const char *name)
 {
     collection *c;
@@ -292,20 +312,13 @@ int sv_store_move_switch(sv_store *st, const char *cname, const char *name, cons
     free(val);
     if (rc == 0) {
         sv_crash_point("move:switched"); /* tests: the switch committed, nothing else done */
-        /* The new owner first, then the gate: a held write wakes up to a
-         * shard that is no longer here and fails over to `to`. */
+        /* The new owner in this view; the gate stays closed until
+         * sv_store_move_finish (the mover tells the target first). Reads
+         * fail over from here on. */
         pthread_rwlock_wrlock(&s->use);
         snprintf(s->node, sizeof s->node, "%s", to);
         store_shard_close(st, s);
         pthread_rwlock_unlock(&s->use);
-        pthread_mutex_lock(&gate_mu);
-        s->gate_closed = false;
-        s->moving = false;
-        pthread_cond_broadcast(&gate_cv);
-        pthread_mutex_unlock(&gate_mu);
-        sv_err rmerr = {0};
-        if (sv_rmtree(s->dir, &rmerr) != 0)
-            sv_warn("the moved shard's local copy was not removed", "dir=%s error=\"%s\"", s->dir, rmerr.msg);
         sv_info("shard moved", "collection=%s shard=%s to=%s", c->name, s->name, to);
     }
     pthread_mutex_unlock(&st->ddl_mu);

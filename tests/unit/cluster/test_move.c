@@ -153,8 +153,12 @@ static void gate_and_switch(void **state)
     assert_int_equal(sv_mkdirs(parent, &err), 0);
     assert_int_equal(rename(ck, dir), 0);
 
-    /* The switch: the held write fails over, naming b. */
+    /* The switch: reads fail over at once; the held write waits for the finish, then fails over naming b. */
     assert_int_equal(sv_store_move_switch(sa, "P", "shard0000", "b", &err), 0);
+    assert_int_equal(sv_store_get_object(sa, "P", NULL, x, &buf, &err), SV_EUNAVAIL);
+    sv_sleep_ms(100);
+    assert_false(atomic_load(&w.done));
+    sv_store_move_finish(sa, "P", "shard0000");
     pthread_join(th, NULL);
     assert_int_equal(w.rc, SV_EUNAVAIL);
     assert_non_null(strstr(w.err.msg, "served by node b"));
