@@ -41,6 +41,7 @@ typedef struct move_task {
     char id[64];
     char coll[129], shard[72], from[65], to[65];
     bool tenant;
+    bool unresolved; /* stopped with the switch's outcome unknown: the job is left to the next start */
     struct move_task *next;
 } move_task;
 
@@ -324,10 +325,36 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
         rc = sv_fail(err, SV_ETIMEOUT, "the catch-up took more than the %lld ms the writes may be held", FENCE_MS);
     if (rc == 0)
         rc = canceled(t, err);
-    if (rc == 0 && (rc = sv_store_move_switch(m->st, t->coll, t->shard, t->to, err)) == 0)
+    bool unknown = false;
+    if (rc == 0 && (rc = sv_store_move_switch(m->st, t->coll, t->shard, t->to, &unknown, err)) == 0)
         switched = true;
+    /* Neither the transaction nor the read-back answered: the shard may be the
+     * target's already, so the gate stays closed (writes wait, then get 503;
+     * reads go on: both copies are the same) until the catalog answers. */
+    if (unknown)
+        sv_warn("a move's switch has an unknown outcome; writes to the shard stay held until the catalog answers",
+                "collection=%s shard=%s to=%s error=\"%s\"", t->coll, t->shard, t->to, err->msg);
+    while (unknown) {
+        sv_sleep_ms(1000);
+        bool sw = false;
+        sv_err e2 = {0};
+        if (sv_store_move_resolve(m->st, t->coll, t->shard, t->to, &sw, &e2) == 0) {
+            unknown = false;
+            switched = sw;
+            rc = sw ? 0 : sv_fail(err, SV_EUNAVAIL, "the switch did not commit (%s)", err->msg);
+        } else if (sv_job_canceled(t->job)) { /* shutting down: the next start settles it by the record */
+            t->unresolved = true;
+            break;
+        }
+    }
     /* 4. the target reads the record now (its watch would bring it too),
      * then the held writes go to it */
+    if (t->unresolved) {
+        sv_rmtree(work, NULL);
+        json_decref(a1);
+        json_decref(a2);
+        return rc;
+    }
     if (switched) {
         sv_err e2 = {0};
         if (call_target(t, "activate", STEP_TIMEOUT_MS, NULL, &e2) != 0)
@@ -374,8 +401,9 @@ static void *move_thread(void *arg)
     if (rc)
         sv_warn("shard move failed; the shard stays on this node", "job=%s collection=%s shard=%s to=%s error=\"%s\"",
                 t->id, t->coll, t->shard, t->to, err.msg);
-    sv_job_finish(t->job, rc == 0 ? SV_JOB_SUCCEEDED : rc == SV_ECANCELED ? SV_JOB_CANCELED : SV_JOB_FAILED,
-                  rc ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, result, NULL);
+    if (!t->unresolved)
+        sv_job_finish(t->job, rc == 0 ? SV_JOB_SUCCEEDED : rc == SV_ECANCELED ? SV_JOB_CANCELED : SV_JOB_FAILED,
+                      rc ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, result, NULL);
     json_decref(result);
     pthread_mutex_lock(&m->mu);
     for (move_task **p = &m->running; *p; p = &(*p)->next)

@@ -363,7 +363,15 @@ int sv_store_move_fence(sv_store *st, const char *collection, const char *name, 
  * everything as it was (gate still closed: call sv_store_move_end); one
  * whose outcome is unknown (the catalog did not answer) is decided by
  * reading the record. */
-int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, sv_err *err);
+int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, bool *unknown,
+                         sv_err *err);
+/* After a switch whose outcome is unknown (*unknown: neither the transaction
+ * nor the read-back answered): reads the record again. 0 once the catalog
+ * answered, *switched saying whether it names `to` (this view then follows,
+ * as after a switch); the catalog's error otherwise. Until it answers, the
+ * gate must stay closed: the shard may already be the target's. */
+int sv_store_move_resolve(sv_store *st, const char *collection, const char *name, const char *to, bool *switched,
+                          sv_err *err);
 /* After a successful switch: opens the gate and removes this node's copy. */
 void sv_store_move_finish(sv_store *st, const char *collection, const char *name);
 /* Abandons a move: the gate opens, the shard stays here. */

@@ -267,8 +267,52 @@ static void record_node(const char *val, size_t len, char node[65])
     json_decref(rec);
 }
 
-int sv_store_move_switch(sv_store *st, const char *cname, const char *name, const char *to, sv_err *err)
+/* With ddl_mu held, after the switch committed: this view follows. */
+static void switched_locked(sv_store *st, collection *c, shard *s, const char *to)
 {
+    sv_crash_point("move:switched"); /* tests: the switch committed, nothing else done */
+    /* The new owner in this view; the gate stays closed until
+     * sv_store_move_finish (the mover tells the target first). Reads fail
+     * over from here on. */
+    pthread_rwlock_wrlock(&s->use);
+    snprintf(s->node, sizeof s->node, "%s", to);
+    store_shard_close(st, s);
+    pthread_rwlock_unlock(&s->use);
+    sv_info("shard moved", "collection=%s shard=%s to=%s", c->name, s->name, to);
+}
+
+int sv_store_move_resolve(sv_store *st, const char *cname, const char *name, const char *to, bool *switched,
+                          sv_err *err)
+{
+    *switched = false;
+    collection *c;
+    shard *s;
+    int rc = find_shard(st, cname, name, &c, &s, err);
+    if (rc)
+        return rc;
+    char key[300], now[65] = "";
+    placement_key(c, s, key);
+    pthread_mutex_lock(&st->ddl_mu);
+    char *v = NULL;
+    size_t l = 0;
+    rc = sv_catalog_get(st->cat, key, &v, &l, NULL, err);
+    if (rc == 0)
+        record_node(v, l, now);
+    free(v);
+    if (rc == 0 && !strcmp(now, to)) {
+        *switched = true;
+        if (store_shard_local(st, s))
+            switched_locked(st, c, s, to);
+    }
+    pthread_mutex_unlock(&st->ddl_mu);
+    store_coll_release(st, c);
+    return rc == SV_ENOTFOUND ? 0 : rc;
+}
+
+int sv_store_move_switch(sv_store *st, const char *cname, const char *name, const char *to, bool *unknown,
+                         sv_err *err)
+{
+    *unknown = false;
     collection *c;
     shard *s;
     int rc = find_shard(st, cname, name, &c, &s, err);
@@ -300,27 +344,21 @@ int sv_store_move_switch(sv_store *st, const char *cname, const char *name, cons
             char *v2 = NULL;
             size_t l2 = 0;
             char now[65] = "";
-            if (sv_catalog_get(st->cat, key, &v2, &l2, NULL, NULL) == 0)
+            int g = sv_catalog_get(st->cat, key, &v2, &l2, NULL, NULL);
+            if (g == 0)
                 record_node(v2, l2, now);
             free(v2);
-            if (!strcmp(now, to))
+            if (g == 0 && !strcmp(now, to))
                 rc = 0;
+            else if (g != 0 && g != SV_ENOTFOUND)
+                *unknown = true; /* sv_store_move_resolve decides once the catalog answers */
         }
     }
     free(nval);
     json_decref(rec);
     free(val);
-    if (rc == 0) {
-        sv_crash_point("move:switched"); /* tests: the switch committed, nothing else done */
-        /* The new owner in this view; the gate stays closed until
-         * sv_store_move_finish (the mover tells the target first). Reads
-         * fail over from here on. */
-        pthread_rwlock_wrlock(&s->use);
-        snprintf(s->node, sizeof s->node, "%s", to);
-        store_shard_close(st, s);
-        pthread_rwlock_unlock(&s->use);
-        sv_info("shard moved", "collection=%s shard=%s to=%s", c->name, s->name, to);
-    }
+    if (rc == 0)
+        switched_locked(st, c, s, to);
     pthread_mutex_unlock(&st->ddl_mu);
     store_coll_release(st, c);
     return rc;

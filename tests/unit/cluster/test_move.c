@@ -154,7 +154,9 @@ static void gate_and_switch(void **state)
     assert_int_equal(rename(ck, dir), 0);
 
     /* The switch: reads fail over at once; the held write waits for the finish, then fails over naming b. */
-    assert_int_equal(sv_store_move_switch(sa, "P", "shard0000", "b", &err), 0);
+    bool unknown = true;
+    assert_int_equal(sv_store_move_switch(sa, "P", "shard0000", "b", &unknown, &err), 0);
+    assert_false(unknown);
     assert_int_equal(sv_store_get_object(sa, "P", NULL, x, &buf, &err), SV_EUNAVAIL);
     sv_sleep_ms(100);
     assert_false(atomic_load(&w.done));
@@ -193,7 +195,11 @@ static void gate_and_switch(void **state)
     const char *rec = "{\"format_version\":1,\"node\":\"a\"}";
     assert_int_equal(sv_catalog_put(cat, "shards/P/shard0000", rec, strlen(rec), 0, &err), 0);
     assert_int_equal(sv_store_move_begin(sb, "P", "shard0000", &err), 0);
-    assert_int_equal(sv_store_move_switch(sb, "P", "shard0000", "a", &err), SV_ECONFLICT);
+    assert_int_equal(sv_store_move_switch(sb, "P", "shard0000", "a", &unknown, &err), SV_ECONFLICT);
+    assert_false(unknown);
+    bool sw = true;
+    assert_int_equal(sv_store_move_resolve(sb, "P", "shard0000", "b", &sw, &err), 0); /* the record names a */
+    assert_false(sw);
     assert_non_null(strstr(err.msg, "names node a"));
     sv_store_move_end(sb, "P", "shard0000");
     snprintf(obj, sizeof obj, "{\"id\":\"%s\",\"vector\":[3]}", y);
