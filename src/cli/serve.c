@@ -380,6 +380,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_audit *audit = NULL;
     sv_registry *reg = NULL;
     sv_cluster *cluster = NULL;
+    sv_cluster_moves *moves = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0 && cfg.auth_on) {
         sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate};
@@ -430,6 +431,9 @@ int sv_cli_serve(int argc, char **argv)
     }
     if (rc == 0 && sv_cluster_placement(cluster))
         sv_export_set_cluster(ex, &(sv_export_cluster){.self = cluster, .send = export_send, .healthy = export_healthy});
+    /* Shard moves: settles the moves a previous process left (a job claim). */
+    if (rc == 0)
+        rc = sv_cluster_moves_open(cluster, st, snap, jobs, cat, &moves, &err);
     /* Every service has claimed the jobs it resumes: the rest end FAILED. */
     if (rc == 0)
         rc = sv_jobs_recover(jobs, &err);
@@ -438,7 +442,8 @@ int sv_cli_serve(int argc, char **argv)
                             .metrics_private = !cfg.metrics_pub, .tls_cert_file = cfg.tls_cert,
                             .tls_key_file = cfg.tls_key, .tls_client_ca_file = cfg.tls_client_ca};
         sv_services svc = {.store = st, .export = ex, .snapshot = snap, .jobs = jobs, .maintenance = maint, .auth = auth,
-                           .audit = audit, .registry = reg, .cluster = cluster, .importer = imp};
+                           .audit = audit, .registry = reg, .cluster = cluster, .importer = imp,
+                           .moves = moves};
         rc = sv_server_start(&o, &svc, &srv, &err);
     }
     if (rc == 0)
@@ -471,6 +476,7 @@ int sv_cli_serve(int argc, char **argv)
         fprintf(stderr, "shardvault serve: %s\n", err.msg);
         sv_server_stop(srv, 0);
         sv_export_shutdown(ex); /* its ticker calls the cluster: stopped first */
+        sv_cluster_moves_close(moves);
         sv_cluster_close(cluster);
         sv_importer_close(imp);
         sv_export_close(ex);
@@ -525,6 +531,7 @@ int sv_cli_serve(int argc, char **argv)
     sv_importer_shutdown(imp);
     sv_export_shutdown(ex);
     sv_server_stop(srv, 30000);
+    sv_cluster_moves_close(moves); /* a running move ends FAILED, the shard staying here */
     sv_cluster_close(cluster); /* revokes the lease: UNREACHABLE at once */
     sv_importer_close(imp);
     sv_export_close(ex);

@@ -94,4 +94,28 @@ void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n);
 /* Prometheus lines (sv_metrics_fn). */
 void sv_cluster_metrics(sv_buf *out, void *ud);
 
+/* ---- shard moves (move.c; docs/cluster.md "Shard moves") -------------------- */
+
+typedef struct sv_cluster_moves sv_cluster_moves;
+struct sv_snapshot;
+struct sv_jobs;
+
+/* The move service of this node: registers the job kind "shard-move",
+ * settles the moves a previous process of this node left unfinished (call
+ * before sv_jobs_recover) and watches shards/ so this view follows switches
+ * made by other nodes. Borrowed services must outlive it. */
+int sv_cluster_moves_open(sv_cluster *c, sv_store *st, struct sv_snapshot *snap, struct sv_jobs *jobs,
+                          sv_catalog *cat, sv_cluster_moves **out, sv_err *err);
+/* Asks running moves to stop (each ends FAILED, the shard staying here) and
+ * waits for them. NULL is fine. */
+void sv_cluster_moves_close(sv_cluster_moves *m);
+/* On the shard's owner: checks the move (to: a HEALTHY member other than the
+ * owner) and starts the job; *out {"jobId","kind","collection","shard",
+ * "from","to","node"}. SV_EUNSUPPORTED without placement (one node). */
+int sv_cluster_move_start(sv_cluster_moves *m, const char *collection, const char *shard, const char *to,
+                          json_t **out, sv_err *err);
+/* On a move's target, called by the source (node-to-node): body {"step":
+ * "base"|"final"|"activate"|"discard","job","collection","shard"}. */
+int sv_cluster_move_step(sv_cluster_moves *m, json_t *body, json_t **out, sv_err *err);
+
 #endif

@@ -210,6 +210,7 @@ static void *move_thread(void *arg)
     }
     sv_job_finish(t->job, rc == 0 ? SV_JOB_SUCCEEDED : rc == SV_ECANCELED ? SV_JOB_CANCELED : SV_JOB_FAILED,
                   rc ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, result, NULL);
+    json_decref(result); /* sv_job_finish keeps its own reference */
     sv_job_release(t->job);
     free(t);
     pthread_mutex_lock(&v->mu);

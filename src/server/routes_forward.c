@@ -22,7 +22,8 @@ static bool forwardable(const route *r)
     return f == sv_route_object_create || f == sv_route_object_put || f == sv_route_object_get ||
            f == sv_route_object_delete || f == sv_route_objects_list || f == sv_route_batch ||
            f == sv_route_tenants_update || f == sv_route_tenants_delete || f == sv_route_shards_list ||
-           f == sv_route_tenants_list || f == sv_route_snapshot_create;
+           f == sv_route_tenants_list || f == sv_route_snapshot_create || f == sv_route_shard_move ||
+           f == sv_route_tenant_move || f == sv_route_move_step;
 }
 
 int sv_forward_gate(request *rq)
@@ -107,9 +108,11 @@ int sv_forward_object(request *rq)
     const char *id = rq->nparams > 1 ? rq->params[1] : NULL;
     char node[65];
     if (rq->forwarded) { /* the owner: make sure this view knows a new collection or tenant */
-        if (id || tenant)
-            sv_store_owner(store(rq), rq->params[0], tenant, id, node, NULL, NULL);
-        else
+        char sh[72];
+        if ((id || tenant) && sv_store_owner(store(rq), rq->params[0], tenant, id, node, sh, NULL) == 0 &&
+            strcmp(node, sv_cluster_name(cl(rq))))
+            sv_store_refresh_shard(store(rq), rq->params[0], sh, NULL); /* a move's switch this view has not seen */
+        else if (!id && !tenant)
             sv_store_sync_collection(store(rq), rq->params[0], NULL);
         return 0;
     }
@@ -168,6 +171,49 @@ int sv_forward_object(request *rq)
         call.body = (const char *)rq->body.data;
         call.len = rq->body.len;
     }
+    sv_cluster_forward(cl(rq), &call, 1);
+    pass_back(rq, &call);
+    return 1;
+}
+
+int sv_forward_moved(request *rq)
+{
+    if (!placement(rq) || (rq->forwarded && sv_query(rq, "moved")))
+        return 0; /* a request re-sent after a move is never sent on again */
+    const char *tenant = sv_query(rq, "tenant");
+    const char *id = rq->nparams > 1 ? rq->params[1] : NULL;
+    json_t *body = NULL;
+    bool has_body = !strcmp(rq->method, "POST") || !strcmp(rq->method, "PUT");
+    if (has_body && (body = json_loadb((const char *)rq->body.data, rq->body.len, 0, NULL)) != NULL) {
+        if (!tenant)
+            tenant = json_string_value(json_object_get(body, "tenant"));
+        if (!id)
+            id = json_string_value(json_object_get(body, "id"));
+    }
+    char node[65], sh[72], tenant_copy[72] = "", id_copy[40] = "";
+    snprintf(tenant_copy, sizeof tenant_copy, "%.71s", tenant ? tenant : "");
+    snprintf(id_copy, sizeof id_copy, "%.39s", id ? id : "");
+    json_decref(body);
+    tenant = tenant_copy[0] ? tenant_copy : NULL;
+    id = id_copy[0] ? id_copy : NULL;
+    if (!id || sv_store_owner(store(rq), rq->params[0], tenant, id, node, sh, NULL) != 0)
+        return 0;
+    if (!strcmp(node, sv_cluster_name(cl(rq)))) /* the view may be behind the catalog */
+        if (sv_store_refresh_shard(store(rq), rq->params[0], sh, NULL) != 0 ||
+            sv_store_owner(store(rq), rq->params[0], tenant, id, node, NULL, NULL) != 0 ||
+            !strcmp(node, sv_cluster_name(cl(rq))))
+            return 0; /* still this node's: the error stands */
+    char t[640], suffix[80];
+    snprintf(suffix, sizeof suffix, rq->nparams > 1 ? "objects/%s" : "objects", rq->params[1]);
+    if (!target(rq, suffix, tenant, t, sizeof t - 12))
+        return 0;
+    strcat(t, strchr(t, '?') ? "&moved=1" : "?moved=1");
+    sv_cluster_call call = {.node = node, .method = rq->method, .target = t, .principal = rq->who.key_id};
+    if (has_body) {
+        call.body = (const char *)rq->body.data;
+        call.len = rq->body.len;
+    }
+    sv_buf_free(&rq->out);
     sv_cluster_forward(cl(rq), &call, 1);
     pass_back(rq, &call);
     return 1;
@@ -537,13 +583,80 @@ struct sv_fwd_batch {
     } *order;
     size_t norder, caporder;
     size_t nlocal;
+    /* this node's objects whose shard a move switched away (store callback) */
+    struct moved_part {
+        char node[65];
+        sv_buf body;
+        size_t *idx; /* local result indexes, in body order */
+        size_t n, cap;
+    } *moved;
+    size_t nmoved, capmoved;
 };
+
+static void on_moved(void *ud, size_t result, const char *node, const char *json, size_t len)
+{
+    struct sv_fwd_batch *f = ud;
+    size_t m = 0;
+    while (m < f->nmoved && strcmp(f->moved[m].node, node))
+        m++;
+    if (m == f->nmoved) {
+        if (sv_grow(&f->moved, &f->capmoved, f->nmoved + 1, sizeof *f->moved))
+            return;
+        memset(&f->moved[m], 0, sizeof f->moved[m]);
+        snprintf(f->moved[m].node, sizeof f->moved[m].node, "%s", node);
+        f->nmoved++;
+    }
+    struct moved_part *mp = &f->moved[m];
+    size_t before = mp->body.len;
+    if (sv_grow(&mp->idx, &mp->cap, mp->n + 1, sizeof *mp->idx) || sv_buf_append(&mp->body, json, len) ||
+        sv_buf_putc(&mp->body, '\n')) {
+        mp->body.len = before; /* the object keeps its error */
+        return;
+    }
+    mp->idx[mp->n++] = result;
+}
+
+/* Sends this node's objects whose shard moved away to the new owners (once,
+ * ?moved=1) and puts their results in place of the errors in lres. */
+static void resend_local(request *rq, json_t *lres)
+{
+    struct sv_fwd_batch *f = rq->fwd;
+    if (!f->nmoved || !json_is_array(lres))
+        return;
+    sv_cluster_call *calls = calloc(f->nmoved, sizeof *calls);
+    if (!calls)
+        return;
+    for (size_t m = 0; m < f->nmoved; m++)
+        calls[m] = (sv_cluster_call){.node = f->moved[m].node, .method = "POST", .target = "/v1/batch/objects?moved=1",
+                                     .body = (const char *)f->moved[m].body.data, .len = f->moved[m].body.len,
+                                     .content_type = "application/x-ndjson", .principal = rq->who.key_id,
+                                     .timeout_ms = 300000};
+    sv_cluster_forward(cl(rq), calls, f->nmoved);
+    for (size_t m = 0; m < f->nmoved; m++) {
+        json_t *ans = calls[m].rc == 0 && calls[m].status == 200
+                          ? json_loadb((const char *)calls[m].out.data, calls[m].out.len, 0, NULL)
+                          : NULL;
+        json_t *got = json_object_get(ans, "results");
+        if (json_array_size(got) != f->moved[m].n)
+            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
+                    "node=%s status=%d error=\"%s\"", calls[m].node, calls[m].status,
+                    calls[m].rc ? calls[m].err.msg : "");
+        else
+            for (size_t k = 0; k < f->moved[m].n; k++)
+                json_array_set(lres, f->moved[m].idx[k], json_array_get(got, k));
+        json_decref(ans);
+        sv_buf_free(&calls[m].out);
+    }
+    free(calls);
+}
 
 bool sv_forward_batch_wanted(const request *rq) { return placement(rq) && !rq->forwarded; }
 
 int sv_forward_batch_begin(request *rq)
 {
     rq->fwd = calloc(1, sizeof *rq->fwd);
+    if (rq->fwd && rq->batch)
+        sv_batch_set_moved(rq->batch, on_moved, rq->fwd);
     return rq->fwd ? 0 : SV_ENOMEM;
 }
 
@@ -560,6 +673,11 @@ void sv_forward_batch_free(request *rq)
     for (size_t i = 0; i < f->norder; i++)
         free(f->order[i].error);
     free(f->order);
+    for (size_t m = 0; m < f->nmoved; m++) {
+        sv_buf_free(&f->moved[m].body);
+        free(f->moved[m].idx);
+    }
+    free(f->moved);
     free(f);
     rq->fwd = NULL;
 }
@@ -571,6 +689,103 @@ static int add_local(request *rq, const char *json, size_t len)
         return SV_ENOMEM;
     f->order[f->norder++] = (struct slot){-1, f->nlocal++, "", NULL};
     return sv_batch_add(rq->batch, json, len);
+}
+
+/* The node a result's error names as the shard's owner ("… is served by node
+ * X, not by this node …": a move switched the shard), or false. */
+static bool moved_to(json_t *r, char node[65])
+{
+    const char *st = json_string_value(json_object_get(r, "status"));
+    const char *e = json_string_value(json_object_get(r, "error"));
+    const char *p = e && st && !strcmp(st, "error") ? strstr(e, "is served by node ") : NULL;
+    if (!p || !strstr(p, ", not by this node"))
+        return false;
+    p += strlen("is served by node ");
+    size_t k = 0;
+    while (k < 64 && p[k] && p[k] != ',')
+        k++;
+    if (!k || p[k] != ',')
+        return false;
+    memcpy(node, p, k);
+    node[k] = 0;
+    return true;
+}
+
+/* A part's objects that failed because their shard moved away while they
+ * waited at its write gate (or the part reached an owner whose view was
+ * ahead of this one's): sent once to the node each error names, their
+ * results replacing the errors. body holds one line per object of res. */
+static void resend_moved(request *rq, const sv_buf *body, json_t *res)
+{
+    size_t n = json_array_size(res), nmoved = 0;
+    char (*to)[65] = calloc(n + 1, sizeof *to);
+    if (!to)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (moved_to(json_array_get(res, i), to[i])) /* this node too: it owns the shard now */
+            nmoved++;
+        else
+            to[i][0] = 0;
+    if (!nmoved) {
+        free(to);
+        return;
+    }
+    const char **line = calloc(n + 1, sizeof *line);
+    size_t *len = calloc(n + 1, sizeof *len);
+    const char *p = (const char *)body->data, *end = p + body->len;
+    for (size_t i = 0; line && len && i < n && p < end; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        line[i] = p;
+        len[i] = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        p = nl ? nl + 1 : end;
+    }
+    sv_cluster_call *calls = calloc(n + 1, sizeof *calls);
+    sv_buf *bodies = calloc(n + 1, sizeof *bodies);
+    size_t ncalls = 0;
+    for (size_t i = 0; line && len && calls && bodies && i < n; i++) {
+        if (!to[i][0] || !line[i])
+            continue;
+        size_t c = 0;
+        while (c < ncalls && strcmp(calls[c].node, to[i]))
+            c++;
+        if (c == ncalls)
+            calls[ncalls++] = (sv_cluster_call){.node = to[i], .method = "POST", .target = "/v1/batch/objects?moved=1",
+                                                .content_type = "application/x-ndjson", .principal = rq->who.key_id,
+                                                .timeout_ms = 300000};
+        sv_buf_append(&bodies[c], line[i], len[i]);
+        sv_buf_putc(&bodies[c], '\n');
+    }
+    for (size_t c = 0; c < ncalls; c++) {
+        calls[c].body = (const char *)bodies[c].data;
+        calls[c].len = bodies[c].len;
+    }
+    if (ncalls)
+        sv_cluster_forward(cl(rq), calls, ncalls);
+    for (size_t c = 0; c < ncalls; c++) {
+        json_t *ans = calls[c].rc == 0 && calls[c].status == 200
+                          ? json_loadb((const char *)calls[c].out.data, calls[c].out.len, 0, NULL)
+                          : NULL;
+        json_t *got = json_object_get(ans, "results");
+        if (!json_is_array(got))
+            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
+                    "node=%s status=%d error=\"%s\"", calls[c].node, calls[c].status,
+                    calls[c].rc ? calls[c].err.msg : "");
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (to[i][0] && !strcmp(to[i], calls[c].node)) {
+                json_t *r = json_array_get(got, k++);
+                if (r)
+                    json_array_set(res, i, r);
+            }
+        json_decref(ans);
+        sv_buf_free(&calls[c].out);
+        sv_buf_free(&bodies[c]);
+    }
+    free(calls);
+    free(bodies);
+    free(line);
+    free(len);
+    free(to);
 }
 
 /* Sends the pending part of each listed group to its owner, in parallel, and
@@ -604,6 +819,7 @@ static void send_groups(request *rq, const size_t *which, size_t n)
             snprintf(error, sizeof error, "node %s refused its part of the batch (HTTP %d): %s", g->node,
                      calls[k].status, m ? m : "no readable answer");
         } else if (calls) {
+            resend_moved(rq, &g->body, res);
             json_array_extend(g->results, res);
             error[0] = 0;
         }
@@ -743,6 +959,7 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
     free(which);
     json_t *lans = json_loadb((const char *)local.data, local.len, 0, NULL);
     json_t *lres = json_object_get(lans, "results");
+    resend_local(rq, lres);
     json_t *results = json_array();
     size_t ok = 0;
     for (size_t i = 0; results && i < f->norder; i++) {

@@ -114,6 +114,8 @@ int sv_route_object_create(request *rq)
         return 0;
     int rc = sv_store_put_object(store(rq), rq->params[0], NULL, sv_query(rq, "tenant"), (const char *)rq->body.data,
                                  rq->body.len, &rq->out, &err);
+    if (rc == SV_EUNAVAIL && sv_forward_moved(rq))
+        return 0;
     if (rc)
         return sv_reply_err(rq, rc, &err);
     rq->status = 200;
@@ -127,6 +129,8 @@ int sv_route_object_put(request *rq)
         return 0;
     int rc = sv_store_put_object(store(rq), rq->params[0], rq->params[1], sv_query(rq, "tenant"),
                                  (const char *)rq->body.data, rq->body.len, &rq->out, &err);
+    if (rc == SV_EUNAVAIL && sv_forward_moved(rq))
+        return 0;
     if (rc)
         return sv_reply_err(rq, rc, &err);
     rq->status = 200;
@@ -139,15 +143,24 @@ int sv_route_object_get(request *rq)
     if (sv_forward_object(rq))
         return 0;
     int rc = sv_store_get_object(store(rq), rq->params[0], sv_query(rq, "tenant"), rq->params[1], &rq->out, &err);
+    if (rc == SV_EUNAVAIL && sv_forward_moved(rq))
+        return 0;
     if (rc)
         return sv_reply_err(rq, rc, &err);
     rq->status = 200;
     return 0;
 }
 
-static SV_ROUTE(object_delete_here, 204,
-                sv_store_delete_object(SVC, rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err))
-int sv_route_object_delete(request *rq) { return sv_forward_object(rq) ? 0 : object_delete_here(rq); }
+int sv_route_object_delete(request *rq)
+{
+    sv_err err = {0};
+    if (sv_forward_object(rq))
+        return 0;
+    int rc = sv_store_delete_object(store(rq), rq->params[0], sv_query(rq, "tenant"), rq->params[1], &err);
+    if (rc == SV_EUNAVAIL && sv_forward_moved(rq))
+        return 0;
+    return sv_reply(rq, rc, &err, 204, NULL);
+}
 
 int sv_route_objects_list(request *rq)
 {

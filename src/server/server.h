@@ -27,6 +27,7 @@ typedef struct sv_services {
     struct sv_audit *audit; /* NULL: no audit log */
     struct sv_registry *registry;
     struct sv_cluster *cluster;
+    struct sv_cluster_moves *moves; /* NULL: move routes answer 422 */
 } sv_services;
 
 typedef struct sv_server_opts {

@@ -90,6 +90,26 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
  * as sv_snapshot_put_dir writes). progress (may be NULL) counts bytes laid out. */
 int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, struct sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err);
+/* A file an earlier sv_snapshot_get_dir laid out and verified. */
+typedef struct sv_dir_file {
+    char name[256];
+    char sha256[65];
+    int64_t size;
+} sv_dir_file;
+/* The files the manifest at key lists for shard (NULL: its only one):
+ * *out malloc'd (free()), *n entries. */
+int sv_snapshot_dir_files(sv_snapshot *s, const char *key, const char *shard, sv_dir_file **out, size_t *n,
+                          sv_err *err);
+/* As sv_snapshot_get_dir, taking every immutable file (SST, blob file) that
+ * reuse (a directory an earlier get_dir of the same shard laid out; may be
+ * NULL) holds with the same name and size as a hard link instead of fetching
+ * it (shard moves: the catch-up fetches only the delta). A file listed in
+ * known (what that earlier get_dir verified; may be NULL) with the sha256 the
+ * manifest names is trusted as it is; any other reused file is hashed and
+ * compared first. out->bytes_uploaded gets the bytes fetched. */
+int sv_snapshot_get_dir_reusing(sv_snapshot *s, const char *key, const char *shard, const char *dir,
+                                const char *reuse, const sv_dir_file *known, size_t nknown, struct sv_job *job,
+                                _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err);
 /* The sizes of that shard (nothing fetched but the manifest): out->files,
  * out->bytes; *objects (may be NULL) its count. */
 int sv_snapshot_dir_info(sv_snapshot *s, const char *key, const char *shard, sv_dir_stats *out, int64_t *objects,

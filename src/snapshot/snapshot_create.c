@@ -659,7 +659,42 @@ typedef struct get_dir_ctx {
     sv_job *job;
     _Atomic int64_t *progress;
     _Atomic int64_t copied;
+    const char *reuse;       /* a directory laid out earlier from the same shard (may be NULL) */
+    const sv_dir_file *known; /* its files as verified then */
+    size_t nknown;
+    _Atomic int64_t fetched; /* bytes not found in reuse */
 } get_dir_ctx;
+
+/* An immutable file (SST, blob file) of the same name and size in the reuse
+ * directory is hard-linked instead of fetched, then verified against the
+ * manifest's sha256 like a fetched one (a mismatch falls back to the fetch). */
+static bool reuse_one(get_dir_ctx *g, const sv_manifest_file *mf, const char *path, _Atomic int64_t *mine)
+{
+    size_t n = strlen(mf->name);
+    bool immutable = (n > 4 && !strcmp(mf->name + n - 4, ".sst")) || (n > 5 && !strcmp(mf->name + n - 5, ".blob"));
+    if (!g->reuse || !immutable)
+        return false;
+    char old[PATH_MAX + 300];
+    snprintf(old, sizeof old, "%s/%s", g->reuse, mf->name);
+    struct stat sb;
+    if (stat(old, &sb) != 0 || sb.st_size != mf->size || link(old, path) != 0)
+        return false;
+    for (size_t k = 0; k < g->nknown; k++)
+        if (!strcmp(g->known[k].name, mf->name)) {
+            if (g->known[k].size == mf->size && !memcmp(g->known[k].sha256, mf->blob, 64)) {
+                atomic_store(mine, mf->size);
+                return true;
+            }
+            break;
+        }
+    char hex[65];
+    int64_t size = 0;
+    if (sv_sha256_file(path, hex, &size, mine, NULL) == 0 && size == mf->size && !memcmp(hex, mf->blob, 64))
+        return true;
+    unlink(path);
+    atomic_store(mine, 0);
+    return false;
+}
 
 static int get_dir_one(void *arg, size_t i, sv_err *err)
 {
@@ -667,7 +702,11 @@ static int get_dir_one(void *arg, size_t i, sv_err *err)
     char path[PATH_MAX + 300];
     snprintf(path, sizeof path, "%s/%s", g->dir, g->ms->files[i].name);
     _Atomic int64_t mine = 0;
-    int rc = sv_snap_restore_blob(g->s, g->ms, &g->ms->files[i], path, &mine, err);
+    int rc = 0;
+    if (!reuse_one(g, &g->ms->files[i], path, &mine)) {
+        rc = sv_snap_restore_blob(g->s, g->ms, &g->ms->files[i], path, &mine, err);
+        atomic_fetch_add(&g->fetched, atomic_load(&mine));
+    }
     int64_t got = atomic_load(&mine);
     atomic_fetch_add(&g->copied, got);
     if (rc == 0 && g->job)
@@ -692,6 +731,37 @@ int sv_snapshot_dir_schema(sv_snapshot *s, const char *key, char **schema_json, 
 int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, const char *dir, sv_job *job,
                         _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
 {
+    return sv_snapshot_get_dir_reusing(s, key, shard, dir, NULL, NULL, 0, job, progress, out, err);
+}
+
+int sv_snapshot_dir_files(sv_snapshot *s, const char *key, const char *shard, sv_dir_file **out, size_t *n,
+                          sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    sv_manifest *m;
+    const sv_manifest_shard *ms;
+    int rc = dir_manifest(s, key, shard, &m, &ms, err);
+    if (rc)
+        return rc;
+    if (!(*out = calloc(ms->nfiles + 1, sizeof **out))) {
+        sv_manifest_free(m);
+        return sv_snap_oom(err);
+    }
+    for (size_t i = 0; i < ms->nfiles; i++) {
+        snprintf((*out)[i].name, sizeof (*out)[i].name, "%s", ms->files[i].name);
+        memcpy((*out)[i].sha256, ms->files[i].blob, 65);
+        (*out)[i].size = ms->files[i].size;
+    }
+    *n = ms->nfiles;
+    sv_manifest_free(m);
+    return 0;
+}
+
+int sv_snapshot_get_dir_reusing(sv_snapshot *s, const char *key, const char *shard, const char *dir,
+                                const char *reuse, const sv_dir_file *known, size_t nknown, sv_job *job,
+                                _Atomic int64_t *progress, sv_dir_stats *out, sv_err *err)
+{
     if (sv_path_exists(dir))
         return sv_fail(err, SV_EEXIST, "get_dir: %s exists; the shard is laid out into a new directory", dir);
     sv_manifest *m = NULL;
@@ -704,13 +774,14 @@ int sv_snapshot_get_dir(sv_snapshot *s, const char *key, const char *shard, cons
         sv_job_set_totals(job, (int64_t)ms->nfiles, ms->bytes);
     /* Files in parallel on the snapshot workers (both cores by default):
      * fetching and sha256 verification of one file per worker. */
-    get_dir_ctx g = {.s = s, .ms = ms, .dir = dir, .job = job, .progress = progress};
+    get_dir_ctx g = {.s = s, .ms = ms, .dir = dir, .job = job, .progress = progress, .reuse = reuse,
+                     .known = known, .nknown = nknown};
     if (rc == 0 && ms->nfiles)
         rc = sv_pool_run(s->workers, ms->nfiles, get_dir_one, &g, job, err);
     if (rc == 0)
         rc = sv_fsync_dir(dir, err);
     if (rc == 0 && out)
-        *out = (sv_dir_stats){(int64_t)ms->nfiles, ms->bytes, 0};
+        *out = (sv_dir_stats){(int64_t)ms->nfiles, ms->bytes, atomic_load(&g.fetched)};
     if (rc && ms) /* nothing half laid out stays behind */
         sv_rmtree(dir, NULL);
     sv_manifest_free(m);

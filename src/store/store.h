@@ -229,6 +229,13 @@ void sv_batch_set_check(sv_batch *b, sv_batch_check_fn fn, void *ud);
  * Never fails the batch; returns SV_ENOMEM only. */
 int sv_batch_add_record(sv_batch *b, const char *collection, const char *tenant, const sv_schema *schema,
                         sv_record *rec);
+/* A move (docs/cluster.md "Shard moves") switched an object's shard to
+ * another node while the object waited at the shard's write gate: fn gets
+ * the object's JSON (as a GET answers it, which the batch parser reads back)
+ * and its result index, during the write; the object's result stays an
+ * error naming the node. Without fn that error is all. */
+typedef void (*sv_batch_moved_fn)(void *ud, size_t result, const char *node, const char *json, size_t len);
+void sv_batch_set_moved(sv_batch *b, sv_batch_moved_fn fn, void *ud);
 /* Appends {"results":[...],"ok":n,"failed":m} and frees the batch. */
 int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
 /* Writes what is pending, calls fn for each failed object (idx: its order of
@@ -339,6 +346,64 @@ int sv_store_apply_record(sv_store *st, const char *key, const char *val, size_t
 /* Reads collection name (and its tenants) from the catalog into the view,
  * or drops it from the view when the catalog no longer has it. */
 int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err);
+
+/* ---- shard moves (store_move.c; docs/cluster.md "Shard moves") -----------
+ * The store's part of moving a shard (a fixed shard or a tenant) to another
+ * node: a per-shard write gate and the ownership switch. The mover (cluster
+ * module) copies the files. Writes that meet a closed gate wait up to
+ * SV_STORE_MOVE_HOLD_MS, then go on: here if the move was abandoned, or fail
+ * SV_EUNAVAIL naming the new owner if it switched (the server forwards). */
+#define SV_STORE_MOVE_HOLD_MS 35000
+
+/* The owner of shard `name` of a collection (a fixed shard's name such as
+ * "shard0001", or a tenant's name for a multi-tenant collection); *is_tenant
+ * (may be NULL) says which. A collection or tenant this view lacks is read
+ * from the catalog first. SV_ENOTFOUND naming what is missing. */
+int sv_store_shard_node(sv_store *st, const char *collection, const char *name, char node[65], bool *is_tenant,
+                        sv_err *err);
+/* Marks this node's shard as moving (SV_ECONFLICT if it already is;
+ * SV_ESTATE for a tenant that is not ACTIVE; SV_EUNAVAIL if another node owns
+ * it). Every sv_store_move_begin is ended by sv_store_move_end or a
+ * successful sv_store_move_switch. */
+int sv_store_move_begin(sv_store *st, const char *collection, const char *name, sv_err *err);
+/* A RocksDB checkpoint of the live shard at dst (which must not exist; on
+ * the data dir's filesystem: hard links). *objects gets its exact count. An
+ * empty shard (never opened) gives an empty directory. */
+int sv_store_move_checkpoint(sv_store *st, const char *collection, const char *name, const char *dst,
+                             int64_t *objects, sv_err *err);
+/* Closes the shard's write gate: new writes wait; returns once the writes
+ * inside have finished (SV_ETIMEOUT, gate open again, after drain_ms). */
+int sv_store_move_fence(sv_store *st, const char *collection, const char *name, int64_t drain_ms, sv_err *err);
+/* The switch: one catalog transaction conditioned on the placement record's
+ * revision (shards/<c>/<shard>, or the tenant's record) puts `to` as the
+ * owner, and this view follows (this node's copy is closed; reads fail over).
+ * The gate stays closed: sv_store_move_finish opens it (the held writes
+ * then fail over to `to`) and removes the copy. A failed transaction leaves
+ * everything as it was (gate still closed: call sv_store_move_end); one
+ * whose outcome is unknown (the catalog did not answer) is decided by
+ * reading the record. */
+int sv_store_move_switch(sv_store *st, const char *collection, const char *name, const char *to, bool *unknown,
+                         sv_err *err);
+/* After a switch whose outcome is unknown (*unknown: neither the transaction
+ * nor the read-back answered): reads the record again. 0 once the catalog
+ * answered, *switched saying whether it names `to` (this view then follows,
+ * as after a switch); the catalog's error otherwise. Until it answers, the
+ * gate must stay closed: the shard may already be the target's. */
+int sv_store_move_resolve(sv_store *st, const char *collection, const char *name, const char *to, bool *switched,
+                          sv_err *err);
+/* After a successful switch: opens the gate and removes this node's copy. */
+void sv_store_move_finish(sv_store *st, const char *collection, const char *name);
+/* Abandons a move: the gate opens, the shard stays here. */
+void sv_store_move_end(sv_store *st, const char *collection, const char *name);
+/* On a move's target: the directory the shard's files go to (the shard must
+ * not be this node's yet). */
+int sv_store_move_target_dir(sv_store *st, const char *collection, const char *name, char dir[1024], sv_err *err);
+/* Opens the RocksDB at dir read-only (a move's lay-out on its target, not
+ * served yet) and reads its exact object count. */
+int sv_store_dir_objects(sv_store *st, const char *dir, int64_t *objects, sv_err *err);
+/* Reads the shard's placement record from the catalog into this view (the
+ * watch may not have delivered a switch yet). */
+int sv_store_refresh_shard(sv_store *st, const char *collection, const char *name, sv_err *err);
 
 /* ---- introspection (metrics) -------------------------------------------- */
 

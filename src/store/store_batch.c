@@ -42,7 +42,40 @@ struct sv_batch {
     int oom;
     sv_batch_check_fn check; /* may this object be written? (auth) */
     void *check_ud;
+    sv_batch_moved_fn moved; /* an object whose shard moved away (cluster moves) */
+    void *moved_ud;
 };
+
+void sv_batch_set_moved(sv_batch *b, sv_batch_moved_fn fn, void *ud)
+{
+    b->moved = fn;
+    b->moved_ud = ud;
+}
+
+/* The objects of a group whose shard a move switched to another node while
+ * they waited at its gate: each one's JSON to the moved callback. */
+static void report_moved(sv_batch *b, const collection *c, shard *s, size_t from, size_t to)
+{
+    char node[65];
+    pthread_rwlock_rdlock(&s->use);
+    bool gone = !store_shard_local(b->st, s);
+    snprintf(node, sizeof node, "%s", s->node);
+    pthread_rwlock_unlock(&s->use);
+    if (!gone || !node[0])
+        return;
+    sv_buf js = {0};
+    for (size_t k = from; k < to; k++) {
+        const pending *p = &b->items[k].p;
+        js.len = 0;
+        if (sv_record_decode(b->scratch, c->schema, b->enc.data + p->enc_off, p->enc_len, NULL) != 0)
+            continue;
+        b->scratch->id = p->id;
+        b->scratch->has_id = true;
+        if (sv_record_to_json(b->scratch, c->schema, c->name, c->schema->multi_tenancy ? s->name : NULL, &js) == 0)
+            b->moved(b->moved_ud, p->result, node, (const char *)js.data, js.len);
+    }
+    sv_buf_free(&js);
+}
 
 void sv_batch_set_check(sv_batch *b, sv_batch_check_fn fn, void *ud)
 {
@@ -108,15 +141,18 @@ static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
     collection *c = b->items[i].c;
     shard *s = b->items[i].s;
     sv_err err = {0};
-    int rc = ps ? store_shard_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
+    /* The write gate (a shard moving away) holds the group, like any write. */
+    int rc = ps ? store_write_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
     if (rc == 0) {
         for (size_t k = i; k < j; k++)
             ps[k - i] = b->items[k].p;
         rc = store_write_objects_ex(b->st, c, s, ps, j - i, &b->enc, b->scratch, try_lock, &err);
-        store_shard_leave(s);
+        store_write_leave(s);
         if (rc == 1)
             return 1;
     }
+    if (rc == SV_EUNAVAIL && b->moved)
+        report_moved(b, c, s, i, j);
     if (rc)
         for (size_t k = i; k < j; k++)
             set_result(b, b->items[k].p.result, err.msg);

@@ -170,7 +170,7 @@ int sv_store_put_object(sv_store *st, const char *collection_name, const char *p
     r->creation_time = r->update_time = sv_now_ms();
     if ((rc = sv_record_encode(r, c->schema, &enc, err)) != 0)
         goto done;
-    if ((rc = store_shard_enter(st, c, s, err)) != 0)
+    if ((rc = store_write_enter(st, c, s, err)) != 0)
         goto done;
     pending p = {.id = r->id, .enc_off = 0, .enc_len = enc.len};
     rc = store_write_objects(st, c, s, &p, 1, &enc, scratch, err);
@@ -186,7 +186,7 @@ int sv_store_put_object(sv_store *st, const char *collection_name, const char *p
         }
         free(stored);
     }
-    store_shard_leave(s);
+    store_write_leave(s);
 done:
     sv_buf_free(&enc);
     sv_record_free(r);
@@ -208,10 +208,10 @@ int sv_store_put_encoded(sv_store *st, const char *collection_name, const char *
     if (!scratch || sv_buf_append(&enc, val, len))
         rc = store_oom(err);
     if (rc == 0 && (rc = store_route(c, id, tenant, tenant ? strlen(tenant) : 0, &s, err)) == 0 &&
-        (rc = store_shard_enter(st, c, s, err)) == 0) {
+        (rc = store_write_enter(st, c, s, err)) == 0) {
         pending p = {.id = *id, .enc_off = 0, .enc_len = len};
         rc = store_write_objects(st, c, s, &p, 1, &enc, scratch, err);
-        store_shard_leave(s);
+        store_write_leave(s);
     }
     sv_record_free(scratch);
     sv_buf_free(&enc);
@@ -263,7 +263,7 @@ int sv_store_delete_object(sv_store *st, const char *collection_name, const char
         return rc;
     shard *s;
     if ((rc = store_route(c, &u, tenant, tenant ? strlen(tenant) : 0, &s, err)) == 0 &&
-        (rc = store_shard_enter(st, c, s, err)) == 0) {
+        (rc = store_write_enter(st, c, s, err)) == 0) {
         pthread_mutex_lock(&s->write_mu);
         char *val = NULL;
         size_t vlen;
@@ -284,7 +284,7 @@ int sv_store_delete_object(sv_store *st, const char *collection_name, const char
             }
         }
         pthread_mutex_unlock(&s->write_mu);
-        store_shard_leave(s);
+        store_write_leave(s);
     }
     store_coll_release(st, c);
     return rc;

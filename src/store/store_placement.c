@@ -193,6 +193,8 @@ static int apply_locked(sv_store *st, const char *key, const char *val, size_t l
 {
     if (!strncmp(key, "tenants/", 8))
         return apply_tenant(st, key, val, len, err);
+    if (!strncmp(key, "shards/", 7))
+        return store_apply_shard_record(st, key, val, len, err);
     if (strncmp(key, "collections/", 12) || sv_check_collection_name(key + 12, NULL) != 0)
         return 0;
     const char *name = key + 12;

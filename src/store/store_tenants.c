@@ -388,6 +388,9 @@ static int begin_onload(sv_store *st, const collection *c, shard *s, int target,
 static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, sv_err *err)
 {
     int cur = s->status;
+    if (s->moving)
+        return sv_fail(err, SV_ECONFLICT, "tenant '%s' is moving to another node; change its status after the move "
+                       "(GET /v1/jobs?kind=shard-move)", s->name);
     if (transitional(cur))
         return sv_fail(err, SV_ECONFLICT, "tenant '%s' is %s; wait until it is done (GET /v1/collections/%s/tenants)",
                        s->name, store_status_word(cur), c->name);

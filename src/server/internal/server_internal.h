@@ -117,6 +117,10 @@ int sv_route_nodes_list(request *rq);
 int sv_route_cluster_export_prepare(request *rq);
 int sv_route_cluster_export_commit(request *rq);
 int sv_route_cluster_export_abort(request *rq);
+/* routes_move.c */
+int sv_route_shard_move(request *rq);
+int sv_route_tenant_move(request *rq);
+int sv_route_move_step(request *rq);
 
 /* routes_forward.c: forwarding to shard owners (docs/cluster.md). Each
  * sv_forward_* returns 1 when it answered the request, 0 to go on locally. */
@@ -124,6 +128,11 @@ int sv_route_cluster_export_abort(request *rq);
  * forwarded request with the right secret (authorized by its sender). */
 int sv_forward_gate(request *rq);
 int sv_forward_object(request *rq);
+/* After a store call failed SV_EUNAVAIL: when the object's shard is now
+ * another node's (a move switched it while the request waited at its write
+ * gate, or this view was behind), sends the request there once (?moved=1;
+ * such a request is never sent on again) and answers with its answer. */
+int sv_forward_moved(request *rq);
 int sv_forward_list(request *rq);
 int sv_forward_tenants(request *rq);
 /* A snapshot of a collection on one other node is taken there; of one

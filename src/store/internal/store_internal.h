@@ -40,6 +40,11 @@ typedef struct shard {
     _Atomic uint64_t last_use; /* st->tick at the last enter: LRU order of idle closes */
     bool in_open;             /* listed in st->open (under st->open_mu) */
     char node[65];            /* the owner (placement); "" = this node */
+    /* A move to another node (store_move.c), under the module's gate mutex:
+     * moving while a move job runs; gate_closed while its catch-up holds
+     * writes; writers counts writes inside the shard. */
+    bool moving, gate_closed;
+    int writers;
 } shard;
 
 typedef struct collection {
@@ -170,6 +175,18 @@ bool store_shard_local(const sv_store *st, const shard *s);
 int store_place(sv_store *st, size_t n, char (*out)[65], sv_err *err);
 /* A shard owned elsewhere: SV_EUNAVAIL naming the owner. */
 int store_not_local(const sv_store *st, const collection *c, const shard *s, sv_err *err);
+
+/* ---- store_move.c -------------------------------------------------------- */
+
+/* A write's way in and out of a shard: waits while a move holds the shard's
+ * writes (bounded, STORE_MOVE_HOLD_MS), then store_shard_enter. After a move
+ * switched the shard to another node the enter fails SV_EUNAVAIL naming the
+ * new owner (the server forwards the request there). */
+int store_write_enter(sv_store *st, const collection *c, shard *s, sv_err *err);
+void store_write_leave(shard *s);
+/* With ddl_mu held: a shards/<c>/<shard> record (val NULL: deleted) into the
+ * view: the fixed shard's owner. */
+int store_apply_shard_record(sv_store *st, const char *key, const char *val, size_t len, sv_err *err);
 
 /* ---- store_collections.c ------------------------------------------------ */
 

@@ -531,6 +531,49 @@ static void put_and_get_dir(void **state)
     sv_db *db = NULL;
     assert_int_equal(sv_db_open_readonly(sv_store_engine(st), out_dir, &db, &err), 0);
     sv_db_close(db);
+
+    /* A lay-out reusing an earlier one (shard moves): its files as the manifest lists them ... */
+    sv_dir_file *files = NULL;
+    size_t nfiles = 0;
+    assert_int_equal(sv_snapshot_dir_files(s, key, NULL, &files, &nfiles, &err), 0);
+    assert_int_equal((int64_t)nfiles, a.files);
+    int64_t sst_bytes = 0;
+    for (size_t i = 0; i < nfiles; i++)
+        if (strstr(files[i].name, ".sst"))
+            sst_bytes += files[i].size;
+    assert_true(sst_bytes > 0); /* the checkpoint flushed the memtable */
+    /* ... trusted when known: only the mutable files are fetched */
+    char again[700], bad[700], third[700], cmd[2200];
+    snprintf(again, sizeof again, "%s/again", base);
+    sv_dir_stats d = {0};
+    assert_int_equal(sv_snapshot_get_dir_reusing(s, key, NULL, again, out_dir, files, nfiles, NULL, NULL, &d, &err), 0);
+    assert_int_equal(d.files, a.files);
+    assert_int_equal(d.bytes_uploaded, a.bytes - sst_bytes);
+    assert_int_equal(sv_db_open_readonly(sv_store_engine(st), again, &db, &err), 0);
+    sv_db_close(db);
+    /* ... and without that list a reused file is hashed first: a corrupt copy is fetched instead */
+    snprintf(bad, sizeof bad, "%s/bad", base);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", out_dir, bad);
+    assert_int_equal(system(cmd), 0);
+    for (size_t i = 0; i < nfiles; i++)
+        if (strstr(files[i].name, ".sst")) { /* same size, other bytes */
+            char p[1000];
+            snprintf(p, sizeof p, "%s/%s", bad, files[i].name);
+            FILE *f = fopen(p, "r+b");
+            assert_non_null(f);
+            fputc('X', f);
+            fclose(f);
+            break;
+        }
+    snprintf(third, sizeof third, "%s/third", base);
+    assert_int_equal(sv_snapshot_get_dir_reusing(s, key, NULL, third, bad, NULL, 0, NULL, NULL, &d, &err), 0);
+    assert_true(d.bytes_uploaded > a.bytes - sst_bytes); /* the corrupt one was fetched */
+    assert_int_equal(sv_db_open_readonly(sv_store_engine(st), third, &db, &err), 0);
+    sv_db_close(db);
+    free(files);
+    sv_rmtree(again, NULL);
+    sv_rmtree(bad, NULL);
+    sv_rmtree(third, NULL);
     /* GC keeps blobs a tenants/ manifest names, and frees them once it is gone */
     int64_t before = blobs_on_disk();
     json_t *g = NULL;
