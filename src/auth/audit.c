@@ -182,7 +182,10 @@ static int take_lines(sv_audit *au)
         *slot = NULL;
     }
     int fd = -1;
-    if (au->new_fd >= 0 && au->taken == au->reopen_at) {
+    /* The old file refusing writes hands over at once: its unwritten batch
+     * may hold the take loop back from ever reaching the mark, and what it
+     * refused carries over to the new file anyway. */
+    if (au->new_fd >= 0 && (au->taken == au->reopen_at || au->wfail)) {
         fd = au->new_fd;
         au->new_fd = -1;
     }
@@ -209,7 +212,8 @@ static void give_up(sv_audit *au)
 /* Under the lock: sleeps until there is work, a retry or an fsync is due. */
 static void wait_turn(sv_audit *au, bool ok)
 {
-    if ((ok && (au->stop || au->enq > au->taken)) || (au->new_fd >= 0 && au->taken == au->reopen_at))
+    if ((ok && (au->stop || au->enq > au->taken)) ||
+        (au->new_fd >= 0 && (au->taken == au->reopen_at || au->wfail)))
         return;
     int64_t ms = ok ? -1 : au->stop ? 100 : AUDIT_RETRY_MS;
     if (au->dirty) {
