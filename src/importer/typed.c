@@ -292,39 +292,15 @@ static int conv_elem(const sv_pq_rnode *n, const sv_pq_value *v, sv_prop_type t,
     return 1;
 }
 
-static size_t elem_size(sv_prop_type t)
-{
-    switch (t) {
-    case SV_TYPE_INT:
-    case SV_TYPE_DATE: return sizeof(int64_t);
-    case SV_TYPE_NUMBER: return sizeof(double);
-    case SV_TYPE_BOOLEAN: return 1;
-    case SV_TYPE_UUID: return sizeof(sv_uuid);
-    default: return sizeof(sv_str);
-    }
-}
-
-static void set_ptr(sv_prop_value *pv, sv_prop_type t, void *p)
-{
-    switch (t) {
-    case SV_TYPE_INT:
-    case SV_TYPE_DATE: pv->i64 = p; break;
-    case SV_TYPE_NUMBER: pv->f64 = p; break;
-    case SV_TYPE_BOOLEAN: pv->b = p; break;
-    case SV_TYPE_UUID: pv->uuid = p; break;
-    default: pv->str = p; break;
-    }
-}
-
 static int conv_prop(imp_trow *w, const sv_prop_def *d, const sv_pq_rnode *n, const sv_pq_value *v,
                      sv_prop_value *pv)
 {
-    size_t es = elem_size(d->type);
+    size_t es = sv_prop_elem_size(d->type);
     if (!d->array) {
         void *slot = talloc(w, es);
         if (!slot || conv_elem(n, v, d->type, slot))
             return 1;
-        set_ptr(pv, d->type, slot);
+        sv_prop_value_point(pv, d->type, slot);
         pv->count = 1;
         pv->present = true;
         return 0;
@@ -357,7 +333,7 @@ static int conv_prop(imp_trow *w, const sv_prop_def *d, const sv_pq_rnode *n, co
         if (e.kind == SV_PQV_NULL || conv_elem(el, &e, d->type, arr + es * i))
             return 1;
     }
-    set_ptr(pv, d->type, arr);
+    sv_prop_value_point(pv, d->type, arr);
     pv->count = v->n;
     pv->present = true;
     return 0;

@@ -883,30 +883,6 @@ static int parse_elem(rd *R, const sv_prop_def *d, long i, void *slot)
 #undef IB
 }
 
-static size_t elem_size(sv_prop_type t)
-{
-    switch (t) {
-    case SV_TYPE_INT:
-    case SV_TYPE_DATE: return sizeof(int64_t);
-    case SV_TYPE_NUMBER: return sizeof(double);
-    case SV_TYPE_BOOLEAN: return 1;
-    case SV_TYPE_UUID: return sizeof(sv_uuid);
-    default: return sizeof(sv_str);
-    }
-}
-
-static void set_value_ptr(sv_prop_value *v, sv_prop_type t, void *p)
-{
-    switch (t) {
-    case SV_TYPE_INT:
-    case SV_TYPE_DATE: v->i64 = p; break;
-    case SV_TYPE_NUMBER: v->f64 = p; break;
-    case SV_TYPE_BOOLEAN: v->b = p; break;
-    case SV_TYPE_UUID: v->uuid = p; break;
-    default: v->str = p; break;
-    }
-}
-
 static int parse_prop(rd *R, const sv_prop_def *d, sv_prop_value *v)
 {
     int rc;
@@ -917,14 +893,14 @@ static int parse_prop(rd *R, const sv_prop_def *d, sv_prop_value *v)
         v->present = false;
         return 0;
     }
-    size_t es = elem_size(d->type);
+    size_t es = sv_prop_elem_size(d->type);
     if (!d->array) {
         void *slot = sv_arena_alloc(R->a, es);
         if (!slot)
             return sv_fail(R->err, SV_ENOMEM, "out of memory");
         if ((rc = parse_elem(R, d, -1, slot)))
             return rc;
-        set_value_ptr(v, d->type, slot);
+        sv_prop_value_point(v, d->type, slot);
         v->count = 1;
         v->present = true;
         return 0;
@@ -966,7 +942,7 @@ static int parse_prop(rd *R, const sv_prop_def *d, sv_prop_value *v)
             break;
         }
     }
-    set_value_ptr(v, d->type, arr);
+    sv_prop_value_point(v, d->type, arr);
     v->count = (uint32_t)n;
     v->present = true;
     return 0;

@@ -802,3 +802,27 @@ int sv_record_to_json(const sv_record *r, const sv_schema *s, const char *collec
     rc |= sv_buf_putc(out, '}');
     return rc ? SV_ENOMEM : 0;
 }
+
+size_t sv_prop_elem_size(sv_prop_type t)
+{
+    switch (t) {
+    case SV_TYPE_INT:
+    case SV_TYPE_DATE: return sizeof(int64_t);
+    case SV_TYPE_NUMBER: return sizeof(double);
+    case SV_TYPE_BOOLEAN: return 1;
+    case SV_TYPE_UUID: return sizeof(sv_uuid);
+    default: return sizeof(sv_str);
+    }
+}
+
+void sv_prop_value_point(sv_prop_value *v, sv_prop_type t, void *p)
+{
+    switch (t) {
+    case SV_TYPE_INT:
+    case SV_TYPE_DATE: v->i64 = p; break;
+    case SV_TYPE_NUMBER: v->f64 = p; break;
+    case SV_TYPE_BOOLEAN: v->b = p; break;
+    case SV_TYPE_UUID: v->uuid = p; break;
+    default: v->str = p; break;
+    }
+}

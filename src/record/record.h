@@ -86,6 +86,12 @@ typedef struct sv_prop_value {
     const sv_uuid *uuid;  /* UUID */
 } sv_prop_value;
 
+/* The size of one element of a property of type t in a record's arrays, and
+ * pointing the value's member for t at p (for code that fills records
+ * without the parser, e.g. the importer's typed path). */
+size_t sv_prop_elem_size(sv_prop_type t);
+void sv_prop_value_point(sv_prop_value *v, sv_prop_type t, void *p);
+
 typedef struct sv_record {
     sv_uuid id;
     bool has_id;                   /* false after parse when the JSON had no id */

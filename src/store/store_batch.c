@@ -242,14 +242,23 @@ static int batch_put(sv_batch *b, size_t idx, collection *c, bool cached, sv_rec
     return 0;
 }
 
-int sv_batch_add(sv_batch *b, const char *json, size_t len)
+/* A new, empty result slot for the next object: its index, or -1 (out of memory). */
+static long new_result(sv_batch *b)
 {
     if (sv_grow(&b->results, &b->capresults, b->nresults + 1, sizeof *b->results))
-        return SV_ENOMEM;
+        return -1;
     size_t idx = b->nresults++;
-    result *res = &b->results[idx];
-    res->error = NULL;
-    strcpy(res->id, "");
+    b->results[idx].error = NULL;
+    b->results[idx].id[0] = '\0';
+    return (long)idx;
+}
+
+int sv_batch_add(sv_batch *b, const char *json, size_t len)
+{
+    long at = new_result(b);
+    if (at < 0)
+        return SV_ENOMEM;
+    size_t idx = (size_t)at;
     sv_err err = {0};
     sv_object_route ro = {0};
     if (sv_record_peek_route(json, len, &ro, &err) != 0)
@@ -305,12 +314,10 @@ static bool schema_compatible(const sv_schema *a, const sv_schema *b)
 int sv_batch_add_record(sv_batch *b, const char *coll_name, const char *tenant, const sv_schema *schema,
                         sv_record *rec)
 {
-    if (sv_grow(&b->results, &b->capresults, b->nresults + 1, sizeof *b->results))
+    long at = new_result(b);
+    if (at < 0)
         return SV_ENOMEM;
-    size_t idx = b->nresults++;
-    result *res = &b->results[idx];
-    res->error = NULL;
-    strcpy(res->id, "");
+    size_t idx = (size_t)at;
     sv_err err = {0};
     if (b->check && !b->check(b->check_ud, coll_name, tenant && tenant[0] ? tenant : NULL)) {
         char msg[300];
