@@ -504,12 +504,7 @@ int sv_cluster_move_start(sv_cluster_moves *m, const char *coll, const char *sha
     m->running = t;
     m->nrunning++;
     pthread_mutex_unlock(&m->mu);
-    pthread_t th;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    int e = pthread_create(&th, &a, move_thread, t);
-    pthread_attr_destroy(&a);
+    int e = sv_thread_detached(move_thread, t);
     if (e) {
         pthread_mutex_lock(&m->mu);
         m->running = t->next;

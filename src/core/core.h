@@ -87,6 +87,8 @@ void sv_crash_point(const char *name);
 /* pthread_cond_timedwait for at most ms from now, on a condition variable of
  * the default (CLOCK_REALTIME) clock, with mu held. */
 int sv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+/* Starts fn(arg) on a detached thread: 0, or the pthread_create error. */
+int sv_thread_detached(void *(*fn)(void *), void *arg);
 int64_t sv_mono_ns(void);       /* monotonic, for durations */
 void sv_sleep_ms(int64_t ms);
 /* ISO-8601 UTC with milliseconds, "2026-11-21T16:18:15.123Z"; out >= 32 bytes. */

@@ -589,3 +589,15 @@ int sv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
     }
     return pthread_cond_timedwait(cv, mu, &ts);
 }
+
+int sv_thread_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    pthread_attr_t a;
+    if (pthread_attr_init(&a))
+        return -1;
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&th, &a, fn, arg);
+    pthread_attr_destroy(&a);
+    return e;
+}

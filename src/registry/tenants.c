@@ -241,12 +241,7 @@ static int start_move(struct sv_registry_svc *v, bool onload, const char *collec
     pthread_mutex_lock(&v->mu);
     v->running++;
     pthread_mutex_unlock(&v->mu);
-    pthread_t th;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    int e = pthread_create(&th, &a, move_thread, t);
-    pthread_attr_destroy(&a);
+    int e = sv_thread_detached(move_thread, t);
     if (e) {
         pthread_mutex_lock(&v->mu);
         v->running--;
