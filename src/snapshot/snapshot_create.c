@@ -230,6 +230,8 @@ static void create_summary(create_ctx *cx, const sv_manifest *m, json_t *shards_
 static int do_create(create_ctx *cx, sv_err *err)
 {
     sv_snapshot *s = cx->s;
+    if (sv_snap_cut_wanted(s, cx->op->collection)) /* spread over nodes: one cut across them */
+        return sv_snap_cut_create(s, cx->op, cx->rec, err);
     int rc = create_capture(cx, err);
     if (rc == 0)
         rc = create_hash(cx, err);

@@ -355,6 +355,22 @@ int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err);
  * SV_EUNAVAIL naming the new owner if it switched (the server forwards). */
 #define SV_STORE_MOVE_HOLD_MS 35000
 
+/* ---- a cluster snapshot's cut (store_move.c; docs/cluster.md "Cluster-wide
+ * snapshot") ----
+ * Closes the write gate of every shard of the collection placed on this
+ * node and returns once the writes inside have finished (SV_ETIMEOUT, gates
+ * open again, after drain_ms). Writes that meet the closed gate wait (they do
+ * not fail); the gates open at sv_store_cut_open(token) or by themselves
+ * SV_STORE_CUT_HOLD_MS after the close. *nshards (may be NULL): the shards
+ * closed. Take the checkpoints (sv_store_capture_ex, SV_CAPTURE_LOCAL) while
+ * they are closed. */
+#define SV_STORE_CUT_HOLD_MS 2000
+int sv_store_cut_close(sv_store *st, const char *collection, int64_t drain_ms, uint64_t *token, size_t *nshards,
+                       sv_err *err);
+/* Opens the gates that cut closed; *expired (may be NULL) = one had opened by
+ * itself already (the hold ran out: the cut no longer holds). */
+int sv_store_cut_open(sv_store *st, const char *collection, uint64_t token, bool *expired);
+
 /* The owner of shard `name` of a collection (a fixed shard's name such as
  * "shard0001", or a tenant's name for a multi-tenant collection); *is_tenant
  * (may be NULL) says which. A collection or tenant this view lacks is read

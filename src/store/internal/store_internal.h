@@ -45,6 +45,11 @@ typedef struct shard {
      * writes; writers counts writes inside the shard. */
     bool moving, gate_closed;
     int writers;
+    /* A cluster snapshot's cut (store_move.c, same mutex): writes wait while
+     * sv_mono_ns() < cut_until (0 = open); cut_token names the cut that
+     * closed it, so a late release of an older cut opens nothing. */
+    int64_t cut_until;
+    uint64_t cut_token;
 } shard;
 
 typedef struct collection {
