@@ -160,6 +160,12 @@ int sv_snapshot_cut_prepare(sv_snapshot *s, json_t *req, json_t **out, sv_err *e
     char dir[1200];
     snprintf(dir, sizeof dir, "%s", c->dir);
     c->dir[0] = '\0'; /* nothing of ours there yet */
+    /* Tests (SHARDVAULT_TEST_CUT_DELAY_MS): this owner closes its gates late,
+     * so the others' gates are closed well before it — the window a cut
+     * without gates would let a write pair straddle. */
+    const char *delay = getenv("SHARDVAULT_TEST_CUT_DELAY_MS");
+    if (delay && atoi(delay) > 0)
+        sv_sleep_ms(atoi(delay));
     size_t nclosed = 0;
     rc = sv_store_cut_close(s->st, coll, SNAP_CUT_DRAIN_MS, &c->token, &nclosed, err);
     if (rc == 0) {

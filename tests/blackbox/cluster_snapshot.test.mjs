@@ -107,7 +107,9 @@ async function restore(srv, collection, name, target) {
 }
 
 test('a snapshot across 3 nodes is one cut: 20 snapshots under pair writers never hold a second without its first; a quiet one restores equal to the source', async () => {
-  const cl = await startCluster(['a', 'b', 'c']);
+  // c closes its gates 300 ms after the others (a test hook): without the
+  // gates a pair written in that window would straddle the cut.
+  const cl = await startCluster(['a', 'b', 'c'], { nodeEnv: { c: { SHARDVAULT_TEST_CUT_DELAY_MS: '300' } } });
   const { nodes } = cl;
   const all = [nodes.a, nodes.b, nodes.c];
   try {
@@ -192,6 +194,8 @@ test('a snapshot across 3 nodes is one cut: 20 snapshots under pair writers neve
       const strip = (o) => ({ id: o.id, vector: o.vector, properties: o.properties, creationTime: o.creationTime, updateTime: o.updateTime });
       assert.deepEqual(dst.map(strip), src.map(strip), `tenant ${t}`);
     }
+    // a and b held their gates through c's late close.
+    assert.ok(Math.min(...stalls) >= 300, `stalls ${stalls}`);
     console.log(`cut stall ms (max over nodes) per snapshot: ${stalls.map((x) => x.toFixed(1)).join(' ')}`);
   } finally {
     await cl.stop();
