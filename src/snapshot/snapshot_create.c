@@ -425,6 +425,8 @@ int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wa
     json_decref(cj);
     if ((rc = sv_snap_may_write(s, err)) != 0)
         return rc;
+    if (sv_snap_cut_wanted(s, collection) && (rc = sv_snap_cut_check(s, collection, err)) != 0)
+        return rc;
 
     create_op *op = calloc(1, sizeof *op);
     create_ctx *cx = calloc(1, sizeof *cx);

@@ -26,6 +26,7 @@
  *  - a missing or failed answer aborts on every owner (gates open,
  *    checkpoints and parts deleted) and the snapshot is FAILED naming the node.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,21 @@ bool sv_snap_cut_wanted(sv_snapshot *s, const char *collection)
     free(nodes);
     return spread;
 }
+
+int sv_snap_cut_check(sv_snapshot *s, const char *collection, sv_err *err)
+{
+    char own[PATH_MAX + 64];
+    snprintf(own, sizeof own, "file://%s/", s->data_dir);
+    if (strncmp(s->url, own, strlen(own)))
+        return 0;
+    return sv_fail(err, SV_EUNSUPPORTED,
+                   "collection '%s' is spread over several nodes: its snapshot is one cut across them, each node "
+                   "uploading its own shards to a location every node reads, but this node's location is its own "
+                   "data directory (%s); set SHARDVAULT_LOCATION (s3://… or a shared file://) on every node",
+                   collection, s->url);
+}
+
+static void probe_key(const char *id, char key[400]) { snprintf(key, 400, "cuts/%s/probe", id); }
 
 /* ---- the owner's side ----------------------------------------------------------- */
 
@@ -233,6 +249,20 @@ int sv_snapshot_cut_upload(sv_snapshot *s, const char *id, json_t **out, sv_err 
     snap_cut *c = cut_take(s, id);
     if (!c)
         return sv_fail(err, SV_ENOTFOUND, "node %s holds no cut '%s' (aborted, or this node restarted)", s->node, id);
+    /* The coordinator's probe: the owner uploads where the coordinator reads. */
+    char pk[400];
+    probe_key(id, pk);
+    sv_buf pb = {0};
+    int prc = sv_location_get_buf(s->loc, pk, &pb, NULL);
+    bool same = prc == 0 && pb.len == strlen(id) && !memcmp(pb.data, id, pb.len);
+    sv_buf_free(&pb);
+    if (!same) {
+        cut_free(s, c);
+        return sv_fail(err, SV_EUNSUPPORTED,
+                       "node %s does not see the coordinator's snapshot location (its own is %s): set the same "
+                       "SHARDVAULT_LOCATION on every node",
+                       s->node, s->url);
+    }
     if (!c->open) { /* an upload without a release: the gates open now */
         sv_store_cut_open(s->st, c->collection, c->token, NULL);
         c->open = true;
@@ -520,6 +550,13 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     char us[37];
     sv_uuid_format(&u, us);
     snprintf(id, sizeof id, "%s", us);
+    char pk[400];
+    probe_key(id, pk);
+    if ((rc = sv_location_put(s->loc, pk, id, strlen(id), err)) != 0) {
+        free(calls);
+        free(nodes);
+        return rc;
+    }
     json_t *cut_body = json_pack("{s:s,s:s}", "collection", op->collection, "id", id);
     int64_t t0 = sv_mono_ns();
 
@@ -544,6 +581,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     json_decref(cut_body);
     if (rc) {
         abort_all(s, nodes, n, id, calls);
+        sv_location_delete(s->loc, pk, NULL);
         free(calls);
         free(nodes);
         return rc;
@@ -575,6 +613,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     if (rc) {
         json_decref(cut_nodes);
         abort_all(s, nodes, n, id, calls);
+        sv_location_delete(s->loc, pk, NULL);
         free(calls);
         free(nodes);
         return rc;
@@ -621,6 +660,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     round_free(calls, n);
     if (rc) /* an owner that failed its upload keeps nothing either */
         abort_all(s, nodes, n, id, calls);
+    sv_location_delete(s->loc, pk, NULL);
     int64_t now = sv_mono_ns();
     json_object_set_new(rec, "bytesUploaded", json_integer(uploaded));
     json_object_set_new(rec, "timings",

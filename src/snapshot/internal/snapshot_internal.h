@@ -218,6 +218,9 @@ struct sv_snapshot {
 /* A cluster-wide snapshot (snapshot_cut.c): true when the collection's
  * shards live on more than one node and a cluster is set. */
 bool sv_snap_cut_wanted(sv_snapshot *s, const char *collection);
+/* SV_EUNSUPPORTED when this node's location is its own data directory (the
+ * other owners could not upload where it reads). */
+int sv_snap_cut_check(sv_snapshot *s, const char *collection, sv_err *err);
 /* Runs the cut across the owners, their uploads and writes the manifest;
  * rec gets the record's summary (objects, bytes, shards, cut, timings). */
 int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err);
