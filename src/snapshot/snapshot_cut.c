@@ -577,6 +577,40 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
             captured_at = ca > captured_at ? ca : captured_at;
         }
     }
+    /* Every shard exactly once, by its owner: the shard set and the owners
+     * as this node sees them (a move or a new tenant meanwhile voids the cut). */
+    json_t *seen = json_object();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t k;
+        json_t *nm;
+        json_array_foreach(json_object_get(calls[i].reply, "shards"), k, nm) {
+            const char *sn = json_string_value(nm);
+            if (!sn || json_object_get(seen, sn)) {
+                rc = sv_fail(err, SV_ECONFLICT, "shard %s was captured twice (by node %s too): the placement changed "
+                             "during the cut; retry the snapshot", sn ? sn : "?", calls[i].node);
+                break;
+            }
+            json_object_set_new(seen, sn, json_string(calls[i].node));
+        }
+    }
+    sv_shard_info *info = NULL;
+    size_t ninfo = 0;
+    if (rc == 0 && (rc = sv_store_shards_ex(s->st, op->collection, 0, &info, &ninfo, err)) == 0) {
+        for (size_t k = 0; rc == 0 && k < ninfo; k++) {
+            const char *by = json_string_value(json_object_get(seen, info[k].name));
+            if (!by || strcmp(by, info[k].node))
+                rc = sv_fail(err, SV_ECONFLICT,
+                             "%s %s (owned by node %s) is not in the cut%s%s: the placement changed during the cut; "
+                             "retry the snapshot",
+                             info[k].is_tenant ? "tenant" : "shard", info[k].name, info[k].node, by ? " of that node; node " : "",
+                             by ? by : "");
+        }
+        if (rc == 0 && json_object_size(seen) != ninfo)
+            rc = sv_fail(err, SV_ECONFLICT, "the cut holds %zu shards, the collection %zu: the placement changed during "
+                         "the cut; retry the snapshot", json_object_size(seen), ninfo);
+    }
+    free(info);
+    json_decref(seen);
     round_free(calls, n);
     json_decref(cut_body);
     if (rc) {
