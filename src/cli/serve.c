@@ -263,85 +263,91 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
  * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
  * (none | on-acquire | now). */
 /* Node-to-node calls over the cluster's forwarding client (which adds the
- * cluster secret): every call in parallel; rc/status/err per call, and the
- * answer's JSON (replies may be NULL) when it is below 300. */
-static void send_calls(void *self, size_t n, const char *const *nodes, const char *const *paths,
-                       json_t *const *bodies_in, int64_t timeout_ms, int *rcs, int *statuses, sv_err *errs,
-                       json_t **replies)
+ * cluster secret). The request bodies as text ("{}" for none). */
+static char **call_bodies(size_t n, json_t *const *bodies)
 {
-    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
-    char **bodies = calloc(n + 1, sizeof *bodies);
-    for (size_t i = 0; cc && bodies && i < n; i++) {
-        bodies[i] = bodies_in[i] ? json_dumps(bodies_in[i], JSON_COMPACT) : strdup("{}");
-        cc[i] = (sv_cluster_call){.node = nodes[i], .method = "POST", .target = paths[i], .body = bodies[i],
-                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
-    }
-    if (cc && bodies)
-        sv_cluster_forward(self, cc, n);
-    for (size_t i = 0; i < n; i++) {
-        memset(&errs[i], 0, sizeof errs[i]);
-        statuses[i] = 0;
-        if (replies)
-            replies[i] = NULL;
-        if (!cc || !bodies) {
-            rcs[i] = sv_fail(&errs[i], SV_ENOMEM, "out of memory");
-            continue;
-        }
-        rcs[i] = cc[i].rc;
-        statuses[i] = cc[i].status;
-        if (cc[i].rc) {
-            errs[i] = cc[i].err;
-        } else if (cc[i].status >= 300) { /* the answer's {"error":[{"message"}]} */
-            json_t *j = json_loadb((const char *)cc[i].out.data, cc[i].out.len, 0, NULL);
-            const char *m = json_string_value(json_object_get(json_array_get(json_object_get(j, "error"), 0), "message"));
-            sv_fail(&errs[i], SV_EUNAVAIL, "%s", m ? m : "no reason given");
-            json_decref(j);
-        } else if (replies) {
-            replies[i] = json_loadb((const char *)cc[i].out.data, cc[i].out.len, 0, NULL);
-        }
-        sv_buf_free(&cc[i].out);
-        if (bodies[i])
-            free(bodies[i]);
-    }
-    free(bodies);
-    free(cc);
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = bodies[i] ? json_dumps(bodies[i], JSON_COMPACT) : strdup("{}");
+    return out;
 }
 
-/* The same calls, laid out per service. */
-#define SEND_RPCS(self, calls, n, timeout_ms, REPLY)                                                                   \
-    do {                                                                                                               \
-        const char **nodes_ = calloc((n) + 1, sizeof *nodes_), **paths_ = calloc((n) + 1, sizeof *paths_);             \
-        json_t **bodies_ = calloc((n) + 1, sizeof *bodies_), **replies_ = calloc((n) + 1, sizeof *replies_);           \
-        int *rcs_ = calloc((n) + 1, sizeof *rcs_), *st_ = calloc((n) + 1, sizeof *st_);                                \
-        sv_err *errs_ = calloc((n) + 1, sizeof *errs_);                                                                \
-        bool ok_ = nodes_ && paths_ && bodies_ && replies_ && rcs_ && st_ && errs_;                                    \
-        for (size_t i_ = 0; ok_ && i_ < (n); i_++) {                                                                   \
-            nodes_[i_] = (calls)[i_].node;                                                                             \
-            paths_[i_] = (calls)[i_].path;                                                                             \
-            bodies_[i_] = (calls)[i_].body;                                                                            \
-        }                                                                                                              \
-        if (ok_)                                                                                                       \
-            send_calls(self, n, nodes_, paths_, bodies_, timeout_ms, rcs_, st_, errs_, replies_);                      \
-        for (size_t i_ = 0; i_ < (n); i_++) {                                                                          \
-            (calls)[i_].rc = ok_ ? rcs_[i_] : sv_fail(&(calls)[i_].err, SV_ENOMEM, "out of memory");                   \
-            (calls)[i_].status = ok_ ? st_[i_] : 0;                                                                    \
-            if (ok_)                                                                                                   \
-                (calls)[i_].err = errs_[i_];                                                                           \
-            REPLY;                                                                                                     \
-        }                                                                                                              \
-        free(nodes_), free(paths_), free(bodies_), free(replies_), free(rcs_), free(st_), free(errs_);                 \
-    } while (0)
+/* One call's outcome: rc and status as sent, err also for an answer >= 300
+ * (its {"error":[{"message"}]}), *reply (may be NULL) its JSON when < 300. */
+static void call_outcome(sv_cluster_call *c, int *rc, int *status, sv_err *err, json_t **reply)
+{
+    memset(err, 0, sizeof *err);
+    *rc = c->rc;
+    *status = c->status;
+    if (reply)
+        *reply = NULL;
+    if (c->rc) {
+        *err = c->err;
+    } else if (c->status >= 300) {
+        json_t *j = json_loadb((const char *)c->out.data, c->out.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(json_array_get(json_object_get(j, "error"), 0), "message"));
+        sv_fail(err, SV_EUNAVAIL, "%s", m ? m : "no reason given");
+        json_decref(j);
+    } else if (reply) {
+        *reply = json_loadb((const char *)c->out.data, c->out.len, 0, NULL);
+    }
+    sv_buf_free(&c->out);
+}
+
+static void free_bodies(char **bodies, size_t n)
+{
+    for (size_t i = 0; bodies && i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+}
 
 /* The export service's node-to-node calls. */
 static void export_send(void *self, sv_export_rpc *calls, size_t n, int64_t timeout_ms)
 {
-    SEND_RPCS(self, calls, n, timeout_ms, json_decref(ok_ ? replies_[i_] : NULL));
+    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
+    json_t **in = calloc(n + 1, sizeof *in);
+    for (size_t i = 0; in && i < n; i++)
+        in[i] = calls[i].body;
+    char **bodies = in ? call_bodies(n, in) : NULL;
+    for (size_t i = 0; cc && bodies && i < n; i++)
+        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path, .body = bodies[i],
+                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
+    if (cc && bodies)
+        sv_cluster_forward(self, cc, n);
+    for (size_t i = 0; i < n; i++) {
+        if (cc && bodies)
+            call_outcome(&cc[i], &calls[i].rc, &calls[i].status, &calls[i].err, NULL);
+        else
+            calls[i].rc = sv_fail(&calls[i].err, SV_ENOMEM, "out of memory");
+    }
+    free_bodies(bodies, n);
+    free(in);
+    free(cc);
 }
 
-/* The snapshot service's (a cluster-wide snapshot's cut): with the answers. */
+/* The snapshot service's (a cluster-wide snapshot's cut), with the answers. */
 static void snapshot_send(void *self, sv_snapshot_rpc *calls, size_t n, int64_t timeout_ms)
 {
-    SEND_RPCS(self, calls, n, timeout_ms, calls[i_].reply = ok_ ? replies_[i_] : NULL);
+    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
+    json_t **in = calloc(n + 1, sizeof *in);
+    for (size_t i = 0; in && i < n; i++)
+        in[i] = calls[i].body;
+    char **bodies = in ? call_bodies(n, in) : NULL;
+    for (size_t i = 0; cc && bodies && i < n; i++)
+        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path, .body = bodies[i],
+                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
+    if (cc && bodies)
+        sv_cluster_forward(self, cc, n);
+    for (size_t i = 0; i < n; i++) {
+        calls[i].reply = NULL;
+        if (cc && bodies)
+            call_outcome(&cc[i], &calls[i].rc, &calls[i].status, &calls[i].err, &calls[i].reply);
+        else
+            calls[i].rc = sv_fail(&calls[i].err, SV_ENOMEM, "out of memory");
+    }
+    free_bodies(bodies, n);
+    free(in);
+    free(cc);
 }
 
 static bool export_healthy(void *self, const char *node) { return sv_cluster_node_healthy(self, node); }

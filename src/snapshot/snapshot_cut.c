@@ -655,7 +655,15 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     json_object_set_new(rec, "capturedAt", json_integer(captured_at));
     json_object_set_new(rec, "cut", json_pack("{s:s,s:o,s:f}", "id", id, "nodes", cut_nodes, "stallMaxMs", stall_max));
 
-    /* 3. upload */
+    /* 3. upload (a cancel request stops it here: the cut is what took no time) */
+    if (op->job && sv_job_canceled(op->job)) {
+        rc = sv_fail(err, SV_ECANCELED, "canceled by request");
+        abort_all(s, nodes, n, id, calls);
+        sv_location_delete(s->loc, pk, NULL);
+        free(calls);
+        free(nodes);
+        return rc;
+    }
     cut_round(s, nodes, n, "upload", id, NULL, SNAP_CUT_UPLOAD_MS, calls);
     int64_t t_up = sv_mono_ns();
     int64_t uploaded = 0;
@@ -674,6 +682,13 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     sv_manifest *m = NULL;
     if (rc == 0)
         rc = assemble(s, op, rec, calls, n, captured_at, &m, err);
+    if (rc == 0 && op->job) {
+        int64_t files = 0;
+        for (size_t i = 0; i < m->nshards; i++)
+            files += (int64_t)m->shards[i].nfiles;
+        sv_job_set_totals(op->job, files, m->bytes);
+        sv_job_set_done(op->job, files, m->bytes);
+    }
     if (rc == 0) {
         char *mj = sv_manifest_to_json(m);
         char key[400];
