@@ -15,6 +15,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { startEtcd } from './lib/etcd.mjs';
 import { startS3 } from './lib/s3.mjs';
@@ -81,6 +83,12 @@ async function tenantsOnEveryNode(srv, collection, nodeNames) {
   assert.deepEqual(Object.keys(owner).sort(), [...nodeNames].sort(), 'a tenant on every node');
   return owner; // node -> tenant
 }
+
+// The owners' checkpoints of a cut live in <data>/tmp/cut-<id> until its upload or abort.
+const cutDirs = (srv) => {
+  const d = path.join(srv.dataDir, 'tmp');
+  return existsSync(d) ? readdirSync(d).filter((x) => x.startsWith('cut-')) : [];
+};
 
 async function listAll(srv, collection, tenant) {
   const out = [];
@@ -152,6 +160,7 @@ test('a snapshot across 3 nodes is one cut: 20 snapshots under pair writers neve
     await Promise.all(writers);
     assert.deepEqual(failures, [], 'no write failed');
     assert.ok(pairs > 20, `pairs written: ${pairs}`);
+    for (const n of all) assert.deepEqual(cutDirs(n), [], 'no checkpoint of a cut left behind');
 
     // Every shard in the record with its node; GET from any node; the stall per node recorded.
     for (const n of all) {
@@ -246,6 +255,8 @@ test('an owner killed with its gates closed: the snapshot FAILED naming it, writ
     writing = false;
     await Promise.all(writers);
     assert.deepEqual(failures, [], 'no write to a or b failed');
+    // The abort removed the survivors' checkpoints.
+    for (const n of [nodes.a, nodes.b]) assert.deepEqual(cutDirs(n), [], 'no checkpoint of the failed cut left behind');
     // The job on the coordinator says the same.
     r = await nodes.b.req('GET', '/v1/collections/Pair/snapshots/doomed');
     assert.equal(r.json.status, 'FAILED');
