@@ -350,6 +350,28 @@ static void snapshot_send(void *self, sv_snapshot_rpc *calls, size_t n, int64_t 
     free(cc);
 }
 
+/* The healthy members, for a restore across nodes. */
+static int snapshot_healthy_nodes(void *self, char (**out)[65], size_t *n, sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *j = NULL;
+    int rc = sv_cluster_nodes(self, &j, err);
+    json_t *arr = json_object_get(j, "nodes");
+    if (rc == 0 && !(*out = calloc(json_array_size(arr) + 1, sizeof **out)))
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        const char *st = json_string_value(json_object_get(x, "status"));
+        if (rc == 0 && name && st && !strcmp(st, "HEALTHY"))
+            snprintf((*out)[(*n)++], 65, "%.64s", name);
+    }
+    json_decref(j);
+    return rc;
+}
+
 static bool export_healthy(void *self, const char *node) { return sv_cluster_node_healthy(self, node); }
 
 static int open_registry(const char *data_dir, sv_catalog *cat, sv_store *st, sv_snapshot *snap, sv_jobs *jobs,
@@ -480,7 +502,8 @@ int sv_cli_serve(int argc, char **argv)
     if (rc == 0 && sv_cluster_placement(cluster))
         sv_export_set_cluster(ex, &(sv_export_cluster){.self = cluster, .send = export_send, .healthy = export_healthy});
     if (rc == 0 && sv_cluster_placement(cluster))
-        sv_snapshot_set_cluster(snap, &(sv_snapshot_cluster){.self = cluster, .send = snapshot_send});
+        sv_snapshot_set_cluster(snap, &(sv_snapshot_cluster){.self = cluster, .send = snapshot_send,
+                                                          .healthy_nodes = snapshot_healthy_nodes});
     /* Shard moves: settles the moves a previous process left (a job claim). */
     if (rc == 0)
         rc = sv_cluster_moves_open(cluster, st, snap, jobs, cat, &moves, &err);

@@ -314,6 +314,8 @@ static const route routes[] = {
     {"POST", "/v1/cluster/snapshot/{}/release", sv_route_cluster_snapshot_release, PERM_NODE, false, SVC_SNAPSHOT, A},
     {"POST", "/v1/cluster/snapshot/{}/upload", sv_route_cluster_snapshot_upload, PERM_NODE, false, SVC_SNAPSHOT, A},
     {"POST", "/v1/cluster/snapshot/{}/abort", sv_route_cluster_snapshot_abort, PERM_NODE, false, SVC_SNAPSHOT, A},
+    {"POST", "/v1/cluster/restore/lay", sv_route_cluster_restore_lay, PERM_NODE, false, SVC_SNAPSHOT, A},
+    {"POST", "/v1/cluster/restore/unlay", sv_route_cluster_restore_unlay, PERM_NODE, false, SVC_SNAPSHOT, A},
     {"GET", "/v1/collections/{}/snapshots", sv_route_snapshot_list, PERM_READ, false, SVC_SNAPSHOT, A},
     {"GET", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_get, PERM_READ, false, SVC_SNAPSHOT, A},
     {"DELETE", "/v1/collections/{}/snapshots/{}", sv_route_snapshot_drop, PERM_OPERATE, false, SVC_SNAPSHOT, A},

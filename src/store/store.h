@@ -297,6 +297,22 @@ int sv_store_capture_ex(sv_store *st, const char *collection, const char *dst_di
  * directories are left where they were and a reservation stays. */
 int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
                               const char *const *dirs, size_t n, json_t **out, sv_err *err);
+/* A restore across nodes (docs/cluster.md "Restore of a cluster-wide
+ * snapshot"): the same, with each shard's owner (nodes may be NULL: all
+ * here; nodes[i] "" or this node: dirs[i] is moved in; another node: it laid
+ * the shard out first with sv_store_place_shard under uid, and dirs[i] is
+ * not used) and the collection's uid (16 lower-case hex digits; NULL: a new
+ * one). The record and every shard's placement go in one transaction. */
+int sv_store_adopt_collection_placed(sv_store *st, const char *schema_json, size_t len, const char *const *names,
+                                     const char *const *dirs, const char *const *nodes, const char *uid, size_t n,
+                                     json_t **out, sv_err *err);
+/* On an owner, before the adoption: moves the complete shard directory dir
+ * to where shard `name` of the collection with that uid lives on this node
+ * (a fresh RocksDB identity, made durable). */
+int sv_store_place_shard(sv_store *st, const char *uid, const char *name, const char *dir, sv_err *err);
+/* Removes what sv_store_place_shard laid out under uid (an adoption that did
+ * not happen); never the directory of a collection in this node's view. */
+void sv_store_unplace(sv_store *st, const char *uid);
 
 /* The process's one RocksDB engine (one block cache, one write-buffer
  * budget): the store creates it and other services open their read-only

@@ -77,6 +77,8 @@ function rows(ctx) {
     'POST /v1/cluster/snapshot/{}/release': { path: '/v1/cluster/snapshot/x/release', res: 'node' },
     'POST /v1/cluster/snapshot/{}/upload': { path: '/v1/cluster/snapshot/x/upload', res: 'node' },
     'POST /v1/cluster/snapshot/{}/abort': { path: '/v1/cluster/snapshot/x/abort', res: 'node' },
+    'POST /v1/cluster/restore/lay': { path: '/v1/cluster/restore/lay', body: { job: 'x' }, res: 'node' },
+    'POST /v1/cluster/restore/unlay': { path: '/v1/cluster/restore/unlay', body: { uid: 'x' }, res: 'node' },
     'GET /v1/export/{}/{}': { path: `/v1/export/filesystem/${ctx.exportId}`, res: ['Other'] },
     'DELETE /v1/export/{}/{}': { path: `/v1/export/filesystem/${ctx.exportId}`, res: ['Other'], action: 'operate' },
     'POST /v1/import/{}': { path: '/v1/import/filesystem', body: { id: 'Bad id!', source: { export: 'ex1' }, collection: 'Art1' }, res: (g) => allowed(g, 'operate', 'Art1') && allowed(g, 'write', 'Art1') },

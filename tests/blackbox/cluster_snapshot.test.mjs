@@ -5,9 +5,9 @@
 //    while 20 snapshots are taken through every node; each snapshot, restored
 //    into a new collection, never holds a second without its first;
 //  - the restored data equals the source at the cut (a quiet snapshot restored
-//    holds exactly the source's objects, byte for byte), also restored while
-//    one of the nodes it came from is down (a restore lays every shard out on
-//    the node that runs it);
+//    holds exactly the source's objects, byte for byte); restores go across
+//    the cluster (each tenant back on its node, each node laying out its own),
+//    and with one of the source nodes down its tenant goes to a healthy node;
 //  - the manifest lists every shard with its node; GET works from any node;
 //  - an owner killed with its gates closed (a crash point, SIGKILL) fails the
 //    snapshot naming it, and writes to the other nodes' tenants go on (they
@@ -181,6 +181,11 @@ test('a snapshot across 3 nodes is one cut: 20 snapshots under pair writers neve
     for (let k = 0; k < snaps.length; k++) {
       const target = `R${k}`;
       await restore(all[k % 3], 'Pair', `cut${k}`, target);
+      // Across the cluster: every tenant back on the node it was captured on.
+      if (k < 3) {
+        const placed = (await all[(k + 2) % 3].req('GET', `/v1/collections/${target}/tenants`)).json.tenants;
+        for (const [node, t] of Object.entries(owner)) assert.equal(placed.find((x) => x.name === t).node, node, `${target} ${t}`);
+      }
       const firsts = new Set();
       const secondsOf = [];
       for (const t of Object.values(owner)) {
@@ -210,8 +215,17 @@ test('a snapshot across 3 nodes is one cut: 20 snapshots under pair writers neve
     // The restore needs none of the nodes the shards came from: c killed, the
     // same snapshot restored on a holds c's tenant as it was.
     await nodes.c.kill9();
+    await until('c seen gone', async () => (await nodes.a.req('GET', '/v1/nodes')).json.nodes.find((x) => x.name === 'c').status !== 'HEALTHY');
     await restore(nodes.a, 'Pair', 'quiet', 'Quiet2');
-    for (const t of Object.values(owner)) assert.deepEqual((await listAll(nodes.a, 'Quiet2', t)).map(strip), atCut[t], `tenant ${t}`);
+    // Placed on the two healthy nodes: c's tenant goes to the one with fewer.
+    const placed2 = (await nodes.b.req('GET', '/v1/collections/Quiet2/tenants')).json.tenants;
+    assert.equal(placed2.find((x) => x.name === owner.a).node, 'a');
+    assert.equal(placed2.find((x) => x.name === owner.b).node, 'b');
+    assert.ok(['a', 'b'].includes(placed2.find((x) => x.name === owner.c).node), JSON.stringify(placed2));
+    for (const t of Object.values(owner)) {
+      assert.deepEqual((await listAll(nodes.a, 'Quiet2', t)).map(strip), atCut[t], `tenant ${t} through a`);
+      assert.deepEqual((await listAll(nodes.b, 'Quiet2', t)).map(strip), atCut[t], `tenant ${t} through b`);
+    }
     // a and b held their gates through c's late close.
     assert.ok(Math.min(...stalls) >= 300, `stalls ${stalls}`);
     console.log(`cut stall ms (max over nodes) per snapshot: ${stalls.map((x) => x.toFixed(1)).join(' ')}`);

@@ -224,6 +224,16 @@ int sv_snap_cut_check(sv_snapshot *s, const char *collection, sv_err *err);
 /* Runs the cut across the owners, their uploads and writes the manifest;
  * rec gets the record's summary (objects, bytes, shards, cut, timings). */
 int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err);
+/* A restore across nodes (restore_spread.c): *nodes gets each manifest
+ * shard's owner, or stays NULL (every shard here: not a cluster-wide
+ * snapshot, or no cluster). */
+int sv_snap_spread_plan(sv_snapshot *s, const sv_manifest *m, char (**nodes)[65], sv_err *err);
+bool sv_snap_spread_here(const sv_snapshot *s, char (*nodes)[65], size_t i);
+/* The other owners lay out their shards under uid, in parallel; a failure
+ * unlays them all and names the node. */
+int sv_snap_spread_lay(sv_snapshot *s, const char *job_id, const char *collection, const char *snapshot,
+                       const char *uid, const sv_manifest *m, char (*nodes)[65], sv_err *err);
+void sv_snap_spread_unlay(sv_snapshot *s, char (*nodes)[65], size_t n, const char *uid);
 /* Stops: drops this node's open cuts (gates opened, checkpoints removed). */
 void sv_snap_cut_close_all(sv_snapshot *s);
 

@@ -207,6 +207,9 @@ int store_persist_new_collection(sv_store *st, collection *c, sv_err *err);
 /* With ddl_mu held: a new collection object for schema (not yet persisted
  * nor in the view), or SV_EEXIST. Takes schema (frees it on failure). */
 int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err);
+/* The same with the collection's uid given (16 lower-case hex digits). */
+int store_new_collection_uid_locked(sv_store *st, sv_schema *schema, const char *uid, collection **out,
+                                    sv_err *err);
 /* With ddl_mu held: the index of a reserved name, or -1. */
 ssize_t store_reserved_index(const sv_store *st, const char *name);
 /* With ddl_mu held: drops the reservation at index i. */
