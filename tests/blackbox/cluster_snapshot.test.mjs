@@ -284,3 +284,42 @@ test('an owner killed with its gates closed: the snapshot FAILED naming it, writ
     await cl.stop();
   }
 });
+
+test('fixed shards: a snapshot of 3 shards on 3 nodes restores across the cluster, and onto 2 nodes when one is down; equal to the source', async () => {
+  const cl = await startCluster(['a', 'b', 'c']);
+  const { nodes } = cl;
+  try {
+    let r = await nodes.b.req('POST', '/v1/collections', { name: 'Doc', shards: 3, vectors: { default: { dim: 2 } }, properties: [{ name: 'n', type: 'int' }] });
+    assert.equal(r.status, 200, r.text);
+    const shardNodes = async (srv, c) => Object.fromEntries((await srv.req('GET', `/v1/collections/${c}/shards`)).json.shards.map((s) => [s.name, s.node]));
+    const src = await shardNodes(nodes.a, 'Doc');
+    assert.deepEqual(Object.values(src).sort(), ['a', 'b', 'c']);
+    const objects = Array.from({ length: 300 }, (_, n) => ({ collection: 'Doc', id: randomUUID(), vector: [n, 1], properties: { n } }));
+    r = await nodes.c.req('POST', '/v1/batch/objects', { objects });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.failed, 0, r.text);
+    r = await nodes.a.req('POST', '/v1/collections/Doc/snapshots?wait=true', { name: 'full' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    assert.equal(r.json.objects, 300);
+    assert.deepEqual(Object.fromEntries(r.json.shards.map((s) => [s.name, s.node])), src);
+    const page = async (srv, c) => (await srv.req('GET', `/v1/collections/${c}/objects?limit=1000`)).json.objects
+      .map((o) => ({ id: o.id, vector: o.vector, properties: o.properties, creationTime: o.creationTime }));
+    const want = await page(nodes.a, 'Doc');
+    assert.equal(want.length, 300);
+
+    await restore(nodes.b, 'Doc', 'full', 'Back');
+    assert.deepEqual(await shardNodes(nodes.c, 'Back'), src, 'every shard back on its node');
+    for (const n of Object.values(nodes)) assert.deepEqual(await page(n, 'Back'), want);
+
+    // b down: its shard goes to a healthy node; the others stay.
+    await nodes.b.kill9();
+    await until('b seen gone', async () => (await nodes.a.req('GET', '/v1/nodes')).json.nodes.find((x) => x.name === 'b').status !== 'HEALTHY');
+    await restore(nodes.a, 'Doc', 'full', 'TwoNodes');
+    const two = await shardNodes(nodes.c, 'TwoNodes');
+    assert.deepEqual(Object.values(two).filter((x) => x === 'b'), []);
+    for (const [s, n] of Object.entries(src)) if (n !== 'b') assert.equal(two[s], n);
+    for (const n of [nodes.a, nodes.c]) assert.deepEqual(await page(n, 'TwoNodes'), want);
+  } finally {
+    await cl.stop();
+  }
+});
