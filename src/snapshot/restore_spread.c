@@ -217,6 +217,8 @@ int sv_snapshot_restore_lay(sv_snapshot *s, json_t *req, json_t **out, sv_err *e
             rc = sv_snapshot_get_dir(s, key, ms->name, dir, NULL, NULL, NULL, err);
         if (rc == 0)
             rc = sv_store_place_shard(s->st, uid, ms->name, dir, err);
+        if (rc == 0)
+            sv_crash_point("restore:laid"); /* tests: an owner dies after laying out a shard */
         if (rc) {
             sv_err ignored;
             sv_rmtree(dir, &ignored);

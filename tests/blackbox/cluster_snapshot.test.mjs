@@ -8,6 +8,8 @@
 //    holds exactly the source's objects, byte for byte); restores go across
 //    the cluster (each tenant back on its node, each node laying out its own),
 //    and with one of the source nodes down its tenant goes to a healthy node;
+//  - an owner killed while it lays out its shards of a restore fails it naming
+//    the node, with no target left anywhere;
 //  - the manifest lists every shard with its node; GET works from any node;
 //  - an owner killed with its gates closed (a crash point, SIGKILL) fails the
 //    snapshot naming it, and writes to the other nodes' tenants go on (they
@@ -319,6 +321,42 @@ test('fixed shards: a snapshot of 3 shards on 3 nodes restores across the cluste
     assert.deepEqual(Object.values(two).filter((x) => x === 'b'), []);
     for (const [s, n] of Object.entries(src)) if (n !== 'b') assert.equal(two[s], n);
     for (const n of [nodes.a, nodes.c]) assert.deepEqual(await page(n, 'TwoNodes'), want);
+  } finally {
+    await cl.stop();
+  }
+});
+
+test('an owner killed while it lays out its shards of a restore: FAILED naming it, no target anywhere; with it back the same restore succeeds', async () => {
+  // c kills itself (SIGKILL) once it has laid out a shard of a restore.
+  const cl = await startCluster(['a', 'b', 'c'], { nodeEnv: { c: { SHARDVAULT_TEST_CRASH_AT: 'restore:laid' } } });
+  const { nodes } = cl;
+  try {
+    let r = await nodes.a.req('POST', '/v1/collections', { name: 'Doc', shards: 3, vectors: { default: { dim: 2 } } });
+    assert.equal(r.status, 200, r.text);
+    const objects = Array.from({ length: 90 }, (_, n) => ({ collection: 'Doc', id: randomUUID(), vector: [n, 1] }));
+    r = await nodes.a.req('POST', '/v1/batch/objects', { objects });
+    assert.equal(r.json.failed, 0, r.text);
+    r = await nodes.a.req('POST', '/v1/collections/Doc/snapshots?wait=true', { name: 'full' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    r = await nodes.a.req('POST', '/v1/collections/Doc/snapshots/full/restore', { target: 'Back' });
+    assert.equal(r.status, 202, r.text);
+    const jobId = r.json.jobId;
+    const job = await until('the restore to end', async () => {
+      const j = await nodes.a.req('GET', `/v1/restore-jobs/${jobId}`);
+      return ['COMPLETED', 'FAILED'].includes(j.json.state) ? j.json : null;
+    });
+    assert.equal(job.state, 'FAILED', JSON.stringify(job));
+    assert.match(job.reason, /node c/, job.reason);
+    await nodes.c.exited;
+    assert.equal(nodes.c.proc.signalCode, 'SIGKILL');
+    for (const n of [nodes.a, nodes.b]) assert.equal((await n.req('GET', '/v1/collections/Back')).status, 404);
+    // c back without the crash point: the same restore (a new job) succeeds, every shard on its node.
+    await cl.start('c', { dataDir: nodes.c.dataDir, extraEnv: { SHARDVAULT_TEST_CRASH_AT: '' } });
+    await cl.healthy(3);
+    await restore(nodes.b, 'Doc', 'full', 'Back');
+    const shards = (await nodes.c.req('GET', '/v1/collections/Back/shards')).json.shards;
+    assert.deepEqual(shards.map((s) => s.node).sort(), ['a', 'b', 'c']);
+    assert.equal(shards.reduce((a, s) => a + s.objects, 0), 90);
   } finally {
     await cl.stop();
   }
