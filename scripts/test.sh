@@ -35,7 +35,8 @@ if [ ${#node_tests[@]} -gt 0 ]; then
     tests/blackbox/import_roundtrip.test.mjs
     tests/blackbox/import_crash.test.mjs tests/blackbox/import_property.test.mjs tests/blackbox/import_create.test.mjs
     tests/blackbox/maintenance_verify.test.mjs tests/blackbox/maintenance_cli.test.mjs tests/blackbox/registry_rebuild.test.mjs
-    tests/blackbox/cluster_forward.test.mjs tests/blackbox/cluster_export.test.mjs tests/blackbox/cluster_move.test.mjs)
+    tests/blackbox/cluster_forward.test.mjs tests/blackbox/cluster_export.test.mjs tests/blackbox/cluster_move.test.mjs
+    tests/blackbox/cluster_snapshot.test.mjs)
   if [ ${#asan_tests[@]} -gt 0 ]; then
     echo "== black-box tests (asan+ubsan binary)"
     SV_BUILD_DIR="$PWD/build-asan" SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"

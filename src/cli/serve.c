@@ -262,44 +262,114 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
  * SHARDVAULT_CACHE_BYTES (10% of the cache's filesystem),
  * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
  * (none | on-acquire | now). */
-/* The export service's node-to-node calls, over the cluster's forwarding
- * client (which adds the cluster secret). */
+/* Node-to-node calls over the cluster's forwarding client (which adds the
+ * cluster secret). The request bodies as text ("{}" for none). */
+static char **call_bodies(size_t n, json_t *const *bodies)
+{
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = bodies[i] ? json_dumps(bodies[i], JSON_COMPACT) : strdup("{}");
+    return out;
+}
+
+/* One call's outcome: rc and status as sent, err also for an answer >= 300
+ * (its {"error":[{"message"}]}), *reply (may be NULL) its JSON when < 300. */
+static void call_outcome(sv_cluster_call *c, int *rc, int *status, sv_err *err, json_t **reply)
+{
+    memset(err, 0, sizeof *err);
+    *rc = c->rc;
+    *status = c->status;
+    if (reply)
+        *reply = NULL;
+    if (c->rc) {
+        *err = c->err;
+    } else if (c->status >= 300) {
+        json_t *j = json_loadb((const char *)c->out.data, c->out.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(json_array_get(json_object_get(j, "error"), 0), "message"));
+        sv_fail(err, SV_EUNAVAIL, "%s", m ? m : "no reason given");
+        json_decref(j);
+    } else if (reply) {
+        *reply = json_loadb((const char *)c->out.data, c->out.len, 0, NULL);
+    }
+    sv_buf_free(&c->out);
+}
+
+static void free_bodies(char **bodies, size_t n)
+{
+    for (size_t i = 0; bodies && i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+}
+
+/* The export service's node-to-node calls. */
 static void export_send(void *self, sv_export_rpc *calls, size_t n, int64_t timeout_ms)
 {
     sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
-    char **bodies = calloc(n + 1, sizeof *bodies);
-    for (size_t i = 0; cc && bodies && i < n; i++) {
-        bodies[i] = calls[i].body ? json_dumps(calls[i].body, JSON_COMPACT) : strdup("{}");
-        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path,
-                                  .body = bodies[i], .len = bodies[i] ? strlen(bodies[i]) : 0,
-                                  .timeout_ms = timeout_ms};
-    }
+    json_t **in = calloc(n + 1, sizeof *in);
+    for (size_t i = 0; in && i < n; i++)
+        in[i] = calls[i].body;
+    char **bodies = in ? call_bodies(n, in) : NULL;
+    for (size_t i = 0; cc && bodies && i < n; i++)
+        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path, .body = bodies[i],
+                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
     if (cc && bodies)
         sv_cluster_forward(self, cc, n);
     for (size_t i = 0; i < n; i++) {
-        sv_export_rpc *r = &calls[i];
-        memset(&r->err, 0, sizeof r->err);
-        r->status = 0;
-        if (!cc || !bodies) {
-            r->rc = sv_fail(&r->err, SV_ENOMEM, "out of memory");
-            continue;
-        }
-        r->rc = cc[i].rc;
-        r->status = cc[i].status;
-        if (cc[i].rc) {
-            r->err = cc[i].err;
-        } else if (cc[i].status >= 300) { /* the answer's {"error":[{"message"}]} */
-            json_t *j = json_loadb((const char *)cc[i].out.data, cc[i].out.len, 0, NULL);
-            const char *m = json_string_value(json_object_get(json_array_get(json_object_get(j, "error"), 0), "message"));
-            sv_fail(&r->err, SV_EUNAVAIL, "%s", m ? m : "no reason given");
-            json_decref(j);
-        }
-        sv_buf_free(&cc[i].out);
-        if (bodies[i])
-            free(bodies[i]);
+        if (cc && bodies)
+            call_outcome(&cc[i], &calls[i].rc, &calls[i].status, &calls[i].err, NULL);
+        else
+            calls[i].rc = sv_fail(&calls[i].err, SV_ENOMEM, "out of memory");
     }
-    free(bodies);
+    free_bodies(bodies, n);
+    free(in);
     free(cc);
+}
+
+/* The snapshot service's (a cluster-wide snapshot's cut), with the answers. */
+static void snapshot_send(void *self, sv_snapshot_rpc *calls, size_t n, int64_t timeout_ms)
+{
+    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
+    json_t **in = calloc(n + 1, sizeof *in);
+    for (size_t i = 0; in && i < n; i++)
+        in[i] = calls[i].body;
+    char **bodies = in ? call_bodies(n, in) : NULL;
+    for (size_t i = 0; cc && bodies && i < n; i++)
+        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path, .body = bodies[i],
+                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
+    if (cc && bodies)
+        sv_cluster_forward(self, cc, n);
+    for (size_t i = 0; i < n; i++) {
+        calls[i].reply = NULL;
+        if (cc && bodies)
+            call_outcome(&cc[i], &calls[i].rc, &calls[i].status, &calls[i].err, &calls[i].reply);
+        else
+            calls[i].rc = sv_fail(&calls[i].err, SV_ENOMEM, "out of memory");
+    }
+    free_bodies(bodies, n);
+    free(in);
+    free(cc);
+}
+
+/* The healthy members, for a restore across nodes. */
+static int snapshot_healthy_nodes(void *self, char (**out)[65], size_t *n, sv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *j = NULL;
+    int rc = sv_cluster_nodes(self, &j, err);
+    json_t *arr = json_object_get(j, "nodes");
+    if (rc == 0 && !(*out = calloc(json_array_size(arr) + 1, sizeof **out)))
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        const char *st = json_string_value(json_object_get(x, "status"));
+        if (rc == 0 && name && st && !strcmp(st, "HEALTHY"))
+            snprintf((*out)[(*n)++], 65, "%.64s", name);
+    }
+    json_decref(j);
+    return rc;
 }
 
 static bool export_healthy(void *self, const char *node) { return sv_cluster_node_healthy(self, node); }
@@ -431,6 +501,9 @@ int sv_cli_serve(int argc, char **argv)
     }
     if (rc == 0 && sv_cluster_placement(cluster))
         sv_export_set_cluster(ex, &(sv_export_cluster){.self = cluster, .send = export_send, .healthy = export_healthy});
+    if (rc == 0 && sv_cluster_placement(cluster))
+        sv_snapshot_set_cluster(snap, &(sv_snapshot_cluster){.self = cluster, .send = snapshot_send,
+                                                          .healthy_nodes = snapshot_healthy_nodes});
     /* Shard moves: settles the moves a previous process left (a job claim). */
     if (rc == 0)
         rc = sv_cluster_moves_open(cluster, st, snap, jobs, cat, &moves, &err);

@@ -55,3 +55,14 @@ int sv_route_restore_job_list(request *rq)
     return sv_reply(rq, rc, &err, 200, out);
 }
 SV_ROUTE(sv_route_snapshot_gc, 200, sv_snapshot_gc(SVC, &out, &err))
+
+/* ---- node-to-node: an owner's part of a cluster-wide snapshot (docs/cluster.md) ---- */
+
+SV_ROUTE_BODY(sv_route_cluster_snapshot_cut, 200, sv_snapshot_cut_prepare(SVC, body, &out, &err))
+SV_ROUTE(sv_route_cluster_snapshot_release, 200, sv_snapshot_cut_release(SVC, rq->params[0], &out, &err))
+SV_ROUTE(sv_route_cluster_snapshot_upload, 200, sv_snapshot_cut_upload(SVC, rq->params[0], &out, &err))
+SV_ROUTE(sv_route_cluster_snapshot_abort, 200,
+         (sv_snapshot_cut_abort(SVC, rq->params[0]), out = json_object()) ? 0 : SV_ENOMEM)
+SV_ROUTE_BODY(sv_route_cluster_restore_lay, 200, sv_snapshot_restore_lay(SVC, body, &out, &err))
+SV_ROUTE_BODY(sv_route_cluster_restore_unlay, 200,
+              sv_snapshot_restore_unlay(SVC, body, &err) ? err.code : ((out = json_object()) ? 0 : SV_ENOMEM))

@@ -81,9 +81,11 @@ char *sv_manifest_to_json(const sv_manifest *m)
         for (size_t k = 0; files && k < s->nfiles; k++)
             json_array_append_new(files, json_pack("{s:s,s:s,s:I}", "name", s->files[k].name, "blob",
                                                    s->files[k].blob, "size", (json_int_t)s->files[k].size));
-        json_array_append_new(shards, json_pack("{s:s,s:s,s:I,s:I,s:o*}", "name", s->name, "status",
-                                                s->empty ? "EMPTY" : "OK", "objects", (json_int_t)s->objects,
-                                                "bytes", (json_int_t)s->bytes, "files", files));
+        json_t *sj = json_pack("{s:s,s:s,s:I,s:I,s:o*}", "name", s->name, "status", s->empty ? "EMPTY" : "OK",
+                               "objects", (json_int_t)s->objects, "bytes", (json_int_t)s->bytes, "files", files);
+        if (sj && s->node[0])
+            json_object_set_new(sj, "node", json_string(s->node));
+        json_array_append_new(shards, sj);
     }
     json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:I,s:O,s:I,s:I,s:o*}", "format_version", SV_MANIFEST_FORMAT,
                           "kind", "shardvault.snapshot", "collection", m->collection, "name", m->name, "description",
@@ -168,6 +170,8 @@ int sv_manifest_parse(const char *json, size_t len, sv_manifest **out, sv_err *e
             goto done;
         }
         snprintf(s->name, sizeof s->name, "%s", sn);
+        const char *nd = json_string_value(json_object_get(sj, "node"));
+        snprintf(s->node, sizeof s->node, "%.64s", nd ? nd : "");
         s->empty = !strcmp(st, "EMPTY");
         s->objects = json_integer_value(json_object_get(sj, "objects"));
         s->bytes = json_integer_value(json_object_get(sj, "bytes"));

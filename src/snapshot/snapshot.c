@@ -598,6 +598,7 @@ void sv_snapshot_close(sv_snapshot *s)
     pthread_mutex_unlock(&s->mu);
     if (s->gc_thread_started)
         pthread_join(s->gc_thread, NULL);
+    sv_snap_cut_close_all(s);
     for (create_op *op = s->retired, *next; op; op = next) {
         next = op->next;
         free(op->blobs);

@@ -205,6 +205,49 @@ int sv_snapshot_records(sv_snapshot *s, json_t **out, sv_err *err);
 int sv_snapshot_mark_damaged(sv_snapshot *s, const char *collection, const char *name, bool damaged,
                              const char *detail, sv_err *err);
 
+/* ---- cluster-wide snapshot (snapshot_cut.c; docs/cluster.md "Cluster-wide
+ * snapshot") ---- */
+
+typedef struct sv_snapshot_rpc {
+    const char *node; /* in */
+    char path[300];   /* in: "/v1/cluster/snapshot/…" */
+    json_t *body;     /* in, borrowed; NULL = {} */
+    int rc;           /* out: 0 = the node answered (status); else why not (err) */
+    int status;
+    sv_err err;       /* out: the reason, also for an answer >= 300 */
+    json_t *reply;    /* out: the answer's JSON when status < 300 (caller frees) */
+} sv_snapshot_rpc;
+
+typedef struct sv_snapshot_cluster {
+    void *self;
+    /* Sends every call in parallel; returns once all answered or failed. */
+    void (*send)(void *self, sv_snapshot_rpc *calls, size_t n, int64_t timeout_ms);
+    /* The nodes whose lease is alive (*out malloc'd; may be NULL: a restore
+     * then places every shard on the node running it). */
+    int (*healthy_nodes)(void *self, char (**out)[65], size_t *n, sv_err *err);
+} sv_snapshot_cluster;
+
+/* Call once, before requests: a snapshot of a collection whose shards live on
+ * several nodes is then one cut across them, coordinated by this node. */
+void sv_snapshot_set_cluster(sv_snapshot *s, const sv_snapshot_cluster *c);
+
+/* The owner's side (POST /v1/cluster/snapshot/…): cut {collection, id}
+ * closes the gates of this node's shards of the collection and checkpoints
+ * them (answers {node, shards, objects}); release opens the gates ({stallMs,
+ * expired}); upload {name} stores the checkpoints as blobs ({shards: [{name,
+ * node, key|null, objects}]}); abort drops everything of the cut. */
+int sv_snapshot_cut_prepare(sv_snapshot *s, json_t *req, json_t **out, sv_err *err);
+int sv_snapshot_cut_release(sv_snapshot *s, const char *id, json_t **out, sv_err *err);
+int sv_snapshot_cut_upload(sv_snapshot *s, const char *id, json_t **out, sv_err *err);
+void sv_snapshot_cut_abort(sv_snapshot *s, const char *id);
+/* A restore across nodes, the owner's side (POST /v1/cluster/restore/…):
+ * lay {job, collection, snapshot, uid, shards} lays out those shards of the
+ * snapshot where the target's shards live on this node (answers {node,
+ * shards, objects}); unlay {uid} removes them (an adoption that did not
+ * happen). */
+int sv_snapshot_restore_lay(sv_snapshot *s, json_t *req, json_t **out, sv_err *err);
+int sv_snapshot_restore_unlay(sv_snapshot *s, json_t *req, sv_err *err);
+
 /* Prometheus text for /metrics (signature of sv_metrics_fn). */
 void sv_snapshot_metrics(sv_buf *out, void *snapshot);
 

@@ -230,6 +230,8 @@ static void create_summary(create_ctx *cx, const sv_manifest *m, json_t *shards_
 static int do_create(create_ctx *cx, sv_err *err)
 {
     sv_snapshot *s = cx->s;
+    if (sv_snap_cut_wanted(s, cx->op->collection)) /* spread over nodes: one cut across them */
+        return sv_snap_cut_create(s, cx->op, cx->rec, err);
     int rc = create_capture(cx, err);
     if (rc == 0)
         rc = create_hash(cx, err);
@@ -422,6 +424,8 @@ int sv_snap_create(sv_snapshot *s, const char *collection, json_t *body, bool wa
         return rc;
     json_decref(cj);
     if ((rc = sv_snap_may_write(s, err)) != 0)
+        return rc;
+    if (sv_snap_cut_wanted(s, collection) && (rc = sv_snap_cut_check(s, collection, err)) != 0)
         return rc;
 
     create_op *op = calloc(1, sizeof *op);

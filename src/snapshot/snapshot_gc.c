@@ -236,6 +236,9 @@ static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
         /* So do the manifests of shard moves under way (cluster moves). */
         if (rc == 0)
             rc = sv_location_list(s->loc, "moves/", NULL, NULL, collect_manifest_key, &manifests, err);
+        /* And the owners' parts of a cluster-wide snapshot being assembled. */
+        if (rc == 0)
+            rc = sv_location_list(s->loc, "cuts/", NULL, NULL, collect_manifest_key, &manifests, err);
         if (rc == SV_ENOMEM)
             rc = sv_snap_oom(err);
     }

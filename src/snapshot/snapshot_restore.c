@@ -140,6 +140,7 @@ typedef struct job_ctx {
     int rc;
     long failed_task; /* index of the task whose error failed the job, -1 if none */
     sv_job *sjob;     /* the jobs service's record (may be NULL); released with the context */
+    char (*nodes)[65]; /* a restore across nodes: each manifest shard's owner (NULL: all here) */
 } job_ctx;
 
 static void task_dirs(job_ctx *jc, const sv_restore_task *t, char *dir, char *part, size_t n)
@@ -221,6 +222,8 @@ static int task_one(void *arg, size_t i, sv_err *err)
     sv_restore_task *t = &jc->tasks[i];
     if (t->state == SV_RESTORE_COMPLETED)
         return 0;
+    if (t->index >= 0 && !sv_snap_spread_here(jc->s, jc->nodes, (size_t)t->index))
+        return 0; /* another node lays it out (restore_spread.c) */
     if (atomic_load(&jc->run->failed) || sv_snap_stopping(jc->s))
         return SV_ECANCELED;
     sv_err e = {0};
@@ -309,9 +312,14 @@ static int check_counts(sv_snapshot *s, job_ctx *jc, sv_err *err)
     for (size_t i = 0; rc == 0 && i < jc->ntasks; i++) {
         const sv_manifest_shard *ms = &jc->m->shards[jc->tasks[i].index];
         int64_t got = -1;
+        bool remote = false;
         for (size_t k = 0; k < nsh; k++)
-            if (!strcmp(sh[k].name, ms->name))
+            if (!strcmp(sh[k].name, ms->name)) {
                 got = sh[k].objects;
+                remote = !sh[k].local; /* its owner verified every file as it laid it out */
+            }
+        if (remote)
+            continue;
         if (ms->objects >= 0 && got != ms->objects)
             rc = sv_fail(err, SV_ECORRUPT, "restored shard %s holds %lld objects, the manifest says %lld", ms->name,
                          (long long)got, (long long)ms->objects);
@@ -395,6 +403,10 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
         job_fail(s, jc, err.msg);
         return;
     }
+    if ((rc = sv_snap_spread_plan(s, jc->m, &jc->nodes, &err)) != 0) {
+        job_fail(s, jc, err.msg);
+        return;
+    }
     sv_pool_run(s->workers, jc->ntasks, task_one, jc, NULL, NULL);
     if (jc->rc && jc->rc != SV_ECANCELED) {
         job_fail(s, jc, jc->err.msg);
@@ -406,10 +418,30 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     }
     bool done = true;
     for (size_t i = 0; i < jc->ntasks; i++)
-        done &= jc->tasks[i].state == SV_RESTORE_COMPLETED;
+        done &= jc->tasks[i].state == SV_RESTORE_COMPLETED ||
+                !sv_snap_spread_here(s, jc->nodes, (size_t)jc->tasks[i].index);
     if (!done || sv_snap_stopping(s)) {
         sv_info("restore paused; it resumes at the next start", "job=%s", j->id);
         return;
+    }
+    /* Across nodes: the target's uid is fixed now (from the job id, so a
+     * resumed job lays out at the same place); the other owners lay out
+     * their shards there. */
+    char uid[17] = "";
+    for (size_t i = 0, k = 0; jc->nodes && j->id[i] && k < 16; i++)
+        if (j->id[i] != '-')
+            uid[k++] = j->id[i];
+    if (jc->nodes) {
+        if ((rc = sv_snap_spread_lay(s, j->id, j->collection, j->snapshot, uid, jc->m, jc->nodes, &err)) != 0) {
+            job_fail(s, jc, err.msg);
+            return;
+        }
+        for (size_t i = 0; i < jc->ntasks; i++) /* laid out elsewhere: done as far as this job goes */
+            if (!sv_snap_spread_here(s, jc->nodes, (size_t)jc->tasks[i].index)) {
+                jc->tasks[i].state = SV_RESTORE_COMPLETED;
+                jc->tasks[i].objects = jc->m->shards[jc->tasks[i].index].objects;
+                sv_restore_meta_update_task(s->meta, &jc->tasks[i], NULL);
+            }
     }
     /* Every shard is laid out: the target appears at once, or not at all. */
     json_t *schema = json_deep_copy(jc->m->schema);
@@ -417,9 +449,10 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
     char *sj = json_dumps(schema, JSON_COMPACT);
     json_decref(schema);
     const char **names = calloc(jc->ntasks + 1, sizeof *names);
+    const char **owners = calloc(jc->ntasks + 1, sizeof *owners);
     const char **dirs = calloc(jc->ntasks + 1, sizeof *dirs);
     char(*dirbuf)[PATH_MAX + 300] = calloc(jc->ntasks + 1, sizeof *dirbuf);
-    if (!sj || !names || !dirs || !dirbuf) {
+    if (!sj || !names || !owners || !dirs || !dirbuf) {
         rc = sv_snap_oom(&err);
     } else {
         for (size_t i = 0; i < jc->ntasks; i++) {
@@ -427,10 +460,15 @@ static void run_job(sv_snapshot *s, job_ctx *jc)
             task_dirs(jc, &jc->tasks[i], dirbuf[i], part, sizeof part);
             names[i] = jc->tasks[i].shard;
             dirs[i] = dirbuf[i];
+            owners[i] = jc->nodes ? jc->nodes[jc->tasks[i].index] : "";
         }
-        rc = sv_store_adopt_collection(s->st, sj, strlen(sj), names, dirs, jc->ntasks, NULL, &err);
+        rc = sv_store_adopt_collection_placed(s->st, sj, strlen(sj), names, dirs, jc->nodes ? owners : NULL,
+                                              jc->nodes ? uid : NULL, jc->ntasks, NULL, &err);
+        if (rc && jc->nodes)
+            sv_snap_spread_unlay(s, jc->nodes, jc->m->nshards, uid);
     }
     free(sj);
+    free(owners);
     free(names);
     free(dirs);
     free(dirbuf);
@@ -477,6 +515,7 @@ static void *job_thread(void *arg)
     free(jc->tasks);
     sv_job_release(jc->sjob);
     sv_manifest_free(jc->m);
+    free(jc->nodes);
     pthread_mutex_destroy(&jc->mu);
     free(jc);
     return NULL;

@@ -297,6 +297,22 @@ int sv_store_capture_ex(sv_store *st, const char *collection, const char *dst_di
  * directories are left where they were and a reservation stays. */
 int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
                               const char *const *dirs, size_t n, json_t **out, sv_err *err);
+/* A restore across nodes (docs/cluster.md "Restore of a cluster-wide
+ * snapshot"): the same, with each shard's owner (nodes may be NULL: all
+ * here; nodes[i] "" or this node: dirs[i] is moved in; another node: it laid
+ * the shard out first with sv_store_place_shard under uid, and dirs[i] is
+ * not used) and the collection's uid (16 lower-case hex digits; NULL: a new
+ * one). The record and every shard's placement go in one transaction. */
+int sv_store_adopt_collection_placed(sv_store *st, const char *schema_json, size_t len, const char *const *names,
+                                     const char *const *dirs, const char *const *nodes, const char *uid, size_t n,
+                                     json_t **out, sv_err *err);
+/* On an owner, before the adoption: moves the complete shard directory dir
+ * to where shard `name` of the collection with that uid lives on this node
+ * (a fresh RocksDB identity, made durable). */
+int sv_store_place_shard(sv_store *st, const char *uid, const char *name, const char *dir, sv_err *err);
+/* Removes what sv_store_place_shard laid out under uid (an adoption that did
+ * not happen); never the directory of a collection in this node's view. */
+void sv_store_unplace(sv_store *st, const char *uid);
 
 /* The process's one RocksDB engine (one block cache, one write-buffer
  * budget): the store creates it and other services open their read-only
@@ -354,6 +370,22 @@ int sv_store_sync_collection(sv_store *st, const char *name, sv_err *err);
  * SV_STORE_MOVE_HOLD_MS, then go on: here if the move was abandoned, or fail
  * SV_EUNAVAIL naming the new owner if it switched (the server forwards). */
 #define SV_STORE_MOVE_HOLD_MS 35000
+
+/* ---- a cluster snapshot's cut (store_move.c; docs/cluster.md "Cluster-wide
+ * snapshot") ----
+ * Closes the write gate of every shard of the collection placed on this
+ * node and returns once the writes inside have finished (SV_ETIMEOUT, gates
+ * open again, after drain_ms). Writes that meet the closed gate wait (they do
+ * not fail); the gates open at sv_store_cut_open(token) or by themselves
+ * SV_STORE_CUT_HOLD_MS after the close. *nshards (may be NULL): the shards
+ * closed. Take the checkpoints (sv_store_capture_ex, SV_CAPTURE_LOCAL) while
+ * they are closed. */
+#define SV_STORE_CUT_HOLD_MS 2000
+int sv_store_cut_close(sv_store *st, const char *collection, int64_t drain_ms, uint64_t *token, size_t *nshards,
+                       sv_err *err);
+/* Opens the gates that cut closed; *expired (may be NULL) = one had opened by
+ * itself already (the hold ran out: the cut no longer holds). */
+int sv_store_cut_open(sv_store *st, const char *collection, uint64_t token, bool *expired);
 
 /* The owner of shard `name` of a collection (a fixed shard's name such as
  * "shard0001", or a tenant's name for a multi-tenant collection); *is_tenant

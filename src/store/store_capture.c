@@ -205,9 +205,36 @@ static int fsync_adopted_dirs(sv_store *st, const char *root, const char *const 
     return rc;
 }
 
+static bool uid_valid(const char *uid)
+{
+    if (!uid || strlen(uid) != 16)
+        return false;
+    for (const char *p = uid; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* nodes (may be NULL): each shard's owner ("" or this node: dirs[i] is
+ * moved in; another node: it laid the shard out with sv_store_place_shard
+ * under uid, dirs[i] is not used). */
+static bool placed_here(sv_store *st, const char *const *nodes, size_t i)
+{
+    return !nodes || !nodes[i] || !nodes[i][0] || !strcmp(nodes[i], st->node);
+}
+
 int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len, const char *const *names,
                               const char *const *dirs, size_t n, json_t **out, sv_err *err)
 {
+    return sv_store_adopt_collection_placed(st, schema_json, len, names, dirs, NULL, NULL, n, out, err);
+}
+
+int sv_store_adopt_collection_placed(sv_store *st, const char *schema_json, size_t len, const char *const *names,
+                                     const char *const *dirs, const char *const *nodes, const char *uid, size_t n,
+                                     json_t **out, sv_err *err)
+{
+    if (uid && !uid_valid(uid))
+        return sv_fail(err, SV_EINVAL, "a collection uid is 16 lower-case hex digits");
     sv_schema *schema = NULL;
     int rc = sv_schema_parse(schema_json, len, &schema, err);
     if (rc)
@@ -227,7 +254,9 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
         for (size_t j = 0; rc == 0 && j < i; j++)
             if (strcmp(names[i], names[j]) == 0)
                 rc = sv_fail(err, SV_EINVAL, "shard '%s' given twice", names[i]);
-        if (rc == 0 && !sv_path_exists(dirs[i]))
+        if (rc == 0 && nodes && nodes[i] && nodes[i][0] && sv_check_tenant_name(nodes[i], NULL) != 0)
+            rc = sv_fail(err, SV_EINVAL, "shard '%s': invalid node name", names[i]);
+        if (rc == 0 && placed_here(st, nodes, i) && !sv_path_exists(dirs[i]))
             rc = sv_fail(err, SV_ENOTFOUND, "shard directory %s does not exist", dirs[i]);
     }
     if (rc) {
@@ -236,7 +265,7 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
     }
     pthread_mutex_lock(&st->ddl_mu);
     collection *c;
-    if ((rc = store_new_collection_locked(st, schema, &c, err)) != 0) {
+    if ((rc = store_new_collection_uid_locked(st, schema, uid, &c, err)) != 0) {
         pthread_mutex_unlock(&st->ddl_mu);
         return rc;
     }
@@ -244,15 +273,22 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
     store_coll_dir(st, c, root, sizeof root);
     for (size_t i = 0; rc == 0 && schema->multi_tenancy && i < n; i++) {
         shard *s = store_shard_new(root, names[i], SHARD_ACTIVE);
+        if (s && !placed_here(st, nodes, i))
+            snprintf(s->node, sizeof s->node, "%s", nodes[i]);
         if (!s || store_insert_tenant(c, s) != 0) {
             store_shard_free(st, s);
             rc = store_oom(err);
         }
     }
+    for (size_t i = 0; rc == 0 && !schema->multi_tenancy && i < n && i < c->nshards; i++)
+        if (!placed_here(st, nodes, i))
+            snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", nodes[i]);
     if (rc == 0)
         rc = sv_mkdirs(root, err);
     size_t moved = 0;
     for (; rc == 0 && moved < n; moved++) {
+        if (!placed_here(st, nodes, moved))
+            continue;
         char identity[1300], target[1200];
         /* A fresh identity: RocksDB writes a new IDENTITY when it is missing. */
         snprintf(identity, sizeof identity, "%s/IDENTITY", dirs[moved]);
@@ -264,8 +300,15 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
     /* Renames are durable only once both parents are fsynced: before the
      * catalog names the collection, or a power loss could leave it naming
      * shards that come back empty. */
-    if (rc == 0)
-        rc = fsync_adopted_dirs(st, root, dirs, n, err);
+    if (rc == 0) {
+        const char **mine = calloc(n + 1, sizeof *mine);
+        size_t nmine = 0;
+        for (size_t i = 0; mine && i < n; i++)
+            if (placed_here(st, nodes, i))
+                mine[nmine++] = dirs[i];
+        rc = mine ? fsync_adopted_dirs(st, root, mine, nmine, err) : store_oom(err);
+        free(mine);
+    }
     if (rc == 0) {
         STORE_HOOK("adopt:before_commit", c->name);
         rc = store_persist_new_collection(st, c, err);
@@ -275,6 +318,8 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
     if (rc) {
         /* Put back what was moved so the caller can retry or clean up. */
         for (size_t i = 0; i < moved; i++) {
+            if (!placed_here(st, nodes, i))
+                continue;
             char target[1200];
             snprintf(target, sizeof target, "%s/%s", root, names[i]);
             rename(target, dirs[i]);
@@ -293,4 +338,42 @@ int sv_store_adopt_collection(sv_store *st, const char *schema_json, size_t len,
     if (out)
         *out = store_collection_json(c);
     return 0;
+}
+
+int sv_store_place_shard(sv_store *st, const char *uid, const char *name, const char *dir, sv_err *err)
+{
+    if (!uid_valid(uid))
+        return sv_fail(err, SV_EINVAL, "a collection uid is 16 lower-case hex digits");
+    int rc = sv_check_tenant_name(name, err);
+    if (rc)
+        return rc;
+    char root[1100], target[1200], identity[1300];
+    snprintf(root, sizeof root, "%s/shards/%s", st->data_dir, uid);
+    snprintf(target, sizeof target, "%s/%s", root, name);
+    snprintf(identity, sizeof identity, "%s/IDENTITY", dir);
+    unlink(identity); /* a fresh identity: RocksDB writes a new one when it is missing */
+    if ((rc = sv_mkdirs(root, err)) != 0 || (rc = sv_rmtree(target, err)) != 0)
+        return rc;
+    if (rename(dir, target) != 0)
+        return sv_fail(err, SV_EIO, "cannot move %s to %s: %s", dir, target, strerror(errno));
+    const char *dirs[1] = {dir};
+    return fsync_adopted_dirs(st, root, dirs, 1, err);
+}
+
+void sv_store_unplace(sv_store *st, const char *uid)
+{
+    if (!uid_valid(uid))
+        return;
+    /* Never a collection this node serves. */
+    pthread_rwlock_rdlock(&st->lock);
+    bool used = false;
+    for (size_t i = 0; i < st->ncolls && !used; i++)
+        used = !strcmp(st->colls[i]->uid, uid);
+    pthread_rwlock_unlock(&st->lock);
+    if (used)
+        return;
+    char root[1100];
+    snprintf(root, sizeof root, "%s/shards/%s", st->data_dir, uid);
+    sv_err ignored;
+    sv_rmtree(root, &ignored);
 }

@@ -87,6 +87,12 @@ done:
  * on failure). */
 int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err)
 {
+    return store_new_collection_uid_locked(st, schema, NULL, out, err);
+}
+
+int store_new_collection_uid_locked(sv_store *st, sv_schema *schema, const char *given_uid, collection **out,
+                                    sv_err *err)
+{
     collection *existing = store_coll_acquire(st, schema->name, strlen(schema->name));
     if (existing) {
         store_coll_release(st, existing);
@@ -95,7 +101,10 @@ int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **ou
         return rc;
     }
     char uid[17];
-    new_uid(uid);
+    if (given_uid)
+        snprintf(uid, sizeof uid, "%s", given_uid);
+    else
+        new_uid(uid);
     *out = store_collection_new(st, schema->name, uid, sv_now_ms(), schema);
     if (!*out) {
         sv_schema_free(schema);

@@ -36,14 +36,29 @@ static struct timespec abs_in(int64_t ms)
     return ts;
 }
 
+static bool cut_closed(const shard *s) { return s->cut_until && sv_mono_ns() < s->cut_until; }
+
 int store_write_enter(sv_store *st, const collection *c, shard *s, sv_err *err)
 {
     pthread_mutex_lock(&gate_mu);
-    if (s->gate_closed) {
-        struct timespec until = abs_in(SV_STORE_MOVE_HOLD_MS);
-        while (s->gate_closed)
-            if (pthread_cond_timedwait(&gate_cv, &gate_mu, &until) == ETIMEDOUT)
+    if (s->gate_closed || cut_closed(s)) {
+        /* A cut gate opens by itself at cut_until (at most
+         * SV_STORE_CUT_HOLD_MS): the write waits and goes on. A move's gate
+         * is waited for at most SV_STORE_MOVE_HOLD_MS. */
+        int64_t until_ns = sv_mono_ns() + (int64_t)SV_STORE_MOVE_HOLD_MS * 1000000;
+        for (;;) {
+            int64_t now = sv_mono_ns();
+            if (cut_closed(s)) {
+                int64_t wait_ms = (s->cut_until - now) / 1000000 + 1;
+                struct timespec w = abs_in(wait_ms);
+                pthread_cond_timedwait(&gate_cv, &gate_mu, &w);
+                continue;
+            }
+            if (!s->gate_closed || now >= until_ns)
                 break;
+            struct timespec w = abs_in((until_ns - now) / 1000000 + 1);
+            pthread_cond_timedwait(&gate_cv, &gate_mu, &w);
+        }
         if (s->gate_closed) {
             pthread_mutex_unlock(&gate_mu);
             return sv_fail(err, SV_EUNAVAIL,
@@ -72,6 +87,105 @@ void store_write_leave(shard *s)
     if (--s->writers == 0)
         pthread_cond_broadcast(&gate_cv);
     pthread_mutex_unlock(&gate_mu);
+}
+
+/* ---- a cluster snapshot's cut (docs/cluster.md "Cluster-wide snapshot") ----------
+ * Every local shard of the collection at once: the gates close, the writes
+ * inside drain, and the gates stay closed until sv_store_cut_open with the
+ * same token, or at most SV_STORE_CUT_HOLD_MS after the close (a vanished
+ * coordinator never blocks writes for longer). */
+
+static uint64_t cut_next_token = 1;
+
+/* The local shards of c (tenants_lock read-held by the caller). */
+static size_t local_shards(sv_store *st, collection *c, shard **sel)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = c->shards[i];
+        pthread_rwlock_rdlock(&s->use);
+        bool mine = store_shard_local(st, s) && !s->deleted;
+        pthread_rwlock_unlock(&s->use);
+        if (mine)
+            sel[n++] = s;
+    }
+    return n;
+}
+
+int sv_store_cut_close(sv_store *st, const char *cname, int64_t drain_ms, uint64_t *token, size_t *nshards,
+                       sv_err *err)
+{
+    collection *c;
+    int rc = store_coll_get(st, cname, &c, err);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    shard **sel = calloc(c->nshards + 1, sizeof *sel);
+    size_t n = sel ? local_shards(st, c, sel) : 0;
+    pthread_rwlock_unlock(&c->tenants_lock);
+    if (!sel) {
+        store_coll_release(st, c);
+        return store_oom(err);
+    }
+    pthread_mutex_lock(&gate_mu);
+    uint64_t tok = cut_next_token++;
+    int64_t until = sv_mono_ns() + (int64_t)SV_STORE_CUT_HOLD_MS * 1000000;
+    for (size_t i = 0; i < n; i++) {
+        sel[i]->cut_until = until;
+        sel[i]->cut_token = tok;
+    }
+    /* The drain: every write that entered before the close has finished
+     * (so it is acknowledged before, and in, the checkpoint). */
+    struct timespec dl = abs_in(drain_ms);
+    for (size_t i = 0; i < n; i++)
+        while (sel[i]->writers > 0)
+            if (pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) == ETIMEDOUT)
+                break;
+    int busy = 0;
+    for (size_t i = 0; i < n; i++)
+        busy += sel[i]->writers;
+    if (busy) {
+        for (size_t i = 0; i < n; i++)
+            if (sel[i]->cut_token == tok)
+                sel[i]->cut_until = 0;
+        pthread_cond_broadcast(&gate_cv);
+        rc = sv_fail(err, SV_ETIMEOUT, "%d write(s) to collection '%s' were still running %lld ms after its writes were held",
+                     busy, c->name, (long long)drain_ms);
+    }
+    pthread_mutex_unlock(&gate_mu);
+    free(sel);
+    store_coll_release(st, c);
+    if (rc == 0) {
+        *token = tok;
+        if (nshards)
+            *nshards = n;
+    }
+    return rc;
+}
+
+int sv_store_cut_open(sv_store *st, const char *cname, uint64_t token, bool *expired)
+{
+    if (expired)
+        *expired = false;
+    collection *c = store_coll_acquire(st, cname, strlen(cname));
+    if (!c)
+        return SV_ENOTFOUND;
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    pthread_mutex_lock(&gate_mu);
+    int64_t now = sv_mono_ns();
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = c->shards[i];
+        if (s->cut_token != token || !s->cut_until)
+            continue;
+        if (expired && now >= s->cut_until)
+            *expired = true;
+        s->cut_until = 0;
+    }
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    store_coll_release(st, c);
+    return 0;
 }
 
 /* ---- finding the shard -------------------------------------------------------- */

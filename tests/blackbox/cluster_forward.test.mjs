@@ -208,14 +208,15 @@ test('3 nodes: placement spread, any node answers as one node does, a killed own
     // An export across nodes to a filesystem root each node has on its own
     // disk is refused before anything is written (cluster_export.test.mjs
     // exports across nodes to S3); a snapshot of a collection spread over
-    // nodes is refused, never partial.
+    // nodes, whose owners have no location in common, is refused, never
+    // partial (cluster_snapshot.test.mjs snapshots across nodes to S3).
     const ex = await a.req('POST', '/v1/export/filesystem', { id: 'spread', include: ['Doc'] });
     assert.equal(ex.status, 422, ex.text);
     assert.match(ex.json.error[0].message, /does not see the coordinator's export location.*EXPORT_FILESYSTEM_PATH/);
     assert.equal((await a.req('GET', '/v1/export/filesystem/spread')).status, 404);
     const sn = await b.req('POST', '/v1/collections/Doc/snapshots', { name: 's1' });
     assert.equal(sn.status, 422, sn.text);
-    assert.match(sn.json.error[0].message, /spread over nodes a, b, c.*cluster-wide cut/);
+    assert.match(sn.json.error[0].message, /spread over several nodes.*its own data directory.*SHARDVAULT_LOCATION/);
     assert.deepEqual((await c.req('GET', '/v1/collections/Doc/snapshots')).json.snapshots, []);
     // A collection whose shards all live on one node snapshots from any node (forwarded to it).
     r = await a.req('POST', '/v1/collections', { name: 'One', shards: 1, vectors: { default: { dim: 2 } } });

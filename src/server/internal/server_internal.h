@@ -117,6 +117,12 @@ int sv_route_nodes_list(request *rq);
 int sv_route_cluster_export_prepare(request *rq);
 int sv_route_cluster_export_commit(request *rq);
 int sv_route_cluster_export_abort(request *rq);
+int sv_route_cluster_snapshot_cut(request *rq);
+int sv_route_cluster_snapshot_release(request *rq);
+int sv_route_cluster_snapshot_upload(request *rq);
+int sv_route_cluster_snapshot_abort(request *rq);
+int sv_route_cluster_restore_lay(request *rq);
+int sv_route_cluster_restore_unlay(request *rq);
 /* routes_move.c */
 int sv_route_shard_move(request *rq);
 int sv_route_tenant_move(request *rq);

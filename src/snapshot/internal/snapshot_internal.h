@@ -97,6 +97,7 @@ typedef struct sv_manifest_file {
 
 typedef struct sv_manifest_shard {
     char name[72];
+    char node[65];   /* the node it was captured on (a cluster-wide snapshot); "" = not recorded */
     bool empty;      /* the shard never held data: restored as an empty directory */
     int64_t objects;
     int64_t bytes;
@@ -208,9 +209,33 @@ struct sv_snapshot {
     bool gc_thread_started;
 
     sv_snapshot_hooks hooks; /* maintenance's guard and change notice (zeroed: none) */
+    sv_snapshot_cluster cluster; /* set once before requests (zeroed: one node) */
+    struct snap_cut *cuts;       /* this node's open cuts (snapshot_cut.c), under mu */
 
     _Atomic int64_t m_created, m_failed, m_restored, m_restore_failed, m_gc_runs, m_gc_deleted, m_gc_bytes;
 };
+
+/* A cluster-wide snapshot (snapshot_cut.c): true when the collection's
+ * shards live on more than one node and a cluster is set. */
+bool sv_snap_cut_wanted(sv_snapshot *s, const char *collection);
+/* SV_EUNSUPPORTED when this node's location is its own data directory (the
+ * other owners could not upload where it reads). */
+int sv_snap_cut_check(sv_snapshot *s, const char *collection, sv_err *err);
+/* Runs the cut across the owners, their uploads and writes the manifest;
+ * rec gets the record's summary (objects, bytes, shards, cut, timings). */
+int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err);
+/* A restore across nodes (restore_spread.c): *nodes gets each manifest
+ * shard's owner, or stays NULL (every shard here: not a cluster-wide
+ * snapshot, or no cluster). */
+int sv_snap_spread_plan(sv_snapshot *s, const sv_manifest *m, char (**nodes)[65], sv_err *err);
+bool sv_snap_spread_here(const sv_snapshot *s, char (*nodes)[65], size_t i);
+/* The other owners lay out their shards under uid, in parallel; a failure
+ * unlays them all and names the node. */
+int sv_snap_spread_lay(sv_snapshot *s, const char *job_id, const char *collection, const char *snapshot,
+                       const char *uid, const sv_manifest *m, char (*nodes)[65], sv_err *err);
+void sv_snap_spread_unlay(sv_snapshot *s, char (*nodes)[65], size_t n, const char *uid);
+/* Stops: drops this node's open cuts (gates opened, checkpoints removed). */
+void sv_snap_cut_close_all(sv_snapshot *s);
 
 /* ---- shared helpers (snapshot.c) ------------------------------------------------ */
 

@@ -45,6 +45,11 @@ typedef struct shard {
      * writes; writers counts writes inside the shard. */
     bool moving, gate_closed;
     int writers;
+    /* A cluster snapshot's cut (store_move.c, same mutex): writes wait while
+     * sv_mono_ns() < cut_until (0 = open); cut_token names the cut that
+     * closed it, so a late release of an older cut opens nothing. */
+    int64_t cut_until;
+    uint64_t cut_token;
 } shard;
 
 typedef struct collection {
@@ -202,6 +207,9 @@ int store_persist_new_collection(sv_store *st, collection *c, sv_err *err);
 /* With ddl_mu held: a new collection object for schema (not yet persisted
  * nor in the view), or SV_EEXIST. Takes schema (frees it on failure). */
 int store_new_collection_locked(sv_store *st, sv_schema *schema, collection **out, sv_err *err);
+/* The same with the collection's uid given (16 lower-case hex digits). */
+int store_new_collection_uid_locked(sv_store *st, sv_schema *schema, const char *uid, collection **out,
+                                    sv_err *err);
 /* With ddl_mu held: the index of a reserved name, or -1. */
 ssize_t store_reserved_index(const sv_store *st, const char *name);
 /* With ddl_mu held: drops the reservation at index i. */

@@ -85,6 +85,82 @@ static int tenants_call(int (*fn)(sv_store *, const char *, json_t *, json_t **,
     return rc;
 }
 
+/* ---- a cluster snapshot's cut gate ----------------------------------------- */
+
+typedef struct cut_writer {
+    int i;
+    int rc;
+    int64_t done_ns;
+} cut_writer;
+
+static void *cut_write(void *arg)
+{
+    cut_writer *w = arg;
+    char json[256], id[40];
+    snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", w->i);
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"vector\":[1,1],\"properties\":{\"n\":1}}", id);
+    sv_buf out = {0};
+    sv_err err = {0};
+    w->rc = sv_store_put_object(st, "Cut", NULL, NULL, json, strlen(json), &out, &err);
+    w->done_ns = sv_mono_ns();
+    sv_buf_free(&out);
+    return NULL;
+}
+
+static void cut_gate_holds_writes_until_open_or_hold(void **state)
+{
+    (void)state;
+    create("{\"name\":\"Cut\",\"shards\":2,\"vectors\":{\"default\":{\"dim\":2}},"
+           "\"properties\":[{\"name\":\"n\",\"type\":\"int\"}]}");
+    for (int i = 0; i < 20; i++)
+        put("Cut", NULL, i);
+    sv_err err = {0};
+    uint64_t tok = 0, tok2 = 0;
+    size_t n = 0;
+    assert_int_equal(sv_store_cut_close(st, "Nope", 100, &tok, &n, &err), SV_ENOTFOUND);
+    assert_int_equal(sv_store_cut_close(st, "Cut", 1000, &tok, &n, &err), 0);
+    assert_int_equal(n, 2);
+    /* A write waits at the closed gate: the checkpoint taken meanwhile lacks it. */
+    cut_writer w = {.i = 100};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cut_write, &w), 0);
+    usleep(100000);
+    assert_int_equal(w.done_ns, 0);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/tmp/cut1", base);
+    sv_capture *cap = NULL;
+    assert_int_equal(sv_store_capture_ex(st, "Cut", dir, SV_CAPTURE_LOCAL, &cap, &err), 0);
+    int64_t objects = 0;
+    for (size_t i = 0; i < cap->nshards; i++)
+        objects += cap->shards[i].objects;
+    assert_int_equal(objects, 20);
+    sv_capture_free(cap);
+    /* Another cut's token opens nothing; this one's opens, and the write goes on. */
+    bool expired = true;
+    assert_int_equal(sv_store_cut_open(st, "Cut", tok + 1000, &expired), 0);
+    assert_false(expired);
+    usleep(50000);
+    assert_int_equal(w.done_ns, 0);
+    int64_t opened = sv_mono_ns();
+    assert_int_equal(sv_store_cut_open(st, "Cut", tok, &expired), 0);
+    assert_false(expired);
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_true(w.done_ns >= opened);
+
+    /* Nobody opens it: it opens by itself after the hold; the late open says so. */
+    assert_int_equal(sv_store_cut_close(st, "Cut", 1000, &tok2, NULL, &err), 0);
+    assert_true(tok2 != tok);
+    int64_t closed = sv_mono_ns();
+    cut_writer w2 = {.i = 101};
+    assert_int_equal(pthread_create(&th, NULL, cut_write, &w2), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(w2.rc, 0);
+    assert_true(w2.done_ns - closed >= (int64_t)(SV_STORE_CUT_HOLD_MS - 50) * 1000000);
+    assert_int_equal(sv_store_cut_open(st, "Cut", tok2, &expired), 0);
+    assert_true(expired);
+}
+
 /* ---- update racing delete ----------------------------------------------- */
 
 typedef struct race {
@@ -622,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reserve_collection_names, setup, teardown),
         cmocka_unit_test_setup_teardown(open_shards_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(update_racing_delete_keeps_tenant_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(cut_gate_holds_writes_until_open_or_hold, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
