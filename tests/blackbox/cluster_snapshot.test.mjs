@@ -8,6 +8,9 @@
 //    holds exactly the source's objects, byte for byte); restores go across
 //    the cluster (each tenant back on its node, each node laying out its own),
 //    and with one of the source nodes down its tenant goes to a healthy node;
+//  - a 3-node snapshot restores into another cluster (its own etcd, the same
+//    location, after a maintenance rebuild) with other node names, and into a
+//    2-node one, equal to the source;
 //  - an owner killed while it lays out its shards of a restore fails it naming
 //    the node, with no target left anywhere;
 //  - the manifest lists every shard with its node; GET works from any node;
@@ -358,6 +361,73 @@ test('an owner killed while it lays out its shards of a restore: FAILED naming i
     assert.deepEqual(shards.map((s) => s.node).sort(), ['a', 'b', 'c']);
     assert.equal(shards.reduce((a, s) => a + s.objects, 0), 90);
   } finally {
+    await cl.stop();
+  }
+});
+
+test('a 3-node snapshot restored into another 3-node cluster with other node names, and into a 2-node cluster (same location, fresh etcd, rebuild first): equal to the source', async () => {
+  const cl = await startCluster(['a', 'b', 'c']);
+  const { nodes } = cl;
+  const etcd2 = await startEtcd();
+  const etcd3 = await startEtcd();
+  const other = {};
+  try {
+    let r = await nodes.a.req('POST', '/v1/collections', { name: 'Doc', shards: 3, vectors: { default: { dim: 2 } }, properties: [{ name: 'n', type: 'int' }] });
+    assert.equal(r.status, 200, r.text);
+    const objects = Array.from({ length: 300 }, (_, n) => ({ collection: 'Doc', id: randomUUID(), vector: [n, 2], properties: { n } }));
+    r = await nodes.b.req('POST', '/v1/batch/objects', { objects });
+    assert.equal(r.json.failed, 0, r.text);
+    r = await nodes.c.req('POST', '/v1/collections/Doc/snapshots?wait=true', { name: 'full' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    assert.deepEqual(r.json.shards.map((s) => s.node).sort(), ['a', 'b', 'c']);
+    const page = async (srv, c) => (await srv.req('GET', `/v1/collections/${c}/objects?limit=1000`)).json.objects
+      .map((o) => ({ id: o.id, vector: o.vector, properties: o.properties, creationTime: o.creationTime }));
+    const want = await page(nodes.a, 'Doc');
+    assert.equal(want.length, 300);
+    for (const n of ['a', 'b', 'c']) await nodes[n].stop(); // the first cluster is gone
+
+    // Another cluster: its own etcd, nodes x, y, z, the same location.
+    const env = { ...cl.s3.env, SHARDVAULT_CLUSTER_SECRET: SECRET, SHARDVAULT_LOCATION: 's3://shared/cluster' };
+    for (const n of ['x', 'y', 'z'])
+      other[n] = await startServer({ env, args: ['--catalog', `etcd://${etcd2.endpoint}/other/`, '--node-ttl', '2s', '--node-name', n] });
+    await until('3 healthy nodes', async () => (await other.x.req('GET', '/v1/nodes')).json.nodes.filter((x) => x.status === 'HEALTHY').length === 3);
+    // The location holds another cluster's data: its snapshot records come back by a rebuild.
+    r = await other.y.req('POST', '/v1/maintenance/rebuild', { source: 'full-scan' });
+    assert.equal(r.status, 202, r.text);
+    const done = await until('the rebuild', async () => {
+      const j = await other.y.req('GET', `/v1/jobs/${r.json.jobId}`);
+      return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(j.json.state) ? j.json : null;
+    }, 120000);
+    assert.equal(done.state, 'SUCCEEDED', JSON.stringify(done));
+    r = await other.z.req('GET', '/v1/collections/Doc/snapshots/full');
+    assert.equal(r.status, 200, r.text);
+
+    await restore(other.x, 'Doc', 'full', 'Doc');
+    const shards = (await other.y.req('GET', '/v1/collections/Doc/shards')).json.shards;
+    assert.deepEqual(shards.map((s) => s.node).sort(), ['x', 'y', 'z'], 'spread over the new nodes');
+    for (const n of Object.values(other)) assert.deepEqual(await page(n, 'Doc'), want);
+
+    // And into a cluster of 2 nodes (p, q; another etcd): every shard on one of them.
+    for (const n of ['x', 'y', 'z']) await other[n].stop();
+    for (const n of ['p', 'q'])
+      other[n] = await startServer({ env, args: ['--catalog', `etcd://${etcd3.endpoint}/two/`, '--node-ttl', '2s', '--node-name', n] });
+    await until('2 healthy nodes', async () => (await other.p.req('GET', '/v1/nodes')).json.nodes.filter((x) => x.status === 'HEALTHY').length === 2);
+    r = await other.p.req('POST', '/v1/maintenance/rebuild', { source: 'full-scan' });
+    assert.equal(r.status, 202, r.text);
+    const done2 = await until('the rebuild', async () => {
+      const j = await other.p.req('GET', `/v1/jobs/${r.json.jobId}`);
+      return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(j.json.state) ? j.json : null;
+    }, 120000);
+    assert.equal(done2.state, 'SUCCEEDED', JSON.stringify(done2));
+    await restore(other.q, 'Doc', 'full', 'Doc');
+    const two = (await other.p.req('GET', '/v1/collections/Doc/shards')).json.shards.map((s) => s.node);
+    assert.equal(two.length, 3);
+    assert.deepEqual([...new Set(two)].sort(), ['p', 'q'], 'both nodes hold shards, no other');
+    for (const n of [other.p, other.q]) assert.deepEqual(await page(n, 'Doc'), want);
+  } finally {
+    for (const n of Object.values(other)) { await n.stop(); n.cleanup(); }
+    await etcd2.stop();
+    await etcd3.stop();
     await cl.stop();
   }
 });
