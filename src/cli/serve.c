@@ -477,8 +477,10 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_importer_open(&io, &imp, &err);
     }
     if (rc == 0) {
+        /* On a shared catalog a resumed restore may place shards on other
+         * nodes: it starts once this node knows the cluster (after join). */
         sv_snapshot_opts so = {.data_dir = cfg.data_dir, .location_url = cfg.location, .node_name = cfg.node,
-                               .jobs = jobs};
+                               .jobs = jobs, .defer_resume = !strcmp(sv_catalog_driver_name(cat), "etcd")};
         rc = sv_snapshot_open(&so, st, cat, &snap, &err);
     }
     if (rc == 0) {
@@ -544,6 +546,8 @@ int sv_cli_serve(int argc, char **argv)
             snprintf(adv, sizeof adv, "%s://%s:%d", cfg.tls_cert ? "https" : "http", cfg.host, sv_server_port(srv));
         rc = sv_cluster_join(cluster, adv, &err);
     }
+    if (rc == 0) /* restores open claimed: the cluster (and this node in it) is known now */
+        sv_snapshot_resume(snap);
     if (rc) {
         sv_error("cannot start", "error=\"%s\"", err.msg);
         fprintf(stderr, "shardvault serve: %s\n", err.msg);

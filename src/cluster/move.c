@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct sv_cluster_moves {
     pthread_cond_t cv;
     move_task *running;
     int nrunning;
+    atomic_bool stopping; /* sv_cluster_moves_close: the only way out of an unknown switch */
 };
 
 static void manifest_key(const char *coll, const char *shard, const char *job, char key[400])
@@ -341,8 +343,13 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
         if (sv_store_move_resolve(m->st, t->coll, t->shard, t->to, &sw, &e2) == 0) {
             unknown = false;
             switched = sw;
-            rc = sw ? 0 : sv_fail(err, SV_EUNAVAIL, "the switch did not commit (%s)", err->msg);
-        } else if (sv_job_canceled(t->job)) { /* shutting down: the next start settles it by the record */
+            char was[sizeof err->msg];
+            snprintf(was, sizeof was, "%s", err->msg);
+            rc = sw ? 0 : sv_fail(err, SV_EUNAVAIL, "the switch did not commit (%s)", was);
+        } else if (atomic_load(&m->stopping)) {
+            /* shutting down: the next start settles it by the record. A
+             * client's cancel does not leave here: the gate must not stay
+             * closed with nobody left to resolve it. */
             t->unresolved = true;
             break;
         }
@@ -609,6 +616,7 @@ void sv_cluster_moves_close(sv_cluster_moves *m)
     if (!m)
         return;
     sv_catalog_watch_stop(m->watch);
+    atomic_store(&m->stopping, true);
     pthread_mutex_lock(&m->mu);
     for (move_task *t = m->running; t; t = t->next)
         sv_job_request_cancel(t->job);

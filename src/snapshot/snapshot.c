@@ -509,6 +509,7 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
     pthread_mutex_init(&s->ddl_mu, NULL);
     pthread_mutex_init(&s->gc_mu, NULL);
     snprintf(s->node, sizeof s->node, "%s", opts->node_name ? opts->node_name : "node1");
+    s->defer_resume = opts->defer_resume;
     sv_uuid u;
     sv_uuid_v4(&u);
     sv_uuid_format(&u, s->boot);
@@ -590,6 +591,11 @@ void sv_snapshot_close(sv_snapshot *s)
         return;
     if (s->jobs) /* the kind no longer points at this service */
         sv_jobs_register_kind(s->jobs, &(sv_job_kind){.name = "snapshot"}, NULL);
+    for (size_t i = 0; i < s->ndeferred; i++) /* never started: the next open resumes them */
+        sv_job_release(s->deferred_jobs[i]);
+    free(s->deferred);
+    free(s->deferred_jobs);
+    s->ndeferred = 0;
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->cond);

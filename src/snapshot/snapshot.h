@@ -40,6 +40,8 @@ typedef struct sv_snapshot_opts {
     const char *node_name;       /* owner of PENDING records; NULL = "node1" */
     struct sv_jobs *jobs;        /* borrowed, may be NULL: creates, restores and GC runs are also jobs
                                     (kinds "snapshot", "restore", "gc") and snapshots can be scheduled */
+    bool defer_resume;           /* unfinished restores are claimed at open but start only at
+                                    sv_snapshot_resume (a cluster: once its membership is known) */
 } sv_snapshot_opts;
 
 /* st and cat are borrowed and must outlive the service. Opening finishes what
@@ -49,6 +51,8 @@ int sv_snapshot_open(const sv_snapshot_opts *opts, sv_store *st, sv_catalog *cat
 /* Stops background work (running creates end FAILED, running restores are
  * left to resume at the next open) and frees. NULL is fine. */
 void sv_snapshot_close(sv_snapshot *s);
+/* With defer_resume: starts the restores open claimed. Call once. */
+void sv_snapshot_resume(sv_snapshot *s);
 
 /* body: {"name", "description"?}. Answers {name, collection, status, createdAt}
  * at once, or — with wait — the full record once COMMITTED or FAILED. */

@@ -194,6 +194,22 @@ int sv_snapshot_cut_prepare(sv_snapshot *s, json_t *req, json_t **out, sv_err *e
     for (size_t i = 0; rc == 0 && c->cap && i < c->cap->nshards; i++)
         if (c->cap->shards[i].status == SV_CAPTURE_UNAVAILABLE)
             rc = sv_fail(err, SV_EUNAVAIL, "%s", c->cap->shards[i].reason);
+    /* Every shard captured was held by this cut: a tenant created (or a
+     * shard switched here) between the close and the capture was not, and
+     * its writes are not ordered with the others'. */
+    if (rc == 0 && c->cap) {
+        const char **names = calloc(c->cap->nshards + 1, sizeof *names);
+        for (size_t i = 0; names && i < c->cap->nshards; i++)
+            names[i] = c->cap->shards[i].name;
+        if (!names)
+            rc = sv_snap_oom(err);
+        else if (!sv_store_cut_covers(s->st, coll, c->token, names, c->cap->nshards))
+            rc = sv_fail(err, SV_ECONFLICT,
+                         "the shards of collection '%s' changed during the cut (a tenant added or a shard moved "
+                         "here), or its gates reopened before the capture ended; retry the snapshot",
+                         coll);
+        free(names);
+    }
     if (rc) {
         sv_err_wrap(err, "node %s: cut of collection '%s'", s->node, coll);
         cut_free(s, c);

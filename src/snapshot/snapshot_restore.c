@@ -758,10 +758,39 @@ void sv_snap_resume_jobs(sv_snapshot *s)
             /* Reservations live in memory: take the name again (an adopted
              * target exists already, which the job itself detects). */
             sv_store_reserve_collection(s->st, jobs[i].target, NULL);
+            sv_job *sj = restore_sjob(s, &jobs[i], true); /* claimed now: start-up recovery leaves it */
+            if (s->defer_resume) {
+                sv_restore_job *dr = realloc(s->deferred, (s->ndeferred + 1) * sizeof *dr);
+                sv_job **dj = dr ? realloc(s->deferred_jobs, (s->ndeferred + 1) * sizeof *dj) : NULL;
+                if (dr)
+                    s->deferred = dr;
+                if (dj) {
+                    s->deferred_jobs = dj;
+                    s->deferred[s->ndeferred] = jobs[i];
+                    s->deferred_jobs[s->ndeferred++] = sj;
+                    continue;
+                }
+            }
             sv_err e2 = {0};
-            if (start_job(s, &jobs[i], restore_sjob(s, &jobs[i], true), &e2))
+            if (start_job(s, &jobs[i], sj, &e2))
                 sv_error("cannot resume restore job", "job=%s error=\"%s\"", jobs[i].id, e2.msg);
         }
         free(jobs);
     }
+}
+
+void sv_snapshot_resume(sv_snapshot *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->ndeferred; i++) {
+        sv_err e2 = {0};
+        if (start_job(s, &s->deferred[i], s->deferred_jobs[i], &e2))
+            sv_error("cannot resume restore job", "job=%s error=\"%s\"", s->deferred[i].id, e2.msg);
+    }
+    free(s->deferred);
+    free(s->deferred_jobs);
+    s->deferred = NULL;
+    s->deferred_jobs = NULL;
+    s->ndeferred = 0;
 }

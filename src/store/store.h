@@ -386,6 +386,9 @@ int sv_store_cut_close(sv_store *st, const char *collection, int64_t drain_ms, u
 /* Opens the gates that cut closed; *expired (may be NULL) = one had opened by
  * itself already (the hold ran out: the cut no longer holds). */
 int sv_store_cut_open(sv_store *st, const char *collection, uint64_t token, bool *expired);
+/* Every shard named is this collection's, still held by the cut `token`
+ * (taken under it, its gate not yet reopened). */
+bool sv_store_cut_covers(sv_store *st, const char *collection, uint64_t token, const char *const *names, size_t n);
 
 /* The owner of shard `name` of a collection (a fixed shard's name such as
  * "shard0001", or a tenant's name for a multi-tenant collection); *is_tenant

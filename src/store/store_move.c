@@ -128,6 +128,18 @@ int sv_store_cut_close(sv_store *st, const char *cname, int64_t drain_ms, uint64
         return store_oom(err);
     }
     pthread_mutex_lock(&gate_mu);
+    /* One cut of a collection at a time: a second one would reopen the
+     * first one's gates (one token per shard) in the middle of its cut. */
+    for (size_t i = 0; i < n; i++)
+        if (cut_closed(sel[i])) {
+            pthread_mutex_unlock(&gate_mu);
+            free(sel);
+            rc = sv_fail(err, SV_ECONFLICT,
+                         "another snapshot of collection '%s' is taking its cut on this node; retry in a moment",
+                         c->name);
+            store_coll_release(st, c);
+            return rc;
+        }
     uint64_t tok = cut_next_token++;
     int64_t until = sv_mono_ns() + (int64_t)SV_STORE_CUT_HOLD_MS * 1000000;
     for (size_t i = 0; i < n; i++) {
@@ -186,6 +198,27 @@ int sv_store_cut_open(sv_store *st, const char *cname, uint64_t token, bool *exp
     pthread_rwlock_unlock(&c->tenants_lock);
     store_coll_release(st, c);
     return 0;
+}
+
+bool sv_store_cut_covers(sv_store *st, const char *cname, uint64_t token, const char *const *names, size_t n)
+{
+    collection *c = store_coll_acquire(st, cname, strlen(cname));
+    if (!c)
+        return false;
+    bool ok = true;
+    pthread_rwlock_rdlock(&c->tenants_lock);
+    pthread_mutex_lock(&gate_mu);
+    for (size_t k = 0; k < n && ok; k++) {
+        shard *found = NULL;
+        for (size_t i = 0; i < c->nshards && !found; i++)
+            if (!strcmp(c->shards[i]->name, names[k]))
+                found = c->shards[i];
+        ok = found && found->cut_token == token && cut_closed(found);
+    }
+    pthread_mutex_unlock(&gate_mu);
+    pthread_rwlock_unlock(&c->tenants_lock);
+    store_coll_release(st, c);
+    return ok;
 }
 
 /* ---- finding the shard -------------------------------------------------------- */
@@ -395,6 +428,39 @@ static void switched_locked(sv_store *st, collection *c, shard *s, const char *t
     sv_info("shard moved", "collection=%s shard=%s to=%s", c->name, s->name, to);
 }
 
+/* Settles a switch whose transaction's outcome is unknown: *switched if the
+ * record names `to`; otherwise the record is written back unchanged,
+ * conditioned on the revision just read, so the lost transaction (conditioned
+ * on an older one) can never apply later. 0 once settled; an error while the
+ * catalog does not answer. Caller holds ddl_mu. */
+static int settle_switch(sv_store *st, const char *key, const char *to, bool *switched, sv_err *err)
+{
+    *switched = false;
+    for (int tries = 0; tries < 5; tries++) {
+        char *v = NULL, now[65] = "";
+        size_t l = 0;
+        int64_t rev = 0;
+        int rc = sv_catalog_get(st->cat, key, &v, &l, &rev, err);
+        if (rc == SV_ENOTFOUND)
+            return 0; /* deleted meanwhile: nothing to switch */
+        if (rc)
+            return rc;
+        record_node(v, l, now);
+        if (!strcmp(now, to)) {
+            free(v);
+            *switched = true;
+            return 0;
+        }
+        sv_catalog_cond cond = {key, rev};
+        sv_catalog_op op = {key, v, l, 0};
+        rc = sv_catalog_txn(st->cat, &cond, 1, &op, 1, err);
+        free(v);
+        if (rc != SV_ECONFLICT)
+            return rc; /* 0: fenced, not switched */
+    }
+    return sv_fail(err, SV_EUNAVAIL, "the placement record %s keeps changing", key);
+}
+
 int sv_store_move_resolve(sv_store *st, const char *cname, const char *name, const char *to, bool *switched,
                           sv_err *err)
 {
@@ -404,23 +470,15 @@ int sv_store_move_resolve(sv_store *st, const char *cname, const char *name, con
     int rc = find_shard(st, cname, name, &c, &s, err);
     if (rc)
         return rc;
-    char key[300], now[65] = "";
+    char key[300];
     placement_key(c, s, key);
     pthread_mutex_lock(&st->ddl_mu);
-    char *v = NULL;
-    size_t l = 0;
-    rc = sv_catalog_get(st->cat, key, &v, &l, NULL, err);
-    if (rc == 0)
-        record_node(v, l, now);
-    free(v);
-    if (rc == 0 && !strcmp(now, to)) {
-        *switched = true;
-        if (store_shard_local(st, s))
-            switched_locked(st, c, s, to);
-    }
+    rc = settle_switch(st, key, to, switched, err);
+    if (rc == 0 && *switched && store_shard_local(st, s))
+        switched_locked(st, c, s, to);
     pthread_mutex_unlock(&st->ddl_mu);
     store_coll_release(st, c);
-    return rc == SV_ENOTFOUND ? 0 : rc;
+    return rc;
 }
 
 int sv_store_move_switch(sv_store *st, const char *cname, const char *name, const char *to, bool *unknown,
@@ -434,6 +492,16 @@ int sv_store_move_switch(sv_store *st, const char *cname, const char *name, cons
         return rc;
     char key[300];
     placement_key(c, s, key);
+    /* Not during a cluster snapshot's cut: the new owner has no cut gate, so
+     * a write acknowledged there could be missing from the snapshot while a
+     * later one on a node that closed later is in it. */
+    pthread_mutex_lock(&gate_mu);
+    bool cutting = cut_closed(s);
+    pthread_mutex_unlock(&gate_mu);
+    if (cutting) {
+        store_coll_release(st, c);
+        return sv_fail(err, SV_ECONFLICT, "a snapshot is taking its cut of collection '%s': nothing switched", cname);
+    }
     pthread_mutex_lock(&st->ddl_mu);
     char *val = NULL;
     size_t len = 0;
@@ -454,17 +522,13 @@ int sv_store_move_switch(sv_store *st, const char *cname, const char *name, cons
         sv_catalog_cond cond = {key, rev};
         sv_catalog_op op = {key, nval, strlen(nval), 0};
         rc = sv_catalog_txn(st->cat, &cond, 1, &op, 1, err);
-        if (rc && rc != SV_ECONFLICT) { /* unknown outcome: the record says */
-            char *v2 = NULL;
-            size_t l2 = 0;
-            char now[65] = "";
-            int g = sv_catalog_get(st->cat, key, &v2, &l2, NULL, NULL);
-            if (g == 0)
-                record_node(v2, l2, now);
-            free(v2);
-            if (g == 0 && !strcmp(now, to))
+        if (rc && rc != SV_ECONFLICT) { /* unknown outcome: settled by the record */
+            bool sw = false;
+            sv_err e2 = {0};
+            int g = settle_switch(st, key, to, &sw, &e2);
+            if (g == 0 && sw)
                 rc = 0;
-            else if (g != 0 && g != SV_ENOTFOUND)
+            else if (g != 0)
                 *unknown = true; /* sv_store_move_resolve decides once the catalog answers */
         }
     }

@@ -210,6 +210,11 @@ struct sv_snapshot {
 
     sv_snapshot_hooks hooks; /* maintenance's guard and change notice (zeroed: none) */
     sv_snapshot_cluster cluster; /* set once before requests (zeroed: one node) */
+    /* defer_resume: restores claimed at open, started by sv_snapshot_resume */
+    bool defer_resume;
+    struct sv_restore_job *deferred;
+    struct sv_job **deferred_jobs;
+    size_t ndeferred;
     struct snap_cut *cuts;       /* this node's open cuts (snapshot_cut.c), under mu */
 
     _Atomic int64_t m_created, m_failed, m_restored, m_restore_failed, m_gc_runs, m_gc_deleted, m_gc_bytes;
