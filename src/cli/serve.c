@@ -257,20 +257,8 @@ static int configure(int argc, char **argv, serve_cfg *cfg)
     return -1;
 }
 
-/* The registry and its transient cache, configured from the environment
- * (docs/registry.md): SHARDVAULT_CACHE_DIR (<data>/cache),
- * SHARDVAULT_CACHE_BYTES (10% of the cache's filesystem),
- * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
- * (none | on-acquire | now). */
-/* Node-to-node calls over the cluster's forwarding client (which adds the
- * cluster secret). The request bodies as text ("{}" for none). */
-static char **call_bodies(size_t n, json_t *const *bodies)
-{
-    char **out = calloc(n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++)
-        out[i] = bodies[i] ? json_dumps(bodies[i], JSON_COMPACT) : strdup("{}");
-    return out;
-}
+/* ---- node-to-node calls over the cluster's forwarding client (which adds
+ * the cluster secret) ---- */
 
 /* One call's outcome: rc and status as sent, err also for an answer >= 300
  * (its {"error":[{"message"}]}), *reply (may be NULL) its JSON when < 300. */
@@ -294,86 +282,88 @@ static void call_outcome(sv_cluster_call *c, int *rc, int *status, sv_err *err, 
     sv_buf_free(&c->out);
 }
 
-static void free_bodies(char **bodies, size_t n)
+/* One node-to-node POST of a service's call, pointing into its own call
+ * struct (the services know no cluster type). */
+typedef struct node_post {
+    const char *node, *path;
+    json_t *body; /* NULL = {} */
+    int *rc, *status;
+    sv_err *err;
+    json_t **reply; /* NULL: the answer's body is not wanted */
+} node_post;
+
+/* Sends every call in parallel; each gets its outcome. */
+static void post_all(sv_cluster *c, node_post *p, size_t n, int64_t timeout_ms)
 {
-    for (size_t i = 0; bodies && i < n; i++)
-        free(bodies[i]);
+    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
+    char **bodies = calloc(n + 1, sizeof *bodies);
+    bool ok = cc && bodies;
+    for (size_t i = 0; ok && i < n; i++) {
+        bodies[i] = p[i].body ? json_dumps(p[i].body, JSON_COMPACT) : strdup("{}");
+        ok = bodies[i] != NULL;
+        cc[i] = (sv_cluster_call){.node = p[i].node, .method = "POST", .target = p[i].path, .body = bodies[i],
+                                  .len = ok ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
+    }
+    if (ok)
+        sv_cluster_forward(c, cc, n);
+    for (size_t i = 0; i < n; i++) {
+        if (ok)
+            call_outcome(&cc[i], p[i].rc, p[i].status, p[i].err, p[i].reply);
+        else
+            *p[i].rc = sv_fail(p[i].err, SV_ENOMEM, "out of memory");
+        if (bodies)
+            free(bodies[i]);
+    }
     free(bodies);
+    free(cc);
 }
 
 /* The export service's node-to-node calls. */
 static void export_send(void *self, sv_export_rpc *calls, size_t n, int64_t timeout_ms)
 {
-    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
-    json_t **in = calloc(n + 1, sizeof *in);
-    for (size_t i = 0; in && i < n; i++)
-        in[i] = calls[i].body;
-    char **bodies = in ? call_bodies(n, in) : NULL;
-    for (size_t i = 0; cc && bodies && i < n; i++)
-        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path, .body = bodies[i],
-                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
-    if (cc && bodies)
-        sv_cluster_forward(self, cc, n);
+    node_post *p = calloc(n + 1, sizeof *p);
     for (size_t i = 0; i < n; i++) {
-        if (cc && bodies)
-            call_outcome(&cc[i], &calls[i].rc, &calls[i].status, &calls[i].err, NULL);
+        if (p)
+            p[i] = (node_post){calls[i].node, calls[i].path, calls[i].body, &calls[i].rc, &calls[i].status,
+                               &calls[i].err, NULL};
         else
             calls[i].rc = sv_fail(&calls[i].err, SV_ENOMEM, "out of memory");
     }
-    free_bodies(bodies, n);
-    free(in);
-    free(cc);
+    if (p)
+        post_all(self, p, n, timeout_ms);
+    free(p);
 }
 
 /* The snapshot service's (a cluster-wide snapshot's cut), with the answers. */
 static void snapshot_send(void *self, sv_snapshot_rpc *calls, size_t n, int64_t timeout_ms)
 {
-    sv_cluster_call *cc = calloc(n + 1, sizeof *cc);
-    json_t **in = calloc(n + 1, sizeof *in);
-    for (size_t i = 0; in && i < n; i++)
-        in[i] = calls[i].body;
-    char **bodies = in ? call_bodies(n, in) : NULL;
-    for (size_t i = 0; cc && bodies && i < n; i++)
-        cc[i] = (sv_cluster_call){.node = calls[i].node, .method = "POST", .target = calls[i].path, .body = bodies[i],
-                                  .len = bodies[i] ? strlen(bodies[i]) : 0, .timeout_ms = timeout_ms};
-    if (cc && bodies)
-        sv_cluster_forward(self, cc, n);
+    node_post *p = calloc(n + 1, sizeof *p);
     for (size_t i = 0; i < n; i++) {
         calls[i].reply = NULL;
-        if (cc && bodies)
-            call_outcome(&cc[i], &calls[i].rc, &calls[i].status, &calls[i].err, &calls[i].reply);
+        if (p)
+            p[i] = (node_post){calls[i].node, calls[i].path, calls[i].body, &calls[i].rc, &calls[i].status,
+                               &calls[i].err, &calls[i].reply};
         else
             calls[i].rc = sv_fail(&calls[i].err, SV_ENOMEM, "out of memory");
     }
-    free_bodies(bodies, n);
-    free(in);
-    free(cc);
+    if (p)
+        post_all(self, p, n, timeout_ms);
+    free(p);
 }
 
 /* The healthy members, for a restore across nodes. */
 static int snapshot_healthy_nodes(void *self, char (**out)[65], size_t *n, sv_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    json_t *j = NULL;
-    int rc = sv_cluster_nodes(self, &j, err);
-    json_t *arr = json_object_get(j, "nodes");
-    if (rc == 0 && !(*out = calloc(json_array_size(arr) + 1, sizeof **out)))
-        rc = sv_fail(err, SV_ENOMEM, "out of memory");
-    size_t i;
-    json_t *x;
-    json_array_foreach(arr, i, x) {
-        const char *name = json_string_value(json_object_get(x, "name"));
-        const char *st = json_string_value(json_object_get(x, "status"));
-        if (rc == 0 && name && st && !strcmp(st, "HEALTHY"))
-            snprintf((*out)[(*n)++], 65, "%.64s", name);
-    }
-    json_decref(j);
-    return rc;
+    return sv_cluster_live_nodes(self, out, n, err);
 }
 
 static bool export_healthy(void *self, const char *node) { return sv_cluster_node_healthy(self, node); }
 
+/* The registry and its transient cache, configured from the environment
+ * (docs/registry.md): SHARDVAULT_CACHE_DIR (<data>/cache),
+ * SHARDVAULT_CACHE_BYTES (10% of the cache's filesystem),
+ * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
+ * (none | on-acquire | now). */
 static int open_registry(const char *data_dir, sv_catalog *cat, sv_store *st, sv_snapshot *snap, sv_jobs *jobs,
                          sv_registry **out, sv_err *err)
 {

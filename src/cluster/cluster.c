@@ -362,25 +362,33 @@ int sv_cluster_check_secret(const sv_cluster *c, const char *presented, sv_err *
 
 /* ---- placement (docs/cluster.md "Placement") ---------------------------------- */
 
-typedef struct node_load {
-    char name[NAME_MAX_LEN + 1];
-    int64_t shards;
-} node_load;
-
-typedef struct load_list {
-    node_load *v;
+typedef struct live_list {
+    char (*v)[65];
     size_t n, cap;
-} load_list;
+} live_list;
 
 static int add_live(const char *key, const char *val, size_t len, int64_t rev, void *ud)
 {
-    load_list *l = ud;
+    live_list *l = ud;
     const char *name = key + 6; /* after "nodes/" */
     if (strlen(name) > NAME_MAX_LEN || sv_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v))
         return 0;
-    snprintf(l->v[l->n].name, sizeof l->v[0].name, "%s", name);
-    l->v[l->n++].shards = 0;
+    snprintf(l->v[l->n++], sizeof l->v[0], "%s", name);
     return 0;
+}
+
+int sv_cluster_live_nodes(sv_cluster *c, char (**out)[65], size_t *n, sv_err *err)
+{
+    live_list l = {0};
+    int rc = sv_catalog_scan(c->cat, "nodes/", add_live, &l, err);
+    if (rc) {
+        free(l.v);
+        l.v = NULL;
+        l.n = 0;
+    }
+    *out = l.v;
+    *n = l.n;
+    return rc;
 }
 
 /* Each new shard to the HEALTHY node holding the fewest shards (fixed shards
@@ -391,41 +399,32 @@ static int add_live(const char *key, const char *val, size_t len, int64_t rev, v
 static int place(void *self, size_t n, char (*out)[65], sv_err *err)
 {
     sv_cluster *c = self;
-    load_list l = {0};
-    int rc = sv_catalog_scan(c->cat, "nodes/", add_live, &l, err);
-    if (rc) {
-        free(l.v);
+    char (*names)[65] = NULL;
+    size_t nn = 0;
+    int rc = sv_cluster_live_nodes(c, &names, &nn, err);
+    if (rc)
         return sv_err_wrap(err, "placing %zu shards", n);
-    }
-    char (*names)[65] = calloc(l.n + 1, sizeof *names);
-    int64_t *counts = calloc(l.n + 1, sizeof *counts);
-    if (!names || !counts) {
+    int64_t *counts = calloc(nn + 1, sizeof *counts);
+    if (!counts) {
         free(names);
-        free(counts);
-        free(l.v);
         return sv_fail(err, SV_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < l.n; i++)
-        snprintf(names[i], sizeof names[i], "%s", l.v[i].name);
-    sv_store_count_placed(c->store, (const char(*)[65])names, counts, l.n);
-    for (size_t i = 0; i < l.n; i++)
-        l.v[i].shards = counts[i];
-    free(names);
-    free(counts);
+    sv_store_count_placed(c->store, (const char(*)[65])names, counts, nn);
     for (size_t k = 0; k < n; k++) {
-        size_t best = l.n;
-        for (size_t i = 0; i < l.n; i++)
-            if (best == l.n || l.v[i].shards < l.v[best].shards ||
-                (l.v[i].shards == l.v[best].shards && strcmp(l.v[i].name, l.v[best].name) < 0))
+        size_t best = nn;
+        for (size_t i = 0; i < nn; i++)
+            if (best == nn || counts[i] < counts[best] ||
+                (counts[i] == counts[best] && strcmp(names[i], names[best]) < 0))
                 best = i;
-        if (best == l.n) { /* nobody registered yet (this node is joining): here */
+        if (best == nn) { /* nobody registered yet (this node is joining): here */
             snprintf(out[k], 65, "%s", c->name);
             continue;
         }
-        snprintf(out[k], 65, "%s", l.v[best].name);
-        l.v[best].shards++;
+        snprintf(out[k], 65, "%s", names[best]);
+        counts[best]++;
     }
-    free(l.v);
+    free(names);
+    free(counts);
     return 0;
 }
 

@@ -53,6 +53,9 @@ int sv_cluster_nodes(sv_cluster *c, json_t **out, sv_err *err);
 int sv_cluster_healthy_count(sv_cluster *c);
 /* node's lease is alive, as last seen by this node's watch. */
 bool sv_cluster_node_healthy(sv_cluster *c, const char *node);
+/* The nodes whose lease is alive, read from the catalog now (current even
+ * before this node's watch has synced): *out malloc'd (free()), *n names. */
+int sv_cluster_live_nodes(sv_cluster *c, char (**out)[65], size_t *n, sv_err *err);
 
 /* ---- forwarding (forward.c; docs/cluster.md "Forwarding") ------------------ */
 

@@ -509,122 +509,114 @@ static void unpack32(const uint8_t *p, const uint8_t *end, int w, uint32_t *out,
     }
 }
 
+/* One run of the RLE / bit-packed hybrid: either `packed` values
+ * bit-packed at p (width bits each), or `count` copies of `value`. */
+typedef struct rle_run {
+    bool packed;
+    const uint8_t *p;
+    size_t count;
+    uint32_t value;
+} rle_run;
+
+/* The next run of at most `left` values, its header and bounds checked
+ * (a short final bit-packed group is tolerated: only as many bytes as values
+ * needed). -1 on malformed input. A repeated run may hold 0 values (its
+ * value is still checked by the caller). */
+static int rle_next(tr *t, int width, size_t left, rle_run *r)
+{
+    uint64_t h = tr_varint(t);
+    if (t->bad)
+        return -1;
+    if (h & 1) {
+        uint64_t groups = h >> 1;
+        if (groups == 0 || groups > (uint64_t)(t->end - t->p) + 1)
+            return -1;
+        size_t nvals = (size_t)groups * 8;
+        size_t bytes = (size_t)groups * (size_t)width;
+        if (bytes > (size_t)(t->end - t->p)) {
+            size_t need = (left * (size_t)width + 7) / 8;
+            if (need > (size_t)(t->end - t->p))
+                return -1;
+            bytes = (size_t)(t->end - t->p);
+            nvals = width ? bytes * 8 / (size_t)width : left;
+        }
+        *r = (rle_run){.packed = true, .p = t->p, .count = nvals < left ? nvals : left};
+        t->p += bytes;
+        return 0;
+    }
+    uint64_t run = h >> 1;
+    size_t vbytes = (size_t)(width + 7) / 8;
+    if (vbytes > (size_t)(t->end - t->p))
+        return -1;
+    uint32_t v = 0;
+    for (size_t b = 0; b < vbytes; b++)
+        v |= (uint32_t)t->p[b] << (8 * b);
+    t->p += vbytes;
+    *r = (rle_run){.packed = false, .value = v, .count = run < left ? (size_t)run : left};
+    return 0;
+}
+
 int pq_rle_decode(const uint8_t *p, size_t len, int width, uint32_t *out, size_t n, uint32_t limit)
 {
     if (width < 0 || width > 32)
         return -1;
     tr t;
     tr_init(&t, p, len);
-    size_t got = 0;
-    size_t vbytes = (size_t)(width + 7) / 8;
-    while (got < n) {
-        uint64_t h = tr_varint(&t);
-        if (t.bad)
+    for (size_t got = 0; got < n;) {
+        rle_run r;
+        if (rle_next(&t, width, n - got, &r))
             return -1;
-        if (h & 1) {
-            uint64_t groups = h >> 1;
-            if (groups == 0 || groups > (uint64_t)(t.end - t.p) + 1)
-                return -1;
-            size_t nvals = (size_t)groups * 8;
-            size_t bytes = (size_t)groups * (size_t)width;
-            if (bytes > (size_t)(t.end - t.p)) {
-                /* tolerate a short final group: only as many bytes as values needed */
-                size_t need = ((n - got) * (size_t)width + 7) / 8;
-                if (need > (size_t)(t.end - t.p))
-                    return -1;
-                bytes = (size_t)(t.end - t.p);
-                nvals = width ? bytes * 8 / (size_t)width : n - got;
-            }
-            size_t take = nvals < n - got ? nvals : n - got;
-            unpack32(t.p, t.end, width, out + got, take);
+        if (r.packed) {
+            unpack32(r.p, t.end, width, out + got, r.count);
             if (limit)
-                for (size_t i = 0; i < take; i++)
+                for (size_t i = 0; i < r.count; i++)
                     if (out[got + i] >= limit)
                         return -1;
-            got += take;
-            t.p += bytes;
         } else {
-            uint64_t run = h >> 1;
-            if (vbytes > (size_t)(t.end - t.p))
+            if (limit && r.value >= limit)
                 return -1;
-            uint32_t v = 0;
-            for (size_t b = 0; b < vbytes; b++)
-                v |= (uint32_t)t.p[b] << (8 * b);
-            t.p += vbytes;
-            if (limit && v >= limit)
-                return -1;
-            if (run == 0)
-                continue;
-            size_t take = run < n - got ? (size_t)run : n - got;
-            for (size_t i = 0; i < take; i++)
-                out[got + i] = v;
-            got += take;
+            for (size_t i = 0; i < r.count; i++)
+                out[got + i] = r.value;
         }
+        got += r.count;
     }
     return 0;
 }
 
-/* Levels (width <= 8) straight into bytes: the same hybrid RLE/bit-packed
- * decoding as pq_rle_decode, without a 32-bit array per page. Values >=
- * limit are an error. */
+/* Levels (width <= 8) straight into bytes: the same runs as pq_rle_decode,
+ * without a 32-bit array per page. Values >= limit are an error. */
 static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, size_t n, uint32_t limit)
 {
     if (width < 0 || width > 8)
         return -1;
     tr t;
     tr_init(&t, p, len);
-    size_t got = 0;
-    size_t vbytes = (size_t)(width + 7) / 8;
     uint32_t tmp[256];
-    while (got < n) {
-        uint64_t h = tr_varint(&t);
-        if (t.bad)
+    for (size_t got = 0; got < n;) {
+        rle_run r;
+        if (rle_next(&t, width, n - got, &r))
             return -1;
-        if (h & 1) {
-            uint64_t groups = h >> 1;
-            if (groups == 0 || groups > (uint64_t)(t.end - t.p) + 1)
+        if (!r.packed) {
+            if (limit && r.value >= limit)
                 return -1;
-            size_t nvals = (size_t)groups * 8;
-            size_t bytes = (size_t)groups * (size_t)width;
-            if (bytes > (size_t)(t.end - t.p)) {
-                size_t need = ((n - got) * (size_t)width + 7) / 8;
-                if (need > (size_t)(t.end - t.p))
-                    return -1;
-                bytes = (size_t)(t.end - t.p);
-                nvals = width ? bytes * 8 / (size_t)width : n - got;
-            }
-            size_t take = nvals < n - got ? nvals : n - got;
-            /* 256 values at a time: each 8 values use exactly width bytes */
-            for (size_t done = 0; done < take;) {
-                size_t k = take - done < 256 ? take - done : 256;
-                unpack32(t.p + done / 8 * (size_t)width, t.end, width, tmp, k);
-                uint32_t bad = 0;
-                for (size_t i = 0; i < k; i++) {
-                    bad |= tmp[i] >= limit;
-                    out[got + done + i] = (uint8_t)tmp[i];
-                }
-                if (limit && bad)
-                    return -1;
-                done += k;
-            }
-            got += take;
-            t.p += bytes;
-        } else {
-            uint64_t run = h >> 1;
-            if (vbytes > (size_t)(t.end - t.p))
-                return -1;
-            uint32_t v = 0;
-            for (size_t b = 0; b < vbytes; b++)
-                v |= (uint32_t)t.p[b] << (8 * b);
-            t.p += vbytes;
-            if (limit && v >= limit)
-                return -1;
-            if (run == 0)
-                continue;
-            size_t take = run < n - got ? (size_t)run : n - got;
-            memset(out + got, (int)v, take);
-            got += take;
+            memset(out + got, (int)r.value, r.count);
+            got += r.count;
+            continue;
         }
+        /* 256 values at a time: each 8 values use exactly width bytes */
+        for (size_t done = 0; done < r.count;) {
+            size_t k = r.count - done < 256 ? r.count - done : 256;
+            unpack32(r.p + done / 8 * (size_t)width, t.end, width, tmp, k);
+            uint32_t bad = 0;
+            for (size_t i = 0; i < k; i++) {
+                bad |= tmp[i] >= limit;
+                out[got + done + i] = (uint8_t)tmp[i];
+            }
+            if (limit && bad)
+                return -1;
+            done += k;
+        }
+        got += r.count;
     }
     return 0;
 }
