@@ -916,16 +916,15 @@ void sv_forward_ensure_object(request *rq, const char *json, size_t len)
     sv_store_owner(store(rq), coll, ro.tenant.len ? tenant : NULL, NULL, node, NULL, NULL);
 }
 
-void sv_forward_ensure_collection(request *rq, bool tenants)
+void sv_forward_sync_collection(request *rq)
 {
-    json_t *out = NULL;
-    /* Tenants come and go on other nodes: a listing reads them afresh (one
-     * catalog scan) rather than answer from a view the watch may not have
-     * brought up to date yet. */
-    if (placement(rq) &&
-        (tenants || sv_store_get_collection(store(rq), rq->params[0], &out, NULL) == SV_ENOTFOUND))
+    if (placement(rq))
         sv_store_sync_collection(store(rq), rq->params[0], NULL);
-    json_decref(out);
+}
+
+bool sv_forward_resync(request *rq, int rc)
+{
+    return rc == SV_ENOTFOUND && placement(rq) && sv_store_sync_collection(store(rq), rq->params[0], NULL) == 0;
 }
 
 int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)

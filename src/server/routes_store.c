@@ -41,12 +41,21 @@ int sv_route_collections_list(request *rq)
 }
 
 /* A collection another node created moments ago may not be in this node's
- * view yet (the watch brings it): these routes read the catalog on a miss. */
-SV_ROUTE(sv_route_collection_get, 200,
-         (sv_forward_ensure_collection(rq, false), sv_store_get_collection(SVC, rq->params[0], &out, &err)))
+ * view yet (the watch brings it): these routes read the catalog on a miss
+ * and try once more. */
+static int collection_get(request *rq, json_t **out, sv_err *err)
+{
+    int rc = sv_store_get_collection(SVC, rq->params[0], out, err);
+    return sv_forward_resync(rq, rc) ? sv_store_get_collection(SVC, rq->params[0], out, err) : rc;
+}
+SV_ROUTE(sv_route_collection_get, 200, collection_get(rq, &out, &err))
 
-SV_ROUTE(sv_route_collection_delete, 204,
-         (sv_forward_ensure_collection(rq, false), sv_store_delete_collection(SVC, rq->params[0], &err)))
+static int collection_delete(request *rq, sv_err *err)
+{
+    int rc = sv_store_delete_collection(SVC, rq->params[0], err);
+    return sv_forward_resync(rq, rc) ? sv_store_delete_collection(SVC, rq->params[0], err) : rc;
+}
+SV_ROUTE(sv_route_collection_delete, 204, collection_delete(rq, &err))
 
 /* Tenant changes name their tenants in the body: each must be manageable. */
 static int tenants_allowed(request *rq, json_t *body, sv_err *err)
@@ -66,10 +75,13 @@ static int tenants_allowed(request *rq, json_t *body, sv_err *err)
     return 0;
 }
 
+static int tenants_add(request *rq, json_t *body, json_t **out, sv_err *err)
+{
+    int rc = sv_store_add_tenants(SVC, rq->params[0], body, out, err);
+    return sv_forward_resync(rq, rc) ? sv_store_add_tenants(SVC, rq->params[0], body, out, err) : rc;
+}
 SV_ROUTE_BODY(sv_route_tenants_add, 200,
-              tenants_allowed(rq, body, &err)
-                  ? err.code
-                  : (sv_forward_ensure_collection(rq, false), sv_store_add_tenants(SVC, rq->params[0], body, &out, &err)))
+              tenants_allowed(rq, body, &err) ? err.code : tenants_add(rq, body, &out, &err))
 /* ?wait=true answers once offloads and onloads the body started are done
  * (at most 10 minutes; the jobs go on after that). */
 static int tenants_update(request *rq, json_t *body, json_t **out, sv_err *err)
@@ -93,7 +105,7 @@ int sv_route_tenants_delete(request *rq) { return sv_forward_tenants(rq) ? 0 : t
 /* With placement, other nodes' shards get their counts from their owners. */
 static int tenants_with_counts(request *rq, json_t **out, sv_err *err)
 {
-    sv_forward_ensure_collection(rq, true);
+    sv_forward_sync_collection(rq);
     int rc = sv_store_list_tenants(SVC, rq->params[0], out, err);
     return rc ? rc : sv_forward_counts(rq, *out, "tenants");
 }
@@ -101,8 +113,9 @@ SV_ROUTE(sv_route_tenants_list, 200, tenants_with_counts(rq, &out, &err))
 
 static int shards_with_counts(request *rq, json_t **out, sv_err *err)
 {
-    sv_forward_ensure_collection(rq, false);
     int rc = sv_store_list_shards(SVC, rq->params[0], out, err);
+    if (sv_forward_resync(rq, rc))
+        rc = sv_store_list_shards(SVC, rq->params[0], out, err);
     return rc ? rc : sv_forward_counts(rq, *out, "shards");
 }
 SV_ROUTE(sv_route_shards_list, 200, shards_with_counts(rq, &out, &err))

@@ -630,11 +630,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     round_free(calls, n);
     json_decref(cut_body);
     if (rc) {
-        abort_all(s, nodes, n, id, calls);
-        sv_location_delete(s->loc, pk, NULL);
-        free(calls);
-        free(nodes);
-        return rc;
+        goto void_cut;
     }
 
     /* 2. release: every checkpoint is taken */
@@ -662,11 +658,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     round_free(calls, n);
     if (rc) {
         json_decref(cut_nodes);
-        abort_all(s, nodes, n, id, calls);
-        sv_location_delete(s->loc, pk, NULL);
-        free(calls);
-        free(nodes);
-        return rc;
+        goto void_cut;
     }
     json_object_set_new(rec, "capturedAt", json_integer(captured_at));
     json_object_set_new(rec, "cut", json_pack("{s:s,s:o,s:f}", "id", id, "nodes", cut_nodes, "stallMaxMs", stall_max));
@@ -674,11 +666,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     /* 3. upload (a cancel request stops it here: the cut is what took no time) */
     if (op->job && sv_job_canceled(op->job)) {
         rc = sv_fail(err, SV_ECANCELED, "canceled by request");
-        abort_all(s, nodes, n, id, calls);
-        sv_location_delete(s->loc, pk, NULL);
-        free(calls);
-        free(nodes);
-        return rc;
+        goto void_cut;
     }
     cut_round(s, nodes, n, "upload", id, NULL, SNAP_CUT_UPLOAD_MS, calls);
     int64_t t_up = sv_mono_ns();
@@ -733,6 +721,13 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
                                   (json_int_t)((t_rel - t_cut) / 1000000), "uploadMs",
                                   (json_int_t)((t_up - t_rel) / 1000000), "totalMs",
                                   (json_int_t)((now - t0) / 1000000)));
+    free(calls);
+    free(nodes);
+    return rc;
+
+void_cut: /* every gate is open again, nothing of the cut is kept */
+    abort_all(s, nodes, n, id, calls);
+    sv_location_delete(s->loc, pk, NULL);
     free(calls);
     free(nodes);
     return rc;

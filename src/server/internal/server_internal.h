@@ -156,7 +156,14 @@ void sv_forward_batch_free(request *rq);
 /* A collection (and tenant) another node just created may not be in this
  * node's view yet: read from the catalog on a miss. */
 void sv_forward_ensure_object(request *rq, const char *json, size_t len);
-void sv_forward_ensure_collection(request *rq, bool tenants);
+/* Reads the route's collection (params[0]) and its tenants from the catalog
+ * into this node's view (tenants come and go on other nodes: a listing reads
+ * them afresh). */
+void sv_forward_sync_collection(request *rq);
+/* After a store call answered rc: true when it was "not found" and the
+ * catalog was read into the view, so the call is worth one retry (another
+ * node may have created the collection moments ago). */
+bool sv_forward_resync(request *rq, int rc);
 
 /* routes_store.c */
 int sv_route_collections_create(request *rq);
