@@ -7,8 +7,11 @@
 // objects/s and peak RSS of each (a fresh server per shardvault run; DuckDB
 // in its own process). Writing the input files is not timed.
 //   node bench/import/bench.mjs [--objects N] [--clients C] [--batch B] [--client curl|node]
+//                               [--only parquet|ndjson] [--keep-inputs]
+// --only runs one pair; --keep-inputs keeps (and reuses) the input files in
+// bench/out/import-work-N between runs.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,7 +27,10 @@ const CLIENT = arg('--client', 'node');
 const BIN = process.env.SHARDVAULT_BIN || path.join(root, 'build/shardvault');
 const out = path.join(root, 'bench/out');
 const work = path.join(out, `import-work-${N}`);
-rmSync(work, { recursive: true, force: true });
+const ONLY = arg('--only', '');
+const KEEP = process.argv.includes('--keep-inputs');
+const reuse = KEEP && existsSync(path.join(work, 'inputs-complete'));
+if (!reuse) rmSync(work, { recursive: true, force: true });
 mkdirSync(path.join(work, 'lake'), { recursive: true });
 
 const peakRss = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]) * 1024;
@@ -177,11 +183,12 @@ async function svNdjson() {
 }
 
 process.stderr.write(`bench/import: ${N} objects; writing the inputs (not timed)\n`);
-await writeInputs();
-const pq = await svParquet();
-const dpq = duckLoad("read_parquet", `read_parquet('${parquet}')`);
-const nd = await svNdjson();
-const dnd = duckLoad("read_ndjson", `read_ndjson('${ndjson}')`);
+if (!reuse) { await writeInputs(); writeFileSync(path.join(work, 'inputs-complete'), ''); }
+const skip = { objects_per_s: NaN, seconds: NaN, peak_rss_mb: NaN };
+const pq = ONLY === 'ndjson' ? { ...skip, system: 'shardvault Parquet import (skipped)' } : await svParquet();
+const dpq = ONLY === 'ndjson' ? { ...skip, system: 'DuckDB read_parquet (skipped)' } : duckLoad("read_parquet", `read_parquet('${parquet}')`);
+const nd = ONLY === 'parquet' ? { ...skip, system: 'shardvault NDJSON ingest (skipped)' } : await svNdjson();
+const dnd = ONLY === 'parquet' ? { ...skip, system: 'DuckDB read_ndjson (skipped)' } : duckLoad("read_ndjson", `read_ndjson('${ndjson}')`);
 const result = {
   objects: N, clients: CLIENTS, client: CLIENT, batch: BATCH, cpus: (await import('node:os')).cpus().length,
   rows: [pq, dpq, nd, dnd],
@@ -198,4 +205,4 @@ for (const r of result.rows) console.log(`${pad(r.system, 78)} ${pad(r.objects_p
 console.log(`\nParquet import / DuckDB read_parquet: ${result.ratios.parquet_vs_duckdb.toFixed(2)}x (target >= 1.0)`);
 console.log(`NDJSON ingest / DuckDB read_ndjson:   ${result.ratios.ndjson_vs_duckdb.toFixed(2)}x (target >= 1.5)`);
 console.log(`Parquet import / own NDJSON ingest:   ${result.ratios.parquet_vs_own_ndjson.toFixed(2)}x (target >= 2)`);
-rmSync(work, { recursive: true, force: true });
+if (!KEEP) rmSync(work, { recursive: true, force: true });

@@ -108,6 +108,18 @@ int sv_uuid_cmp(const sv_uuid *a, const sv_uuid *b);
 
 uint64_t sv_hash64(const void *data, size_t len); /* xxh3, stable across versions */
 
+/* A blocked Bloom filter over 64-bit hashes (sv_hash64), sized at creation
+ * for n keys: 16 bits per key, about 0.1% false positives at n. "No" is
+ * certain; "maybe" is not. The caller owns it (sv_bloom_free). */
+typedef struct sv_bloom {
+    uint64_t *words; /* nblocks blocks of 8 words (512 bits, one cache line) */
+    size_t nblocks;
+} sv_bloom;
+int sv_bloom_init(sv_bloom *b, size_t n); /* SV_ENOMEM */
+void sv_bloom_add(sv_bloom *b, uint64_t h);
+bool sv_bloom_maybe(const sv_bloom *b, uint64_t h);
+void sv_bloom_free(sv_bloom *b); /* zeroed after; fine twice */
+
 /* ---- growable buffer ---------------------------------------------------- */
 
 typedef struct sv_buf {

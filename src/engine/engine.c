@@ -30,7 +30,15 @@ struct sv_engine {
     rocksdb_readoptions_t *ro;
     rocksdb_readoptions_t *ro_nofill; /* lookups that must not fill the block cache */
     rocksdb_flushoptions_t *fo;
+    rocksdb_options_t *opts_sst;      /* bulk-load table files: no compression */
+    rocksdb_envoptions_t *envo;
+    rocksdb_ingestexternalfileoptions_t *ingest;
     atomic_int open_dbs;
+};
+
+struct sv_db_sst {
+    rocksdb_sstfilewriter_t *w;
+    char *path;
 };
 
 struct sv_db {
@@ -159,6 +167,16 @@ int sv_engine_new(const sv_engine_opts *o, sv_engine **out, sv_err *err)
     rocksdb_readoptions_set_fill_cache(e->ro_nofill, 0);
     e->fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(e->fo, 1);
+    e->opts_sst = rocksdb_options_create_copy(e->opts);
+    int none[7] = {0};
+    rocksdb_options_set_compression_per_level(e->opts_sst, none, 7);
+    rocksdb_options_set_compression(e->opts_sst, rocksdb_no_compression);
+    e->envo = rocksdb_envoptions_create();
+    e->ingest = rocksdb_ingestexternalfileoptions_create();
+    rocksdb_ingestexternalfileoptions_set_move_files(e->ingest, 1);
+    rocksdb_ingestexternalfileoptions_set_allow_global_seqno(e->ingest, 1);
+    rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(e->ingest, 1);
+    rocksdb_ingestexternalfileoptions_set_snapshot_consistency(e->ingest, 1);
     *out = e;
     return 0;
 }
@@ -171,6 +189,9 @@ void sv_engine_free(sv_engine *e)
     if (n)
         sv_warn("engine freed with open dbs", "open=%d", n);
     rocksdb_flushoptions_destroy(e->fo);
+    rocksdb_options_destroy(e->opts_sst);
+    rocksdb_envoptions_destroy(e->envo);
+    rocksdb_ingestexternalfileoptions_destroy(e->ingest);
     rocksdb_readoptions_destroy(e->ro);
     rocksdb_readoptions_destroy(e->ro_nofill);
     rocksdb_writeoptions_destroy(e->wo_sync);
@@ -345,6 +366,83 @@ void sv_db_batch_free(sv_db_batch *b)
         return;
     rocksdb_writebatch_destroy(b->wb);
     free(b);
+}
+
+/* ---- bulk load ---------------------------------------------------------- */
+
+int sv_db_sst_open(sv_engine *e, const char *path, sv_db_sst **out, sv_err *err)
+{
+    *out = NULL;
+    sv_db_sst *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return sv_fail(err, SV_ENOMEM, "out of memory opening a table file");
+    }
+    w->w = rocksdb_sstfilewriter_create(e->envo, e->opts_sst);
+    char *rerr = NULL;
+    rocksdb_sstfilewriter_open(w->w, path, &rerr);
+    if (rerr) {
+        sv_db_sst_free(w);
+        return rocks_fail(err, rerr, "cannot create table file", path);
+    }
+    *out = w;
+    return 0;
+}
+
+int sv_db_sst_put(sv_db_sst *w, const void *key, size_t klen, const void *val, size_t vlen, sv_err *err)
+{
+    char *rerr = NULL;
+    rocksdb_sstfilewriter_put(w->w, key, klen, val, vlen, &rerr);
+    return rerr ? rocks_fail(err, rerr, "cannot write table file", w->path) : 0;
+}
+
+int sv_db_sst_finish(sv_db_sst *w, sv_err *err)
+{
+    char *rerr = NULL;
+    rocksdb_sstfilewriter_finish(w->w, &rerr);
+    return rerr ? rocks_fail(err, rerr, "cannot finish table file", w->path) : 0;
+}
+
+void sv_db_sst_free(sv_db_sst *w)
+{
+    if (!w)
+        return;
+    if (w->w)
+        rocksdb_sstfilewriter_destroy(w->w);
+    free(w->path);
+    free(w);
+}
+
+int sv_db_ingest(sv_db *db, const char *const *paths, size_t n, sv_err *err)
+{
+    if (check_writable(db, err))
+        return SV_ESTATE;
+    char *rerr = NULL;
+    rocksdb_ingest_external_file(db->db, paths, n, db->eng->ingest, &rerr);
+    return rerr ? rocks_fail(err, rerr, "cannot ingest table files into", db->path) : 0;
+}
+
+int sv_db_set_bulk(sv_db *db, bool on, sv_err *err)
+{
+    if (check_writable(db, err))
+        return SV_ESTATE;
+    /* Off: RocksDB's defaults for these (the options above leave them). */
+    const char *keys[3] = {"disable_auto_compactions", "level0_slowdown_writes_trigger",
+                           "level0_stop_writes_trigger"};
+    const char *vals[3] = {on ? "true" : "false", on ? "1000000" : "20", on ? "1000000" : "36"};
+    char *rerr = NULL;
+    rocksdb_set_options(db->db, 3, keys, vals, &rerr);
+    return rerr ? rocks_fail(err, rerr, "cannot change the compaction mode of", db->path) : 0;
+}
+
+uint64_t sv_db_latest_seq(sv_db *db) { return rocksdb_get_latest_sequence_number(db->db); }
+
+int64_t sv_db_l0_files(sv_db *db)
+{
+    uint64_t v = 0;
+    if (rocksdb_property_int(db->db, "rocksdb.num-files-at-level0", &v) != 0)
+        return -1;
+    return (int64_t)v;
 }
 
 sv_db_iter *sv_db_iter_new(sv_db *db)

@@ -83,6 +83,32 @@ int sv_db_flush(sv_db *db, sv_err *err);
 /* Live bytes on disk (SST + WAL) of an open db. */
 int64_t sv_db_disk_bytes(sv_db *db);
 
+/* Bulk load: a table file written outside any db, in strictly ascending key
+ * order, then ingested whole into a db (no memtable, no WAL, no flush).
+ * The file is uncompressed (it lands in L0, which is raw here) and carries
+ * the db's bloom filter and block format. sv_db_sst_finish fsyncs it.
+ * Ownership: the writer is the caller's (sv_db_sst_free); the file stays
+ * until ingested or removed by the caller. */
+typedef struct sv_db_sst sv_db_sst;
+int sv_db_sst_open(sv_engine *engine, const char *path, sv_db_sst **out, sv_err *err);
+int sv_db_sst_put(sv_db_sst *w, const void *key, size_t klen, const void *val, size_t vlen, sv_err *err);
+int sv_db_sst_finish(sv_db_sst *w, sv_err *err);
+void sv_db_sst_free(sv_db_sst *w); /* NULL is fine */
+/* Adds the files to db atomically (all or none), newer than everything in
+ * it; the files are moved (hard-linked, the originals removed). Durable on
+ * return: the files are synced and the db's MANIFEST names them. */
+int sv_db_ingest(sv_db *db, const char *const *paths, size_t n, sv_err *err);
+/* Bulk mode: while on, the db runs no automatic compaction and never stalls
+ * writes for its L0 file count (ingested files pile up in L0); off restores
+ * the defaults, and compaction then catches up in the background. Not
+ * persisted: a reopened db is never in bulk mode. */
+int sv_db_set_bulk(sv_db *db, bool on, sv_err *err);
+/* The db's latest sequence number: it moves with every write and ingest,
+ * so an unchanged number means nothing was written in between. */
+uint64_t sv_db_latest_seq(sv_db *db);
+/* Files in L0 (an int property; -1 when unknown). */
+int64_t sv_db_l0_files(sv_db *db);
+
 /* Opens a db read-only (e.g. a checkpoint being exported). */
 int sv_db_open_readonly(sv_engine *engine, const char *dir, sv_db **out, sv_err *err);
 

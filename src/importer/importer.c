@@ -404,6 +404,88 @@ static int end_batches(imp_run *r, imp_file *f, imp_worker *ws, int nw, sv_err *
     return rc;
 }
 
+/* The write of one row group runs on its own thread while the next row
+ * group is read and converted: a pipeline one row group deep. A row group
+ * counts as committed (rg_done, persisted) only once its write returned, in
+ * order, so a restart resumes at the first row group not wholly written. */
+typedef struct rg_write {
+    imp_run *r;
+    imp_file *f;
+    sv_batch *b;
+    pending *pend;
+    size_t npend;
+    int rg;
+    pthread_t th;
+    bool running, inline_done; /* inline_done: written on the caller's thread (no thread could start) */
+    int rc;
+    sv_err err;
+} rg_write;
+
+static void *rg_write_main(void *arg)
+{
+    rg_write *w = arg;
+    w->rc = end_batch(w->r, w->f, w->b, w->pend, w->npend, &w->err);
+    return NULL;
+}
+
+/* Waits for the row group in flight; once written it is recorded committed. */
+static int rg_write_join(rg_write *w, sv_err *err)
+{
+    if (!w->running)
+        return 0;
+    if (!w->inline_done)
+        pthread_join(w->th, NULL);
+    w->running = false;
+    free(w->pend);
+    w->pend = NULL;
+    if (w->rc) {
+        *err = w->err;
+        return w->rc;
+    }
+    pthread_mutex_lock(&w->r->mu);
+    w->f->rg_done = w->rg + 1;
+    pthread_mutex_unlock(&w->r->mu);
+    return persist(w->r, err);
+}
+
+/* Merges the workers' batches of row group rg into one (one table file per
+ * shard), waits for the previous row group's write and starts this one's. */
+static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, int nw, int rg, sv_err *err)
+{
+    int rc = 0;
+    for (int k = 1; k < nw; k++) {
+        if (rc) {
+            sv_batch_abort(ws[k].b);
+        } else if (sv_grow(&ws[0].pend, &ws[0].cap, ws[0].npend + ws[k].npend, sizeof *ws[0].pend)) {
+            rc = sv_fail(err, SV_ENOMEM, "out of memory");
+            sv_batch_abort(ws[k].b);
+        } else {
+            memcpy(ws[0].pend + ws[0].npend, ws[k].pend, ws[k].npend * sizeof *ws[k].pend);
+            ws[0].npend += ws[k].npend;
+            rc = sv_batch_absorb(ws[0].b, ws[k].b, err);
+        }
+        ws[k].b = NULL;
+        ws[k].npend = 0;
+    }
+    int r2 = rg_write_join(w, err);
+    if (rc || r2) {
+        sv_batch_abort(ws[0].b);
+        ws[0].b = NULL;
+        ws[0].npend = 0;
+        return rc ? rc : r2;
+    }
+    *w = (rg_write){.r = r, .f = f, .b = ws[0].b, .pend = ws[0].pend, .npend = ws[0].npend, .rg = rg};
+    ws[0].b = NULL;
+    ws[0].pend = NULL;
+    ws[0].npend = ws[0].cap = 0;
+    w->running = true;
+    if (pthread_create(&w->th, NULL, rg_write_main, w) != 0) {
+        rg_write_main(w);
+        w->inline_done = true;
+    }
+    return 0;
+}
+
 static void set_file_status(imp_run *r, imp_file *f, const char *st, const char *error)
 {
     pthread_mutex_lock(&r->mu);
@@ -471,6 +553,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             ws[w].trow = imp_trow_new(typed);
     }
     imp_step st = {.r = r, .f = f, .plan = plan, .typed = typed, .tenant = tenant, .ws = ws, .nw = nw};
+    rg_write wr = {0};
     for (;;) {
         if (stopping(r)) {
             rc = SV_ECANCELED;
@@ -484,24 +567,23 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         if (rc)
             break;
         if (open_batches && (n == 0 || rg != cur_rg)) {
-            /* the row group is complete: write it, then record it */
-            rc = end_batches(r, f, ws, nw, &err);
+            /* the row group is complete: write it (while the next one is
+             * read), then record it */
+            rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, &err);
             open_batches = false;
-            if (rc)
-                break;
-            pthread_mutex_lock(&r->mu);
-            f->rg_done = cur_rg + 1;
-            pthread_mutex_unlock(&r->mu);
             first_rg = false;
-            if ((rc = persist(r, &err)))
+            if (rc)
                 break;
         }
         if (n == 0)
             break;
         if (!open_batches) {
-            for (int w = 0; w < nw; w++)
+            for (int w = 0; w < nw; w++) {
                 if (!(ws[w].b = sv_batch_begin(imp->o.store)))
                     rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+                else
+                    sv_batch_set_bulk(ws[w].b, imp->o.bulk_min_objects > 0 ? (size_t)imp->o.bulk_min_objects : 0);
+            }
             open_batches = true;
             cur_rg = rg;
             if (rc)
@@ -522,6 +604,17 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         if (rc)
             break;
     }
+    {
+        /* the row group in flight is whole: it is written and recorded
+         * whatever stopped the loop */
+        sv_err e2 = {0};
+        int r2 = rg_write_join(&wr, &e2);
+        if (r2 && rc == 0) {
+            rc = r2;
+            err = e2;
+        }
+    }
+    sv_store_bulk_done(imp->o.store, f->collection);
     bool shutdown_stop = rc == SV_ECANCELED && !atomic_load(&r->cancel);
     if (open_batches && !shutdown_stop) {
         /* canceled, or the file failed, inside a row group: what was added is
@@ -1442,6 +1535,11 @@ int sv_importer_open(const sv_importer_opts *opts, sv_importer **out, sv_err *er
         rc = sv_env_int("SHARDVAULT_IMPORT_WORKERS", cpus < 1 ? 1 : cpus > 8 ? 8 : cpus, &imp->o.workers, err);
         if (rc == 0 && (imp->o.workers < 1 || imp->o.workers > 64))
             rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_IMPORT_WORKERS must be 1..64");
+    }
+    if (rc == 0 && imp->o.bulk_min_objects == 0) {
+        rc = sv_env_int("SHARDVAULT_IMPORT_BULK_MIN_OBJECTS", 4096, &imp->o.bulk_min_objects, err);
+        if (rc == 0 && imp->o.bulk_min_objects == 0)
+            imp->o.bulk_min_objects = -1; /* 0 in the environment: off */
     }
     if (rc == 0 && imp->o.jobs) {
         sv_job_kind k = {.name = "import", .self = imp, .cancel = kind_cancel};

@@ -121,6 +121,8 @@ void store_shard_close(sv_store *st, shard *s)
         open_list_remove(st, s);
         sv_db_close(s->db);
         s->db = NULL;
+        s->bulk = false;
+        store_fresh_drop(s);
         atomic_fetch_sub(&st->shards_open, 1);
     }
 }
@@ -130,6 +132,7 @@ void store_shard_free(sv_store *st, shard *s)
     if (!s)
         return;
     store_shard_close(st, s);
+    store_fresh_drop(s);
     pthread_rwlock_destroy(&s->use);
     pthread_mutex_destroy(&s->write_mu);
     free(s);

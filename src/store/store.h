@@ -243,6 +243,20 @@ int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err);
 typedef void (*sv_batch_result_fn)(void *ud, size_t idx, const char *id, const char *error);
 int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *ok, sv_err *err);
 void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
+/* Bulk mode (set before the first add; min_objects 0 = off): nothing is
+ * written until the end, and then each shard's objects (when there are at
+ * least min_objects of them) go in as one table file ingested whole
+ * (engine.h "bulk load"): no memtable, WAL, flush or compaction on the way.
+ * Same results and counts as the normal path; durable (fsynced) once
+ * sv_batch_end* returns. The shards stay in bulk mode (no automatic
+ * compaction) until sv_store_bulk_done. For imports of many objects. */
+void sv_batch_set_bulk(sv_batch *b, size_t min_objects);
+/* Moves o's pending objects and results into b (o's result i becomes b's
+ * result nresults(b)+i) and frees o. Both begun, neither ended. */
+int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err);
+/* Ends bulk mode on the collection's open shards: compaction catches up in
+ * the background. Harmless when none is in bulk mode. */
+void sv_store_bulk_done(sv_store *st, const char *collection);
 /* Objects written so far (a batch writes in groups while it is filled). */
 size_t sv_batch_written(const sv_batch *b);
 

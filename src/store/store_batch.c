@@ -44,7 +44,10 @@ struct sv_batch {
     void *check_ud;
     sv_batch_moved_fn moved; /* an object whose shard moved away (cluster moves) */
     void *moved_ud;
+    size_t bulk; /* > 0: written once, at the end, as table files of at least this many (store.h) */
 };
+
+void sv_batch_set_bulk(sv_batch *b, size_t min_objects) { b->bulk = min_objects; }
 
 void sv_batch_set_moved(sv_batch *b, sv_batch_moved_fn fn, void *ud)
 {
@@ -146,7 +149,10 @@ static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
     if (rc == 0) {
         for (size_t k = i; k < j; k++)
             ps[k - i] = b->items[k].p;
-        rc = store_write_objects_ex(b->st, c, s, ps, j - i, &b->enc, b->scratch, try_lock, &err);
+        if (b->bulk && j - i >= b->bulk)
+            rc = store_bulk_write_objects(b->st, c, s, ps, j - i, &b->enc, b->scratch, &err);
+        else
+            rc = store_write_objects_ex(b->st, c, s, ps, j - i, &b->enc, b->scratch, try_lock, &err);
         store_write_leave(s);
         if (rc == 1)
             return 1;
@@ -237,7 +243,7 @@ static int batch_put(sv_batch *b, size_t idx, collection *c, bool cached, sv_rec
         return set_result(b, idx, err->msg);
     }
     b->items[b->nitems++] = (group_item){c, s, {rec->id, idx, enc_off, b->enc.len - enc_off}};
-    if (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES || !cached)
+    if ((!b->bulk && (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES)) || !cached)
         batch_flush(b);
     return 0;
 }
@@ -396,6 +402,54 @@ int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *o
 }
 
 size_t sv_batch_written(const sv_batch *b) { return b->written; }
+
+int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
+{
+    /* o's pending items hold collections from o's cache (an uncached one is
+     * written at once); b takes them over, or writes them first when its
+     * own cache has no room. */
+    bool fits = true;
+    for (size_t i = 0; i < o->ncached; i++) {
+        bool have = false;
+        for (size_t m = 0; m < b->ncached; m++)
+            have |= b->cached[m] == o->cached[i];
+        fits &= have || b->ncached + i < sizeof b->cached / sizeof b->cached[0];
+    }
+    if (!fits)
+        batch_flush(o);
+    size_t base = b->nresults, eoff = b->enc.len;
+    if (sv_grow(&b->results, &b->capresults, b->nresults + o->nresults, sizeof *b->results) ||
+        sv_grow(&b->items, &b->capitems, b->nitems + o->nitems, sizeof *b->items) ||
+        sv_buf_append(&b->enc, o->enc.data, o->enc.len)) {
+        sv_batch_abort(o);
+        b->oom = 1;
+        return sv_fail(err, SV_ENOMEM, "out of memory merging batches");
+    }
+    memcpy(b->results + b->nresults, o->results, o->nresults * sizeof *o->results);
+    b->nresults += o->nresults;
+    o->nresults = 0; /* the error strings are b's now */
+    for (size_t k = 0; k < o->nitems; k++) {
+        group_item it = o->items[k];
+        it.p.result += base;
+        it.p.enc_off += eoff;
+        b->items[b->nitems++] = it;
+    }
+    o->nitems = 0;
+    for (size_t i = 0; i < o->ncached; i++) {
+        bool have = false;
+        for (size_t m = 0; m < b->ncached; m++)
+            have |= b->cached[m] == o->cached[i];
+        if (have)
+            store_coll_release(o->st, o->cached[i]);
+        else
+            b->cached[b->ncached++] = o->cached[i];
+    }
+    o->ncached = 0;
+    b->written += o->written;
+    b->oom |= o->oom;
+    sv_batch_abort(o);
+    return 0;
+}
 
 void sv_batch_abort(sv_batch *b)
 {

@@ -37,6 +37,8 @@ typedef struct shard {
     pthread_rwlock_t use;     /* read: using db; write: open / close */
     pthread_mutex_t write_mu; /* serializes writes so the count stays exact */
     int64_t objects;          /* cached count: exact while open, and after an idle close */
+    bool bulk;                /* db is in bulk mode (engine.h); under write_mu, false after a close */
+    struct store_fresh *fresh; /* bulk loads into an empty shard (store_objects.c); under write_mu */
     _Atomic uint64_t last_use; /* st->tick at the last enter: LRU order of idle closes */
     bool in_open;             /* listed in st->open (under st->open_mu) */
     char node[65];            /* the owner (placement); "" = this node */
@@ -86,6 +88,7 @@ struct sv_store {
     int64_t acquire_timeout_ms; /* SHARDVAULT_ACQUIRE_TIMEOUT */
     size_t nreserved;
     atomic_llong objects_written, objects_deleted, shards_open;
+    atomic_ullong bulk_seq; /* names of bulk-load table files under tmp_dir */
     /* Open shards are bounded (each RocksDB holds file handles): past
      * max_open, the least recently used idle shards are closed. */
     int64_t max_open;
@@ -221,6 +224,15 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
                         sv_record *scratch, sv_err *err);
 /* try_lock: returns 1 at once, writing nothing, when another writer holds
  * the shard (a batch then writes its other shards first). */
+/* The bulk form (a large sorted group, store_batch.c bulk mode): the same
+ * result as store_write_objects, written as one table file ingested into the
+ * shard (engine.h "bulk load") instead of through the memtable and WAL.
+ * items must be sorted by id (equal ids in the order they were added: the
+ * last one wins). Caller is inside the shard. */
+int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items, size_t n,
+                             const sv_buf *enc, sv_record *scratch, sv_err *err);
+/* Forgets a shard's bulk-load key filters (under write_mu, or closing). */
+void store_fresh_drop(shard *s);
 int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
                            sv_record *scratch, bool try_lock, sv_err *err);
 int store_parse_uuid_arg(const char *s, sv_uuid *u, sv_err *err);
