@@ -34,6 +34,7 @@ if [ ${#node_tests[@]} -gt 0 ]; then
     tests/blackbox/catalog_etcd.test.mjs tests/blackbox/cluster_nodes.test.mjs
     tests/blackbox/import_roundtrip.test.mjs
     tests/blackbox/import_crash.test.mjs tests/blackbox/import_property.test.mjs tests/blackbox/import_create.test.mjs
+    tests/blackbox/import_bulk.test.mjs
     tests/blackbox/maintenance_verify.test.mjs tests/blackbox/maintenance_cli.test.mjs tests/blackbox/registry_rebuild.test.mjs
     tests/blackbox/cluster_forward.test.mjs tests/blackbox/cluster_export.test.mjs tests/blackbox/cluster_move.test.mjs
     tests/blackbox/cluster_snapshot.test.mjs)

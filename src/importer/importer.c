@@ -14,6 +14,10 @@
 #include "location.h"
 
 #define IMP_MAX_ERRORS 100
+/* A row group is written in parts of about this many bytes of encoded
+ * objects (one table file per shard each): what is held in memory is one
+ * part being written and one being filled, whatever the row group's size. */
+#define IMP_PART_BYTES (32u << 20)
 #define IMP_MAX_FILES 100000
 
 enum { ON_FAIL, ON_SKIP, ON_REPLACE };
@@ -415,6 +419,7 @@ typedef struct rg_write {
     pending *pend;
     size_t npend;
     int rg;
+    bool completes; /* the last part of row group rg: once written, rg is committed */
     pthread_t th;
     bool running, inline_done; /* inline_done: written on the caller's thread (no thread could start) */
     int rc;
@@ -442,15 +447,19 @@ static int rg_write_join(rg_write *w, sv_err *err)
         *err = w->err;
         return w->rc;
     }
+    if (!w->completes)
+        return 0;
     pthread_mutex_lock(&w->r->mu);
     w->f->rg_done = w->rg + 1;
     pthread_mutex_unlock(&w->r->mu);
     return persist(w->r, err);
 }
 
-/* Merges the workers' batches of row group rg into one (one table file per
- * shard), waits for the previous row group's write and starts this one's. */
-static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, int nw, int rg, sv_err *err)
+/* Merges the workers' batches (a part of row group rg, its last when
+ * completes) into one (one table file per shard), waits for the previous
+ * part's write and starts this one's. */
+static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, int nw, int rg, bool completes,
+                          sv_err *err)
 {
     int rc = 0;
     for (int k = 1; k < nw; k++) {
@@ -474,7 +483,8 @@ static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, 
         ws[0].npend = 0;
         return rc ? rc : r2;
     }
-    *w = (rg_write){.r = r, .f = f, .b = ws[0].b, .pend = ws[0].pend, .npend = ws[0].npend, .rg = rg};
+    *w = (rg_write){.r = r, .f = f, .b = ws[0].b, .pend = ws[0].pend, .npend = ws[0].npend, .rg = rg,
+                    .completes = completes};
     ws[0].b = NULL;
     ws[0].pend = NULL;
     ws[0].npend = ws[0].cap = 0;
@@ -554,6 +564,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     }
     imp_step st = {.r = r, .f = f, .plan = plan, .typed = typed, .tenant = tenant, .ws = ws, .nw = nw};
     rg_write wr = {0};
+    double per_object = 0; /* encoded bytes per object in the last row group */
     for (;;) {
         if (stopping(r)) {
             rc = SV_ECANCELED;
@@ -567,22 +578,33 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         if (rc)
             break;
         if (open_batches && (n == 0 || rg != cur_rg)) {
-            /* the row group is complete: write it (while the next one is
-             * read), then record it */
-            rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, &err);
+            /* the row group is complete: write its last part (while the
+             * next one is read), then record it */
+            rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, true, &err);
             open_batches = false;
             first_rg = false;
+            if (rc == 0 && r->on_conflict != ON_REPLACE)
+                rc = rg_write_join(&wr, &err); /* fail / skip: the next rows' checks must see these */
             if (rc)
                 break;
         }
         if (n == 0)
             break;
         if (!open_batches) {
+            /* room for a part's share at the last part's object size: the
+             * batch does not grow (copy, fault pages) as it fills */
+            int64_t part = sv_pq_reader_row_group_rows(rd, rg);
+            if (per_object > 0 && (double)part * per_object > (double)IMP_PART_BYTES)
+                part = (int64_t)((double)IMP_PART_BYTES / per_object) + batch_rows * nw;
+            size_t share = (size_t)(part / nw + 1);
             for (int w = 0; w < nw; w++) {
                 if (!(ws[w].b = sv_batch_begin(imp->o.store)))
                     rc = sv_fail(&err, SV_ENOMEM, "out of memory");
-                else
+                else {
                     sv_batch_set_bulk(ws[w].b, imp->o.bulk_min_objects > 0 ? (size_t)imp->o.bulk_min_objects : 0);
+                    if (per_object > 0)
+                        sv_batch_reserve(ws[w].b, share, (size_t)(per_object * 1.05 * (double)share));
+                }
             }
             open_batches = true;
             cur_rg = rg;
@@ -603,6 +625,22 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         rc = nw > 1 ? sv_pool_run(nw, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
         if (rc)
             break;
+        size_t bytes = 0, objs = 0;
+        for (int w = 0; w < nw; w++) {
+            bytes += sv_batch_bytes(ws[w].b);
+            objs += ws[w].npend;
+        }
+        if (bytes >= IMP_PART_BYTES) {
+            /* a part of the row group is written (not yet committed: that
+             * waits for its last part) while the rest is read */
+            per_object = (double)bytes / (double)objs;
+            rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, false, &err);
+            open_batches = false;
+            if (rc == 0 && r->on_conflict != ON_REPLACE)
+                rc = rg_write_join(&wr, &err);
+            if (rc)
+                break;
+        }
     }
     {
         /* the row group in flight is whole: it is written and recorded

@@ -108,6 +108,8 @@ static void close_idle(sv_store *st, const shard *keep)
         if (victim->db) { /* the count stays valid: nothing writes a closed shard */
             sv_db_close(victim->db);
             victim->db = NULL;
+            victim->bulk = false;
+            store_fresh_drop(victim);
             atomic_fetch_sub(&st->shards_open, 1);
             atomic_fetch_add(&st->idle_closes, 1);
         }

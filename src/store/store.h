@@ -251,6 +251,11 @@ void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
  * sv_batch_end* returns. The shards stay in bulk mode (no automatic
  * compaction) until sv_store_bulk_done. For imports of many objects. */
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects);
+/* Room for this many more objects and bytes of their encodings, so a
+ * large batch does not grow (and copy) as it fills. SV_ENOMEM. */
+int sv_batch_reserve(sv_batch *b, size_t objects, size_t bytes);
+/* Bytes of encoded objects pending. */
+size_t sv_batch_bytes(const sv_batch *b);
 /* Moves o's pending objects and results into b (o's result i becomes b's
  * result nresults(b)+i) and frees o. Both begun, neither ended. */
 int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err);

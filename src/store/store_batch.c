@@ -26,6 +26,7 @@ typedef struct group_item {
     collection *c;
     shard *s;
     pending p;
+    uint32_t seg; /* 0: p.enc_off is in b->enc; k: in b->segs[k - 1] (absorbed batches) */
 } group_item;
 
 struct sv_batch {
@@ -35,6 +36,8 @@ struct sv_batch {
     group_item *items;
     size_t nitems, capitems;
     sv_buf enc;
+    sv_buf *segs; /* encodings of absorbed batches, kept where they are */
+    size_t nsegs;
     sv_record *rec, *scratch;
     size_t written;        /* objects flushed to their shards so far */
     collection *cached[8]; /* acquired collections, released at the end */
@@ -48,6 +51,11 @@ struct sv_batch {
 };
 
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects) { b->bulk = min_objects; }
+
+static const uint8_t *item_enc(const sv_batch *b, const group_item *it)
+{
+    return (it->seg ? b->segs[it->seg - 1].data : b->enc.data) + it->p.enc_off;
+}
 
 void sv_batch_set_moved(sv_batch *b, sv_batch_moved_fn fn, void *ud)
 {
@@ -70,7 +78,7 @@ static void report_moved(sv_batch *b, const collection *c, shard *s, size_t from
     for (size_t k = from; k < to; k++) {
         const pending *p = &b->items[k].p;
         js.len = 0;
-        if (sv_record_decode(b->scratch, c->schema, b->enc.data + p->enc_off, p->enc_len, NULL) != 0)
+        if (sv_record_decode(b->scratch, c->schema, item_enc(b, &b->items[k]), p->enc_len, NULL) != 0)
             continue;
         b->scratch->id = p->id;
         b->scratch->has_id = true;
@@ -144,19 +152,39 @@ static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
     collection *c = b->items[i].c;
     shard *s = b->items[i].s;
     sv_err err = {0};
-    /* The write gate (a shard moving away) holds the group, like any write. */
-    int rc = ps ? store_write_enter(b->st, c, s, &err) : sv_fail(&err, SV_ENOMEM, "out of memory");
-    if (rc == 0) {
-        for (size_t k = i; k < j; k++)
-            ps[k - i] = b->items[k].p;
-        if (b->bulk && j - i >= b->bulk)
-            rc = store_bulk_write_objects(b->st, c, s, ps, j - i, &b->enc, b->scratch, &err);
-        else
-            rc = store_write_objects_ex(b->st, c, s, ps, j - i, &b->enc, b->scratch, try_lock, &err);
-        store_write_leave(s);
-        if (rc == 1)
-            return 1;
+    bool bulk = b->bulk && j - i >= b->bulk;
+    const uint8_t **vals = bulk ? malloc((j - i) * sizeof *vals) : NULL;
+    sv_buf tmp = {0}; /* a small group of an absorbed batch: its encodings in one buffer */
+    const sv_buf *enc = &b->enc;
+    int rc = 0;
+    if (!ps || (bulk && !vals))
+        rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+    for (size_t k = i; rc == 0 && k < j; k++) {
+        ps[k - i] = b->items[k].p;
+        if (bulk) {
+            vals[k - i] = item_enc(b, &b->items[k]);
+        } else if (b->nsegs) {
+            ps[k - i].enc_off = tmp.len;
+            if (sv_buf_append(&tmp, item_enc(b, &b->items[k]), b->items[k].p.enc_len))
+                rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+        }
     }
+    if (b->nsegs)
+        enc = &tmp;
+    /* The write gate (a shard moving away) holds the group, like any write. */
+    if (rc == 0)
+        rc = store_write_enter(b->st, c, s, &err);
+    if (rc == 0) {
+        if (bulk)
+            rc = store_bulk_write_objects(b->st, c, s, ps, vals, j - i, b->scratch, &err);
+        else
+            rc = store_write_objects_ex(b->st, c, s, ps, j - i, (sv_buf *)enc, b->scratch, try_lock, &err);
+        store_write_leave(s);
+    }
+    free(vals);
+    sv_buf_free(&tmp);
+    if (rc == 1)
+        return 1;
     if (rc == SV_EUNAVAIL && b->moved)
         report_moved(b, c, s, i, j);
     if (rc)
@@ -205,6 +233,9 @@ static void batch_flush(sv_batch *b)
     }
     b->nitems = 0;
     sv_buf_reset(&b->enc);
+    for (size_t k = 0; k < b->nsegs; k++)
+        sv_buf_free(&b->segs[k]);
+    b->nsegs = 0;
 }
 
 /* The common tail of sv_batch_add and sv_batch_add_record: rc is the
@@ -242,7 +273,7 @@ static int batch_put(sv_batch *b, size_t idx, collection *c, bool cached, sv_rec
             store_coll_release(b->st, c);
         return set_result(b, idx, err->msg);
     }
-    b->items[b->nitems++] = (group_item){c, s, {rec->id, idx, enc_off, b->enc.len - enc_off}};
+    b->items[b->nitems++] = (group_item){c, s, {rec->id, idx, enc_off, b->enc.len - enc_off}, 0};
     if ((!b->bulk && (b->nitems >= BATCH_GROUP_OBJECTS || b->enc.len >= BATCH_GROUP_BYTES)) || !cached)
         batch_flush(b);
     return 0;
@@ -403,6 +434,22 @@ int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *o
 
 size_t sv_batch_written(const sv_batch *b) { return b->written; }
 
+int sv_batch_reserve(sv_batch *b, size_t objects, size_t bytes)
+{
+    if (sv_grow(&b->results, &b->capresults, b->nresults + objects, sizeof *b->results) ||
+        sv_grow(&b->items, &b->capitems, b->nitems + objects, sizeof *b->items) || sv_buf_reserve(&b->enc, bytes))
+        return SV_ENOMEM;
+    return 0;
+}
+
+size_t sv_batch_bytes(const sv_batch *b)
+{
+    size_t n = b->enc.len;
+    for (size_t k = 0; k < b->nsegs; k++)
+        n += b->segs[k].len;
+    return n;
+}
+
 int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
 {
     /* o's pending items hold collections from o's cache (an uncached one is
@@ -417,13 +464,25 @@ int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
     }
     if (!fits)
         batch_flush(o);
-    size_t base = b->nresults, eoff = b->enc.len;
-    if (sv_grow(&b->results, &b->capresults, b->nresults + o->nresults, sizeof *b->results) ||
-        sv_grow(&b->items, &b->capitems, b->nitems + o->nitems, sizeof *b->items) ||
-        sv_buf_append(&b->enc, o->enc.data, o->enc.len)) {
+    size_t base = b->nresults;
+    if (o->nsegs)
+        batch_flush(o); /* absorbed twice: one level is enough */
+    sv_buf *segs = o->nitems ? realloc(b->segs, (b->nsegs + 1) * sizeof *b->segs) : b->segs;
+    if ((o->nitems && !segs) ||
+        sv_grow(&b->results, &b->capresults, b->nresults + o->nresults, sizeof *b->results) ||
+        sv_grow(&b->items, &b->capitems, b->nitems + o->nitems, sizeof *b->items)) {
+        if (segs)
+            b->segs = segs;
         sv_batch_abort(o);
         b->oom = 1;
         return sv_fail(err, SV_ENOMEM, "out of memory merging batches");
+    }
+    b->segs = segs;
+    uint32_t seg = 0;
+    if (o->nitems) { /* o's encodings stay in their buffer, now b's */
+        b->segs[b->nsegs++] = o->enc;
+        o->enc = (sv_buf){0};
+        seg = (uint32_t)b->nsegs;
     }
     memcpy(b->results + b->nresults, o->results, o->nresults * sizeof *o->results);
     b->nresults += o->nresults;
@@ -431,7 +490,7 @@ int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
     for (size_t k = 0; k < o->nitems; k++) {
         group_item it = o->items[k];
         it.p.result += base;
-        it.p.enc_off += eoff;
+        it.seg = seg;
         b->items[b->nitems++] = it;
     }
     o->nitems = 0;
@@ -469,6 +528,9 @@ void sv_batch_abort(sv_batch *b)
     free(b->results);
     free(b->items);
     sv_buf_free(&b->enc);
+    for (size_t k = 0; k < b->nsegs; k++)
+        sv_buf_free(&b->segs[k]);
+    free(b->segs);
     sv_record_free(b->rec);
     sv_record_free(b->scratch);
     free(b);

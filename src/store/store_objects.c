@@ -12,6 +12,98 @@
 #include "engine.h"
 #include "store_internal.h"
 
+/* Fresh shards. Every lookup probes each file of L0, and bulk loads stack
+ * files there, so lookups grow with them (measured: 88 ms per 62k objects
+ * with no file, 460 ms with eight). A shard written while empty (count 0)
+ * gets a fresh record: Bloom filters of every key written since, and the
+ * db's sequence number after the last write. Every write of a shard takes
+ * write_mu and notes its keys (fresh_note), so while that number is
+ * unchanged the shard holds no key the filters do not know: such a key is
+ * absent without a lookup; a "maybe" is looked up (deletes leave "maybe"s,
+ * which the lookup answers). A number that moved (a writer that did not
+ * note) drops the record: lookups again. Filters grow geometrically (few
+ * to probe); past FRESH_MAX_KEYS the record is dropped, bounding its
+ * memory (2 bytes per key) whatever the shard's size. Dropped when the db
+ * closes. */
+#define FRESH_MAX_KEYS (16u << 20)
+#define FRESH_MIN_CAP (64u << 10)
+
+typedef struct fresh_filter {
+    sv_bloom b;
+    size_t cap, n;
+} fresh_filter;
+
+typedef struct store_fresh {
+    fresh_filter *f;
+    size_t n, cap;
+    size_t keys;
+    uint64_t seq;
+} store_fresh;
+
+void store_fresh_drop(shard *s)
+{
+    if (!s->fresh)
+        return;
+    for (size_t i = 0; i < s->fresh->n; i++)
+        sv_bloom_free(&s->fresh->f[i].b);
+    free(s->fresh->f);
+    free(s->fresh);
+    s->fresh = NULL;
+}
+
+/* Before a write, under write_mu: the record still valid, or started on an
+ * empty shard, or NULL (look keys up). */
+static store_fresh *fresh_begin(shard *s)
+{
+    if (s->fresh && sv_db_latest_seq(s->db) != s->fresh->seq)
+        store_fresh_drop(s); /* something wrote without noting its keys */
+    if (!s->fresh && s->objects == 0 && (s->fresh = calloc(1, sizeof *s->fresh)))
+        s->fresh->seq = sv_db_latest_seq(s->db);
+    return s->fresh;
+}
+
+/* false: the key is certainly not in the shard. */
+static bool fresh_maybe(const store_fresh *fr, const sv_uuid *id)
+{
+    uint64_t h = sv_hash64(id->b, 16);
+    for (size_t i = 0; i < fr->n; i++)
+        if (sv_bloom_maybe(&fr->f[i].b, h))
+            return true;
+    return false;
+}
+
+/* After a successful write of items' keys (or a delete: n = 0), under
+ * write_mu. Dropped when out of memory or past the bound. */
+static void fresh_note(shard *s, const pending *items, size_t n)
+{
+    store_fresh *fr = s->fresh;
+    if (!fr)
+        return;
+    if (fr->keys + n > FRESH_MAX_KEYS) {
+        store_fresh_drop(s);
+        return;
+    }
+    fresh_filter *last = fr->n ? &fr->f[fr->n - 1] : NULL;
+    if (n && (!last || last->n + n > last->cap)) {
+        size_t cap = last ? last->cap * 2 : FRESH_MIN_CAP;
+        if (cap < n)
+            cap = n;
+        if (sv_grow(&fr->f, &fr->cap, fr->n + 1, sizeof *fr->f) || sv_bloom_init(&fr->f[fr->n].b, cap)) {
+            store_fresh_drop(s);
+            return;
+        }
+        fr->f[fr->n].cap = cap;
+        fr->f[fr->n].n = 0;
+        last = &fr->f[fr->n++];
+    }
+    for (size_t i = 0; i < n; i++)
+        sv_bloom_add(&last->b, sv_hash64(items[i].id.b, 16));
+    if (last)
+        last->n += n;
+    fr->keys += n;
+    fr->seq = sv_db_latest_seq(s->db);
+}
+
 /* Writes encoded records to one shard atomically, keeping creation times of
  * replaced objects and the exact object count. Caller is inside the shard. */
 int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
@@ -47,6 +139,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
     int64_t added = 0;
     int rc = 0;
     sv_buf re = {0};
+    store_fresh *fr = fresh_begin(s);
     for (size_t i = 0; i < n && rc == 0; i++) {
         pending *p = &items[i];
         bool seen_in_batch = false;
@@ -64,7 +157,9 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         }
         char *old = NULL;
         size_t oldlen = 0;
-        int g = seen_in_batch ? SV_ENOTFOUND : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
+        int g = seen_in_batch || (fr && !fresh_maybe(fr, &p->id))
+                    ? SV_ENOTFOUND
+                    : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == 0) {
             /* Replace: keep the original creation time, re-encode the new
              * record with it (decoding our own encoding is exact). */
@@ -99,6 +194,9 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         if (rc == 0) {
             s->objects = count;
             atomic_fetch_add(&st->objects_written, (long long)n);
+            fresh_note(s, items, n);
+        } else {
+            store_fresh_drop(s); /* the write may have happened */
         }
     }
     pthread_mutex_unlock(&s->write_mu);
@@ -119,60 +217,9 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
  * A crash before 2 completes leaves a file under tmp/ (swept at start) and
  * the shard as it was. The shard is switched to bulk mode (no automatic
  * compaction) on its first bulk write; sv_store_bulk_done switches it back.
- *
- * Fresh shards. Each ingested file sits in L0 and every lookup probes all of
- * them, so lookups grow with the files (measured: 88 ms per 62k objects
- * with none, 460 ms with eight). A shard that was empty (count 0) when a
- * bulk write began gets a fresh record: one Bloom filter of the keys of
- * each file ingested since, and the db's sequence number after the last
- * ingest. While that number is unchanged nothing else was written (every
- * write takes write_mu), so the shard holds exactly the keys ingested: a
- * key no filter knows is absent without a lookup; a "maybe" is looked up.
- * Any other write moves the number and the record is dropped (lookups
- * again). Dropped at sv_store_bulk_done and when the db closes. */
-typedef struct store_fresh {
-    sv_bloom *f;
-    size_t n, cap;
-    uint64_t seq;
-} store_fresh;
-
-void store_fresh_drop(shard *s)
-{
-    if (!s->fresh)
-        return;
-    for (size_t i = 0; i < s->fresh->n; i++)
-        sv_bloom_free(&s->fresh->f[i]);
-    free(s->fresh->f);
-    free(s->fresh);
-    s->fresh = NULL;
-}
-
-static bool fresh_maybe(const store_fresh *fr, uint64_t h)
-{
-    for (size_t i = 0; i < fr->n; i++)
-        if (sv_bloom_maybe(&fr->f[i], h))
-            return true;
-    return false;
-}
-
-/* After an ingest: the group's keys join the record (dropped on no memory). */
-static void fresh_add(shard *s, const pending *items, size_t n)
-{
-    store_fresh *fr = s->fresh;
-    if (!fr)
-        return;
-    if (sv_grow(&fr->f, &fr->cap, fr->n + 1, sizeof *fr->f) || sv_bloom_init(&fr->f[fr->n], n)) {
-        store_fresh_drop(s);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        sv_bloom_add(&fr->f[fr->n], sv_hash64(items[i].id.b, 16));
-    fr->n++;
-    fr->seq = sv_db_latest_seq(s->db);
-}
-
-int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items, size_t n,
-                             const sv_buf *enc, sv_record *scratch, sv_err *err)
+ */
+int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items,
+                             const uint8_t *const *vals, size_t n, sv_record *scratch, sv_err *err)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/bulk-%llu.sst", st->tmp_dir,
@@ -183,10 +230,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     int rc = 0;
     if (!s->bulk && (rc = sv_db_set_bulk(s->db, true, err)) == 0)
         s->bulk = true;
-    if (s->fresh && sv_db_latest_seq(s->db) != s->fresh->seq)
-        store_fresh_drop(s); /* something else wrote: look keys up */
-    if (!s->fresh && s->objects == 0 && (s->fresh = calloc(1, sizeof *s->fresh)))
-        s->fresh->seq = sv_db_latest_seq(s->db);
+    store_fresh *fr = fresh_begin(s);
     if (rc == 0)
         rc = sv_db_sst_open(st->engine, path, &w, err);
     int64_t added = 0;
@@ -194,11 +238,11 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         const pending *p = &items[i];
         if (i + 1 < n && memcmp(items[i + 1].id.b, p->id.b, 16) == 0)
             continue; /* a later object with the same id replaces this one */
-        const void *val = enc->data + p->enc_off;
+        const void *val = vals[i];
         size_t vlen = p->enc_len;
         char *old = NULL;
         size_t oldlen = 0;
-        int g = s->fresh && !fresh_maybe(s->fresh, sv_hash64(p->id.b, 16))
+        int g = fr && !fresh_maybe(fr, &p->id)
                     ? SV_ENOTFOUND
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == SV_ENOTFOUND) {
@@ -209,7 +253,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
                 created = scratch->creation_time;
             free(old);
             sv_buf_reset(&re);
-            if (created && sv_record_decode(scratch, c->schema, enc->data + p->enc_off, p->enc_len, NULL) == 0) {
+            if (created && sv_record_decode(scratch, c->schema, vals[i], p->enc_len, NULL) == 0) {
                 scratch->id = p->id;
                 scratch->has_id = true;
                 scratch->creation_time = created;
@@ -237,7 +281,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     if (rc == 0) {
         s->objects = count;
         atomic_fetch_add(&st->objects_written, (long long)n);
-        fresh_add(s, items, n);
+        fresh_note(s, items, n);
     } else {
         store_fresh_drop(s); /* the ingest may have happened */
     }
@@ -260,7 +304,6 @@ void sv_store_bulk_done(sv_store *st, const char *collection_name)
         pthread_rwlock_rdlock(&s->use);
         pthread_mutex_lock(&s->write_mu);
         sv_err err = {0};
-        store_fresh_drop(s);
         if (s->db && s->bulk) {
             if (sv_db_set_bulk(s->db, false, &err) == 0)
                 s->bulk = false;
@@ -444,11 +487,16 @@ int sv_store_delete_object(sv_store *st, const char *collection_name, const char
             int64_t count = s->objects - 1;
             sv_db_batch_delete(b, u.b, 16);
             sv_db_batch_put(b, STORE_COUNT_KEY, STORE_COUNT_KEY_LEN, &count, 8);
+            store_fresh *fr = fresh_begin(s); /* a delete adds no key: only the number moves */
             rc = sv_db_write(s->db, b, st->sync, err);
             sv_db_batch_free(b);
             if (rc == 0) {
                 s->objects = count;
                 atomic_fetch_add(&st->objects_deleted, 1);
+                if (fr)
+                    fresh_note(s, NULL, 0);
+            } else {
+                store_fresh_drop(s);
             }
         }
         pthread_mutex_unlock(&s->write_mu);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, tempDir } from './lib/server.mjs';
-import { query } from './lib/export.mjs';
+import { listAll, query } from './lib/export.mjs';
 
 const N = 120000;
 const root = tempDir('sv-import-crash-');
@@ -35,16 +35,7 @@ const collection = { name: 'Big', vectors: { default: { dim: 4 } }, properties: 
 const body = (id, coll) => ({ id, source: { files: ['lake/big.parquet'] }, collection: coll,
   mapping: { id: 'id', vector: 'vec', properties: { title: 'title', n: 'n' } }, onConflict: 'fail' });
 
-async function count(srv, coll) {
-  let n = 0;
-  let after = null;
-  for (;;) {
-    const r = await srv.req('GET', `/v1/collections/${coll}/objects?limit=10000${after ? `&after=${after}` : ''}`);
-    n += r.json.objects.length;
-    if (!r.json.next) return n;
-    after = r.json.next;
-  }
-}
+const count = async (srv, coll) => (await listAll(srv, coll)).size;
 
 test('kill -9 mid-import: resumes after the last committed row group, every object exactly once', async () => {
   const dataDir = tempDir('sv-import-crash-data-');

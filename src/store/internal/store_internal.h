@@ -228,9 +228,10 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
  * result as store_write_objects, written as one table file ingested into the
  * shard (engine.h "bulk load") instead of through the memtable and WAL.
  * items must be sorted by id (equal ids in the order they were added: the
- * last one wins). Caller is inside the shard. */
-int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items, size_t n,
-                             const sv_buf *enc, sv_record *scratch, sv_err *err);
+ * last one wins); vals[i] is items[i]'s encoding (enc_len bytes; enc_off is
+ * not used). Caller is inside the shard. */
+int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items,
+                             const uint8_t *const *vals, size_t n, sv_record *scratch, sv_err *err);
 /* Forgets a shard's bulk-load key filters (under write_mu, or closing). */
 void store_fresh_drop(shard *s);
 int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
