@@ -57,33 +57,28 @@ void sv_format_time_ms(int64_t ms, char *out, size_t outlen)
 
 /* ---- uuid ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+/* hex digit values (0 for anything else: hex_ok tells) */
+static const unsigned char hexv[256] = {
+    ['0'] = 0,  ['1'] = 1,  ['2'] = 2,  ['3'] = 3,  ['4'] = 4,  ['5'] = 5,  ['6'] = 6,  ['7'] = 7,
+    ['8'] = 8,  ['9'] = 9,  ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
+    ['A'] = 10, ['B'] = 11, ['C'] = 12, ['D'] = 13, ['E'] = 14, ['F'] = 15,
+};
+static bool hex_ok(unsigned char c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
 
 int sv_uuid_parse(const char *s, size_t len, sv_uuid *out)
 {
-    if (len != 36)
+    /* byte i of the UUID is at text offset at[i] */
+    static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
         return SV_EINVAL;
-    int bi = 0;
-    for (size_t i = 0; i < 36;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return SV_EINVAL;
-            i++;
-            continue;
-        }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return SV_EINVAL;
-        out->b[bi++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
+    const unsigned char *u = (const unsigned char *)s;
+    bool ok = true;
+    for (int i = 0; i < 16; i++) {
+        unsigned char hi = u[at[i]], lo = u[at[i] + 1];
+        ok &= hex_ok(hi) & hex_ok(lo);
+        out->b[i] = (uint8_t)(hexv[hi] << 4 | hexv[lo]);
     }
-    return 0;
+    return ok ? 0 : SV_EINVAL;
 }
 
 void sv_uuid_format(const sv_uuid *u, char out[37])

@@ -17,7 +17,12 @@
 /* A row group is written in parts of about this many bytes of encoded
  * objects (one table file per shard each): what is held in memory is one
  * part being written and one being filled, whatever the row group's size. */
-#define IMP_PART_BYTES (32u << 20)
+#define IMP_PART_BYTES (16u << 20)
+/* The next row group is read while the current one is imported when it
+ * decodes to at most this (parquet.h prefetch_bytes): two row groups in
+ * memory only when both are small, so the import stays within its memory
+ * bound (docs/import.md "Memory") whatever the file's row groups. */
+#define IMP_PREFETCH_BYTES (64ll << 20)
 #define IMP_MAX_FILES 100000
 
 enum { ON_FAIL, ON_SKIP, ON_REPLACE };
@@ -268,7 +273,7 @@ static int open_reader(sv_importer *imp, sv_location *loc, const char *key, loc_
     src->loc = loc;
     src->key = key;
     sv_pq_source ps = {loc_read_at, src, (uint64_t)info.size, key};
-    sv_pq_read_options ro = {.max_row_group_bytes = imp->o.max_row_group_bytes};
+    sv_pq_read_options ro = {.max_row_group_bytes = imp->o.max_row_group_bytes, .prefetch_bytes = IMP_PREFETCH_BYTES};
     return sv_pq_reader_open(&ps, &ro, out, err);
 }
 
@@ -469,7 +474,8 @@ static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, 
             rc = sv_fail(err, SV_ENOMEM, "out of memory");
             sv_batch_abort(ws[k].b);
         } else {
-            memcpy(ws[0].pend + ws[0].npend, ws[k].pend, ws[k].npend * sizeof *ws[k].pend);
+            if (ws[k].npend)
+                memcpy(ws[0].pend + ws[0].npend, ws[k].pend, ws[k].npend * sizeof *ws[k].pend);
             ws[0].npend += ws[k].npend;
             rc = sv_batch_absorb(ws[0].b, ws[k].b, err);
         }

@@ -251,6 +251,13 @@ typedef struct sv_pq_read_options {
     int64_t max_footer_bytes;    /* 64 MiB */
     int64_t max_row_group_bytes; /* 1 GiB: compressed chunks + decoded columns of one row group */
     int64_t max_page_bytes;      /* 256 MiB: one page, uncompressed */
+    /* 0 = off. Otherwise the next row group, when it decodes to at most
+     * this many bytes (estimated from the footer: uncompressed chunk sizes
+     * plus a byte per level), is loaded on a thread of its own while rows
+     * of the current one are read (sv_pq_reader_next): two row groups in
+     * memory then. The source is read from that thread too (never from two
+     * threads at once). */
+    int64_t prefetch_bytes;
 } sv_pq_read_options;
 
 typedef struct sv_pq_reader sv_pq_reader;

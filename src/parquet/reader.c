@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <lz4.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <snappy-c.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -44,6 +46,8 @@ struct sv_pq_reader {
      * once the column is decoded), reused */
     uint8_t *chunk;
     size_t cap_chunk;
+    uint8_t *pagebuf; /* decompressed pages of fixed-width columns, reused */
+    size_t cap_pagebuf;
     /* current row group */
     int rg;           /* next row group to load, or the loaded one */
     bool loaded;
@@ -57,6 +61,15 @@ struct sv_pq_reader {
     size_t cap_rows;
     sv_pq_value *scratch[PQ_MAX_DEPTH * 2];
     size_t scratch_cap[PQ_MAX_DEPTH * 2];
+    /* prefetch (opt.prefetch_bytes; see "prefetch" below): pf is a shadow reader
+     * sharing src, meta and schema, whose own columns receive the next row
+     * group on pf_th. A shadow has shadow set and no pf of its own. */
+    struct sv_pq_reader *pf;
+    pthread_t pf_th;
+    bool pf_running, shadow;
+    int pf_rc;
+    sv_err pf_err;
+    atomic_bool pf_stop;
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -123,7 +136,7 @@ static void *balloc(sv_pq_reader *r, size_t bytes, sv_err *err, int *rc)
 }
 
 /* Grows *arr (elem bytes each, capacity *cap) to hold need, within budget. */
-static int bgrow(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t elem, sv_err *err)
+static int bgrow_to(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t elem, bool exact, sv_err *err)
 {
     if (need == 0)
         need = 1; /* callers index the array even for zero values */
@@ -135,6 +148,8 @@ static int bgrow(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t e
             return rfail(r, SV_ETOOBIG, err, "too many values");
         nc *= 2;
     }
+    if (exact)
+        nc = need;
     size_t add = (nc - *cap) * elem;
     if (r->budget + (int64_t)add > r->opt.max_row_group_bytes)
         return rfail(r, SV_ETOOBIG, err, "decoding needs more than %lld bytes for one row group "
@@ -148,6 +163,11 @@ static int bgrow(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t e
     r->budget += (int64_t)add;
     *cap = nc;
     return 0;
+}
+
+static int bgrow(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_t elem, sv_err *err)
+{
+    return bgrow_to(r, parr, cap, need, elem, false, err);
 }
 
 static int keep_buf(sv_pq_reader *r, pq_col *c, uint8_t *buf, sv_err *err)
@@ -189,7 +209,7 @@ static void col_reset(pq_col *c, bool keep)
 static void unload(sv_pq_reader *r)
 {
     /* what stays allocated counts against the next row group's budget */
-    r->budget = (int64_t)r->cap_chunk;
+    r->budget = (int64_t)(r->cap_chunk + r->cap_pagebuf);
     if (r->cols)
         for (int i = 0; i < r->schema.nleaves; i++) {
             pq_col *c = &r->cols[i];
@@ -405,16 +425,20 @@ static void arena_reset(sv_pq_reader *r)
     r->arena = NULL;
 }
 
+static void pf_free(sv_pq_reader *r);
+
 void sv_pq_reader_free(sv_pq_reader *r)
 {
     if (!r)
         return;
+    pf_free(r);
     unload(r);
     if (r->cols)
         for (int i = 0; i < r->schema.nleaves; i++)
             col_reset(&r->cols[i], false);
     free(r->cols);
     free(r->chunk);
+    free(r->pagebuf);
     arena_reset(r);
     free(r->rows);
     for (int i = 0; i < PQ_MAX_DEPTH * 2; i++)
@@ -450,10 +474,169 @@ const char *sv_pq_reader_kv(const sv_pq_reader *r, const char *key)
 const char *sv_pq_reader_created_by(const sv_pq_reader *r) { return r->meta.created_by; }
 int64_t sv_pq_reader_bytes_read(const sv_pq_reader *r) { return r->bytes_read; }
 
+/* ---- prefetch -------------------------------------------------------------------
+ * The consumer's reader r never loads a row group itself: its shadow r->pf
+ * loads row group k on pf_th while r assembles rows of k-1; taking k swaps
+ * the two column sets (r gets k, pf gets k-1's arrays, unloaded, to reuse
+ * their capacity) and starts k+1. Invariants: only pf_th touches pf and
+ * the source while pf_running; r joins pf_th before touching either; pf's
+ * rg is the row group its columns hold (pf->loaded) or are being loaded
+ * with. A failed load keeps its error for the row group that asked. */
+
+static void pf_join(sv_pq_reader *r)
+{
+    if (r->pf && r->pf_running) {
+        pthread_join(r->pf_th, NULL);
+        r->pf_running = false;
+        r->bytes_read += r->pf->bytes_read;
+        r->pf->bytes_read = 0;
+    }
+}
+
+/* The shadow's arrays go (the next row group is not prefetched, or the
+ * reader closes). */
+static void pf_release(sv_pq_reader *r)
+{
+    sv_pq_reader *pf = r->pf;
+    if (!pf)
+        return;
+    unload(pf);
+    for (int i = 0; i < pf->schema.nleaves; i++)
+        col_reset(&pf->cols[i], false);
+    free(pf->chunk);
+    free(pf->pagebuf);
+    pf->chunk = pf->pagebuf = NULL;
+    pf->cap_chunk = pf->cap_pagebuf = 0;
+    pf->rg = -1;
+}
+
+static void pf_free(sv_pq_reader *r)
+{
+    if (!r->pf)
+        return;
+    atomic_store(&r->pf->pf_stop, true);
+    pf_join(r);
+    pf_release(r);
+    free(r->pf->cols);
+    free(r->pf);
+    r->pf = NULL;
+}
+
+static int load_row_group(sv_pq_reader *r, sv_err *err);
+
+static void *pf_main(void *arg)
+{
+    sv_pq_reader *pf = arg;
+    pf->pf_rc = load_row_group(pf, &pf->pf_err);
+    return NULL;
+}
+
+/* Starts loading row group rg on the shadow (made on first use). false:
+ * no thread (the caller loads itself). */
+static bool pf_start(sv_pq_reader *r, int rg)
+{
+    if (!r->pf) {
+        sv_pq_reader *pf = malloc(sizeof *pf);
+        pq_col *cols = calloc((size_t)(r->schema.nleaves ? r->schema.nleaves : 1), sizeof *cols);
+        if (!pf || !cols) {
+            free(pf);
+            free(cols);
+            return false;
+        }
+        memcpy(pf, r, sizeof *pf); /* src, meta, schema and options are shared, read-only */
+        pf->cols = cols;
+        pf->chunk = NULL;
+        pf->cap_chunk = 0;
+        pf->pagebuf = NULL;
+        pf->cap_pagebuf = 0;
+        pf->arena = NULL;
+        pf->rows = NULL;
+        pf->cap_rows = 0;
+        memset(pf->scratch, 0, sizeof pf->scratch);
+        memset(pf->scratch_cap, 0, sizeof pf->scratch_cap);
+        pf->loaded = false;
+        pf->bytes_read = 0;
+        pf->pf = NULL;
+        pf->pf_running = false;
+        pf->shadow = true;
+        atomic_init(&pf->pf_stop, false);
+        r->pf = pf;
+    }
+    unload(r->pf);
+    r->pf->rg = rg;
+    r->pf->pf_rc = 0;
+    if (pthread_create(&r->pf_th, NULL, pf_main, r->pf) != 0)
+        return false;
+    r->pf_running = true;
+    return true;
+}
+
+/* The first row group from rg on with rows, or nrgs. */
+static int next_nonempty(const sv_pq_reader *r, int rg)
+{
+    while (rg < r->meta.nrgs && r->meta.rgs[rg].num_rows == 0)
+        rg++;
+    return rg;
+}
+
+/* What row group rg decodes to, about: uncompressed chunks plus one byte
+ * per repetition and definition level. */
+static int64_t rg_decoded_bytes(const sv_pq_reader *r, int rg)
+{
+    const pq_rowgroup *g = &r->meta.rgs[rg];
+    int64_t t = 0;
+    for (int i = 0; i < g->ncols; i++)
+        t += g->cols[i].total_uncompressed + 2 * g->cols[i].num_values;
+    return t;
+}
+
+
+/* Makes r->rg (non-empty) loaded in r: the shadow's when it loaded it, else
+ * loaded here; then the next one starts loading when it fits the budget. */
+static int pf_take(sv_pq_reader *r, sv_err *err)
+{
+    pf_join(r);
+    sv_pq_reader *pf = r->pf;
+    if (pf && pf->rg == r->rg && pf->pf_rc) {
+        int rc = pf->pf_rc;
+        *err = pf->pf_err;
+        pf->pf_rc = 0;
+        pf_release(r);
+        return rc;
+    }
+    if (pf && pf->rg == r->rg && pf->loaded) {
+        /* swap the column sets: r takes the loaded one */
+        pq_col *cols = r->cols;
+        r->cols = pf->cols;
+        pf->cols = cols;
+        int64_t budget = r->budget;
+        r->budget = pf->budget;
+        pf->budget = budget;
+        r->loaded = true;
+        r->row = 0;
+        r->cur_col = -1;
+        r->cur_page = -1;
+        pf->loaded = false;
+    } else {
+        int rc = load_row_group(r, err);
+        if (rc)
+            return rc;
+    }
+    int next = next_nonempty(r, r->rg + 1);
+    if (next < r->meta.nrgs && rg_decoded_bytes(r, next) <= r->opt.prefetch_bytes)
+        pf_start(r, next); /* without a thread it is loaded when asked */
+    else
+        pf_release(r);
+    return 0;
+}
+
+static void pf_join(sv_pq_reader *r);
+
 int sv_pq_reader_seek_row_group(sv_pq_reader *r, int rg, sv_err *err)
 {
     if (rg < 0 || rg > r->meta.nrgs)
         return sv_fail(err, SV_EINVAL, "row group %d does not exist (the file has %d)", rg, r->meta.nrgs);
+    pf_join(r); /* what it loaded is taken if it is rg */
     unload(r);
     r->rg = rg;
     return 0;
@@ -1110,6 +1293,70 @@ static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int e
     return 0;
 }
 
+/* A decompressed data page: byte values point into it, so it is kept for
+ * the row group; fixed-width values are copied out at once, so those pages
+ * share one buffer of the reader, reused (a 128-d float column has hundreds
+ * of pages per row group: fresh memory for each costs more than decoding). */
+static int page_buf(sv_pq_reader *r, pq_col *c, bool fixed, size_t len, uint8_t **ub, sv_err *err)
+{
+    int rc = 0;
+    if (fixed) {
+        if ((rc = bgrow_to(r, &r->pagebuf, &r->cap_pagebuf, len, 1, false, err)))
+            return rc;
+        *ub = r->pagebuf;
+        return 0;
+    }
+    if (!(*ub = balloc(r, len, err, &rc)))
+        return rc;
+    return keep_buf(r, c, *ub, err);
+}
+
+/* A column chunk as the page loop sees it. Byte-array chunks are read
+ * whole (values may point into them: base). A fixed-width chunk is read
+ * through a window of the reader's chunk buffer, PQ_WINDOW bytes or one
+ * page when larger: its values are copied out page by page, so only the
+ * page being decoded needs to be in memory (a 128-d float column's chunk
+ * is tens of MB per row group). Positions only move forward. */
+#define PQ_WINDOW (8u << 20)
+
+typedef struct chunk_win {
+    bool fixed;
+    const uint8_t *base; /* !fixed: the whole chunk */
+    size_t beg, end;     /* chunk bytes [beg, end) are in the buffer */
+    uint64_t off;        /* the chunk's offset in the file */
+    size_t clen;
+} chunk_win;
+
+/* *p = chunk bytes [pos, pos + n) (the caller keeps pos + n <= clen). */
+static int win_get(sv_pq_reader *r, chunk_win *w, size_t pos, size_t n, const uint8_t **p, sv_err *err)
+{
+    if (!w->fixed) {
+        *p = w->base + pos;
+        return 0;
+    }
+    if (pos >= w->beg && pos + n <= w->end) {
+        *p = r->chunk + (pos - w->beg);
+        return 0;
+    }
+    size_t keep = pos >= w->beg && pos < w->end ? w->end - pos : 0;
+    if (keep)
+        memmove(r->chunk, r->chunk + (pos - w->beg), keep);
+    size_t want = n > PQ_WINDOW ? n : PQ_WINDOW;
+    if (want > w->clen - pos)
+        want = w->clen - pos;
+    int rc = bgrow_to(r, &r->chunk, &r->cap_chunk, want, 1, true, err);
+    if (rc == 0 && want > keep)
+        rc = src_read(r, w->off + pos + keep, r->chunk + keep, want - keep, err);
+    if (rc) {
+        w->beg = w->end = 0;
+        return rc;
+    }
+    w->beg = pos;
+    w->end = pos + want;
+    *p = r->chunk;
+    return 0;
+}
+
 static int load_column(sv_pq_reader *r, int ci, sv_err *err)
 {
     pq_rowgroup *g = &r->meta.rgs[r->rg];
@@ -1130,23 +1377,34 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         return rfail(r, SV_ECORRUPT, err, "the column chunk (%lld bytes at %lld) runs past the end of the file "
                      "(truncated file?)", (long long)clen, (long long)start);
     bool fixed = type != 6 && type != 7;
-    uint8_t *chunk;
+    uint8_t *chunk = NULL;
+    chunk_win w = {.off = (uint64_t)start, .clen = (size_t)clen};
     if (fixed) {
-        if ((rc = bgrow(r, &r->chunk, &r->cap_chunk, (size_t)clen, 1, err)))
-            return rc;
-        chunk = r->chunk;
+        w.fixed = true; /* read through the window as pages come */
     } else {
         if (!(chunk = balloc(r, (size_t)clen, err, &rc)))
             return rc;
         if ((rc = keep_buf(r, c, chunk, err)))
             return rc;
+        if ((rc = src_read(r, (uint64_t)start, chunk, (size_t)clen, err)))
+            return rc;
+        w.base = chunk;
+        w.end = (size_t)clen;
     }
-    if ((rc = src_read(r, (uint64_t)start, chunk, (size_t)clen, err)))
-        return rc;
+    /* Room for the chunk's levels and values at once, exactly: grown by
+     * doubling page after page they would hold up to twice what is decoded.
+     * Past 64Mi values the pages grow them as they come. */
+    if (cm->num_values > 0 && cm->num_values <= (64ll << 20)) {
+        size_t want = (size_t)cm->num_values;
+        if ((lp->max_rep > 0 && (rc = bgrow_to(r, &c->rep, &c->cap_rep, want, 1, true, err))) ||
+            (lp->max_def > 0 && (rc = bgrow_to(r, &c->def, &c->cap_def, want, 1, true, err))) ||
+            (rc = bgrow_to(r, &c->vals, &c->cap_v, want, (size_t)c->width, true, err)))
+            return rc;
+    }
     size_t pos = 0;
     int64_t values_seen = 0;
     int page = 0;
-    bool have_dict = false;
+    bool have_dict = false, chunk_ref = false;
     while (values_seen < cm->num_values) {
         r->cur_page = page;
         if (pos >= (size_t)clen)
@@ -1154,15 +1412,27 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
                          (long long)values_seen, (long long)cm->num_values);
         pq_page h;
         size_t hl;
-        if (pq_parse_page_header(chunk + pos, (size_t)clen - pos, &h, &hl))
-            return rfail(r, SV_ECORRUPT, err, "malformed page header");
+        /* the header: 64 KiB of the chunk first, more if it is longer */
+        size_t hn = (size_t)clen - pos < (64u << 10) ? (size_t)clen - pos : (64u << 10);
+        const uint8_t *hp;
+        for (;;) {
+            if ((rc = win_get(r, &w, pos, hn, &hp, err)))
+                return rc;
+            if (!pq_parse_page_header(hp, hn, &h, &hl))
+                break;
+            if (hn == (size_t)clen - pos)
+                return rfail(r, SV_ECORRUPT, err, "malformed page header");
+            hn = (size_t)clen - pos < hn * 8 ? (size_t)clen - pos : hn * 8;
+        }
         pos += hl;
         if (h.compressed < 0 || h.uncompressed < 0 || (uint64_t)h.compressed > (uint64_t)clen - pos)
             return rfail(r, SV_ECORRUPT, err, "page size %lld runs past the column chunk", (long long)h.compressed);
         if (h.uncompressed > r->opt.max_page_bytes)
             return rfail(r, SV_ETOOBIG, err, "page of %lld bytes is larger than the limit of %lld",
                          (long long)h.uncompressed, (long long)r->opt.max_page_bytes);
-        const uint8_t *pp = chunk + pos;
+        const uint8_t *pp;
+        if ((rc = win_get(r, &w, pos, (size_t)h.compressed, &pp, err)))
+            return rc;
         size_t plen = (size_t)h.compressed;
         pos += plen;
         page++;
@@ -1207,10 +1477,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         size_t vlen;
         uint8_t *ub = NULL;
         if (h.type == 0) {
-            ub = balloc(r, (size_t)h.uncompressed, err, &rc);
-            if (!ub)
-                return rc;
-            if ((rc = keep_buf(r, c, ub, err)))
+            if ((rc = page_buf(r, c, fixed, (size_t)h.uncompressed, &ub, err)))
                 return rc;
             if ((rc = decompress(r, cm->codec, pp, plen, ub, (size_t)h.uncompressed, err)))
                 return rc;
@@ -1246,10 +1513,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             size_t clen2 = plen - (size_t)(h.rep_len + h.def_len);
             size_t ulen = (size_t)(h.uncompressed - h.rep_len - h.def_len);
             if (h.v2_compressed && cm->codec != 0) {
-                ub = balloc(r, ulen, err, &rc);
-                if (!ub)
-                    return rc;
-                if ((rc = keep_buf(r, c, ub, err)))
+                if ((rc = page_buf(r, c, fixed, ulen, &ub, err)))
                     return rc;
                 if ((rc = decompress(r, cm->codec, cp, clen2, ub, ulen, err)))
                     return rc;
@@ -1258,6 +1522,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             } else {
                 vp = cp;
                 vlen = clen2;
+                chunk_ref = true; /* byte values may point into the chunk */
             }
         }
         size_t nv = n;
@@ -1270,16 +1535,20 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             return rfail(r, SV_ECORRUPT, err, "the first repetition level of the chunk is not 0");
         if ((rc = decode_values(r, c, type, tlen, h.encoding, vp, vlen, nv, err)))
             return rc;
-        if (ub && type != 6 && type != 7 && c->nbufs > 0 && c->bufs[c->nbufs - 1] == ub) {
-            /* fixed-width values were copied out: the page goes now */
-            free(ub);
-            c->nbufs--;
-            r->budget -= h.type == 0 ? h.uncompressed : (int64_t)(h.uncompressed - h.rep_len - h.def_len);
-        }
         c->n += n;
         values_seen += (int64_t)n;
     }
 
+    if (!fixed && !chunk_ref) {
+        /* every value points into a decompressed page: the chunk goes now */
+        for (size_t i = 0; i < c->nbufs; i++)
+            if (c->bufs[i] == chunk) {
+                free(chunk);
+                c->bufs[i] = c->bufs[--c->nbufs];
+                r->budget -= clen;
+                break;
+            }
+    }
     /* rows in this column */
     int64_t rows = 0;
     if (lp->max_rep > 0) {
@@ -1300,7 +1569,8 @@ static int load_row_group(sv_pq_reader *r, sv_err *err)
     unload(r);
     r->loaded = true;
     for (int ci = 0; ci < r->schema.nleaves; ci++) {
-        int rc = load_column(r, ci, err);
+        int rc = r->shadow && atomic_load(&r->pf_stop) ? sv_fail(err, SV_ECANCELED, "reader closed")
+                                                        : load_column(r, ci, err);
         if (rc) {
             unload(r);
             r->loaded = false;
@@ -1434,8 +1704,24 @@ static int fill(asm_ctx *a, int depth, sv_pq_value *slot)
             /* packed fast path: all elements present */
             size_t k = 0;
             bool all = true;
-            for (size_t j = c->i; j < c->n; j++) {
-                if (j > c->i && c->rep[j] != n->rep_level)
+            if ((c->def ? c->def[c->i] : 0) != a->lp->max_def)
+                all = false;
+            else
+                k = 1;
+            /* the rest of the list: 8 levels at a time while every one
+             * continues it (rep) with a value present (def), then one by one */
+            const uint64_t rw8 = 0x0101010101010101ull * (uint8_t)n->rep_level;
+            const uint64_t dw8 = 0x0101010101010101ull * (uint8_t)a->lp->max_def;
+            for (size_t j = c->i + 1; all && j + 8 <= c->n; j += 8, k += 8) {
+                uint64_t rw, dw = dw8;
+                memcpy(&rw, c->rep + j, 8);
+                if (c->def)
+                    memcpy(&dw, c->def + j, 8);
+                if (rw != rw8 || dw != dw8)
+                    break;
+            }
+            for (size_t j = c->i + k; all && j < c->n; j++) {
+                if (c->rep[j] != n->rep_level)
                     break;
                 if ((c->def ? c->def[j] : 0) != a->lp->max_def) {
                     all = false;
@@ -1535,7 +1821,7 @@ int sv_pq_reader_next(sv_pq_reader *r, size_t max, const sv_pq_value **rows, siz
             r->rg++;
             continue;
         }
-        int rc = load_row_group(r, err);
+        int rc = r->opt.prefetch_bytes > 0 ? pf_take(r, err) : load_row_group(r, err);
         if (rc)
             return rc;
     }

@@ -839,6 +839,16 @@ bool sv_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *e = p + len;
     while (p < e) {
+        /* ASCII, 8 bytes at a time (most text is) */
+        while (e - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            p += 8;
+        }
+        if (p >= e)
+            break;
         if (*p < 0x80) {
             p++;
             continue;

@@ -621,6 +621,7 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     st->list_page_bytes = opts->list_page_bytes;
     st->max_open = opts->max_open_shards;
     pthread_mutex_init(&st->open_mu, NULL);
+    pthread_mutex_init(&st->recycle_mu, NULL);
     pthread_rwlock_init(&st->lock, NULL);
     pthread_mutex_init(&st->ddl_mu, NULL);
     pthread_mutex_init(&st->tenant_mu, NULL);
@@ -695,6 +696,8 @@ void sv_store_close(sv_store *st)
     free(st->reserved);
     sv_engine_free(st->engine);
     free(st->open);
+    store_recycle_clear(st);
+    pthread_mutex_destroy(&st->recycle_mu);
     pthread_mutex_destroy(&st->open_mu);
     pthread_rwlock_destroy(&st->lock);
     pthread_mutex_destroy(&st->ddl_mu);

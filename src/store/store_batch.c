@@ -52,6 +52,8 @@ struct sv_batch {
 
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects) { b->bulk = min_objects; }
 
+static void recycle_give(sv_store *st, void *p, size_t cap);
+
 static const uint8_t *item_enc(const sv_batch *b, const group_item *it)
 {
     return (it->seg ? b->segs[it->seg - 1].data : b->enc.data) + it->p.enc_off;
@@ -146,19 +148,20 @@ static int cmp_items(const void *a, const void *bb)
     return x->p.result < y->p.result ? -1 : (x->p.result > y->p.result);
 }
 
-/* Writes items [i, j) (one shard); 1 when try_lock and the shard is busy. */
-static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lock)
+/* Writes items [i, j) (one shard) with ps[0..j-i) as scratch; 1 when
+ * try_lock and the shard is busy. Touches nothing of b but reads, so
+ * groups of different shards may be written at once (bulk_flush). */
+static int write_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lock, sv_record *scratch, sv_err *err)
 {
     collection *c = b->items[i].c;
     shard *s = b->items[i].s;
-    sv_err err = {0};
     bool bulk = b->bulk && j - i >= b->bulk;
     const uint8_t **vals = bulk ? malloc((j - i) * sizeof *vals) : NULL;
     sv_buf tmp = {0}; /* a small group of an absorbed batch: its encodings in one buffer */
     const sv_buf *enc = &b->enc;
     int rc = 0;
     if (!ps || (bulk && !vals))
-        rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
     for (size_t k = i; rc == 0 && k < j; k++) {
         ps[k - i] = b->items[k].p;
         if (bulk) {
@@ -166,33 +169,106 @@ static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
         } else if (b->nsegs) {
             ps[k - i].enc_off = tmp.len;
             if (sv_buf_append(&tmp, item_enc(b, &b->items[k]), b->items[k].p.enc_len))
-                rc = sv_fail(&err, SV_ENOMEM, "out of memory");
+                rc = sv_fail(err, SV_ENOMEM, "out of memory");
         }
     }
     if (b->nsegs)
         enc = &tmp;
     /* The write gate (a shard moving away) holds the group, like any write. */
     if (rc == 0)
-        rc = store_write_enter(b->st, c, s, &err);
+        rc = store_write_enter(b->st, c, s, err);
     if (rc == 0) {
         if (bulk)
-            rc = store_bulk_write_objects(b->st, c, s, ps, vals, j - i, b->scratch, &err);
+            rc = store_bulk_write_objects(b->st, c, s, ps, vals, j - i, scratch, err);
         else
-            rc = store_write_objects_ex(b->st, c, s, ps, j - i, (sv_buf *)enc, b->scratch, try_lock, &err);
+            rc = store_write_objects_ex(b->st, c, s, ps, j - i, (sv_buf *)enc, scratch, try_lock, err);
         store_write_leave(s);
     }
     free(vals);
     sv_buf_free(&tmp);
-    if (rc == 1)
-        return 1;
+    return rc;
+}
+
+/* The results of a written group (rc from write_group, not 1). */
+static void settle_group(sv_batch *b, size_t i, size_t j, int rc, const sv_err *err)
+{
     if (rc == SV_EUNAVAIL && b->moved)
-        report_moved(b, c, s, i, j);
+        report_moved(b, b->items[i].c, b->items[i].s, i, j);
     if (rc)
         for (size_t k = i; k < j; k++)
-            set_result(b, b->items[k].p.result, err.msg);
+            set_result(b, b->items[k].p.result, err->msg);
     else
         b->written += j - i;
+}
+
+static int flush_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lock)
+{
+    sv_err err = {0};
+    int rc = write_group(b, ps, i, j, try_lock, b->scratch, &err);
+    if (rc == 1)
+        return 1;
+    settle_group(b, i, j, rc, &err);
     return 0;
+}
+
+/* Bulk groups of different shards are written at once, a thread each (the
+ * caller writes the first): their table files are built in parallel. */
+#define BULK_PARALLEL 8
+
+typedef struct group_write {
+    sv_batch *b;
+    pending *ps;
+    size_t i, j;
+    sv_record *scratch;
+    int rc;
+    sv_err err;
+    pthread_t th;
+    bool thread;
+} group_write;
+
+static void *group_write_main(void *arg)
+{
+    group_write *g = arg;
+    g->rc = g->scratch ? write_group(g->b, g->ps, g->i, g->j, false, g->scratch, &g->err)
+                       : sv_fail(&g->err, SV_ENOMEM, "out of memory");
+    return NULL;
+}
+
+/* Writes the bulk groups among [0, nitems) (items sorted by shard); the
+ * others are left to the caller's pass, which skips what *done marks. */
+static void bulk_flush(sv_batch *b, pending *ps, bool *done)
+{
+    group_write g[BULK_PARALLEL];
+    size_t ng = 0, i = 0;
+    while (i <= b->nitems) {
+        size_t j = i;
+        while (j < b->nitems && b->items[j].s == b->items[i].s)
+            j++;
+        if (i < b->nitems && j - i >= b->bulk)
+            g[ng++] = (group_write){.b = b, .ps = ps ? ps + i : NULL, .i = i, .j = j};
+        if (ng && (ng == BULK_PARALLEL || j >= b->nitems)) {
+            for (size_t k = 1; k < ng; k++) {
+                g[k].scratch = sv_record_new();
+                g[k].thread = pthread_create(&g[k].th, NULL, group_write_main, &g[k]) == 0;
+                if (!g[k].thread)
+                    group_write_main(&g[k]);
+            }
+            g[0].scratch = b->scratch;
+            group_write_main(&g[0]);
+            for (size_t k = 0; k < ng; k++) {
+                if (g[k].thread)
+                    pthread_join(g[k].th, NULL);
+                if (k)
+                    sv_record_free(g[k].scratch);
+                settle_group(b, g[k].i, g[k].j, g[k].rc, &g[k].err);
+                done[g[k].i] = true;
+            }
+            ng = 0;
+        }
+        if (j >= b->nitems)
+            break;
+        i = j;
+    }
 }
 
 static void batch_flush(sv_batch *b)
@@ -201,6 +277,9 @@ static void batch_flush(sv_batch *b)
         return;
     qsort(b->items, b->nitems, sizeof *b->items, cmp_items);
     pending *ps = malloc(b->nitems * sizeof *ps);
+    bool *done = b->bulk ? calloc(b->nitems, sizeof *done) : NULL;
+    if (done)
+        bulk_flush(b, ps, done);
     /* A shard whose writer is busy (another batch writing it) is left for a
      * second pass, so concurrent batches write different shards at once
      * instead of queueing on the same one. */
@@ -211,7 +290,7 @@ static void batch_flush(sv_batch *b)
         while (j < b->nitems && b->items[j].s == b->items[i].s)
             j++;
         bool can_defer = nbusy < sizeof busy / sizeof busy[0];
-        if (flush_group(b, ps, i, j, can_defer) == 1)
+        if ((!done || !done[i]) && flush_group(b, ps ? ps + i : NULL, i, j, can_defer) == 1)
             busy[nbusy++] = i;
         i = j;
     }
@@ -219,8 +298,9 @@ static void batch_flush(sv_batch *b)
         size_t j = busy[k];
         while (j < b->nitems && b->items[j].s == b->items[busy[k]].s)
             j++;
-        flush_group(b, ps, busy[k], j, false);
+        flush_group(b, ps ? ps + busy[k] : NULL, busy[k], j, false);
     }
+    free(done);
     free(ps);
     /* Release collections acquired beyond the cache. */
     for (size_t k = 0; k < b->nitems; k++) {
@@ -234,7 +314,7 @@ static void batch_flush(sv_batch *b)
     b->nitems = 0;
     sv_buf_reset(&b->enc);
     for (size_t k = 0; k < b->nsegs; k++)
-        sv_buf_free(&b->segs[k]);
+        recycle_give(b->st, b->segs[k].data, b->segs[k].cap);
     b->nsegs = 0;
 }
 
@@ -434,8 +514,83 @@ int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *o
 
 size_t sv_batch_written(const sv_batch *b) { return b->written; }
 
+/* ---- recycling ------------------------------------------------------------
+ * An import fills a batch of tens of MB per part, dozens of times: fresh
+ * pages for each (mapped, zeroed, unmapped by malloc) cost more CPU than
+ * filling them (measured: a third of a 1M-object import's kernel time). So
+ * the large buffers of an ended batch (>= RECYCLE_MIN) go to the store's
+ * STORE_RECYCLE_SLOTS slots, and sv_batch_reserve takes the smallest that
+ * fits. Retained memory is bounded by the slots; store_recycle_clear (at
+ * sv_store_bulk_done and close) frees them. */
+#define RECYCLE_MIN (1u << 20)
+
+static void recycle_give(sv_store *st, void *p, size_t cap)
+{
+    if (!p)
+        return;
+    if (cap >= RECYCLE_MIN) {
+        pthread_mutex_lock(&st->recycle_mu);
+        for (int i = 0; i < STORE_RECYCLE_SLOTS; i++)
+            if (!st->recycle[i].p) {
+                st->recycle[i] = (struct store_block){p, cap};
+                p = NULL;
+                break;
+            }
+        pthread_mutex_unlock(&st->recycle_mu);
+    }
+    free(p);
+}
+
+/* A recycled block of at least want bytes, or NULL. */
+static void *recycle_take(sv_store *st, size_t want, size_t *cap)
+{
+    if (want < RECYCLE_MIN)
+        return NULL;
+    pthread_mutex_lock(&st->recycle_mu);
+    int best = -1;
+    for (int i = 0; i < STORE_RECYCLE_SLOTS; i++)
+        if (st->recycle[i].p && st->recycle[i].cap >= want && (best < 0 || st->recycle[i].cap < st->recycle[best].cap))
+            best = i;
+    void *p = NULL;
+    if (best >= 0) {
+        p = st->recycle[best].p;
+        *cap = st->recycle[best].cap;
+        st->recycle[best] = (struct store_block){0};
+    }
+    pthread_mutex_unlock(&st->recycle_mu);
+    return p;
+}
+
+void store_recycle_clear(sv_store *st)
+{
+    pthread_mutex_lock(&st->recycle_mu);
+    for (int i = 0; i < STORE_RECYCLE_SLOTS; i++) {
+        free(st->recycle[i].p);
+        st->recycle[i] = (struct store_block){0};
+    }
+    pthread_mutex_unlock(&st->recycle_mu);
+}
+
+/* An empty array of *cap elements given room for n: a recycled block. */
+static void reserve_empty(sv_store *st, void **arr, size_t *cap, size_t n, size_t elem)
+{
+    size_t bytes = 0;
+    void *p;
+    if (n <= *cap || !(p = recycle_take(st, n * elem, &bytes)))
+        return;
+    recycle_give(st, *arr, *cap * elem);
+    *arr = p;
+    *cap = bytes / elem;
+}
+
 int sv_batch_reserve(sv_batch *b, size_t objects, size_t bytes)
 {
+    if (!b->nresults)
+        reserve_empty(b->st, (void **)&b->results, &b->capresults, objects, sizeof *b->results);
+    if (!b->nitems)
+        reserve_empty(b->st, (void **)&b->items, &b->capitems, objects, sizeof *b->items);
+    if (!b->enc.len)
+        reserve_empty(b->st, (void **)&b->enc.data, &b->enc.cap, bytes, 1);
     if (sv_grow(&b->results, &b->capresults, b->nresults + objects, sizeof *b->results) ||
         sv_grow(&b->items, &b->capitems, b->nitems + objects, sizeof *b->items) || sv_buf_reserve(&b->enc, bytes))
         return SV_ENOMEM;
@@ -484,7 +639,8 @@ int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
         o->enc = (sv_buf){0};
         seg = (uint32_t)b->nsegs;
     }
-    memcpy(b->results + b->nresults, o->results, o->nresults * sizeof *o->results);
+    if (o->nresults)
+        memcpy(b->results + b->nresults, o->results, o->nresults * sizeof *o->results);
     b->nresults += o->nresults;
     o->nresults = 0; /* the error strings are b's now */
     for (size_t k = 0; k < o->nitems; k++) {
@@ -525,11 +681,11 @@ void sv_batch_abort(sv_batch *b)
         store_coll_release(b->st, b->cached[i]);
     for (size_t i = 0; i < b->nresults; i++)
         free(b->results[i].error);
-    free(b->results);
-    free(b->items);
-    sv_buf_free(&b->enc);
+    recycle_give(b->st, b->results, b->capresults * sizeof *b->results);
+    recycle_give(b->st, b->items, b->capitems * sizeof *b->items);
+    recycle_give(b->st, b->enc.data, b->enc.cap);
     for (size_t k = 0; k < b->nsegs; k++)
-        sv_buf_free(&b->segs[k]);
+        recycle_give(b->st, b->segs[k].data, b->segs[k].cap);
     free(b->segs);
     sv_record_free(b->rec);
     sv_record_free(b->scratch);

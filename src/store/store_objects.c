@@ -294,6 +294,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
 
 void sv_store_bulk_done(sv_store *st, const char *collection_name)
 {
+    store_recycle_clear(st);
     collection *c = store_coll_acquire(st, collection_name, strlen(collection_name));
     if (!c)
         return;

@@ -69,6 +69,8 @@ typedef struct collection {
     atomic_bool deleted;
 } collection;
 
+#define STORE_RECYCLE_SLOTS 8
+
 struct sv_store {
     char data_dir[1024];
     char tmp_dir[1100];
@@ -89,6 +91,13 @@ struct sv_store {
     size_t nreserved;
     atomic_llong objects_written, objects_deleted, shards_open;
     atomic_ullong bulk_seq; /* names of bulk-load table files under tmp_dir */
+    /* Large buffers of ended batches kept for the next ones (store_batch.c
+     * "recycling"); under recycle_mu. */
+    pthread_mutex_t recycle_mu;
+    struct store_block {
+        void *p;
+        size_t cap; /* bytes */
+    } recycle[STORE_RECYCLE_SLOTS];
     /* Open shards are bounded (each RocksDB holds file handles): past
      * max_open, the least recently used idle shards are closed. */
     int64_t max_open;
@@ -102,6 +111,9 @@ struct sv_store {
     sv_store_placer placer;
     atomic_bool placement;
 };
+
+/* Frees every recycled batch buffer (store_batch.c). */
+void store_recycle_clear(sv_store *st);
 
 /* One object of a write group: its encoding is enc[enc_off, enc_off+enc_len). */
 typedef struct pending {
