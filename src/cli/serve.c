@@ -1,6 +1,7 @@
 /* `shardvault serve`: configuration from flags and SHARDVAULT_* variables,
  * then catalog -> store -> server, and an orderly stop on SIGTERM/SIGINT;
  * SIGHUP reloads the TLS certificate and reopens the audit log. */
+#include <malloc.h>
 #include <signal.h>
 #include <sys/statvfs.h>
 #include <stdio.h>
@@ -407,6 +408,15 @@ int sv_cli_serve(int argc, char **argv)
     int code = configure(argc, argv, &cfg);
     if (code >= 0)
         return code;
+    /* malloc arenas: glibc's default (8 per CPU) lets buffers freed by one
+     * thread and needed by another pile up in separate arenas; an import
+     * (reader, converter, writer and helper threads) peaked 90-100 MB
+     * higher for it (measured, docs/import.md "Memory"). One per CPU, unless
+     * MALLOC_ARENA_MAX says otherwise. */
+    if (!getenv("MALLOC_ARENA_MAX")) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        mallopt(M_ARENA_MAX, cpus < 2 ? 2 : (int)cpus);
+    }
     sv_err err = {0};
     if (sv_mkdirs(cfg.data_dir, &err)) {
         fprintf(stderr, "shardvault serve: %s\n", err.msg);

@@ -226,18 +226,22 @@ static void add_error(imp_run *r, const char *file, int64_t row, const char *id,
 typedef struct loc_src {
     sv_location *loc;
     const char *key;
-    uint8_t *dst;
-    size_t want, got;
     imp_run *run;
 } loc_src;
 
+/* One read's destination (the reader may read from two threads at once). */
+typedef struct loc_dst {
+    uint8_t *dst;
+    size_t want, got;
+} loc_dst;
+
 static int loc_sink(void *ctx, const void *data, size_t len)
 {
-    loc_src *s = ctx;
-    if (len > s->want - s->got)
+    loc_dst *d = ctx;
+    if (len > d->want - d->got)
         return SV_EIO;
-    memcpy(s->dst + s->got, data, len);
-    s->got += len;
+    memcpy(d->dst + d->got, data, len);
+    d->got += len;
     return 0;
 }
 
@@ -246,12 +250,10 @@ static int loc_read_at(void *ud, uint64_t off, void *buf, size_t len, sv_err *er
     loc_src *s = ud;
     if (len == 0)
         return 0;
-    s->dst = buf;
-    s->want = len;
-    s->got = 0;
-    int rc = sv_location_get(s->loc, s->key, (int64_t)off, (int64_t)len, loc_sink, s, err);
-    if (rc == 0 && s->got != len)
-        rc = sv_fail(err, SV_EIO, "read %s: got %zu of %zu bytes at offset %llu", s->key, s->got, len,
+    loc_dst d = {buf, len, 0};
+    int rc = sv_location_get(s->loc, s->key, (int64_t)off, (int64_t)len, loc_sink, &d, err);
+    if (rc == 0 && d.got != len)
+        rc = sv_fail(err, SV_EIO, "read %s: got %zu of %zu bytes at offset %llu", s->key, d.got, len,
                      (unsigned long long)off);
     if (rc == 0 && s->run) {
         pthread_mutex_lock(&s->run->mu);
@@ -273,7 +275,8 @@ static int open_reader(sv_importer *imp, sv_location *loc, const char *key, loc_
     src->loc = loc;
     src->key = key;
     sv_pq_source ps = {loc_read_at, src, (uint64_t)info.size, key};
-    sv_pq_read_options ro = {.max_row_group_bytes = imp->o.max_row_group_bytes, .prefetch_bytes = IMP_PREFETCH_BYTES};
+    sv_pq_read_options ro = {.max_row_group_bytes = imp->o.max_row_group_bytes, .prefetch_bytes = IMP_PREFETCH_BYTES,
+                             .decode_threads = 2};
     return sv_pq_reader_open(&ps, &ro, out, err);
 }
 

@@ -238,7 +238,8 @@ typedef struct sv_pq_value {
 } sv_pq_value;
 
 /* Random reads: read_at fills exactly len bytes at off (the reader never asks
- * past size). name appears in error messages. */
+ * past size); with decode_threads > 1 it must allow calls from two threads at
+ * once. name appears in error messages. */
 typedef struct sv_pq_source {
     int (*read_at)(void *ud, uint64_t off, void *buf, size_t len, sv_err *err);
     void *ud;
@@ -258,6 +259,10 @@ typedef struct sv_pq_read_options {
      * memory then. The source is read from that thread too (never from two
      * threads at once). */
     int64_t prefetch_bytes;
+    /* 2: a row group's columns are decoded by two threads, split by size
+     * (each within half of max_row_group_bytes); 0 or 1: one. The source's
+     * read_at is then called from two threads at once. */
+    int decode_threads;
 } sv_pq_read_options;
 
 typedef struct sv_pq_reader sv_pq_reader;

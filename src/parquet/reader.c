@@ -65,6 +65,8 @@ struct sv_pq_reader {
      * sharing src, meta and schema, whose own columns receive the next row
      * group on pf_th. A shadow has shadow set and no pf of its own. */
     struct sv_pq_reader *pf;
+    struct sv_pq_reader *helper; /* decode_threads: decodes its columns (mine) of a row group */
+    bool *mine;
     pthread_t pf_th;
     bool pf_running, shadow;
     int pf_rc;
@@ -426,12 +428,14 @@ static void arena_reset(sv_pq_reader *r)
 }
 
 static void pf_free(sv_pq_reader *r);
+static void helper_free(sv_pq_reader *r);
 
 void sv_pq_reader_free(sv_pq_reader *r)
 {
     if (!r)
         return;
     pf_free(r);
+    helper_free(r);
     unload(r);
     if (r->cols)
         for (int i = 0; i < r->schema.nleaves; i++)
@@ -517,6 +521,7 @@ static void pf_free(sv_pq_reader *r)
     atomic_store(&r->pf->pf_stop, true);
     pf_join(r);
     pf_release(r);
+    helper_free(r->pf);
     free(r->pf->cols);
     free(r->pf);
     r->pf = NULL;
@@ -557,6 +562,8 @@ static bool pf_start(sv_pq_reader *r, int rg)
         pf->loaded = false;
         pf->bytes_read = 0;
         pf->pf = NULL;
+        pf->helper = NULL; /* its own, made when it loads */
+        pf->mine = NULL;
         pf->pf_running = false;
         pf->shadow = true;
         atomic_init(&pf->pf_stop, false);
@@ -1564,20 +1571,146 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
     return 0;
 }
 
+/* ---- decoding a row group --------------------------------------------------------
+ * With decode_threads > 1 the columns are split in two groups of about equal
+ * uncompressed size (from the footer, biggest first to the lighter group);
+ * the helper - a copy of the reader with its own window, page buffer and
+ * budget, writing only the pq_col of its columns - decodes one group on a
+ * thread while the caller decodes the other. Each side is held to half of
+ * what the row group may still allocate, so max_row_group_bytes bounds the
+ * two together; only when the footer's estimate fits that half. Errors: the
+ * caller's if it has one, else the helper's (each names its column). */
+
+static void helper_free(sv_pq_reader *r)
+{
+    sv_pq_reader *h = r->helper;
+    if (!h)
+        return;
+    free(h->chunk);
+    free(h->pagebuf);
+    free(h);
+    free(r->mine);
+    r->helper = NULL;
+    r->mine = NULL;
+}
+
+static int load_columns(sv_pq_reader *r, const bool *skip, sv_err *err)
+{
+    for (int ci = 0; ci < r->schema.nleaves; ci++) {
+        if (skip && skip[ci])
+            continue;
+        int rc = r->shadow && atomic_load(&r->pf_stop) ? sv_fail(err, SV_ECANCELED, "reader closed")
+                                                        : load_column(r, ci, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void *helper_main(void *arg)
+{
+    sv_pq_reader *h = arg;
+    bool *theirs = h->mine; /* the helper's copy points at the owner's: decode where mine is set */
+    for (int ci = 0; ci < h->schema.nleaves && h->pf_rc == 0; ci++)
+        if (theirs[ci])
+            h->pf_rc = load_column(h, ci, &h->pf_err);
+    return NULL;
+}
+
+/* The helper ready for row group r->rg, its columns chosen; NULL: decode
+ * alone. */
+static sv_pq_reader *helper_for(sv_pq_reader *r)
+{
+    int n = r->schema.nleaves;
+    if (r->opt.decode_threads < 2 || n < 2)
+        return NULL;
+    int64_t room = (r->opt.max_row_group_bytes - r->budget) / 2;
+    if (room <= 0 || rg_decoded_bytes(r, r->rg) > room)
+        return NULL;
+    if (!r->helper) {
+        sv_pq_reader *h = malloc(sizeof *h);
+        bool *mine = calloc((size_t)n, sizeof *mine);
+        if (!h || !mine) {
+            free(h);
+            free(mine);
+            return NULL;
+        }
+        memcpy(h, r, sizeof *h); /* shares src, meta, schema, options */
+        h->chunk = h->pagebuf = NULL;
+        h->cap_chunk = h->cap_pagebuf = 0;
+        h->arena = NULL;
+        h->rows = NULL;
+        h->cap_rows = 0;
+        memset(h->scratch, 0, sizeof h->scratch);
+        memset(h->scratch_cap, 0, sizeof h->scratch_cap);
+        h->pf = h->helper = NULL;
+        h->shadow = false;
+        r->helper = h;
+        r->mine = mine;
+    }
+    sv_pq_reader *h = r->helper;
+    /* split: each column, biggest first, to the side with fewer bytes */
+    const pq_rowgroup *g = &r->meta.rgs[r->rg];
+    int64_t side[2] = {0, 0};
+    memset(r->mine, 0, (size_t)n * sizeof *r->mine);
+    bool *placed = calloc((size_t)n, sizeof *placed);
+    if (!placed)
+        return NULL;
+    for (int k = 0; k < n; k++) {
+        int best = -1;
+        for (int ci = 0; ci < n; ci++)
+            if (!placed[ci] && (best < 0 || g->cols[ci].total_uncompressed > g->cols[best].total_uncompressed))
+                best = ci;
+        placed[best] = true;
+        int to = side[1] < side[0];
+        r->mine[best] = to == 1;
+        side[to] += g->cols[best].total_uncompressed;
+    }
+    free(placed);
+    h->cols = r->cols;
+    h->rg = r->rg;
+    h->mine = r->mine;
+    h->loaded = true;
+    h->cur_col = h->cur_page = -1;
+    h->bytes_read = 0;
+    h->budget = (int64_t)(h->cap_chunk + h->cap_pagebuf);
+    h->opt.max_row_group_bytes = h->budget + room;
+    h->pf_rc = 0;
+    return h;
+}
+
 static int load_row_group(sv_pq_reader *r, sv_err *err)
 {
     unload(r);
     r->loaded = true;
-    for (int ci = 0; ci < r->schema.nleaves; ci++) {
-        int rc = r->shadow && atomic_load(&r->pf_stop) ? sv_fail(err, SV_ECANCELED, "reader closed")
-                                                        : load_column(r, ci, err);
-        if (rc) {
-            unload(r);
-            r->loaded = false;
-            r->cur_col = -1;
-            r->cur_page = -1;
-            return rc;
+    sv_pq_reader *h = helper_for(r);
+    int rc = 0;
+    if (h) {
+        pthread_t th;
+        bool threaded = pthread_create(&th, NULL, helper_main, h) == 0;
+        if (!threaded)
+            helper_main(h);
+        int64_t max = r->opt.max_row_group_bytes;
+        r->opt.max_row_group_bytes = r->budget + (max - r->budget) / 2;
+        rc = load_columns(r, r->mine, err);
+        r->opt.max_row_group_bytes = max;
+        if (threaded)
+            pthread_join(th, NULL);
+        r->bytes_read += h->bytes_read;
+        r->budget += h->budget;
+        if (rc == 0 && h->pf_rc) {
+            rc = h->pf_rc;
+            *err = h->pf_err;
         }
+    } else {
+        rc = load_columns(r, NULL, err);
+    }
+    if (rc) {
+        unload(r);
+        r->loaded = false;
+        r->cur_col = -1;
+        r->cur_page = -1;
+        return rc;
     }
     r->cur_col = -1;
     return 0;
