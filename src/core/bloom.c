@@ -49,6 +49,12 @@ bool sv_bloom_maybe(const sv_bloom *b, uint64_t h)
     return true;
 }
 
+void sv_bloom_prefetch(const sv_bloom *b, uint64_t h)
+{
+    if (b->nblocks)
+        __builtin_prefetch(block_of(b, h));
+}
+
 void sv_bloom_free(sv_bloom *b)
 {
     free(b->words);

@@ -118,6 +118,8 @@ typedef struct sv_bloom {
 int sv_bloom_init(sv_bloom *b, size_t n); /* SV_ENOMEM */
 void sv_bloom_add(sv_bloom *b, uint64_t h);
 bool sv_bloom_maybe(const sv_bloom *b, uint64_t h);
+/* Starts loading h's block into the cache (a sv_bloom_maybe of it soon). */
+void sv_bloom_prefetch(const sv_bloom *b, uint64_t h);
 void sv_bloom_free(sv_bloom *b); /* zeroed after; fine twice */
 
 /* ---- growable buffer ---------------------------------------------------- */

@@ -229,33 +229,11 @@ typedef struct loc_src {
     imp_run *run;
 } loc_src;
 
-/* One read's destination (the reader may read from two threads at once). */
-typedef struct loc_dst {
-    uint8_t *dst;
-    size_t want, got;
-} loc_dst;
-
-static int loc_sink(void *ctx, const void *data, size_t len)
-{
-    loc_dst *d = ctx;
-    if (len > d->want - d->got)
-        return SV_EIO;
-    memcpy(d->dst + d->got, data, len);
-    d->got += len;
-    return 0;
-}
-
 static int loc_read_at(void *ud, uint64_t off, void *buf, size_t len, sv_err *err)
 {
     loc_src *s = ud;
-    if (len == 0)
-        return 0;
-    loc_dst d = {buf, len, 0};
-    int rc = sv_location_get(s->loc, s->key, (int64_t)off, (int64_t)len, loc_sink, &d, err);
-    if (rc == 0 && d.got != len)
-        rc = sv_fail(err, SV_EIO, "read %s: got %zu of %zu bytes at offset %llu", s->key, d.got, len,
-                     (unsigned long long)off);
-    if (rc == 0 && s->run) {
+    int rc = sv_location_read(s->loc, s->key, (int64_t)off, buf, len, err);
+    if (rc == 0 && len && s->run) {
         pthread_mutex_lock(&s->run->mu);
         s->run->bytes += (int64_t)len;
         pthread_mutex_unlock(&s->run->mu);

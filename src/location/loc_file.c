@@ -450,23 +450,60 @@ static int f_head(sv_location *loc, const char *key, sv_location_info *info, sv_
     return 0;
 }
 
-static int f_get(sv_location *loc, const char *key, int64_t off, int64_t len,
-                 sv_location_sink sink, void *ctx, sv_err *err)
+/* Opens key's file for reading (a regular file) into *fd, *st. */
+static int open_object(sv_location *loc, const char *key, const char *what, int *fd, struct stat *st, sv_err *err)
 {
     char *path = key_path(loc, key);
     if (!path)
         return sv_fail(err, SV_ENOMEM, "out of memory");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
     int e = errno;
     free(path);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        if (fd < 0 && e != ENOENT && e != ENOTDIR && e != EISDIR)
-            return fail_errno(loc, err, e, "get", key, "open");
-        return sv_fail(err, SV_ENOTFOUND, "get %s at %s: no such object", key, loc->describe);
+    if (*fd < 0 || fstat(*fd, st) || !S_ISREG(st->st_mode)) {
+        bool opened = *fd >= 0;
+        if (opened)
+            close(*fd);
+        *fd = -1;
+        if (!opened && e != ENOENT && e != ENOTDIR && e != EISDIR)
+            return fail_errno(loc, err, e, what, key, "open");
+        return sv_fail(err, SV_ENOTFOUND, "%s %s at %s: no such object", what, key, loc->describe);
     }
+    return 0;
+}
+
+static int f_read_at(sv_location *loc, const char *key, int64_t off, void *buf, size_t len, sv_err *err)
+{
+    int fd;
+    struct stat st;
+    int orc = open_object(loc, key, "read", &fd, &st, err);
+    if (orc)
+        return orc;
+    size_t done = 0;
+    int rc = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + (int64_t)done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? fail_errno(loc, err, errno, "read", key, "read")
+                       : sv_fail(err, SV_EIO, "read %s at %s: got %zu of %zu bytes at offset %lld (the object is "
+                                 "shorter)", key, loc->describe, done, len, (long long)off);
+            break;
+        }
+        done += (size_t)n;
+    }
+    close(fd);
+    return rc;
+}
+
+static int f_get(sv_location *loc, const char *key, int64_t off, int64_t len,
+                 sv_location_sink sink, void *ctx, sv_err *err)
+{
+    int fd;
+    struct stat st;
+    int orc = open_object(loc, key, "get", &fd, &st, err);
+    if (orc)
+        return orc;
     if (off > st.st_size) {
         close(fd);
         return sv_fail(err, SV_EINVAL, "get %s at %s: range starts at %lld, beyond the object's %lld bytes",
@@ -786,6 +823,7 @@ static const sv_loc_driver file_driver = {
     .create_if_absent = f_create_if_absent,
     .copy = f_copy,
     .get = f_get,
+    .read_at = f_read_at,
     .head = f_head,
     .list = f_list,
     .del = f_del,

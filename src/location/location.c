@@ -374,6 +374,39 @@ static int buf_sink(void *ctx, const void *data, size_t len)
     return sv_buf_append(ctx, data, len);
 }
 
+typedef struct mem_sink_ctx {
+    uint8_t *dst;
+    size_t want, got;
+} mem_sink_ctx;
+
+static int mem_sink(void *ctx, const void *data, size_t len)
+{
+    mem_sink_ctx *m = ctx;
+    if (len > m->want - m->got)
+        return SV_EIO;
+    memcpy(m->dst + m->got, data, len);
+    m->got += len;
+    return 0;
+}
+
+int sv_location_read(sv_location *loc, const char *key, int64_t offset, void *buf, size_t len, sv_err *err)
+{
+    CHECK_KEY("read", key);
+    if (offset < 0 || len > INT64_MAX)
+        return sv_fail(err, SV_EINVAL, "read %s at %s: bad range offset=%lld", key, loc->describe,
+                       (long long)offset);
+    if (len == 0)
+        return 0;
+    if (loc->drv->read_at)
+        return loc->drv->read_at(loc, key, offset, buf, len, err);
+    mem_sink_ctx m = {buf, len, 0};
+    int rc = loc->drv->get(loc, key, offset, (int64_t)len, mem_sink, &m, err);
+    if (rc == 0 && m.got != len)
+        rc = sv_fail(err, SV_EIO, "read %s at %s: got %zu of %zu bytes at offset %lld", key, loc->describe, m.got,
+                     len, (long long)offset);
+    return rc;
+}
+
 int sv_location_get_buf(sv_location *loc, const char *key, sv_buf *out, sv_err *err)
 {
     return sv_location_get(loc, key, 0, -1, buf_sink, out, err);

@@ -129,6 +129,10 @@ typedef int (*sv_location_sink)(void *ctx, const void *data, size_t len);
  * so the sink sees every byte exactly once. */
 int sv_location_get(sv_location *loc, const char *key, int64_t offset, int64_t length,
                     sv_location_sink sink, void *ctx, sv_err *err);
+/* Exactly len bytes at offset into buf (SV_EIO when the object is shorter):
+ * on file:// one pread into buf, elsewhere through get. For readers of
+ * random ranges (the Parquet importer). */
+int sv_location_read(sv_location *loc, const char *key, int64_t offset, void *buf, size_t len, sv_err *err);
 /* Whole object into out (appended). */
 int sv_location_get_buf(sv_location *loc, const char *key, sv_buf *out, sv_err *err);
 /* Whole object into local_path, atomically (temp file, fsync, rename). */

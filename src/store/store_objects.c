@@ -72,6 +72,15 @@ static bool fresh_maybe(const store_fresh *fr, const sv_uuid *id)
     return false;
 }
 
+/* A key asked a little later: its filter blocks start loading now (each
+ * filter is a cache miss per key otherwise). */
+static void fresh_prefetch(const store_fresh *fr, const sv_uuid *id)
+{
+    uint64_t h = sv_hash64(id->b, 16);
+    for (size_t i = 0; i < fr->n; i++)
+        sv_bloom_prefetch(&fr->f[i].b, h);
+}
+
 /* After a successful write of items' keys (or a delete: n = 0), under
  * write_mu. Dropped when out of memory or past the bound. */
 static void fresh_note(shard *s, const pending *items, size_t n)
@@ -240,6 +249,8 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
             continue; /* a later object with the same id replaces this one */
         const void *val = vals[i];
         size_t vlen = p->enc_len;
+        if (fr && i + 8 < n)
+            fresh_prefetch(fr, &items[i + 8].id);
         char *old = NULL;
         size_t oldlen = 0;
         int g = fr && !fresh_maybe(fr, &p->id)

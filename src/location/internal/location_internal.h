@@ -24,6 +24,8 @@ typedef struct sv_loc_driver {
     /* Optional local fast path of sv_location_link_to_file; SV_EUNSUPPORTED
      * (or NULL) falls back to get_to_file. */
     int (*link_to_file)(sv_location *loc, const char *key, const char *local_path, sv_err *err);
+    /* Optional: exactly len bytes at off straight into buf (else get). */
+    int (*read_at)(sv_location *loc, const char *key, int64_t off, void *buf, size_t len, sv_err *err);
 } sv_loc_driver;
 
 typedef struct sv_loc_writer_ops {

@@ -490,6 +490,27 @@ static void file_link_to_file(void **state)
     sv_location_close(loc);
 }
 
+/* sv_location_read: exact ranges straight into the caller's buffer; a
+ * range past the end and a missing object are errors, never short reads. */
+static void file_read(void **state)
+{
+    sv_location *loc = open_root();
+    sv_err err = {0};
+    char data[5000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 7);
+    assert_int_equal(sv_location_put(loc, "r/obj", data, sizeof data, &err), 0);
+    char got[1200];
+    assert_int_equal(sv_location_read(loc, "r/obj", 3000, got, sizeof got, &err), 0);
+    assert_memory_equal(got, data + 3000, sizeof got);
+    assert_int_equal(sv_location_read(loc, "r/obj", 0, got, 0, &err), 0);
+    assert_int_equal(sv_location_read(loc, "r/obj", 4500, got, 600, &err), SV_EIO);
+    assert_non_null(strstr(err.msg, "shorter"));
+    assert_int_equal(sv_location_read(loc, "r/none", 0, got, 10, &err), SV_ENOTFOUND);
+    assert_int_equal(sv_location_read(loc, "../escape", 0, got, 10, &err), SV_EINVAL);
+    sv_location_close(loc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(file_threads, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(file_put_file_fsync_fails, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(file_link_to_file, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(file_read, setup_dir, teardown_dir),
         cmocka_unit_test(bad_urls),
         cmocka_unit_test(delete_prefix),
     };
