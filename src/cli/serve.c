@@ -411,7 +411,7 @@ int sv_cli_serve(int argc, char **argv)
     /* malloc arenas: glibc's default (8 per CPU) lets buffers freed by one
      * thread and needed by another pile up in separate arenas; an import
      * (reader, converter, writer and helper threads) peaked 90-100 MB
-     * higher for it (measured, docs/import.md "Memory"). One per CPU, unless
+     * higher for it (measured, docs/import.md "Reading"). One per CPU, unless
      * MALLOC_ARENA_MAX says otherwise. */
     if (!getenv("MALLOC_ARENA_MAX")) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -21,7 +21,7 @@
 /* The next row group is read while the current one is imported when it
  * decodes to at most this (parquet.h prefetch_bytes): two row groups in
  * memory only when both are small, so the import stays within its memory
- * bound (docs/import.md "Memory") whatever the file's row groups. */
+ * bound (docs/import.md "Reading") whatever the file's row groups. */
 #define IMP_PREFETCH_BYTES (64ll << 20)
 #define IMP_MAX_FILES 100000
 
