@@ -231,8 +231,12 @@ test('a snapshot across 3 nodes is one cut: 20 snapshots under pair writers neve
       assert.deepEqual((await listAll(nodes.a, 'Quiet2', t)).map(strip), atCut[t], `tenant ${t} through a`);
       assert.deepEqual((await listAll(nodes.b, 'Quiet2', t)).map(strip), atCut[t], `tenant ${t} through b`);
     }
-    // a and b held their gates through c's late close.
-    assert.ok(Math.min(...stalls) >= 300, `stalls ${stalls}`);
+    // a and b held their gates through c's late close (300 ms after c got
+    // the cut; a node that got it later by some tens of ms under load holds
+    // that much less, so each stall is far above the 10-20 ms of a cut
+    // without the hook, and the median near the delay).
+    const median = [...stalls].sort((x, y) => x - y)[stalls.length >> 1];
+    assert.ok(Math.min(...stalls) >= 150 && median >= 250, `stalls ${stalls}`);
     console.log(`cut stall ms (max over nodes) per snapshot: ${stalls.map((x) => x.toFixed(1)).join(' ')}`);
   } finally {
     await cl.stop();
