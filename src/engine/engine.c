@@ -437,14 +437,6 @@ int sv_db_set_bulk(sv_db *db, bool on, sv_err *err)
 
 uint64_t sv_db_latest_seq(sv_db *db) { return rocksdb_get_latest_sequence_number(db->db); }
 
-int64_t sv_db_l0_files(sv_db *db)
-{
-    uint64_t v = 0;
-    if (rocksdb_property_int(db->db, "rocksdb.num-files-at-level0", &v) != 0)
-        return -1;
-    return (int64_t)v;
-}
-
 sv_db_iter *sv_db_iter_new(sv_db *db)
 {
     sv_db_iter *it = calloc(1, sizeof *it);

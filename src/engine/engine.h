@@ -106,8 +106,6 @@ int sv_db_set_bulk(sv_db *db, bool on, sv_err *err);
 /* The db's latest sequence number: it moves with every write and ingest,
  * so an unchanged number means nothing was written in between. */
 uint64_t sv_db_latest_seq(sv_db *db);
-/* Files in L0 (an int property; -1 when unknown). */
-int64_t sv_db_l0_files(sv_db *db);
 
 /* Opens a db read-only (e.g. a checkpoint being exported). */
 int sv_db_open_readonly(sv_engine *engine, const char *dir, sv_db **out, sv_err *err);

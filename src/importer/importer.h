@@ -44,8 +44,9 @@ typedef struct sv_importer_opts {
     /* Threads turning rows into objects and writing them (0 =
      * SHARDVAULT_IMPORT_WORKERS, else the CPU count, at most 8). */
     int64_t workers;
-    /* A shard's share of a row group of at least this many objects is
-     * written as one table file ingested whole (store.h, bulk mode); fewer
+    /* A shard's share of a part of a row group (about 16 MiB of objects) of
+     * at least this many objects is written as one table file ingested
+     * whole (store.h, bulk mode); fewer
      * go through the normal write path (0 = SHARDVAULT_IMPORT_BULK_MIN_OBJECTS,
      * else 4096; a negative value turns bulk writes off). */
     int64_t bulk_min_objects;

@@ -256,8 +256,7 @@ typedef struct sv_pq_read_options {
      * this many bytes (estimated from the footer: uncompressed chunk sizes
      * plus a byte per level), is loaded on a thread of its own while rows
      * of the current one are read (sv_pq_reader_next): two row groups in
-     * memory then. The source is read from that thread too (never from two
-     * threads at once). */
+     * memory then. The source is read from that thread too. */
     int64_t prefetch_bytes;
     /* 2: a row group's columns are decoded by two threads, split by size
      * (each within half of max_row_group_bytes); 0 or 1: one. The source's

@@ -42,8 +42,8 @@ struct sv_pq_reader {
     pq_meta meta;
     pq_schema schema;
     int64_t bytes_read;
-    /* the compressed chunk of a fixed-width column (nothing points into it
-     * once the column is decoded), reused */
+    /* the window over a fixed-width column's compressed chunk (see
+     * chunk_win: nothing points into it once a page is decoded), reused */
     uint8_t *chunk;
     size_t cap_chunk;
     uint8_t *pagebuf; /* decompressed pages of fixed-width columns, reused */

@@ -1,6 +1,7 @@
 /* libFuzzer: the Parquet reader on arbitrary bytes as a whole file. It must
  * answer every input with rows or an error (never crash, never read or
  * allocate outside its limits), and every value it returns must be walkable. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,16 +50,19 @@ static uint64_t walk(const sv_pq_rnode *n, const sv_pq_value *v, int depth)
     return h;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One pass over the file; threaded: the next row group prefetched and each
+ * row group's columns decoded by two threads. */
+static void read_all(const uint8_t *data, size_t size, bool threaded)
 {
     mem m = {data, size};
     sv_pq_source src = {mem_read, &m, size, "fuzz.parquet"};
     sv_pq_read_options opt = {.max_footer_bytes = 1 << 20, .max_row_group_bytes = 64 << 20,
-                              .max_page_bytes = 8 << 20};
+                              .max_page_bytes = 8 << 20, .prefetch_bytes = threaded ? 32 << 20 : 0,
+                              .decode_threads = threaded ? 2 : 0};
     sv_pq_reader *r;
     sv_err err;
     if (sv_pq_reader_open(&src, &opt, &r, &err))
-        return 0;
+        return;
     volatile uint64_t sink = 0;
     for (int guard = 0; guard < 100000; guard++) {
         const sv_pq_value *rows;
@@ -70,5 +74,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)sink;
     sv_pq_reader_free(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    read_all(data, size, false);
+    read_all(data, size, true);
     return 0;
 }
