@@ -775,13 +775,41 @@ int pq_rle_decode(const uint8_t *p, size_t len, int width, uint32_t *out, size_t
 
 /* Levels (width <= 8) straight into bytes: the same runs as pq_rle_decode,
  * without a 32-bit array per page. Values >= limit are an error. */
+/* spread[b]: the 8 bits of b, LSB first, one per byte (bit-packed levels
+ * of width 1 into level bytes). */
+#define SPREAD1(b)                                                                                                     \
+    ((uint64_t)((b) & 1) | (uint64_t)(((b) >> 1) & 1) << 8 | (uint64_t)(((b) >> 2) & 1) << 16 |                       \
+     (uint64_t)(((b) >> 3) & 1) << 24 | (uint64_t)(((b) >> 4) & 1) << 32 | (uint64_t)(((b) >> 5) & 1) << 40 |         \
+     (uint64_t)(((b) >> 6) & 1) << 48 | (uint64_t)(((b) >> 7) & 1) << 56)
+#define SPREAD4(b) SPREAD1(b), SPREAD1((b) + 1), SPREAD1((b) + 2), SPREAD1((b) + 3)
+#define SPREAD16(b) SPREAD4(b), SPREAD4((b) + 4), SPREAD4((b) + 8), SPREAD4((b) + 12)
+#define SPREAD64(b) SPREAD16(b), SPREAD16((b) + 16), SPREAD16((b) + 32), SPREAD16((b) + 48)
+static const uint64_t spread[256] = {SPREAD64(0), SPREAD64(64), SPREAD64(128), SPREAD64(192)};
+
+/* How many of p[0..n) equal v: 8 bytes at a time (a zero byte of p ^ v
+ * sets its top bit in t; exact, no carries across bytes). */
+static size_t count_eq(const uint8_t *p, size_t n, uint8_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, low7 = 0x7F7F7F7F7F7F7F7Full;
+    size_t c = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t x = w ^ (ones * v);
+        uint64_t t = ~(((x & low7) + low7) | x | low7);
+        c += (size_t)(((t >> 7) * ones) >> 56); /* sum of the 0/1 bytes */
+    }
+    for (; i < n; i++)
+        c += p[i] == v;
+    return c;
+}
+
 static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, size_t n, uint32_t limit)
 {
     if (width < 0 || width > 8)
         return -1;
     tr t;
     tr_init(&t, p, len);
-    uint32_t tmp[256];
     for (size_t got = 0; got < n;) {
         rle_run r;
         if (rle_next(&t, width, n - got, &r))
@@ -793,18 +821,26 @@ static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, 
             got += r.count;
             continue;
         }
-        /* 256 values at a time: each 8 values use exactly width bytes */
-        for (size_t done = 0; done < r.count;) {
-            size_t k = r.count - done < 256 ? r.count - done : 256;
-            unpack32(r.p + done / 8 * (size_t)width, t.end, width, tmp, k);
+        if (width == 1 && (limit == 0 || limit >= 2)) {
+            /* one bit per level (a list's repetition levels): each packed
+             * byte spreads into 8 level bytes; every value is in range */
+            size_t full = r.count / 8;
+            for (size_t i = 0; i < full; i++)
+                memcpy(out + got + i * 8, &spread[r.p[i]], 8);
+            for (size_t i = full * 8; i < r.count; i++)
+                out[got + i] = (uint8_t)((r.p[i / 8] >> (i % 8)) & 1);
+        } else {
+            /* straight into bytes: each 8 values use exactly width bytes */
+            const uint64_t mask = (1ull << width) - 1;
             uint32_t bad = 0;
-            for (size_t i = 0; i < k; i++) {
-                bad |= tmp[i] >= limit;
-                out[got + done + i] = (uint8_t)tmp[i];
+            size_t bit = 0;
+            for (size_t i = 0; i < r.count; i++, bit += (size_t)width) {
+                uint32_t v = width ? (uint32_t)((load_le(r.p + bit / 8, t.end) >> (bit % 8)) & mask) : 0;
+                bad |= v >= limit;
+                out[got + i] = (uint8_t)v;
             }
             if (limit && bad)
                 return -1;
-            done += k;
         }
         got += r.count;
     }
@@ -1534,9 +1570,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         }
         size_t nv = n;
         if (lp->max_def > 0) {
-            nv = 0;
-            for (size_t i = 0; i < n; i++)
-                nv += c->def[c->n + i] == lp->max_def;
+            nv = count_eq(c->def + c->n, n, (uint8_t)lp->max_def);
         }
         if (lp->max_rep > 0 && c->n == 0 && n > 0 && c->rep[0] != 0)
             return rfail(r, SV_ECORRUPT, err, "the first repetition level of the chunk is not 0");
@@ -1559,8 +1593,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
     /* rows in this column */
     int64_t rows = 0;
     if (lp->max_rep > 0) {
-        for (size_t i = 0; i < c->n; i++)
-            rows += c->rep[i] == 0;
+        rows = (int64_t)count_eq(c->rep, c->n, 0);
     } else {
         rows = (int64_t)c->n;
     }
