@@ -26,7 +26,9 @@
  * memory (2 bytes per key) whatever the shard's size. Dropped when the db
  * closes. */
 #define FRESH_MAX_KEYS (16u << 20)
-#define FRESH_MIN_CAP (64u << 10)
+/* The first filter holds 4096 keys (8 KiB: thousands of small fresh
+ * tenants cost little), each next one 4 times the last (few to probe). */
+#define FRESH_MIN_CAP 4096u
 
 typedef struct fresh_filter {
     sv_bloom b;
@@ -94,7 +96,7 @@ static void fresh_note(shard *s, const pending *items, size_t n)
     }
     fresh_filter *last = fr->n ? &fr->f[fr->n - 1] : NULL;
     if (n && (!last || last->n + n > last->cap)) {
-        size_t cap = last ? last->cap * 2 : FRESH_MIN_CAP;
+        size_t cap = last ? last->cap * 4 : FRESH_MIN_CAP;
         if (cap < n)
             cap = n;
         if (sv_grow(&fr->f, &fr->cap, fr->n + 1, sizeof *fr->f) || sv_bloom_init(&fr->f[fr->n].b, cap)) {
