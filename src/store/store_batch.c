@@ -52,7 +52,7 @@ struct sv_batch {
 
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects) { b->bulk = min_objects; }
 
-static void recycle_give(sv_store *st, void *p, size_t cap);
+static void recycle_give(const sv_batch *b, void *p, size_t cap);
 
 static const uint8_t *item_enc(const sv_batch *b, const group_item *it)
 {
@@ -314,7 +314,7 @@ static void batch_flush(sv_batch *b)
     b->nitems = 0;
     sv_buf_reset(&b->enc);
     for (size_t k = 0; k < b->nsegs; k++)
-        recycle_give(b->st, b->segs[k].data, b->segs[k].cap);
+        recycle_give(b, b->segs[k].data, b->segs[k].cap);
     b->nsegs = 0;
 }
 
@@ -520,17 +520,25 @@ size_t sv_batch_written(const sv_batch *b) { return b->written; }
  * filling them (measured: a third of a 1M-object import's kernel time). So
  * the large buffers of an ended batch (>= RECYCLE_MIN) go to the store's
  * STORE_RECYCLE_SLOTS slots, and sv_batch_reserve takes the smallest that
- * fits. Retained memory is bounded by the slots; store_recycle_clear (at
- * sv_store_bulk_done and close) frees them. */
+ * fits. Retained memory is bounded (RECYCLE_MAX_BYTES); store_recycle_clear
+ * (at sv_store_bulk_done and close) frees it. */
 #define RECYCLE_MIN (1u << 20)
 
-static void recycle_give(sv_store *st, void *p, size_t cap)
+/* Only bulk batches (imports, which reserve and so take blocks back) give;
+ * the slots hold at most RECYCLE_MAX_BYTES. */
+#define RECYCLE_MAX_BYTES (128u << 20)
+
+static void recycle_give(const sv_batch *b, void *p, size_t cap)
 {
     if (!p)
         return;
-    if (cap >= RECYCLE_MIN) {
+    sv_store *st = b->st;
+    if (b->bulk && cap >= RECYCLE_MIN) {
         pthread_mutex_lock(&st->recycle_mu);
+        size_t held = 0;
         for (int i = 0; i < STORE_RECYCLE_SLOTS; i++)
+            held += st->recycle[i].cap;
+        for (int i = 0; held + cap <= RECYCLE_MAX_BYTES && i < STORE_RECYCLE_SLOTS; i++)
             if (!st->recycle[i].p) {
                 st->recycle[i] = (struct store_block){p, cap};
                 p = NULL;
@@ -572,13 +580,13 @@ void store_recycle_clear(sv_store *st)
 }
 
 /* An empty array of *cap elements given room for n: a recycled block. */
-static void reserve_empty(sv_store *st, void **arr, size_t *cap, size_t n, size_t elem)
+static void reserve_empty(const sv_batch *b, void **arr, size_t *cap, size_t n, size_t elem)
 {
     size_t bytes = 0;
     void *p;
-    if (n <= *cap || !(p = recycle_take(st, n * elem, &bytes)))
+    if (n <= *cap || !(p = recycle_take(b->st, n * elem, &bytes)))
         return;
-    recycle_give(st, *arr, *cap * elem);
+    recycle_give(b, *arr, *cap * elem);
     *arr = p;
     *cap = bytes / elem;
 }
@@ -586,11 +594,11 @@ static void reserve_empty(sv_store *st, void **arr, size_t *cap, size_t n, size_
 int sv_batch_reserve(sv_batch *b, size_t objects, size_t bytes)
 {
     if (!b->nresults)
-        reserve_empty(b->st, (void **)&b->results, &b->capresults, objects, sizeof *b->results);
+        reserve_empty(b, (void **)&b->results, &b->capresults, objects, sizeof *b->results);
     if (!b->nitems)
-        reserve_empty(b->st, (void **)&b->items, &b->capitems, objects, sizeof *b->items);
+        reserve_empty(b, (void **)&b->items, &b->capitems, objects, sizeof *b->items);
     if (!b->enc.len)
-        reserve_empty(b->st, (void **)&b->enc.data, &b->enc.cap, bytes, 1);
+        reserve_empty(b, (void **)&b->enc.data, &b->enc.cap, bytes, 1);
     if (sv_grow(&b->results, &b->capresults, b->nresults + objects, sizeof *b->results) ||
         sv_grow(&b->items, &b->capitems, b->nitems + objects, sizeof *b->items) || sv_buf_reserve(&b->enc, bytes))
         return SV_ENOMEM;
@@ -681,11 +689,11 @@ void sv_batch_abort(sv_batch *b)
         store_coll_release(b->st, b->cached[i]);
     for (size_t i = 0; i < b->nresults; i++)
         free(b->results[i].error);
-    recycle_give(b->st, b->results, b->capresults * sizeof *b->results);
-    recycle_give(b->st, b->items, b->capitems * sizeof *b->items);
-    recycle_give(b->st, b->enc.data, b->enc.cap);
+    recycle_give(b, b->results, b->capresults * sizeof *b->results);
+    recycle_give(b, b->items, b->capitems * sizeof *b->items);
+    recycle_give(b, b->enc.data, b->enc.cap);
     for (size_t k = 0; k < b->nsegs; k++)
-        recycle_give(b->st, b->segs[k].data, b->segs[k].cap);
+        recycle_give(b, b->segs[k].data, b->segs[k].cap);
     free(b->segs);
     sv_record_free(b->rec);
     sv_record_free(b->scratch);
