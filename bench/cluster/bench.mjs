@@ -12,17 +12,16 @@
 //     directory) vs the same objects on the single node.
 //   node bench/cluster/bench.mjs [--objects N] [--gets N] [--export N]
 // Prints a table and writes bench/out/cluster.json.
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../../tests/blackbox/lib/etcd.mjs';
+import { procs, startNode, stopNodes } from './lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const arg = (n, d) => { const i = process.argv.indexOf(n); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const N = arg('--objects', 30000), GETS = arg('--gets', 3000), EXPORT_N = arg('--export', 200000);
-const BIN = process.env.SHARDVAULT_BIN || path.join(root, 'build/shardvault');
 const DIM = 32, BATCH = 1000, CLIENTS = 4, SECRET = 'bench-cluster-secret-0123456789';
 
 let seed = 11;
@@ -88,17 +87,7 @@ async function timeExport(s, id, coll) {
   }
 }
 
-const procs = [];
-async function start(args, env = {}) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'sv-bench-cluster-'));
-  const p = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...args],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SHARDVAULT_LOG_LEVEL: 'warn', ...env } });
-  let out = '';
-  const url = await new Promise((res) => p.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[0-9.:]+)/); if (m) res(m[1]); }));
-  const s = { p, dir, url };
-  procs.push(s);
-  return s;
-}
+const start = (args, env = {}) => startNode(mkdtempSync(path.join(os.tmpdir(), 'sv-bench-cluster-')), args, env);
 const req = (s, m, p, body, h = {}) => fetch(s.url + p, { method: m, body, headers: h });
 
 async function ingest(targets, coll, batches) {
@@ -200,11 +189,8 @@ try {
   mkdirSync(path.join(root, 'bench/out'), { recursive: true });
   writeFileSync(path.join(root, 'bench/out/cluster.json'), JSON.stringify({ objects: N, gets: sample.length, ingest: rows, get: lat, export: ex }, null, 2));
 } finally {
-  for (const s of procs) {
-    s.p.kill('SIGTERM');
-    await new Promise((res) => (s.p.exitCode !== null ? res() : s.p.on('exit', res)));
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  await stopNodes();
+  for (const s of procs) rmSync(s.dir, { recursive: true, force: true });
   await etcd.cleanup();
   rmSync(shared, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@
 // byte up once and down once).
 //   node bench/cluster/move.mjs [--mib 150]   (--mib 1024 for a 1 GB shard)
 // Prints a table and writes bench/out/cluster_move.json.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,33 +13,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../../tests/blackbox/lib/etcd.mjs';
 import { startS3 } from '../../tests/blackbox/lib/s3.mjs';
+import { reqJson, sleep, startNode, stopNodes } from './lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const arg = (n, d) => { const i = process.argv.indexOf(n); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const MIB = arg('--mib', 150);
-const BIN = process.env.SHARDVAULT_BIN || path.join(root, 'build/shardvault');
 const SECRET = 'bench-move-secret-0123456789abcdef';
 const OBJ_BYTES = 4096, BATCH = 400, CLIENTS = 4;
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'sv-bench-move-'));
-const procs = [];
-async function start(name, args, env) {
-  const dir = path.join(work, name);
-  mkdirSync(dir, { recursive: true });
-  const p = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...args],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SHARDVAULT_LOG_LEVEL: 'warn', ...env } });
-  let out = '';
-  const url = await new Promise((res) => p.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[0-9.:]+)/); if (m) res(m[1]); }));
-  const s = { p, dir, url };
-  procs.push(s);
-  return s;
-}
-const req = async (s, m, p, body, h = { 'content-type': 'application/json' }) => {
-  const r = await fetch(s.url + p, { method: m, body: typeof body === 'string' || body === undefined ? body : JSON.stringify(body), headers: h });
-  const text = await r.text();
-  return { status: r.status, text, json: text ? JSON.parse(text) : undefined };
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const start = (name, args, env) => startNode(path.join(work, name), args, env);
+const req = reqJson;
 function dirBytes(d) {
   let n = 0;
   for (const e of readdirSync(d, { withFileTypes: true })) n += e.isDirectory() ? dirBytes(path.join(d, e.name)) : statSync(path.join(d, e.name)).size;
@@ -125,10 +109,7 @@ try {
   mkdirSync(path.join(root, 'bench/out'), { recursive: true });
   writeFileSync(path.join(root, 'bench/out/cluster_move.json'), JSON.stringify({ shardBytes, objects: total, rows, first: first.result, back: back.result }, null, 2));
 } finally {
-  for (const s of procs) {
-    s.p.kill('SIGTERM');
-    await new Promise((res) => (s.p.exitCode !== null ? res() : s.p.on('exit', res)));
-  }
+  await stopNodes();
   await s3.stop();
   await etcd.cleanup();
   rmSync(work, { recursive: true, force: true });

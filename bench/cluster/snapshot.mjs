@@ -9,7 +9,6 @@
 // latency is reported too.
 //   node bench/cluster/snapshot.mjs [--snapshots 20] [--objects 20000]
 // Prints a table and writes bench/out/cluster_snapshot.json.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,32 +16,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../../tests/blackbox/lib/etcd.mjs';
 import { startS3 } from '../../tests/blackbox/lib/s3.mjs';
+import { reqJson, sleep, startNode, stopNodes } from './lib.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const arg = (n, d) => { const i = process.argv.indexOf(n); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const SNAPS = arg('--snapshots', 20), N = arg('--objects', 20000);
-const BIN = process.env.SHARDVAULT_BIN || path.join(root, 'build/shardvault');
 const SECRET = 'bench-snapshot-secret-0123456789abcdef';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'sv-bench-cut-'));
-const procs = [];
-async function start(name, args, env) {
-  const dir = path.join(work, name);
-  mkdirSync(dir, { recursive: true });
-  const p = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...args],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SHARDVAULT_LOG_LEVEL: 'warn', ...env } });
-  let out = '';
-  const url = await new Promise((res) => p.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[0-9.:]+)/); if (m) res(m[1]); }));
-  const s = { p, dir, url };
-  procs.push(s);
-  return s;
-}
-const req = async (s, m, p, body, h = { 'content-type': 'application/json' }) => {
-  const r = await fetch(s.url + p, { method: m, body: typeof body === 'string' || body === undefined ? body : JSON.stringify(body), headers: h });
-  const text = await r.text();
-  return { status: r.status, text, json: text ? JSON.parse(text) : undefined };
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const start = (name, args, env) => startNode(path.join(work, name), args, env);
+const req = reqJson;
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN; };
 
 const etcd = await startEtcd();
@@ -121,10 +104,7 @@ try {
   mkdirSync(path.join(root, 'bench/out'), { recursive: true });
   writeFileSync(path.join(root, 'bench/out/cluster_snapshot.json'), JSON.stringify({ snapshots: SNAPS, objects: N, rows, spread: { stalls: spread.stalls, perSnap: spread.perSnap }, one: { stalls: one.stalls } }, null, 2));
 } finally {
-  for (const s of procs) {
-    s.p.kill('SIGTERM');
-    await new Promise((res) => (s.p.exitCode !== null ? res() : s.p.on('exit', res)));
-  }
+  await stopNodes();
   await s3.stop();
   await etcd.cleanup();
   rmSync(work, { recursive: true, force: true });

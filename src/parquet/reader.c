@@ -773,8 +773,6 @@ int pq_rle_decode(const uint8_t *p, size_t len, int width, uint32_t *out, size_t
     return 0;
 }
 
-/* Levels (width <= 8) straight into bytes: the same runs as pq_rle_decode,
- * without a 32-bit array per page. Values >= limit are an error. */
 /* spread[b]: the 8 bits of b, LSB first, one per byte (bit-packed levels
  * of width 1 into level bytes). */
 #define SPREAD1(b)                                                                                                     \
@@ -804,6 +802,8 @@ static size_t count_eq(const uint8_t *p, size_t n, uint8_t v)
     return c;
 }
 
+/* Levels (width <= 8) straight into bytes: the same runs as pq_rle_decode,
+ * without a 32-bit array per page. Values >= limit are an error. */
 static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, size_t n, uint32_t limit)
 {
     if (width < 0 || width > 8)

@@ -115,6 +115,30 @@ static void fresh_note(shard *s, const pending *items, size_t n)
     fr->seq = sv_db_latest_seq(s->db);
 }
 
+/* The stored form of an object that replaces old: its encoding enc with
+ * old's creation time (decoding our own encoding is exact), in re; enc as
+ * it is when old's time cannot be read. Frees old. */
+static void replaced_value(const collection *c, sv_record *scratch, const sv_uuid *id, char *old, size_t oldlen,
+                           const void *enc, size_t len, sv_buf *re, const void **val, size_t *vlen)
+{
+    int64_t created = 0;
+    if (sv_record_decode(scratch, c->schema, old, oldlen, NULL) == 0)
+        created = scratch->creation_time;
+    free(old);
+    *val = enc;
+    *vlen = len;
+    sv_buf_reset(re);
+    if (created && sv_record_decode(scratch, c->schema, enc, len, NULL) == 0) {
+        scratch->id = *id;
+        scratch->has_id = true;
+        scratch->creation_time = created;
+        if (sv_record_encode(scratch, c->schema, re, NULL) == 0) {
+            *val = re->data;
+            *vlen = re->len;
+        }
+    }
+}
+
 /* Writes encoded records to one shard atomically, keeping creation times of
  * replaced objects and the exact object count. Caller is inside the shard. */
 int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
@@ -172,23 +196,10 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
                     ? SV_ENOTFOUND
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == 0) {
-            /* Replace: keep the original creation time, re-encode the new
-             * record with it (decoding our own encoding is exact). */
-            int64_t created = 0;
-            if (sv_record_decode(scratch, c->schema, old, oldlen, NULL) == 0)
-                created = scratch->creation_time;
-            free(old);
-            sv_buf_reset(&re);
-            if (created && sv_record_decode(scratch, c->schema, enc->data + p->enc_off, p->enc_len, NULL) == 0) {
-                scratch->id = p->id;
-                scratch->has_id = true;
-                scratch->creation_time = created;
-                if (sv_record_encode(scratch, c->schema, &re, NULL) == 0) {
-                    sv_db_batch_put(b, p->id.b, 16, re.data, re.len);
-                    continue;
-                }
-            }
-            sv_db_batch_put(b, p->id.b, 16, enc->data + p->enc_off, p->enc_len);
+            const void *val;
+            size_t vlen;
+            replaced_value(c, scratch, &p->id, old, oldlen, enc->data + p->enc_off, p->enc_len, &re, &val, &vlen);
+            sv_db_batch_put(b, p->id.b, 16, val, vlen);
         } else if (g == SV_ENOTFOUND) {
             if (!seen_in_batch)
                 added++;
@@ -261,20 +272,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         if (g == SV_ENOTFOUND) {
             added++;
         } else if (g == 0) {
-            int64_t created = 0;
-            if (sv_record_decode(scratch, c->schema, old, oldlen, NULL) == 0)
-                created = scratch->creation_time;
-            free(old);
-            sv_buf_reset(&re);
-            if (created && sv_record_decode(scratch, c->schema, vals[i], p->enc_len, NULL) == 0) {
-                scratch->id = p->id;
-                scratch->has_id = true;
-                scratch->creation_time = created;
-                if (sv_record_encode(scratch, c->schema, &re, NULL) == 0) {
-                    val = re.data;
-                    vlen = re.len;
-                }
-            }
+            replaced_value(c, scratch, &p->id, old, oldlen, vals[i], p->enc_len, &re, &val, &vlen);
         } else {
             rc = g;
             break;
