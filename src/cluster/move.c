@@ -473,15 +473,11 @@ int sv_cluster_move_start(sv_cluster_moves *m, const char *coll, const char *sha
                        shard, coll, owner);
     if ((rc = check_target(m, to, err)) != 0)
         return rc;
-    /* The default location is this node's own directory: the target could not read it. */
-    char own[1200];
-    snprintf(own, sizeof own, "file://%s", sv_store_tmp_dir(m->st));
-    char *tail = strrchr(own, '/'); /* <data>/tmp -> <data>/ */
-    const char *url = sv_snapshot_location_url(m->snap);
-    if (tail && (tail[1] = 0, !strncmp(url, own, strlen(own))))
+    if (sv_snapshot_location_is_own(m->snap))
         return sv_fail(err, SV_EUNSUPPORTED,
                        "shard moves go through a location every node reads; this node's is its own data directory "
-                       "(%s): set SHARDVAULT_LOCATION (s3://… or a shared file://) on every node", url);
+                       "(%s): set SHARDVAULT_LOCATION (s3://… or a shared file://) on every node",
+                       sv_snapshot_location_url(m->snap));
     if ((rc = sv_store_move_begin(m->st, coll, shard, err)) != 0)
         return rc;
     move_task *t = calloc(1, sizeof *t);

@@ -457,7 +457,6 @@ void sv_export_close(sv_export *ex)
     if (!ex)
         return;
     sv_export_shutdown(ex);
-    sv_export_local_stop(ex);
     if (ex->jobs) /* the kind no longer points at this service */
         sv_jobs_register_kind(ex->jobs, &(sv_job_kind){.name = "export"}, NULL);
     for (int i = 0; i < 2; i++)

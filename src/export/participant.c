@@ -1118,12 +1118,25 @@ void sv_export_local_shutdown(sv_export *ex)
     ex->part_shutdown = true;
     pthread_cond_broadcast(&ex->cv);
     sv_export_job *j = ex->slot;
-    if (j && j->clustered) { /* the others stop too: the export cannot succeed without this part */
+    if (j && j->clustered) {
+        /* the others stop too: the export cannot succeed without this part.
+         * The decision is etcd's: asked with no lock held (status, metrics
+         * and node calls take ex->mu). */
+        char backend[16], id[SV_EXPORT_ID_MAX + 1];
+        const char *b = json_string_value(json_object_get(j->req, "backend"));
+        snprintf(backend, sizeof backend, "%s", b ? b : "");
+        snprintf(id, sizeof id, "%s", j->id);
+        const char *a = json_string_value(json_object_get(j->req, "attempt"));
+        char *attempt = a ? strdup(a) : NULL;
+        pthread_mutex_unlock(&ex->mu);
         char why[200];
         snprintf(why, sizeof why, "node %s shut down during the export", ex->node);
         sv_err derr = {0};
-        sv_export_decide_abort(ex, json_string_value(json_object_get(j->req, "backend")), j->id,
-                               json_string_value(json_object_get(j->req, "attempt")), why, false, &derr);
+        if (!a || attempt) /* out of memory: the lease lapse tells the others */
+            sv_export_decide_abort(ex, backend, id, attempt, why, false, &derr);
+        free(attempt);
+        pthread_mutex_lock(&ex->mu);
+        j = ex->slot;
     }
     if (j) {
         sv_warn("export stopped by shutdown", "id=%s", j->id);

@@ -589,8 +589,10 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
                     rc = sv_fail(&err, SV_ENOMEM, "out of memory");
                 else {
                     sv_batch_set_bulk(ws[w].b, imp->o.bulk_min_objects > 0 ? (size_t)imp->o.bulk_min_objects : 0);
+                    /* the first batch receives the others' objects and results */
                     if (per_object > 0)
-                        sv_batch_reserve(ws[w].b, share, (size_t)(per_object * 1.05 * (double)share));
+                        sv_batch_reserve(ws[w].b, w ? share : share * (size_t)nw,
+                                         (size_t)(per_object * 1.05 * (double)share));
                 }
             }
             open_batches = true;
@@ -639,7 +641,6 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             err = e2;
         }
     }
-    sv_store_bulk_done(imp->o.store, f->collection);
     bool shutdown_stop = rc == SV_ECANCELED && !atomic_load(&r->cancel);
     if (open_batches && !shutdown_stop) {
         /* canceled, or the file failed, inside a row group: what was added is
@@ -719,6 +720,15 @@ static void *run_main(void *arg)
         }
         persist(r, &err);
     }
+    /* Bulk mode ends once per collection, after every write of the run
+     * (the last batches of a stopped file included). */
+    sv_strmap colls = {0};
+    for (size_t i = 0; i < r->nfiles; i++)
+        if (r->files[i].collection[0] && !sv_strmap_find(&colls, r->files[i].collection)) {
+            sv_strmap_add(&colls, r->files[i].collection, &r->files[i]); /* no memory: ended twice, harmless */
+            sv_store_bulk_done(imp->o.store, r->files[i].collection);
+        }
+    sv_strmap_free(&colls);
     if (rc) {
         finish(r, "FAILED", err.msg);
     } else if (canceled && atomic_load(&r->cancel)) {

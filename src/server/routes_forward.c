@@ -556,6 +556,87 @@ int sv_forward_tenants(request *rq)
 #define FWD_GROUP_BYTES (8 << 20)
 #define FWD_GROUP_OBJECTS 10000
 
+/* Objects to send again to the nodes that own their shards now, one part
+ * per node: lines of NDJSON and, for each, its index in the results. */
+struct moved_part {
+    char node[65];
+    sv_buf body;
+    size_t *idx; /* result indexes, in body order */
+    size_t n, cap;
+};
+struct moved_set {
+    struct moved_part *p;
+    size_t n, cap;
+};
+
+/* Adds one object (json, without its newline) for node; on no memory it is
+ * left out and keeps its error. */
+static void moved_add(struct moved_set *ms, size_t result, const char *node, const char *json, size_t len)
+{
+    size_t m = 0;
+    while (m < ms->n && strcmp(ms->p[m].node, node))
+        m++;
+    if (m == ms->n) {
+        if (sv_grow(&ms->p, &ms->cap, ms->n + 1, sizeof *ms->p))
+            return;
+        memset(&ms->p[m], 0, sizeof ms->p[m]);
+        snprintf(ms->p[m].node, sizeof ms->p[m].node, "%s", node);
+        ms->n++;
+    }
+    struct moved_part *mp = &ms->p[m];
+    size_t before = mp->body.len;
+    if (sv_grow(&mp->idx, &mp->cap, mp->n + 1, sizeof *mp->idx) || sv_buf_append(&mp->body, json, len) ||
+        sv_buf_putc(&mp->body, '\n')) {
+        mp->body.len = before;
+        return;
+    }
+    mp->idx[mp->n++] = result;
+}
+
+static void moved_free(struct moved_set *ms)
+{
+    for (size_t m = 0; m < ms->n; m++) {
+        sv_buf_free(&ms->p[m].body);
+        free(ms->p[m].idx);
+    }
+    free(ms->p);
+    *ms = (struct moved_set){0};
+}
+
+/* Sends each part once (?moved=1) to its node, in parallel, and puts the
+ * answers' results in place of the errors in res; a part refused or
+ * answered with another count of results keeps its errors. */
+static void moved_send(request *rq, struct moved_set *ms, json_t *res)
+{
+    if (!ms->n || !json_is_array(res))
+        return;
+    sv_cluster_call *calls = calloc(ms->n, sizeof *calls);
+    if (!calls)
+        return;
+    for (size_t m = 0; m < ms->n; m++)
+        calls[m] = (sv_cluster_call){.node = ms->p[m].node, .method = "POST", .target = "/v1/batch/objects?moved=1",
+                                     .body = (const char *)ms->p[m].body.data, .len = ms->p[m].body.len,
+                                     .content_type = "application/x-ndjson", .principal = rq->who.key_id,
+                                     .timeout_ms = 300000};
+    sv_cluster_forward(cl(rq), calls, ms->n);
+    for (size_t m = 0; m < ms->n; m++) {
+        json_t *ans = calls[m].rc == 0 && calls[m].status == 200
+                          ? json_loadb((const char *)calls[m].out.data, calls[m].out.len, 0, NULL)
+                          : NULL;
+        json_t *got = json_object_get(ans, "results");
+        if (json_array_size(got) != ms->p[m].n)
+            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
+                    "node=%s status=%d error=\"%s\"", calls[m].node, calls[m].status,
+                    calls[m].rc ? calls[m].err.msg : "");
+        else
+            for (size_t k = 0; k < ms->p[m].n; k++)
+                json_array_set(res, ms->p[m].idx[k], json_array_get(got, k));
+        json_decref(ans);
+        sv_buf_free(&calls[m].out);
+    }
+    free(calls);
+}
+
 struct sv_fwd_batch {
     struct group {
         char node[65];
@@ -574,70 +655,13 @@ struct sv_fwd_batch {
     size_t norder, caporder;
     size_t nlocal;
     /* this node's objects whose shard a move switched away (store callback) */
-    struct moved_part {
-        char node[65];
-        sv_buf body;
-        size_t *idx; /* local result indexes, in body order */
-        size_t n, cap;
-    } *moved;
-    size_t nmoved, capmoved;
+    struct moved_set moved;
 };
 
 static void on_moved(void *ud, size_t result, const char *node, const char *json, size_t len)
 {
     struct sv_fwd_batch *f = ud;
-    size_t m = 0;
-    while (m < f->nmoved && strcmp(f->moved[m].node, node))
-        m++;
-    if (m == f->nmoved) {
-        if (sv_grow(&f->moved, &f->capmoved, f->nmoved + 1, sizeof *f->moved))
-            return;
-        memset(&f->moved[m], 0, sizeof f->moved[m]);
-        snprintf(f->moved[m].node, sizeof f->moved[m].node, "%s", node);
-        f->nmoved++;
-    }
-    struct moved_part *mp = &f->moved[m];
-    size_t before = mp->body.len;
-    if (sv_grow(&mp->idx, &mp->cap, mp->n + 1, sizeof *mp->idx) || sv_buf_append(&mp->body, json, len) ||
-        sv_buf_putc(&mp->body, '\n')) {
-        mp->body.len = before; /* the object keeps its error */
-        return;
-    }
-    mp->idx[mp->n++] = result;
-}
-
-/* Sends this node's objects whose shard moved away to the new owners (once,
- * ?moved=1) and puts their results in place of the errors in lres. */
-static void resend_local(request *rq, json_t *lres)
-{
-    struct sv_fwd_batch *f = rq->fwd;
-    if (!f->nmoved || !json_is_array(lres))
-        return;
-    sv_cluster_call *calls = calloc(f->nmoved, sizeof *calls);
-    if (!calls)
-        return;
-    for (size_t m = 0; m < f->nmoved; m++)
-        calls[m] = (sv_cluster_call){.node = f->moved[m].node, .method = "POST", .target = "/v1/batch/objects?moved=1",
-                                     .body = (const char *)f->moved[m].body.data, .len = f->moved[m].body.len,
-                                     .content_type = "application/x-ndjson", .principal = rq->who.key_id,
-                                     .timeout_ms = 300000};
-    sv_cluster_forward(cl(rq), calls, f->nmoved);
-    for (size_t m = 0; m < f->nmoved; m++) {
-        json_t *ans = calls[m].rc == 0 && calls[m].status == 200
-                          ? json_loadb((const char *)calls[m].out.data, calls[m].out.len, 0, NULL)
-                          : NULL;
-        json_t *got = json_object_get(ans, "results");
-        if (json_array_size(got) != f->moved[m].n)
-            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
-                    "node=%s status=%d error=\"%s\"", calls[m].node, calls[m].status,
-                    calls[m].rc ? calls[m].err.msg : "");
-        else
-            for (size_t k = 0; k < f->moved[m].n; k++)
-                json_array_set(lres, f->moved[m].idx[k], json_array_get(got, k));
-        json_decref(ans);
-        sv_buf_free(&calls[m].out);
-    }
-    free(calls);
+    moved_add(&f->moved, result, node, json, len);
 }
 
 bool sv_forward_batch_wanted(const request *rq) { return placement(rq) && !rq->forwarded; }
@@ -663,11 +687,7 @@ void sv_forward_batch_free(request *rq)
     for (size_t i = 0; i < f->norder; i++)
         free(f->order[i].error);
     free(f->order);
-    for (size_t m = 0; m < f->nmoved; m++) {
-        sv_buf_free(&f->moved[m].body);
-        free(f->moved[m].idx);
-    }
-    free(f->moved);
+    moved_free(&f->moved);
     free(f);
     rq->fwd = NULL;
 }
@@ -707,75 +727,19 @@ static bool moved_to(json_t *r, char node[65])
  * results replacing the errors. body holds one line per object of res. */
 static void resend_moved(request *rq, const sv_buf *body, json_t *res)
 {
-    size_t n = json_array_size(res), nmoved = 0;
-    char (*to)[65] = calloc(n + 1, sizeof *to);
-    if (!to)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (moved_to(json_array_get(res, i), to[i])) /* this node too: it owns the shard now */
-            nmoved++;
-        else
-            to[i][0] = 0;
-    if (!nmoved) {
-        free(to);
-        return;
-    }
-    const char **line = calloc(n + 1, sizeof *line);
-    size_t *len = calloc(n + 1, sizeof *len);
+    struct moved_set ms = {0};
     const char *p = (const char *)body->data, *end = p + body->len;
-    for (size_t i = 0; line && len && i < n && p < end; i++) {
+    size_t n = json_array_size(res);
+    for (size_t i = 0; i < n && p < end; i++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        line[i] = p;
-        len[i] = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char to[65];
+        if (moved_to(json_array_get(res, i), to)) /* this node too: it owns the shard now */
+            moved_add(&ms, i, to, p, len);
         p = nl ? nl + 1 : end;
     }
-    sv_cluster_call *calls = calloc(n + 1, sizeof *calls);
-    sv_buf *bodies = calloc(n + 1, sizeof *bodies);
-    size_t ncalls = 0;
-    for (size_t i = 0; line && len && calls && bodies && i < n; i++) {
-        if (!to[i][0] || !line[i])
-            continue;
-        size_t c = 0;
-        while (c < ncalls && strcmp(calls[c].node, to[i]))
-            c++;
-        if (c == ncalls)
-            calls[ncalls++] = (sv_cluster_call){.node = to[i], .method = "POST", .target = "/v1/batch/objects?moved=1",
-                                                .content_type = "application/x-ndjson", .principal = rq->who.key_id,
-                                                .timeout_ms = 300000};
-        sv_buf_append(&bodies[c], line[i], len[i]);
-        sv_buf_putc(&bodies[c], '\n');
-    }
-    for (size_t c = 0; c < ncalls; c++) {
-        calls[c].body = (const char *)bodies[c].data;
-        calls[c].len = bodies[c].len;
-    }
-    if (ncalls)
-        sv_cluster_forward(cl(rq), calls, ncalls);
-    for (size_t c = 0; c < ncalls; c++) {
-        json_t *ans = calls[c].rc == 0 && calls[c].status == 200
-                          ? json_loadb((const char *)calls[c].out.data, calls[c].out.len, 0, NULL)
-                          : NULL;
-        json_t *got = json_object_get(ans, "results");
-        if (!json_is_array(got))
-            sv_warn("a batch's objects re-sent after a move were refused; their errors stand",
-                    "node=%s status=%d error=\"%s\"", calls[c].node, calls[c].status,
-                    calls[c].rc ? calls[c].err.msg : "");
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (to[i][0] && !strcmp(to[i], calls[c].node)) {
-                json_t *r = json_array_get(got, k++);
-                if (r)
-                    json_array_set(res, i, r);
-            }
-        json_decref(ans);
-        sv_buf_free(&calls[c].out);
-        sv_buf_free(&bodies[c]);
-    }
-    free(calls);
-    free(bodies);
-    free(line);
-    free(len);
-    free(to);
+    moved_send(rq, &ms, res);
+    moved_free(&ms);
 }
 
 /* Sends the pending part of each listed group to its owner, in parallel, and
@@ -948,7 +912,7 @@ int sv_forward_batch_end(request *rq, sv_batch *b, sv_err *err)
     free(which);
     json_t *lans = json_loadb((const char *)local.data, local.len, 0, NULL);
     json_t *lres = json_object_get(lans, "results");
-    resend_local(rq, lres);
+    moved_send(rq, &rq->fwd->moved, lres); /* this node's objects whose shard moved away */
     json_t *results = json_array();
     size_t ok = 0;
     for (size_t i = 0; results && i < f->norder; i++) {

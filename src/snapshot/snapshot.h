@@ -157,6 +157,9 @@ struct sv_manifest; /* a parsed manifest (snapshot or offloaded tenant) */
 struct sv_location *sv_snapshot_location(sv_snapshot *s);
 /* Its URL as configured ("file:///…", "s3://bucket/prefix"). */
 const char *sv_snapshot_location_url(const sv_snapshot *s);
+/* true when the location lies in this node's data directory (the default):
+ * no other node reads it, so nothing that crosses nodes can go through it. */
+bool sv_snapshot_location_is_own(const sv_snapshot *s);
 
 /* Switches the location to url (maintenance move, after copying everything
  * there): SV_ECONFLICT while a snapshot is being created or restored or GC

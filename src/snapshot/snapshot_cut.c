@@ -68,9 +68,7 @@ bool sv_snap_cut_wanted(sv_snapshot *s, const char *collection)
 
 int sv_snap_cut_check(sv_snapshot *s, const char *collection, sv_err *err)
 {
-    char own[PATH_MAX + 64];
-    snprintf(own, sizeof own, "file://%s/", s->data_dir);
-    if (strncmp(s->url, own, strlen(own)))
+    if (!sv_snapshot_location_is_own(s))
         return 0;
     return sv_fail(err, SV_EUNSUPPORTED,
                    "collection '%s' is spread over several nodes: its snapshot is one cut across them, each node "

@@ -11,6 +11,13 @@
 sv_location *sv_snapshot_location(sv_snapshot *s) { return s->loc; }
 const char *sv_snapshot_location_url(const sv_snapshot *s) { return s->url; }
 
+bool sv_snapshot_location_is_own(const sv_snapshot *s)
+{
+    char own[PATH_MAX + 64];
+    snprintf(own, sizeof own, "file://%s/", s->data_dir);
+    return !strncmp(s->url, own, strlen(own));
+}
+
 int sv_snapshot_set_location(sv_snapshot *s, const char *url, sv_err *err)
 {
     sv_location *nl = NULL;

@@ -616,20 +616,19 @@ size_t sv_batch_bytes(const sv_batch *b)
 int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
 {
     /* o's pending items hold collections from o's cache (an uncached one is
-     * written at once); b takes them over, or writes them first when its
-     * own cache has no room. */
-    bool fits = true;
+     * written at once); b takes them over, or o writes its items first when
+     * b's cache has no room for them (or o holds absorbed encodings itself:
+     * one level is enough). */
+    size_t missing = 0, room = sizeof b->cached / sizeof b->cached[0] - b->ncached;
     for (size_t i = 0; i < o->ncached; i++) {
         bool have = false;
         for (size_t m = 0; m < b->ncached; m++)
             have |= b->cached[m] == o->cached[i];
-        fits &= have || b->ncached + i < sizeof b->cached / sizeof b->cached[0];
+        missing += !have;
     }
-    if (!fits)
+    if (missing > room || o->nsegs)
         batch_flush(o);
     size_t base = b->nresults;
-    if (o->nsegs)
-        batch_flush(o); /* absorbed twice: one level is enough */
     sv_buf *segs = o->nitems ? realloc(b->segs, (b->nsegs + 1) * sizeof *b->segs) : b->segs;
     if ((o->nitems && !segs) ||
         sv_grow(&b->results, &b->capresults, b->nresults + o->nresults, sizeof *b->results) ||
@@ -662,10 +661,10 @@ int sv_batch_absorb(sv_batch *b, sv_batch *o, sv_err *err)
         bool have = false;
         for (size_t m = 0; m < b->ncached; m++)
             have |= b->cached[m] == o->cached[i];
-        if (have)
-            store_coll_release(o->st, o->cached[i]);
-        else
+        if (!have && b->ncached < sizeof b->cached / sizeof b->cached[0])
             b->cached[b->ncached++] = o->cached[i];
+        else /* b holds it already, or o's items were written: nothing of b needs it */
+            store_coll_release(o->st, o->cached[i]);
     }
     o->ncached = 0;
     b->written += o->written;
