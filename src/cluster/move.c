@@ -395,6 +395,21 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
     return rc;
 }
 
+/* Takes t out of the running list (wherever it is: others start and end
+ * meanwhile) and wakes a shutdown waiting for the list to empty. */
+static void task_unlink(sv_cluster_moves *m, move_task *t)
+{
+    pthread_mutex_lock(&m->mu);
+    for (move_task **p = &m->running; *p; p = &(*p)->next)
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    m->nrunning--;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void *move_thread(void *arg)
 {
     move_task *t = arg;
@@ -412,15 +427,7 @@ static void *move_thread(void *arg)
         sv_job_finish(t->job, rc == 0 ? SV_JOB_SUCCEEDED : rc == SV_ECANCELED ? SV_JOB_CANCELED : SV_JOB_FAILED,
                       rc ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, result, NULL);
     json_decref(result);
-    pthread_mutex_lock(&m->mu);
-    for (move_task **p = &m->running; *p; p = &(*p)->next)
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
-    m->nrunning--;
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
+    task_unlink(m, t);
     sv_job_release(t->job);
     free(t);
     return NULL;
@@ -509,10 +516,7 @@ int sv_cluster_move_start(sv_cluster_moves *m, const char *coll, const char *sha
     pthread_mutex_unlock(&m->mu);
     int e = sv_thread_detached(move_thread, t);
     if (e) {
-        pthread_mutex_lock(&m->mu);
-        m->running = t->next;
-        m->nrunning--;
-        pthread_mutex_unlock(&m->mu);
+        task_unlink(m, t);
         sv_store_move_end(m->st, coll, shard);
         sv_job_finish(t->job, SV_JOB_FAILED, "cannot start a thread", NULL, NULL);
         sv_job_release(t->job);

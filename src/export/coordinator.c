@@ -744,8 +744,20 @@ static void tick_watch(sv_export *ex)
         json_t *meta = NULL;
         char mkey[300];
         sv_export_key(mkey, sizeof mkey, w->id, "export_metadata.json");
-        if (sv_export_location(ex, w->backend, &loc, &err) || sv_export_get_json(loc, mkey, &meta, &err))
+        if (sv_export_location(ex, w->backend, &loc, &err))
             continue;
+        int grc = sv_export_get_json(loc, mkey, &meta, &err);
+        if (grc == SV_ENOTFOUND) {
+            /* deleted under the watch: nothing more will say how it ended */
+            sv_job *job = NULL;
+            if (watch_take(ex, w->backend, w->id, &job) && job) {
+                sv_job_finish(job, SV_JOB_FAILED, "the export's metadata was deleted before it ended", NULL, NULL);
+                sv_job_release(job);
+            }
+            continue;
+        }
+        if (grc)
+            continue; /* unreadable for now: the next tick asks again */
         const char *st = json_string_value(json_object_get(meta, "status"));
         if (!sv_export_status_terminal(st)) {
             char reason[200];

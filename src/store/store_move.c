@@ -16,24 +16,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "store_internal.h"
 
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
 
-static struct timespec abs_in(int64_t ms)
+/* Waits (gate_mu held) until no write is inside any of sel[0..n), at most
+ * ms; the writes still inside after that. */
+static int drain_locked(shard *const *sel, size_t n, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    int64_t until_ns = sv_mono_ns() + ms * 1000000;
+    for (size_t i = 0; i < n; i++)
+        while (sel[i]->writers > 0) {
+            int64_t left = (until_ns - sv_mono_ns()) / 1000000;
+            if (left <= 0 || sv_cond_wait_ms(&gate_cv, &gate_mu, left) == ETIMEDOUT)
+                break;
+        }
+    int busy = 0;
+    for (size_t i = 0; i < n; i++)
+        busy += sel[i]->writers;
+    return busy;
 }
 
 static bool cut_closed(const shard *s) { return s->cut_until && sv_mono_ns() < s->cut_until; }
@@ -49,15 +52,12 @@ int store_write_enter(sv_store *st, const collection *c, shard *s, sv_err *err)
         for (;;) {
             int64_t now = sv_mono_ns();
             if (cut_closed(s)) {
-                int64_t wait_ms = (s->cut_until - now) / 1000000 + 1;
-                struct timespec w = abs_in(wait_ms);
-                pthread_cond_timedwait(&gate_cv, &gate_mu, &w);
+                sv_cond_wait_ms(&gate_cv, &gate_mu, (s->cut_until - now) / 1000000 + 1);
                 continue;
             }
             if (!s->gate_closed || now >= until_ns)
                 break;
-            struct timespec w = abs_in((until_ns - now) / 1000000 + 1);
-            pthread_cond_timedwait(&gate_cv, &gate_mu, &w);
+            sv_cond_wait_ms(&gate_cv, &gate_mu, (until_ns - now) / 1000000 + 1);
         }
         if (s->gate_closed) {
             pthread_mutex_unlock(&gate_mu);
@@ -148,14 +148,7 @@ int sv_store_cut_close(sv_store *st, const char *cname, int64_t drain_ms, uint64
     }
     /* The drain: every write that entered before the close has finished
      * (so it is acknowledged before, and in, the checkpoint). */
-    struct timespec dl = abs_in(drain_ms);
-    for (size_t i = 0; i < n; i++)
-        while (sel[i]->writers > 0)
-            if (pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) == ETIMEDOUT)
-                break;
-    int busy = 0;
-    for (size_t i = 0; i < n; i++)
-        busy += sel[i]->writers;
+    int busy = drain_locked(sel, n, drain_ms);
     if (busy) {
         for (size_t i = 0; i < n; i++)
             if (sel[i]->cut_token == tok)
@@ -351,12 +344,8 @@ int sv_store_move_fence(sv_store *st, const char *cname, const char *name, int64
         return rc;
     pthread_mutex_lock(&gate_mu);
     s->gate_closed = true;
-    struct timespec until = abs_in(drain_ms);
-    while (s->writers > 0)
-        if (pthread_cond_timedwait(&gate_cv, &gate_mu, &until) == ETIMEDOUT)
-            break;
-    if (s->writers > 0) {
-        int n = s->writers;
+    int n = drain_locked(&s, 1, drain_ms);
+    if (n) {
         s->gate_closed = false;
         pthread_cond_broadcast(&gate_cv);
         rc = sv_fail(err, SV_ETIMEOUT, "%d write(s) to %s %s were still running %lld ms after its writes were held",
@@ -367,17 +356,31 @@ int sv_store_move_fence(sv_store *st, const char *cname, const char *name, int64
     return rc;
 }
 
+/* The move is over: the gate opens and the shard may move again. */
+static void move_release(shard *s)
+{
+    pthread_mutex_lock(&gate_mu);
+    s->gate_closed = false;
+    s->moving = false;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+bool store_shard_moving(shard *s)
+{
+    pthread_mutex_lock(&gate_mu);
+    bool moving = s->moving;
+    pthread_mutex_unlock(&gate_mu);
+    return moving;
+}
+
 void sv_store_move_finish(sv_store *st, const char *cname, const char *name)
 {
     collection *c;
     shard *s;
     if (find_shard(st, cname, name, &c, &s, NULL) != 0)
         return;
-    pthread_mutex_lock(&gate_mu);
-    s->gate_closed = false;
-    s->moving = false;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
+    move_release(s);
     pthread_rwlock_rdlock(&s->use);
     bool gone = !store_shard_local(st, s);
     pthread_rwlock_unlock(&s->use);
@@ -393,11 +396,7 @@ void sv_store_move_end(sv_store *st, const char *cname, const char *name)
     shard *s;
     if (find_shard(st, cname, name, &c, &s, NULL) != 0)
         return;
-    pthread_mutex_lock(&gate_mu);
-    s->gate_closed = false;
-    s->moving = false;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
+    move_release(s);
     store_coll_release(st, c);
 }
 

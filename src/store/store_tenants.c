@@ -388,7 +388,7 @@ static int begin_onload(sv_store *st, const collection *c, shard *s, int target,
 static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, sv_err *err)
 {
     int cur = s->status;
-    if (s->moving)
+    if (store_shard_moving(s))
         return sv_fail(err, SV_ECONFLICT, "tenant '%s' is moving to another node; change its status after the move "
                        "(GET /v1/jobs?kind=shard-move)", s->name);
     if (transitional(cur))

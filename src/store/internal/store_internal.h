@@ -244,6 +244,8 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
  * not used). Caller is inside the shard. */
 int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items,
                              const uint8_t *const *vals, size_t n, sv_record *scratch, sv_err *err);
+/* s->moving, read under the gate's lock (store_move.c). */
+bool store_shard_moving(shard *s);
 /* Forgets a shard's bulk-load key filters (under write_mu, or closing). */
 void store_fresh_drop(shard *s);
 int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
