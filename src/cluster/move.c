@@ -41,7 +41,6 @@ typedef struct move_task {
     sv_job *job;
     char id[64];
     char coll[129], shard[72], from[65], to[65];
-    bool tenant;
     bool unresolved; /* stopped with the switch's outcome unknown: the job is left to the next start */
     struct move_task *next;
 } move_task;
@@ -254,10 +253,24 @@ static int canceled(move_task *t, sv_err *err)
     return sv_job_canceled(t->job) ? sv_fail(err, SV_ECANCELED, "the move was canceled") : 0;
 }
 
+/* Checkpoints the live shard into work/<name>, uploads it under the move's
+ * manifest key (job: progress, NULL when none), removes the checkpoint. */
+static int upload_checkpoint(move_task *t, const char *work, const char *name, const char *key, sv_job *job,
+                             int64_t *objects, sv_dir_stats *up, sv_err *err)
+{
+    char ck[1500];
+    snprintf(ck, sizeof ck, "%s/%s", work, name);
+    int rc = sv_store_move_checkpoint(t->m->st, t->coll, t->shard, ck, objects, err);
+    if (rc == 0)
+        rc = sv_snapshot_put_dir(t->m->snap, ck, t->coll, t->shard, *objects, key, job, up, err);
+    sv_rmtree(ck, NULL);
+    return rc;
+}
+
 static int run_move(move_task *t, json_t **result, sv_err *err)
 {
     sv_cluster_moves *m = t->m;
-    char work[1400], ck[1500], key[400];
+    char work[1400], key[400];
     snprintf(work, sizeof work, "%s/move-%s-src", sv_store_tmp_dir(m->st), t->id);
     manifest_key(t->coll, t->shard, t->id, key);
     sv_rmtree(work, NULL);
@@ -267,12 +280,8 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
     bool switched = false;
     int rc = sv_mkdirs(work, err);
     /* 1. the live shard, uploaded */
-    snprintf(ck, sizeof ck, "%s/base", work);
     if (rc == 0)
-        rc = sv_store_move_checkpoint(m->st, t->coll, t->shard, ck, &objects, err);
-    if (rc == 0)
-        rc = sv_snapshot_put_dir(m->snap, ck, t->coll, t->shard, objects, key, t->job, &up1, err);
-    sv_rmtree(ck, NULL);
+        rc = upload_checkpoint(t, work, "base", key, t->job, &objects, &up1, err);
     if (rc == 0)
         rc = canceled(t, err);
     /* 2. laid out on the target */
@@ -286,12 +295,8 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
     for (; rc == 0 && rounds < MAX_ROUNDS && fetched > SMALL_DELTA && fetched > up1.bytes / 50; rounds++) {
         sv_dir_stats upr = {0};
         json_t *ar = NULL;
-        snprintf(ck, sizeof ck, "%s/round", work);
         int64_t n = 0;
-        rc = sv_store_move_checkpoint(m->st, t->coll, t->shard, ck, &n, err);
-        if (rc == 0)
-            rc = sv_snapshot_put_dir(m->snap, ck, t->coll, t->shard, n, key, t->job, &upr, err);
-        sv_rmtree(ck, NULL);
+        rc = upload_checkpoint(t, work, "round", key, t->job, &n, &upr, err);
         if (rc == 0)
             rc = canceled(t, err);
         if (rc == 0)
@@ -308,12 +313,8 @@ static int run_move(move_task *t, json_t **result, sv_err *err)
     if (rc == 0)
         rc = sv_store_move_fence(m->st, t->coll, t->shard, DRAIN_MS, err);
     sv_crash_point("move:fenced");
-    snprintf(ck, sizeof ck, "%s/final", work);
     if (rc == 0)
-        rc = sv_store_move_checkpoint(m->st, t->coll, t->shard, ck, &objects2, err);
-    if (rc == 0)
-        rc = sv_snapshot_put_dir(m->snap, ck, t->coll, t->shard, objects2, key, NULL, &up2, err);
-    sv_rmtree(ck, NULL);
+        rc = upload_checkpoint(t, work, "final", key, NULL, &objects2, &up2, err);
     int64_t left = FENCE_MS - (sv_mono_ns() - f0) / 1000000;
     if (rc == 0 && left < 1000)
         rc = sv_fail(err, SV_ETIMEOUT, "the catch-up upload took more than the %lld ms the writes may be held",
@@ -493,7 +494,6 @@ int sv_cluster_move_start(sv_cluster_moves *m, const char *coll, const char *sha
         return sv_fail(err, SV_ENOMEM, "out of memory");
     }
     t->m = m;
-    t->tenant = tenant;
     snprintf(t->coll, sizeof t->coll, "%s", coll);
     snprintf(t->shard, sizeof t->shard, "%s", shard);
     snprintf(t->from, sizeof t->from, "%s", owner);

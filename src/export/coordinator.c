@@ -200,9 +200,8 @@ static void decision_delete(sv_export *ex, const char *key, const char *attempt)
 static bool mark_node_failed(sv_export *ex, sv_location *loc, const char *id, const char *node, json_t *assign,
                              const char *reason)
 {
-    char key[300], name[120];
-    snprintf(name, sizeof name, "node_%s_status.json", node);
-    sv_export_key(key, sizeof key, id, name);
+    char key[300];
+    sv_export_node_key(key, sizeof key, id, node);
     json_t *d = NULL;
     sv_err err = {0};
     if (sv_export_get_json(loc, key, &d, &err) == 0 &&
@@ -241,10 +240,8 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
             prog = json_object_get(live, "shardStatus");
             running = true;
         } else {
-            char key[300], name[120];
-            snprintf(name, sizeof name, "node_%s_status.json", node);
-            sv_export_key(key, sizeof key,
-                          or_(json_string_value(json_object_get(meta, "id")), ""), name);
+            char key[300];
+            sv_export_node_key(key, sizeof key, or_(json_string_value(json_object_get(meta, "id")), ""), node);
             sv_err err = {0};
             if (sv_export_get_json(loc, key, &d, &err) == 0) {
                 prog = json_object_get(d, "shardProgress");
@@ -594,7 +591,7 @@ fail_job:
 
 int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err *err)
 {
-    const char *bname = backend == SV_EXPORT_BACKEND_S3 ? "s3" : "filesystem";
+    const char *bname = sv_export_backend_name(backend);
     char key[400];
     sv_export_decision_key(key, sizeof key, bname, id);
     json_t *rec = NULL;
@@ -622,17 +619,9 @@ int sv_export_cluster_cancel(sv_export *ex, int backend, const char *id, sv_err 
 
 /* ---- node-to-node endpoints -------------------------------------------------------- */
 
-static bool node_name_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(s[i] == '_' || s[i] == '-' || (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
-              (s[i] >= 'A' && s[i] <= 'Z')))
-            return false;
-    return true;
-}
+/* A node, shard or tenant name (nodes follow the tenant-name rule, as
+ * sv_cluster_open checks them). */
+static bool name_ok(const char *s) { return s && sv_check_tenant_name(s, NULL) == 0; }
 
 /* {collection: [name…]} with checked names only. */
 static bool shard_map_ok(json_t *m)
@@ -647,8 +636,7 @@ static bool shard_map_ok(json_t *m)
             return false;
         size_t i;
         json_t *x;
-        json_array_foreach(names, i, x) if (!json_is_string(x) || json_string_length(x) == 0 ||
-                                            json_string_length(x) > 64) return false;
+        json_array_foreach(names, i, x) if (!name_ok(json_string_value(x))) return false;
     }
     return true;
 }
@@ -657,13 +645,13 @@ int sv_export_remote_prepare(sv_export *ex, json_t *req, sv_err *err)
 {
     const char *backend = json_string_value(json_object_get(req, "backend"));
     json_t *assign = json_object_get(req, "nodeAssignments");
-    bool ok = json_is_object(req) && node_name_ok(json_string_value(json_object_get(req, "coordinator"))) &&
+    bool ok = json_is_object(req) && name_ok(json_string_value(json_object_get(req, "coordinator"))) &&
               json_is_string(json_object_get(req, "attempt")) && json_is_string(json_object_get(req, "path")) &&
               backend && (!strcmp(backend, "filesystem") || !strcmp(backend, "s3")) && json_is_object(assign) &&
               shard_map_ok(json_object_get(req, "shards")) && json_is_array(json_object_get(req, "classes"));
     const char *node;
     json_t *v;
-    json_object_foreach(assign, node, v) ok = ok && node_name_ok(node) && shard_map_ok(v);
+    json_object_foreach(assign, node, v) ok = ok && name_ok(node) && shard_map_ok(v);
     if (!ok)
         return sv_fail(err, SV_EINVAL,
                        "a participant request needs id, backend (filesystem|s3), path, classes, shards, coordinator, "
@@ -856,7 +844,7 @@ void sv_export_cluster_tick(sv_export *ex)
     } else if (rc == 0) {
         /* Membership: a participant that left before it ended lost its part. */
         sv_location *loc;
-        int b = !strcmp(bname, "s3") ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
+        int b = sv_export_backend_index(bname) == SV_EXPORT_BACKEND_S3 ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
         if (sv_export_location(ex, b, &loc, &err) == 0)
             mark_lost(ex, loc, v.req, reason, sizeof reason);
         if (!reason[0] && coord && !json_object_get(assign, coord) && !healthy(ex, coord)) {

@@ -28,7 +28,7 @@ json_t *sv_export_time_json(int64_t ms)
     return json_string(t);
 }
 
-static int backend_index(const char *b)
+int sv_export_backend_index(const char *b)
 {
     if (b && !strcmp(b, "filesystem"))
         return SV_EXPORT_BACKEND_FS;
@@ -38,6 +38,13 @@ static int backend_index(const char *b)
 }
 
 void sv_export_key(char *out, size_t n, const char *id, const char *file) { snprintf(out, n, "%s/%s", id, file); }
+
+void sv_export_node_key(char *out, size_t n, const char *id, const char *node)
+{
+    snprintf(out, n, "%s/node_%s_status.json", id, node);
+}
+
+const char *sv_export_backend_name(int backend) { return backend == SV_EXPORT_BACKEND_S3 ? "s3" : "filesystem"; }
 
 static void export_path(const sv_export *ex, int backend, const char *id, char *out, size_t n)
 {
@@ -73,7 +80,7 @@ int sv_export_location(sv_export *ex, int backend, sv_location **out, sv_err *er
 int sv_export_backend_location(sv_export *ex, const char *backend, sv_location **out, sv_err *err)
 {
     *out = NULL;
-    int b = backend_index(backend);
+    int b = sv_export_backend_index(backend);
     if (b < 0)
         return sv_fail(err, SV_EINVAL, "unknown backend '%.40s' (filesystem or s3)", backend ? backend : "");
     return sv_export_location(ex, b, out, err);
@@ -272,7 +279,7 @@ void sv_export_fail_unfinished(json_t *ss, json_t *assigned, const char *reason)
 static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
 {
     const char *id = json_string_value(json_object_get(mark, "id"));
-    int backend = backend_index(json_string_value(json_object_get(mark, "backend")));
+    int backend = sv_export_backend_index(json_string_value(json_object_get(mark, "backend")));
     if (!id || sv_check_export_id(id, NULL) || backend < 0)
         return 0; /* not ours to interpret: drop it */
     sv_location *loc;
@@ -303,9 +310,8 @@ static int recover_one(sv_export *ex, json_t *mark, sv_err *err)
     /* The metadata holds no progress while an export runs (it is rewritten
      * at the end); this node's status file has the progress it last flushed:
      * shards that had finished, with their rows and bytes. */
-    char nkey[300], fname[120];
-    snprintf(fname, sizeof fname, "node_%s_status.json", ex->node);
-    sv_export_key(nkey, sizeof nkey, id, fname);
+    char nkey[300];
+    sv_export_node_key(nkey, sizeof nkey, id, ex->node);
     json_t *last = NULL;
     sv_err nerr = {0};
     if (sv_export_get_json(loc, nkey, &last, &nerr) == 0) {
@@ -474,7 +480,7 @@ static int check_backend(sv_export *ex, const char *backend, sv_err *err)
 {
     if (!ex->enabled)
         return sv_fail(err, SV_EINVAL, "export is disabled on this server (EXPORT_ENABLED=false)");
-    int b = backend_index(backend);
+    int b = sv_export_backend_index(backend);
     if (b < 0)
         return sv_fail(err, SV_EINVAL, "unknown export backend '%.64s' (use filesystem or s3)", backend);
     return b;
@@ -651,7 +657,7 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         return rc;
 
     pthread_mutex_lock(&ex->sched_mu);
-    json_t *classes = NULL, *req = NULL;
+    json_t *classes = NULL, *req = NULL, *meta = NULL;
     sv_job *job = NULL; /* ours until the prepared export takes it */
     sv_location *loc = NULL;
     char path[1400];
@@ -716,22 +722,24 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         goto done;
     if (job && job_id)
         snprintf(job_id, 64, "%s", sv_job_id(job));
+    /* The STARTED metadata, published by the protocol across nodes or here. */
+    meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id, "backend",
+                     backend, "path", path, "status", "STARTED", "startedAt", sv_export_time_json(started),
+                     "startedAtMs", (json_int_t)started, "classes", classes, "nodeAssignments",
+                     json_object_get(req, "nodeAssignments"), "options", json_object_get(req, "options"),
+                     "shardStatus", json_object());
+    if (!meta) {
+        rc = sv_fail(err, SV_ENOMEM, "out of memory");
+        goto done;
+    }
     if (across) {
-        json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id,
-                                 "backend", backend, "path", path, "status", "STARTED", "startedAt",
-                                 sv_export_time_json(started), "startedAtMs", (json_int_t)started, "classes", classes,
-                                 "nodeAssignments", json_object_get(req, "nodeAssignments"), "options",
-                                 json_object_get(req, "options"), "shardStatus", json_object());
-        rc = meta ? sv_export_cluster_run(ex, b, loc, req, meta, job, err) : sv_fail(err, SV_ENOMEM, "out of memory");
-        json_decref(meta);
+        rc = sv_export_cluster_run(ex, b, loc, req, meta, job, err);
         job = NULL; /* the protocol finished or handed it on */
         if (rc)
             goto done;
-        *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O}", "id", id, "backend", backend, "path", path, "status",
-                         "STARTED", "startedAt", sv_export_time_json(started), "classes", classes);
         sv_info("export started across nodes", "id=%s backend=%s path=%s nodes=%zu", id, backend, path,
                 json_object_size(json_object_get(req, "nodeAssignments")));
-        goto done;
+        goto started;
     }
     if ((rc = p.prepare(p.self, req, err)))
         goto done;
@@ -744,13 +752,7 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         p.abort(p.self, id, NULL);
         goto done;
     }
-    json_t *meta = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o,s:I,s:O,s:O,s:O,s:o}", "format_version", 1, "id", id, "backend",
-                             backend, "path", path, "status", "STARTED", "startedAt", sv_export_time_json(started),
-                             "startedAtMs", (json_int_t)started, "classes", classes, "nodeAssignments", assign,
-                             "options", json_object_get(req, "options"), "shardStatus", json_object());
-    rc = meta ? sv_export_put_json(loc, key, meta, err) : sv_fail(err, SV_ENOMEM, "out of memory");
-    json_decref(meta);
-    if (rc) {
+    if ((rc = sv_export_put_json(loc, key, meta, err))) {
         p.abort(p.self, id, NULL);
         goto done;
     }
@@ -774,9 +776,10 @@ static int export_create(sv_export *ex, const char *backend, json_t *body, const
         sv_fail(err, rc, "%s", cerr.msg);
         goto done;
     }
+    sv_info("export started", "id=%s backend=%s path=%s", id, backend, path);
+started:
     *out = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O}", "id", id, "backend", backend, "path", path, "status", "STARTED",
                      "startedAt", sv_export_time_json(started), "classes", classes);
-    sv_info("export started", "id=%s backend=%s path=%s", id, backend, path);
 done:
     pthread_mutex_unlock(&ex->sched_mu);
     if (job) {
@@ -785,6 +788,7 @@ done:
     }
     json_decref(classes);
     json_decref(req);
+    json_decref(meta);
     return rc;
 }
 
@@ -815,7 +819,7 @@ static int status_of(sv_export *ex, int b, sv_location *loc, const char *id, jso
     json_decref(live);
     if (rc == SV_ENOTFOUND)
         return sv_fail(err, SV_ENOTFOUND, "export '%s' not found on backend %s", id,
-                       b == SV_EXPORT_BACKEND_FS ? "filesystem" : "s3");
+                       sv_export_backend_name(b));
     if (rc)
         return rc;
     *out = status_from_meta(meta);

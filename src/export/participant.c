@@ -161,17 +161,14 @@ static json_t *meta_json(sv_export_job *j, bool live)
 
 static void flush_node_status(sv_export_job *j)
 {
-    char key[300], name[120];
-    snprintf(name, sizeof name, "node_%s_status.json", j->ex->node);
-    sv_export_key(key, sizeof key, j->id, name);
+    char key[300];
+    sv_export_node_key(key, sizeof key, j->id, j->ex->node);
     json_t *d = node_status_json(j);
     sv_err err = {0};
     if (!d || sv_export_put_json(j->loc, key, d, &err))
         sv_warn("export: cannot write node status", "id=%s error=\"%s\"", j->id, err.msg);
     json_decref(d);
 }
-
-static const char *or_str(const char *s) { return s ? s : ""; }
 
 /* Writes the final metadata once every participant has finished: this node's
  * status is known; other nodes' come from their status files. Returns false
@@ -206,9 +203,8 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
     {
         if (self_included && !strcmp(node, ex->node))
             continue;
-        char key[300], name[120];
-        snprintf(name, sizeof name, "node_%s_status.json", node);
-        sv_export_key(key, sizeof key, id, name);
+        char key[300];
+        sv_export_node_key(key, sizeof key, id, node);
         json_t *d = NULL;
         sv_err gerr = {0};
         const char *st = NULL;
@@ -240,7 +236,7 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
     }
     bool written = true;
     if (!complete && sv_export_clustered(req)) { /* watched until the others end (or are marked lost) */
-        bool s3 = !strcmp(or_str(json_string_value(json_object_get(req, "backend"))), "s3");
+        bool s3 = sv_export_backend_index(json_string_value(json_object_get(req, "backend"))) == SV_EXPORT_BACKEND_S3;
         sv_export_watch_add(ex, s3 ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS, id, NULL);
     }
     if (complete) {
@@ -856,7 +852,7 @@ static int p_prepare(void *self, json_t *req, sv_err *err)
     sv_export *ex = self;
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *backend = json_string_value(json_object_get(req, "backend"));
-    int b = backend && !strcmp(backend, "s3") ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
+    int b = sv_export_backend_index(backend) == SV_EXPORT_BACKEND_S3 ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS;
     if (!id || !json_is_object(json_object_get(req, "shards")))
         return sv_fail(err, SV_EINVAL, "prepare: the request needs an id and shards");
     int idrc = sv_check_export_id(id, err); /* its message names the rule */
@@ -1196,7 +1192,7 @@ void sv_export_local_view(sv_export *ex, sv_export_slot_view *v)
     memset(v, 0, sizeof *v);
     pthread_mutex_lock(&ex->mu);
     sv_export_job *j = ex->slot;
-    if (j && (j->state == J_PREPARED || j->state == J_COMMITTING || j->state == J_RUNNING)) {
+    if (j && j->clustered && (j->state == J_PREPARED || j->state == J_COMMITTING || j->state == J_RUNNING)) {
         v->busy = true;
         v->prepared = j->state == J_PREPARED;
         v->gen = j->gen;

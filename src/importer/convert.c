@@ -373,13 +373,11 @@ static void uuid_v5(const sv_uuid *ns, const void *name, size_t len, sv_uuid *ou
 static const sv_uuid NS_URL = {{0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4,
                                 0x30, 0xc8}};
 
-void imp_row_uuid(const char *file, int64_t row, char out[37])
+void imp_row_uuid(const char *file, int64_t row, sv_uuid *u)
 {
     char name[1200];
     int n = snprintf(name, sizeof name, "shardvault-import:%s#%lld", file, (long long)row);
-    sv_uuid u;
-    uuid_v5(&NS_URL, name, (size_t)n < sizeof name ? (size_t)n : sizeof name - 1, &u);
-    sv_uuid_format(&u, out);
+    uuid_v5(&NS_URL, name, (size_t)n < sizeof name ? (size_t)n : sizeof name - 1, u);
 }
 
 /* ---- plans ---------------------------------------------------------------------- */
@@ -836,8 +834,8 @@ int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uui
         free(ks);
         json_decref(kj);
     } else {
-        imp_row_uuid(p->file, rownum, ids);
-        sv_uuid_parse(ids, 36, idu);
+        imp_row_uuid(p->file, rownum, idu);
+        sv_uuid_format(idu, ids);
     }
     return rc;
 }

@@ -538,35 +538,45 @@ static void *pf_main(void *arg)
 
 /* Starts loading row group rg on the shadow (made on first use). false:
  * no thread (the caller loads itself). */
+/* A copy of r that shares its source, footer, schema and options (read
+ * only) and owns nothing yet: no buffers, no assembly state, no threads.
+ * For a second thread that decodes (the prefetch shadow, the column
+ * helper). NULL: no memory. */
+static sv_pq_reader *reader_clone(const sv_pq_reader *r)
+{
+    sv_pq_reader *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    memcpy(c, r, sizeof *c);
+    c->chunk = c->pagebuf = NULL;
+    c->cap_chunk = c->cap_pagebuf = 0;
+    c->arena = NULL;
+    c->rows = NULL;
+    c->cap_rows = 0;
+    memset(c->scratch, 0, sizeof c->scratch);
+    memset(c->scratch_cap, 0, sizeof c->scratch_cap);
+    c->cols = NULL;
+    c->loaded = false;
+    c->bytes_read = 0;
+    c->pf = c->helper = NULL;
+    c->mine = NULL;
+    c->pf_running = c->shadow = false;
+    atomic_init(&c->pf_stop, false);
+    return c;
+}
+
 static bool pf_start(sv_pq_reader *r, int rg)
 {
     if (!r->pf) {
-        sv_pq_reader *pf = malloc(sizeof *pf);
+        sv_pq_reader *pf = reader_clone(r);
         pq_col *cols = calloc((size_t)(r->schema.nleaves ? r->schema.nleaves : 1), sizeof *cols);
         if (!pf || !cols) {
             free(pf);
             free(cols);
             return false;
         }
-        memcpy(pf, r, sizeof *pf); /* src, meta, schema and options are shared, read-only */
-        pf->cols = cols;
-        pf->chunk = NULL;
-        pf->cap_chunk = 0;
-        pf->pagebuf = NULL;
-        pf->cap_pagebuf = 0;
-        pf->arena = NULL;
-        pf->rows = NULL;
-        pf->cap_rows = 0;
-        memset(pf->scratch, 0, sizeof pf->scratch);
-        memset(pf->scratch_cap, 0, sizeof pf->scratch_cap);
-        pf->loaded = false;
-        pf->bytes_read = 0;
-        pf->pf = NULL;
-        pf->helper = NULL; /* its own, made when it loads */
-        pf->mine = NULL;
-        pf->pf_running = false;
+        pf->cols = cols; /* its own column set, swapped with r's */
         pf->shadow = true;
-        atomic_init(&pf->pf_stop, false);
         r->pf = pf;
     }
     unload(r->pf);
@@ -636,8 +646,6 @@ static int pf_take(sv_pq_reader *r, sv_err *err)
         pf_release(r);
     return 0;
 }
-
-static void pf_join(sv_pq_reader *r);
 
 int sv_pq_reader_seek_row_group(sv_pq_reader *r, int rg, sv_err *err)
 {
@@ -1661,23 +1669,13 @@ static sv_pq_reader *helper_for(sv_pq_reader *r)
     if (room <= 0 || rg_decoded_bytes(r, r->rg) > room)
         return NULL;
     if (!r->helper) {
-        sv_pq_reader *h = malloc(sizeof *h);
+        sv_pq_reader *h = reader_clone(r);
         bool *mine = calloc((size_t)n, sizeof *mine);
         if (!h || !mine) {
             free(h);
             free(mine);
             return NULL;
         }
-        memcpy(h, r, sizeof *h); /* shares src, meta, schema, options */
-        h->chunk = h->pagebuf = NULL;
-        h->cap_chunk = h->cap_pagebuf = 0;
-        h->arena = NULL;
-        h->rows = NULL;
-        h->cap_rows = 0;
-        memset(h->scratch, 0, sizeof h->scratch);
-        memset(h->scratch_cap, 0, sizeof h->scratch_cap);
-        h->pf = h->helper = NULL;
-        h->shadow = false;
         r->helper = h;
         r->mine = mine;
     }

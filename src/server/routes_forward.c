@@ -83,8 +83,7 @@ static bool target(request *rq, const char *suffix, const char *tenant, char *ou
     return k < n;
 }
 
-/* Passes the owner's answer back as it is. */
-static int pass_back(request *rq, sv_cluster_call *call)
+int sv_forward_pass_back(request *rq, sv_cluster_call *call)
 {
     if (call->rc) {
         int rc = sv_reply_err(rq, call->rc, &call->err);
@@ -172,7 +171,7 @@ int sv_forward_object(request *rq)
         call.len = rq->body.len;
     }
     sv_cluster_forward(cl(rq), &call, 1);
-    pass_back(rq, &call);
+    sv_forward_pass_back(rq, &call);
     return 1;
 }
 
@@ -215,7 +214,7 @@ int sv_forward_moved(request *rq)
     }
     sv_buf_free(&rq->out);
     sv_cluster_forward(cl(rq), &call, 1);
-    pass_back(rq, &call);
+    sv_forward_pass_back(rq, &call);
     return 1;
 }
 
@@ -334,7 +333,7 @@ int sv_forward_list(request *rq)
     }
     for (size_t i = 0; !done && i < nc; i++) {
         if (calls[i].rc || calls[i].status != 200) {
-            pass_back(rq, &calls[i]);
+            sv_forward_pass_back(rq, &calls[i]);
             done = 1;
         }
     }
@@ -494,7 +493,7 @@ int sv_forward_snapshot(request *rq)
     sv_cluster_call call = {.node = nodes[0], .method = "POST", .target = t, .body = (const char *)rq->body.data,
                             .len = rq->body.len, .principal = rq->who.key_id, .timeout_ms = 3600000};
     sv_cluster_forward(cl(rq), &call, 1);
-    pass_back(rq, &call);
+    sv_forward_pass_back(rq, &call);
     free(nodes);
     return 1;
 }
@@ -545,7 +544,7 @@ int sv_forward_tenants(request *rq)
     sv_cluster_call call = {.node = owner, .method = rq->method, .target = tg, .body = (const char *)rq->body.data,
                             .len = rq->body.len, .principal = rq->who.key_id, .timeout_ms = 660000};
     sv_cluster_forward(cl(rq), &call, 1);
-    pass_back(rq, &call);
+    sv_forward_pass_back(rq, &call);
     return 1;
 }
 

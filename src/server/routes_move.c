@@ -33,11 +33,9 @@ static int move(request *rq, bool tenant_route)
     }
     snprintf(to, sizeof to, "%s", json_string_value(tov));
     json_decref(body);
-    for (const char *p = to; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-              (*p == '-' && p != to)))
-            return sv_reply_error(rq, 422, "\"to\" must be a node name (letters, digits, '_' and '-'; GET /v1/nodes "
-                                           "lists them)");
+    if (sv_check_tenant_name(to, NULL) != 0) /* the rule node names follow (sv_cluster_open) */
+        return sv_reply_error(rq, 422, "\"to\" must be a node name (letters, digits, '_' and '-'; GET /v1/nodes "
+                                       "lists them)");
     const char *coll = rq->params[0], *shard = rq->params[1];
     if ((rc = sv_check_collection_name(coll, &err)) != 0 || (rc = sv_check_tenant_name(shard, &err)) != 0)
         return sv_reply_err(rq, rc, &err);
@@ -60,14 +58,7 @@ static int move(request *rq, bool tenant_route)
         sv_cluster_call call = {.node = owner, .method = "POST", .target = target, .body = b, .len = strlen(b),
                                 .principal = rq->who.key_id};
         sv_cluster_forward(cl, &call, 1);
-        if (call.rc) {
-            sv_buf_free(&call.out);
-            return sv_reply_err(rq, call.rc, &call.err);
-        }
-        sv_buf_free(&rq->out);
-        rq->out = call.out;
-        rq->status = call.status;
-        return 0;
+        return sv_forward_pass_back(rq, &call);
     }
     json_t *out = NULL;
     rc = sv_cluster_move_start(moves(rq), coll, shard, to, &out, &err);

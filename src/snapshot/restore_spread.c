@@ -159,9 +159,11 @@ int sv_snap_spread_lay(sv_snapshot *s, const char *job_id, const char *collectio
         s->cluster.send(s->cluster.self, calls, k, SPREAD_LAY_MS);
     int rc = 0;
     for (size_t i = 0; i < k; i++) {
-        if (rc == 0 && (calls[i].rc || calls[i].status >= 300))
-            rc = sv_fail(err, SV_EUNAVAIL, "node %s could not lay out its shards of the restore: %s", who[i],
-                         calls[i].err.msg[0] ? calls[i].err.msg : sv_strerror(calls[i].rc ? calls[i].rc : SV_EIO));
+        if (rc == 0 && (calls[i].rc || calls[i].status >= 300)) {
+            char why[600];
+            sv_snap_rpc_why(&calls[i], why, sizeof why);
+            rc = sv_fail(err, SV_EUNAVAIL, "node %s could not lay out its shards of the restore: %s", who[i], why);
+        }
         json_decref(calls[i].reply);
         json_decref(bodies[i]);
     }

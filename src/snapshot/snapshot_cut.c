@@ -164,16 +164,12 @@ int sv_snapshot_cut_prepare(sv_snapshot *s, json_t *req, json_t **out, sv_err *e
         return sv_snap_oom(err);
     snprintf(c->id, sizeof c->id, "%s", id);
     snprintf(c->collection, sizeof c->collection, "%s", coll);
-    snprintf(c->dir, sizeof c->dir, "%s/cut-%s", sv_store_tmp_dir(s->st), id);
     c->started_ms = sv_now_ms();
     c->open = true;
     snap_cut *old = cut_take(s, id);
     if (old) { /* a repeated cut of the same id: the first is void */
         cut_free(s, old);
     }
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s", c->dir);
-    c->dir[0] = '\0'; /* nothing of ours there yet */
     /* Tests (SHARDVAULT_TEST_CUT_DELAY_MS): this owner closes its gates late,
      * so the others' gates are closed well before it — the window a cut
      * without gates would let a write pair straddle. */
@@ -186,7 +182,9 @@ int sv_snapshot_cut_prepare(sv_snapshot *s, json_t *req, json_t **out, sv_err *e
         c->open = false;
         c->closed_ns = sv_mono_ns();
         sv_crash_point("cut:closed"); /* tests: this owner dies with its gates closed */
-        snprintf(c->dir, sizeof c->dir, "%s", dir);
+        /* from here on c->dir holds this cut's checkpoints (empty until then:
+         * nothing of ours to remove) */
+        snprintf(c->dir, sizeof c->dir, "%s/cut-%s", sv_store_tmp_dir(s->st), id);
         rc = sv_store_capture_ex(s->st, coll, c->dir, SV_CAPTURE_LOCAL, &c->cap, err);
     }
     for (size_t i = 0; rc == 0 && c->cap && i < c->cap->nshards; i++)
@@ -346,15 +344,6 @@ void sv_snap_cut_close_all(sv_snapshot *s)
 
 /* ---- the coordinator ---------------------------------------------------------------- */
 
-typedef struct cut_call {
-    sv_snapshot *s;
-    sv_snapshot_rpc *calls;
-    size_t n;
-    int64_t timeout_ms;
-    const char *verb; /* "cut", "release", "upload", "abort" */
-    json_t *body;     /* cut's */
-} cut_call;
-
 /* This node's own part, without a network hop. */
 static void call_self(sv_snapshot *s, sv_snapshot_rpc *r, const char *verb, json_t *body, const char *id)
 {
@@ -434,7 +423,7 @@ static void cut_round(sv_snapshot *s, char (*nodes)[65], size_t n, const char *v
 
 static bool call_ok(const sv_snapshot_rpc *r) { return r->rc == 0 && r->status < 300; }
 
-static void call_why(const sv_snapshot_rpc *r, char *why, size_t len)
+void sv_snap_rpc_why(const sv_snapshot_rpc *r, char *why, size_t len)
 {
     if (r->rc == 0 && r->status < 300)
         snprintf(why, len, "ok");
@@ -581,7 +570,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!call_ok(&calls[i])) {
             char why[600];
-            call_why(&calls[i], why, sizeof why);
+            sv_snap_rpc_why(&calls[i], why, sizeof why);
             rc = sv_fail(err, SV_EUNAVAIL,
                          "node %s did not complete the cut within %d ms (%s); every gate was reopened and nothing "
                          "was kept",
@@ -638,7 +627,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     double stall_max = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char why[600];
-        call_why(&calls[i], why, sizeof why);
+        sv_snap_rpc_why(&calls[i], why, sizeof why);
         if (!call_ok(&calls[i]))
             rc = sv_fail(err, SV_EUNAVAIL, "node %s did not answer the release (%s); the cut is void", calls[i].node,
                          why);
@@ -672,7 +661,7 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!call_ok(&calls[i])) {
             char why[600];
-            call_why(&calls[i], why, sizeof why);
+            sv_snap_rpc_why(&calls[i], why, sizeof why);
             rc = sv_fail(err, SV_EUNAVAIL, "node %s could not upload its shards (%s)", calls[i].node, why);
         } else {
             uploaded += json_integer_value(json_object_get(calls[i].reply, "bytesUploaded"));

@@ -133,8 +133,7 @@ void store_shard_free(sv_store *st, shard *s)
 {
     if (!s)
         return;
-    store_shard_close(st, s);
-    store_fresh_drop(s);
+    store_shard_close(st, s); /* drops the fresh record with the db */
     pthread_rwlock_destroy(&s->use);
     pthread_mutex_destroy(&s->write_mu);
     free(s);

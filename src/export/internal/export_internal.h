@@ -135,6 +135,11 @@ const char *sv_export_status_name(int st);
 bool sv_export_status_terminal(const char *s);
 json_t *sv_export_time_json(int64_t ms);
 void sv_export_key(char *out, size_t n, const char *id, const char *file);
+/* The key of a node's status file: <id>/node_<node>_status.json. */
+void sv_export_node_key(char *out, size_t n, const char *id, const char *node);
+/* "filesystem" / "s3" -> SV_EXPORT_BACKEND_*, -1 for anything else; and back. */
+int sv_export_backend_index(const char *name);
+const char *sv_export_backend_name(int backend);
 int sv_export_location(sv_export *ex, int backend, sv_location **out, sv_err *err);
 int sv_export_put_json(sv_location *loc, const char *key, json_t *j, sv_err *err);
 int sv_export_get_json(sv_location *loc, const char *key, json_t **out, sv_err *err);
@@ -161,7 +166,7 @@ json_t *sv_export_local_live_meta(sv_export *ex, int backend, const char *id);
 
 /* What the cluster checks see of the slot (participant.c): a copy. */
 typedef struct sv_export_slot_view {
-    bool busy;        /* an export is prepared or running (not finishing) */
+    bool busy;        /* an export across nodes is prepared or running (not finishing) */
     bool prepared;    /* prepared, not committed */
     uint64_t gen;     /* the reservation: act only while it is unchanged */
     char id[SV_EXPORT_ID_MAX + 1];

@@ -62,7 +62,7 @@ int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uui
 const sv_pq_value *imp_col_value(const imp_col *c, const sv_pq_value *row);
 json_t *imp_value_json(const sv_pq_rnode *n, const sv_pq_value *v, char *why, size_t whylen);
 bool imp_is_export_layout(const sv_pq_rnode *root);
-void imp_row_uuid(const char *file, int64_t row, char out[37]);
+void imp_row_uuid(const char *file, int64_t row, sv_uuid *u);
 
 /* ---- the typed path (typed.c): rows straight into records ---------------- */
 

@@ -79,8 +79,7 @@ size_t sv_format_date_ms(int64_t ms, char *out);
 
 /* ---- strings and JSON ------------------------------------------------- */
 
-bool sv_utf8_valid(const char *s, size_t len);
-/* Appends s as a JSON string (quotes included), escaping as needed. */
+/* sv_utf8_valid: record.h. Appends s as a JSON string (quotes included), escaping as needed. */
 int sv_json_put_str(sv_buf *out, const char *s, size_t len);
 /* Checks that text is exactly one valid JSON value (used on stored free
  * JSON before it is printed). */

@@ -160,6 +160,10 @@ void sv_forward_ensure_object(request *rq, const char *json, size_t len);
  * into this node's view (tenants come and go on other nodes: a listing reads
  * them afresh). */
 void sv_forward_sync_collection(request *rq);
+struct sv_cluster_call;
+/* Answers rq with a node call's answer as it is (status and body), or with
+ * the call's error; takes call->out. */
+int sv_forward_pass_back(request *rq, struct sv_cluster_call *call);
 /* After a store call answered rc: true when it was "not found" and the
  * catalog was read into the view, so the call is worth one retry (another
  * node may have created the collection moments ago). */

@@ -226,6 +226,8 @@ bool sv_snap_cut_wanted(sv_snapshot *s, const char *collection);
 /* SV_EUNSUPPORTED when this node's location is its own data directory (the
  * other owners could not upload where it reads). */
 int sv_snap_cut_check(sv_snapshot *s, const char *collection, sv_err *err);
+/* A node call's outcome in words: "ok", or what went wrong. */
+void sv_snap_rpc_why(const sv_snapshot_rpc *r, char *why, size_t len);
 /* Runs the cut across the owners, their uploads and writes the manifest;
  * rec gets the record's summary (objects, bytes, shards, cut, timings). */
 int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err);

@@ -150,7 +150,9 @@ static void test_rows_to_text(void **st)
     assert_int_equal(imp_row_text(p, &rows[0], 0, "C", NULL, &b, idb, why, sizeof why), 0);
     assert_string_equal(ida, idb);
     char idc[37];
-    imp_row_uuid("sample.parquet", 1, idc);
+    sv_uuid uc;
+    imp_row_uuid("sample.parquet", 1, &uc);
+    sv_uuid_format(&uc, idc);
     assert_string_not_equal(ida, idc);
     json_t *o = json_loadb((const char *)a.data, a.len, 0, NULL);
     assert_non_null(json_object_get(json_object_get(o, "properties"), "vec"));
