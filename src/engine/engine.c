@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -370,6 +371,27 @@ void sv_db_batch_free(sv_db_batch *b)
 
 /* ---- bulk load ---------------------------------------------------------- */
 
+/* RocksDB's SstFileWriter drops the pages of the table file it writes
+ * (POSIX_FADV_DONTNEED every MiB and when it finishes), so the ingest that
+ * follows reads the footer, index and filter back from the disk, and every
+ * lookup into the fresh file does too: on a bulk load the writer threads sat
+ * idle in those reads. This definition takes the place of libc's for the
+ * process (RocksDB calls it through the dynamic linker): on a thread inside
+ * sv_db_sst_*, "drop these pages" becomes "start writing them out"
+ * (sync_file_range, what DONTNEED also did to dirty pages), and the pages
+ * stay cached; every other call is passed to the kernel unchanged. */
+static _Thread_local bool sst_keep_pages;
+
+int posix_fadvise(int fd, off_t off, off_t len, int advice)
+{
+    if (sst_keep_pages && advice == POSIX_FADV_DONTNEED) {
+        (void)sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE);
+        return 0;
+    }
+    long rc = syscall(SYS_fadvise64, fd, (long)off, (long)len, advice);
+    return rc < 0 ? errno : 0;
+}
+
 int sv_db_sst_open(sv_engine *e, const char *path, sv_db_sst **out, sv_err *err)
 {
     *out = NULL;
@@ -392,14 +414,18 @@ int sv_db_sst_open(sv_engine *e, const char *path, sv_db_sst **out, sv_err *err)
 int sv_db_sst_put(sv_db_sst *w, const void *key, size_t klen, const void *val, size_t vlen, sv_err *err)
 {
     char *rerr = NULL;
+    sst_keep_pages = true;
     rocksdb_sstfilewriter_put(w->w, key, klen, val, vlen, &rerr);
+    sst_keep_pages = false;
     return rerr ? rocks_fail(err, rerr, "cannot write table file", w->path) : 0;
 }
 
 int sv_db_sst_finish(sv_db_sst *w, sv_err *err)
 {
     char *rerr = NULL;
+    sst_keep_pages = true;
     rocksdb_sstfilewriter_finish(w->w, &rerr);
+    sst_keep_pages = false;
     return rerr ? rocks_fail(err, rerr, "cannot finish table file", w->path) : 0;
 }
 

@@ -550,6 +550,8 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             ws[w].trow = imp_trow_new(typed);
     }
     imp_step st = {.r = r, .f = f, .plan = plan, .typed = typed, .tenant = tenant, .ws = ws, .nw = nw};
+    /* the workers stay for the file: a step is a few milliseconds */
+    sv_crew *crew = nw > 1 ? sv_crew_new(nw) : NULL;
     rg_write wr = {0};
     double per_object = 0; /* encoded bytes per object in the last row group */
     for (;;) {
@@ -611,7 +613,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         pthread_mutex_unlock(&r->mu);
         if (r->job)
             sv_job_add_done(r->job, (int64_t)n, 0);
-        rc = nw > 1 ? sv_pool_run(nw, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
+        rc = crew ? sv_crew_run(crew, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
         if (rc)
             break;
         size_t bytes = 0, objs = 0;
@@ -660,6 +662,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         imp_trow_free(ws[w].trow);
     }
     free(ws);
+    sv_crew_free(crew);
     imp_typed_free(typed);
     sv_pq_reader_free(rd);
     imp_plan_free(plan);

@@ -192,6 +192,17 @@ void sv_jobs_metrics(sv_buf *out, void *jobs);
 typedef int (*sv_pool_fn)(void *arg, size_t i, sv_err *err);
 int sv_pool_run(int workers, size_t n, sv_pool_fn fn, void *arg, const sv_job *job, sv_err *err);
 
+/* A crew: sv_pool_run's workers kept between runs, for a caller that runs
+ * many small pools in a row (thread start and exit cost more than a run of
+ * a few milliseconds). sv_crew_new: workers - 1 threads wait (the caller of
+ * each run is the other worker); NULL without memory (fewer threads when
+ * some cannot start). sv_crew_run: as sv_pool_run, from one thread at a
+ * time. sv_crew_free: joins the threads; NULL is a no-op. */
+typedef struct sv_crew sv_crew;
+sv_crew *sv_crew_new(int workers);
+int sv_crew_run(sv_crew *c, size_t n, sv_pool_fn fn, void *arg, const sv_job *job, sv_err *err);
+void sv_crew_free(sv_crew *c);
+
 /* ---- deadlines -------------------------------------------------------------- */
 
 typedef struct sv_deadline { int64_t at_ns; } sv_deadline; /* 0 = none */

@@ -1,6 +1,8 @@
 /* jobs — the bounded worker pool ("first error wins", cancel) and deadlines. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +78,101 @@ int sv_pool_run(int workers, size_t n, sv_pool_fn fn, void *arg, const sv_job *j
     if (rc && err)
         *err = p.err;
     return rc;
+}
+
+/* ---- crew ----------------------------------------------------------------
+ * Invariants: run is the pool being run while busy > 0 (threads still inside
+ * it), else NULL; gen counts runs, and a thread takes part in run gen once.
+ * The caller of sv_crew_run waits for busy == 0 before its pool (on its
+ * stack) goes away. */
+struct sv_crew {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    pool *run;
+    uint64_t gen;
+    int busy;
+    bool stop;
+    int nth;
+    pthread_t th[64];
+};
+
+static void *crew_main(void *arg)
+{
+    sv_crew *c = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->stop && (c->gen == seen || !c->run))
+            pthread_cond_wait(&c->go, &c->mu);
+        if (c->stop)
+            break;
+        seen = c->gen;
+        pool *p = c->run;
+        pthread_mutex_unlock(&c->mu);
+        worker(p);
+        pthread_mutex_lock(&c->mu);
+        if (--c->busy == 0)
+            pthread_cond_signal(&c->done);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+sv_crew *sv_crew_new(int workers)
+{
+    sv_crew *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->go, NULL);
+    pthread_cond_init(&c->done, NULL);
+    if (workers > 64)
+        workers = 64;
+    for (int i = 1; i < workers; i++)
+        if (pthread_create(&c->th[c->nth], NULL, crew_main, c) == 0)
+            c->nth++;
+    return c;
+}
+
+int sv_crew_run(sv_crew *c, size_t n, sv_pool_fn fn, void *arg, const sv_job *job, sv_err *err)
+{
+    if (n == 0)
+        return 0;
+    pool p = {.fn = fn, .arg = arg, .job = job, .n = n};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_mutex_lock(&c->mu);
+    c->run = &p;
+    c->gen++;
+    c->busy = c->nth;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->mu);
+    worker(&p);
+    pthread_mutex_lock(&c->mu);
+    while (c->busy > 0)
+        pthread_cond_wait(&c->done, &c->mu);
+    c->run = NULL;
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_destroy(&p.mu);
+    int rc = atomic_load(&p.rc);
+    if (rc && err)
+        *err = p.err;
+    return rc;
+}
+
+void sv_crew_free(sv_crew *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < c->nth; i++)
+        pthread_join(c->th[i], NULL);
+    pthread_cond_destroy(&c->go);
+    pthread_cond_destroy(&c->done);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
 }
 
 sv_deadline sv_deadline_in(int64_t ms)

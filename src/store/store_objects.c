@@ -264,6 +264,13 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         size_t vlen = p->enc_len;
         if (fr && i + 8 < n)
             fresh_prefetch(fr, &items[i + 8].id);
+        if (i + 4 < n) {
+            /* values are visited in key order, not where they lie: bring
+             * the one 4 ahead in while this one is copied into its block */
+            const uint8_t *ahead = vals[i + 4];
+            for (size_t o = 0; o < items[i + 4].enc_len; o += 64)
+                __builtin_prefetch(ahead + o);
+        }
         char *old = NULL;
         size_t oldlen = 0;
         int g = fr && !fresh_maybe(fr, &p->id)

@@ -187,6 +187,48 @@ static void pool(void **state)
     assert_false(sv_deadline_passed(sv_deadline_in(0)));
 }
 
+/* A crew runs many pools on the same threads: every item of every run once,
+ * the first error of a run returned, the next run unaffected by it. */
+static atomic_int g_hits[64];
+
+static int crew_item(void *arg, size_t i, sv_err *err)
+{
+    atomic_fetch_add(&g_hits[i], 1);
+    if (arg && i == 3)
+        return sv_fail(err, SV_EIO, "item %zu failed", i);
+    return 0;
+}
+
+static void crew(void **state)
+{
+    sv_crew *c = sv_crew_new(3);
+    assert_non_null(c);
+    sv_err err = {0};
+    for (int run = 0; run < 500; run++) {
+        size_t n = (size_t)(run % 64) + 1;
+        bool failing = run % 7 == 0 && n > 3;
+        for (size_t i = 0; i < 64; i++)
+            atomic_store(&g_hits[i], 0);
+        int rc = sv_crew_run(c, n, crew_item, failing ? (void *)1 : NULL, NULL, &err);
+        if (failing) {
+            assert_int_equal(rc, SV_EIO);
+            assert_string_equal(err.msg, "item 3 failed");
+        } else {
+            assert_int_equal(rc, 0);
+            for (size_t i = 0; i < 64; i++)
+                assert_int_equal(atomic_load(&g_hits[i]), i < n ? 1 : 0);
+        }
+    }
+    assert_int_equal(sv_crew_run(c, 0, crew_item, NULL, NULL, &err), 0);
+    sv_crew_free(c);
+    sv_crew_free(NULL);
+    /* one worker: the caller alone */
+    c = sv_crew_new(1);
+    assert_non_null(c);
+    assert_int_equal(sv_crew_run(c, 5, crew_item, NULL, NULL, &err), 0);
+    sv_crew_free(c);
+}
+
 /* ---- jobs ------------------------------------------------------------------------ */
 
 static sv_jobs *open_jobs(sv_catalog *cat, int64_t keep)
@@ -608,7 +650,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cron_fields),         cmocka_unit_test(cron_errors),
         cmocka_unit_test(intervals),           cmocka_unit_test(retention),
-        cmocka_unit_test(pool),                cmocka_unit_test(lifecycle_and_restart),
+        cmocka_unit_test(pool),
+        cmocka_unit_test(crew),
+        cmocka_unit_test(lifecycle_and_restart),
         cmocka_unit_test(retention_of_jobs),   cmocka_unit_test(unfinished_are_settled_or_failed),   cmocka_unit_test(schedule_validation),
         cmocka_unit_test(schedule_runs_and_retention), cmocka_unit_test(schedule_skips_busy_run),
     };
