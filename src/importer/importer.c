@@ -394,57 +394,136 @@ static int end_batches(imp_run *r, imp_file *f, imp_worker *ws, int nw, sv_err *
     return rc;
 }
 
-/* The write of one row group runs on its own thread while the next row
- * group is read and converted: a pipeline one row group deep. A row group
- * counts as committed (rg_done, persisted) only once its write returned, in
- * order, so a restart resumes at the first row group not wholly written. */
-typedef struct rg_write {
-    imp_run *r;
-    imp_file *f;
+/* ---- the writer: parts written in order on one thread ----------------------
+ * A row group is written in parts (IMP_PART_BYTES of encoded objects); the
+ * writer thread of a file writes them one after the other, in the order
+ * queued, while the import thread reads and converts the next ones. Up to
+ * RG_DEPTH parts wait or are being written: a part's write has a tail that
+ * uses little CPU (fsync, the ingest's MANIFEST sync), and a queue one part
+ * deep left a core idle through it while the converted part waited.
+ * Invariants: q[head .. head+n) are the parts not yet collected, the first
+ * `written` of them written (their rc and err set); only the import thread
+ * pushes and collects, only the writer writes; after a failed write the
+ * writer aborts the parts behind it (nothing is written past a failure).
+ * A row group counts as committed (rg_done, persisted) only once its last
+ * part is collected, in order, so a restart resumes at the first row group
+ * not wholly written. */
+#define RG_DEPTH 2
+
+typedef struct rg_part {
     sv_batch *b;
     pending *pend;
     size_t npend;
     int rg;
     bool completes; /* the last part of row group rg: once written, rg is committed */
-    pthread_t th;
-    bool running, inline_done; /* inline_done: written on the caller's thread (no thread could start) */
     int rc;
     sv_err err;
-} rg_write;
+} rg_part;
 
-static void *rg_write_main(void *arg)
+typedef struct rg_writer {
+    imp_run *r;
+    imp_file *f;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rg_part q[RG_DEPTH];
+    size_t head, n, written;
+    bool failed, stop, thread; /* thread: the writer thread runs (else parts are written when pushed) */
+    pthread_t th;
+} rg_writer;
+
+static void *rg_writer_main(void *arg)
 {
-    rg_write *w = arg;
-    w->rc = end_batch(w->r, w->f, w->b, w->pend, w->npend, &w->err);
+    rg_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->written == w->n)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->written == w->n)
+            break; /* stop, nothing left */
+        rg_part *p = &w->q[(w->head + w->written) % RG_DEPTH];
+        bool skip = w->failed;
+        pthread_mutex_unlock(&w->mu);
+        if (skip) {
+            sv_batch_abort(p->b);
+            p->rc = sv_fail(&p->err, SV_ECANCELED, "not written: an earlier part failed");
+        } else {
+            p->rc = end_batch(w->r, w->f, p->b, p->pend, p->npend, &p->err);
+        }
+        p->b = NULL;
+        pthread_mutex_lock(&w->mu);
+        if (p->rc)
+            w->failed = true;
+        w->written++;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-/* Waits for the row group in flight; once written it is recorded committed. */
-static int rg_write_join(rg_write *w, sv_err *err)
+static void rg_writer_init(rg_writer *w, imp_run *r, imp_file *f)
 {
-    if (!w->running)
-        return 0;
-    if (!w->inline_done)
-        pthread_join(w->th, NULL);
-    w->running = false;
-    free(w->pend);
-    w->pend = NULL;
-    if (w->rc) {
-        *err = w->err;
-        return w->rc;
+    *w = (rg_writer){.r = r, .f = f};
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->thread = pthread_create(&w->th, NULL, rg_writer_main, w) == 0;
+}
+
+/* Collects the written parts at the head, in order: the first error (its
+ * part's; later parts were not written), else commits the row groups they
+ * complete. Waits until at most `keep` parts are left uncollected. */
+static int rg_collect(rg_writer *w, size_t keep, sv_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->n > keep && w->written == 0)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->written == 0)
+            break;
+        rg_part p = w->q[w->head];
+        w->head = (w->head + 1) % RG_DEPTH;
+        w->n--;
+        w->written--;
+        pthread_mutex_unlock(&w->mu);
+        free(p.pend);
+        int r2 = p.rc;
+        if (r2 == 0 && p.completes) {
+            pthread_mutex_lock(&w->r->mu);
+            w->f->rg_done = p.rg + 1;
+            pthread_mutex_unlock(&w->r->mu);
+            r2 = persist(w->r, &p.err);
+        }
+        if (r2 && !rc) {
+            rc = r2;
+            *err = p.err;
+        }
+        pthread_mutex_lock(&w->mu);
     }
-    if (!w->completes)
-        return 0;
-    pthread_mutex_lock(&w->r->mu);
-    w->f->rg_done = w->rg + 1;
-    pthread_mutex_unlock(&w->r->mu);
-    return persist(w->r, err);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Every part queued written and collected. */
+static int rg_drain(rg_writer *w, sv_err *err) { return rg_collect(w, 0, err); }
+
+/* Ends the writer (after rg_drain: nothing is left to write). */
+static void rg_writer_free(rg_writer *w)
+{
+    if (w->thread) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+    }
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
 }
 
 /* Merges the workers' batches (a part of row group rg, its last when
- * completes) into one (one table file per shard), waits for the previous
- * part's write and starts this one's. */
-static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, int nw, int rg, bool completes,
+ * completes) into one (one table file per shard) and queues it, once fewer
+ * than RG_DEPTH parts are ahead of it. */
+static int rg_write_start(rg_writer *w, imp_run *r, imp_file *f, imp_worker *ws, int nw, int rg, bool completes,
                           sv_err *err)
 {
     int rc = 0;
@@ -463,24 +542,29 @@ static int rg_write_start(rg_write *w, imp_run *r, imp_file *f, imp_worker *ws, 
         ws[k].b = NULL;
         ws[k].npend = 0;
     }
-    int r2 = rg_write_join(w, err);
+    int r2 = rg_collect(w, RG_DEPTH - 1, err);
     if (rc || r2) {
         sv_batch_abort(ws[0].b);
         ws[0].b = NULL;
         ws[0].npend = 0;
         return rc ? rc : r2;
     }
-    *w = (rg_write){.r = r, .f = f, .b = ws[0].b, .pend = ws[0].pend, .npend = ws[0].npend, .rg = rg,
-                    .completes = completes};
+    rg_part p = {.b = ws[0].b, .pend = ws[0].pend, .npend = ws[0].npend, .rg = rg, .completes = completes};
     ws[0].b = NULL;
     ws[0].pend = NULL;
     ws[0].npend = ws[0].cap = 0;
-    w->running = true;
-    if (pthread_create(&w->th, NULL, rg_write_main, w) != 0) {
-        rg_write_main(w);
-        w->inline_done = true;
+    if (!w->thread) {
+        /* no writer thread could start: written here */
+        p.rc = end_batch(r, f, p.b, p.pend, p.npend, &p.err);
     }
-    return 0;
+    pthread_mutex_lock(&w->mu);
+    w->q[(w->head + w->n) % RG_DEPTH] = p;
+    w->n++;
+    if (!w->thread)
+        w->written++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return w->thread ? 0 : rg_collect(w, 0, err);
 }
 
 static void set_file_status(imp_run *r, imp_file *f, const char *st, const char *error)
@@ -552,7 +636,8 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     imp_step st = {.r = r, .f = f, .plan = plan, .typed = typed, .tenant = tenant, .ws = ws, .nw = nw};
     /* the workers stay for the file: a step is a few milliseconds */
     sv_crew *crew = nw > 1 ? sv_crew_new(nw) : NULL;
-    rg_write wr = {0};
+    rg_writer wr;
+    rg_writer_init(&wr, r, f);
     double per_object = 0; /* encoded bytes per object in the last row group */
     for (;;) {
         if (stopping(r)) {
@@ -573,7 +658,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             open_batches = false;
             first_rg = false;
             if (rc == 0 && r->on_conflict != ON_REPLACE)
-                rc = rg_write_join(&wr, &err); /* fail / skip: the next rows' checks must see these */
+                rc = rg_drain(&wr, &err); /* fail / skip: the next rows' checks must see these */
             if (rc)
                 break;
         }
@@ -628,20 +713,21 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, false, &err);
             open_batches = false;
             if (rc == 0 && r->on_conflict != ON_REPLACE)
-                rc = rg_write_join(&wr, &err);
+                rc = rg_drain(&wr, &err);
             if (rc)
                 break;
         }
     }
     {
-        /* the row group in flight is whole: it is written and recorded
+        /* the parts queued are whole: they are written and recorded
          * whatever stopped the loop */
         sv_err e2 = {0};
-        int r2 = rg_write_join(&wr, &e2);
+        int r2 = rg_drain(&wr, &e2);
         if (r2 && rc == 0) {
             rc = r2;
             err = e2;
         }
+        rg_writer_free(&wr);
     }
     bool shutdown_stop = rc == SV_ECANCELED && !atomic_load(&r->cancel);
     if (open_batches && !shutdown_stop) {

@@ -811,13 +811,17 @@ static size_t count_eq(const uint8_t *p, size_t n, uint8_t v)
 }
 
 /* Levels (width <= 8) straight into bytes: the same runs as pq_rle_decode,
- * without a 32-bit array per page. Values >= limit are an error. */
-static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, size_t n, uint32_t limit)
+ * without a 32-bit array per page. Values >= limit are an error. *neq: how
+ * many levels equal eq (the values present, the rows started), counted from
+ * the runs rather than in a second pass over the levels. */
+static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, size_t n, uint32_t limit, uint8_t eq,
+                         size_t *neq)
 {
     if (width < 0 || width > 8)
         return -1;
     tr t;
     tr_init(&t, p, len);
+    size_t k = 0;
     for (size_t got = 0; got < n;) {
         rle_run r;
         if (rle_next(&t, width, n - got, &r))
@@ -826,17 +830,23 @@ static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, 
             if (limit && r.value >= limit)
                 return -1;
             memset(out + got, (int)r.value, r.count);
+            k += r.value == eq ? r.count : 0;
             got += r.count;
             continue;
         }
-        if (width == 1 && (limit == 0 || limit >= 2)) {
+        if (width == 1 && (limit == 0 || limit >= 2) && eq <= 1) {
             /* one bit per level (a list's repetition levels): each packed
              * byte spreads into 8 level bytes; every value is in range */
-            size_t full = r.count / 8;
-            for (size_t i = 0; i < full; i++)
+            size_t full = r.count / 8, ones = 0;
+            for (size_t i = 0; i < full; i++) {
                 memcpy(out + got + i * 8, &spread[r.p[i]], 8);
-            for (size_t i = full * 8; i < r.count; i++)
+                ones += (size_t)__builtin_popcount(r.p[i]);
+            }
+            for (size_t i = full * 8; i < r.count; i++) {
                 out[got + i] = (uint8_t)((r.p[i / 8] >> (i % 8)) & 1);
+                ones += out[got + i];
+            }
+            k += eq ? ones : r.count - ones;
         } else {
             /* straight into bytes: each 8 values use exactly width bytes */
             const uint64_t mask = (1ull << width) - 1;
@@ -845,6 +855,7 @@ static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, 
             for (size_t i = 0; i < r.count; i++, bit += (size_t)width) {
                 uint32_t v = width ? (uint32_t)((load_le(r.p + bit / 8, t.end) >> (bit % 8)) & mask) : 0;
                 bad |= v >= limit;
+                k += v == eq;
                 out[got + i] = (uint8_t)v;
             }
             if (limit && bad)
@@ -852,6 +863,7 @@ static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, 
         }
         got += r.count;
     }
+    *neq = k;
     return 0;
 }
 
@@ -1296,8 +1308,9 @@ static int decode_values(sv_pq_reader *r, pq_col *c, int type, int tlen, int enc
 }
 
 /* Levels: v1 RLE (4-byte length prefix) or BIT_PACKED, v2 raw hybrid. */
+/* *neq: how many of the n levels equal eq. */
 static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int enc, bool v1, const uint8_t *p,
-                         size_t len, size_t *used, const char *what, sv_err *err)
+                         size_t len, size_t *used, uint8_t eq, size_t *neq, const char *what, sv_err *err)
 {
     int w = 0;
     while ((1 << w) <= max)
@@ -1318,6 +1331,7 @@ static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int e
             dst[i] = (uint8_t)v;
         }
         *used = bytes;
+        *neq = count_eq(dst, n, eq);
     } else if (v1) {
         if (enc != 3)
             bad = 2;
@@ -1329,12 +1343,12 @@ static int decode_levels(sv_pq_reader *r, uint8_t *dst, size_t n, int max, int e
             if (l > len - 4)
                 bad = 1;
             else {
-                bad = rle_decode_u8(p + 4, l, w, dst, n, (uint32_t)max + 1) ? 1 : 0;
+                bad = rle_decode_u8(p + 4, l, w, dst, n, (uint32_t)max + 1, eq, neq) ? 1 : 0;
                 *used = 4 + (size_t)l;
             }
         }
     } else {
-        bad = rle_decode_u8(p, len, w, dst, n, (uint32_t)max + 1) ? 1 : 0;
+        bad = rle_decode_u8(p, len, w, dst, n, (uint32_t)max + 1, eq, neq) ? 1 : 0;
         *used = len;
     }
     if (bad == 2)
@@ -1453,7 +1467,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             return rc;
     }
     size_t pos = 0;
-    int64_t values_seen = 0;
+    int64_t values_seen = 0, rows = 0; /* rows in this column */
     int page = 0;
     bool have_dict = false, chunk_ref = false;
     while (values_seen < cm->num_values) {
@@ -1527,6 +1541,7 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         const uint8_t *vp;
         size_t vlen;
         uint8_t *ub = NULL;
+        size_t nv = n, starts = n; /* values present, rows started (levels equal to max_def, to 0) */
         if (h.type == 0) {
             if ((rc = page_buf(r, c, fixed, (size_t)h.uncompressed, &ub, err)))
                 return rc;
@@ -1535,13 +1550,14 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             size_t off = 0, used = 0;
             if (lp->max_rep > 0) {
                 if ((rc = decode_levels(r, c->rep + c->n, n, lp->max_rep, h.rep_encoding, true, ub, (size_t)h.uncompressed,
-                                        &used, "repetition", err)))
+                                        &used, 0, &starts, "repetition", err)))
                     return rc;
                 off += used;
             }
             if (lp->max_def > 0) {
                 if ((rc = decode_levels(r, c->def + c->n, n, lp->max_def, h.def_encoding, true, ub + off,
-                                        (size_t)h.uncompressed - off, &used, "definition", err)))
+                                        (size_t)h.uncompressed - off, &used, (uint8_t)lp->max_def, &nv, "definition",
+                                        err)))
                     return rc;
                 off += used;
             }
@@ -1553,12 +1569,12 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
                 return rfail(r, SV_ECORRUPT, err, "v2 page level lengths run past the page");
             size_t used;
             if (lp->max_rep > 0 &&
-                (rc = decode_levels(r, c->rep + c->n, n, lp->max_rep, 3, false, pp, (size_t)h.rep_len, &used,
-                                    "repetition", err)))
+                (rc = decode_levels(r, c->rep + c->n, n, lp->max_rep, 3, false, pp, (size_t)h.rep_len, &used, 0,
+                                    &starts, "repetition", err)))
                 return rc;
             if (lp->max_def > 0 &&
                 (rc = decode_levels(r, c->def + c->n, n, lp->max_def, 3, false, pp + h.rep_len, (size_t)h.def_len,
-                                    &used, "definition", err)))
+                                    &used, (uint8_t)lp->max_def, &nv, "definition", err)))
                 return rc;
             const uint8_t *cp = pp + h.rep_len + h.def_len;
             size_t clen2 = plen - (size_t)(h.rep_len + h.def_len);
@@ -1576,15 +1592,12 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
                 chunk_ref = true; /* byte values may point into the chunk */
             }
         }
-        size_t nv = n;
-        if (lp->max_def > 0) {
-            nv = count_eq(c->def + c->n, n, (uint8_t)lp->max_def);
-        }
         if (lp->max_rep > 0 && c->n == 0 && n > 0 && c->rep[0] != 0)
             return rfail(r, SV_ECORRUPT, err, "the first repetition level of the chunk is not 0");
         if ((rc = decode_values(r, c, type, tlen, h.encoding, vp, vlen, nv, err)))
             return rc;
         c->n += n;
+        rows += (int64_t)starts;
         values_seen += (int64_t)n;
     }
 
@@ -1597,13 +1610,6 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
                 r->budget -= clen;
                 break;
             }
-    }
-    /* rows in this column */
-    int64_t rows = 0;
-    if (lp->max_rep > 0) {
-        rows = (int64_t)count_eq(c->rep, c->n, 0);
-    } else {
-        rows = (int64_t)c->n;
     }
     r->cur_page = -1;
     if (rows != g->num_rows)
