@@ -801,20 +801,17 @@ int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uui
 {
     char msg[300];
     int rc = 0;
-    ids[0] = '\0';
+    if (ids)
+        ids[0] = '\0';
     if (p->id_col.depth) {
         const sv_pq_value *v = imp_col_value(&p->id_col, row);
         sv_uuid u;
-        if (v->kind == SV_PQV_BYTES && v->n == 16 && p->id_col.node->type == SV_PQ_FIXED_LEN_BYTE_ARRAY) {
+        if (v->kind == SV_PQV_BYTES && v->n == 16 && p->id_col.node->type == SV_PQ_FIXED_LEN_BYTE_ARRAY)
             memcpy(u.b, v->u.bytes, 16);
-            sv_uuid_format(&u, ids);
-        } else if (v->kind == SV_PQV_BYTES && sv_uuid_parse((const char *)v->u.bytes, v->n, &u) == 0) {
-            sv_uuid_format(&u, ids);
-        } else if (v->kind == SV_PQV_NULL) {
+        else if (v->kind == SV_PQV_NULL)
             rc = row_fail(why, whylen, p->id_col.name, "the id is null");
-        } else {
+        else if (v->kind != SV_PQV_BYTES || sv_uuid_parse((const char *)v->u.bytes, v->n, &u) != 0)
             rc = row_fail(why, whylen, p->id_col.name, "the id is not a UUID (map it as idKey to derive one)");
-        }
         if (rc == 0)
             *idu = u;
     } else if (p->key_col.depth) {
@@ -826,7 +823,6 @@ int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uui
         } else if (ks) {
             sv_uuid u;
             uuid_v5(&NS_URL, ks, strlen(ks), &u);
-            sv_uuid_format(&u, ids);
             *idu = u;
         } else {
             rc = row_fail(why, whylen, p->key_col.name, "out of memory");
@@ -835,8 +831,9 @@ int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uui
         json_decref(kj);
     } else {
         imp_row_uuid(p->file, rownum, idu);
-        sv_uuid_format(idu, ids);
     }
+    if (rc == 0 && ids)
+        sv_uuid_format(idu, ids);
     return rc;
 }
 

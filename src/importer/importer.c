@@ -262,7 +262,7 @@ static int open_reader(sv_importer *imp, sv_location *loc, const char *key, loc_
 
 typedef struct pending {
     int64_t row;
-    char id[37];
+    sv_uuid id;
 } pending;
 
 static bool object_exists(sv_importer *imp, const char *coll, const char *tenant, const char *id)
@@ -285,8 +285,11 @@ static void end_result(void *ud, size_t idx, const char *id, const char *error)
 {
     end_ctx *c = ud;
     (void)id;
-    if (idx < c->npend)
-        add_error(c->r, c->f->key, c->pend[idx].row, c->pend[idx].id, error ? error : "not written");
+    if (idx < c->npend) {
+        char ids[37];
+        sv_uuid_format(&c->pend[idx].id, ids);
+        add_error(c->r, c->f->key, c->pend[idx].row, ids, error ? error : "not written");
+    }
 }
 
 /* Ends one batch (one row group's objects) and counts its results. */
@@ -339,10 +342,11 @@ static int step_slice(void *arg, size_t w, sv_err *err)
     for (size_t i = from; i < to; i++) {
         int64_t rownum = st->base + (int64_t)i;
         char why[400], id[37];
+        sv_uuid idu;
         sv_record *rec = NULL;
         int tr = 1;
         if (st->typed && wk->trow) {
-            tr = imp_row_record(st->typed, wk->trow, &st->rows[i], rownum, &rec, id, why, sizeof why);
+            tr = imp_row_record(st->typed, wk->trow, &st->rows[i], rownum, &rec, why, sizeof why);
             if (tr < 0) {
                 add_error(r, st->f->key, rownum, NULL, why);
                 continue;
@@ -355,6 +359,11 @@ static int step_slice(void *arg, size_t w, sv_err *err)
                 add_error(r, st->f->key, rownum, NULL, why);
                 continue;
             }
+            sv_uuid_parse(id, strlen(id), &idu); /* the text path's id is a formatted uuid */
+        } else {
+            idu = rec->id;
+            if (!st->replace_here)
+                sv_uuid_format(&idu, id);
         }
         if (!st->replace_here && object_exists(r->imp, st->f->collection, st->tenant, id)) {
             if (r->on_conflict == ON_SKIP) {
@@ -369,7 +378,7 @@ static int step_slice(void *arg, size_t w, sv_err *err)
         if (sv_grow(&wk->pend, &wk->cap, wk->npend + 1, sizeof *wk->pend))
             return sv_fail(err, SV_ENOMEM, "out of memory");
         wk->pend[wk->npend].row = rownum;
-        memcpy(wk->pend[wk->npend].id, id, sizeof wk->pend[wk->npend].id);
+        wk->pend[wk->npend].id = idu;
         wk->npend++;
         if (tr == 0 ? sv_batch_add_record(wk->b, st->f->collection, st->tenant, imp_typed_schema(st->typed), rec)
                     : sv_batch_add(wk->b, (const char *)wk->line.data, wk->line.len))

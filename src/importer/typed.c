@@ -347,7 +347,7 @@ static int conv_prop(imp_trow *w, const sv_prop_def *d, const sv_pq_rnode *n, co
 }
 
 int imp_row_record(const imp_typed *t, imp_trow *w, const sv_pq_value *row, int64_t rownum, sv_record **rec,
-                   char id[37], char *why, size_t whylen)
+                   char *why, size_t whylen)
 {
     const sv_schema *s = t->s;
     sv_record *r = &w->rec;
@@ -359,7 +359,7 @@ int imp_row_record(const imp_typed *t, imp_trow *w, const sv_pq_value *row, int6
     memset(w->props, 0, s->n_props * sizeof *w->props);
     r->extra_json.ptr = NULL;
     r->extra_json.len = 0;
-    int rc = imp_row_id(t->p, row, rownum, &r->id, id, why, whylen);
+    int rc = imp_row_id(t->p, row, rownum, &r->id, NULL, why, whylen);
     if (rc)
         return rc;
     r->has_id = true;

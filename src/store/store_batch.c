@@ -18,7 +18,8 @@
 #define BATCH_GROUP_BYTES (8u << 20)
 
 typedef struct result {
-    char id[37];
+    sv_uuid id;  /* when has_id (formatted only for the answer and errors) */
+    bool has_id;
     char *error; /* NULL = ok */
 } result;
 
@@ -48,7 +49,11 @@ struct sv_batch {
     sv_batch_moved_fn moved; /* an object whose shard moved away (cluster moves) */
     void *moved_ud;
     size_t bulk; /* > 0: written once, at the end, as table files of at least this many (store.h) */
+    int64_t now_ms; /* the objects' write time: the clock read once per BATCH_CLOCK_EVERY objects */
+    size_t clock_n;
 };
+
+#define BATCH_CLOCK_EVERY 64
 
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects) { b->bulk = min_objects; }
 
@@ -328,14 +333,18 @@ static int batch_put(sv_batch *b, size_t idx, collection *c, bool cached, sv_rec
         sv_uuid_v4(&rec->id);
         rec->has_id = true;
     }
-    if (rec->has_id)
-        sv_uuid_format(&rec->id, res->id);
+    if (rec->has_id) {
+        res->id = rec->id;
+        res->has_id = true;
+    }
     shard *s = NULL;
     if (rc == 0)
         rc = store_route(c, &rec->id, tenant, tlen, &s, err);
     size_t enc_off = b->enc.len;
     if (rc == 0) {
-        rec->creation_time = rec->update_time = sv_now_ms();
+        if (b->clock_n++ % BATCH_CLOCK_EVERY == 0)
+            b->now_ms = sv_now_ms();
+        rec->creation_time = rec->update_time = b->now_ms;
         rc = sv_record_encode(rec, c->schema, &b->enc, err);
     }
     if (rc == 0 && b->nitems == b->capitems) {
@@ -366,7 +375,7 @@ static long new_result(sv_batch *b)
         return -1;
     size_t idx = b->nresults++;
     b->results[idx].error = NULL;
-    b->results[idx].id[0] = '\0';
+    b->results[idx].has_id = false;
     return (long)idx;
 }
 
@@ -472,8 +481,11 @@ int sv_batch_end(sv_batch *b, sv_buf *out, sv_err *err)
         if (i)
             rc |= sv_buf_putc(out, ',');
         rc |= sv_buf_append_str(out, "{\"id\":");
-        if (r->id[0])
-            rc |= sv_buf_printf(out, "\"%s\"", r->id);
+        char id[37];
+        if (r->has_id) {
+            sv_uuid_format(&r->id, id);
+            rc |= sv_buf_printf(out, "\"%s\"", id);
+        }
         else
             rc |= sv_buf_append_str(out, "null");
         if (r->error) {
@@ -499,8 +511,12 @@ int sv_batch_end_results(sv_batch *b, sv_batch_result_fn fn, void *ud, size_t *o
     batch_flush(b);
     size_t n = 0;
     for (size_t i = 0; i < b->nresults; i++) {
-        if (b->results[i].error)
-            fn(ud, i, b->results[i].id, b->results[i].error);
+        if (b->results[i].error) {
+            char id[37] = "";
+            if (b->results[i].has_id)
+                sv_uuid_format(&b->results[i].id, id);
+            fn(ud, i, id, b->results[i].error);
+        }
         else
             n++;
     }
@@ -534,16 +550,33 @@ static void recycle_give(const sv_batch *b, void *p, size_t cap)
         return;
     sv_store *st = b->st;
     if (b->bulk && cap >= RECYCLE_MIN) {
+        /* into a free slot, else in place of smaller blocks (a batch's big
+         * encoding buffer is what a part needs again; small blocks filled
+         * every slot and the big ones were freed) */
         pthread_mutex_lock(&st->recycle_mu);
-        size_t held = 0;
-        for (int i = 0; i < STORE_RECYCLE_SLOTS; i++)
-            held += st->recycle[i].cap;
-        for (int i = 0; held + cap <= RECYCLE_MAX_BYTES && i < STORE_RECYCLE_SLOTS; i++)
-            if (!st->recycle[i].p) {
-                st->recycle[i] = (struct store_block){p, cap};
+        for (;;) {
+            size_t held = 0;
+            int free_slot = -1, smallest = -1;
+            for (int i = 0; i < STORE_RECYCLE_SLOTS; i++) {
+                held += st->recycle[i].cap;
+                if (!st->recycle[i].p)
+                    free_slot = free_slot < 0 ? i : free_slot;
+                else if (smallest < 0 || st->recycle[i].cap < st->recycle[smallest].cap)
+                    smallest = i;
+            }
+            if (free_slot >= 0 && held + cap <= RECYCLE_MAX_BYTES) {
+                st->recycle[free_slot] = (struct store_block){p, cap};
                 p = NULL;
                 break;
             }
+            if (smallest < 0 || st->recycle[smallest].cap >= cap)
+                break;
+            void *old = st->recycle[smallest].p;
+            st->recycle[smallest] = (struct store_block){0};
+            pthread_mutex_unlock(&st->recycle_mu);
+            free(old);
+            pthread_mutex_lock(&st->recycle_mu);
+        }
         pthread_mutex_unlock(&st->recycle_mu);
     }
     free(p);

@@ -55,7 +55,8 @@ int imp_row_text(const imp_plan *p, const sv_pq_value *row, int64_t rownum, cons
                  const char *tenant, sv_buf *out, char id[37], char *why, size_t whylen);
 /* The row's id: from the id column (a 16-byte FIXED_LEN_BYTE_ARRAY or a
  * UUID string), v5 of the key column's JSON text, else v5 of file#row.
- * SV_EINVAL with why naming the column when it cannot be one. */
+ * SV_EINVAL with why naming the column when it cannot be one. ids: the
+ * id as text too, or NULL. */
 int imp_row_id(const imp_plan *p, const sv_pq_value *row, int64_t rownum, sv_uuid *idu, char ids[37], char *why,
                size_t whylen);
 /* The value of column c in row (a null value when an enclosing group is null). */
@@ -85,6 +86,6 @@ void imp_trow_free(imp_trow *w);
  * converts exactly as the text path would (the caller uses imp_row_text for
  * this row: same result, same messages), or SV_EINVAL with why (the id). */
 int imp_row_record(const imp_typed *t, imp_trow *w, const sv_pq_value *row, int64_t rownum, sv_record **rec,
-                   char id[37], char *why, size_t whylen);
+                   char *why, size_t whylen);
 
 #endif
