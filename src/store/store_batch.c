@@ -153,6 +153,80 @@ static int cmp_items(const void *a, const void *bb)
     return x->p.result < y->p.result ? -1 : (x->p.result > y->p.result);
 }
 
+/* The order of cmp_items, fast: a batch's items sorted through 32-byte
+ * keys (shard, the id as two big-endian words, the item's place: items are
+ * added, and absorbed, in the order of their results) by a bottom-up merge
+ * sort, then moved once. qsort with cmp_items (memcmp and a
+ * call per comparison, 64-byte items) was 5% of an import's CPU. Falls
+ * back to qsort without memory. */
+typedef struct item_key {
+    uintptr_t s;
+    uint64_t a, b;
+    size_t at;
+} item_key;
+
+static inline bool key_lt(const item_key *x, const item_key *y)
+{
+    if (x->s != y->s)
+        return x->s < y->s;
+    if (x->a != y->a)
+        return x->a < y->a;
+    if (x->b != y->b)
+        return x->b < y->b;
+    return x->at < y->at;
+}
+
+static void sort_items(group_item *items, size_t n)
+{
+    item_key *k = n > 1 ? malloc(n * sizeof *k) : NULL, *t = k ? malloc(n * sizeof *t) : NULL;
+    group_item *moved = t ? malloc(n * sizeof *moved) : NULL;
+    if (!moved) {
+        free(k);
+        free(t);
+        if (n > 1)
+            qsort(items, n, sizeof *items, cmp_items);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a, b;
+        memcpy(&a, items[i].p.id.b, 8);
+        memcpy(&b, items[i].p.id.b + 8, 8);
+        k[i] = (item_key){(uintptr_t)items[i].s, __builtin_bswap64(a), __builtin_bswap64(b), i};
+    }
+    /* runs of 8 by insertion, then merges */
+    for (size_t lo = 0; lo < n; lo += 8) {
+        size_t hi = lo + 8 < n ? lo + 8 : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            item_key x = k[i];
+            size_t j = i;
+            for (; j > lo && key_lt(&x, &k[j - 1]); j--)
+                k[j] = k[j - 1];
+            k[j] = x;
+        }
+    }
+    for (size_t w = 8; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                t[o++] = key_lt(&k[j], &k[i]) ? k[j++] : k[i++];
+            while (i < mid)
+                t[o++] = k[i++];
+            while (j < hi)
+                t[o++] = k[j++];
+        }
+        item_key *sw = k;
+        k = t;
+        t = sw;
+    }
+    for (size_t i = 0; i < n; i++)
+        moved[i] = items[k[i].at];
+    memcpy(items, moved, n * sizeof *items);
+    free(k);
+    free(t);
+    free(moved);
+}
+
 /* Writes items [i, j) (one shard) with ps[0..j-i) as scratch; 1 when
  * try_lock and the shard is busy. Touches nothing of b but reads, so
  * groups of different shards may be written at once (bulk_flush). */
@@ -280,7 +354,7 @@ static void batch_flush(sv_batch *b)
 {
     if (!b->nitems)
         return;
-    qsort(b->items, b->nitems, sizeof *b->items, cmp_items);
+    sort_items(b->items, b->nitems);
     pending *ps = malloc(b->nitems * sizeof *ps);
     bool *done = b->bulk ? calloc(b->nitems, sizeof *done) : NULL;
     if (done)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <unistd.h>
+#include <stdbool.h>
 
 #include "core.h"
 
@@ -22,6 +23,18 @@ static void uuid_roundtrip(void **state)
     assert_int_equal(sv_uuid_parse("6f9619ff8b86-d011-b42d-00c04fc964ff0", 36, &u), SV_EINVAL);
     assert_int_equal(sv_uuid_parse("6f9619ff-8b86-d011-b42d-00c04fc964fg", 36, &u), SV_EINVAL);
     assert_int_equal(sv_uuid_parse("short", 5, &u), SV_EINVAL);
+    /* every digit position refuses every byte that is not a hex digit */
+    for (int pos = 0; pos < 36; pos++) {
+        if (pos == 8 || pos == 13 || pos == 18 || pos == 23)
+            continue;
+        for (int c = 0; c < 256; c++) {
+            char t[37];
+            memcpy(t, "6f9619ff-8b86-d011-b42d-00c04fc964ff", 37);
+            t[pos] = (char)c;
+            bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+            assert_int_equal(sv_uuid_parse(t, 36, &u), hex ? 0 : SV_EINVAL);
+        }
+    }
     sv_uuid a, b;
     sv_uuid_v4(&a);
     sv_uuid_v4(&b);
