@@ -792,6 +792,15 @@ int pq_rle_decode(const uint8_t *p, size_t len, int width, uint32_t *out, size_t
 #define SPREAD64(b) SPREAD16(b), SPREAD16((b) + 16), SPREAD16((b) + 32), SPREAD16((b) + 48)
 static const uint64_t spread[256] = {SPREAD64(0), SPREAD64(64), SPREAD64(128), SPREAD64(192)};
 
+/* Set bits of x (SWAR: the build targets no popcount instruction). */
+static inline size_t pop64(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (size_t)((x * 0x0101010101010101ull) >> 56);
+}
+
 /* How many of p[0..n) equal v: 8 bytes at a time (a zero byte of p ^ v
  * sets its top bit in t; exact, no carries across bytes). */
 static size_t count_eq(const uint8_t *p, size_t n, uint8_t v)
@@ -837,12 +846,19 @@ static int rle_decode_u8(const uint8_t *p, size_t len, int width, uint8_t *out, 
         if (width == 1 && (limit == 0 || limit >= 2) && eq <= 1) {
             /* one bit per level (a list's repetition levels): each packed
              * byte spreads into 8 level bytes; every value is in range */
-            size_t full = r.count / 8, ones = 0;
-            for (size_t i = 0; i < full; i++) {
-                memcpy(out + got + i * 8, &spread[r.p[i]], 8);
-                ones += (size_t)__builtin_popcount(r.p[i]);
+            size_t full = r.count / 8, ones = 0, i = 0;
+            for (; i + 8 <= full; i += 8) {
+                uint64_t w;
+                memcpy(&w, r.p + i, 8);
+                ones += pop64(w);
+                for (size_t j = i; j < i + 8; j++)
+                    memcpy(out + got + j * 8, &spread[r.p[j]], 8);
             }
-            for (size_t i = full * 8; i < r.count; i++) {
+            for (; i < full; i++) {
+                memcpy(out + got + i * 8, &spread[r.p[i]], 8);
+                ones += pop64(r.p[i]);
+            }
+            for (i = full * 8; i < r.count; i++) {
                 out[got + i] = (uint8_t)((r.p[i / 8] >> (i % 8)) & 1);
                 ones += out[got + i];
             }

@@ -64,10 +64,12 @@ static store_fresh *fresh_begin(shard *s)
     return s->fresh;
 }
 
-/* false: the key is certainly not in the shard. */
-static bool fresh_maybe(const store_fresh *fr, const sv_uuid *id)
+/* The filters' hash of a key. */
+static inline uint64_t fresh_hash(const sv_uuid *id) { return sv_hash64(id->b, 16); }
+
+/* false: the key (its fresh_hash h) is certainly not in the shard. */
+static bool fresh_maybe(const store_fresh *fr, uint64_t h)
 {
-    uint64_t h = sv_hash64(id->b, 16);
     for (size_t i = 0; i < fr->n; i++)
         if (sv_bloom_maybe(&fr->f[i].b, h))
             return true;
@@ -76,16 +78,16 @@ static bool fresh_maybe(const store_fresh *fr, const sv_uuid *id)
 
 /* A key asked a little later: its filter blocks start loading now (each
  * filter is a cache miss per key otherwise). */
-static void fresh_prefetch(const store_fresh *fr, const sv_uuid *id)
+static void fresh_prefetch(const store_fresh *fr, uint64_t h)
 {
-    uint64_t h = sv_hash64(id->b, 16);
     for (size_t i = 0; i < fr->n; i++)
         sv_bloom_prefetch(&fr->f[i].b, h);
 }
 
 /* After a successful write of items' keys (or a delete: n = 0), under
- * write_mu. Dropped when out of memory or past the bound. */
-static void fresh_note(shard *s, const pending *items, size_t n)
+ * write_mu; hs: their fresh_hash when the caller has them, or NULL. Dropped
+ * when out of memory or past the bound. */
+static void fresh_note(shard *s, const pending *items, const uint64_t *hs, size_t n)
 {
     store_fresh *fr = s->fresh;
     if (!fr)
@@ -108,7 +110,7 @@ static void fresh_note(shard *s, const pending *items, size_t n)
         last = &fr->f[fr->n++];
     }
     for (size_t i = 0; i < n; i++)
-        sv_bloom_add(&last->b, sv_hash64(items[i].id.b, 16));
+        sv_bloom_add(&last->b, hs ? hs[i] : fresh_hash(&items[i].id));
     if (last)
         last->n += n;
     fr->keys += n;
@@ -192,7 +194,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         }
         char *old = NULL;
         size_t oldlen = 0;
-        int g = seen_in_batch || (fr && !fresh_maybe(fr, &p->id))
+        int g = seen_in_batch || (fr && !fresh_maybe(fr, fresh_hash(&p->id)))
                     ? SV_ENOTFOUND
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == 0) {
@@ -216,7 +218,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         if (rc == 0) {
             s->objects = count;
             atomic_fetch_add(&st->objects_written, (long long)n);
-            fresh_note(s, items, n);
+            fresh_note(s, items, NULL, n);
         } else {
             store_fresh_drop(s); /* the write may have happened */
         }
@@ -253,6 +255,10 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     if (!s->bulk && (rc = sv_db_set_bulk(s->db, true, err)) == 0)
         s->bulk = true;
     store_fresh *fr = fresh_begin(s);
+    /* each key's filter hash, once: prefetched 8 ahead, probed, then noted */
+    uint64_t *hs = fr ? malloc((n ? n : 1) * sizeof *hs) : NULL;
+    for (size_t i = 0; hs && i < n; i++)
+        hs[i] = fresh_hash(&items[i].id);
     if (rc == 0)
         rc = sv_db_sst_open(st->engine, path, &w, err);
     int64_t added = 0;
@@ -263,7 +269,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         const void *val = vals[i];
         size_t vlen = p->enc_len;
         if (fr && i + 8 < n)
-            fresh_prefetch(fr, &items[i + 8].id);
+            fresh_prefetch(fr, hs ? hs[i + 8] : fresh_hash(&items[i + 8].id));
         if (i + 4 < n) {
             /* values are visited in key order, not where they lie: bring
              * the one 4 ahead in while this one is copied into its block */
@@ -273,7 +279,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         }
         char *old = NULL;
         size_t oldlen = 0;
-        int g = fr && !fresh_maybe(fr, &p->id)
+        int g = fr && !fresh_maybe(fr, hs ? hs[i] : fresh_hash(&p->id))
                     ? SV_ENOTFOUND
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == SV_ENOTFOUND) {
@@ -299,11 +305,12 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     if (rc == 0) {
         s->objects = count;
         atomic_fetch_add(&st->objects_written, (long long)n);
-        fresh_note(s, items, n);
+        fresh_note(s, items, hs, n);
     } else {
         store_fresh_drop(s); /* the ingest may have happened */
     }
     pthread_mutex_unlock(&s->write_mu);
+    free(hs);
     if (rc)
         unlink(path); /* a table file never ingested (gone already when it was) */
     sv_buf_free(&re);
@@ -513,7 +520,7 @@ int sv_store_delete_object(sv_store *st, const char *collection_name, const char
                 s->objects = count;
                 atomic_fetch_add(&st->objects_deleted, 1);
                 if (fr)
-                    fresh_note(s, NULL, 0);
+                    fresh_note(s, NULL, NULL, 0);
             } else {
                 store_fresh_drop(s);
             }
