@@ -24,6 +24,8 @@ typedef struct pq_col {
     size_t n, cap_def, cap_rep;
     void *vals;             /* fixed width: native values; byte arrays: pq_bytes */
     size_t nv, cap_v;
+    size_t vals_off;        /* bytes before the first value (a page decompressed in place: see load_column) */
+    size_t pad;             /* where the next in-place page starts, to put its values aligned */
     int width;              /* bytes per entry of vals */
     uint8_t **bufs;         /* buffers the byte values point into, freed per row group */
     size_t nbufs, cap_bufs;
@@ -204,6 +206,7 @@ static void col_reset(pq_col *c, bool keep)
         k.cap_rep = c->cap_rep;
         k.cap_v = c->cap_v;
         k.width = c->width;
+        k.pad = c->pad;
     }
     *c = k;
 }
@@ -1123,7 +1126,7 @@ static int decode_values(sv_pq_reader *r, pq_col *c, int type, int tlen, int enc
     int rc;
     if ((rc = bgrow(r, &c->vals, &c->cap_v, c->nv + nv, (size_t)c->width, err)))
         return rc;
-    uint8_t *dst = (uint8_t *)c->vals + c->nv * (size_t)c->width;
+    uint8_t *dst = (uint8_t *)c->vals + c->vals_off + c->nv * (size_t)c->width;
     size_t used;
     switch (enc) {
     case 0: /* PLAIN */
@@ -1558,9 +1561,26 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         size_t vlen;
         uint8_t *ub = NULL;
         size_t nv = n, starts = n; /* values present, rows started (levels equal to max_def, to 0) */
+        /* In place: a compressed v1 page that holds the whole chunk of 4- or
+         * 8-byte PLAIN numbers (DuckDB writes a vector column's row group as
+         * one page of tens of MB) is decompressed into the value array
+         * itself, its levels first: the values stay where they land
+         * (vals_off), no page buffer and no copy. pad places them aligned
+         * when the levels take as many bytes as the last row group's did;
+         * otherwise they move to the front (the copy the usual path makes). */
+        bool in_place = h.type == 0 && fixed && h.encoding == 0 && cm->codec != 0 && !have_dict &&
+                        (type == 1 || type == 2 || type == 4 || type == 5) && c->nv == 0 && c->n == 0 &&
+                        (int64_t)n == cm->num_values;
         if (h.type == 0) {
-            if ((rc = page_buf(r, c, fixed, (size_t)h.uncompressed, &ub, err)))
+            if (in_place) {
+                size_t vw = (size_t)c->width;
+                if ((rc = bgrow_to(r, &c->vals, &c->cap_v, (c->pad + (size_t)h.uncompressed + vw - 1) / vw, vw, true,
+                                   err)))
+                    return rc;
+                ub = (uint8_t *)c->vals + c->pad;
+            } else if ((rc = page_buf(r, c, fixed, (size_t)h.uncompressed, &ub, err))) {
                 return rc;
+            }
             if ((rc = decompress(r, cm->codec, pp, plen, ub, (size_t)h.uncompressed, err)))
                 return rc;
             size_t off = 0, used = 0;
@@ -1610,8 +1630,21 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         }
         if (lp->max_rep > 0 && c->n == 0 && n > 0 && c->rep[0] != 0)
             return rfail(r, SV_ECORRUPT, err, "the first repetition level of the chunk is not 0");
-        if ((rc = decode_values(r, c, type, tlen, h.encoding, vp, vlen, nv, err)))
+        if (in_place) {
+            size_t vw = (size_t)c->width, at = (size_t)(vp - (const uint8_t *)c->vals), lev = at - c->pad;
+            if (nv > vlen / vw)
+                return rfail(r, SV_ECORRUPT, err, "PLAIN: %zu values of %zu bytes do not fit in %zu bytes", nv, vw,
+                             vlen);
+            if (at % vw) {
+                memmove(c->vals, vp, nv * vw);
+                at = 0;
+            }
+            c->vals_off = at;
+            c->pad = (vw - lev % vw) % vw; /* the next row group's levels likely take as many bytes */
+            c->nv = nv;
+        } else if ((rc = decode_values(r, c, type, tlen, h.encoding, vp, vlen, nv, err))) {
             return rc;
+        }
         c->n += n;
         rows += (int64_t)starts;
         values_seen += (int64_t)n;
@@ -1794,7 +1827,7 @@ static void *arena_alloc(sv_pq_reader *r, size_t bytes)
 
 static void leaf_value(const pq_col *c, const pq_lnode *n, size_t vi, sv_pq_value *v)
 {
-    const uint8_t *base = (const uint8_t *)c->vals + vi * (size_t)c->width;
+    const uint8_t *base = (const uint8_t *)c->vals + c->vals_off + vi * (size_t)c->width;
     v->n = 0;
     switch (n->pub.type) {
     case SV_PQ_BOOLEAN: v->kind = SV_PQV_BOOL; v->u.b = *base != 0; break;
@@ -1920,7 +1953,7 @@ static int fill(asm_ctx *a, int depth, sv_pq_value *slot)
                     return mismatch(a);
                 slot->kind = SV_PQV_PACKED;
                 slot->n = (uint32_t)k;
-                slot->u.raw = (const uint8_t *)c->vals + c->vi * (size_t)c->width;
+                slot->u.raw = (const uint8_t *)c->vals + c->vals_off + c->vi * (size_t)c->width;
                 c->vi += k;
                 c->i += k;
                 if (c->i < c->n && c->rep[c->i] > n->rep_level)

@@ -74,7 +74,7 @@ static void test_delta_decode(void **st)
 }
 
 /* A file with flat, optional, list, nested list and group columns. */
-static void write_sample(sv_buf *out, sv_pq_codec codec, int rows, int64_t rg_rows)
+static void write_sample_pages(sv_buf *out, sv_pq_codec codec, int rows, int64_t rg_rows, int64_t page_bytes)
 {
     sv_err err = {0};
     sv_pq_schema *s = sv_pq_schema_new();
@@ -92,7 +92,7 @@ static void write_sample(sv_buf *out, sv_pq_codec codec, int rows, int64_t rg_ro
     assert_true(sv_pq_schema_leaf(s, tags, "element", SV_PQ_BYTE_ARRAY, SV_PQ_LT_STRING, 0, 0, &err) > 0);
     msink ms = {0};
     sv_pq_sink sink = {mwrite, NULL, &ms};
-    sv_pq_options o = {.codec = codec, .row_group_rows = rg_rows, .page_bytes = 256};
+    sv_pq_options o = {.codec = codec, .row_group_rows = rg_rows, .page_bytes = page_bytes};
     sv_pq_writer *w;
     assert_int_equal(sv_pq_writer_new(s, &o, &sink, &w, &err), 0);
     for (int i = 0; i < rows; i++) {
@@ -123,6 +123,11 @@ static void write_sample(sv_buf *out, sv_pq_codec codec, int rows, int64_t rg_ro
     sv_pq_writer_free(w);
     sv_pq_schema_free(s);
     *out = ms.out;
+}
+
+static void write_sample(sv_buf *out, sv_pq_codec codec, int rows, int64_t rg_rows)
+{
+    write_sample_pages(out, codec, rows, rg_rows, 256);
 }
 
 static const sv_pq_value *kid(const sv_pq_value *g, int i) { return &g->u.items[i]; }
@@ -210,9 +215,12 @@ static void test_round_trip(void **st)
 {
     (void)st;
     sv_pq_codec codecs[] = {SV_PQ_CODEC_NONE, SV_PQ_CODEC_SNAPPY, SV_PQ_CODEC_ZSTD};
-    for (int c = 0; c < 3; c++) {
+    /* pages of 256 bytes, and one page per column chunk: compressed number
+     * columns are then decompressed in place, their values wherever the
+     * levels (of varying length, with nulls) leave them */
+    for (int c = 0; c < 6; c++) {
         sv_buf f;
-        write_sample(&f, codecs[c], 1000, 300);
+        write_sample_pages(&f, codecs[c % 3], 1000, 300, c < 3 ? 256 : (1 << 20));
         msrc m = {f.data, f.len, 0};
         sv_pq_source src = {mread, &m, f.len, "sample.parquet"};
         sv_pq_reader *r;
