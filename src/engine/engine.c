@@ -382,6 +382,7 @@ void sv_db_batch_free(sv_db_batch *b)
  * stay cached; every other call is passed to the kernel unchanged. */
 static _Thread_local bool sst_keep_pages;
 
+#if defined(__x86_64__) || defined(__aarch64__) /* fadvise64's arguments in this order (64-bit ABIs) */
 int posix_fadvise(int fd, off_t off, off_t len, int advice)
 {
     if (sst_keep_pages && advice == POSIX_FADV_DONTNEED) {
@@ -391,6 +392,7 @@ int posix_fadvise(int fd, off_t off, off_t len, int advice)
     long rc = syscall(SYS_fadvise64, fd, (long)off, (long)len, advice);
     return rc < 0 ? errno : 0;
 }
+#endif
 
 int sv_db_sst_open(sv_engine *e, const char *path, sv_db_sst **out, sv_err *err)
 {
