@@ -149,7 +149,7 @@ static inline int64_t unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_
 
 static size_t prop_size(const sv_prop_def *d, const sv_prop_value *v)
 {
-    size_t n = 1 + 10 + strlen(d->name) + 1 + 10;
+    size_t n = 1 + 10 + d->name_len + 1 + 10;
     switch (d->type) {
     case SV_TYPE_TEXT:
     case SV_TYPE_OBJECT:
@@ -173,10 +173,10 @@ int sv_record_encode(const sv_record *r, const sv_schema *s, sv_buf *out, sv_err
         need += 11 + (size_t)s->vector_dim * 4;
     for (uint32_t i = 0; i < s->n_named; i++)
         if (r->named[i])
-            need += 1 + 10 + strlen(s->named[i].name) + 10 + (size_t)s->named[i].dim * 4;
+            need += 1 + 10 + s->named[i].name_len + 10 + (size_t)s->named[i].dim * 4;
     for (uint32_t i = 0; i < s->n_multi; i++)
         if (r->multi[i])
-            need += 1 + 10 + strlen(s->multi[i].name) + 20 + (size_t)r->multi_rows[i] * s->multi[i].dim * 4;
+            need += 1 + 10 + s->multi[i].name_len + 20 + (size_t)r->multi_rows[i] * s->multi[i].dim * 4;
     for (uint32_t i = 0; i < s->n_props; i++)
         if (r->props[i].present)
             need += prop_size(&s->props[i], &r->props[i]);
@@ -196,7 +196,7 @@ int sv_record_encode(const sv_record *r, const sv_schema *s, sv_buf *out, sv_err
     for (uint32_t i = 0; i < s->n_named; i++) {
         if (!r->named[i])
             continue;
-        size_t nl = strlen(s->named[i].name);
+        size_t nl = s->named[i].name_len;
         *p++ = T_NAMED;
         p = put_varint(p, nl);
         memcpy(p, s->named[i].name, nl);
@@ -208,7 +208,7 @@ int sv_record_encode(const sv_record *r, const sv_schema *s, sv_buf *out, sv_err
     for (uint32_t i = 0; i < s->n_multi; i++) {
         if (!r->multi[i])
             continue;
-        size_t nl = strlen(s->multi[i].name);
+        size_t nl = s->multi[i].name_len;
         *p++ = T_MULTI;
         p = put_varint(p, nl);
         memcpy(p, s->multi[i].name, nl);
@@ -224,7 +224,7 @@ int sv_record_encode(const sv_record *r, const sv_schema *s, sv_buf *out, sv_err
         const sv_prop_def *d = &s->props[i];
         if (!v->present)
             continue;
-        size_t nl = strlen(d->name);
+        size_t nl = d->name_len;
         *p++ = T_PROP;
         p = put_varint(p, nl);
         memcpy(p, d->name, nl);

@@ -29,12 +29,14 @@ typedef enum {
 
 typedef struct sv_prop_def {
     char *name;
+    size_t name_len; /* strlen(name), set with it */
     sv_prop_type type;
     bool array; /* "text[]" etc. */
 } sv_prop_def;
 
 typedef struct sv_vec_def {
     char *name;
+    size_t name_len; /* strlen(name), set with it */
     uint32_t dim;
 } sv_vec_def;
 

@@ -142,6 +142,7 @@ static int parse_vec_map(json_t *m, const char *where, sv_schema *s, bool multi,
         d->name = strdup(k);
         if (!d->name)
             return sv_fail(err, SV_ENOMEM, "out of memory");
+        d->name_len = strlen(k);
         (*cnt)++;
     }
     return 0;
@@ -264,6 +265,7 @@ static int schema_from_json(json_t *root, sv_schema *s, sv_err *err)
                                pname);
             if (!(d->name = strdup(pname)))
                 return sv_fail(err, SV_ENOMEM, "out of memory");
+            d->name_len = strlen(pname);
             s->n_props++;
         }
     }
