@@ -23,10 +23,10 @@
  * which the lookup answers). A number that moved (a writer that did not
  * note) drops the record: lookups again. Filters grow geometrically (few
  * to probe); past FRESH_MAX_KEYS the record is dropped, bounding its
- * memory (2 bytes per key) whatever the shard's size. Dropped when the db
+ * memory (3 bytes per key) whatever the shard's size. Dropped when the db
  * closes. */
 #define FRESH_MAX_KEYS (16u << 20)
-/* The first filter holds 4096 keys (8 KiB: thousands of small fresh
+/* The first filter holds 4096 keys (12 KiB: thousands of small fresh
  * tenants cost little), each next one 4 times the last (few to probe). */
 #define FRESH_MIN_CAP 4096u
 
