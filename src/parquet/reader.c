@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_d_stableOutBuffer */
 #include <zstd.h>
 
 /* One decoded column of the current row group. */
@@ -1441,6 +1442,65 @@ static int win_get(sv_pq_reader *r, chunk_win *w, size_t pos, size_t n, const ui
     return 0;
 }
 
+/* A big zstd page decompressed as it is read: the bytes of it the window
+ * holds first, then PQ_STREAM_PIECE at a time through the window's buffer
+ * (read, then at once decompressed while in the cache), straight into out
+ * (a stable output buffer: zstd writes it in place). Reading such a page
+ * whole took a buffer of its size (58 MB for the bench's vector column) and
+ * a trip through memory on the way to zstd. The window is empty after. */
+#define PQ_STREAM_MIN (4u << 20)
+#define PQ_STREAM_PIECE (1u << 20)
+
+static int stream_zstd(sv_pq_reader *r, chunk_win *w, size_t pos, size_t inlen, uint8_t *out, size_t outlen,
+                       sv_err *err)
+{
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    if (!d)
+        return rfail(r, SV_ENOMEM, err, "out of memory");
+    int rc = 0;
+    size_t zr = ZSTD_DCtx_setParameter(d, ZSTD_d_stableOutBuffer, 1), last = 1;
+    if (ZSTD_isError(zr))
+        rc = rfail(r, SV_EUNSUPPORTED, err, "zstd: %s", ZSTD_getErrorName(zr));
+    ZSTD_outBuffer ob = {out, outlen, 0};
+    size_t done = 0;
+    while (rc == 0 && done < inlen) {
+        const uint8_t *p;
+        size_t n;
+        if (pos + done >= w->beg && pos + done < w->end) {
+            p = r->chunk + (pos + done - w->beg);
+            n = w->end - (pos + done);
+            if (n > inlen - done)
+                n = inlen - done;
+        } else {
+            w->beg = w->end = 0; /* the buffer is overwritten */
+            n = inlen - done < PQ_STREAM_PIECE ? inlen - done : PQ_STREAM_PIECE;
+            if ((rc = bgrow_to(r, &r->chunk, &r->cap_chunk, n, 1, true, err)) ||
+                (rc = src_read(r, w->off + pos + done, r->chunk, n, err)))
+                break;
+            p = r->chunk;
+        }
+        ZSTD_inBuffer ib = {p, n, 0};
+        while (ib.pos < ib.size) {
+            last = ZSTD_decompressStream(d, &ob, &ib);
+            if (ZSTD_isError(last)) {
+                rc = rfail(r, SV_ECORRUPT, err, "zstd: %s", ZSTD_getErrorName(last));
+                break;
+            }
+            if (ob.pos == ob.size && ib.pos < ib.size && last != 0) {
+                rc = rfail(r, SV_ECORRUPT, err, "zstd: the page decompresses to another size");
+                break;
+            }
+        }
+        done += n;
+    }
+    if (rc == 0 && (last != 0 || ob.pos != outlen))
+        rc = rfail(r, SV_ECORRUPT, err, "zstd: %s",
+                   last != 0 ? "the page ends inside a frame" : "the page decompresses to another size");
+    w->beg = w->end = 0;
+    ZSTD_freeDCtx(d);
+    return rc;
+}
+
 static int load_column(sv_pq_reader *r, int ci, sv_err *err)
 {
     pq_rowgroup *g = &r->meta.rgs[r->rg];
@@ -1514,8 +1574,21 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         if (h.uncompressed > r->opt.max_page_bytes)
             return rfail(r, SV_ETOOBIG, err, "page of %lld bytes is larger than the limit of %lld",
                          (long long)h.uncompressed, (long long)r->opt.max_page_bytes);
-        const uint8_t *pp;
-        if ((rc = win_get(r, &w, pos, (size_t)h.compressed, &pp, err)))
+        /* In place: a compressed v1 page that holds the whole chunk of 4- or
+         * 8-byte PLAIN numbers (DuckDB writes a vector column's row group as
+         * one page of tens of MB) is decompressed into the value array
+         * itself, its levels first: the values stay where they land
+         * (vals_off), no page buffer and no copy. pad places them aligned
+         * when the levels take as many bytes as the last row group's did;
+         * otherwise they move to the front (the copy the usual path makes).
+         * A big zstd one is also read as it is decompressed (stream_zstd). */
+        bool in_place = h.type == 0 && fixed && h.encoding == 0 && cm->codec != 0 && !have_dict &&
+                        (type == 1 || type == 2 || type == 4 || type == 5) && c->nv == 0 && c->n == 0 &&
+                        h.num_values == cm->num_values;
+        bool stream = in_place && cm->codec == 6 && (size_t)h.compressed >= PQ_STREAM_MIN;
+        size_t page_pos = pos;
+        const uint8_t *pp = NULL;
+        if (!stream && (rc = win_get(r, &w, pos, (size_t)h.compressed, &pp, err)))
             return rc;
         size_t plen = (size_t)h.compressed;
         pos += plen;
@@ -1561,16 +1634,6 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
         size_t vlen;
         uint8_t *ub = NULL;
         size_t nv = n, starts = n; /* values present, rows started (levels equal to max_def, to 0) */
-        /* In place: a compressed v1 page that holds the whole chunk of 4- or
-         * 8-byte PLAIN numbers (DuckDB writes a vector column's row group as
-         * one page of tens of MB) is decompressed into the value array
-         * itself, its levels first: the values stay where they land
-         * (vals_off), no page buffer and no copy. pad places them aligned
-         * when the levels take as many bytes as the last row group's did;
-         * otherwise they move to the front (the copy the usual path makes). */
-        bool in_place = h.type == 0 && fixed && h.encoding == 0 && cm->codec != 0 && !have_dict &&
-                        (type == 1 || type == 2 || type == 4 || type == 5) && c->nv == 0 && c->n == 0 &&
-                        (int64_t)n == cm->num_values;
         if (h.type == 0) {
             if (in_place) {
                 size_t vw = (size_t)c->width;
@@ -1581,7 +1644,8 @@ static int load_column(sv_pq_reader *r, int ci, sv_err *err)
             } else if ((rc = page_buf(r, c, fixed, (size_t)h.uncompressed, &ub, err))) {
                 return rc;
             }
-            if ((rc = decompress(r, cm->codec, pp, plen, ub, (size_t)h.uncompressed, err)))
+            if ((rc = stream ? stream_zstd(r, &w, page_pos, plen, ub, (size_t)h.uncompressed, err)
+                             : decompress(r, cm->codec, pp, plen, ub, (size_t)h.uncompressed, err)))
                 return rc;
             size_t off = 0, used = 0;
             if (lp->max_rep > 0) {

@@ -318,12 +318,114 @@ static void test_limits(void **st)
     sv_buf_free(&f);
 }
 
+/* A float list column written as one zstd page per row group of several MB
+ * (as DuckDB writes vectors): read as it is decompressed (stream_zstd),
+ * every value back; the same file with a byte of the page flipped, or cut
+ * inside it, answers an error. */
+static uint64_t xs = 0x9E3779B97F4A7C15ull;
+static float rnd_float(void)
+{
+    xs ^= xs << 13;
+    xs ^= xs >> 7;
+    xs ^= xs << 17;
+    return (float)((double)(xs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void write_big_pages(sv_buf *out, int rows, int64_t rg_rows)
+{
+    sv_err err = {0};
+    sv_pq_schema *s = sv_pq_schema_new();
+    int vec = sv_pq_schema_list(s, SV_PQ_ROOT, "vec", SV_PQ_OPTIONAL, 0, &err);
+    assert_true(sv_pq_schema_leaf(s, vec, "element", SV_PQ_FLOAT, SV_PQ_LT_NONE, 0, 0, &err) > 0);
+    msink ms = {0};
+    sv_pq_sink sink = {mwrite, NULL, &ms};
+    sv_pq_options o = {.codec = SV_PQ_CODEC_ZSTD, .row_group_rows = rg_rows, .page_bytes = 256 << 20};
+    sv_pq_writer *w;
+    assert_int_equal(sv_pq_writer_new(s, &o, &sink, &w, &err), 0);
+    xs = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < rows; i++) {
+        float f[32];
+        for (int k = 0; k < 32; k++)
+            f[k] = rnd_float();
+        if (i % 1000 == 7)
+            assert_int_equal(sv_pq_append_null(w, vec, &err), 0);
+        else
+            assert_int_equal(sv_pq_append_list(w, vec, f, NULL, 32 - (size_t)(i % 3), &err), 0);
+        assert_int_equal(sv_pq_writer_end_row(w, &err), 0);
+    }
+    assert_int_equal(sv_pq_writer_close(w, &err), 0);
+    sv_pq_writer_free(w);
+    sv_pq_schema_free(s);
+    *out = ms.out;
+}
+
+static void test_big_zstd_page(void **st)
+{
+    (void)st;
+    const int rows = 90000; /* about 11 MB of floats, two row groups */
+    sv_buf f;
+    write_big_pages(&f, rows, 50000);
+    msrc m = {f.data, f.len, 0};
+    sv_pq_source src = {mread, &m, f.len, "big.parquet"};
+    sv_pq_reader *r;
+    sv_err err = {0};
+    assert_int_equal(sv_pq_reader_open(&src, NULL, &r, &err), 0);
+    xs = 0x9E3779B97F4A7C15ull;
+    int seen = 0;
+    for (;;) {
+        const sv_pq_value *v;
+        size_t n;
+        assert_int_equal(sv_pq_reader_next(r, 4096, &v, &n, NULL, NULL, &err), 0);
+        if (n == 0)
+            break;
+        for (size_t k = 0; k < n; k++, seen++) {
+            const sv_pq_value *vec = &v[k].u.items[0];
+            float want[32];
+            for (int q = 0; q < 32; q++)
+                want[q] = rnd_float();
+            if (seen % 1000 == 7) {
+                assert_int_equal(vec->kind, SV_PQV_NULL);
+                continue;
+            }
+            assert_int_equal(vec->kind, SV_PQV_PACKED);
+            assert_int_equal(vec->n, 32 - seen % 3);
+            assert_memory_equal(vec->u.raw, want, vec->n * sizeof(float));
+        }
+    }
+    assert_int_equal(seen, rows);
+    sv_pq_reader_free(r);
+    /* each row group's zstd frame with its magic number broken: an error
+     * naming the file and column, in the first row group and after one read
+     * (a flipped byte inside a raw block is no error: Parquet's zstd pages
+     * carry no checksum) */
+    for (int which = 0; which < 2; which++) {
+        uint8_t *bad = malloc(f.len);
+        assert_non_null(bad);
+        memcpy(bad, f.data, f.len);
+        const uint8_t magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+        int found = -1;
+        for (size_t at = 0; at + 4 <= f.len; at++)
+            if (memcmp(bad + at, magic, 4) == 0 && ++found == which) {
+                bad[at + 1] ^= 0xFF;
+                break;
+            }
+        assert_int_equal(found, which);
+        int rc = read_all(bad, f.len, NULL, &err);
+        assert_int_equal(rc, SV_ECORRUPT);
+        assert_non_null(strstr(err.msg, "bad.parquet"));
+        assert_non_null(strstr(err.msg, "zstd"));
+        free(bad);
+    }
+    sv_buf_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rle_decode),
         cmocka_unit_test(test_delta_decode),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_big_zstd_page),
         cmocka_unit_test(test_truncated_and_flipped),
         cmocka_unit_test(test_limits),
     };
