@@ -109,7 +109,7 @@ int sv_uuid_cmp(const sv_uuid *a, const sv_uuid *b);
 uint64_t sv_hash64(const void *data, size_t len); /* xxh3, stable across versions */
 
 /* A blocked Bloom filter over 64-bit hashes (sv_hash64), sized at creation
- * for n keys: 16 bits per key, about 0.1% false positives at n. "No" is
+ * for n keys: 24 bits per key, about 0.07% false positives at n. "No" is
  * certain; "maybe" is not. The caller owns it (sv_bloom_free). */
 typedef struct sv_bloom {
     uint64_t *words; /* nblocks blocks of 8 words (512 bits, one cache line) */

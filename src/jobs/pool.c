@@ -53,6 +53,16 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* A run's end, once no thread is inside p: its first error. */
+static int pool_end(pool *p, sv_err *err)
+{
+    pthread_mutex_destroy(&p->mu);
+    int rc = atomic_load(&p->rc);
+    if (rc && err)
+        *err = p->err;
+    return rc;
+}
+
 int sv_pool_run(int workers, size_t n, sv_pool_fn fn, void *arg, const sv_job *job, sv_err *err)
 {
     if (n == 0)
@@ -73,11 +83,7 @@ int sv_pool_run(int workers, size_t n, sv_pool_fn fn, void *arg, const sv_job *j
     worker(&p);
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&p.mu);
-    int rc = atomic_load(&p.rc);
-    if (rc && err)
-        *err = p.err;
-    return rc;
+    return pool_end(&p, err);
 }
 
 /* ---- crew ----------------------------------------------------------------
@@ -152,11 +158,7 @@ int sv_crew_run(sv_crew *c, size_t n, sv_pool_fn fn, void *arg, const sv_job *jo
         pthread_cond_wait(&c->done, &c->mu);
     c->run = NULL;
     pthread_mutex_unlock(&c->mu);
-    pthread_mutex_destroy(&p.mu);
-    int rc = atomic_load(&p.rc);
-    if (rc && err)
-        *err = p.err;
-    return rc;
+    return pool_end(&p, err);
 }
 
 void sv_crew_free(sv_crew *c)

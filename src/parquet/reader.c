@@ -56,6 +56,7 @@ struct sv_pq_reader {
     bool loaded;
     int64_t row;      /* next row within the loaded row group */
     int64_t budget;   /* bytes allocated for the loaded row group */
+    int64_t limit;    /* the caller's max_row_group_bytes, for messages (decoding threads each get a share) */
     pq_col *cols;
     int cur_col, cur_page; /* for messages */
     /* assembly */
@@ -128,7 +129,7 @@ static void *balloc(sv_pq_reader *r, size_t bytes, sv_err *err, int *rc)
     if (bytes > (size_t)INT64_MAX || r->budget + (int64_t)bytes > r->opt.max_row_group_bytes) {
         *rc = rfail(r, SV_ETOOBIG, err, "decoding needs more than %lld bytes for one row group "
                     "(raise the row group memory limit or write smaller row groups)",
-                    (long long)r->opt.max_row_group_bytes);
+                    (long long)r->limit);
         return NULL;
     }
     void *p = malloc(bytes ? bytes : 1);
@@ -159,7 +160,7 @@ static int bgrow_to(sv_pq_reader *r, void *parr, size_t *cap, size_t need, size_
     if (r->budget + (int64_t)add > r->opt.max_row_group_bytes)
         return rfail(r, SV_ETOOBIG, err, "decoding needs more than %lld bytes for one row group "
                      "(raise the row group memory limit or write smaller row groups)",
-                     (long long)r->opt.max_row_group_bytes);
+                     (long long)r->limit);
     void **pa = parr;
     void *n = realloc(*pa, nc * elem);
     if (!n)
@@ -273,6 +274,7 @@ int sv_pq_reader_open(const sv_pq_source *src, const sv_pq_read_options *opt, sv
         r->opt = *opt;
     r->opt.max_footer_bytes = dflt(r->opt.max_footer_bytes, 64ll << 20);
     r->opt.max_row_group_bytes = dflt(r->opt.max_row_group_bytes, 1ll << 30);
+    r->limit = r->opt.max_row_group_bytes;
     r->opt.max_page_bytes = dflt(r->opt.max_page_bytes, 256ll << 20);
     int rc = 0;
     uint8_t tail[8], head[4];
@@ -540,8 +542,6 @@ static void *pf_main(void *arg)
     return NULL;
 }
 
-/* Starts loading row group rg on the shadow (made on first use). false:
- * no thread (the caller loads itself). */
 /* A copy of r that shares its source, footer, schema and options (read
  * only) and owns nothing yet: no buffers, no assembly state, no threads.
  * For a second thread that decodes (the prefetch shadow, the column
@@ -569,6 +569,8 @@ static sv_pq_reader *reader_clone(const sv_pq_reader *r)
     return c;
 }
 
+/* Starts loading row group rg on the shadow (made on first use). false:
+ * no thread (the caller loads itself). */
 static bool pf_start(sv_pq_reader *r, int rg)
 {
     if (!r->pf) {
@@ -605,10 +607,16 @@ static int next_nonempty(const sv_pq_reader *r, int rg)
 static int64_t rg_decoded_bytes(const sv_pq_reader *r, int rg)
 {
     const pq_rowgroup *g = &r->meta.rgs[rg];
-    int64_t t = 0;
-    for (int i = 0; i < g->ncols; i++)
-        t += g->cols[i].total_uncompressed + 2 * g->cols[i].num_values;
-    return t;
+    /* the footer's numbers, unchecked: negatives count 0, each term is
+     * clamped below 2^62 and the sum stops at 2^63, so nothing wraps */
+    const uint64_t big = (uint64_t)1 << 61;
+    uint64_t t = 0;
+    for (int i = 0; i < g->ncols && t < INT64_MAX; i++) {
+        uint64_t u = g->cols[i].total_uncompressed > 0 ? (uint64_t)g->cols[i].total_uncompressed : 0;
+        uint64_t v = g->cols[i].num_values > 0 ? (uint64_t)g->cols[i].num_values : 0;
+        t += (u < big ? u : big) + 2 * (v < big / 2 ? v : big / 2);
+    }
+    return t < INT64_MAX ? (int64_t)t : INT64_MAX;
 }
 
 
@@ -620,7 +628,8 @@ static int pf_take(sv_pq_reader *r, sv_err *err)
     sv_pq_reader *pf = r->pf;
     if (pf && pf->rg == r->rg && pf->pf_rc) {
         int rc = pf->pf_rc;
-        *err = pf->pf_err;
+        if (err)
+            *err = pf->pf_err;
         pf->pf_rc = 0;
         pf_release(r);
         return rc;
@@ -1850,7 +1859,8 @@ static int load_row_group(sv_pq_reader *r, sv_err *err)
         r->budget += h->budget;
         if (rc == 0 && h->pf_rc) {
             rc = h->pf_rc;
-            *err = h->pf_err;
+            if (err)
+                *err = h->pf_err;
         }
     } else {
         rc = load_columns(r, NULL, err);

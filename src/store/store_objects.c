@@ -255,8 +255,13 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     if (!s->bulk && (rc = sv_db_set_bulk(s->db, true, err)) == 0)
         s->bulk = true;
     store_fresh *fr = fresh_begin(s);
-    /* each key's filter hash, once: prefetched 8 ahead, probed, then noted */
+    /* each key's filter hash, once: prefetched 8 ahead, probed, then noted
+     * (without memory for them the filters go: every key is looked up) */
     uint64_t *hs = fr ? malloc((n ? n : 1) * sizeof *hs) : NULL;
+    if (fr && !hs) {
+        store_fresh_drop(s);
+        fr = NULL;
+    }
     for (size_t i = 0; hs && i < n; i++)
         hs[i] = fresh_hash(&items[i].id);
     if (rc == 0)
@@ -269,7 +274,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         const void *val = vals[i];
         size_t vlen = p->enc_len;
         if (fr && i + 8 < n)
-            fresh_prefetch(fr, hs ? hs[i + 8] : fresh_hash(&items[i + 8].id));
+            fresh_prefetch(fr, hs[i + 8]);
         if (i + 4 < n) {
             /* values are visited in key order, not where they lie: bring
              * the one 4 ahead in while this one is copied into its block */
@@ -279,7 +284,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
         }
         char *old = NULL;
         size_t oldlen = 0;
-        int g = fr && !fresh_maybe(fr, hs ? hs[i] : fresh_hash(&p->id))
+        int g = fr && !fresh_maybe(fr, hs[i])
                     ? SV_ENOTFOUND
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == SV_ENOTFOUND) {
