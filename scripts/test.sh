@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/deps.sh --test
 
+# The suite's etcds, servers and S3 write to $TMPDIR (one etcd preallocates 62 MB of WAL): say so
+# plainly when the disk is nearly full, before an etcd fails to start halfway through.
+tmp_free_mb=$(df -Pm "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $4 }')
+echo "== ${TMPDIR:-/tmp} has ${tmp_free_mb} MB free"
+if [ "${tmp_free_mb:-0}" -lt 2048 ]; then
+  echo "test.sh: warning: ${TMPDIR:-/tmp} has only ${tmp_free_mb} MB free; the suite wants about 2 GB there (free some space or set TMPDIR)" >&2
+fi
+
 echo "== build (release)"
 scripts/build.sh release
 echo "== build (asan+ubsan)"
@@ -16,15 +24,20 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 echo "== unit tests (release)"
-(cd build && ctest --output-on-failure -j2)
+(cd build && ctest --output-on-failure --timeout 900 -j2)
 echo "== unit tests (asan+ubsan)"
-(cd build-asan && ctest --output-on-failure -j2)
+(cd build-asan && ctest --output-on-failure --timeout 900 -j2)
+
+# Each test file's process ends once its tests have (--test-force-exit; tests/blackbox/lib/reap.mjs
+# then kills what it left running), a test that hangs fails after 10 minutes, and a whole run is
+# stopped after 40: a stuck test fails the suite instead of holding CI until its own limit.
+node_test() { timeout --kill-after=30 2400 node --test --test-force-exit --test-timeout=600000 --test-concurrency=2 "$@"; }
 
 shopt -s nullglob
 node_tests=(tests/blackbox/*.test.mjs)
 if [ ${#node_tests[@]} -gt 0 ]; then
   echo "== black-box tests (release binary)"
-  SV_BUILD_DIR="$PWD/build" SHARDVAULT_BIN="$PWD/build/shardvault" node --test --test-concurrency=2 "${node_tests[@]}"
+  SV_BUILD_DIR="$PWD/build" SHARDVAULT_BIN="$PWD/build/shardvault" node_test "${node_tests[@]}"
   # The API, crash, CLI, input and jobs tests again against the sanitized server: every
   # request path runs under ASan + UBSan (halt_on_error makes a finding fatal).
   asan_tests=(tests/blackbox/store_api.test.mjs tests/blackbox/store_crash.test.mjs tests/blackbox/store_cli.test.mjs
@@ -40,7 +53,7 @@ if [ ${#node_tests[@]} -gt 0 ]; then
     tests/blackbox/cluster_snapshot.test.mjs)
   if [ ${#asan_tests[@]} -gt 0 ]; then
     echo "== black-box tests (asan+ubsan binary)"
-    SV_BUILD_DIR="$PWD/build-asan" SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node --test --test-concurrency=2 "${asan_tests[@]}"
+    SV_BUILD_DIR="$PWD/build-asan" SHARDVAULT_BIN="$PWD/build-asan/shardvault" SHARDVAULT_SANITIZED=1 node_test "${asan_tests[@]}"
   fi
 fi
 echo "== suite finished in $(( $(date +%s) - start ))s"

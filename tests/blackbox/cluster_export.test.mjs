@@ -41,7 +41,7 @@ async function startCluster(names, { env = {}, nodeEnv = {} } = {}) {
       s.cleanup();
     }
     await s3.stop();
-    await etcd.stop();
+    await etcd.cleanup();
     assert.deepEqual(findings, [], 'sanitizer findings');
   };
   return { etcd, s3, nodes, stop, common, baseEnv };

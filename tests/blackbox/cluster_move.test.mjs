@@ -51,7 +51,7 @@ async function startCluster(names, { nodeEnv = {}, location = true } = {}) {
     },
     async stop() {
       for (const x of Object.values(nodes)) { await x.stop(); x.cleanup(); }
-      await etcd.stop();
+      await etcd.cleanup();
       await s3.stop();
     },
   };

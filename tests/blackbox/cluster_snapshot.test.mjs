@@ -63,7 +63,7 @@ async function startCluster(names, { nodeEnv = {} } = {}) {
     },
     async stop() {
       for (const x of Object.values(nodes)) { await x.stop(); x.cleanup(); }
-      await etcd.stop();
+      await etcd.cleanup();
       await s3.stop();
     },
   };
@@ -372,10 +372,11 @@ test('an owner killed while it lays out its shards of a restore: FAILED naming i
 test('a 3-node snapshot restored into another 3-node cluster with other node names, and into a 2-node cluster (same location, fresh etcd, rebuild first): equal to the source', async () => {
   const cl = await startCluster(['a', 'b', 'c']);
   const { nodes } = cl;
-  const etcd2 = await startEtcd();
-  const etcd3 = await startEtcd();
   const other = {};
+  let etcd2, etcd3;
   try {
+    etcd2 = await startEtcd();
+    etcd3 = await startEtcd();
     let r = await nodes.a.req('POST', '/v1/collections', { name: 'Doc', shards: 3, vectors: { default: { dim: 2 } }, properties: [{ name: 'n', type: 'int' }] });
     assert.equal(r.status, 200, r.text);
     const objects = Array.from({ length: 300 }, (_, n) => ({ collection: 'Doc', id: randomUUID(), vector: [n, 2], properties: { n } }));
@@ -430,8 +431,8 @@ test('a 3-node snapshot restored into another 3-node cluster with other node nam
     for (const n of [other.p, other.q]) assert.deepEqual(await page(n, 'Doc'), want);
   } finally {
     for (const n of Object.values(other)) { await n.stop(); n.cleanup(); }
-    await etcd2.stop();
-    await etcd3.stop();
+    await etcd2?.cleanup();
+    await etcd3?.cleanup();
     await cl.stop();
   }
 });

@@ -57,7 +57,7 @@ test('2 nodes: offload and onload through a non-owner; records only on the owner
     sameObjects(await listTenant(nodes.b, 'Dist', t), objs);
   } finally {
     for (const n of Object.values(nodes)) { await n.stop(); n.cleanup(); }
-    await etcd.stop();
+    await etcd.cleanup();
     rmSync(loc, { recursive: true, force: true });
   }
 });

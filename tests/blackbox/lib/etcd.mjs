@@ -2,10 +2,11 @@
 // free loopback ports with its data in a temp dir; stop() and start() keep
 // the ports and the data. A missing etcd binary fails the test.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { removeAtExit } from './reap.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,7 +22,7 @@ export function freePort() {
 }
 
 export async function startEtcd() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'sv-etcd-'));
+  const dir = removeAtExit(mkdtempSync(path.join(tmpdir(), 'sv-etcd-')));
   let clientPort, peerPort, client, peer;
   const choosePorts = async () => {
     clientPort = await freePort();
@@ -50,7 +51,11 @@ export async function startEtcd() {
       const deadline = Date.now() + 30000;
       for (;;) {
         const st = await Promise.race([exited, sleep(100).then(() => null)]);
-        if (st) throw new Error(`etcd did not start (${st.error ? st.error.message : `exit ${st.code}`}); install etcd-server (scripts/deps.sh --test)`);
+        if (st) {
+          let tail = '';
+          try { tail = readFileSync(path.join(dir, 'etcd.log'), 'utf8').trim().split('\n').slice(-3).join(' | '); } catch { /* no log */ }
+          throw new Error(`etcd did not start (${st.error ? `${st.error.message}; install etcd-server (scripts/deps.sh --test)` : `exit ${st.code}`})${tail ? `: ${tail}` : ''}`);
+        }
         try {
           const r = await fetch(`${client}/v3/maintenance/status`, { method: 'POST', body: '{}' });
           if (r.status === 200) {

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { removeAtExit } from './reap.mjs';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetReadObjects, parquetMetadata } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
@@ -19,7 +20,7 @@ export function genTool() {
 }
 
 export function tmpDir(tag) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `sv-parquet-${tag}-`));
+  return removeAtExit(fs.mkdtempSync(path.join(os.tmpdir(), `sv-parquet-${tag}-`)));
 }
 
 // Writes spec ({options, schema, rows}) as a .parquet with parquet_gen.

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import crypto from 'node:crypto';
+import { removeAtExit } from './reap.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
@@ -42,7 +43,7 @@ export async function startS3({ dir } = {}) {
     throw new Error(`s3rver is not installed at ${s3rverPath}: run npm ci in ${repoRoot}`);
   }
   const ownDir = !dir;
-  dir = dir ?? mkdtempSync(path.join(os.tmpdir(), 'sv-s3rver-'));
+  dir = dir ?? removeAtExit(mkdtempSync(path.join(os.tmpdir(), 'sv-s3rver-')));
   const child = spawn(process.execPath, [
     // s3rver encrypts continuation tokens with DES, which OpenSSL 3 only has in
     // its legacy provider: without this flag every truncated listing is a 500.

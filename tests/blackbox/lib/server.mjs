@@ -3,12 +3,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { removeAtExit } from './reap.mjs';
 
 export const BIN = process.env.SHARDVAULT_BIN;
 if (!BIN) throw new Error('SHARDVAULT_BIN is not set: run the suite through scripts/test.sh');
 
 export function tempDir(prefix = 'sv-test-') {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  return removeAtExit(mkdtempSync(path.join(tmpdir(), prefix)));
 }
 
 // Starts `shardvault serve` on a free port; resolves once it listens.
