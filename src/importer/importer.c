@@ -265,15 +265,6 @@ typedef struct pending {
     sv_uuid id;
 } pending;
 
-static bool object_exists(sv_importer *imp, const char *coll, const char *tenant, const char *id)
-{
-    sv_buf b = {0};
-    sv_err e;
-    int rc = sv_store_get_object(imp->o.store, coll, tenant && tenant[0] ? tenant : NULL, id, &b, &e);
-    sv_buf_free(&b);
-    return rc == 0;
-}
-
 typedef struct end_ctx {
     imp_run *r;
     imp_file *f;
@@ -281,6 +272,9 @@ typedef struct end_ctx {
     size_t npend;
 } end_ctx;
 
+/* A failed object of a part. onConflict fail and skip are decided by the
+ * write itself (sv_batch_conflict KEEP: the shard's own lookup, under its
+ * write lock), which answers SV_BATCH_EXISTS for an id already held. */
 static void end_result(void *ud, size_t idx, const char *id, const char *error)
 {
     end_ctx *c = ud;
@@ -288,6 +282,17 @@ static void end_result(void *ud, size_t idx, const char *id, const char *error)
     if (idx < c->npend) {
         char ids[37];
         sv_uuid_format(&c->pend[idx].id, ids);
+        if (error && strcmp(error, SV_BATCH_EXISTS) == 0) {
+            if (c->r->on_conflict == ON_SKIP) {
+                pthread_mutex_lock(&c->r->mu);
+                c->r->skipped++;
+                pthread_mutex_unlock(&c->r->mu);
+            } else {
+                add_error(c->r, c->f->key, c->pend[idx].row, ids,
+                          "an object with this id already exists (onConflict: fail)");
+            }
+            return;
+        }
         add_error(c->r, c->f->key, c->pend[idx].row, ids, error ? error : "not written");
     }
 }
@@ -330,7 +335,6 @@ typedef struct imp_step {
     const sv_pq_value *rows;
     size_t n;
     int64_t base;
-    bool replace_here;
 } imp_step;
 
 static int step_slice(void *arg, size_t w, sv_err *err)
@@ -362,18 +366,6 @@ static int step_slice(void *arg, size_t w, sv_err *err)
             sv_uuid_parse(id, strlen(id), &idu); /* the text path's id is a formatted uuid */
         } else {
             idu = rec->id;
-            if (!st->replace_here)
-                sv_uuid_format(&idu, id);
-        }
-        if (!st->replace_here && object_exists(r->imp, st->f->collection, st->tenant, id)) {
-            if (r->on_conflict == ON_SKIP) {
-                pthread_mutex_lock(&r->mu);
-                r->skipped++;
-                pthread_mutex_unlock(&r->mu);
-            } else {
-                add_error(r, st->f->key, rownum, id, "an object with this id already exists (onConflict: fail)");
-            }
-            continue;
         }
         if (sv_grow(&wk->pend, &wk->cap, wk->npend + 1, sizeof *wk->pend))
             return sv_fail(err, SV_ENOMEM, "out of memory");
@@ -648,6 +640,11 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     rg_writer wr;
     rg_writer_init(&wr, r, f);
     double per_object = 0; /* encoded bytes per object in the last row group */
+    /* fail / skip: a part's writes check ids against the parts before it.
+     * In bulk mode the writer writes parts one after the other, each
+     * ingested before the next is looked up; without it, batches write as
+     * they fill, on the convert threads, so a part waits for those ahead. */
+    bool must_drain = r->on_conflict != ON_REPLACE && imp->o.bulk_min_objects <= 0;
     for (;;) {
         if (stopping(r)) {
             rc = SV_ECANCELED;
@@ -666,8 +663,8 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, true, &err);
             open_batches = false;
             first_rg = false;
-            if (rc == 0 && r->on_conflict != ON_REPLACE)
-                rc = rg_drain(&wr, &err); /* fail / skip: the next rows' checks must see these */
+            if (rc == 0 && must_drain)
+                rc = rg_drain(&wr, &err);
             if (rc)
                 break;
         }
@@ -685,6 +682,9 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
                     rc = sv_fail(&err, SV_ENOMEM, "out of memory");
                 else {
                     sv_batch_set_bulk(ws[w].b, imp->o.bulk_min_objects > 0 ? (size_t)imp->o.bulk_min_objects : 0);
+                    /* a resumed import's first row group may be partly written: replaced */
+                    sv_batch_set_conflict(ws[w].b, r->on_conflict == ON_REPLACE || (r->resumed && first_rg)
+                                                       ? SV_BATCH_REPLACE : SV_BATCH_KEEP);
                     /* the first batch receives the others' objects and results */
                     if (per_object > 0)
                         sv_batch_reserve(ws[w].b, w ? share : share * (size_t)nw,
@@ -696,7 +696,6 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             if (rc)
                 break;
         }
-        st.replace_here = r->on_conflict == ON_REPLACE || (r->resumed && first_rg);
         st.base = at;
         for (int g = 0; g < rg; g++)
             st.base += sv_pq_reader_row_group_rows(rd, g);
@@ -721,7 +720,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
             per_object = (double)bytes / (double)objs;
             rc = rg_write_start(&wr, r, f, ws, nw, cur_rg, false, &err);
             open_batches = false;
-            if (rc == 0 && r->on_conflict != ON_REPLACE)
+            if (rc == 0 && must_drain)
                 rc = rg_drain(&wr, &err);
             if (rc)
                 break;

@@ -251,6 +251,16 @@ void sv_batch_abort(sv_batch *b); /* frees without writing pending objects */
  * sv_batch_end* returns. The shards stay in bulk mode (no automatic
  * compaction) until sv_store_bulk_done. For imports of many objects. */
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects);
+/* What a write does with an id its shard already holds (set before the
+ * first add): SV_BATCH_REPLACE, the default, writes over it (keeping its
+ * creation time); SV_BATCH_KEEP writes nothing for it and gives the object
+ * the error SV_BATCH_EXISTS. In KEEP, an id added twice to one batch is
+ * held from its second add on (the first is written when it is new). The
+ * check is the write's own lookup, under the shard's write lock: nothing can
+ * come in between. */
+typedef enum { SV_BATCH_REPLACE, SV_BATCH_KEEP } sv_batch_conflict;
+void sv_batch_set_conflict(sv_batch *b, sv_batch_conflict c);
+extern const char SV_BATCH_EXISTS[]; /* "an object with this id already exists" */
 /* Room for this many more objects and bytes of their encodings, so a
  * large batch does not grow (and copy) as it fills. SV_ENOMEM. */
 int sv_batch_reserve(sv_batch *b, size_t objects, size_t bytes);

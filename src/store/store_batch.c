@@ -49,6 +49,8 @@ struct sv_batch {
     sv_batch_moved_fn moved; /* an object whose shard moved away (cluster moves) */
     void *moved_ud;
     size_t bulk; /* > 0: written once, at the end, as table files of at least this many (store.h) */
+    bool keep;      /* SV_BATCH_KEEP: held ids are not written (store.h) */
+    uint8_t *kept;  /* during batch_flush in KEEP: per item, 1 = not written, its id held */
     int64_t now_ms; /* the objects' write time: the clock read once per BATCH_CLOCK_EVERY objects */
     size_t clock_n;
 };
@@ -56,6 +58,10 @@ struct sv_batch {
 #define BATCH_CLOCK_EVERY 64
 
 void sv_batch_set_bulk(sv_batch *b, size_t min_objects) { b->bulk = min_objects; }
+
+const char SV_BATCH_EXISTS[] = "an object with this id already exists";
+
+void sv_batch_set_conflict(sv_batch *b, sv_batch_conflict c) { b->keep = c == SV_BATCH_KEEP; }
 
 static void recycle_give(const sv_batch *b, void *p, size_t cap);
 
@@ -239,7 +245,8 @@ static int write_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
     sv_buf tmp = {0}; /* a small group of an absorbed batch: its encodings in one buffer */
     const sv_buf *enc = &b->enc;
     int rc = 0;
-    if (!ps || (bulk && !vals))
+    uint8_t *kept = b->keep ? (b->kept ? b->kept + i : NULL) : NULL;
+    if (!ps || (bulk && !vals) || (b->keep && !kept))
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
     for (size_t k = i; rc == 0 && k < j; k++) {
         ps[k - i] = b->items[k].p;
@@ -258,9 +265,9 @@ static int write_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
         rc = store_write_enter(b->st, c, s, err);
     if (rc == 0) {
         if (bulk)
-            rc = store_bulk_write_objects(b->st, c, s, ps, vals, j - i, scratch, err);
+            rc = store_bulk_write_objects(b->st, c, s, ps, vals, j - i, scratch, kept, err);
         else
-            rc = store_write_objects_ex(b->st, c, s, ps, j - i, (sv_buf *)enc, scratch, try_lock, err);
+            rc = store_write_objects_ex(b->st, c, s, ps, j - i, (sv_buf *)enc, scratch, try_lock, kept, err);
         store_write_leave(s);
     }
     free(vals);
@@ -276,7 +283,14 @@ static void settle_group(sv_batch *b, size_t i, size_t j, int rc, const sv_err *
     if (rc)
         for (size_t k = i; k < j; k++)
             set_result(b, b->items[k].p.result, err->msg);
-    else
+    else if (b->keep && b->kept) {
+        for (size_t k = i; k < j; k++) {
+            if (b->kept[k])
+                set_result(b, b->items[k].p.result, SV_BATCH_EXISTS);
+            else
+                b->written++;
+        }
+    } else
         b->written += j - i;
 }
 
@@ -356,6 +370,7 @@ static void batch_flush(sv_batch *b)
         return;
     sort_items(b->items, b->nitems);
     pending *ps = malloc(b->nitems * sizeof *ps);
+    b->kept = b->keep ? calloc(b->nitems, 1) : NULL; /* none: each group fails out of memory */
     bool *done = b->bulk ? calloc(b->nitems, sizeof *done) : NULL;
     if (done)
         bulk_flush(b, ps, done);
@@ -381,6 +396,8 @@ static void batch_flush(sv_batch *b)
     }
     free(done);
     free(ps);
+    free(b->kept);
+    b->kept = NULL;
     /* Release collections acquired beyond the cache. */
     for (size_t k = 0; k < b->nitems; k++) {
         collection *c = b->items[k].c;

@@ -146,11 +146,11 @@ static void replaced_value(const collection *c, sv_record *scratch, const sv_uui
 int store_write_objects(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
                          sv_record *scratch, sv_err *err)
 {
-    return store_write_objects_ex(st, c, s, items, n, enc, scratch, false, err);
+    return store_write_objects_ex(st, c, s, items, n, enc, scratch, false, NULL, err);
 }
 
 int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
-                           sv_record *scratch, bool try_lock, sv_err *err)
+                           sv_record *scratch, bool try_lock, uint8_t *kept, sv_err *err)
 {
     sv_db_batch *b = sv_db_batch_new();
     /* Ids already in this group (a later one replaces an earlier one and
@@ -174,6 +174,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         pthread_mutex_lock(&s->write_mu);
     }
     int64_t added = 0;
+    size_t nkept = 0;
     int rc = 0;
     sv_buf re = {0};
     store_fresh *fr = fresh_begin(s);
@@ -194,10 +195,19 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         }
         char *old = NULL;
         size_t oldlen = 0;
+        if (kept && seen_in_batch) {
+            kept[i] = 1; /* held by its earlier add (written, or held itself) */
+            nkept++;
+            continue;
+        }
         int g = seen_in_batch || (fr && !fresh_maybe(fr, fresh_hash(&p->id)))
                     ? SV_ENOTFOUND
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
-        if (g == 0) {
+        if (g == 0 && kept) {
+            free(old);
+            kept[i] = 1;
+            nkept++;
+        } else if (g == 0) {
             const void *val;
             size_t vlen;
             replaced_value(c, scratch, &p->id, old, oldlen, enc->data + p->enc_off, p->enc_len, &re, &val, &vlen);
@@ -217,7 +227,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
         rc = sv_db_write(s->db, b, st->sync, err);
         if (rc == 0) {
             s->objects = count;
-            atomic_fetch_add(&st->objects_written, (long long)n);
+            atomic_fetch_add(&st->objects_written, (long long)(n - nkept));
             fresh_note(s, items, NULL, n);
         } else {
             store_fresh_drop(s); /* the write may have happened */
@@ -243,7 +253,7 @@ int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending 
  * compaction) on its first bulk write; sv_store_bulk_done switches it back.
  */
 int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items,
-                             const uint8_t *const *vals, size_t n, sv_record *scratch, sv_err *err)
+                             const uint8_t *const *vals, size_t n, sv_record *scratch, uint8_t *kept, sv_err *err)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/bulk-%llu.sst", st->tmp_dir,
@@ -267,9 +277,15 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     if (rc == 0)
         rc = sv_db_sst_open(st->engine, path, &w, err);
     int64_t added = 0;
+    size_t nkept = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const pending *p = &items[i];
-        if (i + 1 < n && memcmp(items[i + 1].id.b, p->id.b, 16) == 0)
+        if (kept && i > 0 && memcmp(items[i - 1].id.b, p->id.b, 16) == 0) {
+            kept[i] = 1; /* held by the first of its id (written, or held itself) */
+            nkept++;
+            continue;
+        }
+        if (!kept && i + 1 < n && memcmp(items[i + 1].id.b, p->id.b, 16) == 0)
             continue; /* a later object with the same id replaces this one */
         const void *val = vals[i];
         size_t vlen = p->enc_len;
@@ -289,6 +305,11 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
                     : sv_db_get_ex(s->db, p->id.b, 16, true, &old, &oldlen, err);
         if (g == SV_ENOTFOUND) {
             added++;
+        } else if (g == 0 && kept) {
+            free(old);
+            kept[i] = 1;
+            nkept++;
+            continue;
         } else if (g == 0) {
             replaced_value(c, scratch, &p->id, old, oldlen, vals[i], p->enc_len, &re, &val, &vlen);
         } else {
@@ -309,7 +330,7 @@ int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const 
     }
     if (rc == 0) {
         s->objects = count;
-        atomic_fetch_add(&st->objects_written, (long long)n);
+        atomic_fetch_add(&st->objects_written, (long long)(n - nkept));
         fresh_note(s, items, hs, n);
     } else {
         store_fresh_drop(s); /* the ingest may have happened */

@@ -243,13 +243,17 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
  * last one wins); vals[i] is items[i]'s encoding (enc_len bytes; enc_off is
  * not used). Caller is inside the shard. */
 int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items,
-                             const uint8_t *const *vals, size_t n, sv_record *scratch, sv_err *err);
+                             const uint8_t *const *vals, size_t n, sv_record *scratch, uint8_t *kept, sv_err *err);
 /* s->moving, read under the gate's lock (store_move.c). */
 bool store_shard_moving(shard *s);
 /* Forgets a shard's bulk-load key filters (under write_mu, or closing). */
 void store_fresh_drop(shard *s);
+/* kept: NULL to replace held ids, else n flags set to 1 for each item not
+ * written because its id is held (sv_batch_conflict KEEP; the first of equal
+ * ids in the order added is written when it is new). The bulk form takes the
+ * same argument. */
 int store_write_objects_ex(sv_store *st, const collection *c, shard *s, pending *items, size_t n, sv_buf *enc,
-                           sv_record *scratch, bool try_lock, sv_err *err);
+                           sv_record *scratch, bool try_lock, uint8_t *kept, sv_err *err);
 int store_parse_uuid_arg(const char *s, sv_uuid *u, sv_err *err);
 
 #endif
