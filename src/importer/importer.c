@@ -406,9 +406,11 @@ static int end_batches(imp_run *r, imp_file *f, imp_worker *ws, int nw, sv_err *
  * `written` of them written (their rc and err set); only the import thread
  * pushes and collects, only the writer writes; after a failed write the
  * writer aborts the parts behind it (nothing is written past a failure).
- * A row group counts as committed (rg_done, persisted) only once its last
- * part is collected, in order, so a restart resumes at the first row group
- * not wholly written. */
+ * A row group is committed (rg_done, the record persisted) by the writer
+ * right after its last part is written, before the next part is: so what
+ * is written beyond the committed point always lies in the first row group
+ * not committed, which a restart imports again with replace (onConflict
+ * fail and skip would otherwise report rows this import wrote itself). */
 #define RG_DEPTH 2
 
 typedef struct rg_part {
@@ -432,6 +434,22 @@ typedef struct rg_writer {
     pthread_t th;
 } rg_writer;
 
+/* Writes part p and, when it completes its row group, commits that. */
+static void part_write(rg_writer *w, rg_part *p)
+{
+    static atomic_int parts_written;
+    p->rc = end_batch(w->r, w->f, p->b, p->pend, p->npend, &p->err);
+    p->b = NULL;
+    if (p->rc == 0 && atomic_fetch_add(&parts_written, 1) == 1)
+        sv_crash_point("import:second-part-written"); /* tests: a kill -9 with a part written, its row group not committed */
+    if (p->rc == 0 && p->completes) {
+        pthread_mutex_lock(&w->r->mu);
+        w->f->rg_done = p->rg + 1;
+        pthread_mutex_unlock(&w->r->mu);
+        p->rc = persist(w->r, &p->err);
+    }
+}
+
 static void *rg_writer_main(void *arg)
 {
     rg_writer *w = arg;
@@ -446,11 +464,11 @@ static void *rg_writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         if (skip) {
             sv_batch_abort(p->b);
+            p->b = NULL;
             p->rc = sv_fail(&p->err, SV_ECANCELED, "not written: an earlier part failed");
         } else {
-            p->rc = end_batch(w->r, w->f, p->b, p->pend, p->npend, &p->err);
+            part_write(w, p);
         }
-        p->b = NULL;
         pthread_mutex_lock(&w->mu);
         if (p->rc)
             w->failed = true;
@@ -470,8 +488,8 @@ static void rg_writer_init(rg_writer *w, imp_run *r, imp_file *f)
 }
 
 /* Collects the written parts at the head, in order: the first error (its
- * part's; later parts were not written), else commits the row groups they
- * complete. Waits until at most `keep` parts are left uncollected. */
+ * part's; later parts were not written). Waits until at most `keep` parts
+ * are left uncollected. */
 static int rg_collect(rg_writer *w, size_t keep, sv_err *err)
 {
     int rc = 0;
@@ -488,12 +506,6 @@ static int rg_collect(rg_writer *w, size_t keep, sv_err *err)
         pthread_mutex_unlock(&w->mu);
         free(p.pend);
         int r2 = p.rc;
-        if (r2 == 0 && p.completes) {
-            pthread_mutex_lock(&w->r->mu);
-            w->f->rg_done = p.rg + 1;
-            pthread_mutex_unlock(&w->r->mu);
-            r2 = persist(w->r, &p.err);
-        }
         if (r2 && !rc) {
             rc = r2;
             *err = p.err;
@@ -556,7 +568,7 @@ static int rg_write_start(rg_writer *w, imp_run *r, imp_file *f, imp_worker *ws,
     ws[0].npend = ws[0].cap = 0;
     if (!w->thread) {
         /* no writer thread could start: written here */
-        p.rc = end_batch(r, f, p.b, p.pend, p.npend, &p.err);
+        part_write(w, &p);
     }
     pthread_mutex_lock(&w->mu);
     w->q[(w->head + w->n) % RG_DEPTH] = p;

@@ -255,7 +255,8 @@ void sv_batch_set_bulk(sv_batch *b, size_t min_objects);
  * first add): SV_BATCH_REPLACE, the default, writes over it (keeping its
  * creation time); SV_BATCH_KEEP writes nothing for it and gives the object
  * the error SV_BATCH_EXISTS. In KEEP, an id added twice to one batch is
- * held from its second add on (the first is written when it is new). The
+ * written once at most (the first in the batch's order, when it is new;
+ * absorbed batches come after the absorbing one's objects). The
  * check is the write's own lookup, under the shard's write lock: nothing can
  * come in between. */
 typedef enum { SV_BATCH_REPLACE, SV_BATCH_KEEP } sv_batch_conflict;

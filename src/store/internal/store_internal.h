@@ -240,8 +240,8 @@ int store_write_objects(sv_store *st, const collection *c, shard *s, pending *it
  * result as store_write_objects, written as one table file ingested into the
  * shard (engine.h "bulk load") instead of through the memtable and WAL.
  * items must be sorted by id (equal ids in the order they were added: the
- * last one wins); vals[i] is items[i]'s encoding (enc_len bytes; enc_off is
- * not used). Caller is inside the shard. */
+ * last one wins, or with kept the first); vals[i] is items[i]'s encoding
+ * (enc_len bytes; enc_off is not used). Caller is inside the shard. */
 int store_bulk_write_objects(sv_store *st, const collection *c, shard *s, const pending *items,
                              const uint8_t *const *vals, size_t n, sv_record *scratch, uint8_t *kept, sv_err *err);
 /* s->moving, read under the gate's lock (store_move.c). */
