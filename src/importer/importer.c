@@ -282,7 +282,7 @@ static void end_result(void *ud, size_t idx, const char *id, const char *error)
     if (idx < c->npend) {
         char ids[37];
         sv_uuid_format(&c->pend[idx].id, ids);
-        if (error && strcmp(error, SV_BATCH_EXISTS) == 0) {
+        if (error == SV_BATCH_EXISTS) {
             if (c->r->on_conflict == ON_SKIP) {
                 pthread_mutex_lock(&c->r->mu);
                 c->r->skipped++;

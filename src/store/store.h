@@ -261,7 +261,9 @@ void sv_batch_set_bulk(sv_batch *b, size_t min_objects);
  * come in between. */
 typedef enum { SV_BATCH_REPLACE, SV_BATCH_KEEP } sv_batch_conflict;
 void sv_batch_set_conflict(sv_batch *b, sv_batch_conflict c);
-extern const char SV_BATCH_EXISTS[]; /* "an object with this id already exists" */
+/* "an object with this id already exists": a held object's error is this
+ * very string (result callbacks may compare the pointer). */
+extern const char SV_BATCH_EXISTS[];
 /* Room for this many more objects and bytes of their encodings, so a
  * large batch does not grow (and copy) as it fills. SV_ENOMEM. */
 int sv_batch_reserve(sv_batch *b, size_t objects, size_t bytes);

@@ -20,7 +20,7 @@
 typedef struct result {
     sv_uuid id;  /* when has_id (formatted only for the answer and errors) */
     bool has_id;
-    char *error; /* NULL = ok */
+    char *error; /* NULL = ok; SV_BATCH_EXISTS itself (not a copy) for a held id */
 } result;
 
 typedef struct group_item {
@@ -50,7 +50,7 @@ struct sv_batch {
     void *moved_ud;
     size_t bulk; /* > 0: written once, at the end, as table files of at least this many (store.h) */
     bool keep;      /* SV_BATCH_KEEP: held ids are not written (store.h) */
-    uint8_t *kept;  /* during batch_flush in KEEP: per item, 1 = not written, its id held */
+    uint8_t *kept;  /* during batch_flush in KEEP (NULL: out of memory): per item, 1 = held, not written */
     int64_t now_ms; /* the objects' write time: the clock read once per BATCH_CLOCK_EVERY objects */
     size_t clock_n;
 };
@@ -141,7 +141,9 @@ static collection *batch_collection(sv_batch *b, const sv_str *name)
 
 static int set_result(sv_batch *b, size_t idx, const char *msg)
 {
-    if (msg && !(b->results[idx].error = strdup(msg)))
+    if (msg == SV_BATCH_EXISTS) /* a re-import of a million held ids: no copy each */
+        b->results[idx].error = (char *)SV_BATCH_EXISTS;
+    else if (msg && !(b->results[idx].error = strdup(msg)))
         b->oom = 1;
     return 0;
 }
@@ -245,7 +247,7 @@ static int write_group(sv_batch *b, pending *ps, size_t i, size_t j, bool try_lo
     sv_buf tmp = {0}; /* a small group of an absorbed batch: its encodings in one buffer */
     const sv_buf *enc = &b->enc;
     int rc = 0;
-    uint8_t *kept = b->keep ? (b->kept ? b->kept + i : NULL) : NULL;
+    uint8_t *kept = b->kept ? b->kept + i : NULL;
     if (!ps || (bulk && !vals) || (b->keep && !kept))
         rc = sv_fail(err, SV_ENOMEM, "out of memory");
     for (size_t k = i; rc == 0 && k < j; k++) {
@@ -283,7 +285,7 @@ static void settle_group(sv_batch *b, size_t i, size_t j, int rc, const sv_err *
     if (rc)
         for (size_t k = i; k < j; k++)
             set_result(b, b->items[k].p.result, err->msg);
-    else if (b->keep && b->kept) {
+    else if (b->kept) {
         for (size_t k = i; k < j; k++) {
             if (b->kept[k])
                 set_result(b, b->items[k].p.result, SV_BATCH_EXISTS);
@@ -811,7 +813,8 @@ void sv_batch_abort(sv_batch *b)
     for (size_t i = 0; i < b->ncached; i++)
         store_coll_release(b->st, b->cached[i]);
     for (size_t i = 0; i < b->nresults; i++)
-        free(b->results[i].error);
+        if (b->results[i].error != SV_BATCH_EXISTS)
+            free(b->results[i].error);
     recycle_give(b, b->results, b->capresults * sizeof *b->results);
     recycle_give(b, b->items, b->capitems * sizeof *b->items);
     recycle_give(b, b->enc.data, b->enc.cap);

@@ -37,6 +37,16 @@ const body = (id, coll) => ({ id, source: { files: ['lake/big.parquet'] }, colle
 
 const count = async (srv, coll) => (await listAll(srv, coll)).size;
 
+// A resumed import ends SUCCESS with every object of the file exactly once.
+async function resumedWhole(srv, id, coll) {
+  const st = await untilStatus(srv, id, (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'finished');
+  assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 600));
+  assert.equal(st.objectsFailed, 0, JSON.stringify(st.errors.slice(0, 3)));
+  assert.equal(st.objectsImported, N);
+  assert.equal(await count(srv, coll), N);
+  return st;
+}
+
 test('kill -9 mid-import: resumes after the last committed row group, every object exactly once', async () => {
   const dataDir = tempDir('sv-import-crash-data-');
   const env = { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' };
@@ -49,12 +59,8 @@ test('kill -9 mid-import: resumes after the last committed row group, every obje
   assert.ok(mid.objectsImported < N, `the import finished before the kill (${mid.objectsImported}); make N larger`);
   srv = await startServer({ dataDir, env });
   try {
-    const st = await untilStatus(srv, 'crash', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'finished');
-    assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 600));
-    assert.equal(st.objectsFailed, 0, JSON.stringify(st.errors.slice(0, 3)));
-    assert.equal(st.objectsImported, N);
+    const st = await resumedWhole(srv, 'crash', 'Big');
     assert.equal(st.files[0].rowsImported, N);
-    assert.equal(await count(srv, 'Big'), N);
     const jobs = (await srv.req('GET', '/v1/jobs?kind=import')).json.jobs;
     assert.equal(jobs.length, 1);
     assert.equal(jobs[0].state, 'SUCCEEDED');
@@ -82,11 +88,7 @@ test('kill -9 right after a part is written (crash point): the resumed "fail" im
   assert.equal(exit.signal, 'SIGKILL', `the crash point did not fire: ${srv.stderr.slice(-500)}`);
   srv = await startServer({ dataDir, env });
   try {
-    const st = await untilStatus(srv, 'part', (s) => !['STARTED', 'TRANSFERRING'].includes(s.status), 'finished');
-    assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 600));
-    assert.equal(st.objectsFailed, 0, JSON.stringify(st.errors.slice(0, 3)));
-    assert.equal(st.objectsImported, N);
-    assert.equal(await count(srv, 'Part'), N);
+    await resumedWhole(srv, 'part', 'Part');
   } finally {
     await srv.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });

@@ -17,10 +17,6 @@ export function removeAtExit(dir) {
   return dir;
 }
 
-export function forget(dir) {
-  dirs.delete(dir);
-}
-
 // Direct children of this process, from /proc (ppid is the 4th field of stat,
 // after the command name in parentheses, which may itself hold spaces).
 function children() {
