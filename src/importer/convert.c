@@ -16,6 +16,16 @@
 static int resolve(const sv_pq_rnode *root, const char *path, imp_col *c, sv_err *err)
 {
     memset(c, 0, sizeof *c);
+    /* a top-level column whose own name has dots ("x.y", Spark and pandas
+     * write them) before a path into groups */
+    if (strchr(path, '.') && root->kind == SV_PQ_RGROUP)
+        for (int i = 0; i < root->n_children; i++)
+            if (!strcmp(root->children[i]->name, path)) {
+                c->idx[c->depth++] = i;
+                c->node = root->children[i];
+                snprintf(c->name, sizeof c->name, "%s", path);
+                return 0;
+            }
     const sv_pq_rnode *n = root;
     const char *p = path;
     while (*p) {
@@ -382,6 +392,40 @@ void imp_row_uuid(const char *file, int64_t row, sv_uuid *u)
 
 /* ---- plans ---------------------------------------------------------------------- */
 
+/* What a vector column may be: a list of numbers, or float32 bytes
+ * (FIXED_LEN_BYTE_ARRAY, or BYTE_ARRAY, without a logical type: a UUID,
+ * DECIMAL or text column holds no floats). NULL: fine, else what it is. */
+static const char *not_a_vector(const sv_pq_rnode *n)
+{
+    if (n->kind == SV_PQ_RLIST) {
+        const sv_pq_rnode *el = n->children[0];
+        if (el->kind == SV_PQ_RLEAF && (el->type == SV_PQ_FLOAT || el->type == SV_PQ_DOUBLE ||
+                                        ((el->type == SV_PQ_INT32 || el->type == SV_PQ_INT64) &&
+                                         (el->lt == SV_PQ_RLT_NONE || el->lt == SV_PQ_RLT_INT))))
+            return NULL;
+        return "a list of something other than numbers";
+    }
+    if (n->kind == SV_PQ_RGROUP)
+        return "a group";
+    if (n->type != SV_PQ_BYTE_ARRAY && n->type != SV_PQ_FIXED_LEN_BYTE_ARRAY)
+        return "a single number or boolean, not a list";
+    switch (n->lt) {
+    case SV_PQ_RLT_NONE:
+        return n->type == SV_PQ_FIXED_LEN_BYTE_ARRAY && n->type_length % 4 ? "fixed-length bytes not a multiple of 4"
+                                                                           : NULL;
+    case SV_PQ_RLT_STRING:
+    case SV_PQ_RLT_ENUM:
+    case SV_PQ_RLT_JSON:
+        return "text";
+    case SV_PQ_RLT_UUID:
+        return "a UUID";
+    case SV_PQ_RLT_DECIMAL:
+        return "a DECIMAL";
+    default:
+        return "not float32 bytes";
+    }
+}
+
 static int add_map(imp_plan *p, const sv_pq_rnode *root, imp_target kind, const char *name, const char *col,
                    sv_err *err)
 {
@@ -392,6 +436,16 @@ static int add_map(imp_plan *p, const sv_pq_rnode *root, imp_target kind, const 
     int rc = resolve(root, col, &m->col, err);
     if (rc)
         return rc;
+    const sv_pq_rnode *vn = m->col.node;
+    if (kind == IMP_T_MULTI)
+        vn = vn->kind == SV_PQ_RLIST ? vn->children[0] : NULL;
+    const char *what = kind == IMP_T_VECTOR || kind == IMP_T_NAMED || kind == IMP_T_MULTI
+                           ? (vn ? not_a_vector(vn) : "not a list of vectors")
+                           : NULL;
+    if (what)
+        return sv_fail(err, SV_EINVAL, "mapping: column '%s' cannot hold %s: it is %s (a vector column is a list of "
+                       "floats or doubles, or FIXED_LEN_BYTE_ARRAY of float32)", col,
+                       kind == IMP_T_MULTI ? "multi-vectors" : "vectors", what);
     m->kind = kind;
     snprintf(m->name, sizeof m->name, "%s", name ? name : "");
     p->n++;
@@ -471,6 +525,71 @@ bool imp_is_export_layout(const sv_pq_rnode *root)
            (child(root, "properties") || child(root, "properties_json"));
 }
 
+int imp_mapping_check(json_t *mapping, sv_err *err)
+{
+    if (!mapping)
+        return 0;
+    if (!json_is_object(mapping))
+        return sv_fail(err, SV_EINVAL, "mapping must be an object");
+    if (json_object_get(mapping, "id") && json_object_get(mapping, "idKey"))
+        return sv_fail(err, SV_EINVAL, "mapping: give id (a column of UUIDs) or idKey (a column to derive UUIDv5 "
+                       "ids from), not both");
+    const char *key;
+    json_t *v;
+    json_object_foreach(mapping, key, v)
+    {
+        if (!strcmp(key, "id") || !strcmp(key, "idKey") || !strcmp(key, "vector")) {
+            if (!json_is_string(v) || !json_string_length(v))
+                return sv_fail(err, SV_EINVAL, "mapping.%s must be a column name", key);
+        } else if (!strcmp(key, "namedVectors") || !strcmp(key, "multiVectors")) {
+            if (json_is_string(v) && json_string_length(v))
+                continue;
+            if (!json_is_object(v))
+                return sv_fail(err, SV_EINVAL, "mapping.%s must be an object {name: column} or a column name", key);
+            const char *k2;
+            json_t *c2;
+            json_object_foreach(v, k2, c2)
+            {
+                if (!json_is_string(c2) || !json_string_length(c2))
+                    return sv_fail(err, SV_EINVAL, "mapping.%s.%s must be a column name", key, k2);
+                if (sv_check_property_name(k2, NULL))
+                    return sv_fail(err, SV_EINVAL, "mapping.%s: '%.64s' is not a vector name "
+                                   "(^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$)", key, k2);
+            }
+        } else if (!strcmp(key, "properties")) {
+            if (!json_is_object(v))
+                return sv_fail(err, SV_EINVAL, "mapping.properties must be an object {property: column}");
+            const char *k2;
+            json_t *c2;
+            json_object_foreach(v, k2, c2)
+            {
+                if (!json_is_string(c2) || !json_string_length(c2))
+                    return sv_fail(err, SV_EINVAL, "mapping.properties.%s must be a column name", k2);
+                if (strcmp(k2, "*") && sv_check_property_name(k2, NULL))
+                    return sv_fail(err, SV_EINVAL, "mapping.properties: '%.64s' is not a property name "
+                                   "(^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$, or \"*\")", k2);
+            }
+        } else {
+            return sv_fail(err, SV_EINVAL,
+                           "mapping: unknown field '%.64s' (id, idKey, vector, namedVectors, multiVectors, properties)",
+                           key);
+        }
+    }
+    return 0;
+}
+
+/* Top-level column i as the property of its own name (no mapping, or
+ * "rest"): the name must be one a property can have. */
+static int add_rest(imp_plan *p, const sv_pq_rnode *root, int i, sv_err *err)
+{
+    const char *name = root->children[i]->name;
+    if (sv_check_property_name(name, NULL))
+        return sv_fail(err, SV_EINVAL, "mapping: column '%s' cannot be a property of that name (^[A-Za-z0-9_][A-Za-z0-9_-]"
+                       "{0,63}$): map it to one, e.g. \"properties\": {\"p\": \"%s\", \"*\": \"rest\"}, or leave it "
+                       "out by listing the properties", name, name);
+    return add_map(p, root, IMP_T_PROP, name, name, err);
+}
+
 int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp_plan **out, sv_err *err)
 {
     *out = NULL;
@@ -492,7 +611,7 @@ int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp
                 rc = add_map(p, root, IMP_T_VECTOR, NULL, "vector", err);
             for (int i = 0; rc == 0 && i < root->n_children; i++)
                 if (!col_used(p, i))
-                    rc = add_map(p, root, IMP_T_PROP, root->children[i]->name, root->children[i]->name, err);
+                    rc = add_rest(p, root, i, err);
         }
     } else {
         const char *key;
@@ -576,7 +695,7 @@ int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp
         if (rc == 0 && p->rest)
             for (int i = 0; rc == 0 && i < root->n_children; i++)
                 if (!col_used(p, i))
-                    rc = add_map(p, root, IMP_T_PROP, root->children[i]->name, root->children[i]->name, err);
+                    rc = add_rest(p, root, i, err);
     }
     if (rc) {
         free(p);

@@ -108,6 +108,7 @@ static json_t *run_json(const imp_run *r, bool internal)
         if (fj && internal) {
             json_object_set_new(fj, "rowGroupsDone", json_integer(f->rg_done));
             json_object_set_new(fj, "rowsRead", json_integer(f->rows_read));
+            json_object_set_new(fj, "size", json_integer(f->size));
         }
         json_array_append_new(files, fj);
     }
@@ -237,10 +238,26 @@ static int loc_read_at(void *ud, uint64_t off, void *buf, size_t len, sv_err *er
         pthread_mutex_lock(&s->run->mu);
         s->run->bytes += (int64_t)len;
         pthread_mutex_unlock(&s->run->mu);
-        if (s->run->job)
-            sv_job_add_done(s->run->job, 0, (int64_t)len);
     }
     return rc;
+}
+
+/* The job's figures from the run's (under r->mu): items are rows read,
+ * counted from the committed row groups on after a restart (so a resumed
+ * import ends with items = rows), their total the rows of the files whose
+ * footers were read so far; bytes the files' sizes. */
+static void job_progress(imp_run *r)
+{
+    if (!r->job)
+        return;
+    int64_t rows = 0, total = 0, size = 0;
+    for (size_t i = 0; i < r->nfiles; i++) {
+        rows += r->files[i].rows_read;
+        total += r->files[i].rows;
+        size += r->files[i].size;
+    }
+    sv_job_set_totals(r->job, total, size);
+    sv_job_set_done(r->job, rows, r->bytes);
 }
 
 static int open_reader(sv_importer *imp, sv_location *loc, const char *key, loc_src *src, sv_pq_reader **out,
@@ -603,14 +620,21 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     int rc = open_reader(imp, loc, f->key, &src, &rd, &err);
     if (rc == 0)
         rc = imp_plan_new(sv_pq_reader_root(rd), mapping, f->key, &plan, &err);
-    if (rc == 0) {
-        pthread_mutex_lock(&r->mu);
-        f->rows = sv_pq_reader_num_rows(rd);
-        pthread_mutex_unlock(&r->mu);
-    }
     if (rc == 0 && f->rg_done > 0)
         rc = sv_pq_reader_seek_row_group(rd, f->rg_done > sv_pq_reader_num_row_groups(rd)
                                                  ? sv_pq_reader_num_row_groups(rd) : f->rg_done, &err);
+    if (rc == 0) {
+        /* rows read restart at the committed row groups (a resume reads
+         * the rest again) */
+        int64_t done = 0;
+        for (int g = 0; g < f->rg_done && g < sv_pq_reader_num_row_groups(rd); g++)
+            done += sv_pq_reader_row_group_rows(rd, g);
+        pthread_mutex_lock(&r->mu);
+        f->rows = sv_pq_reader_num_rows(rd);
+        f->rows_read = done;
+        job_progress(r);
+        pthread_mutex_unlock(&r->mu);
+    }
     /* Target of the rows: the request's tenant, else the file's own. */
     const char *tenant = json_string_value(json_object_get(r->request, "tenant"));
     if (!tenant || !tenant[0])
@@ -715,9 +739,8 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         st.n = n;
         pthread_mutex_lock(&r->mu);
         f->rows_read += (int64_t)n;
+        job_progress(r);
         pthread_mutex_unlock(&r->mu);
-        if (r->job)
-            sv_job_add_done(r->job, (int64_t)n, 0);
         rc = crew ? sv_crew_run(crew, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
         if (rc)
             break;
@@ -841,6 +864,9 @@ static void *run_main(void *arg)
     if (rc) {
         finish(r, "FAILED", err.msg);
     } else if (canceled && atomic_load(&r->cancel)) {
+        for (size_t i = 0; i < r->nfiles; i++)
+            if (!strcmp(r->files[i].status, "PENDING") || !strcmp(r->files[i].status, "TRANSFERRING"))
+                set_file_status(r, &r->files[i], "CANCELED", NULL);
         finish(r, "CANCELED", NULL);
     } else if (canceled) {
         /* shutting down: the record stays TRANSFERRING and resumes at the next start */
@@ -897,7 +923,7 @@ static bool has_file(const imp_run *r, const char *key)
     return false;
 }
 
-static int add_file(imp_run *r, size_t *cap, const char *key)
+static int add_file(imp_run *r, size_t *cap, const char *key, int64_t size)
 {
     if (has_file(r, key))
         return 0;
@@ -909,6 +935,7 @@ static int add_file(imp_run *r, size_t *cap, const char *key)
     memset(f, 0, sizeof *f);
     snprintf(f->key, sizeof f->key, "%s", key);
     snprintf(f->status, sizeof f->status, "PENDING");
+    f->size = size;
     return 0;
 }
 
@@ -918,7 +945,7 @@ static int glob_fn(void *ctx, const sv_location_entry *e)
     if (e->is_prefix)
         return 0;
     if (fnmatch(g->pattern, e->key, FNM_PATHNAME) == 0) {
-        int rc = add_file(g->r, &g->cap, e->key);
+        int rc = add_file(g->r, &g->cap, e->key, e->size);
         if (rc)
             return rc;
     }
@@ -933,6 +960,9 @@ static int check_glob(const char *p, sv_err *err)
         return sv_fail(err, SV_EINVAL, "source.files: a pattern must be 1 to 1000 characters");
     if (p[0] == '/')
         return sv_fail(err, SV_EINVAL, "source.files: '%s' must be relative to the backend's root (no leading '/')", p);
+    if (p[n - 1] == '/')
+        return sv_fail(err, SV_EINVAL, "source.files: '%s' names a folder: a pattern names files (e.g. '%.900s*.parquet')",
+                       p, p);
     const char *s = p;
     while (*s) {
         const char *e = strchr(s, '/');
@@ -965,7 +995,7 @@ static int expand_glob(sv_location *loc, imp_run *r, size_t *cap, const char *pa
         sv_location_info info;
         if ((rc = sv_location_head(loc, pat, &info, err)))
             return rc == SV_ENOTFOUND ? sv_fail(err, SV_EINVAL, "source.files: '%s' does not exist", pat) : rc;
-        return add_file(r, cap, pat) ? sv_fail(err, SV_ENOMEM, "too many files") : 0;
+        return add_file(r, cap, pat, info.size) ? sv_fail(err, SV_ENOMEM, "too many files") : 0;
     }
     glob_ctx g = {pat, r, *cap, 0};
     rc = sv_location_list(loc, prefix, NULL, NULL, glob_fn, &g, err);
@@ -1021,7 +1051,7 @@ static int export_list_fn(void *ctx, const sv_location_entry *e)
         return 0;
     if (strchr(e->key + strlen(l->prefix), '/'))
         return 0;
-    return add_file(l->r, &l->cap, e->key);
+    return add_file(l->r, &l->cap, e->key, e->size);
 }
 
 /* Creates the target collection from a file's footer (shardvault.schema),
@@ -1268,6 +1298,18 @@ static int ensure_tenant(sv_importer *imp, const char *coll, const char *tenant,
     return rc;
 }
 
+static bool tenant_exists(sv_importer *imp, const char *coll, const char *tenant)
+{
+    sv_shard_info *sh = NULL;
+    size_t n = 0;
+    bool found = false;
+    if (sv_store_shards_ex(imp->o.store, coll, 0, &sh, &n, NULL) == 0)
+        for (size_t i = 0; i < n && !found; i++)
+            found = sh[i].is_tenant && !strcmp(sh[i].name, tenant);
+    free(sh);
+    return found;
+}
+
 /* ---- API ------------------------------------------------------------------------------ */
 
 static imp_run *find_run(sv_importer *imp, const char *backend, const char *id)
@@ -1298,9 +1340,8 @@ static int validate_body(json_t *body, sv_err *err)
     json_t *id = json_object_get(body, "id");
     if (!json_is_string(id))
         return sv_fail(err, SV_EINVAL, "id is required: a string matching ^[a-z0-9_-]{1,128}$");
-    int rc = sv_check_export_id(json_string_value(id), err);
-    if (rc)
-        return rc;
+    if (sv_check_export_id(json_string_value(id), NULL))
+        return sv_fail(err, SV_EINVAL, "id must match ^[a-z0-9_-]{1,128}$ (got '%.64s')", json_string_value(id));
     json_t *src = json_object_get(body, "source");
     json_t *ex = json_object_get(src, "export"), *files = json_object_get(src, "files");
     if (!json_is_object(src) || (!ex == !files) || json_object_size(src) != 1)
@@ -1320,9 +1361,9 @@ static int validate_body(json_t *body, sv_err *err)
     json_t *cc = json_object_get(body, "createCollection");
     if (cc && !json_is_boolean(cc))
         return sv_fail(err, SV_EINVAL, "createCollection must be true or false");
-    json_t *m = json_object_get(body, "mapping");
-    if (m && !json_is_object(m))
-        return sv_fail(err, SV_EINVAL, "mapping must be an object");
+    int rc = imp_mapping_check(json_object_get(body, "mapping"), err);
+    if (rc)
+        return rc;
     json_t *oc = json_object_get(body, "onConflict");
     if (oc && (!json_is_string(oc) || sv_enum_parse(conflict_names, 3, json_string_value(oc)) < 0))
         return sv_fail(err, SV_EINVAL, "onConflict must be \"fail\", \"skip\" or \"replace\"");
@@ -1430,7 +1471,7 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         }
     }
     if (rc == 0 && r->nfiles == 0)
-        rc = sv_fail(err, SV_EINVAL, "the source matches no .parquet file on backend %s", backend);
+        rc = sv_fail(err, SV_EINVAL, json_object_get(src, "export") ? "the export holds no .parquet file on backend %s" : "source.files matches no file on backend %s", backend);
     /* Targets: exist, or created from the export's schema. */
     for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
         imp_file *f = &r->files[i];
@@ -1450,8 +1491,19 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         }
         if (rc == 0 && f->tenant[0] && !tenant)
             rc = ensure_tenant(imp, f->collection, f->tenant, err);
-        if (rc == 0 && tenant && collection_mt(imp, f->collection))
-            rc = ensure_tenant(imp, f->collection, tenant, err);
+        if (rc == 0 && tenant && collection_mt(imp, f->collection)) {
+            /* the request's tenant is added only with createCollection: a
+             * misspelt name must not become a new tenant full of rows */
+            if (create)
+                rc = ensure_tenant(imp, f->collection, tenant, err);
+            else if (!tenant_exists(imp, f->collection, tenant))
+                rc = sv_fail(err, SV_EINVAL, "tenant '%s' does not exist in collection '%s' (add it with POST "
+                             "/v1/collections/%s/tenants, or set createCollection: true to add it)", tenant,
+                             f->collection, f->collection);
+        }
+        if (rc == 0 && !f->tenant[0] && collection_mt(imp, f->collection))
+            rc = sv_fail(err, SV_EINVAL, "collection '%s' is multi-tenant: name the tenant the rows of %s go to "
+                         "(\"tenant\")", f->collection, f->key);
     }
     if (rc) {
         run_free(r);
@@ -1550,7 +1602,13 @@ int sv_importer_cancel(sv_importer *imp, const char *backend, const char *id, sv
     pthread_mutex_lock(&r->mu);
     while (!r->done)
         pthread_cond_wait(&r->cv, &r->mu);
+    char st[16];
+    snprintf(st, sizeof st, "%s", r->status);
     pthread_mutex_unlock(&r->mu);
+    /* the last file may have ended before the flag was seen: then the
+     * import is not canceled, and the caller must not be told it was */
+    if (strcmp(st, "CANCELED"))
+        return sv_fail(err, SV_ECONFLICT, "import '%s' finished (%s) before the cancel took effect", id, st);
     return 0;
 }
 
@@ -1622,7 +1680,8 @@ static int resume_all(sv_importer *imp, sv_err *err)
         json_t *fj;
         json_array_foreach(json_object_get(rec, "files"), k, fj)
         {
-            if (add_file(r, &cap, json_string_value(json_object_get(fj, "name")) ? json_string_value(json_object_get(fj, "name")) : "?")) {
+            const char *fname = json_string_value(json_object_get(fj, "name"));
+            if (add_file(r, &cap, fname ? fname : "?", json_integer_value(json_object_get(fj, "size")))) {
                 rc = sv_fail(err, SV_ENOMEM, "out of memory");
                 break;
             }

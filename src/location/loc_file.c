@@ -382,6 +382,8 @@ static int place_file(sv_location *loc, const char *op, const char *key, const c
     return rc;
 }
 
+static int stat_object(sv_location *loc, const char *key, const char *what, struct stat *st, sv_err *err);
+
 static int f_put_file(sv_location *loc, const char *key, const char *local, sv_err *err)
 {
     return place_file(loc, "put_file", key, local, false, err);
@@ -389,6 +391,10 @@ static int f_put_file(sv_location *loc, const char *key, const char *local, sv_e
 
 static int f_copy(sv_location *loc, const char *src, const char *dst, sv_err *err)
 {
+    struct stat st;
+    int orc = stat_object(loc, src, "copy", &st, err);
+    if (orc)
+        return orc;
     char *sp = key_path(loc, src);
     if (!sp)
         return sv_fail(err, SV_ENOMEM, "out of memory");
@@ -432,43 +438,89 @@ static void fill_info(const struct stat *st, sv_location_info *info)
              (unsigned long long)st->st_mtim.tv_sec * 1000000000ull + (unsigned long long)st->st_mtim.tv_nsec);
 }
 
-static int f_head(sv_location *loc, const char *key, sv_location_info *info, sv_err *err)
+/* Opens key beneath the root for reading without following a symbolic
+ * link anywhere below the root (the root itself was resolved when the
+ * location opened): a link placed inside the root would otherwise lead
+ * reads, lists and imports to files outside it. Keys are already checked
+ * (location.c: no empty, "." or ".." segments). The last component is
+ * opened O_NONBLOCK, so a FIFO does not hang the open (fstat then refuses
+ * it). -1 with errno: ELOOP for a link on the way. */
+static int open_beneath_root(const char *root, const char *key, bool dir)
 {
-    char *path = key_path(loc, key);
-    if (!path)
-        return sv_fail(err, SV_ENOMEM, "out of memory");
-    struct stat st;
-    int r = stat(path, &st);
-    int e = errno;
-    free(path);
-    if (r || !S_ISREG(st.st_mode)) {
-        if (r && e != ENOENT && e != ENOTDIR)
-            return fail_errno(loc, err, e, "head", key, "stat");
-        return sv_fail(err, SV_ENOTFOUND, "head %s at %s: no such object", key, loc->describe);
+    int dfd = open(root[0] ? root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || !*key)
+        return dfd;
+    for (const char *p = key;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char comp[NAME_MAX + 1];
+        if (n == 0 || n > NAME_MAX) {
+            close(dfd);
+            errno = n ? ENAMETOOLONG : ENOENT;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        int fd = openat(dfd, comp, (slash || dir ? O_DIRECTORY : O_NONBLOCK) | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        if (fd < 0 && (slash || dir) && e == ENOTDIR) {
+            /* O_DIRECTORY | O_NOFOLLOW on a link says ENOTDIR: tell links apart */
+            struct stat ls;
+            if (fstatat(dfd, comp, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode))
+                e = ELOOP;
+        }
+        close(dfd);
+        if (fd < 0) {
+            errno = e;
+            return -1;
+        }
+        if (!slash || !slash[1])
+            return fd;
+        dfd = fd;
+        p = slash + 1;
     }
-    fill_info(&st, info);
-    return 0;
 }
+
+static int open_beneath(sv_location *loc, const char *key) { return open_beneath_root(F(loc)->root, key, false); }
 
 /* Opens key's file for reading (a regular file) into *fd, *st. */
 static int open_object(sv_location *loc, const char *key, const char *what, int *fd, struct stat *st, sv_err *err)
 {
-    char *path = key_path(loc, key);
-    if (!path)
-        return sv_fail(err, SV_ENOMEM, "out of memory");
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    *fd = open_beneath(loc, key);
     int e = errno;
-    free(path);
     if (*fd < 0 || fstat(*fd, st) || !S_ISREG(st->st_mode)) {
         bool opened = *fd >= 0;
         if (opened)
             close(*fd);
         *fd = -1;
+        if (!opened && e == ELOOP)
+            return sv_fail(err, SV_ENOTFOUND, "%s %s at %s: the path is or passes a symbolic link, which this "
+                           "backend does not follow (place the file itself under the root)", what, key,
+                           loc->describe);
         if (!opened && e != ENOENT && e != ENOTDIR && e != EISDIR)
             return fail_errno(loc, err, e, what, key, "open");
         return sv_fail(err, SV_ENOTFOUND, "%s %s at %s: no such object", what, key, loc->describe);
     }
     return 0;
+}
+
+/* open_object's checks, closed again: *st of a regular file under the root. */
+static int stat_object(sv_location *loc, const char *key, const char *what, struct stat *st, sv_err *err)
+{
+    int fd;
+    int rc = open_object(loc, key, what, &fd, st, err);
+    if (rc == 0)
+        close(fd);
+    return rc;
+}
+
+static int f_head(sv_location *loc, const char *key, sv_location_info *info, sv_err *err)
+{
+    struct stat st;
+    int rc = stat_object(loc, key, "head", &st, err);
+    if (rc == 0)
+        fill_info(&st, info);
+    return rc;
 }
 
 static int f_read_at(sv_location *loc, const char *key, int64_t off, void *buf, size_t len, sv_err *err)
@@ -574,15 +626,15 @@ static int walk(const char *root, const char *rel, const char *prefix, bool deli
 {
     if (depth > 128)
         return 0;
-    sv_buf p = {0};
-    if (sv_buf_printf(&p, "%s%s%s", root, *rel ? "/" : "", rel) || !sv_buf_cstr(&p)) {
-        sv_buf_free(&p);
-        return SV_ENOMEM;
+    /* no link is followed on the way down (open_beneath) */
+    int dfd = open_beneath_root(root, rel, true);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        int e = errno;
+        if (dfd >= 0)
+            close(dfd);
+        return (e == ENOENT || e == ENOTDIR || e == ELOOP) ? 0 : SV_EIO;
     }
-    DIR *d = opendir((char *)p.data);
-    sv_buf_free(&p);
-    if (!d)
-        return (errno == ENOENT || errno == ENOTDIR) ? 0 : SV_EIO;
     size_t plen = strlen(prefix);
     int rc = 0;
     struct dirent *de;
@@ -605,8 +657,12 @@ static int walk(const char *root, const char *rel, const char *prefix, bool deli
             sv_buf full = {0};
             struct stat st;
             isdir = false;
+            if (de->d_type == DT_LNK) {
+                sv_buf_free(&k);
+                continue; /* links are not followed (open_beneath) */
+            }
             if (!sv_buf_printf(&full, "%s/%s", root, key) && sv_buf_cstr(&full) &&
-                stat((char *)full.data, &st) == 0) {
+                lstat((char *)full.data, &st) == 0) { /* a link is not followed: skipped */
                 if (S_ISDIR(st.st_mode)) isdir = true;
                 else if (!S_ISREG(st.st_mode)) { sv_buf_free(&full); sv_buf_free(&k); continue; }
             }
@@ -780,17 +836,13 @@ static void f_close(sv_location *loc)
  * made (another filesystem, no hard links): the caller copies instead. */
 static int f_link_to_file(sv_location *loc, const char *key, const char *local, sv_err *err)
 {
+    struct stat st;
+    int orc = stat_object(loc, key, "link_to_file", &st, err);
+    if (orc)
+        return orc;
     char *path = key_path(loc, key);
     if (!path)
         return sv_fail(err, SV_ENOMEM, "out of memory");
-    struct stat st;
-    int e = stat(path, &st) ? errno : 0;
-    if (e || !S_ISREG(st.st_mode)) {
-        free(path);
-        if (e == ENOENT || e == ENOTDIR || e == 0)
-            return sv_fail(err, SV_ENOTFOUND, "link_to_file %s at %s: no such object", key, loc->describe);
-        return fail_errno(loc, err, e, "link_to_file", key, "stat");
-    }
     sv_uuid u;
     sv_uuid_v4(&u);
     char us[37];

@@ -120,3 +120,82 @@ test('a vector column whose dimension cannot be read refuses createCollection an
   const c = await srv.req('GET', '/v1/collections/NoVec');
   assert.equal(c.status, 404);
 });
+
+test('mistakes are refused before any row is written: mapping errors, a non-vector column, a misspelt or missing tenant, a folder', async () => {
+  await query(`COPY (SELECT id, vec, title, ref, n AS "x.y" FROM derive) TO '${path.join(lake, 'dotted.parquet')}' (FORMAT parquet)`);
+  let r = await srv.req('POST', '/v1/collections', { name: 'Plain', vectors: { default: { dim: 8 } } });
+  assert.equal(r.status, 200, r.text);
+  r = await srv.req('POST', '/v1/collections', { name: 'Tenanted', vectors: { default: { dim: 8 } }, multiTenancy: true });
+  assert.equal(r.status, 200, r.text);
+  r = await srv.req('POST', '/v1/collections/Tenanted/tenants', { tenants: [{ name: 't1' }] });
+  assert.equal(r.status, 200, r.text);
+  const src = { files: ['lake/dotted.parquet'] };
+  const cases = [
+    ['unknown mapping field', { collection: 'Plain', mapping: { vectr: 'vec' } }, /unknown field 'vectr'/],
+    ['a property mapped to a number', { collection: 'Plain', mapping: { properties: { t: 5 } } }, /properties\.t must be a column name/],
+    ['a bad property name', { collection: 'Plain', mapping: { properties: { 'bad name': 'title' } } }, /not a property name/],
+    ['id and idKey', { collection: 'Plain', mapping: { id: 'id', idKey: 'title' } }, /not both/],
+    ['text as vectors', { collection: 'Fresh1', createCollection: true, mapping: { id: 'id', vector: 'title' } }, /column 'title' cannot hold vectors: it is text/],
+    ['a UUID as vectors', { collection: 'Fresh2', createCollection: true, mapping: { id: 'id', vector: 'ref' } }, /it is a UUID/],
+    ['a misspelt tenant', { collection: 'Tenanted', tenant: 't2', mapping: { id: 'id', vector: 'vec', properties: { title: 'title' } } }, /tenant 't2' does not exist/],
+    ['no tenant for a multi-tenant target', { collection: 'Tenanted', mapping: { id: 'id', vector: 'vec', properties: { title: 'title' } } }, /multi-tenant: name the tenant/],
+  ];
+  for (const [what, extra, re] of cases) {
+    const st = await run({ id: `bad-${cases.findIndex((c) => c[0] === what)}`, source: src, ...extra });
+    assert.equal(st.status, 422, `${what}: ${JSON.stringify(st)}`);
+    assert.match(st.text, re, what);
+  }
+  assert.equal((await srv.req('GET', '/v1/collections/Fresh1')).status, 404, 'nothing created for a refused import');
+  assert.equal((await srv.req('GET', '/v1/collections/Tenanted/tenants')).json.tenants.length, 1, 'no tenant added');
+  // a folder is not a pattern; the error does not show the server's paths
+  let st = await run({ id: 'folder', source: { files: ['lake/'] }, collection: 'Plain' });
+  assert.equal(st.status, 422);
+  assert.match(st.text, /names a folder/);
+  assert.ok(!st.text.includes(root), st.text);
+  // without createCollection a non-vector column fails the file with the reason
+  st = await run({ id: 'textvec', source: src, collection: 'Plain', mapping: { id: 'id', vector: 'title' } });
+  assert.equal(st.status, 'FAILED');
+  assert.match(st.files[0].error, /cannot hold vectors: it is text/);
+  assert.equal((await srv.req('GET', '/v1/collections/Plain/objects?limit=1')).json.objects.length, 0);
+  // a column named with a dot is a column, not a path into a group
+  st = await run({ id: 'dotted', source: src, collection: 'Plain', mapping: { id: 'id', vector: 'vec', properties: { xy: 'x.y', title: 'title' } } });
+  assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 600));
+  assert.equal(st.objectsImported, N);
+  const got = [...(await listAll(srv, 'Plain')).values()];
+  assert.equal(got.length, N);
+  assert.ok(got.every((o) => typeof o.properties.xy === 'number'), JSON.stringify(got[0]));
+  // without a mapping the dotted column cannot be a property of its name: the file fails saying how to map it
+  st = await run({ id: 'dotted-rest', source: src, collection: 'Plain', onConflict: 'skip' });
+  assert.equal(st.status, 'FAILED');
+  assert.match(st.files[0].error, /column 'x\.y' cannot be a property of that name/);
+  // the job's figures: totals known, items equal to rows
+  const jobs = (await srv.req('GET', '/v1/jobs?kind=import')).json.jobs;
+  const job = jobs.find((j) => j.target === 'dotted');
+  assert.equal(job.itemsTotal, N, JSON.stringify(job));
+  assert.equal(job.itemsDone, N, JSON.stringify(job));
+  assert.ok(job.bytesTotal > 0, JSON.stringify(job));
+  // a right tenant imports
+  st = await run({ id: 'tenant-ok', source: src, collection: 'Tenanted', tenant: 't1', mapping: { id: 'id', vector: 'vec', properties: { title: 'title' } } });
+  assert.equal(st.status, 'SUCCESS', JSON.stringify(st).slice(0, 600));
+  assert.equal((await listAll(srv, 'Tenanted', 't1')).size, N);
+});
+
+test('symbolic links inside the root are not followed: not listed by a glob, refused when named', async () => {
+  const outside = tempDir('sv-import-outside-');
+  fs.copyFileSync(path.join(lake, 'derive.parquet'), path.join(outside, 'secret.parquet'));
+  fs.mkdirSync(path.join(root, 'links'), { recursive: true });
+  fs.symlinkSync(path.join(outside, 'secret.parquet'), path.join(root, 'links', 'secret.parquet'));
+  fs.symlinkSync(outside, path.join(root, 'links', 'dir'));
+  let st = await run({ id: 'link-glob', source: { files: ['links/*'] }, collection: 'Plain' });
+  assert.equal(st.status, 422, JSON.stringify(st));
+  assert.match(st.text, /matches no file/);
+  st = await run({ id: 'link-dir', source: { files: ['links/dir/*.parquet'] }, collection: 'Plain' });
+  assert.equal(st.status, 422, JSON.stringify(st));
+  st = await run({ id: 'link-file', source: { files: ['links/secret.parquet'] }, collection: 'Plain' });
+  assert.ok(st.status === 422 || st.status === 'FAILED', JSON.stringify(st));
+  assert.match(JSON.stringify(st), /symbolic link|does not exist/);
+  st = await run({ id: 'link-file2', source: { files: ['links/dir/secret.parquet'] }, collection: 'Plain' });
+  assert.ok(st.status === 422 || st.status === 'FAILED', JSON.stringify(st));
+  assert.equal((await srv.req('GET', '/v1/collections/Plain')).json.name, 'Plain');
+  fs.rmSync(outside, { recursive: true, force: true });
+});

@@ -47,6 +47,9 @@ typedef struct imp_plan {
 } imp_plan;
 
 int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp_plan **out, sv_err *err);
+/* What of a mapping can be checked without a file (fields, their types,
+ * property names): the request's 422, before any file is read. */
+int imp_mapping_check(json_t *mapping, sv_err *err);
 void imp_plan_free(imp_plan *p);
 /* Appends one object's JSON text ({"id","collection","tenant"?,"vector"?,
  * "namedVectors"?,"multiVectors"?,"properties"}) to out and its id to id;
