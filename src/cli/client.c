@@ -409,8 +409,12 @@ static int cmd_import(client *c, int argc, char **argv)
     if (argc < 2 || wants_help(argc, argv) || !collection || argv[1][0] == '-') {
         fprintf(wants_help(argc, argv) ? stdout : stderr,
                 "usage: shardvault import FILE.ndjson|- --collection C [--tenant T] [--batch-size N]\n"
+                "       shardvault import FILE.parquet --collection C [--tenant T] [--batch-size N] [--mapping JSON]\n"
                 "Streams one JSON object per line to POST /v1/batch/objects in batches (default 1000).\n"
-                "Lines without a \"collection\" get --collection (and --tenant) added.\n");
+                "Lines without a \"collection\" get --collection (and --tenant) added.\n"
+                "A .parquet file is read here, row group by row group, its rows sent the same way\n"
+                "(--mapping as in POST /v1/import, docs/import.md). For files the server can reach\n"
+                "(its export backends) use shardvault import-parquet create.\n");
         return wants_help(argc, argv) ? 0 : 2;
     }
     int64_t batch_size = 1000;
