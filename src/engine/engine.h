@@ -28,6 +28,8 @@ typedef struct sv_engine_opts {
     int64_t write_buffer_bytes; /* per-db memtable size;   0 = 16 MiB */
     int64_t total_write_buffer_bytes; /* shared write-buffer manager budget; 0 = 256 MiB */
     int max_background_jobs;    /* shared env; 0 = 2 */
+    bool no_direct_io;          /* flushes and compactions through the page cache even where
+                                   the filesystem takes O_DIRECT (the default uses it there) */
 } sv_engine_opts;
 
 /* Bookkeeping keys start with 16 bytes of 0xFF and are longer than 16 bytes,

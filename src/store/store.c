@@ -660,6 +660,15 @@ int sv_store_open(const sv_store_opts *opts, sv_catalog *cat, sv_store **out, sv
     if (rc == 0)
         rc = sv_mkdirs(st->tmp_dir, err);
     sv_engine_opts eo = {.block_cache_bytes = opts->block_cache_bytes, .write_buffer_bytes = opts->write_buffer_bytes};
+    if (rc == 0) {
+        /* auto: flushes and compactions use O_DIRECT where the filesystem
+         * takes it (engine.h); off: always through the page cache */
+        const char *dio = sv_env_str("SHARDVAULT_DIRECT_IO", "auto");
+        if (!strcmp(dio, "off"))
+            eo.no_direct_io = true;
+        else if (strcmp(dio, "auto"))
+            rc = sv_fail(err, SV_EINVAL, "SHARDVAULT_DIRECT_IO must be auto or off (got '%.32s')", dio);
+    }
     if (rc == 0)
         rc = sv_engine_new(&eo, &st->engine, err);
     load_ctx lc = {st, err};
