@@ -517,6 +517,11 @@ static int mshard_open(mview *m, size_t i, mshard *out, sv_err *err)
     snprintf(h->name, sizeof h->name, "%s", name);
     int rc = sv_registry_acquire(m->r, m->collection, name, sv_store_acquire_timeout_ms(sv__svc_store(m->r->svc)),
                                  &h->ref, err);
+    if (rc == SV_ETIMEOUT) { /* still hydrating: worth a retry (503 with Retry-After, SHARDVAULT_ACQUIRE_TIMEOUT) */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        rc = sv_fail(err, SV_EUNAVAIL, "%.400s; retry shortly (SHARDVAULT_ACQUIRE_TIMEOUT)", why);
+    }
     char current[1400];
     if (rc == 0) {
         snprintf(current, sizeof current, "%s/CURRENT", sv_shard_ref_dir(h->ref));

@@ -333,7 +333,7 @@ static int reserve_locked(sv_registry *r, shard *s, int64_t bytes, sv_err *err)
         if (!s->background && !s->waiters) {
             rc = sv_fail(err, SV_ENOSPACE,
                          "no room in the cache quota (cache_quota_bytes=%" PRId64 ") for shard %s before every "
-                         "acquirer's deadline",
+                         "acquirer's deadline (unpin or unmount shards, or raise SHARDVAULT_CACHE_BYTES)",
                          r->quota, s->key);
             break;
         }
@@ -664,7 +664,8 @@ int sv_registry_acquire(sv_registry *r, const char *collection, const char *name
                 (r->room_head && (s->state == SV_SHARD_NEW || s->state == SV_SHARD_ERRORED)))
                 rc = sv_fail(err, SV_ENOSPACE,
                              "shard %s: no room in the cache quota (cache_quota_bytes=%" PRId64 ", %" PRId64
-                             " bytes held by shards in use, pinned or downloading) within %" PRId64 " ms",
+                             " bytes held by shards in use, pinned or downloading) within %" PRId64 " ms (unpin or "
+                             "unmount shards, or raise SHARDVAULT_CACHE_BYTES)",
                              s->key, r->quota, r->held, timeout_ms);
             else
                 rc = sv_fail(err, SV_ETIMEOUT,

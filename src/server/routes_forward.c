@@ -505,7 +505,7 @@ int sv_forward_tenants(request *rq)
     if (!placement(rq))
         return 0;
     json_t *body = rq->body.len ? json_loadb((const char *)rq->body.data, rq->body.len, 0, NULL) : NULL;
-    json_t *arr = json_object_get(body, "tenants");
+    json_t *arr = sv_store_tenants_body(body);
     char owner[65] = "", first[72] = "";
     bool mixed = false, ok = json_is_array(arr) && json_array_size(arr) > 0;
     size_t i;

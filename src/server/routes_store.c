@@ -62,7 +62,7 @@ static int tenants_allowed(request *rq, json_t *body, sv_err *err)
 {
     size_t i, named = 0;
     json_t *t;
-    json_array_foreach(json_object_get(body, "tenants"), i, t) {
+    json_array_foreach(sv_store_tenants_body(body), i, t) {
         const char *n = json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "name"));
         if (n && !sv_request_allowed(rq, PERM_MANAGE, rq->params[0], n))
             return sv_fail(err, SV_EDENIED, "forbidden: key %s may not manage collection '%.128s' tenant '%.64s'",

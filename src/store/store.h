@@ -63,6 +63,9 @@ int sv_store_schema(sv_store *st, const char *name, sv_schema **out, sv_err *err
 
 /* ---- tenants and shards ------------------------------------------------- */
 
+/* Tenant bodies are a list, bare or wrapped: [...] or {"tenants": [...]}.
+ * The list in body (borrowed), NULL when it is neither. */
+json_t *sv_store_tenants_body(json_t *body);
 /* body: {"tenants":[{"name":"t1","status"?:"ACTIVE"|"INACTIVE"}]} */
 int sv_store_add_tenants(sv_store *st, const char *collection, json_t *body, json_t **out, sv_err *err);
 /* body: {"tenants":[{"name":"t1","status":"INACTIVE"}]} */

@@ -30,11 +30,18 @@ static int parse_status(json_t *v, int dflt, int *out, sv_err *err)
     return sv_fail(err, SV_EINVAL, "tenant status must be \"ACTIVE\", \"INACTIVE\" or \"OFFLOADED\"");
 }
 
+json_t *sv_store_tenants_body(json_t *body)
+{
+    json_t *arr = json_is_array(body) ? body : json_is_object(body) ? json_object_get(body, "tenants") : NULL;
+    return json_is_array(arr) ? arr : NULL;
+}
+
 static json_t *tenants_array(json_t *body, sv_err *err)
 {
-    json_t *arr = json_is_object(body) ? json_object_get(body, "tenants") : NULL;
-    if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        sv_fail(err, SV_EINVAL, "the body must be {\"tenants\": [...]} with at least one tenant");
+    json_t *arr = sv_store_tenants_body(body);
+    if (!arr || json_array_size(arr) == 0) {
+        sv_fail(err, SV_EINVAL, "the body must be a list of tenants, [...] or {\"tenants\": [...]}, with at least "
+                "one tenant");
         return NULL;
     }
     return arr;
@@ -396,6 +403,8 @@ static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, 
                        s->name, store_status_word(cur), c->name);
     if (cur == status)
         return 0;
+    s->move_rc = 0;
+    s->move_reason[0] = 0;
     if (status == SHARD_OFFLOADED)
         return begin_offload(st, c, s, err);
     if (cur == SHARD_OFFLOADED)
@@ -459,6 +468,8 @@ int sv_store_offload_done(sv_store *st, const char *cname, const char *tname, in
             } else {
                 sv_warn("tenant offload failed", "collection=%s tenant=%s status=%s reason=\"%s\"", cname, tname,
                         store_status_word(to), reason ? reason : "");
+                s->move_rc = result;
+                snprintf(s->move_reason, sizeof s->move_reason, "%.399s", reason ? reason : "");
             }
         }
         store_coll_release(st, c);
@@ -490,9 +501,12 @@ int sv_store_onload_done(sv_store *st, const char *cname, const char *tname, int
             apply_status(st, s, to, to);
         else if (rc == 0)
             rc = sv_fail(err, e2.code, "%s", e2.msg);
-        if (prc == 0 && to == SHARD_OFFLOADED)
+        if (prc == 0 && to == SHARD_OFFLOADED) {
             sv_warn("tenant onload failed", "collection=%s tenant=%s reason=\"%s\"", cname, tname,
                     reason ? reason : err->msg);
+            s->move_rc = result ? result : rc ? rc : SV_EIO;
+            snprintf(s->move_reason, sizeof s->move_reason, "%.399s", reason && reason[0] ? reason : err->msg);
+        }
         else if (prc == 0)
             sv_info("tenant onloaded", "collection=%s tenant=%s status=%s", cname, tname, store_status_word(to));
         store_coll_release(st, c);
@@ -527,13 +541,23 @@ int store_tenant_unavailable(sv_store *st, const collection *c, shard *s, int st
             return rc;
         if (now != SHARD_OFFLOADED)
             return 0; /* the caller looks again */
-        if (started)
-            return sv_fail(err, SV_EUNAVAIL,
-                           "tenant '%s' of collection '%s' could not be onloaded; see GET /v1/jobs?kind=onload", s->name,
-                           c->name);
+        if (started) {
+            /* the onload this read started failed: its code when it says
+             * more than "retry" (507 for the cache quota) */
+            pthread_mutex_lock(&st->ddl_mu);
+            int mrc = s->move_rc;
+            char why[400];
+            snprintf(why, sizeof why, "%s", s->move_reason[0] ? s->move_reason : "see GET /v1/jobs?kind=onload");
+            pthread_mutex_unlock(&st->ddl_mu);
+            return sv_fail(err, mrc == SV_ENOSPACE ? SV_ENOSPACE : SV_EUNAVAIL,
+                           "tenant '%s' of collection '%s' could not be onloaded: %s", s->name, c->name, why);
+        }
         pthread_mutex_lock(&st->ddl_mu);
-        if (!s->deleted && s->status == SHARD_OFFLOADED)
+        if (!s->deleted && s->status == SHARD_OFFLOADED) {
+            s->move_rc = 0;
+            s->move_reason[0] = 0;
             rc = begin_onload(st, c, s, SHARD_ACTIVE, err);
+        }
         pthread_mutex_unlock(&st->ddl_mu);
         if (rc)
             return rc;
@@ -672,6 +696,9 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] needs a \"status\" (ACTIVE, INACTIVE or OFFLOADED)", i);
         else
             rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err);
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (!strcmp(name, json_string_value(json_object_get(json_array_get(arr, j), "name"))))
+                rc = sv_fail(err, SV_EINVAL, "tenant '%s' is listed twice", name);
     }
     STORE_HOOK("update_tenants:before_lock", c->name);
     pthread_mutex_lock(&st->ddl_mu);
@@ -694,15 +721,29 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json
                                                 store_status_word(s->status)));
     }
     pthread_mutex_unlock(&st->ddl_mu);
-    free(statuses);
     if (rc == 0 && wait_ms > 0) {
         int64_t until = sv_now_ms() + wait_ms;
         for (size_t i = 0; rc == 0 && i < n; i++) {
             int now = SHARD_ACTIVE;
             rc = tenant_wait(st, c, targets[i], until, &now, err);
             json_object_set_new(json_array_get(result, i), "status", json_string(store_status_word(now)));
+            if (rc == 0 && now != statuses[i]) {
+                /* the move failed and the tenant went back: the caller asked
+                 * for statuses[i] and must not read a 200 as that */
+                shard *s = targets[i];
+                pthread_mutex_lock(&st->ddl_mu);
+                int mrc = s->move_rc;
+                char why[400];
+                snprintf(why, sizeof why, "%s", s->move_reason[0] ? s->move_reason : "see GET /v1/jobs");
+                pthread_mutex_unlock(&st->ddl_mu);
+                rc = sv_fail(err, mrc == SV_ENOSPACE ? SV_ENOSPACE : SV_EIO,
+                             "tenant '%s' did not become %s, it is %s: the %s failed: %s", s->name,
+                             store_status_word(statuses[i]), store_status_word(now),
+                             statuses[i] == SHARD_OFFLOADED ? "offload" : "onload", why);
+            }
         }
     }
+    free(statuses);
     free(targets);
     store_coll_release(st, c);
     if (rc) {
@@ -729,6 +770,21 @@ int sv_store_delete_tenants(sv_store *st, const char *collection_name, json_t *b
             rc = sv_check_tenant_name(name, err);
     }
     pthread_mutex_lock(&st->ddl_mu);
+    /* A tenant moving between the disk and the location is deleted once the
+     * move is done, all or none of the request's: its job would otherwise
+     * finish for a tenant deleted (or deleted and created again) meanwhile,
+     * and leave the location's copy to a name that no longer owns it. The
+     * statuses change only under ddl_mu, held from here to the deletions. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *name = json_string_value(json_array_get(arr, i));
+        pthread_rwlock_rdlock(&c->tenants_lock);
+        shard *s = store_find_tenant(c, name);
+        int cur = s ? s->status : SHARD_ACTIVE;
+        pthread_rwlock_unlock(&c->tenants_lock);
+        if (transitional(cur))
+            rc = sv_fail(err, SV_ECONFLICT, "tenant '%s' is %s; delete it once that is done (GET "
+                         "/v1/collections/%s/tenants); nothing was deleted", name, store_status_word(cur), c->name);
+    }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *name = json_string_value(json_array_get(arr, i));
         char key[300];

@@ -417,3 +417,51 @@ test('deleting a tenant that was offloaded once and is active again drops its lo
     srv.cleanup();
   }
 });
+
+test('bare-list bodies; a tenant listed twice; no delete while a tenant moves; ?wait=true answers a failed move as an error', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '300', SHARDVAULT_CACHE_BYTES: '200000' } });
+  try {
+    await mtCollection(srv, 'Bare');
+    let r = await srv.req('POST', '/v1/collections/Bare/tenants', [{ name: 'a' }, { name: 'big' }]);
+    assert.equal(r.status, 200, r.text);
+    await loadTenant(srv, 'Bare', 'a', 50, 3);
+    const big = await loadTenant(srv, 'Bare', 'big', 4000, 4);
+    // the issue's shape: a bare list
+    r = await srv.req('PUT', '/v1/collections/Bare/tenants', [{ name: 'a', status: 'OFFLOADED' }]);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.tenants[0].status, 'OFFLOADING');
+    // deleting it meanwhile is refused, nothing deleted
+    r = await srv.req('DELETE', '/v1/collections/Bare/tenants', ['a', 'big']);
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.text, /tenant 'a' is OFFLOADING; delete it once that is done/);
+    assert.equal((await srv.req('GET', '/v1/collections/Bare/tenants')).json.tenants.length, 2);
+    await until('a OFFLOADED', async () => (await tenantStatus(srv, 'Bare', 'a')) === 'OFFLOADED');
+    assert.equal((await lastJob(srv, 'offload')).state, 'SUCCEEDED');
+    r = await srv.req('DELETE', '/v1/collections/Bare/tenants', ['a']);
+    assert.equal(r.status, 204, r.text);
+    assert.deepEqual((await srv.req('GET', '/v1/collections/Bare/tenants')).json.tenants.map((t) => t.name), ['big']);
+    // one tenant twice in a request: refused before anything changes
+    r = await srv.req('PUT', '/v1/collections/Bare/tenants', [{ name: 'big', status: 'OFFLOADED' }, { name: 'big', status: 'ACTIVE' }]);
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /listed twice/);
+    assert.equal(await tenantStatus(srv, 'Bare', 'big'), 'ACTIVE');
+    // a tenant larger than the whole cache quota offloads, but cannot come back: ?wait=true says so (507)
+    assert.equal(await setStatus(srv, 'Bare', 'big', 'OFFLOADED'), 'OFFLOADED');
+    r = await srv.req('PUT', '/v1/collections/Bare/tenants?wait=true', [{ name: 'big', status: 'ACTIVE' }]);
+    assert.equal(r.status, 507, r.text);
+    assert.match(r.text, /did not become ACTIVE, it is OFFLOADED: the onload failed: .*SHARDVAULT_CACHE_BYTES/);
+    assert.equal(await tenantStatus(srv, 'Bare', 'big'), 'OFFLOADED');
+    // nothing lost: with room it comes back whole
+    await srv.stop();
+    const s2 = await startServer({ dataDir: srv.dataDir, env: { SHARDVAULT_CACHE_BYTES: '100000000' } });
+    try {
+      assert.equal(await setStatus(s2, 'Bare', 'big', 'ACTIVE'), 'ACTIVE');
+      sameObjects(await listTenant(s2, 'Bare', 'big'), big);
+    } finally {
+      await s2.stop();
+    }
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});

@@ -31,6 +31,8 @@ typedef struct shard {
     char dir[1024];
     int status;
     int settle;               /* OFFLOADING: the status to go back to; ONLOADING: the status to reach */
+    int move_rc;              /* the last offload/onload's failure (0: none), under ddl_mu */
+    char move_reason[400];    /* its reason, for ?wait=true answers */
     bool copy;                /* the location holds its files (offloaded once; kept after an onload) */
     bool deleted;             /* tenant deleted; struct kept until the collection goes */
     sv_db *db;
