@@ -209,14 +209,24 @@ int sv_registry_unmount_snapshot(sv_registry *r, const char *collection, const c
         json_decref(have);
         return sv_fail(err, SV_ENOTFOUND, "snapshot '%s' of collection '%s' is not mounted", snapshot, collection);
     }
+    /* A read waiting for a shard's hydration holds no reference yet: it is
+     * a read on all the same (409, as for one that holds it). */
+    size_t i;
+    json_t *e;
+    json_array_foreach(have, i, e)
+    {
+        if (sv__registry_awaited(r, collection, json_string_value(json_object_get(e, "shard")))) {
+            json_decref(have);
+            return sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is being read; unmount it when done",
+                           snapshot, collection);
+        }
+    }
     /* Readers' kept shards first (409 if a read is on), then the records:
      * destroy refuses a shard someone still references. */
     if ((rc = views_drop(r, collection, snapshot, err)) != 0) {
         json_decref(have);
         return rc;
     }
-    size_t i;
-    json_t *e;
     json_array_foreach(have, i, e)
     {
         int x = sv_registry_destroy(r, collection, json_string_value(json_object_get(e, "shard")), err);

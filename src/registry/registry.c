@@ -158,6 +158,24 @@ static shard *find_locked(sv_registry *r, const char *collection, const char *na
     return e && e->n ? e->v[0] : NULL;
 }
 
+void sv__registry_hydration(sv_registry *r, const char *collection, const char *name, int64_t *done, int64_t *total)
+{
+    pthread_mutex_lock(&r->mu);
+    shard *s = find_locked(r, collection, name);
+    *total = s ? s->remote_bytes : 0;
+    *done = s ? (s->queued ? atomic_load(&s->progress) : s->local_bytes) : 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool sv__registry_awaited(sv_registry *r, const char *collection, const char *name)
+{
+    pthread_mutex_lock(&r->mu);
+    shard *s = find_locked(r, collection, name);
+    bool used = s && s->waiters > 0;
+    pthread_mutex_unlock(&r->mu);
+    return used;
+}
+
 static void claim_locked(sv_registry *r, shard *s)
 {
     while (s->busy)

@@ -172,11 +172,55 @@ static int run_offload(move_task *t, json_t **result, sv_err *err)
     return rc;
 }
 
+/* An onload's job counters follow its hydration while lay_out waits for it:
+ * items 1 (the tenant), bytes fetched of the bytes its manifest holds. */
+typedef struct onload_watch {
+    move_task *t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+} onload_watch;
+
+static void *onload_watch_main(void *arg)
+{
+    onload_watch *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        int64_t done, total;
+        sv__registry_hydration(w->t->v->r, w->t->collection, w->t->tenant, &done, &total);
+        if (total > 0) {
+            sv_job_set_totals(w->t->job, 1, total);
+            sv_job_set_done(w->t->job, 0, done < total ? done : total);
+        }
+        pthread_mutex_lock(&w->mu);
+        if (!w->stop)
+            sv_cond_wait_ms(&w->cv, &w->mu, 200);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
 static int run_onload(move_task *t, json_t **result, sv_err *err)
 {
     int64_t bytes = 0;
+    onload_watch w = {.t = t};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    pthread_t th;
+    bool watching = pthread_create(&th, NULL, onload_watch_main, &w) == 0;
     int rc = lay_out(t->v, t->collection, t->tenant, t->dir, &bytes, err);
+    if (watching) {
+        pthread_mutex_lock(&w.mu);
+        w.stop = true;
+        pthread_cond_signal(&w.cv);
+        pthread_mutex_unlock(&w.mu);
+        pthread_join(th, NULL);
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
     if (rc == 0) {
+        sv_job_set_totals(t->job, 1, bytes);
         sv_job_set_done(t->job, 1, bytes);
         *result = json_pack("{s:I}", "bytes", (json_int_t)bytes);
     }

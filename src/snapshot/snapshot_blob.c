@@ -158,7 +158,7 @@ void sv_snap_hash_cache_free(sv_snap_hash_cache *hc)
 /* ---- storing ------------------------------------------------------------------------------ */
 
 int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded, sv_job *job,
-                        sv_err *err)
+                        bool job_bytes, sv_err *err)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -169,7 +169,7 @@ int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _At
         for (size_t k = 0; k < i && !dup; k++)
             dup = !memcmp(files[k].hex, f->hex, 64);
         if (job)
-            sv_job_add_done(job, 1, 0);
+            sv_job_add_done(job, 1, job_bytes ? f->id.size : 0);
         if (dup)
             continue;
         if (job && sv_job_canceled(job)) {

@@ -238,7 +238,7 @@ static int do_create(create_ctx *cx, sv_err *err)
     if (rc == 0)
         rc = create_announce(cx, err);
     if (rc == 0)
-        rc = sv_snap_store_blobs(s, cx->files, cx->nfiles, &cx->op->bytes_uploaded, cx->op->job, err);
+        rc = sv_snap_store_blobs(s, cx->files, cx->nfiles, &cx->op->bytes_uploaded, cx->op->job, false, err);
     /* Manifest, then the hash cache. */
     sv_manifest *m = NULL;
     json_t *shards_api = json_array();
@@ -573,10 +573,17 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
         sv_job_set_totals(job, (int64_t)cx.nfiles, 0);
     if (rc == 0)
         rc = create_hash(&cx, err);
+    if (rc == 0 && job) {
+        /* the bytes are known once hashed: each file's count as it is stored */
+        int64_t total = 0;
+        for (size_t i = 0; i < cx.nfiles; i++)
+            total += cx.files[i].id.size;
+        sv_job_set_totals(job, (int64_t)cx.nfiles, total);
+    }
     if (rc == 0)
         rc = create_announce(&cx, err);
     if (rc == 0)
-        rc = sv_snap_store_blobs(s, cx.files, cx.nfiles, &op->bytes_uploaded, job, err);
+        rc = sv_snap_store_blobs(s, cx.files, cx.nfiles, &op->bytes_uploaded, job, true, err);
     sv_manifest *m = NULL;
     json_t *shards_api = json_array();
     if (rc == 0)

@@ -153,3 +153,44 @@ test('a shard that cannot fit the cache quota: 507 naming the quota; the live co
     srv.cleanup();
   }
 });
+
+test('a read waiting for a mount shard to hydrate: unmount is 409, the read past SHARDVAULT_ACQUIRE_TIMEOUT is 503 with Retry-After', async () => {
+  const { startS3, startFaultProxy } = await import('./lib/s3.mjs');
+  const s3 = await startS3();
+  await s3.createBucket('mnt');
+  const proxy = await startFaultProxy({ target: s3.endpoint, delayMs: 400, onlyMethods: ['GET'] });
+  const srv = await startServer({ env: { ...s3.env, AWS_ENDPOINT_URL: proxy.endpoint, SHARDVAULT_LOCATION: 's3://mnt/x', SHARDVAULT_ACQUIRE_TIMEOUT: '1' } });
+  try {
+    await mtCollection(srv, 'Slow');
+    await addTenants(srv, 'Slow', ['a']);
+    const a = await loadTenant(srv, 'Slow', 'a', 300, 3);
+    assert.equal((await srv.req('POST', '/v1/collections/Slow/snapshots?wait=true', { name: 's' })).json.status, 'COMMITTED');
+    assert.equal((await srv.req('POST', '/v1/collections/Slow/snapshots/s/mount')).status, 200);
+    // the first read reads the manifest, then waits for the hydration (every GET of the bucket takes 400 ms) and gives up after 1 s
+    const first = srv.req('GET', '/v1/collections/Slow/snapshots/s/objects?tenant=a&limit=5');
+    await until('the read waits for the hydration', async () => (await srv.req('GET', '/v1/registry')).json.hydrationsRunning + (await srv.req('GET', '/v1/registry')).json.hydrationsQueued > 0, 5000);
+    const u = await srv.req('DELETE', '/v1/collections/Slow/snapshots/s/mount');
+    assert.equal(u.status, 409, u.text);
+    assert.match(u.text, /being read/);
+    const r = await first;
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.headers.get('retry-after'), '5');
+    assert.match(r.text, /retry shortly/);
+    // the hydration went on: the read is answered once it is done, then the unmount goes through
+    const got = await until('mount hydrated', async () => {
+      const x = await srv.req('GET', '/v1/collections/Slow/snapshots/s/objects?tenant=a&limit=1000');
+      return x.status === 200 && x.json;
+    }, 60000);
+    assert.equal(got.objects.length, a.size);
+    const d = await until('unmounted', async () => {
+      const x = await srv.req('DELETE', '/v1/collections/Slow/snapshots/s/mount');
+      return x.status === 204 && x;
+    }, 10000);
+    assert.equal(d.status, 204);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    await proxy.stop();
+    await s3.stop();
+  }
+});

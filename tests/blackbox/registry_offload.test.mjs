@@ -457,6 +457,13 @@ test('bare-list bodies; a tenant listed twice; no delete while a tenant moves; ?
     try {
       assert.equal(await setStatus(s2, 'Bare', 'big', 'ACTIVE'), 'ACTIVE');
       sameObjects(await listTenant(s2, 'Bare', 'big'), big);
+      // the jobs count bytes: the onload's of the tenant, the offload's of its files
+      const on = await lastJob(s2, 'onload');
+      assert.equal(on.state, 'SUCCEEDED', JSON.stringify(on));
+      assert.equal(on.itemsTotal, 1, JSON.stringify(on));
+      assert.ok(on.bytesTotal > 100000 && on.bytesDone === on.bytesTotal && on.progress === 100, JSON.stringify(on));
+      const off = (await s2.req('GET', '/v1/jobs?kind=offload')).json.jobs.find((j) => j.target === 'big');
+      assert.ok(off.bytesTotal > 100000 && off.bytesDone === off.bytesTotal && off.itemsDone === off.itemsTotal, JSON.stringify(off));
     } finally {
       await s2.stop();
     }

@@ -108,6 +108,13 @@ int sv__check_shard_name(const char *name, sv_err *err); /* a tenant name, or "<
 shard *sv__shard_new(const char *collection, const char *name, sv_shard_source src); /* mrefs = 1 */
 void sv__shard_put_locked(shard *s); /* frees at the last memory holder */
 void *sv__registry_worker(void *arg); /* a hydration thread */
+/* A shard's hydration as it goes: bytes fetched (while queued or running;
+ * else what the cache holds) of the bytes its mount announced (0 until a
+ * hydration asked). Both 0 for an unknown shard. */
+void sv__registry_hydration(sv_registry *r, const char *collection, const char *name, int64_t *done, int64_t *total);
+/* Waited for by an acquirer parked on its hydration (one that holds no
+ * reference yet). */
+bool sv__registry_awaited(sv_registry *r, const char *collection, const char *name);
 /* Puts a transition into the event ring (never blocks on a reader). */
 void sv__registry_publish(sv_registry *r, const shard *s, sv_shard_state from, sv_shard_state to, int64_t ts);
 

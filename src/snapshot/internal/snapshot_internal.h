@@ -326,9 +326,10 @@ void sv_snap_hash_cache_free(sv_snap_hash_cache *hc);
 
 /* Stores each distinct file as its blob unless the location already holds
  * it; *uploaded counts the bytes sent, job (may be NULL) counts the files
- * done and stops the loop when canceled (SV_ECANCELED). */
+ * done (and their bytes with job_bytes: a snapshot's job counts the bytes it
+ * hashed instead) and stops the loop when canceled (SV_ECANCELED). */
 int sv_snap_store_blobs(sv_snapshot *s, const sv_snap_file *files, size_t n, _Atomic int64_t *uploaded, sv_job *job,
-                        sv_err *err);
+                        bool job_bytes, sv_err *err);
 /* Restores one manifest file into path (local fast path or fetch), verifying
  * size and sha256; progress counts the bytes. */
 int sv_snap_restore_blob(sv_snapshot *s, const sv_manifest_shard *ms, const sv_manifest_file *mf, const char *path,
