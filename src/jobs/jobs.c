@@ -605,10 +605,14 @@ int sv_jobs_cancel(sv_jobs *j, const char *id, sv_err *err)
         pthread_mutex_unlock(&j->mu);
         return sv_fail(err, SV_ECONFLICT, "job %s already finished (%s)", r->id, sv_job_state_name(st));
     }
-    atomic_store(&r->cancel, true);
-    r->refs++;
     const sv_job_kind *k = sv__kind_locked(j, r->kind);
     sv_job_kind kind = k ? *k : (sv_job_kind){0};
+    if (kind.no_cancel) {
+        pthread_mutex_unlock(&j->mu);
+        return sv_fail(err, SV_ECONFLICT, "job %s (%s) cannot be canceled: %s", r->id, r->kind, kind.no_cancel);
+    }
+    atomic_store(&r->cancel, true);
+    r->refs++;
     pthread_mutex_unlock(&j->mu);
     if (kind.cancel)
         kind.cancel(kind.self, r);

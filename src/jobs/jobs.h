@@ -93,6 +93,9 @@ typedef struct sv_job_kind {
     /* Asks the running job to stop (optional; without it the job only sees
      * sv_job_canceled()). Called without any jobs lock held. */
     void (*cancel)(void *self, sv_job *job);
+    /* Non-NULL: the kind's jobs cannot be canceled, and this says why (a
+     * cancel answers SV_ECONFLICT with it instead of a request it ignores). */
+    const char *no_cancel;
     /* Starts one scheduled run; fills job_id (its sv_job id). Optional: a
      * kind without it cannot be scheduled. */
     int (*run_scheduled)(void *self, const sv_schedule_run *run, char job_id[64], sv_err *err);

@@ -398,7 +398,9 @@ int sv_registry_attach(sv_registry *r, sv_store *st, sv_snapshot *snap, sv_jobs 
     r->svc = v;
     int rc = sv_jobs_register_kind(jobs, &(sv_job_kind){.name = "offload"}, err);
     if (rc == 0)
-        rc = sv_jobs_register_kind(jobs, &(sv_job_kind){.name = "onload"}, err);
+        rc = sv_jobs_register_kind(jobs, &(sv_job_kind){.name = "onload", .no_cancel = "an onload ends on its own "
+                                                                                        "(ACTIVE, or back to OFFLOADED "
+                                                                                        "with the reason)"}, err);
     sv_registry_mount m = {.self = v, .size = mount_size, .fetch = mount_fetch};
     if (rc == 0)
         rc = sv_registry_set_mount(r, SV_SHARD_SRC_OFFLOADED, &m, err);

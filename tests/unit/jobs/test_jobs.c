@@ -243,6 +243,27 @@ static sv_jobs *open_jobs(sv_catalog *cat, int64_t keep)
 
 static const char *field(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
+static void cannot_cancel(void **state)
+{
+    sv_catalog *cat = open_cat("nocancel");
+    sv_jobs *j = open_jobs(cat, 100);
+    sv_err err = {0};
+    assert_int_equal(sv_jobs_recover(j, &err), 0);
+    /* a kind that cannot be canceled says so, and its job is left alone */
+    assert_int_equal(sv_jobs_register_kind(j, &(sv_job_kind){.name = "onload", .no_cancel = "it ends on its own"}, &err),
+                     0);
+    sv_job *u = NULL;
+    assert_int_equal(sv_jobs_create(j, &(sv_job_spec){.kind = "onload", .collection = "A", .target = "t"}, &u, &err), 0);
+    assert_int_equal(sv_job_start(u, &err), 0);
+    assert_int_equal(sv_jobs_cancel(j, sv_job_id(u), &err), SV_ECONFLICT);
+    assert_non_null(strstr(err.msg, "cannot be canceled: it ends on its own"));
+    assert_false(sv_job_canceled(u));
+    assert_int_equal(sv_job_finish(u, SV_JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    sv_job_release(u);
+    sv_jobs_close(j);
+    sv_catalog_close(cat);
+}
+
 static void lifecycle_and_restart(void **state)
 {
     sv_catalog *cat = open_cat("lifecycle");
@@ -652,7 +673,7 @@ int main(void)
         cmocka_unit_test(intervals),           cmocka_unit_test(retention),
         cmocka_unit_test(pool),
         cmocka_unit_test(crew),
-        cmocka_unit_test(lifecycle_and_restart),
+        cmocka_unit_test(lifecycle_and_restart), cmocka_unit_test(cannot_cancel),
         cmocka_unit_test(retention_of_jobs),   cmocka_unit_test(unfinished_are_settled_or_failed),   cmocka_unit_test(schedule_validation),
         cmocka_unit_test(schedule_runs_and_retention), cmocka_unit_test(schedule_skips_busy_run),
     };
