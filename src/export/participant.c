@@ -24,7 +24,7 @@ typedef struct sv_export_shard {
      * memory, so the status grows with the rows (0 once every range ended). */
     atomic_llong objects, bytes, pending;
     char error[600];
-    char skip[160];
+    char skip[512];
     char dir[1200]; /* the checkpoint, "" when there is none */
     sv_db *db;      /* the checkpoint opened by its first range, shared by all (under job->mu) */
     int64_t known;  /* objects at capture (the store keeps exact counts) */
@@ -833,7 +833,7 @@ static int do_prepare(sv_export_job *j, sv_err *err)
             s->is_tenant = sc->is_tenant;
             if (sc->status == SV_CAPTURE_UNAVAILABLE) {
                 s->status = SV_EXPORT_SHARD_SKIPPED;
-                snprintf(s->skip, sizeof s->skip, "%.150s", sc->reason);
+                snprintf(s->skip, sizeof s->skip, "%s", sc->reason);
                 continue;
             }
             s->known = sc->status == SV_CAPTURE_EMPTY ? 0 : sc->objects;

@@ -418,11 +418,24 @@ static int view_get(sv_registry *r, const char *collection, const char *snapshot
     /* Not cached: mounted at all? (after a restart the records say so) */
     json_t *have = NULL;
     size_t nhave = 0;
-    if ((rc = mounted_shards(r, collection, snapshot, &have, &nhave, err)) == 0 && nhave == 0)
-        rc = sv_fail(err, SV_ECONFLICT,
-                     "snapshot '%s' of collection '%s' is not mounted; mount it first (POST "
-                     "/v1/collections/%s/snapshots/%s/mount)",
-                     snapshot, collection, collection, snapshot);
+    if ((rc = mounted_shards(r, collection, snapshot, &have, &nhave, err)) == 0 && nhave == 0) {
+        /* one that does not exist (or never committed) is not a matter of mounting */
+        json_t *rec = NULL;
+        sv_err e2 = {0};
+        int g = sv_snapshot_get(sv__svc_snapshot(r->svc), collection, snapshot, &rec, &e2);
+        const char *st = json_string_value(json_object_get(rec, "status"));
+        if (g == SV_ENOTFOUND)
+            rc = sv_fail(err, SV_ENOTFOUND, "%s", e2.msg);
+        else if (g == 0 && st && strcmp(st, "COMMITTED"))
+            rc = sv_fail(err, SV_ECONFLICT, "snapshot '%s' of collection '%s' is %s: only a committed snapshot can "
+                         "be mounted and read", snapshot, collection, st);
+        else
+            rc = sv_fail(err, SV_ECONFLICT,
+                         "snapshot '%s' of collection '%s' is not mounted; mount it first (POST "
+                         "/v1/collections/%s/snapshots/%s/mount)",
+                         snapshot, collection, collection, snapshot);
+        json_decref(rec);
+    }
     json_decref(have);
     mview *v = rc == 0 ? calloc(1, sizeof *v) : NULL;
     if (rc == 0 && !v)

@@ -294,7 +294,7 @@ typedef struct sv_shard_capture {
     sv_capture_status status; /* EMPTY: the shard never held data (no directory) */
     char dir[1200];           /* the checkpoint: a RocksDB directory (when OK) */
     int64_t objects;          /* exact count at capture */
-    char reason[256];         /* UNAVAILABLE: why */
+    char reason[512];         /* UNAVAILABLE: why */
 } sv_shard_capture;
 
 typedef struct sv_capture {

@@ -145,7 +145,7 @@ int sv_store_capture_ex(sv_store *st, const char *name, const char *dst_dir, uns
         if (mrc) { /* the caller decides: export skips it, a snapshot fails */
             sc->status = SV_CAPTURE_UNAVAILABLE;
             sc->dir[0] = '\0';
-            snprintf(sc->reason, sizeof sc->reason, "offloaded tenant %s could not be read: %.100s", s->name, me.msg);
+            snprintf(sc->reason, sizeof sc->reason, "offloaded tenant %s could not be read: %.400s", s->name, me.msg);
             sv_warn("offloaded tenant not captured", "collection=%s tenant=%s error=\"%s\"", c->name, s->name,
                     me.msg);
         }
