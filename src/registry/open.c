@@ -525,7 +525,8 @@ void sv_registry_metrics(sv_buf *out, void *ud)
     sv_registry *r = ud;
     sv_registry_stats st;
     sv_registry_stats_get(r, &st);
-    sv_buf_append_str(out, "# HELP shardvault_registry_shards Registered shards by state.\n"
+    sv__registry_add_local(r, st.shards, NULL); /* as /v1/registry counts them */
+    sv_buf_append_str(out, "# HELP shardvault_registry_shards Shards by state: the registered ones and the local ones.\n"
                            "# TYPE shardvault_registry_shards gauge\n");
     for (int i = 0; i < SV_SHARD_NSTATES; i++)
         sv_buf_printf(out, "shardvault_registry_shards{state=\"%s\"} %" PRId64 "\n",

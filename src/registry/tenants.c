@@ -506,29 +506,33 @@ int sv_registry_get(sv_registry *r, const char *collection, const char *name, js
     return 0;
 }
 
-int sv_registry_summary(sv_registry *r, json_t **out, sv_err *err)
+int sv__registry_add_local(sv_registry *r, int64_t *shards, sv_err *err)
 {
-    sv_registry_stats s;
-    sv_registry_stats_get(r, &s);
-    /* Registered shards by state from the counters; local ones by status
-     * (no shard opened, no directory walked). */
+    /* local shards by status (no shard opened, no directory walked) */
     json_t *local = json_array();
     int rc = local ? 0 : sv_fail(err, SV_ENOMEM, "out of memory");
     if (rc == 0 && r->svc)
         rc = local_shards(r->svc, NULL, -1, 0, local, err);
-    if (rc) {
-        json_decref(local);
-        return rc;
-    }
     size_t i;
     json_t *e;
     json_array_foreach(local, i, e)
     {
-        int st = sv_shard_state_parse(json_string_value(json_object_get(e, "state")));
+        int st = rc ? -1 : sv_shard_state_parse(json_string_value(json_object_get(e, "state")));
         if (st >= 0)
-            s.shards[st]++;
+            shards[st]++;
     }
     json_decref(local);
+    return rc;
+}
+
+int sv_registry_summary(sv_registry *r, json_t **out, sv_err *err)
+{
+    sv_registry_stats s;
+    sv_registry_stats_get(r, &s);
+    /* registered shards by state from the counters, and the local ones */
+    int rc = sv__registry_add_local(r, s.shards, err);
+    if (rc)
+        return rc;
     json_t *by = json_object();
     for (int k = 0; k < SV_SHARD_NSTATES; k++)
         json_object_set_new(by, sv_shard_state_name((sv_shard_state)k), json_integer(s.shards[k]));

@@ -115,6 +115,9 @@ void sv__registry_hydration(sv_registry *r, const char *collection, const char *
 /* Waited for by an acquirer parked on its hydration (one that holds no
  * reference yet). */
 bool sv__registry_awaited(sv_registry *r, const char *collection, const char *name);
+/* tenants.c: adds the store's local shards to shards[state] (what
+ * /v1/registry and /metrics count besides the registered ones). */
+int sv__registry_add_local(sv_registry *r, int64_t *shards, sv_err *err);
 /* Puts a transition into the event ring (never blocks on a reader). */
 void sv__registry_publish(sv_registry *r, const shard *s, sv_shard_state from, sv_shard_state to, int64_t ts);
 
