@@ -206,6 +206,13 @@ static int fit_quota(sv_registry *r, load_ctx *c)
             if (add_op(c, s))
                 return SV_ENOMEM;
         }
+    if (r->held > r->quota)
+        /* only pinned shards are left: they stay (pins win over the quota),
+         * and nothing new is hydrated until they go or the quota grows */
+        sv_warn("registry cache over its quota at open: pinned shards are kept",
+                "held_bytes=%" PRId64 " cache_quota_bytes=%" PRId64
+                " hint=\"unpin shards (POST /v1/registry/shards/{c}/{s}/unpin) or raise SHARDVAULT_CACHE_BYTES\"",
+                r->held, r->quota);
     return 0;
 }
 
