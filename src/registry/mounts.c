@@ -802,9 +802,17 @@ int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection,
     if (!u)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (parse_id(json_string_value(json_array_get(ids, i)), &u[i], err))
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *idv = json_array_get(ids, i);
+        if (!json_is_string(idv))
+            rc = sv_fail(err, SV_EINVAL, "ids[%zu] must be a UUID string", i);
+        else if (parse_id(json_string_value(idv), &u[i], err))
             rc = sv_err_wrap(err, "ids[%zu]", i);
+        for (size_t p = 0; rc == 0 && p < i; p++)
+            if (!memcmp(u[p].b, u[i].b, 16))
+                rc = sv_fail(err, SV_EINVAL, "ids[%zu] repeats ids[%zu] (%s): list each id once", i, p,
+                             json_string_value(idv));
+    }
     mview *mv = NULL;
     if (rc || (rc = view_get(r, collection, snapshot, &mv, err)) != 0) {
         free(u);

@@ -1,4 +1,6 @@
 /* Registry routes: HTTP <-> sv_registry_* calls (docs/registry.md). */
+#include <string.h>
+
 #include "registry.h"
 #include "server_internal.h"
 
@@ -27,18 +29,31 @@ SV_ROUTE(sv_route_registry_shards, 200, registry_list(rq, &out, &err))
 SV_ROUTE(sv_route_registry_shard_get, 200,
          shard_checked(rq, PERM_READ, &err) ? err.code
                                             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
-SV_ROUTE(sv_route_registry_recover, 200,
-         shard_checked(rq, PERM_OPERATE, &err) || sv_registry_recover(SVC, rq->params[0], rq->params[1], &err)
-             ? err.code
-             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
-SV_ROUTE(sv_route_registry_pin, 200,
-         shard_checked(rq, PERM_OPERATE, &err) || sv_registry_pin(SVC, rq->params[0], rq->params[1], &err)
-             ? err.code
-             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
-SV_ROUTE(sv_route_registry_unpin, 200,
-         shard_checked(rq, PERM_OPERATE, &err) || sv_registry_unpin(SVC, rq->params[0], rq->params[1], &err)
-             ? err.code
-             : sv_registry_get(SVC, rq->params[0], rq->params[1], &out, &err))
+/* recover, pin, unpin: on a registered shard; a local one (on this node's
+ * disk, listed but never cached) says why it does not apply. */
+static int shard_action(request *rq, int (*fn)(sv_registry *, const char *, const char *, sv_err *),
+                        const char *what, json_t **out, sv_err *err)
+{
+    if (shard_checked(rq, PERM_OPERATE, err))
+        return err->code;
+    int rc = fn(SVC, rq->params[0], rq->params[1], err);
+    if (rc == SV_ENOTFOUND) {
+        json_t *e = NULL;
+        sv_err e2 = {0};
+        if (sv_registry_get(SVC, rq->params[0], rq->params[1], &e, &e2) == 0 &&
+            !strcmp(json_string_value(json_object_get(e, "source")) ? json_string_value(json_object_get(e, "source"))
+                                                                    : "", "local"))
+            rc = sv_fail(err, SV_EINVAL, "shard %.128s/%.72s is local to this node: always present, never evicted; "
+                         "%s applies to offloaded tenants and mounted snapshot shards", rq->params[0], rq->params[1],
+                         what);
+        json_decref(e);
+    }
+    return rc ? rc : sv_registry_get(SVC, rq->params[0], rq->params[1], out, err);
+}
+
+SV_ROUTE(sv_route_registry_recover, 200, shard_action(rq, sv_registry_recover, "recover", &out, &err))
+SV_ROUTE(sv_route_registry_pin, 200, shard_action(rq, sv_registry_pin, "pin", &out, &err))
+SV_ROUTE(sv_route_registry_unpin, 200, shard_action(rq, sv_registry_unpin, "unpin", &out, &err))
 
 static int registry_gc(sv_registry *r, json_t **out, sv_err *err)
 {

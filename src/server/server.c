@@ -844,8 +844,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         }
         if (!rq->route) {
             if (path_known) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "method %.16s is not allowed on %.100s", method, url);
+                char msg[300];
+                /* a mounted snapshot's objects: read-only, say what to use */
+                bool snap = strstr(url, "/snapshots/") && strstr(url, "/objects");
+                snprintf(msg, sizeof msg, "method %.16s is not allowed on %.100s%s", method, url,
+                         snap ? ": a snapshot is read-only (bring objects back with POST "
+                                "/v1/collections/{c}/snapshots/{s}/objects/restore)"
+                              : "");
                 sv_reply_error(rq, 405, msg);
                 set_allow(rq, url);
             } else {

@@ -692,6 +692,8 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json
         const char *name = json_is_object(t) ? json_string_value(json_object_get(t, "name")) : NULL;
         if (!name)
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] must be an object with a \"name\" and a \"status\"", i);
+        else if ((rc = sv_check_tenant_name(name, err)) != 0)
+            ;
         else if (!json_object_get(t, "status"))
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] needs a \"status\" (ACTIVE, INACTIVE or OFFLOADED)", i);
         else

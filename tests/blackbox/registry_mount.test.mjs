@@ -194,3 +194,35 @@ test('a read waiting for a mount shard to hydrate: unmount is 409, the read past
     await s3.stop();
   }
 });
+
+test('clear answers: an unknown snapshot, a repeated or non-string id, writes to a snapshot, pin of a local shard', async () => {
+  const srv = await startServer();
+  try {
+    await mtCollection(srv, 'Clear');
+    await addTenants(srv, 'Clear', ['a']);
+    const a = await loadTenant(srv, 'Clear', 'a', 20, 9);
+    let r = await srv.req('GET', '/v1/collections/Clear/snapshots/nosuch/objects?tenant=a');
+    assert.equal(r.status, 404, r.text);
+    assert.match(r.text, /not found/);
+    assert.equal((await srv.req('POST', '/v1/collections/Clear/snapshots?wait=true', { name: 's' })).json.status, 'COMMITTED');
+    assert.equal((await srv.req('POST', '/v1/collections/Clear/snapshots/s/mount')).status, 200);
+    const id = [...a.keys()][0];
+    r = await srv.req('POST', '/v1/collections/Clear/snapshots/s/objects/restore', { ids: [id, id], tenant: 'a' });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /ids\[1\] repeats ids\[0\]/);
+    r = await srv.req('POST', '/v1/collections/Clear/snapshots/s/objects/restore', { ids: [1, 2], tenant: 'a' });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /ids\[0\] must be a UUID string/);
+    r = await srv.req('PUT', `/v1/collections/Clear/snapshots/s/objects/${id}?tenant=a`, { properties: {} });
+    assert.equal(r.status, 405, r.text);
+    assert.match(r.text, /a snapshot is read-only/);
+    r = await srv.req('POST', '/v1/registry/shards/Clear/a/pin');
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /is local to this node/);
+    r = await srv.req('PUT', '/v1/collections/Clear/tenants', [{ name: 'x'.repeat(80), status: 'INACTIVE' }]);
+    assert.equal(r.status, 422, r.text);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
