@@ -49,45 +49,12 @@ static int64_t mono_ms(void) { return sv_mono_ns() / 1000000; }
 
 /* ---- formatting ---------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
- * no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (len < 2)
-        return len;
-    unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-/* s as a JSON string (null for NULL). Invalid UTF-8 bytes (a client's header,
- * say) become U+FFFD first, so every line stays valid JSON. */
+/* s as a JSON string (null for NULL); invalid UTF-8 bytes (a client's
+ * header, say) become U+FFFD (sv_buf_json_string), so every line stays valid
+ * JSON. */
 static int put_str(sv_buf *b, const char *s)
 {
-    if (!s)
-        return sv_buf_append_str(b, "null");
-    size_t n = strlen(s), i = 0, k;
-    while (i < n && (k = utf8_seq((const unsigned char *)s + i, n - i)))
-        i += k;
-    if (i == n)
-        return sv_buf_json_string(b, s, n);
-    sv_buf clean = {0};
-    int rc = sv_buf_append(&clean, s, i);
-    while (rc == 0 && i < n) {
-        k = utf8_seq((const unsigned char *)s + i, n - i);
-        rc = k ? sv_buf_append(&clean, s + i, k) : sv_buf_append_str(&clean, "\xEF\xBF\xBD");
-        i += k ? k : 1;
-    }
-    if (rc == 0)
-        rc = sv_buf_json_string(b, (const char *)clean.data, clean.len);
-    sv_buf_free(&clean);
-    return rc;
+    return s ? sv_buf_json_string(b, s, strlen(s)) : sv_buf_append_str(b, "null");
 }
 
 static int put_field(sv_buf *b, const char *key, const char *s)

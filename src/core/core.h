@@ -141,7 +141,8 @@ void sv_buf_free(sv_buf *b);   /* releases memory, leaves b zeroed */
 /* NUL-terminates (not counted in len) and returns data; NULL on ENOMEM. */
 char *sv_buf_cstr(sv_buf *b);
 /* Appends s as a quoted JSON string, escaping quotes, backslashes and
- * control bytes (other bytes are copied as they are). */
+ * control bytes; valid UTF-8 is copied as it is, an invalid byte becomes
+ * U+FFFD (the result is always valid JSON). */
 int sv_buf_json_string(sv_buf *b, const char *s, size_t len);
 
 /* ---- growable arrays ------------------------------------------------------ */

@@ -189,6 +189,23 @@ char *sv_buf_cstr(sv_buf *b)
     return (char *)b->data;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
+ * no overlongs, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len < 2)
+        return len;
+    unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
 int sv_buf_json_string(sv_buf *b, const char *s, size_t len)
 {
     static const char hx[] = "0123456789abcdef";
@@ -197,6 +214,15 @@ int sv_buf_json_string(sv_buf *b, const char *s, size_t len)
     b->data[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /* a whole valid sequence as it is; an invalid byte (a name cut
+             * mid-character, a client's header) as U+FFFD: always valid JSON */
+            size_t k = utf8_seq((const unsigned char *)s + i, len - i);
+            if (k ? sv_buf_append(b, s + i, k) : sv_buf_append_str(b, "\xEF\xBF\xBD"))
+                return SV_ENOMEM;
+            i += k ? k - 1 : 0;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') {
             if (sv_buf_putc(b, c))
                 return SV_ENOMEM;

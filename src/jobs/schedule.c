@@ -10,7 +10,9 @@
  *     otherwise the slot is skipped and the reason recorded.
  *  3. After a run (or a skip) nextRunAt moves past now: slots missed while the
  *     server was down cause one catch-up run, not one per slot.
- *  4. Retention only ever forgets SUCCEEDED jobs of this schedule and kind
+ *  4. Retention only ever forgets SUCCEEDED jobs of this schedule and kind,
+ *     created since the schedule was (a name used again by a new schedule
+ *     does not inherit the deleted one's artifacts)
  *     (the job records say which schedule created what), so manual artifacts
  *     and other schedules' are never touched.
  */
@@ -186,6 +188,22 @@ static int sched_from_json(sv_jobs *j, json_t *b, bool stored, sched *s, sv_err 
 {
     if (!json_is_object(b))
         return sv_fail(err, SV_EINVAL, "a schedule is a JSON object");
+    if (!stored) {
+        /* a field this does not know would be accepted and ignored (an
+         * "exclude" exporting what it meant to leave out) */
+        static const char *const known[] = {"name", "kind", "collection", "backend", "include",
+                                            "cron", "every", "retention", "paused"};
+        const char *k;
+        json_t *v;
+        json_object_foreach(b, k, v) {
+            size_t i = 0;
+            while (i < sizeof known / sizeof *known && strcmp(known[i], k))
+                i++;
+            if (i == sizeof known / sizeof *known)
+                return sv_fail(err, SV_EINVAL, "%.40s: unknown field (name, kind, collection, backend, include, "
+                               "cron, every, retention, paused)", k);
+        }
+    }
     const char *name = json_string_value(json_object_get(b, "name"));
     int rc = check_name(name, err);
     if (rc)
@@ -398,6 +416,9 @@ int sv_schedules_update(sv_jobs *j, const char *name, json_t *body, json_t **out
     json_t *p = json_object_get(body, "paused");
     if (!json_is_object(body) || !json_is_boolean(p))
         return sv_fail(err, SV_EINVAL, "paused: required, true or false");
+    if (json_object_size(body) != 1)
+        return sv_fail(err, SV_EINVAL, "only paused can be changed: delete the schedule and create it again to change "
+                       "anything else (what it created is kept)");
     pthread_mutex_lock(&j->tick_mu);
     pthread_mutex_lock(&j->mu);
     sched *s = find_locked(j, name, NULL);
@@ -534,7 +555,11 @@ static void apply_retention(sv_jobs *j, sched *s)
     size_t n = 0;
     for (size_t i = 0; items && i < j->nrecs; i++) {
         sv_job *r = j->recs[i];
+        /* this schedule's: its name and kind, and made since it was created
+         * (a deleted schedule's artifacts stay when its name is used again),
+         * of its collection (snapshot schedules) */
         if (!strcmp(r->schedule, s->name) && !strcmp(r->kind, s->kind) && !r->forgotten && r->target[0] &&
+            r->created_at >= s->created_at && (!s->collection[0] || !strcmp(r->collection, s->collection)) &&
             atomic_load(&r->state) == SV_JOB_SUCCEEDED) {
             r->refs++;
             items[n++] = (forget_item){r, r->created_at};

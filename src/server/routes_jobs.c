@@ -2,10 +2,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export.h"
 #include "jobs.h"
 #include "server_internal.h"
 
 #define SVC sv_request_services(rq)->jobs
+
+/* The collections a job acts on, each checked for action: its collection;
+ * a restore's target as well; for an export of several collections
+ * (collection null) each of its classes, from the export's status. None
+ * known: the whole server. */
+static int job_allowed(request *rq, perm action, json_t *job, sv_err *err)
+{
+    if (!sv_request_auth(rq) || sv_request_allowed(rq, action, NULL, NULL))
+        return 0;
+    const char *kind = json_string_value(json_object_get(job, "kind"));
+    json_t *coll = json_object_get(job, "collection"), *target = json_object_get(job, "target");
+    json_t *names = json_array();
+    if (json_is_string(coll))
+        json_array_append(names, coll);
+    if (kind && !strcmp(kind, "restore") && json_is_string(target))
+        json_array_append(names, target);
+    /* an export job's link is /v1/export/{backend}/{id} */
+    const char *link = json_string_value(json_object_get(job, "link"));
+    char backend[16] = "";
+    if (link && !strncmp(link, "/v1/export/", 11)) {
+        const char *b = link + 11, *slash = strchr(b, '/');
+        if (slash && (size_t)(slash - b) < sizeof backend)
+            snprintf(backend, sizeof backend, "%.*s", (int)(slash - b), b);
+    }
+    if (kind && !strcmp(kind, "export") && !json_is_string(coll) && backend[0] && json_is_string(target) &&
+        sv_request_services(rq)->export) {
+        json_t *st = NULL;
+        sv_err e2 = {0};
+        if (sv_export_status(sv_request_services(rq)->export, backend, json_string_value(target), &st, &e2) == 0)
+            json_array_extend(names, json_object_get(st, "classes"));
+        json_decref(st);
+    }
+    json_t *wrap = json_pack("{s:o}", "c", names);
+    int rc = wrap ? sv_check_fields(rq, action, wrap, "c", err) : sv_fail(err, SV_ENOMEM, "out of memory");
+    json_decref(wrap);
+    return rc;
+}
+
+static void job_filter_readable(request *rq, json_t *jobs)
+{
+    for (size_t i = json_array_size(jobs); i-- > 0;) {
+        sv_err e = {0};
+        if (job_allowed(rq, PERM_READ, json_array_get(jobs, i), &e))
+            json_array_remove(jobs, i);
+    }
+}
 
 int sv_route_jobs_list(request *rq)
 {
@@ -23,7 +70,7 @@ int sv_route_jobs_list(request *rq)
     }
     int rc = sv_jobs_list(SVC, &f, &out, &err);
     if (rc == 0) /* only jobs of collections the caller may read (pages may come back shorter) */
-        sv_filter_readable(rq, json_object_get(out, "jobs"), "collection");
+        job_filter_readable(rq, json_object_get(out, "jobs"));
     return sv_reply(rq, rc, &err, 200, out);
 }
 
@@ -31,7 +78,7 @@ int sv_route_jobs_list(request *rq)
 static int job_checked(request *rq, perm action, json_t **out, sv_err *err)
 {
     int rc = sv_jobs_get(SVC, rq->params[0], out, err);
-    if (rc == 0 && sv_check_fields(rq, action, *out, "collection", err)) {
+    if (rc == 0 && job_allowed(rq, action, *out, err)) {
         json_decref(*out);
         *out = NULL;
         rc = err->code;

@@ -184,6 +184,13 @@ static bool key_in_query(request *rq)
     return found;
 }
 
+static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind, const char *name, const char *value)
+{
+    if (name && !strcasecmp(name, MHD_HTTP_HEADER_AUTHORIZATION))
+        (*(int *)cls)++;
+    return MHD_YES;
+}
+
 static int unauthorized(request *rq)
 {
     sv_reply_error(rq, 401, "missing or invalid API key: send it as 'Authorization: Bearer <key>'");
@@ -203,6 +210,13 @@ int sv_server_authorize(request *rq)
     if (key_in_query(rq)) {
         sv_reply_error(rq, 400, "API keys are accepted only in the Authorization header (Bearer), never in the URL: "
                                 "URLs end up in logs and histories");
+        return 1;
+    }
+    int nauth = 0;
+    MHD_get_connection_values(rq->con, MHD_HEADER_KIND, count_authorization, &nauth);
+    if (nauth > 1) {
+        /* which one a proxy added first is not ours to guess */
+        sv_reply_error(rq, 400, "more than one Authorization header: send exactly one 'Authorization: Bearer <key>'");
         return 1;
     }
     const char *h = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);

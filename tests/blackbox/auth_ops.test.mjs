@@ -157,3 +157,60 @@ test('no authentication beyond loopback unless asked: --allow-anonymous', async 
   await new Promise((res) => p.on('exit', res));
   assert.match(err, /authentication is off on a non-loopback address/);
 });
+
+test('jobs are checked against every collection they act on; one Authorization header only; error bodies stay UTF-8', async () => {
+  const srv = await startServer({ args: ['--auth', 'apikey'], env: { SHARDVAULT_AUTH_FAIL_DELAY_MS: '0', SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '200' } });
+  try {
+    const root = readFileSync(path.join(srv.dataDir, 'root.key'), 'utf8').trim();
+    const adm = (m, p, b) => srv.req(m, p, b, { authorization: `Bearer ${root}` });
+    let r = await adm('POST', '/v1/authz/roles', { name: 'art', permissions: [{ actions: ['read', 'write', 'manage', 'operate'], collections: 'Art*' }] });
+    assert.equal(r.status, 201, r.text);
+    const k = (await adm('POST', '/v1/authz/keys', { name: 'art', roles: ['art'] })).json.key;
+    const art = (m, p, b) => srv.req(m, p, b, { authorization: `Bearer ${k}` });
+    for (const c of ['Article', 'Art2', 'Victim'])
+      assert.equal((await adm('POST', '/v1/collections', { name: c, vectors: { default: { dim: 2 } } })).status, 200);
+    for (let i = 0; i < 30; i++) await adm('POST', '/v1/collections/Article/objects', { vector: [i, 1], properties: {} });
+    assert.equal((await adm('POST', '/v1/collections/Article/snapshots?wait=true', { name: 's1' })).json.status, 'COMMITTED');
+    // a restore into a collection the key may not touch: its job is not the key's to read or cancel
+    r = await adm('POST', '/v1/collections/Article/snapshots/s1/restore', { target: 'Restored' });
+    assert.equal(r.status, 202, r.text);
+    const rid = r.json.id || r.json.jobId;
+    assert.ok(rid, r.text);
+    assert.equal((await art('GET', `/v1/jobs/${rid}`)).status, 403);
+    assert.equal((await art('POST', `/v1/jobs/${rid}/cancel`)).status, 403);
+    assert.ok(!(await art('GET', '/v1/jobs?kind=restore')).json.jobs.some((j) => j.id === rid));
+    assert.equal((await adm('GET', `/v1/jobs/${rid}`)).status, 200);
+    // an export of two collections the key may read is the key's to see
+    r = await art('POST', '/v1/export/filesystem', { id: 'two', include: ['Article', 'Art2'] });
+    assert.equal(r.status, 200, r.text);
+    const mine = (await art('GET', '/v1/jobs?kind=export')).json.jobs;
+    assert.equal(mine.length, 1, JSON.stringify(mine));
+    assert.equal((await art('GET', `/v1/jobs/${mine[0].id}`)).status, 200);
+    // two Authorization headers: refused, whichever comes first
+    const { connect } = await import('node:net');
+    const rawStatus = (head) => new Promise((res, rej) => {
+      const u = new URL(srv.url);
+      const sock = connect(Number(u.port), u.hostname, () => sock.write(head));
+      let got = '';
+      sock.on('data', (d) => { got += d; });
+      sock.on('end', () => res(Number(got.split(' ')[1])));
+      sock.on('error', rej);
+    });
+    for (const order of [[root, k], [k, root]]) {
+      const st = await rawStatus(`GET /v1/authz/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${order[0]}\r\n` +
+        `Authorization: Bearer ${order[1]}\r\nConnection: close\r\n\r\n`);
+      assert.equal(st, 400, 'two Authorization headers');
+    }
+    assert.equal(await rawStatus(`GET /v1/authz/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k}\r\nConnection: close\r\n\r\n`), 200);
+    // an error naming a non-ASCII glob is valid JSON
+    const res = await fetch(`${srv.url}/v1/authz/roles`, { method: 'POST', headers: { authorization: `Bearer ${root}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'u', permissions: [{ actions: ['read'], collections: 'Ä*' }] }) });
+    assert.equal(res.status, 422);
+    const raw = new Uint8Array(await res.arrayBuffer());
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(raw); // throws on invalid UTF-8
+    assert.ok(JSON.parse(text).error[0].message, text);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});

@@ -63,6 +63,24 @@ test('an every: 1s snapshot schedule with keepLast 2 leaves its 2 newest; manual
     assert.equal(r.status, 204);
     assert.equal((await srv.req('GET', '/v1/schedules/fast')).status, 404);
     assert.equal((await snapshotNames(srv, 'Sched')).filter((n) => n.startsWith('fast-')).length, 2);
+    // a new schedule of the same name does not inherit them: its retention keeps its own
+    const before = (await snapshotNames(srv, 'Sched')).filter((n) => n.startsWith('fast-'));
+    r = await srv.req('POST', '/v1/schedules', { name: 'fast', kind: 'snapshot', collection: 'Sched', every: '1s', retention: { keepLast: 1 } });
+    assert.equal(r.status, 201, r.text);
+    await sleep(3500);
+    r = await srv.req('PUT', '/v1/schedules/fast', { paused: true });
+    assert.equal(r.status, 200, r.text);
+    await sleep(1500);
+    const after = (await snapshotNames(srv, 'Sched')).filter((n) => n.startsWith('fast-'));
+    for (const n of before) assert.ok(after.includes(n), `the deleted schedule's ${n} is gone: ${after.join(', ')}`);
+    assert.equal(after.length, before.length + 1, after.join(', '));
+    // fields it does not know are refused, not ignored
+    r = await srv.req('POST', '/v1/schedules', { name: 'exc', kind: 'export', backend: 'filesystem', every: '1h', exclude: ['Sched'] });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /exclude: unknown field/);
+    r = await srv.req('PUT', '/v1/schedules/fast', { paused: false, every: '5s' });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /only paused can be changed/);
   } finally {
     await srv.stop();
     srv.cleanup();

@@ -94,6 +94,13 @@ static void buffers(void **state)
     sv_buf_reset(&b);
     assert_int_equal(sv_buf_json_string(&b, "a\"b\\c\n\x01", 7), 0);
     assert_string_equal(sv_buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
+    /* valid UTF-8 stays; a lone lead byte, a stray continuation, an overlong
+     * and a surrogate each become U+FFFD */
+    sv_buf_reset(&b);
+    const char *u = "\xC3\x84-\xC3-\x80-\xC0\xAF-\xED\xA0\x80-\xF0\x9F\x9A\x80";
+    assert_int_equal(sv_buf_json_string(&b, u, strlen(u)), 0);
+    assert_string_equal(sv_buf_cstr(&b), "\"\xC3\x84-\xEF\xBF\xBD-\xEF\xBF\xBD-\xEF\xBF\xBD\xEF\xBF\xBD-"
+                                         "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD-\xF0\x9F\x9A\x80\"");
     sv_buf_free(&b);
     assert_null(b.data);
 }
