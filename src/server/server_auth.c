@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "jobs.h"
 #include "server_internal.h"
 
 struct sv_auth *sv_request_auth(const request *rq) { return sv_request_services(rq)->auth; }
@@ -258,6 +259,48 @@ int sv_server_authorize(request *rq)
 
 /* ---- audit -------------------------------------------------------------------------- */
 
+/* The value of "field":"..." in the answer (names here are plain:
+ * validated, no escapes), or "". */
+static void answer_str(const request *rq, const char *field, char *out, size_t n)
+{
+    char pat[40];
+    int pl = snprintf(pat, sizeof pat, "\"%s\":\"", field);
+    out[0] = 0;
+    const char *p = rq->out.len ? memmem(rq->out.data, rq->out.len, pat, (size_t)pl) : NULL;
+    if (!p)
+        return;
+    p += pl;
+    const char *end = memchr(p, '"', (size_t)((const char *)rq->out.data + rq->out.len - p));
+    if (end && (size_t)(end - p) < n)
+        snprintf(out, n, "%.*s", (int)(end - p), p);
+}
+
+/* A snapshot or export this request started: its job, found by kind,
+ * collection and target (their answers predate jobs and name none). */
+static void started_job(const request *rq, char *job, size_t n)
+{
+    bool snap = !strcmp(rq->route->pattern, "/v1/collections/{}/snapshots");
+    if (!snap && strcmp(rq->route->pattern, "/v1/export/{}"))
+        return;
+    sv_jobs *jobs = sv_request_services(rq)->jobs;
+    char target[160];
+    answer_str(rq, snap ? "name" : "id", target, sizeof target);
+    json_t *list = NULL;
+    sv_jobs_filter f = {.kind = snap ? "snapshot" : "export", .collection = snap ? rq->params[0] : NULL, .limit = 50};
+    if (!jobs || !target[0] || sv_jobs_list(jobs, &f, &list, NULL))
+        return;
+    size_t i;
+    json_t *jb;
+    json_array_foreach(json_object_get(list, "jobs"), i, jb) {
+        const char *t = json_string_value(json_object_get(jb, "target"));
+        if (t && !strcmp(t, target)) {
+            snprintf(job, n, "%s", json_string_value(json_object_get(jb, "id")));
+            break;
+        }
+    }
+    json_decref(list);
+}
+
 void sv_server_audit(const request *rq)
 {
     sv_audit *au = sv_request_services(rq)->audit;
@@ -277,6 +320,10 @@ void sv_server_audit(const request *rq)
     const char *j = rq->out.len ? memmem(rq->out.data, rq->out.len, "\"jobId\":\"", 9) : NULL;
     if (j && (size_t)((const uint8_t *)j + 9 + 36 - rq->out.data) <= rq->out.len)
         snprintf(job, sizeof job, "%.36s", j + 9);
+    else if (!strncmp(rq->route->pattern, "/v1/jobs/{}", 11) && rq->nparams > 0) /* a job's own routes */
+        snprintf(job, sizeof job, "%.36s", rq->params[0]);
+    else if (rq->status < 300 && !strcmp(rq->method, "POST"))
+        started_job(rq, job, sizeof job);
     sv_audit_rec r = {
         .ts_ms = sv_now_ms(),
         .request_id = rq->request_id,

@@ -159,7 +159,9 @@ test('no authentication beyond loopback unless asked: --allow-anonymous', async 
 });
 
 test('jobs are checked against every collection they act on; one Authorization header only; error bodies stay UTF-8', async () => {
-  const srv = await startServer({ args: ['--auth', 'apikey'], env: { SHARDVAULT_AUTH_FAIL_DELAY_MS: '0', SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '200' } });
+  const auditDir = tempDir();
+  const audit = path.join(auditDir, 'audit.log');
+  const srv = await startServer({ args: ['--auth', 'apikey', '--audit-log', audit], env: { SHARDVAULT_AUTH_FAIL_DELAY_MS: '0', SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '200' } });
   try {
     const root = readFileSync(path.join(srv.dataDir, 'root.key'), 'utf8').trim();
     const adm = (m, p, b) => srv.req(m, p, b, { authorization: `Bearer ${root}` });
@@ -209,6 +211,18 @@ test('jobs are checked against every collection they act on; one Authorization h
     const raw = new Uint8Array(await res.arrayBuffer());
     const text = new TextDecoder('utf-8', { fatal: true }).decode(raw); // throws on invalid UTF-8
     assert.ok(JSON.parse(text).error[0].message, text);
+    // the audit record of an operation that starts or names a job carries its id
+    const snap = await art('POST', '/v1/collections/Article/snapshots', { name: 's2' });
+    assert.equal(snap.status, 202, snap.text);
+    const sjob = (await art('GET', '/v1/jobs?kind=snapshot')).json.jobs.find((x) => x.target === 's2');
+    assert.ok(sjob, 'the snapshot job');
+    await srv.stop();
+    await sleep(200);
+    const recs = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const find = (m, route) => recs.findLast((x) => x.method === m && x.route === route);
+    assert.equal(find('POST', '/v1/collections/{}/snapshots').jobId, sjob.id);
+    assert.equal(find('POST', '/v1/export/{}').jobId, mine[0].id);
+    assert.equal(find('POST', '/v1/jobs/{}/cancel').jobId, rid);
   } finally {
     await srv.stop();
     srv.cleanup();
