@@ -4,7 +4,7 @@
 #define SVC sv_request_auth(rq)
 
 SV_ROUTE(sv_route_authz_me, 200, sv_auth_me(SVC, &rq->who, &out, &err))
-SV_ROUTE(sv_route_authz_routes, 200, (out = sv_server_route_table()) ? 0 : sv_fail(&err, SV_ENOMEM, "out of memory"))
+SV_ROUTE(sv_route_authz_routes, 200, (out = sv_server_route_table(rq)) ? 0 : sv_fail(&err, SV_ENOMEM, "out of memory"))
 SV_ROUTE_BODY(sv_route_authz_key_create, 201, sv_auth_key_create(SVC, &rq->who, body, &out, &err))
 SV_ROUTE(sv_route_authz_key_list, 200, sv_auth_key_list(SVC, &out, &err))
 SV_ROUTE(sv_route_authz_key_delete, 204, sv_auth_key_delete(SVC, &rq->who, rq->params[0], &err))

@@ -369,14 +369,18 @@ static const route routes[] = {
 static const size_t nroutes = sizeof routes / sizeof routes[0];
 _Static_assert(sizeof routes / sizeof routes[0] < MAX_ROUTES, "raise MAX_ROUTES: the metrics have a slot per route");
 
-json_t *sv_server_route_table(void)
+json_t *sv_server_route_table(const request *rq)
 {
     static const char *const scopes[] = {"auto", "any", "handler"};
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < nroutes; i++)
+    for (size_t i = 0; arr && i < nroutes; i++) {
+        /* --metrics-public false: /metrics needs operate (server_auth.c) */
+        bool private_metrics = !strcmp(routes[i].pattern, "/metrics") && sv_request_metrics_private(rq);
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "method", routes[i].method, "pattern",
-                                             routes[i].pattern, "action", perm_names[routes[i].perm], "scope",
-                                             scopes[routes[i].scope]));
+                                             routes[i].pattern, "action",
+                                             private_metrics ? perm_names[PERM_OPERATE] : perm_names[routes[i].perm],
+                                             "scope", scopes[routes[i].scope]));
+    }
     return arr ? json_pack("{s:o}", "routes", arr) : NULL;
 }
 

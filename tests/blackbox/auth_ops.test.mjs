@@ -91,6 +91,10 @@ test('rate limit per key: 429 with Retry-After; /metrics private when asked', as
     await sleep(1200);
     assert.equal((await srv.req('GET', '/metrics', undefined, h)).status, 200);
     assert.equal((await srv.req('GET', '/v1/.well-known/live')).status, 200);
+    await sleep(1200);
+    // the route table says what the server does: private /metrics needs operate
+    const table = (await srv.req('GET', '/v1/authz/routes', undefined, h)).json.routes;
+    assert.equal(table.find((r) => r.pattern === '/metrics').action, 'operate');
   } finally {
     await srv.stop();
     srv.cleanup();

@@ -225,7 +225,7 @@ int sv_route_authz_role_list(request *rq);
 int sv_route_authz_role_get(request *rq);
 int sv_route_authz_role_delete(request *rq);
 /* server.c: the route table as {"routes":[{"method","pattern","action","scope"}]} */
-json_t *sv_server_route_table(void);
+json_t *sv_server_route_table(const request *rq);
 
 /* routes_maintenance.c */
 int sv_route_maint_rebuild(request *rq);
