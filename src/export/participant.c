@@ -282,9 +282,17 @@ static void job_finish(sv_export_job *j, int status, const char *reason)
     sv_job_state st = status == SV_EXPORT_SUCCESS    ? SV_JOB_SUCCEEDED
                       : status == SV_EXPORT_CANCELED ? SV_JOB_CANCELED
                                                      : SV_JOB_FAILED;
+    /* the job's result: what this node exported (its shards' counters) */
+    int64_t objects = 0, bytes = 0;
+    for (size_t i = 0; i < j->nshards; i++) {
+        objects += atomic_load(&j->shards[i].objects);
+        bytes += atomic_load(&j->shards[i].bytes);
+    }
+    json_t *result = json_pack("{s:I,s:I}", "objectsExported", (json_int_t)objects, "bytesWritten", (json_int_t)bytes);
     sv_err e = {0};
-    if (sv_job_finish(j->job, st, st == SV_JOB_FAILED ? reason : NULL, NULL, &e))
+    if (sv_job_finish(j->job, st, st == SV_JOB_FAILED ? reason : NULL, result, &e))
         sv_warn("export: job record not updated", "id=%s error=\"%s\"", j->id, e.msg);
+    json_decref(result); /* sv_job_finish keeps its own reference */
     sv_job_release(j->job);
     j->job = NULL;
 }

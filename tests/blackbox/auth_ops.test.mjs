@@ -192,6 +192,15 @@ test('jobs are checked against every collection they act on; one Authorization h
     const mine = (await art('GET', '/v1/jobs?kind=export')).json.jobs;
     assert.equal(mine.length, 1, JSON.stringify(mine));
     assert.equal((await art('GET', `/v1/jobs/${mine[0].id}`)).status, 200);
+    let ej;
+    for (let i = 0; i < 100; i++) {
+      ej = (await art('GET', `/v1/jobs/${mine[0].id}`)).json;
+      if (ej.state !== 'RUNNING' && ej.state !== 'PENDING') break;
+      await sleep(50);
+    }
+    assert.equal(ej.state, 'SUCCEEDED', JSON.stringify(ej));
+    assert.equal(ej.result.objectsExported, 30, JSON.stringify(ej)); // the job says what it exported
+    assert.ok(ej.result.bytesWritten > 0, JSON.stringify(ej));
     // two Authorization headers: refused, whichever comes first
     const { connect } = await import('node:net');
     const rawStatus = (head) => new Promise((res, rej) => {
