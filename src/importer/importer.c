@@ -804,26 +804,32 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     return 0;
 }
 
+/* The job ends first, then the import's own status: a client that sees
+ * the import ended finds its job ended too. */
 static void finish(imp_run *r, const char *status, const char *error)
 {
     pthread_mutex_lock(&r->mu);
-    snprintf(r->status, sizeof r->status, "%s", status);
-    free(r->error);
-    r->error = error ? strdup(error) : NULL;
     r->completed_ms = sv_now_ms();
+    json_t *res = r->job ? run_json(r, false) : NULL;
     pthread_mutex_unlock(&r->mu);
-    sv_err e = {0};
-    if (persist(r, &e))
-        sv_error("import: cannot record the end", "id=%s error=\"%s\"", r->id, e.msg);
     if (r->job) {
-        pthread_mutex_lock(&r->mu);
-        json_t *res = run_json(r, false);
-        pthread_mutex_unlock(&r->mu);
+        if (res) {
+            json_object_set_new(res, "status", json_string(status));
+            json_object_set_new(res, "error", error ? json_string(error) : json_null());
+        }
         sv_job_state st = !strcmp(status, "SUCCESS") ? SV_JOB_SUCCEEDED
                           : !strcmp(status, "CANCELED") ? SV_JOB_CANCELED : SV_JOB_FAILED;
         sv_job_finish(r->job, st, error, res, NULL);
         json_decref(res);
     }
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->status, sizeof r->status, "%s", status);
+    free(r->error);
+    r->error = error ? strdup(error) : NULL;
+    pthread_mutex_unlock(&r->mu);
+    sv_err e = {0};
+    if (persist(r, &e))
+        sv_error("import: cannot record the end", "id=%s error=\"%s\"", r->id, e.msg);
 }
 
 static void *run_main(void *arg)
