@@ -223,8 +223,35 @@ int sv_route_batch_begin(request *rq, bool ndjson, size_t max_object)
     return rq->splitter && rq->batch ? 0 : SV_ENOMEM;
 }
 
+/* A key revoked or expired while its body streams stops the batch at the
+ * next check (at most every 200 ms): what was written stays, the answer
+ * says so. */
+#define STREAM_AUTH_EVERY_NS (200 * 1000000LL)
+
+static int stream_key_alive(request *rq)
+{
+    sv_auth *a = sv_request_auth(rq);
+    if (!a || !rq->authed)
+        return 0;
+    int64_t now = sv_mono_ns();
+    if (rq->stream_auth_ns == 0)
+        rq->stream_auth_ns = now;
+    if (now - rq->stream_auth_ns < STREAM_AUTH_EVERY_NS)
+        return 0;
+    rq->stream_auth_ns = now;
+    sv_principal again;
+    sv_err e = {0};
+    const char *h = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (sv_auth_authenticate(a, h, &again, &e) == 0)
+        return 0;
+    return sv_fail(&rq->stream_err, SV_EDENIED, "the API key was revoked or expired while the body was sent: the "
+                   "batch stopped there");
+}
+
 void sv_route_batch_feed(request *rq, const char *data, size_t n)
 {
+    if (rq->stream_rc == 0)
+        rq->stream_rc = stream_key_alive(rq);
     if (rq->stream_rc == 0)
         rq->stream_rc = sv_batch_splitter_feed(rq->splitter, data, n, batch_object, rq, &rq->stream_err);
 }

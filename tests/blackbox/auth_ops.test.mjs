@@ -241,3 +241,45 @@ test('jobs are checked against every collection they act on; one Authorization h
     srv.cleanup();
   }
 });
+
+test('a key revoked while its batch body streams stops the batch; what was written stays', async () => {
+  const srv = await startServer({ args: ['--auth', 'apikey'], env: { SHARDVAULT_AUTH_FAIL_DELAY_MS: '0' } });
+  try {
+    const root = readFileSync(path.join(srv.dataDir, 'root.key'), 'utf8').trim();
+    const adm = (m, p, b) => srv.req(m, p, b, { authorization: `Bearer ${root}` });
+    assert.equal((await adm('POST', '/v1/collections', { name: 'R', vectors: { default: { dim: 2 } } })).status, 200);
+    const k = (await adm('POST', '/v1/authz/keys', { name: 'w', roles: ['writer'] })).json;
+    const http = await import('node:http');
+    const u = new URL(srv.url);
+    const done = new Promise((res, rej) => {
+      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/v1/batch/objects',
+        headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } }, (r) => {
+        let t = '';
+        r.on('data', (d) => { t += d; });
+        r.on('end', () => res({ status: r.statusCode, text: t }));
+      });
+      req.on('error', rej);
+      let i = 0;
+      const tick = setInterval(() => {
+        // each line a whole object; 3000 objects per chunk so groups are written as they come
+        const lines = [];
+        for (let j = 0; j < 1500; j++, i++) lines.push(JSON.stringify({ collection: 'R', vector: [i, 1], properties: { n: i } }));
+        req.write(lines.join('\n') + '\n');
+        if (i >= 1500 * 12) { clearInterval(tick); req.end(); }
+      }, 100);
+    });
+    await sleep(450);
+    assert.equal((await adm('DELETE', `/v1/authz/keys/${k.id}`)).status, 204);
+    const r = await done;
+    assert.equal(r.status, 403, r.text.slice(0, 300));
+    assert.match(r.text, /revoked or expired while the body was sent/);
+    const shards = (await adm('GET', '/v1/collections/R/shards')).json.shards;
+    const n = shards.reduce((a, s) => a + s.objects, 0);
+    assert.ok(n < 1500 * 12, `everything was written (${n})`);
+    const m = r.text.match(/the first (\d+) objects of the body were written/);
+    if (m) assert.equal(Number(m[1]), n);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});

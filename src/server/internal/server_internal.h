@@ -43,6 +43,7 @@ typedef struct request {
     sv_batch_splitter *splitter;
     int stream_rc;
     sv_err stream_err;
+    int64_t stream_auth_ns; /* when the key was last checked while the body streams */
     /* response */
     int status;
     sv_buf out;
