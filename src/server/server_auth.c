@@ -251,7 +251,16 @@ int sv_server_authorize(request *rq)
      * collection whatever ?tenant= says. */
     const char *t = coll && strstr(rq->route->pattern, "/objects") ? sv_query(rq, "tenant") : NULL;
     if (!sv_request_allowed(rq, rq->route->perm, c, t)) {
-        sv_reply_forbidden(rq, rq->route->perm, c, t);
+        if (c && !t && strstr(rq->route->pattern, "/objects")) {
+            /* a key limited to tenants is checked before the body is read */
+            char msg[400];
+            snprintf(msg, sizeof msg, "forbidden: key %s may not %s collection '%.128s' (a key limited to tenants "
+                     "names the tenant in ?tenant=, which is checked before the body is read)", rq->who.key_id,
+                     sv_action_name(action_of(rq->route->perm)), c);
+            sv_reply_error(rq, 403, msg);
+        } else {
+            sv_reply_forbidden(rq, rq->route->perm, c, t);
+        }
         return 1;
     }
     return 0;
