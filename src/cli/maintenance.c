@@ -167,9 +167,60 @@ static char *read_file_arg(const char *p)
     return s;
 }
 
+/* Every argument after the subcommand is one of its options (opts take a
+ * value) or flags: a mistyped one must not start an agent with defaults.
+ * 0 fine, 1 --help asked (printed), 2 wrong (said why). */
+static int check_args(int argc, char **argv, const char *const *opts, const char *const *flags)
+{
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            return 1;
+        }
+    }
+    for (int i = 2; i < argc; i++) {
+        bool ok = false;
+        for (const char *const *o = opts; *o && !ok; o++)
+            if (!strcmp(argv[i], *o)) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "shardvault maintenance %s: %s needs a value (see --help)\n", argv[1], argv[i]);
+                    return 2;
+                }
+                ok = true;
+                i++;
+            }
+        for (const char *const *f = flags; *f && !ok; f++)
+            ok = !strcmp(argv[i], *f);
+        if (!ok) {
+            fprintf(stderr, "shardvault maintenance %s: unknown argument '%s' (see --help); nothing was started\n",
+                    argv[1], argv[i]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int sv_cli_maintenance(struct client *c, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "--help";
+    static const char *const none[] = {NULL};
+    static const char *const rebuild_o[] = {"--source", "--parallelism", "--recovery-kit", NULL};
+    static const char *const rebuild_f[] = {"--dry-run", "--no-wait", NULL};
+    static const char *const verify_o[] = {"--subset", "--parallelism", NULL};
+    static const char *const verify_f[] = {"--read-data", "--no-wait", NULL};
+    static const char *const move_o[] = {"--target", "--parallelism", NULL};
+    static const char *const wait_f[] = {"--no-wait", NULL};
+    static const char *const analyze_o[] = {"--blobs", "--max-blob-bytes", "--concurrency", "--seed", NULL};
+    static const char *const status_f[] = {"--break-lease", NULL};
+    int ck = !strcmp(sub, "rebuild")        ? check_args(argc, argv, rebuild_o, rebuild_f)
+             : !strcmp(sub, "verify")       ? check_args(argc, argv, verify_o, verify_f)
+             : !strcmp(sub, "move")         ? check_args(argc, argv, move_o, wait_f)
+             : !strcmp(sub, "analyze")      ? check_args(argc, argv, analyze_o, wait_f)
+             : !strcmp(sub, "recovery-kit") ? check_args(argc, argv, none, none)
+             : !strcmp(sub, "status")       ? check_args(argc, argv, none, status_f)
+                                            : 0;
+    if (ck)
+        return ck == 1 ? 0 : 2;
     bool wait = !sv_cli_flag(argc, argv, "--no-wait");
     if (!strcmp(sub, "rebuild")) {
         json_t *b = json_object();

@@ -22,6 +22,16 @@ test('maintenance commands: kit, rebuild on a fresh node with progress, verify, 
     assert.equal(help.status, 0);
     assert.match(help.stdout, /maintenance rebuild/);
     assert.equal((await run(['maintenance', 'frob'], env)).status, 2);
+    // --help on an agent prints its usage and starts nothing; a mistyped flag starts nothing
+    for (const sub of ['rebuild', 'verify', 'analyze', 'move']) {
+      const h = await run(['maintenance', sub, '--help'], env);
+      assert.equal(h.status, 0, `${sub} --help: ${h.stderr}`);
+      assert.match(h.stdout, /usage: shardvault maintenance/);
+    }
+    const typo = await run(['maintenance', 'rebuild', '--dryrun'], env);
+    assert.equal(typo.status, 2);
+    assert.match(typo.stderr, /unknown argument '--dryrun'.*nothing was started/);
+    assert.equal((await srv.req('GET', '/v1/jobs?kind=maintenance')).json.jobs.length, 0, 'no agent ran');
     const kit = await run(['maintenance', 'recovery-kit'], env);
     assert.equal(kit.status, 0, kit.stderr);
     assert.match(kit.stdout, /^checksum: sha256:/m);
