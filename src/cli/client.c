@@ -1245,6 +1245,13 @@ int sv_cli_client(const char *url, int argc, char **argv)
         return 1;
     const char *cmd = argv[0];
     int rc;
+    /* --help anywhere asks for the command's usage and runs nothing (a
+     * subcommand that parsed its own arguments first could start work) */
+    char *help_argv[] = {argv[0], "--help", NULL};
+    if (wants_help(argc, argv) && strcmp(cmd, "maintenance")) {
+        argc = 2;
+        argv = help_argv;
+    }
     if (!strcmp(cmd, "collections"))
         rc = cmd_collections(&c, argc, argv);
     else if (!strcmp(cmd, "tenants"))

@@ -28,6 +28,11 @@ test('maintenance commands: kit, rebuild on a fresh node with progress, verify, 
       assert.equal(h.status, 0, `${sub} --help: ${h.stderr}`);
       assert.match(h.stdout, /usage: shardvault maintenance/);
     }
+    // any command: --help anywhere prints its usage and does nothing
+    const snapHelp = await run(['snapshot', 'create', 'Cli', 'nothelp', '--help'], env);
+    assert.equal(snapHelp.status, 0);
+    assert.match(snapHelp.stdout, /usage: shardvault snapshot/);
+    assert.equal((await srv.req('GET', '/v1/collections/Cli/snapshots/nothelp')).status, 404);
     const typo = await run(['maintenance', 'rebuild', '--dryrun'], env);
     assert.equal(typo.status, 2);
     assert.match(typo.stderr, /unknown argument '--dryrun'.*nothing was started/);
