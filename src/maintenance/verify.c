@@ -1,7 +1,8 @@
 /* The verify agent: every manifest parses, every blob it references exists
  * with its size, and (readData) hashes to its name; blobs no manifest names
  * are reported as orphans. Snapshots whose blobs are damaged are marked
- * ("damaged": true on GET); a later clean verify clears the mark. Never
+ * ("damaged": true on GET); a later clean verify clears the mark (one the
+ * readData check set, only a clean readData verify). Never
  * deletes anything. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,10 +340,16 @@ int sv_maint_verify_run(maint_agent *a, json_t **result, sv_err *err)
             json_t *cur = NULL;
             bool was = sv_snapshot_get(m->snap, c, slash + 1, &cur, NULL) == 0 &&
                        json_is_true(json_object_get(cur, "damaged"));
+            /* a mark a readData verify set (a blob's content) is cleared
+             * only by one that reads the data again: sizes cannot see it */
+            const char *why = json_string_value(json_object_get(cur, "damage"));
+            bool deep_mark = why && strstr(why, "(readData)");
             json_decref(cur);
             if (damaged[o] && !was)
-                sv_snapshot_mark_damaged(m->snap, c, slash + 1, true, "verify found damaged blobs", NULL);
-            else if (!damaged[o] && was) {
+                sv_snapshot_mark_damaged(m->snap, c, slash + 1, true,
+                                         v.read_data ? "verify (readData) found damaged blobs"
+                                                     : "verify found damaged blobs", NULL);
+            else if (!damaged[o] && was && (v.read_data || !deep_mark)) {
                 /* an unreadable manifest marked it above: keep that */
                 bool unreadable = false;
                 size_t i;

@@ -97,6 +97,8 @@ test('verify: a clean store has no issues; each injected fault is found and name
     assert.equal(nj.state, 'SUCCEEDED');
     assert.equal(nj.itemsDone, nj.itemsTotal);
     assert.equal(nj.result.readData, false);
+    // that size-only verify cannot see C's flipped byte: it leaves the mark the readData one set
+    assert.equal((await srv.req('GET', '/v1/collections/C/snapshots/s')).json.damaged, true, 'C/s stays damaged');
   } finally {
     await srv.stop();
     srv.cleanup();
