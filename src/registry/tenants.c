@@ -591,6 +591,14 @@ int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenan
             sv_info("rebuild: local tenant kept", "collection=%s tenant=%s", collection, tenant);
             return 0;
         }
+        if (rc == SV_EINVAL || rc == SV_ESTATE) {
+            /* the live collection of that name cannot hold it (not
+             * multi-tenant): the live one wins, the copy stays in the
+             * location, and the rest of the rebuild goes on */
+            sv_warn("rebuild: offloaded tenant not adopted: the live collection of that name cannot hold it",
+                    "collection=%s tenant=%s manifest=%s error=\"%s\"", collection, tenant, key, e2.msg);
+            return 0;
+        }
         if (rc)
             return sv_fail(err, rc, "%s", e2.msg);
     }

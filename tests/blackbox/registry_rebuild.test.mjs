@@ -57,3 +57,30 @@ for (const source of ['full-scan', 'auto']) {
     }
   });
 }
+
+test('a rebuild on a node whose live collection of that name is not multi-tenant keeps the live one and finishes', async () => {
+  const loc = tempDir('sv-loc-');
+  const env = { SHARDVAULT_LOCATION: `file://${loc}` };
+  let srv = await startServer({ env });
+  try {
+    await mtCollection(srv, 'Clash');
+    await addTenants(srv, 'Clash', ['t4']);
+    await loadTenant(srv, 'Clash', 't4', 50, 4);
+    assert.equal(await setStatus(srv, 'Clash', 't4', 'OFFLOADED'), 'OFFLOADED');
+    await srv.kill9();
+    rmSync(srv.dataDir, { recursive: true, force: true });
+    srv = await startServer({ env });
+    // a single-tenant collection of the same name, made before the rebuild
+    const r = await srv.req('POST', '/v1/collections', { name: 'Clash', vectors: { default: { dim: 8 } } });
+    assert.equal(r.status, 200, r.text);
+    const job = await runAgent(srv, 'rebuild', { source: 'full-scan' });
+    assert.equal(job.state, 'SUCCEEDED', JSON.stringify(job));
+    const c = await srv.req('GET', '/v1/collections/Clash');
+    assert.ok(!c.json.multiTenancy || c.json.multiTenancy === false || c.json.multiTenancy.enabled === false, c.text);
+    assert.match(srv.stderr, /offloaded tenant not adopted: the live collection of that name cannot hold it/);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    rmSync(loc, { recursive: true, force: true });
+  }
+});
