@@ -13,6 +13,54 @@
 
 #include "maintenance_internal.h"
 
+/* path made absolute and canonical: symbolic links of its longest existing
+ * prefix resolved, "." and ".." of the rest folded. false: cannot tell. */
+static bool file_canon(const char *path, char *out, size_t n)
+{
+    if (path[0] != '/' || strlen(path) >= 4096)
+        return false;
+    char head[4096], tail[4096] = "";
+    snprintf(head, sizeof head, "%s", path);
+    char *real = NULL;
+    for (;;) {
+        real = realpath(head, NULL);
+        if (real)
+            break;
+        char *slash = strrchr(head, '/');
+        if (!slash || slash == head) {
+            real = strdup("/");
+            snprintf(tail, sizeof tail, "%s", path + 1);
+            break;
+        }
+        snprintf(tail, sizeof tail, "%s", path + (slash - head) + 1);
+        *slash = '\0';
+    }
+    if (!real)
+        return false;
+    /* fold the rest: segments, "." dropped, ".." pops */
+    char buf[8300];
+    snprintf(buf, sizeof buf, "%s", strcmp(real, "/") ? real : "");
+    free(real);
+    for (char *save = NULL, *seg = strtok_r(tail, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(seg, "."))
+            continue;
+        if (!strcmp(seg, "..")) {
+            char *sl = strrchr(buf, '/');
+            if (sl)
+                *sl = '\0';
+            continue;
+        }
+        size_t l = strlen(buf);
+        snprintf(buf + l, sizeof buf - l, "/%s", seg);
+    }
+    if (!buf[0])
+        snprintf(buf, sizeof buf, "/");
+    if (strlen(buf) >= n)
+        return false;
+    snprintf(out, n, "%s", buf);
+    return true;
+}
+
 int sv_maint_move_check(sv_maintenance *m, json_t *body, sv_err *err)
 {
     const char *k;
@@ -31,9 +79,24 @@ int sv_maint_move_check(sv_maintenance *m, json_t *body, sv_err *err)
     pthread_mutex_lock(&m->mu);
     bool same = !strcmp(t, m->url);
     bool ok = m->desc_state == DESC_OK;
+    char cur[4200];
+    snprintf(cur, sizeof cur, "%s", m->url);
     pthread_mutex_unlock(&m->mu);
     if (same)
         return sv_fail(err, SV_EINVAL, "the store is already at %s", t);
+    if (!strncmp(t, "file://", 7) && !strncmp(cur, "file://", 7)) {
+        /* the same folder by another spelling, or one inside the other: the
+         * old location must stay as it is, and a copy must not hold itself */
+        char a[4200], b[4200];
+        if (file_canon(t + 7, a, sizeof a) && file_canon(cur + 7, b, sizeof b)) {
+            size_t la = strlen(a), lb = strlen(b);
+            if (!strcmp(a, b))
+                return sv_fail(err, SV_EINVAL, "the store is already at %s (%s)", t, b);
+            if ((la > lb && !strncmp(a, b, lb) && a[lb] == '/') || (lb > la && !strncmp(b, a, la) && b[la] == '/'))
+                return sv_fail(err, SV_EINVAL, "%s and the current location %s are inside one another: move to a "
+                               "folder outside it", t, cur);
+        }
+    }
     if (!ok)
         return sv_fail(err, SV_ESTATE, "the location is not this store's yet (%s); adopt it with a rebuild first",
                        m->problem);

@@ -146,3 +146,22 @@ test('kill -9 during a move: it resumes, skips the blobs already copied, and wri
     rmSync(dst, { recursive: true, force: true });
   }
 });
+
+test('move refuses the current folder by another spelling and folders inside one another', async () => {
+  const loc = tempDir('sv-loc-');
+  const srv = await startServer({ env: { SHARDVAULT_LOCATION: `file://${loc}` } });
+  try {
+    const name = path.basename(loc);
+    for (const [target, re] of [[`file://${loc}/../${name}`, /already at/], [`file://${loc}/./x/..`, /already at/],
+      [`file://${loc}/inside`, /inside one another/], [`file://${path.dirname(loc)}`, /inside one another/]]) {
+      const r = await srv.req('POST', '/v1/maintenance/move', { target });
+      assert.equal(r.status, 422, `${target}: ${r.text}`);
+      assert.match(r.text, re, target);
+    }
+    assert.ok(!existsSync(path.join(loc, 'inside')), 'nothing written inside the location');
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    rmSync(loc, { recursive: true, force: true });
+  }
+});
