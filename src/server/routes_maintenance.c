@@ -26,7 +26,22 @@ MAINT_AGENT_ROUTE(sv_route_maint_move, sv_maintenance_move)
 MAINT_AGENT_ROUTE(sv_route_maint_analyze, sv_maintenance_analyze)
 SV_ROUTE(sv_route_maint_status, 200, sv_maintenance_status(SVC, &out, &err))
 SV_ROUTE(sv_route_maint_lease_break, 200, sv_maintenance_lease_break(SVC, &out, &err))
-SV_ROUTE(sv_route_maint_checkpoint, 200, sv_maintenance_checkpoint(SVC, &out, &err))
+/* Takes no body: one sent must at least be an empty JSON object. */
+static int checkpoint_now(request *rq, json_t **out, sv_err *err)
+{
+    if (rq->body.len) {
+        json_t *body = NULL;
+        int rc = sv_parse_body(rq, &body, err);
+        bool empty = rc == 0 && json_is_object(body) && json_object_size(body) == 0;
+        json_decref(body);
+        if (rc)
+            return rc;
+        if (!empty)
+            return sv_fail(err, SV_EINVAL, "a checkpoint takes no body (send none, or {})");
+    }
+    return sv_maintenance_checkpoint(SVC, out, err);
+}
+SV_ROUTE(sv_route_maint_checkpoint, 200, checkpoint_now(rq, &out, &err))
 
 /* The recovery kit is plain text, to print or store offline. */
 int sv_route_maint_kit(request *rq)

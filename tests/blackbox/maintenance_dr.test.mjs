@@ -71,6 +71,8 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
       await until('an automatic checkpoint', async () => (await srv.req('GET', '/v1/maintenance/status')).json.lastCheckpoint);
       // ...but one written within the same instant as the last commit may not hold it: ask for
       // one now, started after every record was written (deterministic under any load).
+      assert.equal((await srv.req('POST', '/v1/maintenance/checkpoint', 'x')).status, 400, 'a malformed body is refused');
+      assert.equal((await srv.req('POST', '/v1/maintenance/checkpoint', { now: true })).status, 422, 'it takes no body');
       const ck = await srv.req('POST', '/v1/maintenance/checkpoint');
       assert.equal(ck.status, 200, ck.text);
       assert.ok(keyTime(ck.json.key) >= lastCommit, ck.text);
