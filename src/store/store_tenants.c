@@ -738,7 +738,10 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json
                 char why[400];
                 snprintf(why, sizeof why, "%s", s->move_reason[0] ? s->move_reason : "see GET /v1/jobs");
                 pthread_mutex_unlock(&st->ddl_mu);
-                rc = sv_fail(err, mrc == SV_ENOSPACE ? SV_ENOSPACE : SV_EIO,
+                /* the move's own code when it says what to do (507 quota,
+                 * 409 a location guard, 503 retry), else 500 */
+                bool telling = mrc == SV_ENOSPACE || mrc == SV_ECONFLICT || mrc == SV_EUNAVAIL || mrc == SV_ESTATE;
+                rc = sv_fail(err, telling ? mrc : SV_EIO,
                              "tenant '%s' did not become %s, it is %s: the %s failed: %s", s->name,
                              store_status_word(statuses[i]), store_status_word(now),
                              statuses[i] == SHARD_OFFLOADED ? "offload" : "onload", why);

@@ -101,6 +101,14 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
     const refused = await srv.req('POST', '/v1/collections/Fresh/snapshots?wait=true', { name: 'x' });
     assert.equal(refused.status, 409, refused.text);
     assert.match(refused.json.error[0].message, /maintenance rebuild/);
+    // so is an offload (it writes the location): ?wait=true says so with the guard's 409
+    const mtr = await srv.req('POST', '/v1/collections', { name: 'FreshMT', vectors: { default: { dim: 2 } }, multiTenancy: true });
+    assert.equal(mtr.status, 200, mtr.text);
+    assert.equal((await srv.req('POST', '/v1/collections/FreshMT/tenants', [{ name: 't' }])).status, 200);
+    const off = await srv.req('PUT', '/v1/collections/FreshMT/tenants?wait=true', [{ name: 't', status: 'OFFLOADED' }]);
+    assert.equal(off.status, 409, off.text);
+    assert.match(off.text, /did not become OFFLOADED.*maintenance rebuild/);
+    assert.equal((await srv.req('DELETE', '/v1/collections/FreshMT')).status, 204);
 
     const job = await runAgent(srv, 'rebuild', { source: src, parallelism: 4 });
     assert.equal(job.state, 'SUCCEEDED', job.reason);
