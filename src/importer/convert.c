@@ -593,12 +593,14 @@ static int add_rest(imp_plan *p, const sv_pq_rnode *root, int i, sv_err *err)
 int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp_plan **out, sv_err *err)
 {
     *out = NULL;
+    int rc = imp_mapping_check(mapping, err); /* shapes and names: only columns are looked at here */
+    if (rc)
+        return rc;
     imp_plan *p = calloc(1, sizeof *p);
     if (!p)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     p->root = root;
     snprintf(p->file, sizeof p->file, "%s", file);
-    int rc = 0;
     if (!mapping || json_object_size(mapping) == 0) {
         if (imp_is_export_layout(root)) {
             rc = plan_export_layout(p, root, err);
@@ -616,59 +618,39 @@ int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp
     } else {
         const char *key;
         json_t *v;
-        bool has_props = false;
         json_object_foreach(mapping, key, v)
         {
             if (rc)
                 break;
             if (!strcmp(key, "id") || !strcmp(key, "idKey")) {
-                if (!json_is_string(v)) {
-                    rc = sv_fail(err, SV_EINVAL, "mapping.%s must be a column name", key);
-                    break;
-                }
                 imp_col *c = !strcmp(key, "id") ? &p->id_col : &p->key_col;
                 rc = resolve(root, json_string_value(v), c, err);
                 if (rc == 0 && !strcmp(key, "id"))
                     p->id_required = true;
             } else if (!strcmp(key, "vector")) {
-                if (!json_is_string(v))
-                    rc = sv_fail(err, SV_EINVAL, "mapping.vector must be a column name");
-                else
-                    rc = add_map(p, root, IMP_T_VECTOR, NULL, json_string_value(v), err);
+                rc = add_map(p, root, IMP_T_VECTOR, NULL, json_string_value(v), err);
             } else if (!strcmp(key, "namedVectors") || !strcmp(key, "multiVectors")) {
                 bool named = key[0] == 'n';
                 if (json_is_string(v)) {
                     rc = add_map(p, root, named ? IMP_T_NAMED_ALL : IMP_T_MULTI_ALL, NULL, json_string_value(v), err);
-                } else if (json_is_object(v)) {
+                } else {
                     const char *k2;
                     json_t *c2;
                     json_object_foreach(v, k2, c2)
                     {
                         if (rc)
                             break;
-                        if (!json_is_string(c2))
-                            rc = sv_fail(err, SV_EINVAL, "mapping.%s.%s must be a column name", key, k2);
-                        else if ((rc = sv_check_property_name(k2, err)) == 0)
-                            rc = add_map(p, root, named ? IMP_T_NAMED : IMP_T_MULTI, k2, json_string_value(c2), err);
+                        rc = add_map(p, root, named ? IMP_T_NAMED : IMP_T_MULTI, k2, json_string_value(c2), err);
                     }
-                } else {
-                    rc = sv_fail(err, SV_EINVAL, "mapping.%s must be an object {name: column} or a column name", key);
                 }
-            } else if (!strcmp(key, "properties")) {
-                has_props = true;
-                if (!json_is_object(v)) {
-                    rc = sv_fail(err, SV_EINVAL, "mapping.properties must be an object {property: column}");
-                    break;
-                }
+            } else { /* properties (imp_mapping_check allows nothing else) */
                 const char *k2;
                 json_t *c2;
                 json_object_foreach(v, k2, c2)
                 {
                     if (rc)
                         break;
-                    if (!json_is_string(c2)) {
-                        rc = sv_fail(err, SV_EINVAL, "mapping.properties.%s must be a column name", k2);
-                    } else if (!strcmp(k2, "*")) {
+                    if (!strcmp(k2, "*")) {
                         const char *cn = json_string_value(c2);
                         imp_col probe;
                         sv_err e2;
@@ -680,17 +662,13 @@ int imp_plan_new(const sv_pq_rnode *root, json_t *mapping, const char *file, imp
                             rc = sv_fail(err, SV_EINVAL,
                                          "mapping.properties.*: the file has no column '%s' (use a column holding an "
                                          "object, or \"rest\" for every column not mapped otherwise)", cn);
-                    } else if ((rc = sv_check_property_name(k2, err)) == 0) {
+                    } else {
                         rc = add_map(p, root, IMP_T_PROP, k2, json_string_value(c2), err);
                     }
                 }
-            } else {
-                rc = sv_fail(err, SV_EINVAL,
-                             "mapping: unknown field '%s' (id, idKey, vector, namedVectors, multiVectors, properties)",
-                             key);
             }
         }
-        if (rc == 0 && !has_props)
+        if (rc == 0 && !json_object_get(mapping, "properties"))
             p->rest = true;
         if (rc == 0 && p->rest)
             for (int i = 0; rc == 0 && i < root->n_children; i++)

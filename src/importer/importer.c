@@ -46,6 +46,7 @@ typedef struct imp_run {
     imp_file *files;
     size_t nfiles;
     int64_t imported, skipped, failed, bytes; /* under mu */
+    int64_t rows_sum, rows_read_sum, size_sum; /* the files' rows, rows_read and size, summed (under mu) */
     json_t *errors;
     char status[16];
     char *error;
@@ -250,14 +251,18 @@ static void job_progress(imp_run *r)
 {
     if (!r->job)
         return;
-    int64_t rows = 0, total = 0, size = 0;
-    for (size_t i = 0; i < r->nfiles; i++) {
-        rows += r->files[i].rows_read;
-        total += r->files[i].rows;
-        size += r->files[i].size;
-    }
-    sv_job_set_totals(r->job, total, size);
-    sv_job_set_done(r->job, rows, r->bytes);
+    sv_job_set_totals(r->job, r->rows_sum, r->size_sum);
+    sv_job_set_done(r->job, r->rows_read_sum, r->bytes);
+}
+
+/* Sets a file's rows and rows read, keeping the run's sums (under r->mu,
+ * or before the run is shared). */
+static void file_rows(imp_run *r, imp_file *f, int64_t rows, int64_t rows_read)
+{
+    r->rows_sum += rows - f->rows;
+    r->rows_read_sum += rows_read - f->rows_read;
+    f->rows = rows;
+    f->rows_read = rows_read;
 }
 
 static int open_reader(sv_importer *imp, sv_location *loc, const char *key, loc_src *src, sv_pq_reader **out,
@@ -630,8 +635,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         for (int g = 0; g < f->rg_done && g < sv_pq_reader_num_row_groups(rd); g++)
             done += sv_pq_reader_row_group_rows(rd, g);
         pthread_mutex_lock(&r->mu);
-        f->rows = sv_pq_reader_num_rows(rd);
-        f->rows_read = done;
+        file_rows(r, f, sv_pq_reader_num_rows(rd), done);
         job_progress(r);
         pthread_mutex_unlock(&r->mu);
     }
@@ -738,7 +742,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
         st.rows = rows;
         st.n = n;
         pthread_mutex_lock(&r->mu);
-        f->rows_read += (int64_t)n;
+        file_rows(r, f, f->rows, f->rows_read + (int64_t)n);
         job_progress(r);
         pthread_mutex_unlock(&r->mu);
         rc = crew ? sv_crew_run(crew, (size_t)nw, step_slice, &st, NULL, &err) : step_slice(&st, 0, &err);
@@ -942,6 +946,7 @@ static int add_file(imp_run *r, size_t *cap, const char *key, int64_t size)
     snprintf(f->key, sizeof f->key, "%s", key);
     snprintf(f->status, sizeof f->status, "PENDING");
     f->size = size;
+    r->size_sum += size;
     return 0;
 }
 
@@ -1282,13 +1287,9 @@ static bool collection_exists(sv_importer *imp, const char *name)
 
 static bool collection_mt(sv_importer *imp, const char *name)
 {
-    json_t *c = NULL;
-    bool mt = false;
-    if (sv_store_get_collection(imp->o.store, name, &c, NULL) == 0) {
-        json_t *m = json_object_get(c, "multiTenancy");
-        mt = json_is_true(m) || json_is_true(json_object_get(m, "enabled"));
-    }
-    json_decref(c);
+    sv_schema *s = NULL;
+    bool mt = sv_store_schema(imp->o.store, name, &s, NULL) == 0 && s->multi_tenancy;
+    sv_schema_free(s);
     return mt;
 }
 
@@ -1489,7 +1490,8 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
                 rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
                                       json_object_get(body, "mapping"), tenant != NULL, err);
         }
-        if (rc == 0 && f->tenant[0] && !collection_mt(imp, f->collection)) {
+        bool mt = rc == 0 && collection_mt(imp, f->collection);
+        if (rc == 0 && f->tenant[0] && !mt) {
             if (tenant)
                 rc = sv_fail(err, SV_EINVAL, "collection '%s' is not multi-tenant: drop tenant", f->collection);
             else
@@ -1497,7 +1499,7 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         }
         if (rc == 0 && f->tenant[0] && !tenant)
             rc = ensure_tenant(imp, f->collection, f->tenant, err);
-        if (rc == 0 && tenant && collection_mt(imp, f->collection)) {
+        if (rc == 0 && tenant && mt) {
             /* the request's tenant is added only with createCollection: a
              * misspelt name must not become a new tenant full of rows */
             if (create)
@@ -1507,7 +1509,7 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
                              "/v1/collections/%s/tenants, or set createCollection: true to add it)", tenant,
                              f->collection, f->collection);
         }
-        if (rc == 0 && !f->tenant[0] && collection_mt(imp, f->collection))
+        if (rc == 0 && !f->tenant[0] && mt)
             rc = sv_fail(err, SV_EINVAL, "collection '%s' is multi-tenant: name the tenant the rows of %s go to "
                          "(\"tenant\")", f->collection, f->key);
     }
@@ -1692,9 +1694,9 @@ static int resume_all(sv_importer *imp, sv_err *err)
                 break;
             }
             imp_file *f = &r->files[r->nfiles - 1];
-            f->rows = json_integer_value(json_object_get(fj, "rows"));
+            file_rows(r, f, json_integer_value(json_object_get(fj, "rows")),
+                      json_integer_value(json_object_get(fj, "rowsRead")));
             f->rows_imported = json_integer_value(json_object_get(fj, "rowsImported"));
-            f->rows_read = json_integer_value(json_object_get(fj, "rowsRead"));
             f->rg_done = (int)json_integer_value(json_object_get(fj, "rowGroupsDone"));
             const char *fs = json_string_value(json_object_get(fj, "status"));
             snprintf(f->status, sizeof f->status, "%s", fs && strcmp(fs, "TRANSFERRING") ? fs : "PENDING");

@@ -791,6 +791,16 @@ int sv_jobs_list(sv_jobs *j, const sv_jobs_filter *f, json_t **out, sv_err *err)
     return o ? 0 : oom(err);
 }
 
+int sv_jobs_backend(sv_jobs *j, const char *id, char out[16], sv_err *err)
+{
+    pthread_mutex_lock(&j->mu);
+    sv_job *r = sv__job_find_locked(j, id);
+    if (r)
+        snprintf(out, 16, "%s", r->backend);
+    pthread_mutex_unlock(&j->mu);
+    return r ? 0 : sv_fail(err, SV_ENOTFOUND, "job %.64s not found", id);
+}
+
 int sv_jobs_get(sv_jobs *j, const char *id, json_t **out, sv_err *err)
 {
     pthread_mutex_lock(&j->mu);

@@ -167,6 +167,9 @@ typedef struct sv_jobs_filter {
 
 /* {"jobs": [...], "next": id|null}, newest first. SV_EINVAL for a bad filter. */
 int sv_jobs_list(sv_jobs *j, const sv_jobs_filter *f, json_t **out, sv_err *err);
+/* A job's backend (export jobs: filesystem | s3; "" for the others) into
+ * out. SV_ENOTFOUND if unknown. */
+int sv_jobs_backend(sv_jobs *j, const char *id, char out[16], sv_err *err);
 /* One job with "result". SV_ENOTFOUND if unknown. */
 int sv_jobs_get(sv_jobs *j, const char *id, json_t **out, sv_err *err);
 /* Asks a job to stop: SV_ECONFLICT if finished, SV_ENOTFOUND if unknown. */

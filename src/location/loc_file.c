@@ -619,21 +619,22 @@ static int kv_push(keyvec *kv, char *s)
     return 0;
 }
 
-/* Collects keys below rel (relative dir, "" = root) that start with prefix.
- * With a delimiter, directories one level below the prefix are not entered:
- * they become common prefixes ("dir/"). */
-static int walk(const char *root, const char *rel, const char *prefix, bool delim, keyvec *kv, int depth)
+/* Collects keys below rel (relative dir, "" = root) that start with prefix,
+ * reading the directory open at dfd (walk closes it). No symbolic link is
+ * followed: the start was opened by open_beneath_root, each subdirectory is
+ * opened O_NOFOLLOW from its parent, and links are skipped. With a
+ * delimiter, directories one level below the prefix are not entered: they
+ * become common prefixes ("dir/"). */
+static int walk(int dfd, const char *rel, const char *prefix, bool delim, keyvec *kv, int depth)
 {
-    if (depth > 128)
-        return 0;
-    /* no link is followed on the way down (open_beneath) */
-    int dfd = open_beneath_root(root, rel, true);
-    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    DIR *d = fdopendir(dfd);
     if (!d) {
-        int e = errno;
-        if (dfd >= 0)
-            close(dfd);
-        return (e == ENOENT || e == ENOTDIR || e == ELOOP) ? 0 : SV_EIO;
+        close(dfd);
+        return SV_EIO;
+    }
+    if (depth > 128) {
+        closedir(d);
+        return 0;
     }
     size_t plen = strlen(prefix);
     int rc = 0;
@@ -642,6 +643,17 @@ static int walk(const char *root, const char *rel, const char *prefix, bool deli
         const char *n = de->d_name;
         if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2]) || !strncmp(n, ".sv-", 4)))
             continue;
+        if (de->d_type == DT_LNK)
+            continue; /* links are not followed (open_beneath_root) */
+        bool isdir = de->d_type == DT_DIR;
+        if (de->d_type != DT_DIR && de->d_type != DT_REG) {
+            struct stat st;
+            if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                isdir = S_ISDIR(st.st_mode);
+                if (!isdir && !S_ISREG(st.st_mode))
+                    continue; /* a link, a FIFO, a socket: not an object */
+            }
+        }
         sv_buf k = {0};
         if (sv_buf_printf(&k, "%s%s%s", rel, *rel ? "/" : "", n) || !sv_buf_cstr(&k)) {
             sv_buf_free(&k);
@@ -650,24 +662,6 @@ static int walk(const char *root, const char *rel, const char *prefix, bool deli
         }
         char *key = (char *)k.data;
         size_t kl = k.len;
-        bool isdir;
-        if (de->d_type == DT_DIR) isdir = true;
-        else if (de->d_type == DT_REG) isdir = false;
-        else {
-            sv_buf full = {0};
-            struct stat st;
-            isdir = false;
-            if (de->d_type == DT_LNK) {
-                sv_buf_free(&k);
-                continue; /* links are not followed (open_beneath) */
-            }
-            if (!sv_buf_printf(&full, "%s/%s", root, key) && sv_buf_cstr(&full) &&
-                lstat((char *)full.data, &st) == 0) { /* a link is not followed: skipped */
-                if (S_ISDIR(st.st_mode)) isdir = true;
-                else if (!S_ISREG(st.st_mode)) { sv_buf_free(&full); sv_buf_free(&k); continue; }
-            }
-            sv_buf_free(&full);
-        }
         /* Prune: only descend where the key can still match the prefix. */
         size_t cmp = kl < plen ? kl : plen;
         if (memcmp(key, prefix, cmp)) {
@@ -683,7 +677,11 @@ static int walk(const char *root, const char *rel, const char *prefix, bool deli
                     continue;
                 break;
             }
-            rc = walk(root, key, prefix, delim, kv, depth + 1);
+            int cfd = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (cfd >= 0)
+                rc = walk(cfd, key, prefix, delim, kv, depth + 1);
+            else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+                rc = SV_EIO; /* gone or a link meanwhile: nothing to list */
             sv_buf_free(&k);
             continue;
         }
@@ -718,7 +716,10 @@ static int f_list(sv_location *loc, const char *prefix, const char *delim, const
     /* With start_after, a rolled-up prefix is listed only if it holds a key
      * after start_after, so walk every key and roll up afterwards. */
     bool shortcut = delim && !start_after;
-    int rc = walk(F(loc)->root, start, prefix, shortcut, &kv, 0);
+    int dfd = open_beneath_root(F(loc)->root, start, true);
+    int rc = dfd >= 0                                               ? walk(dfd, start, prefix, shortcut, &kv, 0)
+             : errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? 0 /* nothing there, or a link */
+                                                                     : SV_EIO;
     free(start);
     if (rc) {
         for (size_t i = 0; i < kv.n; i++)

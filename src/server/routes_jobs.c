@@ -23,16 +23,10 @@ static int job_allowed(request *rq, perm action, json_t *job, sv_err *err)
         json_array_append(names, coll);
     if (kind && !strcmp(kind, "restore") && json_is_string(target))
         json_array_append(names, target);
-    /* an export job's link is /v1/export/{backend}/{id} */
-    const char *link = json_string_value(json_object_get(job, "link"));
     char backend[16] = "";
-    if (link && !strncmp(link, "/v1/export/", 11)) {
-        const char *b = link + 11, *slash = strchr(b, '/');
-        if (slash && (size_t)(slash - b) < sizeof backend)
-            snprintf(backend, sizeof backend, "%.*s", (int)(slash - b), b);
-    }
-    if (kind && !strcmp(kind, "export") && !json_is_string(coll) && backend[0] && json_is_string(target) &&
-        sv_request_services(rq)->export) {
+    if (kind && !strcmp(kind, "export") && !json_is_string(coll) && json_is_string(target) &&
+        sv_request_services(rq)->export &&
+        sv_jobs_backend(SVC, json_string_value(json_object_get(job, "id")), backend, NULL) == 0 && backend[0]) {
         json_t *st = NULL;
         sv_err e2 = {0};
         if (sv_export_status(sv_request_services(rq)->export, backend, json_string_value(target), &st, &e2) == 0)

@@ -36,6 +36,18 @@ json_t *sv_store_tenants_body(json_t *body)
     return json_is_array(arr) ? arr : NULL;
 }
 
+/* arr[i] names a tenant an earlier entry named: SV_EINVAL (a request
+ * changes each tenant once). */
+static int listed_before(json_t *arr, size_t i, const char *name, sv_err *err)
+{
+    for (size_t j = 0; j < i; j++) {
+        const char *other = json_string_value(json_object_get(json_array_get(arr, j), "name"));
+        if (other && !strcmp(name, other))
+            return sv_fail(err, SV_EINVAL, "tenant '%s' is listed twice", name);
+    }
+    return 0;
+}
+
 static json_t *tenants_array(json_t *body, sv_err *err)
 {
     json_t *arr = sv_store_tenants_body(body);
@@ -156,9 +168,8 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
                  (rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err)) == 0 &&
                  statuses[i] == SHARD_OFFLOADED)
             rc = sv_fail(err, SV_EINVAL, "a new tenant starts ACTIVE or INACTIVE; offload it once it exists");
-        for (size_t j = 0; rc == 0 && j < i; j++)
-            if (strcmp(name, json_string_value(json_object_get(json_array_get(arr, j), "name"))) == 0)
-                rc = sv_fail(err, SV_EINVAL, "tenant '%s' is listed twice", name);
+        if (rc == 0)
+            rc = listed_before(arr, i, name, err);
     }
     pthread_mutex_lock(&st->ddl_mu);
     sv_catalog_cond *conds = calloc(n + 1, sizeof *conds);
@@ -347,6 +358,8 @@ static int begin_offload(sv_store *st, collection *c, shard *s, sv_err *err)
 {
     if (!st->mover.offload)
         return sv_fail(err, SV_EUNSUPPORTED, "offloading tenants needs a location; this server has none configured");
+    s->move_rc = 0; /* a new move: the last one's failure is history */
+    s->move_reason[0] = 0;
     int prev = s->status;
     int rc = persist_tenant(st, c, s, SHARD_OFFLOADING, prev, err);
     if (rc)
@@ -375,6 +388,8 @@ static int begin_onload(sv_store *st, const collection *c, shard *s, int target,
 {
     if (!st->mover.onload)
         return sv_fail(err, SV_EUNSUPPORTED, "onloading tenants needs a location; this server has none configured");
+    s->move_rc = 0; /* a new move: the last one's failure is history */
+    s->move_reason[0] = 0;
     int rc = persist_tenant(st, c, s, SHARD_ONLOADING, target, err);
     if (rc)
         return rc;
@@ -403,8 +418,6 @@ static int set_tenant_status(sv_store *st, collection *c, shard *s, int status, 
                        s->name, store_status_word(cur), c->name);
     if (cur == status)
         return 0;
-    s->move_rc = 0;
-    s->move_reason[0] = 0;
     if (status == SHARD_OFFLOADED)
         return begin_offload(st, c, s, err);
     if (cur == SHARD_OFFLOADED)
@@ -515,6 +528,17 @@ int sv_store_onload_done(sv_store *st, const char *cname, const char *tname, int
     return rc;
 }
 
+/* The last offload's or onload's failure of s: its code (0: none) and, in
+ * why, its reason (or where to look). */
+static int move_failure(sv_store *st, shard *s, char *why, size_t n)
+{
+    pthread_mutex_lock(&st->ddl_mu);
+    int mrc = s->move_rc;
+    snprintf(why, n, "%s", s->move_reason[0] ? s->move_reason : "see GET /v1/jobs");
+    pthread_mutex_unlock(&st->ddl_mu);
+    return mrc;
+}
+
 int store_tenant_unavailable(sv_store *st, const collection *c, shard *s, int status, sv_err *err)
 {
     if (!c->schema->auto_tenant_activation) {
@@ -544,20 +568,14 @@ int store_tenant_unavailable(sv_store *st, const collection *c, shard *s, int st
         if (started) {
             /* the onload this read started failed: its code when it says
              * more than "retry" (507 for the cache quota) */
-            pthread_mutex_lock(&st->ddl_mu);
-            int mrc = s->move_rc;
             char why[400];
-            snprintf(why, sizeof why, "%s", s->move_reason[0] ? s->move_reason : "see GET /v1/jobs?kind=onload");
-            pthread_mutex_unlock(&st->ddl_mu);
+            int mrc = move_failure(st, s, why, sizeof why);
             return sv_fail(err, mrc == SV_ENOSPACE ? SV_ENOSPACE : SV_EUNAVAIL,
                            "tenant '%s' of collection '%s' could not be onloaded: %s", s->name, c->name, why);
         }
         pthread_mutex_lock(&st->ddl_mu);
-        if (!s->deleted && s->status == SHARD_OFFLOADED) {
-            s->move_rc = 0;
-            s->move_reason[0] = 0;
+        if (!s->deleted && s->status == SHARD_OFFLOADED)
             rc = begin_onload(st, c, s, SHARD_ACTIVE, err);
-        }
         pthread_mutex_unlock(&st->ddl_mu);
         if (rc)
             return rc;
@@ -698,9 +716,8 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json
             rc = sv_fail(err, SV_EINVAL, "tenants[%zu] needs a \"status\" (ACTIVE, INACTIVE or OFFLOADED)", i);
         else
             rc = parse_status(json_object_get(t, "status"), SHARD_ACTIVE, &statuses[i], err);
-        for (size_t j = 0; rc == 0 && j < i; j++)
-            if (!strcmp(name, json_string_value(json_object_get(json_array_get(arr, j), "name"))))
-                rc = sv_fail(err, SV_EINVAL, "tenant '%s' is listed twice", name);
+        if (rc == 0)
+            rc = listed_before(arr, i, name, err);
     }
     STORE_HOOK("update_tenants:before_lock", c->name);
     pthread_mutex_lock(&st->ddl_mu);
@@ -733,11 +750,8 @@ int sv_store_update_tenants_wait(sv_store *st, const char *collection_name, json
                 /* the move failed and the tenant went back: the caller asked
                  * for statuses[i] and must not read a 200 as that */
                 shard *s = targets[i];
-                pthread_mutex_lock(&st->ddl_mu);
-                int mrc = s->move_rc;
                 char why[400];
-                snprintf(why, sizeof why, "%s", s->move_reason[0] ? s->move_reason : "see GET /v1/jobs");
-                pthread_mutex_unlock(&st->ddl_mu);
+                int mrc = move_failure(st, s, why, sizeof why);
                 /* the move's own code when it says what to do (507 quota,
                  * 409 a location guard, 503 retry), else 500 */
                 bool telling = mrc == SV_ENOSPACE || mrc == SV_ECONFLICT || mrc == SV_EUNAVAIL || mrc == SV_ESTATE;
