@@ -320,8 +320,16 @@ static void *create_thread(void *arg)
         /* COMMITTED -> SUCCEEDED; a cancel request that stopped it -> CANCELED. */
         bool canceled = rc == SV_ECANCELED && sv_job_canceled(cx->op->job);
         sv_job_state st = rc == 0 ? SV_JOB_SUCCEEDED : canceled ? SV_JOB_CANCELED : SV_JOB_FAILED;
-        sv_job_finish(cx->op->job, st, st == SV_JOB_FAILED ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, NULL,
+        /* A committed snapshot's job says what it holds and what this run
+         * uploaded (files already in the location are not sent again). */
+        json_t *res = st != SV_JOB_SUCCEEDED ? NULL
+                      : json_pack("{s:s, s:s, s:O?, s:O?, s:I}", "collection", cx->op->collection, "snapshot",
+                                  cx->op->name, "objects", json_object_get(cx->rec, "objects"), "bytes",
+                                  json_object_get(cx->rec, "bytes"), "bytesUploaded",
+                                  (json_int_t)atomic_load(&cx->op->bytes_uploaded));
+        sv_job_finish(cx->op->job, st, st == SV_JOB_FAILED ? (err.msg[0] ? err.msg : sv_strerror(rc)) : NULL, res,
                       NULL);
+        json_decref(res);
         sv_job_release(cx->op->job);
         cx->op->job = NULL;
     }

@@ -254,9 +254,23 @@ static void sjob_finish(job_ctx *jc, sv_job_state st, const char *reason)
 {
     if (!jc->sjob)
         return;
+    /* A restore that succeeded says what it made: the target and what its
+     * shards hold (the tasks' counts, checked against the manifest). */
+    json_t *res = NULL;
+    if (st == SV_JOB_SUCCEEDED) {
+        int64_t objects = 0, bytes = 0;
+        for (size_t i = 0; i < jc->ntasks; i++) {
+            objects += jc->tasks[i].objects > 0 ? jc->tasks[i].objects : 0;
+            bytes += jc->tasks[i].bytes_total;
+        }
+        res = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "collection", jc->job.target, "snapshot", jc->job.snapshot,
+                        "sourceCollection", jc->job.collection, "shardsRestored", (json_int_t)jc->ntasks,
+                        "objectsRestored", (json_int_t)objects, "bytesRestored", (json_int_t)bytes);
+    }
     sv_err e = {0};
-    if (sv_job_finish(jc->sjob, st, reason, NULL, &e))
+    if (sv_job_finish(jc->sjob, st, reason, res, &e))
         sv_warn("restore: job record not updated", "job=%s error=\"%s\"", jc->job.id, e.msg);
+    json_decref(res);
 }
 
 static int job_fail(sv_snapshot *s, job_ctx *jc, const char *why)

@@ -43,6 +43,7 @@ test('every kind of long operation is a job with its link, result and consistent
     let r = await srv.req('POST', '/v1/collections/Jobs/snapshots?wait=true', { name: 's1' });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.status, 'COMMITTED');
+    const snapBytes = r.json.bytes;
     let snaps = await jobsOf(srv, '?kind=snapshot');
     assert.equal(snaps.length, 1);
     assert.equal(snaps[0].state, 'SUCCEEDED');
@@ -50,6 +51,11 @@ test('every kind of long operation is a job with its link, result and consistent
     assert.equal(snaps[0].link, '/v1/collections/Jobs/snapshots/s1');
     assert.ok(snaps[0].bytesTotal > 0 && snaps[0].bytesDone === snaps[0].bytesTotal, JSON.stringify(snaps[0]));
     checkCounters(snaps[0]);
+    // a committed snapshot's job says what it holds
+    const sj = (await srv.req('GET', `/v1/jobs/${snaps[0].id}`)).json;
+    assert.deepEqual({ ...sj.result, bytesUploaded: undefined },
+      { collection: 'Jobs', snapshot: 's1', objects: 3000, bytes: r.json.bytes, bytesUploaded: undefined });
+    assert.ok(sj.result.bytesUploaded > 0 && sj.result.bytesUploaded <= r.json.bytes, JSON.stringify(sj.result));
     // restore: the job id is the restore job's id; its own API keeps COMPLETED
     r = await srv.req('POST', '/v1/collections/Jobs/snapshots/s1/restore', { target: 'JobsCopy' });
     assert.equal(r.status, 202, r.text);
@@ -63,6 +69,13 @@ test('every kind of long operation is a job with its link, result and consistent
     assert.equal(rj.itemsTotal, 2);
     assert.equal(rj.itemsDone, 2);
     checkCounters(rj);
+    const rres = (await srv.req('GET', `/v1/jobs/${rid}`)).json.result;
+    assert.equal(rres.collection, 'JobsCopy');
+    assert.equal(rres.sourceCollection, 'Jobs');
+    assert.equal(rres.snapshot, 's1');
+    assert.equal(rres.shardsRestored, 2);
+    assert.equal(rres.objectsRestored, 3000);
+    assert.equal(rres.bytesRestored, snapBytes);
     // gc: the result is GC's own outcome
     r = await srv.req('POST', '/v1/snapshots/gc');
     assert.equal(r.status, 200, r.text);
