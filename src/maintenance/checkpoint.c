@@ -141,6 +141,18 @@ int sv_maint_ckpt_newest(sv_maintenance *m, char key[128], int64_t *at_ms, json_
 void *sv_maint_ckpt_loop(void *arg)
 {
     sv_maintenance *m = arg;
+    /* lastCheckpoint survives a restart: the newest one already in the
+     * location (listed here, off the start path, so a slow bucket does not
+     * delay the server). */
+    key_vec kv = {0};
+    sv_err le = {0};
+    if (sv_location_list(m->loc, "catalog/", NULL, NULL, collect_ckpt, &kv, &le) == 0 && kv.n > 0) {
+        pthread_mutex_lock(&m->mu);
+        if (!m->ckpt_last_key[0])
+            snprintf(m->ckpt_last_key, sizeof m->ckpt_last_key, "%s", kv.v[kv.n - 1]);
+        pthread_mutex_unlock(&m->mu);
+    }
+    free(kv.v);
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
         sv_cond_wait_ms(&m->cond, &m->mu, 200);

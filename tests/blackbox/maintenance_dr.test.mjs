@@ -49,7 +49,7 @@ async function checkRestores(srv, source, expected) {
 
 async function disaster({ env, locationUrl, source: src, locDir }) {
   let srv = await startServer({ env: { ...env, ...FAST, SHARDVAULT_LOCATION: locationUrl } });
-  let source, expected, st, kit;
+  let source, expected, st, kit, ckKey;
   try {
     source = await populate(srv);
     expected = await snapshotTable(srv, COLLS);
@@ -76,6 +76,7 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
       const ck = await srv.req('POST', '/v1/maintenance/checkpoint');
       assert.equal(ck.status, 200, ck.text);
       assert.ok(keyTime(ck.json.key) >= lastCommit, ck.text);
+      ckKey = ck.json.key;
       // One snapshot newer than the checkpoint's content, taken right before the crash.
       const r = await srv.req('POST', '/v1/collections/Beta/snapshots?wait=true', { name: 's3' });
       assert.equal(r.json.status, 'COMMITTED');
@@ -96,6 +97,11 @@ async function disaster({ env, locationUrl, source: src, locDir }) {
     const st2 = await srv.req('GET', '/v1/maintenance/status');
     assert.equal(st2.json.descriptor, 'unadopted');
     assert.equal(st2.json.locationStoreId, st.json.storeId);
+    if (ckKey) {
+      // the newest checkpoint in the location is known after a restart too (listed in the background)
+      const last = await until('lastCheckpoint after a restart', async () => (await srv.req('GET', '/v1/maintenance/status')).json.lastCheckpoint);
+      assert.ok(last >= ckKey && /^catalog\/\d{8}T\d{9}Z\.json\.zst$/.test(last), last);
+    }
     // Never two stores in one location: writing is refused until adopted.
     await createCollection(srv, 'Fresh', 1);
     const refused = await srv.req('POST', '/v1/collections/Fresh/snapshots?wait=true', { name: 'x' });
