@@ -168,7 +168,7 @@ int sv_registry_mount_snapshot(sv_registry *r, const char *collection, const cha
         char name[210];
         mount_name(snapshot, shards[i].name, name);
         sv_err e2 = {0};
-        int x = sv_registry_register(r, collection, name, SV_SHARD_SRC_SNAPSHOT, &e2);
+        int x = sv_registry_register(r, collection, name, SV_SHARD_SRC_SNAPSHOT, shards[i].bytes, &e2);
         if (x && x != SV_EEXIST)
             rc = sv_fail(err, x, "%s", e2.msg);
     }

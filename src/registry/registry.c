@@ -745,7 +745,7 @@ void sv_registry_release(sv_shard_ref *ref)
 /* ---- register / destroy / pin / recover / gc --------------------------------------------------- */
 
 int sv_registry_register(sv_registry *r, const char *collection, const char *name, sv_shard_source source,
-                         sv_err *err)
+                         int64_t remote_bytes, sv_err *err)
 {
     if (check_names(collection, name, err))
         return SV_EINVAL;
@@ -754,6 +754,7 @@ int sv_registry_register(sv_registry *r, const char *collection, const char *nam
     shard *s = sv__shard_new(collection, name, source);
     if (!s)
         return oom(err);
+    s->remote_bytes = remote_bytes > 0 ? remote_bytes : 0;
     pthread_mutex_lock(&r->mu);
     int rc = 0;
     if (find_locked(r, collection, name)) {

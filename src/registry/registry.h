@@ -116,11 +116,12 @@ void sv_registry_close(sv_registry *r);
  * policy NOW left waiting for this source. */
 int sv_registry_set_mount(sv_registry *r, sv_shard_source source, const sv_registry_mount *mount, sv_err *err);
 
-/* A new shard, NEW. SV_EEXIST if known, SV_EINVAL for a bad name (collection:
+/* A new shard, NEW; remote_bytes is its size in its source (what a
+ * hydration fetches; 0 when unknown, learnt at the first hydration). SV_EEXIST if known, SV_EINVAL for a bad name (collection:
  * sv_check_collection_name; shard: sv_check_tenant_name, or
  * "<snapshot>@<shard>" for a shard of a mounted snapshot). */
 int sv_registry_register(sv_registry *r, const char *collection, const char *shard, sv_shard_source source,
-                         sv_err *err);
+                         int64_t remote_bytes, sv_err *err);
 /* Removes the record and the shard's cache directory. Parked acquirers are
  * answered SV_ENOTFOUND at once; a fetch in progress finishes into a
  * directory that is then thrown away. SV_ECONFLICT while references are

@@ -163,7 +163,7 @@ static int run_offload(move_task *t, json_t **result, sv_err *err)
     }
     sv_crash_point("offload:after_upload");
     if (rc == 0)
-        rc = sv_registry_register(v->r, t->collection, t->tenant, SV_SHARD_SRC_OFFLOADED, err);
+        rc = sv_registry_register(v->r, t->collection, t->tenant, SV_SHARD_SRC_OFFLOADED, ds.bytes, err);
     sv_crash_point("offload:after_register");
     if (rc == 0)
         *result = json_pack("{s:I,s:I,s:I,s:I,s:s}", "files", (json_int_t)ds.files, "bytes", (json_int_t)ds.bytes,
@@ -359,7 +359,7 @@ static int reconcile(struct sv_registry_svc *v, sv_err *err)
             if (infos[j].node[0] && strcmp(infos[j].node, sv_store_node(v->st)) != 0)
                 continue; /* another node's tenant: its registry holds it */
             sv_err e2 = {0};
-            if (sv_registry_register(v->r, names[k], infos[j].name, SV_SHARD_SRC_OFFLOADED, &e2) == 0)
+            if (sv_registry_register(v->r, names[k], infos[j].name, SV_SHARD_SRC_OFFLOADED, 0, &e2) == 0)
                 sv_info("registry: offloaded tenant registered again", "collection=%s tenant=%s", names[k],
                         infos[j].name);
         }
@@ -604,7 +604,7 @@ int sv_registry_adopt_tenant(void *ud, const char *collection, const char *tenan
     }
     if (rc == 0) {
         sv_err e2 = {0};
-        int x = sv_registry_register(r, collection, tenant, SV_SHARD_SRC_OFFLOADED, &e2);
+        int x = sv_registry_register(r, collection, tenant, SV_SHARD_SRC_OFFLOADED, ds.bytes, &e2);
         if (x && x != SV_EEXIST)
             rc = sv_fail(err, x, "%s", e2.msg);
     }

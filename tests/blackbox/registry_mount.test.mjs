@@ -46,6 +46,9 @@ test('a mounted snapshot serves objects as they were; 3 deleted objects restored
     let shards = (await srv.req('GET', '/v1/registry/shards?collection=Live')).json.shards.filter((x) => x.source === 'snapshot');
     assert.equal(shards.length, 3);
     for (const x of shards) assert.equal(x.state, 'NEW');
+    // their size in the location is known before any hydration (the manifest's)
+    const snapShards = Object.fromEntries(s.json.shards.map((x) => [x.name, x.bytes]));
+    for (const x of shards) assert.equal(x.remoteBytes, snapShards[x.shard.split('@')[1]], JSON.stringify(x));
 
     // The live collection changes: deletes and overwrites.
     const ids = [...before.keys()];

@@ -71,6 +71,7 @@ async function roundTrip(srv, locationFiles) {
   assert.equal(reg.status, 200, reg.text);
   assert.equal(reg.json.source, 'offloaded');
   assert.equal(reg.json.tenant, 'cold');
+  assert.equal(reg.json.remoteBytes, off.result.bytes, 'its size in the location, before any hydration');
   const summary = (await srv.req('GET', '/v1/registry')).json;
   for (const k of ['shards', 'cacheBytes', 'cacheQuotaBytes', 'hydrationsRunning', 'hydrationsQueued']) assert.ok(k in summary, k);
 

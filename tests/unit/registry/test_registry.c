@@ -132,7 +132,7 @@ static void env_free(env *e)
 static void reg(env *e, const char *c, const char *s)
 {
     sv_err err = {0};
-    if (sv_registry_register(e->r, c, s, SV_SHARD_SRC_OFFLOADED, &err))
+    if (sv_registry_register(e->r, c, s, SV_SHARD_SRC_OFFLOADED, 0, &err))
         fail_msg("register %s/%s: %s", c, s, err.msg);
 }
 
@@ -867,8 +867,8 @@ static void persistence(void **state)
     atomic_store(&e->f.fail, 1);
     assert_int_equal(sv_registry_acquire(e->r, "Books", "bad", 5000, &ref, &err), SV_EIO);
     atomic_store(&e->f.fail, 0);
-    assert_int_equal(sv_registry_register(e->r, "Books", "new", SV_SHARD_SRC_OFFLOADED, &err), SV_EEXIST);
-    assert_int_equal(sv_registry_register(e->r, "Books", "bad/name", SV_SHARD_SRC_OFFLOADED, &err), SV_EINVAL);
+    assert_int_equal(sv_registry_register(e->r, "Books", "new", SV_SHARD_SRC_OFFLOADED, 0, &err), SV_EEXIST);
+    assert_int_equal(sv_registry_register(e->r, "Books", "bad/name", SV_SHARD_SRC_OFFLOADED, 0, &err), SV_EINVAL);
     sv_registry_close(e->r);
     e->r = NULL;
     env_open(e);
