@@ -230,9 +230,14 @@ static void create_summary(create_ctx *cx, const sv_manifest *m, json_t *shards_
 static int do_create(create_ctx *cx, sv_err *err)
 {
     sv_snapshot *s = cx->s;
+    /* Another node's GC never deletes what this create finds in the
+     * location, nor what its cut's parts name while it assembles them. */
+    int rc = sv_snap_fence_writer_begin(s, cx->op->fence_key, err);
+    if (rc)
+        return rc;
     if (sv_snap_cut_wanted(s, cx->op->collection)) /* spread over nodes: one cut across them */
         return sv_snap_cut_create(s, cx->op, cx->rec, err);
-    int rc = create_capture(cx, err);
+    rc = create_capture(cx, err);
     if (rc == 0)
         rc = create_hash(cx, err);
     if (rc == 0)
@@ -263,6 +268,7 @@ static int do_create(create_ctx *cx, sv_err *err)
 
 static void op_finish(sv_snapshot *s, create_op *op)
 {
+    sv_snap_fence_writer_end(s, op->fence_key); /* its manifest is written, or it failed */
     pthread_mutex_lock(&s->mu);
     for (create_op **pp = &s->creates; *pp; pp = &(*pp)->next) {
         if (*pp == op) {
@@ -588,6 +594,8 @@ int sv_snapshot_put_dir(sv_snapshot *s, const char *dir, const char *collection,
             total += cx.files[i].id.size;
         sv_job_set_totals(job, (int64_t)cx.nfiles, total);
     }
+    if (rc == 0)
+        rc = sv_snap_fence_writer_begin(s, op->fence_key, err);
     if (rc == 0)
         rc = create_announce(&cx, err);
     if (rc == 0)

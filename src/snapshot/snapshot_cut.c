@@ -38,6 +38,7 @@
 #define SNAP_CUT_DRAIN_MS 1000    /* writes inside a shard when its gate closes */
 #define SNAP_CUT_UPLOAD_MS 3600000
 #define SNAP_CUT_STALE_MS 600000  /* an owner's cut never uploaded nor aborted */
+#define SNAP_CUT_ATTEMPTS 4       /* cut rounds refused by another snapshot's cut */
 
 typedef struct snap_cut {
     char id[129];
@@ -359,7 +360,9 @@ static void call_self(sv_snapshot *s, sv_snapshot_rpc *r, const char *verb, json
         sv_snapshot_cut_abort(s, id);
         r->rc = 0;
     }
-    r->status = r->rc ? 500 : 200; /* as a remote failure reads: the reason in err */
+    /* as a remote failure reads: the reason in err, the status the route
+     * would answer (409 for a refusal, which the coordinator retries) */
+    r->status = !r->rc ? 200 : r->rc == SV_ECONFLICT ? 409 : 500;
     r->rc = 0;
 }
 
@@ -563,18 +566,43 @@ int sv_snap_cut_create(sv_snapshot *s, create_op *op, json_t *rec, sv_err *err)
     json_t *cut_body = json_pack("{s:s,s:s}", "collection", op->collection, "id", id);
     int64_t t0 = sv_mono_ns();
 
-    /* 1. cut */
-    cut_round(s, nodes, n, "cut", id, cut_body, SNAP_CUT_ANSWER_MS, calls);
+    /* 1. cut. Two snapshots of one collection cutting at once close some
+     * gates each and are refused (409) by the rest: the loser of such a
+     * round reopens its gates and tries again after a random pause, so one
+     * of them wins instead of both failing. */
+    for (int attempt = 1;; attempt++) {
+        cut_round(s, nodes, n, "cut", id, cut_body, SNAP_CUT_ANSWER_MS, calls);
+        bool refused = false, other = false;
+        for (size_t i = 0; i < n; i++) {
+            if (call_ok(&calls[i]))
+                continue;
+            if (calls[i].rc == 0 && calls[i].status == 409)
+                refused = true;
+            else
+                other = true;
+        }
+        if (!refused || other || attempt >= SNAP_CUT_ATTEMPTS)
+            break;
+        abort_all(s, nodes, n, id, calls);
+        sv_uuid r;
+        sv_uuid_v4(&r);
+        sv_sleep_ms(50 + (r.b[0] | r.b[1] << 8) % (150 * attempt));
+    }
     int64_t t_cut = sv_mono_ns();
     int64_t captured_at = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!call_ok(&calls[i])) {
             char why[600];
             sv_snap_rpc_why(&calls[i], why, sizeof why);
-            rc = sv_fail(err, SV_EUNAVAIL,
-                         "node %s did not complete the cut within %d ms (%s); every gate was reopened and nothing "
-                         "was kept",
-                         calls[i].node, SNAP_CUT_ANSWER_MS, why);
+            if (calls[i].rc == 0) /* it answered: a refusal, not a timeout */
+                rc = sv_fail(err, calls[i].status == 409 ? SV_ECONFLICT : SV_EUNAVAIL,
+                             "node %s refused the cut (HTTP %d: %s); every gate was reopened and nothing was kept",
+                             calls[i].node, calls[i].status, why);
+            else
+                rc = sv_fail(err, SV_EUNAVAIL,
+                             "node %s did not answer the cut (%s; answers are awaited %d ms); every gate was reopened "
+                             "and nothing was kept",
+                             calls[i].node, why, SNAP_CUT_ANSWER_MS);
         } else {
             int64_t ca = json_integer_value(json_object_get(calls[i].reply, "capturedAt"));
             captured_at = ca > captured_at ? ca : captured_at;

@@ -150,7 +150,8 @@ static bool in_flight(sv_snapshot *s, const char *hex)
     return false;
 }
 
-static int gc_delete(sv_snapshot *s, blob_scan *bs, int64_t *deleted, int64_t *freed, sv_err *err)
+static int gc_delete(sv_snapshot *s, sv_snap_fence *fence, blob_scan *bs, int64_t *deleted, int64_t *freed,
+                     sv_err *err)
 {
     /* Delete in batches, deciding under s->mu and deleting without it, so a
      * slow location (S3 retries and backoff) never stalls status calls,
@@ -168,7 +169,9 @@ static int gc_delete(sv_snapshot *s, blob_scan *bs, int64_t *deleted, int64_t *f
      *   uploaded again. Later batches see it in flight.
      * - Blobs younger than the grace period are never candidates, which
      *   covers writers this process does not know about (another node, a
-     *   create whose upload started before its record was visible). */
+     *   create whose upload started before its record was visible).
+     * - Writers on other nodes sharing the catalog: the GC fence
+     *   (snapshot_fence.c), renewed before each batch. */
     char(*batch_hex)[65] = calloc(256, sizeof *batch_hex);
     if (!batch_hex)
         return sv_snap_oom(err);
@@ -177,6 +180,8 @@ static int gc_delete(sv_snapshot *s, blob_scan *bs, int64_t *deleted, int64_t *f
         const char *batch[256];
         int64_t bytes = 0;
         size_t nb = 0;
+        if ((rc = sv_snap_fence_gc_renew(s, fence, err)) != 0) /* catalog I/O: not under s->mu */
+            break;
         pthread_mutex_lock(&s->mu);
         for (; i < bs->n && nb < 256; i++) {
             const char *slash = strrchr(bs->cands[i], '/');
@@ -221,8 +226,12 @@ static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
      * manifests before this point and are seen below. */
     pthread_mutex_unlock(&s->mu);
     int64_t t0 = sv_mono_ns();
+    /* Across nodes: taken before anything is listed (snapshot_fence.c). */
+    sv_snap_fence fence;
+    int rc = sv_snap_fence_gc_begin(s, &fence, err);
     stale_ctx sc = {s, sv_now_ms(), 0};
-    int rc = sv_catalog_scan(s->cat, "snapshots/", fail_stale_pending, &sc, err);
+    if (rc == 0)
+        rc = sv_catalog_scan(s->cat, "snapshots/", fail_stale_pending, &sc, err);
 
     key_list manifests = {0};
     hexset refs = {0};
@@ -283,8 +292,9 @@ static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
         if (rc == SV_ENOMEM)
             rc = sv_snap_oom(err);
     }
-    if (rc == 0)
-        rc = gc_delete(s, &bs, &deleted, &freed, err);
+    if (rc == 0 && !fence.deferred[0])
+        rc = gc_delete(s, &fence, &bs, &deleted, &freed, err);
+    sv_snap_fence_gc_end(s, &fence);
     pthread_mutex_lock(&s->mu);
     s->gc_running = false;
     for (create_op *op = s->retired, *next; op; op = next) {
@@ -311,11 +321,16 @@ static int gc_run(sv_snapshot *s, json_t **out, sv_err *err)
                 (long long)deleted);
         return rc;
     }
-    sv_info("snapshot gc", "deleted=%lld bytes=%lld kept=%lld young=%lld ms=%lld", (long long)deleted,
-            (long long)freed, (long long)bs.kept, (long long)bs.young, (long long)((sv_mono_ns() - t0) / 1000000));
-    *out = json_pack("{s:I,s:I,s:I,s:I,s:I,s:i}", "blobsDeleted", (json_int_t)deleted, "bytesFreed",
+    if (fence.deferred[0])
+        sv_info("snapshot gc deferred: nothing deleted", "reason=\"%s\" candidates=%zu", fence.deferred, bs.n);
+    else
+        sv_info("snapshot gc", "deleted=%lld bytes=%lld kept=%lld young=%lld ms=%lld", (long long)deleted,
+                (long long)freed, (long long)bs.kept, (long long)bs.young,
+                (long long)((sv_mono_ns() - t0) / 1000000));
+    *out = json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:s?}", "blobsDeleted", (json_int_t)deleted, "bytesFreed",
                      (json_int_t)freed, "blobsKept", (json_int_t)bs.kept, "blobsYoung", (json_int_t)bs.young,
-                     "manifests", (json_int_t)manifests.n, "pendingFailed", sc.failed);
+                     "manifests", (json_int_t)manifests.n, "pendingFailed", sc.failed, "deferred",
+                     fence.deferred[0] ? fence.deferred : NULL);
     return *out ? 0 : sv_snap_oom(err);
 }
 

@@ -436,3 +436,73 @@ test('a 3-node snapshot restored into another 3-node cluster with other node nam
     await cl.stop();
   }
 });
+
+test('the GC fence: a GC on one node while a snapshot on another stores its blobs deletes nothing (deferred); the snapshot restores whole; two snapshots started at once through two nodes both commit', async () => {
+  // a stores each new blob slowly (a test hook), so its snapshot is in
+  // flight while b's GC runs; no grace period, so only the fence protects
+  // the blobs a reuses from the dropped snapshot
+  const cl = await startCluster(['a', 'b'], { nodeEnv: {
+    a: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '700', SHARDVAULT_SNAPSHOT_GC_GRACE_MS: '0' },
+    b: { SHARDVAULT_SNAPSHOT_GC_GRACE_MS: '0' } } });
+  const { nodes } = cl;
+  try {
+    let r = await nodes.b.req('POST', '/v1/collections', { name: 'Fen', shards: 2, vectors: { default: { dim: 2 } }, properties: [{ name: 'n', type: 'int' }] });
+    assert.equal(r.status, 200, r.text);
+    const objects = Array.from({ length: 400 }, (_, n) => ({ collection: 'Fen', id: randomUUID(), vector: [n, 1], properties: { n } }));
+    r = await nodes.b.req('POST', '/v1/batch/objects', { objects });
+    assert.equal(r.json.failed, 0, r.text);
+    r = await nodes.b.req('POST', '/v1/collections/Fen/snapshots?wait=true', { name: 'f0' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    assert.equal((await nodes.b.req('DELETE', '/v1/collections/Fen/snapshots/f0')).status, 204);
+    // f1 reuses f0's table files, now referenced by nothing, and stores new ones (slowly on a)
+    const more = Array.from({ length: 100 }, (_, n) => ({ collection: 'Fen', id: randomUUID(), vector: [n, 2], properties: { n: 1000 + n } }));
+    r = await nodes.b.req('POST', '/v1/batch/objects', { objects: more });
+    assert.equal(r.json.failed, 0, r.text);
+    objects.push(...more);
+    r = await nodes.a.req('POST', '/v1/collections/Fen/snapshots', { name: 'f1' });
+    assert.equal(r.status, 202, r.text);
+    await until('a snapshot in flight on a', async () => {
+      const x = await nodes.b.req('GET', '/v1/collections/Fen/snapshots/f1');
+      if (x.json.status !== 'PENDING') throw new Error(`f1 ended before the GC: ${x.text}`);
+      return cutDirs(nodes.a).length > 0;
+    }, 30000);
+    const gc = await nodes.b.req('POST', '/v1/snapshots/gc');
+    assert.equal(gc.status, 200, gc.text);
+    assert.equal(gc.json.blobsDeleted, 0, gc.text);
+    assert.match(String(gc.json.deferred), /writer.*node a/, gc.text);
+    const f1 = await until('f1 ends', async () => {
+      const x = await nodes.b.req('GET', '/v1/collections/Fen/snapshots/f1');
+      return x.json.status !== 'PENDING' ? x.json : null;
+    }, 120000);
+    assert.equal(f1.status, 'COMMITTED', JSON.stringify(f1));
+    // nothing in flight now: GC deletes what no manifest names (f0's own files), and f1 is whole
+    const gc2 = await nodes.b.req('POST', '/v1/snapshots/gc');
+    assert.equal(gc2.status, 200, gc2.text);
+    assert.equal(gc2.json.deferred, null, gc2.text);
+    await restore(nodes.b, 'Fen', 'f1', 'FenBack');
+    const ids = new Set();
+    for (let after = null; ;) {
+      const p = (await nodes.a.req('GET', `/v1/collections/FenBack/objects?limit=1000${after ? `&after=${after}` : ''}`)).json;
+      for (const o of p.objects) ids.add(o.id);
+      if (!p.next) break;
+      after = p.next;
+    }
+    assert.deepEqual([...ids].sort(), objects.map((o) => o.id).sort());
+
+    // Two snapshots of one collection started at once through both nodes: each
+    // cut round refused by the other's gates is retried, so both commit.
+    for (let round = 0; round < 4; round++) {
+      const [x, y] = await Promise.all([
+        nodes.a.req('POST', '/v1/collections/Fen/snapshots?wait=true', { name: `ca${round}` }),
+        nodes.b.req('POST', '/v1/collections/Fen/snapshots?wait=true', { name: `cb${round}` }),
+      ]);
+      for (const s of [x, y]) {
+        assert.equal(s.status, 200, s.text);
+        assert.equal(s.json.status, 'COMMITTED', s.text);
+        assert.equal(s.json.objects, objects.length, s.text);
+      }
+    }
+  } finally {
+    await cl.stop();
+  }
+});

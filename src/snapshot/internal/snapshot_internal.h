@@ -150,6 +150,7 @@ enum { SNAP_PENDING, SNAP_COMMITTED, SNAP_DELETING, SNAP_FAILED };
  * reference, which GC must not delete although no manifest names them yet. */
 typedef struct create_op {
     char collection[129], name[129];
+    char fence_key[200]; /* its writer key in the GC fence (snapshot_fence.c), "" = none */
     sv_job *job; /* the jobs service's record (may be NULL); released by the create thread */
     _Atomic int64_t bytes_total, bytes_hashed, bytes_uploaded;
     char (*blobs)[65]; /* sorted; set under s->mu */
@@ -243,6 +244,25 @@ int sv_snap_spread_lay(sv_snapshot *s, const char *job_id, const char *collectio
 void sv_snap_spread_unlay(sv_snapshot *s, char (*nodes)[65], size_t n, const char *uid);
 /* Stops: drops this node's open cuts (gates opened, checkpoints removed). */
 void sv_snap_cut_close_all(sv_snapshot *s);
+
+/* ---- the GC fence across nodes (snapshot_fence.c) ------------------------------- */
+
+/* A writer's key, put before it looks at the location for its blobs (and
+ * after waiting out another node's GC), removed once its manifest is
+ * written. No-ops with the embedded catalog. key: "" when none. */
+int sv_snap_fence_writer_begin(sv_snapshot *s, char key[200], sv_err *err);
+void sv_snap_fence_writer_end(sv_snapshot *s, char key[200]);
+typedef struct sv_snap_fence {
+    bool held;
+    int64_t rev, expires;
+    char deferred[300]; /* set: writers of other nodes are storing blobs; delete nothing */
+} sv_snap_fence;
+/* GC: takes the fence (SV_ECONFLICT when another node's GC holds it), then
+ * says in f->deferred whether another node is storing blobs. */
+int sv_snap_fence_gc_begin(sv_snapshot *s, sv_snap_fence *f, sv_err *err);
+/* Before each delete batch: renews, or fails (delete nothing more). */
+int sv_snap_fence_gc_renew(sv_snapshot *s, sv_snap_fence *f, sv_err *err);
+void sv_snap_fence_gc_end(sv_snapshot *s, sv_snap_fence *f);
 
 /* ---- shared helpers (snapshot.c) ------------------------------------------------ */
 
