@@ -493,14 +493,14 @@ int sv_store_move_switch(sv_store *st, const char *cname, const char *name, cons
     placement_key(c, s, key);
     /* Not during a cluster snapshot's cut: the new owner has no cut gate, so
      * a write acknowledged there could be missing from the snapshot while a
-     * later one on a node that closed later is in it. */
+     * later one on a node that closed later is in it. A cut gate opens at
+     * its release or by itself within SV_STORE_CUT_HOLD_MS: the switch waits
+     * for that (the move's own gate holds the writes meanwhile) rather than
+     * failing the move. */
     pthread_mutex_lock(&gate_mu);
-    bool cutting = cut_closed(s);
+    for (int64_t now = sv_mono_ns(); cut_closed(s); now = sv_mono_ns())
+        sv_cond_wait_ms(&gate_cv, &gate_mu, (s->cut_until - now) / 1000000 + 1);
     pthread_mutex_unlock(&gate_mu);
-    if (cutting) {
-        store_coll_release(st, c);
-        return sv_fail(err, SV_ECONFLICT, "a snapshot is taking its cut of collection '%s': nothing switched", cname);
-    }
     pthread_mutex_lock(&st->ddl_mu);
     char *val = NULL;
     size_t len = 0;

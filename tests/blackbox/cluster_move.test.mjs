@@ -482,3 +482,46 @@ test('nodes whose location is their own data directory: a move is refused naming
     await cl.stop();
   }
 });
+
+test('moves while snapshots of the collection are cut in a loop: every move succeeds (a switch waits for a cut gate to open), every snapshot is whole', async () => {
+  const cl = await startCluster(['a', 'b']);
+  const { nodes } = cl;
+  try {
+    let r = await nodes.a.req('POST', '/v1/collections', docSchema('Snap', 2));
+    assert.equal(r.status, 200, r.text);
+    const ids = await load(nodes.a, 'Snap', 400);
+    let snapping = true;
+    const snaps = [];
+    const snapper = (async () => {
+      for (let i = 0; snapping; i++) {
+        const s = await nodes.b.req('POST', '/v1/collections/Snap/snapshots?wait=true', { name: `loop${i}` });
+        assert.equal(s.status, 200, s.text);
+        snaps.push(s.json);
+      }
+    })();
+    const moves = [];
+    try {
+      // each switch meets a closed cut gate now and then (the review saw 5 in 40)
+      for (let i = 0; i < 16; i++) {
+        const owner = (await shardNodes(nodes.a, 'Snap')).shard0000;
+        const to = owner === 'a' ? 'b' : 'a';
+        r = await nodes.a.req('POST', '/v1/collections/Snap/shards/shard0000/move', { to });
+        assert.equal(r.status, 202, r.text);
+        moves.push(await jobDone(nodes[owner], r.json.jobId));
+      }
+    } finally {
+      snapping = false;
+      await snapper;
+    }
+    for (const j of moves) assert.equal(j.state, 'SUCCEEDED', JSON.stringify(j));
+    assert.ok(snaps.length > 0);
+    // a snapshot that met a switch may fail saying the placement changed; one that commits is whole
+    for (const s of snaps) {
+      if (s.status === 'COMMITTED') assert.equal(s.objects, ids.length, JSON.stringify(s));
+      else assert.match(s.error, /placement changed|retry/, JSON.stringify(s));
+    }
+    assert.ok(snaps.some((s) => s.status === 'COMMITTED'), 'some snapshot committed');
+  } finally {
+    await cl.stop();
+  }
+});
