@@ -176,7 +176,7 @@ void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n)
                 char *q = strchr(r[i].url, '?');
                 if (q)
                     *q = 0;
-                k->rc = sv_fail(&k->err, SV_EUNAVAIL, "node %s, which serves this shard, did not answer (%s): %s",
+                k->rc = sv_fail(&k->err, SV_EUNAVAIL, "node %s did not answer (%s): %s",
                                 k->node, r[i].url,
                                 r[i].errbuf[0] ? r[i].errbuf : curl_easy_strerror(msg->data.result));
             } else {
@@ -191,7 +191,7 @@ void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n)
     }
     for (size_t i = 0; r && i < n; i++) {
         if (r[i].h && calls[i].rc == 0 && calls[i].status == 0)
-            calls[i].rc = sv_fail(&calls[i].err, SV_EUNAVAIL, "node %s, which serves this shard, did not answer",
+            calls[i].rc = sv_fail(&calls[i].err, SV_EUNAVAIL, "node %s did not answer",
                                   calls[i].node);
         if (r[i].h) {
             curl_multi_remove_handle(m, r[i].h);

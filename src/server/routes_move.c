@@ -27,6 +27,15 @@ static int move(request *rq, bool tenant_route)
         return sv_reply_err(rq, rc, &err);
     json_t *tov = json_object_get(body, "to");
     char to[65] = "";
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        if (strcmp(k, "to")) {
+            rc = sv_fail(&err, SV_EINVAL, "unknown field \"%.64s\" in a move: the body is {\"to\": \"node2\"}", k);
+            json_decref(body);
+            return sv_reply_err(rq, rc, &err);
+        }
+    }
     if (!json_is_string(tov) || !json_string_length(tov) || json_string_length(tov) > 64) {
         json_decref(body);
         return sv_reply_error(rq, 422, "the body must name the target node: {\"to\": \"node2\"} (GET /v1/nodes lists them)");
@@ -39,9 +48,15 @@ static int move(request *rq, bool tenant_route)
     const char *coll = rq->params[0], *shard = rq->params[1];
     if ((rc = sv_check_collection_name(coll, &err)) != 0 || (rc = sv_check_tenant_name(shard, &err)) != 0)
         return sv_reply_err(rq, rc, &err);
+    /* the route must fit the collection before the name is looked up in it */
+    sv_schema *schema = NULL;
+    if ((rc = sv_store_schema(st, coll, &schema, &err)) != 0)
+        return sv_reply_err(rq, rc, &err);
+    bool mt = schema->multi_tenancy;
+    sv_schema_free(schema);
     char owner[65];
-    bool is_tenant = false;
-    if ((rc = sv_store_shard_node(st, coll, shard, owner, &is_tenant, &err)) != 0)
+    bool is_tenant = mt;
+    if (mt == tenant_route && (rc = sv_store_shard_node(st, coll, shard, owner, &is_tenant, &err)) != 0)
         return sv_reply_err(rq, rc, &err);
     if (is_tenant != tenant_route)
         return sv_reply_error(rq, 422, is_tenant ? "the collection is multi-tenant: move a tenant with POST "
