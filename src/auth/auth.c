@@ -479,6 +479,77 @@ static int load_role(const char *key, const char *val, size_t len, int64_t rev, 
 
 /* ---- the service ------------------------------------------------------------------- */
 
+/* A cluster: keys and roles other nodes wrote (created, rotated, re-roled,
+ * revoked) reach this one within a second. Each pass reads both prefixes
+ * whole, then swaps them in under wmu (no local write in between) and mu,
+ * keeping this node's rate buckets and last-use times. A pass that cannot
+ * read the catalog changes nothing. */
+static void refresh_once(sv_auth *a, bool *warned)
+{
+    sv_auth fresh;
+    memset(&fresh, 0, sizeof fresh);
+    sv_err e = {0};
+    int rc = sv_catalog_scan(a->cat, "auth/keys/", load_key, &fresh, &e);
+    if (rc == 0)
+        rc = sv_catalog_scan(a->cat, "auth/roles/", load_role, &fresh, &e);
+    if (rc) {
+        if (!*warned)
+            sv_warn("auth: keys not refreshed from the catalog (the last ones read stay in force)", "error=\"%s\"",
+                    e.msg[0] ? e.msg : sv_strerror(rc));
+        *warned = true;
+        free(fresh.keys);
+        free(fresh.roles);
+        return;
+    }
+    *warned = false;
+    pthread_mutex_lock(&a->wmu);
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < fresh.nkeys; i++) {
+        auth_key *k = &fresh.keys[i];
+        for (size_t j = 0; j < a->nkeys; j++) {
+            const auth_key *o = &a->keys[j];
+            if (strcmp(o->id, k->id))
+                continue;
+            k->tokens = o->tokens;
+            k->refill_ns = o->refill_ns;
+            if (o->last_used_at > k->last_used_at)
+                k->last_used_at = o->last_used_at;
+            if (o->last_used_persisted > k->last_used_persisted)
+                k->last_used_persisted = o->last_used_persisted;
+            break;
+        }
+    }
+    auth_key *old_keys = a->keys;
+    auth_role *old_roles = a->roles;
+    a->keys = fresh.keys;
+    a->nkeys = fresh.nkeys;
+    a->capkeys = fresh.capkeys;
+    a->roles = fresh.roles;
+    a->nroles = fresh.nroles;
+    a->caproles = fresh.caproles;
+    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_unlock(&a->wmu);
+    free(old_keys);
+    free(old_roles);
+}
+
+static void *refresher(void *arg)
+{
+    sv_auth *a = arg;
+    bool warned = false;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping) {
+        sv_cond_wait_ms(&a->stop_cv, &a->mu, 1000);
+        if (a->stopping)
+            break;
+        pthread_mutex_unlock(&a->mu);
+        refresh_once(a, &warned);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
 int sv_auth_open(const sv_auth_opts *opts, sv_catalog *cat, sv_auth **out, sv_err *err)
 {
     *out = NULL;
@@ -491,6 +562,7 @@ int sv_auth_open(const sv_auth_opts *opts, sv_catalog *cat, sv_auth **out, sv_er
     a->rate = opts->rate_limit;
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->wmu, NULL);
+    pthread_cond_init(&a->stop_cv, NULL);
     snprintf(a->root.id, sizeof a->root.id, "root");
     snprintf(a->root.name, sizeof a->root.name, "root");
     snprintf(a->root.roles[0], 64, "admin");
@@ -500,8 +572,20 @@ int sv_auth_open(const sv_auth_opts *opts, sv_catalog *cat, sv_auth **out, sv_er
     snprintf(path, sizeof path, "%s/auth.pepper", opts->data_dir);
     bool created;
     int rc = random_hex(32, pep, err);
-    if (rc == 0)
+    if (rc == 0 && opts->shared_secret) {
+        /* a cluster: one pepper on every node, from the secret they share
+         * (never stored, never sent) */
+        sv_sha256_ctx *c = sv_sha256_new();
+        if (!c) {
+            rc = oom(err);
+        } else {
+            sv_sha256_update(c, "shardvault auth pepper v1", 26);
+            sv_sha256_update(c, opts->shared_secret, strlen(opts->shared_secret));
+            sv_sha256_final_hex(c, pep);
+        }
+    } else if (rc == 0) {
         rc = secret_file(path, true, pep, sizeof pep, &created, err);
+    }
     for (size_t i = 0; rc == 0 && i < 32; i++) {
         unsigned v;
         if (strlen(pep) != 64 || sscanf(pep + 2 * i, "%2x", &v) != 1) {
@@ -541,6 +625,10 @@ int sv_auth_open(const sv_auth_opts *opts, sv_catalog *cat, sv_auth **out, sv_er
         sv_auth_close(a);
         return rc;
     }
+    if (opts->shared_secret && pthread_create(&a->refresher, NULL, refresher, a) == 0)
+        a->refreshing = true;
+    else if (opts->shared_secret)
+        sv_warn("auth: no refresher thread: keys written by other nodes are seen after a restart", "error=\"cannot start a thread\"");
     *out = a;
     return 0;
 }
@@ -549,6 +637,14 @@ void sv_auth_close(sv_auth *a)
 {
     if (!a)
         return;
+    if (a->refreshing) {
+        pthread_mutex_lock(&a->mu);
+        a->stopping = true;
+        pthread_cond_broadcast(&a->stop_cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->refresher, NULL);
+    }
+    pthread_cond_destroy(&a->stop_cv);
     explicit_bzero(a->pepper, sizeof a->pepper);
     explicit_bzero(&a->inner, sizeof a->inner);
     explicit_bzero(&a->outer, sizeof a->outer);
@@ -592,6 +688,37 @@ static bool parse_bearer(const char *h, char *buf, size_t n, char **id, char **s
     return true;
 }
 
+/* lastUsedAt into the stored record, and nothing else: only if the record
+ * is still there with the secret this request used, by its revision. A
+ * delayed write never brings back a revoked or rotated-out key, nor undoes
+ * a change another node made meanwhile (a cluster shares the records). */
+static void persist_last_used(sv_auth *a, const auth_key *used, int64_t now)
+{
+    char key[80], *v = NULL;
+    size_t len = 0;
+    int64_t rev = 0;
+    snprintf(key, sizeof key, "auth/keys/%s", used->id);
+    pthread_mutex_lock(&a->wmu);
+    if (sv_catalog_get(a->cat, key, &v, &len, &rev, NULL) == 0) {
+        json_t *o = json_loadb(v, len, 0, NULL);
+        const char *h = json_string_value(json_object_get(o, "hmac"));
+        const char *ph = json_string_value(json_object_get(o, "prevHmac"));
+        bool same = h && (!strcmp(h, used->hmac) || (ph && !strcmp(ph, used->hmac)));
+        char *nv = NULL;
+        if (same && json_object_set_new(o, "lastUsedAt", json_integer(now)) == 0)
+            nv = json_dumps(o, JSON_COMPACT);
+        if (nv) {
+            sv_catalog_cond c = {key, rev};
+            sv_catalog_op op = {key, nv, strlen(nv), 0};
+            (void)sv_catalog_txn(a->cat, &c, 1, &op, 1, NULL); /* lost a race: the next use writes it */
+        }
+        free(nv);
+        json_decref(o);
+    }
+    free(v);
+    pthread_mutex_unlock(&a->wmu);
+}
+
 int sv_auth_authenticate(sv_auth *a, const char *authorization, sv_principal *who, sv_err *err)
 {
     memset(who, 0, sizeof *who);
@@ -626,20 +753,8 @@ int sv_auth_authenticate(sv_auth *a, const char *authorization, sv_principal *wh
         }
     }
     pthread_mutex_unlock(&a->mu);
-    if (persist.id[0]) {
-        /* Only if the key is still there with the same secret: a delayed
-         * write must never bring back a revoked or rotated-out key. */
-        pthread_mutex_lock(&a->wmu);
-        pthread_mutex_lock(&a->mu);
-        auth_key *now_k = key_find_locked(a, persist.id);
-        bool same = now_k && !strcmp(now_k->hmac, persist.hmac);
-        if (same)
-            persist = *now_k;
-        pthread_mutex_unlock(&a->mu);
-        if (same)
-            key_persist(a, &persist, NULL);
-        pthread_mutex_unlock(&a->wmu);
-    }
+    if (persist.id[0])
+        persist_last_used(a, &persist, now);
     return rc;
 }
 

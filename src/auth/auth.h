@@ -34,6 +34,11 @@ typedef struct sv_auth_opts {
     const char *data_dir;      /* required: <data>/root.key and <data>/auth.pepper */
     const char *root_key_file; /* [SHARDVAULT_ROOT_KEY_FILE] default <data>/root.key (created if absent) */
     double rate_limit;         /* [SHARDVAULT_RATE_LIMIT] requests/s per key, 0 = off */
+    /* A cluster (a catalog every node shares): the secret every node holds
+     * (SHARDVAULT_CLUSTER_SECRET). The pepper is derived from it instead of
+     * <data>/auth.pepper, so every node verifies every key, and keys and
+     * roles written by other nodes are re-read every second. NULL = one node. */
+    const char *shared_secret;
 } sv_auth_opts;
 
 /* cat is borrowed. Loads keys and roles, reads (or creates) the root key and

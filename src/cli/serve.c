@@ -457,7 +457,10 @@ int sv_cli_serve(int argc, char **argv)
     sv_cluster_moves *moves = NULL;
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0 && cfg.auth_on) {
-        sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate};
+        /* a cluster shares its keys: one pepper from the cluster secret */
+        bool shared = strcmp(sv_catalog_driver_name(cat), "embedded") != 0;
+        sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate,
+                           .shared_secret = shared ? getenv("SHARDVAULT_CLUSTER_SECRET") : NULL};
         rc = sv_auth_open(&ao, cat, &auth, &err);
     }
     if (rc == 0 && cfg.audit_log)

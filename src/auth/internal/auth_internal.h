@@ -56,6 +56,10 @@ struct sv_auth {
     auth_role *roles;
     size_t nroles, caproles;
     auth_key root; /* the root key's bucket and last use */
+    /* cluster: the refresher re-reads keys and roles from the shared catalog */
+    pthread_t refresher;
+    bool refreshing, stopping; /* stopping: under mu */
+    pthread_cond_t stop_cv;
 };
 
 #endif
