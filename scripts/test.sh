@@ -42,7 +42,7 @@ if [ ${#node_tests[@]} -gt 0 ]; then
   # request path runs under ASan + UBSan (halt_on_error makes a finding fatal).
   asan_tests=(tests/blackbox/store_api.test.mjs tests/blackbox/store_crash.test.mjs tests/blackbox/store_cli.test.mjs
     tests/blackbox/server_input.test.mjs tests/blackbox/jobs_api.test.mjs tests/blackbox/auth_matrix.test.mjs
-    tests/blackbox/auth_ops.test.mjs tests/blackbox/tls.test.mjs tests/blackbox/registry_offload.test.mjs
+    tests/blackbox/auth_ops.test.mjs tests/blackbox/auth_cluster.test.mjs tests/blackbox/tls.test.mjs tests/blackbox/registry_offload.test.mjs
     tests/blackbox/registry_mount.test.mjs tests/blackbox/registry_crash.test.mjs tests/blackbox/registry_cli.test.mjs
     tests/blackbox/catalog_etcd.test.mjs tests/blackbox/cluster_nodes.test.mjs
     tests/blackbox/import_roundtrip.test.mjs
