@@ -686,16 +686,19 @@ static int check_url(const char *u, sv_err *err)
 {
     size_t n = u ? strlen(u) : 0;
     const char *rest = n > 7 && !strncmp(u, "http://", 7) ? u + 7 : n > 8 && !strncmp(u, "https://", 8) ? u + 8 : NULL;
-    if (!rest || !*rest || n > 200)
+    if (!rest || !*rest || n > 200 || strchr(u, '@'))
         return sv_fail(err, SV_EINVAL,
-                       "advertise URL '%s' must be http://host:port or https://host:port (how other nodes reach "
-                       "this one), at most 200 characters",
-                       u ? u : "");
+                       "the advertise URL must be http://host:port or https://host:port (how other nodes reach "
+                       "this one; no user:password@), at most 200 characters%s",
+                       u && strchr(u, '@') ? "" : " (it is not)");
     for (const char *p = rest; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(".-_:[]", *p) ||
-              (*p == '/' && p[1] == 0)))
-            return sv_fail(err, SV_EINVAL, "advertise URL '%s': only a scheme, a host and a port, no path, query or user",
-                           u);
+              (*p == '/' && p[1] == 0))) {
+            /* never echoed: what precedes an '@' may be a password */
+            return sv_fail(err, SV_EINVAL, "the advertise URL may hold only a scheme, a host and a port (no path, "
+                                           "query or user:password@); it has a '%c' at character %d",
+                           *p == '@' || *p < 32 || *p > 126 ? '?' : *p, (int)(p - u) + 1);
+        }
     return 0;
 }
 

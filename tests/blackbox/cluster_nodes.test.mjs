@@ -78,6 +78,14 @@ test('nodes register, report, lapse, come back, and a taken name is refused', as
       { env: { ...process.env, SHARDVAULT_LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60000 });
     assert.equal(res.status, 1, res.stderr);
     assert.match(res.stderr, /node name a is held by another live node/);
+    // An advertise URL with credentials is refused without echoing them.
+    for (const url of ['http://user:s3cr3tpw@127.0.0.1:1', 'http://127.0.0.1:1/p?s3cr3tpw']) {
+      const adv = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', tempDir(), ...common, '--node-name', 'z',
+        '--advertise-url', url], { env: { ...process.env, SHARDVAULT_LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60000 });
+      assert.notEqual(adv.status, 0, adv.stderr);
+      assert.match(adv.stderr, /advertise URL/);
+      assert.ok(!`${adv.stderr}${adv.stdout}`.includes('s3cr3tpw'), adv.stderr);
+    }
     assert.equal(byName(await nodes(b)).a.status, 'HEALTHY');
 
     // A graceful stop revokes the lease: UNREACHABLE without waiting for the TTL.
