@@ -421,3 +421,41 @@ test('etcd stopped and started while 3 nodes serve: no node exits, reads and obj
     await etcd.cleanup();
   }
 });
+
+test('an owner that hangs (SIGSTOP) mid-request: the forwarded call ends 503 once its lease lapses, not at the curl timeout', async () => {
+  const { etcd, nodes } = await startCluster(['a', 'b']);
+  const { a, b } = nodes;
+  try {
+    await untilHealthy(a, 2);
+    let r = await a.req('POST', '/v1/collections', { name: 'Hang', multiTenancy: true, vectors: { default: { dim: 1 } } });
+    assert.equal(r.status, 200, r.text);
+    // a tenant owned by b, changed through a
+    let owned = null;
+    for (let i = 0; i < 6 && !owned; i++) {
+      r = await a.req('POST', '/v1/collections/Hang/tenants', [{ name: `h${i}` }]);
+      assert.equal(r.status, 200, r.text);
+      const t = (await a.req('GET', '/v1/collections/Hang/tenants')).json.tenants.find((x) => x.name === `h${i}`);
+      if (t.node === 'b') owned = t.name;
+    }
+    assert.ok(owned, 'a tenant on b');
+    b.proc.kill('SIGSTOP');
+    try {
+      const [del, get] = await Promise.all([
+        a.req('DELETE', '/v1/collections/Hang/tenants', [owned]),
+        a.req('GET', `/v1/collections/Hang/objects?tenant=${owned}&limit=1`),
+      ]);
+      for (const x of [del, get]) {
+        assert.equal(x.status, 503, x.text);
+        assert.match(x.text, /node b/);
+      }
+      // ended by the lease (2 s here), not by curl's timeout (minutes for a tenant change)
+      assert.match(del.text, /left the cluster|unreachable/, del.text);
+      assert.doesNotMatch(del.text, /timed out/, del.text);
+    } finally {
+      b.proc.kill('SIGCONT');
+    }
+  } finally {
+    for (const n of Object.values(nodes)) { await n.stop(); n.cleanup(); }
+    await etcd.cleanup();
+  }
+});
