@@ -233,12 +233,18 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
     bool running = false;
     const char *node;
     json_t *v;
+    /* objectsTotal: the sum of every node's part, left out while one is unknown */
+    int64_t total = 0;
+    bool total_known = true;
     json_object_foreach(json_object_get(meta, "nodeAssignments"), node, v)
     {
         json_t *prog = NULL, *d = NULL;
         if (live && !strcmp(node, ex->node)) {
             prog = json_object_get(live, "shardStatus");
             running = true;
+            json_t *ot = json_object_get(live, "objectsTotal");
+            total_known &= json_is_integer(ot);
+            total += json_integer_value(ot);
         } else {
             char key[300];
             sv_export_node_key(key, sizeof key, or_(json_string_value(json_object_get(meta, "id")), ""), node);
@@ -247,6 +253,9 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
                 prog = json_object_get(d, "shardProgress");
                 running |= !strcmp(or_(json_string_value(json_object_get(d, "status")), ""), "TRANSFERRING");
             }
+            json_t *ot = json_object_get(d, "objectsTotal");
+            total_known &= json_is_integer(ot);
+            total += json_integer_value(ot);
         }
         const char *coll;
         json_t *shards;
@@ -262,6 +271,10 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
     }
     if (running)
         json_object_set_new(meta, "status", json_string("TRANSFERRING"));
+    if (total_known)
+        json_object_set_new(meta, "objectsTotal", json_integer(total));
+    else
+        json_object_del(meta, "objectsTotal");
 }
 
 /* ---- calls to participants -------------------------------------------------------- */
@@ -777,8 +790,28 @@ static void tick_watch(sv_export *ex)
             sv_job_state js = !strcmp(st, "SUCCESS")    ? SV_JOB_SUCCEEDED
                               : !strcmp(st, "CANCELED") ? SV_JOB_CANCELED
                                                         : SV_JOB_FAILED;
+            /* the whole export, from the final metadata (every node's
+             * shards): the job's figures and, on success, its result */
+            int64_t rows = 0, bytes = 0;
+            const char *c, *sn;
+            json_t *shards, *p;
+            json_object_foreach(json_object_get(meta, "shardStatus"), c, shards)
+            {
+                json_object_foreach(shards, sn, p)
+                {
+                    rows += json_integer_value(json_object_get(p, "objectsExported"));
+                    bytes += json_integer_value(json_object_get(p, "bytesWritten"));
+                }
+            }
+            json_t *ot = json_object_get(meta, "objectsTotal");
+            sv_job_set_totals(job, json_is_integer(ot) ? json_integer_value(ot) : rows, bytes);
+            sv_job_set_done(job, rows, bytes);
+            json_t *res = js == SV_JOB_SUCCEEDED
+                              ? json_pack("{s:I,s:I}", "objectsExported", (json_int_t)rows, "bytesWritten", (json_int_t)bytes)
+                              : NULL;
             sv_job_finish(job, js, js == SV_JOB_FAILED ? json_string_value(json_object_get(meta, "error")) : NULL,
-                          NULL, NULL);
+                          res, NULL);
+            json_decref(res);
             sv_job_release(job);
         }
         json_decref(meta);

@@ -111,12 +111,25 @@ static json_t *shard_status_json(sv_export_job *j)
  * sees SUCCESS can rely on the metadata file saying so too. */
 static int doc_status(sv_export_job *j) { return j->final_status >= 0 ? j->final_status : j->status; }
 
+/* Objects of this node's shards at the point in time; -1 while one is not
+ * known yet. Under j->mu. */
+static int64_t objects_total_locked(const sv_export_job *j)
+{
+    int64_t total = 0;
+    for (size_t i = 0; i < j->nshards && total >= 0; i++)
+        total = j->shards[i].known < 0 ? -1 : total + j->shards[i].known;
+    return total;
+}
+
 static json_t *node_status_json(sv_export_job *j)
 {
     pthread_mutex_lock(&j->mu);
     json_t *d =
         json_pack("{s:i,s:s,s:s,s:o,s:s}", "format_version", 1, "nodeName", j->ex->node, "status",
                   sv_export_status_name(doc_status(j)), "shardProgress", shard_status_json(j), "version", SV_VERSION);
+    int64_t total = objects_total_locked(j);
+    if (d && total >= 0) /* this node's part: a cluster's total is the sum over the nodes */
+        json_object_set_new(d, "objectsTotal", json_integer(total));
     if (j->error[0])
         json_object_set_new(d, "error", json_string(j->error));
     if (j->completed_ms) {
@@ -145,10 +158,9 @@ static json_t *meta_json(sv_export_job *j, bool live)
         json_object_set(m, "coordinator", coord);
     if (m && attempt)
         json_object_set(m, "attempt", attempt);
-    /* Objects at the point in time, for progress bars and ETAs. */
-    int64_t total = 0;
-    for (size_t i = 0; i < j->nshards && total >= 0; i++)
-        total = j->shards[i].known < 0 ? -1 : total + j->shards[i].known;
+    /* Objects at the point in time, for progress bars and ETAs (this node's;
+     * sv_export_promote and sv_export_aggregate add the other nodes'). */
+    int64_t total = objects_total_locked(j);
     if (m && total >= 0)
         json_object_set_new(m, "objectsTotal", json_integer(total));
     if (m && j->completed_ms && sv_export_status_terminal(sv_export_status_name(status))) {
@@ -198,6 +210,10 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
     bool complete = true, failed = false, canceled = false;
     const char *first_error = NULL;
     int64_t last_done = 0;
+    /* objectsTotal over every node: this one's (when it holds shards) plus
+     * each other node's status file; unknown (left out) if one lacks it */
+    int64_t total = self_included ? json_integer_value(json_object_get(meta, "objectsTotal")) : 0;
+    bool total_known = !self_included || json_is_integer(json_object_get(meta, "objectsTotal"));
     json_t *others = json_array(); /* keeps other nodes' documents alive */
     json_object_foreach(json_object_get(req, "nodeAssignments"), node, v)
     {
@@ -218,6 +234,9 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
         }
         failed |= !strcmp(st, "FAILED");
         canceled |= !strcmp(st, "CANCELED");
+        json_t *ot = json_object_get(d, "objectsTotal");
+        total_known &= json_is_integer(ot);
+        total += json_integer_value(ot);
         if (!first_error)
             first_error = json_string_value(json_object_get(d, "error"));
         json_t *cp = json_object_get(d, "completedAtMs");
@@ -238,6 +257,12 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
     if (!complete && sv_export_clustered(req)) { /* watched until the others end (or are marked lost) */
         bool s3 = sv_export_backend_index(json_string_value(json_object_get(req, "backend"))) == SV_EXPORT_BACKEND_S3;
         sv_export_watch_add(ex, s3 ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS, id, NULL);
+    }
+    if (complete && sv_export_clustered(req)) {
+        if (total_known)
+            json_object_set_new(meta, "objectsTotal", json_integer(total));
+        else
+            json_object_del(meta, "objectsTotal");
     }
     if (complete) {
         const char *mine = json_string_value(json_object_get(meta, "status"));

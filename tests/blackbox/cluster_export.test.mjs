@@ -143,12 +143,15 @@ test('3 nodes: an export of collections spread over every node is the union, sta
     for (const s of [...Object.values(st.shardStatus.Doc), ...Object.values(st.shardStatus.MT)])
       assert.equal(s.status, 'SUCCESS', JSON.stringify(s));
     assert.deepEqual((await cc.req('GET', '/v1/export/s3/spread-1')).json.status, 'SUCCESS');
+    // objectsTotal is the whole export's (every node's part), on every node
+    for (const n of [a, b, cc]) assert.equal((await n.req('GET', '/v1/export/s3/spread-1')).json.objectsTotal, doc.length + mt.length);
 
     const dir = path.join(dl, 'spread-1');
     await runAws(c.s3, ['s3', 'cp', '--recursive', 's3://exports/spread-1/', dir]);
     const meta = JSON.parse(fs.readFileSync(path.join(dir, 'export_metadata.json'), 'utf8'));
     assert.equal(meta.status, 'SUCCESS');
     assert.equal(meta.coordinator, 'b');
+    assert.equal(meta.objectsTotal, doc.length + mt.length);
     // nodeAssignments: each node's own shards, exactly as placed.
     for (const [shard, node] of Object.entries(docNodes)) assert.ok(meta.nodeAssignments[node].Doc.includes(shard));
     for (const [tenant, node] of Object.entries(mtNodes)) assert.ok(meta.nodeAssignments[node].MT.includes(tenant));
@@ -169,7 +172,12 @@ test('3 nodes: an export of collections spread over every node is the union, sta
     const job = (jobs.json.jobs || jobs.json).find((j) => j.target === 'spread-1');
     assert.ok(job, jobs.text);
     for (let i = 0; i < 100 && (await b.req('GET', `/v1/jobs/${job.id}`)).json.state !== 'SUCCEEDED'; i++) await sleep(50);
-    assert.equal((await b.req('GET', `/v1/jobs/${job.id}`)).json.state, 'SUCCEEDED');
+    const jd = (await b.req('GET', `/v1/jobs/${job.id}`)).json;
+    assert.equal(jd.state, 'SUCCEEDED');
+    // it follows the whole export, not the coordinator's part
+    assert.equal(jd.itemsDone, doc.length + mt.length, JSON.stringify(jd));
+    assert.equal(jd.result.objectsExported, doc.length + mt.length, JSON.stringify(jd));
+    assert.ok(jd.result.bytesWritten > 0, JSON.stringify(jd));
     await untilSlotsFree(c.nodes);
 
     // The same id is taken cluster-wide; a second export runs after the first.
