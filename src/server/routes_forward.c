@@ -371,7 +371,14 @@ int sv_forward_list(request *rq)
         size_t eligible = 0;
         while (eligible < count && (!bound[0] || strcmp(all[eligible].id, bound) <= 0))
             eligible++;
-        size_t take = eligible < (size_t)limit ? eligible : (size_t)limit;
+        /* The page ends as one node's does: at `limit` objects, or once it
+         * holds the page byte budget (passing it by at most one object). */
+        int64_t budget = sv_store_list_page_bytes(store(rq)), bytes = 0;
+        size_t take = 0;
+        while (take < eligible && take < (size_t)limit && (take == 0 || bytes < budget)) {
+            bytes += (int64_t)all[take].n + (take > 0); /* with its comma */
+            take++;
+        }
         bool more = take < count || any_next;
         sv_buf_free(&rq->out);
         int rc = sv_buf_append_str(&rq->out, "{\"objects\":[");

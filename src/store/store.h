@@ -206,6 +206,8 @@ int sv_store_delete_object(sv_store *st, const char *collection, const char *ten
  * the last object on the page when more follow, else null; see docs/api.md. */
 int sv_store_list_objects(sv_store *st, const char *collection, const char *tenant, const char *after, int limit,
                           sv_buf *out, sv_err *err);
+/* That budget (a cluster's merged pages end by the same rule). */
+int64_t sv_store_list_page_bytes(const sv_store *st);
 
 /* ---- batch import ------------------------------------------------------- */
 

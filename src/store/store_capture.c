@@ -16,6 +16,8 @@
 
 const char *sv_store_tmp_dir(const sv_store *st) { return st->tmp_dir; }
 
+int64_t sv_store_list_page_bytes(const sv_store *st) { return st->list_page_bytes; }
+
 struct sv_engine *sv_store_engine(const sv_store *st) { return st->engine; }
 
 void sv_capture_free(sv_capture *cap)

@@ -459,3 +459,31 @@ test('an owner that hangs (SIGSTOP) mid-request: the forwarded call ends 503 onc
     await etcd.cleanup();
   }
 });
+
+test('merged listings keep the page byte budget: the same pages as one node with everything (SHARDVAULT_LIST_PAGE_BYTES)', async () => {
+  const env = { SHARDVAULT_LIST_PAGE_BYTES: '4096' };
+  const { etcd, nodes } = await startCluster(['a', 'b'], { env });
+  const ref = await startServer({ env });
+  const { a, b } = nodes;
+  try {
+    await untilHealthy(a, 2);
+    const schema = { name: 'Big', shards: 4, vectors: { default: { dim: 2 } }, properties: [{ name: 'title', type: 'text' }] };
+    for (const s of [a, ref]) assert.equal((await s.req('POST', '/v1/collections', schema)).status, 200);
+    const objects = Array.from({ length: 240 }, (_, i) => ({ collection: 'Big', id: randomUUID(), vector: [i, 1],
+      properties: { title: 'x'.repeat((i * 397) % 1500) } }));
+    for (const s of [b, ref]) {
+      const r = await s.req('POST', '/v1/batch/objects', { objects });
+      assert.equal(r.json.failed, 0, r.text);
+    }
+    for (const limit of [50, 5]) {
+      const want = (await pages(ref, '/v1/collections/Big/objects', limit)).map((p) => p.ids);
+      assert.ok(want.length > Math.ceil(240 / limit), 'the budget, not the limit, ends some pages');
+      for (const s of [a, b]) assert.deepEqual((await pages(s, '/v1/collections/Big/objects', limit)).map((p) => p.ids), want, `limit ${limit}`);
+    }
+  } finally {
+    for (const n of Object.values(nodes)) { await n.stop(); n.cleanup(); }
+    await ref.stop();
+    ref.cleanup();
+    await etcd.cleanup();
+  }
+});
