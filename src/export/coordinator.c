@@ -120,6 +120,28 @@ static bool same_attempt(json_t *rec, const char *attempt)
     return !attempt || (a && !strcmp(a, attempt));
 }
 
+int sv_export_decision_status(sv_export *ex, const char *backend, const char *id, json_t **out)
+{
+    *out = NULL;
+    char key[400];
+    sv_export_decision_key(key, sizeof key, backend, id);
+    json_t *rec = NULL;
+    int64_t rev = 0;
+    if (!ex->cat || decision_get(ex, key, &rec, &rev, NULL) != 0)
+        return SV_ENOTFOUND;
+    int rc = SV_ENOTFOUND;
+    if (!strcmp(or_(json_string_value(json_object_get(rec, "state")), ""), "aborted")) {
+        bool canceled = json_is_true(json_object_get(rec, "canceled"));
+        *out = json_pack("{s:s,s:s,s:s,s:s?,s:{}}", "id", id, "backend", backend, "status",
+                         canceled ? "CANCELED" : "FAILED", "error",
+                         canceled ? NULL : or_(json_string_value(json_object_get(rec, "reason")), "aborted"),
+                         "shardStatus");
+        rc = *out ? 0 : SV_ENOMEM;
+    }
+    json_decref(rec);
+    return rc;
+}
+
 int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *attempt, const char *reason,
                            bool canceled, sv_err *err)
 {
@@ -515,6 +537,8 @@ int sv_export_cluster_run(sv_export *ex, int backend, sv_location *loc, json_t *
         decision_delete(ex, key, attempt); /* nothing was published */
         goto fail_job;
     }
+
+    sv_crash_point("export-coordinator-unpublished"); /* tests: prepared everywhere, nothing in the bucket */
 
     /* 3. Publish. */
     char mkey[300];

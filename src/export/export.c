@@ -817,6 +817,8 @@ static int status_of(sv_export *ex, int b, sv_location *loc, const char *id, jso
         sv_export_clustered(meta))
         sv_export_aggregate(ex, loc, meta, live);
     json_decref(live);
+    if (rc == SV_ENOTFOUND && sv_export_decision_status(ex, sv_export_backend_name(b), id, out) == 0)
+        return 0; /* aborted across nodes before its coordinator wrote anything */
     if (rc == SV_ENOTFOUND)
         return sv_fail(err, SV_ENOTFOUND, "export '%s' not found on backend %s", id,
                        sv_export_backend_name(b));

@@ -282,6 +282,21 @@ test('kill -9 of the coordinator after prepare: aborted when it held shards, fin
     assert.equal(st2.status, 'SUCCESS', JSON.stringify(st2));
     assert.equal(Object.values(st2.shardStatus.Pair).reduce((x, s) => x + s.objectsExported, 0), pair.length);
     await untilSlotsFree({ a: a2, b });
+
+    // c again, holding none of Pair, dies before deciding: nothing was written
+    // to the bucket, and the export reads FAILED with the reason (not 404).
+    const c2 = await startServer({ dataDir: cc.dataDir, env: { ...c.baseEnv, SHARDVAULT_TEST_CRASH_AT: 'export-coordinator-unpublished' },
+      args: [...c.common, '--node-name', 'c'] });
+    c.nodes.c = c2;
+    await untilHealthy(b, 3);
+    r = await c2.req('POST', '/v1/export/s3', { id: 'coord-dies-3', include: ['Pair'] }).catch(() => ({ status: 0 }));
+    assert.notEqual(r.status, 200);
+    const { st: st3 } = await waitStatus(b, 'coord-dies-3', ['SUCCESS', 'FAILED', 'CANCELED'], 30000);
+    assert.equal(st3.status, 'FAILED', JSON.stringify(st3));
+    assert.match(st3.error, /node c, left the cluster before committing/, JSON.stringify(st3));
+    assert.deepEqual(st3.shardStatus, {}, 'nothing was published: the status comes from the decision record');
+    assert.equal((await a2.req('GET', '/v1/export/s3/coord-dies-3')).json.status, 'FAILED');
+    await untilSlotsFree({ a: a2, b });
   } finally {
     await c.stop();
   }

@@ -191,6 +191,10 @@ void sv_export_decision_key(char *out, size_t n, const char *backend, const char
  * (NULL: any) limits it to one start of the id. */
 int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, const char *attempt, const char *reason,
                            bool canceled, sv_err *err);
+/* An export aborted across nodes before any metadata was written (its
+ * coordinator died before deciding): its status from the decision record,
+ * FAILED (or CANCELED) with the reason. SV_ENOTFOUND if there is none. */
+int sv_export_decision_status(sv_export *ex, const char *backend, const char *id, json_t **out);
 /* Watches export id until its metadata is final (marking nodes lost after
  * the others ended), then finishes job (may be NULL; taken over). */
 void sv_export_watch_add(sv_export *ex, int backend, const char *id, sv_job *job);
