@@ -315,6 +315,13 @@ static int gateway_error(json_t *j, const char *what, sv_err *err)
  * idem: resending cannot change the outcome. *ambiguous (may be NULL) is set
  * when an earlier attempt may have been applied. *out holds the answer,
  * which may be a definite gRPC error (check "code"). */
+/* A read changes nothing: its failure is not "not applied". */
+static bool is_read(const char *what)
+{
+    return !strcmp(what, "get") || !strcmp(what, "scan") || !strcmp(what, "watch listing") ||
+           !strcmp(what, "status check");
+}
+
 static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out, bool *ambiguous, const char *what,
                 sv_err *err)
 {
@@ -382,8 +389,9 @@ static int call(etcd *c, const char *path, json_t *req, bool idem, json_t **out,
             sv_format_time_ms(since, when, sizeof when);
             rc = sv_fail(err, SV_EUNAVAIL,
                          "catalog unavailable: no etcd endpoint has answered since %s (%zu endpoint%s; last error: "
-                         "%s); the %s was not applied%s",
+                         "%s); the %s %s%s",
                          when, c->neps, c->neps == 1 ? "" : "s", last, what,
+                         is_read(what) ? "was not made" : "was not applied",
                          maybe ? " (or its outcome is unknown)" : "");
             break;
         }

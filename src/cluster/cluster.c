@@ -403,7 +403,7 @@ static int place(void *self, size_t n, char (*out)[65], sv_err *err)
     size_t nn = 0;
     int rc = sv_cluster_live_nodes(c, &names, &nn, err);
     if (rc)
-        return sv_err_wrap(err, "placing %zu shards", n);
+        return sv_err_wrap(err, "placing %zu shard%s", n, n == 1 ? "" : "s");
     int64_t *counts = calloc(nn + 1, sizeof *counts);
     if (!counts) {
         free(names);
