@@ -122,6 +122,7 @@ static json_t *sched_json_locked(sv_jobs *j, const sched *s, bool api)
         json_object_set_new(o, "every", json_string(s->every));
     if (!api) {
         json_object_set_new(o, "format_version", json_integer(JOB_FORMAT));
+        json_object_set_new(o, "node", json_string(j->node)); /* the node that runs it (a cluster shares the catalog) */
         json_object_set_new(o, "lastJob", json_string(s->last_job));
         json_object_set_new(o, "lastStartedAt", json_integer(s->last_started_at));
         json_object_set_new(o, "skipReason", json_string(s->skip_reason));
@@ -320,6 +321,13 @@ static int load_one(const char *key, const char *val, size_t len, int64_t rev, v
 {
     sv_jobs *j = ud;
     json_t *o = json_loadb(val, len, 0, NULL);
+    /* In a cluster a schedule runs on the node that made it, once: the
+     * others leave its record alone (no duplicate runs). */
+    const char *owner = json_string_value(json_object_get(o, "node"));
+    if (owner && *owner && strcmp(owner, j->node) && strcmp(sv_catalog_driver_name(j->cat), "embedded")) {
+        json_decref(o);
+        return 0;
+    }
     sched *s = calloc(1, sizeof *s);
     sv_err e = {0};
     if (!o || !s || sched_from_json(j, o, true, s, &e)) {
@@ -364,6 +372,17 @@ int sv_schedules_create(sv_jobs *j, json_t *body, json_t **out, sv_err *err)
     pthread_mutex_unlock(&j->mu);
     if (taken)
         rc = sv_fail(err, SV_EEXIST, "schedule '%s' exists", s->name);
+    /* another node's (a cluster): names are cluster-wide */
+    char key[128], *v = NULL;
+    size_t vlen = 0;
+    snprintf(key, sizeof key, "schedules/%s", s->name);
+    if (rc == 0 && sv_catalog_get(j->cat, key, &v, &vlen, NULL, NULL) == 0) {
+        json_t *o = json_loadb(v, vlen, 0, NULL);
+        rc = sv_fail(err, SV_EEXIST, "schedule '%s' exists on node %s (schedules run and are managed on the node that "
+                                     "made them)", s->name, json_string_value(json_object_get(o, "node")) ?: "?");
+        json_decref(o);
+    }
+    free(v);
     /* Room first (the list only changes under tick_mu), so that once the
      * record is durable adding it to memory cannot fail. */
     pthread_mutex_lock(&j->mu);

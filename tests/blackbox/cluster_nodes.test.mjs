@@ -120,3 +120,38 @@ test('one node on the embedded catalog lists itself', async () => {
     srv.cleanup();
   }
 });
+
+test('jobs and schedules are per node in a cluster: a restarted node neither lists nor runs another node\'s; schedule names are cluster-wide', async () => {
+  const etcd = await startEtcd();
+  const common = ['--catalog', `etcd://${etcd.endpoint}/js/`, '--node-ttl', '2s'];
+  const env = { SHARDVAULT_CLUSTER_SECRET: 'jobs-cluster-secret-0123456789' };
+  const a = await startServer({ env, args: [...common, '--node-name', 'a'] });
+  let b = await startServer({ env, args: [...common, '--node-name', 'b'] });
+  try {
+    let r = await a.req('POST', '/v1/collections', { name: 'J', vectors: { default: { dim: 2 } } });
+    assert.equal(r.status, 200, r.text);
+    r = await a.req('POST', '/v1/schedules', { name: 'nightly', kind: 'snapshot', collection: 'J', every: '1h', retention: { keepLast: 2 } });
+    assert.equal(r.status, 201, r.text);
+    r = await b.req('POST', '/v1/schedules', { name: 'nightly', kind: 'snapshot', collection: 'J', every: '2h', retention: { keepLast: 1 } });
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.text, /exists on node a/);
+    r = await a.req('POST', '/v1/snapshots/gc');
+    assert.equal(r.status, 200, r.text);
+    const gcJob = (await a.req('GET', '/v1/jobs?kind=gc')).json.jobs[0];
+    assert.equal(gcJob.node, 'a');
+    // b restarts: it loads what the catalog holds, and takes only its own
+    await b.stop();
+    b = await startServer({ dataDir: b.dataDir, env, args: [...common, '--node-name', 'b'] });
+    assert.deepEqual((await b.req('GET', '/v1/schedules')).json.schedules.map((s) => s.name), []);
+    assert.equal((await b.req('GET', `/v1/jobs/${gcJob.id}`)).status, 404);
+    assert.ok(!(await b.req('GET', '/v1/jobs')).json.jobs.some((x) => x.node === 'a'));
+    assert.deepEqual((await a.req('GET', '/v1/schedules')).json.schedules.map((s) => s.name), ['nightly']);
+    assert.equal((await a.req('GET', `/v1/jobs/${gcJob.id}`)).json.state, 'SUCCEEDED');
+  } finally {
+    await a.stop();
+    await b.stop();
+    a.cleanup();
+    b.cleanup();
+    await etcd.cleanup();
+  }
+});
