@@ -22,7 +22,8 @@
  *           its key.
  *   GC:     1. take gcfence/gc (create if absent, or replace an expired one,
  *           by revision);  2. scan the writers' keys: one of another process
- *           that is not stale -> delete nothing this run ("deferred");
+ *           that is not stale -> delete nothing this run ("deferred", and
+ *           the key goes at once: writers waiting on it go on);
  *           3. list manifests and blobs, delete in batches, renewing the key
  *           (by revision) before each batch and stopping if its own clock
  *           says the key expired;  4. delete gcfence/gc.
@@ -217,7 +218,9 @@ int sv_snap_fence_gc_begin(sv_snapshot *s, sv_snap_fence *f, sv_err *err)
     if (rc == 0 && w.live)
         snprintf(f->deferred, sizeof f->deferred, "%d snapshot, offload or move writer(s) storing blobs (%s first)",
                  w.live, w.first);
-    if (rc)
+    /* A deferred run deletes nothing: the fence goes at once, so writers
+     * that came meanwhile wait no longer than this scan. */
+    if (rc || f->deferred[0])
         sv_snap_fence_gc_end(s, f);
     return rc;
 }
