@@ -256,3 +256,160 @@ test('console with auth: asks for a key; a reader sees no delete buttons, an adm
     srv.cleanup();
   }
 });
+
+test('console: tenants offload live and come back, the registry page (cache, pins), a mounted snapshot restores ticked objects, imports start and finish, jobs page through older ones', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_CACHE_BYTES: String(256 << 20) } });
+  const { ctx, page, requests, errors } = await openPage(srv);
+  try {
+    // a multi-tenant collection with two tenants
+    let r = await srv.req('POST', '/v1/collections', { name: 'Mt', multiTenancy: true, vectors: { default: { dim: 3 } }, properties: [{ name: 'title', type: 'text' }] });
+    assert.equal(r.status, 200, r.text);
+    r = await srv.req('POST', '/v1/collections/Mt/tenants', [{ name: 'hot' }, { name: 'cold' }]);
+    assert.equal(r.status, 200, r.text);
+    const objs = Array.from({ length: 40 }, (_, i) => ({ collection: 'Mt', tenant: 'cold', vector: [i, 1, 2], properties: { title: `c${i}` } }));
+    r = await srv.req('POST', '/v1/batch/objects', { objects: objs });
+    assert.equal(r.json.failed, 0, r.text);
+
+    // Offload from the page: OFFLOADED shown without a reload; the registry lists it; pin; onload back.
+    await page.goto(srv.url + '/console#/collection/Mt');
+    await page.click('[data-action="offload:cold"]');
+    await page.locator('tr[data-tenant="cold"] .tenant-state').filter({ hasText: /^OFFLOADED$/ }).waitFor({ timeout: 60000 });
+    await shot(page, 'collection-offloaded-1280');
+    await page.goto(srv.url + '/console#/registry');
+    await page.waitForSelector('tr[data-registry-shard="Mt/cold"]');
+    await page.waitForSelector('[data-cache-bytes]');
+    await page.click('[data-action="pin:Mt/cold"]');
+    await page.waitForSelector('[data-action="unpin:Mt/cold"]');
+    assert.equal((await srv.req('GET', '/v1/registry/shards/Mt/cold')).json.pinned, true, 'the pin reached the server');
+    await page.click('[data-action="unpin:Mt/cold"]');
+    await page.waitForSelector('[data-action="pin:Mt/cold"]');
+    await shot(page, 'registry-1280');
+    await page.goto(srv.url + '/console#/collection/Mt');
+    await page.click('[data-action="act:cold"]');
+    await page.locator('tr[data-tenant="cold"] .tenant-state').filter({ hasText: /^ACTIVE$/ }).waitFor({ timeout: 60000 });
+    assert.equal((await srv.req('GET', '/v1/collections/Mt/tenants')).json.tenants.find((t) => t.name === 'cold').objects, 40);
+
+    // A snapshot mounted from the page; ticked objects restored into the live collection.
+    await seed(srv, 'Lib', 30);
+    r = await srv.req('POST', '/v1/collections/Lib/snapshots?wait=true', { name: 'before' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    const live = (await srv.req('GET', '/v1/collections/Lib/objects?limit=100')).json.objects;
+    const gone = live.slice(0, 2).map((o) => o.id);
+    for (const id of gone) assert.equal((await srv.req('DELETE', `/v1/collections/Lib/objects/${id}`)).status, 204);
+    await page.goto(srv.url + '/console#/snapshots/Lib');
+    await page.click('tr[data-snapshot="before"] a');
+    await page.waitForSelector('[data-mounted="no"]');
+    await page.click('[data-action="mount"]');
+    await page.waitForSelector('[data-mounted="yes"]');
+    await page.click('[data-action="snap-browse"]');
+    for (const id of gone) await page.check(`tr[data-object="${id}"] input[name="pick"]`);
+    await page.click('[data-action="restore-selected"]');
+    await page.waitForSelector('[data-restored="2"]');
+    await shot(page, 'snapshot-mounted-1280');
+    for (const id of gone) assert.equal((await srv.req('GET', `/v1/collections/Lib/objects/${id}`)).status, 200, 'restored from the snapshot');
+    await page.click('[data-action="unmount"]');
+    await page.waitForSelector('[data-mounted="no"]');
+
+    // An import started from the page, watched to SUCCESS.
+    r = await srv.req('POST', '/v1/export/filesystem', { id: 'lib-exp', include: ['Lib'] });
+    assert.equal(r.status, 200, r.text);
+    for (let i = 0; i < 200 && (await srv.req('GET', '/v1/export/filesystem/lib-exp')).json.status !== 'SUCCESS'; i++) await new Promise((res) => setTimeout(res, 50));
+    await page.goto(srv.url + '/console#/imports');
+    await page.fill('input[name="import-id"]', 'lib-back');
+    await page.fill('input[name="import-from"]', 'lib-exp');
+    await page.fill('input[name="import-collection"]', 'LibBack');
+    await page.check('input[name="import-create"]');
+    await page.click('[data-action="start-import"]');
+    await page.locator('.import-state').filter({ hasText: /^SUCCESS$/ }).waitFor({ timeout: 60000 });
+    await shot(page, 'import-1280');
+    const back = (await srv.req('GET', '/v1/collections/LibBack/shards')).json.shards.reduce((a, s) => a + s.objects, 0);
+    assert.equal(back, 30);
+
+    // An import error is shown next to its action.
+    await page.goto(srv.url + '/console#/imports');
+    await page.fill('input[name="import-id"]', 'bad');
+    await page.fill('input[name="import-from"]', 'no-such-export');
+    await page.click('[data-action="start-import"]');
+    await page.locator('[data-err="start-import"]').filter({ hasText: /.+/ }).waitFor();
+
+    // Jobs: more than a page; Older shows the rest.
+    for (let i = 0; i < 101; i++) assert.equal((await srv.req('POST', '/v1/snapshots/gc')).status, 200);
+    const total = (await srv.req('GET', '/v1/jobs?limit=1000')).json.jobs.length;
+    assert.ok(total > 100, String(total));
+    await page.goto(srv.url + '/console#/jobs');
+    await page.waitForSelector('[data-action="older"]');
+    assert.equal(await page.locator('tr[data-job]').count(), 100);
+    await page.click('[data-action="older"]');
+    await page.waitForSelector('[data-action="newer"]');
+    assert.equal(await page.locator('tr[data-job]').count(), total - 100);
+
+    // The Overview shows the node and the cache.
+    await page.goto(srv.url + '/console#/overview');
+    await page.waitForSelector('[data-cache-bytes]');
+    assertSameOrigin(srv, requests);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    await srv.stop();
+    srv.cleanup();
+  }
+});
+
+test('console with auth: a 429 or a scoped key never widens what is shown; a reader sees no offload or pin', async () => {
+  const srv = await startServer({ args: ['--auth', 'apikey', '--rate-limit', '3'] });
+  const root = readFileSync(path.join(srv.dataDir, 'root.key'), 'utf8').trim();
+  const auth = { authorization: 'Bearer ' + root };
+  const { ctx, page, errors } = await openPage(srv);
+  // the setup's own calls wait out the rate limit (3/s per key)
+  const req = async (...a) => {
+    for (;;) {
+      const x = await srv.req(...a);
+      if (x.status !== 429) return x;
+      await new Promise((res) => setTimeout(res, 400));
+    }
+  };
+  try {
+    let r = await req('POST', '/v1/collections', { name: 'Mt', multiTenancy: true, vectors: { default: { dim: 3 } } }, auth);
+    assert.equal(r.status, 200, r.text);
+    r = await req('POST', '/v1/collections/Mt/tenants', [{ name: 't1' }], auth);
+    assert.equal(r.status, 200, r.text);
+    r = await req('POST', '/v1/authz/keys', { name: 'ro', roles: ['reader'] }, auth);
+    const reader = r.json.key;
+    r = await req('POST', '/v1/authz/roles', { name: 't1mgr', permissions: [{ actions: ['read', 'write', 'manage', 'operate'], collections: 'Mt', tenants: 't1' }] }, auth);
+    assert.equal(r.status, 201, r.text);
+    r = await req('POST', '/v1/authz/keys', { name: 'scoped', roles: ['t1mgr'] }, auth);
+    const scoped = r.json.key;
+
+    await page.goto(srv.url + '/console#/overview');
+    await page.fill('input[name="key"]', reader);
+    await page.click('[data-action="login"]');
+    await page.waitForSelector('#who button');
+    // the key's rate is spent: /v1/authz/me answers 429, which must not read as "auth off"
+    for (let i = 0; i < 8; i++) await srv.req('GET', '/v1/meta', undefined, { authorization: 'Bearer ' + reader });
+    await page.goto(srv.url + '/console#/collection/Mt');
+    await page.waitForSelector('main h1');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.doesNotMatch(await page.locator('#who').innerText(), /auth off/);
+    assert.equal(await page.locator('[data-action="delete-collection"], [data-action^="offload:"]').count(), 0, 'reader: no delete or offload after a 429');
+    await new Promise((res) => setTimeout(res, 1500)); // the rate refills
+    await page.goto(srv.url + '/console#/registry');
+    await page.waitForSelector('main h1');
+    assert.equal(await page.locator('[data-action^="pin:"], [data-action^="unpin:"]').count(), 0, 'reader: no pins');
+
+    // a key scoped to tenant t1 of Mt: no collection-wide actions drawn
+    await page.click('#who button');
+    await page.fill('input[name="key"]', scoped);
+    await page.click('[data-action="login"]');
+    await page.waitForSelector('#who button');
+    await page.goto(srv.url + '/console#/collection/Mt');
+    await page.waitForSelector('main h1');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(await page.locator('[data-action="delete-collection"]').count(), 0, 'a tenant-scoped key cannot delete the collection');
+    assert.ok(!(await page.locator('main').innerText()).includes('null'), 'no stray "null" in the page');
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    await srv.stop();
+    srv.cleanup();
+  }
+});

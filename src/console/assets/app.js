@@ -6,6 +6,7 @@
 const S = {
   key: sessionStorage.getItem('sv.key') || '',
   authOn: false, // GET /v1/authz/me answered (auth on)
+  authKnown: false, // authOn was decided by an answer (200, 401, or 503/404 for "off")
   me: null,      // {keyId, roles, permissions}
   page: null,    // the mounted page
   gen: 0,        // bumps on every navigation: stale timers stop
@@ -58,11 +59,20 @@ function matches(sel, name) {
   return list.some((p) => (name === null ? p === '*' : glob(p, name)));
 }
 // May the key do action ('read','write','manage','operate') on collection
-// (null: the whole server)? Always true with auth off.
-function can(action, collection = null) {
+// (null: the whole server) and tenant (null: the collection as a whole, which
+// a permission limited to some tenants does not cover)? Always true with
+// auth off.
+function can(action, collection = null, tenant = null) {
   if (!S.authOn) return true;
   if (!S.me) return false;
-  return (S.me.permissions || []).some((p) => (p.actions || []).includes(action) && matches(p.collections, collection));
+  return (S.me.permissions || []).some((p) => (p.actions || []).includes(action) && matches(p.collections, collection)
+    && matches(p.tenants === undefined ? '*' : p.tenants, tenant));
+}
+// On some collection at least (forms whose targets are picked later: the
+// server checks each one).
+function canAny(action) {
+  if (!S.authOn) return true;
+  return !!S.me && (S.me.permissions || []).some((p) => (p.actions || []).includes(action));
 }
 
 // ---- DOM helpers ------------------------------------------------------------
@@ -101,7 +111,8 @@ function fmtDur(s) {
 function stateBadge(st) {
   const cls = ['SUCCEEDED', 'COMMITTED', 'COMPLETED', 'SUCCESS', 'ACTIVE', 'OK'].includes(st) ? 'good'
     : ['FAILED', 'CANCELED', 'INACTIVE'].includes(st) ? 'bad'
-      : ['RUNNING', 'PENDING', 'EXECUTING', 'STARTED', 'TRANSFERRING', 'DELETING'].includes(st) ? 'run' : '';
+      : ['RUNNING', 'PENDING', 'EXECUTING', 'STARTED', 'TRANSFERRING', 'DELETING', 'OFFLOADING', 'ONLOADING',
+        'INITIALIZING', 'RECOVERING'].includes(st) ? 'run' : '';
   return h('span', { class: 'state ' + cls }, st || '–');
 }
 function bar(pct) {
@@ -170,17 +181,24 @@ async function refresh() {
 }
 
 // ---- auth -------------------------------------------------------------------
+// true: go on (signed in, or auth off); false: a key is needed. Any other
+// failure (429, a 5xx, no answer) decides nothing: what was known stays, and
+// the caller is told (an unknown state is never taken for "auth off").
 async function whoami() {
   try {
     S.me = await api('GET', '/v1/authz/me');
-    S.authOn = true;
+    S.authOn = S.authKnown = true;
     return true;
   } catch (e) {
-    if (e.status === 401) { S.authOn = true; S.me = null; return false; }
-    // 503 (auth service not running) or 404: auth is off, everything is allowed.
-    S.authOn = false;
-    S.me = null;
-    return true;
+    if (e.status === 401) { S.authOn = S.authKnown = true; S.me = null; return false; }
+    if (e.status === 503 || e.status === 404) {
+      // the auth service is not running: auth is off, everything is allowed
+      S.authOn = false;
+      S.authKnown = true;
+      S.me = null;
+      return true;
+    }
+    throw e;
   }
 }
 function signOut(why) {
@@ -205,7 +223,14 @@ function loginPage() {
   form.append(h('label', null, 'API key ', input),
     action('login', 'Sign in', async () => {
       S.key = input.value.trim();
-      if (!(await whoami())) {
+      let ok;
+      try {
+        ok = await whoami();
+      } catch (e) {
+        S.key = '';
+        throw new Error('the key could not be checked: ' + e.message);
+      }
+      if (!ok) {
         S.key = '';
         throw new Error('the server refused this key (401): check it, or ask an admin for a new one');
       }
@@ -232,6 +257,8 @@ pages.overview = () => {
   const colls = h('div');
   const jobs = h('div');
   const chart = h('div');
+  const nodes = h('div');
+  const cache = h('div');
   const openName = h('input', { name: 'collection', placeholder: 'collection name' });
   const samples = []; // {t, written, requests}
   let tick = 0;
@@ -248,7 +275,10 @@ pages.overview = () => {
             location.hash = '#/collection/' + enc(name);
           }, { submit: true, cls: 'secondary' })),
           colls),
-        h('section', null, h('h2', null, 'Running jobs'), jobs));
+        h('section', null, h('h2', null, 'Running jobs'), jobs),
+        h('div', { class: 'grid' },
+          h('section', null, h('h2', null, 'Nodes'), nodes),
+          h('section', null, h('h2', null, 'Shard cache'), cache)));
     },
     async refresh() {
       const t = tick++;
@@ -256,6 +286,8 @@ pages.overview = () => {
         sampleMetrics(samples).then(() => drawChart(chart, samples)),
         t % 5 === 0 ? loadMeta(meta) : null,
         t % 5 === 0 ? loadCollections(colls) : null,
+        t % 5 === 0 ? loadNodes(nodes) : null,
+        t % 5 === 0 ? loadCache(cache) : null,
         loadRunningJobs(jobs),
       ]);
       return true; // the chart samples every second while the page is shown
@@ -295,6 +327,29 @@ async function loadCollections(el) {
     });
     el.replaceChildren(rows.length ? table(['name', 'shards#', 'multi-tenant', 'objects#', 'bytes#'], rows)
       : h('p', { class: 'muted' }, 'No collections yet.'));
+  } catch (e) { el.replaceChildren(loadErr(e)); }
+}
+
+async function loadNodes(el) {
+  try {
+    const { nodes } = await api('GET', '/v1/nodes');
+    el.replaceChildren(nodes.length > 1 || (nodes[0] && nodes[0].url && nodes.length) ? table(['node', 'state', 'shards#', 'objects#', 'version', 'url'],
+      nodes.map((n) => h('tr', { 'data-node': n.name }, td(n.name), td(stateBadge(n.status === 'HEALTHY' ? 'OK' : n.status)),
+        tdn(fmtNum(n.shards)), tdn(fmtNum(n.objects)), td(n.version || '–'), td(n.url || '–', 'wrap'))))
+      : h('p', { class: 'muted' }, 'One node.'));
+  } catch (e) { el.replaceChildren(loadErr(e)); }
+}
+
+// Cache use against its quota (the registry), shards by state.
+function cacheSummary(r) {
+  const pct = r.cacheQuotaBytes ? (100 * r.cacheBytes) / r.cacheQuotaBytes : 0;
+  return [h('p', null, bar(pct), ' ', h('span', { 'data-cache-bytes': r.cacheBytes }, fmtBytes(r.cacheBytes)), ' of ',
+    fmtBytes(r.cacheQuotaBytes), ` (${pct.toFixed(1)}%); hydrations: ${fmtNum(r.hydrationsRunning)} running, ${fmtNum(r.hydrationsQueued)} queued`),
+  h('p', null, Object.entries(r.shards || {}).filter(([, n]) => n).map(([st, n]) => h('span', { class: 'act' }, stateBadge(st), ' ', fmtNum(n), ' ')))];
+}
+async function loadCache(el) {
+  try {
+    el.replaceChildren(...cacheSummary(await api('GET', '/v1/registry')));
   } catch (e) { el.replaceChildren(loadErr(e)); }
 }
 
@@ -399,18 +454,28 @@ pages.collection = (name) => {
     const o = await api('GET', `${base}/objects/${enc(id)}?${tq().slice(1)}`);
     one.replaceChildren(h('pre', { 'data-json': 'object' }, JSON.stringify(o, null, 2)));
   }
+  // Tenants: status and its moves. OFFLOADED tenants live in the location
+  // (the registry); Activate brings one back (an onload job). The page polls
+  // while a tenant is OFFLOADING or ONLOADING.
   async function loadTenants() {
     const { tenants: ts } = await api('GET', base + '/tenants');
-    tenantsBody.replaceChildren(ts.length ? table(['tenant', 'status', 'objects#', ''], ts.map((t) =>
-      h('tr', { 'data-tenant': t.name }, td(t.name), td(stateBadge(t.status)), tdn(fmtNum(t.objects)),
-        td(t.status === 'ACTIVE'
-          ? action('deact:' + t.name, 'Deactivate', () => setTenant(t.name, 'INACTIVE'), { perm: 'manage', collection: name, cls: 'secondary' })
-          : action('act:' + t.name, 'Activate', () => setTenant(t.name, 'ACTIVE'), { perm: 'manage', collection: name, cls: 'secondary' })))))
+    const acts = (t) => {
+      const o = { perm: 'manage', collection: name, cls: 'secondary' };
+      const set = (st) => () => setTenant(t.name, st);
+      if (t.status === 'ACTIVE') return [action('deact:' + t.name, 'Deactivate', set('INACTIVE'), o), action('offload:' + t.name, 'Offload', set('OFFLOADED'), o)];
+      if (t.status === 'INACTIVE') return [action('act:' + t.name, 'Activate', set('ACTIVE'), o), action('offload:' + t.name, 'Offload', set('OFFLOADED'), o)];
+      if (t.status === 'OFFLOADED') return [action('act:' + t.name, 'Activate (onload)', set('ACTIVE'), o)];
+      return [h('span', { class: 'muted' }, 'moving…')];
+    };
+    tenantsBody.replaceChildren(ts.length ? table(['tenant', 'status', 'node', 'objects#', ''], ts.map((t) =>
+      h('tr', { 'data-tenant': t.name }, td(t.name), h('td', { class: 'tenant-state' }, stateBadge(t.status)), td(t.node || '–'),
+        tdn(fmtNum(t.objects)), td(h('span', { class: 'act' }, ...acts(t).filter(Boolean))))))
       : h('p', { class: 'muted' }, 'No tenants.'));
+    return ts.some((t) => t.status === 'OFFLOADING' || t.status === 'ONLOADING');
   }
   async function setTenant(t, status) {
     await api('PUT', base + '/tenants', { tenants: [{ name: t, status }] });
-    await loadTenants();
+    await refresh(); // live while it moves
   }
   return {
     mount(v) {
@@ -425,12 +490,13 @@ pages.collection = (name) => {
         h('section', null, h('h2', null, 'Get one object'),
           h('form', null, idIn, action('get', 'Get', getOne, { submit: true })), one));
       tenants.append(h('h2', null, 'Tenants'), tenantsBody);
-      head.append(h('a', { href: '#/snapshots/' + enc(name) }, 'Snapshots'),
+      head.append(...[h('a', { href: '#/snapshots/' + enc(name) }, 'Snapshots'),
         action('refresh', 'Refresh', refresh, { cls: 'secondary' }),
         action('delete-collection', 'Delete collection', async () => {
           await api('DELETE', base);
           location.hash = '#/overview';
-        }, { perm: 'manage', collection: name, cls: 'danger', confirm: `Delete collection ${name} and all its objects? This cannot be undone.` }));
+        }, { perm: 'manage', collection: name, cls: 'danger', confirm: `Delete collection ${name} and all its objects? This cannot be undone.` })]
+        .filter(Boolean)); // an action the key may not do is null: nothing drawn
     },
     async refresh() {
       try {
@@ -461,10 +527,11 @@ pages.collection = (name) => {
         table(['shard', 'node', 'state', 'objects#', 'bytes#'], r.shards.map((s) => h('tr', { 'data-shard': s.name },
           td(s.name), td(s.node || '–'), td(stateBadge(s.status)), tdn(fmtNum(s.objects)), tdn(fmtBytes(s.bytes))))));
       } catch (e) { shards.replaceChildren(loadErr(e)); }
+      let moving = false;
       if (coll.multiTenancy) {
-        try { await loadTenants(); } catch (e) { tenantsBody.replaceChildren(loadErr(e)); }
+        try { moving = await loadTenants(); } catch (e) { tenantsBody.replaceChildren(loadErr(e)); }
       }
-      return false;
+      return moving;
     },
   };
 };
@@ -501,27 +568,38 @@ function jobsTable(jobs, withCancel) {
       tdn(fmtDur(jobEta(j, rate))), td(j.reason || '', 'wrap'),
       td(withCancel && !TERMINAL.has(j.state)
         ? action('cancel:' + j.id, 'Cancel', async () => { await api('POST', `/v1/jobs/${enc(j.id)}/cancel`); await refresh(); },
-          { perm: 'operate', cls: 'danger' }) : ''),
+          { perm: 'operate', collection: j.collection || null, cls: 'danger', confirm: `Cancel the ${j.kind} job ${j.id}?` }) : ''),
       td(j.id, 'muted'));
   }));
 }
+const JOB_KINDS = ['export', 'import', 'snapshot', 'restore', 'gc', 'offload', 'onload', 'shard-move', 'maintenance'];
 pages.jobs = () => {
   const list = h('div');
+  const pager = h('div', { class: 'row' });
   const stateSel = h('select', { name: 'state' }, ['', 'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED'].map((s) => h('option', { value: s }, s || 'any state')));
-  const kindSel = h('select', { name: 'kind' }, ['', 'export', 'snapshot', 'restore', 'gc'].map((s) => h('option', { value: s }, s || 'any kind')));
-  stateSel.addEventListener('change', refresh);
-  kindSel.addEventListener('change', refresh);
+  const kindSel = h('select', { name: 'kind' }, ['', ...JOB_KINDS].map((s) => h('option', { value: s }, s || 'any kind')));
+  // pages of 100, newest first: `after` is the last id of the page before
+  // (the API's cursor); the first page is the live one
+  const cursors = [null];
+  const restart = () => { cursors.length = 1; refresh(); };
+  stateSel.addEventListener('change', restart);
+  kindSel.addEventListener('change', restart);
   return {
     mount(v) {
-      v.append(h('h1', null, 'Jobs'), h('section', null, h('div', { class: 'row' }, stateSel, kindSel), list));
+      v.append(h('h1', null, 'Jobs'), h('section', null, h('div', { class: 'row' }, stateSel, kindSel), list, pager));
     },
     async refresh() {
       try {
         const q = new URLSearchParams({ limit: '100' });
         if (stateSel.value) q.set('state', stateSel.value);
         if (kindSel.value) q.set('kind', kindSel.value);
-        const { jobs } = await api('GET', '/v1/jobs?' + q);
+        const after = cursors[cursors.length - 1];
+        if (after) q.set('after', after);
+        const { jobs, next } = await api('GET', '/v1/jobs?' + q);
         list.replaceChildren(jobs.length ? jobsTable(jobs, true) : h('p', { class: 'muted' }, 'No jobs.'));
+        pager.replaceChildren(h('span', { class: 'muted' }, `page ${cursors.length}`),
+          cursors.length > 1 ? h('button', { type: 'button', class: 'secondary', 'data-action': 'newer', onclick: () => { cursors.pop(); refresh(); } }, 'Newer') : null,
+          next ? h('button', { type: 'button', class: 'secondary', 'data-action': 'older', onclick: () => { cursors.push(next); refresh(); } }, 'Older') : null);
         return jobs.some((j) => !TERMINAL.has(j.state));
       } catch (e) { list.replaceChildren(loadErr(e)); return false; }
     },
@@ -544,7 +622,7 @@ pages.snapshots = (name) => {
     name: h('input', { name: 'sched-name', placeholder: 'schedule name' }),
     kind: h('select', { name: 'sched-kind' }, h('option', { value: 'snapshot' }, 'snapshot'), h('option', { value: 'export' }, 'export')),
     target: h('input', { name: 'sched-target', placeholder: 'collection (snapshot) or backend (export)' }),
-    when: h('input', { name: 'sched-when', placeholder: 'every: 6h, or cron: 0 3 * * *' }),
+    when: h('input', { name: 'sched-when', placeholder: 'an interval (6h) or a cron line (0 3 * * *)' }),
     keep: h('input', { name: 'sched-keep', type: 'number', min: 1, placeholder: 'keep last', size: 6 }),
   };
   async function createSchedule() {
@@ -566,8 +644,8 @@ pages.snapshots = (name) => {
           td(Object.entries(s.retention || {}).map(([k, n]) => `${k.replace(/^keep/, '')} ${n}`).join(', ') || '–', 'wrap'),
           td(s.lastRun ? h('span', null, stateBadge(s.lastRun.state), ' ', fmtTime(s.lastRun.startedAt)) : '–'),
           td(h('span', { class: 'act' },
-            action('pause:' + s.name, s.paused ? 'Resume' : 'Pause', async () => { await api('PUT', '/v1/schedules/' + enc(s.name), { paused: !s.paused }); await refresh(); }, { perm: 'manage', cls: 'secondary' }),
-            action('delsched:' + s.name, 'Delete', async () => { await api('DELETE', '/v1/schedules/' + enc(s.name)); await refresh(); }, { perm: 'manage', cls: 'danger', confirm: `Delete schedule ${s.name}? What it created is kept.` })))))) : h('p', { class: 'muted' }, 'No schedules.'));
+            action('pause:' + s.name, s.paused ? 'Resume' : 'Pause', async () => { await api('PUT', '/v1/schedules/' + enc(s.name), { paused: !s.paused }); await refresh(); }, { perm: 'manage', collection: s.collection || null, cls: 'secondary' }),
+            action('delsched:' + s.name, 'Delete', async () => { await api('DELETE', '/v1/schedules/' + enc(s.name)); await refresh(); }, { perm: 'manage', collection: s.collection || null, cls: 'danger', confirm: `Delete schedule ${s.name}? What it created is kept.` })))))) : h('p', { class: 'muted' }, 'No schedules.'));
     } catch (e) { scheds.replaceChildren(loadErr(e)); }
   }
   return {
@@ -583,7 +661,7 @@ pages.snapshots = (name) => {
         h('section', null, h('h2', null, 'Restores from ', name), restores));
       }
       v.append(h('section', null, h('h2', null, 'Schedules'),
-        can('manage') ? h('form', { 'data-form': 'schedule' }, sForm.name, sForm.kind, sForm.target, sForm.when, sForm.keep,
+        canAny('manage') ? h('form', { 'data-form': 'schedule' }, sForm.name, sForm.kind, sForm.target, sForm.when, sForm.keep,
           action('create-schedule', 'Create schedule', createSchedule, { submit: true })) : null, scheds));
     },
     async refresh() {
@@ -599,10 +677,17 @@ pages.snapshots = (name) => {
         try {
           const { snapshots } = await api('GET', base() + '/snapshots');
           running ||= snapshots.some((s) => s.status === 'PENDING' || s.status === 'DELETING');
+          // the redraw moves the inputs (kept per snapshot): one being typed
+          // in keeps its focus and caret
+          const focused = document.activeElement;
+          const keep = Object.values(restoreTargets).includes(focused)
+            ? { el: focused, a: focused.selectionStart, b: focused.selectionEnd } : null;
           body.replaceChildren(snapshots.length ? table(['name', 'state', 'objects#', 'bytes#', 'uploaded', 'created', 'committed', 'error', ''], snapshots.map((s) => {
             const target = restoreTargets[s.name] || (restoreTargets[s.name] = h('input', { name: 'target', placeholder: 'new collection name', size: 14 }));
             const pct = s.status === 'COMMITTED' ? 100 : s.bytes ? (100 * (s.bytesUploaded || 0)) / s.bytes : 0;
-            return h('tr', { 'data-snapshot': s.name }, td(s.name), h('td', { class: 'snap-state' }, stateBadge(s.status)),
+            return h('tr', { 'data-snapshot': s.name },
+              td(s.status === 'COMMITTED' ? h('a', { href: `#/snapshot/${enc(name)}/${enc(s.name)}`, title: 'mount and browse' }, s.name) : s.name),
+              h('td', { class: 'snap-state' }, stateBadge(s.status)),
               tdn(fmtNum(s.objects)), tdn(fmtBytes(s.bytes)), td(bar(pct)), td(fmtTime(s.createdAt)), td(fmtTime(s.committedAt)),
               td(h('span', { class: 'err' }, s.error || ''), 'wrap'),
               td(h('span', { class: 'act' },
@@ -614,6 +699,10 @@ pages.snapshots = (name) => {
                 action('drop:' + s.name, 'Drop', async () => { await api('DELETE', `${base()}/snapshots/${enc(s.name)}`); await refresh(); },
                   { perm: 'operate', collection: name, cls: 'danger', confirm: `Drop snapshot ${s.name}?` }))));
           })) : h('p', { class: 'muted' }, 'No snapshots yet.'));
+          if (keep && keep.el.isConnected) {
+            keep.el.focus();
+            try { keep.el.setSelectionRange(keep.a, keep.b); } catch { /* not a text input */ }
+          }
         } catch (e) { body.replaceChildren(loadErr(e)); }
         try {
           const { jobs } = await api('GET', '/v1/restore-jobs');
@@ -657,7 +746,7 @@ pages.exports = (watchArg) => {
   return {
     mount(v) {
       v.append(...[h('h1', null, 'Exports'),
-        can('operate') ? h('section', null, h('h2', null, 'Start an export (Parquet)'),
+        canAny('operate') ? h('section', null, h('h2', null, 'Start an export (Parquet)'),
           h('form', { 'data-form': 'export' }, backend, idIn, action('start-export', 'Start export', start, { submit: true })),
           h('div', { class: 'row' }, mode, h('span', { class: 'muted' }, '(none ticked: every collection):'), includeBox)) : null,
         wId ? h('section', null, h('h2', null, `Export ${wId} (${wBackend})`), detail) : null,
@@ -710,19 +799,208 @@ pages.exports = (watchArg) => {
   };
 };
 
+// One snapshot, mounted: browse its objects as at the snapshot and restore
+// the ticked ones into the live collection.
+pages.snapshot = (arg) => {
+  const [coll, snap] = (arg || '/').split('/');
+  const base = `/v1/collections/${enc(coll)}/snapshots/${enc(snap)}`;
+  const state = h('div');
+  const objs = h('div');
+  const result = h('div');
+  const tenantIn = h('input', { name: 'tenant', placeholder: 'tenant (multi-tenant)' });
+  const conflict = h('select', { name: 'on-conflict' }, ['replace', 'skip'].map((x) => h('option', { value: x }, 'existing objects: ' + x)));
+  let cursor = null;
+  let mounted = false;
+  const tq = () => (tenantIn.value.trim() ? '&tenant=' + enc(tenantIn.value.trim()) : '');
+  async function page(after) {
+    const r = await api('GET', `${base}/objects?limit=25${after ? '&after=' + enc(after) : ''}${tq()}`);
+    cursor = r.next;
+    objs.replaceChildren(r.objects.length ? table(['', 'id', 'properties'], r.objects.map((o) => h('tr', { 'data-object': o.id },
+      td(h('input', { type: 'checkbox', name: 'pick', value: o.id })), td(o.id), td(JSON.stringify(o.properties || {}).slice(0, 120), 'wrap'))))
+      : h('p', { class: 'muted' }, 'No objects.'),
+    h('div', { class: 'row' }, cursor ? action('snap-next', 'Next page', () => page(cursor), { cls: 'secondary' }) : h('span', { class: 'muted' }, '(last page)'),
+      action('restore-selected', 'Restore ticked objects', async () => {
+        const ids = [...objs.querySelectorAll('input[name=pick]:checked')].map((c) => c.value);
+        if (!ids.length) throw new Error('tick the objects to restore first');
+        const body = { ids, onConflict: conflict.value };
+        if (tenantIn.value.trim()) body.tenant = tenantIn.value.trim();
+        const x = await api('POST', base + '/objects/restore', body);
+        result.replaceChildren(h('p', { 'data-restored': x.restored }, `restored ${fmtNum(x.restored)}, skipped ${fmtNum(x.skipped)}, missing ${fmtNum(x.missing)}`));
+      }, { perm: 'write', collection: coll })));
+  }
+  return {
+    mount(v) {
+      v.append(h('h1', null, 'Snapshot ', h('span', { 'data-name': snap }, snap), ' of ', h('a', { href: '#/snapshots/' + enc(coll) }, coll)),
+        h('section', null, h('h2', null, 'Mount'), state),
+        h('section', null, h('h2', null, 'Objects as at the snapshot'),
+          h('form', null, tenantIn, action('snap-browse', 'Load first page', () => page(null), { submit: true })), objs,
+          h('div', { class: 'row' }, conflict), result));
+    },
+    async refresh() {
+      try {
+        const regs = (await api('GET', '/v1/registry/shards?collection=' + enc(coll))).shards
+          .filter((x) => x.source === 'snapshot' && x.shard.startsWith(snap + '@'));
+        mounted = regs.length > 0;
+        state.replaceChildren(h('p', { 'data-mounted': mounted ? 'yes' : 'no' }, mounted
+          ? `mounted: ${regs.length} shards, fetched on first read (${regs.filter((x) => x.state === 'AVAILABLE' || x.state === 'SERVING').length} local)`
+          : 'not mounted: mount it to read its objects (nothing is fetched until a read)'),
+        mounted ? action('unmount', 'Unmount', async () => { await api('DELETE', base + '/mount'); await refresh(); }, { perm: 'operate', collection: coll, cls: 'secondary' })
+          : action('mount', 'Mount', async () => { await api('POST', base + '/mount'); await refresh(); }, { perm: 'operate', collection: coll }));
+        return regs.some((x) => x.state === 'INITIALIZING' || x.state === 'RECOVERING');
+      } catch (e) { state.replaceChildren(loadErr(e)); return false; }
+    },
+  };
+};
+
+// Registry: the shard cache (use against quota), shards by state, pins.
+pages.registry = () => {
+  const summary = h('div');
+  const list = h('div');
+  const stateSel = h('select', { name: 'state' }, ['', 'NEW', 'INITIALIZING', 'AVAILABLE', 'SERVING', 'ERRORED', 'RECOVERING']
+    .map((s) => h('option', { value: s }, s || 'any state')));
+  stateSel.addEventListener('change', refresh);
+  const shardAct = (x, verb, label, cls) => action(`${verb}:${x.collection}/${x.shard}`, label, async () => {
+    await api('POST', `/v1/registry/shards/${enc(x.collection)}/${enc(x.shard)}/${verb}`);
+    await refresh();
+  }, { perm: 'operate', collection: x.collection, cls });
+  return {
+    mount(v) {
+      v.append(h('h1', null, 'Registry'),
+        h('section', null, h('h2', null, 'Cache'), summary),
+        h('section', null, h('h2', null, 'Shards from the location (offloaded tenants, mounted snapshots)'),
+          h('div', { class: 'row' }, stateSel), list));
+    },
+    async refresh() {
+      let busy = false;
+      try {
+        const r = await api('GET', '/v1/registry');
+        summary.replaceChildren(...cacheSummary(r));
+        busy = r.hydrationsRunning > 0 || r.hydrationsQueued > 0;
+      } catch (e) { summary.replaceChildren(loadErr(e)); }
+      try {
+        const q = stateSel.value ? '?state=' + enc(stateSel.value) : '';
+        const { shards } = await api('GET', '/v1/registry/shards' + q);
+        const remote = shards.filter((x) => x.source !== 'local');
+        busy ||= remote.some((x) => x.state === 'INITIALIZING' || x.state === 'RECOVERING');
+        list.replaceChildren(remote.length ? table(['collection', 'shard', 'source', 'state', 'hydration', 'local#', 'remote#', 'refs#', 'pinned', 'error', ''],
+          remote.map((x) => h('tr', { 'data-registry-shard': `${x.collection}/${x.shard}` },
+            td(h('a', { href: '#/collection/' + enc(x.collection) }, x.collection)), td(x.shard), td(x.source),
+            h('td', { class: 'reg-state' }, stateBadge(x.state)), td(h('span', null, bar(x.hydration), ` ${Math.round(x.hydration || 0)}%`)),
+            tdn(fmtBytes(x.localBytes)), tdn(fmtBytes(x.remoteBytes)), tdn(fmtNum(x.refs)), td(x.pinned ? 'yes' : 'no'),
+            td(x.lastError || '', 'wrap'),
+            td(h('span', { class: 'act' }, ...[x.pinned ? shardAct(x, 'unpin', 'Unpin', 'secondary') : shardAct(x, 'pin', 'Pin', 'secondary'),
+              x.state === 'ERRORED' ? shardAct(x, 'recover', 'Recover', 'secondary') : null].filter(Boolean))))))
+          : h('p', { class: 'muted' }, 'No offloaded tenant or mounted snapshot shard.'));
+      } catch (e) { list.replaceChildren(loadErr(e)); }
+      return busy;
+    },
+  };
+};
+
+// Imports: start one (Parquet from an export backend), watch its files.
+pages.imports = (watchArg) => {
+  const [wBackend, wId] = watchArg ? watchArg.split('/') : [null, null];
+  const f = {
+    backend: h('select', { name: 'import-backend' }, h('option', { value: 'filesystem' }, 'filesystem'), h('option', { value: 's3' }, 's3')),
+    id: h('input', { name: 'import-id', placeholder: 'import id (a-z 0-9 _ -)' }),
+    kind: h('select', { name: 'import-source' }, h('option', { value: 'export' }, 'a shardvault export'), h('option', { value: 'files' }, 'files (globs)')),
+    source: h('input', { name: 'import-from', placeholder: 'export id, or lake/part-*.parquet', size: 28 }),
+    collection: h('input', { name: 'import-collection', placeholder: 'target collection (optional)' }),
+    create: h('input', { type: 'checkbox', name: 'import-create' }),
+    conflict: h('select', { name: 'import-conflict' }, ['fail', 'skip', 'replace'].map((x) => h('option', { value: x }, 'on conflict: ' + x))),
+  };
+  const list = h('div');
+  const detail = h('div');
+  async function start() {
+    const b = { id: f.id.value.trim(), onConflict: f.conflict.value };
+    b.source = f.kind.value === 'export' ? { export: f.source.value.trim() }
+      : { files: f.source.value.split(',').map((x) => x.trim()).filter(Boolean) };
+    if (f.collection.value.trim()) b.collection = f.collection.value.trim();
+    if (f.create.checked) b.createCollection = true;
+    const r = await api('POST', '/v1/import/' + enc(f.backend.value), b);
+    location.hash = `#/imports/${enc(r.backend || f.backend.value)}/${enc(r.id)}`;
+  }
+  return {
+    mount(v) {
+      v.append(...[h('h1', null, 'Imports'),
+        canAny('operate') ? h('section', null, h('h2', null, 'Import Parquet'),
+          h('form', { 'data-form': 'import' }, f.backend, f.id, f.kind, f.source, f.collection,
+            h('label', null, f.create, ' create the collection'), f.conflict, action('start-import', 'Start import', start, { submit: true }))) : null,
+        wId ? h('section', null, h('h2', null, `Import ${wId} (${wBackend})`), detail) : null,
+        h('section', null, h('h2', null, 'Imports (jobs)'), list)].filter(Boolean));
+    },
+    async refresh() {
+      let running = false;
+      try {
+        const { jobs } = await api('GET', '/v1/jobs?kind=import&limit=50');
+        running ||= jobs.some((j) => !TERMINAL.has(j.state));
+        list.replaceChildren(jobs.length ? table(['import', 'state', 'progress', 'rows#', 'bytes#', 'reason'], jobs.map((j) => {
+          const m = /^\/v1\/import\/([^/]+)\/(.+)$/.exec(j.link || '');
+          return h('tr', { 'data-import': j.target || j.id },
+            td(m ? h('a', { href: `#/imports/${m[1]}/${m[2]}` }, j.target || j.id) : (j.target || j.id)), td(stateBadge(j.state)),
+            td(h('span', null, bar(j.progress), ' ', Math.round(j.progress || 0) + '%')),
+            tdn(`${fmtNum(j.itemsDone)} / ${fmtNum(j.itemsTotal)}`), tdn(`${fmtBytes(j.bytesDone)} / ${fmtBytes(j.bytesTotal)}`), td(j.reason || '', 'wrap'));
+        })) : h('p', { class: 'muted' }, 'No imports yet.'));
+      } catch (e) { list.replaceChildren(loadErr(e)); }
+      if (wId) {
+        try {
+          const x = await api('GET', `/v1/import/${enc(wBackend)}/${enc(wId)}`);
+          running ||= x.status === 'STARTED' || x.status === 'TRANSFERRING';
+          const rows = (x.files || []).map((fl) => {
+            const pct = fl.status === 'SUCCESS' ? 100 : fl.rows ? (100 * (fl.rowsImported || 0)) / fl.rows : 0;
+            return h('tr', { 'data-import-file': fl.name }, td(fl.name, 'wrap'), td(fl.collection || '–'), h('td', { class: 'file-state' }, stateBadge(fl.status)),
+              td(bar(pct)), tdn(`${fmtNum(fl.rowsImported)} / ${fmtNum(fl.rows)}`), td(fl.error || '', 'wrap'));
+          });
+          detail.replaceChildren(h('dl', { class: 'kv' },
+            h('dt', null, 'state'), h('dd', { class: 'import-state' }, stateBadge(x.status)),
+            h('dt', null, 'objects'), h('dd', null, `${fmtNum(x.objectsImported)} imported, ${fmtNum(x.objectsSkipped)} skipped, ${fmtNum(x.objectsFailed)} failed`),
+            h('dt', null, 'read'), h('dd', null, fmtBytes(x.bytesRead)),
+            h('dt', null, 'started'), h('dd', null, x.startedAt || '–'),
+            h('dt', null, 'took'), h('dd', null, x.tookInMs ? fmtDur(x.tookInMs / 1000) : '–'),
+            x.error ? h('dt', null, 'error') : null, x.error ? h('dd', { class: 'err' }, x.error) : null),
+          rows.length ? table(['file', 'collection', 'state', 'progress', 'rows#', 'error'], rows) : h('p', { class: 'muted' }, 'No file opened yet.'),
+          (x.errors || []).length ? h('details', null, h('summary', null, `${x.errors.length} row errors (first 100)`),
+            table(['file', 'row#', 'id', 'message'], x.errors.map((er) => h('tr', null, td(er.file, 'wrap'), tdn(fmtNum(er.row)), td(er.id || '–'), td(er.message, 'wrap'))))) : null,
+          x.status === 'STARTED' || x.status === 'TRANSFERRING'
+            ? action('cancel-import', 'Cancel import', async () => { await api('DELETE', `/v1/import/${enc(wBackend)}/${enc(wId)}`); await refresh(); },
+              { perm: 'operate', cls: 'danger', confirm: `Cancel import ${wId}?` }) : null);
+        } catch (e) { detail.replaceChildren(loadErr(e)); }
+      }
+      return running;
+    },
+  };
+};
+
 // ---- router -------------------------------------------------------------------
 async function route() {
   S.gen++;
   clearTimeout(S.timer);
   setLive(false);
   const view = $('#view');
-  const ok = await whoami();
+  let ok;
+  try {
+    ok = await whoami();
+  } catch (e) {
+    if (!S.authKnown) { // nothing known yet: say so, and try again shortly
+      renderWho();
+      view.replaceChildren(h('h1', null, 'shardvault'), h('p', { class: 'err', 'data-err': 'whoami' },
+        'cannot tell whether this server needs a key: ' + e.message + ' (retrying)'));
+      const gen = S.gen;
+      S.timer = setTimeout(() => { if (gen === S.gen) route(); }, 2000);
+      return;
+    }
+    ok = !S.authOn || !!S.me; // keep what was known (e.g. a 429 from the rate limit)
+  }
   renderWho();
   const hash = location.hash.replace(/^#\/?/, '');
   const [name, ...rest] = hash.split('/');
-  const arg = rest.length ? rest.map(decodeURIComponent).join('/') : null;
-  const key = pages[name] ? name : 'overview';
-  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === key || (key === 'collection' && a.dataset.page === 'overview'));
+  let arg = null;
+  try {
+    arg = rest.length ? rest.map(decodeURIComponent).join('/') : null;
+  } catch { /* a malformed address: the overview */ }
+  const key = pages[name] && (arg !== null || !rest.length) ? name : 'overview';
+  const navOf = { collection: 'overview', snapshot: 'snapshots' };
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === (navOf[key] || key));
   S.page = ok ? pages[key](arg) : loginPage();
   view.replaceChildren();
   S.page.mount(view);
