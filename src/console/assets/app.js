@@ -271,6 +271,7 @@ pages.overview = () => {
         h('section', null, h('h2', null, 'Collections'),
           h('form', { 'data-form': 'open' }, openName, action('open', 'Open', async () => {
             const name = openName.value.trim();
+            if (!name) throw new Error('type a collection name first');
             await api('GET', '/v1/collections/' + enc(name));
             location.hash = '#/collection/' + enc(name);
           }, { submit: true, cls: 'secondary' })),
@@ -355,8 +356,9 @@ async function loadCache(el) {
 
 async function loadRunningJobs(el) {
   try {
-    const { jobs } = await api('GET', '/v1/jobs?state=RUNNING');
-    el.replaceChildren(jobs.length ? jobsTable(jobs) : h('p', { class: 'muted' }, 'Nothing running.'));
+    const [run, pend] = await Promise.all([api('GET', '/v1/jobs?state=RUNNING'), api('GET', '/v1/jobs?state=PENDING')]);
+    const jobs = [...run.jobs, ...pend.jobs];
+    el.replaceChildren(jobs.length ? jobsTable(jobs) : h('p', { class: 'muted' }, 'Nothing running or waiting.'));
   } catch (e) { el.replaceChildren(loadErr(e)); }
 }
 
@@ -990,6 +992,11 @@ async function route() {
       return;
     }
     ok = !S.authOn || !!S.me; // keep what was known (e.g. a 429 from the rate limit)
+  }
+  if (!ok && S.key) { // a key kept in this tab that no longer works (revoked, expired)
+    S.key = '';
+    sessionStorage.removeItem('sv.key');
+    S.loginMessage = 'the key kept in this tab was refused (revoked or expired?): sign in again';
   }
   renderWho();
   const hash = location.hash.replace(/^#\/?/, '');
