@@ -322,6 +322,7 @@ test('console: tenants offload live and come back, the registry page (cache, pin
     await page.click('[data-action="start-import"]');
     await page.locator('.import-state').filter({ hasText: /^SUCCESS$/ }).waitFor({ timeout: 60000 });
     await shot(page, 'import-1280');
+    assert.doesNotMatch(await page.locator('main').innerText(), /\bnull\b/, 'no stray "null" on the import page');
     const back = (await srv.req('GET', '/v1/collections/LibBack/shards')).json.shards.reduce((a, s) => a + s.objects, 0);
     assert.equal(back, 30);
 

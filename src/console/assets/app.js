@@ -843,11 +843,11 @@ pages.snapshot = (arg) => {
         const regs = (await api('GET', '/v1/registry/shards?collection=' + enc(coll))).shards
           .filter((x) => x.source === 'snapshot' && x.shard.startsWith(snap + '@'));
         mounted = regs.length > 0;
-        state.replaceChildren(h('p', { 'data-mounted': mounted ? 'yes' : 'no' }, mounted
+        state.replaceChildren(...[h('p', { 'data-mounted': mounted ? 'yes' : 'no' }, mounted
           ? `mounted: ${regs.length} shards, fetched on first read (${regs.filter((x) => x.state === 'AVAILABLE' || x.state === 'SERVING').length} local)`
           : 'not mounted: mount it to read its objects (nothing is fetched until a read)'),
         mounted ? action('unmount', 'Unmount', async () => { await api('DELETE', base + '/mount'); await refresh(); }, { perm: 'operate', collection: coll, cls: 'secondary' })
-          : action('mount', 'Mount', async () => { await api('POST', base + '/mount'); await refresh(); }, { perm: 'operate', collection: coll }));
+          : action('mount', 'Mount', async () => { await api('POST', base + '/mount'); await refresh(); }, { perm: 'operate', collection: coll })].filter(Boolean));
         return regs.some((x) => x.state === 'INITIALIZING' || x.state === 'RECOVERING');
       } catch (e) { state.replaceChildren(loadErr(e)); return false; }
     },
@@ -953,7 +953,7 @@ pages.imports = (watchArg) => {
             return h('tr', { 'data-import-file': fl.name }, td(fl.name, 'wrap'), td(fl.collection || '–'), h('td', { class: 'file-state' }, stateBadge(fl.status)),
               td(bar(pct)), tdn(`${fmtNum(fl.rowsImported)} / ${fmtNum(fl.rows)}`), td(fl.error || '', 'wrap'));
           });
-          detail.replaceChildren(h('dl', { class: 'kv' },
+          detail.replaceChildren(...[h('dl', { class: 'kv' },
             h('dt', null, 'state'), h('dd', { class: 'import-state' }, stateBadge(x.status)),
             h('dt', null, 'objects'), h('dd', null, `${fmtNum(x.objectsImported)} imported, ${fmtNum(x.objectsSkipped)} skipped, ${fmtNum(x.objectsFailed)} failed`),
             h('dt', null, 'read'), h('dd', null, fmtBytes(x.bytesRead)),
@@ -965,7 +965,7 @@ pages.imports = (watchArg) => {
             table(['file', 'row#', 'id', 'message'], x.errors.map((er) => h('tr', null, td(er.file, 'wrap'), tdn(fmtNum(er.row)), td(er.id || '–'), td(er.message, 'wrap'))))) : null,
           x.status === 'STARTED' || x.status === 'TRANSFERRING'
             ? action('cancel-import', 'Cancel import', async () => { await api('DELETE', `/v1/import/${enc(wBackend)}/${enc(wId)}`); await refresh(); },
-              { perm: 'operate', cls: 'danger', confirm: `Cancel import ${wId}?` }) : null);
+              { perm: 'operate', cls: 'danger', confirm: `Cancel import ${wId}?` }) : null].filter(Boolean));
         } catch (e) { detail.replaceChildren(loadErr(e)); }
       }
       return running;
