@@ -1285,6 +1285,44 @@ static bool collection_exists(sv_importer *imp, const char *name)
     return rc == 0;
 }
 
+/* In a cluster an import writes through this node's store, which holds only
+ * the shards placed here: a target (its fixed shards, or the tenant) that
+ * lives elsewhere is refused before anything is written, naming where, so
+ * rows are never reported failed one by one behind an import that SUCCEEDS.
+ * (Imports across nodes are not built: docs/import.md "In a cluster".) */
+static int target_local(sv_importer *imp, const char *collection, const char *tenant, bool created, sv_err *err)
+{
+    char(*nodes)[65] = NULL;
+    size_t n = 0;
+    int rc = sv_store_owner_nodes(imp->o.store, collection, tenant, &nodes, &n, err);
+    if (rc)
+        return rc;
+    const char *me = sv_store_node(imp->o.store);
+    char others[300] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(nodes[i], me) && len < sizeof others - 70)
+            len += (size_t)snprintf(others + len, sizeof others - len, "%s%s", len ? ", " : "", nodes[i]);
+    if (others[0] && tenant)
+        rc = sv_fail(err, SV_EUNSUPPORTED,
+                     "tenant '%s' of collection '%s' is on node %s, and an import writes only the shards of the "
+                     "node that runs it: post the import to node %s%s",
+                     tenant, collection, others, others, created ? " (the tenant stays)" : "");
+    else if (others[0] && n == 1)
+        rc = sv_fail(err, SV_EUNSUPPORTED,
+                     "collection '%s' is on node %s, and an import writes only the shards of the node that runs "
+                     "it: post the import to node %s%s",
+                     collection, others, others, created ? " without createCollection (the collection stays)" : "");
+    else if (others[0])
+        rc = sv_fail(err, SV_EUNSUPPORTED,
+                     "collection '%s' has shards on node(s) %s besides this one, and an import writes only the "
+                     "shards of the node that runs it (imports across nodes are not built): import into a "
+                     "collection whose shards are all on one node, or use POST /v1/batch/objects, which any node "
+                     "forwards", collection, others);
+    free(nodes);
+    return rc;
+}
+
 static bool collection_mt(sv_importer *imp, const char *name)
 {
     sv_schema *s = NULL;
@@ -1482,13 +1520,14 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
     /* Targets: exist, or created from the export's schema. */
     for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
         imp_file *f = &r->files[i];
+        bool created = false;
         if (!collection_exists(imp, f->collection)) {
             if (!create)
                 rc = sv_fail(err, SV_EINVAL, "collection '%s' does not exist (create it, or set createCollection: "
                              "true to create it from the files' schema)", f->collection);
-            else
-                rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
-                                      json_object_get(body, "mapping"), tenant != NULL, err);
+            else if ((rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
+                                            json_object_get(body, "mapping"), tenant != NULL, err)) == 0)
+                created = true;
         }
         bool mt = rc == 0 && collection_mt(imp, f->collection);
         if (rc == 0 && f->tenant[0] && !mt) {
@@ -1512,6 +1551,8 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         if (rc == 0 && !f->tenant[0] && mt)
             rc = sv_fail(err, SV_EINVAL, "collection '%s' is multi-tenant: name the tenant the rows of %s go to "
                          "(\"tenant\")", f->collection, f->key);
+        if (rc == 0)
+            rc = target_local(imp, f->collection, mt ? f->tenant : NULL, created, err);
     }
     if (rc) {
         run_free(r);

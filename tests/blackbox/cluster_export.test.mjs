@@ -339,3 +339,54 @@ test('kill -9 of the last participant still running, after the others ended: FAI
     await c.stop();
   }
 });
+
+test('a Parquet import in a cluster: a target on another node is refused up front, naming the node to post to; posted there it imports every row', async () => {
+  const c = await startCluster(['a', 'b']);
+  const { a, b } = c.nodes;
+  try {
+    await untilHealthy(a, 2);
+    // the source: one shard, one node; exported to the shared bucket
+    let r = await a.req('POST', '/v1/collections', { name: 'Src', shards: 1, vectors: { default: { dim: 2 } }, properties: [{ name: 'title', type: 'text' }] });
+    assert.equal(r.status, 200, r.text);
+    const src = objs('Src', 300);
+    await load(a, src);
+    r = await a.req('POST', '/v1/export/s3', { id: 'imp-src', include: ['Src'] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await waitStatus(a, 'imp-src', ['SUCCESS', 'FAILED'])).st.status, 'SUCCESS');
+    // targets: a collection spread over both nodes, and a tenant on each node
+    r = await a.req('POST', '/v1/collections', { name: 'Wide', shards: 2, vectors: { default: { dim: 2 } }, properties: [{ name: 'title', type: 'text' }] });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(new Set(Object.values(await shardNodes(a, 'Wide'))), new Set(['a', 'b']));
+    r = await a.req('POST', '/v1/collections', { name: 'Mt', multiTenancy: true, vectors: { default: { dim: 2 } }, properties: [{ name: 'title', type: 'text' }] });
+    assert.equal(r.status, 200, r.text);
+    r = await a.req('POST', '/v1/collections/Mt/tenants', [{ name: 't0' }, { name: 't1' }]);
+    assert.equal(r.status, 200, r.text);
+    const owner = await shardNodes(a, 'Mt');
+    const onB = Object.keys(owner).find((t) => owner[t] === 'b');
+    assert.ok(onB, JSON.stringify(owner));
+
+    r = await a.req('POST', '/v1/import/s3', { id: 'wide-1', source: { export: 'imp-src' }, collection: 'Wide' });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, /shards on node\(s\) b/);
+    r = await a.req('POST', '/v1/import/s3', { id: 'mt-1', source: { export: 'imp-src' }, collection: 'Mt', tenant: onB });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.text, new RegExp(`tenant '${onB}' of collection 'Mt' is on node b.*post the import to node b`));
+    assert.equal((await a.req('GET', `/v1/collections/Mt/objects?tenant=${onB}&limit=1`)).json.objects.length, 0, 'nothing written');
+    // posted to the owner: every row
+    r = await b.req('POST', '/v1/import/s3', { id: 'mt-1', source: { export: 'imp-src' }, collection: 'Mt', tenant: onB });
+    assert.equal(r.status, 202, r.text);
+    let st;
+    for (let i = 0; i < 600; i++) {
+      st = (await a.req('GET', '/v1/import/s3/mt-1')).json;
+      if (!['STARTED', 'TRANSFERRING'].includes(st.status)) break;
+      await sleep(50);
+    }
+    assert.equal(st.status, 'SUCCESS', JSON.stringify(st));
+    assert.equal(st.objectsImported, src.length);
+    assert.equal(st.objectsFailed, 0);
+    const t = (await a.req('GET', '/v1/collections/Mt/tenants')).json.tenants.find((x) => x.name === onB);
+    assert.equal(t.objects, src.length);
+  } finally {
+    await c.stop();
+  }
+});
