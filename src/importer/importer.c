@@ -32,6 +32,7 @@ typedef struct imp_file {
     char key[1100];
     int64_t rows, rows_imported, rows_read, size;
     int rg_done;        /* row groups committed */
+    bool in_flight;     /* resumed: it was TRANSFERRING, so rows past rg_done may be written */
     char status[16];    /* PENDING TRANSFERRING SUCCESS FAILED CANCELED */
     char *error;
     char collection[129];
@@ -644,6 +645,16 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
     if (!tenant || !tenant[0])
         tenant = f->tenant[0] ? f->tenant : NULL;
     set_file_status(r, f, rc ? "FAILED" : "TRANSFERRING", rc ? err.msg : NULL);
+    /* Durable before its first write: after a restart only a file recorded
+     * TRANSFERRING may hold rows past its committed row groups (and has its
+     * first row group imported again with replace); a file still PENDING
+     * keeps the request's onConflict from its first row. */
+    if (rc == 0 && (rc = persist(r, &err)) != 0) {
+        set_file_status(r, f, "FAILED", err.msg);
+        sv_pq_reader_free(rd);
+        imp_plan_free(plan);
+        return 0;
+    }
     if (rc) {
         sv_pq_reader_free(rd);
         imp_plan_free(plan);
@@ -723,7 +734,7 @@ static int import_file(imp_run *r, sv_location *loc, imp_file *f, json_t *mappin
                 else {
                     sv_batch_set_bulk(ws[w].b, imp->o.bulk_min_objects > 0 ? (size_t)imp->o.bulk_min_objects : 0);
                     /* a resumed import's first row group may be partly written: replaced */
-                    sv_batch_set_conflict(ws[w].b, r->on_conflict == ON_REPLACE || (r->resumed && first_rg)
+                    sv_batch_set_conflict(ws[w].b, r->on_conflict == ON_REPLACE || (r->resumed && f->in_flight && first_rg)
                                                        ? SV_BATCH_REPLACE : SV_BATCH_KEEP);
                     /* the first batch receives the others' objects and results */
                     if (per_object > 0)
@@ -1740,6 +1751,7 @@ static int resume_all(sv_importer *imp, sv_err *err)
             f->rows_imported = json_integer_value(json_object_get(fj, "rowsImported"));
             f->rg_done = (int)json_integer_value(json_object_get(fj, "rowGroupsDone"));
             const char *fs = json_string_value(json_object_get(fj, "status"));
+            f->in_flight = fs && !strcmp(fs, "TRANSFERRING");
             snprintf(f->status, sizeof f->status, "%s", fs && strcmp(fs, "TRANSFERRING") ? fs : "PENDING");
             const char *fe = json_string_value(json_object_get(fj, "error"));
             f->error = fe ? strdup(fe) : NULL;

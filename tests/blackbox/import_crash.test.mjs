@@ -95,6 +95,45 @@ test('kill -9 right after a part is written (crash point): the resumed "fail" im
   }
 });
 
+test('kill -9 mid-import of two files with "fail" into a collection that already holds them: the file not yet started keeps "fail" for every row after the restart (none replaced)', async () => {
+  const dataDir = tempDir('sv-import-two-data-');
+  const two = path.join(root, 'two');
+  fs.mkdirSync(two, { recursive: true });
+  for (const [f, off] of [['a.parquet', 0], ['b.parquet', 10000]]) {
+    await query(`COPY (SELECT md5(i::VARCHAR)::UUID AS id, [i::FLOAT, 1::FLOAT, 0.5::FLOAT, -1::FLOAT] AS vec, 'row ' || i AS title, i AS n
+      FROM range(${off}, ${off + 8000}) r(i)) TO '${path.join(two, f)}' (FORMAT parquet, ROW_GROUP_SIZE 2048)`);
+  }
+  const env = { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' };
+  const req = (id, onConflict) => ({ id, source: { files: ['two/*.parquet'] }, collection: 'Two',
+    mapping: { id: 'id', vector: 'vec', properties: { title: 'title', n: 'n' } }, onConflict });
+  let srv = await startServer({ dataDir, env });
+  assert.equal((await srv.req('POST', '/v1/collections', { ...collection, name: 'Two' })).status, 200);
+  let r = await srv.req('POST', '/v1/import/filesystem', req('first', 'replace'));
+  assert.equal(r.status, 202, r.text);
+  const first = await untilStatus(srv, 'first', (x) => !['STARTED', 'TRANSFERRING'].includes(x.status), 'finished');
+  assert.equal(first.objectsImported, 16000);
+  await srv.stop();
+  srv = await startServer({ dataDir, env: { ...env, SHARDVAULT_TEST_CRASH_AT: 'import:second-part-written' } });
+  r = await srv.req('POST', '/v1/import/filesystem', req('again', 'fail'));
+  assert.equal(r.status, 202, r.text);
+  const exit = await srv.exited;
+  assert.equal(exit.signal, 'SIGKILL', `the crash point did not fire: ${srv.stderr.slice(-500)}`);
+  srv = await startServer({ dataDir, env });
+  try {
+    const st = await untilStatus(srv, 'again', (x) => !['STARTED', 'TRANSFERRING'].includes(x.status), 'finished');
+    const [fa, fb] = st.files;
+    assert.equal(fb.name, 'two/b.parquet');
+    // the second file had not started: every one of its rows is reported as already there, none rewritten
+    assert.equal(fb.rowsImported, 0, JSON.stringify(st.files));
+    assert.ok(st.objectsImported <= 2048, `at most the in-flight row group of the first file is imported again: ${st.objectsImported}`);
+    assert.equal(st.objectsImported + st.objectsFailed, 16000, JSON.stringify(st).slice(0, 400));
+    assert.equal(fa.name, 'two/a.parquet');
+  } finally {
+    await srv.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
 test('cancel: DELETE stops the import (204), it ends CANCELED and so does its job', async () => {
   const srv = await startServer({ env: { EXPORT_DEFAULT_PATH: root, SHARDVAULT_IMPORT_BATCH_ROWS: '512' } });
   try {
