@@ -133,10 +133,10 @@ static json_t *run_json(const imp_run *r, bool internal)
     if (json_is_string(json_object_get(req, "collection")))
         json_object_set(j, "collection", json_object_get(req, "collection"));
     json_object_set_new(j, "onConflict", json_string(conflict_names[r->on_conflict]));
+    json_object_set_new(j, "node", json_string(r->imp->node)); /* the node that runs it */
     if (internal) {
         json_object_set_new(j, "format_version", json_integer(1));
         json_object_set(j, "request", r->request);
-        json_object_set_new(j, "node", json_string(r->imp->node));
         json_object_set_new(j, "jobId", json_string(r->job_id));
         json_object_set_new(j, "startedAtMs", json_integer(r->started_ms));
         json_object_set_new(j, "completedAtMs", json_integer(r->completed_ms));
@@ -167,8 +167,7 @@ static json_t *public_view(json_t *rec)
     json_t *j = json_deep_copy(rec);
     if (!j)
         return NULL;
-    const char *drop[] = {"format_version", "request", "node", "jobId", "startedAtMs", "completedAtMs",
-                          "objectsBytes"};
+    const char *drop[] = {"format_version", "request", "jobId", "startedAtMs", "completedAtMs", "objectsBytes"};
     for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
         json_object_del(j, drop[i]);
     size_t i;
@@ -1645,8 +1644,15 @@ int sv_importer_cancel(sv_importer *imp, const char *backend, const char *id, sv
         pthread_mutex_unlock(&imp->mu);
         json_t *st = NULL;
         rc = sv_importer_status(imp, backend, id, &st, err);
+        const char *s = json_string_value(json_object_get(st, "status"));
+        const char *node = json_string_value(json_object_get(st, "node"));
+        if (rc == 0 && s && (!strcmp(s, "STARTED") || !strcmp(s, "TRANSFERRING")) && node && strcmp(node, imp->node))
+            rc = sv_fail(err, SV_ECONFLICT, "import '%s' runs on node %s: cancel it through that node (an import and "
+                         "its job live on the node it was posted to)", id, node);
+        else if (rc == 0)
+            rc = sv_fail(err, SV_ECONFLICT, "import '%s' has already finished (%s)", id, s ? s : "?");
         json_decref(st);
-        return rc ? rc : sv_fail(err, SV_ECONFLICT, "import '%s' has already finished", id);
+        return rc;
     }
     pthread_mutex_lock(&r->mu);
     bool done = r->done;

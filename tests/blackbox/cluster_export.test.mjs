@@ -384,6 +384,10 @@ test('a Parquet import in a cluster: a target on another node is refused up fron
     assert.equal(st.status, 'SUCCESS', JSON.stringify(st));
     assert.equal(st.objectsImported, src.length);
     assert.equal(st.objectsFailed, 0);
+    assert.equal(st.node, 'b', 'the status names the node that ran it, read through any node');
+    const del = await a.req('DELETE', '/v1/import/s3/mt-1');
+    assert.equal(del.status, 409, del.text);
+    assert.match(del.text, /already finished \(SUCCESS\)/);
     const t = (await a.req('GET', '/v1/collections/Mt/tenants')).json.tenants.find((x) => x.name === onB);
     assert.equal(t.objects, src.length);
   } finally {
