@@ -145,7 +145,9 @@ static json_t *run_json(const imp_run *r, bool internal)
     return j;
 }
 
-static int persist(imp_run *r, sv_err *err)
+/* Writes the record; create: only if no record of that id exists (a shared
+ * catalog: two nodes taking one id at once, one wins). */
+static int persist_ex(imp_run *r, bool create, sv_err *err)
 {
     pthread_mutex_lock(&r->mu);
     json_t *j = run_json(r, true);
@@ -156,10 +158,22 @@ static int persist(imp_run *r, sv_err *err)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     char key[200];
     record_key(key, sizeof key, r->backend, r->id);
-    int rc = sv_catalog_put(r->imp->o.catalog, key, s, strlen(s), 0, err);
+    int rc;
+    if (create) {
+        sv_catalog_cond c = {key, 0};
+        sv_catalog_op op = {key, s, strlen(s), 0};
+        rc = sv_catalog_txn(r->imp->o.catalog, &c, 1, &op, 1, err);
+        if (rc == SV_ECONFLICT)
+            rc = sv_fail(err, SV_EEXIST, "import '%s' already exists on backend %s (taken at the same moment by "
+                         "another request)", r->id, r->backend);
+    } else {
+        rc = sv_catalog_put(r->imp->o.catalog, key, s, strlen(s), 0, err);
+    }
     free(s);
     return rc;
 }
+
+static int persist(imp_run *r, sv_err *err) { return persist_ex(r, false, err); }
 
 /* Public view of a stored record. */
 static json_t *public_view(json_t *rec)
@@ -1579,7 +1593,7 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
         }
         snprintf(r->job_id, sizeof r->job_id, "%s", sv_job_id(r->job));
     }
-    if ((rc = persist(r, err))) {
+    if ((rc = persist_ex(r, true, err))) {
         if (r->job)
             sv_job_finish(r->job, SV_JOB_FAILED, err->msg, NULL, NULL);
         run_free(r);

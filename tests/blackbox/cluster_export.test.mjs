@@ -388,6 +388,10 @@ test('a Parquet import in a cluster: a target on another node is refused up fron
     const del = await a.req('DELETE', '/v1/import/s3/mt-1');
     assert.equal(del.status, 409, del.text);
     assert.match(del.text, /already finished \(SUCCESS\)/);
+    // one id, posted three times at once: one import runs, the others are 409
+    const race = await Promise.all([0, 1, 2].map(() => b.req('POST', '/v1/import/s3',
+      { id: 'race', source: { export: 'imp-src' }, collection: 'Mt', tenant: onB, onConflict: 'replace' })));
+    assert.deepEqual(race.map((x) => x.status).sort(), [202, 409, 409], race.map((x) => x.text).join(' | '));
     const t = (await a.req('GET', '/v1/collections/Mt/tenants')).json.tenants.find((x) => x.name === onB);
     assert.equal(t.objects, src.length);
   } finally {
