@@ -369,8 +369,8 @@ static bool export_healthy(void *self, const char *node) { return sv_cluster_nod
  * SHARDVAULT_CACHE_BYTES (10% of the cache's filesystem),
  * SHARDVAULT_MAX_CONCURRENT_HYDRATIONS (4), SHARDVAULT_RECOVER_ON_START
  * (none | on-acquire | now). */
-static int open_registry(const char *data_dir, sv_catalog *cat, sv_store *st, sv_snapshot *snap, sv_jobs *jobs,
-                         sv_registry **out, sv_err *err)
+static int open_registry(const char *data_dir, const char *node, sv_catalog *cat, sv_store *st, sv_snapshot *snap,
+                         sv_jobs *jobs, sv_registry **out, sv_err *err)
 {
     char dflt_dir[1100];
     snprintf(dflt_dir, sizeof dflt_dir, "%s/cache", data_dir);
@@ -397,8 +397,10 @@ static int open_registry(const char *data_dir, sv_catalog *cat, sv_store *st, sv
     else if (strcmp(pol, "on-acquire"))
         return sv_fail(err, SV_EINVAL, "SHARDVAULT_RECOVER_ON_START must be none, on-acquire or now (got '%.40s')",
                        pol);
+    /* a cluster: each node's registry records apart (its cache and mounts are its own) */
     sv_registry_opts o = {.cache_dir = dir, .cache_quota_bytes = quota, .max_concurrent_hydrations = (int)hyd,
-                          .recover_on_start = p};
+                          .recover_on_start = p,
+                          .node = strcmp(sv_catalog_driver_name(cat), "embedded") ? node : NULL};
     if ((rc = sv_registry_open(&o, cat, out, err)) == 0 && (rc = sv_registry_attach(*out, st, snap, jobs, err)) != 0) {
         sv_registry_close(*out);
         *out = NULL;
@@ -495,7 +497,7 @@ int sv_cli_serve(int argc, char **argv)
         rc = sv_maintenance_open(&mo, cat, snap, &maint, &err);
     }
     if (rc == 0)
-        rc = open_registry(cfg.data_dir, cat, st, snap, jobs, &reg, &err);
+        rc = open_registry(cfg.data_dir, cfg.node, cat, st, snap, jobs, &reg, &err);
     /* A rebuild records the offloaded tenants it finds in the location. */
     if (rc == 0)
         sv_maintenance_set_tenant_adopter(maint, sv_registry_adopt_tenant, reg);

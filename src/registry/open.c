@@ -67,8 +67,8 @@ static int add_op(load_ctx *c, const shard *s)
                           (json_int_t)s->local_bytes, "remoteBytes", (json_int_t)s->remote_bytes);
     char *val = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    char key[400];
-    snprintf(key, sizeof key, REG_PREFIX "%s/%s", s->collection, s->name);
+    char key[640];
+    snprintf(key, sizeof key, "%s%s/%s", c->r->prefix, s->collection, s->name);
     char *k = strdup(key);
     if (!val || !k || sv_grow(&c->ops, &c->capops, c->nops + 1, sizeof *c->ops)) {
         free(val);
@@ -295,6 +295,8 @@ int sv_registry_open(const sv_registry_opts *o, sv_catalog *cat, sv_registry **o
         if (o->mounts[i] && (!o->mounts[i]->size || !o->mounts[i]->fetch))
             return sv_fail(err, SV_EINVAL, "registry: the %s mount needs both size and fetch callbacks",
                            sv_shard_source_name((sv_shard_source)i));
+    if (o->node && sv_check_tenant_name(o->node, NULL)) /* node names follow the tenant-name rule */
+        return sv_fail(err, SV_EINVAL, "registry: node name '%.64s' is not valid", o->node);
     if (sv_mkdirs(o->cache_dir, err))
         return sv_err_wrap(err, "registry: creating cache_dir");
 
@@ -302,6 +304,10 @@ int sv_registry_open(const sv_registry_opts *o, sv_catalog *cat, sv_registry **o
     if (!r)
         return oom(err);
     r->cat = cat;
+    if (o->node)
+        snprintf(r->prefix, sizeof r->prefix, "registry/nodes/%s/shards/", o->node);
+    else
+        snprintf(r->prefix, sizeof r->prefix, "%s", REG_PREFIX);
     copy_str(r->cache_dir, sizeof r->cache_dir, o->cache_dir);
     size_t l = strlen(r->cache_dir);
     while (l > 1 && r->cache_dir[l - 1] == '/')
@@ -333,7 +339,7 @@ int sv_registry_open(const sv_registry_opts *o, sv_catalog *cat, sv_registry **o
 
     int64_t t0 = sv_mono_ns();
     load_ctx c = {.r = r, .now = sv_now_ms(), .err = err};
-    int rc = sv_catalog_scan(cat, REG_PREFIX, load_one, &c, err);
+    int rc = sv_catalog_scan(cat, r->prefix, load_one, &c, err);
     if (!rc && c.rc)
         rc = c.rc;
     if (!rc && fit_quota(r, &c))

@@ -243,7 +243,10 @@ static char *rec_dump(const shard *s, sv_shard_state st, bool pinned, const char
     return js;
 }
 
-static void rec_key(const shard *s, char *out, size_t n) { snprintf(out, n, REG_PREFIX "%s/%s", s->collection, s->name); }
+static void rec_key(const sv_registry *r, const shard *s, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s/%s", r->prefix, s->collection, s->name);
+}
 
 /* With mu held and s claimed: persists s as it will be (state `to`, lastError
  * `why` (NULL = unchanged), `local` bytes present, `pinned`), with mu dropped
@@ -257,8 +260,8 @@ static int commit_locked(sv_registry *r, shard *s, sv_shard_state to, const char
     char *js = rec_dump(s, to, pinned, lerr, ts, local);
     if (!js)
         return oom(err);
-    char key[400];
-    rec_key(s, key, sizeof key);
+    char key[640];
+    rec_key(r, s, key, sizeof key);
     pthread_mutex_unlock(&r->mu);
     int rc = sv_catalog_put(r->cat, key, js, strlen(js), 0, err);
     free(js);
@@ -808,8 +811,8 @@ int sv_registry_destroy(sv_registry *r, const char *collection, const char *name
         rc = sv_fail(err, SV_ECONFLICT, "shard %s is in use by %d reference(s); release them first", s->key,
                      s->refs);
     } else {
-        char key[400];
-        rec_key(s, key, sizeof key);
+        char key[640];
+        rec_key(r, s, key, sizeof key);
         pthread_mutex_unlock(&r->mu);
         rc = sv_catalog_delete(r->cat, key, err);
         pthread_mutex_lock(&r->mu);

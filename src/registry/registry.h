@@ -102,6 +102,11 @@ typedef struct sv_registry_opts {
     /* Optional mounts set before recovery runs (same as sv_registry_set_mount
      * right after open); NULL entries are unset. */
     const sv_registry_mount *mounts[SV_SHARD_NSOURCES];
+    /* A cluster (a catalog nodes share): this node's name. Its records are
+     * then kept under registry/nodes/<node>/shards/, so each node loads,
+     * reconciles and changes only its own (every node has its own cache and
+     * its own mounts). NULL = one node: registry/shards/. */
+    const char *node;
 } sv_registry_opts;
 
 /* Loads every shard record (one catalog scan), reconciles transitional

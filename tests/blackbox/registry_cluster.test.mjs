@@ -61,3 +61,51 @@ test('2 nodes: offload and onload through a non-owner; records only on the owner
     rmSync(loc, { recursive: true, force: true });
   }
 });
+
+test('2 nodes: each node\'s registry records are its own: a peer\'s restart never marks another node\'s hydrated mount NEW; a pin sent to a node that does not hold the shard is 404', async () => {
+  const etcd = await startEtcd();
+  const loc = tempDir('sv-loc-');
+  const args = (n) => ['--catalog', `etcd://${etcd.endpoint}/rn/`, '--node-ttl', '2s', '--node-name', n];
+  const env = { SHARDVAULT_CLUSTER_SECRET: SECRET, SHARDVAULT_LOCATION: `file://${loc}` };
+  const nodes = {};
+  try {
+    nodes.a = await startServer({ env, args: args('a') });
+    nodes.b = await startServer({ env, args: args('b') });
+    await until('2 healthy nodes', async () => {
+      const r = await nodes.a.req('GET', '/v1/nodes');
+      return r.status === 200 && r.json.nodes.filter((x) => x.status === 'HEALTHY').length === 2;
+    }, 60000);
+    await mtCollection(nodes.a, 'Own');
+    await addTenants(nodes.a, 'Own', ['t1', 't2']);
+    const owner = Object.fromEntries((await nodes.a.req('GET', '/v1/collections/Own/tenants')).json.tenants.map((t) => [t.name, t.node]));
+    const t = Object.keys(owner).find((x) => owner[x] === 'b');
+    assert.ok(t, JSON.stringify(owner));
+    await loadTenant(nodes.b, 'Own', t, 200, 5);
+    let r = await nodes.b.req('POST', '/v1/collections/Own/snapshots?wait=true', { name: 's1' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    r = await nodes.b.req('POST', '/v1/collections/Own/snapshots/s1/mount');
+    assert.equal(r.status, 200, r.text);
+    r = await nodes.b.req('GET', `/v1/collections/Own/snapshots/s1/objects?tenant=${t}&limit=5`);
+    assert.equal(r.status, 200, r.text);
+    const mountShard = `s1@${t}`;
+    const onB = async () => (await nodes.b.req('GET', `/v1/registry/shards/Own/${mountShard}`)).json;
+    await until('hydrated on b', async () => ['AVAILABLE', 'SERVING'].includes((await onB()).state), 30000);
+    assert.deepEqual((await nodes.a.req('GET', '/v1/registry/shards?collection=Own')).json.shards.filter((x) => x.source !== 'local'), []);
+    // a restarts first, then b: b's hydrated copy is still there, and a still lists none of b's shards
+    await nodes.a.stop();
+    nodes.a = await startServer({ dataDir: nodes.a.dataDir, env, args: args('a') });
+    await nodes.b.stop();
+    nodes.b = await startServer({ dataDir: nodes.b.dataDir, env, args: args('b') });
+    const after = await onB();
+    assert.equal(after.state, 'AVAILABLE', JSON.stringify(after));
+    assert.equal(after.lastError, '', JSON.stringify(after));
+    assert.deepEqual((await nodes.a.req('GET', '/v1/registry/shards?collection=Own')).json.shards.filter((x) => x.source !== 'local'), []);
+    r = await nodes.a.req('POST', `/v1/registry/shards/Own/${mountShard}/pin`);
+    assert.equal(r.status, 404, r.text);
+    assert.equal((await onB()).pinned, false);
+  } finally {
+    for (const n of Object.values(nodes)) { await n.stop(); n.cleanup(); }
+    await etcd.cleanup();
+    rmSync(loc, { recursive: true, force: true });
+  }
+});

@@ -61,6 +61,7 @@ typedef struct room_wait {
 
 struct sv_registry {
     sv_catalog *cat;
+    char prefix[120]; /* REG_PREFIX, or registry/nodes/<node>/shards/ in a cluster */
     char cache_dir[900];
     int64_t quota;
     int nworkers;
