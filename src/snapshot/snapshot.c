@@ -273,6 +273,16 @@ static ssize_t hold_find(sv_snapshot *s, const char *collection, const char *nam
     return -1;
 }
 
+/* A cluster (a shared catalog): a node's holds are also catalog keys
+ * snapshot-holds/<collection>/<name>/<node>, so a drop through any node sees
+ * a mount on another one. With the embedded catalog the memory is enough. */
+static bool holds_shared(sv_snapshot *s) { return s->cat && strcmp(sv_catalog_driver_name(s->cat), "embedded"); }
+
+static void hold_key(sv_snapshot *s, const char *collection, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "snapshot-holds/%s/%s/%s", collection, name, s->node[0] ? s->node : "-");
+}
+
 int sv_snapshot_hold(sv_snapshot *s, const char *collection, const char *name, sv_err *err)
 {
     int rc = sv_snap_check_names(collection, name, err);
@@ -285,8 +295,14 @@ int sv_snapshot_hold(sv_snapshot *s, const char *collection, const char *name, s
     } else if (sv_grow(&s->holds, &s->capholds, s->nholds + 1, sizeof *s->holds)) {
         rc = sv_snap_oom(err);
     } else {
-        snprintf(s->holds[s->nholds].key, sizeof s->holds[0].key, "%s/%s", collection, name);
-        s->holds[s->nholds++].n = 1;
+        char key[600];
+        hold_key(s, collection, name, key, sizeof key);
+        if (holds_shared(s) && (rc = sv_catalog_put(s->cat, key, "1", 1, 0, err)) != 0)
+            sv_err_wrap(err, "recording the mount in the cluster's catalog");
+        if (rc == 0) {
+            snprintf(s->holds[s->nholds].key, sizeof s->holds[0].key, "%s/%s", collection, name);
+            s->holds[s->nholds++].n = 1;
+        }
     }
     pthread_mutex_unlock(&s->ddl_mu);
     return rc;
@@ -296,9 +312,33 @@ void sv_snapshot_unhold(sv_snapshot *s, const char *collection, const char *name
 {
     pthread_mutex_lock(&s->ddl_mu);
     ssize_t i = hold_find(s, collection, name);
-    if (i >= 0 && --s->holds[i].n == 0)
+    if (i >= 0 && --s->holds[i].n == 0) {
         s->holds[i] = s->holds[--s->nholds];
+        char key[600];
+        hold_key(s, collection, name, key, sizeof key);
+        sv_err e = {0};
+        if (holds_shared(s) && sv_catalog_delete(s->cat, key, &e))
+            sv_warn("mount not cleared in the catalog (a drop elsewhere stays refused)", "key=%s error=\"%s\"", key,
+                    e.msg);
+    }
     pthread_mutex_unlock(&s->ddl_mu);
+}
+
+typedef struct other_hold {
+    const char *me;
+    char node[65];
+} other_hold;
+
+static int find_other_hold(const char *key, const char *val, size_t len, int64_t rev, void *ud)
+{
+    (void)val, (void)len, (void)rev;
+    other_hold *o = ud;
+    const char *node = strrchr(key, '/');
+    if (node && strcmp(node + 1, o->me)) {
+        snprintf(o->node, sizeof o->node, "%s", node + 1);
+        return 1;
+    }
+    return 0;
 }
 
 int sv_snapshot_describe(sv_snapshot *s, const char *collection, const char *name, char key[400],
@@ -381,6 +421,19 @@ int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, s
                          "snapshot '%s' of collection '%s' is mounted; unmount it first (DELETE "
                          "/v1/collections/%s/snapshots/%s/mount)",
                          name, collection, collection, name);
+        else if (holds_shared(s)) {
+            char prefix[600];
+            snprintf(prefix, sizeof prefix, "snapshot-holds/%s/%s/", collection, name);
+            other_hold o = {.me = s->node[0] ? s->node : "-"};
+            int sc = sv_catalog_scan(s->cat, prefix, find_other_hold, &o, err);
+            if (sc == 1)
+                rc = sv_fail(err, SV_ECONFLICT,
+                             "snapshot '%s' of collection '%s' is mounted on node %s; unmount it there first (DELETE "
+                             "/v1/collections/%s/snapshots/%s/mount through node %s)",
+                             name, collection, o.node, collection, name, o.node);
+            else if (sc)
+                rc = sc;
+        }
     }
     if (rc == 0) {
         json_object_set_new(rec, "status", json_string("DELETING"));

@@ -62,7 +62,7 @@ test('2 nodes: offload and onload through a non-owner; records only on the owner
   }
 });
 
-test('2 nodes: each node\'s registry records are its own: a peer\'s restart never marks another node\'s hydrated mount NEW; a pin sent to a node that does not hold the shard is 404', async () => {
+test('2 nodes: each node\'s registry records are its own: a peer\'s restart never marks another node\'s hydrated mount NEW; a pin sent to a node that does not hold the shard is 404; a drop through another node sees the mount', async () => {
   const etcd = await startEtcd();
   const loc = tempDir('sv-loc-');
   const args = (n) => ['--catalog', `etcd://${etcd.endpoint}/rn/`, '--node-ttl', '2s', '--node-name', n];
@@ -103,6 +103,13 @@ test('2 nodes: each node\'s registry records are its own: a peer\'s restart neve
     r = await nodes.a.req('POST', `/v1/registry/shards/Own/${mountShard}/pin`);
     assert.equal(r.status, 404, r.text);
     assert.equal((await onB()).pinned, false);
+    // a drop through a sees b's mount
+    r = await nodes.a.req('DELETE', '/v1/collections/Own/snapshots/s1');
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.text, /mounted on node b/);
+    assert.equal((await nodes.b.req('DELETE', '/v1/collections/Own/snapshots/s1/mount')).status, 204);
+    r = await nodes.a.req('DELETE', '/v1/collections/Own/snapshots/s1');
+    assert.equal(r.status, 204, r.text);
   } finally {
     for (const n of Object.values(nodes)) { await n.stop(); n.cleanup(); }
     await etcd.cleanup();
