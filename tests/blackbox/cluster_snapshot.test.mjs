@@ -406,11 +406,17 @@ test('a 3-node snapshot restored into another 3-node cluster with other node nam
     assert.equal(done.state, 'SUCCEEDED', JSON.stringify(done));
     r = await other.z.req('GET', '/v1/collections/Doc/snapshots/full');
     assert.equal(r.status, 200, r.text);
+    // one rebuild adopts the location for the whole cluster: the other nodes may write it too
+    for (const n of ['x', 'z'])
+      await until(`node ${n} sees the store adopted`, async () => (await other[n].req('GET', '/v1/maintenance/status')).json.descriptor === 'ok', 30000);
 
     await restore(other.x, 'Doc', 'full', 'Doc');
     const shards = (await other.y.req('GET', '/v1/collections/Doc/shards')).json.shards;
     assert.deepEqual(shards.map((s) => s.node).sort(), ['x', 'y', 'z'], 'spread over the new nodes');
     for (const n of Object.values(other)) assert.deepEqual(await page(n, 'Doc'), want);
+    // every owner writes the location (its part of a cut) without a rebuild of its own
+    r = await other.z.req('POST', '/v1/collections/Doc/snapshots?wait=true', { name: 'after-rebuild' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
 
     // And into a cluster of 2 nodes (p, q; another etcd): every shard on one of them.
     for (const n of ['x', 'y', 'z']) await other[n].stop();

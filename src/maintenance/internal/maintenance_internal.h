@@ -72,6 +72,7 @@ struct sv_maintenance {
     int threads;
     /* the descriptor */
     int desc_state;
+    int64_t desc_checked_ms; /* the guard's last re-read while refused (another node may adopt) */
     char store_id[37];     /* the catalog's, "" when none */
     char loc_store_id[37]; /* the location's */
     char *descriptor;      /* the catalog's copy of store.json (exact bytes) */
