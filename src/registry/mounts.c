@@ -878,10 +878,22 @@ int sv_registry_snapshot_restore_objects(sv_registry *r, const char *collection,
         else
             rc = sv_store_put_object(st, collection, idtxt, tenant, (const char *)obj.data, obj.len, &scratch, err);
         free(raw);
-        if (rc)
-            sv_err_wrap(err, "restoring object %s", idtxt);
-        else
+        if (rc) {
+            /* in a cluster the object's shard may live on another node: say
+             * where to restore it (mounts and their restores are per node) */
+            char owner[65] = "", sname[72] = "";
+            sv_err oe = {0};
+            if (sv_store_placement_on(st) && sv_store_owner(st, collection, tenant, idtxt, owner, sname, &oe) == 0 &&
+                owner[0] && strcmp(owner, sv_store_node(st)))
+                rc = sv_fail(err, SV_EUNAVAIL,
+                             "restoring object %s: it belongs to %s %s, on node %s; a restore of selected objects "
+                             "writes only this node's shards: mount snapshot '%s' on node %s and restore it there",
+                             idtxt, tenant ? "tenant" : "shard", tenant ? tenant : sname, owner, snapshot, owner);
+            else
+                sv_err_wrap(err, "restoring object %s", idtxt);
+        } else {
             restored++;
+        }
     }
     for (size_t i = 0; open && i < mv->n; i++)
         if (open[i].h)

@@ -80,7 +80,7 @@ test('2 nodes: each node\'s registry records are its own: a peer\'s restart neve
     const owner = Object.fromEntries((await nodes.a.req('GET', '/v1/collections/Own/tenants')).json.tenants.map((t) => [t.name, t.node]));
     const t = Object.keys(owner).find((x) => owner[x] === 'b');
     assert.ok(t, JSON.stringify(owner));
-    await loadTenant(nodes.b, 'Own', t, 200, 5);
+    const loaded = await loadTenant(nodes.b, 'Own', t, 200, 5);
     let r = await nodes.b.req('POST', '/v1/collections/Own/snapshots?wait=true', { name: 's1' });
     assert.equal(r.json.status, 'COMMITTED', r.text);
     r = await nodes.b.req('POST', '/v1/collections/Own/snapshots/s1/mount');
@@ -103,6 +103,13 @@ test('2 nodes: each node\'s registry records are its own: a peer\'s restart neve
     r = await nodes.a.req('POST', `/v1/registry/shards/Own/${mountShard}/pin`);
     assert.equal(r.status, 404, r.text);
     assert.equal((await onB()).pinned, false);
+    // mounted on a too: restoring an object of b's tenant there says where to do it
+    assert.equal((await nodes.a.req('POST', '/v1/collections/Own/snapshots/s1/mount')).status, 200);
+    const oneId = [...loaded.keys()][0];
+    r = await nodes.a.req('POST', '/v1/collections/Own/snapshots/s1/objects/restore', { ids: [oneId], tenant: t });
+    assert.equal(r.status, 503, r.text);
+    assert.match(r.text, /on node b.*mount snapshot 's1' on node b and restore it there/);
+    assert.equal((await nodes.a.req('DELETE', '/v1/collections/Own/snapshots/s1/mount')).status, 204);
     // a drop through a sees b's mount
     r = await nodes.a.req('DELETE', '/v1/collections/Own/snapshots/s1');
     assert.equal(r.status, 409, r.text);
