@@ -266,7 +266,9 @@ static void job_progress(imp_run *r)
     if (!r->job)
         return;
     sv_job_set_totals(r->job, r->rows_sum, r->size_sum);
-    sv_job_set_done(r->job, r->rows_read_sum, r->bytes);
+    /* bytes read count a resumed row group twice (before and after the
+     * restart): the job's share of the files never passes their size */
+    sv_job_set_done(r->job, r->rows_read_sum, r->size_sum > 0 && r->bytes > r->size_sum ? r->size_sum : r->bytes);
 }
 
 /* Sets a file's rows and rows read, keeping the run's sums (under r->mu,
