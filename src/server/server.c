@@ -840,7 +840,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         for (size_t i = 0; i < nroutes; i++) {
             if (match(routes[i].pattern, url, rq)) {
                 path_known = true;
-                if (strcmp(routes[i].method, method) == 0) {
+                /* HEAD is GET without the body (libmicrohttpd sends none) */
+                if (strcmp(routes[i].method, method) == 0 ||
+                    (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET"))) {
                     rq->route = &routes[i];
                     break;
                 }

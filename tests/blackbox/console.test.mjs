@@ -72,6 +72,11 @@ test('assets: content types, CSP, nosniff, caching; unknown asset 404', async ()
     }
     assert.equal(readFileSync(new URL('../../src/console/assets/app.js', import.meta.url), 'utf8'), (await srv.req('GET', '/console/app.js')).text,
       'the binary serves the asset as it is in the tree');
+    // HEAD is GET without the body (link checkers, proxies)
+    const head = await srv.req('HEAD', '/console');
+    assert.equal(head.status, 200);
+    assert.match(head.headers.get('content-type'), /^text\/html/);
+    assert.equal(head.text, '');
     const r = await srv.req('GET', '/console/nope.js');
     assert.equal(r.status, 404);
     assert.match(r.json.error[0].message, /no console asset/);
