@@ -367,7 +367,8 @@ int sv_forward_list(request *rq)
         json_decref(page);
     }
     if (!done) {
-        qsort(all, count, sizeof *all, cmp_slice);
+        if (count) /* every page empty: all is NULL, and qsort's pointer may not be */
+            qsort(all, count, sizeof *all, cmp_slice);
         size_t eligible = 0;
         while (eligible < count && (!bound[0] || strcmp(all[eligible].id, bound) <= 0))
             eligible++;
