@@ -419,3 +419,38 @@ test('console with auth: a 429 or a scoped key never widens what is shown; a rea
     srv.cleanup();
   }
 });
+
+test('console: a restore name typed while the snapshots table polls keeps its focus and every keystroke', async () => {
+  const srv = await startServer({ env: { SHARDVAULT_SNAPSHOT_TEST_DELAY_MS: '700' } });
+  const { ctx, page, errors } = await openPage(srv);
+  try {
+    await seed(srv, 'Typ', 40);
+    let r = await srv.req('POST', '/v1/collections/Typ/snapshots?wait=true', { name: 's1' });
+    assert.equal(r.json.status, 'COMMITTED', r.text);
+    // new data, so the next snapshot stores new files slowly: the page polls meanwhile
+    const more = Array.from({ length: 40 }, (_, i) => JSON.stringify({ collection: 'Typ', vector: [i, 2, 3], properties: { title: `m${i}` } }));
+    r = await srv.req('POST', '/v1/batch/objects', more.join('\n'), { 'content-type': 'application/x-ndjson' });
+    assert.equal(r.json.failed, 0, r.text);
+    r = await srv.req('POST', '/v1/collections/Typ/snapshots', { name: 's2' });
+    assert.equal(r.status, 202, r.text);
+    await page.goto(srv.url + '/console#/snapshots/Typ');
+    await page.waitForSelector('tr[data-snapshot="s1"] input[name="target"]');
+    await page.waitForFunction(() => document.querySelector('#live')?.textContent === 'live');
+    const input = page.locator('tr[data-snapshot="s1"] input[name="target"]');
+    await page.evaluate(() => { window.svRow = document.querySelector('tr[data-snapshot="s1"]'); });
+    await input.click();
+    const word = 'RestoredFromS1';
+    for (const ch of word) {
+      await page.keyboard.type(ch);
+      await new Promise((res) => setTimeout(res, 200)); // the table redraws every second meanwhile
+    }
+    assert.equal(await input.inputValue(), word);
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('name')), 'target');
+    assert.equal(await page.evaluate(() => window.svRow.isConnected), false, 'the table was redrawn while we typed');
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    await srv.stop();
+    srv.cleanup();
+  }
+});
