@@ -1294,7 +1294,7 @@ static int create_from_file(sv_importer *imp, sv_location *loc, const char *key,
     if (!s)
         return sv_fail(err, SV_ENOMEM, "out of memory");
     json_t *out = NULL;
-    rc = sv_store_create_collection(imp->o.store, s, strlen(s), &out, err);
+    rc = sv_store_create_collection_ex(imp->o.store, s, strlen(s), SV_STORE_PLACE_HERE, &out, err);
     free(s);
     json_decref(out);
     if (rc == SV_EEXIST)
@@ -1361,7 +1361,8 @@ static int ensure_tenant(sv_importer *imp, const char *coll, const char *tenant,
 {
     json_t *body = json_pack("{s:[{s:s}]}", "tenants", "name", tenant);
     json_t *out = NULL;
-    int rc = sv_store_add_tenants(imp->o.store, coll, body, &out, err);
+    /* a cluster: the tenant goes where the import runs (it writes only this node's shards) */
+    int rc = sv_store_add_tenants_ex(imp->o.store, coll, body, SV_STORE_PLACE_HERE, &out, err);
     json_decref(body);
     json_decref(out);
     if (rc == SV_EEXIST || rc == SV_ECONFLICT)

@@ -46,6 +46,13 @@ void sv_store_close(sv_store *st);
 /* ---- collections -------------------------------------------------------- */
 
 int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err);
+/* flags of the _ex calls: SV_STORE_PLACE_HERE puts the new shards (or
+ * tenants) on this node instead of where placement would (a cluster's
+ * import writes only its own node's shards); without placement it changes
+ * nothing. */
+#define SV_STORE_PLACE_HERE 1u
+int sv_store_create_collection_ex(sv_store *st, const char *json, size_t len, unsigned flags, json_t **out,
+                                  sv_err *err);
 int sv_store_get_collection(sv_store *st, const char *name, json_t **out, sv_err *err);
 int sv_store_list_collections(sv_store *st, json_t **out, sv_err *err);
 int sv_store_delete_collection(sv_store *st, const char *name, sv_err *err);
@@ -68,6 +75,8 @@ int sv_store_schema(sv_store *st, const char *name, sv_schema **out, sv_err *err
 json_t *sv_store_tenants_body(json_t *body);
 /* body: {"tenants":[{"name":"t1","status"?:"ACTIVE"|"INACTIVE"}]} */
 int sv_store_add_tenants(sv_store *st, const char *collection, json_t *body, json_t **out, sv_err *err);
+int sv_store_add_tenants_ex(sv_store *st, const char *collection, json_t *body, unsigned flags, json_t **out,
+                            sv_err *err);
 /* body: {"tenants":[{"name":"t1","status":"INACTIVE"}]} */
 int sv_store_update_tenants(sv_store *st, const char *collection, json_t *body, json_t **out, sv_err *err);
 /* body: {"tenants":["t1","t2"]} */

@@ -164,6 +164,12 @@ void sv_store_unreserve_collection(sv_store *st, const char *name)
 
 int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_t **out, sv_err *err)
 {
+    return sv_store_create_collection_ex(st, json, len, 0, out, err);
+}
+
+int sv_store_create_collection_ex(sv_store *st, const char *json, size_t len, unsigned flags, json_t **out,
+                                  sv_err *err)
+{
     sv_schema *schema = NULL;
     int rc = sv_schema_parse(json, len, &schema, err);
     if (rc)
@@ -185,7 +191,7 @@ int sv_store_create_collection(sv_store *st, const char *json, size_t len, json_
     }
     char (*nodes)[65] = c->schema->multi_tenancy ? NULL : calloc(c->nshards + 1, sizeof *nodes);
     if (!c->schema->multi_tenancy)
-        rc = nodes ? store_place(st, c->nshards, nodes, err) : store_oom(err);
+        rc = nodes ? store_place_ex(st, c->nshards, flags, nodes, err) : store_oom(err);
     for (size_t i = 0; rc == 0 && nodes && i < c->nshards; i++)
         snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", nodes[i]);
     free(nodes);

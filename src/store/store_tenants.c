@@ -149,6 +149,12 @@ static int tenants_request(sv_store *st, const char *name, json_t *body, collect
 
 int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body, json_t **out, sv_err *err)
 {
+    return sv_store_add_tenants_ex(st, collection_name, body, 0, out, err);
+}
+
+int sv_store_add_tenants_ex(sv_store *st, const char *collection_name, json_t *body, unsigned flags, json_t **out,
+                            sv_err *err)
+{
     collection *c;
     json_t *arr;
     size_t n;
@@ -180,7 +186,7 @@ int sv_store_add_tenants(sv_store *st, const char *collection_name, json_t *body
     if (rc == 0 && (!conds || !ops || !keys || !vals || !nodes))
         rc = store_oom(err);
     if (rc == 0)
-        rc = store_place(st, n, nodes, err);
+        rc = store_place_ex(st, n, flags, nodes, err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
         pthread_rwlock_rdlock(&c->tenants_lock);

@@ -340,7 +340,7 @@ test('kill -9 of the last participant still running, after the others ended: FAI
   }
 });
 
-test('a Parquet import in a cluster: a target on another node is refused up front, naming the node to post to; posted there it imports every row', async () => {
+test('a Parquet import in a cluster: a target on another node is refused up front, naming the node to post to; posted there it imports every row; createCollection places the new collection on the importing node', async () => {
   const c = await startCluster(['a', 'b']);
   const { a, b } = c.nodes;
   try {
@@ -388,6 +388,21 @@ test('a Parquet import in a cluster: a target on another node is refused up fron
     const del = await a.req('DELETE', '/v1/import/s3/mt-1');
     assert.equal(del.status, 409, del.text);
     assert.match(del.text, /already finished \(SUCCESS\)/);
+    // createCollection through either node: the new collection is placed where the import runs
+    for (const [srv, name, node] of [[a, 'NewA', 'a'], [b, 'NewB', 'b']]) {
+      r = await srv.req('POST', '/v1/import/s3', { id: `new-${node}`, source: { export: 'imp-src' }, collection: name, createCollection: true });
+      assert.equal(r.status, 202, r.text);
+      let x;
+      for (let i = 0; i < 600; i++) {
+        x = (await b.req('GET', `/v1/import/s3/new-${node}`)).json;
+        if (!['STARTED', 'TRANSFERRING'].includes(x.status)) break;
+        await sleep(50);
+      }
+      assert.equal(x.status, 'SUCCESS', JSON.stringify(x));
+      assert.equal(x.objectsImported, src.length, JSON.stringify(x).slice(0, 300));
+      assert.deepEqual(new Set(Object.values(await shardNodes(a, name))), new Set([node]));
+      assert.equal((await a.req('GET', `/v1/collections/${name}/shards`)).json.shards.reduce((n, s) => n + s.objects, 0), src.length);
+    }
     // one id, posted three times at once: one import runs, the others are 409
     const race = await Promise.all([0, 1, 2].map(() => b.req('POST', '/v1/import/s3',
       { id: 'race', source: { export: 'imp-src' }, collection: 'Mt', tenant: onB, onConflict: 'replace' })));
