@@ -11,6 +11,7 @@
 
 #define CONNECT_TIMEOUT_MS 2000L
 #define DEFAULT_TIMEOUT_MS 30000L
+#define LAPSED_DROP_MS 5000 /* a lease lapsed this long ends a call to its node */
 
 struct forward_state {
     CURLSH *share;
@@ -81,6 +82,7 @@ typedef struct running {
     char errbuf[CURL_ERROR_SIZE];
     char url[1400];
     bool dropped; /* removed from the multi handle: its node left the cluster mid-call */
+    int64_t gone_since; /* ms its node was first seen without a live lease (0: seen live) */
 } running;
 
 void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n)
@@ -191,12 +193,22 @@ void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n)
         curl_multi_poll(m, NULL, 0, 1000, NULL);
         /* A node that stops answering (hung, or cut off) without closing its
          * connections would hold the call until its timeout (minutes for a
-         * batch); once its lease has lapsed it is not coming back soon: the
-         * call ends now, 503 as for any down owner. */
+         * batch); once its lease has stayed lapsed for LAPSED_DROP_MS it is
+         * not coming back soon: the call ends, 503 as for any down owner. A
+         * lease that lapses for a moment (a loaded node renewing late) drops
+         * nothing. */
+        int64_t now = sv_now_ms();
         for (size_t i = 0; r && i < n; i++) {
             char base[256];
-            if (!r[i].h || r[i].dropped || calls[i].rc || calls[i].status ||
-                cluster_node_url(c, calls[i].node, base, sizeof base) == 0)
+            if (!r[i].h || r[i].dropped || calls[i].rc || calls[i].status)
+                continue;
+            if (cluster_node_url(c, calls[i].node, base, sizeof base) == 0) {
+                r[i].gone_since = 0;
+                continue;
+            }
+            if (!r[i].gone_since)
+                r[i].gone_since = now;
+            if (now - r[i].gone_since < LAPSED_DROP_MS)
                 continue;
             curl_multi_remove_handle(m, r[i].h);
             r[i].dropped = true;
