@@ -11,7 +11,6 @@
 
 #define CONNECT_TIMEOUT_MS 2000L
 #define DEFAULT_TIMEOUT_MS 30000L
-#define LAPSED_DROP_MS 5000 /* a lease lapsed this long ends a call to its node */
 
 struct forward_state {
     CURLSH *share;
@@ -81,8 +80,6 @@ typedef struct running {
     struct curl_slist *headers;
     char errbuf[CURL_ERROR_SIZE];
     char url[1400];
-    bool dropped; /* removed from the multi handle: its node left the cluster mid-call */
-    int64_t gone_since; /* ms its node was first seen without a live lease (0: seen live) */
 } running;
 
 void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n)
@@ -191,41 +188,13 @@ void sv_cluster_forward(sv_cluster *c, sv_cluster_call *calls, size_t n)
         if (!still)
             break;
         curl_multi_poll(m, NULL, 0, 1000, NULL);
-        /* A node that stops answering (hung, or cut off) without closing its
-         * connections would hold the call until its timeout (minutes for a
-         * batch); once its lease has stayed lapsed for LAPSED_DROP_MS it is
-         * not coming back soon: the call ends, 503 as for any down owner. A
-         * lease that lapses for a moment (a loaded node renewing late) drops
-         * nothing. */
-        int64_t now = sv_now_ms();
-        for (size_t i = 0; r && i < n; i++) {
-            char base[256];
-            if (!r[i].h || r[i].dropped || calls[i].rc || calls[i].status)
-                continue;
-            if (cluster_node_url(c, calls[i].node, base, sizeof base) == 0) {
-                r[i].gone_since = 0;
-                continue;
-            }
-            if (!r[i].gone_since)
-                r[i].gone_since = now;
-            if (now - r[i].gone_since < LAPSED_DROP_MS)
-                continue;
-            curl_multi_remove_handle(m, r[i].h);
-            r[i].dropped = true;
-            started--;
-            calls[i].rc = sv_fail(&calls[i].err, SV_EUNAVAIL,
-                                  "node %s left the cluster (its lease lapsed) while it had this request: it may or "
-                                  "may not have applied it; check, then retry once it is back (GET /v1/nodes)",
-                                  calls[i].node);
-        }
     }
     for (size_t i = 0; r && i < n; i++) {
         if (r[i].h && calls[i].rc == 0 && calls[i].status == 0)
             calls[i].rc = sv_fail(&calls[i].err, SV_EUNAVAIL, "node %s did not answer",
                                   calls[i].node);
         if (r[i].h) {
-            if (!r[i].dropped)
-                curl_multi_remove_handle(m, r[i].h);
+            curl_multi_remove_handle(m, r[i].h);
             curl_easy_cleanup(r[i].h);
         }
         curl_slist_free_all(r[i].headers);
