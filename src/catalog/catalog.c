@@ -183,3 +183,5 @@ const char *sv_catalog_driver_name(const sv_catalog *cat)
 {
     return cat->drv->name;
 }
+
+bool sv_catalog_shared(const sv_catalog *cat) { return cat && strcmp(cat->drv->name, "embedded") != 0; }

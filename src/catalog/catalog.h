@@ -130,5 +130,8 @@ void sv_catalog_metrics(sv_buf *out, void *ud);
 
 /* The driver's name: "embedded" or "etcd". */
 const char *sv_catalog_driver_name(const sv_catalog *cat);
+/* True when other processes may share this catalog (etcd: a cluster); the
+ * embedded one belongs to one process. NULL is false. */
+bool sv_catalog_shared(const sv_catalog *cat);
 
 #endif

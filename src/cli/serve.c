@@ -400,7 +400,7 @@ static int open_registry(const char *data_dir, const char *node, sv_catalog *cat
     /* a cluster: each node's registry records apart (its cache and mounts are its own) */
     sv_registry_opts o = {.cache_dir = dir, .cache_quota_bytes = quota, .max_concurrent_hydrations = (int)hyd,
                           .recover_on_start = p,
-                          .node = strcmp(sv_catalog_driver_name(cat), "embedded") ? node : NULL};
+                          .node = sv_catalog_shared(cat) ? node : NULL};
     if ((rc = sv_registry_open(&o, cat, out, err)) == 0 && (rc = sv_registry_attach(*out, st, snap, jobs, err)) != 0) {
         sv_registry_close(*out);
         *out = NULL;
@@ -460,9 +460,8 @@ int sv_cli_serve(int argc, char **argv)
     int rc = sv_catalog_open(catalog_url, &cat, &err);
     if (rc == 0 && cfg.auth_on) {
         /* a cluster shares its keys: one pepper from the cluster secret */
-        bool shared = strcmp(sv_catalog_driver_name(cat), "embedded") != 0;
         sv_auth_opts ao = {.data_dir = cfg.data_dir, .root_key_file = cfg.root_key_file, .rate_limit = cfg.rate,
-                           .shared_secret = shared ? getenv("SHARDVAULT_CLUSTER_SECRET") : NULL};
+                           .shared_secret = sv_catalog_shared(cat) ? getenv("SHARDVAULT_CLUSTER_SECRET") : NULL};
         rc = sv_auth_open(&ao, cat, &auth, &err);
     }
     if (rc == 0 && cfg.audit_log)

@@ -694,10 +694,10 @@ static int check_url(const char *u, sv_err *err)
     for (const char *p = rest; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(".-_:[]", *p) ||
               (*p == '/' && p[1] == 0))) {
-            /* never echoed: what precedes an '@' may be a password */
+            /* the URL is never echoed (an '@', and what precedes it, was refused above) */
             return sv_fail(err, SV_EINVAL, "the advertise URL may hold only a scheme, a host and a port (no path, "
                                            "query or user:password@); it has a '%c' at character %d",
-                           *p == '@' || *p < 32 || *p > 126 ? '?' : *p, (int)(p - u) + 1);
+                           *p < 32 || *p > 126 ? '?' : *p, (int)(p - u) + 1);
         }
     return 0;
 }

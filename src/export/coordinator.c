@@ -245,6 +245,36 @@ static bool mark_node_failed(sv_export *ex, sv_location *loc, const char *id, co
     return true;
 }
 
+void sv_export_total_add(json_t *doc, int64_t *total, bool *known)
+{
+    json_t *ot = json_object_get(doc, "objectsTotal");
+    *known &= json_is_integer(ot);
+    *total += json_integer_value(ot);
+}
+
+void sv_export_total_set(json_t *meta, int64_t total, bool known)
+{
+    if (known)
+        json_object_set_new(meta, "objectsTotal", json_integer(total));
+    else
+        json_object_del(meta, "objectsTotal");
+}
+
+void sv_export_shard_sums(json_t *shard_status, int64_t *rows, int64_t *bytes)
+{
+    *rows = *bytes = 0;
+    const char *c, *sn;
+    json_t *shards, *p;
+    json_object_foreach(shard_status, c, shards)
+    {
+        json_object_foreach(shards, sn, p)
+        {
+            *rows += json_integer_value(json_object_get(p, "objectsExported"));
+            *bytes += json_integer_value(json_object_get(p, "bytesWritten"));
+        }
+    }
+}
+
 void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *live)
 {
     json_t *ss = json_object_get(meta, "shardStatus");
@@ -264,9 +294,7 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
         if (live && !strcmp(node, ex->node)) {
             prog = json_object_get(live, "shardStatus");
             running = true;
-            json_t *ot = json_object_get(live, "objectsTotal");
-            total_known &= json_is_integer(ot);
-            total += json_integer_value(ot);
+            sv_export_total_add(live, &total, &total_known);
         } else {
             char key[300];
             sv_export_node_key(key, sizeof key, or_(json_string_value(json_object_get(meta, "id")), ""), node);
@@ -275,9 +303,7 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
                 prog = json_object_get(d, "shardProgress");
                 running |= !strcmp(or_(json_string_value(json_object_get(d, "status")), ""), "TRANSFERRING");
             }
-            json_t *ot = json_object_get(d, "objectsTotal");
-            total_known &= json_is_integer(ot);
-            total += json_integer_value(ot);
+            sv_export_total_add(d, &total, &total_known);
         }
         const char *coll;
         json_t *shards;
@@ -293,10 +319,7 @@ void sv_export_aggregate(sv_export *ex, sv_location *loc, json_t *meta, json_t *
     }
     if (running)
         json_object_set_new(meta, "status", json_string("TRANSFERRING"));
-    if (total_known)
-        json_object_set_new(meta, "objectsTotal", json_integer(total));
-    else
-        json_object_del(meta, "objectsTotal");
+    sv_export_total_set(meta, total, total_known);
 }
 
 /* ---- calls to participants -------------------------------------------------------- */
@@ -790,14 +813,8 @@ static void tick_watch(sv_export *ex)
                 sv_export_promote(ex, loc, meta, meta, false, &err);
             else if (w->job) { /* progress: the rows the nodes' status files report */
                 sv_export_aggregate(ex, loc, meta, NULL);
-                int64_t rows = 0;
-                const char *c;
-                json_t *shards, *p;
-                json_object_foreach(json_object_get(meta, "shardStatus"), c, shards)
-                {
-                    const char *sn;
-                    json_object_foreach(shards, sn, p) rows += json_integer_value(json_object_get(p, "objectsExported"));
-                }
+                int64_t rows, bytes;
+                sv_export_shard_sums(json_object_get(meta, "shardStatus"), &rows, &bytes);
                 pthread_mutex_lock(&ex->mu);
                 for (size_t k = 0; k < ex->nwatch; k++)
                     if (ex->watch[k].job == w->job && rows > ex->watch[k].done) {
@@ -816,17 +833,8 @@ static void tick_watch(sv_export *ex)
                                                         : SV_JOB_FAILED;
             /* the whole export, from the final metadata (every node's
              * shards): the job's figures and, on success, its result */
-            int64_t rows = 0, bytes = 0;
-            const char *c, *sn;
-            json_t *shards, *p;
-            json_object_foreach(json_object_get(meta, "shardStatus"), c, shards)
-            {
-                json_object_foreach(shards, sn, p)
-                {
-                    rows += json_integer_value(json_object_get(p, "objectsExported"));
-                    bytes += json_integer_value(json_object_get(p, "bytesWritten"));
-                }
-            }
+            int64_t rows, bytes;
+            sv_export_shard_sums(json_object_get(meta, "shardStatus"), &rows, &bytes);
             json_t *ot = json_object_get(meta, "objectsTotal");
             sv_job_set_totals(job, json_is_integer(ot) ? json_integer_value(ot) : rows, bytes);
             sv_job_set_done(job, rows, bytes);

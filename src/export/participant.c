@@ -212,8 +212,10 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
     int64_t last_done = 0;
     /* objectsTotal over every node: this one's (when it holds shards) plus
      * each other node's status file; unknown (left out) if one lacks it */
-    int64_t total = self_included ? json_integer_value(json_object_get(meta, "objectsTotal")) : 0;
-    bool total_known = !self_included || json_is_integer(json_object_get(meta, "objectsTotal"));
+    int64_t total = 0;
+    bool total_known = true;
+    if (self_included)
+        sv_export_total_add(meta, &total, &total_known);
     json_t *others = json_array(); /* keeps other nodes' documents alive */
     json_object_foreach(json_object_get(req, "nodeAssignments"), node, v)
     {
@@ -234,9 +236,7 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
         }
         failed |= !strcmp(st, "FAILED");
         canceled |= !strcmp(st, "CANCELED");
-        json_t *ot = json_object_get(d, "objectsTotal");
-        total_known &= json_is_integer(ot);
-        total += json_integer_value(ot);
+        sv_export_total_add(d, &total, &total_known);
         if (!first_error)
             first_error = json_string_value(json_object_get(d, "error"));
         json_t *cp = json_object_get(d, "completedAtMs");
@@ -258,12 +258,8 @@ bool sv_export_promote(sv_export *ex, sv_location *loc, json_t *meta, json_t *re
         bool s3 = sv_export_backend_index(json_string_value(json_object_get(req, "backend"))) == SV_EXPORT_BACKEND_S3;
         sv_export_watch_add(ex, s3 ? SV_EXPORT_BACKEND_S3 : SV_EXPORT_BACKEND_FS, id, NULL);
     }
-    if (complete && sv_export_clustered(req)) {
-        if (total_known)
-            json_object_set_new(meta, "objectsTotal", json_integer(total));
-        else
-            json_object_del(meta, "objectsTotal");
-    }
+    if (complete && sv_export_clustered(req))
+        sv_export_total_set(meta, total, total_known);
     if (complete) {
         const char *mine = json_string_value(json_object_get(meta, "status"));
         if (!self_included || !sv_export_status_terminal(mine))

@@ -1315,8 +1315,10 @@ static bool collection_exists(sv_importer *imp, const char *name)
  * the shards placed here: a target (its fixed shards, or the tenant) that
  * lives elsewhere is refused before anything is written, naming where, so
  * rows are never reported failed one by one behind an import that SUCCEEDS.
+ * What the import creates is placed here (SV_STORE_PLACE_HERE): only an
+ * existing target can be elsewhere.
  * (Imports across nodes are not built: docs/import.md "In a cluster".) */
-static int target_local(sv_importer *imp, const char *collection, const char *tenant, bool created, sv_err *err)
+static int target_local(sv_importer *imp, const char *collection, const char *tenant, sv_err *err)
 {
     char(*nodes)[65] = NULL;
     size_t n = 0;
@@ -1332,13 +1334,13 @@ static int target_local(sv_importer *imp, const char *collection, const char *te
     if (others[0] && tenant)
         rc = sv_fail(err, SV_EUNSUPPORTED,
                      "tenant '%s' of collection '%s' is on node %s, and an import writes only the shards of the "
-                     "node that runs it: post the import to node %s%s",
-                     tenant, collection, others, others, created ? " (the tenant stays)" : "");
+                     "node that runs it: post the import to node %s",
+                     tenant, collection, others, others);
     else if (others[0] && n == 1)
         rc = sv_fail(err, SV_EUNSUPPORTED,
                      "collection '%s' is on node %s, and an import writes only the shards of the node that runs "
-                     "it: post the import to node %s%s",
-                     collection, others, others, created ? " without createCollection (the collection stays)" : "");
+                     "it: post the import to node %s",
+                     collection, others, others);
     else if (others[0])
         rc = sv_fail(err, SV_EUNSUPPORTED,
                      "collection '%s' has shards on node(s) %s besides this one, and an import writes only the "
@@ -1547,14 +1549,13 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
     /* Targets: exist, or created from the export's schema. */
     for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
         imp_file *f = &r->files[i];
-        bool created = false;
         if (!collection_exists(imp, f->collection)) {
             if (!create)
                 rc = sv_fail(err, SV_EINVAL, "collection '%s' does not exist (create it, or set createCollection: "
                              "true to create it from the files' schema)", f->collection);
-            else if ((rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
-                                            json_object_get(body, "mapping"), tenant != NULL, err)) == 0)
-                created = true;
+            else
+                rc = create_from_file(imp, loc, f->key, f->collection, !json_object_get(src, "export"),
+                                      json_object_get(body, "mapping"), tenant != NULL, err);
         }
         bool mt = rc == 0 && collection_mt(imp, f->collection);
         if (rc == 0 && f->tenant[0] && !mt) {
@@ -1579,7 +1580,7 @@ int sv_importer_create(sv_importer *imp, const char *backend, json_t *body, json
             rc = sv_fail(err, SV_EINVAL, "collection '%s' is multi-tenant: name the tenant the rows of %s go to "
                          "(\"tenant\")", f->collection, f->key);
         if (rc == 0)
-            rc = target_local(imp, f->collection, mt ? f->tenant : NULL, created, err);
+            rc = target_local(imp, f->collection, mt ? f->tenant : NULL, err);
     }
     if (rc) {
         run_free(r);

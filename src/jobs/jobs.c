@@ -188,7 +188,7 @@ static int load_one(const char *key, const char *val, size_t len, int64_t rev, v
     copy_str(r->schedule, sizeof r->schedule, jstr(o, "schedule"));
     copy_str(r->link, sizeof r->link, jstr(o, "link"));
     copy_str(r->node, sizeof r->node, jstr(o, "node"));
-    if (r->node[0] && strcmp(r->node, j->node) && strcmp(sv_catalog_driver_name(j->cat), "embedded")) {
+    if (r->node[0] && strcmp(r->node, j->node) && sv_catalog_shared(j->cat)) {
         /* another node's job (a cluster shares the catalog): that node
          * lists, runs, resumes and prunes it; a copy here would only go
          * stale */

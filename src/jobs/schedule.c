@@ -324,7 +324,7 @@ static int load_one(const char *key, const char *val, size_t len, int64_t rev, v
     /* In a cluster a schedule runs on the node that made it, once: the
      * others leave its record alone (no duplicate runs). */
     const char *owner = json_string_value(json_object_get(o, "node"));
-    if (owner && *owner && strcmp(owner, j->node) && strcmp(sv_catalog_driver_name(j->cat), "embedded")) {
+    if (owner && *owner && strcmp(owner, j->node) && sv_catalog_shared(j->cat)) {
         json_decref(o);
         return 0;
     }

@@ -203,19 +203,21 @@ int sv_maint_desc_init(sv_maintenance *m, sv_err *err)
     return 0;
 }
 
+void sv_maint_desc_recheck_locked(sv_maintenance *m)
+{
+    if ((m->desc_state == DESC_UNADOPTED || m->desc_state == DESC_FOREIGN) && sv_now_ms() - m->desc_checked_ms >= 1000) {
+        m->desc_checked_ms = sv_now_ms();
+        sv_maint_desc_init(m, NULL);
+    }
+}
+
 int sv_maint_guard(void *ud, sv_err *err)
 {
     sv_maintenance *m = ud;
     pthread_mutex_lock(&m->mu);
     if (m->desc_state == DESC_UNKNOWN)
         sv_maint_desc_init(m, NULL);
-    /* In a cluster another node's rebuild adopts the location for all (the
-     * catalog is shared): a node that refused writes reads again, at most
-     * once a second, instead of needing a rebuild of its own. */
-    if ((m->desc_state == DESC_UNADOPTED || m->desc_state == DESC_FOREIGN) && sv_now_ms() - m->desc_checked_ms >= 1000) {
-        m->desc_checked_ms = sv_now_ms();
-        sv_maint_desc_init(m, NULL);
-    }
+    sv_maint_desc_recheck_locked(m);
     int rc = 0;
     if (m->moving) {
         rc = sv_fail(err, SV_EUNAVAIL, "the store is moving to another location (maintenance move); retry when "

@@ -448,11 +448,7 @@ int sv_maintenance_status(sv_maintenance *m, json_t **out, sv_err *err)
         lease = json_loadb(v, len, 0, NULL);
     free(v);
     pthread_mutex_lock(&m->mu);
-    /* as the guard does: another node may have adopted the location */
-    if ((m->desc_state == DESC_UNADOPTED || m->desc_state == DESC_FOREIGN) && sv_now_ms() - m->desc_checked_ms >= 1000) {
-        m->desc_checked_ms = sv_now_ms();
-        sv_maint_desc_init(m, NULL);
-    }
+    sv_maint_desc_recheck_locked(m);
     json_t *agent = m->agent ? sv_maint_agent_progress(m->agent) : NULL;
     *out = json_pack("{s:s?,s:s?,s:s,s:s,s:s?,s:o,s:o,s:s?,s:I}", "storeId", m->store_id[0] ? m->store_id : NULL,
                      "locationStoreId", m->loc_store_id[0] ? m->loc_store_id : NULL, "location", m->url,

@@ -276,8 +276,6 @@ static ssize_t hold_find(sv_snapshot *s, const char *collection, const char *nam
 /* A cluster (a shared catalog): a node's holds are also catalog keys
  * snapshot-holds/<collection>/<name>/<node>, so a drop through any node sees
  * a mount on another one. With the embedded catalog the memory is enough. */
-static bool holds_shared(sv_snapshot *s) { return s->cat && strcmp(sv_catalog_driver_name(s->cat), "embedded"); }
-
 static void hold_key(sv_snapshot *s, const char *collection, const char *name, char *out, size_t n)
 {
     snprintf(out, n, "snapshot-holds/%s/%s/%s", collection, name, s->node[0] ? s->node : "-");
@@ -297,7 +295,7 @@ int sv_snapshot_hold(sv_snapshot *s, const char *collection, const char *name, s
     } else {
         char key[600];
         hold_key(s, collection, name, key, sizeof key);
-        if (holds_shared(s) && (rc = sv_catalog_put(s->cat, key, "1", 1, 0, err)) != 0)
+        if (sv_catalog_shared(s->cat) && (rc = sv_catalog_put(s->cat, key, "1", 1, 0, err)) != 0)
             sv_err_wrap(err, "recording the mount in the cluster's catalog");
         if (rc == 0) {
             snprintf(s->holds[s->nholds].key, sizeof s->holds[0].key, "%s/%s", collection, name);
@@ -317,7 +315,7 @@ void sv_snapshot_unhold(sv_snapshot *s, const char *collection, const char *name
         char key[600];
         hold_key(s, collection, name, key, sizeof key);
         sv_err e = {0};
-        if (holds_shared(s) && sv_catalog_delete(s->cat, key, &e))
+        if (sv_catalog_shared(s->cat) && sv_catalog_delete(s->cat, key, &e))
             sv_warn("mount not cleared in the catalog (a drop elsewhere stays refused)", "key=%s error=\"%s\"", key,
                     e.msg);
     }
@@ -421,7 +419,7 @@ int sv_snapshot_drop(sv_snapshot *s, const char *collection, const char *name, s
                          "snapshot '%s' of collection '%s' is mounted; unmount it first (DELETE "
                          "/v1/collections/%s/snapshots/%s/mount)",
                          name, collection, collection, name);
-        else if (holds_shared(s)) {
+        else if (sv_catalog_shared(s->cat)) {
             char prefix[600];
             snprintf(prefix, sizeof prefix, "snapshot-holds/%s/%s/", collection, name);
             other_hold o = {.me = s->node[0] ? s->node : "-"};

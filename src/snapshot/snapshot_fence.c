@@ -56,11 +56,6 @@
 #define FENCE_SKEW_MS 30000
 #define FENCE_POLL_MS 200
 
-static bool shared(sv_snapshot *s)
-{
-    return s->cat && strcmp(sv_catalog_driver_name(s->cat), "embedded") != 0;
-}
-
 /* The GC key's holder, when held by another process and live. */
 static bool gc_key_live(sv_snapshot *s, char holder[65])
 {
@@ -82,7 +77,7 @@ static bool gc_key_live(sv_snapshot *s, char holder[65])
 int sv_snap_fence_writer_begin(sv_snapshot *s, char key[200], sv_err *err)
 {
     key[0] = '\0';
-    if (!shared(s))
+    if (!sv_catalog_shared(s->cat))
         return 0;
     static atomic_llong seq;
     char k[200];
@@ -186,7 +181,7 @@ static int scan_writer(const char *key, const char *val, size_t len, int64_t rev
 int sv_snap_fence_gc_begin(sv_snapshot *s, sv_snap_fence *f, sv_err *err)
 {
     *f = (sv_snap_fence){0};
-    if (!shared(s))
+    if (!sv_catalog_shared(s->cat))
         return 0;
     char *v = NULL;
     size_t len = 0;

@@ -191,7 +191,7 @@ int sv_store_create_collection_ex(sv_store *st, const char *json, size_t len, un
     }
     char (*nodes)[65] = c->schema->multi_tenancy ? NULL : calloc(c->nshards + 1, sizeof *nodes);
     if (!c->schema->multi_tenancy)
-        rc = nodes ? store_place_ex(st, c->nshards, flags, nodes, err) : store_oom(err);
+        rc = nodes ? store_place(st, c->nshards, flags, nodes, err) : store_oom(err);
     for (size_t i = 0; rc == 0 && nodes && i < c->nshards; i++)
         snprintf(c->shards[i]->node, sizeof c->shards[i]->node, "%s", nodes[i]);
     free(nodes);

@@ -23,19 +23,9 @@ int store_not_local(const sv_store *st, const collection *c, const shard *s, sv_
                    c->schema->multi_tenancy ? "tenant" : "shard", s->name, c->name, s->node, st->node);
 }
 
-int store_place_ex(sv_store *st, size_t n, unsigned flags, char (*out)[65], sv_err *err)
+int store_place(sv_store *st, size_t n, unsigned flags, char (*out)[65], sv_err *err)
 {
-    if ((flags & SV_STORE_PLACE_HERE) && atomic_load(&st->placement)) {
-        for (size_t i = 0; i < n; i++)
-            snprintf(out[i], 65, "%s", st->node);
-        return 0;
-    }
-    return store_place(st, n, out, err);
-}
-
-int store_place(sv_store *st, size_t n, char (*out)[65], sv_err *err)
-{
-    if (!atomic_load(&st->placement) || !st->placer.place) {
+    if ((flags & SV_STORE_PLACE_HERE) || !atomic_load(&st->placement) || !st->placer.place) {
         for (size_t i = 0; i < n; i++)
             snprintf(out[i], sizeof out[i], "%s", st->node);
         return 0;

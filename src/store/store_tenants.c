@@ -186,7 +186,7 @@ int sv_store_add_tenants_ex(sv_store *st, const char *collection_name, json_t *b
     if (rc == 0 && (!conds || !ops || !keys || !vals || !nodes))
         rc = store_oom(err);
     if (rc == 0)
-        rc = store_place_ex(st, n, flags, nodes, err);
+        rc = store_place(st, n, flags, nodes, err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
         pthread_rwlock_rdlock(&c->tenants_lock);

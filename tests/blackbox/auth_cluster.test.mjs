@@ -8,19 +8,10 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startServer, tempDir } from './lib/server.mjs';
 import { startEtcd } from './lib/etcd.mjs';
+import { until } from './lib/maintenance.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const as = (srv, key, method, p, body) => srv.req(method, p, body, key ? { authorization: `Bearer ${key}` } : {});
-
-async function until(what, fn, ms = 20000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 test('a cluster shares its API keys: made on one node, usable on all; role changes, rotations and revocations reach every node', async () => {
   const etcd = await startEtcd();

@@ -195,6 +195,13 @@ int sv_export_decide_abort(sv_export *ex, const char *backend, const char *id, c
  * coordinator died before deciding): its status from the decision record,
  * FAILED (or CANCELED) with the reason. SV_ENOTFOUND if there is none. */
 int sv_export_decision_status(sv_export *ex, const char *backend, const char *id, json_t **out);
+/* objectsTotal across nodes: each node's status document carries its part.
+ * total_add adds doc's (doc may be NULL: then the total is not known);
+ * total_set writes the sum into meta, or drops it while a part is unknown. */
+void sv_export_total_add(json_t *doc, int64_t *total, bool *known);
+void sv_export_total_set(json_t *meta, int64_t total, bool known);
+/* objectsExported and bytesWritten summed over a shardStatus object. */
+void sv_export_shard_sums(json_t *shard_status, int64_t *rows, int64_t *bytes);
 /* Watches export id until its metadata is final (marking nodes lost after
  * the others ended), then finishes job (may be NULL; taken over). */
 void sv_export_watch_add(sv_export *ex, int backend, const char *id, sv_job *job);

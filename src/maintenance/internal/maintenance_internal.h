@@ -94,6 +94,11 @@ struct sv_maintenance {
 
 /* descriptor.c */
 int sv_maint_desc_init(sv_maintenance *m, sv_err *err); /* reads/creates; sets desc_state (m->mu held) */
+/* Refused (unadopted, foreign): reads the descriptors again, at most once a
+ * second. In a cluster another node's rebuild adopts the location for every
+ * node (the catalog is shared), so no node needs a rebuild of its own.
+ * m->mu held. */
+void sv_maint_desc_recheck_locked(sv_maintenance *m);
 int sv_maint_guard(void *ud, sv_err *err); /* sv_snapshot_hooks.before_write */
 /* Conditional create of store.json (HEAD then PUT where unsupported). */
 int sv_maint_create_descriptor(sv_location *loc, const char *text, sv_err *err);

@@ -193,10 +193,9 @@ int store_load_collection(sv_store *st, const char *key, const char *val, size_t
 
 /* True when this node serves the shard (always without placement). */
 bool store_shard_local(const sv_store *st, const shard *s);
-/* Chooses an owner for each of n new shards (this node without a placer). */
-int store_place(sv_store *st, size_t n, char (*out)[65], sv_err *err);
-/* The same, or every one on this node with SV_STORE_PLACE_HERE (placement on). */
-int store_place_ex(sv_store *st, size_t n, unsigned flags, char (*out)[65], sv_err *err);
+/* Chooses an owner for each of n new shards: this node without a placer or
+ * with SV_STORE_PLACE_HERE in flags, else the placer's choice. */
+int store_place(sv_store *st, size_t n, unsigned flags, char (*out)[65], sv_err *err);
 /* A shard owned elsewhere: SV_EUNAVAIL naming the owner. */
 int store_not_local(const sv_store *st, const collection *c, const shard *s, sv_err *err);
 
